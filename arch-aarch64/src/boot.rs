@@ -1,0 +1,287 @@
+//! Entry: the arm64 Image header, the boot paths of the primary and secondary CPUs, the EL2
+//! identity map, and the exception vectors with the guest save/restore path.
+
+use core::arch::global_asm;
+
+use tantalum_aarch64::descriptors::{el2_identity_map, El2Table, MAIR_EL2_VALUE};
+use tantalum_core::bootimage::{BOOT_INFO_VERSION, STACK_SIZE};
+use tantalum_core::config::MAX_CPUS;
+
+/// The hypervisor's EL2 translation table: devices in the first GiB, RAM in the next three
+/// (QEMU virt and most boards with RAM at 1 GiB). Read by the MMU from the first instruction on.
+#[unsafe(no_mangle)]
+static EL2_L1: El2Table = el2_identity_map(3);
+
+/// Size of the frame the vectors push for a guest exit: x0..x30, ELR_EL2, SPSR_EL2, padding.
+pub const GUEST_FRAME_SIZE: usize = 34 * 8;
+
+/// Bytes of the primary CPU's boot stack (in bss: the primary never gets a runtime slot).
+const BOOT_STACK_SIZE: usize = 64 * 1024;
+
+#[repr(C, align(16))]
+struct BootStack([u8; BOOT_STACK_SIZE]);
+
+#[unsafe(no_mangle)]
+static mut BOOT_STACK: BootStack = BootStack([0; BOOT_STACK_SIZE]);
+
+/// TCR_EL2: T0SZ = 25 (39-bit VA), 4 KiB granule, write-back inner-shareable walks, 40-bit PA,
+/// RES1 bits 31 and 23.
+const TCR_EL2_VALUE: u64 = 25 | (1 << 8) | (1 << 10) | (3 << 12) | (0b010 << 16) | (1 << 23) | (1 << 31);
+/// SCTLR_EL2: MMU, data and instruction caches, stack alignment check; RES1 bits.
+const SCTLR_EL2_VALUE: u64 = 0x30c5_0830 | (1 << 0) | (1 << 2) | (1 << 3) | (1 << 12);
+
+global_asm!(
+    r#"
+.section .text.head, "ax"
+.global _start
+_start:
+    // arm64 Image header (Documentation/arch/arm64/booting.rst).
+    b       primary_entry           // code0
+    .word   0                       // code1
+    .quad   0x80000                 // text_offset
+    .quad   __image_size            // image_size: patched by the build to cover the payload
+    .quad   0x2                     // flags: little-endian, 4 KiB pages, 2 MiB-aligned base
+    .quad   0, 0, 0                 // reserved
+    .ascii  "ARM\x64"               // magic
+    .word   0                       // reserved (PE header offset)
+    // BootInfo (tantalum_core::bootimage), filled in by the build.
+    .ascii  "TANTALUM"
+    .word   {boot_info_version}
+    .word   0
+    .quad   0, 0, 0, 0, 0
+
+.text
+primary_entry:
+    // First thing: PMU event counter 0 counts retired instructions at every EL (INST_RETIRED
+    // with NSH), from zero, so benchmarks can measure boot from here.
+    mov     x1, #0x8
+    movk    x1, #0x800, lsl #16
+    msr     pmevtyper0_el0, x1
+    mov     x1, #1
+    msr     pmcntenset_el0, x1
+    mrs     x1, pmcr_el0
+    orr     x1, x1, #3
+    msr     pmcr_el0, x1
+    isb
+    mov     x19, x0                 // firmware DTB
+    mrs     x1, CurrentEL
+    cmp     x1, #(2 << 2)
+    b.ne    not_el2
+    adrp    x1, BOOT_STACK
+    add     x1, x1, :lo12:BOOT_STACK
+    add     x1, x1, #{boot_stack_size}
+    mov     sp, x1
+    // Zero bss (16-byte aligned by the linker script). BOOT_STACK is part of it, but nothing
+    // has been pushed yet.
+    adrp    x1, __bss_start
+    add     x1, x1, :lo12:__bss_start
+    adrp    x2, __bss_end
+    add     x2, x2, :lo12:__bss_end
+1:  cmp     x1, x2
+    b.hs    2f
+    stp     xzr, xzr, [x1], #16
+    b       1b
+2:  bl      el2_setup
+    mov     x0, x19
+    bl      primary_main
+    b       park_forever
+
+// Secondary CPUs arrive here from PSCI CPU_ON with x0 = their board CPU index.
+.global secondary_entry
+secondary_entry:
+    mov     x19, x0
+    cmp     x0, #{max_cpus}
+    b.hs    park_forever
+    // sp = runtime base + (index + 1) * STACK_SIZE, runtime base = _start + image_size (page aligned)
+    adr     x1, _start
+    ldr     x2, [x1, #16]
+    add     x2, x1, x2
+    add     x2, x2, #0xfff
+    and     x2, x2, #~0xfff
+    add     x3, x0, #1
+    mov     x4, #{stack_size}
+    madd    x2, x3, x4, x2
+    mov     sp, x2
+    bl      el2_setup
+    mov     x0, x19
+    bl      secondary_main
+    b       park_forever
+
+// MMU, caches and vectors for EL2. Clobbers x0-x3.
+el2_setup:
+    adr     x0, el2_vectors
+    msr     vbar_el2, x0
+    ldr     x0, ={mair}
+    msr     mair_el2, x0
+    ldr     x0, ={tcr}
+    msr     tcr_el2, x0
+    adrp    x0, EL2_L1
+    add     x0, x0, :lo12:EL2_L1
+    msr     ttbr0_el2, x0
+    dsb     sy
+    tlbi    alle2
+    dsb     sy
+    isb
+    ldr     x0, ={sctlr}
+    msr     sctlr_el2, x0
+    isb
+    ret
+
+not_el2:
+park_forever:
+    wfe
+    b       park_forever
+
+// Exception vectors. Exceptions taken at EL2 itself are hypervisor bugs: report and halt.
+.macro VECTOR_HYP kind
+    .balign 0x80
+    mov     x0, #\kind
+    b       hyp_exception_entry
+.endm
+.macro VECTOR_GUEST kind
+    .balign 0x80
+    sub     sp, sp, #{frame}
+    stp     x0, x1, [sp, #0]
+    mov     x1, #\kind
+    b       guest_exit_entry
+.endm
+
+.balign 0x800
+el2_vectors:
+    VECTOR_HYP 0      // current EL, SP0: sync
+    VECTOR_HYP 1
+    VECTOR_HYP 2
+    VECTOR_HYP 3
+    VECTOR_HYP 0      // current EL, SPx: sync
+    VECTOR_HYP 1      // irq
+    VECTOR_HYP 2      // fiq
+    VECTOR_HYP 3      // serror
+    VECTOR_GUEST 0    // lower EL, AArch64: sync
+    VECTOR_GUEST 1    // irq
+    VECTOR_GUEST 2    // fiq
+    VECTOR_GUEST 3    // serror
+    VECTOR_GUEST 4    // lower EL, AArch32 (never enabled: HCR_EL2.RW = 1)
+    VECTOR_GUEST 4
+    VECTOR_GUEST 4
+    VECTOR_GUEST 4
+
+hyp_exception_entry:
+    mrs     x1, esr_el2
+    mrs     x2, elr_el2
+    mrs     x3, far_el2
+    bl      hyp_exception
+    b       park_forever
+
+// x0, x1 already saved at [sp]; x1 = kind.
+guest_exit_entry:
+    stp     x2, x3, [sp, #16]
+    stp     x4, x5, [sp, #32]
+    stp     x6, x7, [sp, #48]
+    stp     x8, x9, [sp, #64]
+    stp     x10, x11, [sp, #80]
+    stp     x12, x13, [sp, #96]
+    stp     x14, x15, [sp, #112]
+    stp     x16, x17, [sp, #128]
+    stp     x18, x19, [sp, #144]
+    stp     x20, x21, [sp, #160]
+    stp     x22, x23, [sp, #176]
+    stp     x24, x25, [sp, #192]
+    stp     x26, x27, [sp, #208]
+    stp     x28, x29, [sp, #224]
+    mrs     x2, elr_el2
+    stp     x30, x2, [sp, #240]
+    mrs     x2, spsr_el2
+    str     x2, [sp, #256]
+    mov     x0, sp
+    bl      guest_exit
+    // fall through: resume the guest from the (possibly updated) frame at sp
+
+.global guest_resume
+guest_resume:
+    ldp     x30, x2, [sp, #240]
+    msr     elr_el2, x2
+    ldr     x2, [sp, #256]
+    msr     spsr_el2, x2
+    ldp     x2, x3, [sp, #16]
+    ldp     x4, x5, [sp, #32]
+    ldp     x6, x7, [sp, #48]
+    ldp     x8, x9, [sp, #64]
+    ldp     x10, x11, [sp, #80]
+    ldp     x12, x13, [sp, #96]
+    ldp     x14, x15, [sp, #112]
+    ldp     x16, x17, [sp, #128]
+    ldp     x18, x19, [sp, #144]
+    ldp     x20, x21, [sp, #160]
+    ldp     x22, x23, [sp, #176]
+    ldp     x24, x25, [sp, #192]
+    ldp     x26, x27, [sp, #208]
+    ldp     x28, x29, [sp, #224]
+    ldp     x0, x1, [sp, #0]
+    add     sp, sp, #{frame}
+    eret
+
+// enter_guest(frame: *const GuestFrame, stack_top: u64) -> !
+// Copies the frame to the top of this CPU's stack, dropping everything below, and resumes it.
+.global enter_guest
+enter_guest:
+    sub     x1, x1, #{frame}
+    mov     x2, #0
+3:  ldr     x3, [x0, x2]
+    str     x3, [x1, x2]
+    add     x2, x2, #8
+    cmp     x2, #{frame}
+    b.lo    3b
+    mov     sp, x1
+    b       guest_resume
+"#,
+    boot_info_version = const BOOT_INFO_VERSION,
+    boot_stack_size = const BOOT_STACK_SIZE,
+    max_cpus = const MAX_CPUS,
+    stack_size = const STACK_SIZE,
+    mair = const MAIR_EL2_VALUE,
+    tcr = const TCR_EL2_VALUE,
+    sctlr = const SCTLR_EL2_VALUE,
+    frame = const GUEST_FRAME_SIZE,
+);
+
+/// A guest's general-purpose registers and return state, as the vectors save them.
+#[repr(C)]
+#[derive(Clone, Debug, Default)]
+pub struct GuestFrame {
+    pub x: [u64; 31],
+    pub elr: u64,
+    pub spsr: u64,
+    _pad: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<GuestFrame>() == GUEST_FRAME_SIZE);
+
+unsafe extern "C" {
+    fn enter_guest(frame: *const GuestFrame, stack_top: u64) -> !;
+    /// First instruction of a secondary CPU (PSCI CPU_ON entry point).
+    pub fn secondary_entry();
+    static _start: u8;
+}
+
+/// Starts running a guest from `frame` on this CPU, abandoning the current stack.
+///
+/// # Safety
+/// `stack_top` must be the top of this CPU's stack, the one the vectors use, and nothing on
+/// that stack may still be needed (no live borrows, no held locks). EL2 must be set up for the
+/// vCPU (stage 2, HCR_EL2, EL1 state).
+pub unsafe fn enter(frame: &GuestFrame, stack_top: u64) -> ! {
+    // SAFETY: the caller guarantees the stack contract; `frame` is a valid, readable frame that
+    // `enter_guest` copies before it moves sp.
+    unsafe { enter_guest(frame, stack_top) }
+}
+
+/// Address of the first byte of the hypervisor image (the Image header).
+pub fn image_start() -> usize {
+    core::ptr::addr_of!(_start) as usize
+}
+
+/// Top of the primary CPU's boot stack.
+pub fn boot_stack_top() -> u64 {
+    let base = core::ptr::addr_of!(BOOT_STACK) as u64;
+    base + BOOT_STACK_SIZE as u64
+}

@@ -1,0 +1,73 @@
+//! The hypervisor console: one UART behind a lock, whole lines at a time.
+
+use core::fmt::{self, Write};
+
+use spin::Mutex;
+use tantalum_core::console::LineSink;
+
+use crate::pl011::Pl011;
+
+static CONSOLE: Mutex<Option<Pl011>> = Mutex::new(None);
+
+/// Starts the console on the PL011 at `base`.
+///
+/// # Safety
+/// As [`Pl011::new`]: `base` is a PL011 mapped as device memory that nothing else drives.
+pub unsafe fn init(base: usize) {
+    // SAFETY: forwarded contract.
+    *CONSOLE.lock() = Some(unsafe { Pl011::new(base) });
+}
+
+/// Writes `tantalum: <message>\n` as one line.
+pub fn print_line(args: fmt::Arguments<'_>) {
+    if let Some(uart) = CONSOLE.lock().as_mut() {
+        let _ = uart.write_str("tantalum: ");
+        let _ = uart.write_fmt(args);
+        let _ = uart.write_str("\n");
+    }
+}
+
+/// Writes a line for the panic path even if a CPU died holding the lock.
+pub fn print_line_forced(args: fmt::Arguments<'_>) {
+    let mut guard = CONSOLE.try_lock();
+    for _ in 0..1_000_000 {
+        if guard.is_some() {
+            break;
+        }
+        core::hint::spin_loop();
+        guard = CONSOLE.try_lock();
+    }
+    match guard {
+        Some(mut g) => {
+            if let Some(uart) = g.as_mut() {
+                let _ = uart.write_fmt(format_args!("tantalum: {args}\n"));
+            }
+        }
+        None => {
+            // SAFETY: the holder is stuck; the system is going down and this is its last word.
+            unsafe { CONSOLE.force_unlock() };
+            print_line(args);
+        }
+    }
+}
+
+/// Console lines from partitions: `[name] text`.
+pub struct PartitionSink;
+
+impl LineSink for PartitionSink {
+    fn write_line(&mut self, prefix: &str, text: &[u8]) {
+        if let Some(uart) = CONSOLE.lock().as_mut() {
+            uart.write_byte(b'[');
+            uart.write_bytes(prefix.as_bytes());
+            uart.write_bytes(b"] ");
+            uart.write_bytes(text);
+            uart.write_bytes(b"\n");
+        }
+    }
+}
+
+/// `info!("...")`: one hypervisor console line.
+macro_rules! info {
+    ($($arg:tt)*) => { $crate::console::print_line(format_args!($($arg)*)) };
+}
+pub(crate) use info;

@@ -1,0 +1,117 @@
+//! VMSAv8-64 translation-table descriptors (4 KiB granule): stage 2 for partitions, and the
+//! hypervisor's own EL2 stage 1.
+
+use tantalum_core::addr::HostPhys;
+use tantalum_core::stage2::{Format, MapAttrs, ENTRIES};
+
+const VALID: u64 = 1 << 0;
+/// Bit 1: table (levels 0-2) or page (level 3); clear for a block.
+const TABLE_OR_PAGE: u64 = 1 << 1;
+const AF: u64 = 1 << 10;
+const SH_INNER: u64 = 0b11 << 8;
+const ADDR_MASK: u64 = 0x0000_FFFF_FFFF_F000;
+
+/// Stage-2 MemAttr[5:2]: Normal, outer and inner write-back.
+const S2_MEMATTR_NORMAL_WB: u64 = 0b1111 << 2;
+/// Stage-2 MemAttr[5:2]: Device-nGnRE.
+const S2_MEMATTR_DEVICE: u64 = 0b0001 << 2;
+const S2AP_READ: u64 = 1 << 6;
+const S2AP_WRITE: u64 = 1 << 7;
+/// Stage-2 XN[54:53] = 0b10: not executable at EL1 or EL0.
+const S2_XN: u64 = 0b10 << 53;
+
+/// The stage-2 descriptor format (Arm ARM D8.3, "VMSAv8-64 translation table format").
+#[derive(Debug)]
+pub struct Stage2Format;
+
+impl Format for Stage2Format {
+    fn block_allowed(level: usize) -> bool {
+        level == 1 || level == 2
+    }
+
+    fn table(table: HostPhys) -> u64 {
+        (table.as_u64() & ADDR_MASK) | TABLE_OR_PAGE | VALID
+    }
+
+    fn leaf(level: usize, pa: HostPhys, attrs: MapAttrs) -> u64 {
+        let kind = if level == 3 { TABLE_OR_PAGE | VALID } else { VALID };
+        let memattr = if attrs.device { S2_MEMATTR_DEVICE } else { S2_MEMATTR_NORMAL_WB | SH_INNER };
+        let read = if attrs.read { S2AP_READ } else { 0 };
+        let write = if attrs.write { S2AP_WRITE } else { 0 };
+        let xn = if attrs.execute && !attrs.device { 0 } else { S2_XN };
+        (pa.as_u64() & ADDR_MASK) | kind | memattr | read | write | AF | xn
+    }
+
+    fn is_valid(desc: u64) -> bool {
+        desc & VALID != 0
+    }
+
+    fn next_table(level: usize, desc: u64) -> Option<HostPhys> {
+        let is_table = level < 3 && desc & (VALID | TABLE_OR_PAGE) == (VALID | TABLE_OR_PAGE);
+        is_table.then_some(HostPhys(desc & ADDR_MASK))
+    }
+}
+
+/// MAIR_EL2 index of normal write-back memory.
+pub const MAIR_IDX_NORMAL: u64 = 0;
+/// MAIR_EL2 index of Device-nGnRnE memory.
+pub const MAIR_IDX_DEVICE: u64 = 1;
+/// MAIR_EL2 value: attr0 = Normal WB RA/WA (0xff), attr1 = Device-nGnRnE (0x00).
+pub const MAIR_EL2_VALUE: u64 = 0xff;
+
+/// A level-1 table of the hypervisor's EL2 identity map: 1 GiB blocks, 39-bit VA.
+#[repr(C, align(4096))]
+#[derive(Debug)]
+pub struct El2Table(pub [u64; ENTRIES]);
+
+/// Stage-1 (EL2) block descriptor XN bit.
+const S1_XN: u64 = 1 << 54;
+
+/// The EL2 identity map: the first GiB (devices on QEMU virt) as device memory, the next
+/// `ram_gib` GiB as normal memory. Built at compile time so the MMU can go on before Rust runs.
+pub const fn el2_identity_map(ram_gib: usize) -> El2Table {
+    let mut table = [0u64; ENTRIES];
+    table[0] = VALID | AF | (MAIR_IDX_DEVICE << 2) | S1_XN;
+    let mut i = 1;
+    while i <= ram_gib && i < ENTRIES {
+        table[i] = ((i as u64) << 30) | VALID | AF | SH_INNER | (MAIR_IDX_NORMAL << 2);
+        i += 1;
+    }
+    El2Table(table)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stage2_ram_block_and_page() {
+        let block = Stage2Format::leaf(1, HostPhys(0x4000_0000), MapAttrs::RAM);
+        assert_eq!(block, 0x4000_0000 | 0x7fd);
+        let page = Stage2Format::leaf(3, HostPhys(0x4200_1000), MapAttrs::RAM);
+        assert_eq!(page, 0x4200_1000 | 0x7ff);
+        assert!(Stage2Format::next_table(3, page).is_none());
+        assert!(Stage2Format::next_table(1, block).is_none());
+    }
+
+    #[test]
+    fn stage2_read_only_device_and_table() {
+        let ro = MapAttrs { write: false, ..MapAttrs::RAM };
+        assert_eq!(Stage2Format::leaf(3, HostPhys(0x1000), ro) & (S2AP_READ | S2AP_WRITE), S2AP_READ);
+        let dev = MapAttrs { device: true, execute: false, ..MapAttrs::RAM };
+        let d = Stage2Format::leaf(3, HostPhys(0x900_0000), dev);
+        assert_eq!(d & (0xf << 2), S2_MEMATTR_DEVICE);
+        assert_eq!(d & S2_XN, S2_XN);
+        let t = Stage2Format::table(HostPhys(0x4010_2000));
+        assert_eq!(Stage2Format::next_table(0, t), Some(HostPhys(0x4010_2000)));
+    }
+
+    #[test]
+    fn el2_map_covers_devices_and_ram() {
+        let t = el2_identity_map(3);
+        assert_eq!(t.0[0] & S1_XN, S1_XN);
+        assert_eq!(t.0[1] & ADDR_MASK, 1 << 30);
+        assert_eq!(t.0[3] & ADDR_MASK, 3 << 30);
+        assert_eq!(t.0[4], 0);
+    }
+}

@@ -1,0 +1,96 @@
+//! Per-CPU EL2 state for running a vCPU, and the cache/TLB maintenance it needs.
+
+use core::arch::asm;
+
+use aarch64_cpu::registers::*;
+use tantalum_aarch64::regs;
+use tock_registers::interfaces::{Readable, Writeable};
+
+/// Prepares this CPU's EL2 controls to run one vCPU of the partition with `vmid` and stage-2
+/// root `root`, as vCPU number `vcpu_index`.
+///
+/// # Safety
+/// `root` must be a complete stage-2 table for this partition, kept alive while the partition
+/// runs; no guest may be running on this CPU.
+pub unsafe fn configure_vcpu(vmid: u8, root: u64, vcpu_index: u64) {
+    let pmu_counters = (pmcr_el0() >> 11) & 0x1f;
+    VTCR_EL2.set(regs::vtcr_el2());
+    VTTBR_EL2.set(regs::vttbr_el2(vmid, root));
+    HCR_EL2.set(regs::hcr_el2());
+    MDCR_EL2.set(regs::mdcr_el2(pmu_counters));
+    CNTHCTL_EL2.set(regs::cnthctl_el2());
+    CNTVOFF_EL2.set(0);
+    CPTR_EL2.set(regs::CPTR_EL2_VALUE);
+    VMPIDR_EL2.set(regs::vmpidr_el2(vcpu_index));
+    let midr = MIDR_EL1.get();
+    // SAFETY: VPIDR_EL2 and HSTR_EL2 only change what the guest reads as its MIDR and which
+    // AArch32 CP15 accesses trap; neither affects the hypervisor.
+    unsafe {
+        asm!("msr vpidr_el2, {}", "msr hstr_el2, xzr", in(reg) midr, options(nostack));
+    }
+    aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
+    // Stale translations of this VMID from a previous run of the partition must go.
+    // SAFETY: invalidating TLB entries is always safe; VTTBR_EL2 selects the VMID.
+    unsafe { asm!("dsb ishst", "tlbi vmalls12e1is", "dsb ish", "isb", options(nostack)) };
+}
+
+fn pmcr_el0() -> u64 {
+    let v: u64;
+    // SAFETY: reading PMCR_EL0 at EL2 has no side effects.
+    unsafe { asm!("mrs {}, pmcr_el0", out(reg) v, options(nomem, nostack)) };
+    v
+}
+
+/// Puts the EL1 system registers a guest can see back to their reset values, so that a
+/// restarted partition starts as from power-on (MMU off, no vectors, timers off).
+pub fn reset_el1_state() {
+    SCTLR_EL1.set(regs::SCTLR_EL1_RESET);
+    TCR_EL1.set(0);
+    TTBR0_EL1.set(0);
+    TTBR1_EL1.set(0);
+    MAIR_EL1.set(0);
+    AMAIR_EL1.set(0);
+    VBAR_EL1.set(0);
+    CONTEXTIDR_EL1.set(0);
+    CPACR_EL1.set(0);
+    CNTKCTL_EL1.set(0);
+    CNTV_CTL_EL0.set(0);
+    CNTV_CVAL_EL0.set(0);
+    TPIDR_EL0.set(0);
+    TPIDR_EL1.set(0);
+    TPIDRRO_EL0.set(0);
+    SP_EL0.set(0);
+    SP_EL1.set(0);
+    ELR_EL1.set(0);
+    SPSR_EL1.set(0);
+    ESR_EL1.set(0);
+    FAR_EL1.set(0);
+    AFSR0_EL1.set(0);
+    AFSR1_EL1.set(0);
+    PAR_EL1.set(0);
+    MDSCR_EL1.set(0);
+}
+
+/// Cleans and invalidates `[start, start + len)` to the point of coherency, so that a guest
+/// that starts with its MMU (and so its caches) off sees what the hypervisor wrote.
+pub fn clean_to_poc(start: usize, len: usize) {
+    const LINE: usize = 64;
+    let mut addr = start & !(LINE - 1);
+    while addr < start + len {
+        // SAFETY: DC CIVAC on a mapped address only moves data between cache and memory.
+        unsafe { asm!("dc civac, {}", in(reg) addr, options(nostack)) };
+        addr += LINE;
+    }
+    // SAFETY: barriers and I-cache invalidation have no memory-safety effect.
+    unsafe { asm!("dsb sy", "ic iallu", "dsb sy", "isb", options(nostack)) };
+}
+
+/// This CPU's affinity (MPIDR_EL1 Aff3..Aff0, without the flag bits).
+pub fn current_mpidr() -> u64 {
+    MPIDR_EL1.get() & 0xff_00ff_ffff
+}
+
+/// The physical counter and its frequency.
+pub fn counter() -> (u64, u64) {
+    (CNTPCT_EL0.get(), CNTFRQ_EL0.get())
+}

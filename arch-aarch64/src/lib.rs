@@ -1,0 +1,8 @@
+//! Tantalum's aarch64 mechanism: the parts that are plain arithmetic (descriptor formats,
+//! register values, exception decoding) live here and are tested on the host; the binary
+//! (`main.rs`) adds what touches the hardware.
+#![cfg_attr(not(test), no_std)]
+
+pub mod descriptors;
+pub mod esr;
+pub mod regs;

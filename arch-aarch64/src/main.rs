@@ -1,0 +1,166 @@
+//! The Tantalum hypervisor for aarch64 (EL2): boot, partition set-up and the vCPU exit loop.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+mod boot;
+mod console;
+mod el2;
+mod firmware;
+mod heap;
+mod memory;
+mod pl011;
+mod system;
+mod vcpu;
+
+use tantalum_core::addr::{align_up, HostPhys, HostRange, PAGE_SIZE};
+use tantalum_core::bootimage::{runtime_reserve, BootInfo, HEAP_SIZE, IMAGE_SIZE_OFFSET, STACK_SIZE};
+use tantalum_core::config::{self, BuildFacts, MAX_CPUS};
+
+use crate::console::info;
+use crate::system::System;
+
+/// What the boot image header says about where things are.
+struct Layout {
+    image: HostRange,
+    info: BootInfo,
+    /// Start of the per-CPU stacks, then the heap.
+    runtime_base: u64,
+}
+
+fn read_layout() -> Option<Layout> {
+    let start = boot::image_start();
+    // SAFETY: the Image header and BootInfo are the first 120 bytes of our own loaded image.
+    let head = unsafe { core::slice::from_raw_parts(start as *const u8, 128) };
+    let image_size = u64::from_le_bytes(head[IMAGE_SIZE_OFFSET..IMAGE_SIZE_OFFSET + 8].try_into().ok()?);
+    let info = BootInfo::decode(head, image_size).ok()?;
+    let runtime_base = align_up(start as u64 + image_size, PAGE_SIZE)?;
+    Some(Layout { image: HostRange::new(HostPhys(start as u64), image_size), info, runtime_base })
+}
+
+/// Rust entry of the boot CPU, MMU on, on the boot stack. `fw_dtb` is the firmware's DTB.
+#[unsafe(no_mangle)]
+extern "C" fn primary_main(fw_dtb: u64) -> ! {
+    let Some(layout) = read_layout() else {
+        // No console without BootInfo: nothing sensible to say. Power off so a test ends.
+        firmware::system_off();
+    };
+    // SAFETY: the build tool put the config's console UART base in BootInfo; the EL2 identity
+    // map covers it as device memory and only the hypervisor drives it.
+    unsafe { console::init(layout.info.console_base as usize) };
+    info!("Tantalum {} (aarch64) at EL2, image at {}, firmware DTB at {fw_dtb:#x}", env!("CARGO_PKG_VERSION"), layout.image);
+
+    let heap_start = layout.runtime_base + MAX_CPUS as u64 * STACK_SIZE;
+    // SAFETY: the stacks and heap after the image lie in the hypervisor's own memory, which the
+    // config check reserves (boot_image + runtime_reserve), and nothing else uses them.
+    unsafe { heap::init(heap_start as usize, HEAP_SIZE as usize) };
+
+    let payload_start = layout.image.start.as_u64() + layout.info.payload_offset;
+    // SAFETY: BootInfo::decode checked that the payload lies inside the loaded image, which
+    // stays mapped and unmodified for the life of the hypervisor.
+    let payload: &'static [u8] =
+        unsafe { core::slice::from_raw_parts(payload_start as *const u8, layout.info.payload_size as usize) };
+    let dtb = &payload[layout.info.dtb_offset as usize..(layout.info.dtb_offset + layout.info.dtb_size) as usize];
+
+    let footprint = HostRange::new(layout.image.start, layout.image.size + runtime_reserve(MAX_CPUS as u64));
+    let facts = BuildFacts { boot_image: Some(footprint), payload_size: Some(layout.info.payload_size) };
+    let config = match config::parse(dtb).and_then(|c| config::validate(&c, &facts).map(|()| c)) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in &errors {
+                info!("config error: {e}");
+            }
+            info!("the system DTB is invalid ({} errors): halting", errors.len());
+            firmware::system_off();
+        }
+    };
+
+    let me = el2::current_mpidr();
+    let Some(my_index) = config.board.cpus.iter().position(|c| c.hwid == me) else {
+        info!("boot CPU (MPIDR {me:#x}) is not among the board's CPUs: halting");
+        firmware::system_off();
+    };
+
+    let system = match System::new(config, payload) {
+        Ok(s) => s.install(),
+        Err((i, e)) => {
+            info!("partition {i}: {e}: halting");
+            firmware::system_off();
+        }
+    };
+    system.stack_tops[my_index].store(boot::boot_stack_top() as usize, core::sync::atomic::Ordering::Release);
+
+    let mut to_start = heapless::Vec::<usize, MAX_CPUS>::new();
+    for id in system.config.boot_sequence() {
+        let p = &system.partitions[id as usize];
+        let c = &p.config;
+        match system.load(id as usize) {
+            Ok(()) => {
+                let mib = c.memory.iter().map(|r| r.size).sum::<u64>() >> 20;
+                info!(
+                    "partition '{}': {} CPU(s), {} MiB at {}, image {} bytes verified, on-fault {}",
+                    c.name,
+                    c.cpus.len(),
+                    mib,
+                    c.memory[0].host,
+                    c.image.map_or(0, |b| b.size),
+                    c.on_fault.name()
+                );
+                system.mark_running(id as usize);
+                let _ = to_start.push(id as usize);
+            }
+            Err(e) => info!("partition '{}': {e}", c.name),
+        }
+    }
+    if to_start.is_empty() {
+        info!("no partition can run: powering off");
+        firmware::system_off();
+    }
+
+    let entry = boot::secondary_entry as *const () as u64;
+    let mut mine = None;
+    for &id in &to_start {
+        let cpu = system.partitions[id].config.cpus[0];
+        if cpu == my_index {
+            mine = Some(id);
+            continue;
+        }
+        let top = layout.runtime_base + (cpu as u64 + 1) * STACK_SIZE;
+        system.stack_tops[cpu].store(top as usize, core::sync::atomic::Ordering::Release);
+        let hwid = system.config.board.cpus[cpu].hwid;
+        if let Err(e) = firmware::cpu_on(hwid, entry, cpu as u64) {
+            info!("PSCI CPU_ON of CPU {cpu} (MPIDR {hwid:#x}) failed with {e}: partition '{}' cannot start", system.partitions[id].config.name);
+            vcpu::stop(system, id);
+        }
+    }
+    match mine {
+        Some(id) => vcpu::start(my_index, id),
+        None => vcpu::park(),
+    }
+}
+
+/// Rust entry of a secondary CPU, MMU on, on its own stack.
+#[unsafe(no_mangle)]
+extern "C" fn secondary_main(cpu: u64) -> ! {
+    let system = system::get();
+    match system.partition_on_cpu(cpu as usize) {
+        Some(id) => vcpu::start(cpu as usize, id),
+        None => vcpu::park(),
+    }
+}
+
+/// An exception taken at EL2 itself: a hypervisor bug. Report and power off.
+#[unsafe(no_mangle)]
+extern "C" fn hyp_exception(kind: u64, esr: u64, elr: u64, far: u64) -> ! {
+    console::print_line_forced(format_args!(
+        "FATAL: exception in the hypervisor (kind {kind}, ESR {esr:#x}, ELR {elr:#x}, FAR {far:#x}): halting"
+    ));
+    firmware::system_off();
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    console::print_line_forced(format_args!("FATAL: hypervisor panic: {info}"));
+    firmware::system_off();
+}

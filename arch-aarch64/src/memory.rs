@@ -1,0 +1,66 @@
+//! Access to host-physical memory through the hypervisor's identity map, and stage-2 tables
+//! allocated from the heap.
+
+use alloc::alloc::{alloc_zeroed, Layout};
+
+use tantalum_core::addr::{HostPhys, HostRange, PAGE_SIZE};
+use tantalum_core::stage2::{TableMemory, ENTRIES};
+
+/// Host-physical memory the EL2 identity map covers as normal memory (1 GiB to 4 GiB).
+pub const MAPPED_RAM: HostRange = HostRange::new(HostPhys(1 << 30), 3 << 30);
+
+/// Zeroes `range`.
+///
+/// # Safety
+/// `range` must lie inside [`MAPPED_RAM`] and belong to a stopped partition (nothing else reads
+/// or writes it meanwhile, and no Rust reference points into it).
+pub unsafe fn zero(range: HostRange) {
+    // SAFETY: forwarded contract; identity map, so the physical address is the pointer.
+    unsafe { core::ptr::write_bytes(range.start.as_u64() as *mut u8, 0, range.size as usize) };
+}
+
+/// Copies `bytes` to host-physical `dst`.
+///
+/// # Safety
+/// As [`zero`], for `[dst, dst + bytes.len())`; `bytes` must not overlap it.
+pub unsafe fn copy_to(dst: HostPhys, bytes: &[u8]) {
+    // SAFETY: forwarded contract.
+    unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), dst.as_u64() as *mut u8, bytes.len()) };
+}
+
+/// Copies from host-physical `src` into `buf`.
+///
+/// # Safety
+/// `[src, src + buf.len())` must lie inside [`MAPPED_RAM`]. Another CPU may be writing it (a
+/// guest's own memory): the bytes read may be torn, which is fine for console output.
+pub unsafe fn copy_from(src: HostPhys, buf: &mut [u8]) {
+    // SAFETY: forwarded contract; volatile reads make no assumption about concurrent writers.
+    for (i, b) in buf.iter_mut().enumerate() {
+        *b = unsafe { core::ptr::read_volatile((src.as_u64() as usize + i) as *const u8) };
+    }
+}
+
+/// Stage-2 tables allocated from the hypervisor heap (identity-mapped, so a table's address
+/// is its pointer).
+pub struct HeapTables;
+
+impl TableMemory for HeapTables {
+    fn alloc_table(&mut self) -> Option<HostPhys> {
+        let layout = Layout::from_size_align(PAGE_SIZE as usize, PAGE_SIZE as usize).ok()?;
+        // SAFETY: the layout has a non-zero size.
+        let ptr = unsafe { alloc_zeroed(layout) };
+        (!ptr.is_null()).then(|| HostPhys(ptr as u64))
+    }
+
+    fn read(&self, table: HostPhys, index: usize) -> u64 {
+        assert!(index < ENTRIES);
+        // SAFETY: `table` came from `alloc_table` (a live, 4 KiB table) and index is in bounds.
+        unsafe { core::ptr::read_volatile((table.as_u64() as *const u64).add(index)) }
+    }
+
+    fn write(&mut self, table: HostPhys, index: usize, desc: u64) {
+        assert!(index < ENTRIES);
+        // SAFETY: as in `read`.
+        unsafe { core::ptr::write_volatile((table.as_u64() as *mut u64).add(index), desc) }
+    }
+}

@@ -1,0 +1,122 @@
+//! Values of the EL2 control registers, composed from named fields. Plain arithmetic: the
+//! binary writes them, the host tests check them.
+
+use aarch64_cpu::registers::{HCR_EL2, MDCR_EL2, VTCR_EL2};
+use tock_registers::fields::FieldValue;
+
+/// Guest-physical address bits: 39 (512 GiB), walked from level 1.
+pub const IPA_BITS: u64 = 39;
+/// First stage-2 level for a 39-bit IPA space with a 4 KiB granule.
+pub const STAGE2_START_LEVEL: usize = 1;
+
+/// HCR_EL2 for a partition's vCPU: stage 2 on, EL1 is AArch64, SMC and implementation-defined
+/// or cache-by-set/way operations trapped, interrupts routed to EL2 (guests see the virtual CPU
+/// interface), barriers upgraded to inner shareable.
+pub fn hcr_el2() -> u64 {
+    let fields: FieldValue<u64, HCR_EL2::Register> = HCR_EL2::VM::Enable
+        + HCR_EL2::RW::EL1IsAarch64
+        + HCR_EL2::TSC::EnableTrapEl1SmcToEl2
+        + HCR_EL2::IMO::EnableVirtualIRQ
+        + HCR_EL2::FMO::EnableVirtualFIQ
+        + HCR_EL2::AMO::SET
+        + HCR_EL2::TACR::SET
+        + HCR_EL2::TIDCP::SET
+        + HCR_EL2::TSW::SET
+        + HCR_EL2::TLOR::SET
+        + HCR_EL2::FB::SET
+        + HCR_EL2::BSU::InnerShareable
+        + HCR_EL2::API::DisableTrapPointerAuthInstToEl2
+        + HCR_EL2::APK::DisableTrapPointerAuthKeyRegsToEl2;
+    fields.value
+}
+
+/// VTCR_EL2: 4 KiB granule, [`IPA_BITS`]-bit IPA from level 1, 40-bit output, write-back
+/// inner-shareable table walks.
+pub fn vtcr_el2() -> u64 {
+    let fields: FieldValue<u64, VTCR_EL2::Register> = VTCR_EL2::RES1::SET
+        + VTCR_EL2::T0SZ.val(64 - IPA_BITS)
+        + VTCR_EL2::SL0::Granule4KBLevel1
+        + VTCR_EL2::IRGN0::NormalWBRAWA
+        + VTCR_EL2::ORGN0::NormalWBRAWA
+        + VTCR_EL2::SH0::Inner
+        + VTCR_EL2::TG0::Granule4KB
+        + VTCR_EL2::PS::PA_40B_1TB
+        + VTCR_EL2::VS::Bits8;
+    fields.value
+}
+
+/// VTTBR_EL2 for a partition: VMID in bits 55:48, stage-2 root below.
+pub const fn vttbr_el2(vmid: u8, root: u64) -> u64 {
+    ((vmid as u64) << 48) | root
+}
+
+/// MDCR_EL2: every PMU counter stays with the guest (`pmu_counters` = PMCR_EL0.N); debug
+/// registers trap to EL2, so a partition cannot set breakpoints or watchpoints.
+pub fn mdcr_el2(pmu_counters: u64) -> u64 {
+    let fields: FieldValue<u64, MDCR_EL2::Register> =
+        MDCR_EL2::HPMN.val(pmu_counters & 0x1f) + MDCR_EL2::TDA::SET + MDCR_EL2::TDOSA::SET + MDCR_EL2::TDRA::SET;
+    fields.value
+}
+
+/// CNTHCTL_EL2: EL1 reads the physical counter freely but its physical-timer registers trap;
+/// an event stream from counter bit `EVENT_BIT` wakes WFE so that a waiting CPU re-checks
+/// its deadline.
+pub const fn cnthctl_el2() -> u64 {
+    const EL1PCTEN: u64 = 1 << 0;
+    const EVNTEN: u64 = 1 << 2;
+    const EVENT_BIT: u64 = 12; // 2^12 ticks of 62.5 MHz: every ~65 us
+    EL1PCTEN | EVNTEN | (EVENT_BIT << 4)
+}
+
+/// CPTR_EL2: no traps of FP/SIMD or trace (RES1 bits 13:12 and 9:0).
+pub const CPTR_EL2_VALUE: u64 = 0x33ff;
+
+/// SCTLR_EL1 at reset: MMU and caches off, RES1 bits set.
+pub const SCTLR_EL1_RESET: u64 = 0x30d0_0800;
+
+/// SPSR_EL2 to enter a guest: EL1h, all of DAIF masked.
+pub const SPSR_EL1H_MASKED: u64 = 0x3c5;
+
+/// VMPIDR_EL2 for vCPU `index` of a partition (bit 31 is RES1).
+pub const fn vmpidr_el2(index: u64) -> u64 {
+    (1 << 31) | (index & 0xff)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hcr_traps_what_we_need() {
+        let hcr = hcr_el2();
+        for bit in [0, 31, 19, 4, 3, 5, 22, 20, 21] {
+            assert_ne!(hcr & (1 << bit), 0, "bit {bit}");
+        }
+        // No WFI trap (a waiting guest sleeps on its own CPU), no TGE/E2H.
+        for bit in [13, 27, 34] {
+            assert_eq!(hcr & (1 << bit), 0, "bit {bit}");
+        }
+    }
+
+    #[test]
+    fn vtcr_for_39_bit_ipa() {
+        let v = vtcr_el2();
+        assert_eq!(v & 0x3f, 25);
+        assert_eq!((v >> 6) & 3, 1);
+        assert_eq!((v >> 16) & 7, 0b010);
+        assert_ne!(v & (1 << 31), 0);
+    }
+
+    #[test]
+    fn vttbr_packs_vmid() {
+        assert_eq!(vttbr_el2(3, 0x4010_0000), 0x0003_0000_4010_0000);
+    }
+
+    #[test]
+    fn mdcr_keeps_pmu_traps_debug() {
+        let m = mdcr_el2(6);
+        assert_eq!(m & 0x1f, 6);
+        assert_ne!(m & (1 << 9), 0);
+        assert_eq!(m & (1 << 6), 0);
+    }
+}

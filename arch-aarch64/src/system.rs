@@ -1,0 +1,193 @@
+//! The partitioned system at run time: built once by the primary CPU, then shared read-mostly
+//! by every CPU.
+
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+
+use sha2::{Digest, Sha256};
+use spin::{Mutex, Once};
+use tantalum_aarch64::descriptors::Stage2Format;
+use tantalum_aarch64::regs::STAGE2_START_LEVEL;
+use tantalum_core::addr::HostPhys;
+use tantalum_core::config::{Blob, PartitionConfig, SystemConfig, MAX_CPUS};
+use tantalum_core::console::LineBuffer;
+use tantalum_core::partition::PartitionState;
+use tantalum_core::stage2::{MapAttrs, MapError, Stage2};
+
+use crate::memory::{self, HeapTables, MAPPED_RAM};
+
+/// Lifecycle of a partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Status {
+    /// Refused at boot (bad image) or stopped: its CPUs are parked.
+    Stopped = 0,
+    Running = 1,
+}
+
+/// A partition's run-time state.
+pub struct Partition {
+    pub config: PartitionConfig,
+    pub vmid: u8,
+    pub stage2: Stage2,
+    pub state: Mutex<PartitionState>,
+    pub console: Mutex<LineBuffer>,
+    status: AtomicU8,
+}
+
+/// Everything the CPUs share.
+pub struct System {
+    pub config: SystemConfig,
+    pub partitions: Vec<Partition>,
+    /// The boot image payload (system DTB, partition images, guest DTBs).
+    pub payload: &'static [u8],
+    /// Partitions still running; the last one to stop powers the machine off.
+    running: AtomicUsize,
+    /// Top of each board CPU's hypervisor stack (0 until that CPU starts).
+    pub stack_tops: [AtomicUsize; MAX_CPUS],
+}
+
+static SYSTEM: Once<System> = Once::new();
+
+/// The system, once the primary CPU has built it.
+pub fn get() -> &'static System {
+    SYSTEM.get().expect("system used before boot finished")
+}
+
+/// Why a partition could not be loaded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoadError {
+    /// The blob's SHA-256 differs from the one in the system DTB.
+    HashMismatch { what: &'static str },
+    /// The blob lies outside the payload (the config checks make this unreachable).
+    OutOfBounds { what: &'static str },
+    /// Memory outside what the hypervisor can reach.
+    Unmapped,
+    Stage2(MapError),
+}
+
+impl core::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            LoadError::HashMismatch { what } => write!(f, "{what} SHA-256 does not match the system DTB: refusing it"),
+            LoadError::OutOfBounds { what } => write!(f, "{what} lies outside the boot image"),
+            LoadError::Unmapped => write!(f, "memory lies outside the hypervisor's map (1 GiB..4 GiB)"),
+            LoadError::Stage2(e) => write!(f, "building stage-2 tables failed: {e:?}"),
+        }
+    }
+}
+
+impl System {
+    /// Installs the system for all CPUs.
+    pub fn install(self) -> &'static System {
+        SYSTEM.call_once(|| self)
+    }
+
+    /// Builds the run-time state of every partition: stage-2 tables; images are loaded by
+    /// [`System::load`]. Partitions whose tables cannot be built are reported and left stopped.
+    pub fn new(config: SystemConfig, payload: &'static [u8]) -> Result<System, (usize, LoadError)> {
+        let mut partitions = Vec::with_capacity(config.partitions.len());
+        for (i, p) in config.partitions.iter().enumerate() {
+            let stage2 = build_stage2(p).map_err(|e| (i, e))?;
+            partitions.push(Partition {
+                config: p.clone(),
+                vmid: (i + 1) as u8,
+                stage2,
+                state: Mutex::new(PartitionState::default()),
+                console: Mutex::new(LineBuffer::new()),
+                status: AtomicU8::new(Status::Stopped as u8),
+            });
+        }
+        Ok(System {
+            config,
+            partitions,
+            payload,
+            running: AtomicUsize::new(0),
+            stack_tops: [const { AtomicUsize::new(0) }; MAX_CPUS],
+        })
+    }
+
+    fn blob(&self, blob: &Blob, what: &'static str) -> Result<&'static [u8], LoadError> {
+        let start = usize::try_from(blob.offset).map_err(|_| LoadError::OutOfBounds { what })?;
+        let size = usize::try_from(blob.size).map_err(|_| LoadError::OutOfBounds { what })?;
+        let bytes = start
+            .checked_add(size)
+            .and_then(|end| self.payload.get(start..end))
+            .ok_or(LoadError::OutOfBounds { what })?;
+        if Sha256::digest(bytes).as_slice() != blob.sha256 {
+            return Err(LoadError::HashMismatch { what });
+        }
+        Ok(bytes)
+    }
+
+    /// Verifies partition `id`'s image and guest DTB and loads them into its zeroed memory.
+    /// The partition must not be running.
+    pub fn load(&self, id: usize) -> Result<(), LoadError> {
+        let p = &self.partitions[id].config;
+        let image = match &p.image {
+            Some(b) => self.blob(b, "image")?,
+            None => return Err(LoadError::OutOfBounds { what: "image" }),
+        };
+        let dtb = match &p.guest_dtb {
+            Some(b) => Some(self.blob(b, "guest DTB")?),
+            None => None,
+        };
+        for region in &p.memory {
+            if !MAPPED_RAM.contains_range(&region.host_range()) {
+                return Err(LoadError::Unmapped);
+            }
+        }
+        for region in &p.memory {
+            // SAFETY: the region is inside MAPPED_RAM (checked above), belongs to this partition
+            // only (config rules) and the partition is not running.
+            unsafe { memory::zero(region.host_range()) };
+        }
+        let first = p.memory[0];
+        // SAFETY: as above; the image fits in region 0 (config rule: image + DTB reserve).
+        unsafe { memory::copy_to(first.host, image) };
+        if let (Some(dtb), Some(ipa)) = (dtb, p.guest_dtb_address()) {
+            let pa = p.translate(ipa, dtb.len() as u64).ok_or(LoadError::OutOfBounds { what: "guest DTB" })?;
+            // SAFETY: `pa` is inside the partition's own region (translated), not running.
+            unsafe { memory::copy_to(pa, dtb) };
+        }
+        for region in &p.memory {
+            crate::el2::clean_to_poc(region.host.as_u64() as usize, region.size as usize);
+        }
+        Ok(())
+    }
+
+    /// Marks partition `id` running.
+    pub fn mark_running(&self, id: usize) {
+        self.partitions[id].status.store(Status::Running as u8, Ordering::Release);
+        self.running.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Marks partition `id` stopped; returns how many partitions are still running.
+    pub fn mark_stopped(&self, id: usize) -> usize {
+        let was = self.partitions[id].status.swap(Status::Stopped as u8, Ordering::AcqRel);
+        if was == Status::Running as u8 {
+            self.running.fetch_sub(1, Ordering::AcqRel) - 1
+        } else {
+            self.running.load(Ordering::Acquire)
+        }
+    }
+
+    /// The partition whose boot vCPU runs on board CPU `cpu`.
+    pub fn partition_on_cpu(&self, cpu: usize) -> Option<usize> {
+        self.partitions.iter().position(|p| p.config.cpus.first() == Some(&cpu))
+    }
+}
+
+fn build_stage2(p: &PartitionConfig) -> Result<Stage2, LoadError> {
+    let mut tables = HeapTables;
+    let s2 = Stage2::new(&mut tables, STAGE2_START_LEVEL).map_err(LoadError::Stage2)?;
+    for r in &p.memory {
+        s2.map::<Stage2Format>(&mut tables, r.guest, r.host, r.size, MapAttrs::RAM).map_err(LoadError::Stage2)?;
+    }
+    Ok(s2)
+}
+
+/// Host-physical address of the stage-2 root, for VTTBR_EL2.
+pub fn stage2_root(p: &Partition) -> HostPhys {
+    p.stage2.root
+}

@@ -1,0 +1,151 @@
+//! The boot image: one file holding the hypervisor, the system DTB and every partition image.
+//!
+//! ```text
+//! offset 0           arm64 Image header (64 bytes): QEMU `-kernel` and U-Boot `booti` load it
+//! offset 64          BootInfo (below), patched by the build tool
+//!                    hypervisor text, rodata, data; then its bss (zeros in the file)
+//! payload_offset     system DTB, then each partition image and guest DTB, 4 KiB aligned
+//! image_size         end of the file; at run time per-CPU stacks and the heap follow
+//! ```
+//! Blob offsets in the system DTB (`tantalum,image = <offset size>`) are relative to
+//! `payload_offset`. Everything is little-endian.
+
+/// Magic of [`BootInfo`], right after the arm64 Image header.
+pub const BOOT_INFO_MAGIC: [u8; 8] = *b"TANTALUM";
+/// Version of the [`BootInfo`] layout.
+pub const BOOT_INFO_VERSION: u32 = 1;
+/// Offset of [`BootInfo`] in the image.
+pub const BOOT_INFO_OFFSET: usize = 64;
+/// Offset of the arm64 Image header's `image_size` field.
+pub const IMAGE_SIZE_OFFSET: usize = 16;
+/// Alignment of the payload and of every blob in it.
+pub const BLOB_ALIGN: u64 = 4096;
+/// Stack of each physical CPU, carved after the image at run time.
+pub const STACK_SIZE: u64 = 32 * 1024;
+/// Hypervisor heap, after the stacks.
+pub const HEAP_SIZE: u64 = 4 * 1024 * 1024;
+
+/// Bytes the hypervisor needs after `image_size` at run time: stacks and heap.
+pub const fn runtime_reserve(max_cpus: u64) -> u64 {
+    max_cpus * STACK_SIZE + HEAP_SIZE
+}
+
+/// Field offsets of [`BootInfo`] relative to [`BOOT_INFO_OFFSET`].
+pub mod field {
+    pub const MAGIC: usize = 0;
+    pub const VERSION: usize = 8;
+    pub const PAYLOAD_OFFSET: usize = 16;
+    pub const PAYLOAD_SIZE: usize = 24;
+    pub const DTB_OFFSET: usize = 32;
+    pub const DTB_SIZE: usize = 40;
+    pub const CONSOLE_BASE: usize = 48;
+    /// Total size of the structure.
+    pub const SIZE: usize = 56;
+}
+
+/// What the build tool tells the hypervisor about the boot image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct BootInfo {
+    /// Start of the payload, from the start of the image.
+    pub payload_offset: u64,
+    pub payload_size: u64,
+    /// The system DTB, relative to the payload.
+    pub dtb_offset: u64,
+    pub dtb_size: u64,
+    /// MMIO base of the console UART (PL011), for messages before the DTB is read.
+    pub console_base: u64,
+}
+
+/// Why a [`BootInfo`] could not be read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BootInfoError {
+    TooShort,
+    BadMagic,
+    BadVersion(u32),
+    /// The payload or the DTB lies outside the image.
+    OutOfBounds,
+}
+
+fn read_u64(bytes: &[u8], at: usize) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(b)
+}
+
+impl BootInfo {
+    /// Decodes the structure from the first bytes of an image of `image_size` bytes.
+    pub fn decode(image_head: &[u8], image_size: u64) -> Result<Self, BootInfoError> {
+        let bytes = image_head
+            .get(BOOT_INFO_OFFSET..BOOT_INFO_OFFSET + field::SIZE)
+            .ok_or(BootInfoError::TooShort)?;
+        if bytes[..8] != BOOT_INFO_MAGIC {
+            return Err(BootInfoError::BadMagic);
+        }
+        let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+        if version != BOOT_INFO_VERSION {
+            return Err(BootInfoError::BadVersion(version));
+        }
+        let info = BootInfo {
+            payload_offset: read_u64(bytes, field::PAYLOAD_OFFSET),
+            payload_size: read_u64(bytes, field::PAYLOAD_SIZE),
+            dtb_offset: read_u64(bytes, field::DTB_OFFSET),
+            dtb_size: read_u64(bytes, field::DTB_SIZE),
+            console_base: read_u64(bytes, field::CONSOLE_BASE),
+        };
+        let payload_end = info.payload_offset.checked_add(info.payload_size);
+        let dtb_end = info.dtb_offset.checked_add(info.dtb_size);
+        match (payload_end, dtb_end) {
+            (Some(p), Some(d)) if p <= image_size && d <= info.payload_size => Ok(info),
+            _ => Err(BootInfoError::OutOfBounds),
+        }
+    }
+
+    /// Writes the structure into an image buffer (used by the build tool).
+    pub fn encode_into(&self, image: &mut [u8]) {
+        let base = BOOT_INFO_OFFSET;
+        image[base..base + 8].copy_from_slice(&BOOT_INFO_MAGIC);
+        image[base + 8..base + 12].copy_from_slice(&BOOT_INFO_VERSION.to_le_bytes());
+        let fields = [
+            (field::PAYLOAD_OFFSET, self.payload_offset),
+            (field::PAYLOAD_SIZE, self.payload_size),
+            (field::DTB_OFFSET, self.dtb_offset),
+            (field::DTB_SIZE, self.dtb_size),
+            (field::CONSOLE_BASE, self.console_base),
+        ];
+        for (offset, value) in fields {
+            image[base + offset..base + offset + 8].copy_from_slice(&value.to_le_bytes());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let mut image = [0u8; 256];
+        let info = BootInfo {
+            payload_offset: 128,
+            payload_size: 128,
+            dtb_offset: 0,
+            dtb_size: 64,
+            console_base: 0x900_0000,
+        };
+        info.encode_into(&mut image);
+        assert_eq!(BootInfo::decode(&image, 256), Ok(info));
+    }
+
+    #[test]
+    fn rejects_out_of_bounds_and_garbage() {
+        let mut image = [0u8; 256];
+        assert_eq!(BootInfo::decode(&image, 256), Err(BootInfoError::BadMagic));
+        assert_eq!(BootInfo::decode(&image[..100], 256), Err(BootInfoError::TooShort));
+        let info = BootInfo { payload_offset: 128, payload_size: 200, ..Default::default() };
+        info.encode_into(&mut image);
+        assert_eq!(BootInfo::decode(&image, 256), Err(BootInfoError::OutOfBounds));
+        let info = BootInfo { payload_offset: u64::MAX, payload_size: 2, ..Default::default() };
+        info.encode_into(&mut image);
+        assert_eq!(BootInfo::decode(&image, 256), Err(BootInfoError::OutOfBounds));
+    }
+}

@@ -1,0 +1,193 @@
+//! The system configuration: the board and the partitions, read from the system device tree.
+//!
+//! One code path serves both the build tool (on the host, with good diagnostics) and the
+//! hypervisor at boot (which never trusts the image blindly). See `docs/config.md`.
+//!
+//! - [`parse`] turns a DTB into a [`SystemConfig`], collecting every problem it finds.
+//! - [`validate`] checks the rules (overlap, alignment, CPUs, image fit, ...) on a parsed config.
+
+mod error;
+mod parse;
+mod validate;
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::addr::{GuestPhys, HostPhys, HostRange};
+
+pub use error::{ConfigError, DtbDefect, ErrorKind, Expected, NameProblem};
+pub use parse::parse;
+pub use validate::{validate, BuildFacts};
+
+/// Compatible string of the `/hypervisor` node.
+pub const HYPERVISOR_COMPATIBLE: &str = "tantalum,hypervisor-v1";
+/// Compatible string of a partition node.
+pub const PARTITION_COMPATIBLE: &str = "tantalum,partition-v1";
+/// Longest partition name (it prefixes every console line of the partition).
+pub const MAX_NAME_LEN: usize = 31;
+/// Most partitions in one system.
+pub const MAX_PARTITIONS: usize = 16;
+/// Most physical CPUs the hypervisor drives.
+pub const MAX_CPUS: usize = 8;
+/// Guest-physical addresses must be below this (39-bit IPA space, 4 KiB granule, 3 levels).
+pub const IPA_LIMIT: u64 = 1 << 39;
+/// Room reserved at the top of a partition's first memory region for its guest device tree.
+pub const GUEST_DTB_RESERVE: u64 = 64 * 1024;
+
+/// A whole system: the board and what runs on it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SystemConfig {
+    pub board: Board,
+    pub hypervisor: HypervisorConfig,
+    pub partitions: Vec<PartitionConfig>,
+}
+
+/// The hardware, as the board's device tree describes it.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Board {
+    /// Every `/memory*` node's `reg` ranges, in tree order.
+    pub ram: Vec<HostRange>,
+    /// Every `/cpus/cpu@N` node, in tree order; partitions refer to them by index here.
+    pub cpus: Vec<Cpu>,
+}
+
+/// One physical CPU of the board.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cpu {
+    /// Node path, e.g. `/cpus/cpu@1`.
+    pub path: String,
+    /// The node's phandle, if anything refers to it.
+    pub phandle: Option<u32>,
+    /// Affinity value from `reg` (MPIDR affinity bits on Arm, APIC ID on x86).
+    pub hwid: u64,
+}
+
+/// The `/hypervisor` node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HypervisorConfig {
+    /// Host-physical memory reserved for the hypervisor and the boot image (`memory`).
+    pub memory: HostRange,
+    /// The hypervisor's own console UART (`console` phandle): node path and first MMIO range.
+    pub console: Option<DeviceRef>,
+}
+
+/// A board device referred to by phandle.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceRef {
+    pub path: String,
+    pub mmio: HostRange,
+}
+
+/// Index of a partition in [`SystemConfig::partitions`] (tree order); also its hypercall id.
+pub type PartitionId = u16;
+
+/// One partition node (`compatible = "tantalum,partition-v1"`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionConfig {
+    pub id: PartitionId,
+    /// The node name, e.g. `sensor`.
+    pub name: String,
+    /// The node path, e.g. `/hypervisor/sensor`.
+    pub path: String,
+    /// Indices into [`Board::cpus`]; the first is the boot vCPU (vCPU 0).
+    pub cpus: Vec<usize>,
+    /// Memory regions; the image is loaded at the start of the first one.
+    pub memory: Vec<MemoryRegion>,
+    /// Build-time image path (`image`), as written in the source DTS.
+    pub image_path: Option<String>,
+    /// Where the built image sits in the boot image (`tantalum,image` + `tantalum,image-sha256`).
+    pub image: Option<Blob>,
+    /// Where the generated guest DTB sits in the boot image (`tantalum,guest-dtb` + `-sha256`).
+    pub guest_dtb: Option<Blob>,
+    /// Image size known to the build tool before the boot image exists (from the file).
+    pub image_size_hint: Option<u64>,
+    /// Guest-physical entry point (`entry`, default: start of the first region).
+    pub entry: GuestPhys,
+    pub on_fault: FaultPolicy,
+    /// Lower boots first (`boot-order`, default 0); ties keep tree order.
+    pub boot_order: u32,
+}
+
+/// A piece of the boot image: offset from the start of the payload, size, and SHA-256.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Blob {
+    pub offset: u64,
+    pub size: u64,
+    pub sha256: [u8; 32],
+}
+
+/// One partition memory region: host-physical backing and where the guest sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryRegion {
+    pub host: HostPhys,
+    pub guest: GuestPhys,
+    pub size: u64,
+}
+
+impl MemoryRegion {
+    pub const fn host_range(&self) -> HostRange {
+        HostRange::new(self.host, self.size)
+    }
+    /// Translates a guest-physical range inside this region to host-physical.
+    pub fn translate(&self, ipa: GuestPhys, len: u64) -> Option<HostPhys> {
+        let offset = ipa.0.checked_sub(self.guest.0)?;
+        let end = offset.checked_add(len)?;
+        (end <= self.size).then(|| HostPhys(self.host.0 + offset))
+    }
+}
+
+/// What the hypervisor does when a partition faults (`on-fault`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum FaultPolicy {
+    /// Stop the partition; the others keep running.
+    #[default]
+    Stop,
+    /// Reload the partition from its image into fresh memory and start it again.
+    Restart,
+    /// Power the whole machine off.
+    HaltSystem,
+}
+
+impl FaultPolicy {
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "stop" => Some(Self::Stop),
+            "restart" => Some(Self::Restart),
+            "halt-system" => Some(Self::HaltSystem),
+            _ => None,
+        }
+    }
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Stop => "stop",
+            Self::Restart => "restart",
+            Self::HaltSystem => "halt-system",
+        }
+    }
+}
+
+impl PartitionConfig {
+    /// Translates a guest-physical range that lies wholly inside one memory region.
+    pub fn translate(&self, ipa: GuestPhys, len: u64) -> Option<HostPhys> {
+        self.memory.iter().find_map(|r| r.translate(ipa, len))
+    }
+    /// Guest-physical address of the guest DTB: the top [`GUEST_DTB_RESERVE`] of region 0.
+    pub fn guest_dtb_address(&self) -> Option<GuestPhys> {
+        let first = self.memory.first()?;
+        let top = first.guest.0.checked_add(first.size)?;
+        top.checked_sub(GUEST_DTB_RESERVE).map(GuestPhys)
+    }
+}
+
+impl SystemConfig {
+    /// Partition ids in the order they boot: by `boot-order`, ties in tree order.
+    pub fn boot_sequence(&self) -> Vec<PartitionId> {
+        let mut ids: Vec<PartitionId> = self.partitions.iter().map(|p| p.id).collect();
+        ids.sort_by_key(|&id| (self.partitions[id as usize].boot_order, id));
+        ids
+    }
+    /// The partition that owns board CPU `cpu`, if any.
+    pub fn owner_of_cpu(&self, cpu: usize) -> Option<&PartitionConfig> {
+        self.partitions.iter().find(|p| p.cpus.contains(&cpu))
+    }
+}

@@ -1,0 +1,318 @@
+//! The rules a parsed [`SystemConfig`] must obey (numbered as in `docs/config.md`).
+//!
+//! `validate` runs at the end of the build (with good diagnostics) and again in the hypervisor at
+//! boot. It trusts nothing in the config: indices, sizes and sums are all checked, and it reports
+//! every violation rather than the first.
+
+use alloc::string::ToString;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use super::error::{ConfigError, ErrorKind, NameProblem};
+use super::{
+    Blob, MemoryRegion, PartitionConfig, SystemConfig, GUEST_DTB_RESERVE, IPA_LIMIT, MAX_CPUS, MAX_NAME_LEN,
+    MAX_PARTITIONS,
+};
+use crate::addr::{HostPhys, HostRange, PAGE_SIZE};
+
+/// What is known about the boot image outside the DTB.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BuildFacts {
+    /// Host-physical range the loaded boot image plus the hypervisor's bss occupies.
+    pub boot_image: Option<HostRange>,
+    /// Size of the payload that blob offsets (`tantalum,image`, ...) are relative to.
+    pub payload_size: Option<u64>,
+}
+
+/// Checks every rule; `Err` holds one error per violation.
+pub fn validate(cfg: &SystemConfig, facts: &BuildFacts) -> Result<(), Vec<ConfigError>> {
+    let mut v = Checker { cfg, errors: Vec::new() };
+    v.counts();
+    v.names();
+    v.hypervisor_memory(facts);
+    for p in &cfg.partitions {
+        v.partition_memory(p);
+    }
+    v.overlaps();
+    v.overcommit();
+    v.cpus();
+    for p in &cfg.partitions {
+        v.image_fit(p);
+        v.entry(p);
+        v.blobs(p, facts);
+        v.console(p);
+    }
+    if v.errors.is_empty() {
+        Ok(())
+    } else {
+        Err(v.errors)
+    }
+}
+
+const HYPERVISOR: &str = "/hypervisor";
+
+struct Checker<'c> {
+    cfg: &'c SystemConfig,
+    errors: Vec<ConfigError>,
+}
+
+/// Whether `range` has a size and does not wrap (the other rules only look at such ranges).
+fn usable(range: &HostRange) -> bool {
+    range.size > 0 && range.start.0.checked_add(range.size).is_some()
+}
+
+fn aligned(value: u64) -> bool {
+    value.is_multiple_of(PAGE_SIZE)
+}
+
+impl Checker<'_> {
+    fn report(&mut self, node: &str, kind: ErrorKind) {
+        self.errors.push(ConfigError::new(node, kind));
+    }
+
+    /// Rule 1.
+    fn counts(&mut self) {
+        let (partitions, cpus) = (self.cfg.partitions.len(), self.cfg.board.cpus.len());
+        if partitions == 0 {
+            self.report(HYPERVISOR, ErrorKind::NoPartitions);
+        } else if partitions > MAX_PARTITIONS {
+            let kind = ErrorKind::TooManyPartitions { count: partitions, max: MAX_PARTITIONS };
+            self.report(HYPERVISOR, kind);
+        }
+        if cpus > MAX_CPUS {
+            self.report("/cpus", ErrorKind::TooManyCpus { count: cpus, max: MAX_CPUS });
+        }
+        if self.cfg.board.ram.is_empty() {
+            self.report("/", ErrorKind::NoRam);
+        }
+        for (index, p) in self.cfg.partitions.iter().enumerate() {
+            if usize::from(p.id) != index {
+                self.report(&p.path, ErrorKind::IdMismatch { id: p.id, index });
+            }
+        }
+    }
+
+    /// Rule 2.
+    fn names(&mut self) {
+        for (index, p) in self.cfg.partitions.iter().enumerate() {
+            let problem = if p.name.is_empty() {
+                Some(NameProblem::Empty)
+            } else if p.name.len() > MAX_NAME_LEN {
+                Some(NameProblem::TooLong { max: MAX_NAME_LEN })
+            } else {
+                let bad = |c: &char| !matches!(c, 'a'..='z' | '0'..='9' | '_' | '-');
+                p.name.chars().find(bad).map(NameProblem::BadChar)
+            };
+            if let Some(problem) = problem {
+                let kind = ErrorKind::InvalidName { name: p.name.clone(), problem };
+                self.report(&p.path, kind);
+            }
+            let earlier = self.cfg.partitions.iter().take(index);
+            if let Some(other) = earlier.into_iter().find(|o| o.name == p.name) {
+                let kind = ErrorKind::DuplicateName { name: p.name.clone(), other: other.path.clone() };
+                self.report(&p.path, kind);
+            }
+        }
+    }
+
+    /// Size, wrap-around, alignment and RAM containment of one host range (rules 3 and 4).
+    fn host_range(&mut self, node: &str, range: HostRange) {
+        let (base, size) = (range.start.0, range.size);
+        if size == 0 {
+            return self.report(node, ErrorKind::EmptyMemory { base });
+        }
+        if base.checked_add(size).is_none() {
+            return self.report(node, ErrorKind::MemoryOverflow { guest: false, base, size });
+        }
+        if !aligned(base) || !aligned(size) {
+            self.report(node, ErrorKind::UnalignedMemory { range });
+        }
+        let ram = &self.cfg.board.ram;
+        if !ram.iter().any(|r| r.contains_range(&range)) {
+            self.report(node, ErrorKind::OutsideRam { range, ram: ram.clone() });
+        }
+    }
+
+    /// Rule 4.
+    fn hypervisor_memory(&mut self, facts: &BuildFacts) {
+        let memory = self.cfg.hypervisor.memory;
+        self.host_range(HYPERVISOR, memory);
+        if let Some(boot_image) = facts.boot_image {
+            if !memory.contains_range(&boot_image) {
+                self.report(HYPERVISOR, ErrorKind::BootImageOutside { boot_image, memory });
+            }
+        }
+    }
+
+    /// Rule 3, for one partition (the pairwise host overlaps are in [`Self::overlaps`]).
+    fn partition_memory(&mut self, p: &PartitionConfig) {
+        if p.memory.is_empty() {
+            self.report(&p.path, ErrorKind::NoMemory);
+        }
+        let hypervisor = self.cfg.hypervisor.memory;
+        for (i, r) in p.memory.iter().enumerate() {
+            let range = r.host_range();
+            self.host_range(&p.path, range);
+            if usable(&range) && usable(&hypervisor) && range.overlaps(&hypervisor) {
+                self.report(&p.path, ErrorKind::OverlapsHypervisor { range, hypervisor });
+            }
+            // Identity-mapped regions: the host checks above already cover alignment and wrap.
+            let (guest, size) = (r.guest, r.size);
+            let Some(end) = guest.0.checked_add(size) else {
+                if guest.0 != r.host.0 {
+                    let kind = ErrorKind::MemoryOverflow { guest: true, base: guest.0, size };
+                    self.report(&p.path, kind);
+                }
+                continue;
+            };
+            if !aligned(guest.0) && guest.0 != r.host.0 {
+                self.report(&p.path, ErrorKind::UnalignedGuest { region: i, guest });
+            }
+            if end > IPA_LIMIT {
+                let kind = ErrorKind::AboveIpaLimit { region: i, end, limit: IPA_LIMIT };
+                self.report(&p.path, kind);
+            }
+            let guest_range = HostRange::new(HostPhys(guest.0), size);
+            for (j, other) in p.memory.iter().enumerate().skip(i + 1) {
+                let identity = guest.0 == r.host.0 && other.guest.0 == other.host.0;
+                let other_range = HostRange::new(HostPhys(other.guest.0), other.size);
+                if !identity && size > 0 && other.size > 0 && guest_range.overlaps(&other_range) {
+                    let kind = ErrorKind::GuestOverlap {
+                        region: j,
+                        other_region: i,
+                        guest: other.guest,
+                        other_guest: guest,
+                    };
+                    self.report(&p.path, kind);
+                }
+            }
+        }
+    }
+
+    /// Rule 3: no two partition regions overlap; each pair reported once, on the later region.
+    fn overlaps(&mut self) {
+        let regions: Vec<(&str, HostRange)> = self
+            .cfg
+            .partitions
+            .iter()
+            .flat_map(|p| p.memory.iter().map(move |r| (p.path.as_str(), r.host_range())))
+            .filter(|(_, r)| usable(r))
+            .collect();
+        for (j, &(node, range)) in regions.iter().enumerate() {
+            for &(other, other_range) in regions.iter().take(j) {
+                if range.overlaps(&other_range) {
+                    let kind = ErrorKind::Overlap { range, other: other.to_string(), other_range };
+                    self.report(node, kind);
+                }
+            }
+        }
+    }
+
+    /// Rule 5.
+    fn overcommit(&mut self) {
+        let sum = |sizes: &mut dyn Iterator<Item = u64>| sizes.fold(0u64, u64::saturating_add);
+        let cfg = self.cfg;
+        let partitions = sum(&mut cfg.partitions.iter().flat_map(|p| p.memory.iter().map(|r| r.size)));
+        let ram = sum(&mut cfg.board.ram.iter().map(|r| r.size));
+        let hypervisor = cfg.hypervisor.memory.size;
+        if partitions.saturating_add(hypervisor) > ram {
+            self.report(HYPERVISOR, ErrorKind::Overcommit { partitions, hypervisor, ram });
+        }
+    }
+
+    /// Rule 6 (the phandle checks are done by `parse`, which stores CPU indices).
+    fn cpus(&mut self) {
+        let cfg = self.cfg;
+        let cpus = &cfg.board.cpus;
+        let mut owner: Vec<Option<&str>> = vec![None; cpus.len()];
+        for p in &cfg.partitions {
+            if p.cpus.is_empty() {
+                self.report(&p.path, ErrorKind::NoCpus);
+            }
+            for (i, &cpu) in p.cpus.iter().enumerate() {
+                let (Some(slot), Some(board_cpu)) = (owner.get_mut(cpu), cpus.get(cpu)) else {
+                    self.report(&p.path, ErrorKind::UnknownCpu { index: cpu, count: cpus.len() });
+                    continue;
+                };
+                let path = board_cpu.path.clone();
+                match p.cpus.iter().take(i).filter(|&&c| c == cpu).count() {
+                    0 => {}
+                    // The second listing is reported; further ones add nothing.
+                    1 => {
+                        self.report(&p.path, ErrorKind::DuplicateCpu { cpu: path });
+                        continue;
+                    }
+                    _ => continue,
+                }
+                match slot {
+                    Some(other) => {
+                        let kind = ErrorKind::CpuTaken { cpu: path, owner: other.to_string() };
+                        self.report(&p.path, kind);
+                    }
+                    None => *slot = Some(p.path.as_str()),
+                }
+            }
+        }
+    }
+
+    /// Rule 7: the image at the start of region 0, the guest DTB in its top reserve.
+    fn image_fit(&mut self, p: &PartitionConfig) {
+        let Some(region) = p.memory.first() else { return };
+        if let Some(image) = p.image.map(|b| b.size).or(p.image_size_hint) {
+            if image.checked_add(GUEST_DTB_RESERVE).is_none_or(|need| need > region.size) {
+                self.report(&p.path, ErrorKind::ImageTooBig { image, region: region.size });
+            }
+        }
+        if let Some(dtb) = p.guest_dtb {
+            if dtb.size > GUEST_DTB_RESERVE {
+                self.report(&p.path, ErrorKind::GuestDtbTooBig { size: dtb.size });
+            }
+        }
+    }
+
+    /// Rule 8.
+    fn entry(&mut self, p: &PartitionConfig) {
+        let Some(first) = p.memory.first() else { return };
+        let entry = p.entry;
+        if first.size == 0 && entry == first.guest {
+            return; // The default entry of an empty region 0: `EmptyMemory` says it all.
+        }
+        let inside = |r: &MemoryRegion| entry.0 >= r.guest.0 && entry.0 - r.guest.0 < r.size;
+        if !p.memory.iter().any(inside) {
+            self.report(&p.path, ErrorKind::EntryOutsideMemory { entry });
+        }
+    }
+
+    /// Rule 9.
+    fn blobs(&mut self, p: &PartitionConfig, facts: &BuildFacts) {
+        let Some(payload) = facts.payload_size else { return };
+        let blobs: [(&'static str, Option<Blob>); 2] =
+            [("tantalum,image", p.image), ("tantalum,guest-dtb", p.guest_dtb)];
+        for (property, blob) in blobs {
+            let Some(Blob { offset, size, .. }) = blob else { continue };
+            if offset.checked_add(size).is_none_or(|end| end > payload) {
+                let kind = ErrorKind::BlobOutOfBounds { property, offset, size, payload };
+                self.report(&p.path, kind);
+            }
+        }
+        if p.image.is_none() {
+            self.report(&p.path, ErrorKind::ImageNotBuilt);
+        }
+    }
+
+    /// Rule 11.
+    fn console(&mut self, p: &PartitionConfig) {
+        let Some(console) = &self.cfg.hypervisor.console else { return };
+        for r in &p.memory {
+            let range = r.host_range();
+            if usable(&range) && console.mmio.size > 0 && range.overlaps(&console.mmio) {
+                let kind = ErrorKind::ConsoleInPartition {
+                    console: console.path.clone(),
+                    mmio: console.mmio,
+                    range,
+                };
+                self.report(&p.path, kind);
+            }
+        }
+    }
+}

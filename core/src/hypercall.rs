@@ -1,0 +1,152 @@
+//! The hypercall ABI: SMCCC function IDs and return codes, the same on every architecture.
+//!
+//! Tantalum's own calls live in the SMCCC vendor-specific hypervisor service range
+//! (owner 6, fast calls, SMC64): `0xC600_0000 + n`. PSCI calls (owner 4) are handled for the
+//! calling partition. See `docs/hypercalls.md`.
+
+/// Tantalum ABI version returned by [`HYP_VERSION`]: major in bits 31..16, minor in 15..0.
+pub const ABI_VERSION: u64 = 1 << 16;
+
+/// Base of the vendor-specific hypervisor service range (fast call, SMC64).
+pub const VENDOR_HYP_BASE: u64 = 0xC600_0000;
+/// `() -> version`
+pub const HYP_VERSION: u64 = VENDOR_HYP_BASE;
+/// `() -> (id, restart count, vCPU count)`
+pub const HYP_PARTITION_INFO: u64 = VENDOR_HYP_BASE + 1;
+/// `() -> (len, name bytes 0..8, 8..16, 16..24, 24..32)`, little-endian in x1..x4.
+pub const HYP_PARTITION_NAME: u64 = VENDOR_HYP_BASE + 2;
+/// `(ipa, len) -> bytes written`; at most [`CONSOLE_WRITE_MAX`] bytes per call.
+pub const HYP_CONSOLE_WRITE: u64 = VENDOR_HYP_BASE + 3;
+/// `() -> 0`: a hint that the vCPU has nothing to do right now.
+pub const HYP_YIELD: u64 = VENDOR_HYP_BASE + 4;
+/// `(timeout_ns) -> 0`: block the vCPU until the timeout passes (or, later, an event).
+pub const HYP_WAIT: u64 = VENDOR_HYP_BASE + 5;
+/// `(code) -> !`: stop the calling partition, reporting `code`.
+pub const HYP_EXIT: u64 = VENDOR_HYP_BASE + 6;
+
+/// Most bytes one console write accepts.
+pub const CONSOLE_WRITE_MAX: u64 = 256;
+/// Longest wait one call may ask for (1 s); longer waits are clamped.
+pub const WAIT_MAX_NS: u64 = 1_000_000_000;
+
+/// PSCI function IDs (PSCI 1.1, SMC32 and SMC64 forms).
+pub mod psci {
+    pub const VERSION: u64 = 0x8400_0000;
+    pub const CPU_SUSPEND_32: u64 = 0x8400_0001;
+    pub const CPU_SUSPEND_64: u64 = 0xC400_0001;
+    pub const CPU_OFF: u64 = 0x8400_0002;
+    pub const CPU_ON_32: u64 = 0x8400_0003;
+    pub const CPU_ON_64: u64 = 0xC400_0003;
+    pub const AFFINITY_INFO_32: u64 = 0x8400_0004;
+    pub const AFFINITY_INFO_64: u64 = 0xC400_0004;
+    pub const MIGRATE_INFO_TYPE: u64 = 0x8400_0006;
+    pub const SYSTEM_OFF: u64 = 0x8400_0008;
+    pub const SYSTEM_RESET: u64 = 0x8400_0009;
+    pub const FEATURES: u64 = 0x8400_000A;
+    /// PSCI version the hypervisor implements for guests: 1.1.
+    pub const IMPLEMENTED_VERSION: u64 = 0x0001_0001;
+    /// MIGRATE_INFO_TYPE: "Trusted OS not present or does not require migration".
+    pub const MIGRATE_NOT_REQUIRED: u64 = 2;
+
+    /// Whether `function` is in the PSCI range (owner 4 of SMCCC, either calling convention).
+    pub const fn is_psci(function: u64) -> bool {
+        matches!(function & 0xBFFF_FFE0, 0x8400_0000)
+    }
+}
+
+/// SMCCC / PSCI return codes, as they appear in x0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(i64)]
+pub enum Status {
+    Success = 0,
+    NotSupported = -1,
+    InvalidParameters = -2,
+    Denied = -3,
+}
+
+impl Status {
+    /// The value a guest sees in x0.
+    pub const fn to_reg(self) -> u64 {
+        self as i64 as u64
+    }
+}
+
+/// A Tantalum call decoded and with its arguments' shapes checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Call {
+    Version,
+    PartitionInfo,
+    PartitionName,
+    ConsoleWrite { ipa: u64, len: u64 },
+    Yield,
+    Wait { timeout_ns: u64 },
+    Exit { code: u64 },
+}
+
+impl Call {
+    /// Decodes a vendor-hypervisor call; `None` for a function Tantalum does not implement.
+    pub fn decode(function: u64, args: &[u64; 6]) -> Option<Call> {
+        Some(match function {
+            HYP_VERSION => Call::Version,
+            HYP_PARTITION_INFO => Call::PartitionInfo,
+            HYP_PARTITION_NAME => Call::PartitionName,
+            HYP_CONSOLE_WRITE => Call::ConsoleWrite { ipa: args[0], len: args[1] },
+            HYP_YIELD => Call::Yield,
+            HYP_WAIT => Call::Wait { timeout_ns: args[0].min(WAIT_MAX_NS) },
+            HYP_EXIT => Call::Exit { code: args[0] },
+            _ => return None,
+        })
+    }
+}
+
+/// Packs a name into the [`HYP_PARTITION_NAME`] result registers: `[len, w0, w1, w2, w3]`.
+pub fn pack_name(name: &str) -> [u64; 5] {
+    let bytes = name.as_bytes();
+    let len = bytes.len().min(32);
+    let mut regs = [0u64; 5];
+    regs[0] = len as u64;
+    for (i, &b) in bytes[..len].iter().enumerate() {
+        regs[1 + i / 8] |= u64::from(b) << (8 * (i % 8));
+    }
+    regs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_every_call_and_rejects_the_rest() {
+        let a = [1, 2, 3, 4, 5, 6];
+        assert_eq!(Call::decode(HYP_VERSION, &a), Some(Call::Version));
+        assert_eq!(Call::decode(HYP_CONSOLE_WRITE, &a), Some(Call::ConsoleWrite { ipa: 1, len: 2 }));
+        assert_eq!(Call::decode(HYP_EXIT, &a), Some(Call::Exit { code: 1 }));
+        assert_eq!(Call::decode(HYP_WAIT, &[u64::MAX; 6]), Some(Call::Wait { timeout_ns: WAIT_MAX_NS }));
+        for f in [VENDOR_HYP_BASE + 7, VENDOR_HYP_BASE + 0xFF01, 0x8600_0000, 0, u64::MAX] {
+            assert_eq!(Call::decode(f, &a), None, "{f:#x}");
+        }
+    }
+
+    #[test]
+    fn psci_range() {
+        assert!(psci::is_psci(psci::SYSTEM_OFF));
+        assert!(psci::is_psci(psci::CPU_ON_64));
+        assert!(!psci::is_psci(HYP_VERSION));
+        assert!(!psci::is_psci(0x8600_0000));
+    }
+
+    #[test]
+    fn status_registers() {
+        assert_eq!(Status::NotSupported.to_reg(), u64::MAX);
+        assert_eq!(Status::InvalidParameters.to_reg(), u64::MAX - 1);
+    }
+
+    #[test]
+    fn name_packing() {
+        let r = pack_name("ping");
+        assert_eq!(r[0], 4);
+        assert_eq!(r[1], u64::from_le_bytes(*b"ping\0\0\0\0"));
+        let long = "abcdefghijklmnopqrstuvwxyz0123456789";
+        assert_eq!(pack_name(long)[0], 32);
+    }
+}

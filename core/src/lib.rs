@@ -1,0 +1,17 @@
+//! Tantalum's arch-independent core: what a partition may do and what happens when it does.
+//!
+//! The arch crates run vCPUs and hand this crate decoded [`exit::Exit`]s; this crate decides.
+//! Everything here builds and is tested on the host.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+pub mod addr;
+pub mod bootimage;
+pub mod config;
+pub mod console;
+pub mod exit;
+pub mod hypercall;
+pub mod partition;
+pub mod stage2;

@@ -1,0 +1,10 @@
+//! Puts the partition linker script where the linker finds it (`-Ttantalum-guest.ld`, passed
+//! by `.cargo/config.toml` for the `aarch64-unknown-none` target).
+use std::path::PathBuf;
+
+fn main() {
+    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
+    std::fs::write(out.join("tantalum-guest.ld"), include_bytes!("tantalum-guest.ld")).unwrap();
+    println!("cargo:rustc-link-search={}", out.display());
+    println!("cargo:rerun-if-changed=tantalum-guest.ld");
+}

@@ -1,0 +1,110 @@
+//! Tantalum hypercalls (`hvc #0`, SMCCC function IDs from `tantalum_core::hypercall`).
+
+use core::arch::asm;
+
+pub use tantalum_core::hypercall::*;
+
+/// Issues `hvc #0` with `function` and six arguments; returns x0..x4.
+#[inline(always)]
+pub fn hvc(function: u64, args: [u64; 6]) -> [u64; 5] {
+    let r: [u64; 5];
+    let (r0, r1, r2, r3, r4): (u64, u64, u64, u64, u64);
+    // SAFETY: the hypervisor's ABI preserves every register except x0..x4 (results) and
+    // touches no memory the Rust program did not hand it by address.
+    unsafe {
+        asm!(
+            "hvc #0",
+            inout("x0") function => r0,
+            inout("x1") args[0] => r1,
+            inout("x2") args[1] => r2,
+            inout("x3") args[2] => r3,
+            inout("x4") args[3] => r4,
+            in("x5") args[4],
+            in("x6") args[5],
+            options(nostack)
+        );
+    }
+    r = [r0, r1, r2, r3, r4];
+    r
+}
+
+/// Issues `smc #0` (only PSCI calls are allowed; anything else is a fault).
+#[inline(always)]
+pub fn smc(function: u64, args: [u64; 3]) -> u64 {
+    let r0: u64;
+    // SAFETY: as for `hvc`: the hypervisor handles or refuses the call.
+    unsafe {
+        asm!(
+            "smc #0",
+            inout("x0") function => r0,
+            inout("x1") args[0] => _,
+            inout("x2") args[1] => _,
+            inout("x3") args[2] => _,
+            options(nostack)
+        );
+    }
+    r0
+}
+
+/// Facts about the calling partition.
+#[derive(Clone, Copy, Debug)]
+pub struct PartitionInfo {
+    pub id: u64,
+    /// How many times the hypervisor restarted this partition since boot.
+    pub restarts: u64,
+    pub vcpus: u64,
+}
+
+pub fn partition_info() -> PartitionInfo {
+    let r = hvc(HYP_PARTITION_INFO, [0; 6]);
+    PartitionInfo { id: r[0], restarts: r[1], vcpus: r[2] }
+}
+
+/// The partition's name, as the config gives it.
+pub fn partition_name() -> Name {
+    let r = hvc(HYP_PARTITION_NAME, [0; 6]);
+    let mut bytes = [0u8; 32];
+    for (i, word) in r[1..].iter().enumerate() {
+        bytes[i * 8..i * 8 + 8].copy_from_slice(&word.to_le_bytes());
+    }
+    Name { bytes, len: (r[0] as usize).min(32) }
+}
+
+/// A partition name returned by [`partition_name`].
+#[derive(Clone, Copy)]
+pub struct Name {
+    bytes: [u8; 32],
+    len: usize,
+}
+
+impl Name {
+    pub fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.bytes[..self.len]).unwrap_or("?")
+    }
+}
+
+impl core::fmt::Display for Name {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Gives up the CPU for a moment (a hint: each vCPU owns its CPU).
+pub fn yield_now() {
+    hvc(HYP_YIELD, [0; 6]);
+}
+
+/// Sleeps for about `ns` nanoseconds (at most 1 s per call).
+pub fn wait_ns(ns: u64) {
+    hvc(HYP_WAIT, [ns, 0, 0, 0, 0, 0]);
+}
+
+/// Stops this partition, reporting `code` on the hypervisor console.
+pub fn exit(code: u64) -> ! {
+    hvc(HYP_EXIT, [code, 0, 0, 0, 0, 0]);
+    // The hypervisor never returns from EXIT; if it did, do not run on.
+    loop {
+        // SAFETY: WFI only waits.
+        unsafe { asm!("wfi", options(nomem, nostack)) };
+    }
+}

@@ -1,0 +1,54 @@
+//! `tantalum-guest`: the SDK for Tantalum unikernel partitions on aarch64.
+//!
+//! A partition is a `no_std`, `no_main` binary whose `main` is a few lines:
+//! ```ignore
+//! #![no_std]
+//! #![no_main]
+//! use tantalum_guest::println;
+//! tantalum_guest::entry!(main);
+//! fn main() {
+//!     println!("hello from {}", tantalum_guest::partition_name());
+//! }
+//! ```
+//! The SDK brings the startup code (relocation, stack, BSS, FP, MMU with an identity map),
+//! the console, hypercall wrappers and a panic handler that reports and exits.
+#![no_std]
+
+extern crate alloc;
+
+pub mod console;
+mod heap;
+pub mod hypercall;
+mod start;
+
+pub use hypercall::{exit, partition_info, partition_name, wait_ns, yield_now, PartitionInfo};
+pub use start::{boot_instructions, dtb_address};
+
+/// Declares the partition's `main`: `tantalum_guest::entry!(main);`. Returning from it exits
+/// the partition with code 0.
+#[macro_export]
+macro_rules! entry {
+    ($main:path) => {
+        #[unsafe(no_mangle)]
+        extern "Rust" fn __tantalum_main() {
+            let main: fn() = $main;
+            main()
+        }
+    };
+}
+
+/// Retired instructions so far on this CPU (PMU event counter 0, which the hypervisor sets to
+/// count instructions at every EL). Exact under QEMU `-icount`.
+#[inline(always)]
+pub fn instructions() -> u64 {
+    let v: u64;
+    // SAFETY: reading a PMU counter has no side effects; EL1 access is allowed by MDCR_EL2.
+    unsafe { core::arch::asm!("isb", "mrs {}, pmevcntr0_el0", out(reg) v, options(nostack)) };
+    v
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    println!("panic: {}", info);
+    exit(101)
+}

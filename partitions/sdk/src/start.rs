@@ -1,0 +1,163 @@
+//! Startup: arm64 Image header, self-relocation, stack, BSS, FP/SIMD, vectors, and an
+//! identity-mapped MMU, then the partition's `main`.
+
+use core::arch::global_asm;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// Stage-1 identity map, level 1, 1 GiB blocks: GiB 0 as device memory (not executable),
+/// GiB 1..3 as normal write-back memory. SDK partitions keep their RAM in 1 GiB..4 GiB of
+/// guest-physical space.
+#[repr(C, align(4096))]
+struct Table([u64; 512]);
+
+const fn identity_map() -> Table {
+    const VALID_BLOCK: u64 = 0b01;
+    const AF: u64 = 1 << 10;
+    const SH_INNER: u64 = 0b11 << 8;
+    const ATTR_NORMAL: u64 = 0 << 2;
+    const ATTR_DEVICE: u64 = 1 << 2;
+    const XN: u64 = (1 << 54) | (1 << 53);
+    let mut t = [0u64; 512];
+    t[0] = VALID_BLOCK | AF | ATTR_DEVICE | XN;
+    let mut i = 1;
+    while i < 4 {
+        t[i] = ((i as u64) << 30) | VALID_BLOCK | AF | SH_INNER | ATTR_NORMAL;
+        i += 1;
+    }
+    Table(t)
+}
+
+#[unsafe(no_mangle)]
+static GUEST_L1: Table = identity_map();
+
+/// TCR_EL1: T0SZ 25 (39-bit VA), write-back walks, inner shareable, 4 KiB granule, TTBR1 walks
+/// disabled (EPD1), 40-bit IPA.
+const TCR_EL1: u64 = 25 | (1 << 8) | (1 << 10) | (3 << 12) | (1 << 23) | (2 << 32);
+/// MAIR_EL1: attr0 normal write-back, attr1 Device-nGnRnE.
+const MAIR_EL1: u64 = 0xff;
+/// SCTLR_EL1: reset value with MMU, D-cache and I-cache on.
+const SCTLR_EL1: u64 = 0x30d0_0800 | 1 | (1 << 2) | (1 << 12);
+/// ELF relocation type R_AARCH64_RELATIVE.
+const R_AARCH64_RELATIVE: u64 = 1027;
+
+global_asm!(
+    r#"
+.section .text.head, "ax"
+.global _start
+_start:
+    b       1f                      // arm64 Image header: code0
+    .word   0                       // code1
+    .quad   0                       // text_offset
+    .quad   __image_size            // image_size, including BSS and stack
+    .quad   0xa                     // flags: little-endian, 4 KiB pages, may be placed anywhere
+    .quad   0, 0, 0
+    .ascii  "ARM\x64"
+    .word   0
+1:  mrs     x20, pmevcntr0_el0      // instructions retired when we got the CPU
+    mov     x19, x0                 // guest DTB
+    mov     x1, #(3 << 20)          // CPACR_EL1.FPEN: no FP/SIMD traps
+    msr     cpacr_el1, x1
+    isb
+    adrp    x1, __stack_top
+    add     x1, x1, :lo12:__stack_top
+    mov     sp, x1
+    // Apply R_AARCH64_RELATIVE relocations: *(base + offset) = base + addend.
+    adr     x2, _start
+    adrp    x3, __rela_start
+    add     x3, x3, :lo12:__rela_start
+    adrp    x4, __rela_end
+    add     x4, x4, :lo12:__rela_end
+2:  cmp     x3, x4
+    b.hs    3f
+    ldp     x5, x6, [x3], #16
+    ldr     x7, [x3], #8
+    cmp     x6, #{r_relative}
+    b.ne    2b
+    add     x7, x7, x2
+    str     x7, [x2, x5]
+    b       2b
+3:  adrp    x1, __bss_start
+    add     x1, x1, :lo12:__bss_start
+    adrp    x2, __bss_end
+    add     x2, x2, :lo12:__bss_end
+4:  cmp     x1, x2
+    b.hs    5f
+    stp     xzr, xzr, [x1], #16
+    b       4b
+5:  adr     x1, guest_vectors
+    msr     vbar_el1, x1
+    ldr     x1, ={mair}
+    msr     mair_el1, x1
+    ldr     x1, ={tcr}
+    msr     tcr_el1, x1
+    adrp    x1, GUEST_L1
+    add     x1, x1, :lo12:GUEST_L1
+    msr     ttbr0_el1, x1
+    dsb     sy
+    tlbi    vmalle1
+    dsb     sy
+    isb
+    ldr     x1, ={sctlr}
+    msr     sctlr_el1, x1
+    isb
+    mov     x0, x19
+    mov     x1, x20
+    bl      __tantalum_start
+6:  wfi
+    b       6b
+
+.macro GUEST_VECTOR kind
+    .balign 0x80
+    mov     x0, #\kind
+    mrs     x1, esr_el1
+    mrs     x2, elr_el1
+    mrs     x3, far_el1
+    b       __tantalum_exception
+.endm
+
+.balign 0x800
+guest_vectors:
+    .irp kind, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+    GUEST_VECTOR \kind
+    .endr
+"#,
+    r_relative = const R_AARCH64_RELATIVE,
+    mair = const MAIR_EL1,
+    tcr = const TCR_EL1,
+    sctlr = const SCTLR_EL1,
+);
+
+static DTB: AtomicU64 = AtomicU64::new(0);
+static BOOT_INSTRUCTIONS: AtomicU64 = AtomicU64::new(0);
+
+/// Guest-physical address of the partition's device tree (x0 at entry).
+pub fn dtb_address() -> u64 {
+    DTB.load(Ordering::Relaxed)
+}
+
+/// Instructions retired on this CPU (hypervisor included) before the partition's first
+/// instruction, as read from the PMU at entry.
+pub fn boot_instructions() -> u64 {
+    BOOT_INSTRUCTIONS.load(Ordering::Relaxed)
+}
+
+unsafe extern "Rust" {
+    /// Defined by `tantalum_guest::entry!`.
+    fn __tantalum_main();
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn __tantalum_start(dtb: u64, boot_instructions: u64) -> ! {
+    DTB.store(dtb, Ordering::Relaxed);
+    BOOT_INSTRUCTIONS.store(boot_instructions, Ordering::Relaxed);
+    crate::heap::init();
+    // SAFETY: `entry!` defines this symbol as a plain Rust function with no arguments.
+    unsafe { __tantalum_main() };
+    crate::exit(0)
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn __tantalum_exception(kind: u64, esr: u64, elr: u64, far: u64) -> ! {
+    crate::println!("unexpected exception {kind}: ESR {esr:#x}, ELR {elr:#x}, FAR {far:#x}");
+    crate::exit(102)
+}
