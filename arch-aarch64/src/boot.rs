@@ -221,18 +221,31 @@ guest_resume:
     eret
 
 // enter_guest(frame: *const GuestFrame, stack_top: u64) -> !
-// Copies the frame to the top of this CPU's stack, dropping everything below, and resumes it.
+// Resets this CPU's stack to its top and resumes the guest from `frame`, which may lie on the
+// abandoned stack: it is read before anything else can write there (EL2 runs with DAIF masked).
 .global enter_guest
 enter_guest:
-    sub     x1, x1, #{frame}
-    mov     x2, #0
-3:  ldr     x3, [x0, x2]
-    str     x3, [x1, x2]
-    add     x2, x2, #8
-    cmp     x2, #{frame}
-    b.lo    3b
     mov     sp, x1
-    b       guest_resume
+    ldp     x30, x2, [x0, #240]
+    msr     elr_el2, x2
+    ldr     x2, [x0, #256]
+    msr     spsr_el2, x2
+    ldp     x2, x3, [x0, #16]
+    ldp     x4, x5, [x0, #32]
+    ldp     x6, x7, [x0, #48]
+    ldp     x8, x9, [x0, #64]
+    ldp     x10, x11, [x0, #80]
+    ldp     x12, x13, [x0, #96]
+    ldp     x14, x15, [x0, #112]
+    ldp     x16, x17, [x0, #128]
+    ldp     x18, x19, [x0, #144]
+    ldp     x20, x21, [x0, #160]
+    ldp     x22, x23, [x0, #176]
+    ldp     x24, x25, [x0, #192]
+    ldp     x26, x27, [x0, #208]
+    ldp     x28, x29, [x0, #224]
+    ldp     x0, x1, [x0, #0]
+    eret
 "#,
     boot_info_version = const BOOT_INFO_VERSION,
     boot_stack_size = const BOOT_STACK_SIZE,

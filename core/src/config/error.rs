@@ -18,7 +18,10 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(node: impl Into<String>, kind: ErrorKind) -> Self {
-        Self { node: node.into(), kind }
+        Self {
+            node: node.into(),
+            kind,
+        }
     }
 }
 
@@ -39,84 +42,185 @@ pub enum ErrorKind {
     /// A node the binding requires does not exist (the error's node is its path).
     MissingNode,
     /// A required property is absent.
-    MissingProperty { property: &'static str },
+    MissingProperty {
+        property: &'static str,
+    },
     /// A known property has the wrong length or type.
-    MalformedProperty { property: &'static str, len: usize, expected: Expected },
+    MalformedProperty {
+        property: &'static str,
+        len: usize,
+        expected: Expected,
+    },
     /// A node's `compatible` does not name the expected binding.
-    BadCompatible { expected: &'static str, found: Option<String> },
+    BadCompatible {
+        expected: &'static str,
+        found: Option<String>,
+    },
     /// A child of `/hypervisor` that is not a partition.
-    UnknownNode { compatible: Option<String> },
+    UnknownNode {
+        compatible: Option<String>,
+    },
     /// `on-fault` names no known policy.
-    UnknownFaultPolicy { value: String },
+    UnknownFaultPolicy {
+        value: String,
+    },
     /// A phandle refers to no node.
-    UnresolvedPhandle { property: &'static str, phandle: u32 },
+    UnresolvedPhandle {
+        property: &'static str,
+        phandle: u32,
+    },
     /// A `cpus` phandle refers to a node that is not one of the board's CPUs.
-    NotACpu { phandle: u32, target: String },
+    NotACpu {
+        phandle: u32,
+        target: String,
+    },
     /// A built-blob property without its companion (`tantalum,image` without `-sha256`, ...).
-    IncompleteBlob { present: &'static str, missing: &'static str },
+    IncompleteBlob {
+        present: &'static str,
+        missing: &'static str,
+    },
     /// `#address-cells` / `#size-cells` of a board node's parent: not 1..=2 / 0..=2.
-    UnsupportedCells { address_cells: u32, size_cells: u32 },
+    UnsupportedCells {
+        address_cells: u32,
+        size_cells: u32,
+    },
 
     // ---- Rule 1: counts ----
     NoPartitions,
-    TooManyPartitions { count: usize, max: usize },
-    TooManyCpus { count: usize, max: usize },
+    TooManyPartitions {
+        count: usize,
+        max: usize,
+    },
+    TooManyCpus {
+        count: usize,
+        max: usize,
+    },
     /// The board describes no RAM at all.
     NoRam,
     /// A partition's id is not its index in tree order.
-    IdMismatch { id: u16, index: usize },
+    IdMismatch {
+        id: u16,
+        index: usize,
+    },
 
     // ---- Rule 2: names ----
-    InvalidName { name: String, problem: NameProblem },
-    DuplicateName { name: String, other: String },
+    InvalidName {
+        name: String,
+        problem: NameProblem,
+    },
+    DuplicateName {
+        name: String,
+        other: String,
+    },
 
     // ---- Rules 3 and 4: memory ----
     /// A partition has no memory region.
     NoMemory,
     /// A memory range of size zero.
-    EmptyMemory { base: u64 },
+    EmptyMemory {
+        base: u64,
+    },
     /// Host base or size not a multiple of [`PAGE_SIZE`].
-    UnalignedMemory { range: HostRange },
+    UnalignedMemory {
+        range: HostRange,
+    },
     /// Guest base not a multiple of [`PAGE_SIZE`].
-    UnalignedGuest { region: usize, guest: GuestPhys },
+    UnalignedGuest {
+        region: usize,
+        guest: GuestPhys,
+    },
     /// `base + size` does not fit in 64 bits.
-    MemoryOverflow { guest: bool, base: u64, size: u64 },
+    MemoryOverflow {
+        guest: bool,
+        base: u64,
+        size: u64,
+    },
     /// A memory range is not wholly inside one RAM range of the board.
-    OutsideRam { range: HostRange, ram: Vec<HostRange> },
+    OutsideRam {
+        range: HostRange,
+        ram: Vec<HostRange>,
+    },
     /// A partition region overlaps the hypervisor's memory.
-    OverlapsHypervisor { range: HostRange, hypervisor: HostRange },
+    OverlapsHypervisor {
+        range: HostRange,
+        hypervisor: HostRange,
+    },
     /// Two partition regions overlap (reported once per pair, on the later one).
-    Overlap { range: HostRange, other: String, other_range: HostRange },
+    Overlap {
+        range: HostRange,
+        other: String,
+        other_range: HostRange,
+    },
     /// Two guest ranges of one partition overlap.
-    GuestOverlap { region: usize, other_region: usize, guest: GuestPhys, other_guest: GuestPhys },
+    GuestOverlap {
+        region: usize,
+        other_region: usize,
+        guest: GuestPhys,
+        other_guest: GuestPhys,
+    },
     /// A guest range ends above the IPA space.
-    AboveIpaLimit { region: usize, end: u64, limit: u64 },
+    AboveIpaLimit {
+        region: usize,
+        end: u64,
+        limit: u64,
+    },
     /// The boot image and hypervisor do not fit in the hypervisor's memory.
-    BootImageOutside { boot_image: HostRange, memory: HostRange },
+    BootImageOutside {
+        boot_image: HostRange,
+        memory: HostRange,
+    },
 
     // ---- Rule 5 ----
-    Overcommit { partitions: u64, hypervisor: u64, ram: u64 },
+    Overcommit {
+        partitions: u64,
+        hypervisor: u64,
+        ram: u64,
+    },
 
     // ---- Rule 6: CPUs ----
     NoCpus,
     /// A CPU index that is not one of the board's CPUs.
-    UnknownCpu { index: usize, count: usize },
-    DuplicateCpu { cpu: String },
-    CpuTaken { cpu: String, owner: String },
+    UnknownCpu {
+        index: usize,
+        count: usize,
+    },
+    DuplicateCpu {
+        cpu: String,
+    },
+    CpuTaken {
+        cpu: String,
+        owner: String,
+    },
 
     // ---- Rule 7: image fit ----
-    ImageTooBig { image: u64, region: u64 },
-    GuestDtbTooBig { size: u64 },
+    ImageTooBig {
+        image: u64,
+        region: u64,
+    },
+    GuestDtbTooBig {
+        size: u64,
+    },
 
     // ---- Rule 8 ----
-    EntryOutsideMemory { entry: GuestPhys },
+    EntryOutsideMemory {
+        entry: GuestPhys,
+    },
 
     // ---- Rule 9: boot image ----
-    BlobOutOfBounds { property: &'static str, offset: u64, size: u64, payload: u64 },
+    BlobOutOfBounds {
+        property: &'static str,
+        offset: u64,
+        size: u64,
+        payload: u64,
+    },
     ImageNotBuilt,
 
     // ---- Rule 11 ----
-    ConsoleInPartition { console: String, mmio: HostRange, range: HostRange },
+    ConsoleInPartition {
+        console: String,
+        mmio: HostRange,
+        range: HostRange,
+    },
 }
 
 /// How a DTB is broken (`parse` refuses it before looking at any node).
@@ -125,19 +229,34 @@ pub enum DtbDefect {
     BadMagic,
     /// The buffer is shorter than the header or than the header's `totalsize`.
     Truncated,
-    UnsupportedVersion { version: u32 },
+    UnsupportedVersion {
+        version: u32,
+    },
     /// The structure or strings block lies outside `totalsize`.
-    BlockOutOfBounds { block: &'static str },
+    BlockOutOfBounds {
+        block: &'static str,
+    },
     /// An unexpected token at this offset of the structure block.
-    BadToken { offset: usize, token: u32 },
+    BadToken {
+        offset: usize,
+        token: u32,
+    },
     /// A node name that is unterminated, not UTF-8, empty or contains `/`.
-    BadNodeName { offset: usize },
+    BadNodeName {
+        offset: usize,
+    },
     /// A property whose name offset or value lies outside its block.
-    BadProperty { offset: usize },
+    BadProperty {
+        offset: usize,
+    },
     /// A property after a child node (properties come first).
-    PropertyAfterChild { offset: usize },
+    PropertyAfterChild {
+        offset: usize,
+    },
     /// Nodes nested deeper than this.
-    TooDeep { max: usize },
+    TooDeep {
+        max: usize,
+    },
     /// The structure block ends before `FDT_END`, or nodes are unbalanced.
     Unterminated,
 }
@@ -175,18 +294,32 @@ impl fmt::Display for DtbDefect {
             Self::BadMagic => write!(f, "bad magic (expected 0xd00dfeed)"),
             Self::Truncated => write!(f, "truncated (shorter than its header says)"),
             Self::UnsupportedVersion { version } => {
-                write!(f, "version {version} is not supported (need 17, as dtc writes)")
+                write!(
+                    f,
+                    "version {version} is not supported (need 17, as dtc writes)"
+                )
             }
             Self::BlockOutOfBounds { block } => write!(f, "{block} block lies outside the blob"),
             Self::BadToken { offset, token } => {
-                write!(f, "unexpected token {token:#x} at structure offset {offset:#x}")
+                write!(
+                    f,
+                    "unexpected token {token:#x} at structure offset {offset:#x}"
+                )
             }
-            Self::BadNodeName { offset } => write!(f, "bad node name at structure offset {offset:#x}"),
+            Self::BadNodeName { offset } => {
+                write!(f, "bad node name at structure offset {offset:#x}")
+            }
             Self::BadProperty { offset } => {
-                write!(f, "property at structure offset {offset:#x} has a bad name or length")
+                write!(
+                    f,
+                    "property at structure offset {offset:#x} has a bad name or length"
+                )
             }
             Self::PropertyAfterChild { offset } => {
-                write!(f, "property after a child node at structure offset {offset:#x}")
+                write!(
+                    f,
+                    "property after a child node at structure offset {offset:#x}"
+                )
             }
             Self::TooDeep { max } => write!(f, "nodes nested deeper than {max} levels"),
             Self::Unterminated => write!(f, "structure block unterminated or unbalanced"),
@@ -201,7 +334,10 @@ impl fmt::Display for Expected {
             Self::Cells(4) => write!(f, "4 cells (<base-hi base-lo size-hi size-lo>)"),
             Self::Cells(n) => write!(f, "{n} cells ({} bytes)", n * 4),
             Self::CellGroups(4) => {
-                write!(f, "one or more <base-hi base-lo size-hi size-lo> groups of 4 cells")
+                write!(
+                    f,
+                    "one or more <base-hi base-lo size-hi size-lo> groups of 4 cells"
+                )
             }
             Self::CellGroups(n) => write!(f, "one or more groups of {n} cells"),
             Self::Phandle => write!(f, "one phandle (<&label>)"),

@@ -1,0 +1,129 @@
+//! `cargo xtask config check`: compile a system DTS, parse it and check every rule.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tantalum_core::config::{self, BuildFacts, SystemConfig};
+
+use crate::{bail, cargo, Result};
+
+/// Compiles a DTS with dtc; on failure returns dtc's own messages.
+pub fn dtc(dts: &Path, out: &Path) -> std::result::Result<Vec<u8>, Vec<String>> {
+    let output = Command::new("dtc")
+        .args(["-q", "-I", "dts", "-O", "dtb", "-o"])
+        .arg(out)
+        .arg(dts)
+        .output()
+        .map_err(|e| vec![format!("{}: cannot run dtc: {e}", dts.display())])?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(stderr.lines().map(|l| format!("dtc: {l}")).collect());
+    }
+    std::fs::read(out).map_err(|e| vec![format!("{}: {e}", out.display())])
+}
+
+/// Size the partition will occupy from the start of its first region: the arm64 Image
+/// header's `image_size` (which covers BSS and stack) if the file has one, else its length.
+pub fn effective_image_size(bytes: &[u8]) -> u64 {
+    let is_arm64_image = bytes.len() >= 64 && bytes[56..60] == *b"ARM\x64";
+    if is_arm64_image {
+        let declared = u64::from_le_bytes(bytes[16..24].try_into().expect("8 bytes"));
+        if declared >= bytes.len() as u64 {
+            return declared;
+        }
+    }
+    bytes.len() as u64
+}
+
+/// Where `image = "..."` may point: next to the DTS, or a built sample partition.
+pub fn resolve_image(dts: &Path, image: &str) -> Option<PathBuf> {
+    let beside = dts.parent().unwrap_or(Path::new(".")).join(image);
+    let built = cargo::out_dir().join("partitions").join(image);
+    [beside, built].into_iter().find(|p| p.is_file())
+}
+
+/// Parses `dtb`, resolves images (filling size hints) and checks every rule.
+pub fn check_dtb(dts: &Path, dtb: &[u8]) -> std::result::Result<(SystemConfig, Vec<Vec<u8>>), Vec<String>> {
+    let mut cfg = config::parse(dtb).map_err(|errors| errors.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
+    let mut images = Vec::new();
+    let mut problems = Vec::new();
+    for p in &mut cfg.partitions {
+        let Some(name) = p.image_path.clone() else {
+            images.push(Vec::new());
+            continue;
+        };
+        match resolve_image(dts, &name).map(std::fs::read) {
+            Some(Ok(bytes)) => {
+                p.image_size_hint = Some(effective_image_size(&bytes));
+                images.push(bytes);
+            }
+            _ => {
+                problems.push(format!(
+                    "{}: image \"{name}\" not found (looked beside {} and in {})",
+                    p.path,
+                    dts.display(),
+                    cargo::out_dir().join("partitions").display()
+                ));
+                images.push(Vec::new());
+            }
+        }
+    }
+    let facts = BuildFacts { boot_image: None, payload_size: None };
+    if let Err(errors) = config::validate(&cfg, &facts) {
+        problems.extend(errors.iter().map(|e| e.to_string()));
+    }
+    if problems.is_empty() { Ok((cfg, images)) } else { Err(problems) }
+}
+
+/// Compiles and checks one system DTS.
+pub fn check_file(dts: &Path) -> std::result::Result<(SystemConfig, Vec<Vec<u8>>, Vec<u8>), Vec<String>> {
+    let out = cargo::out_dir().join("check");
+    std::fs::create_dir_all(&out).map_err(|e| vec![e.to_string()])?;
+    let stem = dts.file_stem().unwrap_or_default().to_string_lossy().to_string();
+    let dtb = dtc(dts, &out.join(format!("{stem}.dtb")))?;
+    let (cfg, images) = check_dtb(dts, &dtb)?;
+    Ok((cfg, images, dtb))
+}
+
+/// One line describing a valid system.
+pub fn summary(cfg: &SystemConfig) -> String {
+    let cpus: usize = cfg.partitions.iter().map(|p| p.cpus.len()).sum();
+    let assigned: u64 = cfg.partitions.iter().flat_map(|p| &p.memory).map(|r| r.size).sum();
+    let ram: u64 = cfg.board.ram.iter().map(|r| r.size).sum();
+    format!(
+        "{} partitions on {cpus} of {} CPUs, {} MiB of {} MiB RAM assigned",
+        cfg.partitions.len(),
+        cfg.board.cpus.len(),
+        assigned >> 20,
+        ram >> 20
+    )
+}
+
+pub fn command(files: &[String]) -> Result<()> {
+    if files.is_empty() {
+        bail!("usage: cargo xtask config check FILE.dts...");
+    }
+    crate::tools::ensure()?;
+    // Sample images are built on demand so that `image = "hello.bin"` resolves.
+    if !cargo::out_dir().join("partitions").is_dir() {
+        cargo::build_partitions()?;
+    }
+    let mut failed = 0;
+    for file in files {
+        let path = PathBuf::from(file);
+        match check_file(&path) {
+            Ok((cfg, _, _)) => println!("{file}: ok: {}", summary(&cfg)),
+            Err(problems) => {
+                for p in &problems {
+                    println!("error: {p}");
+                }
+                println!("{file}: {} error(s)", problems.len());
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} of {} system description(s) rejected", files.len());
+    }
+    Ok(())
+}

@@ -1,0 +1,3 @@
+pub fn command(_args: &[String]) -> crate::Result<()> {
+    crate::bail!("test: not yet")
+}
