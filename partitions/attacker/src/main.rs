@@ -1,18 +1,93 @@
-//! The demo partition: says hello a few times, with its identity, then exits.
+//! A hostile partition for the isolation scenario. Each boot tries one attack; the hypervisor
+//! contains it with the `restart` policy, and the next boot (fresh memory, restart count + 1)
+//! tries the next one. Addresses are host-physical: the scenario maps the attacker with
+//! guest address = host address, so they name the victim's and the hypervisor's memory.
 #![no_std]
 #![no_main]
 
-use tantalum_guest::{println, wait_ns};
+use core::ptr::{addr_of_mut, read_volatile, write_volatile};
+
+use tantalum_guest::hypercall::{hvc, psci, smc, Status, HYP_CONSOLE_WRITE, VENDOR_HYP_BASE};
+use tantalum_guest::{partition_info, println};
 
 tantalum_guest::entry!(main);
 
+/// The victim partition's memory and the hypervisor's image (see configs/tests/attack.dts).
+const VICTIM: u64 = 0x4200_0000;
+const HYPERVISOR: u64 = 0x4008_0000;
+const GIC_DISTRIBUTOR: u64 = 0x0800_0000;
+const UART: u64 = 0x0900_0000;
+
+/// Set before each attack; a restart must bring it back as zero (fresh memory).
+static mut MARKER: u64 = 0;
+
 fn main() {
-    let name = tantalum_guest::partition_name();
-    let info = tantalum_guest::partition_info();
-    println!("hello from partition '{}' (id {}, {} vCPU), guest DTB at {:#x}", name, info.id, info.vcpus, tantalum_guest::dtb_address());
-    for i in 1..=3 {
-        println!("{} tick {}", name, i);
-        wait_ns(20_000_000);
+    let boot = partition_info().restarts;
+    // SAFETY: single-threaded partition; MARKER is only touched here.
+    let marker = unsafe { read_volatile(addr_of_mut!(MARKER)) };
+    println!("boot {boot}: memory is {}", if marker == 0 { "fresh" } else { "NOT fresh" });
+    // SAFETY: as above.
+    unsafe { write_volatile(addr_of_mut!(MARKER), 0xdead_beef) };
+    match boot {
+        0 => {
+            probe_hypercalls();
+            println!("attack: read the victim's memory at {VICTIM:#x}");
+            // SAFETY: deliberately hostile; the hypervisor contains the access.
+            let v = unsafe { read_volatile(VICTIM as *const u64) };
+            println!("BREACH: read {v:#x} from the victim");
+        }
+        1 => attack_write("the victim's memory", VICTIM + 0x100),
+        2 => {
+            println!("attack: read the hypervisor's memory at {HYPERVISOR:#x}");
+            // SAFETY: deliberately hostile.
+            let v = unsafe { read_volatile(HYPERVISOR as *const u64) };
+            println!("BREACH: read {v:#x} from the hypervisor");
+        }
+        3 => attack_write("the hypervisor's memory", HYPERVISOR),
+        4 => attack_write("the hypervisor's UART", UART),
+        5 => attack_write("the GIC distributor", GIC_DISTRIBUTOR),
+        6 => {
+            println!("attack: SMC to the firmware (SiP service call)");
+            let r = smc(0xC200_0000, [0; 3]);
+            println!("BREACH: SMC returned {r:#x}");
+        }
+        7 => {
+            println!("attack: read a debug register (DBGBVR0_EL1)");
+            let v: u64;
+            // SAFETY: deliberately hostile; MDCR_EL2.TDA traps it.
+            unsafe { core::arch::asm!("mrs {}, dbgbvr0_el1", out(reg) v) };
+            println!("BREACH: DBGBVR0_EL1 = {v:#x}");
+        }
+        _ => println!("all attacks contained; exiting"),
     }
-    println!("{} done", name);
+}
+
+fn attack_write(what: &str, addr: u64) {
+    println!("attack: write {what} at {addr:#x}");
+    // SAFETY: deliberately hostile; the hypervisor contains the access.
+    unsafe { write_volatile(addr as *mut u64, 0x0bad_0bad) };
+    println!("BREACH: wrote {what}");
+}
+
+/// Unknown hypercalls return NOT_SUPPORTED and are not faults; a console write that points at
+/// another partition's memory is refused.
+fn probe_hypercalls() {
+    let unknown = [VENDOR_HYP_BASE + 0x77, VENDOR_HYP_BASE + 0xFFFF, 0x8600_0000, 0xC500_0001, 0xFFFF_FFFF, 0];
+    let mut refused = 0;
+    for f in unknown {
+        if hvc(f, [1, 2, 3, 4, 5, 6])[0] == Status::NotSupported.to_reg() {
+            refused += 1;
+        } else {
+            println!("BREACH: hypercall {f:#x} did not return NOT_SUPPORTED");
+        }
+    }
+    println!("{refused} of {} unknown hypercalls returned NOT_SUPPORTED", unknown.len());
+    let r = hvc(HYP_CONSOLE_WRITE, [VICTIM, 16, 0, 0, 0, 0])[0];
+    if r == Status::InvalidParameters.to_reg() {
+        println!("console write from the victim's memory refused (INVALID_PARAMETERS)");
+    } else {
+        println!("BREACH: console write from the victim's memory returned {r:#x}");
+    }
+    let v = hvc(psci::VERSION, [0; 6])[0];
+    println!("PSCI version {}.{}", v >> 16, v & 0xffff);
 }

@@ -22,7 +22,7 @@ pub mod hypercall;
 mod start;
 
 pub use hypercall::{exit, partition_info, partition_name, wait_ns, yield_now, PartitionInfo};
-pub use start::{boot_instructions, dtb_address};
+pub use start::{boot_instructions, dtb_address, image_base};
 
 /// Declares the partition's `main`: `tantalum_guest::entry!(main);`. Returning from it exits
 /// the partition with code 0.

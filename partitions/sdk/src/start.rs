@@ -141,6 +141,16 @@ pub fn boot_instructions() -> u64 {
     BOOT_INSTRUCTIONS.load(Ordering::Relaxed)
 }
 
+unsafe extern "C" {
+    /// First byte of the image (the linker script's entry).
+    static _start: u8;
+}
+
+/// Guest-physical address the image was loaded at (start of the first memory region).
+pub fn image_base() -> u64 {
+    core::ptr::addr_of!(_start) as u64
+}
+
 unsafe extern "Rust" {
     /// Defined by `tantalum_guest::entry!`.
     fn __tantalum_main();

@@ -1,18 +1,49 @@
-//! The demo partition: says hello a few times, with its identity, then exits.
+//! The victim of the isolation scenario: keeps a known pattern in its memory and checks, for a
+//! few seconds while the attacker works, that nothing changed it.
 #![no_std]
 #![no_main]
+
+use core::ptr::{addr_of, addr_of_mut};
 
 use tantalum_guest::{println, wait_ns};
 
 tantalum_guest::entry!(main);
 
+const WORDS: usize = 8192;
+static mut PATTERN: [u64; WORDS] = [0; WORDS];
+
+fn expected(i: usize) -> u64 {
+    (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5a5a_5a5a
+}
+
+/// Checksum of the first page of the victim's image (its code), which the attacker targets.
+fn code_checksum() -> u64 {
+    let code = tantalum_guest::image_base() as *const u64;
+    // SAFETY: the first page of our own memory is mapped and holds our image.
+    (0..512).fold(0u64, |acc, i| acc.rotate_left(5) ^ unsafe { code.add(i).read_volatile() })
+}
+
 fn main() {
-    let name = tantalum_guest::partition_name();
-    let info = tantalum_guest::partition_info();
-    println!("hello from partition '{}' (id {}, {} vCPU), guest DTB at {:#x}", name, info.id, info.vcpus, tantalum_guest::dtb_address());
-    for i in 1..=3 {
-        println!("{} tick {}", name, i);
-        wait_ns(20_000_000);
+    // SAFETY: single-threaded; PATTERN is only used in this function.
+    let pattern = unsafe { &mut *addr_of_mut!(PATTERN) };
+    for (i, w) in pattern.iter_mut().enumerate() {
+        *w = expected(i);
     }
-    println!("{} done", name);
+    let code = code_checksum();
+    println!("pattern written ({} KiB); checking while the attacker runs", WORDS * 8 / 1024);
+    const ROUNDS: u32 = 30;
+    for round in 1..=ROUNDS {
+        wait_ns(100_000_000);
+        // SAFETY: as above; read through a fresh shared borrow.
+        let now = unsafe { &*addr_of!(PATTERN) };
+        let bad = now.iter().enumerate().filter(|&(i, &w)| w != expected(i)).count();
+        if bad != 0 || code_checksum() != code {
+            println!("CORRUPTED: {bad} words changed in round {round}");
+            tantalum_guest::exit(1);
+        }
+        if round % 10 == 0 {
+            println!("memory intact after {round} checks");
+        }
+    }
+    println!("victim done: memory intact");
 }
