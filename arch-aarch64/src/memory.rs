@@ -34,9 +34,10 @@ pub unsafe fn copy_to(dst: HostPhys, bytes: &[u8]) {
 /// `[src, src + buf.len())` must lie inside [`MAPPED_RAM`]. Another CPU may be writing it (a
 /// guest's own memory): the bytes read may be torn, which is fine for console output.
 pub unsafe fn copy_from(src: HostPhys, buf: &mut [u8]) {
-    // SAFETY: forwarded contract; volatile reads make no assumption about concurrent writers.
     for (i, b) in buf.iter_mut().enumerate() {
-        *b = unsafe { core::ptr::read_volatile((src.as_u64() as usize + i) as *const u8) };
+        let byte = (src.as_u64() as usize + i) as *const u8;
+        // SAFETY: forwarded contract; volatile reads assume nothing about concurrent writers.
+        *b = unsafe { core::ptr::read_volatile(byte) };
     }
 }
 
@@ -49,7 +50,7 @@ impl TableMemory for HeapTables {
         let layout = Layout::from_size_align(PAGE_SIZE as usize, PAGE_SIZE as usize).ok()?;
         // SAFETY: the layout has a non-zero size.
         let ptr = unsafe { alloc_zeroed(layout) };
-        (!ptr.is_null()).then(|| HostPhys(ptr as u64))
+        (!ptr.is_null()).then_some(HostPhys(ptr as u64))
     }
 
     fn read(&self, table: HostPhys, index: usize) -> u64 {

@@ -1,9 +1,9 @@
 //! Minimal PL011 UART driver: transmit only, polled.
 
 use tock_registers::interfaces::{Readable, Writeable};
+use tock_registers::register_bitfields;
 use tock_registers::register_structs;
 use tock_registers::registers::{ReadOnly, ReadWrite};
-use tock_registers::register_bitfields;
 
 register_bitfields! [u32,
     FR [
@@ -37,7 +37,9 @@ impl Pl011 {
     /// `base` must be the MMIO base of a PL011 mapped as device memory for the rest of the
     /// program, and nothing else may drive it.
     pub const unsafe fn new(base: usize) -> Self {
-        Self { regs: base as *const Registers }
+        Self {
+            regs: base as *const Registers,
+        }
     }
 
     fn regs(&self) -> &Registers {

@@ -53,8 +53,10 @@ pub const fn vttbr_el2(vmid: u8, root: u64) -> u64 {
 /// MDCR_EL2: every PMU counter stays with the guest (`pmu_counters` = PMCR_EL0.N); debug
 /// registers trap to EL2, so a partition cannot set breakpoints or watchpoints.
 pub fn mdcr_el2(pmu_counters: u64) -> u64 {
-    let fields: FieldValue<u64, MDCR_EL2::Register> =
-        MDCR_EL2::HPMN.val(pmu_counters & 0x1f) + MDCR_EL2::TDA::SET + MDCR_EL2::TDOSA::SET + MDCR_EL2::TDRA::SET;
+    let fields: FieldValue<u64, MDCR_EL2::Register> = MDCR_EL2::HPMN.val(pmu_counters & 0x1f)
+        + MDCR_EL2::TDA::SET
+        + MDCR_EL2::TDOSA::SET
+        + MDCR_EL2::TDRA::SET;
     fields.value
 }
 

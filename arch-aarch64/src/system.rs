@@ -9,7 +9,8 @@ use spin::{Mutex, Once};
 use tantalum_aarch64::descriptors::Stage2Format;
 use tantalum_aarch64::regs::STAGE2_START_LEVEL;
 use tantalum_core::addr::HostPhys;
-use tantalum_core::config::{Blob, PartitionConfig, SystemConfig, MAX_CPUS};
+use tantalum_core::bootimage::effective_image_size;
+use tantalum_core::config::{Blob, PartitionConfig, SystemConfig, GUEST_DTB_RESERVE, MAX_CPUS};
 use tantalum_core::console::LineBuffer;
 use tantalum_core::partition::PartitionState;
 use tantalum_core::stage2::{MapAttrs, MapError, Stage2};
@@ -58,20 +59,40 @@ pub fn get() -> &'static System {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LoadError {
     /// The blob's SHA-256 differs from the one in the system DTB.
-    HashMismatch { what: &'static str },
+    HashMismatch {
+        what: &'static str,
+    },
     /// The blob lies outside the payload (the config checks make this unreachable).
-    OutOfBounds { what: &'static str },
+    OutOfBounds {
+        what: &'static str,
+    },
     /// Memory outside what the hypervisor can reach.
     Unmapped,
+    /// The image (with the BSS its header declares) and the guest DTB do not fit in region 0.
+    TooBig {
+        needed: u64,
+        room: u64,
+    },
     Stage2(MapError),
 }
 
 impl core::fmt::Display for LoadError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            LoadError::HashMismatch { what } => write!(f, "{what} SHA-256 does not match the system DTB: refusing it"),
+            LoadError::HashMismatch { what } => write!(
+                f,
+                "{what} SHA-256 does not match the system DTB: refusing it"
+            ),
             LoadError::OutOfBounds { what } => write!(f, "{what} lies outside the boot image"),
-            LoadError::Unmapped => write!(f, "memory lies outside the hypervisor's map (1 GiB..4 GiB)"),
+            LoadError::Unmapped => {
+                write!(f, "memory lies outside the hypervisor's map (1 GiB..4 GiB)")
+            }
+            LoadError::TooBig { needed, room } => {
+                write!(
+                    f,
+                    "image needs {needed:#x} bytes with its guest DTB, region 0 has {room:#x}"
+                )
+            }
             LoadError::Stage2(e) => write!(f, "building stage-2 tables failed: {e:?}"),
         }
     }
@@ -132,6 +153,13 @@ impl System {
             Some(b) => Some(self.blob(b, "guest DTB")?),
             None => None,
         };
+        let needed = effective_image_size(image).saturating_add(GUEST_DTB_RESERVE);
+        if needed > p.memory[0].size {
+            return Err(LoadError::TooBig {
+                needed,
+                room: p.memory[0].size,
+            });
+        }
         for region in &p.memory {
             if !MAPPED_RAM.contains_range(&region.host_range()) {
                 return Err(LoadError::Unmapped);
@@ -146,7 +174,9 @@ impl System {
         // SAFETY: as above; the image fits in region 0 (config rule: image + DTB reserve).
         unsafe { memory::copy_to(first.host, image) };
         if let (Some(dtb), Some(ipa)) = (dtb, p.guest_dtb_address()) {
-            let pa = p.translate(ipa, dtb.len() as u64).ok_or(LoadError::OutOfBounds { what: "guest DTB" })?;
+            let pa = p
+                .translate(ipa, dtb.len() as u64)
+                .ok_or(LoadError::OutOfBounds { what: "guest DTB" })?;
             // SAFETY: `pa` is inside the partition's own region (translated), not running.
             unsafe { memory::copy_to(pa, dtb) };
         }
@@ -158,13 +188,17 @@ impl System {
 
     /// Marks partition `id` running.
     pub fn mark_running(&self, id: usize) {
-        self.partitions[id].status.store(Status::Running as u8, Ordering::Release);
+        self.partitions[id]
+            .status
+            .store(Status::Running as u8, Ordering::Release);
         self.running.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Marks partition `id` stopped; returns how many partitions are still running.
     pub fn mark_stopped(&self, id: usize) -> usize {
-        let was = self.partitions[id].status.swap(Status::Stopped as u8, Ordering::AcqRel);
+        let was = self.partitions[id]
+            .status
+            .swap(Status::Stopped as u8, Ordering::AcqRel);
         if was == Status::Running as u8 {
             self.running.fetch_sub(1, Ordering::AcqRel) - 1
         } else {
@@ -174,7 +208,9 @@ impl System {
 
     /// The partition whose boot vCPU runs on board CPU `cpu`.
     pub fn partition_on_cpu(&self, cpu: usize) -> Option<usize> {
-        self.partitions.iter().position(|p| p.config.cpus.first() == Some(&cpu))
+        self.partitions
+            .iter()
+            .position(|p| p.config.cpus.first() == Some(&cpu))
     }
 }
 
@@ -182,7 +218,8 @@ fn build_stage2(p: &PartitionConfig) -> Result<Stage2, LoadError> {
     let mut tables = HeapTables;
     let s2 = Stage2::new(&mut tables, STAGE2_START_LEVEL).map_err(LoadError::Stage2)?;
     for r in &p.memory {
-        s2.map::<Stage2Format>(&mut tables, r.guest, r.host, r.size, MapAttrs::RAM).map_err(LoadError::Stage2)?;
+        s2.map::<Stage2Format>(&mut tables, r.guest, r.host, r.size, MapAttrs::RAM)
+            .map_err(LoadError::Stage2)?;
     }
     Ok(s2)
 }

@@ -118,9 +118,38 @@ impl BootInfo {
     }
 }
 
+/// Offset of the arm64 Image header's magic (`ARM\x64`).
+pub const ARM64_MAGIC_OFFSET: usize = 56;
+
+/// Bytes a partition image occupies from its load address: the arm64 Image header's
+/// `image_size` (which covers BSS and stack) if it has one, else the file's length.
+pub fn effective_image_size(bytes: &[u8]) -> u64 {
+    let magic = bytes.get(ARM64_MAGIC_OFFSET..ARM64_MAGIC_OFFSET + 4);
+    let declared = bytes
+        .get(IMAGE_SIZE_OFFSET..IMAGE_SIZE_OFFSET + 8)
+        .map(|b| read_u64(b, 0));
+    match (magic, declared) {
+        (Some(b"ARM\x64"), Some(declared)) if declared >= bytes.len() as u64 => declared,
+        _ => bytes.len() as u64,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn effective_size_reads_the_arm64_header() {
+        let mut image = [0u8; 64];
+        assert_eq!(effective_image_size(&image), 64);
+        image[56..60].copy_from_slice(b"ARM\x64");
+        image[16..24].copy_from_slice(&0x5000u64.to_le_bytes());
+        assert_eq!(effective_image_size(&image), 0x5000);
+        // A header that claims less than the file holds is ignored.
+        image[16..24].copy_from_slice(&8u64.to_le_bytes());
+        assert_eq!(effective_image_size(&image), 64);
+        assert_eq!(effective_image_size(&image[..10]), 10);
+    }
 
     #[test]
     fn round_trip() {
@@ -140,12 +169,29 @@ mod tests {
     fn rejects_out_of_bounds_and_garbage() {
         let mut image = [0u8; 256];
         assert_eq!(BootInfo::decode(&image, 256), Err(BootInfoError::BadMagic));
-        assert_eq!(BootInfo::decode(&image[..100], 256), Err(BootInfoError::TooShort));
-        let info = BootInfo { payload_offset: 128, payload_size: 200, ..Default::default() };
+        assert_eq!(
+            BootInfo::decode(&image[..100], 256),
+            Err(BootInfoError::TooShort)
+        );
+        let info = BootInfo {
+            payload_offset: 128,
+            payload_size: 200,
+            ..Default::default()
+        };
         info.encode_into(&mut image);
-        assert_eq!(BootInfo::decode(&image, 256), Err(BootInfoError::OutOfBounds));
-        let info = BootInfo { payload_offset: u64::MAX, payload_size: 2, ..Default::default() };
+        assert_eq!(
+            BootInfo::decode(&image, 256),
+            Err(BootInfoError::OutOfBounds)
+        );
+        let info = BootInfo {
+            payload_offset: u64::MAX,
+            payload_size: 2,
+            ..Default::default()
+        };
         info.encode_into(&mut image);
-        assert_eq!(BootInfo::decode(&image, 256), Err(BootInfoError::OutOfBounds));
+        assert_eq!(
+            BootInfo::decode(&image, 256),
+            Err(BootInfoError::OutOfBounds)
+        );
     }
 }

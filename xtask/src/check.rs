@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use tantalum_core::bootimage::effective_image_size;
 use tantalum_core::config::{self, BuildFacts, SystemConfig};
 
 use crate::{bail, cargo, Result};
@@ -22,19 +23,6 @@ pub fn dtc(dts: &Path, out: &Path) -> std::result::Result<Vec<u8>, Vec<String>> 
     std::fs::read(out).map_err(|e| vec![format!("{}: {e}", out.display())])
 }
 
-/// Size the partition will occupy from the start of its first region: the arm64 Image
-/// header's `image_size` (which covers BSS and stack) if the file has one, else its length.
-pub fn effective_image_size(bytes: &[u8]) -> u64 {
-    let is_arm64_image = bytes.len() >= 64 && bytes[56..60] == *b"ARM\x64";
-    if is_arm64_image {
-        let declared = u64::from_le_bytes(bytes[16..24].try_into().expect("8 bytes"));
-        if declared >= bytes.len() as u64 {
-            return declared;
-        }
-    }
-    bytes.len() as u64
-}
-
 /// Where `image = "..."` may point: next to the DTS, or a built sample partition.
 pub fn resolve_image(dts: &Path, image: &str) -> Option<PathBuf> {
     let beside = dts.parent().unwrap_or(Path::new(".")).join(image);
@@ -42,9 +30,21 @@ pub fn resolve_image(dts: &Path, image: &str) -> Option<PathBuf> {
     [beside, built].into_iter().find(|p| p.is_file())
 }
 
+/// Every problem found, one message each.
+pub type Problems = Vec<String>;
+
+/// A system description that passed every check, with its partitions' image files.
+#[derive(Debug)]
+pub struct Checked {
+    pub config: SystemConfig,
+    /// Image bytes, in partition order.
+    pub images: Vec<Vec<u8>>,
+}
+
 /// Parses `dtb`, resolves images (filling size hints) and checks every rule.
-pub fn check_dtb(dts: &Path, dtb: &[u8]) -> std::result::Result<(SystemConfig, Vec<Vec<u8>>), Vec<String>> {
-    let mut cfg = config::parse(dtb).map_err(|errors| errors.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
+pub fn check_dtb(dts: &Path, dtb: &[u8]) -> std::result::Result<Checked, Problems> {
+    let mut cfg = config::parse(dtb)
+        .map_err(|errors| errors.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
     let mut images = Vec::new();
     let mut problems = Vec::new();
     for p in &mut cfg.partitions {
@@ -68,27 +68,45 @@ pub fn check_dtb(dts: &Path, dtb: &[u8]) -> std::result::Result<(SystemConfig, V
             }
         }
     }
-    let facts = BuildFacts { boot_image: None, payload_size: None };
+    let facts = BuildFacts {
+        boot_image: None,
+        payload_size: None,
+    };
     if let Err(errors) = config::validate(&cfg, &facts) {
         problems.extend(errors.iter().map(|e| e.to_string()));
     }
-    if problems.is_empty() { Ok((cfg, images)) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(Checked {
+            config: cfg,
+            images,
+        })
+    } else {
+        Err(problems)
+    }
 }
 
 /// Compiles and checks one system DTS.
-pub fn check_file(dts: &Path) -> std::result::Result<(SystemConfig, Vec<Vec<u8>>, Vec<u8>), Vec<String>> {
+pub fn check_file(dts: &Path) -> std::result::Result<Checked, Problems> {
     let out = cargo::out_dir().join("check");
     std::fs::create_dir_all(&out).map_err(|e| vec![e.to_string()])?;
-    let stem = dts.file_stem().unwrap_or_default().to_string_lossy().to_string();
+    let stem = dts
+        .file_stem()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .to_string();
     let dtb = dtc(dts, &out.join(format!("{stem}.dtb")))?;
-    let (cfg, images) = check_dtb(dts, &dtb)?;
-    Ok((cfg, images, dtb))
+    check_dtb(dts, &dtb)
 }
 
 /// One line describing a valid system.
 pub fn summary(cfg: &SystemConfig) -> String {
     let cpus: usize = cfg.partitions.iter().map(|p| p.cpus.len()).sum();
-    let assigned: u64 = cfg.partitions.iter().flat_map(|p| &p.memory).map(|r| r.size).sum();
+    let assigned: u64 = cfg
+        .partitions
+        .iter()
+        .flat_map(|p| &p.memory)
+        .map(|r| r.size)
+        .sum();
     let ram: u64 = cfg.board.ram.iter().map(|r| r.size).sum();
     format!(
         "{} partitions on {cpus} of {} CPUs, {} MiB of {} MiB RAM assigned",
@@ -112,7 +130,7 @@ pub fn command(files: &[String]) -> Result<()> {
     for file in files {
         let path = PathBuf::from(file);
         match check_file(&path) {
-            Ok((cfg, _, _)) => println!("{file}: ok: {}", summary(&cfg)),
+            Ok(checked) => println!("{file}: ok: {}", summary(&checked.config)),
             Err(problems) => {
                 for p in &problems {
                     println!("error: {p}");

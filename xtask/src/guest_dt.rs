@@ -14,14 +14,22 @@ pub fn source(p: &PartitionConfig) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "/dts-v1/;\n");
     if let Some(dtb) = p.guest_dtb_address() {
-        let _ = writeln!(s, "/memreserve/ {:#x} {:#x};\n", dtb.as_u64(), tantalum_core::config::GUEST_DTB_RESERVE);
+        let _ = writeln!(
+            s,
+            "/memreserve/ {:#x} {:#x};\n",
+            dtb.as_u64(),
+            tantalum_core::config::GUEST_DTB_RESERVE
+        );
     }
     let _ = writeln!(s, "/ {{");
     let _ = writeln!(s, "\tcompatible = \"tantalum,partition-v1\";");
     let _ = writeln!(s, "\tmodel = \"Tantalum partition {}\";", p.name);
     let _ = writeln!(s, "\t#address-cells = <2>;\n\t#size-cells = <2>;\n");
     let _ = writeln!(s, "\tchosen {{\n\t\tbootargs = \"\";\n\t}};\n");
-    let _ = writeln!(s, "\tcpus {{\n\t\t#address-cells = <1>;\n\t\t#size-cells = <0>;");
+    let _ = writeln!(
+        s,
+        "\tcpus {{\n\t\t#address-cells = <1>;\n\t\t#size-cells = <0>;"
+    );
     for i in 0..p.cpus.len() {
         let _ = writeln!(
             s,

@@ -37,20 +37,43 @@ struct BlobSpec {
 }
 
 fn sha_bytes(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The generated top-level DTS: the user's DTS plus the properties the build adds.
-fn generated_dts(user_dts: &Path, cfg: &SystemConfig, images: &[BlobSpec], dtbs: &[BlobSpec]) -> Result<String> {
+fn generated_dts(
+    user_dts: &Path,
+    cfg: &SystemConfig,
+    images: &[BlobSpec],
+    dtbs: &[BlobSpec],
+) -> Result<String> {
     let abs = std::fs::canonicalize(user_dts)?;
     let mut s = format!("/include/ \"{}\"\n\n", abs.display());
     for (i, p) in cfg.partitions.iter().enumerate() {
         let (img, dtb) = (&images[i], &dtbs[i]);
         let _ = writeln!(s, "&{{{}}} {{", p.path);
-        let _ = writeln!(s, "\ttantalum,image = /bits/ 64 <{:#x} {:#x}>;", img.offset, img.bytes.len());
+        let _ = writeln!(
+            s,
+            "\ttantalum,image = /bits/ 64 <{:#x} {:#x}>;",
+            img.offset,
+            img.bytes.len()
+        );
         let _ = writeln!(s, "\ttantalum,image-sha256 = [{}];", sha_bytes(&img.bytes));
-        let _ = writeln!(s, "\ttantalum,guest-dtb = /bits/ 64 <{:#x} {:#x}>;", dtb.offset, dtb.bytes.len());
-        let _ = writeln!(s, "\ttantalum,guest-dtb-sha256 = [{}];", sha_bytes(&dtb.bytes));
+        let _ = writeln!(
+            s,
+            "\ttantalum,guest-dtb = /bits/ 64 <{:#x} {:#x}>;",
+            dtb.offset,
+            dtb.bytes.len()
+        );
+        let _ = writeln!(
+            s,
+            "\ttantalum,guest-dtb-sha256 = [{}];",
+            sha_bytes(&dtb.bytes)
+        );
         let _ = writeln!(s, "}};\n");
     }
     Ok(s)
@@ -60,7 +83,10 @@ fn fail(problems: Vec<String>) -> Error {
     for p in &problems {
         eprintln!("error: {p}");
     }
-    Error(format!("{} problem(s) in the system description", problems.len()))
+    Error(format!(
+        "{} problem(s) in the system description",
+        problems.len()
+    ))
 }
 
 /// Places blobs after a system DTB of `dtb_len` bytes, each [`BLOB_ALIGN`]-aligned.
@@ -82,7 +108,11 @@ pub fn build_system(dts: &Path) -> Result<BuiltSystem> {
     }
     let board_dir = board_of(dts)?;
     let board = Board::load(&board_dir)?;
-    let stem = dts.file_stem().unwrap_or_default().to_string_lossy().to_string();
+    let stem = dts
+        .file_stem()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .to_string();
     let out = cargo::out_dir().join(&stem);
     std::fs::create_dir_all(&out)?;
 
@@ -91,10 +121,14 @@ pub fn build_system(dts: &Path) -> Result<BuiltSystem> {
 
     step(format!("checking {}", dts.display()));
     let source_dtb = dtc(dts, &out.join("system.src.dtb")).map_err(fail)?;
-    let (cfg, image_bytes) = check_dtb(dts, &source_dtb).map_err(fail)?;
+    let checked = check_dtb(dts, &source_dtb).map_err(fail)?;
+    let (cfg, image_bytes) = (checked.config, checked.images);
 
     step("generating guest device trees");
-    let mut images: Vec<BlobSpec> = image_bytes.into_iter().map(|bytes| BlobSpec { offset: 0, bytes }).collect();
+    let mut images: Vec<BlobSpec> = image_bytes
+        .into_iter()
+        .map(|bytes| BlobSpec { offset: 0, bytes })
+        .collect();
     let mut dtbs = Vec::new();
     for p in &cfg.partitions {
         let src = out.join(format!("{}.guest.dts", p.name));
@@ -125,8 +159,10 @@ pub fn build_system(dts: &Path) -> Result<BuiltSystem> {
     if image.len() < 128 || image[56..60] != *b"ARM\x64" {
         bail!("{}: not an arm64 Image", hyp_bin.display());
     }
-    let linked_size = u64::from_le_bytes(image[IMAGE_SIZE_OFFSET..IMAGE_SIZE_OFFSET + 8].try_into()?);
-    let payload_offset = align_up(linked_size.max(image.len() as u64), BLOB_ALIGN).unwrap_or(u64::MAX);
+    let linked_size =
+        u64::from_le_bytes(image[IMAGE_SIZE_OFFSET..IMAGE_SIZE_OFFSET + 8].try_into()?);
+    let payload_offset =
+        align_up(linked_size.max(image.len() as u64), BLOB_ALIGN).unwrap_or(u64::MAX);
     image.resize(payload_offset as usize, 0);
     image.extend_from_slice(&payload);
     let total = image.len() as u64;
@@ -144,10 +180,18 @@ pub fn build_system(dts: &Path) -> Result<BuiltSystem> {
     info.encode_into(&mut image);
 
     // The hypervisor checks all this again at boot; checking here gives the better message.
-    let final_cfg = config::parse(&system_dtb).map_err(|e| fail(e.iter().map(|e| e.to_string()).collect()))?;
-    let footprint = HostRange::new(HostPhys(board.load_address), total + runtime_reserve(MAX_CPUS as u64));
-    let facts = BuildFacts { boot_image: Some(footprint), payload_size: Some(payload_len) };
-    config::validate(&final_cfg, &facts).map_err(|e| fail(e.iter().map(|e| e.to_string()).collect()))?;
+    let final_cfg =
+        config::parse(&system_dtb).map_err(|e| fail(e.iter().map(|e| e.to_string()).collect()))?;
+    let footprint = HostRange::new(
+        HostPhys(board.load_address),
+        total + runtime_reserve(MAX_CPUS as u64),
+    );
+    let facts = BuildFacts {
+        boot_image: Some(footprint),
+        payload_size: Some(payload_len),
+    };
+    config::validate(&final_cfg, &facts)
+        .map_err(|e| fail(e.iter().map(|e| e.to_string()).collect()))?;
 
     let path = out.join("tantalum.img");
     std::fs::write(&path, &image)?;
@@ -162,7 +206,16 @@ pub fn build_system(dts: &Path) -> Result<BuiltSystem> {
         .partitions
         .iter()
         .zip(&images)
-        .map(|(p, b)| Placed { partition: p.name.clone(), file_offset: payload_offset + b.offset, size: b.bytes.len() as u64 })
+        .map(|(p, b)| Placed {
+            partition: p.name.clone(),
+            file_offset: payload_offset + b.offset,
+            size: b.bytes.len() as u64,
+        })
         .collect();
-    Ok(BuiltSystem { image: path, board: board_dir, config: final_cfg, images: placed })
+    Ok(BuiltSystem {
+        image: path,
+        board: board_dir,
+        config: final_cfg,
+        images: placed,
+    })
 }

@@ -1,1 +1,121 @@
-//! scenarios
+//! Emulator scenarios: a system DTS plus partitions, booted in QEMU under a hard timeout and
+//! judged by the serial output and QEMU's exit status.
+
+use std::time::Duration;
+
+/// Something done to the built boot image before it boots.
+#[derive(Clone, Copy, Debug)]
+pub enum Tamper {
+    /// Flip one byte in the middle of this partition's image.
+    CorruptImage(&'static str),
+}
+
+/// One scenario.
+#[derive(Debug)]
+pub struct Scenario {
+    pub name: &'static str,
+    /// The system description, relative to the workspace root.
+    pub config: &'static str,
+    /// Lines (substrings) that must all appear.
+    pub expect: &'static [&'static str],
+    /// Substrings that must not appear (on top of [`ALWAYS_FORBIDDEN`]).
+    pub forbid: &'static [&'static str],
+    pub tamper: Option<Tamper>,
+    /// Hard limit for the QEMU run.
+    pub timeout: Duration,
+}
+
+/// Output that fails any scenario: breaches reported by test partitions, hypervisor panics.
+pub const ALWAYS_FORBIDDEN: &[&str] = &[
+    "BREACH",
+    "CORRUPTED",
+    "FATAL",
+    "panic:",
+    "unexpected exception",
+    "NOT fresh",
+];
+
+const T: Duration = Duration::from_secs(60);
+
+pub const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "two partitions on two CPUs run to completion",
+        config: "configs/demo.dts",
+        expect: &[
+            "[ping] hello from partition 'ping'",
+            "[pong] hello from partition 'pong'",
+            "[ping] ping done",
+            "[pong] pong done",
+            "partition 'ping' exited with code 0: stopped",
+            "partition 'pong' exited with code 0: stopped",
+            "all partitions have stopped: powering off",
+        ],
+        forbid: &["fault"],
+        tamper: None,
+        timeout: T,
+    },
+    Scenario {
+        name: "an attacker is contained and the victim is undisturbed",
+        config: "configs/tests/attack.dts",
+        expect: &[
+            "[attacker] 6 of 6 unknown hypercalls returned NOT_SUPPORTED",
+            "[attacker] console write from the victim's memory refused (INVALID_PARAMETERS)",
+            "partition 'attacker' fault: stage-2 read abort at IPA 0x42000000",
+            "partition 'attacker' fault: stage-2 write abort at IPA 0x42000100",
+            "partition 'attacker' fault: stage-2 read abort at IPA 0x40080000",
+            "partition 'attacker' fault: stage-2 write abort at IPA 0x40080000",
+            "partition 'attacker' fault: stage-2 write abort at IPA 0x9000000",
+            "partition 'attacker' fault: stage-2 write abort at IPA 0x8000000",
+            "partition 'attacker' fault: forbidden SMC (function 0xc2000000)",
+            "partition 'attacker' fault: trapped system register read",
+            "[attacker] boot 8: memory is fresh",
+            "[attacker] all attacks contained; exiting",
+            "[victim] memory intact after 30 checks",
+            "[victim] victim done: memory intact",
+            "all partitions have stopped: powering off",
+        ],
+        forbid: &["partition 'victim' fault"],
+        tamper: None,
+        timeout: T,
+    },
+    Scenario {
+        name: "fault policies: restart from the image, stop, and PSCI reset",
+        config: "configs/tests/faults.dts",
+        expect: &[
+            "partition 'stopper' fault: stage-2 write abort at IPA 0x1000 (outside its memory)",
+            "partition 'phoenix' fault: stage-2 write abort at IPA 0x1000 (outside its memory)",
+            "[phoenix] boot 1, memory fresh",
+            "partition 'phoenix' reset (PSCI SYSTEM_RESET): restarting",
+            "[phoenix] boot 2, memory fresh",
+            "[phoenix] third boot: done",
+            "[bystander] bystander done",
+            "all partitions have stopped: powering off",
+        ],
+        forbid: &["partition 'bystander' fault", "[stopper] boot 1"],
+        tamper: None,
+        timeout: T,
+    },
+    Scenario {
+        name: "halt-system policy powers the machine off",
+        config: "configs/tests/halt.dts",
+        expect: &[
+            "partition 'halter' fault: stage-2 write abort at IPA 0x1000",
+            "halting the system",
+        ],
+        forbid: &["all partitions have stopped"],
+        tamper: None,
+        timeout: T,
+    },
+    Scenario {
+        name: "a corrupted partition image is refused, the others run",
+        config: "configs/demo.dts",
+        expect: &[
+            "partition 'ping': image SHA-256 does not match the system DTB: refusing it",
+            "[pong] pong done",
+            "all partitions have stopped: powering off",
+        ],
+        forbid: &["[ping]"],
+        tamper: Some(Tamper::CorruptImage("ping")),
+        timeout: T,
+    },
+];

@@ -1,3 +1,248 @@
-pub fn command(_args: &[String]) -> crate::Result<()> {
-    crate::bail!("test: not yet")
+//! `cargo xtask test`: host unit tests, builds for both architectures, config checks and the
+//! emulator scenarios. Ends with `N passed, N failed`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::board::Board;
+use crate::check::check_file;
+use crate::scenarios::{Scenario, Tamper, ALWAYS_FORBIDDEN, SCENARIOS};
+use crate::{bail, cargo, image, qemu, root, step, tools, Result};
+
+/// Tally of checks.
+#[derive(Default)]
+struct Tally {
+    passed: usize,
+    failed: Vec<String>,
+}
+
+impl Tally {
+    fn record(&mut self, name: &str, result: std::result::Result<(), String>) {
+        match result {
+            Ok(()) => {
+                println!("  ok    {name}");
+                self.passed += 1;
+            }
+            Err(why) => {
+                println!("  FAIL  {name}\n{}", indent(&why));
+                self.failed.push(name.to_string());
+            }
+        }
+    }
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("        {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn cargo(args: &[&str]) -> std::result::Result<(), String> {
+    let status = Command::new(env!("CARGO"))
+        .args(args)
+        .current_dir(root())
+        .status()
+        .map_err(|e| e.to_string())?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("cargo {} failed", args.join(" ")))
+    }
+}
+
+/// `// expect: text` lines of a bad config.
+fn expectations(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            l.trim()
+                .strip_prefix("// expect:")
+                .map(|e| e.trim().to_string())
+        })
+        .collect()
+}
+
+fn dts_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "dts"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+fn check_bad_config(path: &Path) -> std::result::Result<(), String> {
+    let expected = expectations(path);
+    if expected.is_empty() {
+        return Err("no `// expect:` line".into());
+    }
+    match check_file(path) {
+        Ok(_) => Err("accepted, but it must be rejected".into()),
+        Err(problems) => {
+            let all = problems.join("\n");
+            let missing: Vec<&String> = expected
+                .iter()
+                .filter(|e| !all.contains(e.as_str()))
+                .collect();
+            if missing.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "expected message(s) missing: {missing:?}\ngot:\n{all}"
+                ))
+            }
+        }
+    }
+}
+
+fn tamper(
+    image: &Path,
+    built: &image::BuiltSystem,
+    how: Tamper,
+) -> std::result::Result<(), String> {
+    let Tamper::CorruptImage(name) = how;
+    let placed = built
+        .images
+        .iter()
+        .find(|p| p.partition == name)
+        .ok_or(format!("no partition {name}"))?;
+    let mut bytes = std::fs::read(image).map_err(|e| e.to_string())?;
+    let at = (placed.file_offset + placed.size / 2) as usize;
+    bytes[at] ^= 0x5a;
+    std::fs::write(image, bytes).map_err(|e| e.to_string())
+}
+
+/// Builds and boots one scenario; `Err` says what went wrong.
+fn run_scenario(s: &Scenario) -> std::result::Result<(), String> {
+    let built = image::build_system(&root().join(s.config)).map_err(|e| e.0)?;
+    let board = Board::load(&built.board).map_err(|e| e.0)?;
+    if let Some(how) = s.tamper {
+        tamper(&built.image, &built, how)?;
+    }
+    let run = qemu::captured(&board, &built.image, s.timeout, &[]).map_err(|e| e.0)?;
+    let logs = cargo::out_dir().join("logs");
+    let _ = std::fs::create_dir_all(&logs);
+    let log = logs.join(format!(
+        "{}.log",
+        s.name.replace(|c: char| !c.is_ascii_alphanumeric(), "-")
+    ));
+    let _ = std::fs::write(&log, &run.output);
+
+    let mut problems = Vec::new();
+    if run.timed_out() {
+        problems.push(format!("timed out after {} s", s.timeout.as_secs()));
+    } else if run.status.is_some_and(|st| !st.success()) {
+        problems.push(format!("QEMU exited with {:?}", run.status));
+    }
+    for e in s.expect {
+        if !run.output.contains(e) {
+            problems.push(format!("missing: {e}"));
+        }
+    }
+    for f in s.forbid.iter().chain(ALWAYS_FORBIDDEN) {
+        if let Some(line) = run.output.lines().find(|l| l.contains(f)) {
+            problems.push(format!("forbidden output ({f}): {line}"));
+        }
+    }
+    if problems.is_empty() {
+        println!("        ({:.1} s)", run.elapsed.as_secs_f64());
+        return Ok(());
+    }
+    let tail: Vec<&str> = run
+        .output
+        .lines()
+        .rev()
+        .take(30)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    Err(format!(
+        "{}\nlog: {}\n--- last lines ---\n{}",
+        problems.join("\n"),
+        log.display(),
+        tail.join("\n")
+    ))
+}
+
+pub fn command(_args: &[String]) -> Result<()> {
+    tools::ensure()?;
+    let mut tally = Tally::default();
+
+    step("host unit tests");
+    tally.record(
+        "host: cargo test (tantalum-core, xtask)",
+        cargo(&["test", "--quiet", "-p", "tantalum-core", "-p", "xtask"]),
+    );
+    tally.record(
+        "host: cargo test (tantalum-aarch64 lib)",
+        cargo(&["test", "--quiet", "-p", "tantalum-aarch64", "--lib"]),
+    );
+
+    step("builds for both architectures");
+    tally.record(
+        "build: aarch64 hypervisor",
+        cargo::build_hypervisor().map(|_| ()).map_err(|e| e.0),
+    );
+    tally.record(
+        "build: x86_64 crate (x86_64-unknown-none)",
+        cargo(&[
+            "build",
+            "--quiet",
+            "--release",
+            "-p",
+            "tantalum-x86_64",
+            "--target",
+            "x86_64-unknown-none",
+        ]),
+    );
+    tally.record(
+        "build: sample partitions",
+        cargo::build_partitions().map(|_| ()).map_err(|e| e.0),
+    );
+
+    step("system descriptions: samples must pass, bad ones must fail with the expected message");
+    let mut good = dts_files(&root().join("configs"));
+    good.extend(dts_files(&root().join("configs/tests")));
+    good.extend(dts_files(&root().join("configs/tests/good")));
+    for path in good {
+        let name = format!(
+            "config ok: {}",
+            path.strip_prefix(root()).unwrap_or(&path).display()
+        );
+        tally.record(
+            &name,
+            check_file(&path).map(|_| ()).map_err(|p| p.join("\n")),
+        );
+    }
+    for path in dts_files(&root().join("configs/tests/bad")) {
+        let name = format!(
+            "config rejected: {}",
+            path.file_name().unwrap_or_default().to_string_lossy()
+        );
+        tally.record(&name, check_bad_config(&path));
+    }
+
+    step("emulator scenarios (QEMU)");
+    for s in SCENARIOS {
+        tally.record(&format!("scenario: {}", s.name), run_scenario(s));
+    }
+
+    println!();
+    if !tally.failed.is_empty() {
+        println!("failed:");
+        for f in &tally.failed {
+            println!("  {f}");
+        }
+    }
+    println!("{} passed, {} failed", tally.passed, tally.failed.len());
+    if !tally.failed.is_empty() {
+        bail!("{} check(s) failed", tally.failed.len());
+    }
+    Ok(())
 }

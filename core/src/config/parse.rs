@@ -294,9 +294,10 @@ struct Parser<'t, 'b, 'a> {
 }
 
 impl<'t, 'b, 'a> Parser<'t, 'b, 'a> {
+    /// Records an error, unless it was just recorded (sibling nodes share a parent's cells).
     fn report(&mut self, node: &str, kind: ErrorKind) {
         let error = ConfigError::new(node, kind);
-        if !self.errors.contains(&error) {
+        if !self.errors.iter().rev().take(16).any(|e| *e == error) {
             self.errors.push(error);
         }
     }

@@ -9,7 +9,13 @@ tantalum_guest::entry!(main);
 fn main() {
     let name = tantalum_guest::partition_name();
     let info = tantalum_guest::partition_info();
-    println!("hello from partition '{}' (id {}, {} vCPU), guest DTB at {:#x}", name, info.id, info.vcpus, tantalum_guest::dtb_address());
+    println!(
+        "hello from partition '{}' (id {}, {} vCPU), guest DTB at {:#x}",
+        name,
+        info.id,
+        info.vcpus,
+        tantalum_guest::dtb_address()
+    );
     for i in 1..=3 {
         println!("{} tick {}", name, i);
         wait_ns(20_000_000);

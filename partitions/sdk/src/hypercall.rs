@@ -7,7 +7,6 @@ pub use tantalum_core::hypercall::*;
 /// Issues `hvc #0` with `function` and six arguments; returns x0..x4.
 #[inline(always)]
 pub fn hvc(function: u64, args: [u64; 6]) -> [u64; 5] {
-    let r: [u64; 5];
     let (r0, r1, r2, r3, r4): (u64, u64, u64, u64, u64);
     // SAFETY: the hypervisor's ABI preserves every register except x0..x4 (results) and
     // touches no memory the Rust program did not hand it by address.
@@ -24,8 +23,7 @@ pub fn hvc(function: u64, args: [u64; 6]) -> [u64; 5] {
             options(nostack)
         );
     }
-    r = [r0, r1, r2, r3, r4];
-    r
+    [r0, r1, r2, r3, r4]
 }
 
 /// Issues `smc #0` (only PSCI calls are allowed; anything else is a fault).
@@ -57,7 +55,11 @@ pub struct PartitionInfo {
 
 pub fn partition_info() -> PartitionInfo {
     let r = hvc(HYP_PARTITION_INFO, [0; 6]);
-    PartitionInfo { id: r[0], restarts: r[1], vcpus: r[2] }
+    PartitionInfo {
+        id: r[0],
+        restarts: r[1],
+        vcpus: r[2],
+    }
 }
 
 /// The partition's name, as the config gives it.
@@ -67,7 +69,10 @@ pub fn partition_name() -> Name {
     for (i, word) in r[1..].iter().enumerate() {
         bytes[i * 8..i * 8 + 8].copy_from_slice(&word.to_le_bytes());
     }
-    Name { bytes, len: (r[0] as usize).min(32) }
+    Name {
+        bytes,
+        len: (r[0] as usize).min(32),
+    }
 }
 
 /// A partition name returned by [`partition_name`].

@@ -20,7 +20,9 @@ fn expected(i: usize) -> u64 {
 fn code_checksum() -> u64 {
     let code = tantalum_guest::image_base() as *const u64;
     // SAFETY: the first page of our own memory is mapped and holds our image.
-    (0..512).fold(0u64, |acc, i| acc.rotate_left(5) ^ unsafe { code.add(i).read_volatile() })
+    (0..512).fold(0u64, |acc, i| {
+        acc.rotate_left(5) ^ unsafe { code.add(i).read_volatile() }
+    })
 }
 
 fn main() {
@@ -30,13 +32,20 @@ fn main() {
         *w = expected(i);
     }
     let code = code_checksum();
-    println!("pattern written ({} KiB); checking while the attacker runs", WORDS * 8 / 1024);
+    println!(
+        "pattern written ({} KiB); checking while the attacker runs",
+        WORDS * 8 / 1024
+    );
     const ROUNDS: u32 = 30;
     for round in 1..=ROUNDS {
         wait_ns(100_000_000);
         // SAFETY: as above; read through a fresh shared borrow.
         let now = unsafe { &*addr_of!(PATTERN) };
-        let bad = now.iter().enumerate().filter(|&(i, &w)| w != expected(i)).count();
+        let bad = now
+            .iter()
+            .enumerate()
+            .filter(|&(i, &w)| w != expected(i))
+            .count();
         if bad != 0 || code_checksum() != code {
             println!("CORRUPTED: {bad} words changed in round {round}");
             tantalum_guest::exit(1);
