@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::OnceLock;
 
 use crate::{bail, root, step, tools, Result};
 
@@ -45,10 +46,16 @@ fn objcopy(elf: &PathBuf, bin: &PathBuf) -> Result<()> {
     Ok(())
 }
 
-/// Builds the hypervisor; returns (ELF, flat binary).
+/// What this process has already built (a test run builds many systems from the same crates).
+static HYPERVISOR_BUILT: OnceLock<()> = OnceLock::new();
+static PARTITIONS_BUILT: OnceLock<PathBuf> = OnceLock::new();
+
+/// Builds the hypervisor (once per process); returns (ELF, flat binary).
 pub fn build_hypervisor() -> Result<(PathBuf, PathBuf)> {
-    step(format!("building the hypervisor ({HYPERVISOR_TARGET})"));
-    cargo_build("tantalum-aarch64", HYPERVISOR_TARGET)?;
+    if HYPERVISOR_BUILT.get().is_none() {
+        step(format!("building the hypervisor ({HYPERVISOR_TARGET})"));
+        cargo_build("tantalum-aarch64", HYPERVISOR_TARGET)?;
+    }
     let elf = root()
         .join("target")
         .join(HYPERVISOR_TARGET)
@@ -56,6 +63,7 @@ pub fn build_hypervisor() -> Result<(PathBuf, PathBuf)> {
     let bin = out_dir().join("tantalum-aarch64.bin");
     std::fs::create_dir_all(out_dir())?;
     objcopy(&elf, &bin)?;
+    let _ = HYPERVISOR_BUILT.set(());
     Ok((elf, bin))
 }
 
@@ -77,8 +85,11 @@ pub fn partition_names() -> Result<Vec<String>> {
     Ok(names)
 }
 
-/// Builds every sample partition into `target/tantalum/partitions/<name>.bin`.
+/// Builds every sample partition into `target/tantalum/partitions/<name>.bin` (once per process).
 pub fn build_partitions() -> Result<PathBuf> {
+    if let Some(dir) = PARTITIONS_BUILT.get() {
+        return Ok(dir.clone());
+    }
     let names = partition_names()?;
     step(format!(
         "building partitions ({PARTITION_TARGET}): {}",
@@ -108,5 +119,6 @@ pub fn build_partitions() -> Result<PathBuf> {
             .join(name);
         objcopy(&elf, &dir.join(format!("{name}.bin")))?;
     }
+    let _ = PARTITIONS_BUILT.set(dir.clone());
     Ok(dir)
 }

@@ -50,7 +50,7 @@ pub const SCENARIOS: &[Scenario] = &[
             "partition 'pong' exited with code 0: stopped",
             "all partitions have stopped: powering off",
         ],
-        forbid: &["fault"],
+        forbid: &["fault:"],
         tamper: None,
         timeout: T,
     },

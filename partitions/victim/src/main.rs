@@ -19,9 +19,10 @@ fn expected(i: usize) -> u64 {
 /// Checksum of the first page of the victim's image (its code), which the attacker targets.
 fn code_checksum() -> u64 {
     let code = tantalum_guest::image_base() as *const u64;
-    // SAFETY: the first page of our own memory is mapped and holds our image.
     (0..512).fold(0u64, |acc, i| {
-        acc.rotate_left(5) ^ unsafe { code.add(i).read_volatile() }
+        // SAFETY: the first page of our own memory is mapped and holds our image.
+        let word = unsafe { code.add(i).read_volatile() };
+        acc.rotate_left(5) ^ word
     })
 }
 

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# What CI runs: formatting, lints (host and both bare-metal targets), then the full test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "==> cargo fmt --check"
+cargo fmt --all --check
+
+echo "==> cargo clippy (host crates)"
+cargo clippy --quiet -p tantalum-core -p xtask --all-targets -- -D warnings
+echo "==> cargo clippy (aarch64 hypervisor)"
+cargo clippy --quiet -p tantalum-aarch64 --target aarch64-unknown-none-softfloat -- -D warnings
+echo "==> cargo clippy (aarch64 partitions and SDK)"
+cargo clippy --quiet --target aarch64-unknown-none -p tantalum-guest \
+    $(ls partitions | grep -v '^sdk$' | sed 's/^/-p partition-/') -- -D warnings
+echo "==> cargo clippy (x86_64)"
+cargo clippy --quiet -p tantalum-x86_64 --target x86_64-unknown-none -- -D warnings
+
+# Every emulator run inside has its own hard timeout; this bounds the whole suite.
+timeout 1800 cargo xtask test
