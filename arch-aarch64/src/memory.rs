@@ -15,8 +15,31 @@ pub const MAPPED_RAM: HostRange = HostRange::new(HostPhys(1 << 30), 3 << 30);
 /// `range` must lie inside [`MAPPED_RAM`] and belong to a stopped partition (nothing else reads
 /// or writes it meanwhile, and no Rust reference points into it).
 pub unsafe fn zero(range: HostRange) {
-    // SAFETY: forwarded contract; identity map, so the physical address is the pointer.
-    unsafe { core::ptr::write_bytes(range.start.as_u64() as *mut u8, 0, range.size as usize) };
+    let (start, size) = (range.start.as_u64() as usize, range.size as usize);
+    let dczid: u64;
+    // SAFETY: reading DCZID_EL0 has no side effects.
+    unsafe { core::arch::asm!("mrs {}, dczid_el0", out(reg) dczid, options(nomem, nostack)) };
+    let block = 4usize << (dczid & 0xf);
+    let prohibited = dczid & (1 << 4) != 0;
+    if prohibited || block > 1024 || !start.is_multiple_of(block) || !size.is_multiple_of(4 * block) {
+        // SAFETY: forwarded contract; identity map, so the physical address is the pointer.
+        unsafe { core::ptr::write_bytes(start as *mut u8, 0, size) };
+        return;
+    }
+    // DC ZVA zeroes a whole block per instruction: far fewer instructions than stores. The
+    // range is 4 KiB aligned, so it holds a whole number of groups of four blocks.
+    let mut addr = start;
+    while addr < start + size {
+        // SAFETY: forwarded contract: these are aligned blocks of the stopped partition's
+        // memory, mapped as normal memory in the EL2 identity map.
+        unsafe {
+            core::arch::asm!(
+                "dc zva, {a}", "add {a}, {a}, {b}", "dc zva, {a}", "add {a}, {a}, {b}",
+                "dc zva, {a}", "add {a}, {a}, {b}", "dc zva, {a}", "add {a}, {a}, {b}",
+                a = inout(reg) addr, b = in(reg) block, options(nostack)
+            )
+        };
+    }
 }
 
 /// Copies `bytes` to host-physical `dst`.
