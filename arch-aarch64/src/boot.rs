@@ -26,8 +26,7 @@ static mut BOOT_STACK: BootStack = BootStack([0; BOOT_STACK_SIZE]);
 
 /// TCR_EL2: T0SZ = 25 (39-bit VA), 4 KiB granule, write-back inner-shareable walks, 40-bit PA,
 /// RES1 bits 31 and 23.
-const TCR_EL2_VALUE: u64 =
-    25 | (1 << 8) | (1 << 10) | (3 << 12) | (0b010 << 16) | (1 << 23) | (1 << 31);
+const TCR_EL2_VALUE: u64 = 25 | (1 << 8) | (1 << 10) | (3 << 12) | (0b010 << 16) | (1 << 23) | (1 << 31);
 /// SCTLR_EL2: MMU, data and instruction caches, stack alignment check; RES1 bits.
 const SCTLR_EL2_VALUE: u64 = 0x30c5_0830 | (1 << 0) | (1 << 2) | (1 << 3) | (1 << 12);
 

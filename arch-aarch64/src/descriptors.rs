@@ -34,23 +34,11 @@ impl Format for Stage2Format {
     }
 
     fn leaf(level: usize, pa: HostPhys, attrs: MapAttrs) -> u64 {
-        let kind = if level == 3 {
-            TABLE_OR_PAGE | VALID
-        } else {
-            VALID
-        };
-        let memattr = if attrs.device {
-            S2_MEMATTR_DEVICE
-        } else {
-            S2_MEMATTR_NORMAL_WB | SH_INNER
-        };
+        let kind = if level == 3 { TABLE_OR_PAGE | VALID } else { VALID };
+        let memattr = if attrs.device { S2_MEMATTR_DEVICE } else { S2_MEMATTR_NORMAL_WB | SH_INNER };
         let read = if attrs.read { S2AP_READ } else { 0 };
         let write = if attrs.write { S2AP_WRITE } else { 0 };
-        let xn = if attrs.execute && !attrs.device {
-            0
-        } else {
-            S2_XN
-        };
+        let xn = if attrs.execute && !attrs.device { 0 } else { S2_XN };
         (pa.as_u64() & ADDR_MASK) | kind | memattr | read | write | AF | xn
     }
 
@@ -108,19 +96,9 @@ mod tests {
 
     #[test]
     fn stage2_read_only_device_and_table() {
-        let ro = MapAttrs {
-            write: false,
-            ..MapAttrs::RAM
-        };
-        assert_eq!(
-            Stage2Format::leaf(3, HostPhys(0x1000), ro) & (S2AP_READ | S2AP_WRITE),
-            S2AP_READ
-        );
-        let dev = MapAttrs {
-            device: true,
-            execute: false,
-            ..MapAttrs::RAM
-        };
+        let ro = MapAttrs { write: false, ..MapAttrs::RAM };
+        assert_eq!(Stage2Format::leaf(3, HostPhys(0x1000), ro) & (S2AP_READ | S2AP_WRITE), S2AP_READ);
+        let dev = MapAttrs { device: true, execute: false, ..MapAttrs::RAM };
         let d = Stage2Format::leaf(3, HostPhys(0x900_0000), dev);
         assert_eq!(d & (0xf << 2), S2_MEMATTR_DEVICE);
         assert_eq!(d & S2_XN, S2_XN);

@@ -31,15 +31,7 @@ pub unsafe fn configure_vcpu(vmid: u8, root: u64, vcpu_index: u64) {
     aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
     // Stale translations of this VMID from a previous run of the partition must go.
     // SAFETY: invalidating TLB entries is always safe; VTTBR_EL2 selects the VMID.
-    unsafe {
-        asm!(
-            "dsb ishst",
-            "tlbi vmalls12e1is",
-            "dsb ish",
-            "isb",
-            options(nostack)
-        )
-    };
+    unsafe { asm!("dsb ishst", "tlbi vmalls12e1is", "dsb ish", "isb", options(nostack)) };
 }
 
 fn pmcr_el0() -> u64 {

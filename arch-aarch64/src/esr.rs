@@ -39,35 +39,18 @@ impl Syndrome {
 pub fn decode(s: &Syndrome, x: &[u64; 7]) -> Exit {
     let args = [x[1], x[2], x[3], x[4], x[5], x[6]];
     match s.class() {
-        ec::HVC64 if s.iss() & 0xffff == 0 => Exit::Hypercall {
-            conduit: Conduit::Hvc,
-            function: x[0],
-            args,
-        },
-        ec::SMC64 if s.iss() & 0xffff == 0 => Exit::Hypercall {
-            conduit: Conduit::Smc,
-            function: x[0],
-            args,
-        },
+        ec::HVC64 if s.iss() & 0xffff == 0 => Exit::Hypercall { conduit: Conduit::Hvc, function: x[0], args },
+        ec::SMC64 if s.iss() & 0xffff == 0 => Exit::Hypercall { conduit: Conduit::Smc, function: x[0], args },
         ec::DABT_LOWER => {
             let write = s.iss() & (1 << 6) != 0;
             let access = if write { Access::Write } else { Access::Read };
-            Exit::Stage2Fault {
-                addr: s.fault_ipa(),
-                access,
-            }
+            Exit::Stage2Fault { addr: s.fault_ipa(), access }
         }
-        ec::IABT_LOWER => Exit::Stage2Fault {
-            addr: s.fault_ipa(),
-            access: Access::Execute,
-        },
+        ec::IABT_LOWER => Exit::Stage2Fault { addr: s.fault_ipa(), access: Access::Execute },
         ec::SYSREG => {
             // ISS: Op0[21:20] Op2[19:17] Op1[16:14] CRn[13:10] Rt[9:5] CRm[4:1] Direction[0].
             let encoding = (s.iss() & 0x3f_fc1e) as u32;
-            Exit::SystemRegister {
-                encoding,
-                write: s.iss() & 1 == 0,
-            }
+            Exit::SystemRegister { encoding, write: s.iss() & 1 == 0 }
         }
         ec::WFX => Exit::WaitForInterrupt,
         _ => Exit::Unhandled { syndrome: s.esr },
@@ -91,89 +74,42 @@ mod tests {
     #[test]
     fn hypercalls() {
         let x = [0xC600_0003, 1, 2, 3, 4, 5, 6];
-        let s = Syndrome {
-            esr: esr(ec::HVC64, 0),
-            ..Default::default()
-        };
+        let s = Syndrome { esr: esr(ec::HVC64, 0), ..Default::default() };
         assert_eq!(
             decode(&s, &x),
-            Exit::Hypercall {
-                conduit: Conduit::Hvc,
-                function: 0xC600_0003,
-                args: [1, 2, 3, 4, 5, 6]
-            }
+            Exit::Hypercall { conduit: Conduit::Hvc, function: 0xC600_0003, args: [1, 2, 3, 4, 5, 6] }
         );
         assert!(!needs_pc_advance(&s));
-        let s = Syndrome {
-            esr: esr(ec::SMC64, 0),
-            ..Default::default()
-        };
-        assert!(matches!(
-            decode(&s, &x),
-            Exit::Hypercall {
-                conduit: Conduit::Smc,
-                ..
-            }
-        ));
+        let s = Syndrome { esr: esr(ec::SMC64, 0), ..Default::default() };
+        assert!(matches!(decode(&s, &x), Exit::Hypercall { conduit: Conduit::Smc, .. }));
         assert!(needs_pc_advance(&s));
         // hvc #1 is not our conduit.
-        let s = Syndrome {
-            esr: esr(ec::HVC64, 1),
-            ..Default::default()
-        };
+        let s = Syndrome { esr: esr(ec::HVC64, 1), ..Default::default() };
         assert!(matches!(decode(&s, &x), Exit::Unhandled { .. }));
     }
 
     #[test]
     fn stage2_aborts() {
-        let s = Syndrome {
-            esr: esr(ec::DABT_LOWER, 1 << 6),
-            far: 0xdead_beef_0123,
-            hpfar: 0x43_0000 << 4 >> 8,
-        };
+        let s =
+            Syndrome { esr: esr(ec::DABT_LOWER, 1 << 6), far: 0xdead_beef_0123, hpfar: 0x43_0000 << 4 >> 8 };
         // HPFAR holds IPA[47:12] in bits [43:4].
-        let s = Syndrome {
-            hpfar: (0x4300_0000u64 >> 12) << 4,
-            ..s
-        };
+        let s = Syndrome { hpfar: (0x4300_0000u64 >> 12) << 4, ..s };
         assert_eq!(
             decode(&s, &[0; 7]),
-            Exit::Stage2Fault {
-                addr: GuestPhys(0x4300_0123),
-                access: Access::Write
-            }
+            Exit::Stage2Fault { addr: GuestPhys(0x4300_0123), access: Access::Write }
         );
-        let s = Syndrome {
-            esr: esr(ec::IABT_LOWER, 0),
-            far: 0,
-            hpfar: 0x10,
-        };
+        let s = Syndrome { esr: esr(ec::IABT_LOWER, 0), far: 0, hpfar: 0x10 };
         assert_eq!(
             decode(&s, &[0; 7]),
-            Exit::Stage2Fault {
-                addr: GuestPhys(0x1000),
-                access: Access::Execute
-            }
+            Exit::Stage2Fault { addr: GuestPhys(0x1000), access: Access::Execute }
         );
     }
 
     #[test]
     fn system_register_direction() {
-        let read = Syndrome {
-            esr: esr(ec::SYSREG, 0x30_0001),
-            ..Default::default()
-        };
-        assert!(matches!(
-            decode(&read, &[0; 7]),
-            Exit::SystemRegister { write: false, .. }
-        ));
-        let write = Syndrome {
-            esr: esr(ec::SYSREG, 0x30_0000),
-            ..Default::default()
-        };
-        assert!(matches!(
-            decode(&write, &[0; 7]),
-            Exit::SystemRegister { write: true, .. }
-        ));
+        let read = Syndrome { esr: esr(ec::SYSREG, 0x30_0001), ..Default::default() };
+        assert!(matches!(decode(&read, &[0; 7]), Exit::SystemRegister { write: false, .. }));
+        let write = Syndrome { esr: esr(ec::SYSREG, 0x30_0000), ..Default::default() };
+        assert!(matches!(decode(&write, &[0; 7]), Exit::SystemRegister { write: true, .. }));
     }
 }

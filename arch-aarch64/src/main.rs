@@ -15,9 +15,7 @@ mod system;
 mod vcpu;
 
 use tantalum_core::addr::{align_up, HostPhys, HostRange, PAGE_SIZE};
-use tantalum_core::bootimage::{
-    runtime_reserve, BootInfo, HEAP_SIZE, IMAGE_SIZE_OFFSET, STACK_SIZE,
-};
+use tantalum_core::bootimage::{runtime_reserve, BootInfo, HEAP_SIZE, IMAGE_SIZE_OFFSET, STACK_SIZE};
 use tantalum_core::config::{self, BuildFacts, MAX_CPUS};
 
 use crate::console::info;
@@ -35,18 +33,10 @@ fn read_layout() -> Option<Layout> {
     let start = boot::image_start();
     // SAFETY: the Image header and BootInfo are the first 120 bytes of our own loaded image.
     let head = unsafe { core::slice::from_raw_parts(start as *const u8, 128) };
-    let image_size = u64::from_le_bytes(
-        head[IMAGE_SIZE_OFFSET..IMAGE_SIZE_OFFSET + 8]
-            .try_into()
-            .ok()?,
-    );
+    let image_size = u64::from_le_bytes(head[IMAGE_SIZE_OFFSET..IMAGE_SIZE_OFFSET + 8].try_into().ok()?);
     let info = BootInfo::decode(head, image_size).ok()?;
     let runtime_base = align_up(start as u64 + image_size, PAGE_SIZE)?;
-    Some(Layout {
-        image: HostRange::new(HostPhys(start as u64), image_size),
-        info,
-        runtime_base,
-    })
+    Some(Layout { image: HostRange::new(HostPhys(start as u64), image_size), info, runtime_base })
 }
 
 /// Rust entry of the boot CPU, MMU on, on the boot stack. `fw_dtb` is the firmware's DTB.
@@ -73,33 +63,20 @@ extern "C" fn primary_main(fw_dtb: u64) -> ! {
     let payload_start = layout.image.start.as_u64() + layout.info.payload_offset;
     // SAFETY: BootInfo::decode checked that the payload lies inside the loaded image, which
     // stays mapped and unmodified for the life of the hypervisor.
-    let payload: &'static [u8] = unsafe {
-        core::slice::from_raw_parts(
-            payload_start as *const u8,
-            layout.info.payload_size as usize,
-        )
-    };
-    let dtb = &payload
-        [layout.info.dtb_offset as usize..(layout.info.dtb_offset + layout.info.dtb_size) as usize];
+    let payload: &'static [u8] =
+        unsafe { core::slice::from_raw_parts(payload_start as *const u8, layout.info.payload_size as usize) };
+    let dtb =
+        &payload[layout.info.dtb_offset as usize..(layout.info.dtb_offset + layout.info.dtb_size) as usize];
 
-    let footprint = HostRange::new(
-        layout.image.start,
-        layout.image.size + runtime_reserve(MAX_CPUS as u64),
-    );
-    let facts = BuildFacts {
-        boot_image: Some(footprint),
-        payload_size: Some(layout.info.payload_size),
-    };
+    let footprint = HostRange::new(layout.image.start, layout.image.size + runtime_reserve(MAX_CPUS as u64));
+    let facts = BuildFacts { boot_image: Some(footprint), payload_size: Some(layout.info.payload_size) };
     let config = match config::parse(dtb).and_then(|c| config::validate(&c, &facts).map(|()| c)) {
         Ok(c) => c,
         Err(errors) => {
             for e in &errors {
                 info!("config error: {e}");
             }
-            info!(
-                "the system DTB is invalid ({} errors): halting",
-                errors.len()
-            );
+            info!("the system DTB is invalid ({} error(s)): halting", errors.len());
             firmware::system_off();
         }
     };
@@ -117,10 +94,7 @@ extern "C" fn primary_main(fw_dtb: u64) -> ! {
             firmware::system_off();
         }
     };
-    system.stack_tops[my_index].store(
-        boot::boot_stack_top() as usize,
-        core::sync::atomic::Ordering::Release,
-    );
+    system.stack_tops[my_index].store(boot::boot_stack_top() as usize, core::sync::atomic::Ordering::Release);
 
     let mut to_start = heapless::Vec::<usize, MAX_CPUS>::new();
     for id in system.config.boot_sequence() {
@@ -161,7 +135,10 @@ extern "C" fn primary_main(fw_dtb: u64) -> ! {
         system.stack_tops[cpu].store(top as usize, core::sync::atomic::Ordering::Release);
         let hwid = system.config.board.cpus[cpu].hwid;
         if let Err(e) = firmware::cpu_on(hwid, entry, cpu as u64) {
-            info!("PSCI CPU_ON of CPU {cpu} (MPIDR {hwid:#x}) failed with {e}: partition '{}' cannot start", system.partitions[id].config.name);
+            info!(
+                "PSCI CPU_ON of CPU {cpu} (MPIDR {hwid:#x}) failed with {e}: partition '{}' cannot start",
+                system.partitions[id].config.name
+            );
             vcpu::stop(system, id);
         }
     }

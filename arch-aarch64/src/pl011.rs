@@ -37,9 +37,7 @@ impl Pl011 {
     /// `base` must be the MMIO base of a PL011 mapped as device memory for the rest of the
     /// program, and nothing else may drive it.
     pub const unsafe fn new(base: usize) -> Self {
-        Self {
-            regs: base as *const Registers,
-        }
+        Self { regs: base as *const Registers }
     }
 
     fn regs(&self) -> &Registers {

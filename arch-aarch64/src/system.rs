@@ -79,19 +79,15 @@ pub enum LoadError {
 impl core::fmt::Display for LoadError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            LoadError::HashMismatch { what } => write!(
-                f,
-                "{what} SHA-256 does not match the system DTB: refusing it"
-            ),
+            LoadError::HashMismatch { what } => {
+                write!(f, "{what} SHA-256 does not match the system DTB: refusing it")
+            }
             LoadError::OutOfBounds { what } => write!(f, "{what} lies outside the boot image"),
             LoadError::Unmapped => {
                 write!(f, "memory lies outside the hypervisor's map (1 GiB..4 GiB)")
             }
             LoadError::TooBig { needed, room } => {
-                write!(
-                    f,
-                    "image needs {needed:#x} bytes with its guest DTB, region 0 has {room:#x}"
-                )
+                write!(f, "image needs {needed:#x} bytes with its guest DTB, region 0 has {room:#x}")
             }
             LoadError::Stage2(e) => write!(f, "building stage-2 tables failed: {e:?}"),
         }
@@ -155,10 +151,7 @@ impl System {
         };
         let needed = effective_image_size(image).saturating_add(GUEST_DTB_RESERVE);
         if needed > p.memory[0].size {
-            return Err(LoadError::TooBig {
-                needed,
-                room: p.memory[0].size,
-            });
+            return Err(LoadError::TooBig { needed, room: p.memory[0].size });
         }
         for region in &p.memory {
             if !MAPPED_RAM.contains_range(&region.host_range()) {
@@ -174,9 +167,8 @@ impl System {
         // SAFETY: as above; the image fits in region 0 (config rule: image + DTB reserve).
         unsafe { memory::copy_to(first.host, image) };
         if let (Some(dtb), Some(ipa)) = (dtb, p.guest_dtb_address()) {
-            let pa = p
-                .translate(ipa, dtb.len() as u64)
-                .ok_or(LoadError::OutOfBounds { what: "guest DTB" })?;
+            let pa =
+                p.translate(ipa, dtb.len() as u64).ok_or(LoadError::OutOfBounds { what: "guest DTB" })?;
             // SAFETY: `pa` is inside the partition's own region (translated), not running.
             unsafe { memory::copy_to(pa, dtb) };
         }
@@ -188,17 +180,13 @@ impl System {
 
     /// Marks partition `id` running.
     pub fn mark_running(&self, id: usize) {
-        self.partitions[id]
-            .status
-            .store(Status::Running as u8, Ordering::Release);
+        self.partitions[id].status.store(Status::Running as u8, Ordering::Release);
         self.running.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Marks partition `id` stopped; returns how many partitions are still running.
     pub fn mark_stopped(&self, id: usize) -> usize {
-        let was = self.partitions[id]
-            .status
-            .swap(Status::Stopped as u8, Ordering::AcqRel);
+        let was = self.partitions[id].status.swap(Status::Stopped as u8, Ordering::AcqRel);
         if was == Status::Running as u8 {
             self.running.fetch_sub(1, Ordering::AcqRel) - 1
         } else {
@@ -208,9 +196,7 @@ impl System {
 
     /// The partition whose boot vCPU runs on board CPU `cpu`.
     pub fn partition_on_cpu(&self, cpu: usize) -> Option<usize> {
-        self.partitions
-            .iter()
-            .position(|p| p.config.cpus.first() == Some(&cpu))
+        self.partitions.iter().position(|p| p.config.cpus.first() == Some(&cpu))
     }
 }
 

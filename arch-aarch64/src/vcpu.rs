@@ -64,9 +64,7 @@ impl Services for CpuServices<'_> {
 
     fn console_write(&mut self, bytes: &[u8]) {
         let p = &self.system.partitions[self.id];
-        p.console
-            .lock()
-            .push(bytes, &p.config.name, &mut PartitionSink);
+        p.console.lock().push(bytes, &p.config.name, &mut PartitionSink);
     }
 
     fn wait(&mut self, timeout_ns: u64) {
@@ -93,22 +91,14 @@ extern "C" fn guest_exit(frame: &mut GuestFrame, kind: u64) {
     let tpidr = TPIDR_EL2.get();
     let (cpu, id) = ((tpidr & 0xffff_ffff) as usize, (tpidr >> 32) as usize);
     let system = system::get();
-    let syndrome = Syndrome {
-        esr: ESR_EL2.get(),
-        far: FAR_EL2.get(),
-        hpfar: HPFAR_EL2.get(),
-    };
+    let syndrome = Syndrome { esr: ESR_EL2.get(), far: FAR_EL2.get(), hpfar: HPFAR_EL2.get() };
     let exit = match kind {
         kind::SYNC => {
-            let x = [
-                frame.x[0], frame.x[1], frame.x[2], frame.x[3], frame.x[4], frame.x[5], frame.x[6],
-            ];
+            let x = [frame.x[0], frame.x[1], frame.x[2], frame.x[3], frame.x[4], frame.x[5], frame.x[6]];
             esr::decode(&syndrome, &x)
         }
         kind::IRQ | kind::FIQ => Exit::Interrupt,
-        _ => Exit::Unhandled {
-            syndrome: syndrome.esr,
-        },
+        _ => Exit::Unhandled { syndrome: syndrome.esr },
     };
     let p = &system.partitions[id];
     let state = *p.state.lock();
@@ -151,12 +141,5 @@ fn report(system: &System, id: usize, outcome: &Outcome, pc: u64) {
         console.flush(&p.config.name, &mut PartitionSink);
     }
     drop(console);
-    info!(
-        "{}",
-        Report {
-            partition: &p.config.name,
-            outcome,
-            pc
-        }
-    );
+    info!("{}", Report { partition: &p.config.name, outcome, pc });
 }

@@ -125,9 +125,7 @@ pub const ARM64_MAGIC_OFFSET: usize = 56;
 /// `image_size` (which covers BSS and stack) if it has one, else the file's length.
 pub fn effective_image_size(bytes: &[u8]) -> u64 {
     let magic = bytes.get(ARM64_MAGIC_OFFSET..ARM64_MAGIC_OFFSET + 4);
-    let declared = bytes
-        .get(IMAGE_SIZE_OFFSET..IMAGE_SIZE_OFFSET + 8)
-        .map(|b| read_u64(b, 0));
+    let declared = bytes.get(IMAGE_SIZE_OFFSET..IMAGE_SIZE_OFFSET + 8).map(|b| read_u64(b, 0));
     match (magic, declared) {
         (Some(b"ARM\x64"), Some(declared)) if declared >= bytes.len() as u64 => declared,
         _ => bytes.len() as u64,
@@ -169,29 +167,12 @@ mod tests {
     fn rejects_out_of_bounds_and_garbage() {
         let mut image = [0u8; 256];
         assert_eq!(BootInfo::decode(&image, 256), Err(BootInfoError::BadMagic));
-        assert_eq!(
-            BootInfo::decode(&image[..100], 256),
-            Err(BootInfoError::TooShort)
-        );
-        let info = BootInfo {
-            payload_offset: 128,
-            payload_size: 200,
-            ..Default::default()
-        };
+        assert_eq!(BootInfo::decode(&image[..100], 256), Err(BootInfoError::TooShort));
+        let info = BootInfo { payload_offset: 128, payload_size: 200, ..Default::default() };
         info.encode_into(&mut image);
-        assert_eq!(
-            BootInfo::decode(&image, 256),
-            Err(BootInfoError::OutOfBounds)
-        );
-        let info = BootInfo {
-            payload_offset: u64::MAX,
-            payload_size: 2,
-            ..Default::default()
-        };
+        assert_eq!(BootInfo::decode(&image, 256), Err(BootInfoError::OutOfBounds));
+        let info = BootInfo { payload_offset: u64::MAX, payload_size: 2, ..Default::default() };
         info.encode_into(&mut image);
-        assert_eq!(
-            BootInfo::decode(&image, 256),
-            Err(BootInfoError::OutOfBounds)
-        );
+        assert_eq!(BootInfo::decode(&image, 256), Err(BootInfoError::OutOfBounds));
     }
 }

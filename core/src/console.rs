@@ -24,10 +24,7 @@ impl Default for LineBuffer {
 
 impl LineBuffer {
     pub const fn new() -> Self {
-        Self {
-            buf: [0; LINE_MAX],
-            len: 0,
-        }
+        Self { buf: [0; LINE_MAX], len: 0 }
     }
 
     /// Adds bytes; every completed line goes to `sink` with `prefix`. Carriage returns are
@@ -39,11 +36,7 @@ impl LineBuffer {
                 b'\n' => self.flush(prefix, sink),
                 b'\r' => {}
                 _ => {
-                    let shown = if b == b'\t' || (0x20..0x7f).contains(&b) {
-                        b
-                    } else {
-                        b'?'
-                    };
+                    let shown = if b == b'\t' || (0x20..0x7f).contains(&b) { b } else { b'?' };
                     self.buf[self.len] = shown;
                     self.len += 1;
                     if self.len == LINE_MAX {
@@ -77,10 +70,7 @@ mod tests {
     struct Lines(Vec<String>);
     impl LineSink for Lines {
         fn write_line(&mut self, prefix: &str, text: &[u8]) {
-            self.0.push(alloc::format!(
-                "[{prefix}] {}",
-                String::from_utf8_lossy(text)
-            ));
+            self.0.push(alloc::format!("[{prefix}] {}", String::from_utf8_lossy(text)));
         }
     }
 

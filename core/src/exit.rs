@@ -33,11 +33,7 @@ impl Access {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exit {
     /// A hypercall or firmware call: function ID in x0 / rax, arguments in x1..x6.
-    Hypercall {
-        conduit: Conduit,
-        function: u64,
-        args: [u64; 6],
-    },
+    Hypercall { conduit: Conduit, function: u64, args: [u64; 6] },
     /// An access outside the partition's stage-2 / EPT mappings.
     Stage2Fault { addr: GuestPhys, access: Access },
     /// A trapped system-register (or MSR) access; `encoding` is arch-specific.

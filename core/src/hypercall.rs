@@ -90,14 +90,9 @@ impl Call {
             HYP_VERSION => Call::Version,
             HYP_PARTITION_INFO => Call::PartitionInfo,
             HYP_PARTITION_NAME => Call::PartitionName,
-            HYP_CONSOLE_WRITE => Call::ConsoleWrite {
-                ipa: args[0],
-                len: args[1],
-            },
+            HYP_CONSOLE_WRITE => Call::ConsoleWrite { ipa: args[0], len: args[1] },
             HYP_YIELD => Call::Yield,
-            HYP_WAIT => Call::Wait {
-                timeout_ns: args[0].min(WAIT_MAX_NS),
-            },
+            HYP_WAIT => Call::Wait { timeout_ns: args[0].min(WAIT_MAX_NS) },
             HYP_EXIT => Call::Exit { code: args[0] },
             _ => return None,
         })
@@ -124,24 +119,10 @@ mod tests {
     fn decodes_every_call_and_rejects_the_rest() {
         let a = [1, 2, 3, 4, 5, 6];
         assert_eq!(Call::decode(HYP_VERSION, &a), Some(Call::Version));
-        assert_eq!(
-            Call::decode(HYP_CONSOLE_WRITE, &a),
-            Some(Call::ConsoleWrite { ipa: 1, len: 2 })
-        );
+        assert_eq!(Call::decode(HYP_CONSOLE_WRITE, &a), Some(Call::ConsoleWrite { ipa: 1, len: 2 }));
         assert_eq!(Call::decode(HYP_EXIT, &a), Some(Call::Exit { code: 1 }));
-        assert_eq!(
-            Call::decode(HYP_WAIT, &[u64::MAX; 6]),
-            Some(Call::Wait {
-                timeout_ns: WAIT_MAX_NS
-            })
-        );
-        for f in [
-            VENDOR_HYP_BASE + 7,
-            VENDOR_HYP_BASE + 0xFF01,
-            0x8600_0000,
-            0,
-            u64::MAX,
-        ] {
+        assert_eq!(Call::decode(HYP_WAIT, &[u64::MAX; 6]), Some(Call::Wait { timeout_ns: WAIT_MAX_NS }));
+        for f in [VENDOR_HYP_BASE + 7, VENDOR_HYP_BASE + 0xFF01, 0x8600_0000, 0, u64::MAX] {
             assert_eq!(Call::decode(f, &a), None, "{f:#x}");
         }
     }

@@ -45,11 +45,7 @@ impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             Fault::Memory { addr, access } => {
-                write!(
-                    f,
-                    "stage-2 {} abort at IPA {addr} (outside its memory)",
-                    access.name()
-                )
+                write!(f, "stage-2 {} abort at IPA {addr} (outside its memory)", access.name())
             }
             Fault::ForbiddenSmc { function } => write!(f, "forbidden SMC (function {function:#x})"),
             Fault::SystemRegister { encoding, write } => {
@@ -91,10 +87,7 @@ pub enum Outcome {
 
 impl Outcome {
     fn ret(value: u64) -> Self {
-        Outcome::Return {
-            values: [value, 0, 0, 0, 0],
-            count: 1,
-        }
+        Outcome::Return { values: [value, 0, 0, 0, 0], count: 1 }
     }
     fn status(status: Status) -> Self {
         Self::ret(status.to_reg())
@@ -109,19 +102,14 @@ pub fn handle_exit(
     services: &mut dyn Services,
 ) -> Outcome {
     match exit {
-        Exit::Hypercall {
-            conduit,
-            function,
-            args,
-        } => handle_call(partition, state, conduit, function, &args, services),
+        Exit::Hypercall { conduit, function, args } => {
+            handle_call(partition, state, conduit, function, &args, services)
+        }
         Exit::Stage2Fault { addr, access } => fault(partition, Fault::Memory { addr, access }),
         Exit::SystemRegister { encoding, write } => {
             fault(partition, Fault::SystemRegister { encoding, write })
         }
-        Exit::WaitForInterrupt | Exit::Interrupt => Outcome::Return {
-            values: [0; 5],
-            count: 0,
-        },
+        Exit::WaitForInterrupt | Exit::Interrupt => Outcome::Return { values: [0; 5], count: 0 },
         Exit::Unhandled { syndrome } => fault(partition, Fault::Unhandled { syndrome }),
     }
 }
@@ -157,19 +145,10 @@ fn handle_call(
     match call {
         Call::Version => Outcome::ret(hypercall::ABI_VERSION),
         Call::PartitionInfo => Outcome::Return {
-            values: [
-                u64::from(partition.id),
-                u64::from(state.restarts),
-                partition.cpus.len() as u64,
-                0,
-                0,
-            ],
+            values: [u64::from(partition.id), u64::from(state.restarts), partition.cpus.len() as u64, 0, 0],
             count: 3,
         },
-        Call::PartitionName => Outcome::Return {
-            values: hypercall::pack_name(&partition.name),
-            count: 5,
-        },
+        Call::PartitionName => Outcome::Return { values: hypercall::pack_name(&partition.name), count: 5 },
         Call::ConsoleWrite { ipa, len } => console_write(partition, ipa, len, services),
         Call::Yield => Outcome::ret(0),
         Call::Wait { timeout_ns } => {
@@ -180,12 +159,7 @@ fn handle_call(
     }
 }
 
-fn console_write(
-    partition: &PartitionConfig,
-    ipa: u64,
-    len: u64,
-    services: &mut dyn Services,
-) -> Outcome {
+fn console_write(partition: &PartitionConfig, ipa: u64, len: u64, services: &mut dyn Services) -> Outcome {
     if len > hypercall::CONSOLE_WRITE_MAX {
         return Outcome::status(Status::InvalidParameters);
     }
@@ -214,11 +188,7 @@ fn handle_psci(function: u64, args: &[u64; 6]) -> Outcome {
                     | psci::SYSTEM_RESET
                     | psci::MIGRATE_INFO_TYPE
             );
-            Outcome::status(if supported {
-                Status::Success
-            } else {
-                Status::NotSupported
-            })
+            Outcome::status(if supported { Status::Success } else { Status::NotSupported })
         }
         psci::MIGRATE_INFO_TYPE => Outcome::ret(psci::MIGRATE_NOT_REQUIRED),
         psci::SYSTEM_OFF => Outcome::Stop(StopReason::PoweredOff),
@@ -249,19 +219,12 @@ impl fmt::Display for Report<'_> {
             StopReason::Exited { code } => {
                 write!(f, "partition '{name}' exited with code {code}: {action}")
             }
-            StopReason::PoweredOff => write!(
-                f,
-                "partition '{name}' powered off (PSCI SYSTEM_OFF): {action}"
-            ),
+            StopReason::PoweredOff => write!(f, "partition '{name}' powered off (PSCI SYSTEM_OFF): {action}"),
             StopReason::Reset => {
                 write!(f, "partition '{name}' reset (PSCI SYSTEM_RESET): {action}")
             }
             StopReason::Fault(fault) => {
-                write!(
-                    f,
-                    "partition '{name}' fault: {fault}, PC {:#x}: {action}",
-                    self.pc
-                )
+                write!(f, "partition '{name}' fault: {fault}, PC {:#x}: {action}", self.pc)
             }
         }
     }
@@ -319,11 +282,7 @@ mod tests {
     }
 
     fn hvc(function: u64, args: [u64; 6]) -> Exit {
-        Exit::Hypercall {
-            conduit: Conduit::Hvc,
-            function,
-            args,
-        }
+        Exit::Hypercall { conduit: Conduit::Hvc, function, args }
     }
 
     fn run(p: &PartitionConfig, exit: Exit) -> (Outcome, Fake) {
@@ -345,21 +304,9 @@ mod tests {
     fn info_and_name() {
         let p = partition(FaultPolicy::Stop);
         let (o, _) = run(&p, hvc(HYP_PARTITION_INFO, [0; 6]));
-        assert_eq!(
-            o,
-            Outcome::Return {
-                values: [3, 2, 1, 0, 0],
-                count: 3
-            }
-        );
+        assert_eq!(o, Outcome::Return { values: [3, 2, 1, 0, 0], count: 3 });
         let (o, _) = run(&p, hvc(HYP_PARTITION_NAME, [0; 6]));
-        assert_eq!(
-            o,
-            Outcome::Return {
-                values: pack_name("ping"),
-                count: 5
-            }
-        );
+        assert_eq!(o, Outcome::Return { values: pack_name("ping"), count: 5 });
         let (o, _) = run(&p, hvc(HYP_VERSION, [0; 6]));
         assert_eq!(o, Outcome::ret(ABI_VERSION));
     }
@@ -383,80 +330,40 @@ mod tests {
         ];
         for [ipa, len] in bad {
             let (o, fake) = run(&p, hvc(HYP_CONSOLE_WRITE, [ipa, len, 0, 0, 0, 0]));
-            assert_eq!(
-                o,
-                Outcome::status(Status::InvalidParameters),
-                "{ipa:#x}+{len}"
-            );
+            assert_eq!(o, Outcome::status(Status::InvalidParameters), "{ipa:#x}+{len}");
             assert!(fake.reads.is_empty());
         }
     }
 
     #[test]
     fn faults_follow_policy() {
-        let exit = Exit::Stage2Fault {
-            addr: GuestPhys(0x900_0000),
-            access: Access::Write,
-        };
-        let reason = StopReason::Fault(Fault::Memory {
-            addr: GuestPhys(0x900_0000),
-            access: Access::Write,
-        });
-        assert_eq!(
-            run(&partition(FaultPolicy::Stop), exit).0,
-            Outcome::Stop(reason)
-        );
-        assert_eq!(
-            run(&partition(FaultPolicy::Restart), exit).0,
-            Outcome::Restart(reason)
-        );
-        assert_eq!(
-            run(&partition(FaultPolicy::HaltSystem), exit).0,
-            Outcome::HaltSystem(reason)
-        );
+        let exit = Exit::Stage2Fault { addr: GuestPhys(0x900_0000), access: Access::Write };
+        let reason = StopReason::Fault(Fault::Memory { addr: GuestPhys(0x900_0000), access: Access::Write });
+        assert_eq!(run(&partition(FaultPolicy::Stop), exit).0, Outcome::Stop(reason));
+        assert_eq!(run(&partition(FaultPolicy::Restart), exit).0, Outcome::Restart(reason));
+        assert_eq!(run(&partition(FaultPolicy::HaltSystem), exit).0, Outcome::HaltSystem(reason));
     }
 
     #[test]
     fn smc_only_for_psci() {
         let p = partition(FaultPolicy::Stop);
-        let smc = |function| Exit::Hypercall {
-            conduit: Conduit::Smc,
-            function,
-            args: [0; 6],
-        };
-        assert_eq!(
-            run(&p, smc(psci::VERSION)).0,
-            Outcome::ret(psci::IMPLEMENTED_VERSION)
-        );
+        let smc = |function| Exit::Hypercall { conduit: Conduit::Smc, function, args: [0; 6] };
+        assert_eq!(run(&p, smc(psci::VERSION)).0, Outcome::ret(psci::IMPLEMENTED_VERSION));
         assert_eq!(
             run(&p, smc(HYP_VERSION)).0,
-            Outcome::Stop(StopReason::Fault(Fault::ForbiddenSmc {
-                function: HYP_VERSION
-            }))
+            Outcome::Stop(StopReason::Fault(Fault::ForbiddenSmc { function: HYP_VERSION }))
         );
     }
 
     #[test]
     fn psci_acts_on_the_partition() {
         let p = partition(FaultPolicy::HaltSystem);
-        assert_eq!(
-            run(&p, hvc(psci::SYSTEM_OFF, [0; 6])).0,
-            Outcome::Stop(StopReason::PoweredOff)
-        );
-        assert_eq!(
-            run(&p, hvc(psci::SYSTEM_RESET, [0; 6])).0,
-            Outcome::Restart(StopReason::Reset)
-        );
+        assert_eq!(run(&p, hvc(psci::SYSTEM_OFF, [0; 6])).0, Outcome::Stop(StopReason::PoweredOff));
+        assert_eq!(run(&p, hvc(psci::SYSTEM_RESET, [0; 6])).0, Outcome::Restart(StopReason::Reset));
         let features = |f| run(&p, hvc(psci::FEATURES, [f, 0, 0, 0, 0, 0])).0;
         assert_eq!(features(psci::SYSTEM_OFF), Outcome::ret(0));
-        assert_eq!(
-            features(psci::CPU_ON_64),
-            Outcome::status(Status::NotSupported)
-        );
-        assert_eq!(
-            run(&p, hvc(psci::MIGRATE_INFO_TYPE, [0; 6])).0,
-            Outcome::ret(2)
-        );
+        assert_eq!(features(psci::CPU_ON_64), Outcome::status(Status::NotSupported));
+        assert_eq!(run(&p, hvc(psci::MIGRATE_INFO_TYPE, [0; 6])).0, Outcome::ret(2));
     }
 
     #[test]
@@ -477,12 +384,7 @@ mod tests {
             addr: GuestPhys(0x4300_0000),
             access: Access::Read,
         }));
-        let line = Report {
-            partition: "attacker",
-            outcome: &o,
-            pc: 0x4000_1234,
-        }
-        .to_string();
+        let line = Report { partition: "attacker", outcome: &o, pc: 0x4000_1234 }.to_string();
         assert_eq!(
             line,
             "partition 'attacker' fault: stage-2 read abort at IPA 0x43000000 (outside its memory), PC 0x40001234: restarting"

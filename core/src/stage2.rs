@@ -19,12 +19,7 @@ pub struct MapAttrs {
 
 impl MapAttrs {
     /// Normal memory, readable, writable and executable: a partition's RAM.
-    pub const RAM: MapAttrs = MapAttrs {
-        read: true,
-        write: true,
-        execute: true,
-        device: false,
-    };
+    pub const RAM: MapAttrs = MapAttrs { read: true, write: true, execute: true, device: false };
 }
 
 /// The architecture's descriptor encoding.
@@ -100,10 +95,7 @@ impl Stage2 {
         size: u64,
         attrs: MapAttrs,
     ) -> Result<(), MapError> {
-        if !ipa.is_aligned(PAGE_SIZE)
-            || !pa.is_aligned(PAGE_SIZE)
-            || !size.is_multiple_of(PAGE_SIZE)
-        {
+        if !ipa.is_aligned(PAGE_SIZE) || !pa.is_aligned(PAGE_SIZE) || !size.is_multiple_of(PAGE_SIZE) {
             return Err(MapError::Unaligned);
         }
         let end = ipa.0.checked_add(size).ok_or(MapError::OutOfRange)?;
@@ -157,11 +149,7 @@ impl Stage2 {
     }
 
     /// Walks the tables: the host-physical address `ipa` maps to, if any.
-    pub fn translate<F: Format>(
-        &self,
-        mem: &dyn TableMemory,
-        ipa: GuestPhys,
-    ) -> Option<(HostPhys, u64)> {
+    pub fn translate<F: Format>(&self, mem: &dyn TableMemory, ipa: GuestPhys) -> Option<(HostPhys, u64)> {
         let mut table = self.root;
         let mut level = self.start_level;
         loop {
@@ -250,28 +238,17 @@ pub(crate) mod tests {
         let mut mem = FakeMemory::default();
         let s2 = Stage2::new(&mut mem, 1).unwrap();
         // 1 GiB aligned on both sides: a single level-1 block, no extra table.
-        s2.map::<TestFormat>(&mut mem, GuestPhys(G), HostPhys(2 * G), G, MapAttrs::RAM)
-            .unwrap();
+        s2.map::<TestFormat>(&mut mem, GuestPhys(G), HostPhys(2 * G), G, MapAttrs::RAM).unwrap();
         assert_eq!(mem.table_count(), 1);
         assert_eq!(
-            s2.translate::<TestFormat>(&mem, GuestPhys(G + 0x1234))
-                .unwrap()
-                .0,
+            s2.translate::<TestFormat>(&mem, GuestPhys(G + 0x1234)).unwrap().0,
             HostPhys(2 * G + 0x1234)
         );
         // 2 MiB aligned: level-2 blocks in one new table.
-        s2.map::<TestFormat>(
-            &mut mem,
-            GuestPhys(3 * G),
-            HostPhys(0x4200_0000),
-            8 * M2,
-            MapAttrs::RAM,
-        )
-        .unwrap();
-        assert_eq!(mem.table_count(), 2);
-        let (pa, _) = s2
-            .translate::<TestFormat>(&mem, GuestPhys(3 * G + 7 * M2 + 5))
+        s2.map::<TestFormat>(&mut mem, GuestPhys(3 * G), HostPhys(0x4200_0000), 8 * M2, MapAttrs::RAM)
             .unwrap();
+        assert_eq!(mem.table_count(), 2);
+        let (pa, _) = s2.translate::<TestFormat>(&mem, GuestPhys(3 * G + 7 * M2 + 5)).unwrap();
         assert_eq!(pa, HostPhys(0x4200_0000 + 7 * M2 + 5));
     }
 
@@ -290,19 +267,11 @@ pub(crate) mod tests {
         .unwrap();
         assert_eq!(mem.table_count(), 4); // root, L2, two L3
         for off in [0, 0x1000, M2 - 0x1000, M2, M2 + 0x2000] {
-            let (pa, _) = s2
-                .translate::<TestFormat>(&mem, GuestPhys(0x4000_0000 + off))
-                .unwrap();
+            let (pa, _) = s2.translate::<TestFormat>(&mem, GuestPhys(0x4000_0000 + off)).unwrap();
             assert_eq!(pa, HostPhys(0x4200_1000 + off));
         }
-        assert_eq!(
-            s2.translate::<TestFormat>(&mem, GuestPhys(0x4000_0000 + M2 + 0x3000)),
-            None
-        );
-        assert_eq!(
-            s2.translate::<TestFormat>(&mem, GuestPhys(0x3fff_f000)),
-            None
-        );
+        assert_eq!(s2.translate::<TestFormat>(&mem, GuestPhys(0x4000_0000 + M2 + 0x3000)), None);
+        assert_eq!(s2.translate::<TestFormat>(&mem, GuestPhys(0x3fff_f000)), None);
     }
 
     #[test]
@@ -317,20 +286,11 @@ pub(crate) mod tests {
             map(&mut mem, 0x4010_0000, 0x5000_0000, 0x1000),
             Err(MapError::AlreadyMapped(GuestPhys(0x4010_0000)))
         );
-        assert_eq!(
-            map(&mut mem, 0x4000_0800, 0, 0x1000),
-            Err(MapError::Unaligned)
-        );
+        assert_eq!(map(&mut mem, 0x4000_0800, 0, 0x1000), Err(MapError::Unaligned));
         assert_eq!(map(&mut mem, 0, 0, 0x800), Err(MapError::Unaligned));
         assert_eq!(map(&mut mem, !0xfff, 0, 0x2000), Err(MapError::OutOfRange));
-        assert_eq!(
-            map(&mut mem, 512 * G - 0x1000, 0, 0x2000),
-            Err(MapError::OutOfRange)
-        );
+        assert_eq!(map(&mut mem, 512 * G - 0x1000, 0, 0x2000), Err(MapError::OutOfRange));
         mem.limit = Some(mem.table_count());
-        assert_eq!(
-            map(&mut mem, 0x8000_1000, 0x8000_1000, 0x1000),
-            Err(MapError::OutOfMemory)
-        );
+        assert_eq!(map(&mut mem, 0x8000_1000, 0x8000_1000, 0x1000), Err(MapError::OutOfMemory));
     }
 }

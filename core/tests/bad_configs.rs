@@ -26,11 +26,7 @@ fn dts_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn compile(dts: &Path) -> Vec<u8> {
-    let output = match Command::new("dtc")
-        .args(["-q", "-I", "dts", "-O", "dtb"])
-        .arg(dts)
-        .output()
-    {
+    let output = match Command::new("dtc").args(["-q", "-I", "dts", "-O", "dtb"]).arg(dts).output() {
         Ok(output) => output,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
             "`dtc` not found: install the device tree compiler \
@@ -50,46 +46,26 @@ fn compile(dts: &Path) -> Vec<u8> {
 /// Every error message, from `parse` or else from `validate` (no build facts).
 fn check(dtb: &[u8]) -> Vec<String> {
     let result = parse(dtb).and_then(|cfg| validate(&cfg, &BuildFacts::default()));
-    result
-        .err()
-        .unwrap_or_default()
-        .iter()
-        .map(ToString::to_string)
-        .collect()
+    result.err().unwrap_or_default().iter().map(ToString::to_string).collect()
 }
 
 #[test]
 fn bad_configs_fail_with_the_expected_messages() {
     let files = dts_files(&configs_dir().join("tests/bad"));
-    assert!(
-        files.len() >= 15,
-        "expected at least 15 bad configs, found {}",
-        files.len()
-    );
+    assert!(files.len() >= 15, "expected at least 15 bad configs, found {}", files.len());
     let mut failures = Vec::new();
     for file in &files {
         let source = std::fs::read_to_string(file).expect("read dts");
-        let expects: Vec<&str> = source
-            .lines()
-            .filter_map(|l| l.strip_prefix("// expect:"))
-            .map(str::trim)
-            .collect();
-        assert!(
-            !expects.is_empty(),
-            "{} has no `// expect:` line",
-            file.display()
-        );
+        let expects: Vec<&str> =
+            source.lines().filter_map(|l| l.strip_prefix("// expect:")).map(str::trim).collect();
+        assert!(!expects.is_empty(), "{} has no `// expect:` line", file.display());
         let errors = check(&compile(file)).join("\n");
         for expect in expects {
             if !errors.contains(expect) {
                 failures.push(format!(
                     "{}:\n  expected: {expect}\n  got:\n    {}",
                     file.display(),
-                    if errors.is_empty() {
-                        "(no errors)".into()
-                    } else {
-                        errors.replace('\n', "\n    ")
-                    }
+                    if errors.is_empty() { "(no errors)".into() } else { errors.replace('\n', "\n    ") }
                 ));
             }
         }
@@ -100,22 +76,11 @@ fn bad_configs_fail_with_the_expected_messages() {
 #[test]
 fn good_configs_pass() {
     let dir = configs_dir();
-    let files: Vec<PathBuf> = dts_files(&dir)
-        .into_iter()
-        .chain(dts_files(&dir.join("tests/good")))
-        .collect();
-    assert!(
-        files.iter().any(|f| f.ends_with("demo.dts")),
-        "configs/demo.dts not found"
-    );
+    let files: Vec<PathBuf> = dts_files(&dir).into_iter().chain(dts_files(&dir.join("tests/good"))).collect();
+    assert!(files.iter().any(|f| f.ends_with("demo.dts")), "configs/demo.dts not found");
     for file in files {
         let errors = check(&compile(&file));
-        assert!(
-            errors.is_empty(),
-            "{}:\n{}",
-            file.display(),
-            errors.join("\n")
-        );
+        assert!(errors.is_empty(), "{}:\n{}", file.display(), errors.join("\n"));
     }
 }
 
@@ -123,17 +88,11 @@ fn good_configs_pass() {
 fn demo_parses_as_written() {
     let cfg = parse(&compile(&configs_dir().join("demo.dts"))).expect("demo parses");
     assert_eq!(cfg.board.cpus.len(), 4);
-    assert_eq!(
-        cfg.board.ram,
-        [HostRange::new(HostPhys(0x4000_0000), 0x4000_0000)]
-    );
+    assert_eq!(cfg.board.ram, [HostRange::new(HostPhys(0x4000_0000), 0x4000_0000)]);
     let names: Vec<&str> = cfg.partitions.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["ping", "pong"]);
     assert_eq!(cfg.partitions[1].cpus, [1]);
-    assert_eq!(
-        cfg.hypervisor.console.as_ref().map(|c| c.path.as_str()),
-        Some("/pl011@9000000")
-    );
+    assert_eq!(cfg.hypervisor.console.as_ref().map(|c| c.path.as_str()), Some("/pl011@9000000"));
 }
 
 /// xorshift64*: deterministic, so a failure reproduces.
@@ -152,20 +111,8 @@ impl Rng {
 }
 
 fn mutate(rng: &mut Rng, dtb: &mut Vec<u8>) {
-    const WORDS: [u32; 12] = [
-        0,
-        1,
-        2,
-        3,
-        4,
-        9,
-        0x10,
-        0x1000,
-        0x7fff_ffff,
-        0x8000_0000,
-        0xffff_fff0,
-        0xffff_ffff,
-    ];
+    const WORDS: [u32; 12] =
+        [0, 1, 2, 3, 4, 9, 0x10, 0x1000, 0x7fff_ffff, 0x8000_0000, 0xffff_fff0, 0xffff_ffff];
     for _ in 0..1 + rng.below(3) {
         if dtb.is_empty() {
             return;
@@ -177,11 +124,7 @@ fn mutate(rng: &mut Rng, dtb: &mut Vec<u8>) {
             2 | 3 => {
                 // An interesting word at a 4-byte boundary: tokens, lengths and cells.
                 let at = at & !3;
-                let word = if rng.below(4) == 0 {
-                    rng.next() as u32
-                } else {
-                    WORDS[rng.below(12)]
-                };
+                let word = if rng.below(4) == 0 { rng.next() as u32 } else { WORDS[rng.below(12)] };
                 for (i, b) in word.to_be_bytes().into_iter().enumerate() {
                     if let Some(slot) = dtb.get_mut(at + i) {
                         *slot = b;
@@ -225,11 +168,7 @@ fn mutated_dtbs_never_panic() {
     let mut rng = Rng(0x5eed_7a47_a1b2_c3d4);
     let (mut parsed, mut valid) = (0, 0);
     for i in 0..20_000 {
-        let mut dtb = if i % 2 == 0 {
-            demo.clone()
-        } else {
-            good.clone()
-        };
+        let mut dtb = if i % 2 == 0 { demo.clone() } else { good.clone() };
         mutate(&mut rng, &mut dtb);
         if let Ok(cfg) = parse(&dtb) {
             parsed += 1;

@@ -4,11 +4,7 @@ use std::path::PathBuf;
 
 fn main() {
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
-    std::fs::write(
-        out.join("tantalum-guest.ld"),
-        include_bytes!("tantalum-guest.ld"),
-    )
-    .unwrap();
+    std::fs::write(out.join("tantalum-guest.ld"), include_bytes!("tantalum-guest.ld")).unwrap();
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rerun-if-changed=tantalum-guest.ld");
 }

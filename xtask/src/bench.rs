@@ -16,19 +16,13 @@ fn results(output: &str) -> Vec<(String, String)> {
         .lines()
         .filter_map(|l| l.split_once("bench: ").map(|(_, rest)| rest))
         .flat_map(|rest| rest.split_whitespace())
-        .filter_map(|kv| {
-            kv.split_once('=')
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-        })
+        .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
         .collect()
 }
 
 /// text/data/bss of the hypervisor ELF, from llvm-size.
 fn sizes(elf: &std::path::Path) -> Result<String> {
-    let out = Command::new(tools::llvm_tool("llvm-size")?)
-        .arg("-A")
-        .arg(elf)
-        .output()?;
+    let out = Command::new(tools::llvm_tool("llvm-size")?).arg("-A").arg(elf).output()?;
     let text = String::from_utf8(out.stdout)?;
     let section = |name: &str| -> u64 {
         text.lines()
@@ -51,27 +45,15 @@ pub fn command(_args: &[String]) -> Result<()> {
     let built = image::build_system(&root().join(BENCH_CONFIG))?;
     let board = Board::load(&built.board)?;
     let (elf, _) = cargo::build_hypervisor()?;
-    step(format!(
-        "running {BENCH_CONFIG} on {} with -icount shift=0,sleep=off",
-        board.name
-    ));
-    let run = qemu::captured(
-        &board,
-        &built.image,
-        Duration::from_secs(120),
-        &["-icount", "shift=0,sleep=off"],
-    )?;
+    step(format!("running {BENCH_CONFIG} on {} with -icount shift=0,sleep=off", board.name));
+    let run =
+        qemu::captured(&board, &built.image, Duration::from_secs(120), &["-icount", "shift=0,sleep=off"])?;
     let values = results(&run.output);
     if values.is_empty() || run.timed_out() {
         bail!("the benchmark printed no results:\n{}", run.output);
     }
     println!("{}", sizes(&elf)?);
-    println!(
-        "boot image: {} bytes",
-        std::fs::metadata(&built.image)
-            .map(|m| m.len())
-            .unwrap_or(0)
-    );
+    println!("boot image: {} bytes", std::fs::metadata(&built.image).map(|m| m.len()).unwrap_or(0));
     for (k, v) in values {
         println!("{k:>40} = {v}");
     }

@@ -21,8 +21,8 @@ impl Board {
     /// Reads `dir/board.toml` (a flat subset of TOML: `key = "value"` or `key = number`).
     pub fn load(dir: &Path) -> Result<Board> {
         let path = dir.join("board.toml");
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| crate::Error(format!("{}: {e}", path.display())))?;
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| crate::Error(format!("{}: {e}", path.display())))?;
         let get = |key: &str| -> Result<String> {
             text.lines()
                 .filter_map(|l| l.split_once('='))
@@ -31,8 +31,7 @@ impl Board {
                 .ok_or_else(|| crate::Error(format!("{}: missing `{key}`", path.display())))
         };
         let load_address = get("load-address")?;
-        let Ok(load_address) = u64::from_str_radix(load_address.trim_start_matches("0x"), 16)
-        else {
+        let Ok(load_address) = u64::from_str_radix(load_address.trim_start_matches("0x"), 16) else {
             bail!("{}: load-address must be a hex number", path.display());
         };
         Ok(Board {
@@ -56,8 +55,7 @@ impl Board {
 
 /// The board directory a system DTS includes (`/include/ ".../boards/<name>/board.dtsi"`).
 pub fn board_of(dts: &Path) -> Result<PathBuf> {
-    let text = std::fs::read_to_string(dts)
-        .map_err(|e| crate::Error(format!("{}: {e}", dts.display())))?;
+    let text = std::fs::read_to_string(dts).map_err(|e| crate::Error(format!("{}: {e}", dts.display())))?;
     for line in text.lines() {
         let line = line.trim();
         if let Some(rest) = line.strip_prefix("/include/") {
@@ -70,8 +68,5 @@ pub fn board_of(dts: &Path) -> Result<PathBuf> {
             }
         }
     }
-    bail!(
-        "{}: no /include/ of a boards/<name>/board.dtsi: which board is this for?",
-        dts.display()
-    )
+    bail!("{}: no /include/ of a boards/<name>/board.dtsi: which board is this for?", dts.display())
 }

@@ -17,15 +17,7 @@ pub fn out_dir() -> PathBuf {
 
 fn cargo_build(package: &str, target: &str) -> Result<()> {
     let status = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "-p",
-            package,
-            "--target",
-            target,
-        ])
+        .args(["build", "--release", "--quiet", "-p", package, "--target", target])
         .current_dir(root())
         .status()?;
     if !status.success() {
@@ -35,11 +27,8 @@ fn cargo_build(package: &str, target: &str) -> Result<()> {
 }
 
 fn objcopy(elf: &PathBuf, bin: &PathBuf) -> Result<()> {
-    let status = Command::new(tools::llvm_tool("llvm-objcopy")?)
-        .args(["-O", "binary"])
-        .arg(elf)
-        .arg(bin)
-        .status()?;
+    let status =
+        Command::new(tools::llvm_tool("llvm-objcopy")?).args(["-O", "binary"]).arg(elf).arg(bin).status()?;
     if !status.success() {
         bail!("llvm-objcopy {} failed", elf.display());
     }
@@ -56,10 +45,7 @@ pub fn build_hypervisor() -> Result<(PathBuf, PathBuf)> {
         step(format!("building the hypervisor ({HYPERVISOR_TARGET})"));
         cargo_build("tantalum-aarch64", HYPERVISOR_TARGET)?;
     }
-    let elf = root()
-        .join("target")
-        .join(HYPERVISOR_TARGET)
-        .join("release/tantalum-aarch64");
+    let elf = root().join("target").join(HYPERVISOR_TARGET).join("release/tantalum-aarch64");
     let bin = out_dir().join("tantalum-aarch64.bin");
     std::fs::create_dir_all(out_dir())?;
     objcopy(&elf, &bin)?;
@@ -72,11 +58,7 @@ pub fn partition_names() -> Result<Vec<String>> {
     let mut names = Vec::new();
     for entry in std::fs::read_dir(root().join("partitions"))? {
         let path = entry?.path();
-        let name = path
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .to_string();
+        let name = path.file_name().unwrap_or_default().to_string_lossy().to_string();
         if name != "sdk" && path.join("Cargo.toml").exists() {
             names.push(name);
         }
@@ -91,18 +73,9 @@ pub fn build_partitions() -> Result<PathBuf> {
         return Ok(dir.clone());
     }
     let names = partition_names()?;
-    step(format!(
-        "building partitions ({PARTITION_TARGET}): {}",
-        names.join(", ")
-    ));
+    step(format!("building partitions ({PARTITION_TARGET}): {}", names.join(", ")));
     let mut command = Command::new(env!("CARGO"));
-    command.args([
-        "build",
-        "--release",
-        "--quiet",
-        "--target",
-        PARTITION_TARGET,
-    ]);
+    command.args(["build", "--release", "--quiet", "--target", PARTITION_TARGET]);
     for name in &names {
         command.args(["-p", &format!("partition-{name}")]);
     }
@@ -112,11 +85,7 @@ pub fn build_partitions() -> Result<PathBuf> {
     let dir = out_dir().join("partitions");
     std::fs::create_dir_all(&dir)?;
     for name in &names {
-        let elf = root()
-            .join("target")
-            .join(PARTITION_TARGET)
-            .join("release")
-            .join(name);
+        let elf = root().join("target").join(PARTITION_TARGET).join("release").join(name);
         objcopy(&elf, &dir.join(format!("{name}.bin")))?;
     }
     let _ = PARTITIONS_BUILT.set(dir.clone());

@@ -43,8 +43,8 @@ pub struct Checked {
 
 /// Parses `dtb`, resolves images (filling size hints) and checks every rule.
 pub fn check_dtb(dts: &Path, dtb: &[u8]) -> std::result::Result<Checked, Problems> {
-    let mut cfg = config::parse(dtb)
-        .map_err(|errors| errors.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
+    let mut cfg =
+        config::parse(dtb).map_err(|errors| errors.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
     let mut images = Vec::new();
     let mut problems = Vec::new();
     for p in &mut cfg.partitions {
@@ -68,18 +68,12 @@ pub fn check_dtb(dts: &Path, dtb: &[u8]) -> std::result::Result<Checked, Problem
             }
         }
     }
-    let facts = BuildFacts {
-        boot_image: None,
-        payload_size: None,
-    };
+    let facts = BuildFacts { boot_image: None, payload_size: None };
     if let Err(errors) = config::validate(&cfg, &facts) {
         problems.extend(errors.iter().map(|e| e.to_string()));
     }
     if problems.is_empty() {
-        Ok(Checked {
-            config: cfg,
-            images,
-        })
+        Ok(Checked { config: cfg, images })
     } else {
         Err(problems)
     }
@@ -89,11 +83,7 @@ pub fn check_dtb(dts: &Path, dtb: &[u8]) -> std::result::Result<Checked, Problem
 pub fn check_file(dts: &Path) -> std::result::Result<Checked, Problems> {
     let out = cargo::out_dir().join("check");
     std::fs::create_dir_all(&out).map_err(|e| vec![e.to_string()])?;
-    let stem = dts
-        .file_stem()
-        .unwrap_or_default()
-        .to_string_lossy()
-        .to_string();
+    let stem = dts.file_stem().unwrap_or_default().to_string_lossy().to_string();
     let dtb = dtc(dts, &out.join(format!("{stem}.dtb")))?;
     check_dtb(dts, &dtb)
 }
@@ -101,12 +91,7 @@ pub fn check_file(dts: &Path) -> std::result::Result<Checked, Problems> {
 /// One line describing a valid system.
 pub fn summary(cfg: &SystemConfig) -> String {
     let cpus: usize = cfg.partitions.iter().map(|p| p.cpus.len()).sum();
-    let assigned: u64 = cfg
-        .partitions
-        .iter()
-        .flat_map(|p| &p.memory)
-        .map(|r| r.size)
-        .sum();
+    let assigned: u64 = cfg.partitions.iter().flat_map(|p| &p.memory).map(|r| r.size).sum();
     let ram: u64 = cfg.board.ram.iter().map(|r| r.size).sum();
     format!(
         "{} partitions on {cpus} of {} CPUs, {} MiB of {} MiB RAM assigned",

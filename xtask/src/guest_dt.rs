@@ -26,10 +26,7 @@ pub fn source(p: &PartitionConfig) -> String {
     let _ = writeln!(s, "\tmodel = \"Tantalum partition {}\";", p.name);
     let _ = writeln!(s, "\t#address-cells = <2>;\n\t#size-cells = <2>;\n");
     let _ = writeln!(s, "\tchosen {{\n\t\tbootargs = \"\";\n\t}};\n");
-    let _ = writeln!(
-        s,
-        "\tcpus {{\n\t\t#address-cells = <1>;\n\t\t#size-cells = <0>;"
-    );
+    let _ = writeln!(s, "\tcpus {{\n\t\t#address-cells = <1>;\n\t\t#size-cells = <0>;");
     for i in 0..p.cpus.len() {
         let _ = writeln!(
             s,
@@ -46,7 +43,10 @@ pub fn source(p: &PartitionConfig) -> String {
             cells(r.size)
         );
     }
-    let _ = writeln!(s, "\tpsci {{\n\t\tcompatible = \"arm,psci-1.0\", \"arm,psci-0.2\";\n\t\tmethod = \"hvc\";\n\t}};\n");
+    let _ = writeln!(
+        s,
+        "\tpsci {{\n\t\tcompatible = \"arm,psci-1.0\", \"arm,psci-0.2\";\n\t\tmethod = \"hvc\";\n\t}};\n"
+    );
     let _ = writeln!(
         s,
         "\thypervisor {{\n\t\tcompatible = \"tantalum,hypervisor-v1\";\n\t\tpartition-id = <{}>;\n\t\tpartition-name = \"{}\";\n\t}};",

@@ -37,11 +37,7 @@ struct BlobSpec {
 }
 
 fn sha_bytes(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(" ")
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
 }
 
 /// The generated top-level DTS: the user's DTS plus the properties the build adds.
@@ -56,24 +52,10 @@ fn generated_dts(
     for (i, p) in cfg.partitions.iter().enumerate() {
         let (img, dtb) = (&images[i], &dtbs[i]);
         let _ = writeln!(s, "&{{{}}} {{", p.path);
-        let _ = writeln!(
-            s,
-            "\ttantalum,image = /bits/ 64 <{:#x} {:#x}>;",
-            img.offset,
-            img.bytes.len()
-        );
+        let _ = writeln!(s, "\ttantalum,image = /bits/ 64 <{:#x} {:#x}>;", img.offset, img.bytes.len());
         let _ = writeln!(s, "\ttantalum,image-sha256 = [{}];", sha_bytes(&img.bytes));
-        let _ = writeln!(
-            s,
-            "\ttantalum,guest-dtb = /bits/ 64 <{:#x} {:#x}>;",
-            dtb.offset,
-            dtb.bytes.len()
-        );
-        let _ = writeln!(
-            s,
-            "\ttantalum,guest-dtb-sha256 = [{}];",
-            sha_bytes(&dtb.bytes)
-        );
+        let _ = writeln!(s, "\ttantalum,guest-dtb = /bits/ 64 <{:#x} {:#x}>;", dtb.offset, dtb.bytes.len());
+        let _ = writeln!(s, "\ttantalum,guest-dtb-sha256 = [{}];", sha_bytes(&dtb.bytes));
         let _ = writeln!(s, "}};\n");
     }
     Ok(s)
@@ -83,10 +65,7 @@ fn fail(problems: Vec<String>) -> Error {
     for p in &problems {
         eprintln!("error: {p}");
     }
-    Error(format!(
-        "{} problem(s) in the system description",
-        problems.len()
-    ))
+    Error(format!("{} problem(s) in the system description", problems.len()))
 }
 
 /// Places blobs after a system DTB of `dtb_len` bytes, each [`BLOB_ALIGN`]-aligned.
@@ -108,11 +87,7 @@ pub fn build_system(dts: &Path) -> Result<BuiltSystem> {
     }
     let board_dir = board_of(dts)?;
     let board = Board::load(&board_dir)?;
-    let stem = dts
-        .file_stem()
-        .unwrap_or_default()
-        .to_string_lossy()
-        .to_string();
+    let stem = dts.file_stem().unwrap_or_default().to_string_lossy().to_string();
     let out = cargo::out_dir().join(&stem);
     std::fs::create_dir_all(&out)?;
 
@@ -125,10 +100,8 @@ pub fn build_system(dts: &Path) -> Result<BuiltSystem> {
     let (cfg, image_bytes) = (checked.config, checked.images);
 
     step("generating guest device trees");
-    let mut images: Vec<BlobSpec> = image_bytes
-        .into_iter()
-        .map(|bytes| BlobSpec { offset: 0, bytes })
-        .collect();
+    let mut images: Vec<BlobSpec> =
+        image_bytes.into_iter().map(|bytes| BlobSpec { offset: 0, bytes }).collect();
     let mut dtbs = Vec::new();
     for p in &cfg.partitions {
         let src = out.join(format!("{}.guest.dts", p.name));
@@ -159,10 +132,8 @@ pub fn build_system(dts: &Path) -> Result<BuiltSystem> {
     if image.len() < 128 || image[56..60] != *b"ARM\x64" {
         bail!("{}: not an arm64 Image", hyp_bin.display());
     }
-    let linked_size =
-        u64::from_le_bytes(image[IMAGE_SIZE_OFFSET..IMAGE_SIZE_OFFSET + 8].try_into()?);
-    let payload_offset =
-        align_up(linked_size.max(image.len() as u64), BLOB_ALIGN).unwrap_or(u64::MAX);
+    let linked_size = u64::from_le_bytes(image[IMAGE_SIZE_OFFSET..IMAGE_SIZE_OFFSET + 8].try_into()?);
+    let payload_offset = align_up(linked_size.max(image.len() as u64), BLOB_ALIGN).unwrap_or(u64::MAX);
     image.resize(payload_offset as usize, 0);
     image.extend_from_slice(&payload);
     let total = image.len() as u64;
@@ -182,16 +153,9 @@ pub fn build_system(dts: &Path) -> Result<BuiltSystem> {
     // The hypervisor checks all this again at boot; checking here gives the better message.
     let final_cfg =
         config::parse(&system_dtb).map_err(|e| fail(e.iter().map(|e| e.to_string()).collect()))?;
-    let footprint = HostRange::new(
-        HostPhys(board.load_address),
-        total + runtime_reserve(MAX_CPUS as u64),
-    );
-    let facts = BuildFacts {
-        boot_image: Some(footprint),
-        payload_size: Some(payload_len),
-    };
-    config::validate(&final_cfg, &facts)
-        .map_err(|e| fail(e.iter().map(|e| e.to_string()).collect()))?;
+    let footprint = HostRange::new(HostPhys(board.load_address), total + runtime_reserve(MAX_CPUS as u64));
+    let facts = BuildFacts { boot_image: Some(footprint), payload_size: Some(payload_len) };
+    config::validate(&final_cfg, &facts).map_err(|e| fail(e.iter().map(|e| e.to_string()).collect()))?;
 
     let path = out.join("tantalum.img");
     std::fs::write(&path, &image)?;
@@ -212,10 +176,5 @@ pub fn build_system(dts: &Path) -> Result<BuiltSystem> {
             size: b.bytes.len() as u64,
         })
         .collect();
-    Ok(BuiltSystem {
-        image: path,
-        board: board_dir,
-        config: final_cfg,
-        images: placed,
-    })
+    Ok(BuiltSystem { image: path, board: board_dir, config: final_cfg, images: placed })
 }

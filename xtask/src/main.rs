@@ -50,10 +50,7 @@ macro_rules! bail {
 
 /// The workspace root (the xtask's parent directory).
 pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the workspace")
-        .to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
 }
 
 /// Prints a step the user should see: `==> message`.
@@ -62,9 +59,7 @@ pub fn step(message: impl std::fmt::Display) {
 }
 
 fn option(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
 }
 
 fn main() -> ExitCode {
@@ -72,9 +67,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("run") => run(&args[1..]),
         Some("build") => build(&args[1..]),
-        Some("config") if args.get(1).map(String::as_str) == Some("check") => {
-            check::command(&args[2..])
-        }
+        Some("config") if args.get(1).map(String::as_str) == Some("check") => check::command(&args[2..]),
         Some("test") => test::command(&args[1..]),
         Some("bench") => bench::command(&args[1..]),
         Some("help" | "--help" | "-h") => {
@@ -115,25 +108,11 @@ fn build(args: &[String]) -> Result<()> {
 fn run(args: &[String]) -> Result<()> {
     tools::ensure()?;
     let built = image::build_system(&config_arg(args))?;
-    let timeout = option(args, "--timeout")
-        .map(|t| t.parse::<u64>())
-        .transpose()?;
+    let timeout = option(args, "--timeout").map(|t| t.parse::<u64>()).transpose()?;
     let board = board::Board::load(&built.board)?;
-    step(format!(
-        "{}: {}",
-        built.image.display(),
-        check::summary(&built.config)
-    ));
-    step(format!(
-        "booting {} in QEMU ({}; quit with Ctrl-A X)",
-        built.image.display(),
-        board.describe()
-    ));
-    let status = qemu::interactive(
-        &board,
-        &built.image,
-        timeout.map(std::time::Duration::from_secs),
-    )?;
+    step(format!("{}: {}", built.image.display(), check::summary(&built.config)));
+    step(format!("booting {} in QEMU ({}; quit with Ctrl-A X)", built.image.display(), board.describe()));
+    let status = qemu::interactive(&board, &built.image, timeout.map(std::time::Duration::from_secs))?;
     if !status.success() {
         bail!("QEMU exited with {status}");
     }

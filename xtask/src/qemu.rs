@@ -10,26 +10,14 @@ use crate::Result;
 
 fn base_command(board: &Board, image: &Path) -> Command {
     let mut c = Command::new(&board.qemu_binary);
-    c.args([
-        "-M",
-        &board.machine,
-        "-cpu",
-        &board.cpu,
-        "-smp",
-        &board.smp.to_string(),
-        "-m",
-        &board.memory,
-    ]);
+    c.args(["-M", &board.machine, "-cpu", &board.cpu, "-smp", &board.smp.to_string(), "-m", &board.memory]);
     c.arg("-kernel").arg(image);
     c.arg("-semihosting");
     c
 }
 
 /// Waits for `child` until `timeout`; kills it when time is up. Returns (status, timed out).
-fn wait_with_timeout(
-    child: &mut Child,
-    timeout: Option<Duration>,
-) -> Result<(Option<ExitStatus>, bool)> {
+fn wait_with_timeout(child: &mut Child, timeout: Option<Duration>) -> Result<(Option<ExitStatus>, bool)> {
     let start = Instant::now();
     loop {
         if let Some(status) = child.try_wait()? {
@@ -99,9 +87,5 @@ pub fn captured(board: &Board, image: &Path, timeout: Duration, extra: &[&str]) 
     if !err.is_empty() {
         output.push_str(&String::from_utf8_lossy(&err));
     }
-    Ok(Run {
-        output,
-        status,
-        elapsed: start.elapsed(),
-    })
+    Ok(Run { output, status, elapsed: start.elapsed() })
 }

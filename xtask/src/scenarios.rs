@@ -8,6 +8,9 @@ use std::time::Duration;
 pub enum Tamper {
     /// Flip one byte in the middle of this partition's image.
     CorruptImage(&'static str),
+    /// Replace the first occurrence of `from` (in the system DTB) with `to`, after the build's
+    /// own checks: only the hypervisor's boot-time check stands in the way.
+    PatchDtb { from: &'static [u8], to: &'static [u8] },
 }
 
 /// One scenario.
@@ -26,14 +29,8 @@ pub struct Scenario {
 }
 
 /// Output that fails any scenario: breaches reported by test partitions, hypervisor panics.
-pub const ALWAYS_FORBIDDEN: &[&str] = &[
-    "BREACH",
-    "CORRUPTED",
-    "FATAL",
-    "panic:",
-    "unexpected exception",
-    "NOT fresh",
-];
+pub const ALWAYS_FORBIDDEN: &[&str] =
+    &["BREACH", "CORRUPTED", "FATAL", "panic:", "unexpected exception", "NOT fresh"];
 
 const T: Duration = Duration::from_secs(60);
 
@@ -116,6 +113,21 @@ pub const SCENARIOS: &[Scenario] = &[
         ],
         forbid: &["[ping]"],
         tamper: Some(Tamper::CorruptImage("ping")),
+        timeout: T,
+    },
+    Scenario {
+        name: "a system DTB tampered after the build is rejected at boot",
+        config: "configs/demo.dts",
+        expect: &[
+            "config error: /hypervisor/pong: memory 0x42800000..0x43800000 overlaps /hypervisor/ping (0x42000000..0x43000000)",
+            "the system DTB is invalid (1 error(s)): halting",
+        ],
+        forbid: &["[ping]", "[pong]"],
+        // pong's `memory = <0x0 0x43000000 0x0 0x01000000>` becomes 0x42800000: an overlap.
+        tamper: Some(Tamper::PatchDtb {
+            from: &[0, 0, 0, 0, 0x43, 0, 0, 0, 0, 0, 0, 0, 0x01, 0, 0, 0],
+            to: &[0, 0, 0, 0, 0x42, 0x80, 0, 0],
+        }),
         timeout: T,
     },
 ];

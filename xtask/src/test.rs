@@ -32,18 +32,12 @@ impl Tally {
 }
 
 fn indent(text: &str) -> String {
-    text.lines()
-        .map(|l| format!("        {l}"))
-        .collect::<Vec<_>>()
-        .join("\n")
+    text.lines().map(|l| format!("        {l}")).collect::<Vec<_>>().join("\n")
 }
 
 fn cargo(args: &[&str]) -> std::result::Result<(), String> {
-    let status = Command::new(env!("CARGO"))
-        .args(args)
-        .current_dir(root())
-        .status()
-        .map_err(|e| e.to_string())?;
+    let status =
+        Command::new(env!("CARGO")).args(args).current_dir(root()).status().map_err(|e| e.to_string())?;
     if status.success() {
         Ok(())
     } else {
@@ -56,11 +50,7 @@ fn expectations(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
-        .filter_map(|l| {
-            l.trim()
-                .strip_prefix("// expect:")
-                .map(|e| e.trim().to_string())
-        })
+        .filter_map(|l| l.trim().strip_prefix("// expect:").map(|e| e.trim().to_string()))
         .collect()
 }
 
@@ -85,35 +75,29 @@ fn check_bad_config(path: &Path) -> std::result::Result<(), String> {
         Ok(_) => Err("accepted, but it must be rejected".into()),
         Err(problems) => {
             let all = problems.join("\n");
-            let missing: Vec<&String> = expected
-                .iter()
-                .filter(|e| !all.contains(e.as_str()))
-                .collect();
+            let missing: Vec<&String> = expected.iter().filter(|e| !all.contains(e.as_str())).collect();
             if missing.is_empty() {
                 Ok(())
             } else {
-                Err(format!(
-                    "expected message(s) missing: {missing:?}\ngot:\n{all}"
-                ))
+                Err(format!("expected message(s) missing: {missing:?}\ngot:\n{all}"))
             }
         }
     }
 }
 
-fn tamper(
-    image: &Path,
-    built: &image::BuiltSystem,
-    how: Tamper,
-) -> std::result::Result<(), String> {
-    let Tamper::CorruptImage(name) = how;
-    let placed = built
-        .images
-        .iter()
-        .find(|p| p.partition == name)
-        .ok_or(format!("no partition {name}"))?;
+fn tamper(image: &Path, built: &image::BuiltSystem, how: Tamper) -> std::result::Result<(), String> {
     let mut bytes = std::fs::read(image).map_err(|e| e.to_string())?;
-    let at = (placed.file_offset + placed.size / 2) as usize;
-    bytes[at] ^= 0x5a;
+    match how {
+        Tamper::CorruptImage(name) => {
+            let placed =
+                built.images.iter().find(|p| p.partition == name).ok_or(format!("no partition {name}"))?;
+            bytes[(placed.file_offset + placed.size / 2) as usize] ^= 0x5a;
+        }
+        Tamper::PatchDtb { from, to } => {
+            let at = bytes.windows(from.len()).position(|w| w == from).ok_or("pattern not in the image")?;
+            bytes[at..at + to.len()].copy_from_slice(to);
+        }
+    }
     std::fs::write(image, bytes).map_err(|e| e.to_string())
 }
 
@@ -127,10 +111,7 @@ fn run_scenario(s: &Scenario) -> std::result::Result<(), String> {
     let run = qemu::captured(&board, &built.image, s.timeout, &[]).map_err(|e| e.0)?;
     let logs = cargo::out_dir().join("logs");
     let _ = std::fs::create_dir_all(&logs);
-    let log = logs.join(format!(
-        "{}.log",
-        s.name.replace(|c: char| !c.is_ascii_alphanumeric(), "-")
-    ));
+    let log = logs.join(format!("{}.log", s.name.replace(|c: char| !c.is_ascii_alphanumeric(), "-")));
     let _ = std::fs::write(&log, &run.output);
 
     let mut problems = Vec::new();
@@ -153,21 +134,8 @@ fn run_scenario(s: &Scenario) -> std::result::Result<(), String> {
         println!("        ({:.1} s)", run.elapsed.as_secs_f64());
         return Ok(());
     }
-    let tail: Vec<&str> = run
-        .output
-        .lines()
-        .rev()
-        .take(30)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    Err(format!(
-        "{}\nlog: {}\n--- last lines ---\n{}",
-        problems.join("\n"),
-        log.display(),
-        tail.join("\n")
-    ))
+    let tail: Vec<&str> = run.output.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect();
+    Err(format!("{}\nlog: {}\n--- last lines ---\n{}", problems.join("\n"), log.display(), tail.join("\n")))
 }
 
 pub fn command(_args: &[String]) -> Result<()> {
@@ -185,46 +153,25 @@ pub fn command(_args: &[String]) -> Result<()> {
     );
 
     step("builds for both architectures");
-    tally.record(
-        "build: aarch64 hypervisor",
-        cargo::build_hypervisor().map(|_| ()).map_err(|e| e.0),
-    );
+    tally.record("build: aarch64 hypervisor", cargo::build_hypervisor().map(|_| ()).map_err(|e| e.0));
     tally.record(
         "build: x86_64 crate (x86_64-unknown-none)",
-        cargo(&[
-            "build",
-            "--quiet",
-            "--release",
-            "-p",
-            "tantalum-x86_64",
-            "--target",
-            "x86_64-unknown-none",
-        ]),
+        cargo(&["build", "--quiet", "--release", "-p", "tantalum-x86_64", "--target", "x86_64-unknown-none"]),
     );
-    tally.record(
-        "build: sample partitions",
-        cargo::build_partitions().map(|_| ()).map_err(|e| e.0),
-    );
+    tally.record("build: sample partitions", cargo::build_partitions().map(|_| ()).map_err(|e| e.0));
 
     step("system descriptions: samples must pass, bad ones must fail with the expected message");
     let mut good = dts_files(&root().join("configs"));
     good.extend(dts_files(&root().join("configs/tests")));
     good.extend(dts_files(&root().join("configs/tests/good")));
     for path in good {
-        let name = format!(
-            "config ok: {}",
-            path.strip_prefix(root()).unwrap_or(&path).display()
-        );
-        tally.record(
-            &name,
-            check_file(&path).map(|_| ()).map_err(|p| p.join("\n")),
-        );
+        let name = format!("config ok: {}", path.strip_prefix(root()).unwrap_or(&path).display());
+        tally.record(&name, check_file(&path).map(|_| ()).map_err(|p| p.join("\n")));
     }
-    for path in dts_files(&root().join("configs/tests/bad")) {
-        let name = format!(
-            "config rejected: {}",
-            path.file_name().unwrap_or_default().to_string_lossy()
-        );
+    let mut bad = dts_files(&root().join("configs/tests/bad"));
+    bad.extend(dts_files(&root().join("configs/tests/bad-build")));
+    for path in bad {
+        let name = format!("config rejected: {}", path.file_name().unwrap_or_default().to_string_lossy());
         tally.record(&name, check_bad_config(&path));
     }
 

@@ -11,14 +11,8 @@ struct Tool {
 }
 
 const TOOLS: &[Tool] = &[
-    Tool {
-        program: "qemu-system-aarch64",
-        package: "qemu-system-arm",
-    },
-    Tool {
-        program: "dtc",
-        package: "device-tree-compiler",
-    },
+    Tool { program: "qemu-system-aarch64", package: "qemu-system-arm" },
+    Tool { program: "dtc", package: "device-tree-compiler" },
 ];
 
 fn have(program: &str) -> bool {
@@ -30,10 +24,7 @@ fn have(program: &str) -> bool {
 }
 
 fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 /// Makes sure QEMU and dtc are installed: installs them with apt-get when running as root,
@@ -44,10 +35,7 @@ pub fn ensure() -> Result<()> {
         return Ok(());
     }
     let packages: Vec<&str> = missing.iter().map(|t| t.package).collect();
-    let command = format!(
-        "apt-get install -y --no-install-recommends {}",
-        packages.join(" ")
-    );
+    let command = format!("apt-get install -y --no-install-recommends {}", packages.join(" "));
     if !is_root() {
         bail!(
             "missing {}; install them with:\n    sudo apt-get update && sudo {command}",
@@ -59,11 +47,8 @@ pub fn ensure() -> Result<()> {
     if !update.success() {
         bail!("apt-get update failed");
     }
-    let status = Command::new("sh")
-        .arg("-c")
-        .arg(&command)
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .status()?;
+    let status =
+        Command::new("sh").arg("-c").arg(&command).env("DEBIAN_FRONTEND", "noninteractive").status()?;
     if !status.success() {
         bail!("`{command}` failed");
     }
@@ -72,24 +57,14 @@ pub fn ensure() -> Result<()> {
 
 /// Path of an LLVM tool from the toolchain's llvm-tools component (e.g. `llvm-objcopy`).
 pub fn llvm_tool(name: &str) -> Result<std::path::PathBuf> {
-    let out = Command::new("rustc")
-        .args(["--print", "sysroot"])
-        .current_dir(crate::root())
-        .output()?;
+    let out = Command::new("rustc").args(["--print", "sysroot"]).current_dir(crate::root()).output()?;
     let sysroot = String::from_utf8(out.stdout)?.trim().to_string();
-    let host = Command::new("rustc")
-        .arg("-vV")
-        .current_dir(crate::root())
-        .output()?;
+    let host = Command::new("rustc").arg("-vV").current_dir(crate::root()).output()?;
     let host = String::from_utf8(host.stdout)?
         .lines()
         .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
         .unwrap_or_else(|| "x86_64-unknown-linux-gnu".into());
-    let path = std::path::Path::new(&sysroot)
-        .join("lib/rustlib")
-        .join(host)
-        .join("bin")
-        .join(name);
+    let path = std::path::Path::new(&sysroot).join("lib/rustlib").join(host).join("bin").join(name);
     if !path.exists() {
         bail!("{} not found: the llvm-tools component should come with rust-toolchain.toml (rustup component add llvm-tools)", path.display());
     }

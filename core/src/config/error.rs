@@ -18,10 +18,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(node: impl Into<String>, kind: ErrorKind) -> Self {
-        Self {
-            node: node.into(),
-            kind,
-        }
+        Self { node: node.into(), kind }
     }
 }
 
@@ -294,32 +291,20 @@ impl fmt::Display for DtbDefect {
             Self::BadMagic => write!(f, "bad magic (expected 0xd00dfeed)"),
             Self::Truncated => write!(f, "truncated (shorter than its header says)"),
             Self::UnsupportedVersion { version } => {
-                write!(
-                    f,
-                    "version {version} is not supported (need 17, as dtc writes)"
-                )
+                write!(f, "version {version} is not supported (need 17, as dtc writes)")
             }
             Self::BlockOutOfBounds { block } => write!(f, "{block} block lies outside the blob"),
             Self::BadToken { offset, token } => {
-                write!(
-                    f,
-                    "unexpected token {token:#x} at structure offset {offset:#x}"
-                )
+                write!(f, "unexpected token {token:#x} at structure offset {offset:#x}")
             }
             Self::BadNodeName { offset } => {
                 write!(f, "bad node name at structure offset {offset:#x}")
             }
             Self::BadProperty { offset } => {
-                write!(
-                    f,
-                    "property at structure offset {offset:#x} has a bad name or length"
-                )
+                write!(f, "property at structure offset {offset:#x} has a bad name or length")
             }
             Self::PropertyAfterChild { offset } => {
-                write!(
-                    f,
-                    "property after a child node at structure offset {offset:#x}"
-                )
+                write!(f, "property after a child node at structure offset {offset:#x}")
             }
             Self::TooDeep { max } => write!(f, "nodes nested deeper than {max} levels"),
             Self::Unterminated => write!(f, "structure block unterminated or unbalanced"),
@@ -334,19 +319,14 @@ impl fmt::Display for Expected {
             Self::Cells(4) => write!(f, "4 cells (<base-hi base-lo size-hi size-lo>)"),
             Self::Cells(n) => write!(f, "{n} cells ({} bytes)", n * 4),
             Self::CellGroups(4) => {
-                write!(
-                    f,
-                    "one or more <base-hi base-lo size-hi size-lo> groups of 4 cells"
-                )
+                write!(f, "one or more <base-hi base-lo size-hi size-lo> groups of 4 cells")
             }
             Self::CellGroups(n) => write!(f, "one or more groups of {n} cells"),
             Self::Phandle => write!(f, "one phandle (<&label>)"),
             Self::Phandles => write!(f, "one or more phandles (<&label ...>)"),
-            Self::AddressPerRegion { regions } => write!(
-                f,
-                "one 2-cell address per memory region ({regions} regions: {} cells)",
-                regions * 2
-            ),
+            Self::AddressPerRegion { regions } => {
+                write!(f, "one 2-cell address per memory region ({regions} regions: {} cells)", regions * 2)
+            }
             Self::String => write!(f, "a string"),
             Self::Bytes(n) => write!(f, "{n} bytes"),
         }

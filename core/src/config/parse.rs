@@ -15,8 +15,8 @@ use fdt::{Fdt, FdtError};
 
 use super::error::{ConfigError, DtbDefect, ErrorKind, Expected};
 use super::{
-    Blob, Board, Cpu, DeviceRef, FaultPolicy, HypervisorConfig, MemoryRegion, PartitionConfig,
-    PartitionId, SystemConfig, HYPERVISOR_COMPATIBLE, PARTITION_COMPATIBLE,
+    Blob, Board, Cpu, DeviceRef, FaultPolicy, HypervisorConfig, MemoryRegion, PartitionConfig, PartitionId,
+    SystemConfig, HYPERVISOR_COMPATIBLE, PARTITION_COMPATIBLE,
 };
 use crate::addr::{GuestPhys, HostPhys, HostRange};
 
@@ -40,10 +40,7 @@ pub fn parse(dtb: &[u8]) -> Result<SystemConfig, Vec<ConfigError>> {
     check_blob(dtb).map_err(invalid)?;
     let tree = Tree::new(&fdt).ok_or_else(|| invalid(DtbDefect::Unterminated))?;
 
-    let mut p = Parser {
-        tree: &tree,
-        errors: Vec::new(),
-    };
+    let mut p = Parser { tree: &tree, errors: Vec::new() };
     let board = p.board();
     let hypervisor_node = tree.child(0, "hypervisor");
     let (hypervisor, partitions) = match hypervisor_node {
@@ -54,17 +51,10 @@ pub fn parse(dtb: &[u8]) -> Result<SystemConfig, Vec<ConfigError>> {
         }
     };
     match hypervisor {
-        Some(hypervisor) if p.errors.is_empty() => Ok(SystemConfig {
-            board,
-            hypervisor,
-            partitions,
-        }),
+        Some(hypervisor) if p.errors.is_empty() => Ok(SystemConfig { board, hypervisor, partitions }),
         _ => {
             if p.errors.is_empty() {
-                p.report(
-                    "/hypervisor",
-                    ErrorKind::MissingProperty { property: "memory" },
-                );
+                p.report("/hypervisor", ErrorKind::MissingProperty { property: "memory" });
             }
             Err(p.errors)
         }
@@ -108,10 +98,10 @@ fn check_blob(dtb: &[u8]) -> Result<(), DtbDefect> {
     if version < 17 {
         return Err(DtbDefect::UnsupportedVersion { version });
     }
-    let structs = block(data, field(2)?, field(9)?)
-        .ok_or(DtbDefect::BlockOutOfBounds { block: "structure" })?;
-    let strings = block(data, field(3)?, field(8)?)
-        .ok_or(DtbDefect::BlockOutOfBounds { block: "strings" })?;
+    let structs =
+        block(data, field(2)?, field(9)?).ok_or(DtbDefect::BlockOutOfBounds { block: "structure" })?;
+    let strings =
+        block(data, field(3)?, field(8)?).ok_or(DtbDefect::BlockOutOfBounds { block: "strings" })?;
     walk_structure(structs, strings)
 }
 
@@ -131,9 +121,7 @@ fn walk_structure(structs: &[u8], strings: &[u8]) -> Result<(), DtbDefect> {
                 if (depth == 0) != name.is_empty() || name.contains('/') {
                     return Err(bad);
                 }
-                pos = pos
-                    .checked_add(align4(name.len() + 1).ok_or(bad)?)
-                    .ok_or(bad)?;
+                pos = pos.checked_add(align4(name.len() + 1).ok_or(bad)?).ok_or(bad)?;
                 depth += 1;
                 if depth > MAX_DEPTH {
                     return Err(DtbDefect::TooDeep { max: MAX_DEPTH });
@@ -156,9 +144,7 @@ fn walk_structure(structs: &[u8], strings: &[u8]) -> Result<(), DtbDefect> {
                 }
                 let name_offset = usize::try_from(name_offset).map_err(|_| bad)?;
                 c_str(strings.get(name_offset..).ok_or(bad)?).ok_or(bad)?;
-                pos = value_start
-                    .checked_add(align4(len).ok_or(bad)?)
-                    .ok_or(bad)?;
+                pos = value_start.checked_add(align4(len).ok_or(bad)?).ok_or(bad)?;
             }
             FDT_END_NODE if depth > 0 => {
                 depth -= 1;
@@ -191,22 +177,16 @@ impl<'b, 'a> Tree<'b, 'a> {
     fn new(fdt: &'b Fdt<'a>) -> Option<Self> {
         // `check_blob` guarantees the root is named "", so this never falls back to aliases.
         let root = fdt.find_node("/")?;
-        let mut tree = Tree {
-            nodes: Vec::new(),
-            phandles: Vec::new(),
-        };
+        let mut tree = Tree { nodes: Vec::new(), phandles: Vec::new() };
         tree.add(root, String::from("/"), None, 0);
-        tree.phandles
-            .sort_by_key(|&(phandle, index)| (phandle, index));
+        tree.phandles.sort_by_key(|&(phandle, index)| (phandle, index));
         Some(tree)
     }
 
     fn add(&mut self, node: FdtNode<'b, 'a>, path: String, parent: Option<usize>, depth: usize) {
         let index = self.nodes.len();
-        let phandle = ["phandle", "linux,phandle"]
-            .iter()
-            .find_map(|name| node.property(name))
-            .and_then(|p| {
+        let phandle =
+            ["phandle", "linux,phandle"].iter().find_map(|name| node.property(name)).and_then(|p| {
                 if p.value.len() == 4 {
                     be_u32(p.value, 0)
                 } else {
@@ -216,44 +196,29 @@ impl<'b, 'a> Tree<'b, 'a> {
         if let Some(phandle) = phandle {
             self.phandles.push((phandle, index));
         }
-        self.nodes.push(Entry {
-            path: path.clone(),
-            node,
-            parent,
-        });
+        self.nodes.push(Entry { path: path.clone(), node, parent });
         if depth >= MAX_DEPTH {
             return;
         }
         for child in node.children() {
-            let child_path = if parent.is_none() {
-                format!("/{}", child.name)
-            } else {
-                format!("{path}/{}", child.name)
-            };
+            let child_path =
+                if parent.is_none() { format!("/{}", child.name) } else { format!("{path}/{}", child.name) };
             self.add(child, child_path, Some(index), depth + 1);
         }
     }
 
     fn children(&self, parent: usize) -> impl Iterator<Item = usize> + '_ {
-        self.nodes
-            .iter()
-            .enumerate()
-            .filter(move |(_, e)| e.parent == Some(parent))
-            .map(|(i, _)| i)
+        self.nodes.iter().enumerate().filter(move |(_, e)| e.parent == Some(parent)).map(|(i, _)| i)
     }
 
     /// The child named `name` or `name@unit`.
     fn child(&self, parent: usize, name: &str) -> Option<usize> {
-        self.children(parent)
-            .find(|&i| self.nodes.get(i).is_some_and(|e| base_name(e) == name))
+        self.children(parent).find(|&i| self.nodes.get(i).is_some_and(|e| base_name(e) == name))
     }
 
     fn by_phandle(&self, phandle: u32) -> Option<usize> {
         let first = self.phandles.partition_point(|&(p, _)| p < phandle);
-        self.phandles
-            .get(first)
-            .filter(|&&(p, _)| p == phandle)
-            .map(|&(_, i)| i)
+        self.phandles.get(first).filter(|&&(p, _)| p == phandle).map(|&(_, i)| i)
     }
 }
 
@@ -280,9 +245,7 @@ fn read_cells(value: &[u8], first: usize, count: usize) -> Option<u64> {
 
 /// `(base, size)` pairs of 2 + 2 cells.
 fn ranges(value: &[u8]) -> impl Iterator<Item = (u64, u64)> + '_ {
-    value
-        .chunks_exact(16)
-        .filter_map(|c| Some((read_cells(c, 0, 2)?, read_cells(c, 2, 2)?)))
+    value.chunks_exact(16).filter_map(|c| Some((read_cells(c, 0, 2)?, read_cells(c, 2, 2)?)))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -324,23 +287,11 @@ impl<'t, 'b, 'a> Parser<'t, 'b, 'a> {
     }
 
     fn malformed(&mut self, index: usize, property: &'static str, len: usize, expected: Expected) {
-        self.report(
-            self.path(index),
-            ErrorKind::MalformedProperty {
-                property,
-                len,
-                expected,
-            },
-        );
+        self.report(self.path(index), ErrorKind::MalformedProperty { property, len, expected });
     }
 
     /// An optional property of exactly `bytes` bytes; `None` if absent or malformed (reported).
-    fn fixed(
-        &mut self,
-        index: usize,
-        property: &'static str,
-        expected: Expected,
-    ) -> Option<&'a [u8]> {
+    fn fixed(&mut self, index: usize, property: &'static str, expected: Expected) -> Option<&'a [u8]> {
         let bytes = match expected {
             Expected::Cells(n) => n * 4,
             Expected::Bytes(n) => n,
@@ -366,10 +317,7 @@ impl<'t, 'b, 'a> Parser<'t, 'b, 'a> {
     fn compatibles(&self, index: usize) -> Option<Vec<&'a str>> {
         let value = self.value(index, "compatible")?;
         let list = value.split(|&b| b == 0).filter(|s| !s.is_empty());
-        Some(
-            list.map(|s| core::str::from_utf8(s).unwrap_or("\u{fffd}"))
-                .collect(),
-        )
+        Some(list.map(|s| core::str::from_utf8(s).unwrap_or("\u{fffd}")).collect())
     }
 
     fn compatible_text(&self, index: usize) -> Option<String> {
@@ -377,8 +325,7 @@ impl<'t, 'b, 'a> Parser<'t, 'b, 'a> {
     }
 
     fn is_compatible(&self, index: usize, compatible: &str) -> bool {
-        self.compatibles(index)
-            .is_some_and(|list| list.contains(&compatible))
+        self.compatibles(index).is_some_and(|list| list.contains(&compatible))
     }
 
     /// `#address-cells` and `#size-cells` that the parent of `index` gives its children.
@@ -394,10 +341,7 @@ impl<'t, 'b, 'a> Parser<'t, 'b, 'a> {
         }
         let [address_cells, size_cells] = cells;
         if !(1..=2).contains(&address_cells) || size_cells > 2 {
-            let kind = ErrorKind::UnsupportedCells {
-                address_cells,
-                size_cells,
-            };
+            let kind = ErrorKind::UnsupportedCells { address_cells, size_cells };
             self.report(self.path(parent), kind);
             return None;
         }
@@ -430,10 +374,7 @@ impl<'t, 'b, 'a> Parser<'t, 'b, 'a> {
             let name = tree.nodes.get(index).map_or("", |e| e.node.name);
             if name == "memory" || name.starts_with("memory@") {
                 let regs = self.reg(index);
-                board.ram.extend(
-                    regs.into_iter()
-                        .map(|(a, s)| HostRange::new(HostPhys(a), s)),
-                );
+                board.ram.extend(regs.into_iter().map(|(a, s)| HostRange::new(HostPhys(a), s)));
             }
         }
         let Some(cpus) = tree.child(0, "cpus") else {
@@ -447,16 +388,8 @@ impl<'t, 'b, 'a> Parser<'t, 'b, 'a> {
             let device_type = self.value(index, "device_type").and_then(as_string);
             if device_type == Some("cpu") || e.node.name.starts_with("cpu@") {
                 let hwid = self.reg(index).first().map_or(0, |&(a, _)| a);
-                let phandle = tree
-                    .phandles
-                    .iter()
-                    .find(|&&(_, i)| i == index)
-                    .map(|&(p, _)| p);
-                board.cpus.push(Cpu {
-                    path: e.path.clone(),
-                    phandle,
-                    hwid,
-                });
+                let phandle = tree.phandles.iter().find(|&&(_, i)| i == index).map(|&(p, _)| p);
+                board.cpus.push(Cpu { path: e.path.clone(), phandle, hwid });
             }
         }
         board
@@ -467,41 +400,26 @@ impl<'t, 'b, 'a> Parser<'t, 'b, 'a> {
             self.required(h, "compatible");
         } else if !self.is_compatible(h, HYPERVISOR_COMPATIBLE) {
             let found = self.compatible_text(h);
-            self.report(
-                self.path(h),
-                ErrorKind::BadCompatible {
-                    expected: HYPERVISOR_COMPATIBLE,
-                    found,
-                },
-            );
+            self.report(self.path(h), ErrorKind::BadCompatible { expected: HYPERVISOR_COMPATIBLE, found });
         }
         let console = self.console(h);
         self.required(h, "memory")?;
         let memory = self.fixed(h, "memory", Expected::Cells(4))?;
         let (base, size) = ranges(memory).next()?;
-        Some(HypervisorConfig {
-            memory: HostRange::new(HostPhys(base), size),
-            console,
-        })
+        Some(HypervisorConfig { memory: HostRange::new(HostPhys(base), size), console })
     }
 
     fn console(&mut self, h: usize) -> Option<DeviceRef> {
         let value = self.fixed(h, "console", Expected::Phandle)?;
         let phandle = be_u32(value, 0)?;
         let Some(target) = self.tree.by_phandle(phandle) else {
-            let kind = ErrorKind::UnresolvedPhandle {
-                property: "console",
-                phandle,
-            };
+            let kind = ErrorKind::UnresolvedPhandle { property: "console", phandle };
             self.report(self.path(h), kind);
             return None;
         };
         let (base, size) = *self.reg(target).first()?;
         let path = self.path(target).to_string();
-        Some(DeviceRef {
-            path,
-            mmio: HostRange::new(HostPhys(base), size),
-        })
+        Some(DeviceRef { path, mmio: HostRange::new(HostPhys(base), size) })
     }
 
     fn partitions(&mut self, h: usize, board: &Board) -> Vec<PartitionConfig> {
@@ -534,9 +452,7 @@ impl<'t, 'b, 'a> Parser<'t, 'b, 'a> {
         let on_fault = match self.string(index, "on-fault") {
             None => FaultPolicy::default(),
             Some(name) => FaultPolicy::from_name(name).unwrap_or_else(|| {
-                let kind = ErrorKind::UnknownFaultPolicy {
-                    value: name.to_string(),
-                };
+                let kind = ErrorKind::UnknownFaultPolicy { value: name.to_string() };
                 self.report(self.path(index), kind);
                 FaultPolicy::default()
             }),
@@ -570,10 +486,7 @@ impl<'t, 'b, 'a> Parser<'t, 'b, 'a> {
         let mut cpus = Vec::new();
         for phandle in value.chunks_exact(4).filter_map(|c| be_u32(c, 0)) {
             let Some(target) = self.tree.by_phandle(phandle) else {
-                let kind = ErrorKind::UnresolvedPhandle {
-                    property: "cpus",
-                    phandle,
-                };
+                let kind = ErrorKind::UnresolvedPhandle { property: "cpus", phandle };
                 self.report(self.path(index), kind);
                 continue;
             };
@@ -581,10 +494,7 @@ impl<'t, 'b, 'a> Parser<'t, 'b, 'a> {
             match board.cpus.iter().position(|c| c.path == target) {
                 Some(cpu) => cpus.push(cpu),
                 None => {
-                    let kind = ErrorKind::NotACpu {
-                        phandle,
-                        target: target.to_string(),
-                    };
+                    let kind = ErrorKind::NotACpu { phandle, target: target.to_string() };
                     self.report(self.path(index), kind);
                 }
             }
@@ -601,17 +511,11 @@ impl<'t, 'b, 'a> Parser<'t, 'b, 'a> {
             return Vec::new();
         }
         let mut regions: Vec<MemoryRegion> = ranges(value)
-            .map(|(base, size)| MemoryRegion {
-                host: HostPhys(base),
-                guest: GuestPhys(base),
-                size,
-            })
+            .map(|(base, size)| MemoryRegion { host: HostPhys(base), guest: GuestPhys(base), size })
             .collect();
         if let Some(guest) = self.value(index, "guest-addresses") {
             if guest.len() != regions.len() * 8 {
-                let expected = Expected::AddressPerRegion {
-                    regions: regions.len(),
-                };
+                let expected = Expected::AddressPerRegion { regions: regions.len() };
                 self.malformed(index, "guest-addresses", guest.len(), expected);
             } else {
                 for (region, chunk) in regions.iter_mut().zip(guest.chunks_exact(8)) {
@@ -626,27 +530,14 @@ impl<'t, 'b, 'a> Parser<'t, 'b, 'a> {
     fn blob(&mut self, index: usize, name: &'static str, hash_name: &'static str) -> Option<Blob> {
         let location = self.fixed(index, name, Expected::Cells(4));
         let hash = self.fixed(index, hash_name, Expected::Bytes(32));
-        let (has_location, has_hash) = (
-            self.value(index, name).is_some(),
-            self.value(index, hash_name).is_some(),
-        );
+        let (has_location, has_hash) =
+            (self.value(index, name).is_some(), self.value(index, hash_name).is_some());
         if has_location != has_hash {
-            let (present, missing) = if has_location {
-                (name, hash_name)
-            } else {
-                (hash_name, name)
-            };
-            self.report(
-                self.path(index),
-                ErrorKind::IncompleteBlob { present, missing },
-            );
+            let (present, missing) = if has_location { (name, hash_name) } else { (hash_name, name) };
+            self.report(self.path(index), ErrorKind::IncompleteBlob { present, missing });
         }
         let (offset, size) = ranges(location?).next()?;
-        Some(Blob {
-            offset,
-            size,
-            sha256: hash?.try_into().ok()?,
-        })
+        Some(Blob { offset, size, sha256: hash?.try_into().ok()? })
     }
 }
 
@@ -729,19 +620,11 @@ mod tests {
             ),
             node(
                 "cpus",
-                vec![
-                    Prop("#address-cells", cells(&[1])),
-                    Prop("#size-cells", cells(&[0])),
-                    cpu(0),
-                    cpu(1),
-                ],
+                vec![Prop("#address-cells", cells(&[1])), Prop("#size-cells", cells(&[0])), cpu(0), cpu(1)],
             ),
             node(
                 "pl011@9000000",
-                vec![
-                    Prop("reg", cells(&[0, 0x900_0000, 0, 0x1000])),
-                    Prop("phandle", cells(&[9])),
-                ],
+                vec![Prop("reg", cells(&[0, 0x900_0000, 0, 0x1000])), Prop("phandle", cells(&[9]))],
             ),
         ]
     }
@@ -765,9 +648,7 @@ mod tests {
 
     /// `items` with property `name` replaced (or removed, for `None`; added if absent).
     fn with(mut items: Vec<Item>, name: &'static str, value: Option<Vec<u8>>) -> Vec<Item> {
-        let at = items
-            .iter()
-            .position(|i| matches!(i, Prop(n, _) if *n == name));
+        let at = items.iter().position(|i| matches!(i, Prop(n, _) if *n == name));
         match (at, value) {
             (Some(at), Some(v)) => items[at] = Prop(name, v),
             (Some(at), None) => drop(items.remove(at)),
@@ -809,43 +690,21 @@ mod tests {
     #[test]
     fn parses_a_minimal_system() {
         let cfg = parse(&one(ping())).expect("parses");
-        assert_eq!(
-            cfg.board.ram,
-            [HostRange::new(HostPhys(0x4000_0000), 0x4000_0000)]
-        );
+        assert_eq!(cfg.board.ram, [HostRange::new(HostPhys(0x4000_0000), 0x4000_0000)]);
         assert_eq!(cfg.board.cpus.len(), 2);
-        assert_eq!(
-            cfg.board.cpus[1],
-            Cpu {
-                path: "/cpus/cpu@1".into(),
-                phandle: Some(2),
-                hwid: 1
-            }
-        );
-        assert_eq!(
-            cfg.hypervisor.memory,
-            HostRange::new(HostPhys(0x4000_0000), 0x200_0000)
-        );
+        assert_eq!(cfg.board.cpus[1], Cpu { path: "/cpus/cpu@1".into(), phandle: Some(2), hwid: 1 });
+        assert_eq!(cfg.hypervisor.memory, HostRange::new(HostPhys(0x4000_0000), 0x200_0000));
         let console = cfg.hypervisor.console.expect("console");
         assert_eq!(console.path, "/pl011@9000000");
         assert_eq!(console.mmio, HostRange::new(HostPhys(0x900_0000), 0x1000));
         let p = &cfg.partitions[0];
-        assert_eq!(
-            (p.id, p.name.as_str(), p.path.as_str()),
-            (0, "ping", "/hypervisor/ping")
-        );
+        assert_eq!((p.id, p.name.as_str(), p.path.as_str()), (0, "ping", "/hypervisor/ping"));
         assert_eq!(p.cpus, [0]);
-        let region = MemoryRegion {
-            host: HostPhys(0x4200_0000),
-            guest: GuestPhys(0x4200_0000),
-            size: 0x100_0000,
-        };
+        let region =
+            MemoryRegion { host: HostPhys(0x4200_0000), guest: GuestPhys(0x4200_0000), size: 0x100_0000 };
         assert_eq!(p.memory, [region]);
         assert_eq!(p.image_path.as_deref(), Some("hello.bin"));
-        assert_eq!(
-            (p.image, p.guest_dtb, p.image_size_hint),
-            (None, None, None)
-        );
+        assert_eq!((p.image, p.guest_dtb, p.image_size_hint), (None, None, None));
         assert_eq!(p.entry, GuestPhys(0x4200_0000));
         assert_eq!((p.on_fault, p.boot_order), (FaultPolicy::Stop, 0));
     }
@@ -854,20 +713,7 @@ mod tests {
     fn parses_every_optional_property() {
         let mut sha = [0u8; 32];
         sha[0] = 0xab;
-        let p = with(
-            ping(),
-            "memory",
-            Some(cells(&[
-                0,
-                0x4200_0000,
-                0,
-                0x1000,
-                0,
-                0x4300_0000,
-                0,
-                0x2000,
-            ])),
-        );
+        let p = with(ping(), "memory", Some(cells(&[0, 0x4200_0000, 0, 0x1000, 0, 0x4300_0000, 0, 0x2000])));
         let p = with(p, "guest-addresses", Some(cells(&[0, 0, 0, 0x8000])));
         let p = with(p, "entry", Some(cells(&[0, 0x80])));
         let p = with(p, "on-fault", Some(string("halt-system")));
@@ -883,41 +729,21 @@ mod tests {
         let cfg = parse(&system(hyp, vec![("ping@1", p), ("pong", ping())])).expect("parses");
         assert_eq!(cfg.hypervisor.console, None);
         let p = &cfg.partitions[0];
-        assert_eq!(
-            (p.name.as_str(), p.path.as_str()),
-            ("ping", "/hypervisor/ping@1")
-        );
+        assert_eq!((p.name.as_str(), p.path.as_str()), ("ping", "/hypervisor/ping@1"));
         assert_eq!(p.cpus, [1, 0]);
         assert_eq!(p.memory[1].guest, GuestPhys(0x8000));
         assert_eq!(p.memory[1].host, HostPhys(0x4300_0000));
         assert_eq!(p.entry, GuestPhys(0x80));
         assert_eq!((p.on_fault, p.boot_order), (FaultPolicy::HaltSystem, 7));
-        assert_eq!(
-            p.image,
-            Some(Blob {
-                offset: 0x100,
-                size: 0x200,
-                sha256: sha
-            })
-        );
-        assert_eq!(
-            p.guest_dtb,
-            Some(Blob {
-                offset: 0x300,
-                size: 0x40,
-                sha256: sha
-            })
-        );
+        assert_eq!(p.image, Some(Blob { offset: 0x100, size: 0x200, sha256: sha }));
+        assert_eq!(p.guest_dtb, Some(Blob { offset: 0x300, size: 0x40, sha256: sha }));
         assert_eq!(p.image_path, None);
         assert_eq!(cfg.partitions[1].id, 1);
     }
 
     fn defect(dtb: &[u8]) -> DtbDefect {
         match errors(dtb).as_slice() {
-            [ConfigError {
-                node,
-                kind: ErrorKind::InvalidDtb(d),
-            }] if node == "/" => *d,
+            [ConfigError { node, kind: ErrorKind::InvalidDtb(d) }] if node == "/" => *d,
             other => panic!("expected one InvalidDtb error, got {other:#?}"),
         }
     }
@@ -939,23 +765,14 @@ mod tests {
         assert_eq!(defect(&b), DtbDefect::UnsupportedVersion { version: 16 });
         let mut b = good.clone();
         set_word(&mut b, 36, 0xffff_0000);
-        assert_eq!(
-            defect(&b),
-            DtbDefect::BlockOutOfBounds { block: "structure" }
-        );
+        assert_eq!(defect(&b), DtbDefect::BlockOutOfBounds { block: "structure" });
         let mut b = good.clone();
         set_word(&mut b, 12, 0xffff_fff0);
         assert_eq!(defect(&b), DtbDefect::BlockOutOfBounds { block: "strings" });
         // A NOP where the root's first property was.
         let mut b = good.clone();
         set_word(&mut b, 56 + 8, 4);
-        assert_eq!(
-            defect(&b),
-            DtbDefect::BadToken {
-                offset: 8,
-                token: 4
-            }
-        );
+        assert_eq!(defect(&b), DtbDefect::BadToken { offset: 8, token: 4 });
         // The first property's name offset points past the strings block.
         let mut b = good.clone();
         set_word(&mut b, 56 + 16, 0x7fff_ffff);
@@ -969,29 +786,19 @@ mod tests {
         let size = u32::from_be_bytes(b[36..40].try_into().unwrap());
         set_word(&mut b, 36, size - 4);
         assert_eq!(defect(&b), DtbDefect::Unterminated);
-        let text =
-            ConfigError::new("/", ErrorKind::InvalidDtb(DtbDefect::Unterminated)).to_string();
-        assert!(
-            text.starts_with("/: not a valid device tree blob"),
-            "{text}"
-        );
+        let text = ConfigError::new("/", ErrorKind::InvalidDtb(DtbDefect::Unterminated)).to_string();
+        assert!(text.starts_with("/: not a valid device tree blob"), "{text}");
     }
 
     #[test]
     fn rule_10_refuses_bad_structure() {
         let after_child = build(vec![node("a", vec![]), Prop("late", cells(&[1]))]);
-        assert!(matches!(
-            defect(&after_child),
-            DtbDefect::PropertyAfterChild { .. }
-        ));
+        assert!(matches!(defect(&after_child), DtbDefect::PropertyAfterChild { .. }));
         let mut deep = node("leaf", vec![]);
         for _ in 0..MAX_DEPTH {
             deep = node("n", vec![deep]);
         }
-        assert_eq!(
-            defect(&build(vec![deep])),
-            DtbDefect::TooDeep { max: MAX_DEPTH }
-        );
+        assert_eq!(defect(&build(vec![deep])), DtbDefect::TooDeep { max: MAX_DEPTH });
         let slash = build(vec![node("a/b", vec![])]);
         assert!(matches!(defect(&slash), DtbDefect::BadNodeName { .. }));
         let unnamed = build(vec![node("", vec![])]);
@@ -1015,16 +822,9 @@ mod tests {
 
     #[test]
     fn rule_10_missing_nodes() {
-        assert_error!(
-            build(board()),
-            "/hypervisor",
-            ErrorKind::MissingNode,
-            ["required node is missing"]
-        );
-        let no_cpus: Vec<Item> = board()
-            .into_iter()
-            .filter(|i| !matches!(i, Node(n, _) if n == "cpus"))
-            .collect();
+        assert_error!(build(board()), "/hypervisor", ErrorKind::MissingNode, ["required node is missing"]);
+        let no_cpus: Vec<Item> =
+            board().into_iter().filter(|i| !matches!(i, Node(n, _) if n == "cpus")).collect();
         let mut root = no_cpus;
         root.push(node("hypervisor", hypervisor()));
         assert_error!(build(root), "/cpus", ErrorKind::MissingNode, ["missing"]);
@@ -1045,9 +845,7 @@ mod tests {
         assert_error!(
             dtb,
             "/hypervisor",
-            ErrorKind::MissingProperty {
-                property: "compatible"
-            },
+            ErrorKind::MissingProperty { property: "compatible" },
             ["missing required property 'compatible'"]
         );
     }
@@ -1067,24 +865,11 @@ mod tests {
     fn rule_10_missing_properties() {
         for property in ["cpus", "memory", "image"] {
             let dtb = one(with(ping(), property, None));
-            let text = assert_error!(
-                dtb,
-                "/hypervisor/ping",
-                ErrorKind::MissingProperty { .. },
-                []
-            );
-            assert!(
-                text.ends_with(&format!("missing required property '{property}'")),
-                "{text}"
-            );
+            let text = assert_error!(dtb, "/hypervisor/ping", ErrorKind::MissingProperty { .. }, []);
+            assert!(text.ends_with(&format!("missing required property '{property}'")), "{text}");
         }
         let dtb = system(with(hypervisor(), "memory", None), vec![("ping", ping())]);
-        assert_error!(
-            dtb,
-            "/hypervisor",
-            ErrorKind::MissingProperty { property: "memory" },
-            []
-        );
+        assert_error!(dtb, "/hypervisor", ErrorKind::MissingProperty { property: "memory" }, []);
     }
 
     #[test]
@@ -1098,11 +883,7 @@ mod tests {
             ("on-fault", cells(&[1]), "a string"),
             ("image", b"no-nul".to_vec(), "a string"),
             ("tantalum,image", cells(&[0, 1, 2]), "4 cells"),
-            (
-                "guest-addresses",
-                cells(&[0, 0, 0, 0]),
-                "one 2-cell address per memory region (1 regions",
-            ),
+            ("guest-addresses", cells(&[0, 0, 0, 0]), "one 2-cell address per memory region (1 regions"),
         ];
         for (property, value, words) in cases {
             let dtb = one(with(ping(), property, Some(value)));
@@ -1114,19 +895,8 @@ mod tests {
             );
             assert!(text.contains(&format!("'{property}'")), "{text}");
         }
-        let dtb = system(
-            with(hypervisor(), "memory", Some(cells(&[1]))),
-            vec![("ping", ping())],
-        );
-        assert_error!(
-            dtb,
-            "/hypervisor",
-            ErrorKind::MalformedProperty {
-                property: "memory",
-                ..
-            },
-            []
-        );
+        let dtb = system(with(hypervisor(), "memory", Some(cells(&[1]))), vec![("ping", ping())]);
+        assert_error!(dtb, "/hypervisor", ErrorKind::MalformedProperty { property: "memory", .. }, []);
         let sha = with(ping(), "tantalum,image", Some(cells(&[0, 0, 0, 16])));
         let dtb = one(with(sha, "tantalum,image-sha256", Some(vec![0; 31])));
         assert_error!(
@@ -1168,17 +938,11 @@ mod tests {
 
     #[test]
     fn rule_10_console_must_resolve_to_a_device_with_reg() {
-        let dtb = system(
-            with(hypervisor(), "console", Some(cells(&[0x55]))),
-            vec![("ping", ping())],
-        );
+        let dtb = system(with(hypervisor(), "console", Some(cells(&[0x55]))), vec![("ping", ping())]);
         assert_error!(
             dtb,
             "/hypervisor",
-            ErrorKind::UnresolvedPhandle {
-                property: "console",
-                ..
-            },
+            ErrorKind::UnresolvedPhandle { property: "console", .. },
             ["console", "0x55"]
         );
         // A console device without `reg`:
@@ -1187,21 +951,12 @@ mod tests {
         let mut h = with(hypervisor(), "console", Some(cells(&[0x60])));
         h.push(node("ping", ping()));
         root.push(node("hypervisor", h));
-        assert_error!(
-            build(root),
-            "/dev",
-            ErrorKind::MissingProperty { property: "reg" },
-            []
-        );
+        assert_error!(build(root), "/dev", ErrorKind::MissingProperty { property: "reg" }, []);
     }
 
     #[test]
     fn rule_10_blob_needs_its_hash() {
-        let dtb = one(with(
-            ping(),
-            "tantalum,guest-dtb",
-            Some(cells(&[0, 0, 0, 16])),
-        ));
+        let dtb = one(with(ping(), "tantalum,guest-dtb", Some(cells(&[0, 0, 0, 16]))));
         assert_error!(
             dtb,
             "/hypervisor/ping",
@@ -1212,10 +967,7 @@ mod tests {
         assert_error!(
             dtb,
             "/hypervisor/ping",
-            ErrorKind::IncompleteBlob {
-                present: "tantalum,image-sha256",
-                ..
-            },
+            ErrorKind::IncompleteBlob { present: "tantalum,image-sha256", .. },
             ["without 'tantalum,image'"]
         );
     }
@@ -1227,33 +979,19 @@ mod tests {
         assert_error!(
             build(root),
             "/",
-            ErrorKind::UnsupportedCells {
-                address_cells: 3,
-                size_cells: 2
-            },
+            ErrorKind::UnsupportedCells { address_cells: 3, size_cells: 2 },
             ["#address-cells = 3"]
         );
         let mut root = with(board(), "#size-cells", Some(vec![0, 0]));
         root.push(node("hypervisor", hypervisor()));
-        assert_error!(
-            build(root),
-            "/",
-            ErrorKind::MalformedProperty {
-                property: "#size-cells",
-                ..
-            },
-            []
-        );
+        assert_error!(build(root), "/", ErrorKind::MalformedProperty { property: "#size-cells", .. }, []);
     }
 
     #[test]
     fn collects_errors_from_every_partition() {
         let bad = with(ping(), "memory", None);
         let worse = with(with(ping(), "cpus", None), "on-fault", Some(string("?")));
-        let errors = errors(&system(
-            hypervisor(),
-            vec![("a", bad), ("b", worse), ("c", ping())],
-        ));
+        let errors = errors(&system(hypervisor(), vec![("a", bad), ("b", worse), ("c", ping())]));
         assert_eq!(errors.len(), 3, "{errors:#?}");
         assert_eq!(errors[0].node, "/hypervisor/a");
         assert!(errors[1..].iter().all(|e| e.node == "/hypervisor/b"));

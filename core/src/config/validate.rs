@@ -10,8 +10,8 @@ use alloc::vec::Vec;
 
 use super::error::{ConfigError, ErrorKind, NameProblem};
 use super::{
-    Blob, MemoryRegion, PartitionConfig, SystemConfig, GUEST_DTB_RESERVE, IPA_LIMIT, MAX_CPUS,
-    MAX_NAME_LEN, MAX_PARTITIONS,
+    Blob, MemoryRegion, PartitionConfig, SystemConfig, GUEST_DTB_RESERVE, IPA_LIMIT, MAX_CPUS, MAX_NAME_LEN,
+    MAX_PARTITIONS,
 };
 use crate::addr::{HostPhys, HostRange, PAGE_SIZE};
 
@@ -26,10 +26,7 @@ pub struct BuildFacts {
 
 /// Checks every rule; `Err` holds one error per violation.
 pub fn validate(cfg: &SystemConfig, facts: &BuildFacts) -> Result<(), Vec<ConfigError>> {
-    let mut v = Checker {
-        cfg,
-        errors: Vec::new(),
-    };
+    let mut v = Checker { cfg, errors: Vec::new() };
     v.counts();
     v.names();
     v.hypervisor_memory(facts);
@@ -79,20 +76,11 @@ impl Checker<'_> {
         if partitions == 0 {
             self.report(HYPERVISOR, ErrorKind::NoPartitions);
         } else if partitions > MAX_PARTITIONS {
-            let kind = ErrorKind::TooManyPartitions {
-                count: partitions,
-                max: MAX_PARTITIONS,
-            };
+            let kind = ErrorKind::TooManyPartitions { count: partitions, max: MAX_PARTITIONS };
             self.report(HYPERVISOR, kind);
         }
         if cpus > MAX_CPUS {
-            self.report(
-                "/cpus",
-                ErrorKind::TooManyCpus {
-                    count: cpus,
-                    max: MAX_CPUS,
-                },
-            );
+            self.report("/cpus", ErrorKind::TooManyCpus { count: cpus, max: MAX_CPUS });
         }
         if self.cfg.board.ram.is_empty() {
             self.report("/", ErrorKind::NoRam);
@@ -116,18 +104,12 @@ impl Checker<'_> {
                 p.name.chars().find(bad).map(NameProblem::BadChar)
             };
             if let Some(problem) = problem {
-                let kind = ErrorKind::InvalidName {
-                    name: p.name.clone(),
-                    problem,
-                };
+                let kind = ErrorKind::InvalidName { name: p.name.clone(), problem };
                 self.report(&p.path, kind);
             }
             let earlier = self.cfg.partitions.iter().take(index);
             if let Some(other) = earlier.into_iter().find(|o| o.name == p.name) {
-                let kind = ErrorKind::DuplicateName {
-                    name: p.name.clone(),
-                    other: other.path.clone(),
-                };
+                let kind = ErrorKind::DuplicateName { name: p.name.clone(), other: other.path.clone() };
                 self.report(&p.path, kind);
             }
         }
@@ -140,27 +122,14 @@ impl Checker<'_> {
             return self.report(node, ErrorKind::EmptyMemory { base });
         }
         if base.checked_add(size).is_none() {
-            return self.report(
-                node,
-                ErrorKind::MemoryOverflow {
-                    guest: false,
-                    base,
-                    size,
-                },
-            );
+            return self.report(node, ErrorKind::MemoryOverflow { guest: false, base, size });
         }
         if !aligned(base) || !aligned(size) {
             self.report(node, ErrorKind::UnalignedMemory { range });
         }
         let ram = &self.cfg.board.ram;
         if !ram.iter().any(|r| r.contains_range(&range)) {
-            self.report(
-                node,
-                ErrorKind::OutsideRam {
-                    range,
-                    ram: ram.clone(),
-                },
-            );
+            self.report(node, ErrorKind::OutsideRam { range, ram: ram.clone() });
         }
     }
 
@@ -170,10 +139,7 @@ impl Checker<'_> {
         self.host_range(HYPERVISOR, memory);
         if let Some(boot_image) = facts.boot_image {
             if !memory.contains_range(&boot_image) {
-                self.report(
-                    HYPERVISOR,
-                    ErrorKind::BootImageOutside { boot_image, memory },
-                );
+                self.report(HYPERVISOR, ErrorKind::BootImageOutside { boot_image, memory });
             }
         }
     }
@@ -194,11 +160,7 @@ impl Checker<'_> {
             let (guest, size) = (r.guest, r.size);
             let Some(end) = guest.0.checked_add(size) else {
                 if guest.0 != r.host.0 {
-                    let kind = ErrorKind::MemoryOverflow {
-                        guest: true,
-                        base: guest.0,
-                        size,
-                    };
+                    let kind = ErrorKind::MemoryOverflow { guest: true, base: guest.0, size };
                     self.report(&p.path, kind);
                 }
                 continue;
@@ -207,11 +169,7 @@ impl Checker<'_> {
                 self.report(&p.path, ErrorKind::UnalignedGuest { region: i, guest });
             }
             if end > IPA_LIMIT {
-                let kind = ErrorKind::AboveIpaLimit {
-                    region: i,
-                    end,
-                    limit: IPA_LIMIT,
-                };
+                let kind = ErrorKind::AboveIpaLimit { region: i, end, limit: IPA_LIMIT };
                 self.report(&p.path, kind);
             }
             let guest_range = HostRange::new(HostPhys(guest.0), size);
@@ -237,21 +195,13 @@ impl Checker<'_> {
             .cfg
             .partitions
             .iter()
-            .flat_map(|p| {
-                p.memory
-                    .iter()
-                    .map(move |r| (p.path.as_str(), r.host_range()))
-            })
+            .flat_map(|p| p.memory.iter().map(move |r| (p.path.as_str(), r.host_range())))
             .filter(|(_, r)| usable(r))
             .collect();
         for (j, &(node, range)) in regions.iter().enumerate() {
             for &(other, other_range) in regions.iter().take(j) {
                 if range.overlaps(&other_range) {
-                    let kind = ErrorKind::Overlap {
-                        range,
-                        other: other.to_string(),
-                        other_range,
-                    };
+                    let kind = ErrorKind::Overlap { range, other: other.to_string(), other_range };
                     self.report(node, kind);
                 }
             }
@@ -262,21 +212,11 @@ impl Checker<'_> {
     fn overcommit(&mut self) {
         let sum = |sizes: &mut dyn Iterator<Item = u64>| sizes.fold(0u64, u64::saturating_add);
         let cfg = self.cfg;
-        let partitions = sum(&mut cfg
-            .partitions
-            .iter()
-            .flat_map(|p| p.memory.iter().map(|r| r.size)));
+        let partitions = sum(&mut cfg.partitions.iter().flat_map(|p| p.memory.iter().map(|r| r.size)));
         let ram = sum(&mut cfg.board.ram.iter().map(|r| r.size));
         let hypervisor = cfg.hypervisor.memory.size;
         if partitions.saturating_add(hypervisor) > ram {
-            self.report(
-                HYPERVISOR,
-                ErrorKind::Overcommit {
-                    partitions,
-                    hypervisor,
-                    ram,
-                },
-            );
+            self.report(HYPERVISOR, ErrorKind::Overcommit { partitions, hypervisor, ram });
         }
     }
 
@@ -291,13 +231,7 @@ impl Checker<'_> {
             }
             for (i, &cpu) in p.cpus.iter().enumerate() {
                 let (Some(slot), Some(board_cpu)) = (owner.get_mut(cpu), cpus.get(cpu)) else {
-                    self.report(
-                        &p.path,
-                        ErrorKind::UnknownCpu {
-                            index: cpu,
-                            count: cpus.len(),
-                        },
-                    );
+                    self.report(&p.path, ErrorKind::UnknownCpu { index: cpu, count: cpus.len() });
                     continue;
                 };
                 let path = board_cpu.path.clone();
@@ -312,10 +246,7 @@ impl Checker<'_> {
                 }
                 match slot {
                     Some(other) => {
-                        let kind = ErrorKind::CpuTaken {
-                            cpu: path,
-                            owner: other.to_string(),
-                        };
+                        let kind = ErrorKind::CpuTaken { cpu: path, owner: other.to_string() };
                         self.report(&p.path, kind);
                     }
                     None => *slot = Some(p.path.as_str()),
@@ -330,17 +261,8 @@ impl Checker<'_> {
             return;
         };
         if let Some(image) = p.image.map(|b| b.size).or(p.image_size_hint) {
-            if image
-                .checked_add(GUEST_DTB_RESERVE)
-                .is_none_or(|need| need > region.size)
-            {
-                self.report(
-                    &p.path,
-                    ErrorKind::ImageTooBig {
-                        image,
-                        region: region.size,
-                    },
-                );
+            if image.checked_add(GUEST_DTB_RESERVE).is_none_or(|need| need > region.size) {
+                self.report(&p.path, ErrorKind::ImageTooBig { image, region: region.size });
             }
         }
         if let Some(dtb) = p.guest_dtb {
@@ -370,21 +292,14 @@ impl Checker<'_> {
         let Some(payload) = facts.payload_size else {
             return;
         };
-        let blobs: [(&'static str, Option<Blob>); 2] = [
-            ("tantalum,image", p.image),
-            ("tantalum,guest-dtb", p.guest_dtb),
-        ];
+        let blobs: [(&'static str, Option<Blob>); 2] =
+            [("tantalum,image", p.image), ("tantalum,guest-dtb", p.guest_dtb)];
         for (property, blob) in blobs {
             let Some(Blob { offset, size, .. }) = blob else {
                 continue;
             };
             if offset.checked_add(size).is_none_or(|end| end > payload) {
-                let kind = ErrorKind::BlobOutOfBounds {
-                    property,
-                    offset,
-                    size,
-                    payload,
-                };
+                let kind = ErrorKind::BlobOutOfBounds { property, offset, size, payload };
                 self.report(&p.path, kind);
             }
         }
@@ -416,9 +331,7 @@ impl Checker<'_> {
 mod tests {
     use super::*;
     use crate::addr::GuestPhys;
-    use crate::config::{
-        Board, Cpu, DeviceRef, FaultPolicy, HypervisorConfig, PARTITION_COMPATIBLE,
-    };
+    use crate::config::{Board, Cpu, DeviceRef, FaultPolicy, HypervisorConfig, PARTITION_COMPATIBLE};
     use alloc::format;
     use alloc::string::String;
     use proptest::prelude::*;
@@ -426,11 +339,7 @@ mod tests {
     const MIB: u64 = 1 << 20;
 
     fn region(host: u64, size: u64) -> MemoryRegion {
-        MemoryRegion {
-            host: HostPhys(host),
-            guest: GuestPhys(host),
-            size,
-        }
+        MemoryRegion { host: HostPhys(host), guest: GuestPhys(host), size }
     }
 
     fn partition(id: u16, name: &str, cpu: usize, base: u64) -> PartitionConfig {
@@ -452,11 +361,7 @@ mod tests {
 
     /// `configs/demo.dts`, as `parse` returns it.
     fn demo() -> SystemConfig {
-        let cpu = |n: u64| Cpu {
-            path: format!("/cpus/cpu@{n}"),
-            phandle: Some(n as u32 + 1),
-            hwid: n,
-        };
+        let cpu = |n: u64| Cpu { path: format!("/cpus/cpu@{n}"), phandle: Some(n as u32 + 1), hwid: n };
         SystemConfig {
             board: Board {
                 ram: vec![HostRange::new(HostPhys(0x4000_0000), 1024 * MIB)],
@@ -469,24 +374,14 @@ mod tests {
                     mmio: HostRange::new(HostPhys(0x900_0000), 0x1000),
                 }),
             },
-            partitions: vec![
-                partition(0, "ping", 0, 0x4200_0000),
-                partition(1, "pong", 1, 0x4300_0000),
-            ],
+            partitions: vec![partition(0, "ping", 0, 0x4200_0000), partition(1, "pong", 1, 0x4300_0000)],
         }
     }
 
-    const NONE: BuildFacts = BuildFacts {
-        boot_image: None,
-        payload_size: None,
-    };
+    const NONE: BuildFacts = BuildFacts { boot_image: None, payload_size: None };
 
     fn blob(offset: u64, size: u64) -> Option<Blob> {
-        Some(Blob {
-            offset,
-            size,
-            sha256: [0; 32],
-        })
+        Some(Blob { offset, size, sha256: [0; 32] })
     }
 
     fn errors(cfg: &SystemConfig, facts: &BuildFacts) -> Vec<ConfigError> {
@@ -538,14 +433,7 @@ mod tests {
         let mut cfg = demo();
         cfg.board.ram = vec![HostRange::new(HostPhys(0), 1 << 40)];
         cfg.partitions = (0..=MAX_PARTITIONS as u16)
-            .map(|i| {
-                partition(
-                    i,
-                    &format!("p{i}"),
-                    0,
-                    0x8000_0000 + u64::from(i) * 16 * MIB,
-                )
-            })
+            .map(|i| partition(i, &format!("p{i}"), 0, 0x8000_0000 + u64::from(i) * 16 * MIB))
             .collect();
         assert_rule!(
             cfg,
@@ -556,19 +444,10 @@ mod tests {
         );
 
         let mut cfg = demo();
-        let extra = (4..=MAX_CPUS as u64).map(|n| Cpu {
-            path: format!("/cpus/cpu@{n}"),
-            phandle: None,
-            hwid: n,
-        });
+        let extra =
+            (4..=MAX_CPUS as u64).map(|n| Cpu { path: format!("/cpus/cpu@{n}"), phandle: None, hwid: n });
         cfg.board.cpus.extend(extra);
-        assert_rule!(
-            cfg,
-            NONE,
-            "/cpus",
-            ErrorKind::TooManyCpus { count: 9, max: 8 },
-            ["9 CPUs", "8"]
-        );
+        assert_rule!(cfg, NONE, "/cpus", ErrorKind::TooManyCpus { count: 9, max: 8 }, ["9 CPUs", "8"]);
 
         let mut cfg = demo();
         cfg.board.ram.clear();
@@ -576,24 +455,14 @@ mod tests {
 
         let mut cfg = demo();
         cfg.partitions[1].id = 5;
-        assert_rule!(
-            cfg,
-            NONE,
-            "/hypervisor/pong",
-            ErrorKind::IdMismatch { id: 5, index: 1 },
-            ["id 5"]
-        );
+        assert_rule!(cfg, NONE, "/hypervisor/pong", ErrorKind::IdMismatch { id: 5, index: 1 }, ["id 5"]);
     }
 
     #[test]
     fn rule_2_names() {
         let cases: [(&str, NameProblem, &str); 4] = [
             ("", NameProblem::Empty, "is empty"),
-            (
-                "abcdefghijklmnopqrstuvwxyz012345",
-                NameProblem::TooLong { max: 31 },
-                "longer than 31",
-            ),
+            ("abcdefghijklmnopqrstuvwxyz012345", NameProblem::TooLong { max: 31 }, "longer than 31"),
             ("Ping", NameProblem::BadChar('P'), "'P'"),
             ("pi.ng", NameProblem::BadChar('.'), "'.'"),
         ];
@@ -607,13 +476,7 @@ mod tests {
         cfg.partitions[0].name = "a_b-31-characters-long-is-fine0".into();
         assert_eq!(validate(&cfg, &NONE), Ok(()));
         cfg.partitions[1].name = cfg.partitions[0].name.clone();
-        assert_rule!(
-            cfg,
-            NONE,
-            "/hypervisor/pong",
-            ErrorKind::DuplicateName { .. },
-            ["/hypervisor/ping"]
-        );
+        assert_rule!(cfg, NONE, "/hypervisor/pong", ErrorKind::DuplicateName { .. }, ["/hypervisor/ping"]);
     }
 
     #[test]
@@ -621,13 +484,7 @@ mod tests {
         let ping = "/hypervisor/ping";
         let mut cfg = demo();
         cfg.partitions[0].memory[0] = region(0x4200_0000, 0);
-        assert_rule!(
-            cfg,
-            NONE,
-            ping,
-            ErrorKind::EmptyMemory { .. },
-            ["0x42000000", "size 0"]
-        );
+        assert_rule!(cfg, NONE, ping, ErrorKind::EmptyMemory { .. }, ["0x42000000", "size 0"]);
         // The default entry of an empty region is not reported on top.
         assert_eq!(errors(&cfg, &NONE).len(), 1);
 
@@ -640,29 +497,13 @@ mod tests {
             "/hypervisor/ping: memory 0x42000100..0x42001100 is not 4 KiB aligned \
             (base and size must be multiples of 0x1000)"
         );
-        assert_eq!(
-            errors(&cfg, &NONE).len(),
-            1,
-            "the identity guest address is not reported again"
-        );
+        assert_eq!(errors(&cfg, &NONE).len(), 1, "the identity guest address is not reported again");
         cfg.partitions[0].memory[0] = region(0x4200_0000, 0x1800);
-        assert_rule!(
-            cfg,
-            NONE,
-            ping,
-            ErrorKind::UnalignedMemory { .. },
-            ["0x42000000..0x42001800"]
-        );
+        assert_rule!(cfg, NONE, ping, ErrorKind::UnalignedMemory { .. }, ["0x42000000..0x42001800"]);
 
         let mut cfg = demo();
         cfg.partitions[0].memory[0] = region(u64::MAX - 0xfff, 0x2000);
-        assert_rule!(
-            cfg,
-            NONE,
-            ping,
-            ErrorKind::MemoryOverflow { guest: false, .. },
-            ["wraps"]
-        );
+        assert_rule!(cfg, NONE, ping, ErrorKind::MemoryOverflow { guest: false, .. }, ["wraps"]);
 
         let mut cfg = demo();
         cfg.partitions[0].memory.clear();
@@ -674,29 +515,15 @@ mod tests {
         let mut cfg = demo();
         cfg.partitions[0].memory[0] = region(0x7ff0_0000, 2 * MIB);
         cfg.partitions[0].entry = GuestPhys(0x7ff0_0000);
-        let text = assert_rule!(
-            cfg,
-            NONE,
-            "/hypervisor/ping",
-            ErrorKind::OutsideRam { .. },
-            []
-        );
+        let text = assert_rule!(cfg, NONE, "/hypervisor/ping", ErrorKind::OutsideRam { .. }, []);
         assert_eq!(
             text,
             "/hypervisor/ping: memory 0x7ff00000..0x80100000 is not inside the board's RAM \
             (RAM: 0x40000000..0x80000000)"
         );
         // Straddling two adjacent RAM ranges is not "inside one range" either.
-        cfg.board
-            .ram
-            .push(HostRange::new(HostPhys(0x8000_0000), 1024 * MIB));
-        assert_rule!(
-            cfg,
-            NONE,
-            "/hypervisor/ping",
-            ErrorKind::OutsideRam { .. },
-            ["0x80000000..0xc0000000"]
-        );
+        cfg.board.ram.push(HostRange::new(HostPhys(0x8000_0000), 1024 * MIB));
+        assert_rule!(cfg, NONE, "/hypervisor/ping", ErrorKind::OutsideRam { .. }, ["0x80000000..0xc0000000"]);
     }
 
     #[test]
@@ -710,9 +537,8 @@ mod tests {
             "/hypervisor/pong: memory 0x42800000..0x43800000 overlaps /hypervisor/ping \
             (0x42000000..0x43000000)"
         );
-        let overlaps = errors(&cfg, &NONE)
-            .into_iter()
-            .filter(|e| matches!(e.kind, ErrorKind::Overlap { .. }));
+        let overlaps =
+            errors(&cfg, &NONE).into_iter().filter(|e| matches!(e.kind, ErrorKind::Overlap { .. }));
         assert_eq!(overlaps.count(), 1, "each pair once");
 
         let mut cfg = demo();
@@ -728,13 +554,7 @@ mod tests {
         let mut cfg = demo();
         cfg.partitions[0].memory[0] = region(0x41f0_0000, 16 * MIB);
         cfg.partitions[0].entry = GuestPhys(0x41f0_0000);
-        let text = assert_rule!(
-            cfg,
-            NONE,
-            "/hypervisor/ping",
-            ErrorKind::OverlapsHypervisor { .. },
-            []
-        );
+        let text = assert_rule!(cfg, NONE, "/hypervisor/ping", ErrorKind::OverlapsHypervisor { .. }, []);
         assert!(
             text.ends_with(
                 "memory 0x41f00000..0x42f00000 overlaps the hypervisor's memory \
@@ -787,11 +607,7 @@ mod tests {
             cfg,
             NONE,
             ping,
-            ErrorKind::GuestOverlap {
-                region: 1,
-                other_region: 0,
-                ..
-            },
+            ErrorKind::GuestOverlap { region: 1, other_region: 0, .. },
             ["region 1 (at 0x400000) overlaps region 0 (at 0x0)"]
         );
     }
@@ -800,43 +616,22 @@ mod tests {
     fn rule_4_hypervisor_memory() {
         let mut cfg = demo();
         cfg.hypervisor.memory = HostRange::new(HostPhys(0x3000_0000), 32 * MIB);
-        assert_rule!(
-            cfg,
-            NONE,
-            "/hypervisor",
-            ErrorKind::OutsideRam { .. },
-            ["0x30000000..0x32000000"]
-        );
+        assert_rule!(cfg, NONE, "/hypervisor", ErrorKind::OutsideRam { .. }, ["0x30000000..0x32000000"]);
         cfg.hypervisor.memory = HostRange::new(HostPhys(0x4000_0800), 32 * MIB);
-        assert_rule!(
-            cfg,
-            NONE,
-            "/hypervisor",
-            ErrorKind::UnalignedMemory { .. },
-            ["4 KiB"]
-        );
+        assert_rule!(cfg, NONE, "/hypervisor", ErrorKind::UnalignedMemory { .. }, ["4 KiB"]);
         cfg.hypervisor.memory = HostRange::new(HostPhys(0x4000_0000), 0);
-        assert_rule!(
-            cfg,
-            NONE,
-            "/hypervisor",
-            ErrorKind::EmptyMemory { .. },
-            ["size 0"]
-        );
+        assert_rule!(cfg, NONE, "/hypervisor", ErrorKind::EmptyMemory { .. }, ["size 0"]);
 
         let facts = BuildFacts {
             boot_image: Some(HostRange::new(HostPhys(0x4008_0000), 0x200_0000)),
             payload_size: None,
         };
-        let text = assert_rule!(
-            demo(),
-            facts,
-            "/hypervisor",
-            ErrorKind::BootImageOutside { .. },
-            []
+        let text = assert_rule!(demo(), facts, "/hypervisor", ErrorKind::BootImageOutside { .. }, []);
+        assert_eq!(
+            text,
+            "/hypervisor: the hypervisor and boot image (0x40080000..0x42080000) do not fit \
+            in memory 0x40000000..0x42000000: memory must cover 0x40000000..0x42080000 (0x2080000 bytes)"
         );
-        assert_eq!(text, "/hypervisor: the hypervisor and boot image (0x40080000..0x42080000) do not fit \
-            in memory 0x40000000..0x42000000: memory must cover 0x40000000..0x42080000 (0x2080000 bytes)");
     }
 
     #[test]
@@ -853,22 +648,14 @@ mod tests {
             "/hypervisor: overcommit: partitions (0x1000000 bytes) plus hypervisor \
             (0x2000000 bytes) need more than the board's RAM (0x2800000 bytes)"
         );
-        assert!(errors(&cfg, &NONE)
-            .iter()
-            .any(|e| matches!(e.kind, ErrorKind::Overlap { .. })));
+        assert!(errors(&cfg, &NONE).iter().any(|e| matches!(e.kind, ErrorKind::Overlap { .. })));
     }
 
     #[test]
     fn rule_6_cpus() {
         let mut cfg = demo();
         cfg.partitions[1].cpus = vec![0];
-        let text = assert_rule!(
-            cfg,
-            NONE,
-            "/hypervisor/pong",
-            ErrorKind::CpuTaken { .. },
-            []
-        );
+        let text = assert_rule!(cfg, NONE, "/hypervisor/pong", ErrorKind::CpuTaken { .. }, []);
         assert_eq!(
             text,
             "/hypervisor/pong: cpus: /cpus/cpu@0 is already assigned to /hypervisor/ping \
@@ -898,26 +685,14 @@ mod tests {
 
         let mut cfg = demo();
         cfg.partitions[0].cpus.clear();
-        assert_rule!(
-            cfg,
-            NONE,
-            "/hypervisor/ping",
-            ErrorKind::NoCpus,
-            ["no CPUs"]
-        );
+        assert_rule!(cfg, NONE, "/hypervisor/ping", ErrorKind::NoCpus, ["no CPUs"]);
     }
 
     #[test]
     fn rule_7_image_fit() {
         let mut cfg = demo();
         cfg.partitions[0].image_size_hint = Some(32 * MIB);
-        let text = assert_rule!(
-            cfg,
-            NONE,
-            "/hypervisor/ping",
-            ErrorKind::ImageTooBig { .. },
-            []
-        );
+        let text = assert_rule!(cfg, NONE, "/hypervisor/ping", ErrorKind::ImageTooBig { .. }, []);
         assert_eq!(
             text,
             "/hypervisor/ping: image (0x2000000 bytes) does not fit in memory region 0 \
@@ -927,31 +702,13 @@ mod tests {
         cfg.partitions[0].image_size_hint = Some(16 * MIB - GUEST_DTB_RESERVE);
         assert_eq!(validate(&cfg, &NONE), Ok(()));
         cfg.partitions[0].image = blob(0, 16 * MIB - GUEST_DTB_RESERVE + 1);
-        assert_rule!(
-            cfg,
-            NONE,
-            "/hypervisor/ping",
-            ErrorKind::ImageTooBig { .. },
-            ["0xff0001"]
-        );
+        assert_rule!(cfg, NONE, "/hypervisor/ping", ErrorKind::ImageTooBig { .. }, ["0xff0001"]);
         cfg.partitions[0].image = blob(0, u64::MAX);
-        assert_rule!(
-            cfg,
-            NONE,
-            "/hypervisor/ping",
-            ErrorKind::ImageTooBig { .. },
-            []
-        );
+        assert_rule!(cfg, NONE, "/hypervisor/ping", ErrorKind::ImageTooBig { .. }, []);
 
         let mut cfg = demo();
         cfg.partitions[0].guest_dtb = blob(0, GUEST_DTB_RESERVE + 1);
-        assert_rule!(
-            cfg,
-            NONE,
-            "/hypervisor/ping",
-            ErrorKind::GuestDtbTooBig { .. },
-            ["0x10001", "0x10000"]
-        );
+        assert_rule!(cfg, NONE, "/hypervisor/ping", ErrorKind::GuestDtbTooBig { .. }, ["0x10001", "0x10000"]);
     }
 
     #[test]
@@ -972,10 +729,7 @@ mod tests {
 
     #[test]
     fn rule_9_blobs_in_payload() {
-        let facts = BuildFacts {
-            boot_image: None,
-            payload_size: Some(0x10_0000),
-        };
+        let facts = BuildFacts { boot_image: None, payload_size: Some(0x10_0000) };
         let mut cfg = demo();
         cfg.partitions[0].image = blob(0, 0x1000);
         assert_rule!(
@@ -990,15 +744,8 @@ mod tests {
             cfg,
             facts,
             "/hypervisor/pong",
-            ErrorKind::BlobOutOfBounds {
-                property: "tantalum,image",
-                ..
-            },
-            [
-                "blob out of bounds of the boot image",
-                "0xff000",
-                "0x100000"
-            ]
+            ErrorKind::BlobOutOfBounds { property: "tantalum,image", .. },
+            ["blob out of bounds of the boot image", "0xff000", "0x100000"]
         );
         cfg.partitions[1].image = blob(0xf_f000, 0x1000);
         cfg.partitions[1].guest_dtb = blob(u64::MAX, 2);
@@ -1006,10 +753,7 @@ mod tests {
             cfg,
             facts,
             "/hypervisor/pong",
-            ErrorKind::BlobOutOfBounds {
-                property: "tantalum,guest-dtb",
-                ..
-            },
+            ErrorKind::BlobOutOfBounds { property: "tantalum,guest-dtb", .. },
             ["tantalum,guest-dtb"]
         );
         cfg.partitions[1].guest_dtb = None;
@@ -1054,37 +798,26 @@ mod tests {
     }
 
     fn any_blob() -> impl Strategy<Value = Option<Blob>> {
-        proptest::option::of(
-            (interesting(), interesting()).prop_map(|(offset, size)| Blob {
-                offset,
-                size,
-                sha256: [0; 32],
-            }),
-        )
+        proptest::option::of((interesting(), interesting()).prop_map(|(offset, size)| Blob {
+            offset,
+            size,
+            sha256: [0; 32],
+        }))
     }
 
     fn any_partition() -> impl Strategy<Value = PartitionConfig> {
-        let region =
-            (interesting(), interesting(), interesting()).prop_map(|(h, g, size)| MemoryRegion {
-                host: HostPhys(h),
-                guest: GuestPhys(g),
-                size,
-            });
+        let region = (interesting(), interesting(), interesting()).prop_map(|(h, g, size)| MemoryRegion {
+            host: HostPhys(h),
+            guest: GuestPhys(g),
+            size,
+        });
         (
-            (
-                any::<u16>(),
-                "[a-zA-Z0-9_.-]{0,40}",
-                proptest::collection::vec(0usize..10, 0..4),
-            ),
-            (
-                proptest::collection::vec(region, 0..4),
-                any_blob(),
-                any_blob(),
-            ),
+            (any::<u16>(), "[a-zA-Z0-9_.-]{0,40}", proptest::collection::vec(0usize..10, 0..4)),
+            (proptest::collection::vec(region, 0..4), any_blob(), any_blob()),
             (proptest::option::of(interesting()), interesting()),
         )
-            .prop_map(
-                |((id, name, cpus), (memory, image, guest_dtb), (hint, entry))| PartitionConfig {
+            .prop_map(|((id, name, cpus), (memory, image, guest_dtb), (hint, entry))| {
+                PartitionConfig {
                     id: id % 4,
                     path: format!("/hypervisor/{name}"),
                     name,
@@ -1097,13 +830,12 @@ mod tests {
                     entry: GuestPhys(entry),
                     on_fault: FaultPolicy::Stop,
                     boot_order: 0,
-                },
-            )
+                }
+            })
     }
 
     fn any_range() -> impl Strategy<Value = HostRange> {
-        (interesting(), interesting())
-            .prop_map(|(start, size)| HostRange::new(HostPhys(start), size))
+        (interesting(), interesting()).prop_map(|(start, size)| HostRange::new(HostPhys(start), size))
     }
 
     proptest! {

@@ -25,10 +25,7 @@ fn main() {
     let boot = partition_info().restarts;
     // SAFETY: single-threaded partition; MARKER is only touched here.
     let marker = unsafe { read_volatile(addr_of_mut!(MARKER)) };
-    println!(
-        "boot {boot}: memory is {}",
-        if marker == 0 { "fresh" } else { "NOT fresh" }
-    );
+    println!("boot {boot}: memory is {}", if marker == 0 { "fresh" } else { "NOT fresh" });
     // SAFETY: as above.
     unsafe { write_volatile(addr_of_mut!(MARKER), 0xdead_beef) };
     match boot {
@@ -75,14 +72,8 @@ fn attack_write(what: &str, addr: u64) {
 /// Unknown hypercalls return NOT_SUPPORTED and are not faults; a console write that points at
 /// another partition's memory is refused.
 fn probe_hypercalls() {
-    let unknown = [
-        VENDOR_HYP_BASE + 0x77,
-        VENDOR_HYP_BASE + 0xFFFF,
-        0x8600_0000,
-        0xC500_0001,
-        0xFFFF_FFFF,
-        0,
-    ];
+    let unknown =
+        [VENDOR_HYP_BASE + 0x77, VENDOR_HYP_BASE + 0xFFFF, 0x8600_0000, 0xC500_0001, 0xFFFF_FFFF, 0];
     let mut refused = 0;
     for f in unknown {
         if hvc(f, [1, 2, 3, 4, 5, 6])[0] == Status::NotSupported.to_reg() {
@@ -91,10 +82,7 @@ fn probe_hypercalls() {
             println!("BREACH: hypercall {f:#x} did not return NOT_SUPPORTED");
         }
     }
-    println!(
-        "{refused} of {} unknown hypercalls returned NOT_SUPPORTED",
-        unknown.len()
-    );
+    println!("{refused} of {} unknown hypercalls returned NOT_SUPPORTED", unknown.len());
     let r = hvc(HYP_CONSOLE_WRITE, [VICTIM, 16, 0, 0, 0, 0])[0];
     if r == Status::InvalidParameters.to_reg() {
         println!("console write from the victim's memory refused (INVALID_PARAMETERS)");

@@ -36,9 +36,6 @@ fn main() {
         }
     });
     println!("bench: boot_instructions={boot}");
-    println!(
-        "bench: hypercall_round_trip_instructions={}",
-        with_call - baseline
-    );
+    println!("bench: hypercall_round_trip_instructions={}", with_call - baseline);
     println!("bench: hypercall_loop_instructions={with_call} baseline={baseline}");
 }

@@ -27,10 +27,7 @@ fn main() {
     let fresh = unsafe { read_volatile(addr_of_mut!(MARKER)) } == 0;
     // SAFETY: as above.
     unsafe { write_volatile(addr_of_mut!(MARKER), 1) };
-    println!(
-        "boot {boot}, memory {}",
-        if fresh { "fresh" } else { "NOT fresh" }
-    );
+    println!("boot {boot}, memory {}", if fresh { "fresh" } else { "NOT fresh" });
     if name.as_str() != "phoenix" {
         println!("faulting now");
         fault();

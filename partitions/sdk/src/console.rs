@@ -9,10 +9,7 @@ pub fn write_bytes(mut bytes: &[u8]) {
     while !bytes.is_empty() {
         let n = bytes.len().min(CONSOLE_WRITE_MAX as usize);
         // The identity map makes a virtual address a guest-physical one.
-        let written = hvc(
-            HYP_CONSOLE_WRITE,
-            [bytes.as_ptr() as u64, n as u64, 0, 0, 0, 0],
-        )[0];
+        let written = hvc(HYP_CONSOLE_WRITE, [bytes.as_ptr() as u64, n as u64, 0, 0, 0, 0])[0];
         if written == 0 || written > n as u64 {
             return; // refused: drop the rest rather than loop
         }
@@ -48,10 +45,7 @@ impl Write for Buffered {
 
 #[doc(hidden)]
 pub fn _print(args: fmt::Arguments<'_>) {
-    let mut out = Buffered {
-        buf: [0; CONSOLE_WRITE_MAX as usize],
-        len: 0,
-    };
+    let mut out = Buffered { buf: [0; CONSOLE_WRITE_MAX as usize], len: 0 };
     let _ = out.write_fmt(args);
     out.flush();
 }

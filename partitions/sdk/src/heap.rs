@@ -17,8 +17,5 @@ static HEAP: LockedHeap<32> = LockedHeap::<32>::empty();
 pub(crate) fn init() {
     // SAFETY: called once, before any allocation; the arena is used by nothing else and only
     // its address is taken here.
-    unsafe {
-        HEAP.lock()
-            .init(core::ptr::addr_of_mut!(ARENA) as usize, HEAP_SIZE)
-    };
+    unsafe { HEAP.lock().init(core::ptr::addr_of_mut!(ARENA) as usize, HEAP_SIZE) };
 }

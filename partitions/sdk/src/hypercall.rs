@@ -55,11 +55,7 @@ pub struct PartitionInfo {
 
 pub fn partition_info() -> PartitionInfo {
     let r = hvc(HYP_PARTITION_INFO, [0; 6]);
-    PartitionInfo {
-        id: r[0],
-        restarts: r[1],
-        vcpus: r[2],
-    }
+    PartitionInfo { id: r[0], restarts: r[1], vcpus: r[2] }
 }
 
 /// The partition's name, as the config gives it.
@@ -69,10 +65,7 @@ pub fn partition_name() -> Name {
     for (i, word) in r[1..].iter().enumerate() {
         bytes[i * 8..i * 8 + 8].copy_from_slice(&word.to_le_bytes());
     }
-    Name {
-        bytes,
-        len: (r[0] as usize).min(32),
-    }
+    Name { bytes, len: (r[0] as usize).min(32) }
 }
 
 /// A partition name returned by [`partition_name`].

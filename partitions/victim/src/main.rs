@@ -33,20 +33,13 @@ fn main() {
         *w = expected(i);
     }
     let code = code_checksum();
-    println!(
-        "pattern written ({} KiB); checking while the attacker runs",
-        WORDS * 8 / 1024
-    );
+    println!("pattern written ({} KiB); checking while the attacker runs", WORDS * 8 / 1024);
     const ROUNDS: u32 = 30;
     for round in 1..=ROUNDS {
         wait_ns(100_000_000);
         // SAFETY: as above; read through a fresh shared borrow.
         let now = unsafe { &*addr_of!(PATTERN) };
-        let bad = now
-            .iter()
-            .enumerate()
-            .filter(|&(i, &w)| w != expected(i))
-            .count();
+        let bad = now.iter().enumerate().filter(|&(i, &w)| w != expected(i)).count();
         if bad != 0 || code_checksum() != code {
             println!("CORRUPTED: {bad} words changed in round {round}");
             tantalum_guest::exit(1);
