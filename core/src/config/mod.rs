@@ -6,6 +6,7 @@
 //! - [`parse`] turns a DTB into a [`SystemConfig`], collecting every problem it finds.
 //! - [`validate`] checks the rules (overlap, alignment, CPUs, image fit, ...) on a parsed config.
 
+mod dtb_check;
 mod error;
 mod parse;
 mod validate;
