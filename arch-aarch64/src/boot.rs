@@ -194,29 +194,35 @@ guest_exit_entry:
     str     x2, [sp, #256]
     mov     x0, sp
     bl      guest_exit
-    // fall through: resume the guest from the (possibly updated) frame at sp
+    b       guest_resume            // with the (possibly updated) frame at sp
+
+// Loads a guest's registers and return state from the frame at \base (sp or x0); x0 and x1
+// come last because \base may be x0.
+.macro LOAD_GUEST base
+    ldp     x30, x2, [\base, #240]
+    msr     elr_el2, x2
+    ldr     x2, [\base, #256]
+    msr     spsr_el2, x2
+    ldp     x2, x3, [\base, #16]
+    ldp     x4, x5, [\base, #32]
+    ldp     x6, x7, [\base, #48]
+    ldp     x8, x9, [\base, #64]
+    ldp     x10, x11, [\base, #80]
+    ldp     x12, x13, [\base, #96]
+    ldp     x14, x15, [\base, #112]
+    ldp     x16, x17, [\base, #128]
+    ldp     x18, x19, [\base, #144]
+    ldp     x20, x21, [\base, #160]
+    ldp     x22, x23, [\base, #176]
+    ldp     x24, x25, [\base, #192]
+    ldp     x26, x27, [\base, #208]
+    ldp     x28, x29, [\base, #224]
+    ldp     x0, x1, [\base, #0]
+.endm
 
 .global guest_resume
 guest_resume:
-    ldp     x30, x2, [sp, #240]
-    msr     elr_el2, x2
-    ldr     x2, [sp, #256]
-    msr     spsr_el2, x2
-    ldp     x2, x3, [sp, #16]
-    ldp     x4, x5, [sp, #32]
-    ldp     x6, x7, [sp, #48]
-    ldp     x8, x9, [sp, #64]
-    ldp     x10, x11, [sp, #80]
-    ldp     x12, x13, [sp, #96]
-    ldp     x14, x15, [sp, #112]
-    ldp     x16, x17, [sp, #128]
-    ldp     x18, x19, [sp, #144]
-    ldp     x20, x21, [sp, #160]
-    ldp     x22, x23, [sp, #176]
-    ldp     x24, x25, [sp, #192]
-    ldp     x26, x27, [sp, #208]
-    ldp     x28, x29, [sp, #224]
-    ldp     x0, x1, [sp, #0]
+    LOAD_GUEST sp
     add     sp, sp, #{frame}
     eret
 
@@ -226,25 +232,7 @@ guest_resume:
 .global enter_guest
 enter_guest:
     mov     sp, x1
-    ldp     x30, x2, [x0, #240]
-    msr     elr_el2, x2
-    ldr     x2, [x0, #256]
-    msr     spsr_el2, x2
-    ldp     x2, x3, [x0, #16]
-    ldp     x4, x5, [x0, #32]
-    ldp     x6, x7, [x0, #48]
-    ldp     x8, x9, [x0, #64]
-    ldp     x10, x11, [x0, #80]
-    ldp     x12, x13, [x0, #96]
-    ldp     x14, x15, [x0, #112]
-    ldp     x16, x17, [x0, #128]
-    ldp     x18, x19, [x0, #144]
-    ldp     x20, x21, [x0, #160]
-    ldp     x22, x23, [x0, #176]
-    ldp     x24, x25, [x0, #192]
-    ldp     x26, x27, [x0, #208]
-    ldp     x28, x29, [x0, #224]
-    ldp     x0, x1, [x0, #0]
+    LOAD_GUEST x0
     eret
 "#,
     boot_info_version = const BOOT_INFO_VERSION,

@@ -39,3 +39,27 @@ pub fn system_off() -> ! {
         aarch64_cpu::asm::wfe();
     }
 }
+
+/// Largest firmware DTB the hypervisor reads.
+const FIRMWARE_DTB_MAX: u64 = 2 << 20;
+
+/// The RAM ranges the firmware's DTB (x0 at entry) reports, to cross-check the system DTB.
+pub fn firmware_ram(dtb: u64) -> Result<alloc::vec::Vec<tantalum_core::addr::HostRange>, &'static str> {
+    use tantalum_core::addr::{HostPhys, HostRange};
+    let header = HostRange::new(HostPhys(dtb), 8);
+    if dtb == 0 || !dtb.is_multiple_of(8) || !crate::memory::MAPPED_RAM.contains_range(&header) {
+        return Err("no firmware DTB in RAM");
+    }
+    let mut head = [0u8; 8];
+    // SAFETY: the 8 bytes lie inside the EL2 identity map (checked above); nothing writes them.
+    unsafe { crate::memory::copy_from(HostPhys(dtb), &mut head) };
+    let size = u64::from(u32::from_be_bytes([head[4], head[5], head[6], head[7]]));
+    let blob = HostRange::new(HostPhys(dtb), size);
+    if size > FIRMWARE_DTB_MAX || !crate::memory::MAPPED_RAM.contains_range(&blob) {
+        return Err("firmware DTB size out of range");
+    }
+    // SAFETY: the blob lies inside the EL2 identity map (checked above), stays untouched while we
+    // read it (no partition runs yet) and is only read.
+    let bytes = unsafe { core::slice::from_raw_parts(dtb as *const u8, size as usize) };
+    tantalum_core::config::parse_board(bytes).map(|b| b.ram).map_err(|_| "firmware DTB is malformed")
+}

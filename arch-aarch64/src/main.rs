@@ -87,6 +87,8 @@ extern "C" fn primary_main(fw_dtb: u64) -> ! {
         firmware::system_off();
     };
 
+    let refused = cross_check_ram(&config, fw_dtb);
+
     let system = match System::new(config, payload) {
         Ok(s) => s.install(),
         Err((i, e)) => {
@@ -100,6 +102,9 @@ extern "C" fn primary_main(fw_dtb: u64) -> ! {
     for id in system.config.boot_sequence() {
         let p = &system.partitions[id as usize];
         let c = &p.config;
+        if refused.contains(&id) {
+            continue;
+        }
         match system.load(id as usize) {
             Ok(()) => {
                 let mib = c.memory.iter().map(|r| r.size).sum::<u64>() >> 20;
@@ -146,6 +151,44 @@ extern "C" fn primary_main(fw_dtb: u64) -> ! {
         Some(id) => vcpu::start(my_index, id),
         None => vcpu::park(),
     }
+}
+
+/// Checks the memory the system DTB hands out against the RAM the firmware reports. Returns the
+/// partitions to refuse; powers off if the hypervisor's own memory is not RAM.
+fn cross_check_ram(
+    config: &config::SystemConfig,
+    fw_dtb: u64,
+) -> heapless::Vec<u16, { config::MAX_PARTITIONS }> {
+    let mut refused = heapless::Vec::new();
+    let ram = match firmware::firmware_ram(fw_dtb) {
+        Ok(ram) => ram,
+        Err(why) => {
+            info!("{why}: memory not cross-checked against the firmware");
+            return refused;
+        }
+    };
+    for missing in config::ram_not_reported(config, &ram) {
+        match missing.owner {
+            None => {
+                info!(
+                    "hypervisor memory {} is not RAM on this machine (firmware DTB): halting",
+                    missing.range
+                );
+                firmware::system_off();
+            }
+            Some(id) => {
+                let name = &config.partitions[id as usize].name;
+                info!(
+                    "partition '{name}': memory {} is not RAM on this machine (firmware DTB): refusing it",
+                    missing.range
+                );
+                if !refused.contains(&id) {
+                    let _ = refused.push(id);
+                }
+            }
+        }
+    }
+    refused
 }
 
 /// Rust entry of a secondary CPU, MMU on, on its own stack.

@@ -24,6 +24,8 @@ pub struct Scenario {
     /// Substrings that must not appear (on top of [`ALWAYS_FORBIDDEN`]).
     pub forbid: &'static [&'static str],
     pub tamper: Option<Tamper>,
+    /// Extra QEMU arguments (they override the board's, e.g. `-m`).
+    pub qemu_args: &'static [&'static str],
     /// Hard limit for the QEMU run.
     pub timeout: Duration,
 }
@@ -49,6 +51,7 @@ pub const SCENARIOS: &[Scenario] = &[
         ],
         forbid: &["fault:"],
         tamper: None,
+        qemu_args: &[],
         timeout: T,
     },
     Scenario {
@@ -73,6 +76,7 @@ pub const SCENARIOS: &[Scenario] = &[
         ],
         forbid: &["partition 'victim' fault"],
         tamper: None,
+        qemu_args: &[],
         timeout: T,
     },
     Scenario {
@@ -90,6 +94,7 @@ pub const SCENARIOS: &[Scenario] = &[
         ],
         forbid: &["partition 'bystander' fault", "[stopper] boot 1"],
         tamper: None,
+        qemu_args: &[],
         timeout: T,
     },
     Scenario {
@@ -101,6 +106,7 @@ pub const SCENARIOS: &[Scenario] = &[
         ],
         forbid: &["all partitions have stopped"],
         tamper: None,
+        qemu_args: &[],
         timeout: T,
     },
     Scenario {
@@ -113,6 +119,7 @@ pub const SCENARIOS: &[Scenario] = &[
         ],
         forbid: &["[ping]"],
         tamper: Some(Tamper::CorruptImage("ping")),
+        qemu_args: &[],
         timeout: T,
     },
     Scenario {
@@ -128,6 +135,21 @@ pub const SCENARIOS: &[Scenario] = &[
             from: &[0, 0, 0, 0, 0x43, 0, 0, 0, 0, 0, 0, 0, 0x01, 0, 0, 0],
             to: &[0, 0, 0, 0, 0x42, 0x80, 0, 0],
         }),
+        qemu_args: &[],
+        timeout: T,
+    },
+    Scenario {
+        name: "memory the firmware does not report as RAM is refused",
+        config: "configs/demo.dts",
+        expect: &[
+            "partition 'pong': memory 0x43000000..0x44000000 is not RAM on this machine (firmware DTB): refusing it",
+            "[ping] ping done",
+            "all partitions have stopped: powering off",
+        ],
+        forbid: &["[pong]"],
+        tamper: None,
+        // The board says 1 GiB; the machine has 48 MiB (RAM ends at 0x43000000).
+        qemu_args: &["-m", "48M"],
         timeout: T,
     },
 ];

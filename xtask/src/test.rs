@@ -108,7 +108,7 @@ fn run_scenario(s: &Scenario) -> std::result::Result<(), String> {
     if let Some(how) = s.tamper {
         tamper(&built.image, &built, how)?;
     }
-    let run = qemu::captured(&board, &built.image, s.timeout, &[]).map_err(|e| e.0)?;
+    let run = qemu::captured(&board, &built.image, s.timeout, s.qemu_args).map_err(|e| e.0)?;
     let logs = cargo::out_dir().join("logs");
     let _ = std::fs::create_dir_all(&logs);
     let log = logs.join(format!("{}.log", s.name.replace(|c: char| !c.is_ascii_alphanumeric(), "-")));

@@ -6,6 +6,7 @@
 //! - [`parse`] turns a DTB into a [`SystemConfig`], collecting every problem it finds.
 //! - [`validate`] checks the rules (overlap, alignment, CPUs, image fit, ...) on a parsed config.
 
+mod crosscheck;
 mod dtb_check;
 mod error;
 mod parse;
@@ -16,8 +17,9 @@ use alloc::vec::Vec;
 
 use crate::addr::{GuestPhys, HostPhys, HostRange};
 
+pub use crosscheck::{ram_not_reported, NotRam};
 pub use error::{ConfigError, DtbDefect, ErrorKind, Expected, NameProblem};
-pub use parse::parse;
+pub use parse::{parse, parse_board};
 pub use validate::{validate, BuildFacts};
 
 /// Compatible string of the `/hypervisor` node.

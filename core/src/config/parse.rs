@@ -21,6 +21,22 @@ use super::{
 };
 use crate::addr::{GuestPhys, HostPhys, HostRange};
 
+/// Reads only the board (RAM and CPUs) of a DTB: used on the firmware's DTB to cross-check the
+/// system DTB against the machine it actually boots on.
+pub fn parse_board(dtb: &[u8]) -> Result<Board, Vec<ConfigError>> {
+    let invalid = |d| vec![ConfigError::new("/", ErrorKind::InvalidDtb(d))];
+    check_blob(dtb).map_err(invalid)?;
+    let fdt = Fdt::new(dtb).map_err(|_| invalid(DtbDefect::Truncated))?;
+    let tree = Tree::new(&fdt).ok_or_else(|| invalid(DtbDefect::Unterminated))?;
+    let mut p = Parser { tree: &tree, errors: Vec::new() };
+    let board = p.board();
+    if p.errors.is_empty() {
+        Ok(board)
+    } else {
+        Err(p.errors)
+    }
+}
+
 /// Parses a system DTB, reporting every problem found rather than the first.
 pub fn parse(dtb: &[u8]) -> Result<SystemConfig, Vec<ConfigError>> {
     let invalid = |d| vec![ConfigError::new("/", ErrorKind::InvalidDtb(d))];
