@@ -277,7 +277,7 @@ mod tests {
             image_size_hint: None,
             entry: GuestPhys(0x4000_0000),
             on_fault: policy,
-            boot_order: 0,
+            ..Default::default()
         }
     }
 

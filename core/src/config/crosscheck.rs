@@ -56,7 +56,7 @@ mod tests {
             image_size_hint: None,
             entry: GuestPhys(host),
             on_fault: FaultPolicy::Stop,
-            boot_order: 0,
+            ..Default::default()
         };
         SystemConfig {
             board: Board::default(),
@@ -65,6 +65,7 @@ mod tests {
                 console: None,
             },
             partitions: vec![partition(0, 0x4200_0000), partition(1, 0x4300_0000)],
+            channels: vec![],
         }
     }
 

@@ -43,6 +43,8 @@ pub struct SystemConfig {
     pub board: Board,
     pub hypervisor: HypervisorConfig,
     pub partitions: Vec<PartitionConfig>,
+    /// Shared-memory channels between partitions.
+    pub channels: Vec<ChannelConfig>,
 }
 
 /// The hardware, as the board's device tree describes it.
@@ -52,6 +54,20 @@ pub struct Board {
     pub ram: Vec<HostRange>,
     /// Every `/cpus/cpu@N` node, in tree order; partitions refer to them by index here.
     pub cpus: Vec<Cpu>,
+    /// The interrupt controller (the node with `interrupt-controller` and a `arm,gic-v3`
+    /// compatible), if the board has one.
+    pub gic: Option<Gic>,
+}
+
+/// The board's GICv3: what a partition's virtual GIC copies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gic {
+    pub path: String,
+    pub phandle: Option<u32>,
+    /// Distributor MMIO (`reg` entry 0).
+    pub distributor: HostRange,
+    /// Redistributor region (`reg` entry 1).
+    pub redistributors: HostRange,
 }
 
 /// One physical CPU of the board.
@@ -81,11 +97,84 @@ pub struct DeviceRef {
     pub mmio: HostRange,
 }
 
+/// An interrupt of a board device, from its 3-cell GIC specifier (`interrupts = <type num flags>`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Interrupt {
+    /// 0 = SPI, 1 = PPI (the specifier's first cell).
+    pub kind: u32,
+    /// SPI or PPI number (INTID = number + 32 for an SPI, + 16 for a PPI).
+    pub number: u32,
+    /// Trigger flags (the third cell: 1 = edge rising, 4 = level high, ...).
+    pub flags: u32,
+}
+
+impl Interrupt {
+    /// SPI kind in a specifier.
+    pub const SPI: u32 = 0;
+    /// PPI kind in a specifier.
+    pub const PPI: u32 = 1;
+    /// The GIC interrupt ID.
+    pub const fn intid(&self) -> u32 {
+        if self.kind == Self::PPI { self.number + 16 } else { self.number + 32 }
+    }
+}
+
+/// A board device, or one `reg` region of it, passed through to a partition (`devices` /
+/// `device-regions`). Guest addresses equal host addresses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceAssignment {
+    /// Path of the board node, e.g. `/virtio_mmio@a000000`.
+    pub path: String,
+    /// The MMIO ranges given to the partition: all of the node's `reg`, or the one region named.
+    pub mmio: Vec<HostRange>,
+    /// The node's interrupts (none when only a region of the device is assigned).
+    pub interrupts: Vec<Interrupt>,
+    /// `Some(index)` when only `reg` entry `index` is assigned (`device-regions`).
+    pub region: Option<u32>,
+    /// The board node's `compatible` strings, copied into the guest DT.
+    pub compatible: Vec<String>,
+}
+
+/// A shared-memory channel between partitions (`/hypervisor/channels/*`,
+/// `compatible = "tantalum,channel-v1"`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelConfig {
+    /// Index in [`SystemConfig::channels`] (tree order).
+    pub id: usize,
+    /// The node name, e.g. `sensor-to-controller`.
+    pub name: String,
+    pub path: String,
+    /// The partitions that map the channel (`endpoints`, phandles to partition nodes), ≥ 2.
+    pub endpoints: Vec<PartitionId>,
+    /// Host-physical memory of the channel (`memory = <base size>`).
+    pub memory: HostRange,
+    /// Where each endpoint sees the channel (`guest-addresses`, one per endpoint; default: the
+    /// host address).
+    pub guest: Vec<GuestPhys>,
+    /// The only endpoint that may write the data area (`writer`); `None`: every endpoint may.
+    pub writer: Option<PartitionId>,
+}
+
+impl ChannelConfig {
+    /// The guest address endpoint partition `id` sees the channel at.
+    pub fn guest_address(&self, id: PartitionId) -> Option<GuestPhys> {
+        let i = self.endpoints.iter().position(|&e| e == id)?;
+        self.guest.get(i).copied()
+    }
+    /// Whether endpoint `id` may write the channel's memory.
+    pub fn may_write(&self, id: PartitionId) -> bool {
+        self.endpoints.contains(&id) && self.writer.is_none_or(|w| w == id)
+    }
+}
+
+/// Compatible string of a channel node.
+pub const CHANNEL_COMPATIBLE: &str = "tantalum,channel-v1";
+
 /// Index of a partition in [`SystemConfig::partitions`] (tree order); also its hypercall id.
 pub type PartitionId = u16;
 
 /// One partition node (`compatible = "tantalum,partition-v1"`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct PartitionConfig {
     pub id: PartitionId,
     /// The node name, e.g. `sensor`.
@@ -109,6 +198,13 @@ pub struct PartitionConfig {
     pub on_fault: FaultPolicy,
     /// Lower boots first (`boot-order`, default 0); ties keep tree order.
     pub boot_order: u32,
+    /// Kernel command line for `chosen/bootargs` of the guest DT (`bootargs`).
+    pub bootargs: Option<String>,
+    /// Board devices passed through (`devices`, `device-regions`).
+    pub devices: Vec<DeviceAssignment>,
+    /// A virtual PL011 console (`virtual-uart;`), the guest's `ttyAMA0`, multiplexed onto the
+    /// hypervisor console with the partition's name.
+    pub virtual_uart: bool,
 }
 
 /// A piece of the boot image: offset from the start of the payload, size, and SHA-256.
@@ -188,6 +284,10 @@ impl SystemConfig {
         let mut ids: Vec<PartitionId> = self.partitions.iter().map(|p| p.id).collect();
         ids.sort_by_key(|&id| (self.partitions[id as usize].boot_order, id));
         ids
+    }
+    /// The channels partition `id` is an endpoint of, in tree order: its local channel numbers.
+    pub fn channels_of(&self, id: PartitionId) -> Vec<&ChannelConfig> {
+        self.channels.iter().filter(|c| c.endpoints.contains(&id)).collect()
     }
     /// The partition that owns board CPU `cpu`, if any.
     pub fn owner_of_cpu(&self, cpu: usize) -> Option<&PartitionConfig> {

@@ -61,7 +61,7 @@ pub fn parse(dtb: &[u8]) -> Result<SystemConfig, Vec<ConfigError>> {
         }
     };
     match hypervisor {
-        Some(hypervisor) if p.errors.is_empty() => Ok(SystemConfig { board, hypervisor, partitions }),
+        Some(hypervisor) if p.errors.is_empty() => Ok(SystemConfig { board, hypervisor, partitions, channels: Vec::new() }),
         _ => {
             if p.errors.is_empty() {
                 p.report("/hypervisor", ErrorKind::MissingProperty { property: "memory" });
@@ -386,6 +386,9 @@ impl<'t, 'b, 'a> Parser<'t, 'b, 'a> {
             entry,
             on_fault,
             boot_order: boot_order.and_then(|v| be_u32(v, 0)).unwrap_or_default(),
+            bootargs: None,
+            devices: Vec::new(),
+            virtual_uart: false,
         }
     }
 
