@@ -15,3 +15,4 @@ pub mod exit;
 pub mod hypercall;
 pub mod partition;
 pub mod stage2;
+pub mod vplatform;

@@ -23,6 +23,22 @@ pub fn dtc(dts: &Path, out: &Path) -> std::result::Result<Vec<u8>, Vec<String>> 
     std::fs::read(out).map_err(|e| vec![format!("{}: {e}", out.display())])
 }
 
+/// Compiles a generated DTS with every dtc check on: a warning is an error (generated trees
+/// must be clean).
+pub fn dtc_strict(dts: &Path, out: &Path) -> std::result::Result<Vec<u8>, Vec<String>> {
+    let output = Command::new("dtc")
+        .args(["-I", "dts", "-O", "dtb", "-o"])
+        .arg(out)
+        .arg(dts)
+        .output()
+        .map_err(|e| vec![format!("{}: cannot run dtc: {e}", dts.display())])?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() || !stderr.trim().is_empty() {
+        return Err(stderr.lines().map(|l| format!("dtc (generated {}): {l}", dts.display())).collect());
+    }
+    std::fs::read(out).map_err(|e| vec![format!("{}: {e}", out.display())])
+}
+
 /// Where `image = "..."` may point: next to the DTS, or a built sample partition.
 pub fn resolve_image(dts: &Path, image: &str) -> Option<PathBuf> {
     let beside = dts.parent().unwrap_or(Path::new(".")).join(image);

@@ -1,57 +1,158 @@
-//! The device tree each partition boots with (x0 at entry), generated from the system config.
+//! The device tree each partition boots with (x0 at entry), generated from the system config:
+//! its vCPUs (numbered from 0), memory, virtual GICv3 and timer, PSCI over HVC, `chosen`, its
+//! passed-through devices, its virtual UART and its channels.
 
 use std::fmt::Write;
 
-use tantalum_core::config::PartitionConfig;
+use tantalum_core::config::{DeviceAssignment, PartitionConfig, SystemConfig, GUEST_DTB_RESERVE};
+use tantalum_core::vplatform::{doorbell_spi, GICR_STRIDE, GIC_MAINTENANCE_PPI, TIMER_PPIS};
+
+/// Guest-physical place of the virtual UART (the same as QEMU virt's first PL011).
+const VUART_BASE: u64 = 0x0900_0000;
+const VUART_SIZE: u64 = 0x1000;
+const VUART_SPI: u32 = 1;
+/// GIC layout used when the board has none (keeps the generated tree valid).
+const DEFAULT_GICD: u64 = 0x0800_0000;
+const DEFAULT_GICR: u64 = 0x080a_0000;
 
 fn cells(v: u64) -> String {
     format!("{:#x} {:#x}", v >> 32, v & 0xffff_ffff)
 }
 
-/// DTS source of `p`'s guest device tree: its vCPUs (numbered from 0), its memory, PSCI over
-/// HVC, `chosen`, and a `hypervisor` node naming the partition.
-pub fn source(p: &PartitionConfig) -> String {
-    let mut s = String::new();
-    let _ = writeln!(s, "/dts-v1/;\n");
-    if let Some(dtb) = p.guest_dtb_address() {
-        let _ = writeln!(
-            s,
-            "/memreserve/ {:#x} {:#x};\n",
-            dtb.as_u64(),
-            tantalum_core::config::GUEST_DTB_RESERVE
-        );
+fn strings(list: &[String]) -> String {
+    list.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(", ")
+}
+
+/// A node name for a passed-through device: the board node's name with its unit address.
+fn device_node_name(d: &DeviceAssignment) -> String {
+    let base = d.path.rsplit('/').next().unwrap_or("device");
+    let name = base.split('@').next().unwrap_or("device");
+    match d.mmio.first() {
+        Some(r) => format!("{name}@{:x}", r.start.as_u64()),
+        None => name.to_string(),
     }
-    let _ = writeln!(s, "/ {{");
-    let _ = writeln!(s, "\tcompatible = \"tantalum,partition-v1\";");
-    let _ = writeln!(s, "\tmodel = \"Tantalum partition {}\";", p.name);
-    let _ = writeln!(s, "\t#address-cells = <2>;\n\t#size-cells = <2>;\n");
-    let _ = writeln!(s, "\tchosen {{\n\t\tbootargs = \"\";\n\t}};\n");
-    let _ = writeln!(s, "\tcpus {{\n\t\t#address-cells = <1>;\n\t\t#size-cells = <0>;");
+}
+
+/// Board node properties copied as they are (booleans), looked up in the system DTB.
+fn has_property(board_dtb: &[u8], path: &str, name: &str) -> bool {
+    fdt::Fdt::new(board_dtb)
+        .ok()
+        .and_then(|f| f.find_node(path).map(|n| n.property(name).is_some()))
+        .unwrap_or(false)
+}
+
+/// DTS source of partition `p`'s guest device tree. `board_dtb` is the compiled system DTB
+/// (for properties of passed-through devices that the config does not model).
+pub fn source(cfg: &SystemConfig, p: &PartitionConfig, board_dtb: &[u8]) -> String {
+    let mut s = String::new();
+    let w = &mut s;
+    let _ = writeln!(w, "/dts-v1/;\n");
+    if let Some(dtb) = p.guest_dtb_address() {
+        let _ = writeln!(w, "/memreserve/ {:#x} {GUEST_DTB_RESERVE:#x};\n", dtb.as_u64());
+    }
+    let _ = writeln!(w, "/ {{");
+    let _ = writeln!(w, "\tcompatible = \"tantalum,partition-v1\";");
+    let _ = writeln!(w, "\tmodel = \"Tantalum partition {}\";", p.name);
+    let _ = writeln!(w, "\t#address-cells = <2>;\n\t#size-cells = <2>;");
+    let _ = writeln!(w, "\tinterrupt-parent = <&gic>;\n");
+
+    let stdout = if p.virtual_uart { format!("\t\tstdout-path = \"/pl011@{VUART_BASE:x}\";\n") } else { String::new() };
+    let bootargs = p.bootargs.as_deref().unwrap_or("");
+    let _ = writeln!(w, "\tchosen {{\n\t\tbootargs = \"{}\";\n{stdout}\t}};\n", bootargs.replace('"', "\\\""));
+
+    let _ = writeln!(w, "\tcpus {{\n\t\t#address-cells = <1>;\n\t\t#size-cells = <0>;");
     for i in 0..p.cpus.len() {
         let _ = writeln!(
-            s,
+            w,
             "\t\tcpu@{i} {{\n\t\t\tdevice_type = \"cpu\";\n\t\t\tcompatible = \"arm,armv8\";\n\t\t\treg = <{i:#x}>;\n\t\t\tenable-method = \"psci\";\n\t\t}};"
         );
     }
-    let _ = writeln!(s, "\t}};\n");
+    let _ = writeln!(w, "\t}};\n");
+
     for r in &p.memory {
         let _ = writeln!(
-            s,
+            w,
             "\tmemory@{:x} {{\n\t\tdevice_type = \"memory\";\n\t\treg = <{} {}>;\n\t}};\n",
             r.guest.as_u64(),
             cells(r.guest.as_u64()),
             cells(r.size)
         );
     }
+
+    let _ = writeln!(w, "\tpsci {{\n\t\tcompatible = \"arm,psci-1.0\", \"arm,psci-0.2\";\n\t\tmethod = \"hvc\";\n\t}};\n");
+
+    let (gicd, gicd_size, gicr) = match &cfg.board.gic {
+        Some(g) => (g.distributor.start.as_u64(), g.distributor.size, g.redistributors.start.as_u64()),
+        None => (DEFAULT_GICD, 0x1_0000, DEFAULT_GICR),
+    };
+    let gicr_size = GICR_STRIDE * p.cpus.len().max(1) as u64;
     let _ = writeln!(
-        s,
-        "\tpsci {{\n\t\tcompatible = \"arm,psci-1.0\", \"arm,psci-0.2\";\n\t\tmethod = \"hvc\";\n\t}};\n"
+        w,
+        "\tgic: interrupt-controller@{gicd:x} {{\n\t\tcompatible = \"arm,gic-v3\";\n\t\t#interrupt-cells = <3>;\n\t\t#address-cells = <0>;\n\t\tinterrupt-controller;\n\t\t#redistributor-regions = <1>;\n\t\treg = <{} {}>, <{} {}>;\n\t\tinterrupts = <1 {GIC_MAINTENANCE_PPI} 4>;\n\t}};\n",
+        cells(gicd),
+        cells(gicd_size),
+        cells(gicr),
+        cells(gicr_size)
     );
+    let timer: Vec<String> = TIMER_PPIS.iter().map(|ppi| format!("<1 {ppi} 4>")).collect();
+    let _ = writeln!(w, "\ttimer {{\n\t\tcompatible = \"arm,armv8-timer\";\n\t\tinterrupts = {};\n\t\talways-on;\n\t}};\n", timer.join(", "));
+
+    if p.virtual_uart {
+        let _ = writeln!(
+            w,
+            "\tvuart_clk: vuart-clock {{\n\t\tcompatible = \"fixed-clock\";\n\t\t#clock-cells = <0>;\n\t\tclock-frequency = <24000000>;\n\t}};\n"
+        );
+        let _ = writeln!(
+            w,
+            "\tpl011@{VUART_BASE:x} {{\n\t\tcompatible = \"arm,pl011\", \"arm,primecell\";\n\t\treg = <{} {}>;\n\t\tinterrupts = <0 {VUART_SPI} 4>;\n\t\tclocks = <&vuart_clk>, <&vuart_clk>;\n\t\tclock-names = \"uartclk\", \"apb_pclk\";\n\t}};\n",
+            cells(VUART_BASE),
+            cells(VUART_SIZE)
+        );
+    }
+
+    for d in &p.devices {
+        let _ = writeln!(w, "\t{} {{", device_node_name(d));
+        if !d.compatible.is_empty() {
+            let _ = writeln!(w, "\t\tcompatible = {};", strings(&d.compatible));
+        }
+        let regs: Vec<String> = d.mmio.iter().map(|r| format!("<{} {}>", cells(r.start.as_u64()), cells(r.size))).collect();
+        let _ = writeln!(w, "\t\treg = {};", regs.join(", "));
+        if !d.interrupts.is_empty() {
+            let irqs: Vec<String> =
+                d.interrupts.iter().map(|i| format!("<{} {} {}>", i.kind, i.number, i.flags)).collect();
+            let _ = writeln!(w, "\t\tinterrupts = {};", irqs.join(", "));
+        }
+        if has_property(board_dtb, &d.path, "dma-coherent") {
+            let _ = writeln!(w, "\t\tdma-coherent;");
+        }
+        let _ = writeln!(w, "\t}};\n");
+    }
+
+    for (local, c) in cfg.channels_of(p.id).iter().enumerate() {
+        let Some(ipa) = c.guest_address(p.id) else { continue };
+        let endpoint = c.endpoints.iter().position(|&e| e == p.id).unwrap_or(0);
+        let peer = c.endpoints.iter().find(|&&e| e != p.id).map(|&e| cfg.partitions[e as usize].name.as_str()).unwrap_or("");
+        let direction = match c.writer {
+            None => "duplex",
+            Some(w) if w == p.id => "send",
+            Some(_) => "receive",
+        };
+        let _ = writeln!(
+            w,
+            "\tchannel@{:x} {{\n\t\tcompatible = \"tantalum,channel-v1\", \"generic-uio\";\n\t\treg = <{} {}>;\n\t\tinterrupts = <0 {} 1>;\n\t\ttantalum,channel = <{local}>;\n\t\ttantalum,name = \"{}\";\n\t\ttantalum,endpoint = <{endpoint}>;\n\t\ttantalum,peer = \"{peer}\";\n\t\ttantalum,direction = \"{direction}\";\n\t}};\n",
+            ipa.as_u64(),
+            cells(ipa.as_u64()),
+            cells(c.memory.size),
+            doorbell_spi(local),
+            c.name,
+        );
+    }
+
     let _ = writeln!(
-        s,
+        w,
         "\thypervisor {{\n\t\tcompatible = \"tantalum,hypervisor-v1\";\n\t\tpartition-id = <{}>;\n\t\tpartition-name = \"{}\";\n\t}};",
         p.id, p.name
     );
-    let _ = writeln!(s, "}};");
+    let _ = writeln!(w, "}};");
     s
 }

@@ -9,7 +9,7 @@ use tantalum_core::bootimage::{runtime_reserve, BootInfo, BLOB_ALIGN, IMAGE_SIZE
 use tantalum_core::config::{self, BuildFacts, SystemConfig, MAX_CPUS};
 
 use crate::board::{board_of, Board};
-use crate::check::{check_dtb, dtc};
+use crate::check::{check_dtb, dtc, dtc_strict};
 use crate::{bail, cargo, guest_dt, step, Error, Result};
 
 /// A blob placed in the boot image.
@@ -105,8 +105,8 @@ pub fn build_system(dts: &Path) -> Result<BuiltSystem> {
     let mut dtbs = Vec::new();
     for p in &cfg.partitions {
         let src = out.join(format!("{}.guest.dts", p.name));
-        std::fs::write(&src, guest_dt::source(p))?;
-        let bytes = dtc(&src, &out.join(format!("{}.guest.dtb", p.name))).map_err(fail)?;
+        std::fs::write(&src, guest_dt::source(&cfg, p, &source_dtb))?;
+        let bytes = dtc_strict(&src, &out.join(format!("{}.guest.dtb", p.name))).map_err(fail)?;
         dtbs.push(BlobSpec { offset: 0, bytes });
     }
 

@@ -10,6 +10,7 @@ mod guest_dt;
 mod image;
 mod qemu;
 mod scenarios;
+mod show;
 mod test;
 mod tools;
 
@@ -23,6 +24,7 @@ commands:
   run [--config FILE] [--timeout SECS]   build a system (default: configs/demo.dts) and boot it in QEMU
   build [--config FILE]                  build the boot image only and print its path
   config check FILE...                   check system descriptions; print every problem found
+  config show FILE [--guest NAME]        the plan of a system (partitions, memory map), or a partition's guest DT
   test                                   host tests, builds for both architectures, emulator scenarios
   bench                                  instruction counts under QEMU -icount (docs/performance.md)
 ";
@@ -68,6 +70,7 @@ fn main() -> ExitCode {
         Some("run") => run(&args[1..]),
         Some("build") => build(&args[1..]),
         Some("config") if args.get(1).map(String::as_str) == Some("check") => check::command(&args[2..]),
+        Some("config") if args.get(1).map(String::as_str) == Some("show") => show::command(&args[2..]),
         Some("test") => test::command(&args[1..]),
         Some("bench") => bench::command(&args[1..]),
         Some("help" | "--help" | "-h") => {

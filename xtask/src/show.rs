@@ -1,0 +1,174 @@
+//! `cargo xtask config show`: a readable plan of a system: one table per partition and the
+//! physical memory map with the owner of every range, free space included.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use tantalum_core::addr::HostRange;
+use tantalum_core::config::{PartitionConfig, SystemConfig};
+
+use crate::check::{check_file, summary};
+use crate::{bail, cargo, guest_dt, Result};
+
+fn size(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 30 && b % (1 << 30) == 0 => format!("{} GiB", b >> 30),
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b:#x} B"),
+    }
+}
+
+fn partition_table(cfg: &SystemConfig, p: &PartitionConfig, out: &mut String) {
+    let _ = writeln!(out, "partition {} (id {}, boot order {}, on-fault {})", p.name, p.id, p.boot_order, p.on_fault.name());
+    let image = p.image_path.as_deref().unwrap_or("-");
+    let hint = p.image_size_hint.map(|s| format!(" ({s:#x} bytes with BSS)")).unwrap_or_default();
+    let _ = writeln!(out, "  {:<10}{image}{hint}", "image");
+    let _ = writeln!(out, "  {:<10}{:#x}", "entry", p.entry.as_u64());
+    for (vcpu, &cpu) in p.cpus.iter().enumerate() {
+        let c = &cfg.board.cpus[cpu];
+        let label = if vcpu == 0 { "cpus" } else { "" };
+        let _ = writeln!(out, "  {label:<10}vcpu{vcpu} = {} (hwid {:#x})", c.path, c.hwid);
+    }
+    for (i, r) in p.memory.iter().enumerate() {
+        let label = if i == 0 { "memory" } else { "" };
+        let _ = writeln!(
+            out,
+            "  {label:<10}{} ({}) at guest {:#x}",
+            r.host_range(),
+            size(r.size),
+            r.guest.as_u64()
+        );
+    }
+    if p.devices.is_empty() {
+        let _ = writeln!(out, "  {:<10}-", "devices");
+    }
+    for (i, d) in p.devices.iter().enumerate() {
+        let label = if i == 0 { "devices" } else { "" };
+        let mmio: Vec<String> = d.mmio.iter().map(|r| r.to_string()).collect();
+        let irqs: Vec<String> =
+            d.interrupts.iter().map(|i| format!("{} {}", if i.kind == 0 { "SPI" } else { "PPI" }, i.number)).collect();
+        let region = d.region.map(|r| format!(" region {r}")).unwrap_or_default();
+        let _ = writeln!(out, "  {label:<10}{}{region}: {} {}", d.path, mmio.join(", "), irqs.join(", "));
+    }
+    let channels = cfg.channels_of(p.id);
+    if channels.is_empty() {
+        let _ = writeln!(out, "  {:<10}-", "channels");
+    }
+    for (local, c) in channels.iter().enumerate() {
+        let label = if local == 0 { "channels" } else { "" };
+        let peer = c.endpoints.iter().find(|&&e| e != p.id).map(|&e| cfg.partitions[e as usize].name.as_str()).unwrap_or("?");
+        let direction = match c.writer {
+            None => "duplex with",
+            Some(w) if w == p.id => "sends to",
+            Some(_) => "receives from",
+        };
+        let ipa = c.guest_address(p.id).map(|a| a.as_u64()).unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "  {label:<10}#{local} {}: {direction} {peer}, {} ({}) at guest {ipa:#x}",
+            c.name,
+            c.memory,
+            size(c.memory.size)
+        );
+    }
+    if p.virtual_uart {
+        let _ = writeln!(out, "  {:<10}virtual PL011 at guest 0x9000000 (ttyAMA0)", "console");
+    }
+    if let Some(args) = &p.bootargs {
+        let _ = writeln!(out, "  {:<10}{args}", "bootargs");
+    }
+}
+
+/// Every owned range of RAM, sorted, with the free space between them.
+fn memory_map(cfg: &SystemConfig, out: &mut String) {
+    let mut owned: Vec<(HostRange, String)> = vec![(cfg.hypervisor.memory, "hypervisor".into())];
+    for p in &cfg.partitions {
+        owned.extend(p.memory.iter().map(|r| (r.host_range(), format!("partition {}", p.name))));
+    }
+    for c in &cfg.channels {
+        owned.push((c.memory, format!("channel {}", c.name)));
+    }
+    owned.sort_by_key(|(r, _)| r.start);
+    let _ = writeln!(out, "physical memory map");
+    for ram in &cfg.board.ram {
+        let mut at = ram.start.as_u64();
+        for (r, owner) in owned.iter().filter(|(r, _)| ram.contains_range(r)) {
+            if r.start.as_u64() > at {
+                let gap = HostRange::new(tantalum_core::addr::HostPhys(at), r.start.as_u64() - at);
+                let _ = writeln!(out, "  {:<26}{:>9}  free", gap.to_string(), size(gap.size));
+            }
+            let _ = writeln!(out, "  {:<26}{:>9}  {owner}", r.to_string(), size(r.size));
+            at = at.max(r.end());
+        }
+        if at < ram.end() {
+            let gap = HostRange::new(tantalum_core::addr::HostPhys(at), ram.end() - at);
+            let _ = writeln!(out, "  {:<26}{:>9}  free", gap.to_string(), size(gap.size));
+        }
+    }
+    let mut devices: Vec<(HostRange, String)> = cfg
+        .partitions
+        .iter()
+        .flat_map(|p| p.devices.iter().flat_map(move |d| d.mmio.iter().map(move |r| (*r, format!("{} -> {}", d.path, p.name)))))
+        .collect();
+    if let Some(c) = &cfg.hypervisor.console {
+        devices.push((c.mmio, format!("{} -> hypervisor console", c.path)));
+    }
+    devices.sort_by_key(|(r, _)| r.start);
+    let _ = writeln!(out, "devices");
+    for (r, who) in devices {
+        let _ = writeln!(out, "  {:<26}{:>9}  {who}", r.to_string(), size(r.size));
+    }
+}
+
+/// The whole plan as text.
+pub fn plan(cfg: &SystemConfig) -> String {
+    let mut out = format!("{}\n\n", summary(cfg));
+    for p in &cfg.partitions {
+        partition_table(cfg, p, &mut out);
+        out.push('\n');
+    }
+    memory_map(cfg, &mut out);
+    out
+}
+
+fn show_guest(dts: &Path, cfg: &SystemConfig, name: &str) -> Result<String> {
+    let Some(p) = cfg.partitions.iter().find(|p| p.name == name) else {
+        let names: Vec<&str> = cfg.partitions.iter().map(|p| p.name.as_str()).collect();
+        bail!("no partition '{name}' in {} (partitions: {})", dts.display(), names.join(", "));
+    };
+    let dtb = crate::check::dtc(dts, &cargo::out_dir().join("check/show.dtb")).map_err(|e| crate::Error(e.join("\n")))?;
+    Ok(guest_dt::source(cfg, p, &dtb))
+}
+
+pub fn command(args: &[String]) -> Result<()> {
+    let guest = args.iter().position(|a| a == "--guest").and_then(|i| args.get(i + 1)).cloned();
+    let files: Vec<&String> = args
+        .iter()
+        .enumerate()
+        .filter(|(i, a)| !a.starts_with("--") && (*i == 0 || args[i - 1] != "--guest"))
+        .map(|(_, a)| a)
+        .collect();
+    let [file] = files.as_slice() else {
+        bail!("usage: cargo xtask config show FILE.dts [--guest NAME]");
+    };
+    crate::tools::ensure()?;
+    if !cargo::out_dir().join("partitions").is_dir() {
+        cargo::build_partitions()?;
+    }
+    let path = PathBuf::from(file);
+    let checked = match check_file(&path) {
+        Ok(c) => c,
+        Err(problems) => {
+            for p in &problems {
+                println!("error: {p}");
+            }
+            bail!("{file}: {} error(s); fix them first (cargo xtask config check {file})", problems.len());
+        }
+    };
+    match guest {
+        Some(name) => print!("{}", show_guest(&path, &checked.config, &name)?),
+        None => print!("{}", plan(&checked.config)),
+    }
+    Ok(())
+}
