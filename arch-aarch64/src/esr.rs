@@ -1,7 +1,7 @@
 //! Decoding ESR_EL2 (exception syndrome) into the arch-neutral [`Exit`].
 
 use tantalum_core::addr::GuestPhys;
-use tantalum_core::exit::{Access, Conduit, Exit};
+use tantalum_core::exit::{Access, Conduit, Exit, MmioAccess};
 
 /// Exception classes (ESR_EL2.EC) that Tantalum handles.
 pub mod ec {
@@ -35,17 +35,62 @@ impl Syndrome {
     }
 }
 
-/// Decodes a synchronous exception; `x` holds the guest's x0..x6.
-pub fn decode(s: &Syndrome, x: &[u64; 7]) -> Exit {
+/// Data abort ISS bits.
+mod dabt {
+    pub const ISV: u64 = 1 << 24;
+    pub const S1PTW: u64 = 1 << 7;
+    pub const WNR: u64 = 1 << 6;
+    /// DFSC values 0b0001LL: translation fault at level LL.
+    pub const DFSC_TRANSLATION: u64 = 0b00_0100;
+}
+
+/// A stage-2 translation fault on a single load or store that the hardware decoded for us
+/// (ISV): something to emulate. Permission faults, page-table walks and multi-register
+/// accesses are not.
+fn decoded_access(s: &Syndrome, x: &[u64; 31]) -> Option<MmioAccess> {
+    let iss = s.iss();
+    let translation = iss & 0x3c == dabt::DFSC_TRANSLATION;
+    if iss & dabt::ISV == 0 || iss & dabt::S1PTW != 0 || !translation {
+        return None;
+    }
+    let size = 1u8 << ((iss >> 22) & 3);
+    let register = ((iss >> 16) & 0x1f) as u8;
+    let value = if register == 31 { 0 } else { x[register as usize] };
+    let mask = if size == 8 { u64::MAX } else { (1u64 << (8 * u32::from(size))) - 1 };
+    let write = (iss & dabt::WNR != 0).then_some(value & mask);
+    Some(MmioAccess { size, register, write })
+}
+
+/// Sign-extends a value loaded by an emulated access if the instruction asked for it
+/// (ESR_EL2.ISS.SSE, to 64 bits when SF is set, else 32).
+pub fn extend_load(s: &Syndrome, value: u64) -> u64 {
+    let iss = s.iss();
+    let size_bits = 8u32 << ((iss >> 22) & 3);
+    if size_bits >= 64 {
+        return value;
+    }
+    let value = value & ((1u64 << size_bits) - 1);
+    if iss & (1 << 21) == 0 {
+        return value;
+    }
+    let shift = 64 - size_bits;
+    let extended = (((value << shift) as i64) >> shift) as u64;
+    if iss & (1 << 15) != 0 { extended } else { extended & 0xffff_ffff }
+}
+
+/// Decodes a synchronous exception; `x` holds the guest's x0..x30.
+pub fn decode(s: &Syndrome, x: &[u64; 31]) -> Exit {
     let args = [x[1], x[2], x[3], x[4], x[5], x[6]];
     match s.class() {
         ec::HVC64 if s.iss() & 0xffff == 0 => Exit::Hypercall { conduit: Conduit::Hvc, function: x[0], args },
         ec::SMC64 if s.iss() & 0xffff == 0 => Exit::Hypercall { conduit: Conduit::Smc, function: x[0], args },
-        ec::DABT_LOWER => {
-            let write = s.iss() & (1 << 6) != 0;
-            let access = if write { Access::Write } else { Access::Read };
-            Exit::Stage2Fault { addr: s.fault_ipa(), access }
-        }
+        ec::DABT_LOWER => match decoded_access(s, x) {
+            Some(access) => Exit::Mmio { addr: s.fault_ipa(), access },
+            None => {
+                let access = if s.iss() & dabt::WNR != 0 { Access::Write } else { Access::Read };
+                Exit::Stage2Fault { addr: s.fault_ipa(), access }
+            }
+        },
         ec::IABT_LOWER => Exit::Stage2Fault { addr: s.fault_ipa(), access: Access::Execute },
         ec::SYSREG => {
             // ISS: Op0[21:20] Op2[19:17] Op1[16:14] CRn[13:10] Rt[9:5] CRm[4:1] Direction[0].
@@ -57,10 +102,10 @@ pub fn decode(s: &Syndrome, x: &[u64; 7]) -> Exit {
     }
 }
 
-/// Whether the trapping instruction must be skipped on return (SMC and WFx report the
-/// instruction itself in ELR_EL2; HVC reports the next one).
+/// Whether the trapping instruction must be skipped on return (SMC, WFx and data aborts report
+/// the instruction itself in ELR_EL2; HVC reports the next one).
 pub const fn needs_pc_advance(s: &Syndrome) -> bool {
-    matches!(s.class(), ec::SMC64 | ec::WFX)
+    matches!(s.class(), ec::SMC64 | ec::WFX | ec::DABT_LOWER)
 }
 
 #[cfg(test)]
@@ -73,7 +118,8 @@ mod tests {
 
     #[test]
     fn hypercalls() {
-        let x = [0xC600_0003, 1, 2, 3, 4, 5, 6];
+        let mut x = [0u64; 31];
+        x[..7].copy_from_slice(&[0xC600_0003, 1, 2, 3, 4, 5, 6]);
         let s = Syndrome { esr: esr(ec::HVC64, 0), ..Default::default() };
         assert_eq!(
             decode(&s, &x),
@@ -108,8 +154,28 @@ mod tests {
     #[test]
     fn system_register_direction() {
         let read = Syndrome { esr: esr(ec::SYSREG, 0x30_0001), ..Default::default() };
-        assert!(matches!(decode(&read, &[0; 7]), Exit::SystemRegister { write: false, .. }));
+        assert!(matches!(decode(&read, &[0; 31]), Exit::SystemRegister { write: false, .. }));
         let write = Syndrome { esr: esr(ec::SYSREG, 0x30_0000), ..Default::default() };
-        assert!(matches!(decode(&write, &[0; 7]), Exit::SystemRegister { write: true, .. }));
+        assert!(matches!(decode(&write, &[0; 31]), Exit::SystemRegister { write: true, .. }));
+    }
+
+    #[test]
+    fn decoded_loads_and_stores_become_mmio() {
+        let mut x = [0u64; 31];
+        x[3] = 0x1122_3344_5566_7788;
+        // str w3, [..]: ISV, SAS = 2 (4 bytes), SRT = 3, WnR, translation fault level 3.
+        let iss = dabt::ISV | (2 << 22) | (3 << 16) | dabt::WNR | 0b000111;
+        let s = Syndrome { esr: esr(ec::DABT_LOWER, iss), far: 0x14, hpfar: (0x80a_0000u64 >> 12) << 4 };
+        let access = MmioAccess { size: 4, register: 3, write: Some(0x5566_7788) };
+        assert_eq!(decode(&s, &x), Exit::Mmio { addr: GuestPhys(0x80a_0014), access });
+        assert!(needs_pc_advance(&s));
+        // A permission fault (writing a read-only page) is never emulated.
+        let perm = Syndrome { esr: esr(ec::DABT_LOWER, dabt::ISV | dabt::WNR | 0b001111), ..s };
+        assert!(matches!(decode(&perm, &x), Exit::Stage2Fault { access: Access::Write, .. }));
+        // ldrsb x1: sign extension to 64 bits.
+        let ldrsb = Syndrome { esr: esr(ec::DABT_LOWER, dabt::ISV | (1 << 21) | (1 << 15) | (1 << 16) | 0b000111), ..s };
+        assert_eq!(extend_load(&ldrsb, 0x80), 0xffff_ffff_ffff_ff80);
+        let ldr = Syndrome { esr: esr(ec::DABT_LOWER, dabt::ISV | (2 << 22) | 0b000111), ..s };
+        assert_eq!(extend_load(&ldr, 0x1_8000_0000), 0x8000_0000);
     }
 }

@@ -8,6 +8,7 @@ mod boot;
 mod console;
 mod el2;
 mod firmware;
+mod gic;
 mod heap;
 mod memory;
 mod pl011;
@@ -97,6 +98,14 @@ extern "C" fn primary_main(fw_dtb: u64) -> ! {
         }
     };
     system.stack_tops[my_index].store(boot::boot_stack_top() as usize, core::sync::atomic::Ordering::Release);
+    if let Some(g) = &system.config.board.gic {
+        gic::init_distributor(g.distributor.start.as_u64() as usize, g.redistributors.start.as_u64() as usize);
+    }
+    init_gic_cpu(me);
+    if let Err(e) = system.clear_channels() {
+        info!("channels: {e}: halting");
+        firmware::system_off();
+    }
 
     let mut to_start = heapless::Vec::<usize, MAX_CPUS>::new();
     for id in system.config.boot_sequence() {
@@ -191,10 +200,20 @@ fn cross_check_ram(
     refused
 }
 
+/// Sets up this CPU's side of the GIC; without it, doorbells cannot reach the CPU.
+fn init_gic_cpu(mpidr: u64) {
+    if system::get().config.board.gic.is_some() {
+        if let Err(e) = gic::init_cpu(mpidr) {
+            info!("CPU {mpidr:#x}: GIC: {e}");
+        }
+    }
+}
+
 /// Rust entry of a secondary CPU, MMU on, on its own stack.
 #[unsafe(no_mangle)]
 extern "C" fn secondary_main(cpu: u64) -> ! {
     let system = system::get();
+    init_gic_cpu(el2::current_mpidr());
     match system.partition_on_cpu(cpu as usize) {
         Some(id) => vcpu::start(cpu as usize, id),
         None => vcpu::park(),

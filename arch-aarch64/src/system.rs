@@ -2,18 +2,21 @@
 //! by every CPU.
 
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 
 use sha2::{Digest, Sha256};
 use spin::{Mutex, Once};
 use tantalum_aarch64::descriptors::Stage2Format;
 use tantalum_aarch64::regs::STAGE2_START_LEVEL;
-use tantalum_core::addr::HostPhys;
+use tantalum_core::addr::{align_up, GuestPhys, HostPhys, PAGE_SIZE};
+use tantalum_core::channel::layout::{channel_layout, LayoutError};
 use tantalum_core::bootimage::effective_image_size;
-use tantalum_core::config::{Blob, PartitionConfig, SystemConfig, GUEST_DTB_RESERVE, MAX_CPUS};
+use tantalum_core::config::{Blob, Interrupt, PartitionConfig, SystemConfig, GUEST_DTB_RESERVE, MAX_CPUS};
 use tantalum_core::console::LineBuffer;
 use tantalum_core::partition::PartitionState;
 use tantalum_core::stage2::{MapAttrs, MapError, Stage2};
+use tantalum_core::vgic::VirtualGic;
+use tantalum_core::vplatform;
 
 use crate::memory::{self, HeapTables, MAPPED_RAM};
 
@@ -33,6 +36,11 @@ pub struct Partition {
     pub stage2: Stage2,
     pub state: Mutex<PartitionState>,
     pub console: Mutex<LineBuffer>,
+    /// Its virtual distributor and redistributors.
+    pub vgic: Mutex<VirtualGic>,
+    /// Set when a virtual interrupt may have become ready (a doorbell rang, the guest programmed
+    /// its GIC): the CPU running the partition then loads its list registers before resuming.
+    pub irq_hint: AtomicBool,
     status: AtomicU8,
 }
 
@@ -74,6 +82,8 @@ pub enum LoadError {
         room: u64,
     },
     Stage2(MapError),
+    /// A channel's memory cannot hold its rings.
+    Channel(LayoutError),
 }
 
 impl core::fmt::Display for LoadError {
@@ -90,7 +100,14 @@ impl core::fmt::Display for LoadError {
                 write!(f, "image needs {needed:#x} bytes with its guest DTB, region 0 has {room:#x}")
             }
             LoadError::Stage2(e) => write!(f, "building stage-2 tables failed: {e:?}"),
+            LoadError::Channel(e) => write!(f, "channel layout: {e:?}"),
         }
+    }
+}
+
+impl Partition {
+    pub fn status(&self) -> Status {
+        if self.status.load(Ordering::Acquire) == Status::Running as u8 { Status::Running } else { Status::Stopped }
     }
 }
 
@@ -105,13 +122,18 @@ impl System {
     pub fn new(config: SystemConfig, payload: &'static [u8]) -> Result<System, (usize, LoadError)> {
         let mut partitions = Vec::with_capacity(config.partitions.len());
         for (i, p) in config.partitions.iter().enumerate() {
-            let stage2 = build_stage2(p).map_err(|e| (i, e))?;
+            let stage2 = build_stage2(&config, p).map_err(|e| (i, e))?;
+            let channels = config.channels_of(p.id).len();
+            let mut owned: Vec<u32> = (0..channels).map(vplatform::doorbell_intid).collect();
+            owned.extend(p.devices.iter().flat_map(|d| d.interrupts.iter().filter(|i| i.kind == Interrupt::SPI).map(|i| i.intid())));
             partitions.push(Partition {
                 config: p.clone(),
                 vmid: (i + 1) as u8,
                 stage2,
                 state: Mutex::new(PartitionState::default()),
                 console: Mutex::new(LineBuffer::new()),
+                vgic: Mutex::new(VirtualGic::new(p.cpus.len(), &owned)),
+                irq_hint: AtomicBool::new(false),
                 status: AtomicU8::new(Status::Stopped as u8),
             });
         }
@@ -178,6 +200,20 @@ impl System {
         Ok(())
     }
 
+    /// Zeroes every channel's memory (at boot, before any endpoint runs).
+    pub fn clear_channels(&self) -> Result<(), LoadError> {
+        for c in &self.config.channels {
+            if !MAPPED_RAM.contains_range(&c.memory) {
+                return Err(LoadError::Unmapped);
+            }
+            // SAFETY: channel memory is inside MAPPED_RAM (checked above), belongs to no
+            // partition's own memory (config rules), and no endpoint runs yet.
+            unsafe { memory::zero(c.memory) };
+            crate::el2::clean_to_poc(c.memory.start.as_u64() as usize, c.memory.size as usize);
+        }
+        Ok(())
+    }
+
     /// Marks partition `id` running.
     pub fn mark_running(&self, id: usize) {
         self.partitions[id].status.store(Status::Running as u8, Ordering::Release);
@@ -200,12 +236,37 @@ impl System {
     }
 }
 
-fn build_stage2(p: &PartitionConfig) -> Result<Stage2, LoadError> {
+/// Device memory a partition may read and write but not execute.
+const DEVICE: MapAttrs = MapAttrs { read: true, write: true, execute: false, device: true };
+
+/// Stage 2 of partition `p`: its memory, its passed-through devices (whole pages: the config
+/// rules keep other partitions' devices out of those pages) and its channels, each page with
+/// the access the channel layout gives this endpoint.
+fn build_stage2(config: &SystemConfig, p: &PartitionConfig) -> Result<Stage2, LoadError> {
     let mut tables = HeapTables;
     let s2 = Stage2::new(&mut tables, STAGE2_START_LEVEL).map_err(LoadError::Stage2)?;
+    let mut map = |ipa: u64, pa: u64, size: u64, attrs: MapAttrs| {
+        s2.map::<Stage2Format>(&mut tables, GuestPhys(ipa), HostPhys(pa), size, attrs).map_err(LoadError::Stage2)
+    };
     for r in &p.memory {
-        s2.map::<Stage2Format>(&mut tables, r.guest, r.host, r.size, MapAttrs::RAM)
-            .map_err(LoadError::Stage2)?;
+        map(r.guest.as_u64(), r.host.as_u64(), r.size, MapAttrs::RAM)?;
+    }
+    for d in &p.devices {
+        for r in &d.mmio {
+            let start = r.start.as_u64() & !(PAGE_SIZE - 1);
+            let end = align_up(r.end(), PAGE_SIZE).unwrap_or(u64::MAX);
+            map(start, start, end - start, DEVICE)?;
+        }
+    }
+    for c in config.channels_of(p.id) {
+        let endpoint = c.endpoints.iter().position(|&e| e == p.id).unwrap_or(0);
+        let writer = c.writer.and_then(|w| c.endpoints.iter().position(|&e| e == w));
+        let layout = channel_layout(c.memory.size, writer).map_err(LoadError::Channel)?;
+        let ipa = c.guest_address(p.id).unwrap_or(GuestPhys(c.memory.start.as_u64())).as_u64();
+        for (offset, len, writable) in layout.permissions(endpoint) {
+            let attrs = MapAttrs { read: true, write: writable, execute: false, device: false };
+            map(ipa + offset, c.memory.start.as_u64() + offset, len, attrs)?;
+        }
     }
     Ok(s2)
 }

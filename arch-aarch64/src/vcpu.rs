@@ -7,13 +7,15 @@ use tantalum_aarch64::esr::{self, Syndrome};
 use tantalum_aarch64::regs::SPSR_EL1H_MASKED;
 use tantalum_core::addr::HostPhys;
 use tantalum_core::exit::Exit;
+use tantalum_core::config::PartitionId;
 use tantalum_core::partition::{handle_exit, Outcome, Report, Services};
+use tantalum_core::vgic::{self, Frame};
 use tock_registers::interfaces::{Readable, Writeable};
 
 use crate::boot::{self, GuestFrame};
 use crate::console::{info, PartitionSink};
-use crate::system::{self, System};
-use crate::{el2, firmware, memory};
+use crate::system::{self, Status, System};
+use crate::{el2, firmware, gic, memory};
 
 /// Starts (or restarts) partition `id`'s boot vCPU on board CPU `cpu`. Never returns: the CPU
 /// runs the guest from now on, and comes back only through the exception vectors.
@@ -25,6 +27,8 @@ pub fn start(cpu: usize, id: usize) -> ! {
     // the system; no guest runs on this CPU while we configure it.
     unsafe { el2::configure_vcpu(p.vmid, system::stage2_root(p).as_u64(), 0) };
     el2::reset_el1_state();
+    gic::reset_virtual_interface();
+    p.irq_hint.store(true, Ordering::Release);
     let mut frame = GuestFrame::default();
     frame.x[0] = p.config.guest_dtb_address().map_or(0, |a| a.as_u64());
     frame.elr = p.config.entry.as_u64();
@@ -53,6 +57,7 @@ pub fn stop(system: &System, id: usize) {
 struct CpuServices<'a> {
     system: &'a System,
     id: usize,
+    cpu: usize,
 }
 
 impl Services for CpuServices<'_> {
@@ -71,9 +76,37 @@ impl Services for CpuServices<'_> {
         let (now, freq) = el2::counter();
         let ticks = (u128::from(timeout_ns) * u128::from(freq) / 1_000_000_000) as u64;
         let deadline = now.saturating_add(ticks);
-        // The event stream (CNTHCTL_EL2.EVNTEN) wakes WFE regularly.
+        let p = &self.system.partitions[self.id];
+        // A doorbell ends the wait: `notify` sets the hint and sends an event (SEV); the event
+        // stream (CNTHCTL_EL2.EVNTEN) wakes WFE regularly to check the deadline.
         while el2::counter().0 < deadline {
+            if p.irq_hint.load(Ordering::Acquire) && p.vgic.lock().has_deliverable(0) {
+                break;
+            }
             aarch64_cpu::asm::wfe();
+        }
+        gic::drain_physical();
+    }
+
+    fn gic_access(&mut self, frame: Frame, access: vgic::Access) -> u64 {
+        let p = &self.system.partitions[self.id];
+        let value = p.vgic.lock().access(frame, access);
+        if access.write.is_some() {
+            p.irq_hint.store(true, Ordering::Release);
+        }
+        value
+    }
+
+    fn notify(&mut self, target: PartitionId, intid: u32) {
+        let Some(t) = self.system.partitions.get(usize::from(target)) else { return };
+        if !t.vgic.lock().set_pending(0, intid) {
+            return;
+        }
+        t.irq_hint.store(true, Ordering::Release);
+        let Some(&cpu) = t.config.cpus.first() else { return };
+        if cpu != self.cpu && t.status() == Status::Running {
+            gic::kick(self.system.config.board.cpus[cpu].hwid);
+            aarch64_cpu::asm::sev();
         }
     }
 }
@@ -93,22 +126,31 @@ extern "C" fn guest_exit(frame: &mut GuestFrame, kind: u64) {
     let system = system::get();
     let syndrome = Syndrome { esr: ESR_EL2.get(), far: FAR_EL2.get(), hpfar: HPFAR_EL2.get() };
     let exit = match kind {
-        kind::SYNC => {
-            let x = [frame.x[0], frame.x[1], frame.x[2], frame.x[3], frame.x[4], frame.x[5], frame.x[6]];
-            esr::decode(&syndrome, &x)
+        kind::SYNC => esr::decode(&syndrome, &frame.x),
+        kind::IRQ | kind::FIQ => {
+            gic::drain_physical();
+            Exit::Interrupt
         }
-        kind::IRQ | kind::FIQ => Exit::Interrupt,
         _ => Exit::Unhandled { syndrome: syndrome.esr },
     };
     let p = &system.partitions[id];
     let state = *p.state.lock();
-    let outcome = handle_exit(&p.config, &state, exit, &mut CpuServices { system, id });
+    let mut services = CpuServices { system, id, cpu };
+    let outcome = handle_exit(&system.config, id as PartitionId, &state, exit, &mut services);
     match outcome {
         Outcome::Return { values, count } => {
             frame.x[..count].copy_from_slice(&values[..count]);
             if kind == kind::SYNC && esr::needs_pc_advance(&syndrome) {
                 frame.elr += 4;
             }
+            load_interrupts(p, kind == kind::IRQ);
+        }
+        Outcome::Emulated { load } => {
+            if let Some((register, value)) = load.filter(|&(r, _)| r < 31) {
+                frame.x[register as usize] = esr::extend_load(&syndrome, value);
+            }
+            frame.elr += 4;
+            load_interrupts(p, false);
         }
         Outcome::Stop(_) => {
             report(system, id, &outcome, frame.elr);
@@ -118,6 +160,7 @@ extern "C" fn guest_exit(frame: &mut GuestFrame, kind: u64) {
         Outcome::Restart(_) => {
             report(system, id, &outcome, frame.elr);
             p.state.lock().restarts += 1;
+            p.vgic.lock().reset();
             match system.load(id) {
                 Ok(()) => start(cpu, id),
                 Err(e) => {
@@ -130,6 +173,18 @@ extern "C" fn guest_exit(frame: &mut GuestFrame, kind: u64) {
         Outcome::HaltSystem(_) => {
             report(system, id, &outcome, frame.elr);
             firmware::system_off();
+        }
+    }
+}
+
+/// Loads ready virtual interrupts into this CPU's list registers when something may have
+/// changed (the hint, or a physical interrupt that may have been a kick or maintenance).
+fn load_interrupts(p: &system::Partition, interrupted: bool) {
+    if p.irq_hint.swap(false, Ordering::AcqRel) || interrupted {
+        let mut vgic = p.vgic.lock();
+        gic::load_list_registers(&mut vgic, 0);
+        if vgic.has_deliverable(0) {
+            p.irq_hint.store(true, Ordering::Release);
         }
     }
 }

@@ -3,16 +3,18 @@
 //! The arch crates run vCPUs and hand this crate decoded [`exit::Exit`]s; this crate decides.
 //! Everything here builds and is tested on the host.
 #![cfg_attr(not(test), no_std)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 extern crate alloc;
 
 pub mod addr;
 pub mod bootimage;
+pub mod channel;
 pub mod config;
 pub mod console;
 pub mod exit;
 pub mod hypercall;
 pub mod partition;
 pub mod stage2;
+pub mod vgic;
 pub mod vplatform;

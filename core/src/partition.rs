@@ -6,9 +6,11 @@
 use core::fmt;
 
 use crate::addr::{GuestPhys, HostPhys};
-use crate::config::{FaultPolicy, PartitionConfig};
-use crate::exit::{Access, Conduit, Exit};
+use crate::config::{FaultPolicy, PartitionConfig, PartitionId, SystemConfig};
+use crate::exit::{Access, Conduit, Exit, MmioAccess};
 use crate::hypercall::{self, psci, Call, Status};
+use crate::vgic::{self, Frame};
+use crate::vplatform;
 
 /// What the hypervisor needs from the machine to carry out a hypercall.
 pub trait Services {
@@ -17,8 +19,14 @@ pub trait Services {
     fn read_memory(&mut self, pa: HostPhys, buf: &mut [u8]);
     /// Sends bytes from the partition to the console (line-buffered, prefixed by its name).
     fn console_write(&mut self, bytes: &[u8]);
-    /// Blocks this physical CPU for up to `timeout_ns`.
+    /// Blocks this physical CPU for up to `timeout_ns`, or until a virtual interrupt is ready
+    /// for the calling vCPU.
     fn wait(&mut self, timeout_ns: u64);
+    /// Emulates an access to the calling partition's virtual GIC; returns the value read.
+    fn gic_access(&mut self, frame: Frame, access: vgic::Access) -> u64;
+    /// Makes interrupt `intid` pending in partition `target`'s virtual GIC and wakes the CPU
+    /// that runs it.
+    fn notify(&mut self, target: PartitionId, intid: u32);
 }
 
 /// Run-time facts about the calling partition that the config does not hold.
@@ -77,6 +85,9 @@ pub enum StopReason {
 pub enum Outcome {
     /// Resume the guest after the trapping instruction, with `values` in x0.. (rax..).
     Return { values: [u64; 5], count: usize },
+    /// An emulated device access completed: skip the instruction; for a load, put the value
+    /// in the named register.
+    Emulated { load: Option<(u8, u64)> },
     /// Stop the partition; the others keep running.
     Stop(StopReason),
     /// Reload the partition from its image into fresh memory and start it again.
@@ -94,17 +105,22 @@ impl Outcome {
     }
 }
 
-/// Decides what an exit means for `partition`.
+/// Decides what an exit of partition `id` means.
 pub fn handle_exit(
-    partition: &PartitionConfig,
+    system: &SystemConfig,
+    id: PartitionId,
     state: &PartitionState,
     exit: Exit,
     services: &mut dyn Services,
 ) -> Outcome {
+    let Some(partition) = system.partitions.get(usize::from(id)) else {
+        return Outcome::Return { values: [0; 5], count: 0 };
+    };
     match exit {
         Exit::Hypercall { conduit, function, args } => {
-            handle_call(partition, state, conduit, function, &args, services)
+            handle_call(system, partition, state, conduit, function, &args, services)
         }
+        Exit::Mmio { addr, access } => mmio(system, partition, addr, access, services),
         Exit::Stage2Fault { addr, access } => fault(partition, Fault::Memory { addr, access }),
         Exit::SystemRegister { encoding, write } => {
             fault(partition, Fault::SystemRegister { encoding, write })
@@ -124,7 +140,40 @@ pub fn fault(partition: &PartitionConfig, fault: Fault) -> Outcome {
     }
 }
 
+/// A decoded load or store outside the partition's memory: its virtual GIC, or a fault.
+fn mmio(
+    system: &SystemConfig,
+    partition: &PartitionConfig,
+    addr: GuestPhys,
+    access: MmioAccess,
+    services: &mut dyn Services,
+) -> Outcome {
+    match vplatform::gic_frame(&system.board, partition.cpus.len(), addr) {
+        Some((frame, offset)) => {
+            let a = vgic::Access { offset, size: access.size, write: access.write };
+            let value = services.gic_access(frame, a);
+            Outcome::Emulated { load: access.write.is_none().then_some((access.register, value)) }
+        }
+        None => fault(partition, Fault::Memory { addr, access: access.kind() }),
+    }
+}
+
+/// Rings the peer's doorbell on the caller's channel number `channel`.
+fn channel_notify(system: &SystemConfig, id: PartitionId, channel: u64, services: &mut dyn Services) -> Outcome {
+    let mine = system.channels_of(id);
+    let Some(c) = usize::try_from(channel).ok().and_then(|n| mine.get(n)) else {
+        return Outcome::status(Status::InvalidParameters);
+    };
+    for &peer in c.endpoints.iter().filter(|&&e| e != id) {
+        if let Some(local) = system.channels_of(peer).iter().position(|pc| pc.id == c.id) {
+            services.notify(peer, vplatform::doorbell_intid(local));
+        }
+    }
+    Outcome::ret(0)
+}
+
 fn handle_call(
+    system: &SystemConfig,
     partition: &PartitionConfig,
     state: &PartitionState,
     conduit: Conduit,
@@ -156,6 +205,7 @@ fn handle_call(
             Outcome::ret(0)
         }
         Call::Exit { code } => Outcome::Stop(StopReason::Exited { code }),
+        Call::ChannelNotify { channel } => channel_notify(system, partition.id, channel, services),
     }
 }
 
@@ -209,7 +259,7 @@ pub struct Report<'a> {
 impl fmt::Display for Report<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (reason, action) = match self.outcome {
-            Outcome::Return { .. } => return Ok(()),
+            Outcome::Return { .. } | Outcome::Emulated { .. } => return Ok(()),
             Outcome::Stop(r) => (r, "stopped"),
             Outcome::Restart(r) => (r, "restarting"),
             Outcome::HaltSystem(r) => (r, "halting the system"),
@@ -231,163 +281,4 @@ impl fmt::Display for Report<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use alloc::string::{String, ToString};
-    use alloc::vec;
-    use alloc::vec::Vec;
-
-    use super::*;
-    use crate::config::MemoryRegion;
-    use crate::hypercall::*;
-
-    #[derive(Default)]
-    struct Fake {
-        console: Vec<u8>,
-        reads: Vec<(HostPhys, usize)>,
-        waited: u64,
-    }
-
-    impl Services for Fake {
-        fn read_memory(&mut self, pa: HostPhys, buf: &mut [u8]) {
-            self.reads.push((pa, buf.len()));
-            buf.fill(b'x');
-        }
-        fn console_write(&mut self, bytes: &[u8]) {
-            self.console.extend_from_slice(bytes);
-        }
-        fn wait(&mut self, timeout_ns: u64) {
-            self.waited += timeout_ns;
-        }
-    }
-
-    fn partition(policy: FaultPolicy) -> PartitionConfig {
-        PartitionConfig {
-            id: 3,
-            name: String::from("ping"),
-            path: String::from("/hypervisor/ping"),
-            cpus: vec![1],
-            memory: vec![MemoryRegion {
-                host: HostPhys(0x4200_0000),
-                guest: GuestPhys(0x4000_0000),
-                size: 0x10_0000,
-            }],
-            image_path: None,
-            image: None,
-            guest_dtb: None,
-            image_size_hint: None,
-            entry: GuestPhys(0x4000_0000),
-            on_fault: policy,
-            ..Default::default()
-        }
-    }
-
-    fn hvc(function: u64, args: [u64; 6]) -> Exit {
-        Exit::Hypercall { conduit: Conduit::Hvc, function, args }
-    }
-
-    fn run(p: &PartitionConfig, exit: Exit) -> (Outcome, Fake) {
-        let mut fake = Fake::default();
-        let outcome = handle_exit(p, &PartitionState { restarts: 2 }, exit, &mut fake);
-        (outcome, fake)
-    }
-
-    #[test]
-    fn unknown_hypercalls_return_not_supported_without_fault() {
-        let p = partition(FaultPolicy::Stop);
-        for f in [VENDOR_HYP_BASE + 99, 0x8600_0000, 0xC500_0000, 0, u64::MAX] {
-            let (o, _) = run(&p, hvc(f, [0; 6]));
-            assert_eq!(o, Outcome::ret(Status::NotSupported.to_reg()), "{f:#x}");
-        }
-    }
-
-    #[test]
-    fn info_and_name() {
-        let p = partition(FaultPolicy::Stop);
-        let (o, _) = run(&p, hvc(HYP_PARTITION_INFO, [0; 6]));
-        assert_eq!(o, Outcome::Return { values: [3, 2, 1, 0, 0], count: 3 });
-        let (o, _) = run(&p, hvc(HYP_PARTITION_NAME, [0; 6]));
-        assert_eq!(o, Outcome::Return { values: pack_name("ping"), count: 5 });
-        let (o, _) = run(&p, hvc(HYP_VERSION, [0; 6]));
-        assert_eq!(o, Outcome::ret(ABI_VERSION));
-    }
-
-    #[test]
-    fn console_write_translates_and_bounds_checks() {
-        let p = partition(FaultPolicy::Stop);
-        let (o, fake) = run(&p, hvc(HYP_CONSOLE_WRITE, [0x4000_1000, 5, 0, 0, 0, 0]));
-        assert_eq!(o, Outcome::ret(5));
-        assert_eq!(fake.reads, vec![(HostPhys(0x4200_1000), 5)]);
-        assert_eq!(fake.console, b"xxxxx");
-        // The last byte of memory is fine, one past is not.
-        let (o, _) = run(&p, hvc(HYP_CONSOLE_WRITE, [0x400f_ffff, 1, 0, 0, 0, 0]));
-        assert_eq!(o, Outcome::ret(1));
-        let bad = [
-            [0x400f_ffff, 2], // runs off the end
-            [0x4200_0000, 1], // host address, not a guest one
-            [0x3fff_ffff, 2], // starts below
-            [u64::MAX, 2],    // wraps
-            [0x4000_0000, CONSOLE_WRITE_MAX + 1],
-        ];
-        for [ipa, len] in bad {
-            let (o, fake) = run(&p, hvc(HYP_CONSOLE_WRITE, [ipa, len, 0, 0, 0, 0]));
-            assert_eq!(o, Outcome::status(Status::InvalidParameters), "{ipa:#x}+{len}");
-            assert!(fake.reads.is_empty());
-        }
-    }
-
-    #[test]
-    fn faults_follow_policy() {
-        let exit = Exit::Stage2Fault { addr: GuestPhys(0x900_0000), access: Access::Write };
-        let reason = StopReason::Fault(Fault::Memory { addr: GuestPhys(0x900_0000), access: Access::Write });
-        assert_eq!(run(&partition(FaultPolicy::Stop), exit).0, Outcome::Stop(reason));
-        assert_eq!(run(&partition(FaultPolicy::Restart), exit).0, Outcome::Restart(reason));
-        assert_eq!(run(&partition(FaultPolicy::HaltSystem), exit).0, Outcome::HaltSystem(reason));
-    }
-
-    #[test]
-    fn smc_only_for_psci() {
-        let p = partition(FaultPolicy::Stop);
-        let smc = |function| Exit::Hypercall { conduit: Conduit::Smc, function, args: [0; 6] };
-        assert_eq!(run(&p, smc(psci::VERSION)).0, Outcome::ret(psci::IMPLEMENTED_VERSION));
-        assert_eq!(
-            run(&p, smc(HYP_VERSION)).0,
-            Outcome::Stop(StopReason::Fault(Fault::ForbiddenSmc { function: HYP_VERSION }))
-        );
-    }
-
-    #[test]
-    fn psci_acts_on_the_partition() {
-        let p = partition(FaultPolicy::HaltSystem);
-        assert_eq!(run(&p, hvc(psci::SYSTEM_OFF, [0; 6])).0, Outcome::Stop(StopReason::PoweredOff));
-        assert_eq!(run(&p, hvc(psci::SYSTEM_RESET, [0; 6])).0, Outcome::Restart(StopReason::Reset));
-        let features = |f| run(&p, hvc(psci::FEATURES, [f, 0, 0, 0, 0, 0])).0;
-        assert_eq!(features(psci::SYSTEM_OFF), Outcome::ret(0));
-        assert_eq!(features(psci::CPU_ON_64), Outcome::status(Status::NotSupported));
-        assert_eq!(run(&p, hvc(psci::MIGRATE_INFO_TYPE, [0; 6])).0, Outcome::ret(2));
-    }
-
-    #[test]
-    fn exit_and_wait() {
-        let p = partition(FaultPolicy::Stop);
-        assert_eq!(
-            run(&p, hvc(HYP_EXIT, [7, 0, 0, 0, 0, 0])).0,
-            Outcome::Stop(StopReason::Exited { code: 7 })
-        );
-        let (o, fake) = run(&p, hvc(HYP_WAIT, [u64::MAX, 0, 0, 0, 0, 0]));
-        assert_eq!(o, Outcome::ret(0));
-        assert_eq!(fake.waited, WAIT_MAX_NS);
-    }
-
-    #[test]
-    fn report_lines() {
-        let o = Outcome::Restart(StopReason::Fault(Fault::Memory {
-            addr: GuestPhys(0x4300_0000),
-            access: Access::Read,
-        }));
-        let line = Report { partition: "attacker", outcome: &o, pc: 0x4000_1234 }.to_string();
-        assert_eq!(
-            line,
-            "partition 'attacker' fault: stage-2 read abort at IPA 0x43000000 (outside its memory), PC 0x40001234: restarting"
-        );
-    }
-}
+mod tests;

@@ -1,5 +1,10 @@
 //! A partition's virtual platform: where its virtual devices sit and which interrupts they use.
 //! The build tool writes these into each guest device tree; the hypervisor emulates them there.
+#![forbid(unsafe_code)]
+
+use crate::addr::GuestPhys;
+use crate::config::Board;
+use crate::vgic::{Frame, GICD_SIZE};
 
 /// First SPI number used for channel doorbells; a partition's channel `n` (its local number, in
 /// tree order) rings SPI `DOORBELL_SPI_BASE + n` (INTID + 32). Chosen above the SPIs of QEMU
@@ -20,3 +25,50 @@ pub const TIMER_PPIS: [u32; 4] = [13, 14, 11, 10];
 
 /// GIC maintenance interrupt PPI (INTID 25).
 pub const GIC_MAINTENANCE_PPI: u32 = 9;
+
+/// Where a guest-physical address falls in the partition's virtual GIC: the distributor, or
+/// the redistributor of one of its vCPUs, with the offset inside that frame. The virtual GIC
+/// sits where the board's GIC is, sized for the partition's vCPUs.
+pub fn gic_frame(board: &Board, vcpus: usize, addr: GuestPhys) -> Option<(Frame, u64)> {
+    let gic = board.gic.as_ref()?;
+    let a = addr.as_u64();
+    let gicd = gic.distributor.start.as_u64();
+    if (gicd..gicd + GICD_SIZE).contains(&a) {
+        return Some((Frame::Distributor, a - gicd));
+    }
+    let offset = a.checked_sub(gic.redistributors.start.as_u64())?;
+    let vcpu = (offset / GICR_STRIDE) as usize;
+    (vcpu < vcpus).then_some((Frame::Redistributor(vcpu), offset % GICR_STRIDE))
+}
+
+/// The INTID of partition `id`'s doorbell for its local channel `local`.
+pub const fn doorbell_intid(local: usize) -> u32 {
+    doorbell_spi(local) + 32
+}
+
+#[cfg(test)]
+mod tests {
+    use alloc::string::String;
+
+    use super::*;
+    use crate::addr::{HostPhys, HostRange};
+    use crate::config::Gic;
+
+    #[test]
+    fn gic_frames() {
+        let board = Board {
+            gic: Some(Gic {
+                path: String::from("/gic"),
+                phandle: None,
+                distributor: HostRange::new(HostPhys(0x800_0000), 0x1_0000),
+                redistributors: HostRange::new(HostPhys(0x80a_0000), 0xf6_0000),
+            }),
+            ..Board::default()
+        };
+        assert_eq!(gic_frame(&board, 2, GuestPhys(0x800_0004)), Some((Frame::Distributor, 4)));
+        assert_eq!(gic_frame(&board, 2, GuestPhys(0x80c_0008)), Some((Frame::Redistributor(1), 8)));
+        assert_eq!(gic_frame(&board, 2, GuestPhys(0x80e_0000)), None, "only the partition's vCPUs");
+        assert_eq!(gic_frame(&board, 2, GuestPhys(0x900_0000)), None);
+        assert_eq!(gic_frame(&Board::default(), 2, GuestPhys(0x800_0000)), None);
+    }
+}

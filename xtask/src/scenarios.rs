@@ -65,7 +65,7 @@ pub const SCENARIOS: &[Scenario] = &[
             "partition 'attacker' fault: stage-2 read abort at IPA 0x40080000",
             "partition 'attacker' fault: stage-2 write abort at IPA 0x40080000",
             "partition 'attacker' fault: stage-2 write abort at IPA 0x9000000",
-            "partition 'attacker' fault: stage-2 write abort at IPA 0x8000000",
+            "partition 'attacker' fault: stage-2 write abort at IPA 0x8080000",
             "partition 'attacker' fault: forbidden SMC (function 0xc2000000)",
             "partition 'attacker' fault: trapped system register read",
             "[attacker] boot 8: memory is fresh",

@@ -3,14 +3,17 @@
 //! One code path serves both the build tool (on the host, with good diagnostics) and the
 //! hypervisor at boot (which never trusts the image blindly). See `docs/config.md`.
 //!
-//! - [`parse`] turns a DTB into a [`SystemConfig`], collecting every problem it finds.
-//! - [`validate`] checks the rules (overlap, alignment, CPUs, image fit, ...) on a parsed config.
+//! - [`parse`] turns a DTB into a [`SystemConfig`], collecting every problem it finds;
+//!   [`parse_with_warnings`] also returns [`ConfigWarning`]s (unknown properties and nodes).
+//! - [`validate`] checks the rules (overlap, alignment, CPUs, image fit, devices, interrupts,
+//!   channels, ...) on a parsed config.
 
 mod crosscheck;
 mod dtb_check;
 mod error;
 mod parse;
 mod validate;
+mod warning;
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -18,9 +21,13 @@ use alloc::vec::Vec;
 use crate::addr::{GuestPhys, HostPhys, HostRange};
 
 pub use crosscheck::{ram_not_reported, NotRam};
-pub use error::{ConfigError, DtbDefect, ErrorKind, Expected, NameProblem};
-pub use parse::{parse, parse_board};
+pub use error::{
+    ConfigError, DtbDefect, ErrorKind, Expected, GuestSpan, GuestUse, HostUse, InterruptProblem, NameProblem,
+    NotDevice,
+};
+pub use parse::{parse, parse_board, parse_with_warnings};
 pub use validate::{validate, BuildFacts};
+pub use warning::{ConfigWarning, WarningKind};
 
 /// Compatible string of the `/hypervisor` node.
 pub const HYPERVISOR_COMPATIBLE: &str = "tantalum,hypervisor-v1";
@@ -36,6 +43,15 @@ pub const MAX_CPUS: usize = 8;
 pub const IPA_LIMIT: u64 = 1 << 39;
 /// Room reserved at the top of a partition's first memory region for its guest device tree.
 pub const GUEST_DTB_RESERVE: u64 = 64 * 1024;
+/// Guest-physical base of a partition's virtual PL011 (`virtual-uart;`): where QEMU virt has its
+/// first PL011, so that guests configured for QEMU find it.
+pub const VIRTUAL_UART_BASE: u64 = 0x0900_0000;
+/// Size of the virtual PL011's MMIO window (one page).
+pub const VIRTUAL_UART_SIZE: u64 = 0x1000;
+/// SPI number (INTID - 32) of the virtual PL011 in the partition's virtual GIC.
+pub const VIRTUAL_UART_SPI: u32 = 1;
+/// Most channels one partition may be an endpoint of.
+pub const MAX_CHANNELS_PER_PARTITION: usize = 8;
 
 /// A whole system: the board and what runs on it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -106,6 +122,21 @@ pub struct Interrupt {
     pub number: u32,
     /// Trigger flags (the third cell: 1 = edge rising, 4 = level high, ...).
     pub flags: u32,
+}
+
+impl Interrupt {
+    /// Largest SPI number (INTID 1019).
+    pub const MAX_SPI: u32 = 987;
+    /// Largest PPI number (INTID 31).
+    pub const MAX_PPI: u32 = 15;
+    /// Whether the specifier is an SPI or PPI in range (so that [`Self::intid`] cannot overflow).
+    pub const fn is_valid(&self) -> bool {
+        match self.kind {
+            Self::SPI => self.number <= Self::MAX_SPI,
+            Self::PPI => self.number <= Self::MAX_PPI,
+            _ => false,
+        }
+    }
 }
 
 impl Interrupt {
@@ -275,6 +306,17 @@ impl PartitionConfig {
         let first = self.memory.first()?;
         let top = first.guest.0.checked_add(first.size)?;
         top.checked_sub(GUEST_DTB_RESERVE).map(GuestPhys)
+    }
+}
+
+impl PartitionConfig {
+    /// Guest range of the virtual UART, if the partition has one.
+    pub const fn virtual_uart_range(&self) -> Option<(GuestPhys, u64)> {
+        if self.virtual_uart {
+            Some((GuestPhys(VIRTUAL_UART_BASE), VIRTUAL_UART_SIZE))
+        } else {
+            None
+        }
     }
 }
 

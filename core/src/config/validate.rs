@@ -3,6 +3,14 @@
 //! `validate` runs at the end of the build (with good diagnostics) and again in the hypervisor at
 //! boot. It trusts nothing in the config: indices, sizes and sums are all checked, and it reports
 //! every violation rather than the first.
+//!
+//! Rules 1 to 11 are here; `devices` has rule 12 (passed-through devices and their interrupts),
+//! `channels` rule 14 (channel memory and endpoints) and `guest` rules 13 and 14's guest side
+//! (what each partition sees where: memory, devices, the virtual GIC and UART, channels).
+
+mod channels;
+mod devices;
+mod guest;
 
 use alloc::string::ToString;
 use alloc::vec;
@@ -34,6 +42,7 @@ pub fn validate(cfg: &SystemConfig, facts: &BuildFacts) -> Result<(), Vec<Config
         v.partition_memory(p);
     }
     v.overlaps();
+    v.channel_memory();
     v.overcommit();
     v.cpus();
     for p in &cfg.partitions {
@@ -41,6 +50,11 @@ pub fn validate(cfg: &SystemConfig, facts: &BuildFacts) -> Result<(), Vec<Config
         v.entry(p);
         v.blobs(p, facts);
         v.console(p);
+    }
+    v.devices();
+    v.channels();
+    for p in &cfg.partitions {
+        v.guest_space(p);
     }
     if v.errors.is_empty() {
         Ok(())
@@ -208,15 +222,16 @@ impl Checker<'_> {
         }
     }
 
-    /// Rule 5.
+    /// Rule 5: partitions, channels and the hypervisor within RAM.
     fn overcommit(&mut self) {
         let sum = |sizes: &mut dyn Iterator<Item = u64>| sizes.fold(0u64, u64::saturating_add);
         let cfg = self.cfg;
         let partitions = sum(&mut cfg.partitions.iter().flat_map(|p| p.memory.iter().map(|r| r.size)));
+        let channels = sum(&mut cfg.channels.iter().map(|c| c.memory.size));
         let ram = sum(&mut cfg.board.ram.iter().map(|r| r.size));
         let hypervisor = cfg.hypervisor.memory.size;
-        if partitions.saturating_add(hypervisor) > ram {
-            self.report(HYPERVISOR, ErrorKind::Overcommit { partitions, hypervisor, ram });
+        if partitions.saturating_add(channels).saturating_add(hypervisor) > ram {
+            self.report(HYPERVISOR, ErrorKind::Overcommit { partitions, channels, hypervisor, ram });
         }
     }
 

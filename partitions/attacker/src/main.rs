@@ -15,7 +15,8 @@ tantalum_guest::entry!(main);
 /// The victim partition's memory and the hypervisor's image (see configs/tests/attack.dts).
 const VICTIM: u64 = 0x4200_0000;
 const HYPERVISOR: u64 = 0x4008_0000;
-const GIC_DISTRIBUTOR: u64 = 0x0800_0000;
+/// The GIC's ITS: never given to partitions (their distributor and redistributor are virtual).
+const GIC_ITS: u64 = 0x0808_0000;
 const UART: u64 = 0x0900_0000;
 
 /// Set before each attack; a restart must bring it back as zero (fresh memory).
@@ -45,7 +46,7 @@ fn main() {
         }
         3 => attack_write("the hypervisor's memory", HYPERVISOR),
         4 => attack_write("the hypervisor's UART", UART),
-        5 => attack_write("the GIC distributor", GIC_DISTRIBUTOR),
+        5 => attack_write("the GIC ITS", GIC_ITS),
         6 => {
             println!("attack: SMC to the firmware (SiP service call)");
             let r = smc(0xC200_0000, [0; 3]);

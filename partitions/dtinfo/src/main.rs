@@ -55,7 +55,8 @@ fn main() {
             );
         } else if node.property("reg").is_some() && !node.name.starts_with("interrupt-controller") {
             let irq = numbers(&node, "interrupts", 1).nth(1).map(|spi| format!(" SPI {spi}")).unwrap_or_default();
-            println!("dt: device {} \"{}\" at {base:#x}{irq}", node.name, string(&node, "compatible"));
+            let compatible = string(&node, "compatible").split('\0').next().unwrap_or("");
+            println!("dt: device {} \"{compatible}\" at {base:#x}{irq}", node.name);
         }
     }
     if let Some(chosen) = fdt.find_node("/chosen") {

@@ -16,11 +16,15 @@
 
 extern crate alloc;
 
+pub mod channel;
 pub mod console;
+pub mod dt;
 mod heap;
 pub mod hypercall;
+pub mod irq;
 mod start;
 
+pub use channel::{Channel, ChannelError};
 pub use hypercall::{exit, partition_info, partition_name, wait_ns, yield_now, PartitionInfo};
 pub use start::{boot_instructions, dtb_address, image_base};
 

@@ -117,9 +117,50 @@ _start:
 
 .balign 0x800
 guest_vectors:
-    .irp kind, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+    .irp kind, 0,1,2,3,4
     GUEST_VECTOR \kind
     .endr
+    .balign 0x80                    // current EL with SPx, IRQ: doorbells and other interrupts
+    b       irq_entry
+    .irp kind, 6,7,8,9,10,11,12,13,14,15
+    GUEST_VECTOR \kind
+    .endr
+
+// Saves what a Rust call may clobber (x0-x18, x29, x30) and the return state, runs the
+// handlers, and returns to the interrupted code. IRQs stay masked meanwhile (no nesting).
+irq_entry:
+    sub     sp, sp, #176
+    stp     x0, x1, [sp, #0]
+    stp     x2, x3, [sp, #16]
+    stp     x4, x5, [sp, #32]
+    stp     x6, x7, [sp, #48]
+    stp     x8, x9, [sp, #64]
+    stp     x10, x11, [sp, #80]
+    stp     x12, x13, [sp, #96]
+    stp     x14, x15, [sp, #112]
+    stp     x16, x17, [sp, #128]
+    stp     x18, x29, [sp, #144]
+    mrs     x0, elr_el1
+    mrs     x1, spsr_el1
+    stp     x30, x0, [sp, #160]
+    str     x1, [sp, #-16]!
+    bl      __tantalum_irq
+    ldr     x1, [sp], #16
+    ldp     x30, x0, [sp, #160]
+    msr     elr_el1, x0
+    msr     spsr_el1, x1
+    ldp     x0, x1, [sp, #0]
+    ldp     x2, x3, [sp, #16]
+    ldp     x4, x5, [sp, #32]
+    ldp     x6, x7, [sp, #48]
+    ldp     x8, x9, [sp, #64]
+    ldp     x10, x11, [sp, #80]
+    ldp     x12, x13, [sp, #96]
+    ldp     x14, x15, [sp, #112]
+    ldp     x16, x17, [sp, #128]
+    ldp     x18, x29, [sp, #144]
+    add     sp, sp, #176
+    eret
 "#,
     r_relative = const R_AARCH64_RELATIVE,
     mair = const MAIR_EL1,

@@ -1,9 +1,15 @@
+//! Parser tests over blobs built here (no `dtc`): the tree structure, the partition properties
+//! and rule 10. Devices, channels and warnings are in `tests/`.
+
 use super::*;
-use crate::config::dtb_check::{FDT_BEGIN_NODE, FDT_END, FDT_END_NODE, FDT_MAGIC, FDT_PROP};
-use crate::config::Blob;
+use crate::addr::{GuestPhys, HostPhys, HostRange};
+use crate::config::dtb_check::{FDT_BEGIN_NODE, FDT_END, FDT_END_NODE, FDT_MAGIC, FDT_PROP, MAX_DEPTH};
+use crate::config::{Blob, Cpu, FaultPolicy, MemoryRegion, HYPERVISOR_COMPATIBLE, PARTITION_COMPATIBLE};
 use alloc::borrow::ToOwned;
+use alloc::format;
 
 /// A property or a node, for building blobs without `dtc`.
+#[derive(Clone)]
 enum Item {
     Prop(&'static str, Vec<u8>),
     Node(String, Vec<Item>),
@@ -55,6 +61,25 @@ fn build(root: Vec<Item>) -> Vec<u8> {
     blob
 }
 
+/// Phandles of the board's GIC and devices.
+const GIC: u32 = 0x20;
+const VIRTIO0: u32 = 0x30;
+const VIRTIO1: u32 = 0x31;
+const RTC: u32 = 0x32;
+const UART: u32 = 9;
+
+/// A board device with one `reg` range and one interrupt specifier.
+fn device(name: &str, phandle: u32, base: u32, size: u32, irq: [u32; 3]) -> Item {
+    let props = vec![
+        Prop("compatible", string("virtio,mmio")),
+        Prop("reg", cells(&[0, base, 0, size])),
+        Prop("interrupts", cells(&irq)),
+        Prop("phandle", cells(&[phandle])),
+    ];
+    node(name, props)
+}
+
+/// QEMU virt in miniature: 1 GiB of RAM, two CPUs, a GICv3, a UART, two virtio slots, an RTC.
 fn board() -> Vec<Item> {
     let cpu = |n: u32| {
         let props = vec![
@@ -64,9 +89,23 @@ fn board() -> Vec<Item> {
         ];
         node(&format!("cpu@{n}"), props)
     };
+    let gic = vec![
+        Prop("compatible", string("arm,gic-v3")),
+        Prop("#interrupt-cells", cells(&[3])),
+        Prop("interrupt-controller", vec![]),
+        Prop("reg", cells(&[0, 0x800_0000, 0, 0x1_0000, 0, 0x80a_0000, 0, 0xf6_0000])),
+        Prop("phandle", cells(&[GIC])),
+    ];
+    let rtc = vec![
+        Prop("compatible", [string("arm,pl031"), string("arm,primecell")].concat()),
+        Prop("reg", cells(&[0, 0x901_0000, 0, 0x1000])),
+        Prop("interrupts", cells(&[0, 2, 4])),
+        Prop("phandle", cells(&[RTC])),
+    ];
     vec![
         Prop("#address-cells", cells(&[2])),
         Prop("#size-cells", cells(&[2])),
+        Prop("interrupt-parent", cells(&[GIC])),
         node(
             "memory@40000000",
             vec![
@@ -78,10 +117,18 @@ fn board() -> Vec<Item> {
             "cpus",
             vec![Prop("#address-cells", cells(&[1])), Prop("#size-cells", cells(&[0])), cpu(0), cpu(1)],
         ),
+        node("interrupt-controller@8000000", gic),
         node(
             "pl011@9000000",
-            vec![Prop("reg", cells(&[0, 0x900_0000, 0, 0x1000])), Prop("phandle", cells(&[9]))],
+            vec![
+                Prop("reg", cells(&[0, 0x900_0000, 0, 0x1000])),
+                Prop("interrupts", cells(&[0, 1, 4])),
+                Prop("phandle", cells(&[UART])),
+            ],
         ),
+        node("pl031@9010000", rtc),
+        device("virtio_mmio@a000000", VIRTIO0, 0xa00_0000, 0x200, [0, 16, 1]),
+        device("virtio_mmio@a000200", VIRTIO1, 0xa00_0200, 0x200, [0, 17, 1]),
     ]
 }
 
@@ -114,6 +161,17 @@ fn with(mut items: Vec<Item>, name: &'static str, value: Option<Vec<u8>>) -> Vec
     items
 }
 
+/// `items` with property `name` of child node `node` replaced, removed or added (see [`with`]).
+fn edit(items: Vec<Item>, node: &str, name: &'static str, value: Option<Vec<u8>>) -> Vec<Item> {
+    items
+        .into_iter()
+        .map(|i| match i {
+            Node(n, children) if n == node => Node(n, with(children, name, value.clone())),
+            other => other,
+        })
+        .collect()
+}
+
 fn system(hyp: Vec<Item>, partitions: Vec<(&str, Vec<Item>)>) -> Vec<u8> {
     let mut h = hyp;
     h.extend(partitions.into_iter().map(|(n, p)| node(n, p)));
@@ -132,9 +190,9 @@ fn errors(dtb: &[u8]) -> Vec<ConfigError> {
 
 /// The error matching `pattern`, checked to name its node and contain `words`.
 macro_rules! assert_error {
-    ($dtb:expr, $node:expr, $pattern:pat, [$($word:expr),*]) => {{
+    ($dtb:expr, $node:expr, $pattern:pat $(if $guard:expr)?, [$($word:expr),*]) => {{
         let errors = errors(&$dtb);
-        let found = errors.iter().find(|e| matches!(e.kind, $pattern));
+        let found = errors.iter().find(|e| matches!(e.kind, $pattern $(if $guard)?));
         let found = found.unwrap_or_else(|| panic!("no {} in {errors:#?}", stringify!($pattern)));
         let text = found.to_string();
         assert!(text.starts_with(&format!("{}: ", $node)), "{text}");
@@ -452,3 +510,8 @@ fn collects_errors_from_every_partition() {
     assert_eq!(errors[0].node, "/hypervisor/a");
     assert!(errors[1..].iter().all(|e| e.node == "/hypervisor/b"));
 }
+
+// After the helpers and `assert_error!`, which they use.
+mod channels;
+mod devices;
+mod warnings;

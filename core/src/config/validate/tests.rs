@@ -25,6 +25,7 @@ fn partition(id: u16, name: &str, cpu: usize, base: u64) -> PartitionConfig {
         entry: GuestPhys(base),
         on_fault: FaultPolicy::Stop,
         boot_order: u32::from(id),
+        ..Default::default()
     }
 }
 
@@ -35,6 +36,7 @@ fn demo() -> SystemConfig {
         board: Board {
             ram: vec![HostRange::new(HostPhys(0x4000_0000), 1024 * MIB)],
             cpus: (0..4).map(cpu).collect(),
+            gic: None,
         },
         hypervisor: HypervisorConfig {
             memory: HostRange::new(HostPhys(0x4000_0000), 32 * MIB),
@@ -44,6 +46,7 @@ fn demo() -> SystemConfig {
             }),
         },
         partitions: vec![partition(0, "ping", 0, 0x4200_0000), partition(1, "pong", 1, 0x4300_0000)],
+        channels: vec![],
     }
 }
 
@@ -306,8 +309,8 @@ fn rule_5_overcommit() {
     let text = assert_rule!(cfg, NONE, "/hypervisor", ErrorKind::Overcommit { .. }, []);
     assert_eq!(
         text,
-        "/hypervisor: overcommit: partitions (0x1000000 bytes) plus hypervisor \
-        (0x2000000 bytes) need more than the board's RAM (0x2800000 bytes)"
+        "/hypervisor: overcommit: partitions (0x1000000 bytes) plus channels (0x0 bytes) plus \
+        hypervisor (0x2000000 bytes) need more than the board's RAM (0x2800000 bytes)"
     );
     assert!(errors(&cfg, &NONE).iter().any(|e| matches!(e.kind, ErrorKind::Overlap { .. })));
 }
@@ -484,6 +487,7 @@ fn any_partition() -> impl Strategy<Value = PartitionConfig> {
             entry: GuestPhys(entry),
             on_fault: FaultPolicy::Stop,
             boot_order: 0,
+            ..Default::default()
         })
 }
 
@@ -507,12 +511,13 @@ proptest! {
     ) {
         let cpu = |n: usize| Cpu { path: format!("/cpus/cpu@{n}"), phandle: None, hwid: n as u64 };
         let cfg = SystemConfig {
-            board: Board { ram, cpus: (0..cpus).map(cpu).collect() },
+            board: Board { ram, cpus: (0..cpus).map(cpu).collect(), gic: None },
             hypervisor: HypervisorConfig {
                 memory,
                 console: console.map(|mmio| DeviceRef { path: String::from("/uart"), mmio }),
             },
             partitions,
+            channels: vec![],
         };
         if validate(&cfg, &BuildFacts { boot_image, payload_size }).is_ok() {
             prop_assert_eq!(cfg.boot_sequence().len(), cfg.partitions.len());

@@ -1,0 +1,219 @@
+//! The physical GICv3 as the hypervisor uses it: the distributor and this CPU's redistributor
+//! set up for the hypervisor's own SGI (a kick between CPUs) and the maintenance interrupt, and
+//! the virtual CPU interface's list registers, through which partitions get their interrupts.
+
+use core::arch::asm;
+
+use spin::Once;
+use tantalum_core::vgic::{Deliverable, VirtualGic};
+use tantalum_core::vplatform::GICR_STRIDE;
+
+/// SGI the hypervisor sends to make another CPU look at its partition's virtual interrupts.
+pub const KICK_SGI: u32 = 0;
+/// The virtual CPU interface's maintenance interrupt (PPI 9).
+pub const MAINTENANCE_INTID: u32 = 25;
+/// INTID the CPU interface returns when nothing is pending.
+const SPURIOUS: u32 = 1023;
+
+const GICD_CTLR: usize = 0x0000;
+const GICD_CTLR_RWP: u32 = 1 << 31;
+/// ARE (bit 4), EnableGrp1 (bit 1), EnableGrp0 (bit 0): one security state (DS = 1).
+const GICD_CTLR_ENABLE: u32 = (1 << 4) | (1 << 1) | 1;
+const GICR_TYPER: usize = 0x0008;
+const GICR_WAKER: usize = 0x0014;
+const GICR_SGI: usize = 0x1_0000;
+const GICR_IGROUPR0: usize = GICR_SGI + 0x0080;
+const GICR_ISENABLER0: usize = GICR_SGI + 0x0100;
+const GICR_IPRIORITYR: usize = GICR_SGI + 0x0400;
+/// Most redistributor frames searched for this CPU's.
+const MAX_REDISTRIBUTORS: usize = 64;
+
+/// ICH_HCR_EL2 bits.
+const ICH_HCR_EN: u64 = 1 << 0;
+/// No-pending maintenance interrupt: fires when no list register holds a pending interrupt,
+/// so more can be loaded (more pending than list registers).
+const ICH_HCR_NPIE: u64 = 1 << 3;
+
+struct Layout {
+    /// Base of the redistributor region.
+    gicr: usize,
+}
+
+static LAYOUT: Once<Layout> = Once::new();
+
+fn read32(addr: usize) -> u32 {
+    // SAFETY: `addr` is a GIC register inside the device memory of the EL2 identity map (the
+    // board's GIC, from the validated config); reading it has no memory-safety effect.
+    unsafe { core::ptr::read_volatile(addr as *const u32) }
+}
+
+fn write32(addr: usize, value: u32) {
+    // SAFETY: as in `read32`; only the hypervisor programs the physical GIC.
+    unsafe { core::ptr::write_volatile(addr as *mut u32, value) }
+}
+
+fn read64(addr: usize) -> u64 {
+    // SAFETY: as in `read32`.
+    unsafe { core::ptr::read_volatile(addr as *const u64) }
+}
+
+/// Enables the distributor (boot CPU, once). `gicd`/`gicr` are the board GIC's frames.
+pub fn init_distributor(gicd: usize, gicr: usize) {
+    LAYOUT.call_once(|| Layout { gicr });
+    write32(gicd + GICD_CTLR, GICD_CTLR_ENABLE);
+    while read32(gicd + GICD_CTLR) & GICD_CTLR_RWP != 0 {
+        core::hint::spin_loop();
+    }
+}
+
+/// Wakes this CPU's redistributor, enables the kick SGI and the maintenance interrupt, and
+/// turns on the system-register CPU interface and the virtual CPU interface.
+pub fn init_cpu(mpidr: u64) -> Result<(), &'static str> {
+    let layout = LAYOUT.get().ok_or("GIC not initialised")?;
+    let affinity = (mpidr & 0xff_ffff) | ((mpidr >> 8) & 0xff00_0000);
+    let mut frame = None;
+    for i in 0..MAX_REDISTRIBUTORS {
+        let f = layout.gicr + i * GICR_STRIDE as usize;
+        let typer = read64(f + GICR_TYPER);
+        if typer >> 32 == affinity {
+            frame = Some(f);
+            break;
+        }
+        if typer & (1 << 4) != 0 {
+            break; // Last
+        }
+    }
+    let frame = frame.ok_or("no redistributor for this CPU")?;
+    write32(frame + GICR_WAKER, read32(frame + GICR_WAKER) & !(1 << 1));
+    while read32(frame + GICR_WAKER) & (1 << 2) != 0 {
+        core::hint::spin_loop();
+    }
+    write32(frame + GICR_IGROUPR0, u32::MAX);
+    for intid in [KICK_SGI, MAINTENANCE_INTID] {
+        let reg = frame + GICR_IPRIORITYR + (intid as usize & !3);
+        let shift = 8 * (intid % 4);
+        write32(reg, (read32(reg) & !(0xff << shift)) | (0x80 << shift));
+    }
+    write32(frame + GICR_ISENABLER0, (1 << KICK_SGI) | (1 << MAINTENANCE_INTID));
+    // SAFETY: turning on the system-register interface (ICC_SRE_EL2.SRE, and Enable so EL1 may
+    // use it), unmasking all priorities and enabling group 1 only affect interrupt delivery to
+    // this CPU; EL2 runs with IRQs masked, so they are taken only from guests (HCR_EL2.IMO).
+    unsafe {
+        asm!(
+            "msr icc_sre_el2, {sre}",
+            "isb",
+            "msr icc_pmr_el1, {pmr}",
+            "msr icc_bpr1_el1, xzr",
+            "msr icc_ctlr_el1, xzr",
+            "msr icc_igrpen1_el1, {one}",
+            "isb",
+            sre = in(reg) 0b1001u64,
+            pmr = in(reg) 0xffu64,
+            one = in(reg) 1u64,
+            options(nostack)
+        );
+    }
+    Ok(())
+}
+
+/// Sends the kick SGI to the CPU with affinity `mpidr`.
+pub fn kick(mpidr: u64) {
+    let aff0 = mpidr & 0xf;
+    let value = ((mpidr >> 8) & 0xff) << 16 // Aff1
+        | ((mpidr >> 16) & 0xff) << 32 // Aff2
+        | ((mpidr >> 32) & 0xff) << 48 // Aff3
+        | u64::from(KICK_SGI) << 24
+        | (1 << aff0);
+    // SAFETY: sending an SGI only raises an interrupt on another CPU; the barrier makes the
+    // pending state written before it visible first.
+    unsafe { asm!("dsb ish", "msr icc_sgi1r_el1, {}", "isb", in(reg) value, options(nostack)) };
+}
+
+/// Acknowledges and ends every physical interrupt pending at this CPU (kicks and maintenance
+/// interrupts carry no data: what matters is the virtual state, looked at afterwards).
+pub fn drain_physical() {
+    for _ in 0..16 {
+        let intid: u64;
+        // SAFETY: reading IAR acknowledges the highest-priority pending interrupt of this CPU.
+        unsafe { asm!("mrs {}, icc_iar1_el1", out(reg) intid, options(nostack)) };
+        if intid as u32 & 0xff_ffff >= SPURIOUS {
+            break;
+        }
+        // SAFETY: EOI of the interrupt just acknowledged (EOImode 0: also deactivates it).
+        unsafe { asm!("msr icc_eoir1_el1, {}", in(reg) intid, options(nostack)) };
+    }
+}
+
+macro_rules! lr_access {
+    ($($n:literal),*) => {
+        fn read_lr(n: usize) -> u64 {
+            let v: u64;
+            match n {
+                // SAFETY: reading a list register has no side effects.
+                $($n => unsafe { asm!(concat!("mrs {}, ich_lr", $n, "_el2"), out(reg) v, options(nomem, nostack)) },)*
+                _ => v = 0,
+            }
+            v
+        }
+        fn write_lr(n: usize, value: u64) {
+            match n {
+                // SAFETY: list registers only hold this CPU's vCPU's virtual interrupts.
+                $($n => unsafe { asm!(concat!("msr ich_lr", $n, "_el2, {}"), in(reg) value, options(nomem, nostack)) },)*
+                _ => {}
+            }
+        }
+    };
+}
+lr_access!(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+
+fn list_registers() -> usize {
+    let vtr: u64;
+    // SAFETY: reading ICH_VTR_EL2 has no side effects.
+    unsafe { asm!("mrs {}, ich_vtr_el2", out(reg) vtr, options(nomem, nostack)) };
+    ((vtr & 0x1f) + 1) as usize
+}
+
+fn set_ich_hcr(value: u64) {
+    // SAFETY: ICH_HCR_EL2 controls the virtual CPU interface of this CPU's vCPU only.
+    unsafe { asm!("msr ich_hcr_el2, {}", "isb", in(reg) value, options(nostack)) };
+}
+
+const LR_STATE_SHIFT: u32 = 62;
+const LR_PENDING: u64 = 0b01 << LR_STATE_SHIFT;
+const LR_STATE: u64 = 0b11 << LR_STATE_SHIFT;
+const LR_GROUP1: u64 = 1 << 60;
+
+fn lr_value(d: &Deliverable) -> u64 {
+    LR_PENDING | if d.group1 { LR_GROUP1 } else { 0 } | (u64::from(d.priority) << 48) | u64::from(d.intid)
+}
+
+/// Resets the virtual CPU interface for a vCPU that starts from scratch: list registers
+/// empty, interface enabled.
+pub fn reset_virtual_interface() {
+    for n in 0..list_registers() {
+        write_lr(n, 0);
+    }
+    // SAFETY: clearing the virtual machine control and active-priority registers only affects
+    // the vCPU about to start on this CPU.
+    unsafe { asm!("msr ich_vmcr_el2, xzr", "msr ich_ap1r0_el2, xzr", "msr ich_ap0r0_el2, xzr", options(nostack)) };
+    set_ich_hcr(ICH_HCR_EN);
+}
+
+/// Moves interrupts that `gic` has ready for `vcpu` into free list registers. When more are
+/// ready than fit, asks for a maintenance interrupt once the list registers drain.
+pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) {
+    let count = list_registers();
+    while gic.has_deliverable(vcpu) {
+        let lrs: [u64; 16] = core::array::from_fn(|n| if n < count { read_lr(n) } else { 0 });
+        let Some(free) = (0..count).find(|&n| lrs[n] & LR_STATE == 0) else { break };
+        let Some(d) = gic.take_deliverable(vcpu) else { break };
+        // The same INTID already in a list register (the guest is handling it): make it pending
+        // again there; two list registers must never hold one INTID.
+        match (0..count).find(|&n| lrs[n] & LR_STATE != 0 && lrs[n] as u32 == d.intid) {
+            Some(n) => write_lr(n, lrs[n] | LR_PENDING),
+            None => write_lr(free, lr_value(&d)),
+        }
+    }
+    let more = gic.has_deliverable(vcpu);
+    set_ich_hcr(ICH_HCR_EN | if more { ICH_HCR_NPIE } else { 0 });
+}

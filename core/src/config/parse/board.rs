@@ -1,0 +1,197 @@
+//! The board: RAM, CPUs and the GIC; and board devices as partitions take them (`devices`,
+//! `device-regions`), with their interrupts read as 3-cell GIC specifiers.
+
+use alloc::string::ToString;
+use alloc::vec::Vec;
+
+use super::tree::{as_string, u32_cells};
+use super::Parser;
+use crate::addr::{HostPhys, HostRange};
+use crate::config::dtb_check::be_u32;
+use crate::config::error::{ErrorKind, Expected, InterruptProblem, NotDevice};
+use crate::config::{Board, Cpu, DeviceAssignment, Gic, Interrupt};
+
+/// `compatible` of the interrupt controllers Tantalum virtualises.
+const GIC_V3: &str = "arm,gic-v3";
+
+impl Parser<'_, '_, '_> {
+    pub(super) fn board(&mut self) -> Board {
+        let tree = self.tree;
+        let mut board = Board::default();
+        for index in tree.children(0) {
+            let name = tree.nodes.get(index).map_or("", |e| e.node.name);
+            if name == "memory" || name.starts_with("memory@") {
+                let regs = self.reg(index);
+                board.ram.extend(regs.into_iter().map(|(a, s)| HostRange::new(HostPhys(a), s)));
+            }
+        }
+        board.gic = self.gic();
+        let Some(cpus) = tree.child(0, "cpus") else {
+            self.report("/cpus", ErrorKind::MissingNode);
+            return board;
+        };
+        for index in tree.children(cpus) {
+            let Some(e) = tree.nodes.get(index) else {
+                continue;
+            };
+            let device_type = self.value(index, "device_type").and_then(as_string);
+            if device_type == Some("cpu") || e.node.name.starts_with("cpu@") {
+                let hwid = self.reg(index).first().map_or(0, |&(a, _)| a);
+                let phandle = tree.phandle_of(index);
+                board.cpus.push(Cpu { path: e.path.clone(), phandle, hwid });
+            }
+        }
+        board
+    }
+
+    /// The first node (in tree order, outside `/hypervisor`) with `interrupt-controller` and a
+    /// `arm,gic-v3` compatible.
+    fn gic(&mut self) -> Option<Gic> {
+        let tree = self.tree;
+        let hypervisor = tree.child(0, "hypervisor");
+        let index = (1..tree.nodes.len()).find(|&i| {
+            hypervisor.is_none_or(|h| !tree.is_within(i, h))
+                && self.value(i, "interrupt-controller").is_some()
+                && self.is_compatible(i, GIC_V3)
+        })?;
+        self.gic = Some(index);
+        let regs = self.reg(index);
+        match regs.as_slice() {
+            [] => None, // The `reg` problem is reported.
+            [_] => {
+                self.report(self.path(index), ErrorKind::GicReg { entries: 1 });
+                None
+            }
+            [(d, ds), (r, rs), ..] => Some(Gic {
+                path: self.owned_path(index),
+                phandle: tree.phandle_of(index),
+                distributor: HostRange::new(HostPhys(*d), *ds),
+                redistributors: HostRange::new(HostPhys(*r), *rs),
+            }),
+        }
+    }
+
+    /// Why node `target` cannot be passed through, if it cannot.
+    fn not_device(&self, target: usize) -> Option<NotDevice> {
+        let tree = self.tree;
+        let within = |name| tree.child(0, name).is_some_and(|n| tree.is_within(target, n));
+        let device_type = self.value(target, "device_type").and_then(as_string);
+        let parent = self.entry(target).and_then(|e| e.parent);
+        if target == 0 {
+            Some(NotDevice::Root)
+        } else if within("hypervisor") {
+            Some(NotDevice::Hypervisor)
+        } else if within("cpus") {
+            Some(NotDevice::Cpu)
+        } else if device_type == Some("memory") || (parent == Some(0) && self.name(target) == "memory") {
+            Some(NotDevice::Memory)
+        } else if self.value(target, "reg").is_none() {
+            Some(NotDevice::NoReg)
+        } else {
+            None
+        }
+    }
+
+    /// The board device a `devices` / `device-regions` phandle names, with its `reg` entries.
+    fn device(&mut self, owner: usize, property: &'static str, phandle: u32) -> Option<(usize, Vec<HostRange>)> {
+        let target = self.resolve(owner, property, phandle)?;
+        if let Some(reason) = self.not_device(target) {
+            let kind = ErrorKind::NotADevice { property, phandle, target: self.owned_path(target), reason };
+            self.report(self.path(owner), kind);
+            return None;
+        }
+        let regs = self.reg(target);
+        // An empty list means a malformed `reg`, reported on the board node.
+        (!regs.is_empty())
+            .then(|| (target, regs.into_iter().map(|(a, s)| HostRange::new(HostPhys(a), s)).collect()))
+    }
+
+    fn assignment(&self, target: usize, mmio: Vec<HostRange>, region: Option<u32>) -> DeviceAssignment {
+        let compatible = self.compatibles(target).unwrap_or_default();
+        DeviceAssignment {
+            path: self.owned_path(target),
+            mmio,
+            interrupts: Vec::new(),
+            region,
+            compatible: compatible.into_iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    /// A partition's `devices` (whole devices) and `device-regions` (one `reg` entry each).
+    pub(super) fn devices(&mut self, owner: usize) -> Vec<DeviceAssignment> {
+        let mut devices = Vec::new();
+        if let Some(value) = self.list(owner, "devices", 4, Expected::Phandles) {
+            for phandle in u32_cells(value) {
+                if let Some((target, mmio)) = self.device(owner, "devices", phandle) {
+                    let mut d = self.assignment(target, mmio, None);
+                    d.interrupts = self.interrupts(owner, target);
+                    devices.push(d);
+                }
+            }
+        }
+        if let Some(value) = self.list(owner, "device-regions", 8, Expected::PhandleIndexPairs) {
+            for pair in value.chunks_exact(8) {
+                let (Some(phandle), Some(index)) = (be_u32(pair, 0), be_u32(pair, 4)) else {
+                    continue;
+                };
+                let Some((target, mmio)) = self.device(owner, "device-regions", phandle) else {
+                    continue;
+                };
+                match usize::try_from(index).ok().and_then(|i| mmio.get(i)) {
+                    Some(&range) => devices.push(self.assignment(target, alloc::vec![range], Some(index))),
+                    None => {
+                        let device = self.owned_path(target);
+                        let kind = ErrorKind::NoSuchRegion { device, index, count: mmio.len() };
+                        self.report(self.path(owner), kind);
+                    }
+                }
+            }
+        }
+        devices
+    }
+
+    /// The interrupts of board device `device`, as partition `owner` takes it.
+    fn interrupts(&mut self, owner: usize, device: usize) -> Vec<Interrupt> {
+        let problem = |p: &mut Self, problem| {
+            let kind = ErrorKind::DeviceInterrupts { device: p.owned_path(device), problem };
+            p.report(p.path(owner), kind);
+            Vec::new()
+        };
+        if self.value(device, "interrupts-extended").is_some() {
+            return problem(self, InterruptProblem::Extended);
+        }
+        let Some(value) = self.value(device, "interrupts") else {
+            return Vec::new();
+        };
+        let Some(parent) = self.interrupt_parent(owner, device) else {
+            return Vec::new();
+        };
+        if self.gic != Some(parent) {
+            return problem(self, InterruptProblem::ParentNotGic { parent: self.owned_path(parent) });
+        }
+        let cells = self.value(parent, "#interrupt-cells").filter(|v| v.len() == 4).and_then(|v| be_u32(v, 0));
+        if cells != Some(3) {
+            return problem(self, InterruptProblem::Cells { cells });
+        }
+        if value.is_empty() || !value.len().is_multiple_of(12) {
+            return problem(self, InterruptProblem::Malformed { len: value.len() });
+        }
+        let cells: Vec<u32> = u32_cells(value).collect();
+        cells.chunks_exact(3).map(|c| Interrupt { kind: c[0], number: c[1], flags: c[2] }).collect()
+    }
+
+    /// The node's own `interrupt-parent`, or the nearest ancestor's.
+    fn interrupt_parent(&mut self, owner: usize, device: usize) -> Option<usize> {
+        let mut at = Some(device);
+        while let Some(index) = at {
+            if self.value(index, "interrupt-parent").is_some() {
+                let value = self.fixed(index, "interrupt-parent", Expected::Phandle)?;
+                return self.resolve(index, "interrupt-parent", be_u32(value, 0)?);
+            }
+            at = self.entry(index).and_then(|e| e.parent).filter(|&p| p < index);
+        }
+        let kind = ErrorKind::DeviceInterrupts { device: self.owned_path(device), problem: InterruptProblem::NoParent };
+        self.report(self.path(owner), kind);
+        None
+    }
+}

@@ -1,0 +1,106 @@
+//! Rule 14: channels — their memory on the host side and their endpoints. Where each endpoint
+//! sees a channel is checked with the rest of its guest space (`guest`).
+
+use alloc::format;
+use alloc::string::{String, ToString};
+
+use super::{aligned, usable, Checker};
+use crate::config::error::ErrorKind;
+use crate::config::{ChannelConfig, PartitionId, IPA_LIMIT, MAX_CHANNELS_PER_PARTITION};
+
+impl Checker<'_> {
+    /// Channel memory: a usable RAM range that nothing else owns.
+    pub(super) fn channel_memory(&mut self) {
+        let cfg = self.cfg;
+        for (k, c) in cfg.channels.iter().enumerate() {
+            let range = c.memory;
+            self.host_range(&c.path, range);
+            if !usable(&range) {
+                continue;
+            }
+            let hypervisor = cfg.hypervisor.memory;
+            if usable(&hypervisor) && range.overlaps(&hypervisor) {
+                self.report(&c.path, ErrorKind::OverlapsHypervisor { range, hypervisor });
+            }
+            let partitions =
+                cfg.partitions.iter().flat_map(|p| p.memory.iter().map(move |r| (&p.path, r.host_range())));
+            let channels = cfg.channels.iter().take(k).map(|o| (&o.path, o.memory));
+            for (other, other_range) in partitions.chain(channels) {
+                if usable(&other_range) && range.overlaps(&other_range) {
+                    let kind = ErrorKind::Overlap { range, other: other.clone(), other_range };
+                    self.report(&c.path, kind);
+                }
+            }
+        }
+    }
+
+    /// A partition's path for messages, or its id if there is no such partition.
+    fn partition_name(&self, id: PartitionId) -> String {
+        match self.cfg.partitions.get(usize::from(id)) {
+            Some(p) => p.path.clone(),
+            None => format!("partition id {id}"),
+        }
+    }
+
+    /// Endpoints, writer, guest addresses, and channels per partition.
+    pub(super) fn channels(&mut self) {
+        let cfg = self.cfg;
+        for (index, c) in cfg.channels.iter().enumerate() {
+            if c.id != index {
+                self.report(&c.path, ErrorKind::ChannelIdMismatch { id: c.id, index });
+            }
+            self.endpoints(c);
+            if let Some(writer) = c.writer {
+                if !c.endpoints.contains(&writer) {
+                    let kind = ErrorKind::WriterNotEndpoint { writer: self.partition_name(writer) };
+                    self.report(&c.path, kind);
+                }
+            }
+            self.channel_guest(c);
+        }
+        for p in &cfg.partitions {
+            let count = cfg.channels_of(p.id).len();
+            if count > MAX_CHANNELS_PER_PARTITION {
+                let kind = ErrorKind::TooManyChannels { count, max: MAX_CHANNELS_PER_PARTITION };
+                self.report(&p.path, kind);
+            }
+        }
+    }
+
+    fn endpoints(&mut self, c: &ChannelConfig) {
+        let count = c.endpoints.len();
+        if count != 2 {
+            self.report(&c.path, ErrorKind::ChannelEndpointCount { count });
+        }
+        let partitions = self.cfg.partitions.len();
+        for (i, &id) in c.endpoints.iter().enumerate() {
+            if usize::from(id) >= partitions {
+                self.report(&c.path, ErrorKind::UnknownEndpoint { id, count: partitions });
+            } else if c.endpoints.iter().take(i).filter(|&&e| e == id).count() == 1 {
+                let kind = ErrorKind::DuplicateEndpoint { partition: self.partition_name(id) };
+                self.report(&c.path, kind);
+            }
+        }
+    }
+
+    /// Each endpoint's guest address: one per endpoint, aligned, inside the IPA space.
+    fn channel_guest(&mut self, c: &ChannelConfig) {
+        if c.guest.len() != c.endpoints.len() {
+            let kind = ErrorKind::ChannelGuestCount { addresses: c.guest.len(), endpoints: c.endpoints.len() };
+            self.report(&c.path, kind);
+            return;
+        }
+        for (&id, &guest) in c.endpoints.iter().zip(&c.guest) {
+            // An identity address is the host address, whose alignment `host_range` reports.
+            if !aligned(guest.0) && guest.0 != c.memory.start.0 {
+                let endpoint = self.partition_name(id);
+                self.report(&c.path, ErrorKind::ChannelGuestUnaligned { endpoint, guest });
+            }
+            let end = guest.0.saturating_add(c.memory.size);
+            if end > IPA_LIMIT {
+                let endpoint = self.partition_name(id).to_string();
+                self.report(&c.path, ErrorKind::ChannelAboveIpaLimit { endpoint, end, limit: IPA_LIMIT });
+            }
+        }
+    }
+}

@@ -1,0 +1,226 @@
+use alloc::string::{String, ToString};
+use alloc::vec;
+use alloc::vec::Vec;
+
+use super::*;
+use crate::addr::HostRange;
+use crate::config::{Board, ChannelConfig, Gic, HypervisorConfig, MemoryRegion};
+use crate::hypercall::*;
+
+#[derive(Default)]
+struct Fake {
+    console: Vec<u8>,
+    reads: Vec<(HostPhys, usize)>,
+    waited: u64,
+    gic: Vec<(Frame, vgic::Access)>,
+    notified: Vec<(PartitionId, u32)>,
+}
+
+impl Services for Fake {
+    fn read_memory(&mut self, pa: HostPhys, buf: &mut [u8]) {
+        self.reads.push((pa, buf.len()));
+        buf.fill(b'x');
+    }
+    fn console_write(&mut self, bytes: &[u8]) {
+        self.console.extend_from_slice(bytes);
+    }
+    fn wait(&mut self, timeout_ns: u64) {
+        self.waited += timeout_ns;
+    }
+    fn gic_access(&mut self, frame: Frame, access: vgic::Access) -> u64 {
+        self.gic.push((frame, access));
+        0x3b
+    }
+    fn notify(&mut self, target: PartitionId, intid: u32) {
+        self.notified.push((target, intid));
+    }
+}
+
+fn partition(policy: FaultPolicy) -> PartitionConfig {
+    PartitionConfig {
+        id: 0,
+        name: String::from("ping"),
+        path: String::from("/hypervisor/ping"),
+        cpus: vec![1],
+        memory: vec![MemoryRegion {
+            host: HostPhys(0x4200_0000),
+            guest: GuestPhys(0x4000_0000),
+            size: 0x10_0000,
+        }],
+        image_path: None,
+        image: None,
+        guest_dtb: None,
+        image_size_hint: None,
+        entry: GuestPhys(0x4000_0000),
+        on_fault: policy,
+        ..Default::default()
+    }
+}
+
+fn hvc(function: u64, args: [u64; 6]) -> Exit {
+    Exit::Hypercall { conduit: Conduit::Hvc, function, args }
+}
+
+/// A board with a GIC, `p` as partition 0, a `pong` partition 1 and a channel between them.
+fn system(p: &PartitionConfig) -> SystemConfig {
+    let pong = PartitionConfig { id: 1, name: String::from("pong"), cpus: vec![2], ..p.clone() };
+    SystemConfig {
+        board: Board {
+            gic: Some(Gic {
+                path: String::from("/gic"),
+                phandle: None,
+                distributor: HostRange::new(HostPhys(0x800_0000), 0x1_0000),
+                redistributors: HostRange::new(HostPhys(0x80a_0000), 0xf6_0000),
+            }),
+            ..Board::default()
+        },
+        hypervisor: HypervisorConfig { memory: HostRange::new(HostPhys(0x4000_0000), 0x200_0000), console: None },
+        partitions: vec![p.clone(), pong],
+        channels: vec![ChannelConfig {
+            id: 0,
+            name: String::from("link"),
+            path: String::from("/hypervisor/channels/link"),
+            endpoints: vec![0, 1],
+            memory: HostRange::new(HostPhys(0x4800_0000), 0x1_0000),
+            guest: vec![GuestPhys(0x4800_0000); 2],
+            writer: None,
+        }],
+    }
+}
+
+fn run(p: &PartitionConfig, exit: Exit) -> (Outcome, Fake) {
+    let mut fake = Fake::default();
+    let outcome = handle_exit(&system(p), p.id, &PartitionState { restarts: 2 }, exit, &mut fake);
+    (outcome, fake)
+}
+
+#[test]
+fn unknown_hypercalls_return_not_supported_without_fault() {
+    let p = partition(FaultPolicy::Stop);
+    for f in [VENDOR_HYP_BASE + 99, 0x8600_0000, 0xC500_0000, 0, u64::MAX] {
+        let (o, _) = run(&p, hvc(f, [0; 6]));
+        assert_eq!(o, Outcome::ret(Status::NotSupported.to_reg()), "{f:#x}");
+    }
+}
+
+#[test]
+fn info_and_name() {
+    let p = partition(FaultPolicy::Stop);
+    let (o, _) = run(&p, hvc(HYP_PARTITION_INFO, [0; 6]));
+    assert_eq!(o, Outcome::Return { values: [0, 2, 1, 0, 0], count: 3 });
+    let (o, _) = run(&p, hvc(HYP_PARTITION_NAME, [0; 6]));
+    assert_eq!(o, Outcome::Return { values: pack_name("ping"), count: 5 });
+    let (o, _) = run(&p, hvc(HYP_VERSION, [0; 6]));
+    assert_eq!(o, Outcome::ret(ABI_VERSION));
+}
+
+#[test]
+fn console_write_translates_and_bounds_checks() {
+    let p = partition(FaultPolicy::Stop);
+    let (o, fake) = run(&p, hvc(HYP_CONSOLE_WRITE, [0x4000_1000, 5, 0, 0, 0, 0]));
+    assert_eq!(o, Outcome::ret(5));
+    assert_eq!(fake.reads, vec![(HostPhys(0x4200_1000), 5)]);
+    assert_eq!(fake.console, b"xxxxx");
+    // The last byte of memory is fine, one past is not.
+    let (o, _) = run(&p, hvc(HYP_CONSOLE_WRITE, [0x400f_ffff, 1, 0, 0, 0, 0]));
+    assert_eq!(o, Outcome::ret(1));
+    let bad = [
+        [0x400f_ffff, 2], // runs off the end
+        [0x4200_0000, 1], // host address, not a guest one
+        [0x3fff_ffff, 2], // starts below
+        [u64::MAX, 2],    // wraps
+        [0x4000_0000, CONSOLE_WRITE_MAX + 1],
+    ];
+    for [ipa, len] in bad {
+        let (o, fake) = run(&p, hvc(HYP_CONSOLE_WRITE, [ipa, len, 0, 0, 0, 0]));
+        assert_eq!(o, Outcome::status(Status::InvalidParameters), "{ipa:#x}+{len}");
+        assert!(fake.reads.is_empty());
+    }
+}
+
+#[test]
+fn faults_follow_policy() {
+    let exit = Exit::Stage2Fault { addr: GuestPhys(0x900_0000), access: Access::Write };
+    let reason = StopReason::Fault(Fault::Memory { addr: GuestPhys(0x900_0000), access: Access::Write });
+    assert_eq!(run(&partition(FaultPolicy::Stop), exit).0, Outcome::Stop(reason));
+    assert_eq!(run(&partition(FaultPolicy::Restart), exit).0, Outcome::Restart(reason));
+    assert_eq!(run(&partition(FaultPolicy::HaltSystem), exit).0, Outcome::HaltSystem(reason));
+}
+
+#[test]
+fn smc_only_for_psci() {
+    let p = partition(FaultPolicy::Stop);
+    let smc = |function| Exit::Hypercall { conduit: Conduit::Smc, function, args: [0; 6] };
+    assert_eq!(run(&p, smc(psci::VERSION)).0, Outcome::ret(psci::IMPLEMENTED_VERSION));
+    assert_eq!(
+        run(&p, smc(HYP_VERSION)).0,
+        Outcome::Stop(StopReason::Fault(Fault::ForbiddenSmc { function: HYP_VERSION }))
+    );
+}
+
+#[test]
+fn psci_acts_on_the_partition() {
+    let p = partition(FaultPolicy::HaltSystem);
+    assert_eq!(run(&p, hvc(psci::SYSTEM_OFF, [0; 6])).0, Outcome::Stop(StopReason::PoweredOff));
+    assert_eq!(run(&p, hvc(psci::SYSTEM_RESET, [0; 6])).0, Outcome::Restart(StopReason::Reset));
+    let features = |f| run(&p, hvc(psci::FEATURES, [f, 0, 0, 0, 0, 0])).0;
+    assert_eq!(features(psci::SYSTEM_OFF), Outcome::ret(0));
+    assert_eq!(features(psci::CPU_ON_64), Outcome::status(Status::NotSupported));
+    assert_eq!(run(&p, hvc(psci::MIGRATE_INFO_TYPE, [0; 6])).0, Outcome::ret(2));
+}
+
+#[test]
+fn exit_and_wait() {
+    let p = partition(FaultPolicy::Stop);
+    assert_eq!(
+        run(&p, hvc(HYP_EXIT, [7, 0, 0, 0, 0, 0])).0,
+        Outcome::Stop(StopReason::Exited { code: 7 })
+    );
+    let (o, fake) = run(&p, hvc(HYP_WAIT, [u64::MAX, 0, 0, 0, 0, 0]));
+    assert_eq!(o, Outcome::ret(0));
+    assert_eq!(fake.waited, WAIT_MAX_NS);
+}
+
+#[test]
+fn report_lines() {
+    let o = Outcome::Restart(StopReason::Fault(Fault::Memory {
+        addr: GuestPhys(0x4300_0000),
+        access: Access::Read,
+    }));
+    let line = Report { partition: "attacker", outcome: &o, pc: 0x4000_1234 }.to_string();
+    assert_eq!(
+        line,
+        "partition 'attacker' fault: stage-2 read abort at IPA 0x43000000 (outside its memory), PC 0x40001234: restarting"
+    );
+}
+
+#[test]
+fn gic_accesses_are_emulated_other_mmio_faults() {
+    let p = partition(FaultPolicy::Stop);
+    let read = MmioAccess { size: 4, register: 7, write: None };
+    let (o, fake) = run(&p, Exit::Mmio { addr: GuestPhys(0x800_ffe8), access: read });
+    assert_eq!(o, Outcome::Emulated { load: Some((7, 0x3b)) });
+    assert_eq!(fake.gic, [(Frame::Distributor, vgic::Access { offset: 0xffe8, size: 4, write: None })]);
+    let store = MmioAccess { size: 4, register: 1, write: Some(5) };
+    let (o, _) = run(&p, Exit::Mmio { addr: GuestPhys(0x80a_0014), access: store });
+    assert_eq!(o, Outcome::Emulated { load: None });
+    // Another vCPU's redistributor (the partition has one vCPU) and the UART are not emulated.
+    let (o, fake) = run(&p, Exit::Mmio { addr: GuestPhys(0x80c_0014), access: store });
+    assert!(matches!(o, Outcome::Stop(StopReason::Fault(Fault::Memory { .. }))));
+    assert!(fake.gic.is_empty());
+    let (o, _) = run(&p, Exit::Mmio { addr: GuestPhys(0x900_0000), access: read });
+    assert!(matches!(o, Outcome::Stop(StopReason::Fault(Fault::Memory { access: Access::Read, .. }))));
+}
+
+#[test]
+fn channel_notify_rings_the_peer() {
+    let p = partition(FaultPolicy::Stop);
+    let (o, fake) = run(&p, hvc(HYP_CHANNEL_NOTIFY, [0, 0, 0, 0, 0, 0]));
+    assert_eq!(o, Outcome::ret(0));
+    assert_eq!(fake.notified, [(1, vplatform::doorbell_intid(0))]);
+    for bad in [1, u64::MAX] {
+        let (o, fake) = run(&p, hvc(HYP_CHANNEL_NOTIFY, [bad, 0, 0, 0, 0, 0]));
+        assert_eq!(o, Outcome::status(Status::InvalidParameters));
+        assert!(fake.notified.is_empty());
+    }
+}

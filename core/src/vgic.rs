@@ -1,0 +1,377 @@
+//! The virtual GICv3 distributor and redistributors of one partition: the register state a
+//! guest programs through trapped MMIO, and which virtual interrupts are ready to deliver.
+//!
+//! Only interrupts the partition owns exist: its channel doorbells and passed-through SPIs, and
+//! the SGIs/PPIs of its own vCPUs. Everything else reads as zero and ignores writes, so a guest
+//! can neither see nor touch another partition's interrupts. The CPU interface is the hardware's
+//! (ICH list registers); the arch layer moves [`VirtualGic::take_deliverable`] results there.
+#![forbid(unsafe_code)]
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+/// Size of the distributor frame.
+pub const GICD_SIZE: u64 = 0x1_0000;
+/// Offset of the SGI/PPI frame inside one redistributor.
+pub const GICR_SGI_OFFSET: u64 = 0x1_0000;
+/// First SPI INTID.
+pub const SPI_BASE: u32 = 32;
+/// INTIDs the virtual distributor implements (SGIs, PPIs and 96 SPIs): GICD_TYPER says 128.
+pub const MAX_INTID: u32 = 128;
+/// GICD/GICR_PIDR2: architecture revision 3 (GICv3).
+const PIDR2_GICV3: u64 = 0x3b;
+/// Value of IIDR registers: implementer "Tantalum" is not registered; use Arm's code 0x43b.
+const IIDR: u64 = 0x0000_043b;
+/// Default priority of an interrupt until the guest sets one.
+const DEFAULT_PRIORITY: u8 = 0xa0;
+
+const CTLR_ENABLE_GRP0: u32 = 1 << 0;
+const CTLR_ENABLE_GRP1: u32 = 1 << 1;
+const CTLR_ARE: u32 = 1 << 4;
+const CTLR_DS: u32 = 1 << 6;
+
+/// A register access from a guest: `size` in bytes (1, 2, 4 or 8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Access {
+    pub offset: u64,
+    pub size: u8,
+    /// `Some(value)` for a write.
+    pub write: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct IrqState {
+    owned: bool,
+    enabled: bool,
+    pending: bool,
+    active: bool,
+    group1: bool,
+    edge: bool,
+    priority: u8,
+    /// IROUTER (SPIs only): the target vCPU's affinity.
+    route: u64,
+}
+
+impl IrqState {
+    fn new() -> Self {
+        Self { priority: DEFAULT_PRIORITY, ..Self::default() }
+    }
+}
+
+/// Per-vCPU state: its redistributor and its banked SGIs/PPIs.
+#[derive(Clone, Debug)]
+struct Redistributor {
+    asleep: bool,
+    local: [IrqState; SPI_BASE as usize],
+}
+
+/// A virtual interrupt ready for a list register.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Deliverable {
+    pub intid: u32,
+    pub priority: u8,
+    pub group1: bool,
+}
+
+/// One partition's virtual distributor and redistributors.
+#[derive(Clone, Debug)]
+pub struct VirtualGic {
+    ctlr: u32,
+    spis: Vec<IrqState>,
+    redists: Vec<Redistributor>,
+}
+
+/// Where per-INTID registers live: SPIs in the distributor, SGIs and PPIs banked per vCPU in
+/// its redistributor's SGI frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Bank {
+    Distributor,
+    Redistributor(usize),
+}
+
+/// Which registers an MMIO access hits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Frame {
+    Distributor,
+    /// Redistributor of vCPU `n` (its RD_base frame, then its SGI_base frame).
+    Redistributor(usize),
+}
+
+impl VirtualGic {
+    /// A distributor for `vcpus` vCPUs that owns the SPIs `owned_spis` (INTIDs ≥ 32; others
+    /// are ignored).
+    pub fn new(vcpus: usize, owned_spis: &[u32]) -> Self {
+        let mut spis = vec![IrqState::new(); (MAX_INTID - SPI_BASE) as usize];
+        for &intid in owned_spis {
+            if let Some(s) = intid.checked_sub(SPI_BASE).and_then(|i| spis.get_mut(i as usize)) {
+                s.owned = true;
+                s.edge = true;
+            }
+        }
+        let mut local = [IrqState::new(); SPI_BASE as usize];
+        for (intid, irq) in local.iter_mut().enumerate() {
+            irq.owned = true;
+            irq.edge = intid < 16; // SGIs are edge; PPIs default to level
+        }
+        let redists = vec![Redistributor { asleep: true, local }; vcpus.max(1)];
+        Self { ctlr: CTLR_ARE | CTLR_DS, spis, redists }
+    }
+
+    /// The state of `intid` as seen through `bank`; `None` for INTIDs that bank does not hold
+    /// or that the partition does not own.
+    fn banked_irq(&mut self, bank: Bank, intid: u32) -> Option<&mut IrqState> {
+        match bank {
+            Bank::Distributor if intid >= SPI_BASE => self.irq(0, intid),
+            Bank::Redistributor(vcpu) if intid < SPI_BASE => self.irq(vcpu, intid),
+            _ => None,
+        }
+    }
+
+    fn irq(&mut self, vcpu: usize, intid: u32) -> Option<&mut IrqState> {
+        let irq = if intid < SPI_BASE {
+            self.redists.get_mut(vcpu)?.local.get_mut(intid as usize)?
+        } else {
+            self.spis.get_mut((intid - SPI_BASE) as usize)?
+        };
+        irq.owned.then_some(irq)
+    }
+
+    /// Whether `intid` (an SPI) belongs to this partition.
+    pub fn owns(&self, intid: u32) -> bool {
+        intid.checked_sub(SPI_BASE).and_then(|i| self.spis.get(i as usize)).is_some_and(|s| s.owned)
+    }
+
+    /// Marks `intid` pending (a doorbell rang, a device raised its line). Returns whether it is
+    /// now deliverable to some vCPU (so the caller knows to kick that vCPU's CPU).
+    pub fn set_pending(&mut self, vcpu: usize, intid: u32) -> bool {
+        match self.irq(vcpu, intid) {
+            Some(irq) => {
+                irq.pending = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// vCPU an SPI is routed to (IROUTER Aff0; vCPU 0 when out of range).
+    fn target(&self, irq: &IrqState) -> usize {
+        let aff0 = (irq.route & 0xff) as usize;
+        if aff0 < self.redists.len() { aff0 } else { 0 }
+    }
+
+    fn group_enabled(&self, group1: bool) -> bool {
+        self.ctlr & if group1 { CTLR_ENABLE_GRP1 } else { CTLR_ENABLE_GRP0 } != 0
+    }
+
+    /// The highest-priority interrupt ready for `vcpu`: (INTID, priority).
+    fn best(&self, vcpu: usize) -> Option<(u32, u8)> {
+        let mut best: Option<(u32, u8)> = None;
+        let mut consider = |intid: u32, irq: &IrqState| {
+            let ready = irq.owned && irq.pending && irq.enabled && self.group_enabled(irq.group1);
+            if ready && best.is_none_or(|(_, p)| irq.priority < p) {
+                best = Some((intid, irq.priority));
+            }
+        };
+        if let Some(r) = self.redists.get(vcpu) {
+            for (intid, irq) in r.local.iter().enumerate() {
+                consider(intid as u32, irq);
+            }
+        }
+        for (i, irq) in self.spis.iter().enumerate() {
+            if self.target(irq) == vcpu {
+                consider(SPI_BASE + i as u32, irq);
+            }
+        }
+        best
+    }
+
+    /// Takes the highest-priority interrupt ready for `vcpu` and clears its pending state (the
+    /// list register holds it from now on). `None` when nothing is ready.
+    pub fn take_deliverable(&mut self, vcpu: usize) -> Option<Deliverable> {
+        let (intid, priority) = self.best(vcpu)?;
+        let irq = self.irq(vcpu, intid)?;
+        irq.pending = false;
+        Some(Deliverable { intid, priority, group1: irq.group1 })
+    }
+
+    /// Whether anything is ready for `vcpu`.
+    pub fn has_deliverable(&self, vcpu: usize) -> bool {
+        self.best(vcpu).is_some()
+    }
+
+    /// Emulates one guest access; returns the value for a read (0 for a write or an
+    /// unimplemented register: reads as zero, writes ignored).
+    pub fn access(&mut self, frame: Frame, access: Access) -> u64 {
+        match frame {
+            Frame::Distributor => self.distributor(access),
+            Frame::Redistributor(vcpu) if vcpu < self.redists.len() => {
+                if access.offset >= GICR_SGI_OFFSET {
+                    let a = Access { offset: access.offset - GICR_SGI_OFFSET, ..access };
+                    self.banked(vcpu, a)
+                } else {
+                    self.redistributor(vcpu, access)
+                }
+            }
+            Frame::Redistributor(_) => 0,
+        }
+    }
+
+    fn distributor(&mut self, a: Access) -> u64 {
+        match (a.offset, a.write) {
+            (0x0000, None) => u64::from(self.ctlr),
+            (0x0000, Some(v)) => {
+                self.ctlr = (v as u32 & (CTLR_ENABLE_GRP0 | CTLR_ENABLE_GRP1)) | CTLR_ARE | CTLR_DS;
+                0
+            }
+            // ITLinesNumber = 3 (128 INTIDs), IDbits = 9 (10-bit INTIDs), no LPIs or MBIs.
+            (0x0004, None) => ((MAX_INTID / 32 - 1) | (9 << 19)) as u64,
+            (0x0008, None) => IIDR,
+            (0xffe8, None) => PIDR2_GICV3,
+            (0x6000..=0x7fd8, _) if a.offset % 8 == 0 || a.size == 4 => self.irouter(a),
+            (0x0080..=0x0fff, _) => self.intid_registers(Bank::Distributor, a),
+            _ => 0,
+        }
+    }
+
+    fn irouter(&mut self, a: Access) -> u64 {
+        let intid = ((a.offset - 0x6000) / 8) as u32;
+        let high = a.offset % 8 == 4;
+        let Some(irq) = self.irq(0, intid).filter(|_| intid >= SPI_BASE) else { return 0 };
+        match a.write {
+            None if high => irq.route >> 32,
+            None => irq.route,
+            Some(v) if high => {
+                irq.route = (irq.route & 0xffff_ffff) | (v << 32);
+                0
+            }
+            Some(v) => {
+                irq.route = if a.size == 8 { v } else { (irq.route & !0xffff_ffff) | (v & 0xffff_ffff) };
+                0
+            }
+        }
+    }
+
+    fn redistributor(&mut self, vcpu: usize, a: Access) -> u64 {
+        let last = vcpu + 1 == self.redists.len();
+        match (a.offset, a.write) {
+            (0x0004, None) => IIDR,
+            // TYPER: Affinity_Value = vCPU number (Aff0), Processor_Number, Last.
+            (0x0008, None) => {
+                let typer = ((vcpu as u64) << 32) | ((vcpu as u64) << 8) | (u64::from(last) << 4);
+                if a.size == 4 { typer & 0xffff_ffff } else { typer }
+            }
+            (0x000c, None) => vcpu as u64,
+            (0x0014, None) => {
+                let asleep = u64::from(self.redists[vcpu].asleep);
+                (asleep << 1) | (asleep << 2)
+            }
+            (0x0014, Some(v)) => {
+                self.redists[vcpu].asleep = v & (1 << 1) != 0;
+                0
+            }
+            (0xffe8, None) => PIDR2_GICV3,
+            _ => 0,
+        }
+    }
+
+    fn banked(&mut self, vcpu: usize, a: Access) -> u64 {
+        match a.offset {
+            0x0080..=0x0c07 => self.intid_registers(Bank::Redistributor(vcpu), a),
+            _ => 0,
+        }
+    }
+
+    /// The registers with a bit, two bits or a byte per INTID: the same offsets in the
+    /// distributor (SPIs) and in a redistributor's SGI frame (its SGIs and PPIs).
+    fn intid_registers(&mut self, bank: Bank, a: Access) -> u64 {
+        let offset = a.offset;
+        let bit_reg = |base: u64| (offset - base) as u32 * 8;
+        match offset {
+            0x0080..=0x00ff => self.bits(bank, bit_reg(0x0080), a.write, |i| &mut i.group1, Op::Set),
+            0x0100..=0x017f => self.bits(bank, bit_reg(0x0100), a.write, |i| &mut i.enabled, Op::Or),
+            0x0180..=0x01ff => self.bits(bank, bit_reg(0x0180), a.write, |i| &mut i.enabled, Op::Clear),
+            0x0200..=0x027f => self.bits(bank, bit_reg(0x0200), a.write, |i| &mut i.pending, Op::Or),
+            0x0280..=0x02ff => self.bits(bank, bit_reg(0x0280), a.write, |i| &mut i.pending, Op::Clear),
+            0x0300..=0x037f => self.bits(bank, bit_reg(0x0300), a.write, |i| &mut i.active, Op::Or),
+            0x0380..=0x03ff => self.bits(bank, bit_reg(0x0380), a.write, |i| &mut i.active, Op::Clear),
+            0x0400..=0x07ff => self.priorities(bank, (offset - 0x0400) as u32, a),
+            0x0c00..=0x0cff => self.config(bank, (offset - 0x0c00) as u32 * 4, a.write),
+            _ => 0,
+        }
+    }
+
+    fn bits(
+        &mut self,
+        bank: Bank,
+        first: u32,
+        write: Option<u64>,
+        field: fn(&mut IrqState) -> &mut bool,
+        op: Op,
+    ) -> u64 {
+        let mut value = 0u64;
+        for bit in 0..32 {
+            let Some(irq) = self.banked_irq(bank, first + bit) else { continue };
+            let f = field(irq);
+            match write {
+                None => value |= u64::from(*f) << bit,
+                Some(v) => {
+                    let set = v & (1 << bit) != 0;
+                    match op {
+                        Op::Set => *f = set,
+                        Op::Or if set => *f = true,
+                        Op::Clear if set => *f = false,
+                        _ => {}
+                    }
+                }
+            }
+        }
+        value
+    }
+
+    fn priorities(&mut self, bank: Bank, first: u32, a: Access) -> u64 {
+        let mut value = 0u64;
+        for byte in 0..u32::from(a.size.min(8)) {
+            let Some(irq) = self.banked_irq(bank, first + byte) else { continue };
+            match a.write {
+                None => value |= u64::from(irq.priority) << (8 * byte),
+                Some(v) => irq.priority = (v >> (8 * byte)) as u8,
+            }
+        }
+        value
+    }
+
+    fn config(&mut self, bank: Bank, first: u32, write: Option<u64>) -> u64 {
+        let mut value = 0u64;
+        for i in 0..16 {
+            let intid = first + i;
+            let Some(irq) = self.banked_irq(bank, intid) else { continue };
+            match write {
+                None => value |= u64::from(irq.edge) << (2 * i + 1),
+                // SGIs are always edge-triggered.
+                Some(v) if intid >= 16 => irq.edge = v & (1 << (2 * i + 1)) != 0,
+                Some(_) => {}
+            }
+        }
+        value
+    }
+
+    /// Resets to the power-on state (partition restart), keeping ownership.
+    pub fn reset(&mut self) {
+        let owned: Vec<u32> =
+            self.spis.iter().enumerate().filter(|(_, s)| s.owned).map(|(i, _)| SPI_BASE + i as u32).collect();
+        *self = Self::new(self.redists.len(), &owned);
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Op {
+    /// The register holds the value (IGROUPR).
+    Set,
+    /// Writing 1 sets (ISENABLER, ISPENDR, ISACTIVER).
+    Or,
+    /// Writing 1 clears (ICENABLER, ICPENDR, ICACTIVER).
+    Clear,
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,129 @@
+use super::*;
+
+fn read(gic: &mut VirtualGic, frame: Frame, offset: u64) -> u64 {
+    gic.access(frame, Access { offset, size: 4, write: None })
+}
+
+fn write(gic: &mut VirtualGic, frame: Frame, offset: u64, value: u64) {
+    gic.access(frame, Access { offset, size: 4, write: Some(value) });
+}
+
+const D: Frame = Frame::Distributor;
+/// Doorbell INTID used in the tests (SPI 64).
+const BELL: u32 = 96;
+
+/// What a guest driver does to use an SPI: enable group 1, group/priority/enable the SPI.
+fn enable_spi(gic: &mut VirtualGic, intid: u32) {
+    write(gic, D, 0x0000, CTLR_ENABLE_GRP1 as u64);
+    let (reg, bit) = (u64::from(intid / 32) * 4, intid % 32);
+    write(gic, D, 0x0080 + reg, 1 << bit);
+    write(gic, D, 0x0100 + reg, 1 << bit);
+}
+
+#[test]
+fn identification_registers() {
+    let mut gic = VirtualGic::new(2, &[BELL]);
+    assert_eq!(read(&mut gic, D, 0xffe8), 0x3b);
+    assert_eq!(read(&mut gic, D, 0x0004) & 0x1f, 3);
+    assert_ne!(read(&mut gic, D, 0x0000) & u64::from(CTLR_ARE), 0);
+    let typer0 = gic.access(Frame::Redistributor(0), Access { offset: 0x8, size: 8, write: None });
+    let typer1 = gic.access(Frame::Redistributor(1), Access { offset: 0x8, size: 8, write: None });
+    assert_eq!(typer0 & (1 << 4), 0, "vCPU 0 is not the last redistributor");
+    assert_eq!(typer1 >> 32, 1);
+    assert_ne!(typer1 & (1 << 4), 0);
+}
+
+#[test]
+fn waker_follows_processor_sleep() {
+    let mut gic = VirtualGic::new(1, &[]);
+    let r = Frame::Redistributor(0);
+    assert_eq!(read(&mut gic, r, 0x14), 0b110);
+    write(&mut gic, r, 0x14, 0);
+    assert_eq!(read(&mut gic, r, 0x14), 0);
+}
+
+#[test]
+fn doorbell_is_delivered_once_enabled() {
+    let mut gic = VirtualGic::new(1, &[BELL]);
+    assert!(gic.set_pending(0, BELL));
+    assert_eq!(gic.take_deliverable(0), None, "not enabled yet: stays pending");
+    enable_spi(&mut gic, BELL);
+    let d = gic.take_deliverable(0).unwrap();
+    assert_eq!((d.intid, d.group1), (BELL, true));
+    assert_eq!(gic.take_deliverable(0), None, "delivered once");
+}
+
+#[test]
+fn unowned_interrupts_read_as_zero_and_ignore_writes() {
+    let mut gic = VirtualGic::new(1, &[BELL]);
+    enable_spi(&mut gic, 40);
+    assert_eq!(read(&mut gic, D, 0x0100 + 4), 0);
+    assert!(!gic.set_pending(0, 40));
+    assert!(!gic.set_pending(0, 1000));
+    assert_eq!(gic.take_deliverable(0), None);
+    // The distributor's first registers (SGIs/PPIs) are banked in the redistributors: RAZ/WI.
+    write(&mut gic, D, 0x0100, u64::MAX);
+    assert_eq!(read(&mut gic, D, 0x0100), 0);
+    assert!(!gic.owns(40));
+    assert!(gic.owns(BELL));
+}
+
+#[test]
+fn ppis_live_in_the_redistributor() {
+    let mut gic = VirtualGic::new(2, &[]);
+    let sgi = |v| Frame::Redistributor(v);
+    write(&mut gic, D, 0, u64::from(CTLR_ENABLE_GRP1));
+    write(&mut gic, sgi(1), GICR_SGI_OFFSET + 0x80, 1 << 27);
+    write(&mut gic, sgi(1), GICR_SGI_OFFSET + 0x100, 1 << 27);
+    assert_eq!(read(&mut gic, sgi(1), GICR_SGI_OFFSET + 0x100), 1 << 27);
+    assert_eq!(read(&mut gic, sgi(0), GICR_SGI_OFFSET + 0x100), 0, "banked per vCPU");
+    gic.set_pending(1, 27);
+    assert_eq!(gic.take_deliverable(0), None);
+    assert_eq!(gic.take_deliverable(1).map(|d| d.intid), Some(27));
+}
+
+#[test]
+fn highest_priority_first_and_routing() {
+    let mut gic = VirtualGic::new(2, &[BELL, BELL + 1]);
+    enable_spi(&mut gic, BELL);
+    enable_spi(&mut gic, BELL + 1);
+    // Priority bytes: lower value wins.
+    gic.access(D, Access { offset: 0x400 + u64::from(BELL + 1), size: 1, write: Some(0x10) });
+    gic.set_pending(0, BELL);
+    gic.set_pending(0, BELL + 1);
+    assert_eq!(gic.take_deliverable(0).map(|d| d.intid), Some(BELL + 1));
+    assert_eq!(gic.take_deliverable(0).map(|d| d.intid), Some(BELL));
+    // Route BELL to vCPU 1.
+    gic.access(D, Access { offset: 0x6000 + 8 * u64::from(BELL), size: 8, write: Some(1) });
+    gic.set_pending(0, BELL);
+    assert_eq!(gic.take_deliverable(0), None);
+    assert_eq!(gic.take_deliverable(1).map(|d| d.intid), Some(BELL));
+}
+
+#[test]
+fn group_enable_gates_delivery_and_reset_forgets() {
+    let mut gic = VirtualGic::new(1, &[BELL]);
+    enable_spi(&mut gic, BELL);
+    write(&mut gic, D, 0, 0);
+    gic.set_pending(0, BELL);
+    assert!(!gic.has_deliverable(0));
+    write(&mut gic, D, 0, u64::from(CTLR_ENABLE_GRP1));
+    assert!(gic.has_deliverable(0));
+    gic.reset();
+    assert!(!gic.has_deliverable(0));
+    assert!(gic.owns(BELL));
+}
+
+#[test]
+fn hostile_accesses_never_panic() {
+    let mut gic = VirtualGic::new(3, &[BELL]);
+    for frame in [D, Frame::Redistributor(0), Frame::Redistributor(2), Frame::Redistributor(99)] {
+        for offset in (0..0x2_0000u64).step_by(4).chain([u64::MAX - 3, 0xffff_fffc]) {
+            for size in [1u8, 2, 4, 8, 0, 255] {
+                gic.access(frame, Access { offset, size, write: Some(u64::MAX) });
+                gic.access(frame, Access { offset, size, write: None });
+            }
+        }
+    }
+    while gic.take_deliverable(0).is_some() {}
+}
