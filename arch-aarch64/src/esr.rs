@@ -75,7 +75,11 @@ pub fn extend_load(s: &Syndrome, value: u64) -> u64 {
     }
     let shift = 64 - size_bits;
     let extended = (((value << shift) as i64) >> shift) as u64;
-    if iss & (1 << 15) != 0 { extended } else { extended & 0xffff_ffff }
+    if iss & (1 << 15) != 0 {
+        extended
+    } else {
+        extended & 0xffff_ffff
+    }
 }
 
 /// Decodes a synchronous exception; `x` holds the guest's x0..x30.
@@ -173,7 +177,10 @@ mod tests {
         let perm = Syndrome { esr: esr(ec::DABT_LOWER, dabt::ISV | dabt::WNR | 0b001111), ..s };
         assert!(matches!(decode(&perm, &x), Exit::Stage2Fault { access: Access::Write, .. }));
         // ldrsb x1: sign extension to 64 bits.
-        let ldrsb = Syndrome { esr: esr(ec::DABT_LOWER, dabt::ISV | (1 << 21) | (1 << 15) | (1 << 16) | 0b000111), ..s };
+        let ldrsb = Syndrome {
+            esr: esr(ec::DABT_LOWER, dabt::ISV | (1 << 21) | (1 << 15) | (1 << 16) | 0b000111),
+            ..s
+        };
         assert_eq!(extend_load(&ldrsb, 0x80), 0xffff_ffff_ffff_ff80);
         let ldr = Syndrome { esr: esr(ec::DABT_LOWER, dabt::ISV | (2 << 22) | 0b000111), ..s };
         assert_eq!(extend_load(&ldr, 0x1_8000_0000), 0x8000_0000);

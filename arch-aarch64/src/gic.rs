@@ -195,7 +195,9 @@ pub fn reset_virtual_interface() {
     }
     // SAFETY: clearing the virtual machine control and active-priority registers only affects
     // the vCPU about to start on this CPU.
-    unsafe { asm!("msr ich_vmcr_el2, xzr", "msr ich_ap1r0_el2, xzr", "msr ich_ap0r0_el2, xzr", options(nostack)) };
+    unsafe {
+        asm!("msr ich_vmcr_el2, xzr", "msr ich_ap1r0_el2, xzr", "msr ich_ap0r0_el2, xzr", options(nostack))
+    };
     set_ich_hcr(ICH_HCR_EN);
 }
 

@@ -99,7 +99,10 @@ extern "C" fn primary_main(fw_dtb: u64) -> ! {
     };
     system.stack_tops[my_index].store(boot::boot_stack_top() as usize, core::sync::atomic::Ordering::Release);
     if let Some(g) = &system.config.board.gic {
-        gic::init_distributor(g.distributor.start.as_u64() as usize, g.redistributors.start.as_u64() as usize);
+        gic::init_distributor(
+            g.distributor.start.as_u64() as usize,
+            g.redistributors.start.as_u64() as usize,
+        );
     }
     init_gic_cpu(me);
     if let Err(e) = system.clear_channels() {

@@ -9,8 +9,8 @@ use spin::{Mutex, Once};
 use tantalum_aarch64::descriptors::Stage2Format;
 use tantalum_aarch64::regs::STAGE2_START_LEVEL;
 use tantalum_core::addr::{align_up, GuestPhys, HostPhys, PAGE_SIZE};
-use tantalum_core::channel::layout::{channel_layout, LayoutError};
 use tantalum_core::bootimage::effective_image_size;
+use tantalum_core::channel::layout::{channel_layout, LayoutError};
 use tantalum_core::config::{Blob, Interrupt, PartitionConfig, SystemConfig, GUEST_DTB_RESERVE, MAX_CPUS};
 use tantalum_core::console::LineBuffer;
 use tantalum_core::partition::PartitionState;
@@ -107,7 +107,11 @@ impl core::fmt::Display for LoadError {
 
 impl Partition {
     pub fn status(&self) -> Status {
-        if self.status.load(Ordering::Acquire) == Status::Running as u8 { Status::Running } else { Status::Stopped }
+        if self.status.load(Ordering::Acquire) == Status::Running as u8 {
+            Status::Running
+        } else {
+            Status::Stopped
+        }
     }
 }
 
@@ -125,7 +129,11 @@ impl System {
             let stage2 = build_stage2(&config, p).map_err(|e| (i, e))?;
             let channels = config.channels_of(p.id).len();
             let mut owned: Vec<u32> = (0..channels).map(vplatform::doorbell_intid).collect();
-            owned.extend(p.devices.iter().flat_map(|d| d.interrupts.iter().filter(|i| i.kind == Interrupt::SPI).map(|i| i.intid())));
+            owned.extend(
+                p.devices.iter().flat_map(|d| {
+                    d.interrupts.iter().filter(|i| i.kind == Interrupt::SPI).map(|i| i.intid())
+                }),
+            );
             partitions.push(Partition {
                 config: p.clone(),
                 vmid: (i + 1) as u8,
@@ -246,7 +254,8 @@ fn build_stage2(config: &SystemConfig, p: &PartitionConfig) -> Result<Stage2, Lo
     let mut tables = HeapTables;
     let s2 = Stage2::new(&mut tables, STAGE2_START_LEVEL).map_err(LoadError::Stage2)?;
     let mut map = |ipa: u64, pa: u64, size: u64, attrs: MapAttrs| {
-        s2.map::<Stage2Format>(&mut tables, GuestPhys(ipa), HostPhys(pa), size, attrs).map_err(LoadError::Stage2)
+        s2.map::<Stage2Format>(&mut tables, GuestPhys(ipa), HostPhys(pa), size, attrs)
+            .map_err(LoadError::Stage2)
     };
     for r in &p.memory {
         map(r.guest.as_u64(), r.host.as_u64(), r.size, MapAttrs::RAM)?;

@@ -43,7 +43,11 @@ pub struct MmioAccess {
 impl MmioAccess {
     /// The plain access kind, for fault reports.
     pub const fn kind(&self) -> Access {
-        if self.write.is_some() { Access::Write } else { Access::Read }
+        if self.write.is_some() {
+            Access::Write
+        } else {
+            Access::Read
+        }
     }
 }
 

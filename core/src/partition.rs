@@ -159,7 +159,12 @@ fn mmio(
 }
 
 /// Rings the peer's doorbell on the caller's channel number `channel`.
-fn channel_notify(system: &SystemConfig, id: PartitionId, channel: u64, services: &mut dyn Services) -> Outcome {
+fn channel_notify(
+    system: &SystemConfig,
+    id: PartitionId,
+    channel: u64,
+    services: &mut dyn Services,
+) -> Outcome {
     let mine = system.channels_of(id);
     let Some(c) = usize::try_from(channel).ok().and_then(|n| mine.get(n)) else {
         return Outcome::status(Status::InvalidParameters);

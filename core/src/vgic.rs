@@ -156,7 +156,11 @@ impl VirtualGic {
     /// vCPU an SPI is routed to (IROUTER Aff0; vCPU 0 when out of range).
     fn target(&self, irq: &IrqState) -> usize {
         let aff0 = (irq.route & 0xff) as usize;
-        if aff0 < self.redists.len() { aff0 } else { 0 }
+        if aff0 < self.redists.len() {
+            aff0
+        } else {
+            0
+        }
     }
 
     fn group_enabled(&self, group1: bool) -> bool {
@@ -258,7 +262,11 @@ impl VirtualGic {
             // TYPER: Affinity_Value = vCPU number (Aff0), Processor_Number, Last.
             (0x0008, None) => {
                 let typer = ((vcpu as u64) << 32) | ((vcpu as u64) << 8) | (u64::from(last) << 4);
-                if a.size == 4 { typer & 0xffff_ffff } else { typer }
+                if a.size == 4 {
+                    typer & 0xffff_ffff
+                } else {
+                    typer
+                }
             }
             (0x000c, None) => vcpu as u64,
             (0x0014, None) => {

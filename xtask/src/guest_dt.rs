@@ -56,9 +56,14 @@ pub fn source(cfg: &SystemConfig, p: &PartitionConfig, board_dtb: &[u8]) -> Stri
     let _ = writeln!(w, "\t#address-cells = <2>;\n\t#size-cells = <2>;");
     let _ = writeln!(w, "\tinterrupt-parent = <&gic>;\n");
 
-    let stdout = if p.virtual_uart { format!("\t\tstdout-path = \"/pl011@{VUART_BASE:x}\";\n") } else { String::new() };
+    let stdout = if p.virtual_uart {
+        format!("\t\tstdout-path = \"/pl011@{VUART_BASE:x}\";\n")
+    } else {
+        String::new()
+    };
     let bootargs = p.bootargs.as_deref().unwrap_or("");
-    let _ = writeln!(w, "\tchosen {{\n\t\tbootargs = \"{}\";\n{stdout}\t}};\n", bootargs.replace('"', "\\\""));
+    let _ =
+        writeln!(w, "\tchosen {{\n\t\tbootargs = \"{}\";\n{stdout}\t}};\n", bootargs.replace('"', "\\\""));
 
     let _ = writeln!(w, "\tcpus {{\n\t\t#address-cells = <1>;\n\t\t#size-cells = <0>;");
     for i in 0..p.cpus.len() {
@@ -79,7 +84,10 @@ pub fn source(cfg: &SystemConfig, p: &PartitionConfig, board_dtb: &[u8]) -> Stri
         );
     }
 
-    let _ = writeln!(w, "\tpsci {{\n\t\tcompatible = \"arm,psci-1.0\", \"arm,psci-0.2\";\n\t\tmethod = \"hvc\";\n\t}};\n");
+    let _ = writeln!(
+        w,
+        "\tpsci {{\n\t\tcompatible = \"arm,psci-1.0\", \"arm,psci-0.2\";\n\t\tmethod = \"hvc\";\n\t}};\n"
+    );
 
     let (gicd, gicd_size, gicr) = match &cfg.board.gic {
         Some(g) => (g.distributor.start.as_u64(), g.distributor.size, g.redistributors.start.as_u64()),
@@ -95,7 +103,11 @@ pub fn source(cfg: &SystemConfig, p: &PartitionConfig, board_dtb: &[u8]) -> Stri
         cells(gicr_size)
     );
     let timer: Vec<String> = TIMER_PPIS.iter().map(|ppi| format!("<1 {ppi} 4>")).collect();
-    let _ = writeln!(w, "\ttimer {{\n\t\tcompatible = \"arm,armv8-timer\";\n\t\tinterrupts = {};\n\t\talways-on;\n\t}};\n", timer.join(", "));
+    let _ = writeln!(
+        w,
+        "\ttimer {{\n\t\tcompatible = \"arm,armv8-timer\";\n\t\tinterrupts = {};\n\t\talways-on;\n\t}};\n",
+        timer.join(", ")
+    );
 
     if p.virtual_uart {
         let _ = writeln!(
@@ -115,7 +127,8 @@ pub fn source(cfg: &SystemConfig, p: &PartitionConfig, board_dtb: &[u8]) -> Stri
         if !d.compatible.is_empty() {
             let _ = writeln!(w, "\t\tcompatible = {};", strings(&d.compatible));
         }
-        let regs: Vec<String> = d.mmio.iter().map(|r| format!("<{} {}>", cells(r.start.as_u64()), cells(r.size))).collect();
+        let regs: Vec<String> =
+            d.mmio.iter().map(|r| format!("<{} {}>", cells(r.start.as_u64()), cells(r.size))).collect();
         let _ = writeln!(w, "\t\treg = {};", regs.join(", "));
         if !d.interrupts.is_empty() {
             let irqs: Vec<String> =
@@ -131,7 +144,12 @@ pub fn source(cfg: &SystemConfig, p: &PartitionConfig, board_dtb: &[u8]) -> Stri
     for (local, c) in cfg.channels_of(p.id).iter().enumerate() {
         let Some(ipa) = c.guest_address(p.id) else { continue };
         let endpoint = c.endpoints.iter().position(|&e| e == p.id).unwrap_or(0);
-        let peer = c.endpoints.iter().find(|&&e| e != p.id).map(|&e| cfg.partitions[e as usize].name.as_str()).unwrap_or("");
+        let peer = c
+            .endpoints
+            .iter()
+            .find(|&&e| e != p.id)
+            .map(|&e| cfg.partitions[e as usize].name.as_str())
+            .unwrap_or("");
         let direction = match c.writer {
             None => "duplex",
             Some(w) if w == p.id => "send",

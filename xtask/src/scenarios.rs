@@ -38,8 +38,25 @@ const T: Duration = Duration::from_secs(60);
 
 pub const SCENARIOS: &[Scenario] = &[
     Scenario {
-        name: "two partitions on two CPUs run to completion",
+        name: "the default demo: sensor, controller and actuator over two channels",
         config: "configs/demo.dts",
+        expect: &[
+            "[sensor] reading 11:",
+            "[controller] reading 11: error",
+            "[actuator] command 11: heater at",
+            "[sensor] sensor done",
+            "[controller] controller done",
+            "[actuator] actuator done",
+            "all partitions have stopped: powering off",
+        ],
+        forbid: &["fault:", "failed", "malformed"],
+        tamper: None,
+        qemu_args: &[],
+        timeout: T,
+    },
+    Scenario {
+        name: "two partitions on two CPUs run to completion",
+        config: "configs/tests/two-partitions.dts",
         expect: &[
             "[ping] hello from partition 'ping'",
             "[pong] hello from partition 'pong'",
@@ -111,7 +128,7 @@ pub const SCENARIOS: &[Scenario] = &[
     },
     Scenario {
         name: "a corrupted partition image is refused, the others run",
-        config: "configs/demo.dts",
+        config: "configs/tests/two-partitions.dts",
         expect: &[
             "partition 'ping': image SHA-256 does not match the system DTB: refusing it",
             "[pong] pong done",
@@ -124,7 +141,7 @@ pub const SCENARIOS: &[Scenario] = &[
     },
     Scenario {
         name: "a system DTB tampered after the build is rejected at boot",
-        config: "configs/demo.dts",
+        config: "configs/tests/two-partitions.dts",
         expect: &[
             "config error: /hypervisor/pong: memory 0x42800000..0x43800000 overlaps /hypervisor/ping (0x42000000..0x43000000)",
             "the system DTB is invalid (1 error(s)): halting",
@@ -140,7 +157,7 @@ pub const SCENARIOS: &[Scenario] = &[
     },
     Scenario {
         name: "memory the firmware does not report as RAM is refused",
-        config: "configs/demo.dts",
+        config: "configs/tests/two-partitions.dts",
         expect: &[
             "partition 'pong': memory 0x43000000..0x44000000 is not RAM on this machine (firmware DTB): refusing it",
             "[ping] ping done",
@@ -150,6 +167,74 @@ pub const SCENARIOS: &[Scenario] = &[
         tamper: None,
         // The board says 1 GiB; the machine has 48 MiB (RAM ends at 0x43000000).
         qemu_args: &["-m", "48M"],
+        timeout: T,
+    },
+    Scenario {
+        name: "partitions read their generated guest device trees",
+        config: "configs/tests/guest-dt.dts",
+        expect: &[
+            "[reader] dt: model \"Tantalum partition reader\"",
+            "[reader] dt: partition \"reader\" id 0",
+            "[reader] dt: 1 cpu(s)",
+            "[reader] dt: memory 0x50000000..0x50400000",
+            "[reader] dt: memory 0x60000000..0x60200000",
+            "[reader] dt: device pl031@9010000 \"arm,pl031\" at 0x9010000 SPI 2",
+            "[reader] dt: channel #0 \"notes\" at 0x70000000 size 0x10000 receive peer \"writer\" doorbell SPI 64",
+            "[reader] dt: channel #1 \"chat\" at 0x43010000 size 0x10000 duplex peer \"writer\" doorbell SPI 65",
+            "[reader] dt: bootargs \"console=hvc0 quiet\"",
+            "[writer] dt: partition \"writer\" id 1",
+            "[writer] dt: memory 0x42800000..0x42c00000",
+            "[writer] dt: device pl011@9000000 \"arm,pl011\" at 0x9000000 SPI 1",
+            "[writer] dt: channel #0 \"notes\" at 0x48000000 size 0x10000 send peer \"reader\" doorbell SPI 64",
+            "[writer] dt: stdout /pl011@9000000",
+            "all partitions have stopped: powering off",
+        ],
+        forbid: &["fault:", "no valid device tree"],
+        tamper: None,
+        qemu_args: &[],
+        timeout: T,
+    },
+    Scenario {
+        name: "ping-pong: 100,000 round trips across CPUs with doorbells",
+        config: "configs/tests/pingpong.dts",
+        expect: &[
+            "[ping] ping-pong done: 100000 round trips, 0 bad replies",
+            "[pong] pong done: echoed 100000 messages, 0 out of order or corrupted",
+            "all partitions have stopped: powering off",
+        ],
+        forbid: &["fault:", "failed"],
+        tamper: None,
+        qemu_args: &[],
+        timeout: T,
+    },
+    Scenario {
+        name: "a full ring pushes back: the sender retries, nothing is lost",
+        config: "configs/tests/backpressure.dts",
+        expect: &[
+            "[slow] slow reader done: 20000 messages in order, 0 lost, 0 corrupted",
+            "[flood] flood done: sent 20000 messages, ring full",
+            "all partitions have stopped: powering off",
+        ],
+        forbid: &["fault:", "failed", "ring full 0 times"],
+        tamper: None,
+        qemu_args: &[],
+        timeout: T,
+    },
+    Scenario {
+        name: "hostile channel users are contained, the honest peer reports corruption",
+        config: "configs/tests/hostile-channel.dts",
+        expect: &[
+            "[honest] channel reported corrupt after 3 good messages",
+            "partition 'scribbler' fault: stage-2 write abort at IPA 0x48001000",
+            "partition 'outsider' fault: stage-2 read abort at IPA 0x48000000",
+            "partition 'reader' fault: stage-2 write abort at IPA 0x48012000",
+            "[honest] still running (3)",
+            "[honest] honest done",
+            "all partitions have stopped: powering off",
+        ],
+        forbid: &["partition 'honest' fault"],
+        tamper: None,
+        qemu_args: &[],
         timeout: T,
     },
 ];

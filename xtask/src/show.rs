@@ -20,7 +20,14 @@ fn size(bytes: u64) -> String {
 }
 
 fn partition_table(cfg: &SystemConfig, p: &PartitionConfig, out: &mut String) {
-    let _ = writeln!(out, "partition {} (id {}, boot order {}, on-fault {})", p.name, p.id, p.boot_order, p.on_fault.name());
+    let _ = writeln!(
+        out,
+        "partition {} (id {}, boot order {}, on-fault {})",
+        p.name,
+        p.id,
+        p.boot_order,
+        p.on_fault.name()
+    );
     let image = p.image_path.as_deref().unwrap_or("-");
     let hint = p.image_size_hint.map(|s| format!(" ({s:#x} bytes with BSS)")).unwrap_or_default();
     let _ = writeln!(out, "  {:<10}{image}{hint}", "image");
@@ -46,8 +53,11 @@ fn partition_table(cfg: &SystemConfig, p: &PartitionConfig, out: &mut String) {
     for (i, d) in p.devices.iter().enumerate() {
         let label = if i == 0 { "devices" } else { "" };
         let mmio: Vec<String> = d.mmio.iter().map(|r| r.to_string()).collect();
-        let irqs: Vec<String> =
-            d.interrupts.iter().map(|i| format!("{} {}", if i.kind == 0 { "SPI" } else { "PPI" }, i.number)).collect();
+        let irqs: Vec<String> = d
+            .interrupts
+            .iter()
+            .map(|i| format!("{} {}", if i.kind == 0 { "SPI" } else { "PPI" }, i.number))
+            .collect();
         let region = d.region.map(|r| format!(" region {r}")).unwrap_or_default();
         let _ = writeln!(out, "  {label:<10}{}{region}: {} {}", d.path, mmio.join(", "), irqs.join(", "));
     }
@@ -57,7 +67,12 @@ fn partition_table(cfg: &SystemConfig, p: &PartitionConfig, out: &mut String) {
     }
     for (local, c) in channels.iter().enumerate() {
         let label = if local == 0 { "channels" } else { "" };
-        let peer = c.endpoints.iter().find(|&&e| e != p.id).map(|&e| cfg.partitions[e as usize].name.as_str()).unwrap_or("?");
+        let peer = c
+            .endpoints
+            .iter()
+            .find(|&&e| e != p.id)
+            .map(|&e| cfg.partitions[e as usize].name.as_str())
+            .unwrap_or("?");
         let direction = match c.writer {
             None => "duplex with",
             Some(w) if w == p.id => "sends to",
@@ -109,7 +124,11 @@ fn memory_map(cfg: &SystemConfig, out: &mut String) {
     let mut devices: Vec<(HostRange, String)> = cfg
         .partitions
         .iter()
-        .flat_map(|p| p.devices.iter().flat_map(move |d| d.mmio.iter().map(move |r| (*r, format!("{} -> {}", d.path, p.name)))))
+        .flat_map(|p| {
+            p.devices
+                .iter()
+                .flat_map(move |d| d.mmio.iter().map(move |r| (*r, format!("{} -> {}", d.path, p.name))))
+        })
         .collect();
     if let Some(c) = &cfg.hypervisor.console {
         devices.push((c.mmio, format!("{} -> hypervisor console", c.path)));
@@ -137,7 +156,8 @@ fn show_guest(dts: &Path, cfg: &SystemConfig, name: &str) -> Result<String> {
         let names: Vec<&str> = cfg.partitions.iter().map(|p| p.name.as_str()).collect();
         bail!("no partition '{name}' in {} (partitions: {})", dts.display(), names.join(", "));
     };
-    let dtb = crate::check::dtc(dts, &cargo::out_dir().join("check/show.dtb")).map_err(|e| crate::Error(e.join("\n")))?;
+    let dtb = crate::check::dtc(dts, &cargo::out_dir().join("check/show.dtb"))
+        .map_err(|e| crate::Error(e.join("\n")))?;
     Ok(guest_dt::source(cfg, p, &dtb))
 }
 

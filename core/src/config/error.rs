@@ -12,7 +12,9 @@ use core::fmt;
 
 use crate::addr::{GuestPhys, HostRange};
 
-pub use detail::{DtbDefect, Expected, GuestSpan, GuestUse, HostUse, InterruptProblem, NameProblem, NotDevice};
+pub use detail::{
+    DtbDefect, Expected, GuestSpan, GuestUse, HostUse, InterruptProblem, NameProblem, NotDevice,
+};
 
 use super::Interrupt;
 
@@ -47,145 +49,355 @@ pub enum ErrorKind {
     /// A node the binding requires does not exist (the error's node is its path).
     MissingNode,
     /// A required property is absent.
-    MissingProperty { property: &'static str },
+    MissingProperty {
+        property: &'static str,
+    },
     /// A known property has the wrong length or type.
-    MalformedProperty { property: &'static str, len: usize, expected: Expected },
+    MalformedProperty {
+        property: &'static str,
+        len: usize,
+        expected: Expected,
+    },
     /// A node's `compatible` does not name the expected binding.
-    BadCompatible { expected: &'static str, found: Option<String> },
+    BadCompatible {
+        expected: &'static str,
+        found: Option<String>,
+    },
     /// A child of `/hypervisor` that is not a partition (nor the `channels` container).
-    UnknownNode { compatible: Option<String> },
+    UnknownNode {
+        compatible: Option<String>,
+    },
     /// A child of `/hypervisor/channels` that is not a channel.
-    UnknownChannelNode { compatible: Option<String> },
+    UnknownChannelNode {
+        compatible: Option<String>,
+    },
     /// `on-fault` names no known policy.
-    UnknownFaultPolicy { value: String },
+    UnknownFaultPolicy {
+        value: String,
+    },
     /// A phandle refers to no node.
-    UnresolvedPhandle { property: &'static str, phandle: u32 },
+    UnresolvedPhandle {
+        property: &'static str,
+        phandle: u32,
+    },
     /// A `cpus` phandle refers to a node that is not one of the board's CPUs.
-    NotACpu { phandle: u32, target: String },
+    NotACpu {
+        phandle: u32,
+        target: String,
+    },
     /// A `devices` / `device-regions` phandle refers to a node that cannot be passed through.
-    NotADevice { property: &'static str, phandle: u32, target: String, reason: NotDevice },
+    NotADevice {
+        property: &'static str,
+        phandle: u32,
+        target: String,
+        reason: NotDevice,
+    },
     /// A `device-regions` index beyond the device's `reg` entries.
-    NoSuchRegion { device: String, index: u32, count: usize },
+    NoSuchRegion {
+        device: String,
+        index: u32,
+        count: usize,
+    },
     /// The interrupts of a passed-through device cannot be read as GIC interrupts.
-    DeviceInterrupts { device: String, problem: InterruptProblem },
+    DeviceInterrupts {
+        device: String,
+        problem: InterruptProblem,
+    },
     /// An `endpoints` / `writer` phandle refers to a node that is not a partition.
-    NotAPartition { property: &'static str, phandle: u32, target: String },
+    NotAPartition {
+        property: &'static str,
+        phandle: u32,
+        target: String,
+    },
     /// A built-blob property without its companion (`tantalum,image` without `-sha256`, ...).
-    IncompleteBlob { present: &'static str, missing: &'static str },
+    IncompleteBlob {
+        present: &'static str,
+        missing: &'static str,
+    },
     /// `#address-cells` / `#size-cells` of a board node's parent: not 1..=2 / 0..=2.
-    UnsupportedCells { address_cells: u32, size_cells: u32 },
+    UnsupportedCells {
+        address_cells: u32,
+        size_cells: u32,
+    },
     /// The board's GICv3 node has fewer than two `reg` entries.
-    GicReg { entries: usize },
+    GicReg {
+        entries: usize,
+    },
 
     // ---- Rule 1: counts ----
     NoPartitions,
-    TooManyPartitions { count: usize, max: usize },
-    TooManyCpus { count: usize, max: usize },
+    TooManyPartitions {
+        count: usize,
+        max: usize,
+    },
+    TooManyCpus {
+        count: usize,
+        max: usize,
+    },
     /// The board describes no RAM at all.
     NoRam,
     /// A partition's id is not its index in tree order.
-    IdMismatch { id: u16, index: usize },
+    IdMismatch {
+        id: u16,
+        index: usize,
+    },
 
     // ---- Rule 2: names ----
-    InvalidName { name: String, problem: NameProblem },
-    DuplicateName { name: String, other: String },
+    InvalidName {
+        name: String,
+        problem: NameProblem,
+    },
+    DuplicateName {
+        name: String,
+        other: String,
+    },
 
     // ---- Rules 3 and 4: memory ----
     /// A partition has no memory region.
     NoMemory,
     /// A memory range of size zero.
-    EmptyMemory { base: u64 },
+    EmptyMemory {
+        base: u64,
+    },
     /// Host base or size not a multiple of [`crate::addr::PAGE_SIZE`].
-    UnalignedMemory { range: HostRange },
+    UnalignedMemory {
+        range: HostRange,
+    },
     /// Guest base not a multiple of [`crate::addr::PAGE_SIZE`].
-    UnalignedGuest { region: usize, guest: GuestPhys },
+    UnalignedGuest {
+        region: usize,
+        guest: GuestPhys,
+    },
     /// `base + size` does not fit in 64 bits.
-    MemoryOverflow { guest: bool, base: u64, size: u64 },
+    MemoryOverflow {
+        guest: bool,
+        base: u64,
+        size: u64,
+    },
     /// A memory range is not wholly inside one RAM range of the board.
-    OutsideRam { range: HostRange, ram: Vec<HostRange> },
+    OutsideRam {
+        range: HostRange,
+        ram: Vec<HostRange>,
+    },
     /// A partition or channel range overlaps the hypervisor's memory.
-    OverlapsHypervisor { range: HostRange, hypervisor: HostRange },
+    OverlapsHypervisor {
+        range: HostRange,
+        hypervisor: HostRange,
+    },
     /// Two partition or channel ranges overlap (reported once per pair, on the later one).
-    Overlap { range: HostRange, other: String, other_range: HostRange },
+    Overlap {
+        range: HostRange,
+        other: String,
+        other_range: HostRange,
+    },
     /// Two guest ranges of one partition overlap.
-    GuestOverlap { region: usize, other_region: usize, guest: GuestPhys, other_guest: GuestPhys },
+    GuestOverlap {
+        region: usize,
+        other_region: usize,
+        guest: GuestPhys,
+        other_guest: GuestPhys,
+    },
     /// A guest range ends above the IPA space.
-    AboveIpaLimit { region: usize, end: u64, limit: u64 },
+    AboveIpaLimit {
+        region: usize,
+        end: u64,
+        limit: u64,
+    },
     /// The boot image and hypervisor do not fit in the hypervisor's memory.
-    BootImageOutside { boot_image: HostRange, memory: HostRange },
+    BootImageOutside {
+        boot_image: HostRange,
+        memory: HostRange,
+    },
     /// A guest memory region overlaps something else the partition sees (a device, the GIC).
-    GuestMemoryOverlap { region: usize, guest: GuestSpan, with: GuestUse, range: GuestSpan },
+    GuestMemoryOverlap {
+        region: usize,
+        guest: GuestSpan,
+        with: GuestUse,
+        range: GuestSpan,
+    },
 
     // ---- Rule 5 ----
-    Overcommit { partitions: u64, channels: u64, hypervisor: u64, ram: u64 },
+    Overcommit {
+        partitions: u64,
+        channels: u64,
+        hypervisor: u64,
+        ram: u64,
+    },
 
     // ---- Rule 6: CPUs ----
     NoCpus,
     /// A CPU index that is not one of the board's CPUs.
-    UnknownCpu { index: usize, count: usize },
-    DuplicateCpu { cpu: String },
-    CpuTaken { cpu: String, owner: String },
+    UnknownCpu {
+        index: usize,
+        count: usize,
+    },
+    DuplicateCpu {
+        cpu: String,
+    },
+    CpuTaken {
+        cpu: String,
+        owner: String,
+    },
 
     // ---- Rule 7: image fit ----
-    ImageTooBig { image: u64, region: u64 },
-    GuestDtbTooBig { size: u64 },
+    ImageTooBig {
+        image: u64,
+        region: u64,
+    },
+    GuestDtbTooBig {
+        size: u64,
+    },
 
     // ---- Rule 8 ----
-    EntryOutsideMemory { entry: GuestPhys },
+    EntryOutsideMemory {
+        entry: GuestPhys,
+    },
 
     // ---- Rule 9: boot image ----
-    BlobOutOfBounds { property: &'static str, offset: u64, size: u64, payload: u64 },
+    BlobOutOfBounds {
+        property: &'static str,
+        offset: u64,
+        size: u64,
+        payload: u64,
+    },
     ImageNotBuilt,
 
     // ---- Rule 11 ----
-    ConsoleInPartition { console: String, mmio: HostRange, range: HostRange },
+    ConsoleInPartition {
+        console: String,
+        mmio: HostRange,
+        range: HostRange,
+    },
 
     // ---- Rule 12: devices ----
     /// The interrupt controller itself is passed through.
-    GicPassthrough { device: String, gic: String },
+    GicPassthrough {
+        device: String,
+        gic: String,
+    },
     /// The hypervisor's console UART (or a device in its page) is passed through.
-    ConsolePassthrough { device: String, console: String },
+    ConsolePassthrough {
+        device: String,
+        console: String,
+    },
     /// A device, or one region of it, listed twice in one partition.
-    DuplicateDevice { device: String, region: Option<u32> },
+    DuplicateDevice {
+        device: String,
+        region: Option<u32>,
+    },
     /// A device, or one region of it, already given to another partition.
-    DeviceTaken { device: String, region: Option<u32>, owner: String, owner_region: Option<u32> },
+    DeviceTaken {
+        device: String,
+        region: Option<u32>,
+        owner: String,
+        owner_region: Option<u32>,
+    },
     /// MMIO of devices of two partitions in one 4 KiB page.
-    MmioPageShared { device: String, mmio: HostRange, other: String, other_mmio: HostRange, owner: String, page: u64 },
+    MmioPageShared {
+        device: String,
+        mmio: HostRange,
+        other: String,
+        other_mmio: HostRange,
+        owner: String,
+        page: u64,
+    },
     /// A device MMIO range that is empty or wraps.
-    DeviceMmioInvalid { device: String, base: u64, size: u64 },
+    DeviceMmioInvalid {
+        device: String,
+        base: u64,
+        size: u64,
+    },
     /// A device MMIO range that ends above the IPA space (it is mapped at its host address).
-    DeviceAboveIpaLimit { device: String, end: u64, limit: u64 },
+    DeviceAboveIpaLimit {
+        device: String,
+        end: u64,
+        limit: u64,
+    },
     /// Device MMIO overlaps RAM, the hypervisor, or partition or channel memory.
-    DeviceMmioOverlap { device: String, mmio: HostRange, with: HostUse, range: HostRange },
+    DeviceMmioOverlap {
+        device: String,
+        mmio: HostRange,
+        with: HostUse,
+        range: HostRange,
+    },
     /// An SPI already given (with another device) to another partition.
-    InterruptTaken { device: String, spi: u32, other: String, owner: String },
+    InterruptTaken {
+        device: String,
+        spi: u32,
+        other: String,
+        owner: String,
+    },
     /// A PPI is per CPU: it cannot be passed through.
-    PpiPassthrough { device: String, ppi: u32 },
+    PpiPassthrough {
+        device: String,
+        ppi: u32,
+    },
     /// An interrupt specifier that is neither an SPI (0..=987) nor a PPI (0..=15).
-    UnsupportedInterrupt { device: String, interrupt: Interrupt },
+    UnsupportedInterrupt {
+        device: String,
+        interrupt: Interrupt,
+    },
     /// A passed-through SPI that the partition's virtual UART or a channel doorbell also uses.
-    SpiReserved { device: String, spi: u32, by: GuestUse },
+    SpiReserved {
+        device: String,
+        spi: u32,
+        by: GuestUse,
+    },
 
     // ---- Rule 13: virtual UART ----
-    VirtualUartOverlap { uart: GuestSpan, with: GuestUse, range: GuestSpan },
+    VirtualUartOverlap {
+        uart: GuestSpan,
+        with: GuestUse,
+        range: GuestSpan,
+    },
 
     // ---- Rule 14: channels ----
     /// A channel's id is not its index in tree order.
-    ChannelIdMismatch { id: usize, index: usize },
+    ChannelIdMismatch {
+        id: usize,
+        index: usize,
+    },
     /// A channel without exactly two endpoints.
-    ChannelEndpointCount { count: usize },
+    ChannelEndpointCount {
+        count: usize,
+    },
     /// An endpoint listed twice.
-    DuplicateEndpoint { partition: String },
+    DuplicateEndpoint {
+        partition: String,
+    },
     /// An endpoint id that is no partition.
-    UnknownEndpoint { id: u16, count: usize },
+    UnknownEndpoint {
+        id: u16,
+        count: usize,
+    },
     /// `guest-addresses` count differs from the endpoints'.
-    ChannelGuestCount { addresses: usize, endpoints: usize },
-    ChannelGuestUnaligned { endpoint: String, guest: GuestPhys },
-    ChannelAboveIpaLimit { endpoint: String, end: u64, limit: u64 },
+    ChannelGuestCount {
+        addresses: usize,
+        endpoints: usize,
+    },
+    ChannelGuestUnaligned {
+        endpoint: String,
+        guest: GuestPhys,
+    },
+    ChannelAboveIpaLimit {
+        endpoint: String,
+        end: u64,
+        limit: u64,
+    },
     /// A channel's guest range overlaps something else its endpoint sees.
-    ChannelGuestOverlap { endpoint: String, guest: GuestSpan, with: GuestUse, range: GuestSpan },
+    ChannelGuestOverlap {
+        endpoint: String,
+        guest: GuestSpan,
+        with: GuestUse,
+        range: GuestSpan,
+    },
     /// `writer` is not one of the endpoints.
-    WriterNotEndpoint { writer: String },
+    WriterNotEndpoint {
+        writer: String,
+    },
     /// A partition is an endpoint of too many channels.
-    TooManyChannels { count: usize, max: usize },
+    TooManyChannels {
+        count: usize,
+        max: usize,
+    },
 }

@@ -146,7 +146,11 @@ impl Interrupt {
     pub const PPI: u32 = 1;
     /// The GIC interrupt ID.
     pub const fn intid(&self) -> u32 {
-        if self.kind == Self::PPI { self.number + 16 } else { self.number + 32 }
+        if self.kind == Self::PPI {
+            self.number + 16
+        } else {
+            self.number + 32
+        }
     }
 }
 

@@ -192,7 +192,13 @@ impl<'t, 'b, 'a> Parser<'t, 'b, 'a> {
     }
 
     /// An optional list of `group`-byte items; `None` if absent or malformed (reported).
-    fn list(&mut self, index: usize, property: &'static str, group: usize, expected: Expected) -> Option<&'a [u8]> {
+    fn list(
+        &mut self,
+        index: usize,
+        property: &'static str,
+        group: usize,
+        expected: Expected,
+    ) -> Option<&'a [u8]> {
         let value = self.value(index, property)?;
         if value.is_empty() || !value.len().is_multiple_of(group) {
             self.malformed(index, property, value.len(), expected);

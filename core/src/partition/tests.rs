@@ -74,7 +74,10 @@ fn system(p: &PartitionConfig) -> SystemConfig {
             }),
             ..Board::default()
         },
-        hypervisor: HypervisorConfig { memory: HostRange::new(HostPhys(0x4000_0000), 0x200_0000), console: None },
+        hypervisor: HypervisorConfig {
+            memory: HostRange::new(HostPhys(0x4000_0000), 0x200_0000),
+            console: None,
+        },
         partitions: vec![p.clone(), pong],
         channels: vec![ChannelConfig {
             id: 0,
@@ -172,10 +175,7 @@ fn psci_acts_on_the_partition() {
 #[test]
 fn exit_and_wait() {
     let p = partition(FaultPolicy::Stop);
-    assert_eq!(
-        run(&p, hvc(HYP_EXIT, [7, 0, 0, 0, 0, 0])).0,
-        Outcome::Stop(StopReason::Exited { code: 7 })
-    );
+    assert_eq!(run(&p, hvc(HYP_EXIT, [7, 0, 0, 0, 0, 0])).0, Outcome::Stop(StopReason::Exited { code: 7 }));
     let (o, fake) = run(&p, hvc(HYP_WAIT, [u64::MAX, 0, 0, 0, 0, 0]));
     assert_eq!(o, Outcome::ret(0));
     assert_eq!(fake.waited, WAIT_MAX_NS);

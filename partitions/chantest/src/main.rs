@@ -20,11 +20,12 @@ tantalum_guest::entry!(main);
 const MESSAGE: usize = 64;
 
 fn number(key: &str, default: u64) -> u64 {
-    bootarg(key).and_then(|v| match v.strip_prefix("0x") {
-        Some(hex) => u64::from_str_radix(hex, 16).ok(),
-        None => v.parse().ok(),
-    })
-    .unwrap_or(default)
+    bootarg(key)
+        .and_then(|v| match v.strip_prefix("0x") {
+            Some(hex) => u64::from_str_radix(hex, 16).ok(),
+            None => v.parse().ok(),
+        })
+        .unwrap_or(default)
 }
 
 /// A message: sequence number, then payload bytes derived from it, then a checksum.
@@ -206,7 +207,11 @@ fn channel_base(n: u64) -> u64 {
         .and_then(|root| {
             root.children()
                 .filter(|c| c.name.starts_with("channel@"))
-                .find(|c| c.property("tantalum,channel").and_then(|p| tantalum_guest::dt::numbers(p.value, 1).next()) == Some(n))
+                .find(|c| {
+                    c.property("tantalum,channel")
+                        .and_then(|p| tantalum_guest::dt::numbers(p.value, 1).next())
+                        == Some(n)
+                })
                 .and_then(|c| tantalum_guest::dt::numbers(c.property("reg")?.value, 2).next())
         })
         .unwrap_or(0)

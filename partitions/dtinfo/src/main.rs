@@ -16,7 +16,10 @@ tantalum_guest::entry!(main);
 /// Big-endian cells of a property as one number each (`cells` per number).
 fn numbers<'a>(node: &FdtNode<'_, 'a>, name: &str, cells: usize) -> impl Iterator<Item = u64> + 'a {
     let value = node.property(name).map(|p| p.value).unwrap_or(&[]);
-    value.chunks_exact(4 * cells).map(|c| c.chunks_exact(4).fold(0u64, |acc, w| (acc << 32) | u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]))))
+    value.chunks_exact(4 * cells).map(|c| {
+        c.chunks_exact(4)
+            .fold(0u64, |acc, w| (acc << 32) | u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]])))
+    })
 }
 
 fn string<'a>(node: &FdtNode<'_, 'a>, name: &str) -> &'a str {
@@ -35,9 +38,14 @@ fn main() {
     let root = fdt.find_node("/").expect("a valid tree has a root");
     println!("dt: model \"{}\"", string(&root, "model"));
     if let Some(h) = fdt.find_node("/hypervisor") {
-        println!("dt: partition \"{}\" id {}", string(&h, "partition-name"), numbers(&h, "partition-id", 1).next().unwrap_or(0));
+        println!(
+            "dt: partition \"{}\" id {}",
+            string(&h, "partition-name"),
+            numbers(&h, "partition-id", 1).next().unwrap_or(0)
+        );
     }
-    let cpus = fdt.find_node("/cpus").map_or(0, |c| c.children().filter(|n| n.name.starts_with("cpu@")).count());
+    let cpus =
+        fdt.find_node("/cpus").map_or(0, |c| c.children().filter(|n| n.name.starts_with("cpu@")).count());
     println!("dt: {cpus} cpu(s)");
     for node in root.children() {
         let mut reg = numbers(&node, "reg", 2);
@@ -54,7 +62,8 @@ fn main() {
                 string(&node, "tantalum,peer"),
             );
         } else if node.property("reg").is_some() && !node.name.starts_with("interrupt-controller") {
-            let irq = numbers(&node, "interrupts", 1).nth(1).map(|spi| format!(" SPI {spi}")).unwrap_or_default();
+            let irq =
+                numbers(&node, "interrupts", 1).nth(1).map(|spi| format!(" SPI {spi}")).unwrap_or_default();
             let compatible = string(&node, "compatible").split('\0').next().unwrap_or("");
             println!("dt: device {} \"{compatible}\" at {base:#x}{irq}", node.name);
         }

@@ -87,7 +87,8 @@ fn describe(number: usize) -> Option<Description> {
     let root = fdt.find_node("/")?;
     let node = root.children().find(|n| {
         n.name.starts_with("channel@")
-            && n.property("tantalum,channel").and_then(|p| dt::numbers(p.value, 1).next()) == Some(number as u64)
+            && n.property("tantalum,channel").and_then(|p| dt::numbers(p.value, 1).next())
+                == Some(number as u64)
     })?;
     let mut reg = dt::numbers(node.property("reg")?.value, 2);
     let text = |name: &str| node.property(name).and_then(|p| p.as_str()).unwrap_or("").to_string();
@@ -120,7 +121,8 @@ impl Channel {
         // SAFETY: the hypervisor maps the channel at `base..base + size` in this partition's
         // stage 2 as normal memory (identity-mapped by the SDK's stage 1), it is not part of the
         // Rust heap or any static, and the SDK only touches it through `RawRegion`.
-        let region = unsafe { RawRegion::new(d.base as *mut u8, d.size as usize) }.ok_or(ChannelError::BadDescription)?;
+        let region = unsafe { RawRegion::new(d.base as *mut u8, d.size as usize) }
+            .ok_or(ChannelError::BadDescription)?;
         let tx = match layout.tx_ring(d.endpoint) {
             Some(ring) => Some(Producer::init(region, ring).map_err(|_| ChannelError::BadDescription)?),
             None => None,

@@ -18,7 +18,8 @@ pub fn get() -> Option<Fdt<'static>> {
 /// Big-endian cells of a property, `cells` per number.
 pub fn numbers<'a>(value: &'a [u8], cells: usize) -> impl Iterator<Item = u64> + 'a {
     value.chunks_exact(4 * cells.max(1)).map(|c| {
-        c.chunks_exact(4).fold(0u64, |acc, w| (acc << 32) | u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]])))
+        c.chunks_exact(4)
+            .fold(0u64, |acc, w| (acc << 32) | u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]])))
     })
 }
 

@@ -34,7 +34,7 @@ fn read32(addr: usize) -> u32 {
 pub fn init() {
     write32(GICD, 1 << 1); // GICD_CTLR.EnableGrp1
     write32(GICR + 0x14, 0); // GICR_WAKER: awake
-    // SAFETY: programming this vCPU's (virtual) CPU interface only affects its interrupts.
+                             // SAFETY: programming this vCPU's (virtual) CPU interface only affects its interrupts.
     unsafe {
         asm!(
             "msr icc_sre_el1, {sre}",

@@ -11,19 +11,34 @@ pub enum DtbDefect {
     BadMagic,
     /// The buffer is shorter than the header or than the header's `totalsize`.
     Truncated,
-    UnsupportedVersion { version: u32 },
+    UnsupportedVersion {
+        version: u32,
+    },
     /// The structure or strings block lies outside `totalsize`.
-    BlockOutOfBounds { block: &'static str },
+    BlockOutOfBounds {
+        block: &'static str,
+    },
     /// An unexpected token at this offset of the structure block.
-    BadToken { offset: usize, token: u32 },
+    BadToken {
+        offset: usize,
+        token: u32,
+    },
     /// A node name that is unterminated, not UTF-8, empty or contains `/`.
-    BadNodeName { offset: usize },
+    BadNodeName {
+        offset: usize,
+    },
     /// A property whose name offset or value lies outside its block.
-    BadProperty { offset: usize },
+    BadProperty {
+        offset: usize,
+    },
     /// A property after a child node (properties come first).
-    PropertyAfterChild { offset: usize },
+    PropertyAfterChild {
+        offset: usize,
+    },
     /// Nodes nested deeper than this.
-    TooDeep { max: usize },
+    TooDeep {
+        max: usize,
+    },
     /// The structure block ends before `FDT_END`, or nodes are unbalanced.
     Unterminated,
 }
@@ -177,11 +192,9 @@ impl fmt::Display for Expected {
             Self::AddressPerRegion { regions } => {
                 write!(f, "one 2-cell address per memory region ({regions} regions: {} cells)", regions * 2)
             }
-            Self::AddressPerEndpoint { endpoints } => write!(
-                f,
-                "one 2-cell address per endpoint ({endpoints} endpoints: {} cells)",
-                endpoints * 2
-            ),
+            Self::AddressPerEndpoint { endpoints } => {
+                write!(f, "one 2-cell address per endpoint ({endpoints} endpoints: {} cells)", endpoints * 2)
+            }
             Self::PhandleIndexPairs => write!(f, "one or more <&device index> pairs of 2 cells"),
             Self::String => write!(f, "a string"),
             Self::Bytes(n) => write!(f, "{n} bytes"),

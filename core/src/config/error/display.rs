@@ -5,9 +5,7 @@ use core::fmt;
 
 use super::ErrorKind;
 use crate::addr::PAGE_SIZE;
-use crate::config::{
-    FaultPolicy, Interrupt, CHANNEL_COMPATIBLE, GUEST_DTB_RESERVE, PARTITION_COMPATIBLE,
-};
+use crate::config::{FaultPolicy, Interrupt, CHANNEL_COMPATIBLE, GUEST_DTB_RESERVE, PARTITION_COMPATIBLE};
 
 fn show_opt(f: &mut fmt::Formatter<'_>, s: &Option<String>) -> fmt::Result {
     match s {
@@ -263,10 +261,7 @@ impl ErrorKind {
             Self::DuplicateDevice { device, region } => {
                 write!(f, "devices: ")?;
                 show_region(f, *region)?;
-                write!(
-                    f,
-                    "{device} is listed more than once (a whole device already includes its regions)"
-                )
+                write!(f, "{device} is listed more than once (a whole device already includes its regions)")
             }
             Self::DeviceTaken { device, region, owner, owner_region } => {
                 write!(f, "devices: ")?;
@@ -332,18 +327,15 @@ impl ErrorKind {
             Self::ChannelIdMismatch { id, index } => {
                 write!(f, "channel id {id} is not its index {index} in tree order")
             }
-            Self::ChannelEndpointCount { count } => write!(
-                f,
-                "endpoints: {count} endpoints; a v1 channel connects exactly 2 partitions"
-            ),
-            Self::DuplicateEndpoint { partition } => write!(
-                f,
-                "endpoints: {partition} is listed twice; a channel connects 2 distinct partitions"
-            ),
-            Self::UnknownEndpoint { id, count } => write!(
-                f,
-                "endpoints: partition id {id} does not exist (there are {count} partitions)"
-            ),
+            Self::ChannelEndpointCount { count } => {
+                write!(f, "endpoints: {count} endpoints; a v1 channel connects exactly 2 partitions")
+            }
+            Self::DuplicateEndpoint { partition } => {
+                write!(f, "endpoints: {partition} is listed twice; a channel connects 2 distinct partitions")
+            }
+            Self::UnknownEndpoint { id, count } => {
+                write!(f, "endpoints: partition id {id} does not exist (there are {count} partitions)")
+            }
             Self::ChannelGuestCount { addresses, endpoints } => write!(
                 f,
                 "guest-addresses: {addresses} addresses for {endpoints} endpoints (give one per endpoint)"

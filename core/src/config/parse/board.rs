@@ -93,7 +93,12 @@ impl Parser<'_, '_, '_> {
     }
 
     /// The board device a `devices` / `device-regions` phandle names, with its `reg` entries.
-    fn device(&mut self, owner: usize, property: &'static str, phandle: u32) -> Option<(usize, Vec<HostRange>)> {
+    fn device(
+        &mut self,
+        owner: usize,
+        property: &'static str,
+        phandle: u32,
+    ) -> Option<(usize, Vec<HostRange>)> {
         let target = self.resolve(owner, property, phandle)?;
         if let Some(reason) = self.not_device(target) {
             let kind = ErrorKind::NotADevice { property, phandle, target: self.owned_path(target), reason };
@@ -169,7 +174,8 @@ impl Parser<'_, '_, '_> {
         if self.gic != Some(parent) {
             return problem(self, InterruptProblem::ParentNotGic { parent: self.owned_path(parent) });
         }
-        let cells = self.value(parent, "#interrupt-cells").filter(|v| v.len() == 4).and_then(|v| be_u32(v, 0));
+        let cells =
+            self.value(parent, "#interrupt-cells").filter(|v| v.len() == 4).and_then(|v| be_u32(v, 0));
         if cells != Some(3) {
             return problem(self, InterruptProblem::Cells { cells });
         }
@@ -190,7 +196,10 @@ impl Parser<'_, '_, '_> {
             }
             at = self.entry(index).and_then(|e| e.parent).filter(|&p| p < index);
         }
-        let kind = ErrorKind::DeviceInterrupts { device: self.owned_path(device), problem: InterruptProblem::NoParent };
+        let kind = ErrorKind::DeviceInterrupts {
+            device: self.owned_path(device),
+            problem: InterruptProblem::NoParent,
+        };
         self.report(self.path(owner), kind);
         None
     }

@@ -86,7 +86,8 @@ impl Checker<'_> {
     /// Each endpoint's guest address: one per endpoint, aligned, inside the IPA space.
     fn channel_guest(&mut self, c: &ChannelConfig) {
         if c.guest.len() != c.endpoints.len() {
-            let kind = ErrorKind::ChannelGuestCount { addresses: c.guest.len(), endpoints: c.endpoints.len() };
+            let kind =
+                ErrorKind::ChannelGuestCount { addresses: c.guest.len(), endpoints: c.endpoints.len() };
             self.report(&c.path, kind);
             return;
         }

@@ -72,14 +72,20 @@ impl<'c> Checker<'c> {
         let cfg = self.cfg;
         for &mmio in &d.mmio {
             let Some(page_range) = pages(&mmio) else {
-                let kind =
-                    ErrorKind::DeviceMmioInvalid { device: d.path.clone(), base: mmio.start.0, size: mmio.size };
+                let kind = ErrorKind::DeviceMmioInvalid {
+                    device: d.path.clone(),
+                    base: mmio.start.0,
+                    size: mmio.size,
+                };
                 self.report(&p.path, kind);
                 continue;
             };
             if page_range.end() > IPA_LIMIT {
-                let kind =
-                    ErrorKind::DeviceAboveIpaLimit { device: d.path.clone(), end: mmio.end(), limit: IPA_LIMIT };
+                let kind = ErrorKind::DeviceAboveIpaLimit {
+                    device: d.path.clone(),
+                    end: mmio.end(),
+                    limit: IPA_LIMIT,
+                };
                 self.report(&p.path, kind);
             }
             let partitions = cfg.partitions.iter().flat_map(|q| {
@@ -159,7 +165,12 @@ impl<'c> Checker<'c> {
                 .iter()
                 .find(|&&(q, e)| !ptr::eq(p, q) && !same_selection(d, e) && e.interrupts.iter().any(is_spi));
             if let Some(&(q, e)) = taken {
-                let kind = ErrorKind::InterruptTaken { device: device(), spi, other: e.path.clone(), owner: q.path.clone() };
+                let kind = ErrorKind::InterruptTaken {
+                    device: device(),
+                    spi,
+                    other: e.path.clone(),
+                    owner: q.path.clone(),
+                };
                 self.report(&p.path, kind);
             }
             if p.virtual_uart && spi == VIRTUAL_UART_SPI {

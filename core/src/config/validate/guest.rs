@@ -35,9 +35,16 @@ impl Checker<'_> {
         if let Some(gic) = &cfg.board.gic {
             let vcpus = u64::try_from(p.cpus.len().max(1)).unwrap_or(u64::MAX);
             let redistributors = GICR_STRIDE.saturating_mul(vcpus);
-            let frames = [(gic.distributor.start.0, gic.distributor.size), (gic.redistributors.start.0, redistributors)];
+            let frames = [
+                (gic.distributor.start.0, gic.distributor.size),
+                (gic.redistributors.start.0, redistributors),
+            ];
             for (start, size) in frames {
-                items.extend(span(start, size).map(|span| Item { what: GuestUse::Gic, span, identity: false }));
+                items.extend(span(start, size).map(|span| Item {
+                    what: GuestUse::Gic,
+                    span,
+                    identity: false,
+                }));
             }
         }
         for d in &p.devices {
@@ -94,8 +101,11 @@ impl Checker<'_> {
             return self.report(&path.clone(), kind);
         }
         if let Some((uart, other)) = pick(a, b, |w| matches!(w, GuestUse::VirtualUart)) {
-            let kind =
-                ErrorKind::VirtualUartOverlap { uart: uart.span, with: other.what.clone(), range: other.span };
+            let kind = ErrorKind::VirtualUartOverlap {
+                uart: uart.span,
+                with: other.what.clone(),
+                range: other.span,
+            };
             return self.report(&p.path, kind);
         }
         if let Some((memory, other)) = pick(a, b, |w| matches!(w, GuestUse::Memory { .. })) {

@@ -1,6 +1,11 @@
+//! Rules 1 to 11 on hand-built configs; devices and channels are in `tests/`.
+
 use super::*;
 use crate::addr::GuestPhys;
-use crate::config::{Board, Cpu, DeviceRef, FaultPolicy, HypervisorConfig, PARTITION_COMPATIBLE};
+use crate::config::{
+    Board, ChannelConfig, Cpu, DeviceAssignment, DeviceRef, FaultPolicy, Gic, HypervisorConfig, Interrupt,
+    PARTITION_COMPATIBLE,
+};
 use alloc::format;
 use alloc::string::String;
 use proptest::prelude::*;
@@ -48,6 +53,52 @@ fn demo() -> SystemConfig {
         partitions: vec![partition(0, "ping", 0, 0x4200_0000), partition(1, "pong", 1, 0x4300_0000)],
         channels: vec![],
     }
+}
+
+fn device(path: &str, base: u64, size: u64, spi: u32) -> DeviceAssignment {
+    DeviceAssignment {
+        path: path.into(),
+        mmio: vec![HostRange::new(HostPhys(base), size)],
+        interrupts: vec![Interrupt { kind: Interrupt::SPI, number: spi, flags: 4 }],
+        region: None,
+        compatible: vec!["virtio,mmio".into()],
+    }
+}
+
+fn channel(id: usize, name: &str, endpoints: &[u16], base: u64, size: u64) -> ChannelConfig {
+    ChannelConfig {
+        id,
+        name: name.into(),
+        path: format!("/hypervisor/channels/{name}"),
+        endpoints: endpoints.to_vec(),
+        memory: HostRange::new(HostPhys(base), size),
+        guest: vec![GuestPhys(base); endpoints.len()],
+        writer: None,
+    }
+}
+
+/// The demo with a GIC, devices (ping: both virtio slots, which share a page; pong: the RTC), a
+/// virtual UART in ping, and two channels: `duplex` (host address) and `one-way` (pong writes,
+/// seen at 0x10000000 by both).
+fn rich() -> SystemConfig {
+    let mut cfg = demo();
+    cfg.board.gic = Some(Gic {
+        path: "/interrupt-controller@8000000".into(),
+        phandle: Some(0x8000),
+        distributor: HostRange::new(HostPhys(0x800_0000), 0x1_0000),
+        redistributors: HostRange::new(HostPhys(0x80a_0000), 0xf6_0000),
+    });
+    cfg.partitions[0].devices = vec![
+        device("/virtio_mmio@a000000", 0xa00_0000, 0x200, 16),
+        device("/virtio_mmio@a000200", 0xa00_0200, 0x200, 17),
+    ];
+    cfg.partitions[0].virtual_uart = true;
+    cfg.partitions[1].devices = vec![device("/pl031@9010000", 0x901_0000, 0x1000, 2)];
+    let mut one_way = channel(1, "one-way", &[1, 0], 0x4401_0000, 0x1000);
+    one_way.guest = vec![GuestPhys(0x1000_0000); 2];
+    one_way.writer = Some(1);
+    cfg.channels = vec![channel(0, "duplex", &[0, 1], 0x4400_0000, 0x1_0000), one_way];
+    cfg
 }
 
 const NONE: BuildFacts = BuildFacts { boot_image: None, payload_size: None };
@@ -529,3 +580,7 @@ proptest! {
         }
     }
 }
+
+// After the helpers and `assert_rule!`, which they use.
+mod channels;
+mod devices;

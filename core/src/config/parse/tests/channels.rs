@@ -17,7 +17,11 @@ fn channel(endpoints: &[u32], base: u32) -> Vec<Item> {
 /// ping and pong (with phandles) and a `channels` container holding `channels`.
 fn with_channels(channels: Vec<(&str, Vec<Item>)>) -> Vec<u8> {
     let ping = with(ping(), "phandle", Some(cells(&[PING])));
-    let pong = with(with(with(ping.clone(), "phandle", Some(cells(&[PONG]))), "cpus", Some(cells(&[2]))), "memory", Some(cells(&[0, 0x4300_0000, 0, 0x100_0000])));
+    let pong = with(
+        with(with(ping.clone(), "phandle", Some(cells(&[PONG]))), "cpus", Some(cells(&[2]))),
+        "memory",
+        Some(cells(&[0, 0x4300_0000, 0, 0x100_0000])),
+    );
     let mut h = hypervisor();
     h.push(node("channels", channels.into_iter().map(|(n, c)| node(n, c)).collect()));
     system(h, vec![("ping", ping), ("pong", pong)])
@@ -67,7 +71,12 @@ fn channel_children_must_be_channels() {
     let mut h = hypervisor();
     h.push(node("channels", vec![Prop("compatible", string("x"))]));
     let dtb = system(h, vec![("ping", ping())]);
-    assert_error!(dtb, "/hypervisor/channels", ErrorKind::UnknownNode { .. }, ["channels go under /hypervisor/channels"]);
+    assert_error!(
+        dtb,
+        "/hypervisor/channels",
+        ErrorKind::UnknownNode { .. },
+        ["channels go under /hypervisor/channels"]
+    );
 }
 
 #[test]
@@ -80,7 +89,12 @@ fn endpoints_and_writer_must_be_partitions() {
         ["endpoints: phandle 0x1 refers to /cpus/cpu@0, which is not a partition"]
     );
     let dtb = with_channels(vec![("c", channel(&[PING, 0x99], 0x4400_0000))]);
-    assert_error!(dtb, "/hypervisor/channels/c", ErrorKind::UnresolvedPhandle { property: "endpoints", phandle: 0x99 }, []);
+    assert_error!(
+        dtb,
+        "/hypervisor/channels/c",
+        ErrorKind::UnresolvedPhandle { property: "endpoints", phandle: 0x99 },
+        []
+    );
     let c = with(channel(&[PING, PONG], 0x4400_0000), "writer", Some(cells(&[VIRTIO0])));
     assert_error!(
         with_channels(vec![("c", c)]),
@@ -106,7 +120,12 @@ fn channel_properties_are_checked() {
     ];
     for (property, value, words) in cases {
         let c = with(channel(&[PING, PONG], 0x4400_0000), property, Some(value));
-        let text = assert_error!(with_channels(vec![("c", c)]), "/hypervisor/channels/c", ErrorKind::MalformedProperty { .. }, [words]);
+        let text = assert_error!(
+            with_channels(vec![("c", c)]),
+            "/hypervisor/channels/c",
+            ErrorKind::MalformedProperty { .. },
+            [words]
+        );
         assert!(text.contains(&format!("'{property}'")), "{text}");
     }
 }

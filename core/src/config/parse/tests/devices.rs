@@ -31,7 +31,8 @@ fn parses_the_gic() {
     root.push(node("hypervisor", h));
     assert_eq!(config(&build(root)).board.gic, None);
     // A GIC with only a distributor.
-    let mut root = edit(board(), "interrupt-controller@8000000", "reg", Some(cells(&[0, 0x800_0000, 0, 0x1_0000])));
+    let mut root =
+        edit(board(), "interrupt-controller@8000000", "reg", Some(cells(&[0, 0x800_0000, 0, 0x1_0000])));
     root.push(node("hypervisor", with(hypervisor(), "memory", None)));
     assert_error!(
         build(root),
@@ -80,7 +81,12 @@ fn parses_devices_regions_bootargs_and_virtual_uart() {
 
 #[test]
 fn every_reg_range_of_a_whole_device() {
-    let root = edit(board(), "virtio_mmio@a000000", "reg", Some(cells(&[0, 0xa00_0000, 0, 0x200, 0, 0xb00_0000, 0, 0x1000])));
+    let root = edit(
+        board(),
+        "virtio_mmio@a000000",
+        "reg",
+        Some(cells(&[0, 0xa00_0000, 0, 0x200, 0, 0xb00_0000, 0, 0x1000])),
+    );
     let mut h = hypervisor();
     h.push(node("ping", with(ping(), "device-regions", Some(cells(&[VIRTIO0, 1, VIRTIO0, 2])))));
     let mut r = root.clone();
@@ -128,9 +134,19 @@ fn device_phandles_must_name_board_devices() {
     let mut h = hypervisor();
     h.push(node("ping", with(ping(), "device-regions", Some(cells(&[0x70, 0])))));
     root.push(node("hypervisor", h));
-    assert_error!(build(root), "/hypervisor/ping", ErrorKind::NotADevice { reason: NotDevice::Root, property: "device-regions", .. }, ["root"]);
+    assert_error!(
+        build(root),
+        "/hypervisor/ping",
+        ErrorKind::NotADevice { reason: NotDevice::Root, property: "device-regions", .. },
+        ["root"]
+    );
     let dtb = one(with(ping(), "devices", Some(cells(&[0x99]))));
-    assert_error!(dtb, "/hypervisor/ping", ErrorKind::UnresolvedPhandle { property: "devices", phandle: 0x99 }, []);
+    assert_error!(
+        dtb,
+        "/hypervisor/ping",
+        ErrorKind::UnresolvedPhandle { property: "devices", phandle: 0x99 },
+        []
+    );
 }
 
 #[test]
@@ -162,7 +178,11 @@ fn with_board(f: impl FnOnce(Vec<Item>) -> Vec<Item>) -> Vec<u8> {
 fn device_interrupts_must_be_gic_specifiers() {
     let v0 = "virtio_mmio@a000000";
     let cases: [(Vec<u8>, InterruptProblem, &str); 5] = [
-        (with_board(|b| with(b, "interrupt-parent", None)), InterruptProblem::NoParent, "no 'interrupt-parent'"),
+        (
+            with_board(|b| with(b, "interrupt-parent", None)),
+            InterruptProblem::NoParent,
+            "no 'interrupt-parent'",
+        ),
         (
             with_board(|b| edit(b, v0, "interrupt-parent", Some(cells(&[UART])))),
             InterruptProblem::ParentNotGic { parent: "/pl011@9000000".into() },
@@ -173,7 +193,11 @@ fn device_interrupts_must_be_gic_specifiers() {
             InterruptProblem::Cells { cells: Some(2) },
             "#interrupt-cells is 2, expected 3",
         ),
-        (with_board(|b| edit(b, v0, "interrupts", Some(cells(&[0, 16])))), InterruptProblem::Malformed { len: 8 }, "(8 bytes)"),
+        (
+            with_board(|b| edit(b, v0, "interrupts", Some(cells(&[0, 16])))),
+            InterruptProblem::Malformed { len: 8 },
+            "(8 bytes)",
+        ),
         (
             with_board(|b| edit(b, v0, "interrupts-extended", Some(cells(&[GIC, 0, 16, 1])))),
             InterruptProblem::Extended,
@@ -189,10 +213,17 @@ fn device_interrupts_must_be_gic_specifiers() {
         );
     }
     // The node's own parent wins over the root's; an unresolved one is named where it is.
-    let dtb = with_board(|b| edit(with(b, "interrupt-parent", Some(cells(&[UART]))), v0, "interrupt-parent", Some(cells(&[GIC]))));
+    let dtb = with_board(|b| {
+        edit(with(b, "interrupt-parent", Some(cells(&[UART]))), v0, "interrupt-parent", Some(cells(&[GIC])))
+    });
     assert_eq!(config(&dtb).partitions[0].devices[0].interrupts.len(), 1);
     let dtb = with_board(|b| edit(b, v0, "interrupt-parent", Some(cells(&[0x77]))));
-    assert_error!(dtb, "/virtio_mmio@a000000", ErrorKind::UnresolvedPhandle { property: "interrupt-parent", .. }, []);
+    assert_error!(
+        dtb,
+        "/virtio_mmio@a000000",
+        ErrorKind::UnresolvedPhandle { property: "interrupt-parent", .. },
+        []
+    );
     // A device without interrupts needs no parent.
     let dtb = with_board(|b| edit(with(b, "interrupt-parent", None), v0, "interrupts", None));
     assert_eq!(config(&dtb).partitions[0].devices[0].interrupts, []);
