@@ -51,9 +51,9 @@ _start:
     .quad   0, 0, 0, 0, 0
 
 .text
-primary_entry:
-    // First thing: PMU event counter 0 counts retired instructions at every EL (INST_RETIRED
-    // with NSH), from zero, so benchmarks can measure boot from here.
+// PMU event counter 0 counts retired instructions at every EL (INST_RETIRED with NSH), from
+// zero, so benchmarks can measure from here. Clobbers x1.
+.macro START_INSTRUCTION_COUNTER
     mov     x1, #0x8
     movk    x1, #0x800, lsl #16
     msr     pmevtyper0_el0, x1
@@ -63,6 +63,10 @@ primary_entry:
     orr     x1, x1, #3
     msr     pmcr_el0, x1
     isb
+.endm
+
+primary_entry:
+    START_INSTRUCTION_COUNTER
     mov     x19, x0                 // firmware DTB
     mrs     x1, CurrentEL
     cmp     x1, #(2 << 2)
@@ -89,6 +93,7 @@ primary_entry:
 // Secondary CPUs arrive here from PSCI CPU_ON with x0 = their board CPU index.
 .global secondary_entry
 secondary_entry:
+    START_INSTRUCTION_COUNTER
     mov     x19, x0
     cmp     x0, #{max_cpus}
     b.hs    park_forever

@@ -145,12 +145,12 @@ mod tests {
         // HPFAR holds IPA[47:12] in bits [43:4].
         let s = Syndrome { hpfar: (0x4300_0000u64 >> 12) << 4, ..s };
         assert_eq!(
-            decode(&s, &[0; 7]),
+            decode(&s, &[0; 31]),
             Exit::Stage2Fault { addr: GuestPhys(0x4300_0123), access: Access::Write }
         );
         let s = Syndrome { esr: esr(ec::IABT_LOWER, 0), far: 0, hpfar: 0x10 };
         assert_eq!(
-            decode(&s, &[0; 7]),
+            decode(&s, &[0; 31]),
             Exit::Stage2Fault { addr: GuestPhys(0x1000), access: Access::Execute }
         );
     }

@@ -180,7 +180,9 @@ extern "C" fn guest_exit(frame: &mut GuestFrame, kind: u64) {
 /// Loads ready virtual interrupts into this CPU's list registers when something may have
 /// changed (the hint, or a physical interrupt that may have been a kick or maintenance).
 fn load_interrupts(p: &system::Partition, interrupted: bool) {
-    if p.irq_hint.swap(false, Ordering::AcqRel) || interrupted {
+    // A plain load first: the common case (nothing new) costs no atomic read-modify-write.
+    let hinted = p.irq_hint.load(Ordering::Acquire) && p.irq_hint.swap(false, Ordering::AcqRel);
+    if hinted || interrupted {
         let mut vgic = p.vgic.lock();
         gic::load_list_registers(&mut vgic, 0);
         if vgic.has_deliverable(0) {

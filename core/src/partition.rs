@@ -165,12 +165,11 @@ fn channel_notify(
     channel: u64,
     services: &mut dyn Services,
 ) -> Outcome {
-    let mine = system.channels_of(id);
-    let Some(c) = usize::try_from(channel).ok().and_then(|n| mine.get(n)) else {
+    let Some(c) = usize::try_from(channel).ok().and_then(|n| system.endpoint_channels(id).nth(n)) else {
         return Outcome::status(Status::InvalidParameters);
     };
     for &peer in c.endpoints.iter().filter(|&&e| e != id) {
-        if let Some(local) = system.channels_of(peer).iter().position(|pc| pc.id == c.id) {
+        if let Some(local) = system.endpoint_channels(peer).position(|pc| pc.id == c.id) {
             services.notify(peer, vplatform::doorbell_intid(local));
         }
     }

@@ -63,6 +63,8 @@ impl IrqState {
 struct Redistributor {
     asleep: bool,
     local: [IrqState; SPI_BASE as usize],
+    /// Bit `n`: INTID `n` is pending (mirrors `local[n].pending`, for a fast scan).
+    pending: u32,
 }
 
 /// A virtual interrupt ready for a list register.
@@ -78,6 +80,8 @@ pub struct Deliverable {
 pub struct VirtualGic {
     ctlr: u32,
     spis: Vec<IrqState>,
+    /// Bit `n`: SPI INTID `32 + n` is pending (mirrors `spis[n].pending`).
+    pending_spis: u128,
     redists: Vec<Redistributor>,
 }
 
@@ -113,8 +117,8 @@ impl VirtualGic {
             irq.owned = true;
             irq.edge = intid < 16; // SGIs are edge; PPIs default to level
         }
-        let redists = vec![Redistributor { asleep: true, local }; vcpus.max(1)];
-        Self { ctlr: CTLR_ARE | CTLR_DS, spis, redists }
+        let redists = vec![Redistributor { asleep: true, local, pending: 0 }; vcpus.max(1)];
+        Self { ctlr: CTLR_ARE | CTLR_DS, spis, pending_spis: 0, redists }
     }
 
     /// The state of `intid` as seen through `bank`; `None` for INTIDs that bank does not hold
@@ -147,9 +151,38 @@ impl VirtualGic {
         match self.irq(vcpu, intid) {
             Some(irq) => {
                 irq.pending = true;
+                self.mark(vcpu, intid, true);
                 true
             }
             None => false,
+        }
+    }
+
+    /// Keeps the pending bitmaps in step with `IrqState::pending`.
+    fn mark(&mut self, vcpu: usize, intid: u32, pending: bool) {
+        if intid < SPI_BASE {
+            if let Some(r) = self.redists.get_mut(vcpu) {
+                let bit = 1u32 << intid;
+                r.pending = if pending { r.pending | bit } else { r.pending & !bit };
+            }
+        } else if intid - SPI_BASE < 128 {
+            let bit = 1u128 << (intid - SPI_BASE);
+            self.pending_spis = if pending { self.pending_spis | bit } else { self.pending_spis & !bit };
+        }
+    }
+
+    /// Rebuilds the pending bitmaps from the per-interrupt state (after a guest's register
+    /// write, which may set or clear pending bits).
+    fn recompute_pending(&mut self) {
+        self.pending_spis =
+            self.spis.iter().enumerate().filter(|(_, s)| s.pending).fold(0u128, |acc, (i, _)| acc | (1 << i));
+        for r in &mut self.redists {
+            r.pending = r
+                .local
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.pending)
+                .fold(0u32, |acc, (i, _)| acc | (1 << i));
         }
     }
 
@@ -167,7 +200,8 @@ impl VirtualGic {
         self.ctlr & if group1 { CTLR_ENABLE_GRP1 } else { CTLR_ENABLE_GRP0 } != 0
     }
 
-    /// The highest-priority interrupt ready for `vcpu`: (INTID, priority).
+    /// The highest-priority interrupt ready for `vcpu`: (INTID, priority). Only pending
+    /// interrupts are looked at (the bitmaps), so the common case of nothing pending is cheap.
     fn best(&self, vcpu: usize) -> Option<(u32, u8)> {
         let mut best: Option<(u32, u8)> = None;
         let mut consider = |intid: u32, irq: &IrqState| {
@@ -177,12 +211,18 @@ impl VirtualGic {
             }
         };
         if let Some(r) = self.redists.get(vcpu) {
-            for (intid, irq) in r.local.iter().enumerate() {
-                consider(intid as u32, irq);
+            let mut bits = r.pending;
+            while bits != 0 {
+                let intid = bits.trailing_zeros();
+                bits &= bits - 1;
+                consider(intid, &r.local[intid as usize]);
             }
         }
-        for (i, irq) in self.spis.iter().enumerate() {
-            if self.target(irq) == vcpu {
+        let mut bits = self.pending_spis;
+        while bits != 0 {
+            let i = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            if let Some(irq) = self.spis.get(i).filter(|irq| self.target(irq) == vcpu) {
                 consider(SPI_BASE + i as u32, irq);
             }
         }
@@ -195,7 +235,9 @@ impl VirtualGic {
         let (intid, priority) = self.best(vcpu)?;
         let irq = self.irq(vcpu, intid)?;
         irq.pending = false;
-        Some(Deliverable { intid, priority, group1: irq.group1 })
+        let group1 = irq.group1;
+        self.mark(vcpu, intid, false);
+        Some(Deliverable { intid, priority, group1 })
     }
 
     /// Whether anything is ready for `vcpu`.
@@ -206,6 +248,14 @@ impl VirtualGic {
     /// Emulates one guest access; returns the value for a read (0 for a write or an
     /// unimplemented register: reads as zero, writes ignored).
     pub fn access(&mut self, frame: Frame, access: Access) -> u64 {
+        let value = self.emulate(frame, access);
+        if access.write.is_some() {
+            self.recompute_pending();
+        }
+        value
+    }
+
+    fn emulate(&mut self, frame: Frame, access: Access) -> u64 {
         match frame {
             Frame::Distributor => self.distributor(access),
             Frame::Redistributor(vcpu) if vcpu < self.redists.len() => {
@@ -231,7 +281,7 @@ impl VirtualGic {
             (0x0004, None) => ((MAX_INTID / 32 - 1) | (9 << 19)) as u64,
             (0x0008, None) => IIDR,
             (0xffe8, None) => PIDR2_GICV3,
-            (0x6000..=0x7fd8, _) if a.offset % 8 == 0 || a.size == 4 => self.irouter(a),
+            (0x6000..=0x7fd8, _) if a.offset.is_multiple_of(8) || a.size == 4 => self.irouter(a),
             (0x0080..=0x0fff, _) => self.intid_registers(Bank::Distributor, a),
             _ => 0,
         }

@@ -1,13 +1,14 @@
 //! System DTS files through `dtc`, `parse` and `validate`:
 //! - every `configs/tests/bad/*.dts` fails with the messages its `// expect: ...` lines give;
 //! - every `configs/*.dts` and `configs/tests/good/*.dts` passes;
-//! - mutated and truncated DTBs never panic `parse` or `validate`.
+//! - every good one parses without warnings;
+//! - 100 000 mutated and truncated DTBs never panic or hang `parse_with_warnings` or `validate`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use tantalum_core::addr::{HostPhys, HostRange};
-use tantalum_core::config::{parse, validate, BuildFacts};
+use tantalum_core::addr::{GuestPhys, HostPhys, HostRange};
+use tantalum_core::config::{parse, parse_with_warnings, validate, BuildFacts};
 
 fn configs_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs")
@@ -79,8 +80,12 @@ fn good_configs_pass() {
     let files: Vec<PathBuf> = dts_files(&dir).into_iter().chain(dts_files(&dir.join("tests/good"))).collect();
     assert!(files.iter().any(|f| f.ends_with("demo.dts")), "configs/demo.dts not found");
     for file in files {
-        let errors = check(&compile(&file));
+        let dtb = compile(&file);
+        let errors = check(&dtb);
         assert!(errors.is_empty(), "{}:\n{}", file.display(), errors.join("\n"));
+        let (_, warnings) = parse_with_warnings(&dtb).expect("parses");
+        let warnings: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+        assert!(warnings.is_empty(), "{} has warnings:\n{}", file.display(), warnings.join("\n"));
     }
 }
 
@@ -89,10 +94,32 @@ fn demo_parses_as_written() {
     let cfg = parse(&compile(&configs_dir().join("demo.dts"))).expect("demo parses");
     assert_eq!(cfg.board.cpus.len(), 4);
     assert_eq!(cfg.board.ram, [HostRange::new(HostPhys(0x4000_0000), 0x4000_0000)]);
+    assert_eq!(cfg.board.gic.as_ref().map(|g| g.path.as_str()), Some("/interrupt-controller@8000000"));
     let names: Vec<&str> = cfg.partitions.iter().map(|p| p.name.as_str()).collect();
-    assert_eq!(names, ["ping", "pong"]);
+    assert_eq!(names, ["sensor", "controller", "actuator"]);
     assert_eq!(cfg.partitions[1].cpus, [1]);
     assert_eq!(cfg.hypervisor.console.as_ref().map(|c| c.path.as_str()), Some("/pl011@9000000"));
+    let channels: Vec<(&str, &[u16], Option<u16>)> =
+        cfg.channels.iter().map(|c| (c.name.as_str(), c.endpoints.as_slice(), c.writer)).collect();
+    assert_eq!(channels, [("readings", &[0, 1][..], Some(0)), ("commands", &[1, 2][..], Some(1))]);
+}
+
+#[test]
+fn all_properties_parse_as_written() {
+    let cfg = parse(&compile(&configs_dir().join("tests/good/all-properties.dts"))).expect("parses");
+    let ping = &cfg.partitions[0];
+    let paths: Vec<&str> = ping.devices.iter().map(|d| d.path.as_str()).collect();
+    assert_eq!(paths, ["/virtio_mmio@a000000", "/virtio_mmio@a000200"]);
+    assert_eq!(ping.devices[1].interrupts[0].intid(), 32 + 17);
+    assert_eq!(ping.bootargs.as_deref(), Some("console=ttyAMA0 earlycon"));
+    assert!(ping.virtual_uart);
+    let rtc = &cfg.partitions[1].devices[0];
+    assert_eq!((rtc.path.as_str(), rtc.region, rtc.interrupts.len()), ("/pl031@9010000", Some(0), 0));
+    assert_eq!(cfg.channels.len(), 2);
+    assert_eq!(
+        (cfg.channels[1].writer, cfg.channels[1].guest_address(2)),
+        (Some(1), Some(GuestPhys(0x5000_0000)))
+    );
 }
 
 /// xorshift64*: deterministic, so a failure reproduces.
@@ -154,10 +181,204 @@ fn mutate(rng: &mut Rng, dtb: &mut Vec<u8>) {
     }
 }
 
+/// One token of a structure block, names resolved: what the structure-aware mutator edits.
+#[derive(Clone)]
+enum Token {
+    Begin(String),
+    Prop(String, Vec<u8>),
+    End,
+}
+
+/// The tokens of a `dtc`-written (trusted) blob.
+fn decode(dtb: &[u8]) -> Vec<Token> {
+    let word = |at: usize| u32::from_be_bytes(dtb[at..at + 4].try_into().expect("4 bytes")) as usize;
+    let c_str = |at: usize| {
+        let len = dtb[at..].iter().position(|&b| b == 0).expect("NUL");
+        String::from_utf8(dtb[at..at + len].to_vec()).expect("UTF-8")
+    };
+    let (mut pos, strings) = (word(8), word(12));
+    let mut tokens = Vec::new();
+    loop {
+        match word(pos) {
+            1 => {
+                let name = c_str(pos + 4);
+                pos = (pos + 4 + name.len() + 1).next_multiple_of(4);
+                tokens.push(Token::Begin(name));
+            }
+            2 => {
+                pos += 4;
+                tokens.push(Token::End);
+            }
+            3 => {
+                let (len, name) = (word(pos + 4), c_str(strings + word(pos + 8)));
+                tokens.push(Token::Prop(name, dtb[pos + 12..pos + 12 + len].to_vec()));
+                pos = (pos + 12 + len).next_multiple_of(4);
+            }
+            4 => pos += 4,
+            _ => return tokens,
+        }
+    }
+}
+
+/// A version-17 blob of `tokens`.
+fn encode(tokens: &[Token]) -> Vec<u8> {
+    let (mut structs, mut strings) = (Vec::new(), Vec::new());
+    let word = |v: &mut Vec<u8>, w: usize| v.extend((w as u32).to_be_bytes());
+    for token in tokens {
+        match token {
+            Token::Begin(name) => {
+                word(&mut structs, 1);
+                structs.extend(name.as_bytes());
+                structs.push(0);
+            }
+            Token::Prop(name, value) => {
+                let (offset, len) = (strings.len(), value.len());
+                strings.extend(name.as_bytes());
+                strings.push(0);
+                word(&mut structs, 3);
+                word(&mut structs, len);
+                word(&mut structs, offset);
+                structs.extend(value);
+            }
+            Token::End => word(&mut structs, 2),
+        }
+        structs.resize(structs.len().next_multiple_of(4), 0);
+    }
+    word(&mut structs, 9);
+    let (off_struct, off_strings) = (56, 56 + structs.len());
+    let mut blob = Vec::new();
+    let header = [0xd00d_feed, off_strings + strings.len(), off_struct, off_strings, 40, 17, 16, 0];
+    for w in header.into_iter().chain([strings.len(), structs.len(), 0, 0, 0, 0]) {
+        word(&mut blob, w);
+    }
+    blob.extend(structs);
+    blob.extend(strings);
+    blob
+}
+
+/// Well-formed blobs with hostile contents: values, phandles, names and nodes changed.
+fn mutate_structure(rng: &mut Rng, tokens: &mut Vec<Token>) {
+    const NAMES: [&str; 16] = [
+        "devices",
+        "device-regions",
+        "endpoints",
+        "writer",
+        "memory",
+        "guest-addresses",
+        "interrupts",
+        "interrupt-parent",
+        "reg",
+        "virtual-uart",
+        "cpus",
+        "#interrupt-cells",
+        "#address-cells",
+        "#size-cells",
+        "interrupt-controller",
+        "bootargs",
+    ];
+    const COMPATIBLES: [&str; 4] =
+        ["tantalum,channel-v1", "tantalum,partition-v1", "arm,gic-v3", "virtio,mmio"];
+    const WORDS: [u32; 10] = [0, 1, 2, 3, 16, 0x1000, 0x4a00_0000, 0x7fff_ffff, 0x8000_0000, 0xffff_ffff];
+    let phandles: Vec<u32> = tokens
+        .iter()
+        .filter_map(|t| match t {
+            Token::Prop(n, v) if n == "phandle" && v.len() == 4 => {
+                Some(u32::from_be_bytes(v[..4].try_into().ok()?))
+            }
+            _ => None,
+        })
+        .collect();
+    for _ in 0..1 + rng.below(3) {
+        let props: Vec<usize> = (0..tokens.len()).filter(|&i| matches!(tokens[i], Token::Prop(..))).collect();
+        let nodes: Vec<usize> = (1..tokens.len()).filter(|&i| matches!(tokens[i], Token::Begin(_))).collect();
+        let (Some(&p), Some(&n)) = (props.get(rng.below(props.len())), nodes.get(rng.below(nodes.len())))
+        else {
+            return;
+        };
+        let cell = |rng: &mut Rng| match rng.below(3) {
+            0 => phandles.get(rng.below(phandles.len())).copied().unwrap_or(1),
+            1 => WORDS[rng.below(WORDS.len())],
+            _ => rng.next() as u32,
+        };
+        match rng.below(8) {
+            0 => {
+                let value: Vec<u8> = (0..rng.below(7)).flat_map(|_| cell(rng).to_be_bytes()).collect();
+                if let Token::Prop(_, v) = &mut tokens[p] {
+                    *v = value;
+                }
+            }
+            1 => {
+                let c = cell(rng).to_be_bytes();
+                if let Token::Prop(_, v) = &mut tokens[p] {
+                    let at = rng.below(v.len() / 4) * 4;
+                    if let Some(slot) = v.get_mut(at..at + 4) {
+                        slot.copy_from_slice(&c);
+                    }
+                }
+            }
+            2 => drop(tokens.remove(p)),
+            3 => {
+                // Remove node `n` with its subtree.
+                let mut depth = 0usize;
+                let end = (n..tokens.len()).find(|&i| {
+                    match tokens[i] {
+                        Token::Begin(_) => depth += 1,
+                        Token::End => depth -= 1,
+                        Token::Prop(..) => {}
+                    }
+                    depth == 0
+                });
+                if let Some(end) = end {
+                    tokens.drain(n..=end);
+                }
+            }
+            4 => {
+                let copy = tokens[p].clone();
+                tokens.insert(n + 1, copy);
+            }
+            5 => {
+                if let Token::Prop(name, _) = &mut tokens[p] {
+                    *name = NAMES[rng.below(NAMES.len())].into();
+                }
+            }
+            6 => {
+                let value = format!("{}\0", COMPATIBLES[rng.below(COMPATIBLES.len())]).into_bytes();
+                tokens.insert(n + 1, Token::Prop("compatible".into(), value));
+            }
+            _ => {
+                if let Token::Prop(_, v) = &mut tokens[p] {
+                    v.truncate(rng.below(v.len() + 1));
+                }
+            }
+        }
+    }
+}
+
+/// One DTB through everything a booting hypervisor or the build tool does with it.
+fn exercise(dtb: &[u8], facts: &BuildFacts) -> (bool, bool) {
+    match parse_with_warnings(dtb) {
+        Ok((cfg, warnings)) => {
+            warnings.iter().for_each(|w| assert!(!w.to_string().is_empty()));
+            let result = validate(&cfg, facts);
+            result.as_ref().err().into_iter().flatten().for_each(|e| assert!(!e.to_string().is_empty()));
+            (true, result.is_ok())
+        }
+        Err(errors) => {
+            assert!(!errors.is_empty());
+            errors.iter().for_each(|e| assert!(!e.to_string().is_empty()));
+            (false, false)
+        }
+    }
+}
+
 #[test]
 fn mutated_dtbs_never_panic() {
-    let demo = compile(&configs_dir().join("demo.dts"));
-    let good = compile(&configs_dir().join("tests/good/all-properties.dts"));
+    const MUTATIONS: usize = 100_000;
+    // Both use channels; all-properties also uses devices, regions and the virtual UART.
+    let seeds = [
+        compile(&configs_dir().join("demo.dts")),
+        compile(&configs_dir().join("tests/good/all-properties.dts")),
+    ];
     let facts = [
         BuildFacts::default(),
         BuildFacts {
@@ -165,19 +386,38 @@ fn mutated_dtbs_never_panic() {
             payload_size: Some(0x1_0000),
         },
     ];
-    let mut rng = Rng(0x5eed_7a47_a1b2_c3d4);
-    let (mut parsed, mut valid) = (0, 0);
-    for i in 0..20_000 {
-        let mut dtb = if i % 2 == 0 { demo.clone() } else { good.clone() };
-        mutate(&mut rng, &mut dtb);
-        if let Ok(cfg) = parse(&dtb) {
-            parsed += 1;
-            valid += usize::from(validate(&cfg, &facts[i % 2]).is_ok());
+    // Every truncation of every seed first.
+    for seed in &seeds {
+        for len in 0..seed.len() {
+            exercise(&seed[..len], &facts[len % 2]);
         }
     }
+    let trees: Vec<Vec<Token>> = seeds.iter().map(|s| decode(s)).collect();
+    assert!(trees.iter().zip(&seeds).all(|(t, s)| parse(&encode(t)) == parse(s)), "encode(decode(x)) == x");
+    let mut rng = Rng(0x5eed_7a47_a1b2_c3d4);
+    let (mut parsed, mut valid) = (0, 0);
+    for i in 0..MUTATIONS {
+        // Even iterations: bytes of the blob; odd ones: its tree (values, phandles, names, nodes).
+        let mut dtb = if i % 2 == 0 {
+            let mut dtb = seeds[(i / 2) % 2].clone();
+            mutate(&mut rng, &mut dtb);
+            dtb
+        } else {
+            let mut tokens = trees[(i / 2) % 2].clone();
+            mutate_structure(&mut rng, &mut tokens);
+            encode(&tokens)
+        };
+        if i % 16 == 15 {
+            let len = rng.below(dtb.len() + 1);
+            dtb.truncate(len);
+        }
+        let (p, v) = exercise(&dtb, &facts[(i / 4) % 2]);
+        parsed += usize::from(p);
+        valid += usize::from(v);
+    }
     // The mutations must reach `validate` often, or this test tests little.
-    assert!(parsed > 2_000, "only {parsed} of 20000 mutated DTBs parsed");
-    eprintln!("{parsed} mutated DTBs parsed, {valid} validated");
+    assert!(parsed > MUTATIONS / 4, "only {parsed} of {MUTATIONS} mutated DTBs parsed");
+    eprintln!("{parsed} of {MUTATIONS} mutated DTBs parsed, {valid} validated");
 }
 
 #[test]

@@ -333,7 +333,12 @@ impl SystemConfig {
     }
     /// The channels partition `id` is an endpoint of, in tree order: its local channel numbers.
     pub fn channels_of(&self, id: PartitionId) -> Vec<&ChannelConfig> {
-        self.channels.iter().filter(|c| c.endpoints.contains(&id)).collect()
+        self.endpoint_channels(id).collect()
+    }
+    /// The channels partition `id` is an endpoint of, in tree order, without allocating (the
+    /// doorbell hypercall's path).
+    pub fn endpoint_channels(&self, id: PartitionId) -> impl Iterator<Item = &ChannelConfig> {
+        self.channels.iter().filter(move |c| c.endpoints.contains(&id))
     }
     /// The partition that owns board CPU `cpu`, if any.
     pub fn owner_of_cpu(&self, cpu: usize) -> Option<&PartitionConfig> {

@@ -2,9 +2,9 @@
 //!
 //! The blob is untrusted (the hypervisor parses it at boot). `fdt` 0.1 panics or recurses without
 //! bound on malformed blobs, so `dtb_check::check_blob` first walks the whole structure block and refuses
-//! anything `fdt` could trip over. Only then are nodes read, through `find_node("/")`, `children()`,
-//! `properties()` and `property()` alone, and every property value is decoded here with length
-//! checks.
+//! anything `fdt` could trip over. Only then are nodes read, through `find_node("/")`, `children()`
+//! and `properties()` alone (once per node, into `tree`), and every property value is decoded here
+//! with length checks.
 //!
 //! - `tree`: the indexed tree and the value decoders;
 //! - `board`: RAM, CPUs, the GIC, and board devices passed through (`devices`, interrupts);
@@ -124,10 +124,10 @@ impl<'t, 'b, 'a> Parser<'t, 'b, 'a> {
         let Some(e) = self.entry(index) else {
             return;
         };
-        for property in e.node.properties() {
-            if !is_known(known, property.name) {
-                let suggestion = suggest(known, property.name);
-                let kind = WarningKind::UnknownProperty { property: property.name.to_string(), suggestion };
+        for &(name, _) in &e.properties {
+            if !is_known(known, name) {
+                let suggestion = suggest(known, name);
+                let kind = WarningKind::UnknownProperty { property: name.to_string(), suggestion };
                 self.warn(index, kind);
             }
         }
@@ -159,7 +159,7 @@ impl<'t, 'b, 'a> Parser<'t, 'b, 'a> {
     }
 
     fn value(&self, index: usize, name: &str) -> Option<&'a [u8]> {
-        Some(self.entry(index)?.node.property(name)?.value)
+        self.entry(index)?.property(name)
     }
 
     /// The value, or `MissingProperty` reported.

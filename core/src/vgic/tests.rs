@@ -16,7 +16,8 @@ const BELL: u32 = 96;
 fn enable_spi(gic: &mut VirtualGic, intid: u32) {
     write(gic, D, 0x0000, CTLR_ENABLE_GRP1 as u64);
     let (reg, bit) = (u64::from(intid / 32) * 4, intid % 32);
-    write(gic, D, 0x0080 + reg, 1 << bit);
+    let groups = read(gic, D, 0x0080 + reg);
+    write(gic, D, 0x0080 + reg, groups | 1 << bit);
     write(gic, D, 0x0100 + reg, 1 << bit);
 }
 

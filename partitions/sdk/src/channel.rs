@@ -124,7 +124,9 @@ impl Channel {
         let region = unsafe { RawRegion::new(d.base as *mut u8, d.size as usize) }
             .ok_or(ChannelError::BadDescription)?;
         let tx = match layout.tx_ring(d.endpoint) {
-            Some(ring) => Some(Producer::init(region, ring).map_err(|_| ChannelError::BadDescription)?),
+            // `open` resumes a ring this partition already initialised (after a restart) and
+            // initialises a fresh one.
+            Some(ring) => Some(Producer::open(region, ring).map_err(|_| ChannelError::BadDescription)?),
             None => None,
         };
         irq::init();

@@ -3,7 +3,7 @@
 //! one), and handlers per interrupt ID.
 
 use core::arch::asm;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Where the virtual GIC sits (the board's GIC addresses, QEMU virt).
 const GICD: usize = 0x0800_0000;
@@ -17,6 +17,18 @@ const SPURIOUS: u32 = 1023;
 pub type Handler = fn(u32);
 
 static HANDLERS: [AtomicUsize; MAX_INTID] = [const { AtomicUsize::new(0) }; MAX_INTID];
+
+/// PMU instruction count just before the last WFI of [`wait_unless`] (0: not sleeping).
+static WFI_AT: AtomicU64 = AtomicU64::new(0);
+
+/// Instructions retired on this CPU since it last went to sleep in [`wait_unless`], and forgets
+/// that sleep: called first thing in a handler, it measures the cost of delivering the
+/// interrupt that woke the CPU (WFI retires nothing while asleep). `None` when the CPU was not
+/// asleep.
+pub fn instructions_since_wfi() -> Option<u64> {
+    let at = WFI_AT.swap(0, Ordering::Relaxed);
+    (at != 0).then(|| crate::instructions().wrapping_sub(at))
+}
 
 fn write32(addr: usize, value: u32) {
     // SAFETY: `addr` is a register of the partition's own virtual GIC (device memory of its
@@ -79,6 +91,7 @@ pub fn wait_unless(check: impl FnOnce() -> bool) {
     // SAFETY: masking IRQs around the check; WFI wakes on a pending interrupt even when masked.
     unsafe { asm!("msr daifset, #2", options(nomem, nostack)) };
     if !check() {
+        WFI_AT.store(crate::instructions(), Ordering::Relaxed);
         // SAFETY: WFI only waits.
         unsafe { asm!("wfi", options(nomem, nostack)) };
     }

@@ -12,6 +12,8 @@ use super::super::dtb_check::{be_u32, MAX_DEPTH};
 pub(super) struct Entry<'b, 'a> {
     pub(super) path: String,
     pub(super) node: FdtNode<'b, 'a>,
+    /// `(name, value)` of every property, read once (`fdt` re-parses on every lookup).
+    pub(super) properties: Vec<(&'a str, &'a [u8])>,
     /// Always a smaller index than the entry's own (the tree is stored depth-first).
     pub(super) parent: Option<usize>,
 }
@@ -35,18 +37,15 @@ impl<'b, 'a> Tree<'b, 'a> {
 
     fn add(&mut self, node: FdtNode<'b, 'a>, path: String, parent: Option<usize>, depth: usize) {
         let index = self.nodes.len();
-        let phandle =
-            ["phandle", "linux,phandle"].iter().find_map(|name| node.property(name)).and_then(|p| {
-                if p.value.len() == 4 {
-                    be_u32(p.value, 0)
-                } else {
-                    None
-                }
-            });
+        let properties: Vec<(&'a str, &'a [u8])> = node.properties().map(|p| (p.name, p.value)).collect();
+        let phandle = ["phandle", "linux,phandle"]
+            .iter()
+            .find_map(|name| properties.iter().find(|(n, _)| n == name))
+            .and_then(|&(_, value)| if value.len() == 4 { be_u32(value, 0) } else { None });
         if let Some(phandle) = phandle {
             self.phandles.push((phandle, index));
         }
-        self.nodes.push(Entry { path: path.clone(), node, parent });
+        self.nodes.push(Entry { path: path.clone(), node, parent, properties });
         if depth >= MAX_DEPTH {
             return;
         }
@@ -87,6 +86,13 @@ impl<'b, 'a> Tree<'b, 'a> {
             at = self.nodes.get(i).and_then(|e| e.parent).filter(|&p| p < i);
         }
         false
+    }
+}
+
+impl<'a> Entry<'_, 'a> {
+    /// The value of property `name`, if the node has it.
+    pub(super) fn property(&self, name: &str) -> Option<&'a [u8]> {
+        self.properties.iter().find(|(n, _)| *n == name).map(|&(_, v)| v)
     }
 }
 
