@@ -180,20 +180,20 @@ fn cross_check_ram(
         }
     };
     for missing in config::ram_not_reported(config, &ram) {
+        let range = missing.range;
         match missing.owner {
-            None => {
-                info!(
-                    "hypervisor memory {} is not RAM on this machine (firmware DTB): halting",
-                    missing.range
-                );
+            config::Owner::Hypervisor => {
+                info!("hypervisor memory {range} is not RAM on this machine (firmware DTB): halting");
                 firmware::system_off();
             }
-            Some(id) => {
+            config::Owner::Channel(c) => {
+                let name = &config.channels[c].name;
+                info!("channel '{name}': memory {range} is not RAM on this machine (firmware DTB): halting");
+                firmware::system_off();
+            }
+            config::Owner::Partition(id) => {
                 let name = &config.partitions[id as usize].name;
-                info!(
-                    "partition '{name}': memory {} is not RAM on this machine (firmware DTB): refusing it",
-                    missing.range
-                );
+                info!("partition '{name}': memory {range} is not RAM on this machine (firmware DTB): refusing it");
                 if !refused.contains(&id) {
                     let _ = refused.push(id);
                 }

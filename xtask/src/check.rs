@@ -55,12 +55,15 @@ pub struct Checked {
     pub config: SystemConfig,
     /// Image bytes, in partition order.
     pub images: Vec<Vec<u8>>,
+    /// Things that are allowed but probably wrong (unknown properties: typos).
+    pub warnings: Vec<String>,
 }
 
 /// Parses `dtb`, resolves images (filling size hints) and checks every rule.
 pub fn check_dtb(dts: &Path, dtb: &[u8]) -> std::result::Result<Checked, Problems> {
-    let mut cfg =
-        config::parse(dtb).map_err(|errors| errors.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
+    let (mut cfg, warnings) = config::parse_with_warnings(dtb)
+        .map_err(|errors| errors.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
+    let warnings = warnings.iter().map(|w| w.to_string()).collect();
     let mut images = Vec::new();
     let mut problems = Vec::new();
     for p in &mut cfg.partitions {
@@ -89,7 +92,7 @@ pub fn check_dtb(dts: &Path, dtb: &[u8]) -> std::result::Result<Checked, Problem
         problems.extend(errors.iter().map(|e| e.to_string()));
     }
     if problems.is_empty() {
-        Ok(Checked { config: cfg, images })
+        Ok(Checked { config: cfg, images, warnings })
     } else {
         Err(problems)
     }
@@ -131,7 +134,12 @@ pub fn command(files: &[String]) -> Result<()> {
     for file in files {
         let path = PathBuf::from(file);
         match check_file(&path) {
-            Ok(checked) => println!("{file}: ok: {}", summary(&checked.config)),
+            Ok(checked) => {
+                for w in &checked.warnings {
+                    println!("warning: {w}");
+                }
+                println!("{file}: ok: {}", summary(&checked.config));
+            }
             Err(problems) => {
                 for p in &problems {
                     println!("error: {p}");

@@ -7,10 +7,10 @@ use std::fmt::Write;
 use tantalum_core::config::{DeviceAssignment, PartitionConfig, SystemConfig, GUEST_DTB_RESERVE};
 use tantalum_core::vplatform::{doorbell_spi, GICR_STRIDE, GIC_MAINTENANCE_PPI, TIMER_PPIS};
 
-/// Guest-physical place of the virtual UART (the same as QEMU virt's first PL011).
-const VUART_BASE: u64 = 0x0900_0000;
-const VUART_SIZE: u64 = 0x1000;
-const VUART_SPI: u32 = 1;
+use tantalum_core::config::{
+    VIRTUAL_UART_BASE as VUART_BASE, VIRTUAL_UART_SIZE as VUART_SIZE, VIRTUAL_UART_SPI as VUART_SPI,
+};
+
 /// GIC layout used when the board has none (keeps the generated tree valid).
 const DEFAULT_GICD: u64 = 0x0800_0000;
 const DEFAULT_GICR: u64 = 0x080a_0000;

@@ -97,6 +97,9 @@ pub fn build_system(dts: &Path) -> Result<BuiltSystem> {
     step(format!("checking {}", dts.display()));
     let source_dtb = dtc(dts, &out.join("system.src.dtb")).map_err(fail)?;
     let checked = check_dtb(dts, &source_dtb).map_err(fail)?;
+    for w in &checked.warnings {
+        eprintln!("warning: {w}");
+    }
     let (cfg, image_bytes) = (checked.config, checked.images);
 
     step("generating guest device trees");

@@ -85,6 +85,36 @@ fn check_bad_config(path: &Path) -> std::result::Result<(), String> {
     }
 }
 
+/// `config show` works, and every partition's generated guest DT compiles and decompiles with
+/// dtc without a single warning.
+fn guest_dts_round_trip(dts: &Path) -> std::result::Result<(), String> {
+    let checked = check_file(dts).map_err(|p| p.join("\n"))?;
+    if crate::show::plan(&checked.config).is_empty() {
+        return Err("empty plan".into());
+    }
+    let system_dtb =
+        crate::check::dtc(dts, &cargo::out_dir().join("check/round-trip.dtb")).map_err(|p| p.join("\n"))?;
+    let dir = cargo::out_dir().join("check/guest");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    for p in &checked.config.partitions {
+        let src = dir.join(format!("{}.dts", p.name));
+        std::fs::write(&src, crate::guest_dt::source(&checked.config, p, &system_dtb))
+            .map_err(|e| e.to_string())?;
+        let dtb = dir.join(format!("{}.dtb", p.name));
+        crate::check::dtc_strict(&src, &dtb).map_err(|e| e.join("\n"))?;
+        let back = Command::new("dtc")
+            .args(["-I", "dtb", "-O", "dts"])
+            .arg(&dtb)
+            .output()
+            .map_err(|e| e.to_string())?;
+        let stderr = String::from_utf8_lossy(&back.stderr);
+        if !back.status.success() || !stderr.trim().is_empty() {
+            return Err(format!("{}: decompiling: {stderr}", p.name));
+        }
+    }
+    Ok(())
+}
+
 fn tamper(image: &Path, built: &image::BuiltSystem, how: Tamper) -> std::result::Result<(), String> {
     let mut bytes = std::fs::read(image).map_err(|e| e.to_string())?;
     match how {
@@ -167,6 +197,11 @@ pub fn command(_args: &[String]) -> Result<()> {
     for path in good {
         let name = format!("config ok: {}", path.strip_prefix(root()).unwrap_or(&path).display());
         tally.record(&name, check_file(&path).map(|_| ()).map_err(|p| p.join("\n")));
+        let name = format!(
+            "guest DTs round-trip through dtc: {}",
+            path.strip_prefix(root()).unwrap_or(&path).display()
+        );
+        tally.record(&name, guest_dts_round_trip(&path));
     }
     let mut bad = dts_files(&root().join("configs/tests/bad"));
     bad.extend(dts_files(&root().join("configs/tests/bad-build")));

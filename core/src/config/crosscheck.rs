@@ -2,32 +2,37 @@
 //! board description that promises more RAM than the machine has must not place a partition in
 //! memory that is not there.
 
+use alloc::vec;
 use alloc::vec::Vec;
 
 use super::{PartitionId, SystemConfig};
 use crate::addr::HostRange;
 
+/// Who a memory range belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owner {
+    Hypervisor,
+    Partition(PartitionId),
+    /// A channel, by index in [`SystemConfig::channels`].
+    Channel(usize),
+}
+
 /// A memory range the system DTB hands out that the firmware does not report as RAM.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NotRam {
-    /// The partition that owns it, or `None` for the hypervisor's own memory.
-    pub owner: Option<PartitionId>,
+    pub owner: Owner,
     pub range: HostRange,
 }
 
-/// Every hypervisor or partition memory range that lies outside the firmware's RAM.
+/// Every hypervisor, partition or channel memory range that lies outside the firmware's RAM.
 pub fn ram_not_reported(cfg: &SystemConfig, firmware_ram: &[HostRange]) -> Vec<NotRam> {
+    let mut owned = vec![(Owner::Hypervisor, cfg.hypervisor.memory)];
+    for p in &cfg.partitions {
+        owned.extend(p.memory.iter().map(|r| (Owner::Partition(p.id), r.host_range())));
+    }
+    owned.extend(cfg.channels.iter().map(|c| (Owner::Channel(c.id), c.memory)));
     let is_ram = |r: &HostRange| firmware_ram.iter().any(|ram| ram.contains_range(r));
-    let hypervisor =
-        Some(cfg.hypervisor.memory).filter(|r| !is_ram(r)).map(|range| NotRam { owner: None, range });
-    let partitions = cfg.partitions.iter().flat_map(|p| {
-        p.memory
-            .iter()
-            .map(|r| r.host_range())
-            .filter(|r| !is_ram(r))
-            .map(|range| NotRam { owner: Some(p.id), range })
-    });
-    hypervisor.into_iter().chain(partitions).collect()
+    owned.into_iter().filter(|(_, r)| !is_ram(r)).map(|(owner, range)| NotRam { owner, range }).collect()
 }
 
 #[cfg(test)]
@@ -82,11 +87,11 @@ mod tests {
         let missing = ram_not_reported(&system(), &ram);
         assert_eq!(
             missing,
-            [NotRam { owner: Some(1), range: HostRange::new(HostPhys(0x4300_0000), 0x100_0000) }]
+            [NotRam { owner: Owner::Partition(1), range: HostRange::new(HostPhys(0x4300_0000), 0x100_0000) }]
         );
         // No RAM reported at all: everything is named, the hypervisor first.
         let missing = ram_not_reported(&system(), &[]);
         assert_eq!(missing.len(), 3);
-        assert_eq!(missing[0].owner, None);
+        assert_eq!(missing[0].owner, Owner::Hypervisor);
     }
 }

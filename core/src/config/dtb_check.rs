@@ -1,5 +1,11 @@
-//! The DTB structure check: everything `fdt` 0.1 assumes about a blob, verified once before
-//! it sees it, so that a truncated, corrupted or hostile blob is an error and never a panic.
+//! The DTB structure check and reader: one walk over the header and the structure block that
+//! either refuses the blob (a truncated, corrupted or hostile blob is an error, never a panic) or
+//! returns its nodes, with their parents and properties, for `parse` to index.
+//!
+//! The checks are everything `fdt` 0.1 assumes about a blob, so a blob that passes is also safe
+//! to hand to `fdt` (the SDK and the build tool read guest DTBs with it).
+
+use alloc::vec::Vec;
 
 use super::error::DtbDefect;
 
@@ -32,9 +38,20 @@ pub(super) fn c_str(bytes: &[u8]) -> Option<&str> {
     core::str::from_utf8(bytes.get(..nul)?).ok()
 }
 
+/// One node of a checked blob.
+pub(super) struct RawNode<'a> {
+    /// The name with its unit address (`""` for the root).
+    pub(super) name: &'a str,
+    /// Index of the parent in the returned list (always smaller); `None` for the root.
+    pub(super) parent: Option<usize>,
+    /// `(name, value)` of each property, in blob order.
+    pub(super) properties: Vec<(&'a str, &'a [u8])>,
+}
+
 /// Checks the header and walks the structure block: one root, balanced nodes, valid names,
-/// properties before children and inside their blocks, no NOP, `FDT_END` last.
-pub(super) fn check_blob(dtb: &[u8]) -> Result<(), DtbDefect> {
+/// properties before children and inside their blocks, no NOP, `FDT_END` last. Returns the nodes
+/// depth-first (the root first).
+pub(super) fn read_blob(dtb: &[u8]) -> Result<Vec<RawNode<'_>>, DtbDefect> {
     let field = |i: usize| be_u32(dtb, i * 4).ok_or(DtbDefect::Truncated);
     if field(0)? != FDT_MAGIC {
         return Err(DtbDefect::BadMagic);
@@ -52,31 +69,38 @@ pub(super) fn check_blob(dtb: &[u8]) -> Result<(), DtbDefect> {
     walk_structure(structs, strings)
 }
 
-fn walk_structure(structs: &[u8], strings: &[u8]) -> Result<(), DtbDefect> {
+fn walk_structure<'a>(structs: &'a [u8], strings: &'a [u8]) -> Result<Vec<RawNode<'a>>, DtbDefect> {
     let mut pos = 0usize;
-    let mut depth = 0usize;
     let mut seen_root = false;
     let mut props_allowed = false;
+    let mut nodes: Vec<RawNode<'a>> = Vec::new();
+    // Indices of the open nodes; its length is the depth.
+    let mut open: Vec<usize> = Vec::new();
     // Every iteration moves `pos` forward by at least 4 bytes, so this ends.
     while let Some(token) = be_u32(structs, pos) {
         let offset = pos;
         pos += 4;
         match token {
-            FDT_BEGIN_NODE if !(depth == 0 && seen_root) => {
+            FDT_BEGIN_NODE if !(open.is_empty() && seen_root) => {
                 let bad = DtbDefect::BadNodeName { offset };
                 let name = c_str(structs.get(pos..).unwrap_or_default()).ok_or(bad)?;
-                if (depth == 0) != name.is_empty() || name.contains('/') {
+                if open.is_empty() != name.is_empty() || name.contains('/') {
                     return Err(bad);
                 }
                 pos = pos.checked_add(align4(name.len() + 1).ok_or(bad)?).ok_or(bad)?;
-                depth += 1;
-                if depth > MAX_DEPTH {
+                if open.len() >= MAX_DEPTH {
                     return Err(DtbDefect::TooDeep { max: MAX_DEPTH });
                 }
+                open.push(nodes.len());
+                nodes.push(RawNode {
+                    name,
+                    parent: open.iter().rev().nth(1).copied(),
+                    properties: Vec::new(),
+                });
                 seen_root = true;
                 props_allowed = true;
             }
-            FDT_PROP if depth > 0 => {
+            FDT_PROP if !open.is_empty() => {
                 if !props_allowed {
                     return Err(DtbDefect::PropertyAfterChild { offset });
                 }
@@ -90,14 +114,18 @@ fn walk_structure(structs: &[u8], strings: &[u8]) -> Result<(), DtbDefect> {
                     return Err(bad);
                 }
                 let name_offset = usize::try_from(name_offset).map_err(|_| bad)?;
-                c_str(strings.get(name_offset..).ok_or(bad)?).ok_or(bad)?;
+                let name = c_str(strings.get(name_offset..).ok_or(bad)?).ok_or(bad)?;
+                let value = structs.get(value_start..value_end).ok_or(bad)?;
+                if let Some(node) = open.last().and_then(|&i| nodes.get_mut(i)) {
+                    node.properties.push((name, value));
+                }
                 pos = value_start.checked_add(align4(len).ok_or(bad)?).ok_or(bad)?;
             }
-            FDT_END_NODE if depth > 0 => {
-                depth -= 1;
+            FDT_END_NODE if !open.is_empty() => {
+                open.pop();
                 props_allowed = false;
             }
-            FDT_END if depth == 0 && seen_root => return Ok(()),
+            FDT_END if open.is_empty() && seen_root => return Ok(nodes),
             _ => return Err(DtbDefect::BadToken { offset, token }),
         }
     }

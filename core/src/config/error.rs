@@ -395,6 +395,12 @@ pub enum ErrorKind {
     WriterNotEndpoint {
         writer: String,
     },
+    /// Channel memory too small for its rings (`core::channel::layout`).
+    ChannelTooSmall {
+        size: u64,
+        min: u64,
+        one_way: bool,
+    },
     /// A partition is an endpoint of too many channels.
     TooManyChannels {
         count: usize,

@@ -20,7 +20,7 @@ use alloc::vec::Vec;
 
 use crate::addr::{GuestPhys, HostPhys, HostRange};
 
-pub use crosscheck::{ram_not_reported, NotRam};
+pub use crosscheck::{ram_not_reported, NotRam, Owner};
 pub use error::{
     ConfigError, DtbDefect, ErrorKind, Expected, GuestSpan, GuestUse, HostUse, InterruptProblem, NameProblem,
     NotDevice,
@@ -144,12 +144,12 @@ impl Interrupt {
     pub const SPI: u32 = 0;
     /// PPI kind in a specifier.
     pub const PPI: u32 = 1;
-    /// The GIC interrupt ID.
+    /// The GIC interrupt ID (saturating: an unvalidated number cannot overflow it).
     pub const fn intid(&self) -> u32 {
         if self.kind == Self::PPI {
-            self.number + 16
+            self.number.saturating_add(16)
         } else {
-            self.number + 32
+            self.number.saturating_add(32)
         }
     }
 }

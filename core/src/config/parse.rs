@@ -1,10 +1,10 @@
 //! DTB → [`SystemConfig`]: the system device tree binding v1 (see `docs/config.md`).
 //!
-//! The blob is untrusted (the hypervisor parses it at boot). `fdt` 0.1 panics or recurses without
-//! bound on malformed blobs, so `dtb_check::check_blob` first walks the whole structure block and refuses
-//! anything `fdt` could trip over. Only then are nodes read, through `find_node("/")`, `children()`
-//! and `properties()` alone (once per node, into `tree`), and every property value is decoded here
-//! with length checks.
+//! The blob is untrusted (the hypervisor parses it at boot). `dtb_check::read_blob` walks the
+//! whole structure block once, refusing anything malformed, and returns its nodes; `tree` indexes
+//! them (paths, parents, phandles), and every property value is decoded here with length checks.
+//! (`fdt` 0.1 is not used here: it panics or recurses without bound on malformed blobs, and it
+//! re-parses a node on every property lookup.)
 //!
 //! - `tree`: the indexed tree and the value decoders;
 //! - `board`: RAM, CPUs, the GIC, and board devices passed through (`devices`, interrupts);
@@ -20,9 +20,7 @@ use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
 
-use fdt::{Fdt, FdtError};
-
-use super::dtb_check::{be_u32, check_blob};
+use super::dtb_check::{be_u32, read_blob};
 use super::error::{ConfigError, DtbDefect, ErrorKind, Expected};
 use super::warning::{is_known, suggest, ConfigWarning, WarningKind};
 use super::{Board, SystemConfig};
@@ -31,8 +29,7 @@ use tree::{as_string, base_name, read_cells, Entry, Tree};
 /// Reads only the board (RAM, CPUs, GIC) of a DTB: used on the firmware's DTB to cross-check the
 /// system DTB against the machine it actually boots on.
 pub fn parse_board(dtb: &[u8]) -> Result<Board, Vec<ConfigError>> {
-    let fdt = open(dtb)?;
-    let tree = Tree::new(&fdt).ok_or_else(|| invalid(DtbDefect::Unterminated))?;
+    let tree = Tree::new(read_blob(dtb).map_err(invalid)?);
     let mut p = Parser::new(&tree);
     let board = p.board();
     if p.errors.is_empty() {
@@ -51,9 +48,7 @@ pub fn parse(dtb: &[u8]) -> Result<SystemConfig, Vec<ConfigError>> {
 /// Parses a system DTB; on success also returns what was ignored (unknown properties, with a
 /// suggestion when one is close to a known name, and unknown child nodes).
 pub fn parse_with_warnings(dtb: &[u8]) -> Result<(SystemConfig, Vec<ConfigWarning>), Vec<ConfigError>> {
-    let fdt = open(dtb)?;
-    let tree = Tree::new(&fdt).ok_or_else(|| invalid(DtbDefect::Unterminated))?;
-
+    let tree = Tree::new(read_blob(dtb).map_err(invalid)?);
     let mut p = Parser::new(&tree);
     let board = p.board();
     let Some(h) = tree.child(0, "hypervisor") else {
@@ -80,30 +75,19 @@ fn invalid(defect: DtbDefect) -> Vec<ConfigError> {
     vec![ConfigError::new("/", ErrorKind::InvalidDtb(defect))]
 }
 
-/// Our own structure check first: `fdt` only ever sees blobs it cannot trip over.
-fn open(dtb: &[u8]) -> Result<Fdt<'_>, Vec<ConfigError>> {
-    check_blob(dtb).map_err(invalid)?;
-    Fdt::new(dtb).map_err(|e| {
-        invalid(match e {
-            FdtError::BadMagic => DtbDefect::BadMagic,
-            _ => DtbDefect::Truncated,
-        })
-    })
-}
-
 // ---------------------------------------------------------------------------------------------
 // Reading nodes and properties, with every problem recorded.
 
-struct Parser<'t, 'b, 'a> {
-    tree: &'t Tree<'b, 'a>,
+struct Parser<'t, 'a> {
+    tree: &'t Tree<'a>,
     errors: Vec<ConfigError>,
     warnings: Vec<ConfigWarning>,
     /// Node index of the board's GICv3, found by `board`.
     gic: Option<usize>,
 }
 
-impl<'t, 'b, 'a> Parser<'t, 'b, 'a> {
-    fn new(tree: &'t Tree<'b, 'a>) -> Self {
+impl<'t, 'a> Parser<'t, 'a> {
+    fn new(tree: &'t Tree<'a>) -> Self {
         Self { tree, errors: Vec::new(), warnings: Vec::new(), gic: None }
     }
 
@@ -137,12 +121,12 @@ impl<'t, 'b, 'a> Parser<'t, 'b, 'a> {
     fn no_children(&mut self, index: usize) {
         let children: Vec<usize> = self.tree.children(index).collect();
         for child in children {
-            let name = self.entry(child).map_or("", |e| e.node.name).to_string();
+            let name = self.entry(child).map_or("", |e| e.name).to_string();
             self.warn(index, WarningKind::UnknownChild { name });
         }
     }
 
-    fn entry(&self, index: usize) -> Option<&'t Entry<'b, 'a>> {
+    fn entry(&self, index: usize) -> Option<&'t Entry<'a>> {
         self.tree.nodes.get(index)
     }
 

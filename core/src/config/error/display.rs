@@ -71,8 +71,8 @@ impl fmt::Display for ErrorKind {
             ),
             Self::NoSuchRegion { device, index, count } => write!(
                 f,
-                "device-regions: {device} has no region {index} (its 'reg' has {count} entries, \
-                 numbered from 0)"
+                "device-regions: {device} has no region {index} (its 'reg' has {count} {}, numbered from 0)",
+                if *count == 1 { "entry" } else { "entries" }
             ),
             Self::DeviceInterrupts { device, problem } => {
                 write!(f, "devices: cannot pass through the interrupts of {device}: {problem}")
@@ -239,6 +239,7 @@ impl fmt::Display for ErrorKind {
             | Self::ChannelAboveIpaLimit { .. }
             | Self::ChannelGuestOverlap { .. }
             | Self::WriterNotEndpoint { .. }
+            | Self::ChannelTooSmall { .. }
             | Self::TooManyChannels { .. } => self.fmt_devices_and_channels(f),
         }
     }
@@ -328,7 +329,7 @@ impl ErrorKind {
                 write!(f, "channel id {id} is not its index {index} in tree order")
             }
             Self::ChannelEndpointCount { count } => {
-                write!(f, "endpoints: {count} endpoints; a v1 channel connects exactly 2 partitions")
+                write!(f, "endpoints: {count} listed; a v1 channel connects exactly 2 partitions")
             }
             Self::DuplicateEndpoint { partition } => {
                 write!(f, "endpoints: {partition} is listed twice; a channel connects 2 distinct partitions")
@@ -358,6 +359,12 @@ impl ErrorKind {
             Self::WriterNotEndpoint { writer } => write!(
                 f,
                 "writer: {writer} is not an endpoint of the channel (the writer must be one of 'endpoints')"
+            ),
+            Self::ChannelTooSmall { size, min, one_way } => write!(
+                f,
+                "memory: {size:#x} bytes cannot hold the rings of a {} channel, which needs at least \
+                 {min:#x} bytes (see docs/channels.md)",
+                if *one_way { "one-way" } else { "duplex" }
             ),
             Self::TooManyChannels { count, max } => write!(
                 f,

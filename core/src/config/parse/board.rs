@@ -14,12 +14,12 @@ use crate::config::{Board, Cpu, DeviceAssignment, Gic, Interrupt};
 /// `compatible` of the interrupt controllers Tantalum virtualises.
 const GIC_V3: &str = "arm,gic-v3";
 
-impl Parser<'_, '_, '_> {
+impl Parser<'_, '_> {
     pub(super) fn board(&mut self) -> Board {
         let tree = self.tree;
         let mut board = Board::default();
         for index in tree.children(0) {
-            let name = tree.nodes.get(index).map_or("", |e| e.node.name);
+            let name = tree.nodes.get(index).map_or("", |e| e.name);
             if name == "memory" || name.starts_with("memory@") {
                 let regs = self.reg(index);
                 board.ram.extend(regs.into_iter().map(|(a, s)| HostRange::new(HostPhys(a), s)));
@@ -35,7 +35,7 @@ impl Parser<'_, '_, '_> {
                 continue;
             };
             let device_type = self.value(index, "device_type").and_then(as_string);
-            if device_type == Some("cpu") || e.node.name.starts_with("cpu@") {
+            if device_type == Some("cpu") || e.name.starts_with("cpu@") {
                 let hwid = self.reg(index).first().map_or(0, |&(a, _)| a);
                 let phandle = tree.phandle_of(index);
                 board.cpus.push(Cpu { path: e.path.clone(), phandle, hwid });

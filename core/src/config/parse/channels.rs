@@ -10,7 +10,7 @@ use crate::config::error::{ErrorKind, Expected};
 use crate::config::warning::{CHANNELS_PROPERTIES, CHANNEL_PROPERTIES};
 use crate::config::{ChannelConfig, PartitionId, CHANNEL_COMPATIBLE};
 
-impl Parser<'_, '_, '_> {
+impl Parser<'_, '_> {
     /// Every channel in the `containers`, in tree order; `partitions` are the partitions' node
     /// indices (a partition's id is its position there).
     pub(super) fn channels(&mut self, containers: &[usize], partitions: &[usize]) -> Vec<ChannelConfig> {
@@ -67,7 +67,7 @@ impl Parser<'_, '_, '_> {
             .and_then(|phandle| self.partition_ref(index, "writer", phandle, partitions));
         ChannelConfig {
             id,
-            name: self.entry(index).map(|e| e.node.name).unwrap_or_default().into(),
+            name: self.entry(index).map(|e| e.name).unwrap_or_default().into(),
             path: self.owned_path(index),
             endpoints,
             memory,

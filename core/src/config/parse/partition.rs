@@ -17,7 +17,7 @@ use crate::config::{
 /// The children of `/hypervisor`: partitions (with their node indices) and channel containers.
 pub(super) type Children = (Vec<PartitionConfig>, Vec<usize>, Vec<usize>);
 
-impl Parser<'_, '_, '_> {
+impl Parser<'_, '_> {
     pub(super) fn hypervisor(&mut self, h: usize) -> Option<HypervisorConfig> {
         self.check_properties(h, HYPERVISOR_PROPERTIES);
         if self.value(h, "compatible").is_none() {

@@ -4,56 +4,45 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use fdt::node::FdtNode;
-use fdt::Fdt;
+use super::super::dtb_check::{be_u32, RawNode};
 
-use super::super::dtb_check::{be_u32, MAX_DEPTH};
-
-pub(super) struct Entry<'b, 'a> {
+pub(super) struct Entry<'a> {
     pub(super) path: String,
-    pub(super) node: FdtNode<'b, 'a>,
-    /// `(name, value)` of every property, read once (`fdt` re-parses on every lookup).
-    pub(super) properties: Vec<(&'a str, &'a [u8])>,
+    /// The node name with its unit address.
+    pub(super) name: &'a str,
     /// Always a smaller index than the entry's own (the tree is stored depth-first).
     pub(super) parent: Option<usize>,
+    /// `(name, value)` of every property.
+    pub(super) properties: Vec<(&'a str, &'a [u8])>,
 }
 
-pub(super) struct Tree<'b, 'a> {
+pub(super) struct Tree<'a> {
     /// Depth-first, root first.
-    pub(super) nodes: Vec<Entry<'b, 'a>>,
+    pub(super) nodes: Vec<Entry<'a>>,
     /// `(phandle, node index)`, sorted.
     pub(super) phandles: Vec<(u32, usize)>,
 }
 
-impl<'b, 'a> Tree<'b, 'a> {
-    pub(super) fn new(fdt: &'b Fdt<'a>) -> Option<Self> {
-        // `check_blob` guarantees the root is named "", so this never falls back to aliases.
-        let root = fdt.find_node("/")?;
-        let mut tree = Tree { nodes: Vec::new(), phandles: Vec::new() };
-        tree.add(root, String::from("/"), None, 0);
+impl<'a> Tree<'a> {
+    /// Indexes the nodes `dtb_check::read_blob` returned (depth-first, parents first).
+    pub(super) fn new(raw: Vec<RawNode<'a>>) -> Self {
+        let mut tree = Tree { nodes: Vec::with_capacity(raw.len()), phandles: Vec::new() };
+        for (index, node) in raw.into_iter().enumerate() {
+            let parent = node.parent.filter(|&p| p < index);
+            let path = match parent.and_then(|p| tree.nodes.get(p)) {
+                None => String::from("/"),
+                Some(p) if p.parent.is_none() => format!("/{}", node.name),
+                Some(p) => format!("{}/{}", p.path, node.name),
+            };
+            let entry = Entry { path, name: node.name, parent, properties: node.properties };
+            let phandle = ["phandle", "linux,phandle"].iter().find_map(|name| entry.property(name));
+            if let Some(phandle) = phandle.filter(|v| v.len() == 4).and_then(|v| be_u32(v, 0)) {
+                tree.phandles.push((phandle, index));
+            }
+            tree.nodes.push(entry);
+        }
         tree.phandles.sort_by_key(|&(phandle, index)| (phandle, index));
-        Some(tree)
-    }
-
-    fn add(&mut self, node: FdtNode<'b, 'a>, path: String, parent: Option<usize>, depth: usize) {
-        let index = self.nodes.len();
-        let properties: Vec<(&'a str, &'a [u8])> = node.properties().map(|p| (p.name, p.value)).collect();
-        let phandle = ["phandle", "linux,phandle"]
-            .iter()
-            .find_map(|name| properties.iter().find(|(n, _)| n == name))
-            .and_then(|&(_, value)| if value.len() == 4 { be_u32(value, 0) } else { None });
-        if let Some(phandle) = phandle {
-            self.phandles.push((phandle, index));
-        }
-        self.nodes.push(Entry { path: path.clone(), node, parent, properties });
-        if depth >= MAX_DEPTH {
-            return;
-        }
-        for child in node.children() {
-            let child_path =
-                if parent.is_none() { format!("/{}", child.name) } else { format!("{path}/{}", child.name) };
-            self.add(child, child_path, Some(index), depth + 1);
-        }
+        tree
     }
 
     pub(super) fn children(&self, parent: usize) -> impl Iterator<Item = usize> + '_ {
@@ -89,15 +78,15 @@ impl<'b, 'a> Tree<'b, 'a> {
     }
 }
 
-impl<'a> Entry<'_, 'a> {
+impl<'a> Entry<'a> {
     /// The value of property `name`, if the node has it.
     pub(super) fn property(&self, name: &str) -> Option<&'a [u8]> {
         self.properties.iter().find(|(n, _)| *n == name).map(|&(_, v)| v)
     }
 }
 
-pub(super) fn base_name<'a>(e: &Entry<'_, 'a>) -> &'a str {
-    e.node.name.split('@').next().unwrap_or_default()
+pub(super) fn base_name<'a>(e: &Entry<'a>) -> &'a str {
+    e.name.split('@').next().unwrap_or_default()
 }
 
 /// One NUL-terminated UTF-8 string, the whole property.

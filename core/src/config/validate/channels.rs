@@ -5,6 +5,7 @@ use alloc::format;
 use alloc::string::{String, ToString};
 
 use super::{aligned, usable, Checker};
+use crate::channel::layout::{channel_layout, LayoutError};
 use crate::config::error::ErrorKind;
 use crate::config::{ChannelConfig, PartitionId, IPA_LIMIT, MAX_CHANNELS_PER_PARTITION};
 
@@ -57,6 +58,7 @@ impl Checker<'_> {
                 }
             }
             self.channel_guest(c);
+            self.channel_size(c);
         }
         for p in &cfg.partitions {
             let count = cfg.channels_of(p.id).len();
@@ -80,6 +82,24 @@ impl Checker<'_> {
                 let kind = ErrorKind::DuplicateEndpoint { partition: self.partition_name(id) };
                 self.report(&c.path, kind);
             }
+        }
+    }
+
+    /// Room for the rings (only for a channel whose size and endpoints are otherwise right).
+    fn channel_size(&mut self, c: &ChannelConfig) {
+        let writer = match c.writer {
+            None => None,
+            Some(w) => match c.endpoints.iter().position(|&e| e == w) {
+                Some(endpoint) => Some(endpoint),
+                None => return, // `WriterNotEndpoint`.
+            },
+        };
+        if c.endpoints.len() != 2 || !usable(&c.memory) {
+            return;
+        }
+        if let Err(LayoutError::TooSmall { size, min }) = channel_layout(c.memory.size, writer) {
+            let kind = ErrorKind::ChannelTooSmall { size, min, one_way: writer.is_some() };
+            self.report(&c.path, kind);
         }
     }
 
