@@ -163,8 +163,7 @@ fn pong(count: u64) {
     println!("pong done: echoed {count} messages, {bad} out of order or corrupted");
     println!("bench: pong_instructions_per_message={per}");
     let wakeups = WAKEUPS.load(Ordering::Relaxed);
-    if wakeups > 0 {
-        let avg = WAKEUP_INSTRUCTIONS.load(Ordering::Relaxed) / wakeups;
+    if let Some(avg) = WAKEUP_INSTRUCTIONS.load(Ordering::Relaxed).checked_div(wakeups) {
         println!("bench: doorbell_wfi_to_handler_instructions={avg} wakeups={wakeups}");
     }
 }
