@@ -179,7 +179,8 @@ impl System {
             Some(b) => Some(self.blob(b, "guest DTB")?),
             None => None,
         };
-        let needed = effective_image_size(image).saturating_add(GUEST_DTB_RESERVE);
+        let initrd = p.initrd.map_or(0, |b| align_up(b.size, PAGE_SIZE).unwrap_or(u64::MAX));
+        let needed = effective_image_size(image).saturating_add(initrd).saturating_add(GUEST_DTB_RESERVE);
         if needed > p.memory[0].size {
             return Err(LoadError::TooBig { needed, room: p.memory[0].size });
         }
@@ -196,6 +197,13 @@ impl System {
         let first = p.memory[0];
         // SAFETY: as above; the image fits in region 0 (config rule: image + DTB reserve).
         unsafe { memory::copy_to(first.host, image) };
+        if let (Some(blob), Some(ipa)) = (&p.initrd, p.initrd_address()) {
+            let initrd = self.blob(blob, "initrd")?;
+            let pa = p.translate(ipa, initrd.len() as u64).ok_or(LoadError::OutOfBounds { what: "initrd" })?;
+            // SAFETY: `pa` is inside the partition's own region 0 (translated), below the guest
+            // DTB and above the image (config rule); the partition is not running.
+            unsafe { memory::copy_to(pa, initrd) };
+        }
         if let (Some(dtb), Some(ipa)) = (dtb, p.guest_dtb_address()) {
             let pa =
                 p.translate(ipa, dtb.len() as u64).ok_or(LoadError::OutOfBounds { what: "guest DTB" })?;

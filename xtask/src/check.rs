@@ -39,11 +39,27 @@ pub fn dtc_strict(dts: &Path, out: &Path) -> std::result::Result<Vec<u8>, Vec<St
     std::fs::read(out).map_err(|e| vec![format!("{}: {e}", out.display())])
 }
 
-/// Where `image = "..."` may point: next to the DTS, or a built sample partition.
+/// Where `image = "..."` (or `initrd`) may point: next to the DTS, a built sample partition,
+/// or something else the build produced under `target/tantalum/` (e.g. `linux/Image`).
 pub fn resolve_image(dts: &Path, image: &str) -> Option<PathBuf> {
     let beside = dts.parent().unwrap_or(Path::new(".")).join(image);
     let built = cargo::out_dir().join("partitions").join(image);
-    [beside, built].into_iter().find(|p| p.is_file())
+    let produced = cargo::out_dir().join(image);
+    [beside, built, produced].into_iter().find(|p| p.is_file())
+}
+
+/// Reads the file a partition's `property` names, or says where it was looked for.
+fn read_blob(dts: &Path, node: &str, property: &str, name: &str) -> std::result::Result<Vec<u8>, String> {
+    match resolve_image(dts, name).map(std::fs::read) {
+        Some(Ok(bytes)) => Ok(bytes),
+        Some(Err(e)) => Err(format!("{node}: {property} \"{name}\": {e}")),
+        None => Err(format!(
+            "{node}: {property} \"{name}\" not found (looked beside {}, in {} and in {})",
+            dts.display(),
+            cargo::out_dir().join("partitions").display(),
+            cargo::out_dir().display()
+        )),
+    }
 }
 
 /// Every problem found, one message each.
@@ -55,6 +71,8 @@ pub struct Checked {
     pub config: SystemConfig,
     /// Image bytes, in partition order.
     pub images: Vec<Vec<u8>>,
+    /// Initrd bytes of the partitions that have one, in partition order.
+    pub initrds: Vec<Option<Vec<u8>>>,
     /// Things that are allowed but probably wrong (unknown properties: typos).
     pub warnings: Vec<String>,
 }
@@ -65,26 +83,32 @@ pub fn check_dtb(dts: &Path, dtb: &[u8]) -> std::result::Result<Checked, Problem
         .map_err(|errors| errors.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
     let warnings = warnings.iter().map(|w| w.to_string()).collect();
     let mut images = Vec::new();
+    let mut initrds = Vec::new();
     let mut problems = Vec::new();
     for p in &mut cfg.partitions {
-        let Some(name) = p.image_path.clone() else {
-            images.push(Vec::new());
-            continue;
-        };
-        match resolve_image(dts, &name).map(std::fs::read) {
+        let image = p.image_path.as_deref().map(|name| read_blob(dts, &p.path, "image", name));
+        let initrd = p.initrd_path.as_deref().map(|name| read_blob(dts, &p.path, "initrd", name));
+        match image {
             Some(Ok(bytes)) => {
                 p.image_size_hint = Some(effective_image_size(&bytes));
                 images.push(bytes);
             }
-            _ => {
-                problems.push(format!(
-                    "{}: image \"{name}\" not found (looked beside {} and in {})",
-                    p.path,
-                    dts.display(),
-                    cargo::out_dir().join("partitions").display()
-                ));
+            Some(Err(problem)) => {
+                problems.push(problem);
                 images.push(Vec::new());
             }
+            None => images.push(Vec::new()),
+        }
+        match initrd {
+            Some(Ok(bytes)) => {
+                p.initrd_size_hint = Some(bytes.len() as u64);
+                initrds.push(Some(bytes));
+            }
+            Some(Err(problem)) => {
+                problems.push(problem);
+                initrds.push(None);
+            }
+            None => initrds.push(None),
         }
     }
     let facts = BuildFacts { boot_image: None, payload_size: None };
@@ -92,7 +116,7 @@ pub fn check_dtb(dts: &Path, dtb: &[u8]) -> std::result::Result<Checked, Problem
         problems.extend(errors.iter().map(|e| e.to_string()));
     }
     if problems.is_empty() {
-        Ok(Checked { config: cfg, images, warnings })
+        Ok(Checked { config: cfg, images, initrds, warnings })
     } else {
         Err(problems)
     }

@@ -62,8 +62,16 @@ pub fn source(cfg: &SystemConfig, p: &PartitionConfig, board_dtb: &[u8]) -> Stri
         String::new()
     };
     let bootargs = p.bootargs.as_deref().unwrap_or("");
+    let initrd = match (p.initrd_address(), p.initrd_size()) {
+        (Some(start), Some(size)) => format!(
+            "\t\tlinux,initrd-start = <{}>;\n\t\tlinux,initrd-end = <{}>;\n",
+            cells(start.as_u64()),
+            cells(start.as_u64() + size)
+        ),
+        _ => String::new(),
+    };
     let _ =
-        writeln!(w, "\tchosen {{\n\t\tbootargs = \"{}\";\n{stdout}\t}};\n", bootargs.replace('"', "\\\""));
+        writeln!(w, "\tchosen {{\n\t\tbootargs = \"{}\";\n{stdout}{initrd}\t}};\n", bootargs.replace('"', "\\\""));
 
     let _ = writeln!(w, "\tcpus {{\n\t\t#address-cells = <1>;\n\t\t#size-cells = <0>;");
     for i in 0..p.cpus.len() {

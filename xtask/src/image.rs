@@ -40,22 +40,36 @@ fn sha_bytes(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
 }
 
+/// The blobs the build adds for one partition, with the property each is described by.
+struct PartitionBlobs {
+    image: BlobSpec,
+    guest_dtb: BlobSpec,
+    initrd: Option<BlobSpec>,
+}
+
+impl PartitionBlobs {
+    fn named(&self) -> impl Iterator<Item = (&'static str, &BlobSpec)> {
+        [("tantalum,image", Some(&self.image)), ("tantalum,guest-dtb", Some(&self.guest_dtb))]
+            .into_iter()
+            .chain([("tantalum,initrd", self.initrd.as_ref())])
+            .filter_map(|(name, blob)| blob.map(|b| (name, b)))
+    }
+
+    fn all_mut(&mut self) -> impl Iterator<Item = &mut BlobSpec> {
+        [Some(&mut self.image), Some(&mut self.guest_dtb), self.initrd.as_mut()].into_iter().flatten()
+    }
+}
+
 /// The generated top-level DTS: the user's DTS plus the properties the build adds.
-fn generated_dts(
-    user_dts: &Path,
-    cfg: &SystemConfig,
-    images: &[BlobSpec],
-    dtbs: &[BlobSpec],
-) -> Result<String> {
+fn generated_dts(user_dts: &Path, cfg: &SystemConfig, blobs: &[PartitionBlobs]) -> Result<String> {
     let abs = std::fs::canonicalize(user_dts)?;
     let mut s = format!("/include/ \"{}\"\n\n", abs.display());
-    for (i, p) in cfg.partitions.iter().enumerate() {
-        let (img, dtb) = (&images[i], &dtbs[i]);
+    for (p, b) in cfg.partitions.iter().zip(blobs) {
         let _ = writeln!(s, "&{{{}}} {{", p.path);
-        let _ = writeln!(s, "\ttantalum,image = /bits/ 64 <{:#x} {:#x}>;", img.offset, img.bytes.len());
-        let _ = writeln!(s, "\ttantalum,image-sha256 = [{}];", sha_bytes(&img.bytes));
-        let _ = writeln!(s, "\ttantalum,guest-dtb = /bits/ 64 <{:#x} {:#x}>;", dtb.offset, dtb.bytes.len());
-        let _ = writeln!(s, "\ttantalum,guest-dtb-sha256 = [{}];", sha_bytes(&dtb.bytes));
+        for (name, blob) in b.named() {
+            let _ = writeln!(s, "\t{name} = /bits/ 64 <{:#x} {:#x}>;", blob.offset, blob.bytes.len());
+            let _ = writeln!(s, "\t{name}-sha256 = [{}];", sha_bytes(&blob.bytes));
+        }
         let _ = writeln!(s, "}};\n");
     }
     Ok(s)
@@ -68,14 +82,13 @@ fn fail(problems: Vec<String>) -> Error {
     Error(format!("{} problem(s) in the system description", problems.len()))
 }
 
-/// Places blobs after a system DTB of `dtb_len` bytes, each [`BLOB_ALIGN`]-aligned.
-fn place(dtb_len: u64, images: &mut [BlobSpec], dtbs: &mut [BlobSpec]) -> u64 {
+/// Places blobs after a system DTB of `dtb_len` bytes, each [`BLOB_ALIGN`]-aligned; returns
+/// the payload size.
+fn place(dtb_len: u64, blobs: &mut [PartitionBlobs]) -> u64 {
     let mut at = align_up(dtb_len, BLOB_ALIGN).unwrap_or(u64::MAX);
-    for (img, dtb) in images.iter_mut().zip(dtbs.iter_mut()) {
-        img.offset = at;
-        at = align_up(at + img.bytes.len() as u64, BLOB_ALIGN).unwrap_or(u64::MAX);
-        dtb.offset = at;
-        at = align_up(at + dtb.bytes.len() as u64, BLOB_ALIGN).unwrap_or(u64::MAX);
+    for blob in blobs.iter_mut().flat_map(PartitionBlobs::all_mut) {
+        blob.offset = at;
+        at = align_up(at + blob.bytes.len() as u64, BLOB_ALIGN).unwrap_or(u64::MAX);
     }
     at
 }
@@ -100,25 +113,27 @@ pub fn build_system(dts: &Path) -> Result<BuiltSystem> {
     for w in &checked.warnings {
         eprintln!("warning: {w}");
     }
-    let (cfg, image_bytes) = (checked.config, checked.images);
+    let cfg = checked.config;
 
     step("generating guest device trees");
-    let mut images: Vec<BlobSpec> =
-        image_bytes.into_iter().map(|bytes| BlobSpec { offset: 0, bytes }).collect();
-    let mut dtbs = Vec::new();
-    for p in &cfg.partitions {
+    let mut blobs = Vec::new();
+    for ((p, image), initrd) in cfg.partitions.iter().zip(checked.images).zip(checked.initrds) {
         let src = out.join(format!("{}.guest.dts", p.name));
         std::fs::write(&src, guest_dt::source(&cfg, p, &source_dtb))?;
-        let bytes = dtc_strict(&src, &out.join(format!("{}.guest.dtb", p.name))).map_err(fail)?;
-        dtbs.push(BlobSpec { offset: 0, bytes });
+        let dtb = dtc_strict(&src, &out.join(format!("{}.guest.dtb", p.name))).map_err(fail)?;
+        blobs.push(PartitionBlobs {
+            image: BlobSpec { offset: 0, bytes: image },
+            guest_dtb: BlobSpec { offset: 0, bytes: dtb },
+            initrd: initrd.map(|bytes| BlobSpec { offset: 0, bytes }),
+        });
     }
 
     step("assembling the system device tree and boot image");
     let gen = out.join("system.gen.dts");
-    std::fs::write(&gen, generated_dts(dts, &cfg, &images, &dtbs)?)?;
+    std::fs::write(&gen, generated_dts(dts, &cfg, &blobs)?)?;
     let sizing = dtc(&gen, &out.join("system.dtb")).map_err(fail)?;
-    let payload_len = place(sizing.len() as u64, &mut images, &mut dtbs);
-    std::fs::write(&gen, generated_dts(dts, &cfg, &images, &dtbs)?)?;
+    let payload_len = place(sizing.len() as u64, &mut blobs);
+    std::fs::write(&gen, generated_dts(dts, &cfg, &blobs)?)?;
     let system_dtb = dtc(&gen, &out.join("system.dtb")).map_err(fail)?;
     if system_dtb.len() != sizing.len() {
         bail!("internal: system DTB changed size between passes");
@@ -126,7 +141,7 @@ pub fn build_system(dts: &Path) -> Result<BuiltSystem> {
 
     let mut payload = vec![0u8; payload_len as usize];
     payload[..system_dtb.len()].copy_from_slice(&system_dtb);
-    for blob in images.iter().chain(dtbs.iter()) {
+    for blob in blobs.iter_mut().flat_map(PartitionBlobs::all_mut) {
         let at = blob.offset as usize;
         payload[at..at + blob.bytes.len()].copy_from_slice(&blob.bytes);
     }
@@ -172,11 +187,11 @@ pub fn build_system(dts: &Path) -> Result<BuiltSystem> {
     let placed = cfg
         .partitions
         .iter()
-        .zip(&images)
+        .zip(&blobs)
         .map(|(p, b)| Placed {
             partition: p.name.clone(),
-            file_offset: payload_offset + b.offset,
-            size: b.bytes.len() as u64,
+            file_offset: payload_offset + b.image.offset,
+            size: b.image.bytes.len() as u64,
         })
         .collect();
     Ok(BuiltSystem { image: path, board: board_dir, config: final_cfg, images: placed })

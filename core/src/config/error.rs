@@ -244,6 +244,12 @@ pub enum ErrorKind {
         image: u64,
         region: u64,
     },
+    /// The image, the initrd below the guest DTB and the DTB reserve do not fit in region 0.
+    ImageAndInitrdTooBig {
+        image: u64,
+        initrd: u64,
+        region: u64,
+    },
     GuestDtbTooBig {
         size: u64,
     },

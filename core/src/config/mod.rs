@@ -18,7 +18,7 @@ mod warning;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use crate::addr::{GuestPhys, HostPhys, HostRange};
+use crate::addr::{align_up, GuestPhys, HostPhys, HostRange, PAGE_SIZE};
 
 pub use crosscheck::{ram_not_reported, NotRam, Owner};
 pub use error::{
@@ -228,6 +228,12 @@ pub struct PartitionConfig {
     pub guest_dtb: Option<Blob>,
     /// Image size known to the build tool before the boot image exists (from the file).
     pub image_size_hint: Option<u64>,
+    /// Build-time path of an initial ramdisk (`initrd`), for Linux partitions.
+    pub initrd_path: Option<String>,
+    /// Where the initrd sits in the boot image (`tantalum,initrd` + `tantalum,initrd-sha256`).
+    pub initrd: Option<Blob>,
+    /// Initrd size known to the build tool before the boot image exists.
+    pub initrd_size_hint: Option<u64>,
     /// Guest-physical entry point (`entry`, default: start of the first region).
     pub entry: GuestPhys,
     pub on_fault: FaultPolicy,
@@ -304,6 +310,15 @@ impl PartitionConfig {
     /// Translates a guest-physical range that lies wholly inside one memory region.
     pub fn translate(&self, ipa: GuestPhys, len: u64) -> Option<HostPhys> {
         self.memory.iter().find_map(|r| r.translate(ipa, len))
+    }
+    /// Size of the initrd, from the boot image or the build tool.
+    pub fn initrd_size(&self) -> Option<u64> {
+        self.initrd.map(|b| b.size).or(self.initrd_size_hint)
+    }
+    /// Guest-physical address of the initrd: just below the guest DTB, page aligned.
+    pub fn initrd_address(&self) -> Option<GuestPhys> {
+        let size = align_up(self.initrd_size()?, PAGE_SIZE)?;
+        self.guest_dtb_address()?.0.checked_sub(size).map(GuestPhys)
     }
     /// Guest-physical address of the guest DTB: the top [`GUEST_DTB_RESERVE`] of region 0.
     pub fn guest_dtb_address(&self) -> Option<GuestPhys> {

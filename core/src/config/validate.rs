@@ -21,7 +21,7 @@ use super::{
     Blob, MemoryRegion, PartitionConfig, SystemConfig, GUEST_DTB_RESERVE, IPA_LIMIT, MAX_CPUS, MAX_NAME_LEN,
     MAX_PARTITIONS,
 };
-use crate::addr::{HostPhys, HostRange, PAGE_SIZE};
+use crate::addr::{align_up, HostPhys, HostRange, PAGE_SIZE};
 
 /// What is known about the boot image outside the DTB.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -275,9 +275,15 @@ impl Checker<'_> {
         let Some(region) = p.memory.first() else {
             return;
         };
+        let initrd = p.initrd_size().map_or(Some(0), |s| align_up(s, PAGE_SIZE));
         if let Some(image) = p.image.map(|b| b.size).or(p.image_size_hint) {
-            if image.checked_add(GUEST_DTB_RESERVE).is_none_or(|need| need > region.size) {
-                self.report(&p.path, ErrorKind::ImageTooBig { image, region: region.size });
+            let need = initrd.and_then(|i| image.checked_add(i)).and_then(|n| n.checked_add(GUEST_DTB_RESERVE));
+            if need.is_none_or(|need| need > region.size) {
+                let kind = match p.initrd_size() {
+                    None => ErrorKind::ImageTooBig { image, region: region.size },
+                    Some(initrd) => ErrorKind::ImageAndInitrdTooBig { image, initrd, region: region.size },
+                };
+                self.report(&p.path, kind);
             }
         }
         if let Some(dtb) = p.guest_dtb {
@@ -307,8 +313,8 @@ impl Checker<'_> {
         let Some(payload) = facts.payload_size else {
             return;
         };
-        let blobs: [(&'static str, Option<Blob>); 2] =
-            [("tantalum,image", p.image), ("tantalum,guest-dtb", p.guest_dtb)];
+        let blobs: [(&'static str, Option<Blob>); 3] =
+            [("tantalum,image", p.image), ("tantalum,guest-dtb", p.guest_dtb), ("tantalum,initrd", p.initrd)];
         for (property, blob) in blobs {
             let Some(Blob { offset, size, .. }) = blob else {
                 continue;

@@ -75,6 +75,9 @@ pub(super) const PARTITION_PROPERTIES: &[&str] = &[
     "tantalum,image-sha256",
     "tantalum,guest-dtb",
     "tantalum,guest-dtb-sha256",
+    "initrd",
+    "tantalum,initrd",
+    "tantalum,initrd-sha256",
 ];
 
 /// Known properties of `/hypervisor/channels`.

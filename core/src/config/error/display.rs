@@ -196,6 +196,11 @@ impl fmt::Display for ErrorKind {
                 "image ({image:#x} bytes) does not fit in memory region 0 ({region:#x} bytes, \
                  less {GUEST_DTB_RESERVE:#x} reserved for the guest DTB)"
             ),
+            Self::ImageAndInitrdTooBig { image, initrd, region } => write!(
+                f,
+                "image ({image:#x} bytes) and initrd ({initrd:#x} bytes) do not fit in memory region 0 \
+                 ({region:#x} bytes, less {GUEST_DTB_RESERVE:#x} reserved for the guest DTB)"
+            ),
             Self::GuestDtbTooBig { size } => write!(
                 f,
                 "guest DTB ({size:#x} bytes) is larger than the {GUEST_DTB_RESERVE:#x} bytes reserved for it"

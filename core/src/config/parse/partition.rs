@@ -67,6 +67,8 @@ impl Parser<'_, '_> {
         let image_path = self.string(index, "image").map(String::from);
         let image = self.blob(index, "tantalum,image", "tantalum,image-sha256");
         let guest_dtb = self.blob(index, "tantalum,guest-dtb", "tantalum,guest-dtb-sha256");
+        let initrd_path = self.string(index, "initrd").map(String::from);
+        let initrd = self.blob(index, "tantalum,initrd", "tantalum,initrd-sha256");
         if image_path.is_none() && self.value(index, "tantalum,image").is_none() {
             self.required(index, "image");
         }
@@ -93,6 +95,9 @@ impl Parser<'_, '_> {
             image,
             guest_dtb,
             image_size_hint: None,
+            initrd_path,
+            initrd,
+            initrd_size_hint: None,
             entry,
             on_fault,
             boot_order: boot_order.and_then(|v| be_u32(v, 0)).unwrap_or_default(),

@@ -496,3 +496,20 @@ fn reports_every_violation() {
 mod channels;
 mod devices;
 mod props;
+
+#[test]
+fn image_and_initrd_must_fit_together() {
+    let mut cfg = demo();
+    let size = cfg.partitions[0].memory[0].size;
+    cfg.partitions[0].image_size_hint = Some(size / 2);
+    cfg.partitions[0].initrd_size_hint = Some(size / 4);
+    assert_eq!(validate(&cfg, &NONE), Ok(()));
+    // The initrd sits just below the guest DTB, page aligned.
+    let p = &cfg.partitions[0];
+    let dtb = p.guest_dtb_address().unwrap().as_u64();
+    assert_eq!(p.initrd_address().unwrap().as_u64(), dtb - size / 4);
+    cfg.partitions[0].initrd_size_hint = Some(size / 2);
+    let e = errors(&cfg, &NONE);
+    assert!(matches!(e[0].kind, ErrorKind::ImageAndInitrdTooBig { .. }), "{e:?}");
+    assert!(e[0].to_string().contains("and initrd"), "{}", e[0]);
+}
