@@ -56,6 +56,8 @@ pub fn reset_el1_state() {
     CNTKCTL_EL1.set(0);
     CNTV_CTL_EL0.set(0);
     CNTV_CVAL_EL0.set(0);
+    CNTP_CTL_EL0.set(0);
+    CNTP_CVAL_EL0.set(0);
     TPIDR_EL0.set(0);
     TPIDR_EL1.set(0);
     TPIDRRO_EL0.set(0);

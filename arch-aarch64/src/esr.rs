@@ -99,7 +99,9 @@ pub fn decode(s: &Syndrome, x: &[u64; 31]) -> Exit {
         ec::SYSREG => {
             // ISS: Op0[21:20] Op2[19:17] Op1[16:14] CRn[13:10] Rt[9:5] CRm[4:1] Direction[0].
             let encoding = (s.iss() & 0x3f_fc1e) as u32;
-            Exit::SystemRegister { encoding, write: s.iss() & 1 == 0 }
+            let register = ((s.iss() >> 5) & 0x1f) as u8;
+            let value = if register == 31 { 0 } else { x[register as usize] };
+            Exit::SystemRegister { encoding, write: s.iss() & 1 == 0, register, value }
         }
         ec::WFX => Exit::WaitForInterrupt,
         _ => Exit::Unhandled { syndrome: s.esr },

@@ -12,6 +12,8 @@ use tantalum_core::vplatform::GICR_STRIDE;
 pub const KICK_SGI: u32 = 0;
 /// The virtual CPU interface's maintenance interrupt (PPI 9).
 pub const MAINTENANCE_INTID: u32 = 25;
+/// The EL1 virtual and physical timers' PPIs: forwarded to the vCPU of this CPU.
+pub const TIMER_INTIDS: [u32; 2] = [27, 30];
 /// INTID the CPU interface returns when nothing is pending.
 const SPURIOUS: u32 = 1023;
 
@@ -35,6 +37,7 @@ const ICH_HCR_EN: u64 = 1 << 0;
 const ICH_HCR_NPIE: u64 = 1 << 3;
 
 struct Layout {
+    gicd: usize,
     /// Base of the redistributor region.
     gicr: usize,
 }
@@ -59,7 +62,7 @@ fn read64(addr: usize) -> u64 {
 
 /// Enables the distributor (boot CPU, once). `gicd`/`gicr` are the board GIC's frames.
 pub fn init_distributor(gicd: usize, gicr: usize) {
-    LAYOUT.call_once(|| Layout { gicr });
+    LAYOUT.call_once(|| Layout { gicd, gicr });
     write32(gicd + GICD_CTLR, GICD_CTLR_ENABLE);
     while read32(gicd + GICD_CTLR) & GICD_CTLR_RWP != 0 {
         core::hint::spin_loop();
@@ -89,12 +92,12 @@ pub fn init_cpu(mpidr: u64) -> Result<(), &'static str> {
         core::hint::spin_loop();
     }
     write32(frame + GICR_IGROUPR0, u32::MAX);
-    for intid in [KICK_SGI, MAINTENANCE_INTID] {
+    for intid in [KICK_SGI, MAINTENANCE_INTID, TIMER_INTIDS[0], TIMER_INTIDS[1]] {
         let reg = frame + GICR_IPRIORITYR + (intid as usize & !3);
         let shift = 8 * (intid % 4);
         write32(reg, (read32(reg) & !(0xff << shift)) | (0x80 << shift));
     }
-    write32(frame + GICR_ISENABLER0, (1 << KICK_SGI) | (1 << MAINTENANCE_INTID));
+    write32(frame + GICR_ISENABLER0, (1 << KICK_SGI) | (1 << MAINTENANCE_INTID) | (1 << 27) | (1 << 30));
     // SAFETY: turning on the system-register interface (ICC_SRE_EL2.SRE, and Enable so EL1 may
     // use it), unmasking all priorities and enabling group 1 only affect interrupt delivery to
     // this CPU; EL2 runs with IRQs masked, so they are taken only from guests (HCR_EL2.IMO).
@@ -104,12 +107,15 @@ pub fn init_cpu(mpidr: u64) -> Result<(), &'static str> {
             "isb",
             "msr icc_pmr_el1, {pmr}",
             "msr icc_bpr1_el1, xzr",
-            "msr icc_ctlr_el1, xzr",
+            "msr icc_ctlr_el1, {eoimode}",
             "msr icc_igrpen1_el1, {one}",
             "isb",
             sre = in(reg) 0b1001u64,
             pmr = in(reg) 0xffu64,
             one = in(reg) 1u64,
+            // EOImode 1: EOI only drops priority; deactivation is separate (ICC_DIR_EL1), so an
+            // interrupt forwarded to a guest stays active until the guest's EOI deactivates it.
+            eoimode = in(reg) 1u64 << 1,
             options(nostack)
         );
     }
@@ -129,19 +135,61 @@ pub fn kick(mpidr: u64) {
     unsafe { asm!("dsb ish", "msr icc_sgi1r_el1, {}", "isb", in(reg) value, options(nostack)) };
 }
 
-/// Acknowledges and ends every physical interrupt pending at this CPU (kicks and maintenance
-/// interrupts carry no data: what matters is the virtual state, looked at afterwards).
-pub fn drain_physical() {
-    for _ in 0..16 {
-        let intid: u64;
+/// Acknowledges the physical interrupts pending at this CPU (at most `out.len()`), dropping
+/// their priority; returns how many. Each must then be deactivated ([`deactivate`]) or handed
+/// to a guest through a hardware-linked list register.
+pub fn acknowledge(out: &mut [u32]) -> usize {
+    let mut n = 0;
+    while n < out.len() {
+        let iar: u64;
         // SAFETY: reading IAR acknowledges the highest-priority pending interrupt of this CPU.
-        unsafe { asm!("mrs {}, icc_iar1_el1", out(reg) intid, options(nostack)) };
-        if intid as u32 & 0xff_ffff >= SPURIOUS {
+        unsafe { asm!("mrs {}, icc_iar1_el1", out(reg) iar, options(nostack)) };
+        let intid = iar as u32 & 0xff_ffff;
+        if intid >= SPURIOUS {
             break;
         }
-        // SAFETY: EOI of the interrupt just acknowledged (EOImode 0: also deactivates it).
-        unsafe { asm!("msr icc_eoir1_el1, {}", in(reg) intid, options(nostack)) };
+        // SAFETY: EOI of the interrupt just acknowledged (EOImode 1: priority drop only).
+        unsafe { asm!("msr icc_eoir1_el1, {}", in(reg) iar, options(nostack)) };
+        out[n] = intid;
+        n += 1;
     }
+    n
+}
+
+/// Deactivates a physical interrupt that [`acknowledge`] returned.
+pub fn deactivate(intid: u32) {
+    // SAFETY: deactivating an interrupt this CPU acknowledged only ends its active state.
+    unsafe { asm!("msr icc_dir_el1, {}", in(reg) u64::from(intid), options(nostack)) };
+}
+
+/// Acknowledges and deactivates every pending physical interrupt (kicks and maintenance
+/// interrupts carry no data: what matters is the virtual state, looked at afterwards).
+pub fn drain_physical() {
+    let mut ids = [0u32; 8];
+    let n = acknowledge(&mut ids);
+    for &intid in &ids[..n] {
+        deactivate(intid);
+    }
+}
+
+/// Routes the physical SPI `intid` to the CPU with affinity `mpidr` and enables it (a device
+/// passed through to the partition that runs there). `edge` selects edge triggering.
+pub fn route_spi(intid: u32, mpidr: u64, edge: bool) {
+    let Some(layout) = LAYOUT.get() else { return };
+    let (d, n) = (layout.gicd, intid as usize);
+    let affinity = (mpidr & 0xff_ffff) | ((mpidr >> 8) & 0xff_0000_0000);
+    // GICD_IROUTER<n> (64-bit) at 0x6000 + 8n.
+    write32(d + 0x6000 + 8 * n, affinity as u32);
+    write32(d + 0x6004 + 8 * n, (affinity >> 32) as u32);
+    let (reg, bit) = ((n / 32) * 4, 1u32 << (n % 32));
+    write32(d + 0x0080 + reg, read32(d + 0x0080 + reg) | bit); // IGROUPR: group 1
+    let prio = d + 0x0400 + (n & !3);
+    let shift = 8 * (n % 4);
+    write32(prio, (read32(prio) & !(0xff << shift)) | (0xa0 << shift));
+    let cfg = d + 0x0c00 + (n / 16) * 4;
+    let cfg_bit = 2 << (2 * (n % 16));
+    write32(cfg, if edge { read32(cfg) | cfg_bit } else { read32(cfg) & !cfg_bit });
+    write32(d + 0x0100 + reg, bit); // ISENABLER
 }
 
 macro_rules! lr_access {
@@ -183,14 +231,25 @@ const LR_PENDING: u64 = 0b01 << LR_STATE_SHIFT;
 const LR_STATE: u64 = 0b11 << LR_STATE_SHIFT;
 const LR_GROUP1: u64 = 1 << 60;
 
+const LR_HW: u64 = 1 << 61;
+
 fn lr_value(d: &Deliverable) -> u64 {
-    LR_PENDING | if d.group1 { LR_GROUP1 } else { 0 } | (u64::from(d.priority) << 48) | u64::from(d.intid)
+    let group = if d.group1 { LR_GROUP1 } else { 0 };
+    // A hardware-linked entry names the physical INTID (the same number) in bits 41:32.
+    let hw = if d.hw { LR_HW | (u64::from(d.intid) << 32) } else { 0 };
+    LR_PENDING | group | hw | (u64::from(d.priority) << 48) | u64::from(d.intid)
 }
 
 /// Resets the virtual CPU interface for a vCPU that starts from scratch: list registers
 /// empty, interface enabled.
 pub fn reset_virtual_interface() {
     for n in 0..list_registers() {
+        // A hardware-linked interrupt the guest never finished stays active at the physical
+        // interface: end it, or it never fires again.
+        let lr = read_lr(n);
+        if lr & LR_HW != 0 && lr & LR_STATE != 0 {
+            deactivate(((lr >> 32) & 0x3ff) as u32);
+        }
         write_lr(n, 0);
     }
     // SAFETY: clearing the virtual machine control and active-priority registers only affects

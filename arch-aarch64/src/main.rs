@@ -140,29 +140,36 @@ extern "C" fn primary_main(fw_dtb: u64) -> ! {
         firmware::system_off();
     }
 
-    let entry = boot::secondary_entry as *const () as u64;
-    let mut mine = None;
+    // Passed-through devices' interrupts go to the CPU of the owner's vCPU 0.
     for &id in &to_start {
-        let cpu = system.partitions[id].config.cpus[0];
-        if cpu == my_index {
-            mine = Some(id);
-            continue;
-        }
-        let top = layout.runtime_base + (cpu as u64 + 1) * STACK_SIZE;
-        system.stack_tops[cpu].store(top as usize, core::sync::atomic::Ordering::Release);
-        let hwid = system.config.board.cpus[cpu].hwid;
-        if let Err(e) = firmware::cpu_on(hwid, entry, cpu as u64) {
-            info!(
-                "PSCI CPU_ON of CPU {cpu} (MPIDR {hwid:#x}) failed with {e}: partition '{}' cannot start",
-                system.partitions[id].config.name
-            );
-            vcpu::stop(system, id);
+        let p = &system.partitions[id].config;
+        let hwid = system.config.board.cpus[p.cpus[0]].hwid;
+        for irq in p.devices.iter().flat_map(|d| &d.interrupts).filter(|i| i.kind == config::Interrupt::SPI) {
+            gic::route_spi(irq.intid(), hwid, irq.flags & 0xf == 1);
         }
     }
-    match mine {
-        Some(id) => vcpu::start(my_index, id),
-        None => vcpu::park(),
+
+    // vCPU 0 of every partition starts at its entry with x0 = its guest DTB; the others wait
+    // for the guest's PSCI CPU_ON. Every CPU of a running partition is powered on.
+    let entry = boot::secondary_entry as *const () as u64;
+    for &id in &to_start {
+        let p = &system.partitions[id];
+        let dtb = p.config.guest_dtb_address().map_or(0, |a| a.as_u64());
+        let _ = p.vcpus[0].request_start(p.config.entry.as_u64(), dtb);
+        for &cpu in p.config.cpus.iter().filter(|&&c| c != my_index) {
+            let top = layout.runtime_base + (cpu as u64 + 1) * STACK_SIZE;
+            system.stack_tops[cpu].store(top as usize, core::sync::atomic::Ordering::Release);
+            let hwid = system.config.board.cpus[cpu].hwid;
+            if let Err(e) = firmware::cpu_on(hwid, entry, cpu as u64) {
+                info!(
+                    "PSCI CPU_ON of CPU {cpu} (MPIDR {hwid:#x}) failed with {e}: partition '{}' cannot start",
+                    p.config.name
+                );
+                vcpu::stop(system, id, my_index);
+            }
+        }
     }
+    vcpu::cpu_main(my_index)
 }
 
 /// Checks the memory the system DTB hands out against the RAM the firmware reports. Returns the
@@ -215,12 +222,8 @@ fn init_gic_cpu(mpidr: u64) {
 /// Rust entry of a secondary CPU, MMU on, on its own stack.
 #[unsafe(no_mangle)]
 extern "C" fn secondary_main(cpu: u64) -> ! {
-    let system = system::get();
     init_gic_cpu(el2::current_mpidr());
-    match system.partition_on_cpu(cpu as usize) {
-        Some(id) => vcpu::start(cpu as usize, id),
-        None => vcpu::park(),
-    }
+    vcpu::cpu_main(cpu as usize)
 }
 
 /// An exception taken at EL2 itself: a hypervisor bug. Report and power off.

@@ -2,7 +2,7 @@
 //! by every CPU.
 
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 use sha2::{Digest, Sha256};
 use spin::{Mutex, Once};
@@ -38,10 +38,65 @@ pub struct Partition {
     pub console: Mutex<LineBuffer>,
     /// Its virtual distributor and redistributors.
     pub vgic: Mutex<VirtualGic>,
-    /// Set when a virtual interrupt may have become ready (a doorbell rang, the guest programmed
-    /// its GIC): the CPU running the partition then loads its list registers before resuming.
-    pub irq_hint: AtomicBool,
+    /// Per vCPU: set when a virtual interrupt may have become ready for it (a doorbell rang, an
+    /// SGI, the guest programmed its GIC): its CPU then loads its list registers before resuming.
+    pub irq_hints: Vec<AtomicBool>,
+    /// Per vCPU: its power state and, while it starts, where.
+    pub vcpus: Vec<VcpuSlot>,
+    /// Bumped when the partition stops or restarts: a vCPU that finds it changed since it
+    /// entered leaves the guest for good.
+    pub generation: AtomicU32,
     status: AtomicU8,
+}
+
+/// PSCI power state of one vCPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Power {
+    Off = 0,
+    /// CPU_ON (or the partition's boot) asked for it; its CPU picks it up.
+    Starting = 1,
+    On = 2,
+}
+
+/// One vCPU's power state and start request, shared by the partition's CPUs.
+pub struct VcpuSlot {
+    state: AtomicU8,
+    entry: AtomicU64,
+    context: AtomicU64,
+}
+
+impl VcpuSlot {
+    fn new() -> Self {
+        Self { state: AtomicU8::new(Power::Off as u8), entry: AtomicU64::new(0), context: AtomicU64::new(0) }
+    }
+    pub fn power(&self) -> Power {
+        match self.state.load(Ordering::Acquire) {
+            1 => Power::Starting,
+            2 => Power::On,
+            _ => Power::Off,
+        }
+    }
+    /// Asks for the vCPU to start at `entry` with x0 = `context`; fails with its state unless
+    /// it is off.
+    pub fn request_start(&self, entry: u64, context: u64) -> Result<(), Power> {
+        let off = Power::Off as u8;
+        self.entry.store(entry, Ordering::Relaxed);
+        self.context.store(context, Ordering::Relaxed);
+        self.state
+            .compare_exchange(off, Power::Starting as u8, Ordering::AcqRel, Ordering::Acquire)
+            .map(|_| ())
+            .map_err(|s| if s == Power::On as u8 { Power::On } else { Power::Starting })
+    }
+    /// Takes a pending start request: (entry, context).
+    pub fn take_start(&self) -> Option<(u64, u64)> {
+        let starting = Power::Starting as u8;
+        self.state.compare_exchange(starting, Power::On as u8, Ordering::AcqRel, Ordering::Acquire).ok()?;
+        Some((self.entry.load(Ordering::Relaxed), self.context.load(Ordering::Relaxed)))
+    }
+    pub fn set_off(&self) {
+        self.state.store(Power::Off as u8, Ordering::Release);
+    }
 }
 
 /// Everything the CPUs share.
@@ -106,6 +161,18 @@ impl core::fmt::Display for LoadError {
 }
 
 impl Partition {
+    /// Asks every vCPU to look at its interrupts.
+    pub fn hint_all(&self) {
+        for hint in &self.irq_hints {
+            hint.store(true, Ordering::Release);
+        }
+    }
+
+    /// Board CPU of vCPU `vcpu`.
+    pub fn cpu_of(&self, vcpu: usize) -> Option<usize> {
+        self.config.cpus.get(vcpu).copied()
+    }
+
     pub fn status(&self) -> Status {
         if self.status.load(Ordering::Acquire) == Status::Running as u8 {
             Status::Running
@@ -141,7 +208,9 @@ impl System {
                 state: Mutex::new(PartitionState::default()),
                 console: Mutex::new(LineBuffer::new()),
                 vgic: Mutex::new(VirtualGic::new(p.cpus.len(), &owned)),
-                irq_hint: AtomicBool::new(false),
+                irq_hints: p.cpus.iter().map(|_| AtomicBool::new(false)).collect(),
+                vcpus: p.cpus.iter().map(|_| VcpuSlot::new()).collect(),
+                generation: AtomicU32::new(0),
                 status: AtomicU8::new(Status::Stopped as u8),
             });
         }
@@ -199,7 +268,8 @@ impl System {
         unsafe { memory::copy_to(first.host, image) };
         if let (Some(blob), Some(ipa)) = (&p.initrd, p.initrd_address()) {
             let initrd = self.blob(blob, "initrd")?;
-            let pa = p.translate(ipa, initrd.len() as u64).ok_or(LoadError::OutOfBounds { what: "initrd" })?;
+            let pa =
+                p.translate(ipa, initrd.len() as u64).ok_or(LoadError::OutOfBounds { what: "initrd" })?;
             // SAFETY: `pa` is inside the partition's own region 0 (translated), below the guest
             // DTB and above the image (config rule); the partition is not running.
             unsafe { memory::copy_to(pa, initrd) };
@@ -246,9 +316,12 @@ impl System {
         }
     }
 
-    /// The partition whose boot vCPU runs on board CPU `cpu`.
-    pub fn partition_on_cpu(&self, cpu: usize) -> Option<usize> {
-        self.partitions.iter().position(|p| p.config.cpus.first() == Some(&cpu))
+    /// The partition and vCPU that board CPU `cpu` runs.
+    pub fn vcpu_on_cpu(&self, cpu: usize) -> Option<(usize, usize)> {
+        self.partitions
+            .iter()
+            .enumerate()
+            .find_map(|(id, p)| p.config.cpus.iter().position(|&c| c == cpu).map(|vcpu| (id, vcpu)))
     }
 }
 

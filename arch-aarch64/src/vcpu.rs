@@ -1,63 +1,188 @@
-//! Running a partition's vCPU on this CPU and acting on its exits.
+//! Running partitions' vCPUs on this CPU and acting on their exits.
+//!
+//! Every CPU that belongs to a partition runs [`cpu_main`]: it waits for its vCPU to be asked to
+//! start (the partition's boot for vCPU 0, PSCI CPU_ON for the others), enters the guest, and
+//! from then on comes back only through the exception vectors ([`guest_exit`]). A vCPU that is
+//! turned off, or whose partition stops or restarts, returns to the wait.
 
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use aarch64_cpu::registers::{ESR_EL2, FAR_EL2, HPFAR_EL2, TPIDR_EL2};
 use tantalum_aarch64::esr::{self, Syndrome};
 use tantalum_aarch64::regs::SPSR_EL1H_MASKED;
 use tantalum_core::addr::HostPhys;
-use tantalum_core::config::PartitionId;
+use tantalum_core::config::{PartitionId, MAX_CPUS};
 use tantalum_core::exit::Exit;
+use tantalum_core::hypercall::{psci, Status as PsciStatus};
 use tantalum_core::partition::{handle_exit, Outcome, Report, Services};
 use tantalum_core::vgic::{self, Frame};
 use tock_registers::interfaces::{Readable, Writeable};
 
 use crate::boot::{self, GuestFrame};
 use crate::console::{info, PartitionSink};
-use crate::system::{self, Status, System};
+use crate::system::{self, Partition, Power, Status, System};
 use crate::{el2, firmware, gic, memory};
 
-/// Starts (or restarts) partition `id`'s boot vCPU on board CPU `cpu`. Never returns: the CPU
-/// runs the guest from now on, and comes back only through the exception vectors.
-pub fn start(cpu: usize, id: usize) -> ! {
-    let system = system::get();
-    let p = &system.partitions[id];
-    TPIDR_EL2.set(((id as u64) << 32) | cpu as u64);
-    // SAFETY: the stage-2 root was built for this partition by System::new and lives as long as
-    // the system; no guest runs on this CPU while we configure it.
-    unsafe { el2::configure_vcpu(p.vmid, system::stage2_root(p).as_u64(), 0) };
-    el2::reset_el1_state();
-    gic::reset_virtual_interface();
-    p.irq_hint.store(true, Ordering::Release);
-    let mut frame = GuestFrame::default();
-    frame.x[0] = p.config.guest_dtb_address().map_or(0, |a| a.as_u64());
-    frame.elr = p.config.entry.as_u64();
-    frame.spsr = SPSR_EL1H_MASKED;
-    let top = system.stack_tops[cpu].load(Ordering::Acquire) as u64;
-    // SAFETY: `top` is this CPU's stack top (set before the CPU was started); nothing on the
-    // stack is needed any more: we hold no lock and no borrow outlives this call.
-    unsafe { boot::enter(&frame, top) }
+/// The partition generation each CPU's vCPU entered with.
+static ENTERED_GENERATION: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
+
+/// Where this CPU is: board CPU, partition, vCPU (kept in TPIDR_EL2 while a guest runs).
+#[derive(Clone, Copy)]
+struct Here {
+    cpu: usize,
+    id: usize,
+    vcpu: usize,
 }
 
-/// Parks this CPU for good (its partition stopped, or it has none).
+impl Here {
+    fn save(self) {
+        TPIDR_EL2.set(((self.id as u64) << 32) | ((self.vcpu as u64) << 16) | self.cpu as u64);
+    }
+    fn load() -> Self {
+        let t = TPIDR_EL2.get();
+        Here { cpu: (t & 0xffff) as usize, vcpu: ((t >> 16) & 0xffff) as usize, id: (t >> 32) as usize }
+    }
+}
+
+/// The main loop of board CPU `cpu` once the system is up. Never returns.
+pub fn cpu_main(cpu: usize) -> ! {
+    match system::get().vcpu_on_cpu(cpu) {
+        Some((id, vcpu)) => wait_for_start(Here { cpu, id, vcpu }),
+        None => park(),
+    }
+}
+
+/// Parks this CPU for good (it runs no partition).
 pub fn park() -> ! {
     loop {
         aarch64_cpu::asm::wfi();
     }
 }
 
-/// Stops partition `id`; powers the machine off if it was the last one running.
-pub fn stop(system: &System, id: usize) {
-    if system.mark_stopped(id) == 0 {
+/// Waits, in WFE, until this CPU's vCPU is asked to start, then enters it.
+fn wait_for_start(here: Here) -> ! {
+    let system = system::get();
+    let p = &system.partitions[here.id];
+    loop {
+        if p.status() == Status::Running {
+            if let Some((entry, context)) = p.vcpus[here.vcpu].take_start() {
+                enter(here, entry, context);
+            }
+        }
+        aarch64_cpu::asm::wfe();
+        gic::drain_physical();
+    }
+}
+
+/// Enters the guest at `entry` with x0 = `context`, from a clean EL1 state.
+fn enter(here: Here, entry: u64, context: u64) -> ! {
+    let system = system::get();
+    let p = &system.partitions[here.id];
+    here.save();
+    ENTERED_GENERATION[here.cpu].store(p.generation.load(Ordering::Acquire), Ordering::Release);
+    // SAFETY: the stage-2 root was built for this partition by System::new and lives as long as
+    // the system; no guest runs on this CPU while we configure it.
+    unsafe { el2::configure_vcpu(p.vmid, system::stage2_root(p).as_u64(), here.vcpu as u64) };
+    el2::reset_el1_state();
+    gic::reset_virtual_interface();
+    p.irq_hints[here.vcpu].store(true, Ordering::Release);
+    let mut frame = GuestFrame::default();
+    frame.x[0] = context;
+    frame.elr = entry;
+    frame.spsr = SPSR_EL1H_MASKED;
+    let top = system.stack_tops[here.cpu].load(Ordering::Acquire) as u64;
+    // SAFETY: `top` is this CPU's stack top (set before the CPU was started); nothing on the
+    // stack is needed any more: we hold no lock and no borrow outlives this call.
+    unsafe { boot::enter(&frame, top) }
+}
+
+/// Leaves the guest on this CPU for good: its vCPU is off; the CPU waits to be started again.
+fn leave(here: Here) -> ! {
+    gic::reset_virtual_interface();
+    el2::reset_el1_state();
+    system::get().partitions[here.id].vcpus[here.vcpu].set_off();
+    wait_for_start(here)
+}
+
+/// Wakes the CPU of `vcpu` of partition `p` (unless it is this one) so that it looks at its
+/// interrupts or its generation.
+fn kick_vcpu(system: &System, p: &Partition, vcpu: usize, from_cpu: usize) {
+    if let Some(cpu) = p.cpu_of(vcpu).filter(|&c| c != from_cpu) {
+        gic::kick(system.config.board.cpus[cpu].hwid);
+    }
+    aarch64_cpu::asm::sev();
+}
+
+/// Marks partition `id` stopped and sends its other vCPUs out of the guest; powers the machine
+/// off if it was the last partition running.
+pub fn stop(system: &System, id: usize, from_cpu: usize) {
+    let p = &system.partitions[id];
+    p.generation.fetch_add(1, Ordering::AcqRel);
+    let remaining = system.mark_stopped(id);
+    for vcpu in 0..p.vcpus.len() {
+        kick_vcpu(system, p, vcpu, from_cpu);
+    }
+    if remaining == 0 {
         info!("all partitions have stopped: powering off");
         firmware::system_off();
     }
 }
 
+/// Restarts partition `id` from its image: every vCPU leaves the guest, memory is reloaded and
+/// vCPU 0 starts again on its CPU. Runs on the CPU of vCPU `here.vcpu`, which then waits.
+fn restart(here: Here) -> ! {
+    let system = system::get();
+    let p = &system.partitions[here.id];
+    p.generation.fetch_add(1, Ordering::AcqRel);
+    p.vcpus[here.vcpu].set_off();
+    for vcpu in (0..p.vcpus.len()).filter(|&v| v != here.vcpu) {
+        kick_vcpu(system, p, vcpu, here.cpu);
+    }
+    // The others leave at their next exit, which the kick forces; give them up to a second.
+    let (start, freq) = el2::counter();
+    while p.vcpus.iter().any(|v| v.power() == Power::On) && el2::counter().0 - start < freq {
+        core::hint::spin_loop();
+    }
+    gic::reset_virtual_interface();
+    el2::reset_el1_state();
+    p.state.lock().restarts += 1;
+    p.vgic.lock().reset();
+    let dtb = p.config.guest_dtb_address().map_or(0, |a| a.as_u64());
+    match system.load(here.id) {
+        Ok(()) if p.vcpus[0].request_start(p.config.entry.as_u64(), dtb).is_ok() => {
+            kick_vcpu(system, p, 0, here.cpu);
+        }
+        Ok(()) => info!("partition '{}': cannot restart: a vCPU did not stop", p.config.name),
+        Err(e) => {
+            info!("partition '{}': cannot restart: {e}", p.config.name);
+            stop(system, here.id, here.cpu);
+        }
+    }
+    // Not `leave`: this vCPU is already off, and vCPU 0 (perhaps this very CPU's) may already
+    // be asked to start.
+    wait_for_start(here)
+}
+
 struct CpuServices<'a> {
     system: &'a System,
-    id: usize,
-    cpu: usize,
+    here: Here,
+}
+
+impl CpuServices<'_> {
+    fn partition(&self) -> &Partition {
+        &self.system.partitions[self.here.id]
+    }
+
+    /// Makes `intid` pending for `vcpu` of `p` and wakes its CPU.
+    fn raise(&self, p: &Partition, vcpu: usize, intid: u32) {
+        if !p.vgic.lock().set_pending(vcpu, intid) {
+            return;
+        }
+        p.irq_hints[vcpu].store(true, Ordering::Release);
+        if p.status() == Status::Running {
+            kick_vcpu(self.system, p, vcpu, self.here.cpu);
+        }
+    }
 }
 
 impl Services for CpuServices<'_> {
@@ -68,7 +193,7 @@ impl Services for CpuServices<'_> {
     }
 
     fn console_write(&mut self, bytes: &[u8]) {
-        let p = &self.system.partitions[self.id];
+        let p = self.partition();
         p.console.lock().push(bytes, &p.config.name, &mut PartitionSink);
     }
 
@@ -76,38 +201,66 @@ impl Services for CpuServices<'_> {
         let (now, freq) = el2::counter();
         let ticks = (u128::from(timeout_ns) * u128::from(freq) / 1_000_000_000) as u64;
         let deadline = now.saturating_add(ticks);
-        let p = &self.system.partitions[self.id];
+        let p = self.partition();
+        let (vcpu, generation) = (self.here.vcpu, ENTERED_GENERATION[self.here.cpu].load(Ordering::Acquire));
         // A doorbell ends the wait: `notify` sets the hint and sends an event (SEV); the event
         // stream (CNTHCTL_EL2.EVNTEN) wakes WFE regularly to check the deadline.
-        while el2::counter().0 < deadline {
-            if p.irq_hint.load(Ordering::Acquire) && p.vgic.lock().has_deliverable(0) {
+        while el2::counter().0 < deadline && p.generation.load(Ordering::Acquire) == generation {
+            if p.irq_hints[vcpu].load(Ordering::Acquire) && p.vgic.lock().has_deliverable(vcpu) {
                 break;
             }
             aarch64_cpu::asm::wfe();
         }
-        gic::drain_physical();
     }
 
     fn gic_access(&mut self, frame: Frame, access: vgic::Access) -> u64 {
-        let p = &self.system.partitions[self.id];
+        let p = self.partition();
         let value = p.vgic.lock().access(frame, access);
         if access.write.is_some() {
-            p.irq_hint.store(true, Ordering::Release);
+            p.hint_all();
         }
         value
     }
 
     fn notify(&mut self, target: PartitionId, intid: u32) {
         let Some(t) = self.system.partitions.get(usize::from(target)) else { return };
-        if !t.vgic.lock().set_pending(0, intid) {
-            return;
+        let vcpu = t.vgic.lock().spi_target(intid);
+        self.raise(t, vcpu, intid);
+    }
+
+    fn send_sgi(&mut self, sgi1r: u64) {
+        let p = self.partition();
+        let intid = ((sgi1r >> 24) & 0xf) as u32;
+        let all_but_self = sgi1r & (1 << 40) != 0;
+        let higher_affinity = (sgi1r >> 16) & 0xff | (sgi1r >> 32) & 0xff | (sgi1r >> 48) & 0xff;
+        for vcpu in 0..p.vcpus.len() {
+            let named = higher_affinity == 0 && vcpu < 16 && sgi1r & (1 << vcpu) != 0;
+            let target = if all_but_self { vcpu != self.here.vcpu } else { named };
+            if target {
+                self.raise(p, vcpu, intid);
+            }
         }
-        t.irq_hint.store(true, Ordering::Release);
-        let Some(&cpu) = t.config.cpus.first() else { return };
-        if cpu != self.cpu && t.status() == Status::Running {
-            gic::kick(self.system.config.board.cpus[cpu].hwid);
-            aarch64_cpu::asm::sev();
+    }
+
+    fn cpu_on(&mut self, vcpu: usize, entry: u64, context: u64) -> PsciStatus {
+        let p = self.partition();
+        let Some(slot) = p.vcpus.get(vcpu) else { return PsciStatus::InvalidParameters };
+        match slot.request_start(entry, context) {
+            Ok(()) => {
+                kick_vcpu(self.system, p, vcpu, self.here.cpu);
+                PsciStatus::Success
+            }
+            Err(Power::On) => PsciStatus::AlreadyOn,
+            Err(_) => PsciStatus::OnPending,
         }
+    }
+
+    fn affinity_info(&mut self, vcpu: usize) -> Option<u64> {
+        Some(match self.partition().vcpus.get(vcpu)?.power() {
+            Power::On => psci::AFFINITY_ON,
+            Power::Off => psci::AFFINITY_OFF,
+            Power::Starting => psci::AFFINITY_ON_PENDING,
+        })
     }
 }
 
@@ -118,60 +271,72 @@ mod kind {
     pub const FIQ: u64 = 2;
 }
 
+/// Takes the physical interrupts pending at this CPU: the vCPU's timers and its partition's
+/// devices go to the vCPU (hardware-linked: the guest's EOI deactivates them), the rest (kicks,
+/// maintenance) are done with here.
+fn forward_physical(p: &Partition, vcpu: usize) {
+    let mut ids = [0u32; 8];
+    let n = gic::acknowledge(&mut ids);
+    for &intid in &ids[..n] {
+        let for_guest = gic::TIMER_INTIDS.contains(&intid) || (intid >= 32 && p.vgic.lock().owns(intid));
+        if for_guest && p.vgic.lock().set_pending_hw(vcpu, intid) {
+            p.irq_hints[vcpu].store(true, Ordering::Release);
+        } else {
+            gic::deactivate(intid);
+        }
+    }
+}
+
 /// Called by the vectors for every exit from a guest, with its saved registers.
 #[unsafe(no_mangle)]
 extern "C" fn guest_exit(frame: &mut GuestFrame, kind: u64) {
-    let tpidr = TPIDR_EL2.get();
-    let (cpu, id) = ((tpidr & 0xffff_ffff) as usize, (tpidr >> 32) as usize);
+    let here = Here::load();
     let system = system::get();
+    let p = &system.partitions[here.id];
+    if p.generation.load(Ordering::Acquire) != ENTERED_GENERATION[here.cpu].load(Ordering::Acquire) {
+        // Another vCPU stopped or restarted the partition.
+        gic::drain_physical();
+        leave(here);
+    }
     let syndrome = Syndrome { esr: ESR_EL2.get(), far: FAR_EL2.get(), hpfar: HPFAR_EL2.get() };
     let exit = match kind {
         kind::SYNC => esr::decode(&syndrome, &frame.x),
         kind::IRQ | kind::FIQ => {
-            gic::drain_physical();
+            forward_physical(p, here.vcpu);
             Exit::Interrupt
         }
         _ => Exit::Unhandled { syndrome: syndrome.esr },
     };
-    let p = &system.partitions[id];
     let state = *p.state.lock();
-    let mut services = CpuServices { system, id, cpu };
-    let outcome = handle_exit(&system.config, id as PartitionId, &state, exit, &mut services);
+    let mut services = CpuServices { system, here };
+    let outcome = handle_exit(&system.config, here.id as PartitionId, &state, exit, &mut services);
     match outcome {
         Outcome::Return { values, count } => {
             frame.x[..count].copy_from_slice(&values[..count]);
             if kind == kind::SYNC && esr::needs_pc_advance(&syndrome) {
                 frame.elr += 4;
             }
-            load_interrupts(p, kind == kind::IRQ);
+            load_interrupts(p, here.vcpu, kind == kind::IRQ);
         }
         Outcome::Emulated { load } => {
             if let Some((register, value)) = load.filter(|&(r, _)| r < 31) {
                 frame.x[register as usize] = esr::extend_load(&syndrome, value);
             }
             frame.elr += 4;
-            load_interrupts(p, false);
+            load_interrupts(p, here.vcpu, false);
         }
+        Outcome::VcpuOff => leave(here),
         Outcome::Stop(_) => {
-            report(system, id, &outcome, frame.elr);
-            stop(system, id);
-            park();
+            report(system, here.id, &outcome, frame.elr);
+            stop(system, here.id, here.cpu);
+            leave(here);
         }
         Outcome::Restart(_) => {
-            report(system, id, &outcome, frame.elr);
-            p.state.lock().restarts += 1;
-            p.vgic.lock().reset();
-            match system.load(id) {
-                Ok(()) => start(cpu, id),
-                Err(e) => {
-                    info!("partition '{}': cannot restart: {e}", p.config.name);
-                    stop(system, id);
-                    park();
-                }
-            }
+            report(system, here.id, &outcome, frame.elr);
+            restart(here);
         }
         Outcome::HaltSystem(_) => {
-            report(system, id, &outcome, frame.elr);
+            report(system, here.id, &outcome, frame.elr);
             firmware::system_off();
         }
     }
@@ -179,14 +344,15 @@ extern "C" fn guest_exit(frame: &mut GuestFrame, kind: u64) {
 
 /// Loads ready virtual interrupts into this CPU's list registers when something may have
 /// changed (the hint, or a physical interrupt that may have been a kick or maintenance).
-fn load_interrupts(p: &system::Partition, interrupted: bool) {
+fn load_interrupts(p: &Partition, vcpu: usize, interrupted: bool) {
+    let hint = &p.irq_hints[vcpu];
     // A plain load first: the common case (nothing new) costs no atomic read-modify-write.
-    let hinted = p.irq_hint.load(Ordering::Acquire) && p.irq_hint.swap(false, Ordering::AcqRel);
+    let hinted = hint.load(Ordering::Acquire) && hint.swap(false, Ordering::AcqRel);
     if hinted || interrupted {
         let mut vgic = p.vgic.lock();
-        gic::load_list_registers(&mut vgic, 0);
-        if vgic.has_deliverable(0) {
-            p.irq_hint.store(true, Ordering::Release);
+        gic::load_list_registers(&mut vgic, vcpu);
+        if vgic.has_deliverable(vcpu) {
+            hint.store(true, Ordering::Release);
         }
     }
 }

@@ -61,12 +61,49 @@ pub enum Exit {
     Mmio { addr: GuestPhys, access: MmioAccess },
     /// An access outside the partition's stage-2 / EPT mappings.
     Stage2Fault { addr: GuestPhys, access: Access },
-    /// A trapped system-register (or MSR) access; `encoding` is arch-specific.
-    SystemRegister { encoding: u32, write: bool },
+    /// A trapped system-register (or MSR) access; `encoding` is arch-specific (on Arm,
+    /// [`sysreg`]); `register` is the general register written to or read from, `value` what
+    /// a write stores.
+    SystemRegister { encoding: u32, write: bool, register: u8, value: u64 },
     /// The guest executed WFI / HLT.
     WaitForInterrupt,
     /// A physical interrupt arrived while the guest ran.
     Interrupt,
     /// Anything else the hypervisor does not emulate; `syndrome` is arch-specific.
     Unhandled { syndrome: u64 },
+}
+
+/// Arm system-register encodings as trapped accesses report them (the ESR ISS layout without
+/// the register number: Op0[21:20] Op2[19:17] Op1[16:14] CRn[13:10] CRm[4:1]).
+pub mod sysreg {
+    /// The encoding of `S<op0>_<op1>_C<crn>_C<crm>_<op2>`.
+    pub const fn encode(op0: u32, op1: u32, crn: u32, crm: u32, op2: u32) -> u32 {
+        (op0 << 20) | (op2 << 17) | (op1 << 14) | (crn << 10) | (crm << 1)
+    }
+    /// `ICC_SGI1R_EL1`: a guest sends an SGI to its vCPUs (trapped with `HCR_EL2.IMO`).
+    pub const ICC_SGI1R_EL1: u32 = encode(3, 0, 12, 11, 5);
+    /// Whether an encoding is in the debug space (Op0 = 2: breakpoints, watchpoints, OS lock,
+    /// MDSCR...): trapped so that partitions cannot use the real ones.
+    pub const fn is_debug(encoding: u32) -> bool {
+        (encoding >> 20) & 3 == 2
+    }
+
+    /// `S<op0>_<op1>_C<crn>_C<crm>_<op2>`, the assembler's generic name of an encoding.
+    pub struct Name(pub u32);
+
+    impl core::fmt::Display for Name {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            let e = self.0;
+            let field = |shift: u32, bits: u32| (e >> shift) & ((1 << bits) - 1);
+            write!(
+                f,
+                "S{}_{}_C{}_C{}_{}",
+                field(20, 2),
+                field(14, 3),
+                field(10, 4),
+                field(1, 4),
+                field(17, 3)
+            )
+        }
+    }
 }

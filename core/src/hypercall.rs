@@ -49,6 +49,10 @@ pub mod psci {
     pub const FEATURES: u64 = 0x8400_000A;
     /// PSCI version the hypervisor implements for guests: 1.1.
     pub const IMPLEMENTED_VERSION: u64 = 0x0001_0001;
+    /// AFFINITY_INFO results.
+    pub const AFFINITY_ON: u64 = 0;
+    pub const AFFINITY_OFF: u64 = 1;
+    pub const AFFINITY_ON_PENDING: u64 = 2;
     /// MIGRATE_INFO_TYPE: "Trusted OS not present or does not require migration".
     pub const MIGRATE_NOT_REQUIRED: u64 = 2;
 
@@ -66,6 +70,10 @@ pub enum Status {
     NotSupported = -1,
     InvalidParameters = -2,
     Denied = -3,
+    /// PSCI: the target CPU is already on.
+    AlreadyOn = -4,
+    /// PSCI: the target CPU is being turned on.
+    OnPending = -5,
 }
 
 impl Status {

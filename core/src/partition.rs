@@ -7,7 +7,7 @@ use core::fmt;
 
 use crate::addr::{GuestPhys, HostPhys};
 use crate::config::{FaultPolicy, PartitionConfig, PartitionId, SystemConfig};
-use crate::exit::{Access, Conduit, Exit, MmioAccess};
+use crate::exit::{sysreg, Access, Conduit, Exit, MmioAccess};
 use crate::hypercall::{self, psci, Call, Status};
 use crate::vgic::{self, Frame};
 use crate::vplatform;
@@ -27,6 +27,12 @@ pub trait Services {
     /// Makes interrupt `intid` pending in partition `target`'s virtual GIC and wakes the CPU
     /// that runs it.
     fn notify(&mut self, target: PartitionId, intid: u32);
+    /// Sends SGIs to vCPUs of the calling partition, as an `ICC_SGI1R_EL1` value describes.
+    fn send_sgi(&mut self, sgi1r: u64);
+    /// Starts vCPU `vcpu` of the calling partition at `entry` with x0 = `context` (PSCI CPU_ON).
+    fn cpu_on(&mut self, vcpu: usize, entry: u64, context: u64) -> Status;
+    /// PSCI AFFINITY_INFO of vCPU `vcpu`: ON, OFF or ON_PENDING; `None` if there is no such vCPU.
+    fn affinity_info(&mut self, vcpu: usize) -> Option<u64>;
 }
 
 /// Run-time facts about the calling partition that the config does not hold.
@@ -58,7 +64,7 @@ impl fmt::Display for Fault {
             Fault::ForbiddenSmc { function } => write!(f, "forbidden SMC (function {function:#x})"),
             Fault::SystemRegister { encoding, write } => {
                 let dir = if write { "write" } else { "read" };
-                write!(f, "trapped system register {dir} (encoding {encoding:#x})")
+                write!(f, "trapped system register {dir} ({})", sysreg::Name(encoding))
             }
             Fault::Unhandled { syndrome } => {
                 write!(f, "unhandled exception (syndrome {syndrome:#x})")
@@ -94,6 +100,8 @@ pub enum Outcome {
     Restart(StopReason),
     /// Power the machine off.
     HaltSystem(StopReason),
+    /// This vCPU turns itself off (PSCI CPU_OFF); the partition keeps running.
+    VcpuOff,
 }
 
 impl Outcome {
@@ -122,8 +130,8 @@ pub fn handle_exit(
         }
         Exit::Mmio { addr, access } => mmio(system, partition, addr, access, services),
         Exit::Stage2Fault { addr, access } => fault(partition, Fault::Memory { addr, access }),
-        Exit::SystemRegister { encoding, write } => {
-            fault(partition, Fault::SystemRegister { encoding, write })
+        Exit::SystemRegister { encoding, write, register, value } => {
+            system_register(partition, encoding, write, register, value, services)
         }
         Exit::WaitForInterrupt | Exit::Interrupt => Outcome::Return { values: [0; 5], count: 0 },
         Exit::Unhandled { syndrome } => fault(partition, Fault::Unhandled { syndrome }),
@@ -138,6 +146,27 @@ pub fn fault(partition: &PartitionConfig, fault: Fault) -> Outcome {
         FaultPolicy::Restart => Outcome::Restart(reason),
         FaultPolicy::HaltSystem => Outcome::HaltSystem(reason),
     }
+}
+
+/// A trapped system-register access: SGIs between the partition's vCPUs are sent; debug
+/// registers read as zero and ignore writes (a guest OS may reset them at boot, but must not get
+/// the real breakpoints); anything else is a fault.
+fn system_register(
+    partition: &PartitionConfig,
+    encoding: u32,
+    write: bool,
+    register: u8,
+    value: u64,
+    services: &mut dyn Services,
+) -> Outcome {
+    if encoding == sysreg::ICC_SGI1R_EL1 && write {
+        services.send_sgi(value);
+        return Outcome::Emulated { load: None };
+    }
+    if sysreg::is_debug(encoding) {
+        return Outcome::Emulated { load: (!write).then_some((register, 0)) };
+    }
+    fault(partition, Fault::SystemRegister { encoding, write })
 }
 
 /// A decoded load or store outside the partition's memory: its virtual GIC, or a fault.
@@ -186,7 +215,7 @@ fn handle_call(
     services: &mut dyn Services,
 ) -> Outcome {
     if psci::is_psci(function) {
-        return handle_psci(function, args);
+        return handle_psci(function, args, services);
     }
     if conduit == Conduit::Smc {
         // SMCs reach the firmware on real hardware: only PSCI is emulated, the rest is refused.
@@ -230,7 +259,9 @@ fn console_write(partition: &PartitionConfig, ipa: u64, len: u64, services: &mut
     Outcome::ret(len)
 }
 
-fn handle_psci(function: u64, args: &[u64; 6]) -> Outcome {
+fn handle_psci(function: u64, args: &[u64; 6], services: &mut dyn Services) -> Outcome {
+    // PSCI's SMC32 calls take 32-bit arguments.
+    let arg = |i: usize| if function & (1 << 30) == 0 { args[i] & 0xffff_ffff } else { args[i] };
     match function {
         psci::VERSION => Outcome::ret(psci::IMPLEMENTED_VERSION),
         psci::FEATURES => {
@@ -241,15 +272,36 @@ fn handle_psci(function: u64, args: &[u64; 6]) -> Outcome {
                     | psci::SYSTEM_OFF
                     | psci::SYSTEM_RESET
                     | psci::MIGRATE_INFO_TYPE
+                    | psci::CPU_ON_32
+                    | psci::CPU_ON_64
+                    | psci::CPU_OFF
+                    | psci::AFFINITY_INFO_32
+                    | psci::AFFINITY_INFO_64
             );
             Outcome::status(if supported { Status::Success } else { Status::NotSupported })
         }
         psci::MIGRATE_INFO_TYPE => Outcome::ret(psci::MIGRATE_NOT_REQUIRED),
         psci::SYSTEM_OFF => Outcome::Stop(StopReason::PoweredOff),
         psci::SYSTEM_RESET => Outcome::Restart(StopReason::Reset),
-        // CPU_ON and friends arrive with multi-vCPU partitions; until then they are refused.
+        psci::CPU_ON_32 | psci::CPU_ON_64 => match vcpu_of(arg(0)) {
+            Some(vcpu) => Outcome::status(services.cpu_on(vcpu, arg(1), arg(2))),
+            None => Outcome::status(Status::InvalidParameters),
+        },
+        psci::CPU_OFF => Outcome::VcpuOff,
+        psci::AFFINITY_INFO_32 | psci::AFFINITY_INFO_64 => match (vcpu_of(arg(0)), arg(1)) {
+            (Some(vcpu), 0) => {
+                services.affinity_info(vcpu).map_or(Outcome::status(Status::InvalidParameters), Outcome::ret)
+            }
+            _ => Outcome::status(Status::InvalidParameters),
+        },
         _ => Outcome::status(Status::NotSupported),
     }
+}
+
+/// The vCPU number a PSCI target affinity names: vCPU `n` has MPIDR affinity 0.0.0.n.
+fn vcpu_of(mpidr: u64) -> Option<usize> {
+    let affinity = mpidr & 0xff_00ff_ffff;
+    (affinity <= 0xff).then_some(affinity as usize)
 }
 
 /// One console line describing how a partition's run ended, e.g.
@@ -263,7 +315,7 @@ pub struct Report<'a> {
 impl fmt::Display for Report<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (reason, action) = match self.outcome {
-            Outcome::Return { .. } | Outcome::Emulated { .. } => return Ok(()),
+            Outcome::Return { .. } | Outcome::Emulated { .. } | Outcome::VcpuOff => return Ok(()),
             Outcome::Stop(r) => (r, "stopped"),
             Outcome::Restart(r) => (r, "restarting"),
             Outcome::HaltSystem(r) => (r, "halting the system"),

@@ -50,6 +50,10 @@ struct IrqState {
     priority: u8,
     /// IROUTER (SPIs only): the target vCPU's affinity.
     route: u64,
+    /// The pending state mirrors a physical interrupt of the same INTID that the hypervisor
+    /// acknowledged and left active: the list register links them (the guest's EOI deactivates
+    /// the physical interrupt).
+    hw: bool,
 }
 
 impl IrqState {
@@ -73,6 +77,8 @@ pub struct Deliverable {
     pub intid: u32,
     pub priority: u8,
     pub group1: bool,
+    /// Linked to the physical interrupt with the same INTID (see [`VirtualGic::set_pending_hw`]).
+    pub hw: bool,
 }
 
 /// One partition's virtual distributor and redistributors.
@@ -140,6 +146,11 @@ impl VirtualGic {
         irq.owned.then_some(irq)
     }
 
+    /// The vCPU an SPI is delivered to (vCPU 0 for anything else).
+    pub fn spi_target(&self, intid: u32) -> usize {
+        intid.checked_sub(SPI_BASE).and_then(|i| self.spis.get(i as usize)).map_or(0, |irq| self.target(irq))
+    }
+
     /// Whether `intid` (an SPI) belongs to this partition.
     pub fn owns(&self, intid: u32) -> bool {
         intid.checked_sub(SPI_BASE).and_then(|i| self.spis.get(i as usize)).is_some_and(|s| s.owned)
@@ -155,6 +166,22 @@ impl VirtualGic {
                 true
             }
             None => false,
+        }
+    }
+
+    /// Marks `intid` pending on behalf of the physical interrupt with the same INTID, which the
+    /// hypervisor acknowledged and keeps active until the guest's EOI deactivates it through the
+    /// list register. Returns false, leaving nothing pending, when the guest has not enabled the
+    /// interrupt (or does not own it): the caller must then deactivate the physical interrupt.
+    pub fn set_pending_hw(&mut self, vcpu: usize, intid: u32) -> bool {
+        match self.irq(vcpu, intid) {
+            Some(irq) if irq.enabled => {
+                irq.pending = true;
+                irq.hw = true;
+                self.mark(vcpu, intid, true);
+                true
+            }
+            _ => false,
         }
     }
 
@@ -235,9 +262,10 @@ impl VirtualGic {
         let (intid, priority) = self.best(vcpu)?;
         let irq = self.irq(vcpu, intid)?;
         irq.pending = false;
-        let group1 = irq.group1;
+        let (group1, hw) = (irq.group1, irq.hw);
+        irq.hw = false;
         self.mark(vcpu, intid, false);
-        Some(Deliverable { intid, priority, group1 })
+        Some(Deliverable { intid, priority, group1, hw })
     }
 
     /// Whether anything is ready for `vcpu`.

@@ -8,6 +8,7 @@ mod cargo;
 mod check;
 mod guest_dt;
 mod image;
+mod linux;
 mod qemu;
 mod scenarios;
 mod show;
@@ -27,6 +28,8 @@ commands:
   config show FILE [--guest NAME]        the plan of a system (partitions, memory map), or a partition's guest DT
   test                                   host tests, builds for both architectures, emulator scenarios
   bench                                  instruction counts under QEMU -icount (docs/performance.md)
+  linux-assets [--boot TEST]             Debian arm64 kernel, initramfs and disk for a Linux guest; print
+                                         their paths (--boot: boot them bare in QEMU, TEST = boot, reboot, ...)
 ";
 
 /// Default system for `run` and `build`.
@@ -73,6 +76,7 @@ fn main() -> ExitCode {
         Some("config") if args.get(1).map(String::as_str) == Some("show") => show::command(&args[2..]),
         Some("test") => test::command(&args[1..]),
         Some("bench") => bench::command(&args[1..]),
+        Some("linux-assets") => linux::command(&args[1..]),
         Some("help" | "--help" | "-h") => {
             print!("{USAGE}");
             Ok(())

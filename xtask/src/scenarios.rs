@@ -84,7 +84,7 @@ pub const SCENARIOS: &[Scenario] = &[
             "partition 'attacker' fault: stage-2 write abort at IPA 0x9000000",
             "partition 'attacker' fault: stage-2 write abort at IPA 0x8080000",
             "partition 'attacker' fault: forbidden SMC (function 0xc2000000)",
-            "partition 'attacker' fault: trapped system register read",
+            "partition 'attacker' fault: trapped system register write (S3_0_C1_C0_1)",
             "[attacker] boot 8: memory is fresh",
             "[attacker] all attacks contained; exiting",
             "[victim] memory intact after 30 checks",

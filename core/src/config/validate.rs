@@ -277,7 +277,8 @@ impl Checker<'_> {
         };
         let initrd = p.initrd_size().map_or(Some(0), |s| align_up(s, PAGE_SIZE));
         if let Some(image) = p.image.map(|b| b.size).or(p.image_size_hint) {
-            let need = initrd.and_then(|i| image.checked_add(i)).and_then(|n| n.checked_add(GUEST_DTB_RESERVE));
+            let need =
+                initrd.and_then(|i| image.checked_add(i)).and_then(|n| n.checked_add(GUEST_DTB_RESERVE));
             if need.is_none_or(|need| need > region.size) {
                 let kind = match p.initrd_size() {
                     None => ErrorKind::ImageTooBig { image, region: region.size },

@@ -14,6 +14,8 @@ struct Fake {
     waited: u64,
     gic: Vec<(Frame, vgic::Access)>,
     notified: Vec<(PartitionId, u32)>,
+    sgis: Vec<u64>,
+    started: Vec<(usize, u64, u64)>,
 }
 
 impl Services for Fake {
@@ -33,6 +35,23 @@ impl Services for Fake {
     }
     fn notify(&mut self, target: PartitionId, intid: u32) {
         self.notified.push((target, intid));
+    }
+    fn send_sgi(&mut self, sgi1r: u64) {
+        self.sgis.push(sgi1r);
+    }
+    fn cpu_on(&mut self, vcpu: usize, entry: u64, context: u64) -> Status {
+        if vcpu >= 2 {
+            return Status::InvalidParameters;
+        }
+        self.started.push((vcpu, entry, context));
+        if vcpu == 0 {
+            Status::AlreadyOn
+        } else {
+            Status::Success
+        }
+    }
+    fn affinity_info(&mut self, vcpu: usize) -> Option<u64> {
+        (vcpu < 2).then_some(if vcpu == 0 { psci::AFFINITY_ON } else { psci::AFFINITY_OFF })
     }
 }
 
@@ -168,7 +187,8 @@ fn psci_acts_on_the_partition() {
     assert_eq!(run(&p, hvc(psci::SYSTEM_RESET, [0; 6])).0, Outcome::Restart(StopReason::Reset));
     let features = |f| run(&p, hvc(psci::FEATURES, [f, 0, 0, 0, 0, 0])).0;
     assert_eq!(features(psci::SYSTEM_OFF), Outcome::ret(0));
-    assert_eq!(features(psci::CPU_ON_64), Outcome::status(Status::NotSupported));
+    assert_eq!(features(psci::CPU_ON_64), Outcome::ret(0));
+    assert_eq!(features(psci::CPU_SUSPEND_64), Outcome::status(Status::NotSupported));
     assert_eq!(run(&p, hvc(psci::MIGRATE_INFO_TYPE, [0; 6])).0, Outcome::ret(2));
 }
 
@@ -223,4 +243,45 @@ fn channel_notify_rings_the_peer() {
         assert_eq!(o, Outcome::status(Status::InvalidParameters));
         assert!(fake.notified.is_empty());
     }
+}
+
+#[test]
+fn psci_cpu_on_off_and_affinity() {
+    let p = partition(FaultPolicy::Stop);
+    let (o, fake) = run(&p, hvc(psci::CPU_ON_64, [1, 0x4008_0000, 0x77, 0, 0, 0]));
+    assert_eq!(o, Outcome::ret(0));
+    assert_eq!(fake.started, [(1, 0x4008_0000, 0x77)]);
+    // SMC32 form: arguments are 32-bit.
+    let (_, fake) = run(&p, hvc(psci::CPU_ON_32, [0xffff_ffff_0000_0001, 0x1_4008_0000, 5, 0, 0, 0]));
+    assert_eq!(fake.started, [(1, 0x4008_0000, 5)]);
+    let (o, _) = run(&p, hvc(psci::CPU_ON_64, [0, 0x4008_0000, 0, 0, 0, 0]));
+    assert_eq!(o, Outcome::status(Status::AlreadyOn));
+    for bad in [2, 0x100, 0x1_0000_0000, u64::MAX] {
+        let (o, _) = run(&p, hvc(psci::CPU_ON_64, [bad, 0, 0, 0, 0, 0]));
+        assert_eq!(o, Outcome::status(Status::InvalidParameters), "{bad:#x}");
+    }
+    assert_eq!(run(&p, hvc(psci::AFFINITY_INFO_64, [1, 0, 0, 0, 0, 0])).0, Outcome::ret(psci::AFFINITY_OFF));
+    assert_eq!(run(&p, hvc(psci::AFFINITY_INFO_64, [0, 0, 0, 0, 0, 0])).0, Outcome::ret(psci::AFFINITY_ON));
+    assert_eq!(
+        run(&p, hvc(psci::AFFINITY_INFO_64, [1, 1, 0, 0, 0, 0])).0,
+        Outcome::status(Status::InvalidParameters)
+    );
+    assert_eq!(run(&p, hvc(psci::CPU_OFF, [0; 6])).0, Outcome::VcpuOff);
+}
+
+#[test]
+fn sgis_are_sent_debug_registers_read_as_zero_others_fault() {
+    let p = partition(FaultPolicy::Stop);
+    let sysreg = |encoding, write, value| Exit::SystemRegister { encoding, write, register: 4, value };
+    let (o, fake) = run(&p, sysreg(crate::exit::sysreg::ICC_SGI1R_EL1, true, 0x0100_0002));
+    assert_eq!(o, Outcome::Emulated { load: None });
+    assert_eq!(fake.sgis, [0x0100_0002]);
+    let dbgbvr0 = crate::exit::sysreg::encode(2, 0, 0, 0, 4);
+    assert_eq!(run(&p, sysreg(dbgbvr0, false, 0)).0, Outcome::Emulated { load: Some((4, 0)) });
+    assert_eq!(run(&p, sysreg(dbgbvr0, true, 7)).0, Outcome::Emulated { load: None });
+    let impdef = crate::exit::sysreg::encode(3, 1, 15, 2, 0);
+    let (o, _) = run(&p, sysreg(impdef, false, 0));
+    assert_eq!(o, Outcome::Stop(StopReason::Fault(Fault::SystemRegister { encoding: impdef, write: false })));
+    let text = Report { partition: "p", outcome: &o, pc: 4 }.to_string();
+    assert!(text.contains("trapped system register read (S3_1_C15_C2_0)"), "{text}");
 }

@@ -128,3 +128,21 @@ fn hostile_accesses_never_panic() {
     }
     while gic.take_deliverable(0).is_some() {}
 }
+
+#[test]
+fn hardware_linked_interrupts_need_the_guest_to_enable_them() {
+    let mut gic = VirtualGic::new(1, &[]);
+    write(&mut gic, D, 0, u64::from(CTLR_ENABLE_GRP1));
+    // The virtual timer (PPI 27) fires before the guest enabled it: refused, nothing pending.
+    assert!(!gic.set_pending_hw(0, 27));
+    assert!(!gic.has_deliverable(0));
+    let sgi = Frame::Redistributor(0);
+    write(&mut gic, sgi, GICR_SGI_OFFSET + 0x80, 1 << 27);
+    write(&mut gic, sgi, GICR_SGI_OFFSET + 0x100, 1 << 27);
+    assert!(gic.set_pending_hw(0, 27));
+    let d = gic.take_deliverable(0).unwrap();
+    assert!(d.hw && d.intid == 27);
+    // A software set_pending of the same INTID later is not linked.
+    gic.set_pending(0, 27);
+    assert!(!gic.take_deliverable(0).unwrap().hw);
+}

@@ -53,11 +53,10 @@ fn main() {
             println!("BREACH: SMC returned {r:#x}");
         }
         7 => {
-            println!("attack: read a debug register (DBGBVR0_EL1)");
-            let v: u64;
-            // SAFETY: deliberately hostile; MDCR_EL2.TDA traps it.
-            unsafe { core::arch::asm!("mrs {}, dbgbvr0_el1", out(reg) v) };
-            println!("BREACH: DBGBVR0_EL1 = {v:#x}");
+            println!("attack: write the auxiliary control register (ACTLR_EL1)");
+            // SAFETY: deliberately hostile; HCR_EL2.TACR traps it.
+            unsafe { core::arch::asm!("msr actlr_el1, {}", in(reg) u64::MAX) };
+            println!("BREACH: wrote ACTLR_EL1");
         }
         _ => println!("all attacks contained; exiting"),
     }

@@ -49,7 +49,13 @@ impl Writer {
 
     /// A symbolic link to `target`.
     pub fn symlink(&mut self, path: &str, target: &str) {
-        self.entry(Entry { name: path, mode: S_IFLNK | 0o777, nlink: 1, rdev: (0, 0), data: target.as_bytes() });
+        self.entry(Entry {
+            name: path,
+            mode: S_IFLNK | 0o777,
+            nlink: 1,
+            rdev: (0, 0),
+            data: target.as_bytes(),
+        });
     }
 
     /// A character device node.
@@ -72,12 +78,13 @@ impl Writer {
         self.next_ino += 1;
         let size = u32::try_from(e.data.len()).expect("cpio entries are smaller than 4 GiB");
         let namesize = u32::try_from(name.len() + 1).expect("short names");
-        let fields =
-            [ino, e.mode, 0, 0, e.nlink, 0, size, 0, 0, e.rdev.0, e.rdev.1, namesize, 0];
+        let fields = [ino, e.mode, 0, 0, e.nlink, 0, size, 0, 0, e.rdev.0, e.rdev.1, namesize, 0];
+        let start = self.buf.len();
         self.buf.extend_from_slice(MAGIC);
         for field in fields {
             self.buf.extend_from_slice(format!("{field:08X}").as_bytes());
         }
+        debug_assert_eq!(self.buf.len() - start, HEADER_LEN);
         self.buf.extend_from_slice(name.as_bytes());
         self.buf.push(0);
         self.pad();
@@ -214,8 +221,8 @@ mod tests {
         w.file("a", 0o644, b"xyz");
         let archive = w.finish();
         let expected_header = concat!(
-            "070701", "00000001", "000081A4", "00000000", "00000000", "00000001", "00000000",
-            "00000003", "00000000", "00000000", "00000000", "00000000", "00000002", "00000000"
+            "070701", "00000001", "000081A4", "00000000", "00000000", "00000001", "00000000", "00000003",
+            "00000000", "00000000", "00000000", "00000000", "00000002", "00000000"
         );
         assert_eq!(&archive[..HEADER_LEN], expected_header.as_bytes());
         // 110 + "a\0" = 112, already aligned: the data follows at once and is padded to 116.
