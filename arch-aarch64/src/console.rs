@@ -71,3 +71,34 @@ macro_rules! info {
     ($($arg:tt)*) => { $crate::console::print_line(format_args!($($arg)*)) };
 }
 pub(crate) use info;
+
+/// Key that moves console input to the next partition with a virtual UART: Ctrl-\\ (0x1c).
+pub const SWITCH_KEY: u8 = 0x1c;
+
+/// Drains bytes the operator typed; `deliver` gets them in order.
+pub fn read_input(mut deliver: impl FnMut(u8)) {
+    let mut guard = CONSOLE.lock();
+    let Some(uart) = guard.as_mut() else { return };
+    let mut buf = [0u8; 32];
+    let mut n = 0;
+    while n < buf.len() {
+        match uart.read_byte() {
+            Some(b) => {
+                buf[n] = b;
+                n += 1;
+            }
+            None => break,
+        }
+    }
+    drop(guard);
+    for &b in &buf[..n] {
+        deliver(b);
+    }
+}
+
+/// Starts interrupts for console input.
+pub fn enable_input() {
+    if let Some(uart) = CONSOLE.lock().as_mut() {
+        uart.enable_rx_interrupt();
+    }
+}

@@ -149,6 +149,21 @@ extern "C" fn primary_main(fw_dtb: u64) -> ! {
         }
     }
 
+    // Console input goes to the first partition with a virtual UART; its CPU takes the UART's
+    // receive interrupt.
+    if let Some(&id) = to_start.iter().find(|&&id| system.partitions[id].config.virtual_uart) {
+        if let Some(intid) = vcpu::console_intid(system) {
+            system.input_focus.store(id, core::sync::atomic::Ordering::Release);
+            let hwid = system.config.board.cpus[system.partitions[id].config.cpus[0]].hwid;
+            gic::route_spi(intid, hwid, false);
+            console::enable_input();
+            info!(
+                "console input -> {} (Ctrl-\\ passes it to the next partition with a UART)",
+                system.partitions[id].config.name
+            );
+        }
+    }
+
     // vCPU 0 of every partition starts at its entry with x0 = its guest DTB; the others wait
     // for the guest's PSCI CPU_ON. Every CPU of a running partition is powered on.
     let entry = boot::secondary_entry as *const () as u64;

@@ -9,6 +9,8 @@ register_bitfields! [u32,
     FR [
         /// Transmit FIFO full.
         TXFF OFFSET(5) NUMBITS(1) [],
+        /// Receive FIFO empty.
+        RXFE OFFSET(4) NUMBITS(1) [],
         /// UART busy transmitting.
         BUSY OFFSET(3) NUMBITS(1) []
     ]
@@ -19,7 +21,11 @@ register_structs! {
         (0x00 => dr: ReadWrite<u32>),
         (0x04 => _reserved0),
         (0x18 => fr: ReadOnly<u32, FR::Register>),
-        (0x1c => @END),
+        (0x1c => _reserved1),
+        (0x38 => imsc: ReadWrite<u32>),
+        (0x3c => _reserved2),
+        (0x44 => icr: ReadWrite<u32>),
+        (0x48 => @END),
     }
 }
 
@@ -50,6 +56,17 @@ impl Pl011 {
             core::hint::spin_loop();
         }
         self.regs().dr.set(u32::from(byte));
+    }
+
+    /// A received byte, if one waits.
+    pub fn read_byte(&mut self) -> Option<u8> {
+        (!self.regs().fr.is_set(FR::RXFE)).then(|| self.regs().dr.get() as u8)
+    }
+
+    /// Raises the UART's interrupt when bytes arrive (receive and receive-timeout).
+    pub fn enable_rx_interrupt(&mut self) {
+        self.regs().icr.set(0x7ff);
+        self.regs().imsc.set((1 << 4) | (1 << 6));
     }
 
     pub fn write_bytes(&mut self, bytes: &[u8]) {

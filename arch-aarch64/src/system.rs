@@ -11,12 +11,14 @@ use tantalum_aarch64::regs::STAGE2_START_LEVEL;
 use tantalum_core::addr::{align_up, GuestPhys, HostPhys, PAGE_SIZE};
 use tantalum_core::bootimage::effective_image_size;
 use tantalum_core::channel::layout::{channel_layout, LayoutError};
+use tantalum_core::config::VIRTUAL_UART_SPI;
 use tantalum_core::config::{Blob, Interrupt, PartitionConfig, SystemConfig, GUEST_DTB_RESERVE, MAX_CPUS};
 use tantalum_core::console::LineBuffer;
 use tantalum_core::partition::PartitionState;
 use tantalum_core::stage2::{MapAttrs, MapError, Stage2};
 use tantalum_core::vgic::VirtualGic;
 use tantalum_core::vplatform;
+use tantalum_core::vuart::VirtualUart;
 
 use crate::memory::{self, HeapTables, MAPPED_RAM};
 
@@ -38,6 +40,8 @@ pub struct Partition {
     pub console: Mutex<LineBuffer>,
     /// Its virtual distributor and redistributors.
     pub vgic: Mutex<VirtualGic>,
+    /// Its virtual PL011 (used if the config gives it one).
+    pub vuart: Mutex<VirtualUart>,
     /// Per vCPU: set when a virtual interrupt may have become ready for it (a doorbell rang, an
     /// SGI, the guest programmed its GIC): its CPU then loads its list registers before resuming.
     pub irq_hints: Vec<AtomicBool>,
@@ -109,6 +113,8 @@ pub struct System {
     running: AtomicUsize,
     /// Top of each board CPU's hypervisor stack (0 until that CPU starts).
     pub stack_tops: [AtomicUsize; MAX_CPUS],
+    /// The partition that gets console input (one with a virtual UART), or `usize::MAX`.
+    pub input_focus: AtomicUsize,
 }
 
 static SYSTEM: Once<System> = Once::new();
@@ -201,6 +207,9 @@ impl System {
                     d.interrupts.iter().filter(|i| i.kind == Interrupt::SPI).map(|i| i.intid())
                 }),
             );
+            if p.virtual_uart {
+                owned.push(VIRTUAL_UART_SPI + 32);
+            }
             partitions.push(Partition {
                 config: p.clone(),
                 vmid: (i + 1) as u8,
@@ -208,6 +217,7 @@ impl System {
                 state: Mutex::new(PartitionState::default()),
                 console: Mutex::new(LineBuffer::new()),
                 vgic: Mutex::new(VirtualGic::new(p.cpus.len(), &owned)),
+                vuart: Mutex::new(VirtualUart::new()),
                 irq_hints: p.cpus.iter().map(|_| AtomicBool::new(false)).collect(),
                 vcpus: p.cpus.iter().map(|_| VcpuSlot::new()).collect(),
                 generation: AtomicU32::new(0),
@@ -220,6 +230,7 @@ impl System {
             payload,
             running: AtomicUsize::new(0),
             stack_tops: [const { AtomicUsize::new(0) }; MAX_CPUS],
+            input_focus: AtomicUsize::new(usize::MAX),
         })
     }
 

@@ -11,7 +11,7 @@ use aarch64_cpu::registers::{ESR_EL2, FAR_EL2, HPFAR_EL2, TPIDR_EL2};
 use tantalum_aarch64::esr::{self, Syndrome};
 use tantalum_aarch64::regs::SPSR_EL1H_MASKED;
 use tantalum_core::addr::HostPhys;
-use tantalum_core::config::{PartitionId, MAX_CPUS};
+use tantalum_core::config::{PartitionId, MAX_CPUS, VIRTUAL_UART_SPI};
 use tantalum_core::exit::Exit;
 use tantalum_core::hypercall::{psci, Status as PsciStatus};
 use tantalum_core::partition::{handle_exit, Outcome, Report, Services};
@@ -19,7 +19,7 @@ use tantalum_core::vgic::{self, Frame};
 use tock_registers::interfaces::{Readable, Writeable};
 
 use crate::boot::{self, GuestFrame};
-use crate::console::{info, PartitionSink};
+use crate::console::{self, info, PartitionSink};
 use crate::system::{self, Partition, Power, Status, System};
 use crate::{el2, firmware, gic, memory};
 
@@ -255,6 +255,20 @@ impl Services for CpuServices<'_> {
         }
     }
 
+    fn uart_access(&mut self, offset: u64, write: Option<u64>) -> u64 {
+        let p = self.partition();
+        let (value, sent, line) = {
+            let mut uart = p.vuart.lock();
+            let (value, sent) = uart.access(offset, write);
+            (value, sent, uart.line())
+        };
+        if let Some(byte) = sent {
+            p.console.lock().push(&[byte], &p.config.name, &mut PartitionSink);
+        }
+        uart_line(self.system, p, line, self.here.cpu);
+        value
+    }
+
     fn affinity_info(&mut self, vcpu: usize) -> Option<u64> {
         Some(match self.partition().vcpus.get(vcpu)?.power() {
             Power::On => psci::AFFINITY_ON,
@@ -264,6 +278,50 @@ impl Services for CpuServices<'_> {
     }
 }
 
+/// Follows partition `p`'s virtual UART interrupt line in its virtual GIC.
+fn uart_line(system: &System, p: &Partition, high: bool, from_cpu: usize) {
+    let intid = VIRTUAL_UART_SPI + 32;
+    let mut vgic = p.vgic.lock();
+    let vcpu = vgic.spi_target(intid);
+    let pending = vgic.set_level(vcpu, intid, high);
+    drop(vgic);
+    if pending {
+        p.irq_hints[vcpu].store(true, Ordering::Release);
+        kick_vcpu(system, p, vcpu, from_cpu);
+    }
+}
+
+/// Bytes the operator typed go to the partition with the console input; the switch key
+/// passes the input to the next partition with a virtual UART.
+fn console_input(system: &System, from_cpu: usize) {
+    console::read_input(|byte| {
+        let uarts: heapless::Vec<usize, { tantalum_core::config::MAX_PARTITIONS }> = system
+            .partitions
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.config.virtual_uart)
+            .map(|(i, _)| i)
+            .collect();
+        let focus = system.input_focus.load(Ordering::Acquire);
+        if byte == console::SWITCH_KEY {
+            let next = uarts.iter().position(|&i| i == focus).map_or(0, |n| (n + 1) % uarts.len().max(1));
+            if let Some(&id) = uarts.get(next) {
+                system.input_focus.store(id, Ordering::Release);
+                info!("console input -> {}", system.partitions[id].config.name);
+            }
+            return;
+        }
+        if let Some(p) = system.partitions.get(focus) {
+            let line = {
+                let mut uart = p.vuart.lock();
+                uart.receive(&[byte]);
+                uart.line()
+            };
+            uart_line(system, p, line, from_cpu);
+        }
+    });
+}
+
 /// Kinds of guest exit, as the vectors pass them.
 mod kind {
     pub const SYNC: u64 = 0;
@@ -271,13 +329,25 @@ mod kind {
     pub const FIQ: u64 = 2;
 }
 
+/// The hypervisor console's receive interrupt, if the board describes one.
+pub fn console_intid(system: &System) -> Option<u32> {
+    let console = system.config.hypervisor.console.as_ref()?;
+    console.interrupts.iter().find(|i| i.kind == tantalum_core::config::Interrupt::SPI).map(|i| i.intid())
+}
+
 /// Takes the physical interrupts pending at this CPU: the vCPU's timers and its partition's
 /// devices go to the vCPU (hardware-linked: the guest's EOI deactivates them), the rest (kicks,
 /// maintenance) are done with here.
-fn forward_physical(p: &Partition, vcpu: usize) {
+fn forward_physical(system: &System, p: &Partition, here: Here) {
+    let vcpu = here.vcpu;
     let mut ids = [0u32; 8];
     let n = gic::acknowledge(&mut ids);
     for &intid in &ids[..n] {
+        if Some(intid) == console_intid(system) {
+            console_input(system, here.cpu);
+            gic::deactivate(intid);
+            continue;
+        }
         let for_guest = gic::TIMER_INTIDS.contains(&intid) || (intid >= 32 && p.vgic.lock().owns(intid));
         if for_guest && p.vgic.lock().set_pending_hw(vcpu, intid) {
             p.irq_hints[vcpu].store(true, Ordering::Release);
@@ -302,7 +372,7 @@ extern "C" fn guest_exit(frame: &mut GuestFrame, kind: u64) {
     let exit = match kind {
         kind::SYNC => esr::decode(&syndrome, &frame.x),
         kind::IRQ | kind::FIQ => {
-            forward_physical(p, here.vcpu);
+            forward_physical(system, p, here);
             Exit::Interrupt
         }
         _ => Exit::Unhandled { syndrome: syndrome.esr },

@@ -18,3 +18,4 @@ pub mod partition;
 pub mod stage2;
 pub mod vgic;
 pub mod vplatform;
+pub mod vuart;

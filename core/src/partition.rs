@@ -33,6 +33,9 @@ pub trait Services {
     fn cpu_on(&mut self, vcpu: usize, entry: u64, context: u64) -> Status;
     /// PSCI AFFINITY_INFO of vCPU `vcpu`: ON, OFF or ON_PENDING; `None` if there is no such vCPU.
     fn affinity_info(&mut self, vcpu: usize) -> Option<u64>;
+    /// Emulates an access to the calling partition's virtual UART at `offset`; returns the value
+    /// read.
+    fn uart_access(&mut self, offset: u64, write: Option<u64>) -> u64;
 }
 
 /// Run-time facts about the calling partition that the config does not hold.
@@ -177,14 +180,18 @@ fn mmio(
     access: MmioAccess,
     services: &mut dyn Services,
 ) -> Outcome {
-    match vplatform::gic_frame(&system.board, partition.cpus.len(), addr) {
-        Some((frame, offset)) => {
-            let a = vgic::Access { offset, size: access.size, write: access.write };
-            let value = services.gic_access(frame, a);
-            Outcome::Emulated { load: access.write.is_none().then_some((access.register, value)) }
-        }
-        None => fault(partition, Fault::Memory { addr, access: access.kind() }),
+    let load =
+        |value: u64| Outcome::Emulated { load: access.write.is_none().then_some((access.register, value)) };
+    if let Some((frame, offset)) = vplatform::gic_frame(&system.board, partition.cpus.len(), addr) {
+        let a = vgic::Access { offset, size: access.size, write: access.write };
+        return load(services.gic_access(frame, a));
     }
+    if let Some((base, size)) = partition.virtual_uart_range() {
+        if let Some(offset) = addr.0.checked_sub(base.0).filter(|&o| o < size) {
+            return load(services.uart_access(offset, access.write));
+        }
+    }
+    fault(partition, Fault::Memory { addr, access: access.kind() })
 }
 
 /// Rings the peer's doorbell on the caller's channel number `channel`.

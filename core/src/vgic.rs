@@ -185,6 +185,15 @@ impl VirtualGic {
         }
     }
 
+    /// Follows a level-triggered line (the virtual UART's): high makes the interrupt pending,
+    /// low withdraws it if it was not delivered yet. Returns whether it is pending now.
+    pub fn set_level(&mut self, vcpu: usize, intid: u32, high: bool) -> bool {
+        let Some(irq) = self.irq(vcpu, intid) else { return false };
+        irq.pending = high;
+        self.mark(vcpu, intid, high);
+        high
+    }
+
     /// Keeps the pending bitmaps in step with `IrqState::pending`.
     fn mark(&mut self, vcpu: usize, intid: u32, pending: bool) {
         if intid < SPI_BASE {

@@ -48,8 +48,13 @@ pub fn resolve_image(dts: &Path, image: &str) -> Option<PathBuf> {
     [beside, built, produced].into_iter().find(|p| p.is_file())
 }
 
-/// Reads the file a partition's `property` names, or says where it was looked for.
+/// Reads the file a partition's `property` names, or says where it was looked for. Names under
+/// `linux/` are the Debian kernel and initramfs the xtask fetches and builds on first use.
 fn read_blob(dts: &Path, node: &str, property: &str, name: &str) -> std::result::Result<Vec<u8>, String> {
+    if name.starts_with("linux/") && resolve_image(dts, name).is_none() {
+        crate::linux::assets()
+            .map_err(|e| format!("{node}: {property} \"{name}\": fetching Linux: {}", e.0))?;
+    }
     match resolve_image(dts, name).map(std::fs::read) {
         Some(Ok(bytes)) => Ok(bytes),
         Some(Err(e)) => Err(format!("{node}: {property} \"{name}\": {e}")),

@@ -6,6 +6,7 @@ mod bench;
 mod board;
 mod cargo;
 mod check;
+mod devices;
 mod guest_dt;
 mod image;
 mod linux;
@@ -119,7 +120,9 @@ fn run(args: &[String]) -> Result<()> {
     let board = board::Board::load(&built.board)?;
     step(format!("{}: {}", built.image.display(), check::summary(&built.config)));
     step(format!("booting {} in QEMU ({}; quit with Ctrl-A X)", built.image.display(), board.describe()));
-    let status = qemu::interactive(&board, &built.image, timeout.map(std::time::Duration::from_secs))?;
+    let extra = devices::qemu_args(&built.config, built.image.with_file_name("disk.img"))?;
+    let status =
+        qemu::interactive(&board, &built.image, &extra, timeout.map(std::time::Duration::from_secs))?;
     if !status.success() {
         bail!("QEMU exited with {status}");
     }

@@ -33,8 +33,13 @@ fn wait_with_timeout(child: &mut Child, timeout: Option<Duration>) -> Result<(Op
 }
 
 /// Boots `image` with the console on this terminal (`-nographic`).
-pub fn interactive(board: &Board, image: &Path, timeout: Option<Duration>) -> Result<ExitStatus> {
-    let mut child = base_command(board, image).arg("-nographic").spawn()?;
+pub fn interactive(
+    board: &Board,
+    image: &Path,
+    extra: &[String],
+    timeout: Option<Duration>,
+) -> Result<ExitStatus> {
+    let mut child = base_command(board, image).arg("-nographic").args(extra).spawn()?;
     match wait_with_timeout(&mut child, timeout)? {
         (Some(status), _) => Ok(status),
         _ => Err(crate::Error(format!(
@@ -60,7 +65,12 @@ impl Run {
 }
 
 /// Boots `image` headless with the serial console captured, killing QEMU after `timeout`.
-pub fn captured(board: &Board, image: &Path, timeout: Duration, extra: &[&str]) -> Result<Run> {
+pub fn captured<S: AsRef<std::ffi::OsStr>>(
+    board: &Board,
+    image: &Path,
+    timeout: Duration,
+    extra: &[S],
+) -> Result<Run> {
     let start = Instant::now();
     let mut child = base_command(board, image)
         .args(["-display", "none", "-monitor", "none", "-serial", "stdio"])

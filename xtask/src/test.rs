@@ -138,7 +138,11 @@ fn run_scenario(s: &Scenario) -> std::result::Result<(), String> {
     if let Some(how) = s.tamper {
         tamper(&built.image, &built, how)?;
     }
-    let run = qemu::captured(&board, &built.image, s.timeout, s.qemu_args).map_err(|e| e.0)?;
+    let mut args: Vec<String> = s.qemu_args.iter().map(|a| a.to_string()).collect();
+    args.extend(
+        crate::devices::qemu_args(&built.config, built.image.with_file_name("disk.img")).map_err(|e| e.0)?,
+    );
+    let run = qemu::captured(&board, &built.image, s.timeout, &args).map_err(|e| e.0)?;
     let logs = cargo::out_dir().join("logs");
     let _ = std::fs::create_dir_all(&logs);
     let log = logs.join(format!("{}.log", s.name.replace(|c: char| !c.is_ascii_alphanumeric(), "-")));

@@ -111,6 +111,8 @@ pub struct HypervisorConfig {
 pub struct DeviceRef {
     pub path: String,
     pub mmio: HostRange,
+    /// Its interrupts (the hypervisor console's receive interrupt).
+    pub interrupts: Vec<Interrupt>,
 }
 
 /// An interrupt of a board device, from its 3-cell GIC specifier (`interrupts = <type num flags>`).

@@ -16,6 +16,7 @@ struct Fake {
     notified: Vec<(PartitionId, u32)>,
     sgis: Vec<u64>,
     started: Vec<(usize, u64, u64)>,
+    uart: Vec<(u64, Option<u64>)>,
 }
 
 impl Services for Fake {
@@ -49,6 +50,10 @@ impl Services for Fake {
         } else {
             Status::Success
         }
+    }
+    fn uart_access(&mut self, offset: u64, write: Option<u64>) -> u64 {
+        self.uart.push((offset, write));
+        0x11
     }
     fn affinity_info(&mut self, vcpu: usize) -> Option<u64> {
         (vcpu < 2).then_some(if vcpu == 0 { psci::AFFINITY_ON } else { psci::AFFINITY_OFF })
@@ -284,4 +289,16 @@ fn sgis_are_sent_debug_registers_read_as_zero_others_fault() {
     assert_eq!(o, Outcome::Stop(StopReason::Fault(Fault::SystemRegister { encoding: impdef, write: false })));
     let text = Report { partition: "p", outcome: &o, pc: 4 }.to_string();
     assert!(text.contains("trapped system register read (S3_1_C15_C2_0)"), "{text}");
+}
+
+#[test]
+fn the_virtual_uart_is_emulated_only_when_configured() {
+    let mut p = partition(FaultPolicy::Stop);
+    let read = MmioAccess { size: 4, register: 2, write: None };
+    let exit = Exit::Mmio { addr: GuestPhys(0x900_0fe0), access: read };
+    assert!(matches!(run(&p, exit).0, Outcome::Stop(StopReason::Fault(Fault::Memory { .. }))));
+    p.virtual_uart = true;
+    let (o, fake) = run(&p, exit);
+    assert_eq!(o, Outcome::Emulated { load: Some((2, 0x11)) });
+    assert_eq!(fake.uart, [(0xfe0, None)]);
 }

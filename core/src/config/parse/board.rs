@@ -156,7 +156,7 @@ impl Parser<'_, '_> {
     }
 
     /// The interrupts of board device `device`, as partition `owner` takes it.
-    fn interrupts(&mut self, owner: usize, device: usize) -> Vec<Interrupt> {
+    pub(super) fn interrupts(&mut self, owner: usize, device: usize) -> Vec<Interrupt> {
         let problem = |p: &mut Self, problem| {
             let kind = ErrorKind::DeviceInterrupts { device: p.owned_path(device), problem };
             p.report(p.path(owner), kind);

@@ -37,7 +37,16 @@ impl Parser<'_, '_> {
         let value = self.fixed(h, "console", Expected::Phandle)?;
         let target = self.resolve(h, "console", be_u32(value, 0)?)?;
         let (base, size) = *self.reg(target).first()?;
-        Some(DeviceRef { path: self.owned_path(target), mmio: HostRange::new(HostPhys(base), size) })
+        // The console's interrupt is optional (it only serves console input): a board that does
+        // not describe it usably is not an error.
+        let reported = self.errors.len();
+        let interrupts = self.interrupts(h, target);
+        self.errors.truncate(reported);
+        Some(DeviceRef {
+            path: self.owned_path(target),
+            mmio: HostRange::new(HostPhys(base), size),
+            interrupts,
+        })
     }
 
     /// Every child of `/hypervisor`: a partition, a `channels` container, or an error.

@@ -47,6 +47,7 @@ fn demo() -> SystemConfig {
             console: Some(DeviceRef {
                 path: "/pl011@9000000".into(),
                 mmio: HostRange::new(HostPhys(0x900_0000), 0x1000),
+                interrupts: vec![],
             }),
         },
         partitions: vec![partition(0, "ping", 0, 0x4200_0000), partition(1, "pong", 1, 0x4300_0000)],

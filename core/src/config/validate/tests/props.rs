@@ -133,7 +133,7 @@ proptest! {
             board: Board { ram, cpus: (0..cpus).map(cpu).collect(), gic },
             hypervisor: HypervisorConfig {
                 memory,
-                console: console.map(|mmio| DeviceRef { path: String::from("/uart"), mmio }),
+                console: console.map(|mmio| DeviceRef { path: String::from("/uart"), mmio, interrupts: vec![] }),
             },
             partitions,
             channels,

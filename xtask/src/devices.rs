@@ -1,0 +1,27 @@
+//! QEMU devices a system needs beyond the board: a virtio-blk disk when a partition owns the
+//! virtio-mmio slot QEMU gives the first virtio device (the last one, `0xa003e00`).
+
+use std::path::PathBuf;
+
+use tantalum_core::config::SystemConfig;
+
+use crate::{linux, Result};
+
+/// Board node of the virtio-mmio slot QEMU fills first.
+const FIRST_VIRTIO_SLOT: &str = "/virtio_mmio@a003e00";
+
+/// Extra QEMU arguments for `cfg`: a fresh copy of the test disk for the partition that owns
+/// the first virtio slot (written to `disk`, so runs do not see each other's writes).
+pub fn qemu_args(cfg: &SystemConfig, disk: PathBuf) -> Result<Vec<String>> {
+    let wants_disk = cfg.partitions.iter().flat_map(|p| &p.devices).any(|d| d.path == FIRST_VIRTIO_SLOT);
+    if !wants_disk {
+        return Ok(Vec::new());
+    }
+    linux::make_disk(&disk)?;
+    Ok(vec![
+        "-drive".into(),
+        format!("if=none,file={},format=raw,id=disk0", disk.display()),
+        "-device".into(),
+        "virtio-blk-device,drive=disk0".into(),
+    ])
+}
