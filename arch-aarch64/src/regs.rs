@@ -11,7 +11,9 @@ pub const STAGE2_START_LEVEL: usize = 1;
 
 /// HCR_EL2 for a partition's vCPU: stage 2 on, EL1 is AArch64, SMC and implementation-defined
 /// or cache-by-set/way operations trapped, interrupts routed to EL2 (guests see the virtual CPU
-/// interface), barriers upgraded to inner shareable.
+/// interface), barriers upgraded to inner shareable. No forced broadcast of TLB maintenance
+/// (`FB`): a vCPU never moves to another physical CPU, so its local invalidations are enough
+/// (and broadcasting every one is expensive).
 pub fn hcr_el2() -> u64 {
     let fields: FieldValue<u64, HCR_EL2::Register> = HCR_EL2::VM::Enable
         + HCR_EL2::RW::EL1IsAarch64
@@ -23,7 +25,6 @@ pub fn hcr_el2() -> u64 {
         + HCR_EL2::TIDCP::SET
         + HCR_EL2::TSW::SET
         + HCR_EL2::TLOR::SET
-        + HCR_EL2::FB::SET
         + HCR_EL2::BSU::InnerShareable
         + HCR_EL2::API::DisableTrapPointerAuthInstToEl2
         + HCR_EL2::APK::DisableTrapPointerAuthKeyRegsToEl2;
