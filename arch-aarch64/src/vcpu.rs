@@ -269,6 +269,10 @@ impl Services for CpuServices<'_> {
         value
     }
 
+    fn partition_running(&mut self, id: PartitionId) -> bool {
+        self.system.partitions.get(usize::from(id)).is_some_and(|p| p.status() == Status::Running)
+    }
+
     fn affinity_info(&mut self, vcpu: usize) -> Option<u64> {
         Some(match self.partition().vcpus.get(vcpu)?.power() {
             Power::On => psci::AFFINITY_ON,

@@ -28,6 +28,10 @@ pub const HYP_EXIT: u64 = VENDOR_HYP_BASE + 6;
 /// (its local number, in the order of its guest DT).
 pub const HYP_CHANNEL_NOTIFY: u64 = VENDOR_HYP_BASE + 7;
 
+/// `(id) -> state`: whether partition `id` is running (1) or stopped (0); INVALID_PARAMETERS
+/// for an id that does not exist. Lets a health-monitor partition watch the others.
+pub const HYP_PARTITION_STATE: u64 = VENDOR_HYP_BASE + 8;
+
 /// Most bytes one console write accepts.
 pub const CONSOLE_WRITE_MAX: u64 = 256;
 /// Longest wait one call may ask for (1 s); longer waits are clamped.
@@ -94,6 +98,7 @@ pub enum Call {
     Wait { timeout_ns: u64 },
     Exit { code: u64 },
     ChannelNotify { channel: u64 },
+    PartitionState { id: u64 },
 }
 
 impl Call {
@@ -108,6 +113,7 @@ impl Call {
             HYP_WAIT => Call::Wait { timeout_ns: args[0].min(WAIT_MAX_NS) },
             HYP_EXIT => Call::Exit { code: args[0] },
             HYP_CHANNEL_NOTIFY => Call::ChannelNotify { channel: args[0] },
+            HYP_PARTITION_STATE => Call::PartitionState { id: args[0] },
             _ => return None,
         })
     }
@@ -136,7 +142,7 @@ mod tests {
         assert_eq!(Call::decode(HYP_CONSOLE_WRITE, &a), Some(Call::ConsoleWrite { ipa: 1, len: 2 }));
         assert_eq!(Call::decode(HYP_EXIT, &a), Some(Call::Exit { code: 1 }));
         assert_eq!(Call::decode(HYP_WAIT, &[u64::MAX; 6]), Some(Call::Wait { timeout_ns: WAIT_MAX_NS }));
-        for f in [VENDOR_HYP_BASE + 8, VENDOR_HYP_BASE + 0xFF01, 0x8600_0000, 0, u64::MAX] {
+        for f in [VENDOR_HYP_BASE + 9, VENDOR_HYP_BASE + 0xFF01, 0x8600_0000, 0, u64::MAX] {
             assert_eq!(Call::decode(f, &a), None, "{f:#x}");
         }
     }

@@ -36,6 +36,8 @@ pub trait Services {
     /// Emulates an access to the calling partition's virtual UART at `offset`; returns the value
     /// read.
     fn uart_access(&mut self, offset: u64, write: Option<u64>) -> u64;
+    /// Whether partition `id` is running now.
+    fn partition_running(&mut self, id: PartitionId) -> bool;
 }
 
 /// Run-time facts about the calling partition that the config does not hold.
@@ -246,6 +248,12 @@ fn handle_call(
         }
         Call::Exit { code } => Outcome::Stop(StopReason::Exited { code }),
         Call::ChannelNotify { channel } => channel_notify(system, partition.id, channel, services),
+        Call::PartitionState { id } => match PartitionId::try_from(id) {
+            Ok(id) if usize::from(id) < system.partitions.len() => {
+                Outcome::ret(u64::from(services.partition_running(id)))
+            }
+            _ => Outcome::status(Status::InvalidParameters),
+        },
     }
 }
 

@@ -27,7 +27,8 @@ commands:
   build [--config FILE]                  build the boot image only and print its path
   config check FILE...                   check system descriptions; print every problem found
   config show FILE [--guest NAME]        the plan of a system (partitions, memory map), or a partition's guest DT
-  test                                   host tests, builds for both architectures, emulator scenarios
+  test [--scenario TEXT]                 host tests, builds for both architectures, emulator scenarios
+                                         (or only the scenarios whose name contains TEXT)
   bench                                  instruction counts under QEMU -icount (docs/performance.md)
   linux-assets [--boot TEST]             Debian arm64 kernel, initramfs and disk for a Linux guest; print
                                          their paths (--boot: boot them bare in QEMU, TEST = boot, reboot, ...)

@@ -23,6 +23,8 @@ pub struct Scenario {
     pub expect: &'static [&'static str],
     /// Substrings that must not appear (on top of [`ALWAYS_FORBIDDEN`]).
     pub forbid: &'static [&'static str],
+    /// `(a, b)`: some line containing `b` comes after the first line containing `a`.
+    pub order: &'static [(&'static str, &'static str)],
     pub tamper: Option<Tamper>,
     /// Extra QEMU arguments (they override the board's, e.g. `-m`).
     pub qemu_args: &'static [&'static str],
@@ -35,6 +37,8 @@ pub const ALWAYS_FORBIDDEN: &[&str] =
     &["BREACH", "CORRUPTED", "FATAL", "panic:", "unexpected exception", "NOT fresh"];
 
 const T: Duration = Duration::from_secs(60);
+/// Linux scenarios boot a real kernel under TCG (about 10 s each on the CI machine).
+const LINUX_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub const SCENARIOS: &[Scenario] = &[
     Scenario {
@@ -49,6 +53,7 @@ pub const SCENARIOS: &[Scenario] = &[
             "[actuator] actuator done",
             "all partitions have stopped: powering off",
         ],
+        order: &[],
         forbid: &["fault:", "failed", "malformed"],
         tamper: None,
         qemu_args: &[],
@@ -66,6 +71,7 @@ pub const SCENARIOS: &[Scenario] = &[
             "partition 'pong' exited with code 0: stopped",
             "all partitions have stopped: powering off",
         ],
+        order: &[],
         forbid: &["fault:"],
         tamper: None,
         qemu_args: &[],
@@ -91,6 +97,7 @@ pub const SCENARIOS: &[Scenario] = &[
             "[victim] victim done: memory intact",
             "all partitions have stopped: powering off",
         ],
+        order: &[],
         forbid: &["partition 'victim' fault"],
         tamper: None,
         qemu_args: &[],
@@ -109,6 +116,7 @@ pub const SCENARIOS: &[Scenario] = &[
             "[bystander] bystander done",
             "all partitions have stopped: powering off",
         ],
+        order: &[],
         forbid: &["partition 'bystander' fault", "[stopper] boot 1"],
         tamper: None,
         qemu_args: &[],
@@ -121,6 +129,7 @@ pub const SCENARIOS: &[Scenario] = &[
             "partition 'halter' fault: stage-2 write abort at IPA 0x1000",
             "halting the system",
         ],
+        order: &[],
         forbid: &["all partitions have stopped"],
         tamper: None,
         qemu_args: &[],
@@ -134,6 +143,7 @@ pub const SCENARIOS: &[Scenario] = &[
             "[pong] pong done",
             "all partitions have stopped: powering off",
         ],
+        order: &[],
         forbid: &["[ping]"],
         tamper: Some(Tamper::CorruptImage("ping")),
         qemu_args: &[],
@@ -146,6 +156,7 @@ pub const SCENARIOS: &[Scenario] = &[
             "config error: /hypervisor/pong: memory 0x42800000..0x43800000 overlaps /hypervisor/ping (0x42000000..0x43000000)",
             "the system DTB is invalid (1 error(s)): halting",
         ],
+        order: &[],
         forbid: &["[ping]", "[pong]"],
         // pong's `memory = <0x0 0x43000000 0x0 0x01000000>` becomes 0x42800000: an overlap.
         tamper: Some(Tamper::PatchDtb {
@@ -163,6 +174,7 @@ pub const SCENARIOS: &[Scenario] = &[
             "[ping] ping done",
             "all partitions have stopped: powering off",
         ],
+        order: &[],
         forbid: &["[pong]"],
         tamper: None,
         // The board says 1 GiB; the machine has 48 MiB (RAM ends at 0x43000000).
@@ -189,6 +201,7 @@ pub const SCENARIOS: &[Scenario] = &[
             "[writer] dt: stdout /pl011@9000000",
             "all partitions have stopped: powering off",
         ],
+        order: &[],
         forbid: &["fault:", "no valid device tree"],
         tamper: None,
         qemu_args: &[],
@@ -202,6 +215,7 @@ pub const SCENARIOS: &[Scenario] = &[
             "[pong] pong done: echoed 100000 messages, 0 out of order or corrupted",
             "all partitions have stopped: powering off",
         ],
+        order: &[],
         forbid: &["fault:", "failed"],
         tamper: None,
         qemu_args: &[],
@@ -215,6 +229,7 @@ pub const SCENARIOS: &[Scenario] = &[
             "[flood] flood done: sent 20000 messages, ring full",
             "all partitions have stopped: powering off",
         ],
+        order: &[],
         forbid: &["fault:", "failed", "ring full 0 times"],
         tamper: None,
         qemu_args: &[],
@@ -232,9 +247,65 @@ pub const SCENARIOS: &[Scenario] = &[
             "[honest] honest done",
             "all partitions have stopped: powering off",
         ],
+        order: &[],
         forbid: &["partition 'honest' fault"],
         tamper: None,
         qemu_args: &[],
         timeout: T,
+    },
+    Scenario {
+        name: "Linux boots on 2 CPUs beside a heartbeat unikernel, reads its disk, powers off alone",
+        config: "configs/tests/linux-boot.dts",
+        expect: &[
+            "[linux] linux: cpus online: 2",
+            "[linux] linux: disk says: hello from the passed-through virtio disk",
+            "[linux] linux: TANTALUM-LINUX-MARKER",
+            "partition 'linux' powered off (PSCI SYSTEM_OFF): stopped",
+            "[heartbeat] heartbeat done",
+            "all partitions have stopped: powering off",
+        ],
+        order: &[
+            ("[heartbeat] heartbeat 1", "[linux] linux: TANTALUM-LINUX-MARKER"),
+            ("partition 'linux' powered off", "[heartbeat] heartbeat "),
+        ],
+        forbid: &["fault:"],
+        tamper: None,
+        qemu_args: &[],
+        timeout: LINUX_TIMEOUT,
+    },
+    Scenario {
+        name: "Linux reboot restarts only Linux, which boots again",
+        config: "configs/tests/linux-reboot.dts",
+        expect: &[
+            "[linux] linux: rebooting",
+            "partition 'linux' reset (PSCI SYSTEM_RESET): restarting",
+            "[linux] linux: second boot after reboot",
+            "partition 'linux' powered off (PSCI SYSTEM_OFF): stopped",
+            "[heartbeat] heartbeat done",
+            "all partitions have stopped: powering off",
+        ],
+        order: &[
+            ("partition 'linux' reset", "[linux] linux: second boot after reboot"),
+            ("partition 'linux' powered off", "[heartbeat] heartbeat "),
+        ],
+        forbid: &["fault:"],
+        tamper: None,
+        qemu_args: &[],
+        timeout: LINUX_TIMEOUT,
+    },
+    Scenario {
+        name: "Linux poking another partition's memory with devmem is stopped, the heartbeat goes on",
+        config: "configs/tests/linux-devmem.dts",
+        expect: &[
+            "[linux] linux: poking 0x44000000",
+            "partition 'linux' fault: stage-2 read abort at IPA 0x44000000 (outside its memory)",
+            "[heartbeat] heartbeat done",
+            "all partitions have stopped: powering off",
+        ],
+        order: &[("partition 'linux' fault", "[heartbeat] heartbeat ")],
+        forbid: &["linux: devmem returned", "partition 'heartbeat' fault"],
+        tamper: None,
+        qemu_args: &[],
+        timeout: LINUX_TIMEOUT,
     },
 ];

@@ -159,6 +159,12 @@ fn run_scenario(s: &Scenario) -> std::result::Result<(), String> {
             problems.push(format!("missing: {e}"));
         }
     }
+    for (a, b) in s.order {
+        let after = run.output.find(a).map(|i| &run.output[i..]);
+        if !after.is_some_and(|rest| rest.contains(b)) {
+            problems.push(format!("expected \"{b}\" after \"{a}\""));
+        }
+    }
     for f in s.forbid.iter().chain(ALWAYS_FORBIDDEN) {
         if let Some(line) = run.output.lines().find(|l| l.contains(f)) {
             problems.push(format!("forbidden output ({f}): {line}"));
@@ -172,9 +178,16 @@ fn run_scenario(s: &Scenario) -> std::result::Result<(), String> {
     Err(format!("{}\nlog: {}\n--- last lines ---\n{}", problems.join("\n"), log.display(), tail.join("\n")))
 }
 
-pub fn command(_args: &[String]) -> Result<()> {
+pub fn command(args: &[String]) -> Result<()> {
     tools::ensure()?;
     let mut tally = Tally::default();
+    // `--scenario TEXT`: only the emulator scenarios whose name contains TEXT.
+    if let Some(filter) = args.iter().position(|a| a == "--scenario").and_then(|i| args.get(i + 1)) {
+        for s in SCENARIOS.iter().filter(|s| s.name.contains(filter.as_str())) {
+            tally.record(&format!("scenario: {}", s.name), run_scenario(s));
+        }
+        return finish(tally);
+    }
 
     step("host unit tests");
     tally.record(
@@ -219,6 +232,11 @@ pub fn command(_args: &[String]) -> Result<()> {
         tally.record(&format!("scenario: {}", s.name), run_scenario(s));
     }
 
+    finish(tally)
+}
+
+/// Prints the summary line; fails if anything failed.
+fn finish(tally: Tally) -> Result<()> {
     println!();
     if !tally.failed.is_empty() {
         println!("failed:");

@@ -55,6 +55,9 @@ impl Services for Fake {
         self.uart.push((offset, write));
         0x11
     }
+    fn partition_running(&mut self, id: PartitionId) -> bool {
+        id == 1
+    }
     fn affinity_info(&mut self, vcpu: usize) -> Option<u64> {
         (vcpu < 2).then_some(if vcpu == 0 { psci::AFFINITY_ON } else { psci::AFFINITY_OFF })
     }
@@ -301,4 +304,17 @@ fn the_virtual_uart_is_emulated_only_when_configured() {
     let (o, fake) = run(&p, exit);
     assert_eq!(o, Outcome::Emulated { load: Some((2, 0x11)) });
     assert_eq!(fake.uart, [(0xfe0, None)]);
+}
+
+#[test]
+fn partition_state_is_checked() {
+    let p = partition(FaultPolicy::Stop);
+    assert_eq!(run(&p, hvc(HYP_PARTITION_STATE, [1, 0, 0, 0, 0, 0])).0, Outcome::ret(1));
+    assert_eq!(run(&p, hvc(HYP_PARTITION_STATE, [0, 0, 0, 0, 0, 0])).0, Outcome::ret(0));
+    for bad in [2, 0x1_0000, u64::MAX] {
+        assert_eq!(
+            run(&p, hvc(HYP_PARTITION_STATE, [bad, 0, 0, 0, 0, 0])).0,
+            Outcome::status(Status::InvalidParameters)
+        );
+    }
 }

@@ -1,26 +1,46 @@
 //! A real-time partition's stand-in: prints a heartbeat at a fixed period (bootargs
-//! `period_ms=`, default 250) for `beats=` beats (default 40), then exits. Beside a Linux
-//! partition it shows that Linux booting, rebooting or misbehaving does not disturb it.
+//! `period_ms=`, default 250). It stops after `beats=` beats (default 40) or, with `watch=ID`,
+//! three beats after partition ID has stopped. Beside a Linux partition it shows that Linux
+//! booting, rebooting, misbehaving or powering off does not disturb it.
 #![no_std]
 #![no_main]
 
 use tantalum_guest::dt::bootarg;
+use tantalum_guest::hypercall::partition_running;
 use tantalum_guest::{println, wait_ns};
 
 tantalum_guest::entry!(main);
 
+fn sleep_ms(ms: u64) {
+    // HYP_WAIT takes at most 1 s per call.
+    let mut left = ms * 1_000_000;
+    while left > 0 {
+        let step = left.min(1_000_000_000);
+        wait_ns(step);
+        left -= step;
+    }
+}
+
 fn main() {
     let period_ms: u64 = bootarg("period_ms").and_then(|v| v.parse().ok()).unwrap_or(250);
     let beats: u64 = bootarg("beats").and_then(|v| v.parse().ok()).unwrap_or(40);
-    for beat in 1..=beats {
+    let watch: Option<u64> = bootarg("watch").and_then(|v| v.parse().ok());
+    let mut after_stop = None;
+    for beat in 1.. {
         println!("heartbeat {beat}");
-        // HYP_WAIT takes at most 1 s per call.
-        let mut left = period_ms * 1_000_000;
-        while left > 0 {
-            let step = left.min(1_000_000_000);
-            wait_ns(step);
-            left -= step;
+        match watch.map(partition_running) {
+            Some(Some(false)) if after_stop.is_none() => {
+                println!("partition {} has stopped; three more beats", watch.unwrap_or(0));
+                after_stop = Some(beat);
+            }
+            Some(_) => {}
+            None if beat >= beats => break,
+            None => {}
         }
+        if after_stop.is_some_and(|at| beat >= at + 3) {
+            break;
+        }
+        sleep_ms(period_ms);
     }
     println!("heartbeat done");
 }

@@ -87,6 +87,15 @@ impl core::fmt::Display for Name {
     }
 }
 
+/// Whether partition `id` is running (`None` if there is no such partition).
+pub fn partition_running(id: u64) -> Option<bool> {
+    match hvc(HYP_PARTITION_STATE, [id, 0, 0, 0, 0, 0])[0] {
+        0 => Some(false),
+        1 => Some(true),
+        _ => None,
+    }
+}
+
 /// Gives up the CPU for a moment (a hint: each vCPU owns its CPU).
 pub fn yield_now() {
     hvc(HYP_YIELD, [0; 6]);
