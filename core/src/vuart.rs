@@ -104,7 +104,7 @@ impl VirtualUart {
                 (0, None)
             }
             (0x048, None) => read(self.dmacr),
-            (0xfe0..=0xffc, None) if offset % 4 == 0 => read(ID[((offset - 0xfe0) / 4) as usize]),
+            (0xfe0..=0xffc, None) if offset.is_multiple_of(4) => read(ID[((offset - 0xfe0) / 4) as usize]),
             // ICR and everything else: the model has no state to clear or keep.
             _ => (0, None),
         }

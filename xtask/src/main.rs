@@ -29,7 +29,8 @@ commands:
   config show FILE [--guest NAME]        the plan of a system (partitions, memory map), or a partition's guest DT
   test [--scenario TEXT]                 host tests, builds for both architectures, emulator scenarios
                                          (or only the scenarios whose name contains TEXT)
-  bench                                  instruction counts under QEMU -icount (docs/performance.md)
+  bench [--linux]                        instruction counts under QEMU -icount (docs/performance.md);
+                                         --linux: Linux boot wall time, bare vs under Tantalum
   linux-assets [--boot TEST]             Debian arm64 kernel, initramfs and disk for a Linux guest; print
                                          their paths (--boot: boot them bare in QEMU, TEST = boot, reboot, ...)
 ";
