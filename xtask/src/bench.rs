@@ -50,10 +50,10 @@ fn time_to_marker(mut command: Command, marker: &str, limit: Duration) -> Result
     let mut child = command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?;
     let stdout = child.stdout.take().expect("piped");
     let (tx, rx) = std::sync::mpsc::channel();
-    let marker = marker.to_string();
+    let wanted = marker.to_string();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(std::result::Result::ok) {
-            if line.contains(&marker) {
+            if line.contains(&wanted) {
                 let _ = tx.send(());
                 return;
             }
