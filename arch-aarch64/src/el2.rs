@@ -108,3 +108,25 @@ pub fn current_mpidr() -> u64 {
 pub fn counter() -> (u64, u64) {
     (CNTPCT_EL0.get(), CNTFRQ_EL0.get())
 }
+
+/// Arms the EL2 physical timer (its interrupt, PPI 10, only wakes a WFI: EL2 runs with IRQs
+/// masked) to fire when the counter reaches `deadline`.
+pub fn arm_wakeup(deadline: u64) {
+    // SAFETY: the EL2 physical timer belongs to the hypervisor; programming it affects only
+    // this CPU's wake-ups.
+    unsafe { asm!("msr cnthp_cval_el2, {}", "msr cnthp_ctl_el2, {}", "isb", in(reg) deadline, in(reg) 1u64, options(nostack)) };
+}
+
+/// Disarms the EL2 physical timer (its interrupt line drops).
+pub fn disarm_wakeup() {
+    // SAFETY: as in `arm_wakeup`.
+    unsafe { asm!("msr cnthp_ctl_el2, xzr", "isb", options(nostack)) };
+}
+
+/// Whether a physical IRQ is pending at this CPU (ISR_EL1.I), masked or not.
+pub fn irq_pending() -> bool {
+    let isr: u64;
+    // SAFETY: reading ISR_EL1 has no side effects.
+    unsafe { asm!("mrs {}, isr_el1", out(reg) isr, options(nomem, nostack)) };
+    isr & (1 << 7) != 0
+}

@@ -14,6 +14,8 @@ pub const KICK_SGI: u32 = 0;
 pub const MAINTENANCE_INTID: u32 = 25;
 /// The EL1 virtual and physical timers' PPIs: forwarded to the vCPU of this CPU.
 pub const TIMER_INTIDS: [u32; 2] = [27, 30];
+/// The EL2 physical timer's PPI: the hypervisor's own wake-up while a vCPU waits.
+pub const WAKEUP_INTID: u32 = 26;
 /// INTID the CPU interface returns when nothing is pending.
 const SPURIOUS: u32 = 1023;
 
@@ -92,12 +94,15 @@ pub fn init_cpu(mpidr: u64) -> Result<(), &'static str> {
         core::hint::spin_loop();
     }
     write32(frame + GICR_IGROUPR0, u32::MAX);
-    for intid in [KICK_SGI, MAINTENANCE_INTID, TIMER_INTIDS[0], TIMER_INTIDS[1]] {
+    for intid in [KICK_SGI, MAINTENANCE_INTID, WAKEUP_INTID, TIMER_INTIDS[0], TIMER_INTIDS[1]] {
         let reg = frame + GICR_IPRIORITYR + (intid as usize & !3);
         let shift = 8 * (intid % 4);
         write32(reg, (read32(reg) & !(0xff << shift)) | (0x80 << shift));
     }
-    write32(frame + GICR_ISENABLER0, (1 << KICK_SGI) | (1 << MAINTENANCE_INTID) | (1 << 27) | (1 << 30));
+    write32(
+        frame + GICR_ISENABLER0,
+        (1 << KICK_SGI) | (1 << MAINTENANCE_INTID) | (1 << WAKEUP_INTID) | (1 << 27) | (1 << 30),
+    );
     // SAFETY: turning on the system-register interface (ICC_SRE_EL2.SRE, and Enable so EL1 may
     // use it), unmasking all priorities and enabling group 1 only affect interrupt delivery to
     // this CPU; EL2 runs with IRQs masked, so they are taken only from guests (HCR_EL2.IMO).

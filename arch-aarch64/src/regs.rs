@@ -62,14 +62,12 @@ pub fn mdcr_el2(pmu_counters: u64) -> u64 {
 }
 
 /// CNTHCTL_EL2: EL1 uses the physical counter and its physical timer freely (each CPU belongs
-/// to one partition; the timers' interrupts are forwarded to it); an event stream from counter
-/// bit `EVENT_BIT` wakes WFE so that a waiting CPU re-checks its deadline.
+/// to one partition; the timers' interrupts are forwarded to it). No event stream: waits in the
+/// hypervisor sleep in WFI until the EL2 timer or an interrupt.
 pub const fn cnthctl_el2() -> u64 {
     const EL1PCTEN: u64 = 1 << 0;
     const EL1PCEN: u64 = 1 << 1;
-    const EVNTEN: u64 = 1 << 2;
-    const EVENT_BIT: u64 = 12; // 2^12 ticks of 62.5 MHz: every ~65 us
-    EL1PCTEN | EL1PCEN | EVNTEN | (EVENT_BIT << 4)
+    EL1PCTEN | EL1PCEN
 }
 
 /// CPTR_EL2: no traps of FP/SIMD or trace (RES1 bits 13:12 and 9:0).

@@ -69,7 +69,9 @@ fn wait_for_start(here: Here) -> ! {
                 enter(here, entry, context);
             }
         }
-        aarch64_cpu::asm::wfe();
+        // WFI, not WFE: an emulator runs a spinning WFE loop flat out. Kicks (CPU_ON, restart)
+        // are interrupts, which end a WFI even while masked at EL2.
+        aarch64_cpu::asm::wfi();
         gic::drain_physical();
     }
 }
@@ -203,14 +205,19 @@ impl Services for CpuServices<'_> {
         let deadline = now.saturating_add(ticks);
         let p = self.partition();
         let (vcpu, generation) = (self.here.vcpu, ENTERED_GENERATION[self.here.cpu].load(Ordering::Acquire));
-        // A doorbell ends the wait: `notify` sets the hint and sends an event (SEV); the event
-        // stream (CNTHCTL_EL2.EVNTEN) wakes WFE regularly to check the deadline.
+        // Sleep in WFI until the deadline (the EL2 timer), a doorbell (`notify` kicks this CPU)
+        // or any other physical interrupt, which is left pending for the guest exit path.
+        el2::arm_wakeup(deadline);
         while el2::counter().0 < deadline && p.generation.load(Ordering::Acquire) == generation {
             if p.irq_hints[vcpu].load(Ordering::Acquire) && p.vgic.lock().has_deliverable(vcpu) {
                 break;
             }
-            aarch64_cpu::asm::wfe();
+            if el2::irq_pending() && !only_wakeup_pending() {
+                break;
+            }
+            aarch64_cpu::asm::wfi();
         }
+        el2::disarm_wakeup();
     }
 
     fn gic_access(&mut self, frame: Frame, access: vgic::Access) -> u64 {
@@ -280,6 +287,15 @@ impl Services for CpuServices<'_> {
             Power::Starting => psci::AFFINITY_ON_PENDING,
         })
     }
+}
+
+/// Whether the only physical interrupt pending is the EL2 wake-up timer (still high until it is
+/// disarmed): nothing for the guest.
+fn only_wakeup_pending() -> bool {
+    let intid: u64;
+    // SAFETY: reading the highest-priority pending interrupt does not acknowledge it.
+    unsafe { core::arch::asm!("mrs {}, icc_hppir1_el1", out(reg) intid, options(nomem, nostack)) };
+    intid as u32 & 0xff_ffff == gic::WAKEUP_INTID
 }
 
 /// Follows partition `p`'s virtual UART interrupt line in its virtual GIC.
