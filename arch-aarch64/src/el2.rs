@@ -114,7 +114,9 @@ pub fn counter() -> (u64, u64) {
 pub fn arm_wakeup(deadline: u64) {
     // SAFETY: the EL2 physical timer belongs to the hypervisor; programming it affects only
     // this CPU's wake-ups.
-    unsafe { asm!("msr cnthp_cval_el2, {}", "msr cnthp_ctl_el2, {}", "isb", in(reg) deadline, in(reg) 1u64, options(nostack)) };
+    unsafe {
+        asm!("msr cnthp_cval_el2, {}", "msr cnthp_ctl_el2, {}", "isb", in(reg) deadline, in(reg) 1u64, options(nostack))
+    };
 }
 
 /// Disarms the EL2 physical timer (its interrupt line drops).

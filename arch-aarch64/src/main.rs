@@ -12,6 +12,7 @@ mod gic;
 mod heap;
 mod memory;
 mod pl011;
+mod sha256;
 mod system;
 mod vcpu;
 

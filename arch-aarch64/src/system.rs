@@ -4,7 +4,6 @@
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
-use sha2::{Digest, Sha256};
 use spin::{Mutex, Once};
 use tantalum_aarch64::descriptors::Stage2Format;
 use tantalum_aarch64::regs::STAGE2_START_LEVEL;
@@ -241,7 +240,7 @@ impl System {
             .checked_add(size)
             .and_then(|end| self.payload.get(start..end))
             .ok_or(LoadError::OutOfBounds { what })?;
-        if Sha256::digest(bytes).as_slice() != blob.sha256 {
+        if crate::sha256::digest(bytes) != blob.sha256 {
             return Err(LoadError::HashMismatch { what });
         }
         Ok(bytes)
