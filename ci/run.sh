@@ -9,7 +9,7 @@ cargo fmt --all --check
 echo "==> cargo clippy (host crates)"
 cargo clippy --quiet -p tantalum-core -p xtask --all-targets -- -D warnings
 echo "==> cargo clippy (aarch64 hypervisor)"
-cargo clippy --quiet -p tantalum-aarch64 --target aarch64-unknown-none-softfloat -- -D warnings
+cargo clippy --quiet -p tantalum-aarch64 -p chanping --target aarch64-unknown-none-softfloat -- -D warnings
 echo "==> cargo clippy (aarch64 partitions and SDK)"
 cargo clippy --quiet --target aarch64-unknown-none -p tantalum-guest \
     $(ls partitions | grep -v '^sdk$' | sed 's/^/-p partition-/') -- -D warnings

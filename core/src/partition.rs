@@ -188,6 +188,15 @@ fn mmio(
         let a = vgic::Access { offset, size: access.size, write: access.write };
         return load(services.gic_access(frame, a));
     }
+    let channels = system.endpoint_channels(partition.id).count() as u64;
+    if let Some(offset) = addr.0.checked_sub(vplatform::DOORBELL_WINDOW) {
+        if offset < channels * vplatform::DOORBELL_PAGE {
+            if access.write.is_some() {
+                let _ = channel_notify(system, partition.id, offset / vplatform::DOORBELL_PAGE, services);
+            }
+            return load(0);
+        }
+    }
     if let Some((base, size)) = partition.virtual_uart_range() {
         if let Some(offset) = addr.0.checked_sub(base.0).filter(|&o| o < size) {
             return load(services.uart_access(offset, access.write));

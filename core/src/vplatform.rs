@@ -16,6 +16,19 @@ pub const fn doorbell_spi(local: usize) -> u32 {
     DOORBELL_SPI_BASE + local as u32
 }
 
+/// Guest-physical start of a partition's channel doorbell pages: a store to page `n` rings the
+/// peer of its channel `n` (the same as `HYP_CHANNEL_NOTIFY(n)`), so that code without
+/// hypercalls (Linux user space mapping `/dev/mem`) can ring. Nothing is mapped there: every
+/// access traps. On QEMU virt this lies in the unused gap after the virtio-mmio slots.
+pub const DOORBELL_WINDOW: u64 = 0x0b00_0000;
+/// Bytes of one doorbell page.
+pub const DOORBELL_PAGE: u64 = 0x1000;
+
+/// Guest-physical address of the doorbell page of a partition's channel `local`.
+pub const fn doorbell_page(local: usize) -> u64 {
+    DOORBELL_WINDOW + local as u64 * DOORBELL_PAGE
+}
+
 /// Size of one GICv3 redistributor frame pair (RD_base + SGI_base) per vCPU.
 pub const GICR_STRIDE: u64 = 0x2_0000;
 

@@ -91,3 +91,9 @@ pub fn build_partitions() -> Result<PathBuf> {
     let _ = PARTITIONS_BUILT.set(dir.clone());
     Ok(dir)
 }
+
+/// Builds `chanping`, the Linux user-space channel client, as a static aarch64 executable.
+pub fn build_chanping() -> Result<PathBuf> {
+    cargo_build("chanping", HYPERVISOR_TARGET)?;
+    Ok(root().join("target").join(HYPERVISOR_TARGET).join("release/chanping"))
+}

@@ -51,9 +51,13 @@ pub fn resolve_image(dts: &Path, image: &str) -> Option<PathBuf> {
 /// Reads the file a partition's `property` names, or says where it was looked for. Names under
 /// `linux/` are the Debian kernel and initramfs the xtask fetches and builds on first use.
 fn read_blob(dts: &Path, node: &str, property: &str, name: &str) -> std::result::Result<Vec<u8>, String> {
-    if name.starts_with("linux/") && resolve_image(dts, name).is_none() {
-        crate::linux::assets()
-            .map_err(|e| format!("{node}: {property} \"{name}\": fetching Linux: {}", e.0))?;
+    if name.starts_with("linux/") {
+        // Once per run: fetch (or reuse) the kernel and rebuild the initramfs and disk.
+        static LINUX: std::sync::OnceLock<std::result::Result<(), String>> = std::sync::OnceLock::new();
+        LINUX
+            .get_or_init(|| crate::linux::assets().map(|_| ()).map_err(|e| e.0))
+            .clone()
+            .map_err(|e| format!("{node}: {property} \"{name}\": preparing Linux: {e}"))?;
     }
     match resolve_image(dts, name).map(std::fs::read) {
         Some(Ok(bytes)) => Ok(bytes),

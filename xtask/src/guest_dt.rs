@@ -5,7 +5,9 @@
 use std::fmt::Write;
 
 use tantalum_core::config::{DeviceAssignment, PartitionConfig, SystemConfig, GUEST_DTB_RESERVE};
-use tantalum_core::vplatform::{doorbell_spi, GICR_STRIDE, GIC_MAINTENANCE_PPI, TIMER_PPIS};
+use tantalum_core::vplatform::{
+    doorbell_page, doorbell_spi, DOORBELL_PAGE, GICR_STRIDE, GIC_MAINTENANCE_PPI, TIMER_PPIS,
+};
 
 use tantalum_core::config::{
     VIRTUAL_UART_BASE as VUART_BASE, VIRTUAL_UART_SIZE as VUART_SIZE, VIRTUAL_UART_SPI as VUART_SPI,
@@ -168,10 +170,12 @@ pub fn source(cfg: &SystemConfig, p: &PartitionConfig, board_dtb: &[u8]) -> Stri
         };
         let _ = writeln!(
             w,
-            "\tchannel@{:x} {{\n\t\tcompatible = \"tantalum,channel-v1\", \"generic-uio\";\n\t\treg = <{} {}>;\n\t\tinterrupts = <0 {} 1>;\n\t\ttantalum,channel = <{local}>;\n\t\ttantalum,name = \"{}\";\n\t\ttantalum,endpoint = <{endpoint}>;\n\t\ttantalum,peer = \"{peer}\";\n\t\ttantalum,direction = \"{direction}\";\n\t}};\n",
+            "\tchannel@{:x} {{\n\t\tcompatible = \"tantalum,channel-v1\", \"generic-uio\";\n\t\treg = <{} {}>, <{} {}>;\n\t\tinterrupts = <0 {} 1>;\n\t\ttantalum,channel = <{local}>;\n\t\ttantalum,name = \"{}\";\n\t\ttantalum,endpoint = <{endpoint}>;\n\t\ttantalum,peer = \"{peer}\";\n\t\ttantalum,direction = \"{direction}\";\n\t}};\n",
             ipa.as_u64(),
             cells(ipa.as_u64()),
             cells(c.memory.size),
+            cells(doorbell_page(local)),
+            cells(DOORBELL_PAGE),
             doorbell_spi(local),
             c.name,
         );

@@ -78,6 +78,7 @@ fn initramfs_archive(kernel: &debian::Kernel) -> Result<Vec<u8>> {
     }
     a.dir("lib/modules", 0o755);
     a.file("bin/busybox", 0o755, &fs::read(&kernel.busybox)?);
+    a.file("bin/chanping", 0o755, &fs::read(crate::cargo::build_chanping()?)?);
     a.symlink("bin/sh", "busybox");
     a.char_dev("dev/console", 0o600, 5, 1);
     let mut names = Vec::new();
@@ -189,6 +190,20 @@ reboot)
         while true; do sleep 1000; done
     fi
     ;;
+channel)
+    # Linux user space <-> a unikernel over each channel in the guest DT, no kernel module:
+    # /dev/mem maps the channel, a store to its doorbell page rings the peer.
+    found=0
+    set +f
+    for d in /proc/device-tree/channel@*; do
+        [ -d "$d" ] || continue
+        found=1
+        count=$(param tantalum.count) || count=100
+        say "channel $(cat "$d/tantalum,name") with $(cat "$d/tantalum,peer")"
+        chanping "$d" "$count"
+    done
+    [ "$found" = 1 ] || say "no channel in the device tree"
+    ;;
 devmem)
     cpus
     if addr=$(param tantalum.poke); then
@@ -211,7 +226,7 @@ shell)
     setsid cttyhack sh || sh
     ;;
 *)
-    say "unknown test '$name' (boot, reboot, devmem, shell)"
+    say "unknown test '$name' (boot, reboot, channel, devmem, shell)"
     ;;
 esac
 stop

@@ -308,4 +308,20 @@ pub const SCENARIOS: &[Scenario] = &[
         qemu_args: &[],
         timeout: LINUX_TIMEOUT,
     },
+    Scenario {
+        name: "Linux user space talks to a unikernel over a channel, no kernel module",
+        config: "configs/tests/linux-channel.dts",
+        expect: &[
+            "[linux] linux: chanping: channel at 0x5a000000 (0x10000 bytes), doorbell page 0xb000000, endpoint 0",
+            "[echo] pong done: echoed 200 messages, 0 out of order or corrupted",
+            "[linux] linux: chanping: 200 round trips with the unikernel, 0 bad replies",
+            "partition 'linux' powered off (PSCI SYSTEM_OFF): stopped",
+            "all partitions have stopped: powering off",
+        ],
+        order: &[],
+        forbid: &["fault:", "chanping: cannot", "corrupt"],
+        tamper: None,
+        qemu_args: &[],
+        timeout: LINUX_TIMEOUT,
+    },
 ];

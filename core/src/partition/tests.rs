@@ -318,3 +318,15 @@ fn partition_state_is_checked() {
         );
     }
 }
+
+#[test]
+fn a_store_to_a_doorbell_page_rings_the_peer() {
+    let p = partition(FaultPolicy::Stop);
+    let store = MmioAccess { size: 4, register: 1, write: Some(1) };
+    let (o, fake) = run(&p, Exit::Mmio { addr: GuestPhys(vplatform::doorbell_page(0) + 8), access: store });
+    assert_eq!(o, Outcome::Emulated { load: None });
+    assert_eq!(fake.notified, [(1, vplatform::doorbell_intid(0))]);
+    // Past the partition's channels: an ordinary fault.
+    let (o, _) = run(&p, Exit::Mmio { addr: GuestPhys(vplatform::doorbell_page(1)), access: store });
+    assert!(matches!(o, Outcome::Stop(StopReason::Fault(Fault::Memory { .. }))));
+}

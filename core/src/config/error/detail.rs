@@ -137,6 +137,8 @@ pub enum GuestUse {
     Channel { path: String },
     /// The partition's virtual PL011.
     VirtualUart,
+    /// The channel doorbell pages ([`crate::vplatform::DOORBELL_WINDOW`]).
+    Doorbells,
     /// The virtual GIC (distributor, and one redistributor per vCPU), at the board GIC's place.
     Gic,
 }
@@ -269,6 +271,7 @@ impl fmt::Display for GuestUse {
             Self::Device { path } => write!(f, "the pages of device {path}"),
             Self::Channel { path } => write!(f, "channel {path}"),
             Self::VirtualUart => write!(f, "the virtual UART"),
+            Self::Doorbells => write!(f, "the channel doorbell pages"),
             Self::Gic => write!(f, "the virtual GIC"),
         }
     }

@@ -1,6 +1,7 @@
 //! Rules 13 and 14, guest side: everything one partition sees — its memory, its devices' pages,
 //! the virtual GIC and UART, its channels — at distinct guest-physical addresses.
 
+use crate::vplatform::{DOORBELL_PAGE, DOORBELL_WINDOW};
 use alloc::vec::Vec;
 
 use super::devices::pages;
@@ -56,6 +57,11 @@ impl Checker<'_> {
         if p.virtual_uart {
             let span = GuestSpan::new(VIRTUAL_UART_BASE, VIRTUAL_UART_SIZE);
             items.push(Item { what: GuestUse::VirtualUart, span, identity: false });
+        }
+        let channels = cfg.channels_of(p.id).len() as u64;
+        if channels > 0 {
+            let span = GuestSpan::new(DOORBELL_WINDOW, channels * DOORBELL_PAGE);
+            items.push(Item { what: GuestUse::Doorbells, span, identity: false });
         }
         for c in cfg.channels_of(p.id) {
             let Some(guest) = c.guest_address(p.id) else {

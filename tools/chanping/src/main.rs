@@ -1,0 +1,217 @@
+//! `chanping DIR COUNT`: Linux user space talking to a unikernel over a Tantalum channel with no
+//! kernel module. `DIR` is the channel's node in `/proc/device-tree` (its `reg` gives the
+//! channel memory and the doorbell page, `tantalum,endpoint` which end Linux is). The channel is
+//! mapped through `/dev/mem`; a store to the doorbell page rings the peer (the hypervisor traps
+//! it); replies are polled. Sends COUNT 64-byte messages with sequence numbers and checks every
+//! echo.
+//!
+//! Built for `aarch64-unknown-none-softfloat` as a static executable without libc: raw system
+//! calls.
+#![no_std]
+#![no_main]
+
+use core::arch::global_asm;
+
+use tantalum_core::channel::{channel_layout, Consumer, Producer, RawRegion, RecvError, SendError};
+
+global_asm!(
+    r#"
+.section .text.start, "ax"
+.global _start
+_start:
+    mov     x0, sp
+    bl      chanping_main
+"#
+);
+
+mod sys {
+    use core::arch::asm;
+
+    fn call(nr: u64, a: [u64; 6]) -> i64 {
+        let ret: i64;
+        // SAFETY: a Linux system call: the kernel reads only the arguments it documents.
+        unsafe {
+            asm!("svc #0", in("x8") nr, inlateout("x0") a[0] as i64 => ret, in("x1") a[1], in("x2") a[2],
+                 in("x3") a[3], in("x4") a[4], in("x5") a[5], options(nostack));
+        }
+        ret
+    }
+
+    pub fn write(fd: u64, bytes: &[u8]) {
+        call(64, [fd, bytes.as_ptr() as u64, bytes.len() as u64, 0, 0, 0]);
+    }
+    pub fn open(path: &[u8], flags: u64) -> i64 {
+        const AT_FDCWD: i64 = -100;
+        call(56, [AT_FDCWD as u64, path.as_ptr() as u64, flags, 0, 0, 0])
+    }
+    pub fn read(fd: u64, buf: &mut [u8]) -> i64 {
+        call(63, [fd, buf.as_mut_ptr() as u64, buf.len() as u64, 0, 0, 0])
+    }
+    pub fn mmap(len: u64, fd: u64, offset: u64) -> i64 {
+        const PROT_READ_WRITE: u64 = 3;
+        const MAP_SHARED: u64 = 1;
+        call(222, [0, len, PROT_READ_WRITE, MAP_SHARED, fd, offset])
+    }
+    pub fn sleep_us(us: u64) {
+        let ts = [us / 1_000_000, (us % 1_000_000) * 1000];
+        call(101, [ts.as_ptr() as u64, 0, 0, 0, 0, 0]);
+    }
+    pub fn exit(code: u64) -> ! {
+        call(94, [code, 0, 0, 0, 0, 0]);
+        loop {}
+    }
+}
+
+/// Text output without allocation.
+struct Out;
+impl core::fmt::Write for Out {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        sys::write(1, s.as_bytes());
+        Ok(())
+    }
+}
+
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = core::fmt::Write::write_fmt(&mut Out, format_args!("linux: chanping: {}\n", format_args!($($arg)*)));
+    }};
+}
+
+fn fail(what: &str) -> ! {
+    say!("{what}");
+    sys::exit(1)
+}
+
+/// A NUL-terminated path `dir/name` in `buf`.
+fn path<'a>(buf: &'a mut [u8; 256], dir: &[u8], name: &[u8]) -> &'a [u8] {
+    let n = dir.len() + 1 + name.len();
+    if n + 1 > buf.len() {
+        fail("path too long");
+    }
+    buf[..dir.len()].copy_from_slice(dir);
+    buf[dir.len()] = b'/';
+    buf[dir.len() + 1..n].copy_from_slice(name);
+    buf[n] = 0;
+    &buf[..=n]
+}
+
+fn read_file(dir: &[u8], name: &[u8], out: &mut [u8]) -> usize {
+    let mut buf = [0u8; 256];
+    let fd = sys::open(path(&mut buf, dir, name), 0);
+    if fd < 0 {
+        fail("cannot open a property of the channel node");
+    }
+    sys::read(fd as u64, out).max(0) as usize
+}
+
+fn be(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0, |acc, &b| (acc << 8) | u64::from(b))
+}
+
+/// C string arguments from the initial stack: argv[i].
+///
+/// # Safety
+/// `sp` must be the process's initial stack pointer, as Linux sets it up.
+unsafe fn arg(sp: *const u64, i: usize) -> &'static [u8] {
+    // SAFETY: Linux puts argc at sp and the argv pointers after it.
+    let argc = unsafe { *sp } as usize;
+    if i >= argc {
+        fail("usage: chanping /proc/device-tree/channel@ADDR COUNT");
+    }
+    // SAFETY: argv[i] for i < argc is a NUL-terminated string.
+    let p = unsafe { *sp.add(1 + i) } as *const u8;
+    let mut n = 0;
+    // SAFETY: as above: the string ends with a NUL byte.
+    while unsafe { *p.add(n) } != 0 {
+        n += 1;
+    }
+    // SAFETY: `n` bytes are readable and stay so for the life of the process.
+    unsafe { core::slice::from_raw_parts(p, n) }
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn chanping_main(sp: *const u64) -> ! {
+    // SAFETY: `_start` passes the initial stack pointer.
+    let (dir, count) = unsafe { (arg(sp, 1), arg(sp, 2)) };
+    let count = core::str::from_utf8(count).ok().and_then(|c| c.parse::<u64>().ok()).unwrap_or(100);
+    let mut reg = [0u8; 32];
+    if read_file(dir, b"reg", &mut reg) != 32 {
+        fail("the channel node needs two reg entries (memory and doorbell page)");
+    }
+    let (base, size, doorbell) = (be(&reg[0..8]), be(&reg[8..16]), be(&reg[16..24]));
+    let mut ep = [0u8; 4];
+    read_file(dir, b"tantalum,endpoint", &mut ep);
+    let endpoint = be(&ep) as usize;
+    say!("channel at {base:#x} ({size:#x} bytes), doorbell page {doorbell:#x}, endpoint {endpoint}");
+
+    const O_RDWR_SYNC: u64 = 0o2 | 0o4010000;
+    let mem = sys::open(b"/dev/mem\0", O_RDWR_SYNC);
+    if mem < 0 {
+        fail("cannot open /dev/mem");
+    }
+    let window = sys::mmap(size, mem as u64, base);
+    let bell = sys::mmap(4096, mem as u64, doorbell);
+    if window < 0 || bell < 0 {
+        fail("cannot map the channel through /dev/mem");
+    }
+    let layout = channel_layout(size, None).unwrap_or_else(|_| fail("bad channel size"));
+    // SAFETY: the mapping covers `size` bytes of the channel for the life of the process, and
+    // this program touches it only through `RawRegion`.
+    let region =
+        unsafe { RawRegion::new(window as *mut u8, size as usize) }.unwrap_or_else(|| fail("bad mapping"));
+    let (Some(tx), Some(rx)) = (layout.tx_ring(endpoint), layout.rx_ring(endpoint)) else {
+        fail("this end has no ring to send or receive on")
+    };
+    let mut producer = Producer::open(region, tx).unwrap_or_else(|_| fail("cannot set up the send ring"));
+    let mut consumer =
+        Consumer::attach(region, rx).unwrap_or_else(|_| fail("cannot attach to the receive ring"));
+    let ring = || {
+        // SAFETY: the doorbell page is mapped; the store traps to the hypervisor.
+        unsafe { (bell as *mut u32).write_volatile(1) };
+    };
+
+    let (mut bad, mut buf) = (0u64, [0u8; 256]);
+    for seq in 0..count {
+        let mut msg = [0u8; 64];
+        msg[..8].copy_from_slice(&seq.to_le_bytes());
+        loop {
+            match producer.send(&msg) {
+                Ok(()) => break,
+                Err(SendError::Full) => sys::sleep_us(100),
+                Err(_) => fail("the send ring is corrupt"),
+            }
+        }
+        ring();
+        let n = loop {
+            match consumer.try_recv(&mut buf) {
+                Ok(n) => break n,
+                Err(RecvError::Empty) => sys::sleep_us(50),
+                Err(_) => fail("the receive ring is corrupt"),
+            }
+        };
+        if n != 64 || buf[..8] != seq.to_le_bytes() {
+            bad += 1;
+        }
+    }
+    say!("{count} round trips with the unikernel, {bad} bad replies");
+    sys::exit(0)
+}
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
+    fail("panic")
+}
+
+/// `tantalum-core` links `alloc`; nothing here allocates.
+struct NoHeap;
+
+// SAFETY: never hands out memory: every allocation fails.
+unsafe impl core::alloc::GlobalAlloc for NoHeap {
+    unsafe fn alloc(&self, _: core::alloc::Layout) -> *mut u8 {
+        core::ptr::null_mut()
+    }
+    unsafe fn dealloc(&self, _: *mut u8, _: core::alloc::Layout) {}
+}
+
+#[global_allocator]
+static HEAP: NoHeap = NoHeap;
