@@ -404,7 +404,7 @@ mod tests {
         let script = init_script(&modules());
         assert!(script.starts_with("#!/bin/busybox sh\n"));
         assert!(script.contains("for m in virtio_ring virtio virtio_mmio virtio_blk; do"));
-        assert!(!script.contains('@'));
+        assert!(!script.contains("@MODULES@"));
         let out = Command::new("sh").args(["-n", "-c", &script]).output().unwrap();
         assert!(out.status.success(), "sh -n: {}", String::from_utf8_lossy(&out.stderr));
         assert!(script.trim_end().ends_with("stop"));

@@ -319,7 +319,7 @@ pub const SCENARIOS: &[Scenario] = &[
             "all partitions have stopped: powering off",
         ],
         order: &[],
-        forbid: &["fault:", "chanping: cannot", "corrupt"],
+        forbid: &["fault:", "chanping: cannot", "ring is corrupt"],
         tamper: None,
         qemu_args: &[],
         timeout: LINUX_TIMEOUT,
