@@ -27,6 +27,20 @@ sha256_k:
     .word 0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3
     .word 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2
 
+// Four rounds on message quad \m0 (the next three quads follow), then, while \update, the
+// schedule's next quad in \m0's register. x3 walks the round constants.
+.macro QUAD m0, m1, m2, m3, update
+    ld1     {{v22.4s}}, [x3], #16
+    add     v22.4s, \m0\().4s, v22.4s
+    mov     v23.16b, v0.16b
+    sha256h     q0, q1, v22.4s
+    sha256h2    q1, q23, v22.4s
+    .if \update
+    sha256su0   \m0\().4s, \m1\().4s
+    sha256su1   \m0\().4s, \m2\().4s, \m3\().4s
+    .endif
+.endm
+
 .text
 // sha256_ce_blocks(state: *mut [u32; 8], data: *const u8, blocks: usize)
 .global sha256_ce_blocks
@@ -42,110 +56,22 @@ sha256_ce_blocks:
     mov     v21.16b, v1.16b
     adrp    x3, sha256_k
     add     x3, x3, :lo12:sha256_k
-    ld1     {{v22.4s}}, [x3], #16
-    add     v22.4s, v16.4s, v22.4s
-    mov     v23.16b, v0.16b
-    sha256h     q0, q1, v22.4s
-    sha256h2    q1, q23, v22.4s
-    sha256su0   v16.4s, v17.4s
-    sha256su1   v16.4s, v18.4s, v19.4s
-    ld1     {{v22.4s}}, [x3], #16
-    add     v22.4s, v17.4s, v22.4s
-    mov     v23.16b, v0.16b
-    sha256h     q0, q1, v22.4s
-    sha256h2    q1, q23, v22.4s
-    sha256su0   v17.4s, v18.4s
-    sha256su1   v17.4s, v19.4s, v16.4s
-    ld1     {{v22.4s}}, [x3], #16
-    add     v22.4s, v18.4s, v22.4s
-    mov     v23.16b, v0.16b
-    sha256h     q0, q1, v22.4s
-    sha256h2    q1, q23, v22.4s
-    sha256su0   v18.4s, v19.4s
-    sha256su1   v18.4s, v16.4s, v17.4s
-    ld1     {{v22.4s}}, [x3], #16
-    add     v22.4s, v19.4s, v22.4s
-    mov     v23.16b, v0.16b
-    sha256h     q0, q1, v22.4s
-    sha256h2    q1, q23, v22.4s
-    sha256su0   v19.4s, v16.4s
-    sha256su1   v19.4s, v17.4s, v18.4s
-    ld1     {{v22.4s}}, [x3], #16
-    add     v22.4s, v16.4s, v22.4s
-    mov     v23.16b, v0.16b
-    sha256h     q0, q1, v22.4s
-    sha256h2    q1, q23, v22.4s
-    sha256su0   v16.4s, v17.4s
-    sha256su1   v16.4s, v18.4s, v19.4s
-    ld1     {{v22.4s}}, [x3], #16
-    add     v22.4s, v17.4s, v22.4s
-    mov     v23.16b, v0.16b
-    sha256h     q0, q1, v22.4s
-    sha256h2    q1, q23, v22.4s
-    sha256su0   v17.4s, v18.4s
-    sha256su1   v17.4s, v19.4s, v16.4s
-    ld1     {{v22.4s}}, [x3], #16
-    add     v22.4s, v18.4s, v22.4s
-    mov     v23.16b, v0.16b
-    sha256h     q0, q1, v22.4s
-    sha256h2    q1, q23, v22.4s
-    sha256su0   v18.4s, v19.4s
-    sha256su1   v18.4s, v16.4s, v17.4s
-    ld1     {{v22.4s}}, [x3], #16
-    add     v22.4s, v19.4s, v22.4s
-    mov     v23.16b, v0.16b
-    sha256h     q0, q1, v22.4s
-    sha256h2    q1, q23, v22.4s
-    sha256su0   v19.4s, v16.4s
-    sha256su1   v19.4s, v17.4s, v18.4s
-    ld1     {{v22.4s}}, [x3], #16
-    add     v22.4s, v16.4s, v22.4s
-    mov     v23.16b, v0.16b
-    sha256h     q0, q1, v22.4s
-    sha256h2    q1, q23, v22.4s
-    sha256su0   v16.4s, v17.4s
-    sha256su1   v16.4s, v18.4s, v19.4s
-    ld1     {{v22.4s}}, [x3], #16
-    add     v22.4s, v17.4s, v22.4s
-    mov     v23.16b, v0.16b
-    sha256h     q0, q1, v22.4s
-    sha256h2    q1, q23, v22.4s
-    sha256su0   v17.4s, v18.4s
-    sha256su1   v17.4s, v19.4s, v16.4s
-    ld1     {{v22.4s}}, [x3], #16
-    add     v22.4s, v18.4s, v22.4s
-    mov     v23.16b, v0.16b
-    sha256h     q0, q1, v22.4s
-    sha256h2    q1, q23, v22.4s
-    sha256su0   v18.4s, v19.4s
-    sha256su1   v18.4s, v16.4s, v17.4s
-    ld1     {{v22.4s}}, [x3], #16
-    add     v22.4s, v19.4s, v22.4s
-    mov     v23.16b, v0.16b
-    sha256h     q0, q1, v22.4s
-    sha256h2    q1, q23, v22.4s
-    sha256su0   v19.4s, v16.4s
-    sha256su1   v19.4s, v17.4s, v18.4s
-    ld1     {{v22.4s}}, [x3], #16
-    add     v22.4s, v16.4s, v22.4s
-    mov     v23.16b, v0.16b
-    sha256h     q0, q1, v22.4s
-    sha256h2    q1, q23, v22.4s
-    ld1     {{v22.4s}}, [x3], #16
-    add     v22.4s, v17.4s, v22.4s
-    mov     v23.16b, v0.16b
-    sha256h     q0, q1, v22.4s
-    sha256h2    q1, q23, v22.4s
-    ld1     {{v22.4s}}, [x3], #16
-    add     v22.4s, v18.4s, v22.4s
-    mov     v23.16b, v0.16b
-    sha256h     q0, q1, v22.4s
-    sha256h2    q1, q23, v22.4s
-    ld1     {{v22.4s}}, [x3], #16
-    add     v22.4s, v19.4s, v22.4s
-    mov     v23.16b, v0.16b
-    sha256h     q0, q1, v22.4s
-    sha256h2    q1, q23, v22.4s
+    QUAD    v16, v17, v18, v19, 1
+    QUAD    v17, v18, v19, v16, 1
+    QUAD    v18, v19, v16, v17, 1
+    QUAD    v19, v16, v17, v18, 1
+    QUAD    v16, v17, v18, v19, 1
+    QUAD    v17, v18, v19, v16, 1
+    QUAD    v18, v19, v16, v17, 1
+    QUAD    v19, v16, v17, v18, 1
+    QUAD    v16, v17, v18, v19, 1
+    QUAD    v17, v18, v19, v16, 1
+    QUAD    v18, v19, v16, v17, 1
+    QUAD    v19, v16, v17, v18, 1
+    QUAD    v16, v17, v18, v19, 0
+    QUAD    v17, v18, v19, v16, 0
+    QUAD    v18, v19, v16, v17, 0
+    QUAD    v19, v16, v17, v18, 0
     add     v0.4s, v0.4s, v20.4s
     add     v1.4s, v1.4s, v21.4s
     subs    x2, x2, #1
