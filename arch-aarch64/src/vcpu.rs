@@ -270,7 +270,17 @@ impl Services for CpuServices<'_> {
             (value, sent, uart.line())
         };
         if let Some(byte) = sent {
-            p.console.lock().push(&[byte], &p.config.name, &mut PartitionSink);
+            if self.system.input_focus.load(Ordering::Acquire) == self.here.id {
+                // The operator is typing to this partition: show its output as it comes.
+                let mut buffered = p.console.lock();
+                if !buffered.is_empty() {
+                    buffered.flush(&p.config.name, &mut PartitionSink);
+                }
+                drop(buffered);
+                console::write_raw(&p.config.name, &[byte]);
+            } else {
+                p.console.lock().push(&[byte], &p.config.name, &mut PartitionSink);
+            }
         }
         uart_line(self.system, p, line, self.here.cpu);
         value
