@@ -114,6 +114,10 @@ pub struct System {
     pub stack_tops: [AtomicUsize; MAX_CPUS],
     /// The partition that gets console input (one with a virtual UART), or `usize::MAX`.
     pub input_focus: AtomicUsize,
+    /// Set once the operator has typed: from then on the partition with the input prints
+    /// unbuffered (a prompt shows at once); before, every partition is line-buffered, so
+    /// unattended runs keep whole lines.
+    pub interactive: AtomicBool,
 }
 
 static SYSTEM: Once<System> = Once::new();
@@ -230,6 +234,7 @@ impl System {
             running: AtomicUsize::new(0),
             stack_tops: [const { AtomicUsize::new(0) }; MAX_CPUS],
             input_focus: AtomicUsize::new(usize::MAX),
+            interactive: AtomicBool::new(false),
         })
     }
 

@@ -270,7 +270,8 @@ impl Services for CpuServices<'_> {
             (value, sent, uart.line())
         };
         if let Some(byte) = sent {
-            if self.system.input_focus.load(Ordering::Acquire) == self.here.id {
+            let focused = self.system.input_focus.load(Ordering::Acquire) == self.here.id;
+            if focused && self.system.interactive.load(Ordering::Acquire) {
                 // The operator is typing to this partition: show its output as it comes.
                 let mut buffered = p.console.lock();
                 if !buffered.is_empty() {
@@ -342,6 +343,7 @@ fn console_input(system: &System, from_cpu: usize) {
             return;
         }
         if let Some(p) = system.partitions.get(focus) {
+            system.interactive.store(true, Ordering::Release);
             let line = {
                 let mut uart = p.vuart.lock();
                 uart.receive(&[byte]);
