@@ -57,6 +57,13 @@ fn write32(addr: usize, value: u32) {
     unsafe { core::ptr::write_volatile(addr as *mut u32, value) }
 }
 
+/// Sets byte `index` of the byte-per-interrupt registers at `base` (IPRIORITYR) to `value`.
+fn write_byte_field(base: usize, index: usize, value: u32) {
+    let reg = base + (index & !3);
+    let shift = 8 * (index % 4);
+    write32(reg, (read32(reg) & !(0xff << shift)) | (value << shift));
+}
+
 fn read64(addr: usize) -> u64 {
     // SAFETY: as in `read32`.
     unsafe { core::ptr::read_volatile(addr as *const u64) }
@@ -95,9 +102,7 @@ pub fn init_cpu(mpidr: u64) -> Result<(), &'static str> {
     }
     write32(frame + GICR_IGROUPR0, u32::MAX);
     for intid in [KICK_SGI, MAINTENANCE_INTID, WAKEUP_INTID, TIMER_INTIDS[0], TIMER_INTIDS[1]] {
-        let reg = frame + GICR_IPRIORITYR + (intid as usize & !3);
-        let shift = 8 * (intid % 4);
-        write32(reg, (read32(reg) & !(0xff << shift)) | (0x80 << shift));
+        write_byte_field(frame + GICR_IPRIORITYR, intid as usize, 0x80);
     }
     write32(
         frame + GICR_ISENABLER0,
@@ -188,9 +193,7 @@ pub fn route_spi(intid: u32, mpidr: u64, edge: bool) {
     write32(d + 0x6004 + 8 * n, (affinity >> 32) as u32);
     let (reg, bit) = ((n / 32) * 4, 1u32 << (n % 32));
     write32(d + 0x0080 + reg, read32(d + 0x0080 + reg) | bit); // IGROUPR: group 1
-    let prio = d + 0x0400 + (n & !3);
-    let shift = 8 * (n % 4);
-    write32(prio, (read32(prio) & !(0xff << shift)) | (0xa0 << shift));
+    write_byte_field(d + 0x0400, n, 0xa0); // IPRIORITYR
     let cfg = d + 0x0c00 + (n / 16) * 4;
     let cfg_bit = 2 << (2 * (n % 16));
     write32(cfg, if edge { read32(cfg) | cfg_bit } else { read32(cfg) & !cfg_bit });

@@ -375,8 +375,3 @@ fn build_stage2(config: &SystemConfig, p: &PartitionConfig) -> Result<Stage2, Lo
     }
     Ok(s2)
 }
-
-/// Host-physical address of the stage-2 root, for VTTBR_EL2.
-pub fn stage2_root(p: &Partition) -> HostPhys {
-    p.stage2.root
-}

@@ -84,7 +84,7 @@ fn enter(here: Here, entry: u64, context: u64) -> ! {
     ENTERED_GENERATION[here.cpu].store(p.generation.load(Ordering::Acquire), Ordering::Release);
     // SAFETY: the stage-2 root was built for this partition by System::new and lives as long as
     // the system; no guest runs on this CPU while we configure it.
-    unsafe { el2::configure_vcpu(p.vmid, system::stage2_root(p).as_u64(), here.vcpu as u64) };
+    unsafe { el2::configure_vcpu(p.vmid, p.stage2.root.as_u64(), here.vcpu as u64) };
     el2::reset_el1_state();
     gic::reset_virtual_interface();
     p.irq_hints[here.vcpu].store(true, Ordering::Release);
@@ -380,7 +380,8 @@ fn forward_physical(system: &System, p: &Partition, here: Here) {
             gic::deactivate(intid);
             continue;
         }
-        let for_guest = gic::TIMER_INTIDS.contains(&intid) || (intid >= 32 && p.vgic.lock().owns(intid));
+        // SPIs: `set_pending_hw` refuses those the partition does not own.
+        let for_guest = gic::TIMER_INTIDS.contains(&intid) || intid >= 32;
         if for_guest && p.vgic.lock().set_pending_hw(vcpu, intid) {
             p.irq_hints[vcpu].store(true, Ordering::Release);
         } else {

@@ -4,7 +4,7 @@
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use super::shmem::SharedMemory;
+use super::shmem::{word_accessors, SharedMemory};
 
 /// A zeroed region on the heap made of atomic words, so it is safe to share between threads.
 /// Byte writes are atomic read-modify-writes of their word: slow, but exact.
@@ -51,25 +51,7 @@ impl SharedMemory for VecRegion {
         self.len
     }
 
-    fn load_u32_acquire(&self, offset: usize) -> u32 {
-        self.word(offset).map_or(0, |w| w.load(Ordering::Acquire))
-    }
-
-    fn store_u32_release(&self, offset: usize, value: u32) {
-        if let Some(w) = self.word(offset) {
-            w.store(value, Ordering::Release);
-        }
-    }
-
-    fn read_u32(&self, offset: usize) -> u32 {
-        self.word(offset).map_or(0, |w| w.load(Ordering::Relaxed))
-    }
-
-    fn write_u32(&self, offset: usize, value: u32) {
-        if let Some(w) = self.word(offset) {
-            w.store(value, Ordering::Relaxed);
-        }
-    }
+    word_accessors!();
 
     fn copy_in(&self, offset: usize, src: &[u8]) {
         if !self.fits(offset, src.len()) {

@@ -38,6 +38,33 @@ pub trait SharedMemory {
     fn copy_out(&self, offset: usize, dst: &mut [u8]);
 }
 
+/// The four 32-bit accessors of [`SharedMemory`] for a type with
+/// `fn word(&self, offset: usize) -> Option<&AtomicU32>` (a bounds-checked, aligned word).
+macro_rules! word_accessors {
+    () => {
+        fn load_u32_acquire(&self, offset: usize) -> u32 {
+            self.word(offset).map_or(0, |w| w.load(Ordering::Acquire))
+        }
+
+        fn store_u32_release(&self, offset: usize, value: u32) {
+            if let Some(w) = self.word(offset) {
+                w.store(value, Ordering::Release);
+            }
+        }
+
+        fn read_u32(&self, offset: usize) -> u32 {
+            self.word(offset).map_or(0, |w| w.load(Ordering::Relaxed))
+        }
+
+        fn write_u32(&self, offset: usize, value: u32) {
+            if let Some(w) = self.word(offset) {
+                w.store(value, Ordering::Relaxed);
+            }
+        }
+    };
+}
+pub(super) use word_accessors;
+
 impl<M: SharedMemory + ?Sized> SharedMemory for &M {
     fn len(&self) -> usize {
         (**self).len()
@@ -134,25 +161,7 @@ impl SharedMemory for RawRegion {
         self.len
     }
 
-    fn load_u32_acquire(&self, offset: usize) -> u32 {
-        self.word(offset).map_or(0, |w| w.load(Ordering::Acquire))
-    }
-
-    fn store_u32_release(&self, offset: usize, value: u32) {
-        if let Some(w) = self.word(offset) {
-            w.store(value, Ordering::Release);
-        }
-    }
-
-    fn read_u32(&self, offset: usize) -> u32 {
-        self.word(offset).map_or(0, |w| w.load(Ordering::Relaxed))
-    }
-
-    fn write_u32(&self, offset: usize, value: u32) {
-        if let Some(w) = self.word(offset) {
-            w.store(value, Ordering::Relaxed);
-        }
-    }
+    word_accessors!();
 
     fn copy_in(&self, offset: usize, src: &[u8]) {
         let Some(dst) = self.span(offset, src.len()) else { return };

@@ -198,7 +198,8 @@ impl ChannelConfig {
         let i = self.endpoints.iter().position(|&e| e == id)?;
         self.guest.get(i).copied()
     }
-    /// Whether endpoint `id` may write the channel's memory.
+    /// Whether endpoint `id` may send on the channel (write its data; every endpoint writes its
+    /// own index pages, see `channel::ChannelLayout::permissions`).
     pub fn may_write(&self, id: PartitionId) -> bool {
         self.endpoints.contains(&id) && self.writer.is_none_or(|w| w == id)
     }
@@ -356,9 +357,5 @@ impl SystemConfig {
     /// doorbell hypercall's path).
     pub fn endpoint_channels(&self, id: PartitionId) -> impl Iterator<Item = &ChannelConfig> {
         self.channels.iter().filter(move |c| c.endpoints.contains(&id))
-    }
-    /// The partition that owns board CPU `cpu`, if any.
-    pub fn owner_of_cpu(&self, cpu: usize) -> Option<&PartitionConfig> {
-        self.partitions.iter().find(|p| p.cpus.contains(&cpu))
     }
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# What CI runs: formatting, lints (host and both bare-metal targets), then the full test suite.
+# Formatting and lints (host and both bare-metal targets); .ci/run runs this, then `cargo xtask test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +15,3 @@ cargo clippy --quiet --target aarch64-unknown-none -p tantalum-guest \
     $(ls partitions | grep -v '^sdk$' | sed 's/^/-p partition-/') -- -D warnings
 echo "==> cargo clippy (x86_64)"
 cargo clippy --quiet -p tantalum-x86_64 --target x86_64-unknown-none -- -D warnings
-
-# Every emulator run inside has its own hard timeout; this bounds the whole suite.
-timeout 1800 cargo xtask test
