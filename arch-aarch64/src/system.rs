@@ -348,7 +348,7 @@ const DEVICE: MapAttrs = MapAttrs { read: true, write: true, execute: false, dev
 /// the access the channel layout gives this endpoint.
 fn build_stage2(config: &SystemConfig, p: &PartitionConfig) -> Result<Stage2, LoadError> {
     let mut tables = HeapTables;
-    let s2 = Stage2::new(&mut tables, STAGE2_START_LEVEL).map_err(LoadError::Stage2)?;
+    let s2 = Stage2::new(&mut tables, STAGE2_START_LEVEL, config.board.stage2_mappings).map_err(LoadError::Stage2)?;
     let mut map = |ipa: u64, pa: u64, size: u64, attrs: MapAttrs| {
         s2.map::<Stage2Format>(&mut tables, GuestPhys(ipa), HostPhys(pa), size, attrs)
             .map_err(LoadError::Stage2)

@@ -66,18 +66,43 @@ const fn index_at(level: usize, ipa: u64) -> usize {
     ((ipa / entry_size(level)) % ENTRIES as u64) as usize
 }
 
+/// Which leaves a mapping may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Mappings {
+    /// The largest blocks that alignment allows (fewest TLB entries on hardware).
+    #[default]
+    Blocks,
+    /// 4 KiB pages only. For emulators whose TLB treats a two-stage entry as large when either
+    /// stage is, and then flushes everything on any by-address invalidation inside it (QEMU).
+    Pages,
+}
+
+impl Mappings {
+    /// The names the system DT uses.
+    pub const NAMES: [&'static str; 2] = ["blocks", "pages"];
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "blocks" => Some(Self::Blocks),
+            "pages" => Some(Self::Pages),
+            _ => None,
+        }
+    }
+}
+
 /// Second-stage tables rooted at one table, walked from `start_level`.
 #[derive(Clone, Copy, Debug)]
 pub struct Stage2 {
     pub root: HostPhys,
     pub start_level: usize,
+    pub mappings: Mappings,
 }
 
 impl Stage2 {
-    /// Allocates an empty root table.
-    pub fn new(mem: &mut dyn TableMemory, start_level: usize) -> Result<Self, MapError> {
+    /// Allocates an empty root table; later mappings use `mappings`' leaves.
+    pub fn new(mem: &mut dyn TableMemory, start_level: usize, mappings: Mappings) -> Result<Self, MapError> {
         let root = mem.alloc_table().ok_or(MapError::OutOfMemory)?;
-        Ok(Self { root, start_level })
+        Ok(Self { root, start_level, mappings })
     }
 
     /// Bytes of guest-physical space the tables cover.
@@ -86,7 +111,7 @@ impl Stage2 {
     }
 
     /// Maps `[ipa, ipa + size)` to `[pa, pa + size)`, using the largest blocks that alignment
-    /// of both addresses allows.
+    /// of both addresses allows (or pages only, as the tables' [`Mappings`] say).
     pub fn map<F: Format>(
         &self,
         mem: &mut dyn TableMemory,
@@ -127,7 +152,8 @@ impl Stage2 {
             let index = index_at(level, ipa);
             let desc = mem.read(table, index);
             let fits = ipa.is_multiple_of(size) && pa.is_multiple_of(size) && remaining >= size;
-            let can_leaf = level == F::LEAF_LEVEL || F::block_allowed(level);
+            let blocks = self.mappings == Mappings::Blocks && F::block_allowed(level);
+            let can_leaf = level == F::LEAF_LEVEL || blocks;
             if fits && can_leaf && !F::is_valid(desc) {
                 mem.write(table, index, F::leaf(level, HostPhys(pa), attrs));
                 return Ok(size);
@@ -236,7 +262,7 @@ pub(crate) mod tests {
     #[test]
     fn uses_blocks_where_aligned() {
         let mut mem = FakeMemory::default();
-        let s2 = Stage2::new(&mut mem, 1).unwrap();
+        let s2 = Stage2::new(&mut mem, 1, Mappings::Blocks).unwrap();
         // 1 GiB aligned on both sides: a single level-1 block, no extra table.
         s2.map::<TestFormat>(&mut mem, GuestPhys(G), HostPhys(2 * G), G, MapAttrs::RAM).unwrap();
         assert_eq!(mem.table_count(), 1);
@@ -253,9 +279,23 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn page_mappings_never_use_blocks() {
+        let mut mem = FakeMemory::default();
+        let s2 = Stage2::new(&mut mem, 1, Mappings::Pages).unwrap();
+        // 1 GiB aligned on both sides, yet pages: root, one L2, 512 L3 tables.
+        s2.map::<TestFormat>(&mut mem, GuestPhys(G), HostPhys(2 * G), G, MapAttrs::RAM).unwrap();
+        assert_eq!(mem.table_count(), 1 + 1 + 512);
+        for off in [0, 0x1000, M2, G - 0x1000] {
+            let (pa, desc) = s2.translate::<TestFormat>(&mem, GuestPhys(G + off)).unwrap();
+            assert_eq!(pa, HostPhys(2 * G + off));
+            assert_eq!(desc & 0b11, 0b11, "a level-3 page descriptor, not a block");
+        }
+    }
+
+    #[test]
     fn falls_back_to_pages_when_only_one_side_is_aligned() {
         let mut mem = FakeMemory::default();
-        let s2 = Stage2::new(&mut mem, 1).unwrap();
+        let s2 = Stage2::new(&mut mem, 1, Mappings::Blocks).unwrap();
         // IPA 2 MiB aligned, PA only 4 KiB aligned: pages.
         s2.map::<TestFormat>(
             &mut mem,
@@ -277,7 +317,7 @@ pub(crate) mod tests {
     #[test]
     fn refuses_overlap_misalignment_and_overflow() {
         let mut mem = FakeMemory::default();
-        let s2 = Stage2::new(&mut mem, 1).unwrap();
+        let s2 = Stage2::new(&mut mem, 1, Mappings::Blocks).unwrap();
         let map = |mem: &mut FakeMemory, ipa, pa, size| {
             s2.map::<TestFormat>(mem, GuestPhys(ipa), HostPhys(pa), size, MapAttrs::RAM)
         };

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use tantalum_core::addr::HostRange;
 use tantalum_core::config::{PartitionConfig, SystemConfig};
+use tantalum_core::stage2::Mappings;
 
 use crate::check::{check_file, summary};
 use crate::{bail, cargo, guest_dt, Result};
@@ -143,7 +144,11 @@ fn memory_map(cfg: &SystemConfig, out: &mut String) {
 
 /// The whole plan as text.
 pub fn plan(cfg: &SystemConfig) -> String {
-    let mut out = format!("{}\n\n", summary(cfg));
+    let leaves = match cfg.board.stage2_mappings {
+        Mappings::Blocks => "the largest blocks alignment allows",
+        Mappings::Pages => "4 KiB pages (the board's tantalum,stage2-mappings)",
+    };
+    let mut out = format!("{}\nstage 2 maps partition memory with {leaves}\n\n", summary(cfg));
     for p in &cfg.partitions {
         partition_table(cfg, p, &mut out);
         out.push('\n');

@@ -75,6 +75,10 @@ pub enum ErrorKind {
     UnknownFaultPolicy {
         value: String,
     },
+    /// The board root's `tantalum,stage2-mappings` names no known choice.
+    UnknownStage2Mappings {
+        value: String,
+    },
     /// A phandle refers to no node.
     UnresolvedPhandle {
         property: &'static str,

@@ -29,6 +29,9 @@ pub use parse::{parse, parse_board, parse_with_warnings};
 pub use validate::{validate, BuildFacts};
 pub use warning::{ConfigWarning, WarningKind};
 
+/// Property of the board's root node choosing stage-2 leaves: "blocks" (default) or "pages".
+pub const STAGE2_MAPPINGS: &str = "tantalum,stage2-mappings";
+
 /// Compatible string of the `/hypervisor` node.
 pub const HYPERVISOR_COMPATIBLE: &str = "tantalum,hypervisor-v1";
 /// Compatible string of a partition node.
@@ -73,6 +76,8 @@ pub struct Board {
     /// The interrupt controller (the node with `interrupt-controller` and a `arm,gic-v3`
     /// compatible), if the board has one.
     pub gic: Option<Gic>,
+    /// How partitions' stage-2 tables map memory (root `tantalum,stage2-mappings`).
+    pub stage2_mappings: crate::stage2::Mappings,
 }
 
 /// The board's GICv3: what a partition's virtual GIC copies.

@@ -5,7 +5,10 @@ use core::fmt;
 
 use super::ErrorKind;
 use crate::addr::PAGE_SIZE;
-use crate::config::{FaultPolicy, Interrupt, CHANNEL_COMPATIBLE, GUEST_DTB_RESERVE, PARTITION_COMPATIBLE};
+use crate::config::{
+    FaultPolicy, Interrupt, CHANNEL_COMPATIBLE, GUEST_DTB_RESERVE, PARTITION_COMPATIBLE, STAGE2_MAPPINGS,
+};
+use crate::stage2::Mappings;
 
 fn show_opt(f: &mut fmt::Formatter<'_>, s: &Option<String>) -> fmt::Result {
     match s {
@@ -56,6 +59,12 @@ impl fmt::Display for ErrorKind {
                 FaultPolicy::Stop.name(),
                 FaultPolicy::Restart.name(),
                 FaultPolicy::HaltSystem.name()
+            ),
+            Self::UnknownStage2Mappings { value } => write!(
+                f,
+                "{STAGE2_MAPPINGS} = {value:?} is not one of {:?}, {:?}",
+                Mappings::NAMES[0],
+                Mappings::NAMES[1]
             ),
             Self::UnresolvedPhandle { property, phandle } => {
                 write!(f, "{property}: phandle {phandle:#x} refers to no node")

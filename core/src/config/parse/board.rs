@@ -9,7 +9,8 @@ use super::Parser;
 use crate::addr::{HostPhys, HostRange};
 use crate::config::dtb_check::be_u32;
 use crate::config::error::{ErrorKind, Expected, InterruptProblem, NotDevice};
-use crate::config::{Board, Cpu, DeviceAssignment, Gic, Interrupt};
+use crate::config::{Board, Cpu, DeviceAssignment, Gic, Interrupt, STAGE2_MAPPINGS};
+use crate::stage2::Mappings;
 
 /// `compatible` of the interrupt controllers Tantalum virtualises.
 const GIC_V3: &str = "arm,gic-v3";
@@ -26,6 +27,7 @@ impl Parser<'_, '_> {
             }
         }
         board.gic = self.gic();
+        board.stage2_mappings = self.stage2_mappings();
         let Some(cpus) = tree.child(0, "cpus") else {
             self.report("/cpus", ErrorKind::MissingNode);
             return board;
@@ -42,6 +44,17 @@ impl Parser<'_, '_> {
             }
         }
         board
+    }
+
+    /// The root's `tantalum,stage2-mappings` (absent: blocks).
+    fn stage2_mappings(&mut self) -> Mappings {
+        let Some(name) = self.string(0, STAGE2_MAPPINGS) else {
+            return Mappings::default();
+        };
+        Mappings::from_name(name).unwrap_or_else(|| {
+            self.report("/", ErrorKind::UnknownStage2Mappings { value: name.to_string() });
+            Mappings::default()
+        })
     }
 
     /// The first node (in tree order, outside `/hypervisor`) with `interrupt-controller` and a

@@ -4,7 +4,10 @@
 use super::*;
 use crate::addr::{GuestPhys, HostPhys, HostRange};
 use crate::config::dtb_check::{FDT_BEGIN_NODE, FDT_END, FDT_END_NODE, FDT_MAGIC, FDT_PROP, MAX_DEPTH};
-use crate::config::{Blob, Cpu, FaultPolicy, MemoryRegion, HYPERVISOR_COMPATIBLE, PARTITION_COMPATIBLE};
+use crate::config::{
+    Blob, Cpu, FaultPolicy, MemoryRegion, HYPERVISOR_COMPATIBLE, PARTITION_COMPATIBLE, STAGE2_MAPPINGS,
+};
+use crate::stage2::Mappings;
 use alloc::borrow::ToOwned;
 use alloc::format;
 
@@ -429,6 +432,27 @@ fn rule_10_unknown_fault_policy() {
         "/hypervisor/ping",
         ErrorKind::UnknownFaultPolicy { .. },
         ["\"reboot\"", "\"stop\"", "\"restart\"", "\"halt-system\""]
+    );
+}
+
+/// The system [`one`] builds, with the board root's `tantalum,stage2-mappings` set to `value`.
+fn with_stage2_mappings(value: &str) -> Vec<u8> {
+    let mut root = board();
+    root.insert(0, Prop(STAGE2_MAPPINGS, string(value)));
+    root.push(node("hypervisor", [hypervisor(), vec![node("ping", ping())]].concat()));
+    build(root)
+}
+
+#[test]
+fn stage2_mappings_default_to_blocks_and_boards_may_ask_for_pages() {
+    assert_eq!(parse(&one(ping())).unwrap().board.stage2_mappings, Mappings::Blocks);
+    assert_eq!(parse(&with_stage2_mappings("pages")).unwrap().board.stage2_mappings, Mappings::Pages);
+    assert_eq!(parse(&with_stage2_mappings("blocks")).unwrap().board.stage2_mappings, Mappings::Blocks);
+    assert_error!(
+        with_stage2_mappings("huge"),
+        "/",
+        ErrorKind::UnknownStage2Mappings { .. },
+        ["tantalum,stage2-mappings", "\"huge\"", "\"blocks\"", "\"pages\""]
     );
 }
 

@@ -41,6 +41,7 @@ fn demo() -> SystemConfig {
             ram: vec![HostRange::new(HostPhys(0x4000_0000), 1024 * MIB)],
             cpus: (0..4).map(cpu).collect(),
             gic: None,
+            stage2_mappings: Default::default(),
         },
         hypervisor: HypervisorConfig {
             memory: HostRange::new(HostPhys(0x4000_0000), 32 * MIB),

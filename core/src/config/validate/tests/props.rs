@@ -130,7 +130,7 @@ proptest! {
             redistributors,
         });
         let cfg = SystemConfig {
-            board: Board { ram, cpus: (0..cpus).map(cpu).collect(), gic },
+            board: Board { ram, cpus: (0..cpus).map(cpu).collect(), gic, ..Board::default() },
             hypervisor: HypervisorConfig {
                 memory,
                 console: console.map(|mmio| DeviceRef { path: String::from("/uart"), mmio, interrupts: vec![] }),
