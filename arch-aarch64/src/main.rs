@@ -10,6 +10,7 @@ mod el2;
 mod firmware;
 mod gic;
 mod heap;
+mod loader;
 mod memory;
 mod pl011;
 mod sha256;
@@ -111,36 +112,19 @@ extern "C" fn primary_main(fw_dtb: u64) -> ! {
         firmware::system_off();
     }
 
+    // Every partition the RAM check kept is loaded by its own CPUs, all partitions at once
+    // (see `loader`); a partition starts when every one with a lower boot order has.
     let mut to_start = heapless::Vec::<usize, MAX_CPUS>::new();
     for id in system.config.boot_sequence() {
-        let p = &system.partitions[id as usize];
-        let c = &p.config;
-        if refused.contains(&id) {
-            continue;
-        }
-        match system.load(id as usize) {
-            Ok(()) => {
-                let mib = c.memory.iter().map(|r| r.size).sum::<u64>() >> 20;
-                info!(
-                    "partition '{}': {} CPU(s), {} MiB at {}, image {} bytes verified, on-fault {}",
-                    c.name,
-                    c.cpus.len(),
-                    mib,
-                    c.memory[0].host,
-                    c.image.map_or(0, |b| b.size),
-                    c.on_fault.name()
-                );
-                system.mark_running(id as usize);
-                let _ = to_start.push(id as usize);
-            }
-            Err(e) => info!("partition '{}': {e}", c.name),
+        if !refused.contains(&id) {
+            system.mark_loading(id as usize);
+            let _ = to_start.push(id as usize);
         }
     }
     if to_start.is_empty() {
         info!("no partition can run: powering off");
         firmware::system_off();
     }
-
     // Passed-through devices' interrupts go to the CPU of the owner's vCPU 0.
     for &id in &to_start {
         let p = &system.partitions[id].config;
@@ -165,13 +149,12 @@ extern "C" fn primary_main(fw_dtb: u64) -> ! {
         }
     }
 
-    // vCPU 0 of every partition starts at its entry with x0 = its guest DTB; the others wait
-    // for the guest's PSCI CPU_ON. Every CPU of a running partition is powered on.
+    // Every CPU of a partition being loaded is powered on: vCPU 0's CPU loads it and starts
+    // vCPU 0 at its entry with x0 = its guest DTB; the others help load, then wait for the
+    // guest's PSCI CPU_ON.
     let entry = boot::secondary_entry as *const () as u64;
     for &id in &to_start {
         let p = &system.partitions[id];
-        let dtb = p.config.guest_dtb_address().map_or(0, |a| a.as_u64());
-        let _ = p.vcpus[0].request_start(p.config.entry.as_u64(), dtb);
         for &cpu in p.config.cpus.iter().filter(|&&c| c != my_index) {
             let top = layout.runtime_base + (cpu as u64 + 1) * STACK_SIZE;
             system.stack_tops[cpu].store(top as usize, core::sync::atomic::Ordering::Release);

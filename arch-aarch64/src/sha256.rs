@@ -2,7 +2,7 @@
 //! restart: about 20 times fewer instructions than the portable `sha2` code the soft-float
 //! hypervisor otherwise uses (a 27 MB Linux kernel is hashed in a fraction of the time).
 //!
-//! It uses SIMD registers v0-v7 and v16-v23, which the rest of the hypervisor never touches
+//! It uses SIMD registers v0-v25, which the rest of the hypervisor never touches
 //! (it is built soft-float). It runs only where those registers hold nothing of a guest's: at
 //! boot, and when a partition is reloaded on one of its own CPUs (its state is discarded).
 
@@ -27,14 +27,13 @@ sha256_k:
     .word 0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3
     .word 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2
 
-// Four rounds on message quad \m0 (the next three quads follow), then, while \update, the
-// schedule's next quad in \m0's register. x3 walks the round constants.
-.macro QUAD m0, m1, m2, m3, update
-    ld1     {{v22.4s}}, [x3], #16
-    add     v22.4s, \m0\().4s, v22.4s
-    mov     v23.16b, v0.16b
-    sha256h     q0, q1, v22.4s
-    sha256h2    q1, q23, v22.4s
+// Four rounds on message quad \m0 (the next three quads follow) with round constants \k,
+// then, while \update, the schedule's next quad in \m0's register.
+.macro QUAD m0, m1, m2, m3, k, update
+    add     v24.4s, \m0\().4s, \k\().4s
+    mov     v25.16b, v0.16b
+    sha256h     q0, q1, v24.4s
+    sha256h2    q1, q25, v24.4s
     .if \update
     sha256su0   \m0\().4s, \m1\().4s
     sha256su1   \m0\().4s, \m2\().4s, \m3\().4s
@@ -43,37 +42,43 @@ sha256_k:
 
 .text
 // sha256_ce_blocks(state: *mut [u32; 8], data: *const u8, blocks: usize)
+// v0-v1 state, v2-v17 the 64 round constants (loaded once, not per block), v18-v21 the
+// message, v22-v23 the state at the block's start, v24-v25 scratch.
 .global sha256_ce_blocks
 sha256_ce_blocks:
     cbz     x2, 2f
-    ld1     {{v0.4s, v1.4s}}, [x0]
-1:  ld1     {{v16.16b, v17.16b, v18.16b, v19.16b}}, [x1], #64
-    rev32   v16.16b, v16.16b
-    rev32   v17.16b, v17.16b
-    rev32   v18.16b, v18.16b
-    rev32   v19.16b, v19.16b
-    mov     v20.16b, v0.16b
-    mov     v21.16b, v1.16b
     adrp    x3, sha256_k
     add     x3, x3, :lo12:sha256_k
-    QUAD    v16, v17, v18, v19, 1
-    QUAD    v17, v18, v19, v16, 1
-    QUAD    v18, v19, v16, v17, 1
-    QUAD    v19, v16, v17, v18, 1
-    QUAD    v16, v17, v18, v19, 1
-    QUAD    v17, v18, v19, v16, 1
-    QUAD    v18, v19, v16, v17, 1
-    QUAD    v19, v16, v17, v18, 1
-    QUAD    v16, v17, v18, v19, 1
-    QUAD    v17, v18, v19, v16, 1
-    QUAD    v18, v19, v16, v17, 1
-    QUAD    v19, v16, v17, v18, 1
-    QUAD    v16, v17, v18, v19, 0
-    QUAD    v17, v18, v19, v16, 0
-    QUAD    v18, v19, v16, v17, 0
-    QUAD    v19, v16, v17, v18, 0
-    add     v0.4s, v0.4s, v20.4s
-    add     v1.4s, v1.4s, v21.4s
+    ld1     {{v2.4s, v3.4s, v4.4s, v5.4s}}, [x3], #64
+    ld1     {{v6.4s, v7.4s, v8.4s, v9.4s}}, [x3], #64
+    ld1     {{v10.4s, v11.4s, v12.4s, v13.4s}}, [x3], #64
+    ld1     {{v14.4s, v15.4s, v16.4s, v17.4s}}, [x3]
+    ld1     {{v0.4s, v1.4s}}, [x0]
+1:  ld1     {{v18.16b, v19.16b, v20.16b, v21.16b}}, [x1], #64
+    rev32   v18.16b, v18.16b
+    rev32   v19.16b, v19.16b
+    rev32   v20.16b, v20.16b
+    rev32   v21.16b, v21.16b
+    mov     v22.16b, v0.16b
+    mov     v23.16b, v1.16b
+    QUAD    v18, v19, v20, v21, v2, 1
+    QUAD    v19, v20, v21, v18, v3, 1
+    QUAD    v20, v21, v18, v19, v4, 1
+    QUAD    v21, v18, v19, v20, v5, 1
+    QUAD    v18, v19, v20, v21, v6, 1
+    QUAD    v19, v20, v21, v18, v7, 1
+    QUAD    v20, v21, v18, v19, v8, 1
+    QUAD    v21, v18, v19, v20, v9, 1
+    QUAD    v18, v19, v20, v21, v10, 1
+    QUAD    v19, v20, v21, v18, v11, 1
+    QUAD    v20, v21, v18, v19, v12, 1
+    QUAD    v21, v18, v19, v20, v13, 1
+    QUAD    v18, v19, v20, v21, v14, 0
+    QUAD    v19, v20, v21, v18, v15, 0
+    QUAD    v20, v21, v18, v19, v16, 0
+    QUAD    v21, v18, v19, v20, v17, 0
+    add     v0.4s, v0.4s, v22.4s
+    add     v1.4s, v1.4s, v23.4s
     subs    x2, x2, #1
     b.ne    1b
     st1     {{v0.4s, v1.4s}}, [x0]

@@ -8,10 +8,9 @@ use spin::{Mutex, Once};
 use tantalum_aarch64::descriptors::Stage2Format;
 use tantalum_aarch64::regs::STAGE2_START_LEVEL;
 use tantalum_core::addr::{align_up, GuestPhys, HostPhys, PAGE_SIZE};
-use tantalum_core::bootimage::effective_image_size;
 use tantalum_core::channel::layout::{channel_layout, LayoutError};
 use tantalum_core::config::VIRTUAL_UART_SPI;
-use tantalum_core::config::{Blob, Interrupt, PartitionConfig, SystemConfig, GUEST_DTB_RESERVE, MAX_CPUS};
+use tantalum_core::config::{Interrupt, PartitionConfig, SystemConfig, MAX_CPUS};
 use tantalum_core::console::LineBuffer;
 use tantalum_core::partition::PartitionState;
 use tantalum_core::stage2::{MapAttrs, MapError, Stage2};
@@ -19,6 +18,7 @@ use tantalum_core::vgic::VirtualGic;
 use tantalum_core::vplatform;
 use tantalum_core::vuart::VirtualUart;
 
+use crate::loader::LoadProgress;
 use crate::memory::{self, HeapTables, MAPPED_RAM};
 
 /// Lifecycle of a partition.
@@ -28,6 +28,9 @@ pub enum Status {
     /// Refused at boot (bad image) or stopped: its CPUs are parked.
     Stopped = 0,
     Running = 1,
+    /// Its CPUs are loading it (boot); it starts once every partition with a lower boot order
+    /// has.
+    Loading = 2,
 }
 
 /// A partition's run-time state.
@@ -49,6 +52,8 @@ pub struct Partition {
     /// Bumped when the partition stops or restarts: a vCPU that finds it changed since it
     /// entered leaves the guest for good.
     pub generation: AtomicU32,
+    /// Progress of loading its memory, shared by its CPUs.
+    pub load: LoadProgress,
     status: AtomicU8,
 }
 
@@ -183,10 +188,10 @@ impl Partition {
     }
 
     pub fn status(&self) -> Status {
-        if self.status.load(Ordering::Acquire) == Status::Running as u8 {
-            Status::Running
-        } else {
-            Status::Stopped
+        match self.status.load(Ordering::Acquire) {
+            1 => Status::Running,
+            2 => Status::Loading,
+            _ => Status::Stopped,
         }
     }
 }
@@ -224,6 +229,7 @@ impl System {
                 irq_hints: p.cpus.iter().map(|_| AtomicBool::new(false)).collect(),
                 vcpus: p.cpus.iter().map(|_| VcpuSlot::new()).collect(),
                 generation: AtomicU32::new(0),
+                load: LoadProgress::new(),
                 status: AtomicU8::new(Status::Stopped as u8),
             });
         }
@@ -236,69 +242,6 @@ impl System {
             input_focus: AtomicUsize::new(usize::MAX),
             interactive: AtomicBool::new(false),
         })
-    }
-
-    fn blob(&self, blob: &Blob, what: &'static str) -> Result<&'static [u8], LoadError> {
-        let start = usize::try_from(blob.offset).map_err(|_| LoadError::OutOfBounds { what })?;
-        let size = usize::try_from(blob.size).map_err(|_| LoadError::OutOfBounds { what })?;
-        let bytes = start
-            .checked_add(size)
-            .and_then(|end| self.payload.get(start..end))
-            .ok_or(LoadError::OutOfBounds { what })?;
-        if crate::sha256::digest(bytes) != blob.sha256 {
-            return Err(LoadError::HashMismatch { what });
-        }
-        Ok(bytes)
-    }
-
-    /// Verifies partition `id`'s image and guest DTB and loads them into its zeroed memory.
-    /// The partition must not be running.
-    pub fn load(&self, id: usize) -> Result<(), LoadError> {
-        let p = &self.partitions[id].config;
-        let image = match &p.image {
-            Some(b) => self.blob(b, "image")?,
-            None => return Err(LoadError::OutOfBounds { what: "image" }),
-        };
-        let dtb = match &p.guest_dtb {
-            Some(b) => Some(self.blob(b, "guest DTB")?),
-            None => None,
-        };
-        let initrd = p.initrd.map_or(0, |b| align_up(b.size, PAGE_SIZE).unwrap_or(u64::MAX));
-        let needed = effective_image_size(image).saturating_add(initrd).saturating_add(GUEST_DTB_RESERVE);
-        if needed > p.memory[0].size {
-            return Err(LoadError::TooBig { needed, room: p.memory[0].size });
-        }
-        for region in &p.memory {
-            if !MAPPED_RAM.contains_range(&region.host_range()) {
-                return Err(LoadError::Unmapped);
-            }
-        }
-        for region in &p.memory {
-            // SAFETY: the region is inside MAPPED_RAM (checked above), belongs to this partition
-            // only (config rules) and the partition is not running.
-            unsafe { memory::zero(region.host_range()) };
-        }
-        let first = p.memory[0];
-        // SAFETY: as above; the image fits in region 0 (config rule: image + DTB reserve).
-        unsafe { memory::copy_to(first.host, image) };
-        if let (Some(blob), Some(ipa)) = (&p.initrd, p.initrd_address()) {
-            let initrd = self.blob(blob, "initrd")?;
-            let pa =
-                p.translate(ipa, initrd.len() as u64).ok_or(LoadError::OutOfBounds { what: "initrd" })?;
-            // SAFETY: `pa` is inside the partition's own region 0 (translated), below the guest
-            // DTB and above the image (config rule); the partition is not running.
-            unsafe { memory::copy_to(pa, initrd) };
-        }
-        if let (Some(dtb), Some(ipa)) = (dtb, p.guest_dtb_address()) {
-            let pa =
-                p.translate(ipa, dtb.len() as u64).ok_or(LoadError::OutOfBounds { what: "guest DTB" })?;
-            // SAFETY: `pa` is inside the partition's own region (translated), not running.
-            unsafe { memory::copy_to(pa, dtb) };
-        }
-        for region in &p.memory {
-            crate::el2::clean_to_poc(region.host.as_u64() as usize, region.size as usize);
-        }
-        Ok(())
     }
 
     /// Zeroes every channel's memory (at boot, before any endpoint runs).
@@ -315,16 +258,21 @@ impl System {
         Ok(())
     }
 
-    /// Marks partition `id` running.
+    /// Marks partition `id` loading: it counts as running from now on.
+    pub fn mark_loading(&self, id: usize) {
+        self.partitions[id].status.store(Status::Loading as u8, Ordering::Release);
+        self.running.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Marks partition `id`, loaded, running.
     pub fn mark_running(&self, id: usize) {
         self.partitions[id].status.store(Status::Running as u8, Ordering::Release);
-        self.running.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Marks partition `id` stopped; returns how many partitions are still running.
     pub fn mark_stopped(&self, id: usize) -> usize {
         let was = self.partitions[id].status.swap(Status::Stopped as u8, Ordering::AcqRel);
-        if was == Status::Running as u8 {
+        if was != Status::Stopped as u8 {
             self.running.fetch_sub(1, Ordering::AcqRel) - 1
         } else {
             self.running.load(Ordering::Acquire)

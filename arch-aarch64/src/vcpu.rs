@@ -44,12 +44,60 @@ impl Here {
     }
 }
 
-/// The main loop of board CPU `cpu` once the system is up. Never returns.
+/// The main loop of board CPU `cpu` once the system is up: loads its partition with the
+/// partition's other CPUs, then runs its vCPU. Never returns.
 pub fn cpu_main(cpu: usize) -> ! {
-    match system::get().vcpu_on_cpu(cpu) {
-        Some((id, vcpu)) => wait_for_start(Here { cpu, id, vcpu }),
-        None => park(),
+    let system = system::get();
+    let Some((id, vcpu)) = system.vcpu_on_cpu(cpu) else { park() };
+    let here = Here { cpu, id, vcpu };
+    if system.partitions[id].status() == Status::Loading {
+        if vcpu == 0 {
+            boot_partition(here);
+        } else {
+            system.help_load(id);
+        }
     }
+    wait_for_start(here)
+}
+
+/// On vCPU 0's CPU: loads the partition, waits for the partitions that boot before it, and
+/// asks vCPU 0 to start (or stops the partition if its image is refused).
+fn boot_partition(here: Here) {
+    let system = system::get();
+    let p = &system.partitions[here.id];
+    let c = &p.config;
+    if let Err(e) = system.load_as_vcpu0(here.id) {
+        info!("partition '{}': {e}", c.name);
+        stop(system, here.id, here.cpu);
+        return;
+    }
+    wait_for_earlier_partitions(system, c.boot_order);
+    let mib = c.memory.iter().map(|r| r.size).sum::<u64>() >> 20;
+    info!(
+        "partition '{}': {} CPU(s), {} MiB at {}, image {} bytes verified, on-fault {}",
+        c.name,
+        c.cpus.len(),
+        mib,
+        c.memory[0].host,
+        c.image.map_or(0, |b| b.size),
+        c.on_fault.name()
+    );
+    system.mark_running(here.id);
+    let dtb = c.guest_dtb_address().map_or(0, |a| a.as_u64());
+    let _ = p.vcpus[0].request_start(c.entry.as_u64(), dtb);
+}
+
+/// Sleeps until no partition with a boot order below `order` is still loading.
+fn wait_for_earlier_partitions(system: &System, order: u32) {
+    let earlier_loading =
+        || system.partitions.iter().any(|q| q.config.boot_order < order && q.status() == Status::Loading);
+    let (_, freq) = el2::counter();
+    while earlier_loading() {
+        // WFI, woken by the EL2 timer every millisecond (the loader does not kick).
+        el2::arm_wakeup(el2::counter().0 + freq / 1000);
+        aarch64_cpu::asm::wfi();
+    }
+    el2::disarm_wakeup();
 }
 
 /// Parks this CPU for good (it runs no partition).
@@ -288,7 +336,8 @@ impl Services for CpuServices<'_> {
     }
 
     fn partition_running(&mut self, id: PartitionId) -> bool {
-        self.system.partitions.get(usize::from(id)).is_some_and(|p| p.status() == Status::Running)
+        // A partition still loading counts as running: it has not stopped, it is on its way.
+        self.system.partitions.get(usize::from(id)).is_some_and(|p| p.status() != Status::Stopped)
     }
 
     fn affinity_info(&mut self, vcpu: usize) -> Option<u64> {

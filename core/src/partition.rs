@@ -36,7 +36,7 @@ pub trait Services {
     /// Emulates an access to the calling partition's virtual UART at `offset`; returns the value
     /// read.
     fn uart_access(&mut self, offset: u64, write: Option<u64>) -> u64;
-    /// Whether partition `id` is running now.
+    /// Whether partition `id` is running now (or still loading, at boot: not stopped).
     fn partition_running(&mut self, id: PartitionId) -> bool;
 }
 

@@ -78,6 +78,20 @@ pub const SCENARIOS: &[Scenario] = &[
         timeout: T,
     },
     Scenario {
+        name: "partitions load in parallel, yet a higher boot-order starts after a lower one",
+        config: "configs/tests/boot-order.dts",
+        expect: &[
+            "[early] hello from partition 'early'",
+            "[late] hello from partition 'late'",
+            "all partitions have stopped: powering off",
+        ],
+        order: &[("partition 'early':", "partition 'late':"), ("partition 'early':", "[late] hello")],
+        forbid: &["fault:"],
+        tamper: None,
+        qemu_args: &[],
+        timeout: T,
+    },
+    Scenario {
         name: "an attacker is contained and the victim is undisturbed",
         config: "configs/tests/attack.dts",
         expect: &[

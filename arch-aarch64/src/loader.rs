@@ -1,0 +1,173 @@
+//! Loading a partition into its memory, shared by the partition's CPUs.
+//!
+//! vCPU 0's CPU verifies the blobs (SHA-256: the long part for a Linux kernel) while every
+//! other CPU of the partition zeroes its memory in [`CHUNK`]s; whoever zeroes the last chunk
+//! copies the blobs in. vCPU 0's CPU joins the zeroing once it has verified and waits for the
+//! copy; only then may the partition start. A partition with one CPU does it all in turn.
+
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use tantalum_core::addr::{align_up, HostPhys, HostRange, PAGE_SIZE};
+use tantalum_core::bootimage::effective_image_size;
+use tantalum_core::config::{Blob, GUEST_DTB_RESERVE};
+
+use crate::memory::{self, MAPPED_RAM};
+use crate::system::{LoadError, System};
+use crate::{el2, sha256};
+
+/// Zeroing is shared out in chunks of this size.
+const CHUNK: u64 = 2 << 20;
+
+/// How far a load of one partition has got; its CPUs share it.
+pub struct LoadProgress {
+    /// The next chunk to claim (never beyond the chunk count).
+    next: AtomicUsize,
+    /// Chunks zeroed.
+    zeroed: AtomicUsize,
+    /// The blobs are in place.
+    copied: AtomicBool,
+}
+
+impl LoadProgress {
+    pub const fn new() -> Self {
+        Self { next: AtomicUsize::new(0), zeroed: AtomicUsize::new(0), copied: AtomicBool::new(false) }
+    }
+
+    /// Starts over (a restart): no CPU of the partition is loading it.
+    pub fn reset(&self) {
+        self.copied.store(false, Ordering::Relaxed);
+        self.zeroed.store(0, Ordering::Relaxed);
+        self.next.store(0, Ordering::Release);
+    }
+
+    /// Claims the next of `chunks` chunks, if any is left.
+    fn claim(&self, chunks: usize) -> Option<usize> {
+        self.next.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < chunks).then_some(n + 1)).ok()
+    }
+}
+
+/// A blob of the boot image and where it goes.
+struct Placed {
+    what: &'static str,
+    bytes: &'static [u8],
+    sha256: [u8; 32],
+    to: HostPhys,
+}
+
+/// What loading partition `id` writes: its memory, zeroed, then its blobs.
+pub struct LoadPlan {
+    id: usize,
+    blobs: heapless::Vec<Placed, 3>,
+}
+
+impl System {
+    /// The slice of the payload `blob` names (not yet verified).
+    fn blob_bytes(&self, blob: &Blob, what: &'static str) -> Result<&'static [u8], LoadError> {
+        let start = usize::try_from(blob.offset).map_err(|_| LoadError::OutOfBounds { what })?;
+        let size = usize::try_from(blob.size).map_err(|_| LoadError::OutOfBounds { what })?;
+        start.checked_add(size).and_then(|end| self.payload.get(start..end)).ok_or(LoadError::OutOfBounds { what })
+    }
+
+    /// Checks that partition `id`'s blobs lie in the payload and fit its memory, and where they
+    /// go. Cheap: every CPU of the partition computes it.
+    pub fn load_plan(&self, id: usize) -> Result<LoadPlan, LoadError> {
+        let p = &self.partitions[id].config;
+        for region in &p.memory {
+            if !MAPPED_RAM.contains_range(&region.host_range()) {
+                return Err(LoadError::Unmapped);
+            }
+        }
+        let image_blob = p.image.as_ref().ok_or(LoadError::OutOfBounds { what: "image" })?;
+        let image = self.blob_bytes(image_blob, "image")?;
+        let initrd = p.initrd.map_or(0, |b| align_up(b.size, PAGE_SIZE).unwrap_or(u64::MAX));
+        let needed = effective_image_size(image).saturating_add(initrd).saturating_add(GUEST_DTB_RESERVE);
+        if needed > p.memory[0].size {
+            return Err(LoadError::TooBig { needed, room: p.memory[0].size });
+        }
+        let mut blobs = heapless::Vec::new();
+        let _ = blobs.push(Placed { what: "image", bytes: image, sha256: image_blob.sha256, to: p.memory[0].host });
+        let placements = [("initrd", &p.initrd, p.initrd_address()), ("guest DTB", &p.guest_dtb, p.guest_dtb_address())];
+        for (what, blob, ipa) in placements {
+            if let (Some(blob), Some(ipa)) = (blob, ipa) {
+                let bytes = self.blob_bytes(blob, what)?;
+                // In region 0 (translated), above the image and below the top (config rules).
+                let to = p.translate(ipa, bytes.len() as u64).ok_or(LoadError::OutOfBounds { what })?;
+                let _ = blobs.push(Placed { what, bytes, sha256: blob.sha256, to });
+            }
+        }
+        Ok(LoadPlan { id, blobs })
+    }
+
+    /// Loads partition `id` on this CPU alone (a restart: its other CPUs wait, off).
+    pub fn load(&self, id: usize) -> Result<(), LoadError> {
+        self.partitions[id].load.reset();
+        self.load_as_vcpu0(id)
+    }
+
+    /// vCPU 0's part of loading partition `id`: verify, help zero, wait for the copy.
+    pub fn load_as_vcpu0(&self, id: usize) -> Result<(), LoadError> {
+        let plan = self.load_plan(id)?;
+        let verified = plan.blobs.iter().try_for_each(|b| match sha256::digest(b.bytes) == b.sha256 {
+            true => Ok(()),
+            false => Err(LoadError::HashMismatch { what: b.what }),
+        });
+        self.zero_and_copy(&plan);
+        let progress = &self.partitions[id].load;
+        while !progress.copied.load(Ordering::Acquire) {
+            core::hint::spin_loop();
+        }
+        verified
+    }
+
+    /// The part of a CPU other than vCPU 0's in loading partition `id`: zeroing.
+    pub fn help_load(&self, id: usize) {
+        if let Ok(plan) = self.load_plan(id) {
+            self.zero_and_copy(&plan);
+        }
+    }
+
+    /// Zeroes chunks of the partition's memory until none is left; the CPU that zeroes the last
+    /// one copies the blobs in.
+    fn zero_and_copy(&self, plan: &LoadPlan) {
+        let p = &self.partitions[plan.id];
+        let regions = &p.config.memory;
+        let chunks: usize = regions.iter().map(|r| r.size.div_ceil(CHUNK) as usize).sum();
+        let copy = || {
+            for b in &plan.blobs {
+                // SAFETY: load_plan placed the blob inside the partition's region 0, which
+                // every chunk's zeroing has finished with; the partition is not running.
+                unsafe { memory::copy_to(b.to, b.bytes) };
+                el2::clean_to_poc(b.to.as_u64() as usize, b.bytes.len());
+            }
+            p.load.copied.store(true, Ordering::Release);
+        };
+        if chunks == 0 {
+            return copy(); // No memory (the config rules forbid it): nothing to wait for.
+        }
+        while let Some(i) = p.load.claim(chunks) {
+            if let Some(chunk) = nth_chunk(regions.iter().map(|r| r.host_range()), i) {
+                // SAFETY: the chunk lies in the partition's own memory, inside MAPPED_RAM
+                // (checked by load_plan); the partition is not running and each chunk is
+                // claimed by one CPU only.
+                unsafe { memory::zero(chunk) };
+                el2::clean_to_poc(chunk.start.as_u64() as usize, chunk.size as usize);
+            }
+            if p.load.zeroed.fetch_add(1, Ordering::AcqRel) + 1 == chunks {
+                copy();
+            }
+        }
+    }
+}
+
+/// Chunk `i` of `regions`, each cut into [`CHUNK`]s (the last one of a region may be shorter).
+fn nth_chunk(regions: impl Iterator<Item = HostRange>, mut i: usize) -> Option<HostRange> {
+    for r in regions {
+        let n = r.size.div_ceil(CHUNK) as usize;
+        if i < n {
+            let offset = i as u64 * CHUNK;
+            return Some(HostRange::new(HostPhys(r.start.as_u64() + offset), CHUNK.min(r.size - offset)));
+        }
+        i -= n;
+    }
+    None
+}
