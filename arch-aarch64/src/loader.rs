@@ -1,9 +1,10 @@
 //! Loading a partition into its memory, shared by the partition's CPUs.
 //!
-//! vCPU 0's CPU verifies the blobs (SHA-256: the long part for a Linux kernel) while every
-//! other CPU of the partition zeroes its memory in [`CHUNK`]s; whoever zeroes the last chunk
-//! copies the blobs in. vCPU 0's CPU joins the zeroing once it has verified and waits for the
-//! copy; only then may the partition start. A partition with one CPU does it all in turn.
+//! The memory is cut into [`CHUNK`]s, each an independent piece of work: copy the parts of the
+//! blobs (image, initrd, guest DTB) that fall in it and zero the rest. vCPU 0's CPU verifies the
+//! blobs (SHA-256: the long part for a Linux kernel) while every other CPU of the partition
+//! fills chunks; vCPU 0's CPU then fills chunks too, and the partition may start once all are
+//! done. A partition with one CPU does it all in turn.
 
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -22,21 +23,21 @@ const CHUNK: u64 = 2 << 20;
 pub struct LoadProgress {
     /// The next chunk to claim (never beyond the chunk count).
     next: AtomicUsize,
-    /// Chunks zeroed.
-    zeroed: AtomicUsize,
-    /// The blobs are in place.
-    copied: AtomicBool,
+    /// Chunks filled.
+    filled: AtomicUsize,
+    /// Every chunk is filled: the memory is ready.
+    done: AtomicBool,
 }
 
 impl LoadProgress {
     pub const fn new() -> Self {
-        Self { next: AtomicUsize::new(0), zeroed: AtomicUsize::new(0), copied: AtomicBool::new(false) }
+        Self { next: AtomicUsize::new(0), filled: AtomicUsize::new(0), done: AtomicBool::new(false) }
     }
 
     /// Starts over (a restart): no CPU of the partition is loading it.
     pub fn reset(&self) {
-        self.copied.store(false, Ordering::Relaxed);
-        self.zeroed.store(0, Ordering::Relaxed);
+        self.done.store(false, Ordering::Relaxed);
+        self.filled.store(0, Ordering::Relaxed);
         self.next.store(0, Ordering::Release);
     }
 
@@ -54,7 +55,7 @@ struct Placed {
     to: HostPhys,
 }
 
-/// What loading partition `id` writes: its memory, zeroed, then its blobs.
+/// What loading partition `id` writes: its blobs, in address order, and zeroes elsewhere.
 pub struct LoadPlan {
     id: usize,
     blobs: heapless::Vec<Placed, 3>,
@@ -95,6 +96,7 @@ impl System {
                 let _ = blobs.push(Placed { what, bytes, sha256: blob.sha256, to });
             }
         }
+        blobs.sort_unstable_by_key(|b| b.to);
         Ok(LoadPlan { id, blobs })
     }
 
@@ -104,59 +106,73 @@ impl System {
         self.load_as_vcpu0(id)
     }
 
-    /// vCPU 0's part of loading partition `id`: verify, help zero, wait for the copy.
+    /// vCPU 0's part of loading partition `id`: verify, fill chunks, wait for the others.
     pub fn load_as_vcpu0(&self, id: usize) -> Result<(), LoadError> {
         let plan = self.load_plan(id)?;
         let verified = plan.blobs.iter().try_for_each(|b| match sha256::digest(b.bytes) == b.sha256 {
             true => Ok(()),
             false => Err(LoadError::HashMismatch { what: b.what }),
         });
-        self.zero_and_copy(&plan);
+        self.fill_chunks(&plan);
         let progress = &self.partitions[id].load;
-        while !progress.copied.load(Ordering::Acquire) {
+        while !progress.done.load(Ordering::Acquire) {
             core::hint::spin_loop();
         }
         verified
     }
 
-    /// The part of a CPU other than vCPU 0's in loading partition `id`: zeroing.
+    /// The part of a CPU other than vCPU 0's in loading partition `id`: filling chunks.
     pub fn help_load(&self, id: usize) {
         if let Ok(plan) = self.load_plan(id) {
-            self.zero_and_copy(&plan);
+            self.fill_chunks(&plan);
         }
     }
 
-    /// Zeroes chunks of the partition's memory until none is left; the CPU that zeroes the last
-    /// one copies the blobs in.
-    fn zero_and_copy(&self, plan: &LoadPlan) {
+    /// Fills chunks of the partition's memory until none is left to claim.
+    fn fill_chunks(&self, plan: &LoadPlan) {
         let p = &self.partitions[plan.id];
         let regions = &p.config.memory;
         let chunks: usize = regions.iter().map(|r| r.size.div_ceil(CHUNK) as usize).sum();
-        let copy = || {
-            for b in &plan.blobs {
-                // SAFETY: load_plan placed the blob inside the partition's region 0, which
-                // every chunk's zeroing has finished with; the partition is not running.
-                unsafe { memory::copy_to(b.to, b.bytes) };
-                el2::clean_to_poc(b.to.as_u64() as usize, b.bytes.len());
-            }
-            p.load.copied.store(true, Ordering::Release);
-        };
         if chunks == 0 {
-            return copy(); // No memory (the config rules forbid it): nothing to wait for.
+            // No memory (the config rules forbid it): nothing to wait for.
+            return p.load.done.store(true, Ordering::Release);
         }
         while let Some(i) = p.load.claim(chunks) {
             if let Some(chunk) = nth_chunk(regions.iter().map(|r| r.host_range()), i) {
-                // SAFETY: the chunk lies in the partition's own memory, inside MAPPED_RAM
-                // (checked by load_plan); the partition is not running and each chunk is
-                // claimed by one CPU only.
-                unsafe { memory::zero(chunk) };
-                el2::clean_to_poc(chunk.start.as_u64() as usize, chunk.size as usize);
+                fill(chunk, &plan.blobs);
             }
-            if p.load.zeroed.fetch_add(1, Ordering::AcqRel) + 1 == chunks {
-                copy();
+            if p.load.filled.fetch_add(1, Ordering::AcqRel) + 1 == chunks {
+                p.load.done.store(true, Ordering::Release);
             }
         }
     }
+}
+
+/// Copies into `chunk` the parts of `blobs` (in address order, not overlapping) that fall in
+/// it, zeroes the rest, and cleans it to the point of coherency (the guest starts with its MMU
+/// and caches off).
+fn fill(chunk: HostRange, blobs: &[Placed]) {
+    let end = chunk.end();
+    let mut at = chunk.start.as_u64();
+    for b in blobs {
+        let (from, to) = (b.to.as_u64(), b.to.as_u64() + b.bytes.len() as u64);
+        let (start, stop) = (from.max(at), to.min(end));
+        if start >= stop {
+            continue;
+        }
+        let bytes = &b.bytes[(start - from) as usize..(stop - from) as usize];
+        // SAFETY: both ranges lie in the chunk, which is the partition's own memory inside
+        // MAPPED_RAM (checked by load_plan); the partition is not running and this CPU alone
+        // claimed the chunk.
+        unsafe {
+            memory::zero(HostRange::new(HostPhys(at), start - at));
+            memory::copy_to(HostPhys(start), bytes);
+        }
+        at = stop;
+    }
+    // SAFETY: as above.
+    unsafe { memory::zero(HostRange::new(HostPhys(at), end - at)) };
+    el2::clean_to_poc(chunk.start.as_u64() as usize, chunk.size as usize);
 }
 
 /// Chunk `i` of `regions`, each cut into [`CHUNK`]s (the last one of a region may be shorter).

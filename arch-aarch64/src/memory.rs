@@ -9,23 +9,33 @@ use tantalum_core::stage2::{TableMemory, ENTRIES};
 /// Host-physical memory the EL2 identity map covers as normal memory (1 GiB to 4 GiB).
 pub const MAPPED_RAM: HostRange = HostRange::new(HostPhys(1 << 30), 3 << 30);
 
-/// Zeroes `range`, writing only the blocks that are not zero already.
+/// Zeroes `range` (any alignment), writing only the blocks that are not zero already.
 ///
 /// # Safety
 /// `range` must lie inside [`MAPPED_RAM`] and belong to a stopped partition (nothing else reads
 /// or writes it meanwhile, and no Rust reference points into it).
 pub unsafe fn zero(range: HostRange) {
-    let (start, size) = (range.start.as_u64() as usize, range.size as usize);
+    let (mut start, mut size) = (range.start.as_u64() as usize, range.size as usize);
     let dczid: u64;
     // SAFETY: reading DCZID_EL0 has no side effects.
     unsafe { core::arch::asm!("mrs {}, dczid_el0", out(reg) dczid, options(nomem, nostack)) };
     let block = 4usize << (dczid & 0xf);
     let prohibited = dczid & (1 << 4) != 0;
-    if prohibited || block > 1024 || !start.is_multiple_of(block) || !size.is_multiple_of(block) {
+    if prohibited || !(16..=1024).contains(&block) || size < 2 * block {
         // SAFETY: forwarded contract; identity map, so the physical address is the pointer.
         unsafe { core::ptr::write_bytes(start as *mut u8, 0, size) };
         return;
     }
+    // Stores for the unaligned head and tail, blocks in between.
+    let head = start.next_multiple_of(block) - start;
+    let tail = (start + size) % block;
+    // SAFETY: forwarded contract; both pieces lie inside `range`.
+    unsafe {
+        core::ptr::write_bytes(start as *mut u8, 0, head);
+        core::ptr::write_bytes((start + size - tail) as *mut u8, 0, tail);
+    }
+    start += head;
+    size -= head + tail;
     // Reads each block first and zeroes (DC ZVA) only blocks that are not zero already. Memory
     // nobody wrote costs one read pass: under an emulator (or a hypervisor below this one)
     // untouched memory is not even backed, and writing zeroes would allocate all of it (0.8 s

@@ -66,20 +66,23 @@ fn boot_partition(here: Here) {
     let system = system::get();
     let p = &system.partitions[here.id];
     let c = &p.config;
+    let (start, freq) = el2::counter();
     if let Err(e) = system.load_as_vcpu0(here.id) {
         info!("partition '{}': {e}", c.name);
         stop(system, here.id, here.cpu);
         return;
     }
+    let load_ms = (el2::counter().0 - start) * 1000 / freq.max(1);
     wait_for_earlier_partitions(system, c.boot_order);
     let mib = c.memory.iter().map(|r| r.size).sum::<u64>() >> 20;
     info!(
-        "partition '{}': {} CPU(s), {} MiB at {}, image {} bytes verified, on-fault {}",
+        "partition '{}': {} CPU(s), {} MiB at {}, image {} bytes verified, loaded in {} ms, on-fault {}",
         c.name,
         c.cpus.len(),
         mib,
         c.memory[0].host,
         c.image.map_or(0, |b| b.size),
+        load_ms,
         c.on_fault.name()
     );
     system.mark_running(here.id);
