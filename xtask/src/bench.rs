@@ -41,9 +41,15 @@ fn sizes(elf: &std::path::Path) -> Result<String> {
     ))
 }
 
-/// Runs `command` until a line containing `marker` appears; returns the seconds it took, then
-/// kills QEMU. Gives up after `limit`.
-fn time_to_marker(mut command: Command, marker: &str, limit: Duration) -> Result<f64> {
+/// One timed run: seconds from QEMU start to the marker, and the console lines seen until then.
+struct Timed {
+    seconds: f64,
+    lines: Vec<String>,
+}
+
+/// Runs `command` until a line containing `marker` appears, then kills QEMU. Gives up after
+/// `limit`.
+fn time_to_marker(mut command: Command, marker: &str, limit: Duration) -> Result<Timed> {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
     let start = std::time::Instant::now();
@@ -52,65 +58,103 @@ fn time_to_marker(mut command: Command, marker: &str, limit: Duration) -> Result
     let (tx, rx) = std::sync::mpsc::channel();
     let wanted = marker.to_string();
     std::thread::spawn(move || {
+        let mut lines = Vec::new();
         for line in BufReader::new(stdout).lines().map_while(std::result::Result::ok) {
-            if line.contains(&wanted) {
-                let _ = tx.send(());
+            let done = line.contains(&wanted);
+            lines.push(line);
+            if done {
+                let _ = tx.send(lines);
                 return;
             }
         }
     });
-    let seen = rx.recv_timeout(limit).is_ok();
-    let elapsed = start.elapsed().as_secs_f64();
+    let seen = rx.recv_timeout(limit);
+    let seconds = start.elapsed().as_secs_f64();
     let _ = child.kill();
     let _ = child.wait();
-    if !seen {
-        bail!("no \"{marker}\" within {} s", limit.as_secs());
+    match seen {
+        Ok(lines) => Ok(Timed { seconds, lines }),
+        Err(_) => bail!("no \"{marker}\" within {} s", limit.as_secs()),
     }
-    Ok(elapsed)
 }
 
-/// `cargo xtask bench --linux`: wall time from QEMU start to the Linux marker, the same kernel,
-/// initramfs and disk booted bare on the same QEMU and under Tantalum, alternately, `runs`
-/// times each.
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len().max(1) as f64
+}
+
+/// The milliseconds Tantalum reports for loading partition `name` (`loaded in N ms`).
+fn load_ms(lines: &[String], name: &str) -> Option<f64> {
+    let line = lines.iter().find(|l| l.contains(&format!("partition '{name}': ")))?;
+    line.split("loaded in ").nth(1)?.split(' ').next()?.parse().ok()
+}
+
+/// `cargo xtask bench --linux`: wall time from QEMU start to the Linux marker for the same
+/// kernel, initramfs and disk, `runs` times each, alternately: under Tantalum
+/// (`configs/tests/linux-boot.dts`), bare on the same QEMU machine with Linux given the
+/// partition's CPUs and memory (`maxcpus=`, `mem=`), and bare on a machine of just that size.
 fn linux_wall_time(runs: usize) -> Result<()> {
     let assets = linux::assets()?;
     let built = image::build_system(&root().join("configs/tests/linux-boot.dts"))?;
     let board = Board::load(&built.board)?;
+    let Some(guest) = built.config.partitions.iter().find(|p| p.name == "linux") else {
+        bail!("configs/tests/linux-boot.dts has no partition named 'linux'");
+    };
+    let (cpus, mib) = (guest.cpus.len(), guest.memory.iter().map(|r| r.size).sum::<u64>() >> 20);
     let limit = Duration::from_secs(120);
-    let (mut bare, mut hosted) = (Vec::new(), Vec::new());
+    // The board's machine without EL2: bare Linux starts at EL1, as it does in the partition.
+    let machine = board.machine.replace(",virtualization=on", "");
+    let append = "console=ttyAMA0 quiet tantalum.test=boot";
+    let bare = |machine: &str, smp: String, memory: String, extra: &str| -> Result<Command> {
+        let mut c = Command::new(&board.qemu_binary);
+        c.args(["-M", machine, "-cpu", &board.cpu, "-smp", &smp, "-m", &memory]);
+        c.args(["-display", "none", "-monitor", "none", "-serial", "stdio", "-kernel"]).arg(&assets.kernel);
+        c.arg("-initrd").arg(&assets.initramfs).args(["-append", &format!("{append}{extra}")]);
+        c.args(bare_disk()?);
+        Ok(c)
+    };
+    let same_machine_extra = format!(" maxcpus={cpus} mem={mib}M");
+    let (mut hosted, mut same, mut small, mut loads) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for run in 1..=runs {
         let mut c = Command::new(&board.qemu_binary);
-        c.args([
-            "-M", "virt", "-cpu", &board.cpu, "-smp", "2", "-m", "512M", "-display", "none", "-monitor",
-            "none",
-        ]);
-        c.args(["-serial", "stdio", "-kernel"]).arg(&assets.kernel).arg("-initrd").arg(&assets.initramfs);
-        c.args(["-append", "console=ttyAMA0 quiet tantalum.test=boot"]);
-        c.args(bare_disk()?);
-        let t = time_to_marker(c, linux::MARKER, limit)?;
-        bare.push(t);
-        let mut c = Command::new(&board.qemu_binary);
-        c.args([
-            "-M",
-            &board.machine,
-            "-cpu",
-            &board.cpu,
-            "-smp",
-            &board.smp.to_string(),
-            "-m",
-            &board.memory,
-        ]);
+        c.args(["-M", &board.machine, "-cpu", &board.cpu, "-smp", &board.smp.to_string(), "-m", &board.memory]);
         c.args(["-display", "none", "-monitor", "none", "-serial", "stdio", "-kernel"]).arg(&built.image);
         c.args(crate::devices::qemu_args(&built.config, built.image.with_file_name("disk.img"))?);
         let h = time_to_marker(c, linux::MARKER, limit)?;
-        hosted.push(h);
-        println!("run {run}: bare {t:.2} s, Tantalum {h:.2} s");
+        loads.extend(load_ms(&h.lines, "linux"));
+        let b = time_to_marker(
+            bare(&machine, board.smp.to_string(), board.memory.clone(), &same_machine_extra)?,
+            linux::MARKER,
+            limit,
+        )?;
+        let s = time_to_marker(bare(&machine, cpus.to_string(), format!("{mib}M"), "")?, linux::MARKER, limit)?;
+        println!(
+            "run {run}: Tantalum {:.2} s, bare on the same machine {:.2} s, bare on a {cpus}-CPU {mib} MiB machine {:.2} s",
+            h.seconds, b.seconds, s.seconds
+        );
+        hosted.push(h.seconds);
+        same.push(b.seconds);
+        small.push(s.seconds);
     }
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
-    let (b, h) = (mean(&bare), mean(&hosted));
-    println!("linux_boot_to_marker_bare_s = {b:.2}");
-    println!("linux_boot_to_marker_tantalum_s = {h:.2}");
-    println!("linux_boot_overhead_percent = {:.0}", (h / b - 1.0) * 100.0);
+    let percent = |x: f64, base: f64| (x / base - 1.0) * 100.0;
+    println!("linux_boot_to_marker_tantalum_s = {:.2} (median; mean {:.2})", median(&hosted), mean(&hosted));
+    println!("linux_boot_to_marker_bare_same_machine_s = {:.2} (median; mean {:.2})", median(&same), mean(&same));
+    println!("linux_boot_to_marker_bare_small_machine_s = {:.2} (median; mean {:.2})", median(&small), mean(&small));
+    println!("linux_partition_load_ms = {:.0} (mean: verify the images, zero and fill 256 MiB)", mean(&loads));
+    println!(
+        "linux_boot_overhead_percent = {:.0} (medians, vs bare on the same machine; {:.0} vs the small machine)",
+        percent(median(&hosted), median(&same)),
+        percent(median(&hosted), median(&small))
+    );
     Ok(())
 }
 
@@ -129,7 +173,7 @@ fn bare_disk() -> Result<Vec<String>> {
 pub fn command(args: &[String]) -> Result<()> {
     tools::ensure()?;
     if args.iter().any(|a| a == "--linux") {
-        return linux_wall_time(5);
+        return linux_wall_time(10);
     }
     let mut values = Vec::new();
     let mut image_size = 0;
