@@ -136,7 +136,8 @@ impl Stage2 {
         Ok(())
     }
 
-    /// Maps the largest block possible at `ipa`; returns its size.
+    /// Maps the largest blocks possible from `ipa`, as many as fit in the table it reaches
+    /// (one walk for a whole table of pages); returns the size mapped.
     fn map_one<F: Format>(
         &self,
         mem: &mut dyn TableMemory,
@@ -155,8 +156,15 @@ impl Stage2 {
             let blocks = self.mappings == Mappings::Blocks && F::block_allowed(level);
             let can_leaf = level == F::LEAF_LEVEL || blocks;
             if fits && can_leaf && !F::is_valid(desc) {
-                mem.write(table, index, F::leaf(level, HostPhys(pa), attrs));
-                return Ok(size);
+                let mut done = 0;
+                for i in index..ENTRIES {
+                    if remaining - done < size || F::is_valid(mem.read(table, i)) {
+                        break;
+                    }
+                    mem.write(table, i, F::leaf(level, HostPhys(pa + done), attrs));
+                    done += size;
+                }
+                return Ok(done);
             }
             if level == F::LEAF_LEVEL {
                 return Err(MapError::AlreadyMapped(GuestPhys(ipa)));
