@@ -42,6 +42,35 @@ pub unsafe fn zero(range: HostRange) {
     // for 256 MiB under QEMU, against 0.12 s to read it). On hardware the read pass costs
     // about what the writes do.
     let mut addr = start;
+    if block == 64 {
+        // The usual block size: one unrolled pass of four pairs per block.
+        while addr < start + size {
+            // SAFETY: forwarded contract: an aligned block of the stopped partition's memory,
+            // mapped as normal memory in the EL2 identity map.
+            unsafe {
+                core::arch::asm!(
+                    "ldp {t0}, {t1}, [{a}]",
+                    "ldp {t2}, {t3}, [{a}, #16]",
+                    "orr {t0}, {t0}, {t1}",
+                    "ldp {t1}, {t4}, [{a}, #32]",
+                    "orr {t2}, {t2}, {t3}",
+                    "ldp {t3}, {t5}, [{a}, #48]",
+                    "orr {t0}, {t0}, {t1}",
+                    "orr {t2}, {t2}, {t4}",
+                    "orr {t0}, {t0}, {t3}",
+                    "orr {t2}, {t2}, {t5}",
+                    "orr {t0}, {t0}, {t2}",
+                    "cbz {t0}, 2f",
+                    "dc zva, {a}",
+                    "2:",
+                    "add {a}, {a}, #64",
+                    a = inout(reg) addr, t0 = out(reg) _, t1 = out(reg) _, t2 = out(reg) _,
+                    t3 = out(reg) _, t4 = out(reg) _, t5 = out(reg) _, options(nostack)
+                )
+            };
+        }
+        return;
+    }
     while addr < start + size {
         // SAFETY: forwarded contract: these are aligned blocks of the stopped partition's
         // memory, mapped as normal memory in the EL2 identity map.
