@@ -264,9 +264,11 @@ impl System {
         self.running.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Marks partition `id`, loaded, running.
-    pub fn mark_running(&self, id: usize) {
-        self.partitions[id].status.store(Status::Running as u8, Ordering::Release);
+    /// Marks partition `id`, loaded, running; false if it was stopped while it loaded (one of
+    /// its CPUs could not be powered on), which it then stays.
+    pub fn mark_running(&self, id: usize) -> bool {
+        let (loading, running) = (Status::Loading as u8, Status::Running as u8);
+        self.partitions[id].status.compare_exchange(loading, running, Ordering::AcqRel, Ordering::Acquire).is_ok()
     }
 
     /// Marks partition `id` stopped; returns how many partitions are still running.

@@ -85,7 +85,10 @@ fn boot_partition(here: Here) {
         load_ms,
         c.on_fault.name()
     );
-    system.mark_running(here.id);
+    // After the line: a partition waiting on this one's boot order prints its own after it.
+    if !system.mark_running(here.id) {
+        return; // Stopped meanwhile (a CPU of it failed to power on), reported then.
+    }
     let dtb = c.guest_dtb_address().map_or(0, |a| a.as_u64());
     let _ = p.vcpus[0].request_start(c.entry.as_u64(), dtb);
 }
