@@ -41,10 +41,11 @@ fn sizes(elf: &std::path::Path) -> Result<String> {
     ))
 }
 
-/// One timed run: seconds from QEMU start to the marker, and the console lines seen until then.
+/// One timed run: seconds from QEMU start to the marker, and the console lines seen until then
+/// with the seconds at which each came.
 struct Timed {
     seconds: f64,
-    lines: Vec<String>,
+    lines: Vec<(f64, String)>,
 }
 
 /// Runs `command` until a line containing `marker` appears, then kills QEMU. Gives up after
@@ -61,7 +62,7 @@ fn time_to_marker(mut command: Command, marker: &str, limit: Duration) -> Result
         let mut lines = Vec::new();
         for line in BufReader::new(stdout).lines().map_while(std::result::Result::ok) {
             let done = line.contains(&wanted);
-            lines.push(line);
+            lines.push((start.elapsed().as_secs_f64(), line));
             if done {
                 let _ = tx.send(lines);
                 return;
@@ -92,10 +93,11 @@ fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len().max(1) as f64
 }
 
-/// The milliseconds Tantalum reports for loading partition `name` (`loaded in N ms`).
-fn load_ms(lines: &[String], name: &str) -> Option<f64> {
-    let line = lines.iter().find(|l| l.contains(&format!("partition '{name}': ")))?;
-    line.split("loaded in ").nth(1)?.split(' ').next()?.parse().ok()
+/// When partition `name` started (its `partition 'name': ...` line), and the milliseconds
+/// Tantalum reports it took to load (`loaded in N ms`).
+fn partition_start(lines: &[(f64, String)], name: &str) -> Option<(f64, f64)> {
+    let (at, line) = lines.iter().find(|(_, l)| l.contains(&format!("partition '{name}': ")))?;
+    Some((*at, line.split("loaded in ").nth(1)?.split(' ').next()?.parse().ok()?))
 }
 
 /// `cargo xtask bench --linux`: wall time from QEMU start to the Linux marker for the same
@@ -123,14 +125,18 @@ fn linux_wall_time(runs: usize) -> Result<()> {
         Ok(c)
     };
     let same_machine_extra = format!(" maxcpus={cpus} mem={mib}M");
-    let (mut hosted, mut same, mut small, mut loads) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut hosted, mut same, mut small) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut starts, mut loads) = (Vec::new(), Vec::new());
     for run in 1..=runs {
         let mut c = Command::new(&board.qemu_binary);
         c.args(["-M", &board.machine, "-cpu", &board.cpu, "-smp", &board.smp.to_string(), "-m", &board.memory]);
         c.args(["-display", "none", "-monitor", "none", "-serial", "stdio", "-kernel"]).arg(&built.image);
         c.args(crate::devices::qemu_args(&built.config, built.image.with_file_name("disk.img"))?);
         let h = time_to_marker(c, linux::MARKER, limit)?;
-        loads.extend(load_ms(&h.lines, "linux"));
+        if let Some((at, ms)) = partition_start(&h.lines, "linux") {
+            starts.push(at);
+            loads.push(ms);
+        }
         let b = time_to_marker(
             bare(&machine, board.smp.to_string(), board.memory.clone(), &same_machine_extra)?,
             linux::MARKER,
@@ -149,7 +155,8 @@ fn linux_wall_time(runs: usize) -> Result<()> {
     println!("linux_boot_to_marker_tantalum_s = {:.2} (median; mean {:.2})", median(&hosted), mean(&hosted));
     println!("linux_boot_to_marker_bare_same_machine_s = {:.2} (median; mean {:.2})", median(&same), mean(&same));
     println!("linux_boot_to_marker_bare_small_machine_s = {:.2} (median; mean {:.2})", median(&small), mean(&small));
-    println!("linux_partition_load_ms = {:.0} (mean: verify the images, zero and fill 256 MiB)", mean(&loads));
+    println!("linux_partition_load_ms = {:.0} (median: verify the images, clear and fill 256 MiB)", median(&loads));
+    println!("linux_partition_start_s = {:.2} (median: QEMU start to the partition's line)", median(&starts));
     println!(
         "linux_boot_overhead_percent = {:.0} (medians, vs bare on the same machine; {:.0} vs the small machine)",
         percent(median(&hosted), median(&same)),
