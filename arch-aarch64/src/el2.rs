@@ -4,18 +4,19 @@ use core::arch::asm;
 
 use aarch64_cpu::registers::*;
 use tantalum_aarch64::regs;
+use tantalum_core::stage2::Stage2;
 use tock_registers::interfaces::{Readable, Writeable};
 
 /// Prepares this CPU's EL2 controls to run one vCPU of the partition with `vmid` and stage-2
-/// root `root`, as vCPU number `vcpu_index`.
+/// tables `stage2`, as vCPU number `vcpu_index`.
 ///
 /// # Safety
-/// `root` must be a complete stage-2 table for this partition, kept alive while the partition
+/// `stage2` must be complete stage-2 tables for this partition, kept alive while the partition
 /// runs; no guest may be running on this CPU.
-pub unsafe fn configure_vcpu(vmid: u8, root: u64, vcpu_index: u64) {
+pub unsafe fn configure_vcpu(vmid: u8, stage2: &Stage2, vcpu_index: u64) {
     let pmu_counters = (pmcr_el0() >> 11) & 0x1f;
-    VTCR_EL2.set(regs::vtcr_el2());
-    VTTBR_EL2.set(regs::vttbr_el2(vmid, root));
+    VTCR_EL2.set(regs::vtcr_el2(stage2.geometry));
+    VTTBR_EL2.set(regs::vttbr_el2(vmid, stage2.root.as_u64()));
     HCR_EL2.set(regs::hcr_el2());
     MDCR_EL2.set(regs::mdcr_el2(pmu_counters));
     CNTHCTL_EL2.set(regs::cnthctl_el2());

@@ -4,7 +4,7 @@
 use alloc::alloc::{alloc_zeroed, Layout};
 
 use tantalum_core::addr::{HostPhys, HostRange, PAGE_SIZE};
-use tantalum_core::stage2::{TableMemory, ENTRIES};
+use tantalum_core::stage2::{TableMemory, ENTRIES, MAX_ROOT_TABLES};
 
 /// Host-physical memory the EL2 identity map covers as normal memory (1 GiB to 4 GiB).
 pub const MAPPED_RAM: HostRange = HostRange::new(HostPhys(1 << 30), 3 << 30);
@@ -123,21 +123,23 @@ pub unsafe fn copy_from(src: HostPhys, buf: &mut [u8]) {
 pub struct HeapTables;
 
 impl TableMemory for HeapTables {
-    fn alloc_table(&mut self) -> Option<HostPhys> {
-        let layout = Layout::from_size_align(PAGE_SIZE as usize, PAGE_SIZE as usize).ok()?;
+    fn alloc_tables(&mut self, count: usize) -> Option<HostPhys> {
+        let bytes = count.clamp(1, MAX_ROOT_TABLES) * PAGE_SIZE as usize;
+        let layout = Layout::from_size_align(bytes, bytes).ok()?;
         // SAFETY: the layout has a non-zero size.
         let ptr = unsafe { alloc_zeroed(layout) };
         (!ptr.is_null()).then_some(HostPhys(ptr as u64))
     }
 
     fn read(&self, table: HostPhys, index: usize) -> u64 {
-        assert!(index < ENTRIES);
-        // SAFETY: `table` came from `alloc_table` (a live, 4 KiB table) and index is in bounds.
+        assert!(index < ENTRIES * MAX_ROOT_TABLES);
+        // SAFETY: `table` came from `alloc_tables` (live tables) and `core::stage2` indexes past
+        // one table only in a concatenated root, which is that many tables long.
         unsafe { core::ptr::read_volatile((table.as_u64() as *const u64).add(index)) }
     }
 
     fn write(&mut self, table: HostPhys, index: usize, desc: u64) {
-        assert!(index < ENTRIES);
+        assert!(index < ENTRIES * MAX_ROOT_TABLES);
         // SAFETY: as in `read`.
         unsafe { core::ptr::write_volatile((table.as_u64() as *mut u64).add(index), desc) }
     }

@@ -2,12 +2,8 @@
 //! binary writes them, the host tests check them.
 
 use aarch64_cpu::registers::{HCR_EL2, MDCR_EL2, VTCR_EL2};
+use tantalum_core::stage2::Geometry;
 use tock_registers::fields::FieldValue;
-
-/// Guest-physical address bits: 39 (512 GiB), walked from level 1.
-pub const IPA_BITS: u64 = 39;
-/// First stage-2 level for a 39-bit IPA space with a 4 KiB granule.
-pub const STAGE2_START_LEVEL: usize = 1;
 
 /// HCR_EL2 for a partition's vCPU: stage 2 on, EL1 is AArch64, SMC and implementation-defined
 /// or cache-by-set/way operations trapped, interrupts routed to EL2 (guests see the virtual CPU
@@ -31,12 +27,17 @@ pub fn hcr_el2() -> u64 {
     fields.value
 }
 
-/// VTCR_EL2: 4 KiB granule, [`IPA_BITS`]-bit IPA from level 1, 40-bit output, write-back
-/// inner-shareable table walks.
-pub fn vtcr_el2() -> u64 {
+/// VTCR_EL2 for a partition's stage 2: 4 KiB granule, `geometry`'s IPA size and start level
+/// (level 2 with concatenated tables, or level 1), 40-bit output, write-back inner-shareable
+/// table walks.
+pub fn vtcr_el2(geometry: Geometry) -> u64 {
+    let start = match geometry.start_level {
+        2 => VTCR_EL2::SL0::Granule4KBLevel2,
+        _ => VTCR_EL2::SL0::Granule4KBLevel1,
+    };
     let fields: FieldValue<u64, VTCR_EL2::Register> = VTCR_EL2::RES1::SET
-        + VTCR_EL2::T0SZ.val(64 - IPA_BITS)
-        + VTCR_EL2::SL0::Granule4KBLevel1
+        + VTCR_EL2::T0SZ.val(64 - u64::from(geometry.ipa_bits))
+        + start
         + VTCR_EL2::IRGN0::NormalWBRAWA
         + VTCR_EL2::ORGN0::NormalWBRAWA
         + VTCR_EL2::SH0::Inner
@@ -101,12 +102,20 @@ mod tests {
     }
 
     #[test]
-    fn vtcr_for_39_bit_ipa() {
-        let v = vtcr_el2();
+    fn vtcr_for_39_bit_ipa_from_level_1() {
+        let v = vtcr_el2(Geometry { start_level: 1, root_tables: 1, ipa_bits: 39 });
         assert_eq!(v & 0x3f, 25);
         assert_eq!((v >> 6) & 3, 1);
         assert_eq!((v >> 16) & 7, 0b010);
         assert_ne!(v & (1 << 31), 0);
+    }
+
+    #[test]
+    fn vtcr_for_31_bit_ipa_from_level_2() {
+        // QEMU virt partitions: two concatenated level-2 tables.
+        let v = vtcr_el2(Geometry::covering(0x5800_0000).unwrap());
+        assert_eq!(v & 0x3f, 33);
+        assert_eq!((v >> 6) & 3, 0);
     }
 
     #[test]

@@ -6,14 +6,13 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize
 
 use spin::{Mutex, Once};
 use tantalum_aarch64::descriptors::Stage2Format;
-use tantalum_aarch64::regs::STAGE2_START_LEVEL;
 use tantalum_core::addr::{align_up, GuestPhys, HostPhys, PAGE_SIZE};
 use tantalum_core::channel::layout::{channel_layout, LayoutError};
 use tantalum_core::config::VIRTUAL_UART_SPI;
 use tantalum_core::config::{Interrupt, PartitionConfig, SystemConfig, MAX_CPUS};
 use tantalum_core::console::LineBuffer;
 use tantalum_core::partition::PartitionState;
-use tantalum_core::stage2::{MapAttrs, MapError, Stage2};
+use tantalum_core::stage2::{Geometry, MapAttrs, MapError, Stage2};
 use tantalum_core::vgic::VirtualGic;
 use tantalum_core::vplatform;
 use tantalum_core::vuart::VirtualUart;
@@ -297,31 +296,38 @@ const DEVICE: MapAttrs = MapAttrs { read: true, write: true, execute: false, dev
 /// rules keep other partitions' devices out of those pages) and its channels, each page with
 /// the access the channel layout gives this endpoint.
 fn build_stage2(config: &SystemConfig, p: &PartitionConfig) -> Result<Stage2, LoadError> {
-    let mut tables = HeapTables;
-    let s2 = Stage2::new(&mut tables, STAGE2_START_LEVEL, config.board.stage2_mappings).map_err(LoadError::Stage2)?;
-    let mut map = |ipa: u64, pa: u64, size: u64, attrs: MapAttrs| {
-        s2.map::<Stage2Format>(&mut tables, GuestPhys(ipa), HostPhys(pa), size, attrs)
-            .map_err(LoadError::Stage2)
-    };
+    let mut mappings: Vec<(u64, u64, u64, MapAttrs)> = Vec::new();
     for r in &p.memory {
-        map(r.guest.as_u64(), r.host.as_u64(), r.size, MapAttrs::RAM)?;
+        mappings.push((r.guest.as_u64(), r.host.as_u64(), r.size, MapAttrs::RAM));
     }
     for d in &p.devices {
         for r in &d.mmio {
             let start = r.start.as_u64() & !(PAGE_SIZE - 1);
             let end = align_up(r.end(), PAGE_SIZE).unwrap_or(u64::MAX);
-            map(start, start, end - start, DEVICE)?;
+            mappings.push((start, start, end - start, DEVICE));
         }
     }
-    for c in config.channels_of(p.id) {
+    let channels = config.channels_of(p.id);
+    for c in &channels {
         let endpoint = c.endpoints.iter().position(|&e| e == p.id).unwrap_or(0);
         let writer = c.writer.and_then(|w| c.endpoints.iter().position(|&e| e == w));
         let layout = channel_layout(c.memory.size, writer).map_err(LoadError::Channel)?;
         let ipa = c.guest_address(p.id).unwrap_or(GuestPhys(c.memory.start.as_u64())).as_u64();
         for (offset, len, writable) in layout.permissions(endpoint) {
             let attrs = MapAttrs { read: true, write: writable, execute: false, device: false };
-            map(ipa + offset, c.memory.start.as_u64() + offset, len, attrs)?;
+            mappings.push((ipa + offset, c.memory.start.as_u64() + offset, len, attrs));
         }
+    }
+    // The shortest walk that reaches every mapping and every emulated frame.
+    let end = mappings
+        .iter()
+        .map(|&(ipa, _, size, _)| ipa.saturating_add(size))
+        .fold(vplatform::emulated_end(&config.board, p.cpus.len(), channels.len()), u64::max);
+    let geometry = Geometry::covering(end).ok_or(LoadError::Stage2(MapError::OutOfRange))?;
+    let mut tables = HeapTables;
+    let s2 = Stage2::new(&mut tables, geometry, config.board.stage2_mappings).map_err(LoadError::Stage2)?;
+    for (ipa, pa, size, attrs) in mappings {
+        s2.map::<Stage2Format>(&mut tables, GuestPhys(ipa), HostPhys(pa), size, attrs).map_err(LoadError::Stage2)?;
     }
     Ok(s2)
 }

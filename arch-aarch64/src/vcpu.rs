@@ -138,7 +138,7 @@ fn enter(here: Here, entry: u64, context: u64) -> ! {
     ENTERED_GENERATION[here.cpu].store(p.generation.load(Ordering::Acquire), Ordering::Release);
     // SAFETY: the stage-2 root was built for this partition by System::new and lives as long as
     // the system; no guest runs on this CPU while we configure it.
-    unsafe { el2::configure_vcpu(p.vmid, p.stage2.root.as_u64(), here.vcpu as u64) };
+    unsafe { el2::configure_vcpu(p.vmid, &p.stage2, here.vcpu as u64) };
     el2::reset_el1_state();
     gic::reset_virtual_interface();
     p.irq_hints[here.vcpu].store(true, Ordering::Release);

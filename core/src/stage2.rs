@@ -40,10 +40,44 @@ pub trait Format {
 
 /// Where page tables live.
 pub trait TableMemory {
-    /// A zeroed, 4 KiB-aligned table; `None` when out of memory.
-    fn alloc_table(&mut self) -> Option<HostPhys>;
+    /// `count` zeroed, contiguous tables aligned to their total size (a concatenated root, at
+    /// most [`MAX_ROOT_TABLES`]); `None` when out of memory.
+    fn alloc_tables(&mut self, count: usize) -> Option<HostPhys>;
+    /// One zeroed, 4 KiB-aligned table.
+    fn alloc_table(&mut self) -> Option<HostPhys> {
+        self.alloc_tables(1)
+    }
+    /// Entry `index` of the table at `table` (past [`ENTRIES`] only in a concatenated root).
     fn read(&self, table: HostPhys, index: usize) -> u64;
     fn write(&mut self, table: HostPhys, index: usize, desc: u64);
+}
+
+/// Most tables the architecture concatenates at the first level of a stage-2 walk.
+pub const MAX_ROOT_TABLES: usize = 16;
+
+/// Where stage-2 walks start (4 KiB granule): the level, and how many tables are concatenated
+/// there. Starting a level lower saves one memory access per step of every nested walk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    pub start_level: usize,
+    /// Tables concatenated at the start level: 1, 2, 4, 8 or 16.
+    pub root_tables: usize,
+    /// Bits of guest-physical address translated (VTCR_EL2.T0SZ = 64 - this).
+    pub ipa_bits: u32,
+}
+
+impl Geometry {
+    /// The shortest walk that translates every guest-physical address below `end`: from
+    /// level 2 with up to 16 tables concatenated (up to 16 GiB), else from level 1 (512 GiB,
+    /// [`crate::config::IPA_LIMIT`]); `None` beyond that.
+    pub fn covering(end: u64) -> Option<Geometry> {
+        let bits = (u64::BITS - end.saturating_sub(1).leading_zeros()).max(30);
+        match bits {
+            30..=34 => Some(Geometry { start_level: 2, root_tables: 1 << (bits - 30), ipa_bits: bits }),
+            35..=39 => Some(Geometry { start_level: 1, root_tables: 1, ipa_bits: 39 }),
+            _ => None,
+        }
+    }
 }
 
 /// Why a mapping could not be made.
@@ -60,10 +94,6 @@ pub enum MapError {
 /// Bytes covered by one entry at `level` (level 3 = 4 KiB).
 pub const fn entry_size(level: usize) -> u64 {
     PAGE_SIZE << (9 * (3 - level))
-}
-
-const fn index_at(level: usize, ipa: u64) -> usize {
-    ((ipa / entry_size(level)) % ENTRIES as u64) as usize
 }
 
 /// Which leaves a mapping may use.
@@ -90,24 +120,38 @@ impl Mappings {
     }
 }
 
-/// Second-stage tables rooted at one table, walked from `start_level`.
+/// Second-stage tables rooted at `root`, walked as `geometry` says.
 #[derive(Clone, Copy, Debug)]
 pub struct Stage2 {
     pub root: HostPhys,
-    pub start_level: usize,
+    pub geometry: Geometry,
     pub mappings: Mappings,
 }
 
 impl Stage2 {
-    /// Allocates an empty root table; later mappings use `mappings`' leaves.
-    pub fn new(mem: &mut dyn TableMemory, start_level: usize, mappings: Mappings) -> Result<Self, MapError> {
-        let root = mem.alloc_table().ok_or(MapError::OutOfMemory)?;
-        Ok(Self { root, start_level, mappings })
+    /// Allocates an empty root; later mappings use `mappings`' leaves.
+    pub fn new(mem: &mut dyn TableMemory, geometry: Geometry, mappings: Mappings) -> Result<Self, MapError> {
+        let root = mem.alloc_tables(geometry.root_tables).ok_or(MapError::OutOfMemory)?;
+        Ok(Self { root, geometry, mappings })
     }
 
     /// Bytes of guest-physical space the tables cover.
     pub const fn span(&self) -> u64 {
-        entry_size(self.start_level) * ENTRIES as u64
+        entry_size(self.geometry.start_level) * self.entries(self.geometry.start_level) as u64
+    }
+
+    /// Entries of a table at `level` (the root may be several tables).
+    const fn entries(&self, level: usize) -> usize {
+        if level == self.geometry.start_level {
+            ENTRIES * self.geometry.root_tables
+        } else {
+            ENTRIES
+        }
+    }
+
+    /// Index of `ipa`'s entry in its table at `level`.
+    const fn index(&self, level: usize, ipa: u64) -> usize {
+        ((ipa / entry_size(level)) % self.entries(level) as u64) as usize
     }
 
     /// Maps `[ipa, ipa + size)` to `[pa, pa + size)`, using the largest blocks that alignment
@@ -147,17 +191,17 @@ impl Stage2 {
         attrs: MapAttrs,
     ) -> Result<u64, MapError> {
         let mut table = self.root;
-        let mut level = self.start_level;
+        let mut level = self.geometry.start_level;
         loop {
             let size = entry_size(level);
-            let index = index_at(level, ipa);
+            let index = self.index(level, ipa);
             let desc = mem.read(table, index);
             let fits = ipa.is_multiple_of(size) && pa.is_multiple_of(size) && remaining >= size;
             let blocks = self.mappings == Mappings::Blocks && F::block_allowed(level);
             let can_leaf = level == F::LEAF_LEVEL || blocks;
             if fits && can_leaf && !F::is_valid(desc) {
                 let mut done = 0;
-                for i in index..ENTRIES {
+                for i in index..self.entries(level) {
                     if remaining - done < size || F::is_valid(mem.read(table, i)) {
                         break;
                     }
@@ -185,9 +229,9 @@ impl Stage2 {
     /// Walks the tables: the host-physical address `ipa` maps to, if any.
     pub fn translate<F: Format>(&self, mem: &dyn TableMemory, ipa: GuestPhys) -> Option<(HostPhys, u64)> {
         let mut table = self.root;
-        let mut level = self.start_level;
+        let mut level = self.geometry.start_level;
         loop {
-            let desc = mem.read(table, index_at(level, ipa.0));
+            let desc = mem.read(table, self.index(level, ipa.0));
             if !F::is_valid(desc) {
                 return None;
             }
@@ -243,19 +287,23 @@ pub(crate) mod tests {
         pub limit: Option<usize>,
     }
     impl TableMemory for FakeMemory {
-        fn alloc_table(&mut self) -> Option<HostPhys> {
-            if self.limit.is_some_and(|l| self.tables.len() >= l) {
+        fn alloc_tables(&mut self, count: usize) -> Option<HostPhys> {
+            if self.limit.is_some_and(|l| self.tables.len() + count > l) {
                 return None;
             }
-            let addr = 0x1000_0000 + self.tables.len() as u64 * PAGE_SIZE;
-            self.tables.insert(addr, [0; ENTRIES]);
+            let next = self.tables.keys().next_back().map_or(0x1000_0000, |&a| a + PAGE_SIZE);
+            let addr = next.next_multiple_of(count as u64 * PAGE_SIZE);
+            for i in 0..count as u64 {
+                self.tables.insert(addr + i * PAGE_SIZE, [0; ENTRIES]);
+            }
             Some(HostPhys(addr))
         }
         fn read(&self, table: HostPhys, index: usize) -> u64 {
-            self.tables[&table.0][index]
+            self.tables[&(table.0 + (index / ENTRIES) as u64 * PAGE_SIZE)][index % ENTRIES]
         }
         fn write(&mut self, table: HostPhys, index: usize, desc: u64) {
-            self.tables.get_mut(&table.0).unwrap()[index] = desc;
+            let at = table.0 + (index / ENTRIES) as u64 * PAGE_SIZE;
+            self.tables.get_mut(&at).unwrap()[index % ENTRIES] = desc;
         }
     }
     impl FakeMemory {
@@ -266,11 +314,46 @@ pub(crate) mod tests {
 
     const G: u64 = 1 << 30;
     const M2: u64 = 2 << 20;
+    /// A 39-bit walk from level 1 (one root table).
+    const LEVEL1: Geometry = Geometry { start_level: 1, root_tables: 1, ipa_bits: 39 };
+
+    #[test]
+    fn geometry_is_the_shortest_walk_that_covers() {
+        let at = |end| Geometry::covering(end).map(|g| (g.start_level, g.root_tables, g.ipa_bits));
+        assert_eq!(at(0), Some((2, 1, 30)));
+        assert_eq!(at(G), Some((2, 1, 30)));
+        assert_eq!(at(G + 1), Some((2, 2, 31)));
+        assert_eq!(at(0x5800_0000), Some((2, 2, 31))); // QEMU virt: RAM at 1 GiB
+        assert_eq!(at(16 * G), Some((2, 16, 34)));
+        assert_eq!(at(16 * G + 0x1000), Some((1, 1, 39)));
+        assert_eq!(at(512 * G), Some((1, 1, 39)));
+        assert_eq!(at(512 * G + 1), None);
+    }
+
+    #[test]
+    fn a_concatenated_root_maps_across_its_tables() {
+        let mut mem = FakeMemory::default();
+        let geometry = Geometry::covering(4 * G).unwrap();
+        let s2 = Stage2::new(&mut mem, geometry, Mappings::Pages).unwrap();
+        assert_eq!((geometry.start_level, geometry.root_tables, s2.span()), (2, 4, 4 * G));
+        assert!(s2.root.0.is_multiple_of(4 * PAGE_SIZE), "aligned to the concatenation");
+        // 4 MiB straddling the first and second root tables (1 GiB each).
+        let (ipa, pa) = (G - M2, 0x9000_0000);
+        s2.map::<TestFormat>(&mut mem, GuestPhys(ipa), HostPhys(pa), 2 * M2, MapAttrs::RAM).unwrap();
+        for off in [0, M2 - 0x1000, M2, 2 * M2 - 0x1000] {
+            assert_eq!(s2.translate::<TestFormat>(&mem, GuestPhys(ipa + off)).unwrap().0, HostPhys(pa + off));
+        }
+        assert_eq!(mem.read(s2.root, 511) & 0b11, 0b11, "last entry of the first root table");
+        assert_eq!(mem.read(s2.root, 512) & 0b11, 0b11, "first entry of the second");
+        assert_eq!(s2.translate::<TestFormat>(&mem, GuestPhys(ipa + 2 * M2)), None);
+        let beyond = s2.map::<TestFormat>(&mut mem, GuestPhys(4 * G), HostPhys(0), 0x1000, MapAttrs::RAM);
+        assert_eq!(beyond, Err(MapError::OutOfRange));
+    }
 
     #[test]
     fn uses_blocks_where_aligned() {
         let mut mem = FakeMemory::default();
-        let s2 = Stage2::new(&mut mem, 1, Mappings::Blocks).unwrap();
+        let s2 = Stage2::new(&mut mem, LEVEL1, Mappings::Blocks).unwrap();
         // 1 GiB aligned on both sides: a single level-1 block, no extra table.
         s2.map::<TestFormat>(&mut mem, GuestPhys(G), HostPhys(2 * G), G, MapAttrs::RAM).unwrap();
         assert_eq!(mem.table_count(), 1);
@@ -289,7 +372,7 @@ pub(crate) mod tests {
     #[test]
     fn page_mappings_never_use_blocks() {
         let mut mem = FakeMemory::default();
-        let s2 = Stage2::new(&mut mem, 1, Mappings::Pages).unwrap();
+        let s2 = Stage2::new(&mut mem, LEVEL1, Mappings::Pages).unwrap();
         // 1 GiB aligned on both sides, yet pages: root, one L2, 512 L3 tables.
         s2.map::<TestFormat>(&mut mem, GuestPhys(G), HostPhys(2 * G), G, MapAttrs::RAM).unwrap();
         assert_eq!(mem.table_count(), 1 + 1 + 512);
@@ -303,7 +386,7 @@ pub(crate) mod tests {
     #[test]
     fn falls_back_to_pages_when_only_one_side_is_aligned() {
         let mut mem = FakeMemory::default();
-        let s2 = Stage2::new(&mut mem, 1, Mappings::Blocks).unwrap();
+        let s2 = Stage2::new(&mut mem, LEVEL1, Mappings::Blocks).unwrap();
         // IPA 2 MiB aligned, PA only 4 KiB aligned: pages.
         s2.map::<TestFormat>(
             &mut mem,
@@ -325,7 +408,7 @@ pub(crate) mod tests {
     #[test]
     fn refuses_overlap_misalignment_and_overflow() {
         let mut mem = FakeMemory::default();
-        let s2 = Stage2::new(&mut mem, 1, Mappings::Blocks).unwrap();
+        let s2 = Stage2::new(&mut mem, LEVEL1, Mappings::Blocks).unwrap();
         let map = |mem: &mut FakeMemory, ipa, pa, size| {
             s2.map::<TestFormat>(mem, GuestPhys(ipa), HostPhys(pa), size, MapAttrs::RAM)
         };

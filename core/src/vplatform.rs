@@ -54,6 +54,18 @@ pub fn gic_frame(board: &Board, vcpus: usize, addr: GuestPhys) -> Option<(Frame,
     (vcpu < vcpus).then_some((Frame::Redistributor(vcpu), offset % GICR_STRIDE))
 }
 
+/// The end of the highest guest-physical range the hypervisor emulates for a partition with
+/// `vcpus` vCPUs and `channels` channels (virtual GIC, virtual UART, doorbell pages): its
+/// stage-2 address space must reach that far, so that accesses there fault to the hypervisor.
+pub fn emulated_end(board: &Board, vcpus: usize, channels: usize) -> u64 {
+    let gic = board.gic.as_ref().map_or(0, |g| {
+        let redistributors = g.redistributors.start.as_u64() + vcpus as u64 * GICR_STRIDE;
+        redistributors.max(g.distributor.start.as_u64() + GICD_SIZE)
+    });
+    let uart = crate::config::VIRTUAL_UART_BASE + crate::config::VIRTUAL_UART_SIZE;
+    gic.max(uart).max(doorbell_page(channels))
+}
+
 /// The INTID of partition `id`'s doorbell for its local channel `local`.
 pub const fn doorbell_intid(local: usize) -> u32 {
     doorbell_spi(local) + 32
@@ -67,9 +79,8 @@ mod tests {
     use crate::addr::{HostPhys, HostRange};
     use crate::config::Gic;
 
-    #[test]
-    fn gic_frames() {
-        let board = Board {
+    fn qemu_virt_gic() -> Board {
+        Board {
             gic: Some(Gic {
                 path: String::from("/gic"),
                 phandle: None,
@@ -77,7 +88,22 @@ mod tests {
                 redistributors: HostRange::new(HostPhys(0x80a_0000), 0xf6_0000),
             }),
             ..Board::default()
-        };
+        }
+    }
+
+    #[test]
+    fn emulated_ranges_end_at_the_highest_frame() {
+        // QEMU virt: the doorbell window (0x0b000000) lies above the GIC and the UART.
+        assert_eq!(emulated_end(&qemu_virt_gic(), 2, 0), DOORBELL_WINDOW);
+        assert_eq!(emulated_end(&qemu_virt_gic(), 2, 3), DOORBELL_WINDOW + 3 * DOORBELL_PAGE);
+        let mut high = qemu_virt_gic();
+        high.gic.as_mut().unwrap().redistributors = HostRange::new(HostPhys(0x1_0000_0000), 0x10_0000);
+        assert_eq!(emulated_end(&high, 4, 1), 0x1_0000_0000 + 4 * GICR_STRIDE);
+    }
+
+    #[test]
+    fn gic_frames() {
+        let board = qemu_virt_gic();
         assert_eq!(gic_frame(&board, 2, GuestPhys(0x800_0004)), Some((Frame::Distributor, 4)));
         assert_eq!(gic_frame(&board, 2, GuestPhys(0x80c_0008)), Some((Frame::Redistributor(1), 8)));
         assert_eq!(gic_frame(&board, 2, GuestPhys(0x80e_0000)), None, "only the partition's vCPUs");
