@@ -16,7 +16,7 @@ use crate::memory::{self, MAPPED_RAM};
 use crate::system::{LoadError, System};
 use crate::{el2, sha256};
 
-/// Zeroing is shared out in chunks of this size.
+/// Loading is shared out in chunks of this size.
 const CHUNK: u64 = 2 << 20;
 
 /// How far a load of one partition has got; its CPUs share it.
