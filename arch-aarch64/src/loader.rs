@@ -66,7 +66,10 @@ impl System {
     fn blob_bytes(&self, blob: &Blob, what: &'static str) -> Result<&'static [u8], LoadError> {
         let start = usize::try_from(blob.offset).map_err(|_| LoadError::OutOfBounds { what })?;
         let size = usize::try_from(blob.size).map_err(|_| LoadError::OutOfBounds { what })?;
-        start.checked_add(size).and_then(|end| self.payload.get(start..end)).ok_or(LoadError::OutOfBounds { what })
+        start
+            .checked_add(size)
+            .and_then(|end| self.payload.get(start..end))
+            .ok_or(LoadError::OutOfBounds { what })
     }
 
     /// Checks that partition `id`'s blobs lie in the payload and fit its memory, and where they
@@ -86,8 +89,14 @@ impl System {
             return Err(LoadError::TooBig { needed, room: p.memory[0].size });
         }
         let mut blobs = heapless::Vec::new();
-        let _ = blobs.push(Placed { what: "image", bytes: image, sha256: image_blob.sha256, to: p.memory[0].host });
-        let placements = [("initrd", &p.initrd, p.initrd_address()), ("guest DTB", &p.guest_dtb, p.guest_dtb_address())];
+        let _ = blobs.push(Placed {
+            what: "image",
+            bytes: image,
+            sha256: image_blob.sha256,
+            to: p.memory[0].host,
+        });
+        let placements =
+            [("initrd", &p.initrd, p.initrd_address()), ("guest DTB", &p.guest_dtb, p.guest_dtb_address())];
         for (what, blob, ipa) in placements {
             if let (Some(blob), Some(ipa)) = (blob, ipa) {
                 let bytes = self.blob_bytes(blob, what)?;

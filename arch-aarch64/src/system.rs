@@ -267,7 +267,10 @@ impl System {
     /// its CPUs could not be powered on), which it then stays.
     pub fn mark_running(&self, id: usize) -> bool {
         let (loading, running) = (Status::Loading as u8, Status::Running as u8);
-        self.partitions[id].status.compare_exchange(loading, running, Ordering::AcqRel, Ordering::Acquire).is_ok()
+        self.partitions[id]
+            .status
+            .compare_exchange(loading, running, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
     }
 
     /// Marks partition `id` stopped; returns how many partitions are still running.
@@ -327,7 +330,8 @@ fn build_stage2(config: &SystemConfig, p: &PartitionConfig) -> Result<Stage2, Lo
     let mut tables = HeapTables;
     let s2 = Stage2::new(&mut tables, geometry, config.board.stage2_mappings).map_err(LoadError::Stage2)?;
     for (ipa, pa, size, attrs) in mappings {
-        s2.map::<Stage2Format>(&mut tables, GuestPhys(ipa), HostPhys(pa), size, attrs).map_err(LoadError::Stage2)?;
+        s2.map::<Stage2Format>(&mut tables, GuestPhys(ipa), HostPhys(pa), size, attrs)
+            .map_err(LoadError::Stage2)?;
     }
     Ok(s2)
 }

@@ -129,7 +129,16 @@ fn linux_wall_time(runs: usize) -> Result<()> {
     let (mut starts, mut loads) = (Vec::new(), Vec::new());
     for run in 1..=runs {
         let mut c = Command::new(&board.qemu_binary);
-        c.args(["-M", &board.machine, "-cpu", &board.cpu, "-smp", &board.smp.to_string(), "-m", &board.memory]);
+        c.args([
+            "-M",
+            &board.machine,
+            "-cpu",
+            &board.cpu,
+            "-smp",
+            &board.smp.to_string(),
+            "-m",
+            &board.memory,
+        ]);
         c.args(["-display", "none", "-monitor", "none", "-serial", "stdio", "-kernel"]).arg(&built.image);
         c.args(crate::devices::qemu_args(&built.config, built.image.with_file_name("disk.img"))?);
         let h = time_to_marker(c, linux::MARKER, limit)?;
@@ -142,7 +151,8 @@ fn linux_wall_time(runs: usize) -> Result<()> {
             linux::MARKER,
             limit,
         )?;
-        let s = time_to_marker(bare(&machine, cpus.to_string(), format!("{mib}M"), "")?, linux::MARKER, limit)?;
+        let s =
+            time_to_marker(bare(&machine, cpus.to_string(), format!("{mib}M"), "")?, linux::MARKER, limit)?;
         println!(
             "run {run}: Tantalum {:.2} s, bare on the same machine {:.2} s, bare on a {cpus}-CPU {mib} MiB machine {:.2} s",
             h.seconds, b.seconds, s.seconds
@@ -153,9 +163,20 @@ fn linux_wall_time(runs: usize) -> Result<()> {
     }
     let percent = |x: f64, base: f64| (x / base - 1.0) * 100.0;
     println!("linux_boot_to_marker_tantalum_s = {:.2} (median; mean {:.2})", median(&hosted), mean(&hosted));
-    println!("linux_boot_to_marker_bare_same_machine_s = {:.2} (median; mean {:.2})", median(&same), mean(&same));
-    println!("linux_boot_to_marker_bare_small_machine_s = {:.2} (median; mean {:.2})", median(&small), mean(&small));
-    println!("linux_partition_load_ms = {:.0} (median: verify the images, clear and fill 256 MiB)", median(&loads));
+    println!(
+        "linux_boot_to_marker_bare_same_machine_s = {:.2} (median; mean {:.2})",
+        median(&same),
+        mean(&same)
+    );
+    println!(
+        "linux_boot_to_marker_bare_small_machine_s = {:.2} (median; mean {:.2})",
+        median(&small),
+        mean(&small)
+    );
+    println!(
+        "linux_partition_load_ms = {:.0} (median: verify the images, clear and fill 256 MiB)",
+        median(&loads)
+    );
     println!("linux_partition_start_s = {:.2} (median: QEMU start to the partition's line)", median(&starts));
     println!(
         "linux_boot_overhead_percent = {:.0} (medians, vs bare on the same machine; {:.0} vs the small machine)",
