@@ -201,8 +201,9 @@ impl System {
         SYSTEM.call_once(|| self)
     }
 
-    /// Builds the run-time state of every partition: stage-2 tables; images are loaded by
-    /// [`System::load`]. Partitions whose tables cannot be built are reported and left stopped.
+    /// Builds the run-time state of every partition, stage-2 tables included (the partitions'
+    /// own CPUs load their memory later: `loader`). Fails with the first partition whose tables
+    /// cannot be built.
     pub fn new(config: SystemConfig, payload: &'static [u8]) -> Result<System, (usize, LoadError)> {
         let mut partitions = Vec::with_capacity(config.partitions.len());
         for (i, p) in config.partitions.iter().enumerate() {
