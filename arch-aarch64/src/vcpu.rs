@@ -152,8 +152,19 @@ fn enter(here: Here, entry: u64, context: u64) -> ! {
     unsafe { boot::enter(&frame, top) }
 }
 
+/// Ends the physical interrupts this CPU acknowledged for its vCPU that are still pending in
+/// the virtual GIC (not yet in a list register, so no guest EOI will end them): a vCPU leaving
+/// the guest would otherwise leave them active for good, and a restarted partition would never
+/// see its timer or its device again. SPIs are taken on vCPU 0's CPU.
+fn release_hardware_interrupts(p: &Partition, here: Here) {
+    for intid in p.vgic.lock().take_hw_pending(here.vcpu, here.vcpu == 0) {
+        gic::deactivate(intid);
+    }
+}
+
 /// Leaves the guest on this CPU for good: its vCPU is off; the CPU waits to be started again.
 fn leave(here: Here) -> ! {
+    release_hardware_interrupts(&system::get().partitions[here.id], here);
     gic::reset_virtual_interface();
     el2::reset_el1_state();
     system::get().partitions[here.id].vcpus[here.vcpu].set_off();
@@ -199,6 +210,7 @@ fn restart(here: Here) -> ! {
     while p.vcpus.iter().any(|v| v.power() == Power::On) && el2::counter().0 - start < freq {
         core::hint::spin_loop();
     }
+    release_hardware_interrupts(p, here);
     gic::reset_virtual_interface();
     el2::reset_el1_state();
     p.state.lock().restarts += 1;

@@ -185,6 +185,28 @@ impl VirtualGic {
         }
     }
 
+    /// Withdraws the hardware-linked interrupts still pending (acknowledged, not yet in a list
+    /// register) for `vcpu`: its private ones, and the SPIs too when `spis`. Their physical
+    /// interrupts are active, and nothing else would end them: the caller deactivates them on
+    /// the CPU that acknowledged them. For a vCPU leaving the guest (stop, restart).
+    pub fn take_hw_pending(&mut self, vcpu: usize, spis: bool) -> Vec<u32> {
+        let mut taken = Vec::new();
+        let mut take = |irq: &mut IrqState, intid: u32| {
+            if irq.hw && irq.pending {
+                (irq.hw, irq.pending) = (false, false);
+                taken.push(intid);
+            }
+        };
+        if let Some(r) = self.redists.get_mut(vcpu) {
+            r.local.iter_mut().zip(0..).for_each(|(irq, intid)| take(irq, intid));
+        }
+        if spis {
+            self.spis.iter_mut().zip(SPI_BASE..).for_each(|(irq, intid)| take(irq, intid));
+        }
+        self.recompute_pending();
+        taken
+    }
+
     /// Follows a level-triggered line (the virtual UART's): high makes the interrupt pending,
     /// low withdraws it if it was not delivered yet. Returns whether it is pending now.
     pub fn set_level(&mut self, vcpu: usize, intid: u32, high: bool) -> bool {

@@ -146,3 +146,25 @@ fn hardware_linked_interrupts_need_the_guest_to_enable_them() {
     gic.set_pending(0, 27);
     assert!(!gic.take_deliverable(0).unwrap().hw);
 }
+
+#[test]
+fn hardware_linked_interrupts_not_yet_delivered_are_handed_back() {
+    const DISK: u32 = 47;
+    let mut gic = VirtualGic::new(2, &[DISK]);
+    write(&mut gic, D, 0, u64::from(CTLR_ENABLE_GRP1));
+    write(&mut gic, D, 0x100 + 4, 1 << (DISK - 32));
+    for vcpu in 0..2 {
+        let sgi = Frame::Redistributor(vcpu);
+        write(&mut gic, sgi, GICR_SGI_OFFSET + 0x80, 1 << 27);
+        write(&mut gic, sgi, GICR_SGI_OFFSET + 0x100, 1 << 27);
+    }
+    assert!(gic.set_pending_hw(0, 27) && gic.set_pending_hw(1, 27) && gic.set_pending_hw(0, DISK));
+    // vCPU 1 leaves: its timer only; the SPI was acknowledged on vCPU 0's CPU.
+    assert_eq!(gic.take_hw_pending(1, false), [27]);
+    assert_eq!(gic.take_hw_pending(0, true), [27, DISK]);
+    assert!(!gic.has_deliverable(0) && !gic.has_deliverable(1));
+    // Delivered ones are the list registers' business: nothing to hand back.
+    assert!(gic.set_pending_hw(0, 27));
+    assert!(gic.take_deliverable(0).unwrap().hw);
+    assert_eq!(gic.take_hw_pending(0, true), []);
+}
