@@ -205,7 +205,7 @@ pub const SCENARIOS: &[Scenario] = &[
             "[reader] dt: memory 0x50000000..0x50400000",
             "[reader] dt: memory 0x60000000..0x60200000",
             "[reader] dt: device pl031@9010000 \"arm,pl031\" at 0x9010000 SPI 2",
-            "[reader] dt: channel #0 \"notes\" at 0x70000000 size 0x10000 receive peer \"writer\" doorbell SPI 64",
+            "[reader] dt: channel #0 \"notes\" at 0x800000000 size 0x10000 receive peer \"writer\" doorbell SPI 64",
             "[reader] dt: channel #1 \"chat\" at 0x43010000 size 0x10000 duplex peer \"writer\" doorbell SPI 65",
             "[reader] dt: bootargs \"console=hvc0 quiet\"",
             "[writer] dt: partition \"writer\" id 1",
