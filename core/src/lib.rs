@@ -16,6 +16,8 @@ pub mod exit;
 pub mod hypercall;
 pub mod partition;
 pub mod stage2;
+#[cfg(test)]
+mod test_support;
 pub mod vgic;
 pub mod vplatform;
 pub mod vuart;

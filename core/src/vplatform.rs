@@ -73,22 +73,12 @@ pub const fn doorbell_intid(local: usize) -> u32 {
 
 #[cfg(test)]
 mod tests {
-    use alloc::string::String;
 
     use super::*;
     use crate::addr::{HostPhys, HostRange};
-    use crate::config::Gic;
 
     fn qemu_virt_gic() -> Board {
-        Board {
-            gic: Some(Gic {
-                path: String::from("/gic"),
-                phandle: None,
-                distributor: HostRange::new(HostPhys(0x800_0000), 0x1_0000),
-                redistributors: HostRange::new(HostPhys(0x80a_0000), 0xf6_0000),
-            }),
-            ..Board::default()
-        }
+        Board { gic: Some(crate::test_support::qemu_virt_gic()), ..Board::default() }
     }
 
     #[test]

@@ -4,7 +4,7 @@ use alloc::vec::Vec;
 
 use super::*;
 use crate::addr::HostRange;
-use crate::config::{Board, ChannelConfig, Gic, HypervisorConfig, MemoryRegion};
+use crate::config::{Board, ChannelConfig, HypervisorConfig, MemoryRegion};
 use crate::hypercall::*;
 
 #[derive(Default)]
@@ -92,15 +92,7 @@ fn hvc(function: u64, args: [u64; 6]) -> Exit {
 fn system(p: &PartitionConfig) -> SystemConfig {
     let pong = PartitionConfig { id: 1, name: String::from("pong"), cpus: vec![2], ..p.clone() };
     SystemConfig {
-        board: Board {
-            gic: Some(Gic {
-                path: String::from("/gic"),
-                phandle: None,
-                distributor: HostRange::new(HostPhys(0x800_0000), 0x1_0000),
-                redistributors: HostRange::new(HostPhys(0x80a_0000), 0xf6_0000),
-            }),
-            ..Board::default()
-        },
+        board: Board { gic: Some(crate::test_support::qemu_virt_gic()), ..Board::default() },
         hypervisor: HypervisorConfig {
             memory: HostRange::new(HostPhys(0x4000_0000), 0x200_0000),
             console: None,

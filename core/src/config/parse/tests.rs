@@ -193,15 +193,9 @@ fn errors(dtb: &[u8]) -> Vec<ConfigError> {
 
 /// The error matching `pattern`, checked to name its node and contain `words`.
 macro_rules! assert_error {
-    ($dtb:expr, $node:expr, $pattern:pat $(if $guard:expr)?, [$($word:expr),*]) => {{
-        let errors = errors(&$dtb);
-        let found = errors.iter().find(|e| matches!(e.kind, $pattern $(if $guard)?));
-        let found = found.unwrap_or_else(|| panic!("no {} in {errors:#?}", stringify!($pattern)));
-        let text = found.to_string();
-        assert!(text.starts_with(&format!("{}: ", $node)), "{text}");
-        $(assert!(text.contains($word), "{text:?} lacks {:?}", $word);)*
-        text
-    }};
+    ($dtb:expr, $node:expr, $pattern:pat $(if $guard:expr)?, [$($word:expr),*]) => {
+        crate::test_support::assert_config_error!(errors(&$dtb), $node, $pattern $(if $guard)?, [$($word),*])
+    };
 }
 
 #[test]

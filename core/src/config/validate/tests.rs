@@ -86,8 +86,7 @@ fn rich() -> SystemConfig {
     cfg.board.gic = Some(Gic {
         path: "/interrupt-controller@8000000".into(),
         phandle: Some(0x8000),
-        distributor: HostRange::new(HostPhys(0x800_0000), 0x1_0000),
-        redistributors: HostRange::new(HostPhys(0x80a_0000), 0xf6_0000),
+        ..crate::test_support::qemu_virt_gic()
     });
     cfg.partitions[0].devices = vec![
         device("/virtio_mmio@a000000", 0xa00_0000, 0x200, 16),
@@ -114,15 +113,11 @@ fn errors(cfg: &SystemConfig, facts: &BuildFacts) -> Vec<ConfigError> {
 
 /// The error matching `pattern`, checked to name `node` and contain `words`.
 macro_rules! assert_rule {
-    ($cfg:expr, $facts:expr, $node:expr, $pattern:pat $(if $guard:expr)?, [$($word:expr),*]) => {{
-        let errors = errors(&$cfg, &$facts);
-        let found = errors.iter().find(|e| matches!(e.kind, $pattern $(if $guard)?));
-        let found = found.unwrap_or_else(|| panic!("no {} in {errors:#?}", stringify!($pattern)));
-        let text = found.to_string();
-        assert!(text.starts_with(&format!("{}: ", $node)), "{text}");
-        $(assert!(text.contains($word), "{text:?} lacks {:?}", $word);)*
-        text
-    }};
+    ($cfg:expr, $facts:expr, $node:expr, $pattern:pat $(if $guard:expr)?, [$($word:expr),*]) => {
+        crate::test_support::assert_config_error!(
+            errors(&$cfg, &$facts), $node, $pattern $(if $guard)?, [$($word),*]
+        )
+    };
 }
 
 #[test]

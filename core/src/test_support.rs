@@ -1,0 +1,31 @@
+//! Fixtures and assertions shared by the host tests of several modules.
+
+use alloc::string::String;
+
+use crate::addr::{HostPhys, HostRange};
+use crate::config::Gic;
+
+/// QEMU virt's GICv3: distributor at 0x08000000, redistributors from 0x080a0000.
+pub fn qemu_virt_gic() -> Gic {
+    Gic {
+        path: String::from("/gic"),
+        phandle: None,
+        distributor: HostRange::new(HostPhys(0x800_0000), 0x1_0000),
+        redistributors: HostRange::new(HostPhys(0x80a_0000), 0xf6_0000),
+    }
+}
+
+/// Finds the error matching `pattern` among `errors` (config errors), checks that its message
+/// names `node` first and contains every word; evaluates to the message.
+macro_rules! assert_config_error {
+    ($errors:expr, $node:expr, $pattern:pat $(if $guard:expr)?, [$($word:expr),*]) => {{
+        let errors = $errors;
+        let found = errors.iter().find(|e| matches!(e.kind, $pattern $(if $guard)?));
+        let found = found.unwrap_or_else(|| panic!("no {} in {errors:#?}", stringify!($pattern)));
+        let text = found.to_string();
+        assert!(text.starts_with(&format!("{}: ", $node)), "{text}");
+        $(assert!(text.contains($word), "{text:?} lacks {:?}", $word);)*
+        text
+    }};
+}
+pub(crate) use assert_config_error;
