@@ -121,7 +121,7 @@ fn linux_wall_time(runs: usize) -> Result<()> {
         c.args(["-M", machine, "-cpu", &board.cpu, "-smp", &smp, "-m", &memory]);
         c.args(["-display", "none", "-monitor", "none", "-serial", "stdio", "-kernel"]).arg(&assets.kernel);
         c.arg("-initrd").arg(&assets.initramfs).args(["-append", &format!("{append}{extra}")]);
-        c.args(bare_disk()?);
+        c.args(crate::devices::disk_args(&cargo::out_dir().join("linux/bench-bare-disk.img"))?);
         Ok(c)
     };
     let same_machine_extra = format!(" maxcpus={cpus} mem={mib}M");
@@ -184,18 +184,6 @@ fn linux_wall_time(runs: usize) -> Result<()> {
         percent(median(&hosted), median(&small))
     );
     Ok(())
-}
-
-/// A fresh disk for the bare runs, attached where QEMU puts the first virtio device.
-fn bare_disk() -> Result<Vec<String>> {
-    let disk = cargo::out_dir().join("linux/bench-bare-disk.img");
-    linux::make_disk(&disk)?;
-    Ok(vec![
-        "-drive".into(),
-        format!("if=none,file={},format=raw,id=d0", disk.display()),
-        "-device".into(),
-        "virtio-blk-device,drive=d0".into(),
-    ])
 }
 
 pub fn command(args: &[String]) -> Result<()> {

@@ -1,7 +1,7 @@
 //! QEMU devices a system needs beyond the board: a virtio-blk disk when a partition owns the
 //! virtio-mmio slot QEMU gives the first virtio device (the last one, `0xa003e00`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use tantalum_core::config::SystemConfig;
 
@@ -17,7 +17,13 @@ pub fn qemu_args(cfg: &SystemConfig, disk: PathBuf) -> Result<Vec<String>> {
     if !wants_disk {
         return Ok(Vec::new());
     }
-    linux::make_disk(&disk)?;
+    disk_args(&disk)
+}
+
+/// QEMU arguments for a virtio-blk disk in the first virtio slot, backed by a fresh copy of the
+/// test disk written to `disk`.
+pub fn disk_args(disk: &Path) -> Result<Vec<String>> {
+    linux::make_disk(disk)?;
     Ok(vec![
         "-drive".into(),
         format!("if=none,file={},format=raw,id=disk0", disk.display()),
