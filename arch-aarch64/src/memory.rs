@@ -43,7 +43,8 @@ pub unsafe fn zero(range: HostRange) {
     // about what the writes do.
     let mut addr = start;
     if block == 64 {
-        // The usual block size: one unrolled pass of four pairs per block.
+        // The usual block size: one unrolled pass of four pairs per block, kept apart from the
+        // general loop below (sharing one per-line check costs 25 % more boot instructions).
         while addr < start + size {
             // SAFETY: forwarded contract: an aligned block of the stopped partition's memory,
             // mapped as normal memory in the EL2 identity map.
