@@ -73,7 +73,7 @@ fn boot_partition(here: Here) {
         return;
     }
     let load_ms = (el2::counter().0 - start) * 1000 / freq.max(1);
-    wait_for_earlier_partitions(system, c.boot_order);
+    wait_for_earlier_partitions(system, here.id);
     let mib = c.memory.iter().map(|r| r.size).sum::<u64>() >> 20;
     info!(
         "partition '{}': {} CPU(s), {} MiB at {}, image {} bytes verified, loaded in {} ms, on-fault {}",
@@ -93,10 +93,15 @@ fn boot_partition(here: Here) {
     let _ = p.vcpus[0].request_start(c.entry.as_u64(), dtb);
 }
 
-/// Sleeps until no partition with a boot order below `order` is still loading.
-fn wait_for_earlier_partitions(system: &System, order: u32) {
-    let earlier_loading =
-        || system.partitions.iter().any(|q| q.config.boot_order < order && q.status() == Status::Loading);
+/// Sleeps until no partition that partition `id` waits for (a lower boot order) is still
+/// loading.
+fn wait_for_earlier_partitions(system: &System, id: usize) {
+    let earlier_loading = || {
+        (0..system.partitions.len()).any(|other| {
+            system.config.waits_for(id as PartitionId, other as PartitionId)
+                && system.partitions[other].status() == Status::Loading
+        })
+    };
     let (_, freq) = el2::counter();
     while earlier_loading() {
         // WFI, woken by the EL2 timer every millisecond (the loader does not kick).

@@ -348,11 +348,18 @@ impl PartitionConfig {
 }
 
 impl SystemConfig {
-    /// Partition ids in the order they boot: by `boot-order`, ties in tree order.
+    /// Partition ids by `boot-order`, ties in tree order: the order in which the hypervisor
+    /// powers their CPUs on (they then load in parallel; see [`SystemConfig::waits_for`]).
     pub fn boot_sequence(&self) -> Vec<PartitionId> {
         let mut ids: Vec<PartitionId> = self.partitions.iter().map(|p| p.id).collect();
         ids.sort_by_key(|&id| (self.partitions[id as usize].boot_order, id));
         ids
+    }
+    /// Whether partition `id`, loaded, must wait for partition `other` to start (or to fail
+    /// to load) before it starts: `other` has a lower `boot-order`. Equal orders do not wait.
+    pub fn waits_for(&self, id: PartitionId, other: PartitionId) -> bool {
+        let order = |i: PartitionId| self.partitions.get(usize::from(i)).map(|p| p.boot_order);
+        matches!((order(id), order(other)), (Some(mine), Some(theirs)) if theirs < mine)
     }
     /// The channels partition `id` is an endpoint of, in tree order: its local channel numbers.
     pub fn channels_of(&self, id: PartitionId) -> Vec<&ChannelConfig> {

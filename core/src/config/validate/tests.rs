@@ -121,6 +121,17 @@ macro_rules! assert_rule {
 }
 
 #[test]
+fn a_partition_waits_only_for_lower_boot_orders() {
+    let mut cfg = demo(); // ping: boot order 0, pong: 1
+    assert!(cfg.waits_for(1, 0));
+    assert!(!cfg.waits_for(0, 1));
+    assert!(!cfg.waits_for(0, 0));
+    assert!(!cfg.waits_for(1, 7), "no such partition");
+    cfg.partitions[1].boot_order = 0;
+    assert!(!cfg.waits_for(1, 0), "equal orders start independently");
+}
+
+#[test]
 fn demo_is_valid() {
     assert_eq!(validate(&demo(), &NONE), Ok(()));
     // As the boot image would carry it: built blobs, inside the payload and the memory.
