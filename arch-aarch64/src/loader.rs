@@ -1,10 +1,13 @@
 //! Loading a partition into its memory, shared by the partition's CPUs.
 //!
-//! The memory is cut into [`CHUNK`]s, each an independent piece of work: copy the parts of the
-//! blobs (image, initrd, guest DTB) that fall in it and zero the rest. vCPU 0's CPU verifies the
-//! blobs (SHA-256: the long part for a Linux kernel) while every other CPU of the partition
-//! fills chunks; vCPU 0's CPU then fills chunks too, and the partition may start once all are
-//! done. A partition with one CPU does it all in turn.
+//! Two kinds of independent work, claimed by whichever CPU of the partition is free: verifying a
+//! blob (image, initrd, guest DTB) against its SHA-256, largest first, and filling one of the
+//! [`CHUNK`]s the memory is cut into (copy the parts of the blobs that fall in it and zero the
+//! rest). Each CPU verifies blobs until none is left, then fills chunks. SHA-256 is serial, so
+//! the largest blob (a Linux kernel) is the long pole: one CPU hashes it while the others hash
+//! the initrd and DTB and fill the memory. vCPU 0's CPU waits until everything is done; the
+//! partition may start only if every blob matched. A partition with one CPU does it all in
+//! turn.
 
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -27,23 +30,39 @@ pub struct LoadProgress {
     filled: AtomicUsize,
     /// Every chunk is filled: the memory is ready.
     done: AtomicBool,
+    /// The next blob to verify, counted in [`LoadPlan::by_size`] order.
+    next_blob: AtomicUsize,
+    /// Blobs verified (matching or not).
+    verified: AtomicUsize,
+    /// Bit `i` set: blob `i` (address order) does not match its SHA-256.
+    mismatched: AtomicUsize,
 }
 
 impl LoadProgress {
     pub const fn new() -> Self {
-        Self { next: AtomicUsize::new(0), filled: AtomicUsize::new(0), done: AtomicBool::new(false) }
+        Self {
+            next: AtomicUsize::new(0),
+            filled: AtomicUsize::new(0),
+            done: AtomicBool::new(false),
+            next_blob: AtomicUsize::new(0),
+            verified: AtomicUsize::new(0),
+            mismatched: AtomicUsize::new(0),
+        }
     }
 
     /// Starts over (a restart): no CPU of the partition is loading it.
     pub fn reset(&self) {
         self.done.store(false, Ordering::Relaxed);
         self.filled.store(0, Ordering::Relaxed);
+        self.verified.store(0, Ordering::Relaxed);
+        self.mismatched.store(0, Ordering::Relaxed);
+        self.next_blob.store(0, Ordering::Relaxed);
         self.next.store(0, Ordering::Release);
     }
 
-    /// Claims the next of `chunks` chunks, if any is left.
-    fn claim(&self, chunks: usize) -> Option<usize> {
-        self.next.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < chunks).then_some(n + 1)).ok()
+    /// Claims the next of `count` items counted by `next`, if any is left.
+    fn claim(next: &AtomicUsize, count: usize) -> Option<usize> {
+        next.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < count).then_some(n + 1)).ok()
     }
 }
 
@@ -59,6 +78,8 @@ struct Placed {
 pub struct LoadPlan {
     id: usize,
     blobs: heapless::Vec<Placed, 3>,
+    /// Indices into `blobs`, largest first: the order in which they are claimed for verifying.
+    by_size: heapless::Vec<usize, 3>,
 }
 
 impl System {
@@ -106,7 +127,9 @@ impl System {
             }
         }
         blobs.sort_unstable_by_key(|b| b.to);
-        Ok(LoadPlan { id, blobs })
+        let mut by_size: heapless::Vec<usize, 3> = (0..blobs.len()).collect();
+        by_size.sort_unstable_by_key(|&i| core::cmp::Reverse(blobs[i].bytes.len()));
+        Ok(LoadPlan { id, blobs, by_size })
     }
 
     /// Loads partition `id` on this CPU alone (a restart: its other CPUs wait, off).
@@ -115,25 +138,43 @@ impl System {
         self.load_as_vcpu0(id)
     }
 
-    /// vCPU 0's part of loading partition `id`: verify, fill chunks, wait for the others.
+    /// vCPU 0's part of loading partition `id`: its share of the work, then waiting for the
+    /// others'. Fails, naming the first blob in address order, if any blob does not match.
     pub fn load_as_vcpu0(&self, id: usize) -> Result<(), LoadError> {
         let plan = self.load_plan(id)?;
-        let verified = plan.blobs.iter().try_for_each(|b| match sha256::digest(b.bytes) == b.sha256 {
-            true => Ok(()),
-            false => Err(LoadError::HashMismatch { what: b.what }),
-        });
+        self.verify_blobs(&plan);
         self.fill_chunks(&plan);
         let progress = &self.partitions[id].load;
-        while !progress.done.load(Ordering::Acquire) {
+        while !progress.done.load(Ordering::Acquire)
+            || progress.verified.load(Ordering::Acquire) < plan.blobs.len()
+        {
             core::hint::spin_loop();
         }
-        verified
+        let mismatched = progress.mismatched.load(Ordering::Acquire);
+        match plan.blobs.iter().enumerate().find(|&(i, _)| mismatched & (1 << i) != 0) {
+            Some((_, b)) => Err(LoadError::HashMismatch { what: b.what }),
+            None => Ok(()),
+        }
     }
 
-    /// The part of a CPU other than vCPU 0's in loading partition `id`: filling chunks.
+    /// The part of a CPU other than vCPU 0's in loading partition `id`: verifying blobs and
+    /// filling chunks while any is left.
     pub fn help_load(&self, id: usize) {
         if let Ok(plan) = self.load_plan(id) {
+            self.verify_blobs(&plan);
             self.fill_chunks(&plan);
+        }
+    }
+
+    /// Verifies blobs of the plan against their SHA-256 until none is left to claim.
+    fn verify_blobs(&self, plan: &LoadPlan) {
+        let progress = &self.partitions[plan.id].load;
+        while let Some(k) = LoadProgress::claim(&progress.next_blob, plan.by_size.len()) {
+            let i = plan.by_size[k];
+            if sha256::digest(plan.blobs[i].bytes) != plan.blobs[i].sha256 {
+                progress.mismatched.fetch_or(1 << i, Ordering::AcqRel);
+            }
+            progress.verified.fetch_add(1, Ordering::AcqRel);
         }
     }
 
@@ -146,7 +187,7 @@ impl System {
             // No memory (the config rules forbid it): nothing to wait for.
             return p.load.done.store(true, Ordering::Release);
         }
-        while let Some(i) = p.load.claim(chunks) {
+        while let Some(i) = LoadProgress::claim(&p.load.next, chunks) {
             if let Some(chunk) = nth_chunk(regions.iter().map(|r| r.host_range()), i) {
                 fill(chunk, &plan.blobs);
             }

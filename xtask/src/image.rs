@@ -16,9 +16,11 @@ use crate::{bail, cargo, guest_dt, step, Error, Result};
 #[derive(Clone, Debug)]
 pub struct Placed {
     pub partition: String,
-    /// Offset in the boot image file.
+    /// Offset of the image in the boot image file.
     pub file_offset: u64,
     pub size: u64,
+    /// Offset and size of the initrd in the boot image file, if the partition has one.
+    pub initrd: Option<(u64, u64)>,
 }
 
 /// A built system.
@@ -192,6 +194,7 @@ pub fn build_system(dts: &Path) -> Result<BuiltSystem> {
             partition: p.name.clone(),
             file_offset: payload_offset + b.image.offset,
             size: b.image.bytes.len() as u64,
+            initrd: b.initrd.as_ref().map(|i| (payload_offset + i.offset, i.bytes.len() as u64)),
         })
         .collect();
     Ok(BuiltSystem { image: path, board: board_dir, config: final_cfg, images: placed })

@@ -8,6 +8,8 @@ use std::time::Duration;
 pub enum Tamper {
     /// Flip one byte in the middle of this partition's image.
     CorruptImage(&'static str),
+    /// Flip one byte in the middle of this partition's initrd.
+    CorruptInitrd(&'static str),
     /// Replace the first occurrence of `from` (in the system DTB) with `to`, after the build's
     /// own checks: only the hypervisor's boot-time check stands in the way.
     PatchDtb { from: &'static [u8], to: &'static [u8] },
@@ -286,6 +288,21 @@ pub const SCENARIOS: &[Scenario] = &[
         tamper: None,
         qemu_args: &[],
         timeout: LINUX_TIMEOUT,
+    },
+    Scenario {
+        name: "a corrupted initrd refuses Linux (whichever CPU verified it), the heartbeat runs",
+        config: "configs/tests/linux-boot.dts",
+        expect: &[
+            "partition 'linux': initrd SHA-256 does not match the system DTB: refusing it",
+            "[heartbeat] partition 0 has stopped; three more beats",
+            "[heartbeat] heartbeat done",
+            "all partitions have stopped: powering off",
+        ],
+        order: &[],
+        forbid: &["[linux]", "fault:"],
+        tamper: Some(Tamper::CorruptInitrd("linux")),
+        qemu_args: &[],
+        timeout: T,
     },
     Scenario {
         name: "Linux reboot restarts only Linux, which boots again",

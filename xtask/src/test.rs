@@ -117,11 +117,16 @@ fn guest_dts_round_trip(dts: &Path) -> std::result::Result<(), String> {
 
 fn tamper(image: &Path, built: &image::BuiltSystem, how: Tamper) -> std::result::Result<(), String> {
     let mut bytes = std::fs::read(image).map_err(|e| e.to_string())?;
+    let placed =
+        |name: &str| built.images.iter().find(|p| p.partition == name).ok_or(format!("no partition {name}"));
     match how {
         Tamper::CorruptImage(name) => {
-            let placed =
-                built.images.iter().find(|p| p.partition == name).ok_or(format!("no partition {name}"))?;
-            bytes[(placed.file_offset + placed.size / 2) as usize] ^= 0x5a;
+            let p = placed(name)?;
+            bytes[(p.file_offset + p.size / 2) as usize] ^= 0x5a;
+        }
+        Tamper::CorruptInitrd(name) => {
+            let (offset, size) = placed(name)?.initrd.ok_or(format!("partition {name} has no initrd"))?;
+            bytes[(offset + size / 2) as usize] ^= 0x5a;
         }
         Tamper::PatchDtb { from, to } => {
             let at = bytes.windows(from.len()).position(|w| w == from).ok_or("pattern not in the image")?;
