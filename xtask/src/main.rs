@@ -29,8 +29,8 @@ commands:
   config show FILE [--guest NAME]        the plan of a system (partitions, memory map), or a partition's guest DT
   test [--scenario TEXT]                 host tests, builds for both architectures, emulator scenarios
                                          (or only the scenarios whose name contains TEXT)
-  bench [--linux]                        instruction counts under QEMU -icount (docs/performance.md);
-                                         --linux: Linux boot wall time, bare vs under Tantalum
+  bench [--linux [--runs N]]             instruction counts under QEMU -icount (docs/performance.md);
+                                         --linux: Linux boot wall time, bare vs under Tantalum (N runs, 10)
   linux-assets [--boot TEST]             Debian arm64 kernel, initramfs and disk for a Linux guest; print
                                          their paths (--boot: boot them bare in QEMU, TEST = boot, reboot, ...)
 ";
