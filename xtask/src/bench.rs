@@ -102,8 +102,10 @@ fn partition_start(lines: &[(f64, String)], name: &str) -> Option<(f64, f64)> {
 
 /// `cargo xtask bench --linux`: wall time from QEMU start to the Linux marker for the same
 /// kernel, initramfs and disk, `runs` times each, alternately: under Tantalum
-/// (`configs/tests/linux-boot.dts`), bare on the same QEMU machine with Linux given the
-/// partition's CPUs and memory (`maxcpus=`, `mem=`), and bare on a machine of just that size.
+/// (`configs/tests/linux-boot.dts`); bare on the same QEMU machine with Linux given the
+/// partition's CPUs and memory (`maxcpus=`, `mem=`); the same with `nokaslr` (QEMU hands a bare
+/// kernel a KASLR seed, which also turns KPTI on; Tantalum's guest DT has no seed); and bare on a
+/// machine of just the partition's size.
 fn linux_wall_time(runs: usize) -> Result<()> {
     let assets = linux::assets()?;
     let built = image::build_system(&root().join("configs/tests/linux-boot.dts"))?;
@@ -116,80 +118,72 @@ fn linux_wall_time(runs: usize) -> Result<()> {
     // The board's machine without EL2: bare Linux starts at EL1, as it does in the partition.
     let machine = board.machine.replace(",virtualization=on", "");
     let append = "console=ttyAMA0 quiet tantalum.test=boot";
-    let bare = |machine: &str, smp: String, memory: String, extra: &str| -> Result<Command> {
+    let bare = |smp: String, memory: String, extra: &str| -> Result<Command> {
         let mut c = Command::new(&board.qemu_binary);
-        c.args(["-M", machine, "-cpu", &board.cpu, "-smp", &smp, "-m", &memory]);
+        c.args(["-M", &machine, "-cpu", &board.cpu, "-smp", &smp, "-m", &memory]);
         c.args(["-display", "none", "-monitor", "none", "-serial", "stdio", "-kernel"]).arg(&assets.kernel);
         c.arg("-initrd").arg(&assets.initramfs).args(["-append", &format!("{append}{extra}")]);
         c.args(crate::devices::disk_args(&cargo::out_dir().join("linux/bench-bare-disk.img"))?);
         Ok(c)
     };
-    let same_machine_extra = format!(" maxcpus={cpus} mem={mib}M");
-    let (mut hosted, mut same, mut small) = (Vec::new(), Vec::new(), Vec::new());
+    let same_machine = format!(" maxcpus={cpus} mem={mib}M");
+    let names =
+        ["Tantalum", "bare on the same machine", "bare, same machine, nokaslr", "bare on a smaller machine"];
+    let command = |variant: usize| -> Result<Command> {
+        match variant {
+            0 => {
+                let mut c = Command::new(&board.qemu_binary);
+                let smp = board.smp.to_string();
+                c.args(["-M", &board.machine, "-cpu", &board.cpu, "-smp", &smp, "-m", &board.memory]);
+                c.args(["-display", "none", "-monitor", "none", "-serial", "stdio", "-kernel"])
+                    .arg(&built.image);
+                c.args(crate::devices::qemu_args(&built.config, built.image.with_file_name("disk.img"))?);
+                Ok(c)
+            }
+            1 => bare(board.smp.to_string(), board.memory.clone(), &same_machine),
+            2 => bare(board.smp.to_string(), board.memory.clone(), &format!("{same_machine} nokaslr")),
+            _ => bare(cpus.to_string(), format!("{mib}M"), ""),
+        }
+    };
+    println!("(the smaller machine: {cpus} CPUs, {mib} MiB)");
+    let mut seconds = vec![Vec::new(); names.len()];
     let (mut starts, mut loads) = (Vec::new(), Vec::new());
     for run in 1..=runs {
-        let mut c = Command::new(&board.qemu_binary);
-        c.args([
-            "-M",
-            &board.machine,
-            "-cpu",
-            &board.cpu,
-            "-smp",
-            &board.smp.to_string(),
-            "-m",
-            &board.memory,
-        ]);
-        c.args(["-display", "none", "-monitor", "none", "-serial", "stdio", "-kernel"]).arg(&built.image);
-        c.args(crate::devices::qemu_args(&built.config, built.image.with_file_name("disk.img"))?);
-        let h = time_to_marker(c, linux::MARKER, limit)?;
-        if let Some((at, ms)) = partition_start(&h.lines, "linux") {
-            starts.push(at);
-            loads.push(ms);
+        let mut line = format!("run {run}:");
+        for (i, name) in names.iter().enumerate() {
+            let timed = time_to_marker(command(i)?, linux::MARKER, limit)?;
+            if i == 0 {
+                if let Some((at, ms)) = partition_start(&timed.lines, "linux") {
+                    starts.push(at);
+                    loads.push(ms);
+                }
+            }
+            line += &format!("{} {name} {:.2} s", if i == 0 { "" } else { "," }, timed.seconds);
+            seconds[i].push(timed.seconds);
         }
-        let b = time_to_marker(
-            bare(&machine, board.smp.to_string(), board.memory.clone(), &same_machine_extra)?,
-            linux::MARKER,
-            limit,
-        )?;
-        let s =
-            time_to_marker(bare(&machine, cpus.to_string(), format!("{mib}M"), "")?, linux::MARKER, limit)?;
-        println!(
-            "run {run}: Tantalum {:.2} s, bare on the same machine {:.2} s, bare on a {cpus}-CPU {mib} MiB machine {:.2} s",
-            h.seconds, b.seconds, s.seconds
-        );
-        hosted.push(h.seconds);
-        same.push(b.seconds);
-        small.push(s.seconds);
+        println!("{line}");
     }
     let percent = |x: f64, base: f64| (x / base - 1.0) * 100.0;
-    // Each Tantalum run against the bare run right after it: drift of the machine's speed over
-    // the command (other load on the host) cancels out of the ratio.
-    let paired: Vec<f64> = hosted.iter().zip(&same).map(|(h, b)| percent(*h, *b)).collect();
-    println!("linux_boot_to_marker_tantalum_s = {:.2} (median; mean {:.2})", median(&hosted), mean(&hosted));
-    println!(
-        "linux_boot_to_marker_bare_same_machine_s = {:.2} (median; mean {:.2})",
-        median(&same),
-        mean(&same)
-    );
-    println!(
-        "linux_boot_to_marker_bare_small_machine_s = {:.2} (median; mean {:.2})",
-        median(&small),
-        mean(&small)
-    );
+    let keys = ["tantalum", "bare_same_machine", "bare_same_machine_nokaslr", "bare_small_machine"];
+    for (key, s) in keys.iter().zip(&seconds) {
+        println!("linux_boot_to_marker_{key}_s = {:.2} (median; mean {:.2})", median(s), mean(s));
+    }
     println!(
         "linux_partition_load_ms = {:.0} (median: verify the images, clear and fill 256 MiB)",
         median(&loads)
     );
     println!("linux_partition_start_s = {:.2} (median: QEMU start to the partition's line)", median(&starts));
-    println!(
-        "linux_boot_overhead_percent = {:.0} (medians, vs bare on the same machine; {:.0} vs the small machine)",
-        percent(median(&hosted), median(&same)),
-        percent(median(&hosted), median(&small))
-    );
-    println!(
-        "linux_boot_overhead_paired_percent = {:.0} (median over runs of each Tantalum run vs the bare same-machine run after it)",
-        median(&paired)
-    );
+    let tantalum = median(&seconds[0]);
+    for (key, i) in [("", 1), ("_vs_nokaslr", 2), ("_vs_small_machine", 3)] {
+        // Each Tantalum run against the bare run right after it: drift of the machine's speed
+        // over the command (other load on the host) cancels out of the ratio.
+        let paired: Vec<f64> = seconds[0].iter().zip(&seconds[i]).map(|(h, b)| percent(*h, *b)).collect();
+        println!(
+            "linux_boot_overhead{key}_percent = {:.0} (medians; paired, each run against the bare run after it: {:.0})",
+            percent(tantalum, median(&seconds[i])),
+            median(&paired)
+        );
+    }
     Ok(())
 }
 
