@@ -126,9 +126,9 @@ impl System {
                 let _ = blobs.push(Placed { what, bytes, sha256: blob.sha256, to });
             }
         }
-        blobs.sort_unstable_by_key(|b| b.to);
+        sort_few(&mut blobs, |a, b| a.to < b.to);
         let mut by_size: heapless::Vec<usize, 3> = (0..blobs.len()).collect();
-        by_size.sort_unstable_by_key(|&i| core::cmp::Reverse(blobs[i].bytes.len()));
+        sort_few(&mut by_size, |&a, &b| blobs[a].bytes.len() > blobs[b].bytes.len());
         Ok(LoadPlan { id, blobs, by_size })
     }
 
@@ -223,6 +223,18 @@ fn fill(chunk: HostRange, blobs: &[Placed]) {
     // SAFETY: as above.
     unsafe { memory::zero(HostRange::new(HostPhys(at), end - at)) };
     el2::clean_to_poc(chunk.start.as_u64() as usize, chunk.size as usize);
+}
+
+/// Sorts a few items (three blobs at most) so that `before(a, b)` holds for neighbours: an
+/// insertion sort, where the library's sort would add kilobytes of code.
+fn sort_few<T>(items: &mut [T], before: impl Fn(&T, &T) -> bool) {
+    for i in 1..items.len() {
+        let mut j = i;
+        while j > 0 && before(&items[j], &items[j - 1]) {
+            items.swap(j - 1, j);
+            j -= 1;
+        }
+    }
 }
 
 /// Chunk `i` of `regions`, each cut into [`CHUNK`]s (the last one of a region may be shorter).
