@@ -5,7 +5,9 @@
 //! [`CHUNK`]s the memory is cut into (copy the parts of the blobs that fall in it and zero the
 //! rest). Each CPU verifies blobs until none is left, then fills chunks. SHA-256 is serial, so
 //! the largest blob (a Linux kernel) is the long pole: one CPU hashes it while the others hash
-//! the initrd and DTB and fill the memory. vCPU 0's CPU waits until everything is done; the
+//! the initrd and DTB and fill the memory. One CPU leads the load (vCPU 0's at boot, the
+//! restarting one at a restart): it opens the load to the partition's other CPUs, which join
+//! it from their wait for a start, does its share, and waits until everything is done; the
 //! partition may start only if every blob matched. A partition with one CPU does it all in
 //! turn.
 
@@ -36,6 +38,8 @@ pub struct LoadProgress {
     verified: AtomicUsize,
     /// Bit `i` set: blob `i` (address order) does not match its SHA-256.
     mismatched: AtomicUsize,
+    /// A load is under way that the partition's idle CPUs may join.
+    open: AtomicBool,
 }
 
 impl LoadProgress {
@@ -47,7 +51,19 @@ impl LoadProgress {
             next_blob: AtomicUsize::new(0),
             verified: AtomicUsize::new(0),
             mismatched: AtomicUsize::new(0),
+            open: AtomicBool::new(false),
         }
+    }
+
+    /// Opens a load for the partition's CPUs to join: after [`LoadProgress::new`] at boot, after
+    /// [`LoadProgress::reset`] at a restart.
+    pub fn open(&self) {
+        self.open.store(true, Ordering::Release);
+    }
+
+    /// A load is under way that an idle CPU of the partition should help with.
+    pub fn is_open(&self) -> bool {
+        self.open.load(Ordering::Acquire)
     }
 
     /// Starts over (a restart): no CPU of the partition is loading it.
@@ -132,15 +148,16 @@ impl System {
         Ok(LoadPlan { id, blobs, by_size })
     }
 
-    /// Loads partition `id` on this CPU alone (a restart: its other CPUs wait, off).
-    pub fn load(&self, id: usize) -> Result<(), LoadError> {
-        self.partitions[id].load.reset();
-        self.load_as_vcpu0(id)
+    /// Leads the load of partition `id` (opened with [`LoadProgress::open`]): its share of the
+    /// work, then waiting for the others'; closes the load. Fails, naming the first blob in
+    /// address order, if any blob does not match.
+    pub fn lead_load(&self, id: usize) -> Result<(), LoadError> {
+        let result = self.load_and_wait(id);
+        self.partitions[id].load.open.store(false, Ordering::Release);
+        result
     }
 
-    /// vCPU 0's part of loading partition `id`: its share of the work, then waiting for the
-    /// others'. Fails, naming the first blob in address order, if any blob does not match.
-    pub fn load_as_vcpu0(&self, id: usize) -> Result<(), LoadError> {
+    fn load_and_wait(&self, id: usize) -> Result<(), LoadError> {
         let plan = self.load_plan(id)?;
         self.verify_blobs(&plan);
         self.fill_chunks(&plan);
@@ -157,7 +174,7 @@ impl System {
         }
     }
 
-    /// The part of a CPU other than vCPU 0's in loading partition `id`: verifying blobs and
+    /// The part of a CPU that does not lead the load of partition `id`: verifying blobs and
     /// filling chunks while any is left.
     pub fn help_load(&self, id: usize) {
         if let Ok(plan) = self.load_plan(id) {

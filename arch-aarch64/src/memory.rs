@@ -97,13 +97,35 @@ pub unsafe fn zero(range: HostRange) {
     }
 }
 
-/// Copies `bytes` to host-physical `dst`.
+/// Copies `bytes` to host-physical `dst`, writing only the 8-byte words that differ.
+///
+/// A partition reloaded from its image mostly holds that image already, and under an emulator
+/// every store to a page it has run code from is a slow, self-modifying-code store (QEMU:
+/// reloading Linux, 1.3 s with plain copies, 0.4 s like this); on hardware the reads are cheap.
 ///
 /// # Safety
 /// As [`zero`], for `[dst, dst + bytes.len())`; `bytes` must not overlap it.
 pub unsafe fn copy_to(dst: HostPhys, bytes: &[u8]) {
-    // SAFETY: forwarded contract.
-    unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), dst.as_u64() as *mut u8, bytes.len()) };
+    let to = dst.as_u64() as usize;
+    // SAFETY (all three blocks): forwarded contract; the words are aligned as both pointers
+    // are (checked), and `align_to` splits `bytes` exactly.
+    let (head, words, tail) = unsafe { bytes.align_to::<u64>() };
+    if to % 8 != bytes.as_ptr() as usize % 8 || words.is_empty() {
+        unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), to as *mut u8, bytes.len()) };
+        return;
+    }
+    unsafe { core::ptr::copy_nonoverlapping(head.as_ptr(), to as *mut u8, head.len()) };
+    let first = (to + head.len()) as *mut u64;
+    for (i, &word) in words.iter().enumerate() {
+        unsafe {
+            let at = first.add(i);
+            if at.read() != word {
+                at.write(word);
+            }
+        }
+    }
+    let rest = to + head.len() + words.len() * 8;
+    unsafe { core::ptr::copy_nonoverlapping(tail.as_ptr(), rest as *mut u8, tail.len()) };
 }
 
 /// Copies from host-physical `src` into `buf`.

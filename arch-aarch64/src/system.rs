@@ -258,8 +258,10 @@ impl System {
         Ok(())
     }
 
-    /// Marks partition `id` loading: it counts as running from now on.
+    /// Marks partition `id` loading, at boot: it counts as running from now on, and its CPUs
+    /// join the load as they come up.
     pub fn mark_loading(&self, id: usize) {
+        self.partitions[id].load.open();
         self.partitions[id].status.store(Status::Loading as u8, Ordering::Release);
         self.running.fetch_add(1, Ordering::AcqRel);
     }

@@ -50,12 +50,8 @@ pub fn cpu_main(cpu: usize) -> ! {
     let system = system::get();
     let Some((id, vcpu)) = system.vcpu_on_cpu(cpu) else { park() };
     let here = Here { cpu, id, vcpu };
-    if system.partitions[id].status() == Status::Loading {
-        if vcpu == 0 {
-            boot_partition(here);
-        } else {
-            system.help_load(id);
-        }
+    if vcpu == 0 && system.partitions[id].status() == Status::Loading {
+        boot_partition(here);
     }
     wait_for_start(here)
 }
@@ -67,7 +63,7 @@ fn boot_partition(here: Here) {
     let p = &system.partitions[here.id];
     let c = &p.config;
     let (start, freq) = el2::counter();
-    if let Err(e) = system.load_as_vcpu0(here.id) {
+    if let Err(e) = system.lead_load(here.id) {
         info!("partition '{}': {e}", c.name);
         stop(system, here.id, here.cpu);
         return;
@@ -118,11 +114,15 @@ pub fn park() -> ! {
     }
 }
 
-/// Waits, in WFE, until this CPU's vCPU is asked to start, then enters it.
+/// Waits, in WFI, until this CPU's vCPU is asked to start, then enters it; meanwhile helps
+/// with any load of its partition that another CPU leads (at boot and at restarts).
 fn wait_for_start(here: Here) -> ! {
     let system = system::get();
     let p = &system.partitions[here.id];
     loop {
+        if p.load.is_open() {
+            system.help_load(here.id);
+        }
         if p.status() == Status::Running {
             if let Some((entry, context)) = p.vcpus[here.vcpu].take_start() {
                 enter(here, entry, context);
@@ -221,7 +221,19 @@ fn restart(here: Here) -> ! {
     p.state.lock().restarts += 1;
     p.vgic.lock().reset();
     let dtb = p.config.guest_dtb_address().map_or(0, |a| a.as_u64());
-    match system.load(here.id) {
+    // The partition's other CPUs, off now, join the reload from their wait.
+    p.load.reset();
+    p.load.open();
+    for vcpu in (0..p.vcpus.len()).filter(|&v| v != here.vcpu) {
+        kick_vcpu(system, p, vcpu, here.cpu);
+    }
+    let (began, freq) = el2::counter();
+    let loaded = system.lead_load(here.id);
+    if loaded.is_ok() {
+        let ms = (el2::counter().0 - began) * 1000 / freq.max(1);
+        info!("partition '{}': reloaded in {ms} ms", p.config.name);
+    }
+    match loaded {
         Ok(()) if p.vcpus[0].request_start(p.config.entry.as_u64(), dtb).is_ok() => {
             kick_vcpu(system, p, 0, here.cpu);
         }

@@ -310,6 +310,7 @@ pub const SCENARIOS: &[Scenario] = &[
         expect: &[
             "[linux] linux: rebooting",
             "partition 'linux' reset (PSCI SYSTEM_RESET): restarting",
+            "partition 'linux': reloaded in ",
             "[linux] linux: second boot after reboot",
             "partition 'linux' powered off (PSCI SYSTEM_OFF): stopped",
             "[heartbeat] heartbeat done",
