@@ -107,16 +107,19 @@ pub unsafe fn zero(range: HostRange) {
 /// As [`zero`], for `[dst, dst + bytes.len())`; `bytes` must not overlap it.
 pub unsafe fn copy_to(dst: HostPhys, bytes: &[u8]) {
     let to = dst.as_u64() as usize;
-    // SAFETY (all three blocks): forwarded contract; the words are aligned as both pointers
-    // are (checked), and `align_to` splits `bytes` exactly.
+    // SAFETY: reinterpreting initialised bytes as u64 words is sound; `align_to` splits exactly.
     let (head, words, tail) = unsafe { bytes.align_to::<u64>() };
     if to % 8 != bytes.as_ptr() as usize % 8 || words.is_empty() {
+        // SAFETY: forwarded contract.
         unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), to as *mut u8, bytes.len()) };
         return;
     }
+    // SAFETY: forwarded contract; the head is the first `head.len()` bytes of the range.
     unsafe { core::ptr::copy_nonoverlapping(head.as_ptr(), to as *mut u8, head.len()) };
     let first = (to + head.len()) as *mut u64;
     for (i, &word) in words.iter().enumerate() {
+        // SAFETY: forwarded contract; `first` is 8-byte aligned (same offset as the source
+        // words) and word `i` lies inside the range.
         unsafe {
             let at = first.add(i);
             if at.read() != word {
@@ -125,6 +128,7 @@ pub unsafe fn copy_to(dst: HostPhys, bytes: &[u8]) {
         }
     }
     let rest = to + head.len() + words.len() * 8;
+    // SAFETY: forwarded contract; the tail is the last `tail.len()` bytes of the range.
     unsafe { core::ptr::copy_nonoverlapping(tail.as_ptr(), rest as *mut u8, tail.len()) };
 }
 
