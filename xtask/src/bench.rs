@@ -175,11 +175,11 @@ fn linux_wall_time(runs: usize) -> Result<()> {
     println!("linux_partition_start_s = {:.2} (median: QEMU start to the partition's line)", median(&starts));
     let tantalum = median(&seconds[0]);
     for (key, i) in [("", 1), ("_vs_nokaslr", 2), ("_vs_small_machine", 3)] {
-        // Each Tantalum run against the bare run right after it: drift of the machine's speed
-        // over the command (other load on the host) cancels out of the ratio.
+        // Each Tantalum run against the bare run of the same round, a few seconds later: drift
+        // of the machine's speed over the command (other load on the host) cancels out.
         let paired: Vec<f64> = seconds[0].iter().zip(&seconds[i]).map(|(h, b)| percent(*h, *b)).collect();
         println!(
-            "linux_boot_overhead{key}_percent = {:.0} (medians; paired, each run against the bare run after it: {:.0})",
+            "linux_boot_overhead{key}_percent = {:.0} (medians; paired, each run against the bare run of its round: {:.0})",
             percent(tantalum, median(&seconds[i])),
             median(&paired)
         );
