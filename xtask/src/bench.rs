@@ -115,13 +115,9 @@ fn linux_wall_time(runs: usize) -> Result<()> {
     };
     let (cpus, mib) = (guest.cpus.len(), guest.memory.iter().map(|r| r.size).sum::<u64>() >> 20);
     let limit = Duration::from_secs(120);
-    // The board's machine without EL2: bare Linux starts at EL1, as it does in the partition.
-    let machine = board.machine.replace(",virtualization=on", "");
     let append = "console=ttyAMA0 quiet tantalum.test=boot";
-    let bare = |smp: String, memory: String, extra: &str| -> Result<Command> {
-        let mut c = Command::new(&board.qemu_binary);
-        c.args(["-M", &machine, "-cpu", &board.cpu, "-smp", &smp, "-m", &memory]);
-        c.args(["-display", "none", "-monitor", "none", "-serial", "stdio", "-kernel"]).arg(&assets.kernel);
+    let bare = |machine: qemu::Machine, extra: &str| -> Result<Command> {
+        let mut c = machine.without_el2().headless(&assets.kernel);
         c.arg("-initrd").arg(&assets.initramfs).args(["-append", &format!("{append}{extra}")]);
         c.args(crate::devices::disk_args(&cargo::out_dir().join("linux/bench-bare-disk.img"))?);
         Ok(c)
@@ -129,20 +125,17 @@ fn linux_wall_time(runs: usize) -> Result<()> {
     let same_machine = format!(" maxcpus={cpus} mem={mib}M");
     let names =
         ["Tantalum", "bare on the same machine", "bare, same machine, nokaslr", "bare on a smaller machine"];
+    let machine = qemu::Machine::of(&board);
     let command = |variant: usize| -> Result<Command> {
         match variant {
             0 => {
-                let mut c = Command::new(&board.qemu_binary);
-                let smp = board.smp.to_string();
-                c.args(["-M", &board.machine, "-cpu", &board.cpu, "-smp", &smp, "-m", &board.memory]);
-                c.args(["-display", "none", "-monitor", "none", "-serial", "stdio", "-kernel"])
-                    .arg(&built.image);
+                let mut c = machine.headless(&built.image);
                 c.args(crate::devices::qemu_args(&built.config, built.image.with_file_name("disk.img"))?);
                 Ok(c)
             }
-            1 => bare(board.smp.to_string(), board.memory.clone(), &same_machine),
-            2 => bare(board.smp.to_string(), board.memory.clone(), &format!("{same_machine} nokaslr")),
-            _ => bare(cpus.to_string(), format!("{mib}M"), ""),
+            1 => bare(machine.clone(), &same_machine),
+            2 => bare(machine.clone(), &format!("{same_machine} nokaslr")),
+            _ => bare(machine.clone().with_size(cpus, format!("{mib}M")), ""),
         }
     };
     println!("(the smaller machine: {cpus} CPUs, {mib} MiB)");
@@ -187,16 +180,11 @@ fn linux_wall_time(runs: usize) -> Result<()> {
     Ok(())
 }
 
-pub fn command(args: &[String]) -> Result<()> {
+/// `cargo xtask bench`: the icount benchmarks, or with `linux` the Linux boot wall time over
+/// `runs` rounds.
+pub fn command(linux: bool, runs: usize) -> Result<()> {
     tools::ensure()?;
-    if args.iter().any(|a| a == "--linux") {
-        let runs = match args.iter().position(|a| a == "--runs") {
-            None => 10,
-            Some(i) => match args.get(i + 1).and_then(|n| n.parse::<usize>().ok()) {
-                Some(n) if n > 0 => n,
-                _ => bail!("--runs needs a positive number of runs"),
-            },
-        };
+    if linux {
         return linux_wall_time(runs);
     }
     let mut values = Vec::new();

@@ -45,6 +45,19 @@ impl Board {
         })
     }
 
+    /// Every board under `boards/`, by name.
+    pub fn all() -> Result<Vec<Board>> {
+        let mut boards = Vec::new();
+        for entry in std::fs::read_dir(crate::root().join("boards"))? {
+            let dir = entry?.path();
+            if dir.join("board.toml").is_file() {
+                boards.push(Board::load(&dir)?);
+            }
+        }
+        boards.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(boards)
+    }
+
     pub fn describe(&self) -> String {
         format!(
             "{} -M {} -cpu {} -smp {} -m {}",

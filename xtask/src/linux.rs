@@ -18,13 +18,13 @@
 //! - `shell`: an interactive shell on the console (mounts the disk on /mnt if there is one).
 
 mod cpio;
-mod debian;
+pub mod debian;
 mod kmod;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::{bail, step, Result};
 
@@ -273,20 +273,11 @@ fn mke2fs() -> Result<PathBuf> {
     if let Some(p) = find_mke2fs() {
         return Ok(p);
     }
-    let install = "apt-get install -y --no-install-recommends e2fsprogs";
-    if !fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0) {
-        bail!("mke2fs is missing; install it with:\n    sudo {install}");
-    }
-    step("installing e2fsprogs");
-    let status =
-        Command::new("sh").arg("-c").arg(install).env("DEBIAN_FRONTEND", "noninteractive").status()?;
-    if !status.success() {
-        bail!("`{install}` failed");
-    }
+    crate::tools::apt_install(&["e2fsprogs"], "mke2fs is missing (it makes the Linux guests' disk)")?;
     find_mke2fs().ok_or_else(|| crate::Error("mke2fs still missing after installing e2fsprogs".into()))
 }
 
-fn find_mke2fs() -> Option<PathBuf> {
+pub fn find_mke2fs() -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain(["/usr/sbin".into(), "/sbin".into()])
@@ -294,16 +285,17 @@ fn find_mke2fs() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// The bare QEMU command (no hypervisor) that boots the assets with `tantalum.test=<test>`.
-pub fn bare_qemu(assets: &LinuxAssets, test: &str) -> Command {
-    let mut c = Command::new("qemu-system-aarch64");
-    c.args(["-M", "virt", "-cpu", "cortex-a57", "-smp", "2", "-m", "512M", "-nographic"]);
-    c.arg("-kernel").arg(&assets.kernel);
+/// The bare QEMU command (no hypervisor, the default board's machine at EL1 with 2 CPUs and
+/// 512 MiB) that boots the assets with `tantalum.test=<test>`.
+pub fn bare_qemu(assets: &LinuxAssets, test: &str) -> Result<Command> {
+    let board =
+        crate::board::Board::load(&crate::board::board_of(&crate::root().join(crate::DEFAULT_CONFIG))?)?;
+    let mut c = crate::qemu::Machine::of(&board).without_el2().with_size(2, "512M").command(&assets.kernel);
+    c.arg("-nographic");
     c.arg("-initrd").arg(&assets.initramfs);
     c.args(["-append", &format!("console=ttyAMA0 tantalum.test={test}")]);
-    c.arg("-drive").arg(format!("if=none,file={},format=raw,id=d0", assets.disk.display()));
-    c.args(["-device", "virtio-blk-device,drive=d0"]);
-    c
+    c.args(crate::devices::disk_args(&assets.disk)?);
+    Ok(c)
 }
 
 /// Lines a run of `test` must print (for `boot` and `reboot`; other tests: none), with `cpus`
@@ -326,56 +318,30 @@ pub fn expected_lines(test: &str, cpus: usize) -> Vec<String> {
 }
 
 /// `cargo xtask linux-assets [--boot TEST]`: makes the assets and prints their paths; with
-/// `--boot`, boots them bare in QEMU (no hypervisor, 2 CPUs) under a 120 s limit, echoing the
+/// `boot`, boots them bare in QEMU (no hypervisor, 2 CPUs) under a 120 s limit, echoing the
 /// console, and checks the [`expected_lines`].
-pub fn command(args: &[String]) -> Result<()> {
+pub fn command(boot: Option<&str>) -> Result<()> {
     let assets = assets()?;
     println!("kernel: {}", assets.kernel.display());
     println!("kernel-version: {}", assets.kernel_version);
     println!("initramfs: {}", assets.initramfs.display());
     println!("disk: {}", assets.disk.display());
-    let Some(test) = crate::option(args, "--boot") else { return Ok(()) };
+    let Some(test) = boot else { return Ok(()) };
     crate::tools::ensure()?;
     step(format!("booting Linux bare in QEMU (tantalum.test={test}; quit with Ctrl-A X)"));
-    let start = Instant::now();
-    let mut child = bare_qemu(&assets, &test).stdout(Stdio::piped()).spawn()?;
-    let mut stdout = child.stdout.take().expect("piped");
-    let echo = std::thread::spawn(move || {
-        use std::io::{Read, Write};
-        let mut all = Vec::new();
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            all.extend_from_slice(&buf[..n]);
-            let mut out = std::io::stdout().lock();
-            let _ = out.write_all(&buf[..n]);
-            let _ = out.flush();
-        }
-        String::from_utf8_lossy(&all).replace('\r', "")
-    });
     let limit = Duration::from_secs(120);
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break Some(status);
-        }
-        if start.elapsed() >= limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let run = crate::qemu::run_command(bare_qemu(&assets, test)?, Some(limit), true)?;
+    let Some(status) = run.status else {
+        bail!("QEMU still running after {} s: stopped it", limit.as_secs())
     };
-    let elapsed = start.elapsed().as_secs_f64();
-    let output = echo.join().unwrap_or_default();
-    let Some(status) = status else { bail!("QEMU still running after {} s: stopped it", limit.as_secs()) };
-    step(format!("QEMU exited ({status}) after {elapsed:.1} s"));
+    step(format!("QEMU exited ({status}) after {:.1} s", run.elapsed.as_secs_f64()));
     if !status.success() {
         bail!("QEMU exited with {status}");
     }
-    let missing: Vec<String> =
-        expected_lines(&test, 2).into_iter().filter(|l| !output.lines().any(|o| o.trim_end() == l)).collect();
+    let missing: Vec<String> = expected_lines(test, 2)
+        .into_iter()
+        .filter(|l| !run.output.lines().any(|o| o.trim_end() == l))
+        .collect();
     if !missing.is_empty() {
         bail!("the console lacks:\n    {}", missing.join("\n    "));
     }

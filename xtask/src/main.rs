@@ -1,12 +1,14 @@
 //! `cargo xtask`: Tantalum's host tool. Builds the hypervisor, the partitions and a boot image
 //! from a system device tree, checks configs, boots systems in QEMU, runs the test scenarios
-//! and the benchmarks. Run `cargo xtask help` for the commands.
+//! and the benchmarks. `cargo xtask --help` lists the commands, `cargo xtask help COMMAND`
+//! explains one.
 
 mod bench;
 mod board;
 mod cargo;
 mod check;
 mod devices;
+mod doctor;
 mod guest_dt;
 mod image;
 mod linux;
@@ -14,26 +16,13 @@ mod qemu;
 mod scenarios;
 mod show;
 mod test;
+mod toolchain;
 mod tools;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "\
-usage: cargo xtask <command> [options]
-
-commands:
-  run [--config FILE] [--timeout SECS]   build a system (default: configs/demo.dts) and boot it in QEMU
-  build [--config FILE]                  build the boot image only and print its path
-  config check FILE...                   check system descriptions; print every problem found
-  config show FILE [--guest NAME]        the plan of a system (partitions, memory map), or a partition's guest DT
-  test [--scenario TEXT]                 host tests, builds for both architectures, emulator scenarios
-                                         (or only the scenarios whose name contains TEXT)
-  bench [--linux [--runs N]]             instruction counts under QEMU -icount (docs/performance.md);
-                                         --linux: Linux boot wall time, bare vs under Tantalum (N runs, 10)
-  linux-assets [--boot TEST]             Debian arm64 kernel, initramfs and disk for a Linux guest; print
-                                         their paths (--boot: boot them bare in QEMU, TEST = boot, reboot, ...)
-";
+use clap::{Args, Parser, Subcommand};
 
 /// Default system for `run` and `build`.
 pub const DEFAULT_CONFIG: &str = "configs/demo.dts";
@@ -66,28 +55,132 @@ pub fn step(message: impl std::fmt::Display) {
     println!("==> {message}");
 }
 
-fn option(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+/// Tantalum's host tool: build, check, boot, test and measure partitioned systems.
+#[derive(Parser, Debug)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Subcommand, Debug)]
+enum Commands {
+    /// Build a system (default: configs/demo.dts) and boot it in QEMU on this terminal.
+    ///
+    /// Exits non-zero when the hypervisor halts on an error or a partition stops by a fault.
+    Run(RunArgs),
+    /// Build the boot image only and print its path.
+    Build {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Check or show system descriptions.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Host tests, builds for both architectures, config checks and emulator scenarios.
+    Test {
+        /// Run only the emulator scenarios whose name contains TEXT (it must match at least one).
+        #[arg(long, value_name = "TEXT")]
+        scenario: Option<String>,
+        /// List the emulator scenarios and exit.
+        #[arg(long, conflicts_with = "scenario")]
+        list: bool,
+    },
+    /// Instruction counts under QEMU -icount (docs/performance.md).
+    Bench {
+        /// Linux boot wall time instead: bare vs under Tantalum.
+        #[arg(long)]
+        linux: bool,
+        /// Rounds of `--linux`.
+        #[arg(long, value_name = "N", requires = "linux", default_value_t = 10,
+              value_parser = clap::value_parser!(u32).range(1..))]
+        runs: u32,
+    },
+    /// Fetch the Debian arm64 kernel, build the initramfs and disk for a Linux guest; print their paths.
+    LinuxAssets {
+        /// Also boot them bare in QEMU with `tantalum.test=TEST` (boot, reboot, ...).
+        #[arg(long, value_name = "TEST")]
+        boot: Option<String>,
+    },
+    /// List every prerequisite (toolchain, targets, QEMU, dtc, Linux guest packages): found or
+    /// missing, with the command that fixes it.
+    Doctor {
+        /// Install what is missing (rustup; apt-get when run as root), as `run` and `test` do.
+        #[arg(long)]
+        fix: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+struct ConfigArg {
+    /// The system description (DTS).
+    #[arg(long = "config", value_name = "FILE", default_value = DEFAULT_CONFIG, value_parser = existing_file)]
+    path: PathBuf,
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Stop QEMU after SECS seconds (an error).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    timeout: Option<u64>,
+    /// Start QEMU stopped, waiting for GDB on localhost:1234, and print the gdb command.
+    #[arg(long)]
+    gdb: bool,
+    /// Extra QEMU arguments, after `--` (e.g. `-- -d int -D qemu.log`).
+    #[arg(last = true, value_name = "QEMU ARGS")]
+    qemu: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Check system descriptions; print every problem and warning found.
+    Check {
+        /// System descriptions (DTS).
+        #[arg(required = true, value_name = "FILE", value_parser = existing_file)]
+        files: Vec<PathBuf>,
+    },
+    /// The plan of a system (partitions, memory map), or one partition's generated guest DT.
+    Show {
+        /// The system description (DTS).
+        #[arg(value_name = "FILE", value_parser = existing_file)]
+        file: PathBuf,
+        /// Show this partition's generated guest device tree instead.
+        #[arg(long, value_name = "NAME")]
+        guest: Option<String>,
+    },
+}
+
+/// A path to an existing file, relative to the current directory or the workspace root (so
+/// `cargo xtask` works from any directory of the workspace).
+fn existing_file(arg: &str) -> std::result::Result<PathBuf, String> {
+    let path = PathBuf::from(arg);
+    let candidates = [path.clone(), root().join(&path)];
+    match candidates.into_iter().find(|p| p.is_file()) {
+        Some(p) => Ok(p),
+        None if path.is_dir() => Err(format!("{arg} is a directory, not a system description")),
+        None => Err(format!("{arg}: no such file")),
+    }
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("run") => run(&args[1..]),
-        Some("build") => build(&args[1..]),
-        Some("config") if args.get(1).map(String::as_str) == Some("check") => check::command(&args[2..]),
-        Some("config") if args.get(1).map(String::as_str) == Some("show") => show::command(&args[2..]),
-        Some("test") => test::command(&args[1..]),
-        Some("bench") => bench::command(&args[1..]),
-        Some("linux-assets") => linux::command(&args[1..]),
-        Some("help" | "--help" | "-h") => {
-            print!("{USAGE}");
-            Ok(())
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Commands::Run(args) => run(args),
+        Commands::Build { config } => build(&config.path),
+        Commands::Config(ConfigCommand::Check { files }) => {
+            check::command(&files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>())
         }
-        _ => {
-            eprint!("{USAGE}");
-            return ExitCode::from(2);
+        Commands::Config(ConfigCommand::Show { file, guest }) => {
+            let mut args = vec![file.display().to_string()];
+            args.extend(guest.into_iter().flat_map(|g| ["--guest".to_string(), g]));
+            show::command(&args)
         }
+        Commands::Test { scenario, list } => test::command(scenario.as_deref(), list),
+        Commands::Bench { linux, runs } => bench::command(linux, runs as usize),
+        Commands::LinuxAssets { boot } => linux::command(boot.as_deref()),
+        Commands::Doctor { fix } => doctor::command(fix),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -98,35 +191,41 @@ fn main() -> ExitCode {
     }
 }
 
-fn config_arg(args: &[String]) -> PathBuf {
-    let config = option(args, "--config").unwrap_or_else(|| DEFAULT_CONFIG.to_string());
-    let path = PathBuf::from(&config);
-    if path.is_absolute() || path.exists() {
-        path
-    } else {
-        root().join(path)
-    }
-}
-
-fn build(args: &[String]) -> Result<()> {
+fn build(config: &std::path::Path) -> Result<()> {
     tools::ensure()?;
-    let built = image::build_system(&config_arg(args))?;
+    let built = image::build_system(config)?;
     println!("{}", built.image.display());
     Ok(())
 }
 
-fn run(args: &[String]) -> Result<()> {
+fn run(args: RunArgs) -> Result<()> {
     tools::ensure()?;
-    let built = image::build_system(&config_arg(args))?;
-    let timeout = option(args, "--timeout").map(|t| t.parse::<u64>()).transpose()?;
+    let built = image::build_system(&args.config.path)?;
     let board = board::Board::load(&built.board)?;
     step(format!("{}: {}", built.image.display(), check::summary(&built.config)));
-    step(format!("booting {} in QEMU ({}; quit with Ctrl-A X)", built.image.display(), board.describe()));
-    let extra = devices::qemu_args(&built.config, built.image.with_file_name("disk.img"))?;
-    let status =
-        qemu::interactive(&board, &built.image, &extra, timeout.map(std::time::Duration::from_secs))?;
-    if !status.success() {
+    let mut extra = devices::qemu_args(&built.config, built.image.with_file_name("disk.img"))?;
+    if args.gdb {
+        extra.extend(["-s".into(), "-S".into()]);
+        let (elf, _) = cargo::build_hypervisor()?;
+        step("QEMU waits for GDB on localhost:1234; in another terminal run:");
+        println!("    gdb-multiarch -q {} -ex 'target remote localhost:1234'", elf.display());
+    }
+    extra.extend(args.qemu);
+    step(format!(
+        "booting {} in QEMU ({}; quit with Ctrl-A X, move console input with Ctrl-\\)",
+        built.image.display(),
+        board.describe()
+    ));
+    let run =
+        qemu::interactive(&board, &built.image, &extra, args.timeout.map(std::time::Duration::from_secs))?;
+    if let Some(status) = run.status.filter(|s| !s.success()) {
         bail!("QEMU exited with {status}");
+    }
+    if run.timed_out() {
+        bail!("QEMU still running after {} s: stopped it", args.timeout.unwrap_or_default());
+    }
+    if let Some(why) = qemu::failure(&run.output) {
+        bail!("{why}");
     }
     Ok(())
 }

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use Said::{AnyPartition, Hypervisor, Partition};
+
 /// Something done to the built boot image before it boots.
 #[derive(Clone, Copy, Debug)]
 pub enum Tamper {
@@ -23,8 +25,8 @@ pub struct Scenario {
     pub config: &'static str,
     /// Lines (substrings) that must all appear.
     pub expect: &'static [&'static str],
-    /// Substrings that must not appear (on top of [`ALWAYS_FORBIDDEN`]).
-    pub forbid: &'static [&'static str],
+    /// What must not be said (on top of [`ALWAYS_FORBIDDEN`]).
+    pub forbid: &'static [Said],
     /// `(a, b)`: some line containing `b` comes after the first line containing `a`.
     pub order: &'static [(&'static str, &'static str)],
     pub tamper: Option<Tamper>,
@@ -34,9 +36,53 @@ pub struct Scenario {
     pub timeout: Duration,
 }
 
-/// Output that fails any scenario: breaches reported by test partitions, hypervisor panics.
-pub const ALWAYS_FORBIDDEN: &[&str] =
-    &["BREACH", "CORRUPTED", "FATAL", "panic:", "unexpected exception", "NOT fresh"];
+/// A line of output, by who printed it: the hypervisor (`tantalum: ...`) or a partition
+/// (`[name] ...`; a Linux partition's kernel log too). Patterns match within one source only,
+/// so a kernel message that happens to contain "fault:" is not the hypervisor reporting one.
+#[derive(Clone, Copy, Debug)]
+pub enum Said {
+    /// A hypervisor line containing this.
+    Hypervisor(&'static str),
+    /// A line of this partition containing this (`""`: any line at all).
+    Partition(&'static str, &'static str),
+    /// A line of any partition containing this (the test partitions' alarms).
+    AnyPartition(&'static str),
+}
+
+impl Said {
+    /// The first line of `output` that says this.
+    pub fn find<'a>(&self, output: &'a str) -> Option<&'a str> {
+        output.lines().find(|line| match (self, source(line)) {
+            (Said::Hypervisor(t), Some((None, text))) => text.contains(t),
+            (Said::Partition(name, t), Some((Some(from), text))) => from == *name && text.contains(t),
+            (Said::AnyPartition(t), Some((Some(_), text))) => text.contains(t),
+            _ => false,
+        })
+    }
+}
+
+/// Who printed `line` (`None`: the hypervisor) and the text after the prefix; `None` for a
+/// line from neither (QEMU's own messages).
+fn source(line: &str) -> Option<(Option<&str>, &str)> {
+    if let Some(text) = line.strip_prefix("tantalum: ") {
+        return Some((None, text));
+    }
+    let (name, text) = line.strip_prefix('[')?.split_once("] ")?;
+    let is_name =
+        !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    is_name.then_some((Some(name), text))
+}
+
+/// Output that fails any scenario: hypervisor panics and breaches reported by test partitions.
+pub const ALWAYS_FORBIDDEN: &[Said] = &[
+    Said::Hypervisor("FATAL"),
+    Said::Hypervisor("panic"),
+    Said::AnyPartition("BREACH"),
+    Said::AnyPartition("CORRUPTED"),
+    Said::AnyPartition("panic:"),
+    Said::AnyPartition("unexpected exception"),
+    Said::AnyPartition("NOT fresh"),
+];
 
 const T: Duration = Duration::from_secs(60);
 /// Linux scenarios boot a real kernel under TCG (about 10 s each on the CI machine).
@@ -56,7 +102,7 @@ pub const SCENARIOS: &[Scenario] = &[
             "all partitions have stopped: powering off",
         ],
         order: &[],
-        forbid: &["fault:", "failed", "malformed"],
+        forbid: &[Hypervisor("fault:"), Hypervisor("failed"), AnyPartition("failed"), AnyPartition("malformed")],
         tamper: None,
         qemu_args: &[],
         timeout: T,
@@ -74,7 +120,7 @@ pub const SCENARIOS: &[Scenario] = &[
             "all partitions have stopped: powering off",
         ],
         order: &[],
-        forbid: &["fault:"],
+        forbid: &[Hypervisor("fault:")],
         tamper: None,
         qemu_args: &[],
         timeout: T,
@@ -88,7 +134,7 @@ pub const SCENARIOS: &[Scenario] = &[
             "all partitions have stopped: powering off",
         ],
         order: &[("partition 'early':", "partition 'late':"), ("partition 'early':", "[late] hello")],
-        forbid: &["fault:"],
+        forbid: &[Hypervisor("fault:")],
         tamper: None,
         qemu_args: &[],
         timeout: T,
@@ -114,7 +160,7 @@ pub const SCENARIOS: &[Scenario] = &[
             "all partitions have stopped: powering off",
         ],
         order: &[],
-        forbid: &["partition 'victim' fault"],
+        forbid: &[Hypervisor("partition 'victim' fault")],
         tamper: None,
         qemu_args: &[],
         timeout: T,
@@ -133,7 +179,7 @@ pub const SCENARIOS: &[Scenario] = &[
             "all partitions have stopped: powering off",
         ],
         order: &[],
-        forbid: &["partition 'bystander' fault", "[stopper] boot 1"],
+        forbid: &[Hypervisor("partition 'bystander' fault"), Partition("stopper", "boot 1")],
         tamper: None,
         qemu_args: &[],
         timeout: T,
@@ -146,7 +192,7 @@ pub const SCENARIOS: &[Scenario] = &[
             "halting the system",
         ],
         order: &[],
-        forbid: &["all partitions have stopped"],
+        forbid: &[Hypervisor("all partitions have stopped")],
         tamper: None,
         qemu_args: &[],
         timeout: T,
@@ -160,7 +206,7 @@ pub const SCENARIOS: &[Scenario] = &[
             "all partitions have stopped: powering off",
         ],
         order: &[],
-        forbid: &["[ping]"],
+        forbid: &[Partition("ping", "")],
         tamper: Some(Tamper::CorruptImage("ping")),
         qemu_args: &[],
         timeout: T,
@@ -173,7 +219,7 @@ pub const SCENARIOS: &[Scenario] = &[
             "the system DTB is invalid (1 error(s)): halting",
         ],
         order: &[],
-        forbid: &["[ping]", "[pong]"],
+        forbid: &[Partition("ping", ""), Partition("pong", "")],
         // pong's `memory = <0x0 0x43000000 0x0 0x01000000>` becomes 0x42800000: an overlap.
         tamper: Some(Tamper::PatchDtb {
             from: &[0, 0, 0, 0, 0x43, 0, 0, 0, 0, 0, 0, 0, 0x01, 0, 0, 0],
@@ -191,7 +237,7 @@ pub const SCENARIOS: &[Scenario] = &[
             "all partitions have stopped: powering off",
         ],
         order: &[],
-        forbid: &["[pong]"],
+        forbid: &[Partition("pong", "")],
         tamper: None,
         // The board says 1 GiB; the machine has 48 MiB (RAM ends at 0x43000000).
         qemu_args: &["-m", "48M"],
@@ -218,7 +264,7 @@ pub const SCENARIOS: &[Scenario] = &[
             "all partitions have stopped: powering off",
         ],
         order: &[],
-        forbid: &["fault:", "no valid device tree"],
+        forbid: &[Hypervisor("fault:"), AnyPartition("no valid device tree")],
         tamper: None,
         qemu_args: &[],
         timeout: T,
@@ -232,7 +278,7 @@ pub const SCENARIOS: &[Scenario] = &[
             "all partitions have stopped: powering off",
         ],
         order: &[],
-        forbid: &["fault:", "failed"],
+        forbid: &[Hypervisor("fault:"), Hypervisor("failed"), AnyPartition("failed")],
         tamper: None,
         qemu_args: &[],
         timeout: T,
@@ -246,7 +292,7 @@ pub const SCENARIOS: &[Scenario] = &[
             "all partitions have stopped: powering off",
         ],
         order: &[],
-        forbid: &["fault:", "failed", "ring full 0 times"],
+        forbid: &[Hypervisor("fault:"), Hypervisor("failed"), AnyPartition("failed"), AnyPartition("ring full 0 times")],
         tamper: None,
         qemu_args: &[],
         timeout: T,
@@ -264,7 +310,7 @@ pub const SCENARIOS: &[Scenario] = &[
             "all partitions have stopped: powering off",
         ],
         order: &[],
-        forbid: &["partition 'honest' fault"],
+        forbid: &[Hypervisor("partition 'honest' fault")],
         tamper: None,
         qemu_args: &[],
         timeout: T,
@@ -284,7 +330,7 @@ pub const SCENARIOS: &[Scenario] = &[
             ("[heartbeat] heartbeat 1", "[linux] linux: TANTALUM-LINUX-MARKER"),
             ("partition 'linux' powered off", "[heartbeat] heartbeat "),
         ],
-        forbid: &["fault:"],
+        forbid: &[Hypervisor("fault:")],
         tamper: None,
         qemu_args: &[],
         timeout: LINUX_TIMEOUT,
@@ -299,7 +345,7 @@ pub const SCENARIOS: &[Scenario] = &[
             "all partitions have stopped: powering off",
         ],
         order: &[],
-        forbid: &["[linux]", "fault:"],
+        forbid: &[Partition("linux", ""), Hypervisor("fault:")],
         tamper: Some(Tamper::CorruptInitrd("linux")),
         qemu_args: &[],
         timeout: T,
@@ -320,7 +366,7 @@ pub const SCENARIOS: &[Scenario] = &[
             ("partition 'linux' reset", "[linux] linux: second boot after reboot"),
             ("partition 'linux' powered off", "[heartbeat] heartbeat "),
         ],
-        forbid: &["fault:"],
+        forbid: &[Hypervisor("fault:")],
         tamper: None,
         qemu_args: &[],
         timeout: LINUX_TIMEOUT,
@@ -335,7 +381,7 @@ pub const SCENARIOS: &[Scenario] = &[
             "all partitions have stopped: powering off",
         ],
         order: &[("partition 'linux' fault", "[heartbeat] heartbeat ")],
-        forbid: &["linux: devmem returned", "partition 'heartbeat' fault"],
+        forbid: &[Partition("linux", "linux: devmem returned"), Hypervisor("partition 'heartbeat' fault")],
         tamper: None,
         qemu_args: &[],
         timeout: LINUX_TIMEOUT,
@@ -351,9 +397,30 @@ pub const SCENARIOS: &[Scenario] = &[
             "all partitions have stopped: powering off",
         ],
         order: &[],
-        forbid: &["fault:", "chanping: cannot", "ring is corrupt"],
+        forbid: &[Hypervisor("fault:"), Partition("linux", "chanping: cannot"), Partition("linux", "ring is corrupt")],
         tamper: None,
         qemu_args: &[],
         timeout: LINUX_TIMEOUT,
     },
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_match_within_their_source_only() {
+        let out = "tantalum: partition 'a' fault: x: stopped\n[linux] [    2.1] Unable to handle kernel fault: oops\n[pong] hi\n";
+        assert!(Hypervisor("fault:").find(out).unwrap().starts_with("tantalum: "));
+        assert_eq!(Hypervisor("Unable").find(out), None);
+        assert_eq!(
+            Partition("linux", "fault:").find(out),
+            Some("[linux] [    2.1] Unable to handle kernel fault: oops")
+        );
+        assert_eq!(Partition("ping", "").find(out), None);
+        assert!(Partition("pong", "").find(out).is_some());
+        assert!(AnyPartition("hi").find(out).is_some());
+        // A kernel line's own brackets are not a partition's.
+        assert_eq!(source("[    2.1] x"), None);
+    }
+}

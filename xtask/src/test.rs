@@ -171,8 +171,8 @@ fn run_scenario(s: &Scenario) -> std::result::Result<(), String> {
         }
     }
     for f in s.forbid.iter().chain(ALWAYS_FORBIDDEN) {
-        if let Some(line) = run.output.lines().find(|l| l.contains(f)) {
-            problems.push(format!("forbidden output ({f}): {line}"));
+        if let Some(line) = f.find(&run.output) {
+            problems.push(format!("forbidden output ({f:?}): {line}"));
         }
     }
     if problems.is_empty() {
@@ -183,16 +183,34 @@ fn run_scenario(s: &Scenario) -> std::result::Result<(), String> {
     Err(format!("{}\nlog: {}\n--- last lines ---\n{}", problems.join("\n"), log.display(), tail.join("\n")))
 }
 
-pub fn command(args: &[String]) -> Result<()> {
-    tools::ensure()?;
-    let mut tally = Tally::default();
-    // `--scenario TEXT`: only the emulator scenarios whose name contains TEXT.
-    if let Some(filter) = args.iter().position(|a| a == "--scenario").and_then(|i| args.get(i + 1)) {
-        for s in SCENARIOS.iter().filter(|s| s.name.contains(filter.as_str())) {
+/// `cargo xtask test`: everything, or only the scenarios whose name contains `filter` (which
+/// must match at least one); `list` prints the scenario names.
+pub fn command(filter: Option<&str>, list: bool) -> Result<()> {
+    if list {
+        for s in SCENARIOS {
+            println!("{}", s.name);
+        }
+        return Ok(());
+    }
+    if let Some(filter) = filter {
+        let chosen: Vec<&Scenario> = SCENARIOS.iter().filter(|s| s.name.contains(filter)).collect();
+        if chosen.is_empty() {
+            bail!("--scenario {filter:?} matches no scenario; `cargo xtask test --list` lists them");
+        }
+        tools::ensure()?;
+        let mut tally = Tally::default();
+        for s in chosen {
             tally.record(&format!("scenario: {}", s.name), run_scenario(s));
         }
         return finish(tally);
     }
+    let mut tally = Tally::default();
+    step("prerequisites: the pinned toolchain's targets and components, QEMU, dtc");
+    tally.record("prerequisites installed (cargo xtask doctor)", tools::ensure().map_err(|e| e.0));
+    tally.record(
+        "fresh toolchain: a target missing from the pinned toolchain is added back",
+        fresh_toolchain_gets_its_target_back(),
+    );
 
     step("host unit tests");
     tally.record(
@@ -238,6 +256,38 @@ pub fn command(args: &[String]) -> Result<()> {
     }
 
     finish(tally)
+}
+
+/// The fresh-machine path: a throwaway copy of the pinned toolchain (its own `RUSTUP_HOME`)
+/// loses a target, and the same code `run` and `test` call before building adds it back.
+fn fresh_toolchain_gets_its_target_back() -> std::result::Result<(), String> {
+    use crate::toolchain::{throwaway_copy, Toolchain};
+    let e = |e: crate::Error| e.0;
+    let mine = Toolchain::pinned().map_err(e)?;
+    let target = mine.pinned.targets.first().cloned().ok_or("rust-toolchain.toml names no target")?;
+    let home = cargo::out_dir().join("fresh-rustup");
+    let name = format!("{}-{}", mine.pinned.channel, crate::toolchain::host());
+    throwaway_copy(&crate::toolchain::sysroot().map_err(e)?, &home, &name).map_err(e)?;
+    let throwaway = Toolchain { pinned: mine.pinned.clone(), rustup_home: Some(home.clone()) };
+    let removed = Command::new("rustup")
+        .args(["target", "remove", "--toolchain", &mine.pinned.channel, &target])
+        .env("RUSTUP_HOME", &home)
+        .status()
+        .map_err(|e| e.to_string())?;
+    if !removed.success() {
+        return Err(format!("rustup target remove {target} failed in the throwaway toolchain"));
+    }
+    let before = throwaway.missing().map_err(e)?;
+    if before.targets != [target.clone()] {
+        return Err(format!("after removing {target}, the throwaway toolchain lacks {before:?}"));
+    }
+    throwaway.ensure().map_err(e)?;
+    let after = throwaway.missing().map_err(e)?;
+    let _ = std::fs::remove_dir_all(&home);
+    if !after.is_empty() {
+        return Err(format!("still missing after ensure: {after:?}"));
+    }
+    Ok(())
 }
 
 /// Prints the summary line; fails if anything failed.
