@@ -209,7 +209,16 @@ fn scribbler() {
     for seq in 0..3 {
         send_retrying(&mut ch, &message(seq));
     }
-    wait_ns(20_000_000);
+    // Only once `honest` has taken all three (however late it started, however slow the host):
+    // the scenario expects exactly 3 good messages before the corruption.
+    let mut waited = 0;
+    while ch.unconsumed() && waited < 10_000 {
+        wait_ns(1_000_000);
+        waited += 1;
+    }
+    if ch.unconsumed() {
+        println!("the peer did not take the 3 messages within 10 s");
+    }
     // Garbage over our own producer page: magic, version, capacity and head.
     let base = channel_base(0);
     println!("scribbling over the ring header and head index at {base:#x}");

@@ -181,6 +181,12 @@ impl Channel {
         Ok(())
     }
 
+    /// Whether messages this partition sent are not yet all taken by the peer (false on a
+    /// receive-only channel, or once the ring is corrupt).
+    pub fn unconsumed(&self) -> bool {
+        self.tx.as_ref().is_some_and(|tx| tx.pending())
+    }
+
     /// Takes the next message into `buf`, if there is one; returns its length.
     pub fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize, ChannelError> {
         let layout = self.rx_layout.ok_or(ChannelError::SendOnly)?;
