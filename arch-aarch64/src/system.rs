@@ -1,18 +1,20 @@
 //! The partitioned system at run time: built once by the primary CPU, then shared read-mostly
 //! by every CPU.
 
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 use spin::{Mutex, Once};
 use tantalum_aarch64::descriptors::Stage2Format;
-use tantalum_core::addr::{align_up, GuestPhys, HostPhys, PAGE_SIZE};
+use tantalum_core::addr::{GuestPhys, HostPhys};
+use tantalum_core::bootimage::ImageProblem;
 use tantalum_core::channel::layout::{channel_layout, LayoutError};
 use tantalum_core::config::VIRTUAL_UART_SPI;
 use tantalum_core::config::{Interrupt, PartitionConfig, SystemConfig, MAX_CPUS};
 use tantalum_core::console::LineBuffer;
 use tantalum_core::partition::PartitionState;
-use tantalum_core::stage2::{Geometry, MapAttrs, MapError, Stage2};
+use tantalum_core::stage2::{covering_pages, Geometry, MapAttrs, MapError, Stage2};
 use tantalum_core::vgic::VirtualGic;
 use tantalum_core::vplatform;
 use tantalum_core::vuart::VirtualUart;
@@ -152,6 +154,8 @@ pub enum LoadError {
     Stage2(MapError),
     /// A channel's memory cannot hold its rings.
     Channel(LayoutError),
+    /// The image is not an arm64 Image (`bootimage::check_partition_image`).
+    Image(ImageProblem),
 }
 
 impl core::fmt::Display for LoadError {
@@ -162,13 +166,24 @@ impl core::fmt::Display for LoadError {
             }
             LoadError::OutOfBounds { what } => write!(f, "{what} lies outside the boot image"),
             LoadError::Unmapped => {
-                write!(f, "memory lies outside the hypervisor's map (1 GiB..4 GiB)")
+                write!(f, "memory lies outside the RAM the hypervisor maps ({MAPPED_RAM})")
             }
             LoadError::TooBig { needed, room } => {
                 write!(f, "image needs {needed:#x} bytes with its guest DTB, region 0 has {room:#x}")
             }
-            LoadError::Stage2(e) => write!(f, "building stage-2 tables failed: {e:?}"),
-            LoadError::Channel(e) => write!(f, "channel layout: {e:?}"),
+            LoadError::Stage2(e) => {
+                write!(f, "building stage-2 tables failed: ")?;
+                match e {
+                    MapError::Unaligned => write!(f, "a mapping is not 4 KiB aligned"),
+                    MapError::OutOfRange => write!(f, "a mapping lies outside the guest address space"),
+                    MapError::AlreadyMapped(ipa) => {
+                        write!(f, "guest address {ipa} is mapped twice (two things share that page)")
+                    }
+                    MapError::OutOfMemory => write!(f, "the hypervisor heap has no room for the tables"),
+                }
+            }
+            LoadError::Channel(e) => write!(f, "channel layout: {e}"),
+            LoadError::Image(problem) => write!(f, "image: {problem}"),
         }
     }
 }
@@ -204,10 +219,10 @@ impl System {
     /// Builds the run-time state of every partition, stage-2 tables included (the partitions'
     /// own CPUs load their memory later: `loader`). Fails with the first partition whose tables
     /// cannot be built.
-    pub fn new(config: SystemConfig, payload: &'static [u8]) -> Result<System, (usize, LoadError)> {
+    pub fn new(config: SystemConfig, payload: &'static [u8]) -> Result<System, (String, LoadError)> {
         let mut partitions = Vec::with_capacity(config.partitions.len());
         for (i, p) in config.partitions.iter().enumerate() {
-            let stage2 = build_stage2(&config, p).map_err(|e| (i, e))?;
+            let stage2 = build_stage2(&config, p).map_err(|e| (p.name.clone(), e))?;
             let channels = config.channels_of(p.id).len();
             let mut owned: Vec<u32> = (0..channels).map(vplatform::doorbell_intid).collect();
             owned.extend(
@@ -298,20 +313,17 @@ impl System {
 /// Device memory a partition may read and write but not execute.
 const DEVICE: MapAttrs = MapAttrs { read: true, write: true, execute: false, device: true };
 
-/// Stage 2 of partition `p`: its memory, its passed-through devices (whole pages: the config
-/// rules keep other partitions' devices out of those pages) and its channels, each page with
+/// Stage 2 of partition `p`: its memory, its passed-through devices (whole pages, merged where
+/// its devices share one; the config rules keep other partitions' devices out of those pages)
+/// and its channels, each page with
 /// the access the channel layout gives this endpoint.
 fn build_stage2(config: &SystemConfig, p: &PartitionConfig) -> Result<Stage2, LoadError> {
     let mut mappings: Vec<(u64, u64, u64, MapAttrs)> = Vec::new();
     for r in &p.memory {
         mappings.push((r.guest.as_u64(), r.host.as_u64(), r.size, MapAttrs::RAM));
     }
-    for d in &p.devices {
-        for r in &d.mmio {
-            let start = r.start.as_u64() & !(PAGE_SIZE - 1);
-            let end = align_up(r.end(), PAGE_SIZE).unwrap_or(u64::MAX);
-            mappings.push((start, start, end - start, DEVICE));
-        }
+    for page in covering_pages(p.devices.iter().flat_map(|d| d.mmio.iter().copied())) {
+        mappings.push((page.start.as_u64(), page.start.as_u64(), page.size, DEVICE));
     }
     let channels = config.channels_of(p.id);
     for c in &channels {

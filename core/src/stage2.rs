@@ -2,7 +2,9 @@
 //! of block sizes. The descriptor format is the arch layer's ([`Format`]); tables live wherever
 //! the [`TableMemory`] puts them, so tests run over a fake allocator.
 
-use crate::addr::{GuestPhys, HostPhys, PAGE_SIZE};
+use alloc::vec::Vec;
+
+use crate::addr::{align_up, GuestPhys, HostPhys, HostRange, PAGE_SIZE};
 
 /// Entries per table (4 KiB granule, 8-byte descriptors).
 pub const ENTRIES: usize = 512;
@@ -254,6 +256,30 @@ fn leaf_output(desc: u64) -> u64 {
     desc & 0x0000_FFFF_FFFF_F000
 }
 
+/// The whole pages that hold `ranges` (devices' MMIO windows, which stage 2 can only map by
+/// the page), sorted and merged: two devices of one partition that share a page map it once.
+pub fn covering_pages(ranges: impl IntoIterator<Item = HostRange>) -> Vec<HostRange> {
+    let mut pages: Vec<(u64, u64)> = ranges
+        .into_iter()
+        .filter(|r| r.size > 0)
+        .map(|r| {
+            (
+                r.start.0 & !(PAGE_SIZE - 1),
+                align_up(r.end(), PAGE_SIZE).unwrap_or(u64::MAX & !(PAGE_SIZE - 1)),
+            )
+        })
+        .collect();
+    pages.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(pages.len());
+    for (start, end) in pages {
+        match merged.last_mut() {
+            Some(last) if start <= last.1 => last.1 = last.1.max(end),
+            _ => merged.push((start, end)),
+        }
+    }
+    merged.into_iter().map(|(start, end)| HostRange::new(HostPhys(start), end - start)).collect()
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use alloc::collections::BTreeMap;
@@ -423,5 +449,17 @@ pub(crate) mod tests {
         assert_eq!(map(&mut mem, 512 * G - 0x1000, 0, 0x2000), Err(MapError::OutOfRange));
         mem.limit = Some(mem.table_count());
         assert_eq!(map(&mut mem, 0x8000_1000, 0x8000_1000, 0x1000), Err(MapError::OutOfMemory));
+    }
+
+    #[test]
+    fn devices_sharing_a_page_map_it_once() {
+        let r = |start: u64, size: u64| HostRange::new(HostPhys(start), size);
+        // QEMU virt's virtio-mmio slots are 0x200 apart: eight share a page.
+        let pages = covering_pages([r(0xa000200, 0x200), r(0xa000000, 0x200), r(0xa003e00, 0x200)]);
+        assert_eq!(pages, [r(0xa000000, 0x1000), r(0xa003000, 0x1000)]);
+        // Adjacent pages merge into one run; a window crossing a page boundary takes both.
+        assert_eq!(covering_pages([r(0x9000000, 0x1000), r(0x9001000, 0x1000)]), [r(0x9000000, 0x2000)]);
+        assert_eq!(covering_pages([r(0x9000ff0, 0x20)]), [r(0x9000000, 0x2000)]);
+        assert_eq!(covering_pages([r(0x9000000, 0)]), []);
     }
 }
