@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use crate::board::Board;
 use crate::check::check_file;
@@ -136,6 +137,33 @@ fn tamper(image: &Path, built: &image::BuiltSystem, how: Tamper) -> std::result:
     std::fs::write(image, bytes).map_err(|e| e.to_string())
 }
 
+/// Boots a sample system: it must power off by itself once every partition has ended, with no
+/// halt, no partition stopped by a fault and none of [`ALWAYS_FORBIDDEN`].
+fn boot_good_config(path: &Path) -> std::result::Result<(), String> {
+    let built = image::build_system(path).map_err(|e| e.0)?;
+    let board = Board::load(&built.board).map_err(|e| e.0)?;
+    let extra =
+        crate::devices::qemu_args(&built.config, built.image.with_file_name("disk.img")).map_err(|e| e.0)?;
+    let run = qemu::captured(&board, &built.image, Duration::from_secs(60), &extra).map_err(|e| e.0)?;
+    let mut problems = Vec::new();
+    if run.timed_out() {
+        problems.push("timed out after 60 s".to_string());
+    }
+    problems.extend(qemu::failure(&run.output));
+    problems.extend(
+        ALWAYS_FORBIDDEN.iter().filter_map(|f| f.find(&run.output)).map(|l| format!("forbidden: {l}")),
+    );
+    if !run.output.contains("all partitions have stopped: powering off") {
+        problems.push("the system did not power off by itself".into());
+    }
+    if problems.is_empty() {
+        println!("        ({:.1} s)", run.elapsed.as_secs_f64());
+        return Ok(());
+    }
+    let tail: Vec<&str> = run.output.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect();
+    Err(format!("{}\n--- last lines ---\n{}", problems.join("\n"), tail.join("\n")))
+}
+
 /// Builds and boots one scenario; `Err` says what went wrong.
 fn run_scenario(s: &Scenario) -> std::result::Result<(), String> {
     let built = image::build_system(&root().join(s.config)).map_err(|e| e.0)?;
@@ -250,6 +278,12 @@ pub fn command(filter: Option<&str>, list: bool) -> Result<()> {
         tally.record(&name, check_bad_config(&path));
     }
 
+    step("every sample under configs/tests/good boots: no halt, no fault, every partition ends");
+    for path in dts_files(&root().join("configs/tests/good")) {
+        let name = format!("boots: {}", path.strip_prefix(root()).unwrap_or(&path).display());
+        tally.record(&name, boot_good_config(&path));
+    }
+
     step("emulator scenarios (QEMU)");
     for s in SCENARIOS {
         tally.record(&format!("scenario: {}", s.name), run_scenario(s));
@@ -304,4 +338,61 @@ fn finish(tally: Tally) -> Result<()> {
         bail!("{} check(s) failed", tally.failed.len());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The ```dts blocks of a Markdown text, each with the `configs/...dts` file named in the
+    /// paragraph just before it, if one is.
+    fn dts_examples(markdown: &str) -> Vec<(Option<String>, String)> {
+        let mut examples = Vec::new();
+        // The last paragraph of text seen (kept across the blank line before a block).
+        let (mut paragraph, mut blank) = (String::new(), false);
+        let mut lines = markdown.lines();
+        while let Some(line) = lines.next() {
+            if line.trim() == "```dts" {
+                let block: Vec<&str> = lines.by_ref().take_while(|l| l.trim() != "```").collect();
+                let file = paragraph
+                    .split('`')
+                    .find(|w| w.starts_with("configs/") && w.ends_with(".dts"))
+                    .map(str::to_string);
+                examples.push((file, block.join("\n") + "\n"));
+                paragraph.clear();
+            } else if line.trim().is_empty() {
+                blank = true;
+            } else {
+                if blank {
+                    paragraph.clear();
+                    blank = false;
+                }
+                paragraph.push_str(line);
+                paragraph.push(' ');
+            }
+        }
+        examples
+    }
+
+    #[test]
+    fn docs_examples_are_the_files_the_tests_boot() {
+        let mut compared = 0;
+        for doc in ["docs/config.md", "docs/partitions.md", "README.md"] {
+            let Ok(text) = std::fs::read_to_string(root().join(doc)) else { continue };
+            for (file, block) in dts_examples(&text) {
+                let Some(file) = file else { continue };
+                // Comment lines aside (the files say why they exist, the docs say it in prose).
+                let code = |text: &str| -> String {
+                    text.lines()
+                        .filter(|l| !l.trim_start().starts_with("//"))
+                        .map(|l| format!("{l}\n"))
+                        .collect()
+                };
+                let source = std::fs::read_to_string(root().join(&file)).unwrap();
+                assert_eq!(code(&block), code(&source), "{doc}: the example of {file} differs from the file");
+                compared += 1;
+            }
+        }
+        assert!(compared >= 2, "docs/config.md shows configs/tests/good/devices.dts and all-properties.dts");
+    }
 }
