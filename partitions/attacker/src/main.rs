@@ -58,6 +58,19 @@ fn main() {
             unsafe { core::arch::asm!("msr actlr_el1, {}", in(reg) u64::MAX) };
             println!("BREACH: wrote ACTLR_EL1");
         }
+        8 => {
+            // Semihosting SYS_EXIT: with QEMU's -semihosting this would end the whole machine
+            // (other calls open and write host files). Without it, HLT is UNDEFINED at EL1:
+            // this partition takes its own exception, which the SDK reports, and exits.
+            println!("attack: semihosting call (hlt #0xf000, SYS_EXIT)");
+            // AArch64 SYS_EXIT takes a block: ADP_Stopped_ApplicationExit and the exit code.
+            let block: [u64; 2] = [0x2_0026, 0];
+            // SAFETY: deliberately hostile; only this partition's own exception follows.
+            unsafe {
+                core::arch::asm!("hlt #0xf000", in("x0") 0x18u64, in("x1") block.as_ptr(), options(nostack));
+            }
+            println!("BREACH: semihosting call returned");
+        }
         _ => println!("all attacks contained; exiting"),
     }
 }

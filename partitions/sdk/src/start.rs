@@ -209,6 +209,12 @@ extern "C" fn __tantalum_start(dtb: u64, boot_instructions: u64) -> ! {
 
 #[unsafe(no_mangle)]
 extern "C" fn __tantalum_exception(kind: u64, esr: u64, elr: u64, far: u64) -> ! {
-    crate::println!("unexpected exception {kind}: ESR {esr:#x}, ELR {elr:#x}, FAR {far:#x}");
+    // ESR_EL1.EC 0: an instruction this partition may not execute (UNDEFINED at EL1), e.g. a
+    // semihosting `hlt #0xf000` when no one provides semihosting.
+    if esr >> 26 == 0 {
+        crate::println!("undefined instruction at {elr:#x} (ESR {esr:#x}): exiting");
+    } else {
+        crate::println!("unexpected exception {kind}: ESR {esr:#x}, ELR {elr:#x}, FAR {far:#x}");
+    }
     crate::exit(102)
 }
