@@ -114,6 +114,16 @@ pub const fn needs_pc_advance(s: &Syndrome) -> bool {
     matches!(s.class(), ec::SMC64 | ec::WFX | ec::DABT_LOWER)
 }
 
+/// Length of the trapped instruction: ESR_EL2.IL is 0 for a 16-bit T32 instruction (an
+/// AArch32 EL0 process under a 64-bit guest), 1 for every 32-bit one.
+pub const fn instruction_length(s: &Syndrome) -> u64 {
+    if s.esr & (1 << 25) == 0 {
+        2
+    } else {
+        4
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,5 +196,13 @@ mod tests {
         assert_eq!(extend_load(&ldrsb, 0x80), 0xffff_ffff_ffff_ff80);
         let ldr = Syndrome { esr: esr(ec::DABT_LOWER, dabt::ISV | (2 << 22) | 0b000111), ..s };
         assert_eq!(extend_load(&ldr, 0x1_8000_0000), 0x8000_0000);
+    }
+
+    #[test]
+    fn sixteen_bit_t32_instructions_are_skipped_by_two() {
+        let wide = Syndrome { esr: esr(ec::WFX, 0), ..Default::default() };
+        assert_eq!(instruction_length(&wide), 4);
+        let narrow = Syndrome { esr: ec::WFX << 26, ..Default::default() };
+        assert_eq!(instruction_length(&narrow), 2);
     }
 }

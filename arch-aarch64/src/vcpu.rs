@@ -501,7 +501,7 @@ extern "C" fn guest_exit(frame: &mut GuestFrame, kind: u64) {
         Outcome::Return { values, count } => {
             frame.x[..count].copy_from_slice(&values[..count]);
             if kind == kind::SYNC && esr::needs_pc_advance(&syndrome) {
-                frame.elr += 4;
+                frame.elr += esr::instruction_length(&syndrome);
             }
             load_interrupts(p, here.vcpu, kind == kind::IRQ);
         }
@@ -509,7 +509,7 @@ extern "C" fn guest_exit(frame: &mut GuestFrame, kind: u64) {
             if let Some((register, value)) = load.filter(|&(r, _)| r < 31) {
                 frame.x[register as usize] = esr::extend_load(&syndrome, value);
             }
-            frame.elr += 4;
+            frame.elr += esr::instruction_length(&syndrome);
             load_interrupts(p, here.vcpu, false);
         }
         Outcome::VcpuOff => leave(here),
