@@ -3,14 +3,14 @@
 
 use core::arch::global_asm;
 
-use tantalum_aarch64::descriptors::{el2_identity_map, El2Table, MAIR_EL2_VALUE};
+use tantalum_aarch64::descriptors::{el2_identity_map, El2Table, EL2_RAM_GIB, MAIR_EL2_VALUE};
 use tantalum_core::bootimage::{BOOT_INFO_VERSION, STACK_SIZE};
 use tantalum_core::config::MAX_CPUS;
 
 /// The hypervisor's EL2 translation table: devices in the first GiB, RAM in the next three
 /// (QEMU virt and most boards with RAM at 1 GiB). Read by the MMU from the first instruction on.
 #[unsafe(no_mangle)]
-static EL2_L1: El2Table = el2_identity_map(3);
+static EL2_L1: El2Table = el2_identity_map(EL2_RAM_GIB);
 
 /// Size of the frame the vectors push for a guest exit: x0..x30, ELR_EL2, SPSR_EL2, padding.
 pub const GUEST_FRAME_SIZE: usize = 34 * 8;

@@ -1,7 +1,8 @@
 //! VMSAv8-64 translation-table descriptors (4 KiB granule): stage 2 for partitions, and the
 //! hypervisor's own EL2 stage 1.
 
-use tantalum_core::addr::HostPhys;
+use tantalum_core::addr::{HostPhys, HostRange};
+use tantalum_core::config::HypervisorMap;
 use tantalum_core::stage2::{Format, MapAttrs, ENTRIES};
 
 const VALID: u64 = 1 << 0;
@@ -67,6 +68,16 @@ pub struct El2Table(pub [u64; ENTRIES]);
 /// Stage-1 (EL2) block descriptor XN bit.
 const S1_XN: u64 = 1 << 54;
 
+/// GiB of RAM the EL2 identity map covers, after the first GiB of devices.
+pub const EL2_RAM_GIB: usize = 3;
+
+/// What the EL2 identity map ([`el2_identity_map`]`(`[`EL2_RAM_GIB`]`)`) reaches: the config
+/// check (`BuildFacts::map`, at build time and at boot) refuses memory and devices outside it.
+pub const EL2_MAP: HypervisorMap = HypervisorMap {
+    devices: HostRange::new(HostPhys(0), 1 << 30),
+    ram: HostRange::new(HostPhys(1 << 30), (EL2_RAM_GIB as u64) << 30),
+};
+
 /// The EL2 identity map: the first GiB (devices on QEMU virt) as device memory, the next
 /// `ram_gib` GiB as normal memory. Built at compile time so the MMU can go on before Rust runs.
 pub const fn el2_identity_map(ram_gib: usize) -> El2Table {
@@ -108,7 +119,8 @@ mod tests {
 
     #[test]
     fn el2_map_covers_devices_and_ram() {
-        let t = el2_identity_map(3);
+        let t = el2_identity_map(EL2_RAM_GIB);
+        assert_eq!(EL2_MAP.ram.end(), (t.0[EL2_RAM_GIB] & ADDR_MASK) + (1 << 30));
         assert_eq!(t.0[0] & S1_XN, S1_XN);
         assert_eq!(t.0[1] & ADDR_MASK, 1 << 30);
         assert_eq!(t.0[3] & ADDR_MASK, 3 << 30);

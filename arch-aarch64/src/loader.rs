@@ -14,7 +14,7 @@
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use tantalum_core::addr::{align_up, HostPhys, HostRange, PAGE_SIZE};
-use tantalum_core::bootimage::effective_image_size;
+use tantalum_core::bootimage::{check_partition_image, effective_image_size};
 use tantalum_core::config::{Blob, GUEST_DTB_RESERVE};
 
 use crate::memory::{self, MAPPED_RAM};
@@ -120,6 +120,7 @@ impl System {
         }
         let image_blob = p.image.as_ref().ok_or(LoadError::OutOfBounds { what: "image" })?;
         let image = self.blob_bytes(image_blob, "image")?;
+        check_partition_image(image).map_err(LoadError::Image)?;
         let initrd = p.initrd.map_or(0, |b| align_up(b.size, PAGE_SIZE).unwrap_or(u64::MAX));
         let needed = effective_image_size(image).saturating_add(initrd).saturating_add(GUEST_DTB_RESERVE);
         if needed > p.memory[0].size {

@@ -72,7 +72,11 @@ extern "C" fn primary_main(fw_dtb: u64) -> ! {
         &payload[layout.info.dtb_offset as usize..(layout.info.dtb_offset + layout.info.dtb_size) as usize];
 
     let footprint = HostRange::new(layout.image.start, layout.image.size + runtime_reserve(MAX_CPUS as u64));
-    let facts = BuildFacts { boot_image: Some(footprint), payload_size: Some(layout.info.payload_size) };
+    let facts = BuildFacts {
+        boot_image: Some(footprint),
+        payload_size: Some(layout.info.payload_size),
+        map: Some(tantalum_aarch64::descriptors::EL2_MAP),
+    };
     let config = match config::parse(dtb).and_then(|c| config::validate(&c, &facts).map(|()| c)) {
         Ok(c) => c,
         Err(errors) => {
@@ -94,8 +98,8 @@ extern "C" fn primary_main(fw_dtb: u64) -> ! {
 
     let system = match System::new(config, payload) {
         Ok(s) => s.install(),
-        Err((i, e)) => {
-            info!("partition {i}: {e}: halting");
+        Err((name, e)) => {
+            info!("partition '{name}': {e}: halting");
             firmware::system_off();
         }
     };

@@ -7,7 +7,7 @@ use tantalum_core::addr::{HostPhys, HostRange, PAGE_SIZE};
 use tantalum_core::stage2::{TableMemory, ENTRIES, MAX_ROOT_TABLES};
 
 /// Host-physical memory the EL2 identity map covers as normal memory (1 GiB to 4 GiB).
-pub const MAPPED_RAM: HostRange = HostRange::new(HostPhys(1 << 30), 3 << 30);
+pub const MAPPED_RAM: HostRange = tantalum_aarch64::descriptors::EL2_MAP.ram;
 
 /// Zeroes `range` (any alignment), writing only the blocks that are not zero already.
 ///

@@ -132,9 +132,71 @@ pub fn effective_image_size(bytes: &[u8]) -> u64 {
     }
 }
 
+/// Why the loader refuses a partition image: it boots partitions by the Linux arm64 boot
+/// protocol, which starts them at the first byte of an arm64 `Image` (64-byte header with the
+/// magic `ARM\x64` at offset 56).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImageProblem {
+    /// The file is empty.
+    Empty,
+    /// An ELF file (a linker's output, not yet converted to a flat image).
+    Elf,
+    /// Shorter than the 64-byte header, or without its magic.
+    NoArm64Header { len: u64 },
+}
+
+/// Checks that `bytes` is something the loader boots: an arm64 `Image` (the build tool checks
+/// the file, the hypervisor checks the blob it loads).
+pub fn check_partition_image(bytes: &[u8]) -> Result<(), ImageProblem> {
+    if bytes.is_empty() {
+        return Err(ImageProblem::Empty);
+    }
+    if bytes.starts_with(b"\x7fELF") {
+        return Err(ImageProblem::Elf);
+    }
+    match bytes.get(ARM64_MAGIC_OFFSET..ARM64_MAGIC_OFFSET + 4) {
+        Some(b"ARM\x64") => Ok(()),
+        _ => Err(ImageProblem::NoArm64Header { len: bytes.len() as u64 }),
+    }
+}
+
+impl core::fmt::Display for ImageProblem {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Empty => {
+                write!(f, "the image file is empty; point 'image' at the partition's built arm64 Image")
+            }
+            Self::Elf => write!(
+                f,
+                "the image is an ELF file, not an arm64 Image; convert it (rust-objcopy -O binary) \
+                 and link it with the arm64 Image header (the SDK's start.rs has one)"
+            ),
+            Self::NoArm64Header { len } => write!(
+                f,
+                "the image ({len:#x} bytes) is not an arm64 Image (no \"ARM\\x64\" magic at offset 56): \
+                 partitions boot by the Linux arm64 boot protocol; give a kernel's Image or a binary \
+                 linked with that header (the SDK's start.rs has one)"
+            ),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn partition_images_must_be_arm64_images() {
+        assert_eq!(check_partition_image(&[]), Err(ImageProblem::Empty));
+        assert_eq!(check_partition_image(b"\x7fELF\x02\x01\x01"), Err(ImageProblem::Elf));
+        let text = b"this is a text file, not a kernel\n".repeat(4);
+        assert_eq!(check_partition_image(&text), Err(ImageProblem::NoArm64Header { len: 136 }));
+        assert_eq!(check_partition_image(&[0; 60]), Err(ImageProblem::NoArm64Header { len: 60 }));
+        let mut image = [0u8; 64];
+        image[56..60].copy_from_slice(b"ARM\x64");
+        assert_eq!(check_partition_image(&image), Ok(()));
+        assert!(ImageProblem::NoArm64Header { len: 3 }.to_string().contains("not an arm64 Image"));
+    }
 
     #[test]
     fn effective_size_reads_the_arm64_header() {

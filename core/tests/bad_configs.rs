@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use tantalum_core::addr::{GuestPhys, HostPhys, HostRange};
-use tantalum_core::config::{parse, parse_with_warnings, validate, BuildFacts};
+use tantalum_core::config::{parse, parse_with_warnings, validate, BuildFacts, HypervisorMap};
 
 fn configs_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs")
@@ -390,6 +390,10 @@ fn mutated_dtbs_never_panic() {
         BuildFacts {
             boot_image: Some(HostRange::new(HostPhys(0x4008_0000), 0x20_0000)),
             payload_size: Some(0x1_0000),
+            map: Some(HypervisorMap {
+                devices: HostRange::new(HostPhys(0), 1 << 30),
+                ram: HostRange::new(HostPhys(1 << 30), 3 << 30),
+            }),
         },
     ];
     // Every truncation of every seed first.

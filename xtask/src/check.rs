@@ -3,10 +3,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use tantalum_core::bootimage::effective_image_size;
-use tantalum_core::config::{self, BuildFacts, SystemConfig};
+use tantalum_aarch64::descriptors::EL2_MAP;
+use tantalum_core::bootimage::{check_partition_image, effective_image_size};
+use tantalum_core::config::{self, BuildFacts, ConfigError, ErrorKind, SystemConfig};
 
-use crate::{bail, cargo, Result};
+use crate::board::{board_of, Board};
+use crate::{bail, cargo, image, Result};
 
 /// Compiles a DTS with dtc; on failure returns dtc's own messages.
 pub fn dtc(dts: &Path, out: &Path) -> std::result::Result<Vec<u8>, Vec<String>> {
@@ -82,31 +84,42 @@ pub struct Checked {
     pub images: Vec<Vec<u8>>,
     /// Initrd bytes of the partitions that have one, in partition order.
     pub initrds: Vec<Option<Vec<u8>>>,
-    /// Things that are allowed but probably wrong (unknown properties: typos).
-    pub warnings: Vec<String>,
 }
 
-/// Parses `dtb`, resolves images (filling size hints) and checks every rule.
-pub fn check_dtb(dts: &Path, dtb: &[u8]) -> std::result::Result<Checked, Problems> {
-    let (mut cfg, warnings) = config::parse_with_warnings(dtb)
-        .map_err(|errors| errors.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
-    let warnings = warnings.iter().map(|w| w.to_string()).collect();
+/// Parses `dtb`, resolves images (filling size hints) and checks every rule that needs no
+/// boot image (see [`check_file`] for the rest). Warnings are returned errors or not.
+pub fn check_dtb_reporting(dts: &Path, dtb: &[u8]) -> (std::result::Result<Checked, Problems>, Vec<String>) {
+    let (parsed, warnings) = config::parse_reporting(dtb);
+    let warnings: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
+    let mut cfg = match parsed {
+        Ok(cfg) => cfg,
+        Err(errors) => return (Err(errors.iter().map(|e| e.to_string()).collect()), warnings),
+    };
     let mut images = Vec::new();
     let mut initrds = Vec::new();
     let mut problems = Vec::new();
     for p in &mut cfg.partitions {
-        let image = p.image_path.as_deref().map(|name| read_blob(dts, &p.path, "image", name));
+        let image = match p.image_path.as_deref() {
+            Some(name) => read_blob(dts, &p.path, "image", name).and_then(|bytes| {
+                check_partition_image(&bytes)
+                    .map(|()| bytes)
+                    .map_err(|problem| ConfigError::new(&p.path, ErrorKind::BadImage { problem }).to_string())
+            }),
+            // The build writes `tantalum,image` from `image`: without a file it has no bytes.
+            None => Err(ConfigError::new(&p.path, ErrorKind::MissingProperty { property: "image" })
+                .to_string()
+                + " (the build tool makes 'tantalum,image' from the file 'image' names)"),
+        };
         let initrd = p.initrd_path.as_deref().map(|name| read_blob(dts, &p.path, "initrd", name));
         match image {
-            Some(Ok(bytes)) => {
+            Ok(bytes) => {
                 p.image_size_hint = Some(effective_image_size(&bytes));
                 images.push(bytes);
             }
-            Some(Err(problem)) => {
+            Err(problem) => {
                 problems.push(problem);
                 images.push(Vec::new());
             }
-            None => images.push(Vec::new()),
         }
         match initrd {
             Some(Ok(bytes)) => {
@@ -120,24 +133,43 @@ pub fn check_dtb(dts: &Path, dtb: &[u8]) -> std::result::Result<Checked, Problem
             None => initrds.push(None),
         }
     }
-    let facts = BuildFacts { boot_image: None, payload_size: None };
+    let facts = BuildFacts { boot_image: None, payload_size: None, map: Some(EL2_MAP) };
     if let Err(errors) = config::validate(&cfg, &facts) {
         problems.extend(errors.iter().map(|e| e.to_string()));
     }
     if problems.is_empty() {
-        Ok(Checked { config: cfg, images, initrds, warnings })
+        (Ok(Checked { config: cfg, images, initrds }), warnings)
     } else {
-        Err(problems)
+        (Err(problems), warnings)
     }
 }
 
-/// Compiles and checks one system DTS.
+/// Compiles and checks one system DTS as the build and the hypervisor at boot would: the
+/// rules, then the boot image assembled in memory (guest DTBs, the system DTB, the hypervisor
+/// binary) checked with the facts the hypervisor checks at boot.
 pub fn check_file(dts: &Path) -> std::result::Result<Checked, Problems> {
-    let out = cargo::out_dir().join("check");
-    std::fs::create_dir_all(&out).map_err(|e| vec![e.to_string()])?;
+    check_file_reporting(dts).0
+}
+
+/// [`check_file`], with the warnings, which are returned whether or not there are errors.
+pub fn check_file_reporting(dts: &Path) -> (std::result::Result<Checked, Problems>, Vec<String>) {
     let stem = dts.file_stem().unwrap_or_default().to_string_lossy().to_string();
-    let dtb = dtc(dts, &out.join(format!("{stem}.dtb")))?;
-    check_dtb(dts, &dtb)
+    let out = cargo::out_dir().join("check").join(stem);
+    if let Err(e) = std::fs::create_dir_all(&out) {
+        return (Err(vec![e.to_string()]), Vec::new());
+    }
+    let dtb = match dtc(dts, &out.join("system.src.dtb")) {
+        Ok(dtb) => dtb,
+        Err(problems) => return (Err(problems), Vec::new()),
+    };
+    let (checked, warnings) = check_dtb_reporting(dts, &dtb);
+    let result = checked.and_then(|checked| {
+        let board = board_of(dts).and_then(|dir| Board::load(&dir)).map_err(|e| vec![e.0])?;
+        let (_, hyp_bin) = cargo::build_hypervisor().map_err(|e| vec![e.0])?;
+        let assembled = image::assemble(dts, &out, &dtb, &checked, &hyp_bin, board.load_address)?;
+        Ok(Checked { config: assembled.config, ..checked })
+    });
+    (result, warnings)
 }
 
 /// One line describing a valid system.
@@ -159,20 +191,22 @@ pub fn command(files: &[String]) -> Result<()> {
         bail!("usage: cargo xtask config check FILE.dts...");
     }
     crate::tools::ensure()?;
-    // Sample images are built on demand so that `image = "hello.bin"` resolves.
+    // Sample images are built on demand so that `image = "hello.bin"` resolves, and the
+    // hypervisor so that the boot image is checked as the build lays it out.
     if !cargo::out_dir().join("partitions").is_dir() {
         cargo::build_partitions()?;
     }
+    cargo::build_hypervisor()?;
     let mut failed = 0;
     for file in files {
         let path = PathBuf::from(file);
-        match check_file(&path) {
-            Ok(checked) => {
-                for w in &checked.warnings {
-                    println!("warning: {w}");
-                }
-                println!("{file}: ok: {}", summary(&checked.config));
-            }
+        let (result, warnings) = check_file_reporting(&path);
+        // Warnings first, errors or not: a misspelt property often explains the errors.
+        for w in &warnings {
+            println!("warning: {w}");
+        }
+        match result {
+            Ok(checked) => println!("{file}: ok: {}", summary(&checked.config)),
             Err(problems) => {
                 for p in &problems {
                     println!("error: {p}");

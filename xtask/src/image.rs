@@ -4,12 +4,13 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
+use tantalum_aarch64::descriptors::EL2_MAP;
 use tantalum_core::addr::{align_up, HostPhys, HostRange};
 use tantalum_core::bootimage::{runtime_reserve, BootInfo, BLOB_ALIGN, IMAGE_SIZE_OFFSET};
 use tantalum_core::config::{self, BuildFacts, SystemConfig, MAX_CPUS};
 
 use crate::board::{board_of, Board};
-use crate::check::{check_dtb, dtc, dtc_strict};
+use crate::check::{check_dtb_reporting, dtc, dtc_strict, Checked, Problems};
 use crate::{bail, cargo, guest_dt, step, Error, Result};
 
 /// A blob placed in the boot image.
@@ -95,6 +96,108 @@ fn place(dtb_len: u64, blobs: &mut [PartitionBlobs]) -> u64 {
     at
 }
 
+/// A boot image assembled in memory: everything the build does short of writing the file.
+pub struct Assembled {
+    /// The whole boot image.
+    pub image: Vec<u8>,
+    /// The configuration as the hypervisor will read it (from the embedded system DTB).
+    pub config: SystemConfig,
+    /// Where the payload starts in the image.
+    pub payload_offset: u64,
+    /// Each partition's image and initrd, where they sit in the file.
+    pub placed: Vec<Placed>,
+}
+
+/// Generates the guest DTBs and the final system DTB, lays out the boot image after the
+/// hypervisor binary `hyp_bin` (loaded at `load_address`) and checks the result exactly as the
+/// hypervisor will at boot. Used by `build` and by `config check`, so that both refuse the same.
+pub fn assemble(
+    dts: &Path,
+    out: &Path,
+    source_dtb: &[u8],
+    checked: &Checked,
+    hyp_bin: &Path,
+    load_address: u64,
+) -> std::result::Result<Assembled, Problems> {
+    let io = |e: std::io::Error| vec![e.to_string()];
+    let cfg = &checked.config;
+    std::fs::create_dir_all(out).map_err(io)?;
+    let mut blobs = Vec::new();
+    for ((p, image), initrd) in cfg.partitions.iter().zip(&checked.images).zip(&checked.initrds) {
+        let src = out.join(format!("{}.guest.dts", p.name));
+        std::fs::write(&src, guest_dt::source(cfg, p, source_dtb)).map_err(io)?;
+        let dtb = dtc_strict(&src, &out.join(format!("{}.guest.dtb", p.name)))?;
+        blobs.push(PartitionBlobs {
+            image: BlobSpec { offset: 0, bytes: image.clone() },
+            guest_dtb: BlobSpec { offset: 0, bytes: dtb },
+            initrd: initrd.clone().map(|bytes| BlobSpec { offset: 0, bytes }),
+        });
+    }
+
+    let gen = out.join("system.gen.dts");
+    let generated = |blobs: &[PartitionBlobs]| generated_dts(dts, cfg, blobs).map_err(|e| vec![e.0]);
+    std::fs::write(&gen, generated(&blobs)?).map_err(io)?;
+    let sizing = dtc(&gen, &out.join("system.dtb"))?;
+    let payload_len = place(sizing.len() as u64, &mut blobs);
+    std::fs::write(&gen, generated(&blobs)?).map_err(io)?;
+    let system_dtb = dtc(&gen, &out.join("system.dtb"))?;
+    if system_dtb.len() != sizing.len() {
+        return Err(vec!["internal: system DTB changed size between passes".into()]);
+    }
+
+    let mut payload = vec![0u8; payload_len as usize];
+    payload[..system_dtb.len()].copy_from_slice(&system_dtb);
+    for blob in blobs.iter_mut().flat_map(PartitionBlobs::all_mut) {
+        let at = blob.offset as usize;
+        payload[at..at + blob.bytes.len()].copy_from_slice(&blob.bytes);
+    }
+
+    let mut image = std::fs::read(hyp_bin).map_err(|e| vec![format!("{}: {e}", hyp_bin.display())])?;
+    if image.len() < 128 || image[56..60] != *b"ARM\x64" {
+        return Err(vec![format!("{}: not an arm64 Image", hyp_bin.display())]);
+    }
+    let mut size_field = [0u8; 8];
+    size_field.copy_from_slice(&image[IMAGE_SIZE_OFFSET..IMAGE_SIZE_OFFSET + 8]);
+    let linked_size = u64::from_le_bytes(size_field);
+    let payload_offset = align_up(linked_size.max(image.len() as u64), BLOB_ALIGN).unwrap_or(u64::MAX);
+    image.resize(payload_offset as usize, 0);
+    image.extend_from_slice(&payload);
+    let total = image.len() as u64;
+    image[IMAGE_SIZE_OFFSET..IMAGE_SIZE_OFFSET + 8].copy_from_slice(&total.to_le_bytes());
+
+    // The hypervisor checks all this again at boot, with the same facts.
+    let final_cfg =
+        config::parse(&system_dtb).map_err(|e| e.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
+    let footprint = HostRange::new(HostPhys(load_address), total + runtime_reserve(MAX_CPUS as u64));
+    let facts =
+        BuildFacts { boot_image: Some(footprint), payload_size: Some(payload_len), map: Some(EL2_MAP) };
+    config::validate(&final_cfg, &facts).map_err(|e| e.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
+    let Some(console) = final_cfg.hypervisor.console.as_ref() else {
+        return Err(vec![format!("/hypervisor: {}", config::ErrorKind::NoConsole)]);
+    };
+    let info = BootInfo {
+        payload_offset,
+        payload_size: payload_len,
+        dtb_offset: 0,
+        dtb_size: system_dtb.len() as u64,
+        console_base: console.mmio.start.as_u64(),
+    };
+    info.encode_into(&mut image);
+
+    let placed = final_cfg
+        .partitions
+        .iter()
+        .zip(&blobs)
+        .map(|(p, b)| Placed {
+            partition: p.name.clone(),
+            file_offset: payload_offset + b.image.offset,
+            size: b.image.bytes.len() as u64,
+            initrd: b.initrd.as_ref().map(|i| (payload_offset + i.offset, i.bytes.len() as u64)),
+        })
+        .collect();
+    Ok(Assembled { image, config: final_cfg, payload_offset, placed })
+}
+
 /// Builds everything a system DTS needs and writes its boot image.
 pub fn build_system(dts: &Path) -> Result<BuiltSystem> {
     if !dts.is_file() {
@@ -111,91 +214,23 @@ pub fn build_system(dts: &Path) -> Result<BuiltSystem> {
 
     step(format!("checking {}", dts.display()));
     let source_dtb = dtc(dts, &out.join("system.src.dtb")).map_err(fail)?;
-    let checked = check_dtb(dts, &source_dtb).map_err(fail)?;
-    for w in &checked.warnings {
+    let (checked, warnings) = check_dtb_reporting(dts, &source_dtb);
+    for w in &warnings {
         eprintln!("warning: {w}");
     }
-    let cfg = checked.config;
+    let checked = checked.map_err(fail)?;
 
-    step("generating guest device trees");
-    let mut blobs = Vec::new();
-    for ((p, image), initrd) in cfg.partitions.iter().zip(checked.images).zip(checked.initrds) {
-        let src = out.join(format!("{}.guest.dts", p.name));
-        std::fs::write(&src, guest_dt::source(&cfg, p, &source_dtb))?;
-        let dtb = dtc_strict(&src, &out.join(format!("{}.guest.dtb", p.name))).map_err(fail)?;
-        blobs.push(PartitionBlobs {
-            image: BlobSpec { offset: 0, bytes: image },
-            guest_dtb: BlobSpec { offset: 0, bytes: dtb },
-            initrd: initrd.map(|bytes| BlobSpec { offset: 0, bytes }),
-        });
-    }
-
-    step("assembling the system device tree and boot image");
-    let gen = out.join("system.gen.dts");
-    std::fs::write(&gen, generated_dts(dts, &cfg, &blobs)?)?;
-    let sizing = dtc(&gen, &out.join("system.dtb")).map_err(fail)?;
-    let payload_len = place(sizing.len() as u64, &mut blobs);
-    std::fs::write(&gen, generated_dts(dts, &cfg, &blobs)?)?;
-    let system_dtb = dtc(&gen, &out.join("system.dtb")).map_err(fail)?;
-    if system_dtb.len() != sizing.len() {
-        bail!("internal: system DTB changed size between passes");
-    }
-
-    let mut payload = vec![0u8; payload_len as usize];
-    payload[..system_dtb.len()].copy_from_slice(&system_dtb);
-    for blob in blobs.iter_mut().flat_map(PartitionBlobs::all_mut) {
-        let at = blob.offset as usize;
-        payload[at..at + blob.bytes.len()].copy_from_slice(&blob.bytes);
-    }
-
-    let mut image = std::fs::read(&hyp_bin)?;
-    if image.len() < 128 || image[56..60] != *b"ARM\x64" {
-        bail!("{}: not an arm64 Image", hyp_bin.display());
-    }
-    let linked_size = u64::from_le_bytes(image[IMAGE_SIZE_OFFSET..IMAGE_SIZE_OFFSET + 8].try_into()?);
-    let payload_offset = align_up(linked_size.max(image.len() as u64), BLOB_ALIGN).unwrap_or(u64::MAX);
-    image.resize(payload_offset as usize, 0);
-    image.extend_from_slice(&payload);
-    let total = image.len() as u64;
-    image[IMAGE_SIZE_OFFSET..IMAGE_SIZE_OFFSET + 8].copy_from_slice(&total.to_le_bytes());
-    let Some(console) = cfg.hypervisor.console.as_ref() else {
-        bail!("/hypervisor: missing 'console' (a phandle to the UART the hypervisor prints on)");
-    };
-    let info = BootInfo {
-        payload_offset,
-        payload_size: payload_len,
-        dtb_offset: 0,
-        dtb_size: system_dtb.len() as u64,
-        console_base: console.mmio.start.as_u64(),
-    };
-    info.encode_into(&mut image);
-
-    // The hypervisor checks all this again at boot; checking here gives the better message.
-    let final_cfg =
-        config::parse(&system_dtb).map_err(|e| fail(e.iter().map(|e| e.to_string()).collect()))?;
-    let footprint = HostRange::new(HostPhys(board.load_address), total + runtime_reserve(MAX_CPUS as u64));
-    let facts = BuildFacts { boot_image: Some(footprint), payload_size: Some(payload_len) };
-    config::validate(&final_cfg, &facts).map_err(|e| fail(e.iter().map(|e| e.to_string()).collect()))?;
+    step("generating guest device trees, the system device tree and the boot image");
+    let assembled = assemble(dts, &out, &source_dtb, &checked, &hyp_bin, board.load_address).map_err(fail)?;
 
     let path = out.join("tantalum.img");
-    std::fs::write(&path, &image)?;
+    std::fs::write(&path, &assembled.image)?;
     step(format!(
         "boot image {} ({} KiB: hypervisor {} KiB, {} partition(s))",
         path.display(),
-        total / 1024,
-        payload_offset / 1024,
-        cfg.partitions.len()
+        assembled.image.len() / 1024,
+        assembled.payload_offset / 1024,
+        assembled.config.partitions.len()
     ));
-    let placed = cfg
-        .partitions
-        .iter()
-        .zip(&blobs)
-        .map(|(p, b)| Placed {
-            partition: p.name.clone(),
-            file_offset: payload_offset + b.image.offset,
-            size: b.image.bytes.len() as u64,
-            initrd: b.initrd.as_ref().map(|i| (payload_offset + i.offset, i.bytes.len() as u64)),
-        })
-        .collect();
-    Ok(BuiltSystem { image: path, board: board_dir, config: final_cfg, images: placed })
+    Ok(BuiltSystem { image: path, board: board_dir, config: assembled.config, images: assembled.placed })
 }

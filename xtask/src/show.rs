@@ -8,7 +8,7 @@ use tantalum_core::addr::HostRange;
 use tantalum_core::config::{PartitionConfig, SystemConfig};
 use tantalum_core::stage2::Mappings;
 
-use crate::check::{check_file, summary};
+use crate::check::{check_file_reporting, summary};
 use crate::{bail, cargo, guest_dt, Result};
 
 fn size(bytes: u64) -> String {
@@ -183,7 +183,11 @@ pub fn command(args: &[String]) -> Result<()> {
         cargo::build_partitions()?;
     }
     let path = PathBuf::from(file);
-    let checked = match check_file(&path) {
+    let (result, warnings) = check_file_reporting(&path);
+    for w in &warnings {
+        println!("warning: {w}");
+    }
+    let checked = match result {
         Ok(c) => c,
         Err(problems) => {
             for p in &problems {

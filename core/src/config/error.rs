@@ -11,9 +11,11 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use crate::addr::{GuestPhys, HostRange};
+use crate::bootimage::ImageProblem;
 
 pub use detail::{
-    DtbDefect, Expected, GuestSpan, GuestUse, HostUse, InterruptProblem, NameProblem, NotDevice,
+    DtbDefect, Expected, GuestSpan, GuestUse, HostUse, InterruptProblem, MapWindow, NameProblem, NotDevice,
+    RangesProblem,
 };
 
 use super::Interrupt;
@@ -127,6 +129,13 @@ pub enum ErrorKind {
     GicReg {
         entries: usize,
     },
+    /// A board device's `reg` cannot be translated to a CPU address through its parents'
+    /// `ranges` (reported on the device node).
+    RegNotTranslatable {
+        bus: String,
+        reg: HostRange,
+        problem: RangesProblem,
+    },
 
     // ---- Rule 1: counts ----
     NoPartitions,
@@ -212,6 +221,20 @@ pub enum ErrorKind {
         boot_image: HostRange,
         memory: HostRange,
     },
+    /// Memory the hypervisor must reach (to load, zero or run from it) lies outside the RAM its
+    /// EL2 map covers ([`super::BuildFacts::map`]).
+    OutsideHypervisorMap {
+        range: HostRange,
+        map: HostRange,
+    },
+    /// A device the hypervisor itself drives (its console, the GIC) lies outside the device
+    /// window of its EL2 map.
+    DeviceOutsideHypervisorMap {
+        device: String,
+        what: MapWindow,
+        mmio: HostRange,
+        map: HostRange,
+    },
     /// A guest memory region overlaps something else the partition sees (a device, the GIC).
     GuestMemoryOverlap {
         region: usize,
@@ -262,6 +285,19 @@ pub enum ErrorKind {
     EntryOutsideMemory {
         entry: GuestPhys,
     },
+    /// The entry point is not an instruction address (aarch64 instructions are 4 bytes).
+    EntryUnaligned {
+        entry: GuestPhys,
+    },
+    /// The entry point is not inside the image as loaded (start of region 0, the file's size).
+    EntryOutsideImage {
+        entry: GuestPhys,
+        image: GuestSpan,
+    },
+    /// The image is not something the loader boots.
+    BadImage {
+        problem: ImageProblem,
+    },
 
     // ---- Rule 9: boot image ----
     BlobOutOfBounds {
@@ -273,6 +309,13 @@ pub enum ErrorKind {
     ImageNotBuilt,
 
     // ---- Rule 11 ----
+    /// `/hypervisor` has no `console`: the hypervisor would have nowhere to print.
+    NoConsole,
+    /// The console is not a UART the hypervisor's console driver drives.
+    ConsoleNotUart {
+        console: String,
+        compatible: Vec<String>,
+    },
     ConsoleInPartition {
         console: String,
         mmio: HostRange,
@@ -346,6 +389,12 @@ pub enum ErrorKind {
     UnsupportedInterrupt {
         device: String,
         interrupt: Interrupt,
+    },
+    /// A passed-through SPI beyond the SPIs the partition's virtual GIC implements.
+    SpiBeyondVirtualGic {
+        device: String,
+        spi: u32,
+        max: u32,
     },
     /// A passed-through SPI that the partition's virtual UART or a channel doorbell also uses.
     SpiReserved {

@@ -22,11 +22,11 @@ use crate::addr::{align_up, GuestPhys, HostPhys, HostRange, PAGE_SIZE};
 
 pub use crosscheck::{ram_not_reported, NotRam, Owner};
 pub use error::{
-    ConfigError, DtbDefect, ErrorKind, Expected, GuestSpan, GuestUse, HostUse, InterruptProblem, NameProblem,
-    NotDevice,
+    ConfigError, DtbDefect, ErrorKind, Expected, GuestSpan, GuestUse, HostUse, InterruptProblem, MapWindow,
+    NameProblem, NotDevice, RangesProblem,
 };
-pub use parse::{parse, parse_board, parse_with_warnings};
-pub use validate::{validate, BuildFacts};
+pub use parse::{parse, parse_board, parse_reporting, parse_with_warnings};
+pub use validate::{validate, BuildFacts, HypervisorMap};
 pub use warning::{ConfigWarning, WarningKind};
 
 /// Property of the board's root node choosing stage-2 leaves: "blocks" (default) or "pages".
@@ -53,6 +53,9 @@ pub const VIRTUAL_UART_BASE: u64 = 0x0900_0000;
 pub const VIRTUAL_UART_SIZE: u64 = 0x1000;
 /// SPI number (INTID - 32) of the virtual PL011 in the partition's virtual GIC.
 pub const VIRTUAL_UART_SPI: u32 = 1;
+/// `compatible` strings of the UARTs the hypervisor's console driver drives (the PL011 of
+/// `arch-aarch64/src/pl011.rs`); `/hypervisor` `console` must name one of them.
+pub const CONSOLE_UARTS: &[&str] = &["arm,pl011"];
 /// Most channels one partition may be an endpoint of.
 pub const MAX_CHANNELS_PER_PARTITION: usize = 8;
 
@@ -118,6 +121,8 @@ pub struct DeviceRef {
     pub mmio: HostRange,
     /// Its interrupts (the hypervisor console's receive interrupt).
     pub interrupts: Vec<Interrupt>,
+    /// The node's `compatible` strings.
+    pub compatible: Vec<String>,
 }
 
 /// An interrupt of a board device, from its 3-cell GIC specifier (`interrupts = <type num flags>`).

@@ -48,25 +48,35 @@ pub fn parse(dtb: &[u8]) -> Result<SystemConfig, Vec<ConfigError>> {
 /// Parses a system DTB; on success also returns what was ignored (unknown properties, with a
 /// suggestion when one is close to a known name, and unknown child nodes).
 pub fn parse_with_warnings(dtb: &[u8]) -> Result<(SystemConfig, Vec<ConfigWarning>), Vec<ConfigError>> {
-    let tree = Tree::new(read_blob(dtb).map_err(invalid)?);
+    let (result, warnings) = parse_reporting(dtb);
+    result.map(|cfg| (cfg, warnings))
+}
+
+/// Parses a system DTB and returns the warnings whether or not it has errors: a warning (a
+/// misspelt property, a cell count that does not apply) often explains the errors.
+pub fn parse_reporting(dtb: &[u8]) -> (Result<SystemConfig, Vec<ConfigError>>, Vec<ConfigWarning>) {
+    let tree = match read_blob(dtb) {
+        Ok(nodes) => Tree::new(nodes),
+        Err(defect) => return (Err(invalid(defect)), Vec::new()),
+    };
     let mut p = Parser::new(&tree);
     let board = p.board();
     let Some(h) = tree.child(0, "hypervisor") else {
         p.report("/hypervisor", ErrorKind::MissingNode);
-        return Err(p.errors);
+        return (Err(p.errors), p.warnings);
     };
     let hypervisor = p.hypervisor(h);
     let (partitions, nodes, containers) = p.partitions(h, &board);
     let channels = p.channels(&containers, &nodes);
     match hypervisor {
         Some(hypervisor) if p.errors.is_empty() => {
-            Ok((SystemConfig { board, hypervisor, partitions, channels }, p.warnings))
+            (Ok(SystemConfig { board, hypervisor, partitions, channels }), p.warnings)
         }
         _ => {
             if p.errors.is_empty() {
                 p.report("/hypervisor", ErrorKind::MissingProperty { property: "memory" });
             }
-            Err(p.errors)
+            (Err(p.errors), p.warnings)
         }
     }
 }
@@ -217,6 +227,11 @@ impl<'t, 'a> Parser<'t, 'a> {
     /// `#address-cells` and `#size-cells` that the parent of `index` gives its children.
     fn parent_cells(&mut self, index: usize) -> Option<(usize, usize)> {
         let parent = self.entry(index)?.parent?;
+        self.child_cells(parent)
+    }
+
+    /// `#address-cells` and `#size-cells` that node `parent` gives its children.
+    fn child_cells(&mut self, parent: usize) -> Option<(usize, usize)> {
         let mut cells = [2u32, 1u32];
         for (cell, name) in cells.iter_mut().zip(["#address-cells", "#size-cells"]) {
             if let Some(v) = self.fixed(parent, name, Expected::Cells(1)) {

@@ -16,10 +16,10 @@ use alloc::string::ToString;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use super::error::{ConfigError, ErrorKind, NameProblem};
+use super::error::{ConfigError, ErrorKind, GuestSpan, MapWindow, NameProblem};
 use super::{
-    Blob, MemoryRegion, PartitionConfig, SystemConfig, GUEST_DTB_RESERVE, IPA_LIMIT, MAX_CPUS, MAX_NAME_LEN,
-    MAX_PARTITIONS,
+    Blob, MemoryRegion, PartitionConfig, SystemConfig, CONSOLE_UARTS, GUEST_DTB_RESERVE, IPA_LIMIT, MAX_CPUS,
+    MAX_NAME_LEN, MAX_PARTITIONS,
 };
 use crate::addr::{align_up, HostPhys, HostRange, PAGE_SIZE};
 
@@ -30,6 +30,19 @@ pub struct BuildFacts {
     pub boot_image: Option<HostRange>,
     /// Size of the payload that blob offsets (`tantalum,image`, ...) are relative to.
     pub payload_size: Option<u64>,
+    /// What the hypervisor's own (EL2) address map reaches; given by the arch crate, which
+    /// builds that map (`tantalum_aarch64::descriptors::EL2_MAP`).
+    pub map: Option<HypervisorMap>,
+}
+
+/// The host-physical windows the hypervisor's own translation map covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HypervisorMap {
+    /// Mapped as device memory: the console UART and the GIC must lie here.
+    pub devices: HostRange,
+    /// Mapped as normal memory: the hypervisor's, every partition's and every channel's memory
+    /// must lie here (the hypervisor loads, zeroes and copies it).
+    pub ram: HostRange,
 }
 
 /// Checks every rule; `Err` holds one error per violation.
@@ -38,6 +51,7 @@ pub fn validate(cfg: &SystemConfig, facts: &BuildFacts) -> Result<(), Vec<Config
     v.counts();
     v.names();
     v.hypervisor_memory(facts);
+    v.hypervisor_map(facts);
     for p in &cfg.partitions {
         v.partition_memory(p);
     }
@@ -48,9 +62,11 @@ pub fn validate(cfg: &SystemConfig, facts: &BuildFacts) -> Result<(), Vec<Config
     for p in &cfg.partitions {
         v.image_fit(p);
         v.entry(p);
+        v.entry_in_image(p);
         v.blobs(p, facts);
         v.console(p);
     }
+    v.console_uart();
     v.devices();
     v.channels();
     for p in &cfg.partitions {
@@ -154,6 +170,43 @@ impl Checker<'_> {
         if let Some(boot_image) = facts.boot_image {
             if !memory.contains_range(&boot_image) {
                 self.report(HYPERVISOR, ErrorKind::BootImageOutside { boot_image, memory });
+            }
+        }
+    }
+
+    /// Rule 4: everything the hypervisor reaches lies in its own map.
+    fn hypervisor_map(&mut self, facts: &BuildFacts) {
+        let Some(map) = facts.map else {
+            return;
+        };
+        let cfg = self.cfg;
+        let hypervisor = core::iter::once((HYPERVISOR, cfg.hypervisor.memory));
+        let partitions = cfg
+            .partitions
+            .iter()
+            .flat_map(|p| p.memory.iter().map(move |r| (p.path.as_str(), r.host_range())));
+        let channels = cfg.channels.iter().map(|c| (c.path.as_str(), c.memory));
+        for (node, range) in hypervisor.chain(partitions).chain(channels) {
+            if usable(&range) && !map.ram.contains_range(&range) {
+                self.report(node, ErrorKind::OutsideHypervisorMap { range, map: map.ram });
+            }
+        }
+        let console = cfg.hypervisor.console.iter().map(|c| (MapWindow::Console, c.path.as_str(), c.mmio));
+        let gic = cfg.board.gic.iter().flat_map(|g| {
+            [
+                (MapWindow::GicDistributor, g.path.as_str(), g.distributor),
+                (MapWindow::GicRedistributors, g.path.as_str(), g.redistributors),
+            ]
+        });
+        for (what, device, mmio) in console.chain(gic) {
+            if usable(&mmio) && !map.devices.contains_range(&mmio) {
+                let kind = ErrorKind::DeviceOutsideHypervisorMap {
+                    device: device.to_string(),
+                    what,
+                    mmio,
+                    map: map.devices,
+                };
+                self.report(device, kind);
             }
         }
     }
@@ -309,6 +362,23 @@ impl Checker<'_> {
         }
     }
 
+    /// Rule 8, with the image known: the vCPU starts on an instruction of the image.
+    fn entry_in_image(&mut self, p: &PartitionConfig) {
+        let entry = p.entry;
+        if !entry.0.is_multiple_of(4) {
+            self.report(&p.path, ErrorKind::EntryUnaligned { entry });
+        }
+        let (Some(first), Some(image)) = (p.memory.first(), p.image) else {
+            return;
+        };
+        let inside_memory = p.memory.iter().any(|r| entry.0 >= r.guest.0 && entry.0 - r.guest.0 < r.size);
+        let in_image = entry.0 >= first.guest.0 && entry.0 - first.guest.0 < image.size;
+        if inside_memory && !in_image {
+            let image = GuestSpan::new(first.guest.0, image.size);
+            self.report(&p.path, ErrorKind::EntryOutsideImage { entry, image });
+        }
+    }
+
     /// Rule 9.
     fn blobs(&mut self, p: &PartitionConfig, facts: &BuildFacts) {
         let Some(payload) = facts.payload_size else {
@@ -327,6 +397,20 @@ impl Checker<'_> {
         }
         if p.image.is_none() {
             self.report(&p.path, ErrorKind::ImageNotBuilt);
+        }
+    }
+
+    /// Rule 11: the hypervisor has a console it can drive.
+    fn console_uart(&mut self) {
+        let Some(console) = &self.cfg.hypervisor.console else {
+            return self.report(HYPERVISOR, ErrorKind::NoConsole);
+        };
+        if !console.compatible.iter().any(|c| CONSOLE_UARTS.contains(&c.as_str())) {
+            let kind = ErrorKind::ConsoleNotUart {
+                console: console.path.clone(),
+                compatible: console.compatible.clone(),
+            };
+            self.report(HYPERVISOR, kind);
         }
     }
 

@@ -1,9 +1,10 @@
 //! The pieces [`super::ErrorKind`] variants carry, each with its own wording.
 
 use alloc::string::String;
+use alloc::vec::Vec;
 use core::fmt;
 
-use crate::addr::GuestPhys;
+use crate::addr::{GuestPhys, HostRange};
 
 /// How a DTB is broken (`parse` refuses it before looking at any node).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,6 +105,27 @@ pub enum InterruptProblem {
     Malformed { len: usize },
     /// `interrupts-extended` is not supported in v1.
     Extended,
+}
+
+/// Why a device's `reg` has no CPU address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RangesProblem {
+    /// The bus has no `ranges`: its children's addresses are not memory-mapped.
+    NoRanges,
+    /// No `ranges` entry of the bus covers the range; `ranges` lists what it translates, as
+    /// (child range, parent address).
+    NotCovered { ranges: Vec<(HostRange, u64)> },
+}
+
+/// Which window of the hypervisor's EL2 map a device must lie in, and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapWindow {
+    /// The hypervisor's console UART.
+    Console,
+    /// The GIC distributor.
+    GicDistributor,
+    /// The GIC redistributors.
+    GicRedistributors,
 }
 
 /// A range of guest-physical addresses, `[start, start + size)`.
@@ -285,5 +307,34 @@ impl fmt::Display for HostUse {
             Self::Partition { path } => write!(f, "memory of {path}"),
             Self::Channel { path } => write!(f, "memory of channel {path}"),
         }
+    }
+}
+
+impl fmt::Display for RangesProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoRanges => write!(
+                f,
+                "the bus has no 'ranges', so its children are not memory-mapped; add 'ranges;' \
+                 (same addresses) or a translation to the bus node"
+            ),
+            Self::NotCovered { ranges } => {
+                write!(f, "no 'ranges' entry of the bus covers it (ranges:")?;
+                for (child, parent) in ranges {
+                    write!(f, " {child} -> {parent:#x}")?;
+                }
+                write!(f, "); fix the device's reg or the bus's ranges")
+            }
+        }
+    }
+}
+
+impl fmt::Display for MapWindow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Console => "the hypervisor console",
+            Self::GicDistributor => "the GIC distributor",
+            Self::GicRedistributors => "the GIC redistributors",
+        })
     }
 }

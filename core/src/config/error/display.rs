@@ -6,7 +6,8 @@ use core::fmt;
 use super::ErrorKind;
 use crate::addr::PAGE_SIZE;
 use crate::config::{
-    FaultPolicy, Interrupt, CHANNEL_COMPATIBLE, GUEST_DTB_RESERVE, PARTITION_COMPATIBLE, STAGE2_MAPPINGS,
+    FaultPolicy, Interrupt, CHANNEL_COMPATIBLE, CONSOLE_UARTS, GUEST_DTB_RESERVE, PARTITION_COMPATIBLE,
+    STAGE2_MAPPINGS,
 };
 use crate::stage2::Mappings;
 
@@ -104,6 +105,10 @@ impl fmt::Display for ErrorKind {
                 f,
                 "the GICv3 needs 2 'reg' entries (distributor, redistributors), found {entries}"
             ),
+            Self::RegNotTranslatable { bus, reg, problem } => write!(
+                f,
+                "reg {reg} cannot be translated to a CPU address through {bus}: {problem}"
+            ),
             Self::NoPartitions => write!(
                 f,
                 "no partitions (add a child node with compatible = {PARTITION_COMPATIBLE:?})"
@@ -180,6 +185,16 @@ impl fmt::Display for ErrorKind {
                     boot_image.end()
                 )
             }
+            Self::OutsideHypervisorMap { range, map } => write!(
+                f,
+                "memory {range} is outside the RAM the hypervisor maps ({map}): it could not load, \
+                 clear or run from it; use memory inside {map}"
+            ),
+            Self::DeviceOutsideHypervisorMap { device, what, mmio, map } => write!(
+                f,
+                "{what} {device} ({mmio}) is outside the device window of the hypervisor's map \
+                 ({map}), so the hypervisor cannot drive it on this board"
+            ),
             Self::GuestMemoryOverlap { region, guest, with, range } => write!(
                 f,
                 "guest range {guest} of memory region {region} overlaps {with} (guest {range}); \
@@ -218,6 +233,16 @@ impl fmt::Display for ErrorKind {
                 f,
                 "entry {entry} is not inside any guest memory region of the partition"
             ),
+            Self::EntryUnaligned { entry } => write!(
+                f,
+                "entry {entry} is not 4-byte aligned (aarch64 instructions are 4 bytes); fix 'entry'"
+            ),
+            Self::EntryOutsideImage { entry, image } => write!(
+                f,
+                "entry {entry} is not inside the image, which is loaded at guest {image}; set 'entry' \
+                 to an address in the image, or drop it (the default is the image's start)"
+            ),
+            Self::BadImage { problem } => write!(f, "image: {problem}"),
             Self::BlobOutOfBounds { property, offset, size, payload } => write!(
                 f,
                 "{property}: blob out of bounds of the boot image \
@@ -227,6 +252,26 @@ impl fmt::Display for ErrorKind {
                 f,
                 "image was not built into the boot image (no 'tantalum,image'; build with cargo xtask)"
             ),
+            Self::NoConsole => write!(
+                f,
+                "missing required property 'console': the hypervisor prints everything (its own \
+                 messages and every partition's virtual UART) on it; set console = <&uart0> \
+                 (a UART of kind {})",
+                CONSOLE_UARTS.join(" or ")
+            ),
+            Self::ConsoleNotUart { console, compatible } => {
+                write!(f, "console: {console} (compatible ")?;
+                if compatible.is_empty() {
+                    write!(f, "absent")?;
+                } else {
+                    write!(f, "\"{}\"", compatible.join("\", \""))?;
+                }
+                write!(
+                    f,
+                    ") is not a UART the hypervisor's console drives (only {}); point console at such a UART",
+                    CONSOLE_UARTS.join(", ")
+                )
+            }
             Self::ConsoleInPartition { console, mmio, range } => write!(
                 f,
                 "memory {range} contains the hypervisor console {console} ({mmio})"
@@ -242,6 +287,7 @@ impl fmt::Display for ErrorKind {
             | Self::InterruptTaken { .. }
             | Self::PpiPassthrough { .. }
             | Self::UnsupportedInterrupt { .. }
+            | Self::SpiBeyondVirtualGic { .. }
             | Self::SpiReserved { .. }
             | Self::VirtualUartOverlap { .. }
             | Self::ChannelIdMismatch { .. }
@@ -329,6 +375,13 @@ impl ErrorKind {
                     Interrupt::MAX_PPI
                 )
             }
+            Self::SpiBeyondVirtualGic { device, spi, max } => write!(
+                f,
+                "devices: SPI {spi} (INTID {}) of {device} is beyond the partition's virtual GIC, \
+                 which implements SPIs 0 to {max}; its interrupts would never arrive. Pass through \
+                 devices with SPIs up to {max}",
+                spi.saturating_add(32)
+            ),
             Self::SpiReserved { device, spi, by } => write!(
                 f,
                 "devices: SPI {spi} of {device} is also the partition's virtual interrupt of {by}; \
@@ -385,8 +438,8 @@ impl ErrorKind {
                 "endpoint of {count} channels, more than the maximum of {max} per partition \
                  (MAX_CHANNELS_PER_PARTITION); merge or drop some"
             ),
-            // Every other variant is written by `fmt`.
-            _ => write!(f, "{self:?}"),
+            // `fmt` routes only the variants above here.
+            _ => Ok(()),
         }
     }
 }

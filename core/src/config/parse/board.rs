@@ -4,11 +4,11 @@
 use alloc::string::ToString;
 use alloc::vec::Vec;
 
-use super::tree::{as_string, u32_cells};
+use super::tree::{as_string, read_cells, u32_cells};
 use super::Parser;
 use crate::addr::{HostPhys, HostRange};
 use crate::config::dtb_check::be_u32;
-use crate::config::error::{ErrorKind, Expected, InterruptProblem, NotDevice};
+use crate::config::error::{ErrorKind, Expected, InterruptProblem, NotDevice, RangesProblem};
 use crate::config::{Board, Cpu, DeviceAssignment, Gic, Interrupt, STAGE2_MAPPINGS};
 use crate::stage2::Mappings;
 
@@ -68,7 +68,7 @@ impl Parser<'_, '_> {
                 && self.is_compatible(i, GIC_V3)
         })?;
         self.gic = Some(index);
-        let regs = self.reg(index);
+        let regs = self.device_reg(index);
         match regs.as_slice() {
             [] => None, // The `reg` problem is reported.
             [_] => {
@@ -82,6 +82,66 @@ impl Parser<'_, '_> {
                 redistributors: HostRange::new(HostPhys(*r), *rs),
             }),
         }
+    }
+
+    /// Every `(address, size)` of a board device's `reg`, translated to CPU addresses through
+    /// the `ranges` of each bus between it and the root. Empty (and reported on the device) if
+    /// any entry cannot be translated.
+    pub(super) fn device_reg(&mut self, index: usize) -> Vec<(u64, u64)> {
+        let mut regs = self.reg(index);
+        for (address, size) in &mut regs {
+            let mut node = index;
+            while let Some(bus) = self.entry(node).and_then(|e| e.parent).filter(|&b| b != 0 && b < node) {
+                match self.translate(bus, *address, *size) {
+                    Ok(translated) => *address = translated,
+                    Err(Some(problem)) => {
+                        let reg = HostRange::new(HostPhys(*address), *size);
+                        let kind = ErrorKind::RegNotTranslatable { bus: self.owned_path(bus), reg, problem };
+                        self.report(self.path(index), kind);
+                        return Vec::new();
+                    }
+                    Err(None) => return Vec::new(), // A malformed `ranges` or cells, reported.
+                }
+                node = bus;
+            }
+        }
+        regs
+    }
+
+    /// Translates a child address of `bus` into the address space of the bus's parent.
+    fn translate(&mut self, bus: usize, address: u64, size: u64) -> Result<u64, Option<RangesProblem>> {
+        let Some(value) = self.value(bus, "ranges") else {
+            return Err(Some(RangesProblem::NoRanges));
+        };
+        if value.is_empty() {
+            return Ok(address); // `ranges;`: the same addresses on both sides.
+        }
+        let (child, size_cells) = self.child_cells(bus).ok_or(None)?;
+        let (parent, _) = self.parent_cells(bus).ok_or(None)?;
+        let entry = (child + parent + size_cells) * 4;
+        if !value.len().is_multiple_of(entry) {
+            self.malformed(bus, "ranges", value.len(), Expected::CellGroups(child + parent + size_cells));
+            return Err(None);
+        }
+        let entries: Vec<(u64, u64, u64)> = value
+            .chunks_exact(entry)
+            .filter_map(|c| {
+                Some((
+                    read_cells(c, 0, child)?,
+                    read_cells(c, child, parent)?,
+                    read_cells(c, child + parent, size_cells)?,
+                ))
+            })
+            .collect();
+        let end = address.checked_add(size).ok_or(None)?;
+        for &(from, to, len) in &entries {
+            if address >= from && from.checked_add(len).is_some_and(|e| end <= e) {
+                return to.checked_add(address - from).ok_or(None);
+            }
+        }
+        let ranges =
+            entries.iter().map(|&(from, to, len)| (HostRange::new(HostPhys(from), len), to)).collect();
+        Err(Some(RangesProblem::NotCovered { ranges }))
     }
 
     /// Why node `target` cannot be passed through, if it cannot.
@@ -118,8 +178,8 @@ impl Parser<'_, '_> {
             self.report(self.path(owner), kind);
             return None;
         }
-        let regs = self.reg(target);
-        // An empty list means a malformed `reg`, reported on the board node.
+        let regs = self.device_reg(target);
+        // An empty list means a malformed or untranslatable `reg`, reported on the board node.
         (!regs.is_empty())
             .then(|| (target, regs.into_iter().map(|(a, s)| HostRange::new(HostPhys(a), s)).collect()))
     }

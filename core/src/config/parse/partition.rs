@@ -36,7 +36,7 @@ impl Parser<'_, '_> {
     fn console(&mut self, h: usize) -> Option<DeviceRef> {
         let value = self.fixed(h, "console", Expected::Phandle)?;
         let target = self.resolve(h, "console", be_u32(value, 0)?)?;
-        let (base, size) = *self.reg(target).first()?;
+        let (base, size) = *self.device_reg(target).first()?;
         // The console's interrupt is optional (it only serves console input): a board that does
         // not describe it usably is not an error.
         let reported = self.errors.len();
@@ -46,6 +46,7 @@ impl Parser<'_, '_> {
             path: self.owned_path(target),
             mmio: HostRange::new(HostPhys(base), size),
             interrupts,
+            compatible: self.compatibles(target).unwrap_or_default().into_iter().map(String::from).collect(),
         })
     }
 

@@ -532,4 +532,5 @@ fn collects_errors_from_every_partition() {
 // After the helpers and `assert_error!`, which they use.
 mod channels;
 mod devices;
+mod ranges;
 mod warnings;

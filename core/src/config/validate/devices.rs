@@ -160,6 +160,10 @@ impl<'c> Checker<'c> {
                 self.report(&p.path, ErrorKind::PpiPassthrough { device: device(), ppi: spi });
                 continue;
             }
+            let max = crate::vgic::MAX_INTID - crate::vgic::SPI_BASE - 1;
+            if spi > max {
+                self.report(&p.path, ErrorKind::SpiBeyondVirtualGic { device: device(), spi, max });
+            }
             let is_spi = |i: &Interrupt| i.kind == Interrupt::SPI && i.number == spi;
             let taken = earlier
                 .iter()

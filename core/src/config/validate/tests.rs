@@ -49,6 +49,7 @@ fn demo() -> SystemConfig {
                 path: "/pl011@9000000".into(),
                 mmio: HostRange::new(HostPhys(0x900_0000), 0x1000),
                 interrupts: vec![],
+                compatible: vec!["arm,pl011".into(), "arm,primecell".into()],
             }),
         },
         partitions: vec![partition(0, "ping", 0, 0x4200_0000), partition(1, "pong", 1, 0x4300_0000)],
@@ -101,7 +102,7 @@ fn rich() -> SystemConfig {
     cfg
 }
 
-const NONE: BuildFacts = BuildFacts { boot_image: None, payload_size: None };
+const NONE: BuildFacts = BuildFacts { boot_image: None, payload_size: None, map: None };
 
 fn blob(offset: u64, size: u64) -> Option<Blob> {
     Some(Blob { offset, size, sha256: [0; 32] })
@@ -144,6 +145,7 @@ fn demo_is_valid() {
     let facts = BuildFacts {
         boot_image: Some(HostRange::new(HostPhys(0x4008_0000), 0x100_0000)),
         payload_size: Some(0x8000 + GUEST_DTB_RESERVE),
+        map: None,
     };
     assert_eq!(validate(&cfg, &facts), Ok(()));
 }
@@ -347,6 +349,7 @@ fn rule_4_hypervisor_memory() {
     let facts = BuildFacts {
         boot_image: Some(HostRange::new(HostPhys(0x4008_0000), 0x200_0000)),
         payload_size: None,
+        map: None,
     };
     let text = assert_rule!(demo(), facts, "/hypervisor", ErrorKind::BootImageOutside { .. }, []);
     assert_eq!(
@@ -451,7 +454,7 @@ fn rule_8_entry() {
 
 #[test]
 fn rule_9_blobs_in_payload() {
-    let facts = BuildFacts { boot_image: None, payload_size: Some(0x10_0000) };
+    let facts = BuildFacts { boot_image: None, payload_size: Some(0x10_0000), map: None };
     let mut cfg = demo();
     cfg.partitions[0].image = blob(0, 0x1000);
     assert_rule!(cfg, facts, "/hypervisor/pong", ErrorKind::ImageNotBuilt, ["not built into the boot image"]);
@@ -501,6 +504,7 @@ fn reports_every_violation() {
 }
 
 // After the helpers and `assert_rule!`, which they use.
+mod boot;
 mod channels;
 mod devices;
 mod props;

@@ -203,7 +203,11 @@ fn rule_12_interrupts() {
         ["interrupt <2 3 4>, which is neither an SPI (<0 n flags>, n <= 987) nor a PPI (<1 n flags>, n <= 15)"]);
     assert_rule!(with_irq(0, 988), NONE, PONG, ErrorKind::UnsupportedInterrupt { .. }, ["<0 988 4>"]);
     assert_rule!(with_irq(1, u32::MAX), NONE, PONG, ErrorKind::UnsupportedInterrupt { .. }, []);
-    assert_eq!(validate(&with_irq(0, 987), &NONE), Ok(()));
+    // The virtual GIC implements INTIDs up to 127: SPIs 0 to 95.
+    assert_rule!(with_irq(0, 987), NONE, PONG, ErrorKind::SpiBeyondVirtualGic { spi: 987, max: 95, .. },
+        ["SPI 987 (INTID 1019) of /other is beyond the partition's virtual GIC, which implements SPIs 0 to 95"]);
+    assert_rule!(with_irq(0, 96), NONE, PONG, ErrorKind::SpiBeyondVirtualGic { spi: 96, .. }, []);
+    assert_eq!(validate(&with_irq(0, 95), &NONE), Ok(()));
 
     // The partition's own virtual interrupts: the virtual UART's SPI and the channel doorbells.
     let mut cfg = rich();
@@ -239,7 +243,11 @@ fn rule_13_virtual_uart_has_its_own_guest_page() {
          memory region 0 (guest 0x9000000..0xa000000); move the other range"
     );
     let mut cfg = rich();
-    cfg.hypervisor.console = None;
+    if let Some(console) = &mut cfg.hypervisor.console {
+        // The hypervisor prints on a second UART; the first is passed through.
+        console.path = "/pl011@9040000".into();
+        console.mmio = HostRange::new(HostPhys(0x904_0000), 0x1000);
+    }
     cfg.partitions[0].devices.push(device("/pl011@9000000", 0x900_0000, 0x1000, 40));
     let with = GuestUse::Device { path: "/pl011@9000000".into() };
     assert_rule!(cfg, NONE, PING, ErrorKind::VirtualUartOverlap { uart: u, with: ref w, .. } if u == uart && *w == with,

@@ -133,12 +133,17 @@ proptest! {
             board: Board { ram, cpus: (0..cpus).map(cpu).collect(), gic, ..Board::default() },
             hypervisor: HypervisorConfig {
                 memory,
-                console: console.map(|mmio| DeviceRef { path: String::from("/uart"), mmio, interrupts: vec![] }),
+                console: console.map(|mmio| DeviceRef {
+                    path: String::from("/uart"),
+                    mmio,
+                    interrupts: vec![],
+                    compatible: vec![String::from("arm,pl011")],
+                }),
             },
             partitions,
             channels,
         };
-        let result = validate(&cfg, &BuildFacts { boot_image, payload_size });
+        let result = validate(&cfg, &BuildFacts { boot_image, payload_size, map: None });
         for e in result.as_ref().err().into_iter().flatten() {
             prop_assert!(!e.to_string().is_empty());
         }
