@@ -156,14 +156,18 @@ impl VirtualGic {
         intid.checked_sub(SPI_BASE).and_then(|i| self.spis.get(i as usize)).is_some_and(|s| s.owned)
     }
 
-    /// Marks `intid` pending (a doorbell rang, a device raised its line). Returns whether it is
-    /// now deliverable to some vCPU (so the caller knows to kick that vCPU's CPU).
+    /// Marks `intid` pending (a doorbell rang, a device raised its line). Returns whether the
+    /// target vCPU must now take a look (so the caller kicks its CPU): not when the partition
+    /// does not own it, nor when it was already pending (whoever raised it then kicked, and the
+    /// vCPU has not taken it yet: a flood of notifies to a pending doorbell costs the peer
+    /// nothing), nor while the guest has it disabled (enabling it is a trapped write that looks).
     pub fn set_pending(&mut self, vcpu: usize, intid: u32) -> bool {
         match self.irq(vcpu, intid) {
             Some(irq) => {
+                let news = !irq.pending && irq.enabled;
                 irq.pending = true;
                 self.mark(vcpu, intid, true);
-                true
+                news
             }
             None => false,
         }

@@ -46,12 +46,25 @@ fn waker_follows_processor_sleep() {
 #[test]
 fn doorbell_is_delivered_once_enabled() {
     let mut gic = VirtualGic::new(1, &[BELL]);
-    assert!(gic.set_pending(0, BELL));
+    assert!(!gic.set_pending(0, BELL), "disabled: held pending, nobody to wake");
     assert_eq!(gic.take_deliverable(0), None, "not enabled yet: stays pending");
     enable_spi(&mut gic, BELL);
     let d = gic.take_deliverable(0).unwrap();
     assert_eq!((d.intid, d.group1), (BELL, true));
     assert_eq!(gic.take_deliverable(0), None, "delivered once");
+}
+
+#[test]
+fn a_flood_of_raises_wakes_the_target_once_per_delivery() {
+    let mut gic = VirtualGic::new(1, &[BELL]);
+    enable_spi(&mut gic, BELL);
+    assert!(gic.set_pending(0, BELL), "the first raise wakes the target");
+    for _ in 0..1000 {
+        assert!(!gic.set_pending(0, BELL), "already pending: no second wake-up");
+    }
+    assert_eq!(gic.take_deliverable(0).map(|d| d.intid), Some(BELL));
+    assert_eq!(gic.take_deliverable(0), None, "a flood is one interrupt");
+    assert!(gic.set_pending(0, BELL), "taken: the next raise wakes it again");
 }
 
 #[test]
