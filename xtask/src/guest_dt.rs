@@ -22,7 +22,24 @@ fn cells(v: u64) -> String {
 }
 
 fn strings(list: &[String]) -> String {
-    list.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(", ")
+    list.iter().map(|s| quoted(s)).collect::<Vec<_>>().join(", ")
+}
+
+/// `s` as a DTS string literal: quotes, backslashes and control characters escaped, so that dtc
+/// reads back exactly `s` (a bootargs ending in `\` or holding `"` must not break the guest DT).
+fn quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", u32::from(c) & 0xff)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// A node name for a passed-through device: the board node's name with its unit address.
@@ -74,8 +91,8 @@ pub fn source(cfg: &SystemConfig, p: &PartitionConfig, board_dtb: &[u8]) -> Stri
     };
     let _ = writeln!(
         w,
-        "\tchosen {{\n\t\tbootargs = \"{}\";\n{stdout}{initrd}\t}};\n",
-        bootargs.replace('"', "\\\"")
+        "\tchosen {{\n\t\tbootargs = {};\n{stdout}{initrd}\t}};\n",
+        quoted(bootargs)
     );
 
     let _ = writeln!(w, "\tcpus {{\n\t\t#address-cells = <1>;\n\t\t#size-cells = <0>;");
@@ -188,4 +205,16 @@ pub fn source(cfg: &SystemConfig, p: &PartitionConfig, board_dtb: &[u8]) -> Stri
     );
     let _ = writeln!(w, "}};");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quoted;
+
+    #[test]
+    fn strings_are_escaped_for_dtc() {
+        assert_eq!(quoted("console=ttyAMA0"), "\"console=ttyAMA0\"");
+        assert_eq!(quoted(r#"say="hi" path=C:\"#), r#""say=\"hi\" path=C:\\""#);
+        assert_eq!(quoted("a\nb"), "\"a\\x0ab\"");
+    }
 }

@@ -119,7 +119,9 @@ impl<'t, 'a> Parser<'t, 'a> {
             return;
         };
         for &(name, _) in &e.properties {
-            if !is_known(known, name) {
+            if matches!(name, "#address-cells" | "#size-cells") {
+                self.warn(index, WarningKind::CellsIgnored { property: name.to_string() });
+            } else if !is_known(known, name) {
                 let suggestion = suggest(known, name);
                 let kind = WarningKind::UnknownProperty { property: name.to_string(), suggestion };
                 self.warn(index, kind);

@@ -22,6 +22,9 @@ pub enum WarningKind {
     /// A child node the binding does not define (under a partition, a channel or the channels
     /// container).
     UnknownChild { name: String },
+    /// `#address-cells` or `#size-cells` where the binding fixes both at 2 (`/hypervisor`, its
+    /// partitions and channels): the values below are still read as 2 cells each.
+    CellsIgnored { property: String },
 }
 
 impl ConfigWarning {
@@ -47,6 +50,11 @@ impl fmt::Display for WarningKind {
                 }
             }
             Self::UnknownChild { name } => write!(f, "unknown child node '{name}' (ignored)"),
+            Self::CellsIgnored { property } => write!(
+                f,
+                "'{property}' is ignored here: under /hypervisor every address and size is 2 cells \
+                 (write memory = <0x0 base 0x0 size>), whatever '#address-cells' / '#size-cells' say"
+            ),
         }
     }
 }

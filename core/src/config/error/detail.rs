@@ -232,7 +232,7 @@ impl fmt::Display for NameProblem {
         match *self {
             Self::Empty => write!(f, "is empty"),
             Self::TooLong { max } => write!(f, "is longer than {max} characters"),
-            Self::BadChar(c) => write!(f, "contains {c:?} (use only a-z, 0-9, _ and -)"),
+            Self::BadChar(c) => write!(f, "contains '{}' (use only a-z, 0-9, _ and -)", c.escape_debug()),
         }
     }
 }

@@ -13,7 +13,7 @@ use crate::stage2::Mappings;
 
 fn show_opt(f: &mut fmt::Formatter<'_>, s: &Option<String>) -> fmt::Result {
     match s {
-        Some(s) => write!(f, "{s:?}"),
+        Some(s) => write!(f, "\"{}\"", s.escape_debug()),
         None => write!(f, "absent"),
     }
 }
@@ -39,31 +39,33 @@ impl fmt::Display for ErrorKind {
             Self::BadCompatible { expected, found } => {
                 write!(f, "compatible is ")?;
                 show_opt(f, found)?;
-                write!(f, ", expected {expected:?}")
+                write!(f, ", expected \"{expected}\"")
             }
             Self::UnknownNode { compatible } => {
                 write!(f, "unknown node under /hypervisor (compatible ")?;
                 show_opt(f, compatible)?;
                 write!(
                     f,
-                    "); a partition needs compatible = {PARTITION_COMPATIBLE:?}, channels go under /hypervisor/channels"
+                    "); a partition needs compatible = \"{PARTITION_COMPATIBLE}\", channels go under /hypervisor/channels"
                 )
             }
             Self::UnknownChannelNode { compatible } => {
                 write!(f, "unknown node under /hypervisor/channels (compatible ")?;
                 show_opt(f, compatible)?;
-                write!(f, "); a channel needs compatible = {CHANNEL_COMPATIBLE:?}")
+                write!(f, "); a channel needs compatible = \"{CHANNEL_COMPATIBLE}\"")
             }
             Self::UnknownFaultPolicy { value } => write!(
                 f,
-                "on-fault = {value:?} is not one of {:?}, {:?}, {:?}",
+                "on-fault = \"{}\" is not one of \"{}\", \"{}\", \"{}\"",
+                value.escape_debug(),
                 FaultPolicy::Stop.name(),
                 FaultPolicy::Restart.name(),
                 FaultPolicy::HaltSystem.name()
             ),
             Self::UnknownStage2Mappings { value } => write!(
                 f,
-                "{STAGE2_MAPPINGS} = {value:?} is not one of {:?}, {:?}",
+                "{STAGE2_MAPPINGS} = \"{}\" is not one of \"{}\", \"{}\"",
+                value.escape_debug(),
                 Mappings::NAMES[0],
                 Mappings::NAMES[1]
             ),
@@ -90,7 +92,7 @@ impl fmt::Display for ErrorKind {
             Self::NotAPartition { property, phandle, target } => write!(
                 f,
                 "{property}: phandle {phandle:#x} refers to {target}, which is not a partition \
-                 (a child of /hypervisor with compatible = {PARTITION_COMPATIBLE:?})"
+                 (a child of /hypervisor with compatible = \"{PARTITION_COMPATIBLE}\")"
             ),
             Self::IncompleteBlob { present, missing } => write!(
                 f,
@@ -111,7 +113,7 @@ impl fmt::Display for ErrorKind {
             ),
             Self::NoPartitions => write!(
                 f,
-                "no partitions (add a child node with compatible = {PARTITION_COMPATIBLE:?})"
+                "no partitions (add a child node with compatible = \"{PARTITION_COMPATIBLE}\")"
             ),
             Self::TooManyPartitions { count, max } => {
                 write!(f, "{count} partitions, more than the maximum of {max}")
@@ -127,10 +129,10 @@ impl fmt::Display for ErrorKind {
                 write!(f, "partition id {id} is not its index {index} in tree order")
             }
             Self::InvalidName { name, problem } => {
-                write!(f, "partition name {name:?} {problem}; it prefixes the partition's console lines")
+                write!(f, "partition name \"{}\" {problem}; it prefixes the partition's console lines", name.escape_debug())
             }
             Self::DuplicateName { name, other } => {
-                write!(f, "partition name {name:?} is also the name of {other}")
+                write!(f, "partition name \"{}\" is also the name of {other}", name.escape_debug())
             }
             Self::NoMemory => write!(f, "no memory regions (memory needs at least one)"),
             Self::EmptyMemory { base } => write!(

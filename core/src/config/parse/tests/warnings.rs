@@ -87,3 +87,18 @@ fn every_known_property_is_silent() {
     let dtb = system(h, vec![("ping", p), ("pong", pong)]);
     assert_eq!(warnings(&dtb), Vec::<String>::new());
 }
+
+#[test]
+fn cells_on_hypervisor_nodes_warn_even_with_errors() {
+    // One-cell values, as `#address-cells = <1>` suggests: errors, and the warning that explains them.
+    let h = with(hypervisor(), "#address-cells", Some(cells(&[1])));
+    let h = with(h, "memory", Some(cells(&[0x4000_0000, 0x200_0000])));
+    let (result, list) = parse_reporting(&system(h, vec![("ping", ping())]));
+    assert!(result.is_err());
+    let text: Vec<String> = list.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        text,
+        ["/hypervisor: '#address-cells' is ignored here: under /hypervisor every address and size is 2 \
+          cells (write memory = <0x0 base 0x0 size>), whatever '#address-cells' / '#size-cells' say"]
+    );
+}
