@@ -89,11 +89,7 @@ pub fn source(cfg: &SystemConfig, p: &PartitionConfig, board_dtb: &[u8]) -> Stri
         ),
         _ => String::new(),
     };
-    let _ = writeln!(
-        w,
-        "\tchosen {{\n\t\tbootargs = {};\n{stdout}{initrd}\t}};\n",
-        quoted(bootargs)
-    );
+    let _ = writeln!(w, "\tchosen {{\n\t\tbootargs = {};\n{stdout}{initrd}\t}};\n", quoted(bootargs));
 
     let _ = writeln!(w, "\tcpus {{\n\t\t#address-cells = <1>;\n\t\t#size-cells = <0>;");
     for i in 0..p.cpus.len() {
