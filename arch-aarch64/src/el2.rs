@@ -13,15 +13,16 @@ use tock_registers::interfaces::{Readable, Writeable};
 /// # Safety
 /// `stage2` must be complete stage-2 tables for this partition, kept alive while the partition
 /// runs; no guest may be running on this CPU.
-pub unsafe fn configure_vcpu(vmid: u8, stage2: &Stage2, vcpu_index: u64) {
+pub unsafe fn configure_vcpu(vmid: u8, stage2: &Stage2, vcpu_index: u64, benchmark_pmu: bool) {
     let pmu_counters = (pmcr_el0() >> 11) & 0x1f;
     VTCR_EL2.set(regs::vtcr_el2(stage2.geometry));
     VTTBR_EL2.set(regs::vttbr_el2(vmid, stage2.root.as_u64()));
-    HCR_EL2.set(regs::hcr_el2());
-    MDCR_EL2.set(regs::mdcr_el2(pmu_counters));
+    let features = regs::Features::of(ID_AA64PFR0_EL1.get());
+    HCR_EL2.set(regs::hcr_el2() | regs::hcr_el2_feature_traps(features));
+    MDCR_EL2.set(regs::mdcr_el2(pmu_counters, benchmark_pmu));
     CNTHCTL_EL2.set(regs::cnthctl_el2());
     CNTVOFF_EL2.set(0);
-    CPTR_EL2.set(regs::CPTR_EL2_VALUE);
+    CPTR_EL2.set(regs::cptr_el2(features));
     VMPIDR_EL2.set(regs::vmpidr_el2(vcpu_index));
     let midr = MIDR_EL1.get();
     // SAFETY: VPIDR_EL2 and HSTR_EL2 only change what the guest reads as its MIDR and which

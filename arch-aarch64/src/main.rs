@@ -13,6 +13,7 @@ mod heap;
 mod loader;
 mod memory;
 mod pl011;
+mod pmu;
 mod sha256;
 mod system;
 mod vcpu;
@@ -88,6 +89,10 @@ extern "C" fn primary_main(fw_dtb: u64) -> ! {
         }
     };
 
+    if config.hypervisor.benchmark_pmu {
+        info!("warning: /hypervisor: {}", config::WarningKind::BenchmarkPmu);
+    }
+
     let me = el2::current_mpidr();
     let Some(my_index) = config.board.cpus.iter().position(|c| c.hwid == me) else {
         info!("boot CPU (MPIDR {me:#x}) is not among the board's CPUs: halting");
@@ -147,8 +152,8 @@ extern "C" fn primary_main(fw_dtb: u64) -> ! {
             gic::route_spi(intid, hwid, false);
             console::enable_input();
             info!(
-                "console input -> {} (Ctrl-\\ passes it to the next partition with a UART)",
-                system.partitions[id].config.name
+                "{}",
+                tantalum_core::console::input::Announce { to: Some(&system.partitions[id].config.name) }
             );
         }
     }

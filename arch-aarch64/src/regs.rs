@@ -4,6 +4,22 @@
 use aarch64_cpu::registers::{HCR_EL2, MDCR_EL2, VTCR_EL2};
 use tantalum_core::stage2::Geometry;
 use tock_registers::fields::FieldValue;
+use tock_registers::register_bitfields;
+
+register_bitfields! {u64,
+    /// CPTR_EL2 without VHE (aarch64-cpu declares only `TAM`).
+    pub CPTR_EL2 [
+        /// Trap activity-monitor accesses (FEAT_AMUv1).
+        TAM OFFSET(30) NUMBITS(1) [],
+        /// Trap trace-register accesses.
+        TTA OFFSET(20) NUMBITS(1) [],
+        /// Trap FP/SIMD.
+        TFP OFFSET(10) NUMBITS(1) [],
+        /// Bits 13:12 and 9:0 read as one.
+        RES1_13_12 OFFSET(12) NUMBITS(2) [All = 0b11],
+        RES1_9_0 OFFSET(0) NUMBITS(10) [All = 0x3ff],
+    ]
+}
 
 /// HCR_EL2 for a partition's vCPU: stage 2 on, EL1 is AArch64, SMC and implementation-defined
 /// or cache-by-set/way operations trapped, interrupts routed to EL2 (guests see the virtual CPU
@@ -52,13 +68,55 @@ pub const fn vttbr_el2(vmid: u8, root: u64) -> u64 {
     ((vmid as u64) << 48) | root
 }
 
-/// MDCR_EL2: every PMU counter stays with the guest (`pmu_counters` = PMCR_EL0.N); debug
-/// registers trap to EL2, so a partition cannot set breakpoints or watchpoints.
-pub fn mdcr_el2(pmu_counters: u64) -> u64 {
-    let fields: FieldValue<u64, MDCR_EL2::Register> = MDCR_EL2::HPMN.val(pmu_counters & 0x1f)
+/// MDCR_EL2: every PMU counter stays with the guest (`pmu_counters` = PMCR_EL0.N), but every
+/// PMU access traps (`TPM`, `TPMCR`) so that core can keep its event filters off EL2 (a
+/// partition counts only its own EL0/EL1 work; `HPMD` would do it without traps, but only from
+/// PMUv3p1 on). Debug registers trap too, so a partition cannot set breakpoints or watchpoints.
+/// With `benchmark_pmu` (the config's `benchmark-pmu`), PMU accesses do not trap and counter 0
+/// goes on counting every EL from the hypervisor's entry, for `cargo xtask bench`.
+pub fn mdcr_el2(pmu_counters: u64, benchmark_pmu: bool) -> u64 {
+    let mut fields: FieldValue<u64, MDCR_EL2::Register> = MDCR_EL2::HPMN.val(pmu_counters & 0x1f)
         + MDCR_EL2::TDA::SET
         + MDCR_EL2::TDOSA::SET
         + MDCR_EL2::TDRA::SET;
+    if !benchmark_pmu {
+        fields += MDCR_EL2::TPM::SET + MDCR_EL2::TPMCR::SET;
+    }
+    fields.value
+}
+
+/// Optional CPU features whose registers a partition must not reach, from ID_AA64PFR0_EL1.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Features {
+    /// FEAT_RAS: error records (`ERR*`), trapped with `HCR_EL2.TERR`.
+    pub ras: bool,
+    /// FEAT_AMUv1: activity monitors (`AM*`), trapped with `CPTR_EL2.TAM`.
+    pub amu: bool,
+}
+
+impl Features {
+    pub const fn of(id_aa64pfr0: u64) -> Features {
+        Features { ras: (id_aa64pfr0 >> 28) & 0xf != 0, amu: (id_aa64pfr0 >> 44) & 0xf != 0 }
+    }
+}
+
+/// HCR_EL2 bits that exist only with a feature: `TERR` (bit 36) with RAS.
+pub const fn hcr_el2_feature_traps(features: Features) -> u64 {
+    if features.ras {
+        1 << 36
+    } else {
+        0
+    }
+}
+
+/// CPTR_EL2: no traps of FP/SIMD (a partition owns its CPU's FP state); trace registers trap
+/// (`TTA`: they read as zero), and so do activity monitors where the CPU has them (`TAM`).
+pub fn cptr_el2(features: Features) -> u64 {
+    let mut fields: FieldValue<u64, CPTR_EL2::Register> =
+        CPTR_EL2::RES1_13_12::All + CPTR_EL2::RES1_9_0::All + CPTR_EL2::TTA::SET;
+    if features.amu {
+        fields += CPTR_EL2::TAM::SET;
+    }
     fields.value
 }
 
@@ -70,9 +128,6 @@ pub const fn cnthctl_el2() -> u64 {
     const EL1PCEN: u64 = 1 << 1;
     EL1PCTEN | EL1PCEN
 }
-
-/// CPTR_EL2: no traps of FP/SIMD or trace (RES1 bits 13:12 and 9:0).
-pub const CPTR_EL2_VALUE: u64 = 0x33ff;
 
 /// SCTLR_EL1 at reset: MMU and caches off, RES1 bits set.
 pub const SCTLR_EL1_RESET: u64 = 0x30d0_0800;
@@ -124,10 +179,26 @@ mod tests {
     }
 
     #[test]
-    fn mdcr_keeps_pmu_traps_debug() {
-        let m = mdcr_el2(6);
+    fn mdcr_keeps_pmu_counters_traps_pmu_and_debug() {
+        let m = mdcr_el2(6, false);
         assert_eq!(m & 0x1f, 6);
-        assert_ne!(m & (1 << 9), 0);
-        assert_eq!(m & (1 << 6), 0);
+        assert_ne!(m & (1 << 9), 0, "TDA");
+        assert_ne!(m & (1 << 6), 0, "TPM");
+        assert_ne!(m & (1 << 5), 0, "TPMCR");
+        let bench = mdcr_el2(6, true);
+        assert_eq!(bench & (1 << 6 | 1 << 5), 0, "benchmark-pmu: no PMU traps");
+        assert_ne!(bench & (1 << 9), 0, "debug still traps");
+    }
+
+    #[test]
+    fn trace_always_traps_ras_and_amu_where_present() {
+        let none = Features::of(0x0000_0000_0000_2222);
+        assert_eq!(none, Features::default());
+        assert_eq!(cptr_el2(none), 0x33ff | 1 << 20);
+        assert_eq!(hcr_el2_feature_traps(none), 0);
+        let both = Features::of(0x0000_1000_1000_2222);
+        assert_eq!(both, Features { ras: true, amu: true });
+        assert_eq!(cptr_el2(both), 0x33ff | 1 << 20 | 1 << 30);
+        assert_eq!(hcr_el2_feature_traps(both), 1 << 36);
     }
 }

@@ -12,6 +12,7 @@ use tantalum_aarch64::esr::{self, Syndrome};
 use tantalum_aarch64::regs::SPSR_EL1H_MASKED;
 use tantalum_core::addr::HostPhys;
 use tantalum_core::config::{PartitionId, MAX_CPUS, VIRTUAL_UART_SPI};
+use tantalum_core::console::input::{self, Announce, Focus, Help, Key};
 use tantalum_core::exit::Exit;
 use tantalum_core::hypercall::{psci, Status as PsciStatus};
 use tantalum_core::partition::{handle_exit, Outcome, Report, Services};
@@ -141,10 +142,15 @@ fn enter(here: Here, entry: u64, context: u64) -> ! {
     let p = &system.partitions[here.id];
     here.save();
     ENTERED_GENERATION[here.cpu].store(p.generation.load(Ordering::Acquire), Ordering::Release);
+    let benchmark_pmu = system.config.hypervisor.benchmark_pmu;
     // SAFETY: the stage-2 root was built for this partition by System::new and lives as long as
     // the system; no guest runs on this CPU while we configure it.
-    unsafe { el2::configure_vcpu(p.vmid, &p.stage2, here.vcpu as u64) };
+    unsafe { el2::configure_vcpu(p.vmid, &p.stage2, here.vcpu as u64, benchmark_pmu) };
     el2::reset_el1_state();
+    if !benchmark_pmu {
+        // A fresh PMU: nothing the previous run (or the boot code's counter) left behind.
+        crate::pmu::reset();
+    }
     gic::reset_virtual_interface();
     p.irq_hints[here.vcpu].store(true, Ordering::Release);
     let mut frame = GuestFrame::default();
@@ -284,7 +290,7 @@ impl Services for CpuServices<'_> {
 
     fn wait(&mut self, timeout_ns: u64) {
         let (now, freq) = el2::counter();
-        let ticks = (u128::from(timeout_ns) * u128::from(freq) / 1_000_000_000) as u64;
+        let ticks = tantalum_core::time::ticks(core::time::Duration::from_nanos(timeout_ns), freq);
         let deadline = now.saturating_add(ticks);
         let p = self.partition();
         let (vcpu, generation) = (self.here.vcpu, ENTERED_GENERATION[self.here.cpu].load(Ordering::Acquire));
@@ -353,18 +359,8 @@ impl Services for CpuServices<'_> {
             (value, sent, uart.line())
         };
         if let Some(byte) = sent {
-            let focused = self.system.input_focus.load(Ordering::Acquire) == self.here.id;
-            if focused && self.system.interactive.load(Ordering::Acquire) {
-                // The operator is typing to this partition: show its output as it comes.
-                let mut buffered = p.console.lock();
-                if !buffered.is_empty() {
-                    buffered.flush(&p.config.name, &mut PartitionSink);
-                }
-                drop(buffered);
-                console::write_raw(&p.config.name, &[byte]);
-            } else {
-                p.console.lock().push(&[byte], &p.config.name, &mut PartitionSink);
-            }
+            let mut buffer = p.console.lock();
+            console::partition_output(self.here.id, &p.config.name, &mut buffer, &[byte]);
         }
         uart_line(self.system, p, line, self.here.cpu);
         value
@@ -373,6 +369,10 @@ impl Services for CpuServices<'_> {
     fn partition_running(&mut self, id: PartitionId) -> bool {
         // A partition still loading counts as running: it has not stopped, it is on its way.
         self.system.partitions.get(usize::from(id)).is_some_and(|p| p.status() != Status::Stopped)
+    }
+
+    fn pmu_access(&mut self, encoding: u32, write: Option<u64>) -> u64 {
+        crate::pmu::access(encoding, write)
     }
 
     fn affinity_info(&mut self, vcpu: usize) -> Option<u64> {
@@ -406,36 +406,85 @@ fn uart_line(system: &System, p: &Partition, high: bool, from_cpu: usize) {
     }
 }
 
-/// Bytes the operator typed go to the partition with the console input; the switch key
-/// passes the input to the next partition with a virtual UART.
+/// Bytes the operator typed: `tantalum_core::console::input` says where each goes.
 fn console_input(system: &System, from_cpu: usize) {
     console::read_input(|byte| {
-        let uarts: heapless::Vec<usize, { tantalum_core::config::MAX_PARTITIONS }> = system
+        // Running partitions with a virtual UART: the ones that can take input.
+        let candidates: heapless::Vec<usize, { tantalum_core::config::MAX_PARTITIONS }> = (0..system
             .partitions
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| p.config.virtual_uart)
-            .map(|(i, _)| i)
+            .len())
+            .filter(|&i| {
+                system.partitions[i].config.virtual_uart && system.partitions[i].status() != Status::Stopped
+            })
             .collect();
-        let focus = system.input_focus.load(Ordering::Acquire);
-        if byte == console::SWITCH_KEY {
-            let next = uarts.iter().position(|&i| i == focus).map_or(0, |n| (n + 1) % uarts.len().max(1));
-            if let Some(&id) = uarts.get(next) {
-                system.input_focus.store(id, Ordering::Release);
-                info!("console input -> {}", system.partitions[id].config.name);
+        let focus = Focus::from_word(system.input_focus.load(Ordering::Acquire));
+        // The operator is here: the partition with the input now writes as it goes.
+        let first_key = !system.interactive.swap(true, Ordering::AcqRel);
+        match input::on_key(focus, byte, &candidates) {
+            Key::Switch(to) => {
+                system.input_focus.store(to.to_word(), Ordering::Release);
+                give_terminal(system, to);
             }
-            return;
-        }
-        if let Some(p) = system.partitions.get(focus) {
-            system.interactive.store(true, Ordering::Release);
-            let line = {
-                let mut uart = p.vuart.lock();
-                uart.receive(&[byte]);
-                uart.line()
-            };
-            uart_line(system, p, line, from_cpu);
+            Key::Deliver(id) => {
+                if first_key {
+                    give_terminal(system, Focus::Partition(id));
+                }
+                let p = &system.partitions[id];
+                let line = {
+                    let mut uart = p.vuart.lock();
+                    uart.receive(&[byte]);
+                    uart.line()
+                };
+                uart_line(system, p, line, from_cpu);
+            }
+            Key::Help => {
+                let partitions = system.partitions.iter().map(|p| {
+                    let state = match p.status() {
+                        Status::Running => "running",
+                        Status::Stopped => "stopped",
+                        Status::Loading => "loading",
+                    };
+                    (p.config.name.as_str(), state, p.config.virtual_uart)
+                });
+                let next = match focus.next(&candidates) {
+                    Focus::Partition(id) => Some(system.partitions[id].config.name.as_str()),
+                    Focus::Hypervisor => None,
+                };
+                info!("{}", Help { partitions, next });
+            }
+            Key::Ignore => {}
         }
     });
+}
+
+/// Gives the terminal (the open line written as it comes) to the partition that has the input,
+/// or to nobody, and says where input goes now.
+fn give_terminal(system: &System, to: Focus) {
+    let old = console::terminal_owner();
+    let new = match to {
+        Focus::Partition(id) => Some(id),
+        Focus::Hypervisor => None,
+    };
+    let name = |id: usize| system.partitions[id].config.name.as_str();
+    let announce = Announce { to: new.map(name) };
+    if old == new {
+        info!("{announce}");
+        return;
+    }
+    // Line buffers before the console lock, in index order (`old` and `new` differ).
+    let lock = |id: Option<usize>| id.map(|id| system.partitions[id].console.lock());
+    let (mut old_buffer, mut new_buffer) = if old < new {
+        let o = lock(old);
+        (o, lock(new))
+    } else {
+        let n = lock(new);
+        (lock(old), n)
+    };
+    console::hand_over(
+        old.zip(old_buffer.as_deref_mut()).map(|(id, b)| (name(id), b)),
+        new.zip(new_buffer.as_deref_mut()).map(|(id, b)| (id, name(id), b)),
+        format_args!("{announce}"),
+    );
 }
 
 /// Kinds of guest exit, as the vectors pass them.

@@ -88,6 +88,35 @@ pub mod sysreg {
         (encoding >> 20) & 3 == 2
     }
 
+    const fn fields(e: u32) -> (u32, u32, u32, u32, u32) {
+        ((e >> 20) & 3, (e >> 14) & 7, (e >> 10) & 0xf, (e >> 1) & 0xf, (e >> 17) & 7)
+    }
+
+    /// Whether an encoding is a PMU register (trapped with `MDCR_EL2.TPM`): `PMCR_EL0` to
+    /// `PMUSERENR_EL0` (Op1 3, CRn 9, CRm 12..14), `PMINTENSET/CLR_EL1` and `PMMIR_EL1` (Op1 0,
+    /// CRn 9, CRm 14), the event counters and filters (Op1 3, CRn 14, CRm 8..15).
+    pub const fn is_pmu(encoding: u32) -> bool {
+        matches!(fields(encoding), (3, 3, 9, 12..=14, _) | (3, 0, 9, 14, 1 | 2 | 6) | (3, 3, 14, 8..=15, _))
+    }
+
+    /// The bits of a PMU register that a partition may write: all, except in an event filter
+    /// (`PMEVTYPER<n>_EL0`, `PMXEVTYPER_EL0`, `PMCCFILTR_EL0`) the NSH bit, which would count
+    /// events at EL2: the work the hypervisor does for other partitions on this CPU.
+    pub const fn pmu_write_mask(encoding: u32) -> u64 {
+        const NSH: u64 = 1 << 27;
+        match fields(encoding) {
+            (3, 3, 14, 12..=15, _) | (3, 3, 9, 13, 1) => !NSH,
+            _ => u64::MAX,
+        }
+    }
+
+    /// RAS error records (`ERR*`, `ERX*`: Op1 0, CRn 5, CRm 3..5; `DISR_EL1`) and activity
+    /// monitors (`AM*`: Op1 3, CRn 13, CRm 2..7), trapped where the CPU has them: they read as
+    /// zero and ignore writes (a partition sees neither the machine's errors nor its activity).
+    pub const fn is_hidden(encoding: u32) -> bool {
+        matches!(fields(encoding), (3, 0, 5, 3..=5, _) | (3, 0, 12, 1, 1) | (3, 3, 13, 2..=7, _))
+    }
+
     /// `S<op0>_<op1>_C<crn>_C<crm>_<op2>`, the assembler's generic name of an encoding.
     pub struct Name(pub u32);
 

@@ -38,6 +38,9 @@ pub trait Services {
     fn uart_access(&mut self, offset: u64, write: Option<u64>) -> u64;
     /// Whether partition `id` is running now (or still loading, at boot: not stopped).
     fn partition_running(&mut self, id: PartitionId) -> bool;
+    /// Carries out a trapped access to the PMU register `encoding` (a [`sysreg::is_pmu`] one,
+    /// with a value already masked by policy) on this CPU's PMU; returns the value read.
+    fn pmu_access(&mut self, encoding: u32, write: Option<u64>) -> u64;
 }
 
 /// Run-time facts about the calling partition that the config does not hold.
@@ -153,9 +156,10 @@ pub fn fault(partition: &PartitionConfig, fault: Fault) -> Outcome {
     }
 }
 
-/// A trapped system-register access: SGIs between the partition's vCPUs are sent; debug
-/// registers read as zero and ignore writes (a guest OS may reset them at boot, but must not get
-/// the real breakpoints); anything else is a fault.
+/// A trapped system-register access: SGIs between the partition's vCPUs are sent; debug,
+/// trace, RAS and activity-monitor registers read as zero and ignore writes (a guest OS may
+/// reset them at boot, but must not get the real ones); PMU accesses go to the CPU's own PMU
+/// with event filters kept off EL2; anything else is a fault.
 fn system_register(
     partition: &PartitionConfig,
     encoding: u32,
@@ -168,8 +172,13 @@ fn system_register(
         services.send_sgi(value);
         return Outcome::Emulated { load: None };
     }
-    if sysreg::is_debug(encoding) {
+    if sysreg::is_debug(encoding) || sysreg::is_hidden(encoding) {
         return Outcome::Emulated { load: (!write).then_some((register, 0)) };
+    }
+    if sysreg::is_pmu(encoding) {
+        let write = write.then_some(value & sysreg::pmu_write_mask(encoding));
+        let read = services.pmu_access(encoding, write);
+        return Outcome::Emulated { load: write.is_none().then_some((register, read)) };
     }
     fault(partition, Fault::SystemRegister { encoding, write })
 }

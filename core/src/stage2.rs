@@ -262,12 +262,7 @@ pub fn covering_pages(ranges: impl IntoIterator<Item = HostRange>) -> Vec<HostRa
     let mut pages: Vec<(u64, u64)> = ranges
         .into_iter()
         .filter(|r| r.size > 0)
-        .map(|r| {
-            (
-                r.start.0 & !(PAGE_SIZE - 1),
-                align_up(r.end(), PAGE_SIZE).unwrap_or(u64::MAX & !(PAGE_SIZE - 1)),
-            )
-        })
+        .map(|r| (r.start.0 & !(PAGE_SIZE - 1), align_up(r.end(), PAGE_SIZE).unwrap_or(!(PAGE_SIZE - 1))))
         .collect();
     pages.sort_unstable();
     let mut merged: Vec<(u64, u64)> = Vec::with_capacity(pages.len());

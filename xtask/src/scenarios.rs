@@ -145,6 +145,7 @@ pub const SCENARIOS: &[Scenario] = &[
         expect: &[
             "[attacker] 6 of 6 unknown hypercalls returned NOT_SUPPORTED",
             "[attacker] console write from the victim's memory refused (INVALID_PARAMETERS)",
+            "[attacker] the PMU refused to count at EL2 (event 0: 0x8)",
             "partition 'attacker' fault: stage-2 read abort at IPA 0x42000000",
             "partition 'attacker' fault: stage-2 write abort at IPA 0x42000100",
             "partition 'attacker' fault: stage-2 read abort at IPA 0x40080000",

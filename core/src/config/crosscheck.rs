@@ -68,6 +68,7 @@ mod tests {
             hypervisor: HypervisorConfig {
                 memory: HostRange::new(HostPhys(0x4000_0000), 0x200_0000),
                 console: None,
+                benchmark_pmu: false,
             },
             partitions: vec![partition(0, 0x4200_0000), partition(1, 0x4300_0000)],
             channels: vec![],

@@ -112,6 +112,9 @@ pub struct HypervisorConfig {
     pub memory: HostRange,
     /// The hypervisor's own console UART (`console` phandle): node path and first MMIO range.
     pub console: Option<DeviceRef>,
+    /// `benchmark-pmu`: PMU accesses are not trapped and counter 0 counts instructions at every
+    /// EL, the hypervisor's included (for `cargo xtask bench`; a warning).
+    pub benchmark_pmu: bool,
 }
 
 /// A board device referred to by phandle.

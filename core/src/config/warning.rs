@@ -25,6 +25,8 @@ pub enum WarningKind {
     /// `#address-cells` or `#size-cells` where the binding fixes both at 2 (`/hypervisor`, its
     /// partitions and channels): the values below are still read as 2 cells each.
     CellsIgnored { property: String },
+    /// `benchmark-pmu`: partitions' PMU counts the hypervisor's instructions too.
+    BenchmarkPmu,
 }
 
 impl ConfigWarning {
@@ -55,6 +57,12 @@ impl fmt::Display for WarningKind {
                 "'{property}' is ignored here: under /hypervisor every address and size is 2 cells \
                  (write memory = <0x0 base 0x0 size>), whatever '#address-cells' / '#size-cells' say"
             ),
+            Self::BenchmarkPmu => write!(
+                f,
+                "benchmark-pmu: every partition's PMU counter 0 also counts the hypervisor's \
+                 instructions, so a partition can time the work its peers cause on its CPU; for \
+                 benchmarks only, never in a deployed system"
+            ),
         }
     }
 }
@@ -63,7 +71,7 @@ impl fmt::Display for WarningKind {
 const ANY_NODE: &[&str] = &["phandle", "linux,phandle", "name"];
 
 /// Known properties of `/hypervisor`.
-pub(super) const HYPERVISOR_PROPERTIES: &[&str] = &["compatible", "memory", "console"];
+pub(super) const HYPERVISOR_PROPERTIES: &[&str] = &["compatible", "memory", "console", "benchmark-pmu"];
 
 /// Known properties of a partition, including those the build adds.
 pub(super) const PARTITION_PROPERTIES: &[&str] = &[

@@ -17,6 +17,7 @@ struct Fake {
     sgis: Vec<u64>,
     started: Vec<(usize, u64, u64)>,
     uart: Vec<(u64, Option<u64>)>,
+    pmu: Vec<(u32, Option<u64>)>,
 }
 
 impl Services for Fake {
@@ -58,6 +59,10 @@ impl Services for Fake {
     fn partition_running(&mut self, id: PartitionId) -> bool {
         id == 1
     }
+    fn pmu_access(&mut self, encoding: u32, write: Option<u64>) -> u64 {
+        self.pmu.push((encoding, write));
+        0x41
+    }
     fn affinity_info(&mut self, vcpu: usize) -> Option<u64> {
         (vcpu < 2).then_some(if vcpu == 0 { psci::AFFINITY_ON } else { psci::AFFINITY_OFF })
     }
@@ -96,6 +101,7 @@ fn system(p: &PartitionConfig) -> SystemConfig {
         hypervisor: HypervisorConfig {
             memory: HostRange::new(HostPhys(0x4000_0000), 0x200_0000),
             console: None,
+            benchmark_pmu: false,
         },
         partitions: vec![p.clone(), pong],
         channels: vec![ChannelConfig {
@@ -284,6 +290,42 @@ fn sgis_are_sent_debug_registers_read_as_zero_others_fault() {
     assert_eq!(o, Outcome::Stop(StopReason::Fault(Fault::SystemRegister { encoding: impdef, write: false })));
     let text = Report { partition: "p", outcome: &o, pc: 4 }.to_string();
     assert!(text.contains("trapped system register read (S3_1_C15_C2_0)"), "{text}");
+}
+
+#[test]
+fn pmu_accesses_reach_the_pmu_but_never_count_at_el2() {
+    use crate::exit::sysreg::{encode, is_hidden, is_pmu};
+    let p = partition(FaultPolicy::Stop);
+    let sysreg = |encoding, write, value| Exit::SystemRegister { encoding, write, register: 4, value };
+    let pmcr = encode(3, 3, 9, 12, 0);
+    let (o, fake) = run(&p, sysreg(pmcr, false, 0));
+    assert_eq!(o, Outcome::Emulated { load: Some((4, 0x41)) });
+    assert_eq!(fake.pmu, [(pmcr, None)]);
+    let (o, fake) = run(&p, sysreg(pmcr, true, 0x7));
+    assert_eq!((o, fake.pmu), (Outcome::Emulated { load: None }, vec![(pmcr, Some(0x7))]));
+    // Event filters: NSH (bit 27, count at EL2) is dropped, everything else kept.
+    let nsh = 1u64 << 27;
+    let filters =
+        [encode(3, 3, 14, 12, 0), encode(3, 3, 14, 15, 6), encode(3, 3, 14, 15, 7), encode(3, 3, 9, 13, 1)];
+    for filter in filters {
+        let (_, fake) = run(&p, sysreg(filter, true, nsh | 0x11));
+        assert_eq!(fake.pmu, [(filter, Some(0x11))], "{filter:#x}");
+    }
+    // A counter keeps every bit.
+    let counter = encode(3, 3, 14, 8, 3);
+    assert_eq!(run(&p, sysreg(counter, true, u64::MAX)).1.pmu, [(counter, Some(u64::MAX))]);
+    for e in [encode(3, 0, 9, 14, 1), encode(3, 0, 9, 14, 2), encode(3, 3, 9, 14, 0), encode(3, 3, 9, 12, 5)]
+    {
+        assert!(is_pmu(e), "{e:#x}");
+    }
+    assert!(!is_pmu(crate::exit::sysreg::ICC_SGI1R_EL1));
+    // RAS error records and activity monitors read as zero.
+    for hidden in
+        [encode(3, 0, 5, 3, 0), encode(3, 0, 5, 4, 2), encode(3, 0, 12, 1, 1), encode(3, 3, 13, 2, 0)]
+    {
+        assert!(is_hidden(hidden));
+        assert_eq!(run(&p, sysreg(hidden, false, 0)).0, Outcome::Emulated { load: Some((4, 0)) });
+    }
 }
 
 #[test]

@@ -32,6 +32,7 @@ fn main() {
     match boot {
         0 => {
             probe_hypercalls();
+            probe_pmu();
             println!("attack: read the victim's memory at {VICTIM:#x}");
             // SAFETY: deliberately hostile; the hypervisor contains the access.
             let v = unsafe { read_volatile(VICTIM as *const u64) };
@@ -80,6 +81,34 @@ fn attack_write(what: &str, addr: u64) {
     // SAFETY: deliberately hostile; the hypervisor contains the access.
     unsafe { write_volatile(addr as *mut u64, 0x0bad_0bad) };
     println!("BREACH: wrote {what}");
+}
+
+/// The PMU counts only this partition's own EL0/EL1 work: asking an event filter to count at
+/// EL2 too (NSH, bit 27) is silently refused, as the hypervisor's work for others is not ours
+/// to time.
+fn probe_pmu() {
+    const NSH: u64 = 1 << 27;
+    let (cycles, events): (u64, u64);
+    // SAFETY: PMU filter registers: they change only what this CPU's PMU counts (each write
+    // traps to the hypervisor, which carries it out).
+    unsafe {
+        core::arch::asm!(
+            "msr pmccfiltr_el0, {nsh}",
+            "msr pmevtyper0_el0, {nsh_inst}",
+            "mrs {cycles}, pmccfiltr_el0",
+            "mrs {events}, pmevtyper0_el0",
+            nsh = in(reg) NSH,
+            nsh_inst = in(reg) NSH | 0x08,
+            cycles = out(reg) cycles,
+            events = out(reg) events,
+            options(nostack),
+        );
+    }
+    if cycles & NSH != 0 || events & NSH != 0 {
+        println!("BREACH: the PMU counts at EL2 (PMCCFILTR {cycles:#x}, PMEVTYPER0 {events:#x})");
+    } else {
+        println!("the PMU refused to count at EL2 (event 0: {:#x})", events & 0x3ff);
+    }
 }
 
 /// Unknown hypercalls return NOT_SUPPORTED and are not faults; a console write that points at

@@ -8,7 +8,7 @@ use super::Parser;
 use crate::addr::{GuestPhys, HostPhys, HostRange};
 use crate::config::dtb_check::be_u32;
 use crate::config::error::{ErrorKind, Expected};
-use crate::config::warning::{HYPERVISOR_PROPERTIES, PARTITION_PROPERTIES};
+use crate::config::warning::{WarningKind, HYPERVISOR_PROPERTIES, PARTITION_PROPERTIES};
 use crate::config::{
     Blob, Board, DeviceRef, FaultPolicy, HypervisorConfig, MemoryRegion, PartitionConfig, PartitionId,
     HYPERVISOR_COMPATIBLE, PARTITION_COMPATIBLE,
@@ -30,7 +30,11 @@ impl Parser<'_, '_> {
         self.required(h, "memory")?;
         let memory = self.fixed(h, "memory", Expected::Cells(4))?;
         let (base, size) = ranges(memory).next()?;
-        Some(HypervisorConfig { memory: HostRange::new(HostPhys(base), size), console })
+        let benchmark_pmu = self.fixed(h, "benchmark-pmu", Expected::Empty).is_some();
+        if benchmark_pmu {
+            self.warn(h, WarningKind::BenchmarkPmu);
+        }
+        Some(HypervisorConfig { memory: HostRange::new(HostPhys(base), size), console, benchmark_pmu })
     }
 
     fn console(&mut self, h: usize) -> Option<DeviceRef> {

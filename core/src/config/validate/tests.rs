@@ -51,6 +51,7 @@ fn demo() -> SystemConfig {
                 interrupts: vec![],
                 compatible: vec!["arm,pl011".into(), "arm,primecell".into()],
             }),
+            benchmark_pmu: false,
         },
         partitions: vec![partition(0, "ping", 0, 0x4200_0000), partition(1, "pong", 1, 0x4300_0000)],
         channels: vec![],

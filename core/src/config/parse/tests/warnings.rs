@@ -102,3 +102,14 @@ fn cells_on_hypervisor_nodes_warn_even_with_errors() {
           cells (write memory = <0x0 base 0x0 size>), whatever '#address-cells' / '#size-cells' say"]
     );
 }
+
+#[test]
+fn benchmark_pmu_is_read_and_always_warned_about() {
+    let dtb = system(hypervisor(), vec![("ping", ping())]);
+    assert!(!parse(&dtb).unwrap().hypervisor.benchmark_pmu);
+    let dtb = system(with(hypervisor(), "benchmark-pmu", Some(Vec::new())), vec![("ping", ping())]);
+    assert!(parse(&dtb).unwrap().hypervisor.benchmark_pmu);
+    let w = warnings(&dtb);
+    assert_eq!(w.len(), 1);
+    assert!(w[0].starts_with("/hypervisor: benchmark-pmu: every partition's PMU counter 0"), "{w:?}");
+}

@@ -138,7 +138,7 @@ proptest! {
                     mmio,
                     interrupts: vec![],
                     compatible: vec![String::from("arm,pl011")],
-                }),
+                }), benchmark_pmu: false,
             },
             partitions,
             channels,
