@@ -60,6 +60,42 @@ pub const MAIR_IDX_DEVICE: u64 = 1;
 /// MAIR_EL2 value: attr0 = Normal WB RA/WA (0xff), attr1 = Device-nGnRnE (0x00).
 pub const MAIR_EL2_VALUE: u64 = 0xff;
 
+/// EL2 stage-1 AP[2]: read-only (EL2 has one privilege level: AP[1] does not apply).
+const S1_AP_READ_ONLY: u64 = 1 << 7;
+
+/// The hypervisor's own EL2 stage-1 descriptor format, for the map built at boot from the
+/// system's layout: normal memory write-back and inner shareable, devices Device-nGnRnE; a
+/// mapping is writable or executable, never both (W^X); devices never execute.
+#[derive(Debug)]
+pub struct El2Format;
+
+impl Format for El2Format {
+    fn block_allowed(level: usize) -> bool {
+        level == 1 || level == 2
+    }
+
+    fn table(table: HostPhys) -> u64 {
+        (table.as_u64() & ADDR_MASK) | TABLE_OR_PAGE | VALID
+    }
+
+    fn leaf(level: usize, pa: HostPhys, attrs: MapAttrs) -> u64 {
+        let kind = if level == 3 { TABLE_OR_PAGE | VALID } else { VALID };
+        let memattr = if attrs.device { MAIR_IDX_DEVICE << 2 } else { (MAIR_IDX_NORMAL << 2) | SH_INNER };
+        let ap = if attrs.write { 0 } else { S1_AP_READ_ONLY };
+        let xn = if attrs.execute && !attrs.write && !attrs.device { 0 } else { S1_XN };
+        (pa.as_u64() & ADDR_MASK) | kind | memattr | ap | AF | xn
+    }
+
+    fn is_valid(desc: u64) -> bool {
+        desc & VALID != 0
+    }
+
+    fn next_table(level: usize, desc: u64) -> Option<HostPhys> {
+        let is_table = level < 3 && desc & (VALID | TABLE_OR_PAGE) == (VALID | TABLE_OR_PAGE);
+        is_table.then_some(HostPhys(desc & ADDR_MASK))
+    }
+}
+
 /// A level-1 table of the hypervisor's EL2 identity map: 1 GiB blocks, 39-bit VA.
 #[repr(C, align(4096))]
 #[derive(Debug)]
@@ -103,6 +139,24 @@ mod tests {
         assert_eq!(page, 0x4200_1000 | 0x7ff);
         assert!(Stage2Format::next_table(3, page).is_none());
         assert!(Stage2Format::next_table(1, block).is_none());
+    }
+
+    #[test]
+    fn el2_map_is_write_xor_execute() {
+        let text = MapAttrs { write: false, ..MapAttrs::RAM };
+        let t = El2Format::leaf(3, HostPhys(0x4008_0000), text);
+        assert_eq!(t & (S1_XN | S1_AP_READ_ONLY), S1_AP_READ_ONLY, "text: read-only, executable");
+        // RAM attributes ask for write and execute: write wins, execution is refused.
+        let data = El2Format::leaf(3, HostPhys(0x4010_0000), MapAttrs::RAM);
+        assert_eq!(data & (S1_XN | S1_AP_READ_ONLY), S1_XN);
+        let rodata = MapAttrs { write: false, execute: false, ..MapAttrs::RAM };
+        assert_eq!(
+            El2Format::leaf(2, HostPhys(0x4020_0000), rodata) & (S1_XN | S1_AP_READ_ONLY | 3),
+            S1_XN | S1_AP_READ_ONLY | VALID
+        );
+        let device = MapAttrs { device: true, execute: true, ..MapAttrs::RAM };
+        let d = El2Format::leaf(3, HostPhys(0x900_0000), device);
+        assert_eq!((d & S1_XN, (d >> 2) & 7), (S1_XN, MAIR_IDX_DEVICE));
     }
 
     #[test]

@@ -7,6 +7,7 @@ extern crate alloc;
 mod boot;
 mod console;
 mod el2;
+mod el2map;
 mod firmware;
 mod gic;
 mod heap;
@@ -120,6 +121,23 @@ extern "C" fn primary_main(fw_dtb: u64) -> ! {
         info!("channels: {e}: halting");
         firmware::system_off();
     }
+    // From here on EL2 sees only what it uses, W^X; every other CPU switches as it starts.
+    let runtime = HostRange::new(HostPhys(layout.runtime_base), runtime_reserve(MAX_CPUS as u64));
+    let payload = HostRange::new(HostPhys(payload_start), layout.info.payload_size);
+    let el2_layout = el2map::Layout { payload, runtime };
+    if let Err(e) = el2map::build_and_install(&system.config, &el2_layout) {
+        info!("building the hypervisor's own map failed: {e}: halting");
+        firmware::system_off();
+    }
+    match el2map::verify(&system.config, &el2_layout) {
+        Ok(()) => {
+            info!("own map: W^X (text read-only, writable memory never executes), unused memory unmapped")
+        }
+        Err(why) => {
+            info!("own map: {why}: halting");
+            firmware::system_off();
+        }
+    }
 
     // Every partition the RAM check kept is loaded by its own CPUs, all partitions at once
     // (see `loader`); a partition starts when every one with a lower boot order has.
@@ -230,6 +248,7 @@ fn init_gic_cpu(mpidr: u64) {
 /// Rust entry of a secondary CPU, MMU on, on its own stack.
 #[unsafe(no_mangle)]
 extern "C" fn secondary_main(cpu: u64) -> ! {
+    el2map::install_here();
     init_gic_cpu(el2::current_mpidr());
     vcpu::cpu_main(cpu as usize)
 }

@@ -171,17 +171,7 @@ impl core::fmt::Display for LoadError {
             LoadError::TooBig { needed, room } => {
                 write!(f, "image needs {needed:#x} bytes with its guest DTB, region 0 has {room:#x}")
             }
-            LoadError::Stage2(e) => {
-                write!(f, "building stage-2 tables failed: ")?;
-                match e {
-                    MapError::Unaligned => write!(f, "a mapping is not 4 KiB aligned"),
-                    MapError::OutOfRange => write!(f, "a mapping lies outside the guest address space"),
-                    MapError::AlreadyMapped(ipa) => {
-                        write!(f, "guest address {ipa} is mapped twice (two things share that page)")
-                    }
-                    MapError::OutOfMemory => write!(f, "the hypervisor heap has no room for the tables"),
-                }
-            }
+            LoadError::Stage2(e) => write!(f, "building stage-2 tables failed: {e}"),
             LoadError::Channel(e) => write!(f, "channel layout: {e}"),
             LoadError::Image(problem) => write!(f, "image: {problem}"),
         }

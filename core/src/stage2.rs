@@ -93,6 +93,19 @@ pub enum MapError {
     OutOfMemory,
 }
 
+impl core::fmt::Display for MapError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            MapError::Unaligned => write!(f, "a mapping is not 4 KiB aligned"),
+            MapError::OutOfRange => write!(f, "a mapping lies outside the address space of the tables"),
+            MapError::AlreadyMapped(at) => {
+                write!(f, "address {at} is mapped twice (two things share that page)")
+            }
+            MapError::OutOfMemory => write!(f, "the hypervisor heap has no room for the tables"),
+        }
+    }
+}
+
 /// Bytes covered by one entry at `level` (level 3 = 4 KiB).
 pub const fn entry_size(level: usize) -> u64 {
     PAGE_SIZE << (9 * (3 - level))

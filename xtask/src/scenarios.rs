@@ -93,6 +93,7 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "the default demo: sensor, controller and actuator over two channels",
         config: "configs/demo.dts",
         expect: &[
+            "own map: W^X (text read-only, writable memory never executes), unused memory unmapped",
             "[sensor] reading 11:",
             "[controller] reading 11: error",
             "[actuator] command 11: heater at",

@@ -1,0 +1,162 @@
+//! The hypervisor's own map while partitions run, built once at boot from the system's layout
+//! and installed on every CPU before any guest runs.
+//!
+//! The compile-time identity map `boot.rs` starts with covers whole GiBs read-write-executable:
+//! enough to boot, far too much to keep. This one maps only what EL2 uses (its image, stacks
+//! and heap, the boot image's payload, the partitions' and channels' memory it loads, clears
+//! and copies hypercall buffers from, and the devices it drives), identity-mapped, W^X: text
+//! read-only and executable, everything else execute-never, read-only data and the payload
+//! read-only. Memory no one owns is not mapped at all.
+
+use alloc::vec;
+use alloc::vec::Vec;
+use core::arch::asm;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use tantalum_aarch64::descriptors::El2Format;
+use tantalum_core::addr::{GuestPhys, HostPhys, HostRange};
+use tantalum_core::config::SystemConfig;
+use tantalum_core::stage2::{covering_pages, Geometry, MapAttrs, MapError, Mappings, Stage2};
+
+use crate::memory::HeapTables;
+
+/// Root of the run-time map, for the secondary CPUs (0 until built).
+static ROOT: AtomicU64 = AtomicU64::new(0);
+
+unsafe extern "C" {
+    static __image_start: u8;
+    static __text_end: u8;
+    static __rodata_end: u8;
+    static __image_end: u8;
+}
+
+fn symbol(s: &u8) -> u64 {
+    s as *const u8 as u64
+}
+
+const TEXT: MapAttrs = MapAttrs { read: true, write: false, execute: true, device: false };
+const READ_ONLY: MapAttrs = MapAttrs { read: true, write: false, execute: false, device: false };
+const READ_WRITE: MapAttrs = MapAttrs { read: true, write: true, execute: false, device: false };
+const DEVICE: MapAttrs = MapAttrs { read: true, write: true, execute: false, device: true };
+
+/// Where the parts of the loaded hypervisor lie (besides what the linker says).
+#[derive(Clone, Copy, Debug)]
+pub struct Layout {
+    /// The partition images, guest DTBs and system DTB after the linked image: read-only.
+    pub payload: HostRange,
+    /// The per-CPU stacks and the heap after the boot image.
+    pub runtime: HostRange,
+}
+
+/// Every range EL2 maps, with its attributes.
+fn regions(config: &SystemConfig, layout: &Layout) -> Vec<(HostRange, MapAttrs)> {
+    // SAFETY: linker symbols: only their addresses are taken, never their contents.
+    let (start, text_end, rodata_end, end) =
+        unsafe { (symbol(&__image_start), symbol(&__text_end), symbol(&__rodata_end), symbol(&__image_end)) };
+    let span = |from: u64, to: u64| HostRange::new(HostPhys(from), to - from);
+    let mut regions = vec![
+        (span(start, text_end), TEXT),
+        (span(text_end, rodata_end), READ_ONLY),
+        (span(rodata_end, end), READ_WRITE),
+        (layout.payload, READ_ONLY),
+        (layout.runtime, READ_WRITE),
+    ];
+    let memory = config.partitions.iter().flat_map(|p| p.memory.iter().map(|r| r.host_range()));
+    regions.extend(memory.chain(config.channels.iter().map(|c| c.memory)).map(|r| (r, READ_WRITE)));
+    let console = config.hypervisor.console.iter().map(|c| c.mmio);
+    let gic = config.board.gic.iter().flat_map(|g| [g.distributor, g.redistributors]);
+    regions.extend(covering_pages(console.chain(gic)).into_iter().map(|r| (r, DEVICE)));
+    regions
+}
+
+/// Builds the map (tables on the heap) and installs it on this CPU; the secondary CPUs install
+/// it with [`install_here`] as they start.
+pub fn build_and_install(config: &SystemConfig, layout: &Layout) -> Result<(), MapError> {
+    // 39-bit VA from level 1, as TCR_EL2 says (stage 1 has no concatenated roots).
+    let geometry = Geometry { start_level: 1, root_tables: 1, ipa_bits: 39 };
+    let mut tables = HeapTables;
+    let map = Stage2::new(&mut tables, geometry, Mappings::Blocks)?;
+    for (range, attrs) in regions(config, layout) {
+        let page = tantalum_core::addr::PAGE_SIZE;
+        let from = range.start.as_u64() & !(page - 1);
+        let to = tantalum_core::addr::align_up(range.end(), page).ok_or(MapError::OutOfRange)?;
+        if to > from {
+            map.map::<El2Format>(&mut tables, GuestPhys(from), HostPhys(from), to - from, attrs)?;
+        }
+    }
+    ROOT.store(map.root.as_u64(), Ordering::Release);
+    install_here();
+    Ok(())
+}
+
+/// Whether EL2 may read (or, with `write`, write) `va`, asked of the MMU itself (`AT S1E2R/W`).
+fn allowed(va: u64, write: bool) -> bool {
+    let par: u64;
+    // SAFETY: address translation instructions only report; they change PAR_EL1, which is
+    // guest state that every partition start resets, and no guest has run on this CPU yet.
+    unsafe {
+        if write {
+            asm!("at s1e2w, {va}", "isb", "mrs {par}, par_el1", va = in(reg) va, par = out(reg) par, options(nostack));
+        } else {
+            asm!("at s1e2r, {va}", "isb", "mrs {par}, par_el1", va = in(reg) va, par = out(reg) par, options(nostack));
+        }
+    }
+    par & 1 == 0
+}
+
+/// Checks the installed map with the MMU: the text is not writable, the data is, and a page
+/// of the hypervisor's memory that holds nothing (if there is one) is not mapped at all.
+/// Returns what failed.
+pub fn verify(config: &SystemConfig, layout: &Layout) -> Result<(), &'static str> {
+    // SAFETY: linker symbols: only their addresses are taken.
+    let (text, data) = unsafe { (symbol(&__image_start), symbol(&__rodata_end)) };
+    if allowed(text, true) {
+        return Err("the hypervisor's text is writable");
+    }
+    if !allowed(text, false) || !allowed(data, true) {
+        return Err("the hypervisor's own image is not mapped as it should be");
+    }
+    let sctlr: u64;
+    // SAFETY: reading SCTLR_EL2 has no side effects.
+    unsafe { asm!("mrs {}, sctlr_el2", out(reg) sctlr, options(nomem, nostack)) };
+    if sctlr & (1 << 19) == 0 {
+        return Err("SCTLR_EL2.WXN is off");
+    }
+    let own = config.hypervisor.memory;
+    let used = regions(config, layout);
+    let hole = (own.start.as_u64()..own.end())
+        .step_by(tantalum_core::addr::PAGE_SIZE as usize)
+        .find(|&a| !used.iter().any(|(r, _)| (r.start.as_u64()..r.end()).contains(&a)));
+    if hole.is_some_and(|a| allowed(a, false)) {
+        return Err("memory that holds nothing is mapped");
+    }
+    Ok(())
+}
+
+/// Switches this CPU to the run-time map, if it has been built, and turns on `SCTLR_EL2.WXN`
+/// (writable memory never executes, whatever a descriptor says).
+pub fn install_here() {
+    let root = ROOT.load(Ordering::Acquire);
+    if root == 0 {
+        return;
+    }
+    // SAFETY: `root` holds complete tables that identity-map everything this CPU touches from
+    // here on (its code, stack, heap and devices: `regions`); the old map stays valid until the
+    // switch completes, and the TLB flush drops every entry of it.
+    unsafe {
+        asm!(
+            "dsb ish",
+            "msr ttbr0_el2, {root}",
+            "isb",
+            "tlbi alle2",
+            "dsb ish",
+            "mrs {tmp}, sctlr_el2",
+            "orr {tmp}, {tmp}, #(1 << 19)",
+            "msr sctlr_el2, {tmp}",
+            "isb",
+            root = in(reg) root,
+            tmp = out(reg) _,
+            options(nostack),
+        );
+    }
+}
