@@ -1,25 +1,38 @@
-//! The hypervisor console: one UART behind a lock, whole lines at a time.
+//! The hypervisor console: one UART behind a lock. Whole lines from the hypervisor and the
+//! partitions, and the open line of the partition the operator types to, kept whole at the
+//! bottom (`tantalum_core::console::terminal`).
 
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicBool, Ordering};
 
 use spin::Mutex;
-use tantalum_core::console::LineSink;
+use tantalum_core::console::terminal::{Output, Terminal, OPEN_LINE_MAX};
+use tantalum_core::console::{LineBuffer, LineSink};
 
 use crate::pl011::Pl011;
 
-static CONSOLE: Mutex<Option<Pl011>> = Mutex::new(None);
+/// The UART and what the operator's terminal shows.
+struct Console {
+    uart: Pl011,
+    term: Terminal,
+}
 
-/// Whether the terminal's cursor is in the middle of a line written by [`write_raw`] (guarded
-/// by the console lock: only read or written while holding it).
-static MID_LINE: AtomicBool = AtomicBool::new(false);
-
-/// Ends a line [`write_raw`] left open, so that a whole line from elsewhere starts on its own.
-fn end_raw_line(uart: &mut Pl011) {
-    if MID_LINE.swap(false, Ordering::Relaxed) {
-        uart.write_bytes(b"\n");
+impl Output for Pl011 {
+    fn write(&mut self, bytes: &[u8]) {
+        self.write_bytes(bytes);
     }
 }
+
+impl Console {
+    /// Writes one whole line (`line` writes it without its newline) above the open line.
+    fn whole_line(&mut self, line: impl FnOnce(&mut Pl011)) {
+        self.term.hide(&mut self.uart);
+        line(&mut self.uart);
+        self.uart.write_bytes(b"\n");
+        self.term.redraw(&mut self.uart);
+    }
+}
+
+static CONSOLE: Mutex<Option<Console>> = Mutex::new(None);
 
 /// Starts the console on the PL011 at `base`.
 ///
@@ -27,16 +40,17 @@ fn end_raw_line(uart: &mut Pl011) {
 /// As [`Pl011::new`]: `base` is a PL011 mapped as device memory that nothing else drives.
 pub unsafe fn init(base: usize) {
     // SAFETY: forwarded contract.
-    *CONSOLE.lock() = Some(unsafe { Pl011::new(base) });
+    let uart = unsafe { Pl011::new(base) };
+    *CONSOLE.lock() = Some(Console { uart, term: Terminal::new() });
 }
 
 /// Writes `tantalum: <message>\n` as one line.
 pub fn print_line(args: fmt::Arguments<'_>) {
-    if let Some(uart) = CONSOLE.lock().as_mut() {
-        end_raw_line(uart);
-        let _ = uart.write_str("tantalum: ");
-        let _ = uart.write_fmt(args);
-        let _ = uart.write_str("\n");
+    if let Some(c) = CONSOLE.lock().as_mut() {
+        c.whole_line(|uart| {
+            let _ = uart.write_str("tantalum: ");
+            let _ = uart.write_fmt(args);
+        });
     }
 }
 
@@ -52,8 +66,9 @@ pub fn print_line_forced(args: fmt::Arguments<'_>) {
     }
     match guard {
         Some(mut g) => {
-            if let Some(uart) = g.as_mut() {
-                let _ = uart.write_fmt(format_args!("tantalum: {args}\n"));
+            if let Some(c) = g.as_mut() {
+                c.term.hide(&mut c.uart);
+                let _ = c.uart.write_fmt(format_args!("tantalum: {args}\n"));
             }
         }
         None => {
@@ -69,13 +84,13 @@ pub struct PartitionSink;
 
 impl LineSink for PartitionSink {
     fn write_line(&mut self, prefix: &str, text: &[u8]) {
-        if let Some(uart) = CONSOLE.lock().as_mut() {
-            end_raw_line(uart);
-            uart.write_byte(b'[');
-            uart.write_bytes(prefix.as_bytes());
-            uart.write_bytes(b"] ");
-            uart.write_bytes(text);
-            uart.write_bytes(b"\n");
+        if let Some(c) = CONSOLE.lock().as_mut() {
+            c.whole_line(|uart| {
+                uart.write_byte(b'[');
+                uart.write_bytes(prefix.as_bytes());
+                uart.write_bytes(b"] ");
+                uart.write_bytes(text);
+            });
         }
     }
 }
@@ -86,13 +101,10 @@ macro_rules! info {
 }
 pub(crate) use info;
 
-/// Key that moves console input to the next partition with a virtual UART: Ctrl-\\ (0x1c).
-pub const SWITCH_KEY: u8 = 0x1c;
-
 /// Drains bytes the operator typed; `deliver` gets them in order.
 pub fn read_input(mut deliver: impl FnMut(u8)) {
     let mut guard = CONSOLE.lock();
-    let Some(uart) = guard.as_mut() else { return };
+    let Some(Console { uart, .. }) = guard.as_mut() else { return };
     let mut buf = [0u8; 32];
     let mut n = 0;
     while n < buf.len() {
@@ -112,35 +124,50 @@ pub fn read_input(mut deliver: impl FnMut(u8)) {
 
 /// Starts interrupts for console input.
 pub fn enable_input() {
-    if let Some(uart) = CONSOLE.lock().as_mut() {
-        uart.enable_rx_interrupt();
+    if let Some(c) = CONSOLE.lock().as_mut() {
+        c.uart.enable_rx_interrupt();
     }
 }
 
-/// Writes bytes of the partition that has the console input as they come (an interactive shell's
-/// prompt has no newline), with the `[name] ` prefix at the start of each line. Printable
-/// characters, tab, backspace, escape (the operator chose to talk to this partition: its line
-/// editing may drive the terminal) and newline pass; anything else shows as `?`.
-pub fn write_raw(prefix: &str, bytes: &[u8]) {
-    let mut guard = CONSOLE.lock();
-    let Some(uart) = guard.as_mut() else { return };
-    for &b in bytes {
-        match b {
-            b'\r' => {}
-            b'\n' => {
-                uart.write_bytes(b"\n");
-                MID_LINE.store(false, Ordering::Relaxed);
-            }
-            _ => {
-                if !MID_LINE.swap(true, Ordering::Relaxed) {
-                    uart.write_byte(b'[');
-                    uart.write_bytes(prefix.as_bytes());
-                    uart.write_bytes(b"] ");
-                }
-                let shown =
-                    if matches!(b, b'\t' | 0x08 | 0x1b) || (0x20..0x7f).contains(&b) { b } else { b'?' };
-                uart.write_byte(shown);
-            }
+/// Output bytes of partition `id` (named `name`), whose line buffer the caller holds: as they
+/// come if the partition has the terminal (the operator types to it: a shell's prompt shows at
+/// once, its line editing drives the terminal), else line by line.
+pub fn partition_output(id: usize, name: &str, buffer: &mut LineBuffer, bytes: &[u8]) {
+    if let Some(c) = CONSOLE.lock().as_mut() {
+        if c.term.owner() == Some(id) {
+            c.term.write(bytes, &mut c.uart);
+            return;
         }
+    }
+    buffer.push(bytes, name, &mut PartitionSink);
+}
+
+/// The partition that has the terminal, if any.
+pub fn terminal_owner() -> Option<usize> {
+    CONSOLE.lock().as_ref().and_then(|c| c.term.owner())
+}
+
+/// Gives the terminal to partition `new` (index, name and its line buffer, which the caller
+/// holds) or to nobody, and prints `announce`. The previous owner's open line goes back into its
+/// line buffer (`old`: its name and buffer, held by the caller); the new owner's partial line is
+/// drawn at once. Callers lock line buffers before the console, as every path does.
+pub fn hand_over(
+    old: Option<(&str, &mut LineBuffer)>,
+    new: Option<(usize, &str, &mut LineBuffer)>,
+    announce: fmt::Arguments<'_>,
+) {
+    let mut taken = [0u8; OPEN_LINE_MAX];
+    let mut n = 0;
+    if let Some(c) = CONSOLE.lock().as_mut() {
+        n = c.term.set_owner(new.as_ref().map(|(id, name, _)| (*id, *name)), &mut c.uart, &mut taken);
+        let _ = c.uart.write_fmt(format_args!("tantalum: {announce}\n"));
+        if let Some((_, _, buffer)) = new {
+            let (partial, len) = buffer.take_partial();
+            c.term.write(&partial[..len], &mut c.uart);
+        }
+    }
+    // After the console lock: a line the open line completes goes out through it.
+    if let Some((name, buffer)) = old {
+        buffer.push(&taken[..n], name, &mut PartitionSink);
     }
 }

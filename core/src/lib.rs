@@ -18,6 +18,7 @@ pub mod partition;
 pub mod stage2;
 #[cfg(test)]
 mod test_support;
+pub mod time;
 pub mod vgic;
 pub mod vplatform;
 pub mod vuart;
