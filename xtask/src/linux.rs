@@ -15,7 +15,8 @@
 //!   removes the file and powers off.
 //! - `devmem`: `linux: poking 0x<addr>` for `tantalum.poke=<hex>`, reads it with
 //!   `devmem <addr> 32`, prints `linux: devmem returned: <output>`, then powers off.
-//! - `shell`: an interactive shell on the console (mounts the disk on /mnt if there is one).
+//! - `shell`: an interactive shell on the console (mounts the disk on /mnt if there is one);
+//!   `poweroff` (or leaving the shell) powers off, `reboot` reboots.
 
 mod cpio;
 pub mod debian;
@@ -226,8 +227,14 @@ shell)
     if [ -b /dev/vda ] && mount -t ext2 /dev/vda /mnt; then
         say "disk mounted on /mnt"
     fi
-    say "shell on the console: exit (or poweroff -f) to power off"
-    setsid cttyhack sh || sh
+    say "shell on the console: poweroff (or exit) powers Linux off, reboot restarts it"
+    # busybox's poweroff, halt and reboot signal init (USR2, USR1, TERM), and a shell as init
+    # ignores signals it does not trap. Trapped, they act at once only while this shell waits
+    # in `wait`, not while it runs the interactive shell in the foreground.
+    trap 'echo; say "powering off"; stop' USR1 USR2
+    trap 'sync; reboot -f' TERM
+    setsid cttyhack sh </dev/console >/dev/console 2>&1 &
+    wait
     ;;
 *)
     say "unknown test '$name' (boot, reboot, channel, devmem, shell)"

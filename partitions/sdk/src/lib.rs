@@ -11,7 +11,8 @@
 //! }
 //! ```
 //! The SDK brings the startup code (relocation, stack, BSS, FP, MMU with an identity map),
-//! the console, hypercall wrappers and a panic handler that reports and exits.
+//! the console, hypercall wrappers, channels, a monotonic clock ([`time`]) and a panic handler
+//! that reports and exits.
 #![no_std]
 
 extern crate alloc;
@@ -23,6 +24,7 @@ mod heap;
 pub mod hypercall;
 pub mod irq;
 mod start;
+pub mod time;
 
 pub use channel::{Channel, ChannelError};
 pub use hypercall::{exit, partition_info, partition_name, wait_ns, yield_now, PartitionInfo};
