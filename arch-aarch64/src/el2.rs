@@ -43,6 +43,24 @@ fn pmcr_el0() -> u64 {
     v
 }
 
+/// Zeroes the FP/SIMD registers, FPCR and FPSR: a started vCPU finds none of what the CPU held
+/// before (its partition's previous run). The hypervisor itself never uses FP (soft-float).
+pub fn reset_fp_state() {
+    // SAFETY: only FP/SIMD state, which belongs to the guest about to start on this CPU
+    // (CPTR_EL2 does not trap it). `movi vN.2d, #0` is written as its encoding: the hypervisor's
+    // soft-float target has no FP registers for the assembler.
+    unsafe {
+        asm!(
+            ".irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31",
+            ".inst 0x6f00e400 + \\n",
+            ".endr",
+            "msr S3_3_C4_C4_0, xzr", // FPCR
+            "msr S3_3_C4_C4_1, xzr", // FPSR
+            options(nomem, nostack),
+        );
+    }
+}
+
 /// Puts the EL1 system registers a guest can see back to their reset values, so that a
 /// restarted partition starts as from power-on (MMU off, no vectors, timers off).
 pub fn reset_el1_state() {

@@ -3,7 +3,7 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 
 use spin::{Mutex, Once};
 use tantalum_aarch64::descriptors::Stage2Format;
@@ -13,6 +13,7 @@ use tantalum_core::channel::layout::{channel_layout, LayoutError};
 use tantalum_core::config::VIRTUAL_UART_SPI;
 use tantalum_core::config::{Interrupt, PartitionConfig, SystemConfig, MAX_CPUS};
 use tantalum_core::console::LineBuffer;
+use tantalum_core::partition::power::VcpuSlot;
 use tantalum_core::partition::PartitionState;
 use tantalum_core::stage2::{covering_pages, Geometry, MapAttrs, MapError, Stage2};
 use tantalum_core::vgic::VirtualGic;
@@ -56,56 +57,6 @@ pub struct Partition {
     /// Progress of loading its memory, shared by its CPUs.
     pub load: LoadProgress,
     status: AtomicU8,
-}
-
-/// PSCI power state of one vCPU.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Power {
-    Off = 0,
-    /// CPU_ON (or the partition's boot) asked for it; its CPU picks it up.
-    Starting = 1,
-    On = 2,
-}
-
-/// One vCPU's power state and start request, shared by the partition's CPUs.
-pub struct VcpuSlot {
-    state: AtomicU8,
-    entry: AtomicU64,
-    context: AtomicU64,
-}
-
-impl VcpuSlot {
-    fn new() -> Self {
-        Self { state: AtomicU8::new(Power::Off as u8), entry: AtomicU64::new(0), context: AtomicU64::new(0) }
-    }
-    pub fn power(&self) -> Power {
-        match self.state.load(Ordering::Acquire) {
-            1 => Power::Starting,
-            2 => Power::On,
-            _ => Power::Off,
-        }
-    }
-    /// Asks for the vCPU to start at `entry` with x0 = `context`; fails with its state unless
-    /// it is off.
-    pub fn request_start(&self, entry: u64, context: u64) -> Result<(), Power> {
-        let off = Power::Off as u8;
-        self.entry.store(entry, Ordering::Relaxed);
-        self.context.store(context, Ordering::Relaxed);
-        self.state
-            .compare_exchange(off, Power::Starting as u8, Ordering::AcqRel, Ordering::Acquire)
-            .map(|_| ())
-            .map_err(|s| if s == Power::On as u8 { Power::On } else { Power::Starting })
-    }
-    /// Takes a pending start request: (entry, context).
-    pub fn take_start(&self) -> Option<(u64, u64)> {
-        let starting = Power::Starting as u8;
-        self.state.compare_exchange(starting, Power::On as u8, Ordering::AcqRel, Ordering::Acquire).ok()?;
-        Some((self.entry.load(Ordering::Relaxed), self.context.load(Ordering::Relaxed)))
-    }
-    pub fn set_off(&self) {
-        self.state.store(Power::Off as u8, Ordering::Release);
-    }
 }
 
 /// Everything the CPUs share.
@@ -278,6 +229,16 @@ impl System {
         self.partitions[id]
             .status
             .compare_exchange(loading, running, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Marks running partition `id` loading again for a restart; false if it is not running
+    /// (stopped, or another of its vCPUs is restarting it already: restarts never overlap).
+    pub fn begin_restart(&self, id: usize) -> bool {
+        let (running, loading) = (Status::Running as u8, Status::Loading as u8);
+        self.partitions[id]
+            .status
+            .compare_exchange(running, loading, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
     }
 

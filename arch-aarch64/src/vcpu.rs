@@ -15,13 +15,15 @@ use tantalum_core::config::{PartitionId, MAX_CPUS, VIRTUAL_UART_SPI};
 use tantalum_core::console::input::{self, Announce, Focus, Help, Key};
 use tantalum_core::exit::Exit;
 use tantalum_core::hypercall::{psci, Status as PsciStatus};
+use tantalum_core::partition::power::Power;
 use tantalum_core::partition::{handle_exit, Outcome, Report, Services};
 use tantalum_core::vgic::{self, Frame};
+use tantalum_core::vuart::VirtualUart;
 use tock_registers::interfaces::{Readable, Writeable};
 
 use crate::boot::{self, GuestFrame};
 use crate::console::{self, info, PartitionSink};
-use crate::system::{self, Partition, Power, Status, System};
+use crate::system::{self, Partition, Status, System};
 use crate::{el2, firmware, gic, memory};
 
 /// The partition generation each CPU's vCPU entered with.
@@ -142,11 +144,16 @@ fn enter(here: Here, entry: u64, context: u64) -> ! {
     let p = &system.partitions[here.id];
     here.save();
     ENTERED_GENERATION[here.cpu].store(p.generation.load(Ordering::Acquire), Ordering::Release);
+    if p.status() != Status::Running {
+        // A restart or a stop began after this vCPU took its start: it belongs to the old run.
+        leave(here);
+    }
     let benchmark_pmu = system.config.hypervisor.benchmark_pmu;
     // SAFETY: the stage-2 root was built for this partition by System::new and lives as long as
     // the system; no guest runs on this CPU while we configure it.
     unsafe { el2::configure_vcpu(p.vmid, &p.stage2, here.vcpu as u64, benchmark_pmu) };
     el2::reset_el1_state();
+    el2::reset_fp_state();
     if !benchmark_pmu {
         // A fresh PMU: nothing the previous run (or the boot code's counter) left behind.
         crate::pmu::reset();
@@ -208,12 +215,21 @@ pub fn stop(system: &System, id: usize, from_cpu: usize) {
 
 /// Restarts partition `id` from its image: every vCPU leaves the guest, memory is reloaded and
 /// vCPU 0 starts again on its CPU. Runs on the CPU of vCPU `here.vcpu`, which then waits.
+///
+/// One restart at a time: a vCPU that asks while another restart (or a stop) is under way just
+/// leaves. Starts asked for (PSCI CPU_ON) and not yet taken are withdrawn, so no vCPU of the old
+/// run enters the reloaded memory; the partition's virtual GIC, virtual UART and every vCPU's
+/// EL1, FP, PMU and timer state start from reset (`enter`).
 fn restart(here: Here) -> ! {
     let system = system::get();
     let p = &system.partitions[here.id];
+    if !system.begin_restart(here.id) {
+        leave(here);
+    }
     p.generation.fetch_add(1, Ordering::AcqRel);
     p.vcpus[here.vcpu].set_off();
     for vcpu in (0..p.vcpus.len()).filter(|&v| v != here.vcpu) {
+        p.vcpus[vcpu].cancel_start();
         kick_vcpu(system, p, vcpu, here.cpu);
     }
     // The others leave at their next exit, which the kick forces; give them up to a second.
@@ -224,8 +240,19 @@ fn restart(here: Here) -> ! {
     release_hardware_interrupts(p, here);
     gic::reset_virtual_interface();
     el2::reset_el1_state();
+    if let Some(stuck) = p.vcpus.iter().position(|v| v.power() == Power::On) {
+        info!("partition '{}': cannot restart: vCPU {stuck} did not leave the guest", p.config.name);
+        stop(system, here.id, here.cpu);
+        wait_for_start(here);
+    }
+    // Every vCPU is off: a start asked for meanwhile (a CPU_ON handled just before its vCPU
+    // left) belongs to the old run.
+    for slot in &p.vcpus {
+        slot.cancel_start();
+    }
     p.state.lock().restarts += 1;
     p.vgic.lock().reset();
+    *p.vuart.lock() = VirtualUart::new();
     let dtb = p.config.guest_dtb_address().map_or(0, |a| a.as_u64());
     // The partition's other CPUs, off now, join the reload from their wait.
     p.load.reset();
@@ -234,16 +261,16 @@ fn restart(here: Here) -> ! {
         kick_vcpu(system, p, vcpu, here.cpu);
     }
     let (began, freq) = el2::counter();
-    let loaded = system.lead_load(here.id);
-    if loaded.is_ok() {
-        let ms = (el2::counter().0 - began) * 1000 / freq.max(1);
-        info!("partition '{}': reloaded in {ms} ms", p.config.name);
-    }
-    match loaded {
-        Ok(()) if p.vcpus[0].request_start(p.config.entry.as_u64(), dtb).is_ok() => {
-            kick_vcpu(system, p, 0, here.cpu);
+    match system.lead_load(here.id) {
+        Ok(()) => {
+            let ms = (el2::counter().0 - began) * 1000 / freq.max(1);
+            info!("partition '{}': reloaded in {ms} ms", p.config.name);
+            // Unless it was stopped meanwhile, which it then stays.
+            if system.mark_running(here.id) && p.vcpus[0].request_start(p.config.entry.as_u64(), dtb).is_ok()
+            {
+                kick_vcpu(system, p, 0, here.cpu);
+            }
         }
-        Ok(()) => info!("partition '{}': cannot restart: a vCPU did not stop", p.config.name),
         Err(e) => {
             info!("partition '{}': cannot restart: {e}", p.config.name);
             stop(system, here.id, here.cpu);

@@ -369,5 +369,6 @@ impl fmt::Display for Report<'_> {
     }
 }
 
+pub mod power;
 #[cfg(test)]
 mod tests;

@@ -189,6 +189,27 @@ pub const SCENARIOS: &[Scenario] = &[
         timeout: T,
     },
     Scenario {
+        name: "restart races: a pending CPU_ON is withdrawn, a refused one changes nothing, two resets make one restart",
+        config: "configs/tests/restart-races.dts",
+        expect: &[
+            "[racer] CPU_ON vCPU 1: 0; resetting at once",
+            "[racer] boot 1, memory fresh",
+            "[racer] no vCPU of the previous run survived the reset",
+            "[racer] a refused CPU_ON (-4) left the pending start alone",
+            "[racer] boot 2, memory fresh",
+            "[racer] both vCPUs reset at once",
+            "[racer] boot 3, memory fresh",
+            "[racer] racer done after 3 restarts",
+            "[bystander] bystander done",
+            "all partitions have stopped: powering off",
+        ],
+        order: &[],
+        forbid: &[Hypervisor("fault:"), Hypervisor("cannot restart"), Partition("racer", "boot 4")],
+        tamper: None,
+        qemu_args: &[],
+        timeout: T,
+    },
+    Scenario {
         name: "halt-system policy powers the machine off",
         config: "configs/tests/halt.dts",
         expect: &[

@@ -1,6 +1,7 @@
 //! A partition that faults on purpose, for the fault-policy scenarios. Its behaviour follows its
 //! name: `phoenix` faults, is restarted, resets itself through PSCI, and exits on its third
-//! boot; any other name faults once at once (its policy decides what happens next).
+//! boot; `racer` (two vCPUs) races PSCI calls against its own restarts (see [`racer`]); any
+//! other name faults once at once (its policy decides what happens next).
 #![no_std]
 #![no_main]
 
@@ -47,6 +48,10 @@ fn main() {
     // SAFETY: as above.
     unsafe { write_volatile(addr_of_mut!(MARKER), 1) };
     println!("boot {boot}, memory {}", if fresh { "fresh" } else { "NOT fresh" });
+    if name.as_str() == "racer" {
+        racer(boot);
+        return;
+    }
     if name.as_str() != "phoenix" {
         println!("faulting now");
         fault();
@@ -63,5 +68,87 @@ fn main() {
             println!("BREACH: SYSTEM_RESET returned");
         }
         _ => println!("third boot: done"),
+    }
+}
+
+// Code for the racer's second vCPU, which starts with its MMU off (guest-physical addresses,
+// which the SDK's identity map makes the same as ours) and no stack:
+// `racer_spin` writes x0 to the word at x0 forever; `racer_reset` asks for SYSTEM_RESET.
+core::arch::global_asm!(
+    ".global racer_spin",
+    "racer_spin:",
+    "1: str x0, [x0]",
+    "dsb sy",
+    "b 1b",
+    ".global racer_reset",
+    "racer_reset:",
+    "movz x0, #0x0009",
+    "movk x0, #0x8400, lsl #16",
+    "hvc #0",
+    "b .",
+);
+
+unsafe extern "C" {
+    fn racer_spin();
+    fn racer_reset();
+}
+
+/// Starts vCPU 1 at `entry` with x0 = `context` (PSCI CPU_ON); returns PSCI's status.
+fn cpu_on(entry: unsafe extern "C" fn(), context: u64) -> i64 {
+    hvc(psci::CPU_ON_64, [1, entry as usize as u64, context, 0, 0, 0])[0] as i64
+}
+
+fn word(offset: u64) -> *mut u64 {
+    (tantalum_guest::image_base() + offset) as *mut u64
+}
+
+/// Races around restarts, one per boot:
+/// 0. CPU_ON vCPU 1 (which would write a marked word forever), then at once SYSTEM_RESET: the
+///    start must be withdrawn, not run in the reloaded memory.
+/// 1. The marked words stay zero; a CPU_ON refused while another is pending must not change
+///    the pending one's entry; then SYSTEM_RESET with vCPU 1 running.
+/// 2. Both vCPUs ask for SYSTEM_RESET at once: exactly one restart follows.
+/// 3. Done.
+fn racer(boot: u64) {
+    use tantalum_guest::wait_ns;
+    let spun = MARKED[3];
+    match boot {
+        0 => {
+            let status = cpu_on(racer_spin, word(spun) as u64);
+            println!("CPU_ON vCPU 1: {status}; resetting at once");
+            hvc(psci::SYSTEM_RESET, [0; 6]);
+            println!("BREACH: SYSTEM_RESET returned");
+        }
+        1 => {
+            wait_ns(50_000_000);
+            // SAFETY: a word of this partition's own memory (see MARKED).
+            let survivor = unsafe { read_volatile(word(spun)) } != 0x5a5a_5a5a_5a5a_5a5a;
+            if survivor {
+                println!("BREACH: a vCPU of the previous run wrote the reloaded memory");
+            } else {
+                println!("no vCPU of the previous run survived the reset");
+            }
+            let (a, b) = (word(0x30_0000), word(0x30_1000));
+            let first = cpu_on(racer_spin, a as u64);
+            let second = cpu_on(racer_spin, b as u64);
+            wait_ns(20_000_000);
+            // SAFETY: words of this partition's own memory, beyond its image.
+            let (wa, wb) = unsafe { (read_volatile(a), read_volatile(b)) };
+            if first == 0 && second != 0 && wa == a as u64 && wb == 0 {
+                println!("a refused CPU_ON ({second}) left the pending start alone");
+            } else {
+                println!("BREACH: CPU_ON {first} then {second}: words {wa:#x} {wb:#x}");
+            }
+            hvc(psci::SYSTEM_RESET, [0; 6]);
+            println!("BREACH: SYSTEM_RESET returned");
+        }
+        2 => {
+            cpu_on(racer_reset, 0);
+            while hvc(psci::AFFINITY_INFO_64, [1, 0, 0, 0, 0, 0])[0] != psci::AFFINITY_ON {}
+            println!("both vCPUs reset at once");
+            hvc(psci::SYSTEM_RESET, [0; 6]);
+            // vCPU 1's reset may have won: this vCPU is then taken out of the guest instead.
+        }
+        _ => println!("racer done after {boot} restarts"),
     }
 }
