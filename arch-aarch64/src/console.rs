@@ -148,19 +148,21 @@ pub fn terminal_owner() -> Option<usize> {
 }
 
 /// Gives the terminal to partition `new` (index, name and its line buffer, which the caller
-/// holds) or to nobody, and prints `announce`. The previous owner's open line goes back into its
+/// holds) or to nobody, and prints `announce` if given. The previous owner's open line goes back into its
 /// line buffer (`old`: its name and buffer, held by the caller); the new owner's partial line is
 /// drawn at once. Callers lock line buffers before the console, as every path does.
 pub fn hand_over(
     old: Option<(&str, &mut LineBuffer)>,
     new: Option<(usize, &str, &mut LineBuffer)>,
-    announce: fmt::Arguments<'_>,
+    announce: Option<fmt::Arguments<'_>>,
 ) {
     let mut taken = [0u8; OPEN_LINE_MAX];
     let mut n = 0;
     if let Some(c) = CONSOLE.lock().as_mut() {
         n = c.term.set_owner(new.as_ref().map(|(id, name, _)| (*id, *name)), &mut c.uart, &mut taken);
-        let _ = c.uart.write_fmt(format_args!("tantalum: {announce}\n"));
+        if let Some(announce) = announce {
+            let _ = c.uart.write_fmt(format_args!("tantalum: {announce}\n"));
+        }
         if let Some((_, _, buffer)) = new {
             let (partial, len) = buffer.take_partial();
             c.term.write(&partial[..len], &mut c.uart);

@@ -450,11 +450,12 @@ fn console_input(system: &System, from_cpu: usize) {
         match input::on_key(focus, byte, &candidates) {
             Key::Switch(to) => {
                 system.input_focus.store(to.to_word(), Ordering::Release);
-                give_terminal(system, to);
+                give_terminal(system, to, true);
             }
             Key::Deliver(id) => {
                 if first_key {
-                    give_terminal(system, Focus::Partition(id));
+                    // Said at boot already.
+                    give_terminal(system, Focus::Partition(id), false);
                 }
                 let p = &system.partitions[id];
                 let line = {
@@ -485,17 +486,19 @@ fn console_input(system: &System, from_cpu: usize) {
 }
 
 /// Gives the terminal (the open line written as it comes) to the partition that has the input,
-/// or to nobody, and says where input goes now.
-fn give_terminal(system: &System, to: Focus) {
+/// or to nobody, and (if `announce`) says where input goes now.
+fn give_terminal(system: &System, to: Focus, announce: bool) {
     let old = console::terminal_owner();
     let new = match to {
         Focus::Partition(id) => Some(id),
         Focus::Hypervisor => None,
     };
     let name = |id: usize| system.partitions[id].config.name.as_str();
-    let announce = Announce { to: new.map(name) };
+    let line = Announce { to: new.map(name) };
     if old == new {
-        info!("{announce}");
+        if announce {
+            info!("{line}");
+        }
         return;
     }
     // Line buffers before the console lock, in index order (`old` and `new` differ).
@@ -510,7 +513,7 @@ fn give_terminal(system: &System, to: Focus) {
     console::hand_over(
         old.zip(old_buffer.as_deref_mut()).map(|(id, b)| (name(id), b)),
         new.zip(new_buffer.as_deref_mut()).map(|(id, b)| (id, name(id), b)),
-        format_args!("{announce}"),
+        announce.then_some(format_args!("{line}")),
     );
 }
 
