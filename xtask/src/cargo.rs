@@ -1,6 +1,6 @@
 //! Building the bare-metal crates: the hypervisor and the sample partitions.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
@@ -67,12 +67,97 @@ pub fn partition_names() -> Result<Vec<String>> {
     Ok(names)
 }
 
+/// Checks that each partition crate is one `cargo xtask` can build: a member of the workspace
+/// (else cargo's own error, "package ID specification did not match any packages", says nothing
+/// of why), with the package `partition-<name>` and a binary `<name>`.
+pub fn check_partition_crates(root: &Path, names: &[String]) -> Result<()> {
+    let workspace = root.join("Cargo.toml");
+    let members = workspace_members(&std::fs::read_to_string(&workspace)?);
+    let mut problems = Vec::new();
+    for name in names {
+        let dir = format!("partitions/{name}");
+        let member = members.iter().any(|m| match m.strip_suffix("/*") {
+            Some(parent) => dir.rsplit_once('/').is_some_and(|(p, _)| p == parent),
+            None => m.trim_end_matches('/') == dir,
+        });
+        if !member {
+            problems.push(format!(
+                "{dir}/ has a Cargo.toml but is not in the workspace: add \"{dir}\" to `members` in {}",
+                workspace.display()
+            ));
+            continue;
+        }
+        let manifest = root.join(&dir).join("Cargo.toml");
+        let (package, bins) = package_and_bins(&std::fs::read_to_string(&manifest)?);
+        let wanted = format!("partition-{name}");
+        if package.as_deref() != Some(wanted.as_str()) {
+            problems.push(format!(
+                "{}: the package is named {}; a partition crate in {dir}/ must be named \"{wanted}\" (`cargo xtask` builds it with `-p {wanted}`)",
+                manifest.display(),
+                package.map_or("nothing".to_string(), |p| format!("\"{p}\"")),
+            ));
+        } else if !bins.iter().any(|b| b == name) {
+            problems.push(format!(
+                "{}: no binary named \"{name}\": add `[[bin]]` with `name = \"{name}\"` (as partitions/hello/Cargo.toml does); the image is `{name}.bin`",
+                manifest.display()
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        bail!("{}", problems.join("\n"));
+    }
+    Ok(())
+}
+
+/// The quoted strings of the `members = [...]` array of a workspace manifest.
+fn workspace_members(manifest: &str) -> Vec<String> {
+    // `members`, not `default-members`.
+    let at_line_start =
+        |&(i, _): &(usize, &str)| manifest[..i].trim_end_matches([' ', '\t']).ends_with('\n') || i == 0;
+    let Some((start, _)) = manifest.match_indices("members").find(at_line_start) else { return Vec::new() };
+    let rest = &manifest[start..];
+    let (Some(open), Some(close)) = (rest.find('['), rest.find(']')) else { return Vec::new() };
+    rest[open + 1..close.max(open + 1)]
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or(""))
+        .flat_map(|l| l.split(','))
+        .filter_map(|item| item.trim().strip_prefix('"')?.strip_suffix('"').map(str::to_string))
+        .collect()
+}
+
+/// The `[package]` name and the `[[bin]]` names of a crate manifest (a package without
+/// `[[bin]]` has one binary named like the package).
+fn package_and_bins(manifest: &str) -> (Option<String>, Vec<String>) {
+    let (mut section, mut package, mut bins) = ("", None, Vec::new());
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            section = line;
+            continue;
+        }
+        let Some(value) = line.strip_prefix("name").map(str::trim_start).and_then(|l| l.strip_prefix('='))
+        else {
+            continue;
+        };
+        let value = value.trim().trim_matches('"').to_string();
+        match section {
+            "[package]" => package = Some(value),
+            "[[bin]]" => bins.push(value),
+            _ => {}
+        }
+    }
+    if bins.is_empty() {
+        bins.extend(package.clone());
+    }
+    (package, bins)
+}
+
 /// Builds every sample partition into `target/tantalum/partitions/<name>.bin` (once per process).
 pub fn build_partitions() -> Result<PathBuf> {
     if let Some(dir) = PARTITIONS_BUILT.get() {
         return Ok(dir.clone());
     }
     let names = partition_names()?;
+    check_partition_crates(&root(), &names)?;
     step(format!("building partitions ({PARTITION_TARGET}): {}", names.join(", ")));
     let mut command = Command::new(env!("CARGO"));
     command.args(["build", "--release", "--quiet", "--target", PARTITION_TARGET]);
@@ -96,4 +181,66 @@ pub fn build_partitions() -> Result<PathBuf> {
 pub fn build_chanping() -> Result<PathBuf> {
     cargo_build("chanping", HYPERVISOR_TARGET)?;
     Ok(root().join("target").join(HYPERVISOR_TARGET).join("release/chanping"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A throwaway workspace with `members` and crates `partitions/<name>/` made of `manifests`.
+    fn workspace(members: &str, crates: &[(&str, &str)]) -> PathBuf {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let root = std::env::temp_dir().join(format!("tantalum-members-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(root.join("Cargo.toml"), format!("[workspace]\nmembers = [\n{members}\n]\n")).unwrap();
+        for (name, manifest) in crates {
+            std::fs::create_dir_all(root.join("partitions").join(name)).unwrap();
+            std::fs::write(root.join("partitions").join(name).join("Cargo.toml"), manifest).unwrap();
+        }
+        root
+    }
+
+    fn check(members: &str, crates: &[(&str, &str)]) -> std::result::Result<(), String> {
+        let root = workspace(members, crates);
+        let names: Vec<String> = crates.iter().map(|(n, _)| n.to_string()).collect();
+        let result = check_partition_crates(&root, &names).map_err(|e| e.0);
+        std::fs::remove_dir_all(&root).unwrap();
+        result
+    }
+
+    const HELLO: &str =
+        "[package]\nname = \"partition-hello\"\n\n[[bin]]\nname = \"hello\"\npath = \"src/main.rs\"\n";
+
+    #[test]
+    fn a_partition_outside_the_workspace_says_what_to_add() {
+        assert_eq!(
+            check("    \"core\",\n    \"partitions/hello\", # the first\n", &[("hello", HELLO)]),
+            Ok(())
+        );
+        let err = check("    \"core\",\n", &[("hello", HELLO)]).unwrap_err();
+        assert!(err.starts_with("partitions/hello/ has a Cargo.toml but is not in the workspace: add \"partitions/hello\" to `members` in "), "{err}");
+        assert!(err.ends_with("Cargo.toml"), "{err}");
+        // A glob covers it.
+        assert_eq!(check("\"partitions/*\"", &[("hello", HELLO)]), Ok(()));
+        assert_eq!(workspace_members("default-members = [\"a\"]\nmembers = [\"b\", \"c\"]"), ["b", "c"]);
+    }
+
+    #[test]
+    fn package_and_binary_names_are_checked() {
+        let wrong_package = HELLO.replace("partition-hello", "hello");
+        let err = check("\"partitions/hello\"", &[("hello", &wrong_package)]).unwrap_err();
+        assert!(err.contains("the package is named \"hello\"; a partition crate in partitions/hello/ must be named \"partition-hello\""), "{err}");
+        let no_bin = "[package]\nname = \"partition-hello\"\n";
+        let err = check("\"partitions/hello\"", &[("hello", no_bin)]).unwrap_err();
+        assert!(err.contains("no binary named \"hello\""), "{err}");
+    }
+
+    #[test]
+    fn the_real_partitions_pass() {
+        let names = partition_names().unwrap();
+        assert!(names.contains(&"heartbeat".to_string()));
+        check_partition_crates(&root(), &names).unwrap();
+    }
 }
