@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use tantalum_core::addr::{GuestPhys, HostPhys, HostRange};
-use tantalum_core::config::{parse, parse_with_warnings, validate, BuildFacts, HypervisorMap};
+use tantalum_core::config::{parse, parse_with_warnings, validate, BuildFacts, Dma, HypervisorMap, StreamRange};
 
 fn configs_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs")
@@ -115,8 +115,11 @@ fn all_properties_parse_as_written() {
     let cfg = parse(&compile(&configs_dir().join("tests/good/all-properties.dts"))).expect("parses");
     let ping = &cfg.partitions[0];
     let paths: Vec<&str> = ping.devices.iter().map(|d| d.path.as_str()).collect();
-    assert_eq!(paths, ["/virtio_mmio@a000000", "/virtio_mmio@a000200"]);
+    let virtio: Vec<String> = (0..8).map(|i| format!("/virtio_mmio@{:x}", 0xa00_0000 + 0x200 * i)).collect();
+    assert_eq!(paths, virtio);
     assert_eq!(ping.devices[1].interrupts[0].intid(), 32 + 17);
+    assert!(ping.dma_unconfined);
+    assert!(ping.devices.iter().all(|d| d.dma == Dma::Unconfined { iommu: None }));
     assert_eq!(ping.bootargs.as_deref(), Some("console=ttyAMA0 earlycon"));
     assert!(ping.virtual_uart);
     let rtc = &cfg.partitions[1].devices[0];
@@ -126,6 +129,32 @@ fn all_properties_parse_as_written() {
         (cfg.channels[1].writer, cfg.channels[1].guest_address(2)),
         (Some(1), Some(GuestPhys(0x5000_0000)))
     );
+}
+
+#[test]
+fn the_pcie_host_bridge_parses_with_windows_intx_and_streams() {
+    let cfg = parse(&compile(&configs_dir().join("tests/good/devices.dts"))).expect("parses");
+    assert_eq!(cfg.board.iommus.len(), 1);
+    let smmu = &cfg.board.iommus[0];
+    assert_eq!(smmu.mmio, HostRange::new(HostPhys(0x905_0000), 0x2_0000));
+    assert_eq!(smmu.event_irq.map(|i| i.intid()), Some(32 + 74));
+    assert_eq!(smmu.gerror_irq.map(|i| i.intid()), Some(32 + 77));
+    assert_eq!(cfg.board.devices.iter().filter(|d| d.path.starts_with("/virtio_mmio@")).count(), 32);
+    let pcie = &cfg.partitions[0].devices[0];
+    assert_eq!(pcie.path, "/pcie@10000000");
+    let mmio = [(0x3f00_0000, 0x100_0000), (0x3eff_0000, 0x1_0000), (0x1000_0000, 0x100_0000)];
+    let expected: Vec<HostRange> = mmio.iter().map(|&(b, s)| HostRange::new(HostPhys(b), s)).collect();
+    assert_eq!(pcie.mmio, expected);
+    let spis: Vec<u32> = pcie.interrupts.iter().map(|i| i.number).collect();
+    assert_eq!(spis, [3, 4, 5, 6]);
+    assert_eq!(pcie.dma, Dma::Streams { iommu: 0, streams: vec![StreamRange { first: 0, count: 0x1_0000 }] });
+    let host = pcie.pci.as_ref().expect("a PCI host bridge");
+    assert_eq!(host.buses, (0, 15));
+    assert_eq!(host.interrupt_map.len(), 16);
+    assert_eq!(host.interrupt_map_mask, [0x1800, 0, 0, 7]);
+    assert_eq!(host.windows[0].space, 0x0100_0000);
+    assert_eq!(host.windows[1].pci, 0x1000_0000);
+    assert!(!cfg.partitions[0].dma_unconfined);
 }
 
 /// xorshift64*: deterministic, so a failure reproduces.

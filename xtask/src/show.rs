@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use tantalum_core::addr::HostRange;
-use tantalum_core::config::{PartitionConfig, SystemConfig};
+use tantalum_core::config::{Dma, PartitionConfig, SystemConfig};
 use tantalum_core::stage2::Mappings;
 
 use crate::check::{check_file_reporting, summary};
@@ -62,6 +62,17 @@ fn partition_table(cfg: &SystemConfig, p: &PartitionConfig, out: &mut String) {
             .collect();
         let region = d.region.map(|r| format!(" region {r}")).unwrap_or_default();
         let _ = writeln!(out, "  {label:<10}{}{region}: {} {}", d.path, mmio.join(", "), irqs.join(", "));
+        match &d.dma {
+            Dma::None => {}
+            Dma::Streams { iommu, streams } => {
+                let list: Vec<String> = streams.iter().map(|s| format!("{:#x}..{:#x}", s.first, s.end())).collect();
+                let iommu = cfg.board.iommus.get(*iommu).map_or("?", |i| i.path.as_str());
+                let _ = writeln!(out, "  {:<10}  DMA confined by {iommu}, streams {}", "", list.join(", "));
+            }
+            Dma::Unconfined { .. } => {
+                let _ = writeln!(out, "  {:<10}  DMA UNCONFINED: reaches all physical memory (dma-unconfined)", "");
+            }
+        }
     }
     let channels = cfg.channels_of(p.id);
     if channels.is_empty() {

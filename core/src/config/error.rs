@@ -345,6 +345,33 @@ pub enum ErrorKind {
         owner: String,
         owner_region: Option<u32>,
     },
+    /// A partition takes an IOMMU the hypervisor drives (or a device in its page).
+    IommuPassthrough {
+        device: String,
+        iommu: String,
+    },
+    /// A DMA master with no IOMMU stream the hypervisor drives, in a partition without
+    /// `dma-unconfined`; `iommu` is an IOMMU it names that the hypervisor does not drive.
+    DmaNotConfined {
+        device: String,
+        iommu: Option<String>,
+    },
+    /// IOMMU streams of devices of two partitions overlap.
+    StreamTaken {
+        device: String,
+        streams: super::StreamRange,
+        other: String,
+        owner: String,
+    },
+    /// MMIO of a passed-through device shares a page with a board device the partition was not
+    /// given (and no other partition has).
+    MmioPageUnassigned {
+        device: String,
+        mmio: HostRange,
+        other: String,
+        other_mmio: HostRange,
+        page: u64,
+    },
     /// MMIO of devices of two partitions in one 4 KiB page.
     MmioPageShared {
         device: String,

@@ -9,6 +9,7 @@
 //!   channels, ...) on a parsed config.
 
 mod crosscheck;
+mod dma;
 mod dtb_check;
 mod error;
 mod parse;
@@ -21,6 +22,7 @@ use alloc::vec::Vec;
 use crate::addr::{align_up, GuestPhys, HostPhys, HostRange, PAGE_SIZE};
 
 pub use crosscheck::{ram_not_reported, NotRam, Owner};
+pub use dma::{stream_owner, streams_of, unconfined_devices, unconfined_devices_in};
 pub use error::{
     ConfigError, DtbDefect, ErrorKind, Expected, GuestSpan, GuestUse, HostUse, InterruptProblem, MapWindow,
     NameProblem, NotDevice, RangesProblem,
@@ -81,6 +83,95 @@ pub struct Board {
     pub gic: Option<Gic>,
     /// How partitions' stage-2 tables map memory (root `tantalum,stage2-mappings`).
     pub stage2_mappings: crate::stage2::Mappings,
+    /// The IOMMUs the hypervisor drives (nodes compatible with [`SMMU_V3`]), in tree order.
+    pub iommus: Vec<Iommu>,
+    /// Every board device with MMIO (outside `/hypervisor`, `/cpus` and memory), so that the
+    /// checker knows what else lies in a page it maps.
+    pub devices: Vec<BoardDevice>,
+}
+
+/// `compatible` of the IOMMU the hypervisor drives.
+pub const SMMU_V3: &str = "arm,smmu-v3";
+/// Board property marking a device that masters DMA with no IOMMU in front of it.
+pub const DMA_MASTER: &str = "tantalum,dma-master";
+
+/// An SMMUv3 of the board: the hypervisor's own, never a partition's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Iommu {
+    pub path: String,
+    pub phandle: Option<u32>,
+    /// Its register frame (`reg` entry 0: pages 0 and 1).
+    pub mmio: HostRange,
+    /// Its event-queue interrupt (`interrupt-names` "eventq", else the first), if wired.
+    pub event_irq: Option<Interrupt>,
+    /// Its global-error interrupt (`interrupt-names` "gerror"), if wired.
+    pub gerror_irq: Option<Interrupt>,
+}
+
+/// A board node with MMIO.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BoardDevice {
+    pub path: String,
+    pub mmio: Vec<HostRange>,
+}
+
+/// How a passed-through device reaches memory on its own.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum Dma {
+    /// Not a DMA master (the board marks none).
+    #[default]
+    None,
+    /// A DMA master with no IOMMU stream the hypervisor drives (`tantalum,dma-master`, or
+    /// `iommus` / `iommu-map` naming something that is not a board SMMUv3): it can reach all of
+    /// physical memory.
+    Unconfined {
+        /// The IOMMU node it names that the hypervisor does not drive, if any.
+        iommu: Option<String>,
+    },
+    /// Its DMA goes through board IOMMU `iommu` (index in [`Board::iommus`]) as these streams.
+    Streams { iommu: usize, streams: Vec<StreamRange> },
+}
+
+/// Consecutive IOMMU stream IDs (`first..first + count`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StreamRange {
+    pub first: u32,
+    pub count: u32,
+}
+
+impl StreamRange {
+    /// One past the last stream (saturating).
+    pub const fn end(&self) -> u64 {
+        self.first as u64 + self.count as u64
+    }
+    pub const fn contains(&self, stream: u32) -> bool {
+        stream >= self.first && (stream as u64) < self.end()
+    }
+    pub const fn overlaps(&self, other: &StreamRange) -> bool {
+        self.count > 0 && other.count > 0 && (self.first as u64) < other.end() && (other.first as u64) < self.end()
+    }
+}
+
+/// A PCI host bridge passed through: what the guest DT needs besides ECAM (`mmio[0]`).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct PciHost {
+    /// `bus-range`.
+    pub buses: (u32, u32),
+    /// The windows of `ranges`, translated to CPU addresses (they are also in `mmio`).
+    pub windows: Vec<PciWindow>,
+    /// `interrupt-map-mask` (4 cells: 3 of unit address, 1 of pin).
+    pub interrupt_map_mask: [u32; 4],
+    /// `interrupt-map`: child unit address + pin, and the GIC interrupt it is wired to.
+    pub interrupt_map: Vec<([u32; 4], Interrupt)>,
+}
+
+/// One window of a PCI host bridge: the first cell of its PCI address (space code), the
+/// PCI address, and where the CPU sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PciWindow {
+    pub space: u32,
+    pub pci: u64,
+    pub cpu: HostRange,
 }
 
 /// The board's GICv3: what a partition's virtual GIC copies.
@@ -171,7 +262,7 @@ impl Interrupt {
 
 /// A board device, or one `reg` region of it, passed through to a partition (`devices` /
 /// `device-regions`). Guest addresses equal host addresses.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct DeviceAssignment {
     /// Path of the board node, e.g. `/virtio_mmio@a000000`.
     pub path: String,
@@ -183,6 +274,10 @@ pub struct DeviceAssignment {
     pub region: Option<u32>,
     /// The board node's `compatible` strings, copied into the guest DT.
     pub compatible: Vec<String>,
+    /// Whether and how it masters DMA.
+    pub dma: Dma,
+    /// Set for a PCI host bridge (`device_type = "pci"`): its windows and INTx wiring.
+    pub pci: Option<PciHost>,
 }
 
 /// A shared-memory channel between partitions (`/hypervisor/channels/*`,
@@ -262,6 +357,8 @@ pub struct PartitionConfig {
     /// A virtual PL011 console (`virtual-uart;`), the guest's `ttyAMA0`, multiplexed onto the
     /// hypervisor console with the partition's name.
     pub virtual_uart: bool,
+    /// `dma-unconfined;`: its DMA masters may go without an IOMMU (a loud warning everywhere).
+    pub dma_unconfined: bool,
 }
 
 /// A piece of the boot image: offset from the start of the payload, size, and SHA-256.

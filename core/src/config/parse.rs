@@ -13,6 +13,7 @@
 
 mod board;
 mod channels;
+mod dma;
 mod partition;
 mod tree;
 

@@ -10,6 +10,7 @@
 
 mod channels;
 mod devices;
+mod dma;
 mod guest;
 
 use alloc::string::ToString;
@@ -68,6 +69,7 @@ pub fn validate(cfg: &SystemConfig, facts: &BuildFacts) -> Result<(), Vec<Config
     }
     v.console_uart();
     v.devices();
+    v.dma();
     v.channels();
     for p in &cfg.partitions {
         v.guest_space(p);

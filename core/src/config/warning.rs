@@ -27,6 +27,8 @@ pub enum WarningKind {
     CellsIgnored { property: String },
     /// `benchmark-pmu`: partitions' PMU counts the hypervisor's instructions too.
     BenchmarkPmu,
+    /// `dma-unconfined`: these devices of the partition master DMA with no IOMMU in front.
+    DmaUnconfined { devices: Vec<String> },
 }
 
 impl ConfigWarning {
@@ -63,6 +65,18 @@ impl fmt::Display for WarningKind {
                  instructions, so a partition can time the work its peers cause on its CPU; for \
                  benchmarks only, never in a deployed system"
             ),
+            Self::DmaUnconfined { devices } if devices.is_empty() => write!(
+                f,
+                "dma-unconfined: set, but no device of the partition masters DMA without an IOMMU; \
+                 remove it"
+            ),
+            Self::DmaUnconfined { devices } => write!(
+                f,
+                "DMA UNCONFINED: {} can read and write all physical memory (the hypervisor's and \
+                 every partition's) and no IOMMU stops it: this partition can take over the whole \
+                 machine; for trusted partitions or tests only",
+                devices.join(", ")
+            ),
         }
     }
 }
@@ -87,6 +101,7 @@ pub(super) const PARTITION_PROPERTIES: &[&str] = &[
     "devices",
     "device-regions",
     "virtual-uart",
+    "dma-unconfined",
     "tantalum,image",
     "tantalum,image-sha256",
     "tantalum,guest-dtb",

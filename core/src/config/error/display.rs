@@ -283,6 +283,10 @@ impl fmt::Display for ErrorKind {
             | Self::DuplicateDevice { .. }
             | Self::DeviceTaken { .. }
             | Self::MmioPageShared { .. }
+            | Self::IommuPassthrough { .. }
+            | Self::DmaNotConfined { .. }
+            | Self::StreamTaken { .. }
+            | Self::MmioPageUnassigned { .. }
             | Self::DeviceMmioInvalid { .. }
             | Self::DeviceAboveIpaLimit { .. }
             | Self::DeviceMmioOverlap { .. }
@@ -340,6 +344,38 @@ impl ErrorKind {
                 f,
                 "devices: MMIO {mmio} of {device} shares the 4 KiB page {page:#x} with {other} \
                  ({other_mmio}) of {owner}; stage 2 maps whole pages, so give both to the same partition"
+            ),
+            Self::IommuPassthrough { device, iommu } => write!(
+                f,
+                "devices: {device} is (or shares a page with) the IOMMU {iommu}, which the \
+                 hypervisor owns to confine DMA; it cannot be passed through"
+            ),
+            Self::DmaNotConfined { device, iommu: None } => write!(
+                f,
+                "devices: {device} masters DMA (the board marks it tantalum,dma-master) and no \
+                 IOMMU stream confines it: it could read and write all physical memory, the \
+                 hypervisor's and every partition's; pass through a device behind the board's \
+                 SMMU instead, or accept the risk with 'dma-unconfined;' in the partition"
+            ),
+            Self::DmaNotConfined { device, iommu: Some(iommu) } => write!(
+                f,
+                "devices: {device} masters DMA through {iommu}, which is not an IOMMU the \
+                 hypervisor drives (only arm,smmu-v3), so nothing confines it; accept the risk \
+                 with 'dma-unconfined;' in the partition"
+            ),
+            Self::StreamTaken { device, streams, other, owner } => write!(
+                f,
+                "devices: IOMMU streams {:#x}..{:#x} of {device} are also streams of {other}, \
+                 passed through to {owner}; a stream translates into one partition's memory, so \
+                 give both devices to the same partition",
+                streams.first,
+                streams.end()
+            ),
+            Self::MmioPageUnassigned { device, mmio, other, other_mmio, page } => write!(
+                f,
+                "devices: MMIO {mmio} of {device} shares the 4 KiB page {page:#x} with {other} \
+                 ({other_mmio}), which the partition is not given; stage 2 maps whole pages, so \
+                 the partition would reach it too: pass {other} through as well"
             ),
             Self::DeviceMmioInvalid { device, base, size } => write!(
                 f,

@@ -28,6 +28,8 @@ impl Parser<'_, '_> {
         }
         board.gic = self.gic();
         board.stage2_mappings = self.stage2_mappings();
+        board.iommus = self.iommus();
+        board.devices = self.board_devices();
         let Some(cpus) = tree.child(0, "cpus") else {
             self.report("/cpus", ErrorKind::MissingNode);
             return board;
@@ -90,22 +92,32 @@ impl Parser<'_, '_> {
     pub(super) fn device_reg(&mut self, index: usize) -> Vec<(u64, u64)> {
         let mut regs = self.reg(index);
         for (address, size) in &mut regs {
-            let mut node = index;
-            while let Some(bus) = self.entry(node).and_then(|e| e.parent).filter(|&b| b != 0 && b < node) {
-                match self.translate(bus, *address, *size) {
-                    Ok(translated) => *address = translated,
-                    Err(Some(problem)) => {
-                        let reg = HostRange::new(HostPhys(*address), *size);
-                        let kind = ErrorKind::RegNotTranslatable { bus: self.owned_path(bus), reg, problem };
-                        self.report(self.path(index), kind);
-                        return Vec::new();
-                    }
-                    Err(None) => return Vec::new(), // A malformed `ranges` or cells, reported.
-                }
-                node = bus;
+            match self.to_cpu(index, *address, *size) {
+                Some(translated) => *address = translated,
+                None => return Vec::new(),
             }
         }
         regs
+    }
+
+    /// Translates an address in the space of node `index`'s parent to a CPU address, through
+    /// the `ranges` of every bus up to the root; `None` (reported on `index`) if one cannot.
+    pub(super) fn to_cpu(&mut self, index: usize, mut address: u64, size: u64) -> Option<u64> {
+        let mut node = index;
+        while let Some(bus) = self.entry(node).and_then(|e| e.parent).filter(|&b| b != 0 && b < node) {
+            match self.translate(bus, address, size) {
+                Ok(translated) => address = translated,
+                Err(Some(problem)) => {
+                    let reg = HostRange::new(HostPhys(address), size);
+                    let kind = ErrorKind::RegNotTranslatable { bus: self.owned_path(bus), reg, problem };
+                    self.report(self.path(index), kind);
+                    return None;
+                }
+                Err(None) => return None, // A malformed `ranges` or cells, reported.
+            }
+            node = bus;
+        }
+        Some(address)
     }
 
     /// Translates a child address of `bus` into the address space of the bus's parent.
@@ -145,7 +157,7 @@ impl Parser<'_, '_> {
     }
 
     /// Why node `target` cannot be passed through, if it cannot.
-    fn not_device(&self, target: usize) -> Option<NotDevice> {
+    pub(super) fn not_device(&self, target: usize) -> Option<NotDevice> {
         let tree = self.tree;
         let within = |name| tree.child(0, name).is_some_and(|n| tree.is_within(target, n));
         let device_type = self.value(target, "device_type").and_then(as_string);
@@ -184,7 +196,7 @@ impl Parser<'_, '_> {
             .then(|| (target, regs.into_iter().map(|(a, s)| HostRange::new(HostPhys(a), s)).collect()))
     }
 
-    fn assignment(&self, target: usize, mmio: Vec<HostRange>, region: Option<u32>) -> DeviceAssignment {
+    fn assignment(&mut self, target: usize, mmio: Vec<HostRange>, region: Option<u32>, board: &Board) -> DeviceAssignment {
         let compatible = self.compatibles(target).unwrap_or_default();
         DeviceAssignment {
             path: self.owned_path(target),
@@ -192,17 +204,25 @@ impl Parser<'_, '_> {
             interrupts: Vec::new(),
             region,
             compatible: compatible.into_iter().map(ToString::to_string).collect(),
+            dma: self.dma(target, &board.iommus),
+            pci: None,
         }
     }
 
     /// A partition's `devices` (whole devices) and `device-regions` (one `reg` entry each).
-    pub(super) fn devices(&mut self, owner: usize) -> Vec<DeviceAssignment> {
+    pub(super) fn devices(&mut self, owner: usize, board: &Board) -> Vec<DeviceAssignment> {
         let mut devices = Vec::new();
         if let Some(value) = self.list(owner, "devices", 4, Expected::Phandles) {
             for phandle in u32_cells(value) {
                 if let Some((target, mmio)) = self.device(owner, "devices", phandle) {
-                    let mut d = self.assignment(target, mmio, None);
+                    let mut d = self.assignment(target, mmio, None, board);
                     d.interrupts = self.interrupts(owner, target);
+                    // A PCI host bridge: its windows are MMIO too, its INTx lines its interrupts.
+                    if let Some(host) = self.pci_host(owner, target) {
+                        d.mmio.extend(host.windows.iter().map(|w| w.cpu));
+                        d.interrupts.extend(super::dma::intx_interrupts(&host));
+                        d.pci = Some(host);
+                    }
                     devices.push(d);
                 }
             }
@@ -216,7 +236,10 @@ impl Parser<'_, '_> {
                     continue;
                 };
                 match usize::try_from(index).ok().and_then(|i| mmio.get(i)) {
-                    Some(&range) => devices.push(self.assignment(target, alloc::vec![range], Some(index))),
+                    Some(&range) => {
+                        let d = self.assignment(target, alloc::vec![range], Some(index), board);
+                        devices.push(d);
+                    }
                     None => {
                         let device = self.owned_path(target);
                         let kind = ErrorKind::NoSuchRegion { device, index, count: mmio.len() };

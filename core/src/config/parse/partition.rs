@@ -99,6 +99,12 @@ impl Parser<'_, '_> {
             }),
         };
         let boot_order = self.fixed(index, "boot-order", Expected::Cells(1));
+        let devices = self.devices(index, board);
+        let dma_unconfined = self.fixed(index, "dma-unconfined", Expected::Empty).is_some();
+        if dma_unconfined {
+            let devices = crate::config::unconfined_devices_in(&devices).map(|d| d.path.clone()).collect();
+            self.warn(index, WarningKind::DmaUnconfined { devices });
+        }
         PartitionConfig {
             id,
             name: self.name(index).to_string(),
@@ -116,8 +122,9 @@ impl Parser<'_, '_> {
             on_fault,
             boot_order: boot_order.and_then(|v| be_u32(v, 0)).unwrap_or_default(),
             bootargs: self.string(index, "bootargs").map(String::from),
-            devices: self.devices(index),
+            devices,
             virtual_uart: self.fixed(index, "virtual-uart", Expected::Empty).is_some(),
+            dma_unconfined,
         }
     }
 

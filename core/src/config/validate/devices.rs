@@ -56,6 +56,11 @@ impl<'c> Checker<'c> {
                 return true;
             }
         }
+        if let Some(iommu) = self.cfg.board.iommus.iter().find(|i| d.path == i.path || touches(&i.mmio)) {
+            let kind = ErrorKind::IommuPassthrough { device: d.path.clone(), iommu: iommu.path.clone() };
+            self.report(&p.path, kind);
+            return true;
+        }
         if let Some(console) = &self.cfg.hypervisor.console {
             if d.path == console.path || touches(&console.mmio) {
                 let kind =

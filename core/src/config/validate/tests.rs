@@ -42,6 +42,7 @@ fn demo() -> SystemConfig {
             cpus: (0..4).map(cpu).collect(),
             gic: None,
             stage2_mappings: Default::default(),
+            ..Default::default()
         },
         hypervisor: HypervisorConfig {
             memory: HostRange::new(HostPhys(0x4000_0000), 32 * MIB),
@@ -65,6 +66,7 @@ fn device(path: &str, base: u64, size: u64, spi: u32) -> DeviceAssignment {
         interrupts: vec![Interrupt { kind: Interrupt::SPI, number: spi, flags: 4 }],
         region: None,
         compatible: vec!["virtio,mmio".into()],
+        ..Default::default()
     }
 }
 

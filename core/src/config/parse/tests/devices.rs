@@ -58,6 +58,7 @@ fn parses_devices_regions_bootargs_and_virtual_uart() {
         interrupts: vec![Interrupt { kind: 0, number: 16, flags: 1 }],
         region: None,
         compatible: vec!["virtio,mmio".into()],
+        ..Default::default()
     };
     let rtc = DeviceAssignment {
         path: "/pl031@9010000".into(),
@@ -65,6 +66,7 @@ fn parses_devices_regions_bootargs_and_virtual_uart() {
         interrupts: vec![Interrupt { kind: 0, number: 2, flags: 4 }],
         region: None,
         compatible: vec!["arm,pl031".into(), "arm,primecell".into()],
+        ..Default::default()
     };
     let region = DeviceAssignment {
         path: "/virtio_mmio@a000200".into(),
@@ -72,6 +74,7 @@ fn parses_devices_regions_bootargs_and_virtual_uart() {
         interrupts: vec![],
         region: Some(0),
         compatible: vec!["virtio,mmio".into()],
+        ..Default::default()
     };
     assert_eq!(p.devices, [virtio0, rtc, region]);
     // The defaults.

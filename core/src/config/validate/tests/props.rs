@@ -80,6 +80,7 @@ fn any_device() -> impl Strategy<Value = DeviceAssignment> {
             interrupts,
             region,
             compatible: vec![],
+            ..Default::default()
         })
 }
 
