@@ -65,7 +65,8 @@ fn regions(config: &SystemConfig, layout: &Layout) -> Vec<(HostRange, MapAttrs)>
     regions.extend(memory.chain(config.channels.iter().map(|c| c.memory)).map(|r| (r, READ_WRITE)));
     let console = config.hypervisor.console.iter().map(|c| c.mmio);
     let gic = config.board.gic.iter().flat_map(|g| [g.distributor, g.redistributors]);
-    regions.extend(covering_pages(console.chain(gic)).into_iter().map(|r| (r, DEVICE)));
+    let iommus = config.board.iommus.iter().map(|i| i.mmio);
+    regions.extend(covering_pages(console.chain(gic).chain(iommus)).into_iter().map(|r| (r, DEVICE)));
     regions
 }
 

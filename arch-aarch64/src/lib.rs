@@ -6,3 +6,4 @@
 pub mod descriptors;
 pub mod esr;
 pub mod regs;
+pub mod smmu_format;

@@ -16,6 +16,7 @@ mod memory;
 mod pl011;
 mod pmu;
 mod sha256;
+mod smmu;
 mod system;
 mod vcpu;
 
@@ -93,6 +94,10 @@ extern "C" fn primary_main(fw_dtb: u64) -> ! {
     if config.hypervisor.benchmark_pmu {
         info!("warning: /hypervisor: {}", config::WarningKind::BenchmarkPmu);
     }
+    for p in config.partitions.iter().filter(|p| p.dma_unconfined) {
+        let devices = config::unconfined_devices(p).map(|d| d.path.clone()).collect();
+        info!("warning: {}: {}", p.path, config::WarningKind::DmaUnconfined { devices });
+    }
 
     let me = el2::current_mpidr();
     let Some(my_index) = config.board.cpus.iter().position(|c| c.hwid == me) else {
@@ -117,6 +122,10 @@ extern "C" fn primary_main(fw_dtb: u64) -> ! {
         );
     }
     init_gic_cpu(me);
+    // Before any partition runs: its devices' DMA reaches only its memory (docs/security.md).
+    if let Err(e) = smmu::init(&system.config, |id| u16::from(system.partitions[id].vmid)) {
+        info!("SMMU: {e}: DMA behind it stays refused");
+    }
     if let Err(e) = system.clear_channels() {
         info!("channels: {e}: halting");
         firmware::system_off();

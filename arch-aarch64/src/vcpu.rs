@@ -202,6 +202,7 @@ fn kick_vcpu(system: &System, p: &Partition, vcpu: usize, from_cpu: usize) {
 /// off if it was the last partition running.
 pub fn stop(system: &System, id: usize, from_cpu: usize) {
     let p = &system.partitions[id];
+    crate::smmu::disable_partition(&system.config, id);
     p.generation.fetch_add(1, Ordering::AcqRel);
     let remaining = system.mark_stopped(id);
     for vcpu in 0..p.vcpus.len() {
@@ -543,6 +544,14 @@ fn forward_physical(system: &System, p: &Partition, here: Here) {
             gic::deactivate(intid);
             continue;
         }
+        if crate::smmu::is_smmu_interrupt(intid) {
+            crate::smmu::on_interrupt(&system.config, |id| {
+                let owner = &system.partitions[id];
+                (0..owner.vcpus.len()).for_each(|v| kick_vcpu(system, owner, v, here.cpu));
+            });
+            gic::deactivate(intid);
+            continue;
+        }
         // SPIs: `set_pending_hw` refuses those the partition does not own.
         let for_guest = gic::TIMER_INTIDS.contains(&intid) || intid >= 32;
         if for_guest && p.vgic.lock().set_pending_hw(vcpu, intid) {
@@ -573,6 +582,8 @@ extern "C" fn guest_exit(frame: &mut GuestFrame, kind: u64) {
         }
         _ => Exit::Unhandled { syndrome: syndrome.esr },
     };
+    // A DMA fault of one of its devices, which the SMMU reported: the partition's policy applies.
+    let exit = crate::smmu::take_fault(here.id).map_or(exit, Exit::DmaFault);
     let state = *p.state.lock();
     let mut services = CpuServices { system, here };
     let outcome = handle_exit(&system.config, here.id as PartitionId, &state, exit, &mut services);

@@ -71,6 +71,8 @@ pub enum Exit {
     Interrupt,
     /// Anything else the hypervisor does not emulate; `syndrome` is arch-specific.
     Unhandled { syndrome: u64 },
+    /// The IOMMU refused a DMA access by one of the partition's devices.
+    DmaFault(crate::iommu::DmaFault),
 }
 
 /// Arm system-register encodings as trapped accesses report them (the ESR ISS layout without

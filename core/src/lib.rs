@@ -14,6 +14,7 @@ pub mod config;
 pub mod console;
 pub mod exit;
 pub mod hypercall;
+pub mod iommu;
 pub mod partition;
 pub mod stage2;
 #[cfg(test)]

@@ -61,6 +61,8 @@ pub enum Fault {
     SystemRegister { encoding: u32, write: bool },
     /// Any other trapped instruction or exception.
     Unhandled { syndrome: u64 },
+    /// One of its devices made a DMA access the IOMMU refused.
+    Dma(crate::iommu::DmaFault),
 }
 
 impl fmt::Display for Fault {
@@ -77,6 +79,7 @@ impl fmt::Display for Fault {
             Fault::Unhandled { syndrome } => {
                 write!(f, "unhandled exception (syndrome {syndrome:#x})")
             }
+            Fault::Dma(fault) => write!(f, "{fault}"),
         }
     }
 }
@@ -143,6 +146,7 @@ pub fn handle_exit(
         }
         Exit::WaitForInterrupt | Exit::Interrupt => Outcome::Return { values: [0; 5], count: 0 },
         Exit::Unhandled { syndrome } => fault(partition, Fault::Unhandled { syndrome }),
+        Exit::DmaFault(dma) => fault(partition, Fault::Dma(dma)),
     }
 }
 
@@ -361,6 +365,10 @@ impl fmt::Display for Report<'_> {
             StopReason::PoweredOff => write!(f, "partition '{name}' powered off (PSCI SYSTEM_OFF): {action}"),
             StopReason::Reset => {
                 write!(f, "partition '{name}' reset (PSCI SYSTEM_RESET): {action}")
+            }
+            // A device's fault: the vCPU's PC says nothing about it.
+            StopReason::Fault(fault @ Fault::Dma(_)) => {
+                write!(f, "partition '{name}' fault: {fault}: {action}")
             }
             StopReason::Fault(fault) => {
                 write!(f, "partition '{name}' fault: {fault}, PC {:#x}: {action}", self.pc)

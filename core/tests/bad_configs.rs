@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use tantalum_core::addr::{GuestPhys, HostPhys, HostRange};
-use tantalum_core::config::{parse, parse_with_warnings, validate, BuildFacts, Dma, HypervisorMap, StreamRange};
+use tantalum_core::config::{
+    parse, parse_with_warnings, validate, BuildFacts, Dma, HypervisorMap, StreamRange,
+};
 
 fn configs_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs")

@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use tantalum_core::config::{DeviceAssignment, PartitionConfig, SystemConfig, GUEST_DTB_RESERVE};
+use tantalum_core::config::{DeviceAssignment, PartitionConfig, PciHost, SystemConfig, GUEST_DTB_RESERVE};
 use tantalum_core::vplatform::{
     doorbell_page, doorbell_spi, DOORBELL_PAGE, GICR_STRIDE, GIC_MAINTENANCE_PPI, TIMER_PPIS,
 };
@@ -50,6 +50,46 @@ fn device_node_name(d: &DeviceAssignment) -> String {
         Some(r) => format!("{name}@{:x}", r.start.as_u64()),
         None => name.to_string(),
     }
+}
+
+/// A passed-through PCI host bridge: ECAM, the same windows, bus range and INTx wiring, pointing
+/// at the guest's virtual GIC. No `iommu-map` / `msi-map`: the SMMU is the hypervisor's, and the
+/// guest's addresses are what the SMMU translates.
+fn pci_host(w: &mut String, d: &DeviceAssignment, host: &PciHost) {
+    let Some(ecam) = d.mmio.first() else { return };
+    let _ = writeln!(w, "\t{} {{", device_node_name(d));
+    if !d.compatible.is_empty() {
+        let _ = writeln!(w, "\t\tcompatible = {};", strings(&d.compatible));
+    }
+    let _ = writeln!(w, "\t\tdevice_type = \"pci\";");
+    let _ = writeln!(w, "\t\treg = <{} {}>;", cells(ecam.start.as_u64()), cells(ecam.size));
+    let _ = writeln!(w, "\t\tbus-range = <{:#x} {:#x}>;", host.buses.0, host.buses.1);
+    let _ = writeln!(w, "\t\t#address-cells = <3>;\n\t\t#size-cells = <2>;\n\t\t#interrupt-cells = <1>;");
+    let ranges: Vec<String> = host
+        .windows
+        .iter()
+        .map(|r| {
+            let (pci, cpu) = (r.pci, r.cpu.start.as_u64());
+            format!("<{:#x} {} {} {}>", r.space, cells(pci), cells(cpu), cells(r.cpu.size))
+        })
+        .collect();
+    let _ = writeln!(w, "\t\tranges = {};", ranges.join(", "));
+    let m = host.interrupt_map_mask;
+    let _ = writeln!(w, "\t\tinterrupt-map-mask = <{:#x} {:#x} {:#x} {:#x}>;", m[0], m[1], m[2], m[3]);
+    let map: Vec<String> = host
+        .interrupt_map
+        .iter()
+        .map(|(c, i)| {
+            format!(
+                "<{:#x} {:#x} {:#x} {:#x} &gic {} {} {}>",
+                c[0], c[1], c[2], c[3], i.kind, i.number, i.flags
+            )
+        })
+        .collect();
+    if !map.is_empty() {
+        let _ = writeln!(w, "\t\tinterrupt-map = {};", map.join(",\n\t\t\t"));
+    }
+    let _ = writeln!(w, "\t\tdma-coherent;\n\t}};\n");
 }
 
 /// Board node properties copied as they are (booleans), looked up in the system DTB.
@@ -149,6 +189,10 @@ pub fn source(cfg: &SystemConfig, p: &PartitionConfig, board_dtb: &[u8]) -> Stri
     }
 
     for d in &p.devices {
+        if let Some(host) = &d.pci {
+            pci_host(w, d, host);
+            continue;
+        }
         let _ = writeln!(w, "\t{} {{", device_node_name(d));
         if !d.compatible.is_empty() {
             let _ = writeln!(w, "\t\tcompatible = {};", strings(&d.compatible));

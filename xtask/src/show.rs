@@ -65,12 +65,17 @@ fn partition_table(cfg: &SystemConfig, p: &PartitionConfig, out: &mut String) {
         match &d.dma {
             Dma::None => {}
             Dma::Streams { iommu, streams } => {
-                let list: Vec<String> = streams.iter().map(|s| format!("{:#x}..{:#x}", s.first, s.end())).collect();
+                let list: Vec<String> =
+                    streams.iter().map(|s| format!("{:#x}..{:#x}", s.first, s.end())).collect();
                 let iommu = cfg.board.iommus.get(*iommu).map_or("?", |i| i.path.as_str());
                 let _ = writeln!(out, "  {:<10}  DMA confined by {iommu}, streams {}", "", list.join(", "));
             }
             Dma::Unconfined { .. } => {
-                let _ = writeln!(out, "  {:<10}  DMA UNCONFINED: reaches all physical memory (dma-unconfined)", "");
+                let _ = writeln!(
+                    out,
+                    "  {:<10}  DMA UNCONFINED: reaches all physical memory (dma-unconfined)",
+                    ""
+                );
             }
         }
     }

@@ -148,7 +148,10 @@ impl StreamRange {
         stream >= self.first && (stream as u64) < self.end()
     }
     pub const fn overlaps(&self, other: &StreamRange) -> bool {
-        self.count > 0 && other.count > 0 && (self.first as u64) < other.end() && (other.first as u64) < self.end()
+        self.count > 0
+            && other.count > 0
+            && (self.first as u64) < other.end()
+            && (other.first as u64) < self.end()
     }
 }
 

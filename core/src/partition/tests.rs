@@ -364,3 +364,20 @@ fn a_store_to_a_doorbell_page_rings_the_peer() {
     let (o, _) = run(&p, Exit::Mmio { addr: GuestPhys(vplatform::doorbell_page(1)), access: store });
     assert!(matches!(o, Outcome::Stop(StopReason::Fault(Fault::Memory { .. }))));
 }
+
+#[test]
+fn a_dma_fault_follows_the_policy_and_reports_no_pc() {
+    use crate::iommu::{DmaFault, DmaFaultKind};
+    let dma =
+        DmaFault { stream: 8, address: 0x4300_0000, write: Some(true), kind: DmaFaultKind::Translation };
+    let (stop, _) = run(&partition(FaultPolicy::Stop), Exit::DmaFault(dma));
+    assert_eq!(stop, Outcome::Stop(StopReason::Fault(Fault::Dma(dma))));
+    let (restart, _) = run(&partition(FaultPolicy::Restart), Exit::DmaFault(dma));
+    assert_eq!(restart, Outcome::Restart(StopReason::Fault(Fault::Dma(dma))));
+    let line = Report { partition: "dma-attacker", outcome: &restart, pc: 0x1234 }.to_string();
+    assert_eq!(
+        line,
+        "partition 'dma-attacker' fault: DMA write by stream 0x8 at 0x43000000 outside the partition's \
+         memory, stopped by the IOMMU: restarting"
+    );
+}

@@ -196,7 +196,13 @@ impl Parser<'_, '_> {
             .then(|| (target, regs.into_iter().map(|(a, s)| HostRange::new(HostPhys(a), s)).collect()))
     }
 
-    fn assignment(&mut self, target: usize, mmio: Vec<HostRange>, region: Option<u32>, board: &Board) -> DeviceAssignment {
+    fn assignment(
+        &mut self,
+        target: usize,
+        mmio: Vec<HostRange>,
+        region: Option<u32>,
+        board: &Board,
+    ) -> DeviceAssignment {
         let compatible = self.compatibles(target).unwrap_or_default();
         DeviceAssignment {
             path: self.owned_path(target),

@@ -32,12 +32,19 @@ impl Parser<'_, '_> {
                 .value(index, "interrupt-names")
                 .map(|v| v.split(|&b| b == 0).filter_map(|s| core::str::from_utf8(s).ok()).collect())
                 .unwrap_or_default();
-            let named = |name: &str| names.iter().position(|&n| n == name).and_then(|i| interrupts.get(i).copied());
+            let named =
+                |name: &str| names.iter().position(|&n| n == name).and_then(|i| interrupts.get(i).copied());
             iommus.push(Iommu {
                 path: self.owned_path(index),
                 phandle: tree.phandle_of(index),
                 mmio: HostRange::new(HostPhys(base), size),
-                event_irq: named("eventq").or_else(|| if names.is_empty() { interrupts.first().copied() } else { None }),
+                event_irq: named("eventq").or_else(|| {
+                    if names.is_empty() {
+                        interrupts.first().copied()
+                    } else {
+                        None
+                    }
+                }),
                 gerror_irq: named("gerror"),
             });
         }
@@ -107,7 +114,9 @@ impl Parser<'_, '_> {
         let one_iommu = streams.first().map(|&(i, _)| i).filter(|&i| streams.iter().all(|&(j, _)| j == i));
         match (master, foreign, one_iommu) {
             (false, _, _) => Dma::None,
-            (true, None, Some(iommu)) => Dma::Streams { iommu, streams: streams.into_iter().map(|(_, s)| s).collect() },
+            (true, None, Some(iommu)) => {
+                Dma::Streams { iommu, streams: streams.into_iter().map(|(_, s)| s).collect() }
+            }
             (true, foreign, _) => Dma::Unconfined { iommu: foreign },
         }
     }
@@ -123,7 +132,8 @@ impl Parser<'_, '_> {
         let cells = |p: &Self, node: usize, name: &str, default: u32| {
             p.value(node, name).and_then(|v| be_u32(v, 0)).unwrap_or(default) as usize
         };
-        let (child_ac, child_sc) = (cells(self, target, "#address-cells", 3), cells(self, target, "#size-cells", 2));
+        let (child_ac, child_sc) =
+            (cells(self, target, "#address-cells", 3), cells(self, target, "#size-cells", 2));
         let (parent_ac, _) = self.parent_cells(target)?;
         if let Some(v) = self.value(target, "bus-range").filter(|v| v.len() == 8) {
             host.buses = (be_u32(v, 0)?, be_u32(v, 4)?);

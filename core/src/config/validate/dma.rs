@@ -71,10 +71,12 @@ impl Checker<'_> {
             for d in &p.devices {
                 let hit = d.mmio.iter().find_map(|&mmio| {
                     let mine = pages(&mmio)?;
-                    cfg.board.devices.iter().filter(|b| !assigned(&b.path) && !reserved(&b.path)).find_map(|b| {
-                        let other = b.mmio.iter().find(|r| usable(r) && r.overlaps(&mine))?;
-                        Some((mmio, b, *other, mine.start.0.max(other.start.0 & !0xfff)))
-                    })
+                    cfg.board.devices.iter().filter(|b| !assigned(&b.path) && !reserved(&b.path)).find_map(
+                        |b| {
+                            let other = b.mmio.iter().find(|r| usable(r) && r.overlaps(&mine))?;
+                            Some((mmio, b, *other, mine.start.0.max(other.start.0 & !0xfff)))
+                        },
+                    )
                 });
                 if let Some((mmio, b, other_mmio, page)) = hit {
                     let kind = ErrorKind::MmioPageUnassigned {
