@@ -232,7 +232,7 @@ shell)
     # ignores signals it does not trap. Trapped, they act at once only while this shell waits
     # in `wait`, not while it runs the interactive shell in the foreground.
     trap 'echo; say "powering off"; stop' USR1 USR2
-    trap 'sync; reboot -f' TERM
+    trap 'echo; say "restarting"; sync; reboot -f' TERM
     setsid cttyhack sh </dev/console >/dev/console 2>&1 &
     wait
     ;;
