@@ -172,16 +172,6 @@ pub fn deactivate(intid: u32) {
     unsafe { asm!("msr icc_dir_el1, {}", in(reg) u64::from(intid), options(nostack)) };
 }
 
-/// Acknowledges and deactivates every pending physical interrupt (kicks and maintenance
-/// interrupts carry no data: what matters is the virtual state, looked at afterwards).
-pub fn drain_physical() {
-    let mut ids = [0u32; 8];
-    let n = acknowledge(&mut ids);
-    for &intid in &ids[..n] {
-        deactivate(intid);
-    }
-}
-
 /// Routes the physical SPI `intid` to the CPU with affinity `mpidr` and enables it (a device
 /// passed through to the partition that runs there). `edge` selects edge triggering.
 pub fn route_spi(intid: u32, mpidr: u64, edge: bool) {

@@ -134,7 +134,7 @@ fn wait_for_start(here: Here) -> ! {
         // WFI, not WFE: an emulator runs a spinning WFE loop flat out. Kicks (CPU_ON, restart)
         // are interrupts, which end a WFI even while masked at EL2.
         aarch64_cpu::asm::wfi();
-        gic::drain_physical();
+        drain_physical(system, here.cpu);
     }
 }
 
@@ -207,6 +207,13 @@ pub fn stop(system: &System, id: usize, from_cpu: usize) {
     let remaining = system.mark_stopped(id);
     for vcpu in 0..p.vcpus.len() {
         kick_vcpu(system, p, vcpu, from_cpu);
+    }
+    // Console input follows: a stopped partition takes none.
+    let focus = Focus::from_word(system.input_focus.load(Ordering::Acquire));
+    if focus == Focus::Partition(id) && remaining > 0 {
+        let to = focus.next(&input_candidates(system));
+        system.input_focus.store(to.to_word(), Ordering::Release);
+        give_terminal(system, to, true);
     }
     if remaining == 0 {
         info!("all partitions have stopped: powering off");
@@ -434,17 +441,19 @@ fn uart_line(system: &System, p: &Partition, high: bool, from_cpu: usize) {
     }
 }
 
+/// The partitions that can take console input: those with a virtual UART that have not stopped.
+fn input_candidates(system: &System) -> heapless::Vec<usize, { tantalum_core::config::MAX_PARTITIONS }> {
+    (0..system.partitions.len())
+        .filter(|&i| {
+            system.partitions[i].config.virtual_uart && system.partitions[i].status() != Status::Stopped
+        })
+        .collect()
+}
+
 /// Bytes the operator typed: `tantalum_core::console::input` says where each goes.
 fn console_input(system: &System, from_cpu: usize) {
     console::read_input(|byte| {
-        // Running partitions with a virtual UART: the ones that can take input.
-        let candidates: heapless::Vec<usize, { tantalum_core::config::MAX_PARTITIONS }> = (0..system
-            .partitions
-            .len())
-            .filter(|&i| {
-                system.partitions[i].config.virtual_uart && system.partitions[i].status() != Status::Stopped
-            })
-            .collect();
+        let candidates = input_candidates(system);
         let focus = Focus::from_word(system.input_focus.load(Ordering::Acquire));
         // The operator is here: the partition with the input now writes as it goes.
         let first_key = !system.interactive.swap(true, Ordering::AcqRel);
@@ -531,25 +540,45 @@ pub fn console_intid(system: &System) -> Option<u32> {
     console.interrupts.iter().find(|i| i.kind == tantalum_core::config::Interrupt::SPI).map(|i| i.intid())
 }
 
+/// Serves `intid` if it is one of the hypervisor's own interrupts (console input, the SMMU);
+/// returns whether it was (then it is deactivated too).
+fn hypervisor_interrupt(system: &System, intid: u32, cpu: usize) -> bool {
+    if Some(intid) == console_intid(system) {
+        console_input(system, cpu);
+    } else if crate::smmu::is_smmu_interrupt(intid) {
+        crate::smmu::on_interrupt(&system.config, |id| {
+            let owner = &system.partitions[id];
+            (0..owner.vcpus.len()).for_each(|v| kick_vcpu(system, owner, v, cpu));
+        });
+    } else {
+        return false;
+    }
+    gic::deactivate(intid);
+    true
+}
+
+/// Takes the physical interrupts pending at a CPU that runs no guest now (its vCPU is off, or
+/// leaving): the hypervisor's own are served (console input keeps working when the partition
+/// whose CPU takes it has stopped), the rest are done with.
+fn drain_physical(system: &System, cpu: usize) {
+    let mut ids = [0u32; 8];
+    let n = gic::acknowledge(&mut ids);
+    for &intid in &ids[..n] {
+        if !hypervisor_interrupt(system, intid, cpu) {
+            gic::deactivate(intid);
+        }
+    }
+}
+
 /// Takes the physical interrupts pending at this CPU: the vCPU's timers and its partition's
-/// devices go to the vCPU (hardware-linked: the guest's EOI deactivates them), the rest (kicks,
-/// maintenance) are done with here.
+/// devices go to the vCPU (hardware-linked: the guest's EOI deactivates them), the
+/// hypervisor's own are served, the rest (kicks, maintenance) are done with here.
 fn forward_physical(system: &System, p: &Partition, here: Here) {
     let vcpu = here.vcpu;
     let mut ids = [0u32; 8];
     let n = gic::acknowledge(&mut ids);
     for &intid in &ids[..n] {
-        if Some(intid) == console_intid(system) {
-            console_input(system, here.cpu);
-            gic::deactivate(intid);
-            continue;
-        }
-        if crate::smmu::is_smmu_interrupt(intid) {
-            crate::smmu::on_interrupt(&system.config, |id| {
-                let owner = &system.partitions[id];
-                (0..owner.vcpus.len()).for_each(|v| kick_vcpu(system, owner, v, here.cpu));
-            });
-            gic::deactivate(intid);
+        if hypervisor_interrupt(system, intid, here.cpu) {
             continue;
         }
         // SPIs: `set_pending_hw` refuses those the partition does not own.
@@ -570,7 +599,7 @@ extern "C" fn guest_exit(frame: &mut GuestFrame, kind: u64) {
     let p = &system.partitions[here.id];
     if p.generation.load(Ordering::Acquire) != ENTERED_GENERATION[here.cpu].load(Ordering::Acquire) {
         // Another vCPU stopped or restarted the partition.
-        gic::drain_physical();
+        drain_physical(system, here.cpu);
         leave(here);
     }
     let syndrome = Syndrome { esr: ESR_EL2.get(), far: FAR_EL2.get(), hpfar: HPFAR_EL2.get() };

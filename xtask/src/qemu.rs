@@ -116,14 +116,82 @@ fn collect(
     })
 }
 
+/// Keys to type on the console: each `(after, keys)` is sent once `after` has appeared in the
+/// output, in order.
+pub type Input = &'static [(&'static str, &'static [u8])];
+
+/// A copy of what a run printed so far, shared with the thread that types [`Input`].
+#[derive(Clone, Default)]
+struct Seen(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Write for Seen {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().map_err(|_| std::io::ErrorKind::Other)?.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Seen {
+    /// Where `text` ends, if it appears at or after `from`.
+    fn find_from(&self, text: &str, from: usize) -> Option<usize> {
+        let seen = self.0.lock().ok()?;
+        let at = seen.get(from..)?.windows(text.len()).position(|w| w == text.as_bytes())?;
+        Some(from + at + text.len())
+    }
+}
+
+/// Types `input` into `stdin` as its triggers appear in `seen`, each after the one before;
+/// gives up at `deadline`.
+fn type_input(mut stdin: std::process::ChildStdin, input: Input, seen: Seen, deadline: Instant) {
+    std::thread::spawn(move || {
+        let mut from = 0;
+        for (after, keys) in input {
+            loop {
+                if let Some(end) = seen.find_from(after, from) {
+                    from = end;
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if stdin.write_all(keys).and_then(|()| stdin.flush()).is_err() {
+                return;
+            }
+            // One key at a time would be more like a person; one write is what a paste does.
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+}
+
 /// Runs `command` to its end or `timeout`, stdout (and stderr) collected and, if `echo`,
 /// copied to this terminal as it comes.
-pub fn run_command(mut command: Command, timeout: Option<Duration>, echo: bool) -> Result<Run> {
+pub fn run_command(command: Command, timeout: Option<Duration>, echo: bool) -> Result<Run> {
+    run_typing(command, timeout, echo, &[])
+}
+
+/// [`run_command`], typing `input` on its standard input (closed when there is none).
+pub fn run_typing(mut command: Command, timeout: Option<Duration>, echo: bool, input: Input) -> Result<Run> {
     let start = Instant::now();
+    if !input.is_empty() {
+        command.stdin(Stdio::piped());
+    }
     let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
     let stdout = child.stdout.take().expect("piped");
     let stderr = child.stderr.take().expect("piped");
-    let out = collect(stdout, echo.then(|| Box::new(std::io::stdout()) as Box<dyn Write + Send>));
+    let seen = Seen::default();
+    let copy: Box<dyn Write + Send> = match echo {
+        true => Box::new(Tee(std::io::stdout(), seen.clone())),
+        false => Box::new(seen.clone()),
+    };
+    let out = collect(stdout, Some(copy));
+    if let Some(stdin) = child.stdin.take() {
+        type_input(stdin, input, seen, start + timeout.unwrap_or(Duration::from_secs(3600)));
+    }
     let err = collect(stderr, echo.then(|| Box::new(std::io::stderr()) as Box<dyn Write + Send>));
     let status = wait_with_timeout(&mut child, timeout)?;
     let mut output = String::from_utf8_lossy(&out.join().unwrap_or_default()).replace('\r', "");
@@ -139,6 +207,21 @@ pub fn interactive(board: &Board, image: &Path, extra: &[String], timeout: Optio
     run_command(command, timeout, true)
 }
 
+/// Writes to both.
+struct Tee<A, B>(A, B);
+
+impl<A: Write, B: Write> Write for Tee<A, B> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write_all(buf)?;
+        self.1.write_all(buf)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()?;
+        self.1.flush()
+    }
+}
+
 /// Boots `image` headless with the serial console captured, killing QEMU after `timeout`.
 pub fn captured<S: AsRef<std::ffi::OsStr>>(
     board: &Board,
@@ -146,9 +229,20 @@ pub fn captured<S: AsRef<std::ffi::OsStr>>(
     timeout: Duration,
     extra: &[S],
 ) -> Result<Run> {
+    captured_typing(board, image, timeout, extra, &[])
+}
+
+/// [`captured`], typing `input` on the console.
+pub fn captured_typing<S: AsRef<std::ffi::OsStr>>(
+    board: &Board,
+    image: &Path,
+    timeout: Duration,
+    extra: &[S],
+    input: Input,
+) -> Result<Run> {
     let mut command = Machine::of(board).headless(image);
     command.args(extra).stdin(Stdio::null());
-    run_command(command, Some(timeout), false)
+    run_typing(command, Some(timeout), false, input)
 }
 
 /// The hypervisor's own console lines (`tantalum: ...`), without the prefix. Partitions'

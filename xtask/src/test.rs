@@ -175,7 +175,7 @@ fn run_scenario(s: &Scenario) -> std::result::Result<(), String> {
     args.extend(
         crate::devices::qemu_args(&built.config, built.image.with_file_name("disk.img")).map_err(|e| e.0)?,
     );
-    let run = qemu::captured(&board, &built.image, s.timeout, &args).map_err(|e| e.0)?;
+    let run = qemu::captured_typing(&board, &built.image, s.timeout, &args, s.input).map_err(|e| e.0)?;
     let logs = cargo::out_dir().join("logs");
     let _ = std::fs::create_dir_all(&logs);
     let log = logs.join(format!("{}.log", s.name.replace(|c: char| !c.is_ascii_alphanumeric(), "-")));
