@@ -172,6 +172,7 @@ pub const SCENARIOS: &[Scenario] = &[
         order: &[],
         forbid: &[Hypervisor("partition 'victim' fault")],
         tamper: None,
+        input: &[],
         qemu_args: &[],
         timeout: T,
     },
