@@ -4,7 +4,9 @@
 
 use core::fmt::{self, Write};
 
+use spin::mutex::TicketMutex;
 use spin::Mutex;
+use tantalum_core::console::budget::{Budget, Dropped, Verdict};
 use tantalum_core::console::terminal::{Output, Terminal, OPEN_LINE_MAX};
 use tantalum_core::console::{LineBuffer, LineSink};
 
@@ -32,7 +34,10 @@ impl Console {
     }
 }
 
-static CONSOLE: Mutex<Option<Console>> = Mutex::new(None);
+/// A ticket lock: CPUs get the console in the order they asked, so a partition writing line
+/// after line cannot keep another's line waiting (a plain spin lock let one flooding partition
+/// delay another's two bytes by half a second).
+static CONSOLE: TicketMutex<Option<Console>> = TicketMutex::new(None);
 
 /// Starts the console on the PL011 at `base`.
 ///
@@ -79,18 +84,38 @@ pub fn print_line_forced(args: fmt::Arguments<'_>) {
     }
 }
 
-/// Console lines from partitions: `[name] text`.
-pub struct PartitionSink;
+/// Console lines from a partition: `[name] text`, within its console budget (output over it is
+/// dropped and counted, then reported).
+pub struct PartitionSink<'a> {
+    pub budget: &'a Mutex<Budget>,
+}
 
-impl LineSink for PartitionSink {
+/// Asks `budget` to send `bytes` now.
+fn charge(budget: &Mutex<Budget>, bytes: usize) -> Verdict {
+    let (now, freq) = crate::el2::counter();
+    budget.lock().take(bytes, now, freq)
+}
+
+impl LineSink for PartitionSink<'_> {
     fn write_line(&mut self, prefix: &str, text: &[u8]) {
+        let verdict = charge(self.budget, prefix.len() + text.len() + 4);
+        if verdict == Verdict::Drop {
+            return;
+        }
         if let Some(c) = CONSOLE.lock().as_mut() {
-            c.whole_line(|uart| {
+            let line = |uart: &mut Pl011, text: &[u8]| {
                 uart.write_byte(b'[');
                 uart.write_bytes(prefix.as_bytes());
                 uart.write_bytes(b"] ");
                 uart.write_bytes(text);
-            });
+            };
+            if let Verdict::SendAfterDropped(n) = verdict {
+                c.whole_line(|uart| {
+                    line(uart, b"");
+                    let _ = uart.write_fmt(format_args!("{}", Dropped(n)));
+                });
+            }
+            c.whole_line(|uart| line(uart, text));
         }
     }
 }
@@ -132,14 +157,25 @@ pub fn enable_input() {
 /// Output bytes of partition `id` (named `name`), whose line buffer the caller holds: as they
 /// come if the partition has the terminal (the operator types to it: a shell's prompt shows at
 /// once, its line editing drives the terminal), else line by line.
-pub fn partition_output(id: usize, name: &str, buffer: &mut LineBuffer, bytes: &[u8]) {
-    if let Some(c) = CONSOLE.lock().as_mut() {
-        if c.term.owner() == Some(id) {
-            c.term.write(bytes, &mut c.uart);
+pub fn partition_output(
+    id: usize,
+    name: &str,
+    budget: &Mutex<Budget>,
+    buffer: &mut LineBuffer,
+    bytes: &[u8],
+) {
+    if terminal_owner() == Some(id) {
+        if charge(budget, bytes.len()) == Verdict::Drop {
             return;
         }
+        if let Some(c) = CONSOLE.lock().as_mut() {
+            if c.term.owner() == Some(id) {
+                c.term.write(bytes, &mut c.uart);
+                return;
+            }
+        }
     }
-    buffer.push(bytes, name, &mut PartitionSink);
+    buffer.push(bytes, name, &mut PartitionSink { budget });
 }
 
 /// The partition that has the terminal, if any.
@@ -152,7 +188,7 @@ pub fn terminal_owner() -> Option<usize> {
 /// line buffer (`old`: its name and buffer, held by the caller); the new owner's partial line is
 /// drawn at once. Callers lock line buffers before the console, as every path does.
 pub fn hand_over(
-    old: Option<(&str, &mut LineBuffer)>,
+    old: Option<(&str, &Mutex<Budget>, &mut LineBuffer)>,
     new: Option<(usize, &str, &mut LineBuffer)>,
     announce: Option<fmt::Arguments<'_>>,
 ) {
@@ -169,7 +205,7 @@ pub fn hand_over(
         }
     }
     // After the console lock: a line the open line completes goes out through it.
-    if let Some((name, buffer)) = old {
-        buffer.push(&taken[..n], name, &mut PartitionSink);
+    if let Some((name, budget, buffer)) = old {
+        buffer.push(&taken[..n], name, &mut PartitionSink { budget });
     }
 }

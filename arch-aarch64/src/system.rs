@@ -12,6 +12,7 @@ use tantalum_core::bootimage::ImageProblem;
 use tantalum_core::channel::layout::{channel_layout, LayoutError};
 use tantalum_core::config::VIRTUAL_UART_SPI;
 use tantalum_core::config::{Interrupt, PartitionConfig, SystemConfig, MAX_CPUS};
+use tantalum_core::console::budget::Budget;
 use tantalum_core::console::LineBuffer;
 use tantalum_core::partition::power::VcpuSlot;
 use tantalum_core::partition::PartitionState;
@@ -42,6 +43,8 @@ pub struct Partition {
     pub stage2: Stage2,
     pub state: Mutex<PartitionState>,
     pub console: Mutex<LineBuffer>,
+    /// How much more console output it may send (`core::console::budget`).
+    pub console_budget: Mutex<Budget>,
     /// Its virtual distributor and redistributors.
     pub vgic: Mutex<VirtualGic>,
     /// Its virtual PL011 (used if the config gives it one).
@@ -180,6 +183,7 @@ impl System {
                 stage2,
                 state: Mutex::new(PartitionState::default()),
                 console: Mutex::new(LineBuffer::new()),
+                console_budget: Mutex::new(Budget::new()),
                 vgic: Mutex::new(VirtualGic::new(p.cpus.len(), &owned)),
                 vuart: Mutex::new(VirtualUart::new()),
                 irq_hints: p.cpus.iter().map(|_| AtomicBool::new(false)).collect(),

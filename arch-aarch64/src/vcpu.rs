@@ -320,7 +320,7 @@ impl Services for CpuServices<'_> {
 
     fn console_write(&mut self, bytes: &[u8]) {
         let p = self.partition();
-        p.console.lock().push(bytes, &p.config.name, &mut PartitionSink);
+        p.console.lock().push(bytes, &p.config.name, &mut PartitionSink { budget: &p.console_budget });
     }
 
     fn wait(&mut self, timeout_ns: u64) {
@@ -395,7 +395,7 @@ impl Services for CpuServices<'_> {
         };
         if let Some(byte) = sent {
             let mut buffer = p.console.lock();
-            console::partition_output(self.here.id, &p.config.name, &mut buffer, &[byte]);
+            console::partition_output(self.here.id, &p.config.name, &p.console_budget, &mut buffer, &[byte]);
         }
         uart_line(self.system, p, line, self.here.cpu);
         value
@@ -521,7 +521,8 @@ fn give_terminal(system: &System, to: Focus, announce: bool) {
         (lock(old), n)
     };
     console::hand_over(
-        old.zip(old_buffer.as_deref_mut()).map(|(id, b)| (name(id), b)),
+        old.zip(old_buffer.as_deref_mut())
+            .map(|(id, b)| (name(id), &system.partitions[id].console_budget, b)),
         new.zip(new_buffer.as_deref_mut()).map(|(id, b)| (id, name(id), b)),
         announce.then_some(format_args!("{line}")),
     );
@@ -667,7 +668,7 @@ fn report(system: &System, id: usize, outcome: &Outcome, pc: u64) {
     let p = &system.partitions[id];
     let mut console = p.console.lock();
     if !console.is_empty() {
-        console.flush(&p.config.name, &mut PartitionSink);
+        console.flush(&p.config.name, &mut PartitionSink { budget: &p.console_budget });
     }
     drop(console);
     info!("{}", Report { partition: &p.config.name, outcome, pc });

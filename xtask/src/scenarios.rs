@@ -246,6 +246,23 @@ pub const SCENARIOS: &[Scenario] = &[
         timeout: T,
     },
     Scenario {
+        name: "a console flood: the flooder's excess is dropped and counted, another partition's writes stay fast",
+        config: "configs/tests/console-flood.dts",
+        expect: &[
+            "[flooder] ... ",
+            " bytes dropped (console budget: 8 KiB/s, bursts of 32 KiB)",
+            "[flooder] flooded ",
+            "[timed] every 2-byte console write within 50 ms",
+            "all partitions have stopped: powering off",
+        ],
+        order: &[],
+        forbid: &[Hypervisor("fault:")],
+        tamper: None,
+        input: &[],
+        qemu_args: &[],
+        timeout: T,
+    },
+    Scenario {
         name: "halt-system policy powers the machine off",
         config: "configs/tests/halt.dts",
         expect: &[

@@ -3,6 +3,7 @@
 //! types go where [`input`] says.
 #![forbid(unsafe_code)]
 
+pub mod budget;
 pub mod input;
 pub mod terminal;
 

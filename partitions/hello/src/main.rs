@@ -1,6 +1,10 @@
-//! The demo partition: says hello a few times, with its identity, then exits. With
-//! `role=echo` in its bootargs it instead reads lines typed on its virtual UART (PL011 at
-//! guest 0x9000000, `virtual-uart;`) and prints each, until `quit`.
+//! The demo partition: says hello a few times, with its identity, then exits. Its bootargs
+//! can give it another role:
+//! - `role=echo`: reads lines typed on its virtual UART (PL011 at guest 0x9000000,
+//!   `virtual-uart;`) and prints each, until `quit`;
+//! - `role=flood`: floods the console with 256-byte writes for two seconds;
+//! - `role=timed bound_ms=N`: writes two bytes every 10 ms for two seconds and reports its
+//!   slowest write (a breach if over N ms).
 #![no_std]
 #![no_main]
 
@@ -21,9 +25,11 @@ fn main() {
         info.vcpus,
         tantalum_guest::dtb_address()
     );
-    if bootarg("role") == Some("echo") {
-        echo();
-        return;
+    match bootarg("role") {
+        Some("echo") => return echo(),
+        Some("flood") => return flood(),
+        Some("timed") => return timed(),
+        _ => {}
     }
     for i in 1..=3 {
         println!("{} tick {}", name, i);
@@ -68,5 +74,49 @@ fn echo() {
             }
             _ => {}
         }
+    }
+}
+
+/// One console write of `bytes` (`HYP_CONSOLE_WRITE`), as the SDK's `print!` makes them.
+fn console_write(bytes: &[u8]) {
+    use tantalum_guest::hypercall::{hvc, HYP_CONSOLE_WRITE};
+    hvc(HYP_CONSOLE_WRITE, [bytes.as_ptr() as u64, bytes.len() as u64, 0, 0, 0, 0]);
+}
+
+/// 256-byte console writes (lines of 127 bytes) as fast as it can, for two seconds.
+fn flood() {
+    use core::time::Duration;
+    use tantalum_guest::time::now;
+    let mut chunk = [b'#'; 256];
+    chunk[127] = b'\n';
+    chunk[255] = b'\n';
+    let start = now();
+    let mut sent = 0u64;
+    while start.elapsed() < Duration::from_secs(2) {
+        console_write(&chunk);
+        sent += chunk.len() as u64;
+    }
+    // A second for the budget to refill, so this line is not dropped too.
+    tantalum_guest::time::sleep(Duration::from_secs(1));
+    println!("flooded {sent} bytes in 2 s");
+}
+
+/// Two-byte console writes every 10 ms for two seconds, each timed.
+fn timed() {
+    use core::time::Duration;
+    use tantalum_guest::time::{now, Periodic};
+    let bound = bootarg("bound_ms").and_then(|b| b.parse::<u64>().ok()).unwrap_or(20);
+    let mut worst = Duration::ZERO;
+    let mut period = Periodic::new(Duration::from_millis(10));
+    for _ in 0..200 {
+        period.wait();
+        let before = now();
+        console_write(b".\n");
+        worst = worst.max(before.elapsed());
+    }
+    if worst > Duration::from_millis(bound) {
+        println!("BREACH: a 2-byte console write took {} us (bound {bound} ms)", worst.as_micros());
+    } else {
+        println!("every 2-byte console write within {bound} ms (slowest {} us)", worst.as_micros());
     }
 }
