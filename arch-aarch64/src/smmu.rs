@@ -36,6 +36,8 @@ struct Smmu {
     eventq: *const [u64; 4],
     /// Interrupts it raises (event queue, global errors).
     interrupts: [Option<u32>; 2],
+    /// Each partition's STE while it runs (`None`: it owns no stream).
+    confined: [Option<[u64; 8]>; MAX_PARTITIONS],
 }
 
 // SAFETY: the raw pointers are the SMMU's tables and queues on the heap, which live for the
@@ -143,7 +145,8 @@ pub fn init(cfg: &SystemConfig, vmids: impl Fn(usize) -> u16) -> Result<(), Smmu
     wait(|| regs.cr0ack.is_set(CR0::CMDQEN) && regs.cr0ack.is_set(CR0::EVENTQEN), "enable its queues")?;
 
     let interrupts = [iommu.event_irq.map(|i| i.intid()), iommu.gerror_irq.map(|i| i.intid())];
-    let mut smmu = Smmu { regs, strtab, cmdq, cmd_prod: 0, eventq, interrupts };
+    let confined = [None; MAX_PARTITIONS];
+    let mut smmu = Smmu { regs, strtab, cmdq, cmd_prod: 0, eventq, interrupts, confined };
     smmu.command(fmt::cmd_cfgi_all());
     smmu.command(fmt::cmd_tlbi_all());
     smmu.sync()?;
@@ -154,7 +157,11 @@ pub fn init(cfg: &SystemConfig, vmids: impl Fn(usize) -> u16) -> Result<(), Smmu
             continue;
         }
         let confinement = confine(p, stage2, vmids(usize::from(p.id)))?;
-        smmu.set_streams(&owned, &fmt::ste(confinement))?;
+        let ste = fmt::ste(confinement);
+        smmu.set_streams(&owned, &ste)?;
+        if let Some(slot) = smmu.confined.get_mut(usize::from(p.id)) {
+            *slot = Some(ste);
+        }
         let how = if stage2 { "a stage-2 table" } else { "a stage-1 table: this SMMU has no stage 2" };
         let list = Ranges(&owned);
         info!(
@@ -275,13 +282,22 @@ pub fn on_interrupt(cfg: &SystemConfig, kick: impl Fn(usize)) {
     let Some(smmu) = SMMU.get() else { return };
     let mut smmu = smmu.lock();
     let errors = smmu.regs.gerror.get() ^ smmu.regs.gerrorn.get();
+    if errors & EVENTQ_ABT_ERR != 0 {
+        // A device faulting in a tight loop fills the queue: the refused accesses stay refused,
+        // only their records are lost.
+        info!("SMMU: event queue full: further DMA faults were refused without a record");
+    }
+    if errors & !EVENTQ_ABT_ERR != 0 {
+        info!("SMMU global error {:#x}", errors & !EVENTQ_ABT_ERR);
+    }
     if errors != 0 {
-        info!("SMMU global error {errors:#x}");
         let gerror = smmu.regs.gerror.get();
         smmu.regs.gerrorn.set(gerror);
     }
     let mut owners = [false; MAX_PARTITIONS];
     smmu.drain(|fault| match config::stream_owner(cfg, IOMMU, fault.stream) {
+        // A partition being restarted has its streams refused: records from before are stale.
+        Some(id) if QUIESCED.get(usize::from(id)).is_some_and(|q| q.load(Ordering::Acquire)) => {}
         Some(id) if usize::from(id) < MAX_PARTITIONS => {
             let id = usize::from(id);
             let mut pending = PENDING[id].lock();
@@ -307,6 +323,41 @@ pub fn take_fault(id: usize) -> Option<DmaFault> {
     }
     flag.store(false, Ordering::Release);
     PENDING[id].lock().take()
+}
+
+/// `GERROR.EVENTQ_ABT_ERR`: an event could not be written (the queue was full).
+const EVENTQ_ABT_ERR: u32 = 1 << 2;
+
+/// Per partition: its streams are refused while it restarts.
+static QUIESCED: [AtomicBool; MAX_PARTITIONS] = [const { AtomicBool::new(false) }; MAX_PARTITIONS];
+
+/// Partition `id` restarts: its devices' DMA is refused (silently) until [`resume`], and any
+/// fault recorded so far is dropped: it belongs to the run that ended.
+pub fn quiesce(cfg: &SystemConfig, id: usize) {
+    let Some(q) = QUIESCED.get(id) else { return };
+    q.store(true, Ordering::Release);
+    disable_partition(cfg, id);
+    if let Some(smmu) = SMMU.get() {
+        smmu.lock().drain(|_| {});
+    }
+    let _ = take_fault(id);
+}
+
+/// Partition `id`, reloaded, starts again: its streams translate into its memory again.
+pub fn resume(cfg: &SystemConfig, id: usize) {
+    let Some(smmu) = SMMU.get() else { return };
+    let mut smmu = smmu.lock();
+    // Records of accesses refused while it restarted: stale.
+    smmu.drain(|_| {});
+    let _ = take_fault(id);
+    if let Some(q) = QUIESCED.get(id) {
+        q.store(false, Ordering::Release);
+    }
+    let Some(Some(ste)) = smmu.confined.get(id).copied() else { return };
+    let owned = config::streams_of(cfg, id as u16, IOMMU);
+    if let Err(e) = smmu.set_streams(&owned, &ste) {
+        info!("SMMU: confining the streams of partition {id} again: {e}");
+    }
 }
 
 /// Refuses all DMA of partition `id`'s streams from now on (it stopped).

@@ -192,8 +192,9 @@ pub const EVENT_SIZE: usize = 32;
 /// Streams the hypervisor's linear stream table covers: 2^8, PCI bus 0 (requester IDs
 /// 0x00..0xff). A stream beyond it has no STE: its DMA is refused with `C_BAD_STREAMID`.
 pub const STREAM_BITS: u32 = 8;
-/// log2 of the command and event queues' entries.
-pub const QUEUE_BITS: u32 = 6;
+/// log2 of the command and event queues' entries (a device faulting on every word of a
+/// 512-byte buffer records 128 events).
+pub const QUEUE_BITS: u32 = 8;
 
 /// Translation of one partition's streams.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

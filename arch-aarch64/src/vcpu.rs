@@ -235,6 +235,8 @@ fn restart(here: Here) -> ! {
         leave(here);
     }
     p.generation.fetch_add(1, Ordering::AcqRel);
+    // Its devices' DMA is refused while it reloads (it may still be running a request).
+    crate::smmu::quiesce(&system.config, here.id);
     p.vcpus[here.vcpu].set_off();
     for vcpu in (0..p.vcpus.len()).filter(|&v| v != here.vcpu) {
         p.vcpus[vcpu].cancel_start();
@@ -273,6 +275,7 @@ fn restart(here: Here) -> ! {
         Ok(()) => {
             let ms = (el2::counter().0 - began) * 1000 / freq.max(1);
             info!("partition '{}': reloaded in {ms} ms", p.config.name);
+            crate::smmu::resume(&system.config, here.id);
             // Unless it was stopped meanwhile, which it then stays.
             if system.mark_running(here.id) && p.vcpus[0].request_start(p.config.entry.as_u64(), dtb).is_ok()
             {

@@ -25,15 +25,17 @@ pub fn qemu_args(cfg: &SystemConfig, disk: PathBuf) -> Result<Vec<String>> {
 }
 
 /// QEMU arguments for a virtio-blk-pci disk in slot 1 of the PCIe root bus, behind the SMMU,
-/// backed by a fresh copy of the test disk written to `disk`. `disable-legacy=off`: the device
-/// also has the legacy I/O interface, which the DMA attack scenario's unikernel drives.
+/// backed by a fresh copy of the test disk written to `disk`. `iommu_platform=on`: without it
+/// QEMU lets a virtio device's DMA bypass the IOMMU (a shortcut of the emulator, not something
+/// a real device can do), which would make every SMMU test pass vacuously; QEMU allows it only
+/// on a modern-only device (`disable-legacy=on`).
 pub fn pci_disk_args(disk: &Path) -> Result<Vec<String>> {
     linux::make_disk(disk)?;
     Ok(vec![
         "-drive".into(),
         format!("if=none,file={},format=raw,id=disk0", disk.display()),
         "-device".into(),
-        "virtio-blk-pci,drive=disk0,bus=pcie.0,addr=1.0,disable-legacy=off".into(),
+        "virtio-blk-pci,drive=disk0,bus=pcie.0,addr=1.0,disable-legacy=on,iommu_platform=on".into(),
     ])
 }
 

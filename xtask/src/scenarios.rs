@@ -177,6 +177,32 @@ pub const SCENARIOS: &[Scenario] = &[
         timeout: T,
     },
     Scenario {
+        name: "DMA: a partition's disk cannot write the victim or the hypervisor, the SMMU stops it",
+        config: "configs/tests/dma-attack.dts",
+        expect: &[
+            "streams 0x0..0x100 of partition 'dma-attacker' translate only into its memory",
+            "[dma-attacker] found virtio-blk 1af4:1042 at 00:01.0",
+            "[dma-attacker] attack: the disk DMAs sector 0 into the victim's memory at 0x42000000",
+            "partition 'dma-attacker' fault: DMA write by stream 0x8 at 0x42000000 outside the partition's memory, stopped by the IOMMU: restarting",
+            "[dma-attacker] attack: the disk DMAs sector 0 into the hypervisor's memory at 0x40080000",
+            "partition 'dma-attacker' fault: DMA write by stream 0x8 at 0x40080000 outside the partition's memory, stopped by the IOMMU: restarting",
+            "[dma-attacker] both DMA attacks were stopped; done",
+            "[victim] victim done: memory intact",
+            "all partitions have stopped: powering off",
+        ],
+        order: &[],
+        forbid: &[
+            Partition("dma-attacker", "never completed"),
+            Partition("dma-attacker", "no virtio device"),
+            Hypervisor("no partition owns the stream"),
+            Hypervisor("SMMU global error"),
+        ],
+        tamper: None,
+        input: &[],
+        qemu_args: &[],
+        timeout: T,
+    },
+    Scenario {
         name: "fault policies: restart from the image, stop, and PSCI reset",
         config: "configs/tests/faults.dts",
         expect: &[
@@ -406,6 +432,7 @@ pub const SCENARIOS: &[Scenario] = &[
         config: "configs/tests/linux-boot.dts",
         expect: &[
             "[linux] linux: cpus online: 2",
+            "streams 0x0..0x100 of partition 'linux' translate only into its memory",
             "[linux] linux: disk says: hello from the passed-through virtio disk",
             "[linux] linux: TANTALUM-LINUX-MARKER",
             "partition 'linux' powered off (PSCI SYSTEM_OFF): stopped",
