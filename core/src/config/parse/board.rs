@@ -92,7 +92,7 @@ impl Parser<'_, '_> {
     pub(super) fn device_reg(&mut self, index: usize) -> Vec<(u64, u64)> {
         let mut regs = self.reg(index);
         for (address, size) in &mut regs {
-            match self.to_cpu(index, *address, *size) {
+            match self.cpu_address(index, *address, *size) {
                 Some(translated) => *address = translated,
                 None => return Vec::new(),
             }
@@ -102,7 +102,7 @@ impl Parser<'_, '_> {
 
     /// Translates an address in the space of node `index`'s parent to a CPU address, through
     /// the `ranges` of every bus up to the root; `None` (reported on `index`) if one cannot.
-    pub(super) fn to_cpu(&mut self, index: usize, mut address: u64, size: u64) -> Option<u64> {
+    pub(super) fn cpu_address(&mut self, index: usize, mut address: u64, size: u64) -> Option<u64> {
         let mut node = index;
         while let Some(bus) = self.entry(node).and_then(|e| e.parent).filter(|&b| b != 0 && b < node) {
             match self.translate(bus, address, size) {

@@ -149,7 +149,7 @@ impl Parser<'_, '_> {
             let pci = read_cells(c, 1, 2)?;
             let parent = read_cells(c, 3, parent_ac)?;
             let size = read_cells(c, 3 + parent_ac, child_sc)?;
-            let cpu = self.to_cpu(target, parent, size)?;
+            let cpu = self.cpu_address(target, parent, size)?;
             host.windows.push(PciWindow { space, pci, cpu: HostRange::new(HostPhys(cpu), size) });
         }
         if let Some(v) = self.value(target, "interrupt-map-mask").filter(|v| v.len() == 16) {
