@@ -349,9 +349,19 @@ impl Services for CpuServices<'_> {
 
     fn gic_access(&mut self, frame: Frame, access: vgic::Access) -> u64 {
         let p = self.partition();
-        let value = p.vgic.lock().access(frame, access);
-        if access.write.is_some() {
-            p.hint_all();
+        let mut vgic = p.vgic.lock();
+        let value = vgic.access(frame, access);
+        if access.write.is_none() {
+            return value;
+        }
+        // A write may have made an interrupt deliverable to another vCPU (an SPI enabled or
+        // routed to it, a pending bit set): wake it, or it sleeps on in WFI with it pending.
+        let others: heapless::Vec<usize, MAX_CPUS> =
+            (0..p.vcpus.len()).filter(|&v| v != self.here.vcpu && vgic.has_deliverable(v)).collect();
+        drop(vgic);
+        p.hint_all();
+        for vcpu in others {
+            kick_vcpu(self.system, p, vcpu, self.here.cpu);
         }
         value
     }
