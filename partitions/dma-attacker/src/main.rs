@@ -145,9 +145,11 @@ fn main() {
 
     // QEMU may start on the queue as soon as it is enabled: say it first.
     println!("attack: the disk DMAs sector 0 into {what} at {target:#x}");
-    wait_ns(50_000_000); // the line reaches the console before the restart
-                         // SAFETY (this block): the BAR lies in the host bridge's window, this partition's; RING,
-                         // HEADER and STATUS are this partition's own memory; single-threaded.
+    // The line reaches the console before the restart.
+    wait_ns(50_000_000);
+
+    // SAFETY: the BAR lies in the host bridge's window, this partition's; RING, HEADER and
+    // STATUS are this partition's own memory; single-threaded.
     unsafe {
         write_volatile(reg(virtio::STATUS) as *mut u8, 0); // reset (also clears a broken device)
         while read_volatile(reg(virtio::STATUS) as *const u8) != 0 {}
