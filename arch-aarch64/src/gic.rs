@@ -34,6 +34,8 @@ const MAX_REDISTRIBUTORS: usize = 64;
 
 /// ICH_HCR_EL2 bits.
 const ICH_HCR_EN: u64 = 1 << 0;
+/// Underflow maintenance interrupt: fires when at most one list register is in use.
+const ICH_HCR_UIE: u64 = 1 << 1;
 /// No-pending maintenance interrupt: fires when no list register holds a pending interrupt,
 /// so more can be loaded (more pending than list registers).
 const ICH_HCR_NPIE: u64 = 1 << 3;
@@ -273,6 +275,18 @@ pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) {
             None => write_lr(free, lr_value(&d)),
         }
     }
-    let more = gic.has_deliverable(vcpu);
-    set_ich_hcr(ICH_HCR_EN | if more { ICH_HCR_NPIE } else { 0 });
+    set_ich_hcr(ICH_HCR_EN | refill_trigger(gic.has_deliverable(vcpu), (0..count).map(read_lr)));
+}
+
+/// The maintenance interrupt that says when to load more (`more`: interrupts wait that did not
+/// fit in the list registers `lrs`): once the guest has taken every pending one (NPIE), or,
+/// when none is pending (every one active: the guest is handling them all), once it has ended
+/// all but one (UIE). NPIE with every list register active would fire at once, again and
+/// again, with nothing to load: a guest that never ends its interrupts would livelock its CPU.
+fn refill_trigger(more: bool, mut lrs: impl Iterator<Item = u64>) -> u64 {
+    match more {
+        false => 0,
+        true if lrs.any(|lr| lr & LR_PENDING != 0) => ICH_HCR_NPIE,
+        true => ICH_HCR_UIE,
+    }
 }

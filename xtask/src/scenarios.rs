@@ -289,6 +289,21 @@ pub const SCENARIOS: &[Scenario] = &[
         timeout: T,
     },
     Scenario {
+        name: "a guest that never ends its interrupts keeps its CPU: no maintenance-interrupt livelock",
+        config: "configs/tests/never-eoi.dts",
+        expect: &[
+            "interrupts acknowledged and never ended; this vCPU still runs",
+            "partition 'hog' exited with code 0: stopped",
+            "all partitions have stopped: powering off",
+        ],
+        order: &[],
+        forbid: &[Hypervisor("fault:")],
+        tamper: None,
+        input: &[],
+        qemu_args: &[],
+        timeout: Duration::from_secs(30),
+    },
+    Scenario {
         name: "halt-system policy powers the machine off",
         config: "configs/tests/halt.dts",
         expect: &[

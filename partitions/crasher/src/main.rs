@@ -1,7 +1,8 @@
 //! A partition that faults on purpose, for the fault-policy scenarios. Its behaviour follows its
 //! name: `phoenix` faults, is restarted, resets itself through PSCI, and exits on its third
-//! boot; `racer` (two vCPUs) races PSCI calls against its own restarts (see [`racer`]); any
-//! other name faults once at once (its policy decides what happens next).
+//! boot; `racer` (two vCPUs) races PSCI calls against its own restarts (see [`racer`]); `hog`
+//! takes interrupts and never ends them (see [`hog`]); any other name faults once at once (its
+//! policy decides what happens next).
 #![no_std]
 #![no_main]
 
@@ -50,6 +51,10 @@ fn main() {
     println!("boot {boot}, memory {}", if fresh { "fresh" } else { "NOT fresh" });
     if name.as_str() == "racer" {
         racer(boot);
+        return;
+    }
+    if name.as_str() == "hog" {
+        hog();
         return;
     }
     if name.as_str() != "phoenix" {
@@ -150,5 +155,66 @@ fn racer(boot: u64) {
             // vCPU 1's reset may have won: this vCPU is then taken out of the guest instead.
         }
         _ => println!("racer done after {boot} restarts"),
+    }
+}
+
+/// Loop rounds this vCPU gets through in 50 ms.
+fn rounds_in_50_ms() -> u64 {
+    let deadline = tantalum_guest::time::now() + core::time::Duration::from_millis(50);
+    let mut rounds = 0u64;
+    while tantalum_guest::time::now() < deadline {
+        rounds += 1;
+    }
+    rounds
+}
+
+/// A guest that never ends its interrupts: with EOImode 1 it acknowledges eight SGIs to itself
+/// and drops their priority, but never deactivates them, so every list register stays active
+/// while more wait. The hypervisor must not then take maintenance interrupts over and over (a
+/// livelock of this CPU): the vCPU must keep most of its speed.
+fn hog() {
+    const GICR_SGI: usize = 0x080b_0000;
+    tantalum_guest::irq::init();
+    // SAFETY: this vCPU's own (virtual) GIC: EOImode 1 in its CPU interface, SGIs 0-7 group 1
+    // and enabled in its redistributor. IRQs stay masked: nothing is handled, only acknowledged.
+    unsafe {
+        core::arch::asm!(
+            "mrs {t}, icc_ctlr_el1",
+            "orr {t}, {t}, #2",
+            "msr icc_ctlr_el1, {t}",
+            "isb",
+            t = out(reg) _,
+            options(nostack),
+        );
+        write_volatile((GICR_SGI + 0x80) as *mut u32, 0xff);
+        write_volatile((GICR_SGI + 0x100) as *mut u32, 0xff);
+    }
+    let before = rounds_in_50_ms();
+    for sgi in 0..8u64 {
+        // SAFETY: an SGI to this vCPU (target list: vCPU 0), trapped and sent by the hypervisor.
+        unsafe {
+            core::arch::asm!("msr icc_sgi1r_el1, {}", "isb", in(reg) (sgi << 24) | 1, options(nostack))
+        };
+    }
+    let mut acked = 0;
+    for _ in 0..8 {
+        let iar: u64;
+        // SAFETY: acknowledging, then dropping the priority of, this vCPU's own interrupt;
+        // deliberately never deactivated (no ICC_DIR_EL1).
+        unsafe {
+            core::arch::asm!("mrs {iar}, icc_iar1_el1", "msr icc_eoir1_el1, {iar}", "isb", iar = out(reg) iar, options(nostack));
+        }
+        if iar & 0xff_ffff < 1020 {
+            acked += 1;
+        }
+    }
+    let after = rounds_in_50_ms();
+    let kept = after * 100 / before.max(1);
+    if kept < 50 {
+        println!("BREACH: with {acked} interrupts never ended, this vCPU ran at {kept} % of its speed");
+    } else {
+        println!(
+            "{acked} interrupts acknowledged and never ended; this vCPU still runs ({kept} % of its speed)"
+        );
     }
 }
