@@ -335,6 +335,9 @@ static QUIESCED: [AtomicBool; MAX_PARTITIONS] = [const { AtomicBool::new(false) 
 /// fault recorded so far is dropped: it belongs to the run that ended.
 pub fn quiesce(cfg: &SystemConfig, id: usize) {
     let Some(q) = QUIESCED.get(id) else { return };
+    if config::streams_of(cfg, id as u16, IOMMU).is_empty() {
+        return; // No device of it masters DMA through the SMMU: nothing to do.
+    }
     q.store(true, Ordering::Release);
     disable_partition(cfg, id);
     if let Some(smmu) = SMMU.get() {
@@ -346,6 +349,9 @@ pub fn quiesce(cfg: &SystemConfig, id: usize) {
 /// Partition `id`, reloaded, starts again: its streams translate into its memory again.
 pub fn resume(cfg: &SystemConfig, id: usize) {
     let Some(smmu) = SMMU.get() else { return };
+    if !QUIESCED.get(id).is_some_and(|q| q.load(Ordering::Acquire)) {
+        return;
+    }
     let mut smmu = smmu.lock();
     // Records of accesses refused while it restarted: stale.
     smmu.drain(|_| {});
