@@ -229,7 +229,7 @@ pub const SCENARIOS: &[Scenario] = &[
             "[racer] CPU_ON vCPU 1: 0; resetting at once",
             "[racer] boot 1, memory fresh",
             "[racer] no vCPU of the previous run survived the reset",
-            "[racer] a refused CPU_ON (-4) left the pending start alone",
+            "[racer] a refused CPU_ON left the pending start alone",
             "[racer] boot 2, memory fresh",
             "[racer] both vCPUs reset at once",
             "[racer] boot 3, memory fresh",
