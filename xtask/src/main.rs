@@ -15,6 +15,7 @@ mod linux;
 mod qemu;
 mod scenarios;
 mod show;
+mod stress;
 mod test;
 mod toolchain;
 mod tools;
@@ -85,6 +86,13 @@ enum Commands {
         /// List the emulator scenarios and exit.
         #[arg(long, conflicts_with = "scenario")]
         list: bool,
+        /// Instead: boot Linux again and again with every host core kept busy (hangs show up).
+        #[arg(long, conflicts_with_all = ["scenario", "list"])]
+        stress: bool,
+        /// Boots of `--stress`.
+        #[arg(long, value_name = "N", requires = "stress", default_value_t = 50,
+              value_parser = clap::value_parser!(u32).range(1..))]
+        runs: u32,
     },
     /// Instruction counts under QEMU -icount (docs/performance.md).
     Bench {
@@ -177,7 +185,8 @@ fn main() -> ExitCode {
             args.extend(guest.into_iter().flat_map(|g| ["--guest".to_string(), g]));
             show::command(&args)
         }
-        Commands::Test { scenario, list } => test::command(scenario.as_deref(), list),
+        Commands::Test { stress: true, runs, .. } => stress::command(runs as usize),
+        Commands::Test { scenario, list, .. } => test::command(scenario.as_deref(), list),
         Commands::Bench { linux, runs } => bench::command(linux, runs as usize),
         Commands::LinuxAssets { boot } => linux::command(boot.as_deref()),
         Commands::Doctor { fix } => doctor::command(fix),

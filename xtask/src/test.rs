@@ -165,7 +165,7 @@ fn boot_good_config(path: &Path) -> std::result::Result<(), String> {
 }
 
 /// Builds and boots one scenario; `Err` says what went wrong.
-fn run_scenario(s: &Scenario) -> std::result::Result<(), String> {
+pub fn run_scenario(s: &Scenario) -> std::result::Result<(), String> {
     let built = image::build_system(&root().join(s.config)).map_err(|e| e.0)?;
     let board = Board::load(&built.board).map_err(|e| e.0)?;
     if let Some(how) = s.tamper {
@@ -288,6 +288,11 @@ pub fn command(filter: Option<&str>, list: bool) -> Result<()> {
     for s in SCENARIOS {
         tally.record(&format!("scenario: {}", s.name), run_scenario(s));
     }
+    // A hang that needs a starved emulator (a lost wake-up) shows only on a loaded host:
+    // `cargo xtask test --stress` repeats this one.
+    let name = format!("oversubscribed host: {}", crate::stress::STRESSED);
+    let stressed = crate::stress::stressed().map_err(|e| e.0);
+    tally.record(&name, stressed.and_then(|s| crate::stress::oversubscribed(|| run_scenario(s))));
 
     finish(tally)
 }
