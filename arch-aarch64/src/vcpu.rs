@@ -8,16 +8,16 @@
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use aarch64_cpu::registers::{ESR_EL2, FAR_EL2, HPFAR_EL2, TPIDR_EL2};
-use tantalum_aarch64::esr::{self, Syndrome};
+use tantalum_aarch64::esr::{self, Caller, Syndrome};
 use tantalum_aarch64::regs::SPSR_EL1H_MASKED;
-use tantalum_core::addr::HostPhys;
+use tantalum_core::addr::{GuestPhys, HostPhys};
 use tantalum_core::config::{PartitionId, MAX_CPUS, VIRTUAL_UART_SPI};
 use tantalum_core::console::input::{self, Announce, Focus, Help, Key};
-use tantalum_core::exit::Exit;
-use tantalum_core::hypercall::{psci, Status as PsciStatus};
+use tantalum_core::exit::{Exit, VcpuSet};
+use tantalum_core::hypercall::Status as PsciStatus;
 use tantalum_core::partition::power::Power;
 use tantalum_core::partition::{handle_exit, Outcome, Report, Services};
-use tantalum_core::vgic::{self, Frame};
+use tantalum_core::vgic::{self, Frame, Latched};
 use tantalum_core::vuart::VirtualUart;
 use tock_registers::interfaces::{Readable, Writeable};
 
@@ -595,12 +595,14 @@ fn forward_physical(system: &System, p: &Partition, here: Here) {
         if hypervisor_interrupt(system, intid, here.cpu) {
             continue;
         }
-        // SPIs: `set_pending_hw` refuses those the partition does not own.
+        // SPIs: `set_pending_hw` refuses those the partition does not own. One the guest has
+        // disabled is held, its physical interrupt left active until the guest ends it.
         let for_guest = gic::TIMER_INTIDS.contains(&intid) || intid >= 32;
-        if for_guest && p.vgic.lock().set_pending_hw(vcpu, intid) {
-            p.irq_hints[vcpu].store(true, Ordering::Release);
-        } else {
-            gic::deactivate(intid);
+        let latched = if for_guest { p.vgic.lock().set_pending_hw(vcpu, intid) } else { Latched::NotOwned };
+        match latched {
+            Latched::Ready => p.irq_hints[vcpu].store(true, Ordering::Release),
+            Latched::Held => {}
+            Latched::NotOwned => gic::deactivate(intid),
         }
     }
 }

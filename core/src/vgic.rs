@@ -97,6 +97,20 @@ pub struct VirtualGic {
 enum Bank {
     Distributor,
     Redistributor(usize),
+    /// A GICv2 distributor as vCPU `n` sees it: its own SGIs and PPIs, and the SPIs.
+    V2(usize),
+}
+
+/// What [`VirtualGic::set_pending_hw`] did with a physical interrupt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Latched {
+    /// Pending and enabled: deliverable.
+    Ready,
+    /// Pending, but the guest has it disabled: its physical interrupt stays active until the
+    /// guest enables and ends it.
+    Held,
+    /// Not the partition's: the caller deactivates the physical interrupt.
+    NotOwned,
 }
 
 /// Which registers an MMIO access hits.
@@ -175,17 +189,27 @@ impl VirtualGic {
 
     /// Marks `intid` pending on behalf of the physical interrupt with the same INTID, which the
     /// hypervisor acknowledged and keeps active until the guest's EOI deactivates it through the
-    /// list register. Returns false, leaving nothing pending, when the guest has not enabled the
-    /// interrupt (or does not own it): the caller must then deactivate the physical interrupt.
-    pub fn set_pending_hw(&mut self, vcpu: usize, intid: u32) -> bool {
+    /// list register.
+    ///
+    /// An interrupt the guest has disabled is held pending too, its physical interrupt kept
+    /// active: a level interrupt still asserted (a timer whose condition is met) cannot fire
+    /// again meanwhile, so it does not storm the CPU, and it is delivered once the guest enables
+    /// it, as on hardware. Only one the partition does not own is refused (the caller then
+    /// deactivates it).
+    pub fn set_pending_hw(&mut self, vcpu: usize, intid: u32) -> Latched {
         match self.irq(vcpu, intid) {
-            Some(irq) if irq.enabled => {
+            Some(irq) => {
                 irq.pending = true;
                 irq.hw = true;
+                let ready = irq.enabled;
                 self.mark(vcpu, intid, true);
-                true
+                if ready {
+                    Latched::Ready
+                } else {
+                    Latched::Held
+                }
             }
-            _ => false,
+            None => Latched::NotOwned,
         }
     }
 

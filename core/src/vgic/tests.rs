@@ -146,15 +146,19 @@ fn hostile_accesses_never_panic() {
 fn hardware_linked_interrupts_need_the_guest_to_enable_them() {
     let mut gic = VirtualGic::new(1, &[]);
     write(&mut gic, D, 0, u64::from(CTLR_ENABLE_GRP1));
-    // The virtual timer (PPI 27) fires before the guest enabled it: refused, nothing pending.
-    assert!(!gic.set_pending_hw(0, 27));
+    // The virtual timer (PPI 27) fires before the guest enabled it: held pending, not
+    // deliverable; its physical interrupt stays active (no storm).
+    assert_eq!(gic.set_pending_hw(0, 27), Latched::Held);
     assert!(!gic.has_deliverable(0));
     let sgi = Frame::Redistributor(0);
+    assert_eq!(read(&mut gic, sgi, GICR_SGI_OFFSET + 0x200) & (1 << 27), 1 << 27, "ISPENDR0 shows it");
     write(&mut gic, sgi, GICR_SGI_OFFSET + 0x80, 1 << 27);
     write(&mut gic, sgi, GICR_SGI_OFFSET + 0x100, 1 << 27);
-    assert!(gic.set_pending_hw(0, 27));
     let d = gic.take_deliverable(0).unwrap();
-    assert!(d.hw && d.intid == 27);
+    assert!(d.hw && d.intid == 27, "delivered, hardware-linked, once enabled");
+    assert_eq!(gic.set_pending_hw(0, 27), Latched::Ready);
+    assert!(gic.take_deliverable(0).unwrap().hw);
+    assert_eq!(gic.set_pending_hw(0, 1000), Latched::NotOwned);
     // A software set_pending of the same INTID later is not linked.
     gic.set_pending(0, 27);
     assert!(!gic.take_deliverable(0).unwrap().hw);
@@ -171,13 +175,15 @@ fn hardware_linked_interrupts_not_yet_delivered_are_handed_back() {
         write(&mut gic, sgi, GICR_SGI_OFFSET + 0x80, 1 << 27);
         write(&mut gic, sgi, GICR_SGI_OFFSET + 0x100, 1 << 27);
     }
-    assert!(gic.set_pending_hw(0, 27) && gic.set_pending_hw(1, 27) && gic.set_pending_hw(0, DISK));
+    for (vcpu, intid) in [(0, 27), (1, 27), (0, DISK)] {
+        assert_eq!(gic.set_pending_hw(vcpu, intid), Latched::Ready);
+    }
     // vCPU 1 leaves: its timer only; the SPI was acknowledged on vCPU 0's CPU.
     assert_eq!(gic.take_hw_pending(1, false), [27]);
     assert_eq!(gic.take_hw_pending(0, true), [27, DISK]);
     assert!(!gic.has_deliverable(0) && !gic.has_deliverable(1));
     // Delivered ones are the list registers' business: nothing to hand back.
-    assert!(gic.set_pending_hw(0, 27));
+    assert_eq!(gic.set_pending_hw(0, 27), Latched::Ready);
     assert!(gic.take_deliverable(0).unwrap().hw);
     assert_eq!(gic.take_hw_pending(0, true), []);
 }
