@@ -1,7 +1,9 @@
 //! Decoding ESR_EL2 (exception syndrome) into the arch-neutral [`Exit`].
 
 use tantalum_core::addr::GuestPhys;
-use tantalum_core::exit::{Access, Conduit, Exit, MmioAccess};
+use tantalum_core::exit::{Access, Exit, MmioAccess, RegisterClass, VcpuSet};
+
+use crate::{psci, sysreg};
 
 /// Exception classes (ESR_EL2.EC) that Tantalum handles.
 pub mod ec {
@@ -82,12 +84,54 @@ pub fn extend_load(s: &Syndrome, value: u64) -> u64 {
     }
 }
 
+/// The vCPU that trapped, for what depends on it (an SGI to "all but self").
+#[derive(Clone, Copy, Debug)]
+pub struct Caller {
+    /// Its number in its partition.
+    pub vcpu: usize,
+    /// How many vCPUs its partition has.
+    pub vcpus: usize,
+}
+
+/// The vCPUs an `ICC_SGI1R_EL1` value names among the caller's partition's: the target list
+/// (affinity 0.0.0.n, n < 16) or, with IRM, all but the caller.
+fn sgi_targets(sgi1r: u64, caller: Caller) -> VcpuSet {
+    let all_but_self = sgi1r & (1 << 40) != 0;
+    let higher_affinity = (sgi1r >> 16) & 0xff | (sgi1r >> 32) & 0xff | (sgi1r >> 48) & 0xff;
+    let mut set = 0u64;
+    for vcpu in 0..caller.vcpus.min(64) {
+        let named = higher_affinity == 0 && vcpu < 16 && sgi1r & (1 << vcpu) != 0;
+        if if all_but_self { vcpu != caller.vcpu } else { named } {
+            set |= 1 << vcpu;
+        }
+    }
+    VcpuSet(set)
+}
+
+/// A trapped `MSR`/`MRS`: an SGI, or a register access core classifies by [`sysreg::classify`].
+fn system_register(s: &Syndrome, x: &[u64; 31], caller: Caller) -> Exit {
+    // ISS: Op0[21:20] Op2[19:17] Op1[16:14] CRn[13:10] Rt[9:5] CRm[4:1] Direction[0].
+    let encoding = (s.iss() & 0x3f_fc1e) as u32;
+    let register = ((s.iss() >> 5) & 0x1f) as u8;
+    let value = if register == 31 { 0 } else { x[register as usize] };
+    let write = s.iss() & 1 == 0;
+    if encoding == sysreg::ICC_SGI1R_EL1 && write {
+        return Exit::SendIpi { targets: sgi_targets(value, caller), intid: ((value >> 24) & 0xf) as u32 };
+    }
+    let class = sysreg::classify(encoding);
+    // A PMU write never reaches the bits that would count the hypervisor's work.
+    let mask = if class == RegisterClass::Pmu { sysreg::pmu_write_mask(encoding) } else { u64::MAX };
+    Exit::Register { class, name: sysreg::name(encoding), register, write: write.then_some(value & mask) }
+}
+
 /// Decodes a synchronous exception; `x` holds the guest's x0..x30.
-pub fn decode(s: &Syndrome, x: &[u64; 31]) -> Exit {
+pub fn decode(s: &Syndrome, x: &[u64; 31], caller: Caller) -> Exit {
     let args = [x[1], x[2], x[3], x[4], x[5], x[6]];
     match s.class() {
-        ec::HVC64 if s.iss() & 0xffff == 0 => Exit::Hypercall { conduit: Conduit::Hvc, function: x[0], args },
-        ec::SMC64 if s.iss() & 0xffff == 0 => Exit::Hypercall { conduit: Conduit::Smc, function: x[0], args },
+        ec::HVC64 | ec::SMC64 if s.iss() & 0xffff == 0 && psci::is_psci(x[0]) => psci::decode(x[0], &args),
+        ec::HVC64 if s.iss() & 0xffff == 0 => Exit::Hypercall { function: x[0], args },
+        // SMCs reach the firmware on real hardware: only PSCI is emulated, the rest is refused.
+        ec::SMC64 if s.iss() & 0xffff == 0 => Exit::ForbiddenCall { via: "SMC", function: x[0] },
         ec::DABT_LOWER => match decoded_access(s, x) {
             Some(access) => Exit::Mmio { addr: s.fault_ipa(), access },
             None => {
@@ -96,13 +140,7 @@ pub fn decode(s: &Syndrome, x: &[u64; 31]) -> Exit {
             }
         },
         ec::IABT_LOWER => Exit::Stage2Fault { addr: s.fault_ipa(), access: Access::Execute },
-        ec::SYSREG => {
-            // ISS: Op0[21:20] Op2[19:17] Op1[16:14] CRn[13:10] Rt[9:5] CRm[4:1] Direction[0].
-            let encoding = (s.iss() & 0x3f_fc1e) as u32;
-            let register = ((s.iss() >> 5) & 0x1f) as u8;
-            let value = if register == 31 { 0 } else { x[register as usize] };
-            Exit::SystemRegister { encoding, write: s.iss() & 1 == 0, register, value }
-        }
+        ec::SYSREG => system_register(s, x, caller),
         ec::WFX => Exit::WaitForInterrupt,
         _ => Exit::Unhandled { syndrome: s.esr },
     }
@@ -128,6 +166,8 @@ pub const fn instruction_length(s: &Syndrome) -> u64 {
 mod tests {
     use super::*;
 
+    const ONE: Caller = Caller { vcpu: 0, vcpus: 1 };
+
     fn esr(class: u64, iss: u64) -> u64 {
         (class << 26) | (1 << 25) | iss
     }
@@ -137,17 +177,19 @@ mod tests {
         let mut x = [0u64; 31];
         x[..7].copy_from_slice(&[0xC600_0003, 1, 2, 3, 4, 5, 6]);
         let s = Syndrome { esr: esr(ec::HVC64, 0), ..Default::default() };
-        assert_eq!(
-            decode(&s, &x),
-            Exit::Hypercall { conduit: Conduit::Hvc, function: 0xC600_0003, args: [1, 2, 3, 4, 5, 6] }
-        );
+        assert_eq!(decode(&s, &x, ONE), Exit::Hypercall { function: 0xC600_0003, args: [1, 2, 3, 4, 5, 6] });
         assert!(!needs_pc_advance(&s));
         let s = Syndrome { esr: esr(ec::SMC64, 0), ..Default::default() };
-        assert!(matches!(decode(&s, &x), Exit::Hypercall { conduit: Conduit::Smc, .. }));
+        assert_eq!(decode(&s, &x, ONE), Exit::ForbiddenCall { via: "SMC", function: 0xC600_0003 });
         assert!(needs_pc_advance(&s));
+        // PSCI over either conduit.
+        x[0] = tantalum_core::hypercall::psci::SYSTEM_OFF;
+        assert_eq!(decode(&s, &x, ONE), Exit::SystemOff { via: "PSCI SYSTEM_OFF" });
+        let s = Syndrome { esr: esr(ec::HVC64, 0), ..Default::default() };
+        assert_eq!(decode(&s, &x, ONE), Exit::SystemOff { via: "PSCI SYSTEM_OFF" });
         // hvc #1 is not our conduit.
         let s = Syndrome { esr: esr(ec::HVC64, 1), ..Default::default() };
-        assert!(matches!(decode(&s, &x), Exit::Unhandled { .. }));
+        assert!(matches!(decode(&s, &x, ONE), Exit::Unhandled { .. }));
     }
 
     #[test]
@@ -157,22 +199,81 @@ mod tests {
         // HPFAR holds IPA[47:12] in bits [43:4].
         let s = Syndrome { hpfar: (0x4300_0000u64 >> 12) << 4, ..s };
         assert_eq!(
-            decode(&s, &[0; 31]),
+            decode(&s, &[0; 31], ONE),
             Exit::Stage2Fault { addr: GuestPhys(0x4300_0123), access: Access::Write }
         );
         let s = Syndrome { esr: esr(ec::IABT_LOWER, 0), far: 0, hpfar: 0x10 };
         assert_eq!(
-            decode(&s, &[0; 31]),
+            decode(&s, &[0; 31], ONE),
             Exit::Stage2Fault { addr: GuestPhys(0x1000), access: Access::Execute }
         );
+    }
+
+    /// The ESR of an `msr`/`mrs` of `encoding` with general register `rt`.
+    fn sysreg_esr(encoding: u32, rt: u64, read: bool) -> Syndrome {
+        Syndrome {
+            esr: esr(ec::SYSREG, u64::from(encoding) | (rt << 5) | u64::from(read)),
+            ..Default::default()
+        }
     }
 
     #[test]
     fn system_register_direction() {
         let read = Syndrome { esr: esr(ec::SYSREG, 0x30_0001), ..Default::default() };
-        assert!(matches!(decode(&read, &[0; 31]), Exit::SystemRegister { write: false, .. }));
+        assert!(matches!(decode(&read, &[0; 31], ONE), Exit::Register { write: None, .. }));
         let write = Syndrome { esr: esr(ec::SYSREG, 0x30_0000), ..Default::default() };
-        assert!(matches!(decode(&write, &[0; 31]), Exit::SystemRegister { write: true, .. }));
+        assert!(matches!(decode(&write, &[0; 31], ONE), Exit::Register { write: Some(0), .. }));
+    }
+
+    #[test]
+    fn system_registers_are_classified() {
+        let mut x = [0u64; 31];
+        x[4] = (1 << 27) | 0x11;
+        let actlr = sysreg::encode(3, 0, 1, 0, 1);
+        assert_eq!(
+            decode(&sysreg_esr(actlr, 4, false), &x, ONE),
+            Exit::Register {
+                class: RegisterClass::Forbidden,
+                name: sysreg::name(actlr),
+                register: 4,
+                write: Some(x[4])
+            }
+        );
+        let dbgbvr0 = sysreg::encode(2, 0, 0, 0, 4);
+        assert!(matches!(
+            decode(&sysreg_esr(dbgbvr0, 4, true), &x, ONE),
+            Exit::Register { class: RegisterClass::Hidden, write: None, .. }
+        ));
+        // An event filter write loses NSH; a read of PMCR is a PMU access.
+        let filter = sysreg::encode(3, 3, 14, 12, 0);
+        assert!(matches!(
+            decode(&sysreg_esr(filter, 4, false), &x, ONE),
+            Exit::Register { class: RegisterClass::Pmu, write: Some(0x11), .. }
+        ));
+    }
+
+    #[test]
+    fn sgis_become_ipis_to_the_named_vcpus() {
+        let four = |vcpu| Caller { vcpu, vcpus: 4 };
+        let send = |value: u64, caller| {
+            let mut x = [0u64; 31];
+            x[2] = value;
+            decode(&sysreg_esr(sysreg::ICC_SGI1R_EL1, 2, false), &x, caller)
+        };
+        // SGI 1 to vCPUs 1 and 5 (which does not exist).
+        assert_eq!(send((1 << 24) | 0b10_0010, four(0)), Exit::SendIpi { targets: VcpuSet(0b10), intid: 1 });
+        // IRM: all but the caller.
+        assert_eq!(
+            send((1 << 40) | (3 << 24), four(2)),
+            Exit::SendIpi { targets: VcpuSet(0b1011), intid: 3 }
+        );
+        // A higher affinity level names no vCPU of ours.
+        assert_eq!(send((1 << 16) | 1, four(0)), Exit::SendIpi { targets: VcpuSet(0), intid: 0 });
+        // A read of the (write-only) register is no IPI.
+        assert!(matches!(
+            decode(&sysreg_esr(sysreg::ICC_SGI1R_EL1, 2, true), &[0; 31], ONE),
+            Exit::Register { class: RegisterClass::Forbidden, .. }
+        ));
     }
 
     #[test]
@@ -183,11 +284,11 @@ mod tests {
         let iss = dabt::ISV | (2 << 22) | (3 << 16) | dabt::WNR | 0b000111;
         let s = Syndrome { esr: esr(ec::DABT_LOWER, iss), far: 0x14, hpfar: (0x80a_0000u64 >> 12) << 4 };
         let access = MmioAccess { size: 4, register: 3, write: Some(0x5566_7788) };
-        assert_eq!(decode(&s, &x), Exit::Mmio { addr: GuestPhys(0x80a_0014), access });
+        assert_eq!(decode(&s, &x, ONE), Exit::Mmio { addr: GuestPhys(0x80a_0014), access });
         assert!(needs_pc_advance(&s));
         // A permission fault (writing a read-only page) is never emulated.
         let perm = Syndrome { esr: esr(ec::DABT_LOWER, dabt::ISV | dabt::WNR | 0b001111), ..s };
-        assert!(matches!(decode(&perm, &x), Exit::Stage2Fault { access: Access::Write, .. }));
+        assert!(matches!(decode(&perm, &x, ONE), Exit::Stage2Fault { access: Access::Write, .. }));
         // ldrsb x1: sign extension to 64 bits.
         let ldrsb = Syndrome {
             esr: esr(ec::DABT_LOWER, dabt::ISV | (1 << 21) | (1 << 15) | (1 << 16) | 0b000111),

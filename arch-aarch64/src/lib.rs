@@ -5,5 +5,7 @@
 
 pub mod descriptors;
 pub mod esr;
+pub mod psci;
 pub mod regs;
 pub mod smmu_format;
+pub mod sysreg;

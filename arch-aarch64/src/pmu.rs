@@ -36,7 +36,8 @@ fn selected(n: u64, counter: bool, write: Option<u64>) -> u64 {
     value
 }
 
-/// Carries out an access to the PMU register `encoding` (core's `sysreg::is_pmu`); returns the
+/// Carries out an access to the PMU register `encoding` (`sysreg::is_pmu`, a write already
+/// masked by `sysreg::pmu_write_mask`); returns the
 /// value read, 0 for writes and for encodings that name no PMU register.
 pub fn access(encoding: u32, write: Option<u64>) -> u64 {
     let (op1, crn, crm, op2) =

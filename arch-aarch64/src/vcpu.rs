@@ -372,24 +372,17 @@ impl Services for CpuServices<'_> {
         self.raise(t, vcpu, intid);
     }
 
-    fn send_sgi(&mut self, sgi1r: u64) {
+    fn send_ipi(&mut self, targets: VcpuSet, intid: u32) {
         let p = self.partition();
-        let intid = ((sgi1r >> 24) & 0xf) as u32;
-        let all_but_self = sgi1r & (1 << 40) != 0;
-        let higher_affinity = (sgi1r >> 16) & 0xff | (sgi1r >> 32) & 0xff | (sgi1r >> 48) & 0xff;
-        for vcpu in 0..p.vcpus.len() {
-            let named = higher_affinity == 0 && vcpu < 16 && sgi1r & (1 << vcpu) != 0;
-            let target = if all_but_self { vcpu != self.here.vcpu } else { named };
-            if target {
-                self.raise(p, vcpu, intid);
-            }
+        for vcpu in targets.iter().take_while(|&v| v < p.vcpus.len()) {
+            self.raise(p, vcpu, intid);
         }
     }
 
-    fn cpu_on(&mut self, vcpu: usize, entry: u64, context: u64) -> PsciStatus {
+    fn cpu_on(&mut self, vcpu: usize, entry: GuestPhys, context: u64) -> PsciStatus {
         let p = self.partition();
         let Some(slot) = p.vcpus.get(vcpu) else { return PsciStatus::InvalidParameters };
-        match slot.request_start(entry, context) {
+        match slot.request_start(entry.0, context) {
             Ok(()) => {
                 kick_vcpu(self.system, p, vcpu, self.here.cpu);
                 PsciStatus::Success
@@ -423,22 +416,15 @@ impl Services for CpuServices<'_> {
         crate::pmu::access(encoding, write)
     }
 
-    fn affinity_info(&mut self, vcpu: usize) -> Option<u64> {
-        Some(match self.partition().vcpus.get(vcpu)?.power() {
-            Power::On => psci::AFFINITY_ON,
-            Power::Off => psci::AFFINITY_OFF,
-            Power::Starting => psci::AFFINITY_ON_PENDING,
-        })
+    fn vcpu_power(&mut self, vcpu: usize) -> Option<Power> {
+        Some(self.partition().vcpus.get(vcpu)?.power())
     }
 }
 
 /// Whether the only physical interrupt pending is the EL2 wake-up timer (still high until it is
 /// disarmed): nothing for the guest.
 fn only_wakeup_pending() -> bool {
-    let intid: u64;
-    // SAFETY: reading the highest-priority pending interrupt does not acknowledge it.
-    unsafe { core::arch::asm!("mrs {}, icc_hppir1_el1", out(reg) intid, options(nomem, nostack)) };
-    intid as u32 & 0xff_ffff == gic::WAKEUP_INTID
+    gic::highest_pending() == gic::WAKEUP_INTID
 }
 
 /// Follows partition `p`'s virtual UART interrupt line in its virtual GIC.
@@ -620,7 +606,7 @@ extern "C" fn guest_exit(frame: &mut GuestFrame, kind: u64) {
     }
     let syndrome = Syndrome { esr: ESR_EL2.get(), far: FAR_EL2.get(), hpfar: HPFAR_EL2.get() };
     let exit = match kind {
-        kind::SYNC => esr::decode(&syndrome, &frame.x),
+        kind::SYNC => esr::decode(&syndrome, &frame.x, Caller { vcpu: here.vcpu, vcpus: p.vcpus.len() }),
         kind::IRQ | kind::FIQ => {
             forward_physical(system, p, here);
             Exit::Interrupt

@@ -2,15 +2,6 @@
 
 use crate::addr::GuestPhys;
 
-/// How a guest asked for a service.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Conduit {
-    /// `hvc #0` on Arm, `vmcall` on x86.
-    Hvc,
-    /// `smc #0` on Arm (trapped by the hypervisor).
-    Smc,
-}
-
 /// Kind of memory access that faulted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
@@ -51,90 +42,134 @@ impl MmioAccess {
     }
 }
 
-/// A decoded exit from the guest.
+/// The vCPUs of the calling partition that an IPI goes to: bit `n` is vCPU `n`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VcpuSet(pub u64);
+
+impl VcpuSet {
+    pub const fn contains(self, vcpu: usize) -> bool {
+        vcpu < 64 && self.0 & (1 << vcpu) != 0
+    }
+    /// The vCPUs of the set, lowest first.
+    pub fn iter(self) -> impl Iterator<Item = usize> {
+        (0..64).filter(move |&v| self.contains(v))
+    }
+}
+
+/// What the hypervisor does with a trapped register access, as the arch classified it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegisterClass {
+    /// A register a partition may touch but must not see the real one of (debug, trace, RAS,
+    /// activity monitors): reads as zero, writes are ignored.
+    Hidden,
+    /// A performance-monitor register: carried out on this CPU's own counters, by the arch
+    /// (which keeps them from counting the hypervisor's work).
+    Pmu,
+    /// Any other register the hypervisor traps: a fault.
+    Forbidden,
+}
+
+/// An arch-specific register number with the arch's way of naming it in reports
+/// (`S3_1_C15_C2_0` on Arm, `MSR 0x1b` on x86).
+#[derive(Clone, Copy)]
+pub struct RegisterName {
+    pub id: u32,
+    pub format: fn(u32, &mut core::fmt::Formatter<'_>) -> core::fmt::Result,
+}
+
+impl RegisterName {
+    /// A name printed as `fmt`'s output for `id`.
+    pub const fn new(id: u32, format: fn(u32, &mut core::fmt::Formatter<'_>) -> core::fmt::Result) -> Self {
+        Self { id, format }
+    }
+}
+
+impl PartialEq for RegisterName {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+impl Eq for RegisterName {}
+
+impl core::fmt::Debug for RegisterName {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "RegisterName({self})")
+    }
+}
+
+impl core::fmt::Display for RegisterName {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        (self.format)(self.id, f)
+    }
+}
+
+/// A decoded exit from the guest. It says what the guest did, never how an architecture
+/// encodes it: each `arch-*` decodes its traps (ESR classes, PSCI calls, VMX exit reasons)
+/// into these variants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exit {
-    /// A hypercall or firmware call: function ID in x0 / rax, arguments in x1..x6.
-    Hypercall { conduit: Conduit, function: u64, args: [u64; 6] },
+    /// A Tantalum hypercall (`hvc #0` / `vmcall`): function ID in x0 / rax, arguments in
+    /// x1..x6 / rdi, rsi, rdx, r10, r8, r9.
+    Hypercall { function: u64, args: [u64; 6] },
+    /// A call the platform does not let partitions make (on Arm, an SMC that is not PSCI);
+    /// `via` names the instruction for the report.
+    ForbiddenCall { via: &'static str, function: u64 },
+    /// A query about the arch's own firmware interface that the arch answered (PSCI_VERSION,
+    /// PSCI_FEATURES, or a malformed argument): `value` goes back to the guest.
+    Answered { value: u64 },
+    /// Start vCPU `vcpu` of the calling partition at `entry`, with `context` in its first
+    /// argument register (PSCI CPU_ON; INIT-SIPI on x86).
+    CpuOn { vcpu: usize, entry: GuestPhys, context: u64 },
+    /// The calling vCPU turns itself off (PSCI CPU_OFF).
+    CpuOff,
+    /// The power state of vCPU `vcpu` of the calling partition (PSCI AFFINITY_INFO).
+    CpuState { vcpu: usize },
+    /// The partition powers itself off; `via` names how, for the report ("PSCI SYSTEM_OFF").
+    SystemOff { via: &'static str },
+    /// The partition resets itself; `via` names how ("PSCI SYSTEM_RESET").
+    SystemReset { via: &'static str },
+    /// An inter-processor interrupt `intid` to `targets`, vCPUs of the calling partition
+    /// (`ICC_SGI1R_EL1` on Arm, an ICR write on x86).
+    SendIpi { targets: VcpuSet, intid: u32 },
     /// An access outside the partition's stage-2 / EPT mappings that the hardware decoded
     /// (a single load or store of one register): a candidate for device emulation.
     Mmio { addr: GuestPhys, access: MmioAccess },
     /// An access outside the partition's stage-2 / EPT mappings.
     Stage2Fault { addr: GuestPhys, access: Access },
-    /// A trapped system-register (or MSR) access; `encoding` is arch-specific (on Arm,
-    /// [`sysreg`]); `register` is the general register written to or read from, `value` what
-    /// a write stores.
-    SystemRegister { encoding: u32, write: bool, register: u8, value: u64 },
+    /// A trapped register access (Arm system register, x86 MSR) that the arch classified;
+    /// `register` is the general register read into, `write` what a write stores.
+    Register { class: RegisterClass, name: RegisterName, register: u8, write: Option<u64> },
     /// The guest executed WFI / HLT.
     WaitForInterrupt,
     /// A physical interrupt arrived while the guest ran.
     Interrupt,
-    /// Anything else the hypervisor does not emulate; `syndrome` is arch-specific.
+    /// Anything else the hypervisor does not emulate; `syndrome` is arch-specific (ESR_EL2,
+    /// a VMX exit reason), printed in the report.
     Unhandled { syndrome: u64 },
     /// The IOMMU refused a DMA access by one of the partition's devices.
     DmaFault(crate::iommu::DmaFault),
 }
 
-/// Arm system-register encodings as trapped accesses report them (the ESR ISS layout without
-/// the register number: Op0[21:20] Op2[19:17] Op1[16:14] CRn[13:10] CRm[4:1]).
-pub mod sysreg {
-    /// The encoding of `S<op0>_<op1>_C<crn>_C<crm>_<op2>`.
-    pub const fn encode(op0: u32, op1: u32, crn: u32, crm: u32, op2: u32) -> u32 {
-        (op0 << 20) | (op2 << 17) | (op1 << 14) | (crn << 10) | (crm << 1)
-    }
-    /// `ICC_SGI1R_EL1`: a guest sends an SGI to its vCPUs (trapped with `HCR_EL2.IMO`).
-    pub const ICC_SGI1R_EL1: u32 = encode(3, 0, 12, 11, 5);
-    /// Whether an encoding is in the debug space (Op0 = 2: breakpoints, watchpoints, OS lock,
-    /// MDSCR...): trapped so that partitions cannot use the real ones.
-    pub const fn is_debug(encoding: u32) -> bool {
-        (encoding >> 20) & 3 == 2
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vcpu_sets() {
+        let set = VcpuSet(0b1010);
+        assert!(set.contains(1) && set.contains(3) && !set.contains(0) && !set.contains(64));
+        assert_eq!(set.iter().collect::<alloc::vec::Vec<_>>(), [1, 3]);
+        assert_eq!(VcpuSet(1 << 63).iter().collect::<alloc::vec::Vec<_>>(), [63]);
     }
 
-    const fn fields(e: u32) -> (u32, u32, u32, u32, u32) {
-        ((e >> 20) & 3, (e >> 14) & 7, (e >> 10) & 0xf, (e >> 1) & 0xf, (e >> 17) & 7)
-    }
-
-    /// Whether an encoding is a PMU register (trapped with `MDCR_EL2.TPM`): `PMCR_EL0` to
-    /// `PMUSERENR_EL0` (Op1 3, CRn 9, CRm 12..14), `PMINTENSET/CLR_EL1` and `PMMIR_EL1` (Op1 0,
-    /// CRn 9, CRm 14), the event counters and filters (Op1 3, CRn 14, CRm 8..15).
-    pub const fn is_pmu(encoding: u32) -> bool {
-        matches!(fields(encoding), (3, 3, 9, 12..=14, _) | (3, 0, 9, 14, 1 | 2 | 6) | (3, 3, 14, 8..=15, _))
-    }
-
-    /// The bits of a PMU register that a partition may write: all, except in an event filter
-    /// (`PMEVTYPER<n>_EL0`, `PMXEVTYPER_EL0`, `PMCCFILTR_EL0`) the NSH bit, which would count
-    /// events at EL2: the work the hypervisor does for other partitions on this CPU.
-    pub const fn pmu_write_mask(encoding: u32) -> u64 {
-        const NSH: u64 = 1 << 27;
-        match fields(encoding) {
-            (3, 3, 14, 12..=15, _) | (3, 3, 9, 13, 1) => !NSH,
-            _ => u64::MAX,
+    #[test]
+    fn register_names_use_the_arch_format() {
+        fn msr(id: u32, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            write!(f, "MSR {id:#x}")
         }
-    }
-
-    /// RAS error records (`ERR*`, `ERX*`: Op1 0, CRn 5, CRm 3..5; `DISR_EL1`) and activity
-    /// monitors (`AM*`: Op1 3, CRn 13, CRm 2..7), trapped where the CPU has them: they read as
-    /// zero and ignore writes (a partition sees neither the machine's errors nor its activity).
-    pub const fn is_hidden(encoding: u32) -> bool {
-        matches!(fields(encoding), (3, 0, 5, 3..=5, _) | (3, 0, 12, 1, 1) | (3, 3, 13, 2..=7, _))
-    }
-
-    /// `S<op0>_<op1>_C<crn>_C<crm>_<op2>`, the assembler's generic name of an encoding.
-    pub struct Name(pub u32);
-
-    impl core::fmt::Display for Name {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            let e = self.0;
-            let field = |shift: u32, bits: u32| (e >> shift) & ((1 << bits) - 1);
-            write!(
-                f,
-                "S{}_{}_C{}_C{}_{}",
-                field(20, 2),
-                field(14, 3),
-                field(10, 4),
-                field(1, 4),
-                field(17, 3)
-            )
-        }
+        let name = RegisterName::new(0x1b, msr);
+        assert_eq!(alloc::format!("{name}"), "MSR 0x1b");
+        assert_eq!(name, RegisterName::new(0x1b, msr));
     }
 }

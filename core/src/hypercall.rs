@@ -37,7 +37,9 @@ pub const CONSOLE_WRITE_MAX: u64 = 256;
 /// Longest wait one call may ask for (1 s); longer waits are clamped.
 pub const WAIT_MAX_NS: u64 = 1_000_000_000;
 
-/// PSCI function IDs (PSCI 1.1, SMC32 and SMC64 forms).
+/// PSCI function IDs (PSCI 1.1, SMC32 and SMC64 forms): the Arm guests' firmware ABI, shared
+/// here by the SDK and the partitions that call it. Core decides nothing by these numbers:
+/// `arch-aarch64` decodes them into neutral [`crate::exit::Exit`] variants.
 pub mod psci {
     pub const VERSION: u64 = 0x8400_0000;
     pub const CPU_SUSPEND_32: u64 = 0x8400_0001;
@@ -53,17 +55,12 @@ pub mod psci {
     pub const FEATURES: u64 = 0x8400_000A;
     /// PSCI version the hypervisor implements for guests: 1.1.
     pub const IMPLEMENTED_VERSION: u64 = 0x0001_0001;
-    /// AFFINITY_INFO results.
+    /// AFFINITY_INFO results ([`crate::partition::power::Power::to_reg`]).
     pub const AFFINITY_ON: u64 = 0;
     pub const AFFINITY_OFF: u64 = 1;
     pub const AFFINITY_ON_PENDING: u64 = 2;
     /// MIGRATE_INFO_TYPE: "Trusted OS not present or does not require migration".
     pub const MIGRATE_NOT_REQUIRED: u64 = 2;
-
-    /// Whether `function` is in the PSCI range (owner 4 of SMCCC, either calling convention).
-    pub const fn is_psci(function: u64) -> bool {
-        matches!(function & 0xBFFF_FFE0, 0x8400_0000)
-    }
 }
 
 /// SMCCC / PSCI return codes, as they appear in x0.
@@ -145,14 +142,6 @@ mod tests {
         for f in [VENDOR_HYP_BASE + 9, VENDOR_HYP_BASE + 0xFF01, 0x8600_0000, 0, u64::MAX] {
             assert_eq!(Call::decode(f, &a), None, "{f:#x}");
         }
-    }
-
-    #[test]
-    fn psci_range() {
-        assert!(psci::is_psci(psci::SYSTEM_OFF));
-        assert!(psci::is_psci(psci::CPU_ON_64));
-        assert!(!psci::is_psci(HYP_VERSION));
-        assert!(!psci::is_psci(0x8600_0000));
     }
 
     #[test]

@@ -7,8 +7,8 @@ use core::fmt;
 
 use crate::addr::{GuestPhys, HostPhys};
 use crate::config::{FaultPolicy, PartitionConfig, PartitionId, SystemConfig};
-use crate::exit::{sysreg, Access, Conduit, Exit, MmioAccess};
-use crate::hypercall::{self, psci, Call, Status};
+use crate::exit::{Access, Exit, MmioAccess, RegisterClass, RegisterName, VcpuSet};
+use crate::hypercall::{self, Call, Status};
 use crate::vgic::{self, Frame};
 use crate::vplatform;
 
@@ -27,20 +27,22 @@ pub trait Services {
     /// Makes interrupt `intid` pending in partition `target`'s virtual GIC and wakes the CPU
     /// that runs it.
     fn notify(&mut self, target: PartitionId, intid: u32);
-    /// Sends SGIs to vCPUs of the calling partition, as an `ICC_SGI1R_EL1` value describes.
-    fn send_sgi(&mut self, sgi1r: u64);
-    /// Starts vCPU `vcpu` of the calling partition at `entry` with x0 = `context` (PSCI CPU_ON).
-    fn cpu_on(&mut self, vcpu: usize, entry: u64, context: u64) -> Status;
-    /// PSCI AFFINITY_INFO of vCPU `vcpu`: ON, OFF or ON_PENDING; `None` if there is no such vCPU.
-    fn affinity_info(&mut self, vcpu: usize) -> Option<u64>;
+    /// Makes interrupt `intid` pending for `targets`, vCPUs of the calling partition, and
+    /// wakes them.
+    fn send_ipi(&mut self, targets: VcpuSet, intid: u32);
+    /// Starts vCPU `vcpu` of the calling partition at `entry` with `context` in its first
+    /// argument register.
+    fn cpu_on(&mut self, vcpu: usize, entry: GuestPhys, context: u64) -> Status;
+    /// The power state of vCPU `vcpu` of the calling partition; `None` if there is no such vCPU.
+    fn vcpu_power(&mut self, vcpu: usize) -> Option<power::Power>;
     /// Emulates an access to the calling partition's virtual UART at `offset`; returns the value
     /// read.
     fn uart_access(&mut self, offset: u64, write: Option<u64>) -> u64;
     /// Whether partition `id` is running now (or still loading, at boot: not stopped).
     fn partition_running(&mut self, id: PartitionId) -> bool;
-    /// Carries out a trapped access to the PMU register `encoding` (a [`sysreg::is_pmu`] one,
-    /// with a value already masked by policy) on this CPU's PMU; returns the value read.
-    fn pmu_access(&mut self, encoding: u32, write: Option<u64>) -> u64;
+    /// Carries out a trapped access to the PMU register `id` (one the arch classified as
+    /// [`RegisterClass::Pmu`]) on this CPU's PMU; returns the value read.
+    fn pmu_access(&mut self, id: u32, write: Option<u64>) -> u64;
 }
 
 /// Run-time facts about the calling partition that the config does not hold.
@@ -55,10 +57,10 @@ pub struct PartitionState {
 pub enum Fault {
     /// Access outside its memory (stage-2 / EPT violation).
     Memory { addr: GuestPhys, access: Access },
-    /// An SMC that is not a PSCI call.
-    ForbiddenSmc { function: u64 },
-    /// Access to a system register the hypervisor traps and does not emulate.
-    SystemRegister { encoding: u32, write: bool },
+    /// A call the platform does not let partitions make (on Arm, an SMC that is not PSCI).
+    ForbiddenCall { via: &'static str, function: u64 },
+    /// Access to a register the hypervisor traps and does not emulate.
+    Register { name: RegisterName, write: bool },
     /// Any other trapped instruction or exception.
     Unhandled { syndrome: u64 },
     /// One of its devices made a DMA access the IOMMU refused.
@@ -71,10 +73,10 @@ impl fmt::Display for Fault {
             Fault::Memory { addr, access } => {
                 write!(f, "stage-2 {} abort at IPA {addr} (outside its memory)", access.name())
             }
-            Fault::ForbiddenSmc { function } => write!(f, "forbidden SMC (function {function:#x})"),
-            Fault::SystemRegister { encoding, write } => {
+            Fault::ForbiddenCall { via, function } => write!(f, "forbidden {via} (function {function:#x})"),
+            Fault::Register { name, write } => {
                 let dir = if write { "write" } else { "read" };
-                write!(f, "trapped system register {dir} ({})", sysreg::Name(encoding))
+                write!(f, "trapped system register {dir} ({name})")
             }
             Fault::Unhandled { syndrome } => {
                 write!(f, "unhandled exception (syndrome {syndrome:#x})")
@@ -89,10 +91,10 @@ impl fmt::Display for Fault {
 pub enum StopReason {
     /// The partition called [`hypercall::HYP_EXIT`].
     Exited { code: u64 },
-    /// PSCI SYSTEM_OFF from the partition.
-    PoweredOff,
-    /// PSCI SYSTEM_RESET from the partition.
-    Reset,
+    /// The partition powered itself off; `via` says how (`PSCI SYSTEM_OFF`).
+    PoweredOff { via: &'static str },
+    /// The partition reset itself; `via` says how (`PSCI SYSTEM_RESET`).
+    Reset { via: &'static str },
     /// A fault, handled by the partition's `on-fault` policy.
     Fault(Fault),
 }
@@ -136,13 +138,26 @@ pub fn handle_exit(
         return Outcome::Return { values: [0; 5], count: 0 };
     };
     match exit {
-        Exit::Hypercall { conduit, function, args } => {
-            handle_call(system, partition, state, conduit, function, &args, services)
+        Exit::Hypercall { function, args } => {
+            handle_call(system, partition, state, function, &args, services)
+        }
+        Exit::ForbiddenCall { via, function } => fault(partition, Fault::ForbiddenCall { via, function }),
+        Exit::Answered { value } => Outcome::ret(value),
+        Exit::CpuOn { vcpu, entry, context } => Outcome::status(services.cpu_on(vcpu, entry, context)),
+        Exit::CpuOff => Outcome::VcpuOff,
+        Exit::CpuState { vcpu } => services
+            .vcpu_power(vcpu)
+            .map_or(Outcome::status(Status::InvalidParameters), |p| Outcome::ret(p.to_reg())),
+        Exit::SystemOff { via } => Outcome::Stop(StopReason::PoweredOff { via }),
+        Exit::SystemReset { via } => Outcome::Restart(StopReason::Reset { via }),
+        Exit::SendIpi { targets, intid } => {
+            services.send_ipi(targets, intid);
+            Outcome::Emulated { load: None }
         }
         Exit::Mmio { addr, access } => mmio(system, partition, addr, access, services),
         Exit::Stage2Fault { addr, access } => fault(partition, Fault::Memory { addr, access }),
-        Exit::SystemRegister { encoding, write, register, value } => {
-            system_register(partition, encoding, write, register, value, services)
+        Exit::Register { class, name, register, write } => {
+            register_access(partition, class, name, register, write, services)
         }
         Exit::WaitForInterrupt | Exit::Interrupt => Outcome::Return { values: [0; 5], count: 0 },
         Exit::Unhandled { syndrome } => fault(partition, Fault::Unhandled { syndrome }),
@@ -160,31 +175,25 @@ pub fn fault(partition: &PartitionConfig, fault: Fault) -> Outcome {
     }
 }
 
-/// A trapped system-register access: SGIs between the partition's vCPUs are sent; debug,
-/// trace, RAS and activity-monitor registers read as zero and ignore writes (a guest OS may
-/// reset them at boot, but must not get the real ones); PMU accesses go to the CPU's own PMU
-/// with event filters kept off EL2; anything else is a fault.
-fn system_register(
+/// A trapped register access, as the arch classified it: hidden registers (debug, trace, RAS,
+/// activity monitors) read as zero and ignore writes (a guest OS may reset them at boot, but
+/// must not get the real ones); PMU accesses go to the CPU's own PMU; anything else is a fault.
+fn register_access(
     partition: &PartitionConfig,
-    encoding: u32,
-    write: bool,
+    class: RegisterClass,
+    name: RegisterName,
     register: u8,
-    value: u64,
+    write: Option<u64>,
     services: &mut dyn Services,
 ) -> Outcome {
-    if encoding == sysreg::ICC_SGI1R_EL1 && write {
-        services.send_sgi(value);
-        return Outcome::Emulated { load: None };
+    match class {
+        RegisterClass::Hidden => Outcome::Emulated { load: write.is_none().then_some((register, 0)) },
+        RegisterClass::Pmu => {
+            let read = services.pmu_access(name.id, write);
+            Outcome::Emulated { load: write.is_none().then_some((register, read)) }
+        }
+        RegisterClass::Forbidden => fault(partition, Fault::Register { name, write: write.is_some() }),
     }
-    if sysreg::is_debug(encoding) || sysreg::is_hidden(encoding) {
-        return Outcome::Emulated { load: (!write).then_some((register, 0)) };
-    }
-    if sysreg::is_pmu(encoding) {
-        let write = write.then_some(value & sysreg::pmu_write_mask(encoding));
-        let read = services.pmu_access(encoding, write);
-        return Outcome::Emulated { load: write.is_none().then_some((register, read)) };
-    }
-    fault(partition, Fault::SystemRegister { encoding, write })
 }
 
 /// A decoded load or store outside the partition's memory: its virtual GIC, or a fault.
@@ -240,18 +249,10 @@ fn handle_call(
     system: &SystemConfig,
     partition: &PartitionConfig,
     state: &PartitionState,
-    conduit: Conduit,
     function: u64,
     args: &[u64; 6],
     services: &mut dyn Services,
 ) -> Outcome {
-    if psci::is_psci(function) {
-        return handle_psci(function, args, services);
-    }
-    if conduit == Conduit::Smc {
-        // SMCs reach the firmware on real hardware: only PSCI is emulated, the rest is refused.
-        return fault(partition, Fault::ForbiddenSmc { function });
-    }
     let Some(call) = Call::decode(function, args) else {
         return Outcome::status(Status::NotSupported);
     };
@@ -296,51 +297,6 @@ fn console_write(partition: &PartitionConfig, ipa: u64, len: u64, services: &mut
     Outcome::ret(len)
 }
 
-fn handle_psci(function: u64, args: &[u64; 6], services: &mut dyn Services) -> Outcome {
-    // PSCI's SMC32 calls take 32-bit arguments.
-    let arg = |i: usize| if function & (1 << 30) == 0 { args[i] & 0xffff_ffff } else { args[i] };
-    match function {
-        psci::VERSION => Outcome::ret(psci::IMPLEMENTED_VERSION),
-        psci::FEATURES => {
-            let supported = matches!(
-                args[0],
-                psci::VERSION
-                    | psci::FEATURES
-                    | psci::SYSTEM_OFF
-                    | psci::SYSTEM_RESET
-                    | psci::MIGRATE_INFO_TYPE
-                    | psci::CPU_ON_32
-                    | psci::CPU_ON_64
-                    | psci::CPU_OFF
-                    | psci::AFFINITY_INFO_32
-                    | psci::AFFINITY_INFO_64
-            );
-            Outcome::status(if supported { Status::Success } else { Status::NotSupported })
-        }
-        psci::MIGRATE_INFO_TYPE => Outcome::ret(psci::MIGRATE_NOT_REQUIRED),
-        psci::SYSTEM_OFF => Outcome::Stop(StopReason::PoweredOff),
-        psci::SYSTEM_RESET => Outcome::Restart(StopReason::Reset),
-        psci::CPU_ON_32 | psci::CPU_ON_64 => match vcpu_of(arg(0)) {
-            Some(vcpu) => Outcome::status(services.cpu_on(vcpu, arg(1), arg(2))),
-            None => Outcome::status(Status::InvalidParameters),
-        },
-        psci::CPU_OFF => Outcome::VcpuOff,
-        psci::AFFINITY_INFO_32 | psci::AFFINITY_INFO_64 => match (vcpu_of(arg(0)), arg(1)) {
-            (Some(vcpu), 0) => {
-                services.affinity_info(vcpu).map_or(Outcome::status(Status::InvalidParameters), Outcome::ret)
-            }
-            _ => Outcome::status(Status::InvalidParameters),
-        },
-        _ => Outcome::status(Status::NotSupported),
-    }
-}
-
-/// The vCPU number a PSCI target affinity names: vCPU `n` has MPIDR affinity 0.0.0.n.
-fn vcpu_of(mpidr: u64) -> Option<usize> {
-    let affinity = mpidr & 0xff_00ff_ffff;
-    (affinity <= 0xff).then_some(affinity as usize)
-}
-
 /// One console line describing how a partition's run ended, e.g.
 /// `partition 'attacker' fault: stage-2 write abort at IPA 0x42000000 (outside its memory), PC 0x44000123: restarting`.
 pub struct Report<'a> {
@@ -362,10 +318,8 @@ impl fmt::Display for Report<'_> {
             StopReason::Exited { code } => {
                 write!(f, "partition '{name}' exited with code {code}: {action}")
             }
-            StopReason::PoweredOff => write!(f, "partition '{name}' powered off (PSCI SYSTEM_OFF): {action}"),
-            StopReason::Reset => {
-                write!(f, "partition '{name}' reset (PSCI SYSTEM_RESET): {action}")
-            }
+            StopReason::PoweredOff { via } => write!(f, "partition '{name}' powered off ({via}): {action}"),
+            StopReason::Reset { via } => write!(f, "partition '{name}' reset ({via}): {action}"),
             // A device's fault: the vCPU's PC says nothing about it.
             StopReason::Fault(fault @ Fault::Dma(_)) => {
                 write!(f, "partition '{name}' fault: {fault}: {action}")

@@ -3,13 +3,25 @@
 
 use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
-/// PSCI power state of one vCPU, as `AFFINITY_INFO` reports it.
+/// Power state of one vCPU, as PSCI `AFFINITY_INFO` (or its x86 equivalent) reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Power {
     Off,
     /// CPU_ON (or the partition's start) asked for it; its CPU has not picked it up yet.
     Starting,
     On,
+}
+
+impl Power {
+    /// The value a guest reads for this state: PSCI `AFFINITY_INFO`'s, which Tantalum's ABI
+    /// uses on every architecture (0 on, 1 off, 2 on pending).
+    pub const fn to_reg(self) -> u64 {
+        match self {
+            Power::On => 0,
+            Power::Off => 1,
+            Power::Starting => 2,
+        }
+    }
 }
 
 /// Raw states: `CLAIMED` is a start being written (entry and context not yet complete).

@@ -14,8 +14,8 @@ struct Fake {
     waited: u64,
     gic: Vec<(Frame, vgic::Access)>,
     notified: Vec<(PartitionId, u32)>,
-    sgis: Vec<u64>,
-    started: Vec<(usize, u64, u64)>,
+    ipis: Vec<(VcpuSet, u32)>,
+    started: Vec<(usize, GuestPhys, u64)>,
     uart: Vec<(u64, Option<u64>)>,
     pmu: Vec<(u32, Option<u64>)>,
 }
@@ -38,10 +38,10 @@ impl Services for Fake {
     fn notify(&mut self, target: PartitionId, intid: u32) {
         self.notified.push((target, intid));
     }
-    fn send_sgi(&mut self, sgi1r: u64) {
-        self.sgis.push(sgi1r);
+    fn send_ipi(&mut self, targets: VcpuSet, intid: u32) {
+        self.ipis.push((targets, intid));
     }
-    fn cpu_on(&mut self, vcpu: usize, entry: u64, context: u64) -> Status {
+    fn cpu_on(&mut self, vcpu: usize, entry: GuestPhys, context: u64) -> Status {
         if vcpu >= 2 {
             return Status::InvalidParameters;
         }
@@ -59,12 +59,12 @@ impl Services for Fake {
     fn partition_running(&mut self, id: PartitionId) -> bool {
         id == 1
     }
-    fn pmu_access(&mut self, encoding: u32, write: Option<u64>) -> u64 {
-        self.pmu.push((encoding, write));
+    fn pmu_access(&mut self, id: u32, write: Option<u64>) -> u64 {
+        self.pmu.push((id, write));
         0x41
     }
-    fn affinity_info(&mut self, vcpu: usize) -> Option<u64> {
-        (vcpu < 2).then_some(if vcpu == 0 { psci::AFFINITY_ON } else { psci::AFFINITY_OFF })
+    fn vcpu_power(&mut self, vcpu: usize) -> Option<power::Power> {
+        (vcpu < 2).then_some(if vcpu == 0 { power::Power::On } else { power::Power::Off })
     }
 }
 
@@ -90,7 +90,7 @@ fn partition(policy: FaultPolicy) -> PartitionConfig {
 }
 
 fn hvc(function: u64, args: [u64; 6]) -> Exit {
-    Exit::Hypercall { conduit: Conduit::Hvc, function, args }
+    Exit::Hypercall { function, args }
 }
 
 /// A board with a GIC, `p` as partition 0, a `pong` partition 1 and a channel between them.
@@ -176,26 +176,31 @@ fn faults_follow_policy() {
 }
 
 #[test]
-fn smc_only_for_psci() {
+fn forbidden_calls_follow_the_fault_policy() {
     let p = partition(FaultPolicy::Stop);
-    let smc = |function| Exit::Hypercall { conduit: Conduit::Smc, function, args: [0; 6] };
-    assert_eq!(run(&p, smc(psci::VERSION)).0, Outcome::ret(psci::IMPLEMENTED_VERSION));
+    let exit = Exit::ForbiddenCall { via: "SMC", function: 0xc200_0000 };
+    let (o, _) = run(&p, exit);
     assert_eq!(
-        run(&p, smc(HYP_VERSION)).0,
-        Outcome::Stop(StopReason::Fault(Fault::ForbiddenSmc { function: HYP_VERSION }))
+        o,
+        Outcome::Stop(StopReason::Fault(Fault::ForbiddenCall { via: "SMC", function: 0xc200_0000 }))
     );
+    let text = Report { partition: "attacker", outcome: &o, pc: 4 }.to_string();
+    assert!(text.contains("fault: forbidden SMC (function 0xc2000000)"), "{text}");
+    // What the arch answered itself goes back as it is.
+    assert_eq!(run(&p, Exit::Answered { value: 0x1_0001 }).0, Outcome::ret(0x1_0001));
 }
 
 #[test]
-fn psci_acts_on_the_partition() {
+fn power_requests_act_on_the_partition() {
     let p = partition(FaultPolicy::HaltSystem);
-    assert_eq!(run(&p, hvc(psci::SYSTEM_OFF, [0; 6])).0, Outcome::Stop(StopReason::PoweredOff));
-    assert_eq!(run(&p, hvc(psci::SYSTEM_RESET, [0; 6])).0, Outcome::Restart(StopReason::Reset));
-    let features = |f| run(&p, hvc(psci::FEATURES, [f, 0, 0, 0, 0, 0])).0;
-    assert_eq!(features(psci::SYSTEM_OFF), Outcome::ret(0));
-    assert_eq!(features(psci::CPU_ON_64), Outcome::ret(0));
-    assert_eq!(features(psci::CPU_SUSPEND_64), Outcome::status(Status::NotSupported));
-    assert_eq!(run(&p, hvc(psci::MIGRATE_INFO_TYPE, [0; 6])).0, Outcome::ret(2));
+    let off = run(&p, Exit::SystemOff { via: "PSCI SYSTEM_OFF" }).0;
+    assert_eq!(off, Outcome::Stop(StopReason::PoweredOff { via: "PSCI SYSTEM_OFF" }));
+    let text = Report { partition: "linux", outcome: &off, pc: 0 }.to_string();
+    assert_eq!(text, "partition 'linux' powered off (PSCI SYSTEM_OFF): stopped");
+    let reset = run(&p, Exit::SystemReset { via: "PSCI SYSTEM_RESET" }).0;
+    assert_eq!(reset, Outcome::Restart(StopReason::Reset { via: "PSCI SYSTEM_RESET" }));
+    let text = Report { partition: "phoenix", outcome: &reset, pc: 0 }.to_string();
+    assert_eq!(text, "partition 'phoenix' reset (PSCI SYSTEM_RESET): restarting");
 }
 
 #[test]
@@ -252,80 +257,51 @@ fn channel_notify_rings_the_peer() {
 }
 
 #[test]
-fn psci_cpu_on_off_and_affinity() {
+fn cpu_on_off_and_state() {
     let p = partition(FaultPolicy::Stop);
-    let (o, fake) = run(&p, hvc(psci::CPU_ON_64, [1, 0x4008_0000, 0x77, 0, 0, 0]));
+    let on = |vcpu| Exit::CpuOn { vcpu, entry: GuestPhys(0x4008_0000), context: 0x77 };
+    let (o, fake) = run(&p, on(1));
     assert_eq!(o, Outcome::ret(0));
-    assert_eq!(fake.started, [(1, 0x4008_0000, 0x77)]);
-    // SMC32 form: arguments are 32-bit.
-    let (_, fake) = run(&p, hvc(psci::CPU_ON_32, [0xffff_ffff_0000_0001, 0x1_4008_0000, 5, 0, 0, 0]));
-    assert_eq!(fake.started, [(1, 0x4008_0000, 5)]);
-    let (o, _) = run(&p, hvc(psci::CPU_ON_64, [0, 0x4008_0000, 0, 0, 0, 0]));
-    assert_eq!(o, Outcome::status(Status::AlreadyOn));
-    for bad in [2, 0x100, 0x1_0000_0000, u64::MAX] {
-        let (o, _) = run(&p, hvc(psci::CPU_ON_64, [bad, 0, 0, 0, 0, 0]));
-        assert_eq!(o, Outcome::status(Status::InvalidParameters), "{bad:#x}");
+    assert_eq!(fake.started, [(1, GuestPhys(0x4008_0000), 0x77)]);
+    assert_eq!(run(&p, on(0)).0, Outcome::status(Status::AlreadyOn));
+    for bad in [2, 0x100, usize::MAX] {
+        assert_eq!(run(&p, on(bad)).0, Outcome::status(Status::InvalidParameters), "{bad:#x}");
     }
-    assert_eq!(run(&p, hvc(psci::AFFINITY_INFO_64, [1, 0, 0, 0, 0, 0])).0, Outcome::ret(psci::AFFINITY_OFF));
-    assert_eq!(run(&p, hvc(psci::AFFINITY_INFO_64, [0, 0, 0, 0, 0, 0])).0, Outcome::ret(psci::AFFINITY_ON));
-    assert_eq!(
-        run(&p, hvc(psci::AFFINITY_INFO_64, [1, 1, 0, 0, 0, 0])).0,
-        Outcome::status(Status::InvalidParameters)
-    );
-    assert_eq!(run(&p, hvc(psci::CPU_OFF, [0; 6])).0, Outcome::VcpuOff);
+    assert_eq!(run(&p, Exit::CpuState { vcpu: 1 }).0, Outcome::ret(psci::AFFINITY_OFF));
+    assert_eq!(run(&p, Exit::CpuState { vcpu: 0 }).0, Outcome::ret(psci::AFFINITY_ON));
+    assert_eq!(run(&p, Exit::CpuState { vcpu: 2 }).0, Outcome::status(Status::InvalidParameters));
+    assert_eq!(run(&p, Exit::CpuOff).0, Outcome::VcpuOff);
 }
 
 #[test]
-fn sgis_are_sent_debug_registers_read_as_zero_others_fault() {
+fn ipis_are_sent_to_the_named_vcpus() {
     let p = partition(FaultPolicy::Stop);
-    let sysreg = |encoding, write, value| Exit::SystemRegister { encoding, write, register: 4, value };
-    let (o, fake) = run(&p, sysreg(crate::exit::sysreg::ICC_SGI1R_EL1, true, 0x0100_0002));
+    let (o, fake) = run(&p, Exit::SendIpi { targets: VcpuSet(0b10), intid: 1 });
     assert_eq!(o, Outcome::Emulated { load: None });
-    assert_eq!(fake.sgis, [0x0100_0002]);
-    let dbgbvr0 = crate::exit::sysreg::encode(2, 0, 0, 0, 4);
-    assert_eq!(run(&p, sysreg(dbgbvr0, false, 0)).0, Outcome::Emulated { load: Some((4, 0)) });
-    assert_eq!(run(&p, sysreg(dbgbvr0, true, 7)).0, Outcome::Emulated { load: None });
-    let impdef = crate::exit::sysreg::encode(3, 1, 15, 2, 0);
-    let (o, _) = run(&p, sysreg(impdef, false, 0));
-    assert_eq!(o, Outcome::Stop(StopReason::Fault(Fault::SystemRegister { encoding: impdef, write: false })));
+    assert_eq!(fake.ipis, [(VcpuSet(0b10), 1)]);
+}
+
+fn arm_name(id: u32, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+    write!(f, "S3_1_C15_C2_{id}")
+}
+
+#[test]
+fn hidden_registers_read_as_zero_pmu_ones_reach_the_pmu_others_fault() {
+    let p = partition(FaultPolicy::Stop);
+    let name = RegisterName::new(0, arm_name);
+    let reg = |class, write| Exit::Register { class, name, register: 4, write };
+    assert_eq!(run(&p, reg(RegisterClass::Hidden, None)).0, Outcome::Emulated { load: Some((4, 0)) });
+    let (o, fake) = run(&p, reg(RegisterClass::Hidden, Some(7)));
+    assert_eq!(o, Outcome::Emulated { load: None });
+    assert!(fake.pmu.is_empty());
+    let (o, fake) = run(&p, reg(RegisterClass::Pmu, None));
+    assert_eq!((o, fake.pmu), (Outcome::Emulated { load: Some((4, 0x41)) }, vec![(0, None)]));
+    let (o, fake) = run(&p, reg(RegisterClass::Pmu, Some(0x7)));
+    assert_eq!((o, fake.pmu), (Outcome::Emulated { load: None }, vec![(0, Some(0x7))]));
+    let (o, _) = run(&p, reg(RegisterClass::Forbidden, None));
+    assert_eq!(o, Outcome::Stop(StopReason::Fault(Fault::Register { name, write: false })));
     let text = Report { partition: "p", outcome: &o, pc: 4 }.to_string();
     assert!(text.contains("trapped system register read (S3_1_C15_C2_0)"), "{text}");
-}
-
-#[test]
-fn pmu_accesses_reach_the_pmu_but_never_count_at_el2() {
-    use crate::exit::sysreg::{encode, is_hidden, is_pmu};
-    let p = partition(FaultPolicy::Stop);
-    let sysreg = |encoding, write, value| Exit::SystemRegister { encoding, write, register: 4, value };
-    let pmcr = encode(3, 3, 9, 12, 0);
-    let (o, fake) = run(&p, sysreg(pmcr, false, 0));
-    assert_eq!(o, Outcome::Emulated { load: Some((4, 0x41)) });
-    assert_eq!(fake.pmu, [(pmcr, None)]);
-    let (o, fake) = run(&p, sysreg(pmcr, true, 0x7));
-    assert_eq!((o, fake.pmu), (Outcome::Emulated { load: None }, vec![(pmcr, Some(0x7))]));
-    // Event filters: NSH (bit 27, count at EL2) is dropped, everything else kept.
-    let nsh = 1u64 << 27;
-    let filters =
-        [encode(3, 3, 14, 12, 0), encode(3, 3, 14, 15, 6), encode(3, 3, 14, 15, 7), encode(3, 3, 9, 13, 1)];
-    for filter in filters {
-        let (_, fake) = run(&p, sysreg(filter, true, nsh | 0x11));
-        assert_eq!(fake.pmu, [(filter, Some(0x11))], "{filter:#x}");
-    }
-    // A counter keeps every bit.
-    let counter = encode(3, 3, 14, 8, 3);
-    assert_eq!(run(&p, sysreg(counter, true, u64::MAX)).1.pmu, [(counter, Some(u64::MAX))]);
-    for e in [encode(3, 0, 9, 14, 1), encode(3, 0, 9, 14, 2), encode(3, 3, 9, 14, 0), encode(3, 3, 9, 12, 5)]
-    {
-        assert!(is_pmu(e), "{e:#x}");
-    }
-    assert!(!is_pmu(crate::exit::sysreg::ICC_SGI1R_EL1));
-    // RAS error records and activity monitors read as zero.
-    for hidden in
-        [encode(3, 0, 5, 3, 0), encode(3, 0, 5, 4, 2), encode(3, 0, 12, 1, 1), encode(3, 3, 13, 2, 0)]
-    {
-        assert!(is_hidden(hidden));
-        assert_eq!(run(&p, sysreg(hidden, false, 0)).0, Outcome::Emulated { load: Some((4, 0)) });
-    }
 }
 
 #[test]
