@@ -5,6 +5,7 @@
 
 mod bench;
 mod board;
+mod bochs;
 mod cargo;
 mod check;
 mod devices;
@@ -130,6 +131,10 @@ struct ConfigArg {
 struct RunArgs {
     #[command(flatten)]
     config: ConfigArg,
+    /// The board (a directory of boards/): without --config, boot its demo system; with one,
+    /// check that the system is for this board.
+    #[arg(long, value_name = "NAME")]
+    board: Option<String>,
     /// Stop QEMU after SECS seconds (an error).
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     timeout: Option<u64>,
@@ -209,7 +214,11 @@ fn build(config: &std::path::Path) -> Result<()> {
 
 fn run(args: RunArgs) -> Result<()> {
     tools::ensure()?;
-    let built = image::build_system(&args.config.path)?;
+    let config = match &args.board {
+        Some(name) => board::system_for(name, &args.config.path, std::path::Path::new(DEFAULT_CONFIG))?,
+        None => args.config.path.clone(),
+    };
+    let built = image::build_system(&config)?;
     let board = board::Board::load(&built.board)?;
     step(format!("{}: {}", built.image.display(), check::summary(&built.config)));
     let mut extra = devices::qemu_args(&built.config, built.image.with_file_name("disk.img"))?;

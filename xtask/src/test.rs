@@ -211,6 +211,10 @@ pub fn run_scenario(s: &Scenario) -> std::result::Result<(), String> {
     Err(format!("{}\nlog: {}\n--- last lines ---\n{}", problems.join("\n"), log.display(), tail.join("\n")))
 }
 
+/// The x86_64 scenario (`crate::bochs`).
+const X86_SCENARIO: &str =
+    "x86_64 under Bochs: GRUB Multiboot2 boot, long mode, VMXON, a guest under EPT whose exits core decides";
+
 /// `cargo xtask test`: everything, or only the scenarios whose name contains `filter` (which
 /// must match at least one); `list` prints the scenario names.
 pub fn command(filter: Option<&str>, list: bool) -> Result<()> {
@@ -218,10 +222,17 @@ pub fn command(filter: Option<&str>, list: bool) -> Result<()> {
         for s in SCENARIOS {
             println!("{}", s.name);
         }
+        println!("{X86_SCENARIO}");
         return Ok(());
     }
     if let Some(filter) = filter {
         let chosen: Vec<&Scenario> = SCENARIOS.iter().filter(|s| s.name.contains(filter)).collect();
+        if X86_SCENARIO.contains(filter) {
+            tools::ensure()?;
+            let mut tally = Tally::default();
+            tally.record(X86_SCENARIO, crate::bochs::vmx_probe_scenario());
+            return finish(tally);
+        }
         if chosen.is_empty() {
             bail!("--scenario {filter:?} matches no scenario; `cargo xtask test --list` lists them");
         }
@@ -248,6 +259,10 @@ pub fn command(filter: Option<&str>, list: bool) -> Result<()> {
     tally.record(
         "host: cargo test (tantalum-aarch64 lib)",
         cargo(&["test", "--quiet", "-p", "tantalum-aarch64", "--lib"]),
+    );
+    tally.record(
+        "host: cargo test (tantalum-x86_64 lib)",
+        cargo(&["test", "--quiet", "-p", "tantalum-x86_64", "--lib"]),
     );
 
     step("builds for both architectures");
@@ -283,6 +298,9 @@ pub fn command(filter: Option<&str>, list: bool) -> Result<()> {
         let name = format!("boots: {}", path.strip_prefix(root()).unwrap_or(&path).display());
         tally.record(&name, boot_good_config(&path));
     }
+
+    step("emulator scenarios (Bochs, x86_64)");
+    tally.record(X86_SCENARIO, crate::bochs::vmx_probe_scenario());
 
     step("emulator scenarios (QEMU)");
     for s in SCENARIOS {

@@ -43,6 +43,16 @@ pub fn programs() -> Result<Vec<Program>> {
             None => list.push(p),
         }
     }
+    // The x86_64 runs: Bochs (its BIOS, VGA BIOS and headless display) and a GRUB ISO.
+    for (program, package) in [
+        ("bochs", "bochs bochs-term bochsbios vgabios"),
+        ("grub-mkrescue", "grub-common grub-pc-bin"),
+        ("xorriso", "xorriso"),
+        ("mformat", "mtools"),
+    ] {
+        let purpose = "boots board bochs-pc (x86_64, VT-x with EPT)".into();
+        list.push(Program { program: program.into(), package: package.into(), purpose });
+    }
     Ok(list)
 }
 

@@ -1,0 +1,206 @@
+//! Decoding VMX exits (Intel SDM vol. 3C, appendix C) into the arch-neutral [`Exit`], or into
+//! the few things the arch answers itself (CPUID).
+
+use tantalum_core::addr::GuestPhys;
+use tantalum_core::exit::{Access, Exit, RegisterClass, RegisterName};
+
+/// Basic exit reasons (bits 15:0 of the exit-reason field).
+pub mod reason {
+    pub const EXCEPTION_OR_NMI: u32 = 0;
+    pub const EXTERNAL_INTERRUPT: u32 = 1;
+    pub const TRIPLE_FAULT: u32 = 2;
+    pub const INIT: u32 = 3;
+    pub const SIPI: u32 = 4;
+    pub const CPUID: u32 = 10;
+    pub const HLT: u32 = 12;
+    pub const VMCALL: u32 = 18;
+    pub const IO_INSTRUCTION: u32 = 30;
+    pub const RDMSR: u32 = 31;
+    pub const WRMSR: u32 = 32;
+    pub const INVALID_GUEST_STATE: u32 = 33;
+    pub const EPT_VIOLATION: u32 = 48;
+    pub const EPT_MISCONFIGURATION: u32 = 49;
+    pub const PREEMPTION_TIMER: u32 = 52;
+}
+
+/// The guest's general registers, saved by the world switch (rsp and rip live in the VMCS).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Gprs {
+    pub rax: u64,
+    pub rbx: u64,
+    pub rcx: u64,
+    pub rdx: u64,
+    pub rsi: u64,
+    pub rdi: u64,
+    pub rbp: u64,
+    pub r8: u64,
+    pub r9: u64,
+    pub r10: u64,
+    pub r11: u64,
+    pub r12: u64,
+    pub r13: u64,
+    pub r14: u64,
+    pub r15: u64,
+}
+
+impl Gprs {
+    /// Puts hypercall results in rax, rdi, rsi, rdx, r10 (docs/hypercalls.md).
+    pub fn set_results(&mut self, values: &[u64]) {
+        let slots = [&mut self.rax, &mut self.rdi, &mut self.rsi, &mut self.rdx, &mut self.r10];
+        for (slot, &v) in slots.into_iter().zip(values) {
+            *slot = v;
+        }
+    }
+}
+
+/// What the exit-information fields of the VMCS said.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ExitInfo {
+    pub reason: u32,
+    pub qualification: u64,
+    pub guest_physical: u64,
+}
+
+/// An exit as the VMX layer acts on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decoded {
+    /// Core decides.
+    Exit(Exit),
+    /// CPUID `leaf`.`subleaf`: the arch answers with the filtered host values.
+    Cpuid { leaf: u32, subleaf: u32 },
+}
+
+fn msr_format(id: u32, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+    write!(f, "MSR {id:#x}")
+}
+
+/// The name core prints for MSR `msr`.
+pub const fn msr_name(msr: u32) -> RegisterName {
+    RegisterName::new(msr, msr_format)
+}
+
+/// MSRs a partition reads as zero and writes to no effect: machine-check banks and status,
+/// the platform ID, microcode signature and the performance/energy status a guest OS probes
+/// at boot. Everything else not in the VMCS is a fault.
+pub const fn msr_class(msr: u32) -> RegisterClass {
+    match msr {
+        0x17 | 0x8b | 0x179 | 0x17a | 0x198 | 0x199 | 0x1a0 | 0x400..=0x47f => RegisterClass::Hidden,
+        _ => RegisterClass::Forbidden,
+    }
+}
+
+/// Decodes an exit with the guest's registers at the time.
+pub fn decode(info: &ExitInfo, regs: &Gprs) -> Decoded {
+    let exit = match info.reason & 0xffff {
+        reason::VMCALL => Exit::Hypercall {
+            function: regs.rax,
+            args: [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9],
+        },
+        reason::CPUID => return Decoded::Cpuid { leaf: regs.rax as u32, subleaf: regs.rcx as u32 },
+        reason::HLT => Exit::WaitForInterrupt,
+        reason::EXTERNAL_INTERRUPT | reason::PREEMPTION_TIMER => Exit::Interrupt,
+        reason::EPT_VIOLATION => {
+            let q = info.qualification;
+            let access = if q & 4 != 0 {
+                Access::Execute
+            } else if q & 2 != 0 {
+                Access::Write
+            } else {
+                Access::Read
+            };
+            Exit::Stage2Fault { addr: GuestPhys(info.guest_physical), access }
+        }
+        reason::RDMSR | reason::WRMSR => {
+            let msr = regs.rcx as u32;
+            let write = (info.reason & 0xffff == reason::WRMSR)
+                .then_some((regs.rdx << 32) | (regs.rax & 0xffff_ffff));
+            // A read loads rax (and rdx, which the VMX layer clears).
+            Exit::Register { class: msr_class(msr), name: msr_name(msr), register: 0, write }
+        }
+        // Triple faults, INIT/SIPI not from the partition's own vCPUs, invalid state, port I/O
+        // the partition does not own, EPT misconfigurations (a hypervisor bug) and every other
+        // reason: the partition's fault policy, with the reason in the report.
+        _ => Exit::Unhandled { syndrome: u64::from(info.reason) | (info.qualification << 32) },
+    };
+    Decoded::Exit(exit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vmcall_uses_the_documented_registers() {
+        let regs = Gprs {
+            rax: 0xC600_0003,
+            rdi: 1,
+            rsi: 2,
+            rdx: 3,
+            r10: 4,
+            r8: 5,
+            r9: 6,
+            rcx: 99,
+            ..Default::default()
+        };
+        let info = ExitInfo { reason: reason::VMCALL, ..Default::default() };
+        assert_eq!(
+            decode(&info, &regs),
+            Decoded::Exit(Exit::Hypercall { function: 0xC600_0003, args: [1, 2, 3, 4, 5, 6] })
+        );
+        let mut r = regs;
+        r.set_results(&[7, 8, 9]);
+        assert_eq!((r.rax, r.rdi, r.rsi, r.rdx), (7, 8, 9, 3));
+    }
+
+    #[test]
+    fn ept_violations_are_stage2_faults() {
+        let info =
+            ExitInfo { reason: reason::EPT_VIOLATION, qualification: 0b010, guest_physical: 0x4300_0008 };
+        assert_eq!(
+            decode(&info, &Gprs::default()),
+            Decoded::Exit(Exit::Stage2Fault { addr: GuestPhys(0x4300_0008), access: Access::Write })
+        );
+        let fetch = ExitInfo { qualification: 0b100, ..info };
+        assert!(matches!(
+            decode(&fetch, &Gprs::default()),
+            Decoded::Exit(Exit::Stage2Fault { access: Access::Execute, .. })
+        ));
+    }
+
+    #[test]
+    fn msrs_are_classified() {
+        let read = |msr| {
+            decode(
+                &ExitInfo { reason: reason::RDMSR, ..Default::default() },
+                &Gprs { rcx: msr, ..Default::default() },
+            )
+        };
+        assert!(matches!(
+            read(0x1b),
+            Decoded::Exit(Exit::Register { class: RegisterClass::Forbidden, write: None, .. })
+        ));
+        assert!(matches!(read(0x17), Decoded::Exit(Exit::Register { class: RegisterClass::Hidden, .. })));
+        let write = Gprs { rcx: 0x1b, rax: 0xffff_ffff_fee0_0900, rdx: 1, ..Default::default() };
+        let info = ExitInfo { reason: reason::WRMSR, ..Default::default() };
+        assert!(matches!(
+            decode(&info, &write),
+            Decoded::Exit(Exit::Register { write: Some(0x1_fee0_0900), .. })
+        ));
+        assert_eq!(format!("{}", msr_name(0x1b)), "MSR 0x1b");
+    }
+
+    #[test]
+    fn the_rest() {
+        let d = |reason| {
+            decode(
+                &ExitInfo { reason, ..Default::default() },
+                &Gprs { rax: 0x4000_0000, ..Default::default() },
+            )
+        };
+        assert_eq!(d(reason::HLT), Decoded::Exit(Exit::WaitForInterrupt));
+        assert_eq!(d(reason::EXTERNAL_INTERRUPT), Decoded::Exit(Exit::Interrupt));
+        assert_eq!(d(reason::CPUID), Decoded::Cpuid { leaf: 0x4000_0000, subleaf: 0 });
+        assert_eq!(d(reason::TRIPLE_FAULT), Decoded::Exit(Exit::Unhandled { syndrome: 2 }));
+    }
+}

@@ -1,0 +1,377 @@
+//! VMX operation on this CPU: VMXON, one VMCS per vCPU, the world switch and exit handling.
+
+use alloc::alloc::{alloc_zeroed, Layout};
+use core::arch::{asm, global_asm};
+
+use tantalum_core::addr::HostPhys;
+use tantalum_core::stage2::TableMemory;
+use tantalum_x86_64::vmcs::{self, adjust};
+use tantalum_x86_64::vmexit::Gprs;
+
+use crate::cpu::{rdmsr, wrmsr};
+
+mod msr {
+    pub const FEATURE_CONTROL: u32 = 0x3a;
+    pub const VMX_BASIC: u32 = 0x480;
+    pub const VMX_PINBASED: u32 = 0x481;
+    pub const VMX_PROCBASED: u32 = 0x482;
+    pub const VMX_EXIT: u32 = 0x483;
+    pub const VMX_ENTRY: u32 = 0x484;
+    pub const VMX_CR0_FIXED0: u32 = 0x486;
+    pub const VMX_CR0_FIXED1: u32 = 0x487;
+    pub const VMX_CR4_FIXED0: u32 = 0x488;
+    pub const VMX_CR4_FIXED1: u32 = 0x489;
+    pub const VMX_PROCBASED2: u32 = 0x48b;
+    pub const VMX_TRUE_PINBASED: u32 = 0x48d;
+    pub const VMX_TRUE_PROCBASED: u32 = 0x48e;
+    pub const VMX_TRUE_EXIT: u32 = 0x48f;
+    pub const VMX_TRUE_ENTRY: u32 = 0x490;
+    pub const EFER: u32 = 0xc000_0080;
+}
+
+/// Why VMX could not be used.
+#[derive(Clone, Copy, Debug)]
+pub enum VmxError {
+    NoVmx,
+    /// The firmware locked IA32_FEATURE_CONTROL with VMX off.
+    LockedOff,
+    /// A VMX instruction failed (CF: no current VMCS; ZF: error number in the VMCS).
+    Instruction {
+        what: &'static str,
+        error: u64,
+    },
+    /// The CPU lacks a control Tantalum needs.
+    MissingControl(&'static str),
+    OutOfMemory,
+}
+
+impl core::fmt::Display for VmxError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            VmxError::NoVmx => write!(f, "this CPU has no VMX"),
+            VmxError::LockedOff => write!(f, "the firmware locked VMX off (IA32_FEATURE_CONTROL)"),
+            VmxError::Instruction { what, error } => {
+                write!(f, "{what} failed (VM-instruction error {error})")
+            }
+            VmxError::MissingControl(name) => write!(f, "the CPU lacks the {name} controls Tantalum needs"),
+            VmxError::OutOfMemory => write!(f, "the hypervisor heap is full"),
+        }
+    }
+}
+
+/// `count` zeroed 4 KiB pages from the heap (identity-mapped: the address is physical).
+pub fn alloc_pages(count: usize) -> Option<HostPhys> {
+    let layout = Layout::from_size_align(count * 4096, count.next_power_of_two() * 4096).ok()?;
+    // SAFETY: the layout has a non-zero size.
+    let ptr = unsafe { alloc_zeroed(layout) };
+    (!ptr.is_null()).then_some(HostPhys(ptr as u64))
+}
+
+/// Page tables in the hypervisor heap (identity-mapped).
+pub struct HeapTables;
+
+impl TableMemory for HeapTables {
+    fn alloc_tables(&mut self, count: usize) -> Option<HostPhys> {
+        alloc_pages(count)
+    }
+    fn read(&self, table: HostPhys, index: usize) -> u64 {
+        // SAFETY: `table` came from `alloc_tables` (the builder reads only its own tables).
+        unsafe { (table.as_u64() as *const u64).add(index).read_volatile() }
+    }
+    fn write(&mut self, table: HostPhys, index: usize, desc: u64) {
+        // SAFETY: as above; the tables are not live for any guest while being built.
+        unsafe { (table.as_u64() as *mut u64).add(index).write_volatile(desc) }
+    }
+}
+
+fn check(what: &'static str, flags: u64) -> Result<(), VmxError> {
+    // RFLAGS.CF (VMfailInvalid) or ZF (VMfailValid).
+    if flags & 1 != 0 {
+        return Err(VmxError::Instruction { what, error: u64::MAX });
+    }
+    if flags & 0x40 != 0 {
+        return Err(VmxError::Instruction { what, error: vmread(vmcs::VM_INSTRUCTION_ERROR) });
+    }
+    Ok(())
+}
+
+pub fn vmread(field: u32) -> u64 {
+    let value: u64;
+    // SAFETY: reading a field of the current VMCS has no side effect; a failure leaves 0.
+    unsafe { asm!("vmread {}, {}", out(reg) value, in(reg) u64::from(field), options(nostack)) };
+    value
+}
+
+pub fn vmwrite(field: u32, value: u64) -> Result<(), VmxError> {
+    let flags: u64;
+    // SAFETY: writes to the current VMCS only, which this CPU owns; a bad field fails cleanly.
+    unsafe {
+        asm!("vmwrite {}, {}", "pushfq", "pop {}", in(reg) u64::from(field), in(reg) value, lateout(reg) flags)
+    };
+    check("vmwrite", flags)
+}
+
+/// Turns VMX operation on for this CPU.
+pub fn enable() -> Result<u32, VmxError> {
+    let ecx = crate::cpu::cpuid(1, 0).2;
+    if ecx & (1 << 5) == 0 {
+        return Err(VmxError::NoVmx);
+    }
+    let feature = rdmsr(msr::FEATURE_CONTROL);
+    if feature & 1 == 0 {
+        // SAFETY: unlocked: enable VMX outside SMX and lock, as firmware would.
+        unsafe { wrmsr(msr::FEATURE_CONTROL, feature | 1 | (1 << 2)) };
+    } else if feature & (1 << 2) == 0 {
+        return Err(VmxError::LockedOff);
+    }
+    let cr0 = (crate::cpu::cr0() | rdmsr(msr::VMX_CR0_FIXED0)) & rdmsr(msr::VMX_CR0_FIXED1);
+    let cr4 = (crate::cpu::cr4() | rdmsr(msr::VMX_CR4_FIXED0) | (1 << 13)) & rdmsr(msr::VMX_CR4_FIXED1);
+    // SAFETY: the fixed bits only add what VMX requires (NE, VMXE) to the running values.
+    unsafe { crate::cpu::set_cr0_cr4(cr0, cr4) };
+    let revision = (rdmsr(msr::VMX_BASIC) & 0x7fff_ffff) as u32;
+    let region = alloc_pages(1).ok_or(VmxError::OutOfMemory)?;
+    // SAFETY: a fresh page of ours; the revision goes in its first four bytes.
+    unsafe { (region.as_u64() as *mut u32).write_volatile(revision) };
+    let flags: u64;
+    // SAFETY: VMXON with a valid region, CR0/CR4 fixed bits satisfied.
+    unsafe { asm!("vmxon [{}]", "pushfq", "pop {}", in(reg) &region.as_u64(), lateout(reg) flags) };
+    check("vmxon", flags)?;
+    Ok(revision)
+}
+
+/// Makes a fresh VMCS current on this CPU.
+pub fn new_vmcs(revision: u32) -> Result<HostPhys, VmxError> {
+    let region = alloc_pages(1).ok_or(VmxError::OutOfMemory)?;
+    // SAFETY: a fresh page of ours.
+    unsafe { (region.as_u64() as *mut u32).write_volatile(revision) };
+    let mut flags: u64;
+    // SAFETY: VMCLEAR then VMPTRLD of a region this CPU owns.
+    unsafe { asm!("vmclear [{}]", "pushfq", "pop {}", in(reg) &region.as_u64(), lateout(reg) flags) };
+    check("vmclear", flags)?;
+    // SAFETY: as above.
+    unsafe { asm!("vmptrld [{}]", "pushfq", "pop {}", in(reg) &region.as_u64(), lateout(reg) flags) };
+    check("vmptrld", flags)?;
+    Ok(region)
+}
+
+/// The capability MSR of a control: the TRUE one where the CPU has them.
+fn capability(plain: u32, true_msr: u32) -> u64 {
+    if rdmsr(msr::VMX_BASIC) & (1 << 55) != 0 {
+        rdmsr(true_msr)
+    } else {
+        rdmsr(plain)
+    }
+}
+
+fn control(field: u32, wanted: u32, cap: u64, name: &'static str) -> Result<(), VmxError> {
+    let (value, ok) = adjust(wanted, cap);
+    if !ok {
+        return Err(VmxError::MissingControl(name));
+    }
+    vmwrite(field, u64::from(value))
+}
+
+/// Writes the execution, exit and entry controls and the host state of the current VMCS.
+pub fn setup_controls_and_host(vpid: u16, eptp: u64) -> Result<(), VmxError> {
+    use vmcs::*;
+    control(
+        PIN_BASED_CONTROLS,
+        pin::EXTERNAL_INTERRUPT_EXITING | pin::NMI_EXITING,
+        capability(msr::VMX_PINBASED, msr::VMX_TRUE_PINBASED),
+        "pin-based",
+    )?;
+    control(
+        PROCESSOR_CONTROLS,
+        proc::HLT_EXITING | proc::UNCONDITIONAL_IO_EXITING | proc::SECONDARY_CONTROLS,
+        capability(msr::VMX_PROCBASED, msr::VMX_TRUE_PROCBASED),
+        "processor-based",
+    )?;
+    control(
+        SECONDARY_CONTROLS,
+        secondary::ENABLE_EPT | secondary::ENABLE_VPID | secondary::UNRESTRICTED_GUEST,
+        rdmsr(msr::VMX_PROCBASED2),
+        "EPT, VPID, unrestricted guest",
+    )?;
+    control(
+        EXIT_CONTROLS,
+        exit::HOST_ADDRESS_SPACE_SIZE
+            | exit::ACK_INTERRUPT_ON_EXIT
+            | exit::SAVE_IA32_EFER
+            | exit::LOAD_IA32_EFER,
+        capability(msr::VMX_EXIT, msr::VMX_TRUE_EXIT),
+        "exit",
+    )?;
+    control(ENTRY_CONTROLS, entry::LOAD_IA32_EFER, capability(msr::VMX_ENTRY, msr::VMX_TRUE_ENTRY), "entry")?;
+    vmwrite(EXCEPTION_BITMAP, 0)?;
+    vmwrite(VPID, u64::from(vpid))?;
+    vmwrite(EPT_POINTER, eptp)?;
+    vmwrite(VMCS_LINK_POINTER, u64::MAX)?;
+    // The guest never sees or sets CR4.VMXE.
+    vmwrite(CR4_GUEST_HOST_MASK, 1 << 13)?;
+    vmwrite(CR4_READ_SHADOW, 0)?;
+
+    let (gdt, tss) = crate::cpu::host_tables();
+    vmwrite(HOST_CR0, crate::cpu::cr0())?;
+    vmwrite(HOST_CR3, crate::cpu::cr3())?;
+    vmwrite(HOST_CR4, crate::cpu::cr4())?;
+    vmwrite(HOST_CS_SELECTOR, 0x08)?;
+    for field in [HOST_SS_SELECTOR, HOST_DS_SELECTOR, HOST_ES_SELECTOR] {
+        vmwrite(field, 0x10)?;
+    }
+    vmwrite(HOST_FS_SELECTOR, 0)?;
+    vmwrite(HOST_GS_SELECTOR, 0)?;
+    vmwrite(HOST_TR_SELECTOR, crate::cpu::TSS_SELECTOR.into())?;
+    vmwrite(HOST_TR_BASE, tss)?;
+    vmwrite(HOST_GDTR_BASE, gdt)?;
+    vmwrite(HOST_IDTR_BASE, 0)?;
+    vmwrite(HOST_FS_BASE, 0)?;
+    vmwrite(HOST_GS_BASE, 0)?;
+    vmwrite(HOST_SYSENTER_CS, 0)?;
+    vmwrite(HOST_SYSENTER_ESP, 0)?;
+    vmwrite(HOST_SYSENTER_EIP, 0)?;
+    vmwrite(HOST_IA32_EFER, rdmsr(msr::EFER))?;
+    Ok(())
+}
+
+/// Guest state of a vCPU entering in 32-bit protected mode, flat segments, paging off, at
+/// `entry` with `ebx` = `context` (the PVH convention's start state).
+pub fn setup_guest_protected(entry: u64) -> Result<(), VmxError> {
+    use vmcs::*;
+    const PE: u64 = 1;
+    const ET: u64 = 1 << 4;
+    const PG: u64 = 1 << 31;
+    let cr0 = ((rdmsr(msr::VMX_CR0_FIXED0) & !(PE | PG)) | PE | ET) & rdmsr(msr::VMX_CR0_FIXED1);
+    let cr4 = rdmsr(msr::VMX_CR4_FIXED0) & rdmsr(msr::VMX_CR4_FIXED1);
+    vmwrite(GUEST_CR0, cr0)?;
+    vmwrite(CR0_READ_SHADOW, PE | ET)?;
+    vmwrite(GUEST_CR3, 0)?;
+    vmwrite(GUEST_CR4, cr4)?;
+    vmwrite(GUEST_DR7, 0x400)?;
+    vmwrite(GUEST_RSP, 0)?;
+    vmwrite(GUEST_RIP, entry)?;
+    vmwrite(GUEST_RFLAGS, 0x2)?;
+    // Selector, limit, access rights, base of each segment.
+    let flat = |seg: u32, selector: u64, rights: u64| -> Result<(), VmxError> {
+        vmwrite(GUEST_ES_SELECTOR + 2 * seg, selector)?;
+        vmwrite(GUEST_ES_LIMIT + 2 * seg, 0xffff_ffff)?;
+        vmwrite(GUEST_ES_ACCESS_RIGHTS + 2 * seg, rights)?;
+        vmwrite(GUEST_ES_BASE + 2 * seg, 0)
+    };
+    flat(SEG_CS, 0x08, 0xc09b)?;
+    for seg in [SEG_ES, SEG_SS, SEG_DS, SEG_FS, SEG_GS] {
+        flat(seg, 0x10, 0xc093)?;
+    }
+    vmwrite(GUEST_ES_SELECTOR + 2 * SEG_LDTR, 0)?;
+    vmwrite(GUEST_ES_LIMIT + 2 * SEG_LDTR, 0)?;
+    vmwrite(GUEST_ES_ACCESS_RIGHTS + 2 * SEG_LDTR, 1 << 16)?;
+    vmwrite(GUEST_ES_BASE + 2 * SEG_LDTR, 0)?;
+    vmwrite(GUEST_ES_SELECTOR + 2 * SEG_TR, 0)?;
+    vmwrite(GUEST_ES_LIMIT + 2 * SEG_TR, 0xff)?;
+    vmwrite(GUEST_ES_ACCESS_RIGHTS + 2 * SEG_TR, 0x8b)?;
+    vmwrite(GUEST_ES_BASE + 2 * SEG_TR, 0)?;
+    vmwrite(GUEST_GDTR_BASE, 0)?;
+    vmwrite(GUEST_GDTR_LIMIT, 0xffff)?;
+    vmwrite(GUEST_IDTR_BASE, 0)?;
+    vmwrite(GUEST_IDTR_LIMIT, 0xffff)?;
+    vmwrite(GUEST_INTERRUPTIBILITY, 0)?;
+    vmwrite(GUEST_ACTIVITY_STATE, 0)?;
+    vmwrite(GUEST_PENDING_DEBUG, 0)?;
+    vmwrite(GUEST_SYSENTER_CS, 0)?;
+    vmwrite(GUEST_SYSENTER_ESP, 0)?;
+    vmwrite(GUEST_SYSENTER_EIP, 0)?;
+    vmwrite(GUEST_IA32_EFER, 0)?;
+    Ok(())
+}
+
+global_asm!(
+    r#"
+    .section .text
+    .global tantalum_vmx_run
+    // rdi = &mut Gprs, rsi = launched. Returns 0 after a VM exit, 1 if the entry failed.
+tantalum_vmx_run:
+    push rbx
+    push rbp
+    push r12
+    push r13
+    push r14
+    push r15
+    push rdi
+    mov rax, 0x6C14
+    vmwrite rax, rsp
+    lea rdx, [rip + tantalum_vmx_exit]
+    mov rax, 0x6C16
+    vmwrite rax, rdx
+    mov r11, rsi
+    mov rax, [rdi + 0]
+    mov rbx, [rdi + 8]
+    mov rcx, [rdi + 16]
+    mov rdx, [rdi + 24]
+    mov rsi, [rdi + 32]
+    mov rbp, [rdi + 48]
+    mov r8, [rdi + 56]
+    mov r9, [rdi + 64]
+    mov r10, [rdi + 72]
+    mov r12, [rdi + 96]
+    mov r13, [rdi + 104]
+    mov r14, [rdi + 112]
+    mov r15, [rdi + 120]
+    test r11, r11
+    mov r11, [rdi + 80]
+    mov rdi, [rdi + 40]
+    jnz 2f
+    vmlaunch
+    jmp 3f
+2:
+    vmresume
+3:
+    // The entry failed: back to the caller with 1.
+    pop rdi
+    mov eax, 1
+    jmp 4f
+tantalum_vmx_exit:
+    push rdi
+    mov rdi, [rsp + 8]
+    mov [rdi + 0], rax
+    mov [rdi + 8], rbx
+    mov [rdi + 16], rcx
+    mov [rdi + 24], rdx
+    mov [rdi + 32], rsi
+    mov [rdi + 48], rbp
+    mov [rdi + 56], r8
+    mov [rdi + 64], r9
+    mov [rdi + 72], r10
+    mov [rdi + 80], r11
+    mov [rdi + 96], r12
+    mov [rdi + 104], r13
+    mov [rdi + 112], r14
+    mov [rdi + 120], r15
+    pop rax
+    mov [rdi + 40], rax
+    pop rdi
+    xor eax, eax
+4:
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop rbp
+    pop rbx
+    ret
+    "#
+);
+
+unsafe extern "C" {
+    fn tantalum_vmx_run(regs: *mut Gprs, launched: u64) -> u64;
+}
+
+/// Runs the current VMCS's guest until its next exit.
+pub fn run(regs: &mut Gprs, launched: bool) -> Result<(), VmxError> {
+    // SAFETY: the current VMCS is complete (controls, host and guest state); the world switch
+    // saves and restores every register the host uses, and `regs` is valid for the call.
+    let failed = unsafe { tantalum_vmx_run(regs, u64::from(launched)) };
+    if failed != 0 {
+        let what = if launched { "vmresume" } else { "vmlaunch" };
+        return Err(VmxError::Instruction { what, error: vmread(vmcs::VM_INSTRUCTION_ERROR) });
+    }
+    Ok(())
+}
