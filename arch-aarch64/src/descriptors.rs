@@ -5,12 +5,38 @@ use tantalum_core::addr::{HostPhys, HostRange};
 use tantalum_core::config::HypervisorMap;
 use tantalum_core::stage2::{Format, MapAttrs, ENTRIES};
 
-const VALID: u64 = 1 << 0;
+pub(crate) const VALID: u64 = 1 << 0;
 /// Bit 1: table (levels 0-2) or page (level 3); clear for a block.
-const TABLE_OR_PAGE: u64 = 1 << 1;
-const AF: u64 = 1 << 10;
-const SH_INNER: u64 = 0b11 << 8;
-const ADDR_MASK: u64 = 0x0000_FFFF_FFFF_F000;
+pub(crate) const TABLE_OR_PAGE: u64 = 1 << 1;
+pub(crate) const AF: u64 = 1 << 10;
+pub(crate) const SH_INNER: u64 = 0b11 << 8;
+pub(crate) const ADDR_MASK: u64 = 0x0000_FFFF_FFFF_F000;
+
+/// What every VMSAv8-64 format (stage 2, the EL2 map, an SMMU's DMA map) shares: how a table
+/// descriptor looks, what is valid, where a table descriptor points, how a leaf is marked.
+pub(crate) mod vmsa {
+    use super::{ADDR_MASK, TABLE_OR_PAGE, VALID};
+    use tantalum_core::addr::HostPhys;
+
+    pub fn table(table: HostPhys) -> u64 {
+        (table.as_u64() & ADDR_MASK) | TABLE_OR_PAGE | VALID
+    }
+
+    pub fn is_valid(desc: u64) -> bool {
+        desc & VALID != 0
+    }
+
+    pub fn next_table(level: usize, desc: u64) -> Option<HostPhys> {
+        let is_table = level < 3 && desc & (VALID | TABLE_OR_PAGE) == (VALID | TABLE_OR_PAGE);
+        is_table.then_some(HostPhys(desc & ADDR_MASK))
+    }
+
+    /// A leaf's type bits at `level`: a page at level 3, a block above, with its output address.
+    pub fn leaf(level: usize, pa: HostPhys) -> u64 {
+        let kind = if level == 3 { TABLE_OR_PAGE | VALID } else { VALID };
+        (pa.as_u64() & ADDR_MASK) | kind
+    }
+}
 
 /// Stage-2 MemAttr[5:2]: Normal, outer and inner write-back.
 const S2_MEMATTR_NORMAL_WB: u64 = 0b1111 << 2;
@@ -31,25 +57,23 @@ impl Format for Stage2Format {
     }
 
     fn table(table: HostPhys) -> u64 {
-        (table.as_u64() & ADDR_MASK) | TABLE_OR_PAGE | VALID
+        vmsa::table(table)
     }
 
     fn leaf(level: usize, pa: HostPhys, attrs: MapAttrs) -> u64 {
-        let kind = if level == 3 { TABLE_OR_PAGE | VALID } else { VALID };
         let memattr = if attrs.device { S2_MEMATTR_DEVICE } else { S2_MEMATTR_NORMAL_WB | SH_INNER };
         let read = if attrs.read { S2AP_READ } else { 0 };
         let write = if attrs.write { S2AP_WRITE } else { 0 };
         let xn = if attrs.execute && !attrs.device { 0 } else { S2_XN };
-        (pa.as_u64() & ADDR_MASK) | kind | memattr | read | write | AF | xn
+        vmsa::leaf(level, pa) | memattr | read | write | AF | xn
     }
 
     fn is_valid(desc: u64) -> bool {
-        desc & VALID != 0
+        vmsa::is_valid(desc)
     }
 
     fn next_table(level: usize, desc: u64) -> Option<HostPhys> {
-        let is_table = level < 3 && desc & (VALID | TABLE_OR_PAGE) == (VALID | TABLE_OR_PAGE);
-        is_table.then_some(HostPhys(desc & ADDR_MASK))
+        vmsa::next_table(level, desc)
     }
 }
 
@@ -75,24 +99,22 @@ impl Format for El2Format {
     }
 
     fn table(table: HostPhys) -> u64 {
-        (table.as_u64() & ADDR_MASK) | TABLE_OR_PAGE | VALID
+        vmsa::table(table)
     }
 
     fn leaf(level: usize, pa: HostPhys, attrs: MapAttrs) -> u64 {
-        let kind = if level == 3 { TABLE_OR_PAGE | VALID } else { VALID };
         let memattr = if attrs.device { MAIR_IDX_DEVICE << 2 } else { (MAIR_IDX_NORMAL << 2) | SH_INNER };
         let ap = if attrs.write { 0 } else { S1_AP_READ_ONLY };
         let xn = if attrs.execute && !attrs.write && !attrs.device { 0 } else { S1_XN };
-        (pa.as_u64() & ADDR_MASK) | kind | memattr | ap | AF | xn
+        vmsa::leaf(level, pa) | memattr | ap | AF | xn
     }
 
     fn is_valid(desc: u64) -> bool {
-        desc & VALID != 0
+        vmsa::is_valid(desc)
     }
 
     fn next_table(level: usize, desc: u64) -> Option<HostPhys> {
-        let is_table = level < 3 && desc & (VALID | TABLE_OR_PAGE) == (VALID | TABLE_OR_PAGE);
-        is_table.then_some(HostPhys(desc & ADDR_MASK))
+        vmsa::next_table(level, desc)
     }
 }
 

@@ -367,11 +367,7 @@ pub fn decode_event(record: &[u64; 4]) -> DmaFault {
     }
 }
 
-const VALID: u64 = 1 << 0;
-const TABLE_OR_PAGE: u64 = 1 << 1;
-const AF: u64 = 1 << 10;
-const SH_INNER: u64 = 0b11 << 8;
-const ADDR_MASK: u64 = 0x0000_FFFF_FFFF_F000;
+use crate::descriptors::{vmsa, AF, SH_INNER};
 /// AP[2:1] = 0b01: read-write, at any privilege (a device's accesses are unprivileged).
 const AP_RW_ANY: u64 = 0b01 << 6;
 /// AP[2:1] = 0b11: read-only, at any privilege.
@@ -390,23 +386,21 @@ impl Format for SmmuStage1Format {
     }
 
     fn table(table: HostPhys) -> u64 {
-        (table.as_u64() & ADDR_MASK) | TABLE_OR_PAGE | VALID
+        vmsa::table(table)
     }
 
     fn leaf(level: usize, pa: HostPhys, attrs: MapAttrs) -> u64 {
-        let kind = if level == 3 { TABLE_OR_PAGE | VALID } else { VALID };
         let memattr = if attrs.device { 1 << 2 } else { SH_INNER };
         let ap = if attrs.write { AP_RW_ANY } else { AP_RO_ANY };
-        (pa.as_u64() & ADDR_MASK) | kind | memattr | ap | AF | XN
+        vmsa::leaf(level, pa) | memattr | ap | AF | XN
     }
 
     fn is_valid(desc: u64) -> bool {
-        desc & VALID != 0
+        vmsa::is_valid(desc)
     }
 
     fn next_table(level: usize, desc: u64) -> Option<HostPhys> {
-        let is_table = level < 3 && desc & (VALID | TABLE_OR_PAGE) == (VALID | TABLE_OR_PAGE);
-        is_table.then_some(HostPhys(desc & ADDR_MASK))
+        vmsa::next_table(level, desc)
     }
 }
 
