@@ -278,7 +278,7 @@ pub const SCENARIOS: &[Scenario] = &[
             "[flooder] ... ",
             " bytes dropped (console budget: 8 KiB/s, bursts of 32 KiB)",
             "[flooder] flooded ",
-            "[timed] every 2-byte console write within 50 ms",
+            "[timed] every 2-byte console write within 200 ms",
             "all partitions have stopped: powering off",
         ],
         order: &[],

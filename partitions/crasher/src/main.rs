@@ -150,9 +150,10 @@ fn racer(boot: u64) {
             println!("BREACH: SYSTEM_RESET returned");
         }
         2 => {
+            // Said first: vCPU 1's reset may win the race and take this vCPU out of the guest.
+            println!("both vCPUs reset at once");
             cpu_on(racer_reset, 0);
             while hvc(psci::AFFINITY_INFO_64, [1, 0, 0, 0, 0, 0])[0] != psci::AFFINITY_ON {}
-            println!("both vCPUs reset at once");
             hvc(psci::SYSTEM_RESET, [0; 6]);
             // vCPU 1's reset may have won: this vCPU is then taken out of the guest instead.
         }
