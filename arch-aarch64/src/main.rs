@@ -116,10 +116,7 @@ extern "C" fn primary_main(fw_dtb: u64) -> ! {
     };
     system.stack_tops[my_index].store(boot::boot_stack_top() as usize, core::sync::atomic::Ordering::Release);
     if let Some(g) = &system.config.board.gic {
-        gic::init_distributor(
-            g.distributor.start.as_u64() as usize,
-            g.redistributors.start.as_u64() as usize,
-        );
+        gic::init_distributor(g);
     }
     init_gic_cpu(me);
     // Before any partition runs: its devices' DMA reaches only its memory (docs/security.md).

@@ -165,6 +165,7 @@ impl System {
     /// cannot be built.
     pub fn new(config: SystemConfig, payload: &'static [u8]) -> Result<System, (String, LoadError)> {
         let mut partitions = Vec::with_capacity(config.partitions.len());
+        let gic_version = config.board.gic.as_ref().map_or(3, |g| g.version());
         for (i, p) in config.partitions.iter().enumerate() {
             let stage2 = build_stage2(&config, p).map_err(|e| (p.name.clone(), e))?;
             let channels = config.channels_of(p.id).len();
@@ -184,7 +185,7 @@ impl System {
                 state: Mutex::new(PartitionState::default()),
                 console: Mutex::new(LineBuffer::new()),
                 console_budget: Mutex::new(Budget::new()),
-                vgic: Mutex::new(VirtualGic::new(p.cpus.len(), &owned)),
+                vgic: Mutex::new(VirtualGic::for_version(gic_version, p.cpus.len(), &owned)),
                 vuart: Mutex::new(VirtualUart::new()),
                 irq_hints: p.cpus.iter().map(|_| AtomicBool::new(false)).collect(),
                 vcpus: p.cpus.iter().map(|_| VcpuSlot::new()).collect(),
@@ -279,6 +280,11 @@ fn build_stage2(config: &SystemConfig, p: &PartitionConfig) -> Result<Stage2, Lo
     }
     for page in covering_pages(p.devices.iter().flat_map(|d| d.mmio.iter().copied())) {
         mappings.push((page.start.as_u64(), page.start.as_u64(), page.size, DEVICE));
+    }
+    // A GICv2's virtual CPU interface, where the guest expects the CPU interface.
+    if let Some((gic, v2)) = config.board.gic.as_ref().and_then(|g| Some((g, g.v2?))) {
+        let [_, (cpu, size)] = vplatform::gic_guest_frames(gic, p.cpus.len());
+        mappings.push((cpu, v2.vcpu.start.as_u64(), size, DEVICE));
     }
     let channels = config.channels_of(p.id);
     for c in &channels {

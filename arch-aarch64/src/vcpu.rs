@@ -350,7 +350,7 @@ impl Services for CpuServices<'_> {
     fn gic_access(&mut self, frame: Frame, access: vgic::Access) -> u64 {
         let p = self.partition();
         let mut vgic = p.vgic.lock();
-        let value = vgic.access(frame, access);
+        let value = vgic.access(self.here.vcpu, frame, access);
         if access.write.is_none() {
             return value;
         }

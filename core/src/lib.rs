@@ -13,6 +13,7 @@ pub mod channel;
 pub mod config;
 pub mod console;
 pub mod exit;
+pub mod gic_regs;
 pub mod hypercall;
 pub mod iommu;
 pub mod partition;

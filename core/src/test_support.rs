@@ -12,6 +12,23 @@ pub fn qemu_virt_gic() -> Gic {
         phandle: None,
         distributor: HostRange::new(HostPhys(0x800_0000), 0x1_0000),
         redistributors: HostRange::new(HostPhys(0x80a_0000), 0xf6_0000),
+        v2: None,
+    }
+}
+
+/// QEMU virt's GICv2 (`gic-version=2`): GICD, GICC, GICH and GICV 64 KiB apart.
+pub fn qemu_virt_gicv2() -> Gic {
+    let frame = |at: u64| HostRange::new(HostPhys(at), 0x1_0000);
+    Gic {
+        path: String::from("/intc"),
+        phandle: None,
+        distributor: frame(0x800_0000),
+        redistributors: HostRange::new(HostPhys(0), 0),
+        v2: Some(crate::config::GicV2 {
+            cpu: frame(0x801_0000),
+            hyp: frame(0x803_0000),
+            vcpu: frame(0x804_0000),
+        }),
     }
 }
 

@@ -1,5 +1,8 @@
-//! The virtual GICv3 distributor and redistributors of one partition: the register state a
-//! guest programs through trapped MMIO, and which virtual interrupts are ready to deliver.
+//! The virtual GIC distributor (and, on a GICv3, redistributors) of one partition: the register
+//! state a guest programs through trapped MMIO, and which virtual interrupts are ready to
+//! deliver. The interrupt state is the same for both versions; two front ends decode the guest's
+//! accesses: the GICv3 one (distributor with affinity routing, a redistributor per vCPU) and the
+//! GICv2 one (one distributor that banks SGIs and PPIs per vCPU, CPU targets, GICD_SGIR).
 //!
 //! Only interrupts the partition owns exist: its channel doorbells and passed-through SPIs, and
 //! the SGIs/PPIs of its own vCPUs. Everything else reads as zero and ignores writes, so a guest
@@ -20,6 +23,8 @@ pub const SPI_BASE: u32 = 32;
 pub const MAX_INTID: u32 = 128;
 /// GICD/GICR_PIDR2: architecture revision 3 (GICv3).
 const PIDR2_GICV3: u64 = 0x3b;
+/// GICD_PIDR2 of a GICv2.
+const PIDR2_GICV2: u64 = 0x2b;
 /// Value of IIDR registers: implementer "Tantalum" is not registered; use Arm's code 0x43b.
 const IIDR: u64 = 0x0000_043b;
 /// Default priority of an interrupt until the guest sets one.
@@ -54,6 +59,8 @@ struct IrqState {
     /// acknowledged and left active: the list register links them (the guest's EOI deactivates
     /// the physical interrupt).
     hw: bool,
+    /// GICv2 SGIs: the vCPU that sent it (the guest reads it in GICC_IAR).
+    source: u8,
 }
 
 impl IrqState {
@@ -79,11 +86,15 @@ pub struct Deliverable {
     pub group1: bool,
     /// Linked to the physical interrupt with the same INTID (see [`VirtualGic::set_pending_hw`]).
     pub hw: bool,
+    /// GICv2 SGIs: the sending vCPU.
+    pub source: u8,
 }
 
 /// One partition's virtual distributor and redistributors.
 #[derive(Clone, Debug)]
 pub struct VirtualGic {
+    /// The GICv2 front end (else GICv3).
+    v2: bool,
     ctlr: u32,
     spis: Vec<IrqState>,
     /// Bit `n`: SPI INTID `32 + n` is pending (mirrors `spis[n].pending`).
@@ -138,7 +149,17 @@ impl VirtualGic {
             irq.edge = intid < 16; // SGIs are edge; PPIs default to level
         }
         let redists = vec![Redistributor { asleep: true, local, pending: 0 }; vcpus.max(1)];
-        Self { ctlr: CTLR_ARE | CTLR_DS, spis, pending_spis: 0, redists }
+        Self { v2: false, ctlr: CTLR_ARE | CTLR_DS, spis, pending_spis: 0, redists }
+    }
+
+    /// As [`VirtualGic::new`], for the board's GIC `version` (2 or 3).
+    pub fn for_version(version: u8, vcpus: usize, owned_spis: &[u32]) -> Self {
+        let mut gic = Self::new(vcpus, owned_spis);
+        if version == 2 {
+            gic.v2 = true;
+            gic.ctlr = 0;
+        }
+        gic
     }
 
     /// The state of `intid` as seen through `bank`; `None` for INTIDs that bank does not hold
@@ -147,6 +168,7 @@ impl VirtualGic {
         match bank {
             Bank::Distributor if intid >= SPI_BASE => self.irq(0, intid),
             Bank::Redistributor(vcpu) if intid < SPI_BASE => self.irq(vcpu, intid),
+            Bank::V2(vcpu) => self.irq(vcpu, intid),
             _ => None,
         }
     }
@@ -323,8 +345,9 @@ impl VirtualGic {
         irq.pending = false;
         let (group1, hw) = (irq.group1, irq.hw);
         irq.hw = false;
+        let source = irq.source;
         self.mark(vcpu, intid, false);
-        Some(Deliverable { intid, priority, group1, hw })
+        Some(Deliverable { intid, priority, group1, hw, source })
     }
 
     /// Whether anything is ready for `vcpu`.
@@ -332,10 +355,13 @@ impl VirtualGic {
         self.best(vcpu).is_some()
     }
 
-    /// Emulates one guest access; returns the value for a read (0 for a write or an
+    /// Emulates one access of vCPU `vcpu`; returns the value for a read (0 for a write or an
     /// unimplemented register: reads as zero, writes ignored).
-    pub fn access(&mut self, frame: Frame, access: Access) -> u64 {
-        let value = self.emulate(frame, access);
+    pub fn access(&mut self, vcpu: usize, frame: Frame, access: Access) -> u64 {
+        let value = match frame {
+            Frame::Distributor if self.v2 => self.distributor_v2(vcpu, access),
+            _ => self.emulate(frame, access),
+        };
         if access.write.is_some() {
             self.recompute_pending();
         }
@@ -371,6 +397,71 @@ impl VirtualGic {
             (0x6000..=0x7fd8, _) if a.offset.is_multiple_of(8) || a.size == 4 => self.irouter(a),
             (0x0080..=0x0fff, _) => self.intid_registers(Bank::Distributor, a),
             _ => 0,
+        }
+    }
+
+    /// The GICv2 distributor, as vCPU `vcpu` sees it.
+    fn distributor_v2(&mut self, vcpu: usize, a: Access) -> u64 {
+        let vcpus = self.redists.len() as u64;
+        match (a.offset, a.write) {
+            (0x0000, None) => u64::from(self.ctlr),
+            (0x0000, Some(v)) => {
+                self.ctlr = v as u32 & (CTLR_ENABLE_GRP0 | CTLR_ENABLE_GRP1);
+                0
+            }
+            // ITLinesNumber (128 INTIDs), CPUNumber = vCPUs - 1, no security extensions.
+            (0x0004, None) => u64::from(MAX_INTID / 32 - 1) | ((vcpus - 1) << 5),
+            (0x0008, None) => IIDR,
+            (0x0fe8, None) => PIDR2_GICV2,
+            (0x0f00, Some(v)) => {
+                self.send_sgi_v2(vcpu, v as u32);
+                0
+            }
+            (0x0800..=0x0bff, _) => self.targets(vcpu, (a.offset - 0x0800) as u32, a),
+            (0x0080..=0x0fff, _) => self.intid_registers(Bank::V2(vcpu), a),
+            _ => 0,
+        }
+    }
+
+    /// GICD_ITARGETSR: a byte per INTID with a bit per vCPU. SGIs and PPIs read as their own
+    /// vCPU's; an SPI goes to the lowest vCPU named (kept as its route).
+    fn targets(&mut self, vcpu: usize, first: u32, a: Access) -> u64 {
+        let vcpus = self.redists.len();
+        let mut value = 0u64;
+        for byte in 0..u32::from(a.size.min(4)) {
+            let intid = first + byte;
+            let Some(irq) = self.irq(vcpu, intid) else { continue };
+            match a.write {
+                None if intid < SPI_BASE => value |= (1u64 << vcpu) << (8 * byte),
+                None => value |= (1u64 << (irq.route & 7)) << (8 * byte),
+                Some(v) if intid >= SPI_BASE => {
+                    let mask = (v >> (8 * byte)) as u8 & ((1u16 << vcpus.min(8)) - 1) as u8;
+                    if mask != 0 {
+                        irq.route = u64::from(mask.trailing_zeros());
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        value
+    }
+
+    /// GICD_SGIR: SGI `value[3:0]` to the vCPUs of the target list `value[23:16]`, every other
+    /// vCPU (filter 1) or the sender itself (filter 2).
+    fn send_sgi_v2(&mut self, vcpu: usize, value: u32) {
+        let intid = value & 0xf;
+        let list = (value >> 16) & 0xff;
+        for target in 0..self.redists.len().min(8) {
+            let chosen = match (value >> 24) & 3 {
+                0 => list & (1 << target) != 0,
+                1 => target != vcpu,
+                2 => target == vcpu,
+                _ => false,
+            };
+            if let Some(irq) = self.irq(target, intid).filter(|_| chosen) {
+                irq.pending = true;
+                irq.source = vcpu as u8;
+            }
         }
     }
 
@@ -504,7 +595,8 @@ impl VirtualGic {
     pub fn reset(&mut self) {
         let owned: Vec<u32> =
             self.spis.iter().enumerate().filter(|(_, s)| s.owned).map(|(i, _)| SPI_BASE + i as u32).collect();
-        *self = Self::new(self.redists.len(), &owned);
+        let v2 = self.v2;
+        *self = Self::for_version(if v2 { 2 } else { 3 }, self.redists.len(), &owned);
     }
 }
 

@@ -3,7 +3,7 @@
 #![forbid(unsafe_code)]
 
 use crate::addr::GuestPhys;
-use crate::config::Board;
+use crate::config::{Board, Gic};
 use crate::vgic::{Frame, GICD_SIZE};
 
 /// First SPI number used for channel doorbells; a partition's channel `n` (its local number, in
@@ -46,12 +46,36 @@ pub fn gic_frame(board: &Board, vcpus: usize, addr: GuestPhys) -> Option<(Frame,
     let gic = board.gic.as_ref()?;
     let a = addr.as_u64();
     let gicd = gic.distributor.start.as_u64();
-    if (gicd..gicd + GICD_SIZE).contains(&a) {
+    let gicd_size = if gic.v2.is_some() { GICD_V2_SIZE } else { GICD_SIZE };
+    if (gicd..gicd + gicd_size).contains(&a) {
         return Some((Frame::Distributor, a - gicd));
+    }
+    if gic.v2.is_some() {
+        return None; // The CPU interface is the hardware's GICV, mapped in stage 2.
     }
     let offset = a.checked_sub(gic.redistributors.start.as_u64())?;
     let vcpu = (offset / GICR_STRIDE) as usize;
     (vcpu < vcpus).then_some((Frame::Redistributor(vcpu), offset % GICR_STRIDE))
+}
+
+/// Bytes of the distributor a partition sees on a GICv2 (4 KiB: GICD_SGIR and the
+/// identification registers lie in it).
+pub const GICD_V2_SIZE: u64 = 0x1000;
+
+/// The guest-physical ranges of a partition's virtual GIC, `(start, size)`: the distributor and
+/// one redistributor per vCPU (GICv3), or the distributor and the CPU interface (GICv2: the
+/// board's GICV, mapped in stage 2 at the GICC address).
+pub fn gic_guest_frames(gic: &Gic, vcpus: usize) -> [(u64, u64); 2] {
+    match gic.v2 {
+        Some(v2) => [(gic.distributor.start.0, GICD_V2_SIZE), (v2.cpu.start.0, v2.vcpu.size)],
+        None => {
+            let vcpus = u64::try_from(vcpus.max(1)).unwrap_or(u64::MAX);
+            [
+                (gic.distributor.start.0, GICD_SIZE),
+                (gic.redistributors.start.0, GICR_STRIDE.saturating_mul(vcpus)),
+            ]
+        }
+    }
 }
 
 /// The end of the highest guest-physical range the hypervisor emulates for a partition with
@@ -59,8 +83,7 @@ pub fn gic_frame(board: &Board, vcpus: usize, addr: GuestPhys) -> Option<(Frame,
 /// stage-2 address space must reach that far, so that accesses there fault to the hypervisor.
 pub fn emulated_end(board: &Board, vcpus: usize, channels: usize) -> u64 {
     let gic = board.gic.as_ref().map_or(0, |g| {
-        let redistributors = g.redistributors.start.as_u64() + vcpus as u64 * GICR_STRIDE;
-        redistributors.max(g.distributor.start.as_u64() + GICD_SIZE)
+        gic_guest_frames(g, vcpus).iter().map(|&(start, size)| start.saturating_add(size)).max().unwrap_or(0)
     });
     let uart = crate::config::VIRTUAL_UART_BASE + crate::config::VIRTUAL_UART_SIZE;
     gic.max(uart).max(doorbell_page(channels))
@@ -89,6 +112,17 @@ mod tests {
         let mut high = qemu_virt_gic();
         high.gic.as_mut().unwrap().redistributors = HostRange::new(HostPhys(0x1_0000_0000), 0x10_0000);
         assert_eq!(emulated_end(&high, 4, 1), 0x1_0000_0000 + 4 * GICR_STRIDE);
+    }
+
+    #[test]
+    fn gicv2_frames() {
+        let board = Board { gic: Some(crate::test_support::qemu_virt_gicv2()), ..Board::default() };
+        assert_eq!(gic_frame(&board, 2, GuestPhys(0x800_0f00)), Some((Frame::Distributor, 0xf00)));
+        assert_eq!(gic_frame(&board, 2, GuestPhys(0x800_1000)), None, "4 KiB of distributor");
+        assert_eq!(gic_frame(&board, 2, GuestPhys(0x801_0000)), None, "the CPU interface is the GICV's");
+        let gic = board.gic.as_ref().unwrap();
+        assert_eq!(gic_guest_frames(gic, 2), [(0x800_0000, 0x1000), (0x801_0000, 0x1_0000)]);
+        assert_eq!(emulated_end(&board, 2, 0), DOORBELL_WINDOW);
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub struct Board {
     pub memory: String,
     /// Where the boot loader places the image (RAM base + arm64 text_offset).
     pub load_address: u64,
+    /// The system `cargo xtask run --board NAME` boots (relative to the workspace root).
+    pub demo: Option<String>,
 }
 
 impl Board {
@@ -42,6 +44,7 @@ impl Board {
             smp: get("smp")?.parse()?,
             memory: get("memory")?,
             load_address,
+            demo: get("demo").ok(),
         })
     }
 
@@ -63,6 +66,30 @@ impl Board {
             "{} -M {} -cpu {} -smp {} -m {}",
             self.qemu_binary, self.machine, self.cpu, self.smp, self.memory
         )
+    }
+}
+
+/// The system `run --board NAME` boots: `config` when one was given (it must be for that
+/// board), else the board's demo (`demo` in its board.toml).
+pub fn system_for(name: &str, config: &Path, default: &Path) -> Result<PathBuf> {
+    let dir = crate::root().join("boards").join(name);
+    let Ok(board) = Board::load(&dir) else {
+        let names: Vec<String> = Board::all()?.into_iter().map(|b| b.name).collect();
+        bail!("no board '{name}' (boards: {})", names.join(", "));
+    };
+    if config != default {
+        let of = board_of(config)?;
+        if of.file_name() != dir.file_name() {
+            let of = of.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            bail!("{} is a system for board '{of}', not '{name}'", config.display());
+        }
+        return Ok(config.to_path_buf());
+    }
+    match board.demo {
+        Some(demo) => Ok(crate::root().join(demo)),
+        None => {
+            bail!("{}: no `demo` system to boot: give one with --config", dir.join("board.toml").display())
+        }
     }
 }
 

@@ -155,19 +155,38 @@ pub fn source(cfg: &SystemConfig, p: &PartitionConfig, board_dtb: &[u8]) -> Stri
         "\tpsci {{\n\t\tcompatible = \"arm,psci-1.0\", \"arm,psci-0.2\";\n\t\tmethod = \"hvc\";\n\t}};\n"
     );
 
-    let (gicd, gicd_size, gicr) = match &cfg.board.gic {
-        Some(g) => (g.distributor.start.as_u64(), g.distributor.size, g.redistributors.start.as_u64()),
-        None => (DEFAULT_GICD, 0x1_0000, DEFAULT_GICR),
-    };
-    let gicr_size = GICR_STRIDE * p.cpus.len().max(1) as u64;
-    let _ = writeln!(
-        w,
-        "\tgic: interrupt-controller@{gicd:x} {{\n\t\tcompatible = \"arm,gic-v3\";\n\t\t#interrupt-cells = <3>;\n\t\t#address-cells = <0>;\n\t\tinterrupt-controller;\n\t\t#redistributor-regions = <1>;\n\t\treg = <{} {}>, <{} {}>;\n\t\tinterrupts = <1 {GIC_MAINTENANCE_PPI} 4>;\n\t}};\n",
-        cells(gicd),
-        cells(gicd_size),
-        cells(gicr),
-        cells(gicr_size)
-    );
+    match &cfg.board.gic {
+        Some(g) if g.v2.is_some() => {
+            // GICv2: the distributor (emulated) and the CPU interface (the hardware's GICV).
+            let [(gicd, gicd_size), (gicc, gicc_size)] =
+                tantalum_core::vplatform::gic_guest_frames(g, p.cpus.len());
+            let _ = writeln!(
+                w,
+                "\tgic: interrupt-controller@{gicd:x} {{\n\t\tcompatible = \"arm,cortex-a15-gic\";\n\t\t#interrupt-cells = <3>;\n\t\t#address-cells = <0>;\n\t\tinterrupt-controller;\n\t\treg = <{} {}>, <{} {}>;\n\t\tinterrupts = <1 {GIC_MAINTENANCE_PPI} 4>;\n\t}};\n",
+                cells(gicd),
+                cells(gicd_size),
+                cells(gicc),
+                cells(gicc_size)
+            );
+        }
+        gic => {
+            let (gicd, gicd_size, gicr) = match gic {
+                Some(g) => {
+                    (g.distributor.start.as_u64(), g.distributor.size, g.redistributors.start.as_u64())
+                }
+                None => (DEFAULT_GICD, 0x1_0000, DEFAULT_GICR),
+            };
+            let gicr_size = GICR_STRIDE * p.cpus.len().max(1) as u64;
+            let _ = writeln!(
+                w,
+                "\tgic: interrupt-controller@{gicd:x} {{\n\t\tcompatible = \"arm,gic-v3\";\n\t\t#interrupt-cells = <3>;\n\t\t#address-cells = <0>;\n\t\tinterrupt-controller;\n\t\t#redistributor-regions = <1>;\n\t\treg = <{} {}>, <{} {}>;\n\t\tinterrupts = <1 {GIC_MAINTENANCE_PPI} 4>;\n\t}};\n",
+                cells(gicd),
+                cells(gicd_size),
+                cells(gicr),
+                cells(gicr_size)
+            );
+        }
+    }
     let timer: Vec<String> = TIMER_PPIS.iter().map(|ppi| format!("<1 {ppi} 4>")).collect();
     let _ = writeln!(
         w,

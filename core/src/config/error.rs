@@ -125,8 +125,9 @@ pub enum ErrorKind {
         address_cells: u32,
         size_cells: u32,
     },
-    /// The board's GICv3 node has fewer than two `reg` entries.
+    /// The board's GIC node has too few `reg` entries (a GICv3 needs 2, a GICv2 4).
     GicReg {
+        version: u8,
         entries: usize,
     },
     /// A board device's `reg` cannot be translated to a CPU address through its parents'

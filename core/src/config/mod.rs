@@ -177,15 +177,52 @@ pub struct PciWindow {
     pub cpu: HostRange,
 }
 
-/// The board's GICv3: what a partition's virtual GIC copies.
+/// The board's GIC (v3, or v2 with the virtualization extensions): what a partition's virtual
+/// GIC copies.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Gic {
     pub path: String,
     pub phandle: Option<u32>,
     /// Distributor MMIO (`reg` entry 0).
     pub distributor: HostRange,
-    /// Redistributor region (`reg` entry 1).
+    /// GICv3: the redistributor region (`reg` entry 1). GICv2: empty.
     pub redistributors: HostRange,
+    /// GICv2 only: its other frames.
+    pub v2: Option<GicV2>,
+}
+
+/// The frames of a GICv2 besides its distributor (`reg` entries 1-3 of an `arm,gic-400` /
+/// `arm,cortex-a15-gic` node).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GicV2 {
+    /// GICC: the hypervisor's physical CPU interface.
+    pub cpu: HostRange,
+    /// GICH: the virtual interface control (list registers), the hypervisor's.
+    pub hyp: HostRange,
+    /// GICV: the virtual CPU interface, mapped into each partition at its GICC address.
+    pub vcpu: HostRange,
+}
+
+impl Gic {
+    /// The architecture version: 2 or 3.
+    pub const fn version(&self) -> u8 {
+        if self.v2.is_some() {
+            2
+        } else {
+            3
+        }
+    }
+
+    /// Every frame the hypervisor itself drives (the GICV is the partitions').
+    pub fn hypervisor_frames(&self) -> impl Iterator<Item = HostRange> + '_ {
+        let v2 = self.v2.iter().flat_map(|v| [v.cpu, v.hyp]);
+        [self.distributor, self.redistributors].into_iter().filter(|r| r.size > 0).chain(v2)
+    }
+
+    /// Every frame of the GIC (no partition may take a page of one).
+    pub fn frames(&self) -> impl Iterator<Item = HostRange> + '_ {
+        self.hypervisor_frames().chain(self.v2.map(|v| v.vcpu))
+    }
 }
 
 /// One physical CPU of the board.

@@ -195,10 +195,9 @@ impl Checker<'_> {
         }
         let console = cfg.hypervisor.console.iter().map(|c| (MapWindow::Console, c.path.as_str(), c.mmio));
         let gic = cfg.board.gic.iter().flat_map(|g| {
-            [
-                (MapWindow::GicDistributor, g.path.as_str(), g.distributor),
-                (MapWindow::GicRedistributors, g.path.as_str(), g.redistributors),
-            ]
+            let what = if g.v2.is_some() { MapWindow::GicV2Frame } else { MapWindow::GicRedistributors };
+            let others = g.hypervisor_frames().skip(1).map(move |f| (what, g.path.as_str(), f));
+            core::iter::once((MapWindow::GicDistributor, g.path.as_str(), g.distributor)).chain(others)
         });
         for (what, device, mmio) in console.chain(gic) {
             if usable(&mmio) && !map.devices.contains_range(&mmio) {

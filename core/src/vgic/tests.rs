@@ -1,11 +1,11 @@
 use super::*;
 
 fn read(gic: &mut VirtualGic, frame: Frame, offset: u64) -> u64 {
-    gic.access(frame, Access { offset, size: 4, write: None })
+    gic.access(0, frame, Access { offset, size: 4, write: None })
 }
 
 fn write(gic: &mut VirtualGic, frame: Frame, offset: u64, value: u64) {
-    gic.access(frame, Access { offset, size: 4, write: Some(value) });
+    gic.access(0, frame, Access { offset, size: 4, write: Some(value) });
 }
 
 const D: Frame = Frame::Distributor;
@@ -27,8 +27,8 @@ fn identification_registers() {
     assert_eq!(read(&mut gic, D, 0xffe8), 0x3b);
     assert_eq!(read(&mut gic, D, 0x0004) & 0x1f, 3);
     assert_ne!(read(&mut gic, D, 0x0000) & u64::from(CTLR_ARE), 0);
-    let typer0 = gic.access(Frame::Redistributor(0), Access { offset: 0x8, size: 8, write: None });
-    let typer1 = gic.access(Frame::Redistributor(1), Access { offset: 0x8, size: 8, write: None });
+    let typer0 = gic.access(0, Frame::Redistributor(0), Access { offset: 0x8, size: 8, write: None });
+    let typer1 = gic.access(0, Frame::Redistributor(1), Access { offset: 0x8, size: 8, write: None });
     assert_eq!(typer0 & (1 << 4), 0, "vCPU 0 is not the last redistributor");
     assert_eq!(typer1 >> 32, 1);
     assert_ne!(typer1 & (1 << 4), 0);
@@ -102,13 +102,13 @@ fn highest_priority_first_and_routing() {
     enable_spi(&mut gic, BELL);
     enable_spi(&mut gic, BELL + 1);
     // Priority bytes: lower value wins.
-    gic.access(D, Access { offset: 0x400 + u64::from(BELL + 1), size: 1, write: Some(0x10) });
+    gic.access(0, D, Access { offset: 0x400 + u64::from(BELL + 1), size: 1, write: Some(0x10) });
     gic.set_pending(0, BELL);
     gic.set_pending(0, BELL + 1);
     assert_eq!(gic.take_deliverable(0).map(|d| d.intid), Some(BELL + 1));
     assert_eq!(gic.take_deliverable(0).map(|d| d.intid), Some(BELL));
     // Route BELL to vCPU 1.
-    gic.access(D, Access { offset: 0x6000 + 8 * u64::from(BELL), size: 8, write: Some(1) });
+    gic.access(0, D, Access { offset: 0x6000 + 8 * u64::from(BELL), size: 8, write: Some(1) });
     gic.set_pending(0, BELL);
     assert_eq!(gic.take_deliverable(0), None);
     assert_eq!(gic.take_deliverable(1).map(|d| d.intid), Some(BELL));
@@ -134,8 +134,8 @@ fn hostile_accesses_never_panic() {
     for frame in [D, Frame::Redistributor(0), Frame::Redistributor(2), Frame::Redistributor(99)] {
         for offset in (0..0x2_0000u64).step_by(4).chain([u64::MAX - 3, 0xffff_fffc]) {
             for size in [1u8, 2, 4, 8, 0, 255] {
-                gic.access(frame, Access { offset, size, write: Some(u64::MAX) });
-                gic.access(frame, Access { offset, size, write: None });
+                gic.access(0, frame, Access { offset, size, write: Some(u64::MAX) });
+                gic.access(0, frame, Access { offset, size, write: None });
             }
         }
     }
@@ -186,4 +186,36 @@ fn hardware_linked_interrupts_not_yet_delivered_are_handed_back() {
     assert_eq!(gic.set_pending_hw(0, 27), Latched::Ready);
     assert!(gic.take_deliverable(0).unwrap().hw);
     assert_eq!(gic.take_hw_pending(0, true), []);
+}
+
+#[test]
+fn gicv2_sgis_targets_and_banking() {
+    let mut gic = VirtualGic::for_version(2, 2, &[BELL]);
+    let w = |gic: &mut VirtualGic, vcpu, offset, value| {
+        gic.access(vcpu, D, Access { offset, size: 4, write: Some(value) });
+    };
+    let r = |gic: &mut VirtualGic, vcpu, offset| gic.access(vcpu, D, Access { offset, size: 4, write: None });
+    assert_eq!(r(&mut gic, 0, 0xfe8), 0x2b, "PIDR2 says GICv2");
+    assert_eq!(r(&mut gic, 0, 0x004) >> 5 & 7, 1, "CPUNumber: 2 vCPUs");
+    w(&mut gic, 0, 0x000, 1); // group 0 on
+                              // SGIs and PPIs are banked per vCPU in the distributor: vCPU 1 enables its SGI 3 only.
+    w(&mut gic, 1, 0x100, 1 << 3);
+    assert_eq!(r(&mut gic, 1, 0x100) & (1 << 3), 1 << 3);
+    assert_eq!(r(&mut gic, 0, 0x100) & (1 << 3), 0);
+    assert_eq!(r(&mut gic, 1, 0x800), 0x0202_0202, "ITARGETSR0 reads as the reader's own bit");
+    // vCPU 0 sends SGI 3 to vCPU 1 through GICD_SGIR: it arrives with its source.
+    w(&mut gic, 0, 0xf00, (1 << 17) | 3);
+    let d = gic.take_deliverable(1).expect("SGI 3 for vCPU 1");
+    assert_eq!((d.intid, d.source), (3, 0));
+    assert!(!gic.has_deliverable(0));
+    // "All but self" from vCPU 1 reaches vCPU 0, which has not enabled it yet.
+    w(&mut gic, 1, 0xf00, (1 << 24) | 3);
+    assert!(!gic.has_deliverable(0));
+    w(&mut gic, 0, 0x100, 1 << 3);
+    assert_eq!(gic.take_deliverable(0).map(|d| d.source), Some(1));
+    // An SPI goes to the lowest vCPU its ITARGETSR byte names.
+    let (reg, byte) = (u64::from(BELL / 4) * 4, (BELL % 4) * 8);
+    w(&mut gic, 0, 0x800 + reg, 0b10 << byte);
+    assert_eq!(gic.spi_target(BELL), 1);
+    assert_eq!(r(&mut gic, 0, 0x800 + reg) >> byte & 0xff, 0b10);
 }

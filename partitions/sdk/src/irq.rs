@@ -1,22 +1,35 @@
-//! Interrupts for partitions: the virtual GICv3 the hypervisor gives every partition (its
-//! distributor and redistributor are emulated, its CPU interface is the hardware's virtual
-//! one), and handlers per interrupt ID.
+//! Interrupts for partitions: the virtual GIC the hypervisor gives every partition, found in
+//! the guest device tree — a GICv3 (distributor and redistributor emulated, the CPU interface
+//! the hardware's virtual one, through system registers) or a GICv2 (distributor emulated, the
+//! CPU interface the hardware's memory-mapped virtual one) — and handlers per interrupt ID.
 
 use core::arch::asm;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-/// Where the virtual GIC sits (the board's GIC addresses, QEMU virt).
-const GICD: usize = 0x0800_0000;
-const GICR: usize = 0x080a_0000;
-const GICR_SGI: usize = GICR + 0x1_0000;
+use tantalum_core::gic_regs::{CpuInterface, Distributor};
+use tock_registers::interfaces::{Readable, Writeable};
+
+/// Where QEMU virt's GICv3 sits: used when the guest DT names no GIC.
+const DEFAULT_GICD: usize = 0x0800_0000;
+const DEFAULT_GICR: usize = 0x080a_0000;
+/// A GICv3 redistributor's SGI/PPI frame (same per-INTID layout as the distributor's).
+const GICR_SGI_FRAME: usize = 0x1_0000;
+/// GICR_WAKER, in the redistributor's first frame.
+const GICR_WAKER: usize = 0x14;
 /// INTIDs handlers can be registered for.
 const MAX_INTID: usize = 128;
-const SPURIOUS: u32 = 1023;
+/// INTIDs from here on are special: nothing pending.
+const SPURIOUS: u32 = 1020;
 
 /// A handler, called in interrupt context with the INTID.
 pub type Handler = fn(u32);
 
 static HANDLERS: [AtomicUsize; MAX_INTID] = [const { AtomicUsize::new(0) }; MAX_INTID];
+
+/// The distributor, and the redistributor (GICv3) or the CPU interface (GICv2).
+static GICD: AtomicUsize = AtomicUsize::new(DEFAULT_GICD);
+static SECOND: AtomicUsize = AtomicUsize::new(DEFAULT_GICR);
+static V2: AtomicBool = AtomicBool::new(false);
 
 /// PMU instruction count just before the last WFI of [`wait_unless`] (0: not sleeping).
 static WFI_AT: AtomicU64 = AtomicU64::new(0);
@@ -30,23 +43,64 @@ pub fn instructions_since_wfi() -> Option<u64> {
     (at != 0).then(|| crate::instructions().wrapping_sub(at))
 }
 
+fn distributor_at(base: usize) -> &'static Distributor {
+    // SAFETY: `base` is the partition's own virtual GIC distributor (or a GICv3 redistributor's
+    // SGI frame, which has the same per-INTID layout), device memory of its identity map for
+    // the whole run; the register block only performs volatile accesses.
+    unsafe { &*(base as *const Distributor) }
+}
+
+fn gicd() -> &'static Distributor {
+    distributor_at(GICD.load(Ordering::Relaxed))
+}
+
+fn gicc() -> &'static CpuInterface {
+    // SAFETY: on a GICv2 `SECOND` is the partition's virtual CPU interface (the GICV the
+    // hypervisor maps at the GIC's CPU interface address), device memory of its identity map.
+    unsafe { &*(SECOND.load(Ordering::Relaxed) as *const CpuInterface) }
+}
+
+/// Reads the GIC's version and frames from the guest device tree.
+fn locate() {
+    let Some(fdt) = crate::dt::get() else { return };
+    let gic = fdt.all_nodes().find(|n| {
+        n.property("interrupt-controller").is_some()
+            && n.compatible().is_some_and(|c| {
+                c.all().any(|s| matches!(s, "arm,gic-v3" | "arm,cortex-a15-gic" | "arm,gic-400"))
+            })
+    });
+    let Some(gic) = gic else { return };
+    let v2 = gic.compatible().is_some_and(|c| c.all().all(|s| s != "arm,gic-v3"));
+    let Some(mut reg) = gic.property("reg").map(|p| crate::dt::numbers(p.value, 2).step_by(2)) else {
+        return;
+    };
+    if let (Some(d), Some(second)) = (reg.next(), reg.next()) {
+        GICD.store(d as usize, Ordering::Relaxed);
+        SECOND.store(second as usize, Ordering::Relaxed);
+        V2.store(v2, Ordering::Relaxed);
+    }
+}
+
 fn write32(addr: usize, value: u32) {
     // SAFETY: `addr` is a register of the partition's own virtual GIC (device memory of its
     // identity map); the hypervisor emulates it.
     unsafe { core::ptr::write_volatile(addr as *mut u32, value) }
 }
 
-fn read32(addr: usize) -> u32 {
-    // SAFETY: as in `write32`.
-    unsafe { core::ptr::read_volatile(addr as *const u32) }
-}
-
-/// Turns the GIC on for this vCPU: distributor group 1, redistributor awake, CPU interface
-/// accepting every priority. Interrupts stay masked until [`enable`].
+/// Turns the GIC on for this vCPU: distributor enabled, (GICv3) redistributor awake, CPU
+/// interface accepting every priority. Interrupts stay masked until [`enable`].
 pub fn init() {
-    write32(GICD, 1 << 1); // GICD_CTLR.EnableGrp1
-    write32(GICR + 0x14, 0); // GICR_WAKER: awake
-                             // SAFETY: programming this vCPU's (virtual) CPU interface only affects its interrupts.
+    locate();
+    if V2.load(Ordering::Relaxed) {
+        // Group 0 and 1 on; the guest's interrupts stay in group 0, signalled as IRQs.
+        gicd().ctlr.set(0b11);
+        gicc().pmr.set(0xff);
+        gicc().ctlr.set(1);
+        return;
+    }
+    gicd().ctlr.set(1 << 1); // EnableGrp1
+    write32(SECOND.load(Ordering::Relaxed) + GICR_WAKER, 0); // awake
+                                                             // SAFETY: programming this vCPU's (virtual) CPU interface only affects its interrupts.
     unsafe {
         asm!(
             "msr icc_sre_el1, {sre}",
@@ -62,20 +116,27 @@ pub fn init() {
     }
 }
 
-/// Registers `handler` for `intid` and enables it (group 1, routed to vCPU 0). SPIs are
-/// programmed in the distributor, PPIs in the redistributor.
+/// Registers `handler` for `intid` and enables it (routed to vCPU 0). On a GICv3 the
+/// interrupt goes to group 1 and SGIs/PPIs are programmed in the redistributor; on a GICv2 it
+/// stays in group 0 and the distributor banks them.
 pub fn set_handler(intid: u32, handler: Handler) {
     let Some(slot) = HANDLERS.get(intid as usize) else { return };
     slot.store(handler as usize, Ordering::Release);
-    let (reg, bit) = ((intid / 32) as usize * 4, 1u32 << (intid % 32));
-    let frame = if intid < 32 { GICR_SGI } else { GICD };
-    write32(frame + 0x80 + reg, read32(frame + 0x80 + reg) | bit); // IGROUPR: group 1
-    if intid >= 32 {
-        let router = GICD + 0x6000 + 8 * intid as usize;
-        write32(router, 0);
-        write32(router + 4, 0);
+    let (reg, bit) = ((intid / 32) as usize, 1u32 << (intid % 32));
+    if V2.load(Ordering::Relaxed) {
+        if intid >= 32 {
+            gicd().itargetsr[intid as usize].set(1); // vCPU 0
+        }
+        gicd().isenabler[reg].set(bit);
+        return;
     }
-    write32(frame + 0x100 + reg, bit); // ISENABLER
+    let frame =
+        if intid < 32 { distributor_at(SECOND.load(Ordering::Relaxed) + GICR_SGI_FRAME) } else { gicd() };
+    frame.igroupr[reg].set(frame.igroupr[reg].get() | bit);
+    if intid >= 32 {
+        gicd().irouter[intid as usize].set(0); // vCPU 0 (Aff0 = 0)
+    }
+    frame.isenabler[reg].set(bit);
 }
 
 /// Unmasks IRQs at the CPU.
@@ -98,13 +159,32 @@ pub fn wait_unless(check: impl FnOnce() -> bool) {
     enable();
 }
 
+/// Acknowledges the highest-priority pending interrupt: its IAR value.
+fn acknowledge() -> u64 {
+    if V2.load(Ordering::Relaxed) {
+        return u64::from(gicc().iar.get());
+    }
+    let iar: u64;
+    // SAFETY: acknowledging the highest-priority pending virtual interrupt.
+    unsafe { asm!("mrs {}, icc_iar1_el1", out(reg) iar, options(nostack)) };
+    iar
+}
+
+/// Ends (and deactivates) the interrupt `iar` acknowledged.
+fn end(iar: u64) {
+    if V2.load(Ordering::Relaxed) {
+        gicc().eoir.set(iar as u32);
+        return;
+    }
+    // SAFETY: ending (and deactivating) the interrupt just acknowledged.
+    unsafe { asm!("msr icc_eoir1_el1, {}", in(reg) iar, options(nostack)) };
+}
+
 #[unsafe(no_mangle)]
 extern "C" fn __tantalum_irq() {
     loop {
-        let iar: u64;
-        // SAFETY: acknowledging the highest-priority pending virtual interrupt.
-        unsafe { asm!("mrs {}, icc_iar1_el1", out(reg) iar, options(nostack)) };
-        let intid = (iar & 0xff_ffff) as u32;
+        let iar = acknowledge();
+        let intid = (iar & 0x3ff) as u32;
         if intid >= SPURIOUS {
             return;
         }
@@ -114,7 +194,6 @@ extern "C" fn __tantalum_irq() {
             let f: Handler = unsafe { core::mem::transmute::<usize, Handler>(handler) };
             f(intid);
         }
-        // SAFETY: ending (and deactivating) the interrupt just acknowledged.
-        unsafe { asm!("msr icc_eoir1_el1, {}", in(reg) iar, options(nostack)) };
+        end(iar);
     }
 }

@@ -126,6 +126,8 @@ pub enum MapWindow {
     GicDistributor,
     /// The GIC redistributors.
     GicRedistributors,
+    /// A GICv2's CPU interface or virtual interface control frame.
+    GicV2Frame,
 }
 
 /// A range of guest-physical addresses, `[start, start + size)`.
@@ -259,8 +261,9 @@ impl fmt::Display for InterruptProblem {
             ),
             Self::ParentNotGic { parent } => write!(
                 f,
-                "its interrupt parent {parent} is not the board's GICv3 (the node with \
-                 'interrupt-controller' and compatible \"arm,gic-v3\"); only GIC interrupts can be passed through"
+                "its interrupt parent {parent} is not the board's GIC (the node with \
+                 'interrupt-controller' and compatible \"arm,gic-v3\", \"arm,gic-400\" or \"arm,cortex-a15-gic\"); \
+                 only GIC interrupts can be passed through"
             ),
             Self::Cells { cells: Some(cells) } => {
                 write!(f, "the GIC's #interrupt-cells is {cells}, expected 3 (<type number flags>)")
@@ -335,6 +338,7 @@ impl fmt::Display for MapWindow {
             Self::Console => "the hypervisor console",
             Self::GicDistributor => "the GIC distributor",
             Self::GicRedistributors => "the GIC redistributors",
+            Self::GicV2Frame => "the GICv2 CPU interface or virtual interface control",
         })
     }
 }

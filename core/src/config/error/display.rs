@@ -103,9 +103,14 @@ impl fmt::Display for ErrorKind {
                 "#address-cells = {address_cells}, #size-cells = {size_cells}: children need 1 or 2 \
                  address cells and at most 2 size cells"
             ),
-            Self::GicReg { entries } => write!(
+            Self::GicReg { version: 3, entries } => write!(
                 f,
                 "the GICv3 needs 2 'reg' entries (distributor, redistributors), found {entries}"
+            ),
+            Self::GicReg { entries, .. } => write!(
+                f,
+                "the GICv2 needs 4 'reg' entries (distributor, CPU interface, virtual interface \
+                 control, virtual CPU interface: the virtualization extensions), found {entries}"
             ),
             Self::RegNotTranslatable { bus, reg, problem } => write!(
                 f,

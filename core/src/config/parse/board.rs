@@ -9,11 +9,13 @@ use super::Parser;
 use crate::addr::{HostPhys, HostRange};
 use crate::config::dtb_check::be_u32;
 use crate::config::error::{ErrorKind, Expected, InterruptProblem, NotDevice, RangesProblem};
-use crate::config::{Board, Cpu, DeviceAssignment, Gic, Interrupt, STAGE2_MAPPINGS};
+use crate::config::{Board, Cpu, DeviceAssignment, Gic, GicV2, Interrupt, STAGE2_MAPPINGS};
 use crate::stage2::Mappings;
 
-/// `compatible` of the interrupt controllers Tantalum virtualises.
+/// `compatible` of the GICv3, which Tantalum virtualises.
 const GIC_V3: &str = "arm,gic-v3";
+/// `compatible` strings of a GICv2 (with the virtualization extensions: GICH and GICV frames).
+const GIC_V2: &[&str] = &["arm,gic-400", "arm,cortex-a15-gic"];
 
 impl Parser<'_, '_> {
     pub(super) fn board(&mut self) -> Board {
@@ -60,29 +62,39 @@ impl Parser<'_, '_> {
     }
 
     /// The first node (in tree order, outside `/hypervisor`) with `interrupt-controller` and a
-    /// `arm,gic-v3` compatible.
+    /// GICv3 or GICv2 compatible.
     fn gic(&mut self) -> Option<Gic> {
         let tree = self.tree;
         let hypervisor = tree.child(0, "hypervisor");
+        let is_gic = |p: &Self, i| p.is_compatible(i, GIC_V3) || GIC_V2.iter().any(|c| p.is_compatible(i, c));
         let index = (1..tree.nodes.len()).find(|&i| {
             hypervisor.is_none_or(|h| !tree.is_within(i, h))
                 && self.value(i, "interrupt-controller").is_some()
-                && self.is_compatible(i, GIC_V3)
+                && is_gic(self, i)
         })?;
         self.gic = Some(index);
-        let regs = self.device_reg(index);
-        match regs.as_slice() {
-            [] => None, // The `reg` problem is reported.
-            [_] => {
-                self.report(self.path(index), ErrorKind::GicReg { entries: 1 });
+        let v2 = !self.is_compatible(index, GIC_V3);
+        let regs: Vec<HostRange> =
+            self.device_reg(index).into_iter().map(|(a, s)| HostRange::new(HostPhys(a), s)).collect();
+        let gic = |distributor, redistributors, v2| Gic {
+            path: self.owned_path(index),
+            phandle: tree.phandle_of(index),
+            distributor,
+            redistributors,
+            v2,
+        };
+        match (v2, regs.as_slice()) {
+            (_, []) => None, // The `reg` problem is reported.
+            (false, [d, r, ..]) => Some(gic(*d, *r, None)),
+            (true, [d, cpu, hyp, vcpu, ..]) => {
+                let frames = GicV2 { cpu: *cpu, hyp: *hyp, vcpu: *vcpu };
+                Some(gic(*d, HostRange::new(HostPhys(0), 0), Some(frames)))
+            }
+            (v2, regs) => {
+                let kind = ErrorKind::GicReg { version: if v2 { 2 } else { 3 }, entries: regs.len() };
+                self.report(self.path(index), kind);
                 None
             }
-            [(d, ds), (r, rs), ..] => Some(Gic {
-                path: self.owned_path(index),
-                phandle: tree.phandle_of(index),
-                distributor: HostRange::new(HostPhys(*d), *ds),
-                redistributors: HostRange::new(HostPhys(*r), *rs),
-            }),
         }
     }
 

@@ -50,7 +50,7 @@ impl<'c> Checker<'c> {
     fn reserved_device(&mut self, p: &PartitionConfig, d: &DeviceAssignment) -> bool {
         let touches = |r: &HostRange| d.mmio.iter().filter_map(pages).any(|m| usable(r) && m.overlaps(r));
         if let Some(gic) = &self.cfg.board.gic {
-            if d.path == gic.path || touches(&gic.distributor) || touches(&gic.redistributors) {
+            if d.path == gic.path || gic.frames().any(|f| touches(&f)) {
                 let kind = ErrorKind::GicPassthrough { device: d.path.clone(), gic: gic.path.clone() };
                 self.report(&p.path, kind);
                 return true;

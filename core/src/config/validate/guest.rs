@@ -8,7 +8,6 @@ use super::devices::pages;
 use super::Checker;
 use crate::config::error::{ErrorKind, GuestSpan, GuestUse};
 use crate::config::{PartitionConfig, VIRTUAL_UART_BASE, VIRTUAL_UART_SIZE};
-use crate::vplatform::GICR_STRIDE;
 
 /// One thing in a partition's guest space.
 struct Item {
@@ -34,13 +33,7 @@ impl Checker<'_> {
             }
         }
         if let Some(gic) = &cfg.board.gic {
-            let vcpus = u64::try_from(p.cpus.len().max(1)).unwrap_or(u64::MAX);
-            let redistributors = GICR_STRIDE.saturating_mul(vcpus);
-            let frames = [
-                (gic.distributor.start.0, gic.distributor.size),
-                (gic.redistributors.start.0, redistributors),
-            ];
-            for (start, size) in frames {
+            for (start, size) in crate::vplatform::gic_guest_frames(gic, p.cpus.len()) {
                 items.extend(span(start, size).map(|span| Item {
                     what: GuestUse::Gic,
                     span,

@@ -19,6 +19,7 @@ fn parses_the_gic() {
         phandle: Some(GIC),
         distributor: range(0x800_0000, 0x1_0000),
         redistributors: range(0x80a_0000, 0xf6_0000),
+        v2: None,
     };
     assert_eq!(cfg.board.gic, Some(gic.clone()));
     assert_eq!(parse_board(&one(ping())).map(|b| b.gic), Ok(Some(gic)));
@@ -37,7 +38,7 @@ fn parses_the_gic() {
     assert_error!(
         build(root),
         "/interrupt-controller@8000000",
-        ErrorKind::GicReg { entries: 1 },
+        ErrorKind::GicReg { version: 3, entries: 1 },
         ["2 'reg' entries (distributor, redistributors), found 1"]
     );
 }
@@ -189,7 +190,7 @@ fn device_interrupts_must_be_gic_specifiers() {
         (
             with_board(|b| edit(b, v0, "interrupt-parent", Some(cells(&[UART])))),
             InterruptProblem::ParentNotGic { parent: "/pl011@9000000".into() },
-            "interrupt parent /pl011@9000000 is not the board's GICv3",
+            "interrupt parent /pl011@9000000 is not the board's GIC",
         ),
         (
             with_board(|b| edit(b, "interrupt-controller@8000000", "#interrupt-cells", Some(cells(&[2])))),

@@ -129,6 +129,7 @@ proptest! {
             phandle: None,
             distributor,
             redistributors,
+            v2: None,
         });
         let cfg = SystemConfig {
             board: Board { ram, cpus: (0..cpus).map(cpu).collect(), gic, ..Board::default() },

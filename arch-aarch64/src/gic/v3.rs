@@ -1,6 +1,7 @@
 //! The physical GICv3 as the hypervisor uses it: the distributor and this CPU's redistributor
 //! set up for the hypervisor's own SGI (a kick between CPUs) and the maintenance interrupt, and
-//! the virtual CPU interface's list registers, through which partitions get their interrupts.
+//! the virtual CPU interface's list registers (ICH_*_EL2), through which partitions get their
+//! interrupts.
 
 use core::arch::asm;
 
@@ -8,16 +9,7 @@ use spin::Once;
 use tantalum_core::vgic::{Deliverable, VirtualGic};
 use tantalum_core::vplatform::GICR_STRIDE;
 
-/// SGI the hypervisor sends to make another CPU look at its partition's virtual interrupts.
-pub const KICK_SGI: u32 = 0;
-/// The virtual CPU interface's maintenance interrupt (PPI 9).
-pub const MAINTENANCE_INTID: u32 = 25;
-/// The EL1 virtual and physical timers' PPIs: forwarded to the vCPU of this CPU.
-pub const TIMER_INTIDS: [u32; 2] = [27, 30];
-/// The EL2 physical timer's PPI: the hypervisor's own wake-up while a vCPU waits.
-pub const WAKEUP_INTID: u32 = 26;
-/// INTID the CPU interface returns when nothing is pending.
-const SPURIOUS: u32 = 1023;
+use super::{KICK_SGI, MAINTENANCE_INTID, SPURIOUS, TIMER_INTIDS, WAKEUP_INTID};
 
 const GICD_CTLR: usize = 0x0000;
 const GICD_CTLR_RWP: u32 = 1 << 31;
@@ -240,6 +232,14 @@ fn lr_value(d: &Deliverable) -> u64 {
     LR_PENDING | group | hw | (u64::from(d.priority) << 48) | u64::from(d.intid)
 }
 
+/// The highest-priority interrupt pending at this CPU, without acknowledging it.
+pub fn highest_pending() -> u32 {
+    let intid: u64;
+    // SAFETY: reading the highest-priority pending interrupt does not acknowledge it.
+    unsafe { asm!("mrs {}, icc_hppir1_el1", out(reg) intid, options(nomem, nostack)) };
+    intid as u32 & 0xff_ffff
+}
+
 /// Resets the virtual CPU interface for a vCPU that starts from scratch: list registers
 /// empty, interface enabled.
 pub fn reset_virtual_interface() {
@@ -275,18 +275,8 @@ pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) {
             None => write_lr(free, lr_value(&d)),
         }
     }
-    set_ich_hcr(ICH_HCR_EN | refill_trigger(gic.has_deliverable(vcpu), (0..count).map(read_lr)));
-}
-
-/// The maintenance interrupt that says when to load more (`more`: interrupts wait that did not
-/// fit in the list registers `lrs`): once the guest has taken every pending one (NPIE), or,
-/// when none is pending (every one active: the guest is handling them all), once it has ended
-/// all but one (UIE). NPIE with every list register active would fire at once, again and
-/// again, with nothing to load: a guest that never ends its interrupts would livelock its CPU.
-fn refill_trigger(more: bool, mut lrs: impl Iterator<Item = u64>) -> u64 {
-    match more {
-        false => 0,
-        true if lrs.any(|lr| lr & LR_PENDING != 0) => ICH_HCR_NPIE,
-        true => ICH_HCR_UIE,
-    }
+    let any_pending = (0..count).any(|n| read_lr(n) & LR_PENDING != 0);
+    set_ich_hcr(
+        ICH_HCR_EN | super::refill_trigger(gic.has_deliverable(vcpu), any_pending, ICH_HCR_NPIE, ICH_HCR_UIE),
+    );
 }

@@ -1,0 +1,137 @@
+//! The interrupt controller as the rest of the hypervisor uses it, whatever the board's GIC:
+//! set up, acknowledge and deactivate, send the kick SGI, route an SPI, and the list registers
+//! through which partitions get their interrupts. [`v3`] drives a GICv3 (system registers, a
+//! redistributor per CPU), [`v2`] a GICv2 with the virtualization extensions (GIC-400: memory
+//! mapped CPU interface and GICH list registers). Which one runs is the board's GIC version,
+//! chosen once at boot.
+
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use tantalum_core::config::Gic;
+use tantalum_core::vgic::VirtualGic;
+
+mod v2;
+mod v3;
+
+/// SGI the hypervisor sends to make another CPU look at its partition's virtual interrupts.
+pub const KICK_SGI: u32 = 0;
+/// The virtual CPU interface's maintenance interrupt (PPI 9).
+pub const MAINTENANCE_INTID: u32 = 25;
+/// The EL1 virtual and physical timers' PPIs: forwarded to the vCPU of this CPU.
+pub const TIMER_INTIDS: [u32; 2] = [27, 30];
+/// The EL2 physical timer's PPI: the hypervisor's own wake-up while a vCPU waits.
+pub const WAKEUP_INTID: u32 = 26;
+/// INTIDs from here on are special (1020..1023): nothing to acknowledge.
+const SPURIOUS: u32 = 1020;
+
+/// The board's GIC is a GICv2 (set once, before any CPU uses the GIC).
+static V2: AtomicBool = AtomicBool::new(false);
+
+fn v2() -> bool {
+    V2.load(Ordering::Relaxed)
+}
+
+/// Enables the distributor (boot CPU, once) of the board's GIC.
+pub fn init_distributor(gic: &Gic) {
+    let base = |r: tantalum_core::addr::HostRange| r.start.as_u64() as usize;
+    match gic.v2 {
+        Some(frames) => {
+            V2.store(true, Ordering::Release);
+            // SAFETY: the frames are the board GIC's, from the validated config; the EL2 map
+            // covers them as device memory and only the hypervisor drives them.
+            unsafe { v2::init_distributor(base(gic.distributor), base(frames.cpu), base(frames.hyp)) };
+        }
+        None => v3::init_distributor(base(gic.distributor), base(gic.redistributors)),
+    }
+}
+
+/// Sets up this CPU's side of the GIC: the kick SGI, the maintenance interrupt and the timers
+/// enabled, the CPU interface and the virtual CPU interface on.
+pub fn init_cpu(mpidr: u64) -> Result<(), &'static str> {
+    if v2() {
+        v2::init_cpu(mpidr)
+    } else {
+        v3::init_cpu(mpidr)
+    }
+}
+
+/// Sends the kick SGI to the CPU with affinity `mpidr`.
+pub fn kick(mpidr: u64) {
+    if v2() {
+        v2::kick(mpidr)
+    } else {
+        v3::kick(mpidr)
+    }
+}
+
+/// Acknowledges the physical interrupts pending at this CPU (at most `out.len()`), dropping
+/// their priority; returns how many. Each must then be deactivated ([`deactivate`]) or handed
+/// to a guest through a hardware-linked list register.
+pub fn acknowledge(out: &mut [u32]) -> usize {
+    if v2() {
+        v2::acknowledge(out)
+    } else {
+        v3::acknowledge(out)
+    }
+}
+
+/// Deactivates a physical interrupt that [`acknowledge`] returned.
+pub fn deactivate(intid: u32) {
+    if v2() {
+        v2::deactivate(intid)
+    } else {
+        v3::deactivate(intid)
+    }
+}
+
+/// Routes the physical SPI `intid` to the CPU with affinity `mpidr` and enables it (a device
+/// passed through to the partition that runs there). `edge` selects edge triggering.
+pub fn route_spi(intid: u32, mpidr: u64, edge: bool) {
+    if v2() {
+        v2::route_spi(intid, mpidr, edge)
+    } else {
+        v3::route_spi(intid, mpidr, edge)
+    }
+}
+
+/// The highest-priority interrupt pending at this CPU, without acknowledging it.
+pub fn highest_pending() -> u32 {
+    if v2() {
+        v2::highest_pending()
+    } else {
+        v3::highest_pending()
+    }
+}
+
+/// Resets the virtual CPU interface for a vCPU that starts from scratch: list registers
+/// empty, interface enabled.
+pub fn reset_virtual_interface() {
+    if v2() {
+        v2::reset_virtual_interface()
+    } else {
+        v3::reset_virtual_interface()
+    }
+}
+
+/// Moves interrupts that `gic` has ready for `vcpu` into free list registers. When more are
+/// ready than fit, asks for a maintenance interrupt once the list registers drain.
+pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) {
+    if v2() {
+        v2::load_list_registers(gic, vcpu)
+    } else {
+        v3::load_list_registers(gic, vcpu)
+    }
+}
+
+/// When to load more into the list registers (`more`: interrupts wait that did not fit; `any_pending`:
+/// a list register holds a pending one): once the guest has taken every pending one (`npie`), or,
+/// when none is pending (every one active: the guest is handling them all), once it has ended
+/// all but one (`uie`). NPIE with every list register active would fire at once, again and
+/// again, with nothing to load: a guest that never ends its interrupts would livelock its CPU.
+fn refill_trigger<T: Default>(more: bool, any_pending: bool, npie: T, uie: T) -> T {
+    match (more, any_pending) {
+        (false, _) => T::default(),
+        (true, true) => npie,
+        (true, false) => uie,
+    }
+}

@@ -1,0 +1,229 @@
+//! The physical GICv2 (GIC-400) as the hypervisor uses it: the distributor and the memory-mapped
+//! CPU interface (GICC) for the hypervisor's own interrupts, and the virtual interface control
+//! (GICH) whose list registers hold a partition's interrupts; the partition reaches its
+//! interrupts through the virtual CPU interface (GICV), mapped in its stage 2.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use spin::Once;
+use tantalum_core::config::MAX_CPUS;
+use tantalum_core::gic_regs::{CpuInterface, Distributor, VirtualControl, GICH_HCR, GICH_LR, SGIR};
+use tantalum_core::vgic::{Deliverable, VirtualGic};
+use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
+use tock_registers::LocalRegisterCopy;
+
+use super::{KICK_SGI, MAINTENANCE_INTID, SPURIOUS, TIMER_INTIDS, WAKEUP_INTID};
+
+/// The MMIO bases of the GIC's frames (addresses: register blocks are not `Sync`).
+struct Frames {
+    gicd: usize,
+    gicc: usize,
+    gich: usize,
+}
+
+impl Frames {
+    fn gicd(&self) -> &'static Distributor {
+        // SAFETY: `init_distributor`'s caller guarantees the frame is the GIC's, mapped for
+        // good; the register block only performs volatile accesses.
+        unsafe { &*(self.gicd as *const Distributor) }
+    }
+
+    fn gicc(&self) -> &'static CpuInterface {
+        // SAFETY: as in `gicd`.
+        unsafe { &*(self.gicc as *const CpuInterface) }
+    }
+
+    fn gich(&self) -> &'static VirtualControl {
+        // SAFETY: as in `gicd`; each CPU's GICH frame is its own (the GIC banks it).
+        unsafe { &*(self.gich as *const VirtualControl) }
+    }
+}
+
+static FRAMES: Once<Frames> = Once::new();
+
+/// Each started CPU's `mpidr << 8 | CPU interface mask` (a GICv2 names CPUs by interface
+/// number, not affinity); 0: free.
+static CPU_MASKS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
+/// GICC_CTLR: group 0 and group 1 enabled, EOImode 1 (EOI drops priority, GICC_DIR
+/// deactivates: an interrupt forwarded to a guest stays active until the guest ends it). With
+/// the Security Extensions, the non-secure view reads bit 0 as group 1 and bit 9 as EOImodeNS.
+const GICC_CTLR_VALUE: u32 = 0b11 | (1 << 9);
+
+/// Records the frames and enables the distributor.
+///
+/// # Safety
+/// `gicd`, `gicc` and `gich` must be the MMIO bases of the board GIC's distributor, CPU
+/// interface and virtual interface control, mapped as device memory for the rest of the
+/// program, and programmed by nothing else.
+pub unsafe fn init_distributor(gicd: usize, gicc: usize, gich: usize) {
+    FRAMES.call_once(|| Frames { gicd, gicc, gich }).gicd().ctlr.set(0b11);
+}
+
+fn frames() -> &'static Frames {
+    // init_cpu refuses to run before init_distributor; nothing else runs before init_cpu.
+    FRAMES.get().unwrap_or_else(|| panic!("GICv2 used before init_distributor"))
+}
+
+/// This CPU's interface mask, its private interrupts and its CPU interface.
+pub fn init_cpu(mpidr: u64) -> Result<(), &'static str> {
+    let f = FRAMES.get().ok_or("GIC not initialised")?;
+    // ITARGETSR0..7 read as this CPU's own interface bit.
+    let mask = match f.gicd().itargetsr[0].get() {
+        0 => 1, // A uniprocessor GIC reads as zero.
+        m => m,
+    };
+    let entry = (mpidr << 8) | u64::from(mask);
+    let slot = CPU_MASKS.iter().find(|s| {
+        let old = s.load(Ordering::Acquire);
+        old >> 8 == mpidr && old != 0
+            || s.compare_exchange(0, entry, Ordering::AcqRel, Ordering::Acquire).is_ok()
+    });
+    slot.ok_or("too many CPUs")?.store(entry, Ordering::Release);
+    for intid in [KICK_SGI, MAINTENANCE_INTID, WAKEUP_INTID, TIMER_INTIDS[0], TIMER_INTIDS[1]] {
+        f.gicd().ipriorityr[intid as usize].set(0x80);
+    }
+    f.gicd().isenabler[0].set(
+        (1 << KICK_SGI)
+            | (1 << MAINTENANCE_INTID)
+            | (1 << WAKEUP_INTID)
+            | (1 << TIMER_INTIDS[0])
+            | (1 << TIMER_INTIDS[1]),
+    );
+    f.gicc().pmr.set(0xff);
+    f.gicc().bpr.set(0);
+    f.gicc().ctlr.set(GICC_CTLR_VALUE);
+    Ok(())
+}
+
+/// The CPU interface mask of the CPU with affinity `mpidr` (0 if it has not started).
+fn mask_of(mpidr: u64) -> u8 {
+    CPU_MASKS
+        .iter()
+        .map(|s| s.load(Ordering::Acquire))
+        .find(|&e| e != 0 && e >> 8 == mpidr)
+        .map_or(0, |e| e as u8)
+}
+
+/// Sends the kick SGI to the CPU with affinity `mpidr`.
+pub fn kick(mpidr: u64) {
+    let mask = mask_of(mpidr);
+    if mask == 0 {
+        return; // Not started: it looks at its partition's interrupts when it does.
+    }
+    aarch64_cpu::asm::barrier::dsb(aarch64_cpu::asm::barrier::ISH);
+    frames().gicd().sgir.write(SGIR::INTID.val(KICK_SGI) + SGIR::TARGETS.val(u32::from(mask)));
+}
+
+/// Acknowledges the physical interrupts pending at this CPU (see [`super::acknowledge`]). SGIs
+/// (only the kick) are ended here and now: their deactivation needs the sender's CPU number.
+pub fn acknowledge(out: &mut [u32]) -> usize {
+    let gicc = frames().gicc();
+    let mut n = 0;
+    while n < out.len() {
+        let iar = gicc.iar.get();
+        let intid = iar & 0x3ff;
+        if intid >= SPURIOUS {
+            break;
+        }
+        gicc.eoir.set(iar);
+        if intid < 16 {
+            gicc.dir.set(iar);
+        }
+        out[n] = intid;
+        n += 1;
+    }
+    n
+}
+
+/// Deactivates a physical interrupt that [`acknowledge`] returned (SGIs already are).
+pub fn deactivate(intid: u32) {
+    if intid >= 16 {
+        frames().gicc().dir.set(intid);
+    }
+}
+
+/// Routes SPI `intid` to the CPU with affinity `mpidr` (see [`super::route_spi`]).
+pub fn route_spi(intid: u32, mpidr: u64, edge: bool) {
+    let Some(f) = FRAMES.get() else { return };
+    let n = intid as usize;
+    let (Some(target), Some(priority)) = (f.gicd().itargetsr.get(n), f.gicd().ipriorityr.get(n)) else {
+        return;
+    };
+    target.set(match mask_of(mpidr) {
+        0 => 1,
+        m => m,
+    });
+    priority.set(0xa0);
+    if let Some(cfg) = f.gicd().icfgr.get(n / 16) {
+        let bit = 2 << (2 * (n % 16));
+        cfg.set(if edge { cfg.get() | bit } else { cfg.get() & !bit });
+    }
+    if let Some(enable) = f.gicd().isenabler.get(n / 32) {
+        enable.set(1 << (n % 32));
+    }
+}
+
+/// The highest-priority interrupt pending at this CPU, without acknowledging it.
+pub fn highest_pending() -> u32 {
+    frames().gicc().hppir.get() & 0x3ff
+}
+
+fn list_registers(gich: &VirtualControl) -> usize {
+    ((gich.vtr.get() & 0x3f) as usize + 1).min(64)
+}
+
+fn lr_value(d: &Deliverable) -> u32 {
+    let mut lr = GICH_LR::VIRTUAL_ID.val(d.intid)
+        + GICH_LR::STATE::Pending
+        + GICH_LR::PRIORITY.val(u32::from(d.priority >> 3))
+        + GICH_LR::GROUP1.val(u32::from(d.group1));
+    if d.hw {
+        lr += GICH_LR::HW::SET + GICH_LR::PHYSICAL_ID.val(d.intid);
+    } else if d.intid < 16 {
+        lr += GICH_LR::CPUID.val(u32::from(d.source));
+    }
+    lr.value
+}
+
+/// Resets the virtual CPU interface for a vCPU that starts from scratch.
+pub fn reset_virtual_interface() {
+    let gich = frames().gich();
+    for lr in gich.lr.iter().take(list_registers(gich)) {
+        let value = LocalRegisterCopy::<u32, GICH_LR::Register>::new(lr.get());
+        // A hardware-linked interrupt the guest never finished stays active at the physical
+        // interface: end it, or it never fires again.
+        if value.is_set(GICH_LR::HW) && value.read(GICH_LR::STATE) != 0 {
+            deactivate(value.read(GICH_LR::PHYSICAL_ID));
+        }
+        lr.set(0);
+    }
+    gich.vmcr.set(0);
+    gich.apr.set(0);
+    gich.hcr.write(GICH_HCR::EN::SET);
+}
+
+/// Moves interrupts that `gic` has ready for `vcpu` into free list registers (see
+/// [`super::load_list_registers`]).
+pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) {
+    let gich = frames().gich();
+    let lrs = &gich.lr[..list_registers(gich)];
+    let state = |v: u32| LocalRegisterCopy::<u32, GICH_LR::Register>::new(v).read(GICH_LR::STATE);
+    while gic.has_deliverable(vcpu) {
+        let Some(free) = lrs.iter().find(|lr| state(lr.get()) == 0) else { break };
+        let Some(d) = gic.take_deliverable(vcpu) else { break };
+        // The same INTID already in a list register: make it pending again there.
+        match lrs.iter().find(|lr| state(lr.get()) != 0 && lr.get() & 0x3ff == d.intid) {
+            Some(lr) => lr.modify(GICH_LR::STATE.val(state(lr.get()) | 1)),
+            None => free.set(lr_value(&d)),
+        }
+    }
+    let any_pending = lrs.iter().any(|lr| state(lr.get()) & 1 != 0);
+    let trigger = super::refill_trigger(
+        gic.has_deliverable(vcpu),
+        any_pending,
+        GICH_HCR::NPIE::SET.value,
+        GICH_HCR::UIE::SET.value,
+    );
+    gich.hcr.set(GICH_HCR::EN::SET.value | trigger);
+}

@@ -1,0 +1,127 @@
+//! GIC register layouts, declared once (tock-registers) for the hypervisor's drivers
+//! (`arch-aarch64`), the virtual GIC's decoding (`vgic`) and the SDK: the distributor (the
+//! per-INTID banks are the same in a GICv3 redistributor's SGI frame), a GICv2's CPU interface
+//! (also the layout of its virtual CPU interface, GICV) and its virtual interface control (GICH).
+#![forbid(unsafe_code)]
+
+use tock_registers::register_bitfields;
+use tock_registers::register_structs;
+use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
+
+register_structs! {
+    /// A distributor (GICv2 and GICv3) up to its GICv3 routing registers.
+    pub Distributor {
+        (0x000 => pub ctlr: ReadWrite<u32>),
+        (0x004 => pub typer: ReadOnly<u32>),
+        (0x008 => pub iidr: ReadOnly<u32>),
+        (0x00c => _reserved0),
+        (0x080 => pub igroupr: [ReadWrite<u32>; 32]),
+        (0x100 => pub isenabler: [ReadWrite<u32>; 32]),
+        (0x180 => pub icenabler: [ReadWrite<u32>; 32]),
+        (0x200 => pub ispendr: [ReadWrite<u32>; 32]),
+        (0x280 => pub icpendr: [ReadWrite<u32>; 32]),
+        (0x300 => pub isactiver: [ReadWrite<u32>; 32]),
+        (0x380 => pub icactiver: [ReadWrite<u32>; 32]),
+        (0x400 => pub ipriorityr: [ReadWrite<u8>; 1024]),
+        /// GICv2 only (GICv3 with affinity routing: IROUTER).
+        (0x800 => pub itargetsr: [ReadWrite<u8>; 1024]),
+        (0xc00 => pub icfgr: [ReadWrite<u32>; 64]),
+        (0xd00 => _reserved1),
+        /// GICv2 only.
+        (0xf00 => pub sgir: WriteOnly<u32, SGIR::Register>),
+        (0xf04 => _reserved2),
+        (0x6000 => pub irouter: [ReadWrite<u64>; 988]),
+        (0x7ee0 => @END),
+    }
+}
+
+register_structs! {
+    /// A GICv2 CPU interface (GICC), and the virtual CPU interface (GICV) a partition sees in
+    /// its place.
+    pub CpuInterface {
+        (0x0000 => pub ctlr: ReadWrite<u32>),
+        (0x0004 => pub pmr: ReadWrite<u32>),
+        (0x0008 => pub bpr: ReadWrite<u32>),
+        (0x000c => pub iar: ReadOnly<u32>),
+        (0x0010 => pub eoir: WriteOnly<u32>),
+        (0x0014 => pub rpr: ReadOnly<u32>),
+        (0x0018 => pub hppir: ReadOnly<u32>),
+        (0x001c => _reserved0),
+        (0x1000 => pub dir: WriteOnly<u32>),
+        (0x1004 => @END),
+    }
+}
+
+register_structs! {
+    /// A GICv2's virtual interface control (GICH): one CPU's list registers.
+    pub VirtualControl {
+        (0x000 => pub hcr: ReadWrite<u32, GICH_HCR::Register>),
+        (0x004 => pub vtr: ReadOnly<u32>),
+        (0x008 => pub vmcr: ReadWrite<u32>),
+        (0x00c => _reserved0),
+        (0x010 => pub misr: ReadOnly<u32>),
+        (0x014 => _reserved1),
+        (0x020 => pub eisr: [ReadOnly<u32>; 2]),
+        (0x028 => _reserved2),
+        (0x030 => pub elrsr: [ReadOnly<u32>; 2]),
+        (0x038 => _reserved3),
+        (0x0f0 => pub apr: ReadWrite<u32>),
+        (0x0f4 => _reserved4),
+        (0x100 => pub lr: [ReadWrite<u32, GICH_LR::Register>; 64]),
+        (0x200 => @END),
+    }
+}
+
+register_bitfields! [u32,
+    /// GICD_SGIR (GICv2).
+    pub SGIR [
+        INTID OFFSET(0) NUMBITS(4) [],
+        TARGETS OFFSET(16) NUMBITS(8) [],
+        FILTER OFFSET(24) NUMBITS(2) [List = 0, AllButSelf = 1, OnlySelf = 2],
+    ],
+    /// GICH_HCR (GICv2).
+    pub GICH_HCR [
+        EN OFFSET(0) NUMBITS(1) [],
+        /// Underflow: at most one list register in use.
+        UIE OFFSET(1) NUMBITS(1) [],
+        /// No pending: no list register holds a pending interrupt.
+        NPIE OFFSET(3) NUMBITS(1) [],
+    ],
+    /// A GICv2 list register.
+    pub GICH_LR [
+        VIRTUAL_ID OFFSET(0) NUMBITS(10) [],
+        /// Hardware-linked: the physical INTID whose deactivation the guest's EOI performs.
+        PHYSICAL_ID OFFSET(10) NUMBITS(10) [],
+        /// Not hardware-linked: the SGI's source CPU (bits 12:10).
+        CPUID OFFSET(10) NUMBITS(3) [],
+        PRIORITY OFFSET(23) NUMBITS(5) [],
+        STATE OFFSET(28) NUMBITS(2) [Invalid = 0, Pending = 1, Active = 2, PendingActive = 3],
+        GROUP1 OFFSET(30) NUMBITS(1) [],
+        HW OFFSET(31) NUMBITS(1) [],
+    ]
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::offset_of;
+
+    #[test]
+    fn offsets_are_the_architecture_s() {
+        assert_eq!(offset_of!(Distributor, itargetsr), 0x800);
+        assert_eq!(offset_of!(Distributor, irouter), 0x6000);
+        assert_eq!(offset_of!(CpuInterface, dir), 0x1000);
+        assert_eq!(offset_of!(VirtualControl, apr), 0xf0);
+        assert_eq!(offset_of!(VirtualControl, lr), 0x100);
+    }
+
+    #[test]
+    fn list_register_fields() {
+        let lr = GICH_LR::VIRTUAL_ID.val(27)
+            + GICH_LR::PHYSICAL_ID.val(27)
+            + GICH_LR::HW::SET
+            + GICH_LR::STATE::Pending
+            + GICH_LR::PRIORITY.val(0xa0 >> 3);
+        assert_eq!(lr.value, (1 << 31) | (1 << 28) | (0x14 << 23) | (27 << 10) | 27);
+    }
+}
