@@ -160,6 +160,19 @@ pub fn check_partition_image(bytes: &[u8]) -> Result<(), ImageProblem> {
     }
 }
 
+/// Checks an x86_64 partition image: a flat binary loaded at the start of region 0 and entered
+/// by the PVH boot protocol at `entry` (docs/x86.md); it has no header to check, but an empty
+/// file or an unconverted ELF is refused.
+pub fn check_x86_partition_image(bytes: &[u8]) -> Result<(), ImageProblem> {
+    if bytes.is_empty() {
+        return Err(ImageProblem::Empty);
+    }
+    if bytes.starts_with(b"\x7fELF") {
+        return Err(ImageProblem::Elf);
+    }
+    Ok(())
+}
+
 impl core::fmt::Display for ImageProblem {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {

@@ -20,9 +20,13 @@ pub const PACKAGES: [&str; 8] =
 /// The line the hypervisor prints when it powers the machine off: the run is over.
 const END_MARKER: &str = "[tantalum] system off";
 
-/// Builds the x86_64 hypervisor and its boot image: the flat Multiboot2 kernel with its
-/// BootInfo filled in and the payload after it (empty until the system DTB comes to x86).
-pub fn build_image() -> Result<PathBuf> {
+/// Builds the x86_64 hypervisor (once per process): the flat Multiboot2 kernel, whose
+/// BootInfo and payload the build fills in (`image::assemble`, or [`build_image`]).
+pub fn build_hypervisor() -> Result<PathBuf> {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    if let Some(bin) = BUILT.get() {
+        return Ok(bin.clone());
+    }
     step("building the hypervisor (x86_64-unknown-none)");
     let status = Command::new(env!("CARGO"))
         .args(["build", "--release", "--quiet", "-p", "tantalum-x86_64", "--target", "x86_64-unknown-none"])
@@ -33,7 +37,7 @@ pub fn build_image() -> Result<PathBuf> {
     }
     let elf = root().join("target/x86_64-unknown-none/release/tantalum-x86_64");
     let dir = cargo::out_dir().join("x86");
-    std::fs::create_dir_all(dir.join("iso/boot/grub"))?;
+    std::fs::create_dir_all(&dir)?;
     let bin = dir.join("tantalum-x86_64.bin");
     let status = Command::new(tools::llvm_tool("llvm-objcopy")?)
         .args(["-O", "binary"])
@@ -43,15 +47,38 @@ pub fn build_image() -> Result<PathBuf> {
     if !status.success() {
         bail!("llvm-objcopy {} failed", elf.display());
     }
-    let mut image = std::fs::read(&bin)?;
-    if image.len() < 128 || image[..4] != 0xE852_50D6u32.to_le_bytes() {
+    let image = std::fs::read(&bin)?;
+    if image.len() < 128 || image[..4] != tantalum_x86_64::MULTIBOOT2_MAGIC.to_le_bytes() {
         bail!("{}: no Multiboot2 header at the start", bin.display());
     }
+    let _ = BUILT.set(bin.clone());
+    Ok(bin)
+}
+
+/// Builds the sample partitions for x86_64 into `target/tantalum/partitions-x86_64/`.
+pub fn build_partitions() -> Result<PathBuf> {
+    cargo::build_partitions_for(cargo::X86_PARTITION_TARGET, "partitions-x86_64")
+}
+
+/// The boot image of the built-in bring-up system: the hypervisor with an empty payload (it
+/// runs its probe guest), on a GRUB ISO.
+pub fn build_image() -> Result<PathBuf> {
+    let bin = build_hypervisor()?;
+    let mut image = std::fs::read(&bin)?;
     let payload_offset = align_up(image.len() as u64, BLOB_ALIGN).unwrap_or(u64::MAX);
     image.resize(payload_offset as usize, 0);
     let info = BootInfo { payload_offset, payload_size: 0, dtb_offset: 0, dtb_size: 0, console_base: 0x3f8 };
     info.encode_into(&mut image);
-    std::fs::write(dir.join("iso/boot/tantalum.img"), &image)?;
+    let dir = cargo::out_dir().join("x86");
+    let path = dir.join("probe.img");
+    std::fs::write(&path, &image)?;
+    iso(&path, &dir.join("probe"))
+}
+
+/// Puts boot image `image` on a GRUB ISO in `dir` (GRUB loads it as a Multiboot2 kernel).
+pub fn iso(image: &Path, dir: &Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir.join("iso/boot/grub"))?;
+    std::fs::copy(image, dir.join("iso/boot/tantalum.img"))?;
     std::fs::write(
         dir.join("iso/boot/grub/grub.cfg"),
         "set timeout=0\nset default=0\nserial --unit=0 --speed=115200\nterminal_output serial\n\

@@ -151,6 +151,43 @@ fn package_and_bins(manifest: &str) -> (Option<String>, Vec<String>) {
     (package, bins)
 }
 
+/// Target of x86_64 partitions.
+pub const X86_PARTITION_TARGET: &str = "x86_64-unknown-none";
+
+/// The sample partitions that build for x86_64 (the SDK's x86 port has no interrupts yet).
+pub const X86_PARTITIONS: &[&str] = &["hello", "crasher"];
+
+/// Builds the sample partitions for `target` into `target/tantalum/<dir>/<name>.bin` (once per
+/// process and target).
+pub fn build_partitions_for(target: &str, dir: &str) -> Result<PathBuf> {
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    if target == PARTITION_TARGET {
+        return build_partitions();
+    }
+    let out = out_dir().join(dir);
+    if BUILT.lock().map(|b| b.iter().any(|t| t == target)).unwrap_or(false) {
+        return Ok(out);
+    }
+    step(format!("building partitions ({target}): {}", X86_PARTITIONS.join(", ")));
+    let mut command = Command::new(env!("CARGO"));
+    command.args(["build", "--release", "--quiet", "--target", target]);
+    for name in X86_PARTITIONS {
+        command.args(["-p", &format!("partition-{name}")]);
+    }
+    if !command.current_dir(root()).status()?.success() {
+        bail!("building the partitions for {target} failed");
+    }
+    std::fs::create_dir_all(&out)?;
+    for name in X86_PARTITIONS {
+        let elf = root().join("target").join(target).join("release").join(name);
+        objcopy(&elf, &out.join(format!("{name}.bin")))?;
+    }
+    if let Ok(mut built) = BUILT.lock() {
+        built.push(target.to_string());
+    }
+    Ok(out)
+}
+
 /// Builds every sample partition into `target/tantalum/partitions/<name>.bin` (once per process).
 pub fn build_partitions() -> Result<PathBuf> {
     if let Some(dir) = PARTITIONS_BUILT.get() {

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use tantalum_aarch64::descriptors::EL2_MAP;
-use tantalum_core::bootimage::{check_partition_image, effective_image_size};
+use tantalum_core::bootimage::{check_partition_image, check_x86_partition_image, effective_image_size};
 use tantalum_core::config::{self, BuildFacts, ConfigError, ErrorKind, SystemConfig};
 
 use crate::board::{board_of, Board};
@@ -45,9 +45,27 @@ pub fn dtc_strict(dts: &Path, out: &Path) -> std::result::Result<Vec<u8>, Vec<St
 /// or something else the build produced under `target/tantalum/` (e.g. `linux/Image`).
 pub fn resolve_image(dts: &Path, image: &str) -> Option<PathBuf> {
     let beside = dts.parent().unwrap_or(Path::new(".")).join(image);
-    let built = cargo::out_dir().join("partitions").join(image);
+    let built = cargo::out_dir().join(partitions_dir(dts)).join(image);
     let produced = cargo::out_dir().join(image);
     [beside, built, produced].into_iter().find(|p| p.is_file())
+}
+
+/// Where the sample partitions built for the system's architecture are, under `out_dir()`:
+/// `partitions` (aarch64) or `partitions-x86_64` (a system for an x86 board).
+pub fn partitions_dir(dts: &Path) -> &'static str {
+    if is_x86(dts) {
+        "partitions-x86_64"
+    } else {
+        "partitions"
+    }
+}
+
+/// Whether the system DTS is for an x86 board (its board.toml says `arch = "x86_64"`).
+pub fn is_x86(dts: &Path) -> bool {
+    board_of(dts)
+        .ok()
+        .and_then(|dir| std::fs::read_to_string(dir.join("board.toml")).ok())
+        .is_some_and(|t| t.lines().any(|l| l.replace(' ', "") == "arch=\"x86_64\""))
 }
 
 /// Reads the file a partition's `property` names, or says where it was looked for. Names under
@@ -67,7 +85,7 @@ fn read_blob(dts: &Path, node: &str, property: &str, name: &str) -> std::result:
         None => Err(format!(
             "{node}: {property} \"{name}\" not found (looked beside {}, in {} and in {})",
             dts.display(),
-            cargo::out_dir().join("partitions").display(),
+            cargo::out_dir().join(partitions_dir(dts)).display(),
             cargo::out_dir().display()
         )),
     }
@@ -98,10 +116,12 @@ pub fn check_dtb_reporting(dts: &Path, dtb: &[u8]) -> (std::result::Result<Check
     let mut images = Vec::new();
     let mut initrds = Vec::new();
     let mut problems = Vec::new();
+    let x86 = cfg.board.x86.is_some();
+    let check_image = if x86 { check_x86_partition_image } else { check_partition_image };
     for p in &mut cfg.partitions {
         let image = match p.image_path.as_deref() {
             Some(name) => read_blob(dts, &p.path, "image", name).and_then(|bytes| {
-                check_partition_image(&bytes)
+                check_image(&bytes)
                     .map(|()| bytes)
                     .map_err(|problem| ConfigError::new(&p.path, ErrorKind::BadImage { problem }).to_string())
             }),
@@ -133,7 +153,8 @@ pub fn check_dtb_reporting(dts: &Path, dtb: &[u8]) -> (std::result::Result<Check
             None => initrds.push(None),
         }
     }
-    let facts = BuildFacts { boot_image: None, payload_size: None, map: Some(EL2_MAP) };
+    let map = if x86 { tantalum_x86_64::HOST_MAP } else { EL2_MAP };
+    let facts = BuildFacts { boot_image: None, payload_size: None, map: Some(map) };
     if let Err(errors) = config::validate(&cfg, &facts) {
         problems.extend(errors.iter().map(|e| e.to_string()));
     }
@@ -165,7 +186,11 @@ pub fn check_file_reporting(dts: &Path) -> (std::result::Result<Checked, Problem
     let (checked, warnings) = check_dtb_reporting(dts, &dtb);
     let result = checked.and_then(|checked| {
         let board = board_of(dts).and_then(|dir| Board::load(&dir)).map_err(|e| vec![e.0])?;
-        let (_, hyp_bin) = cargo::build_hypervisor().map_err(|e| vec![e.0])?;
+        let hyp_bin = if checked.config.board.x86.is_some() {
+            crate::bochs::build_hypervisor().map_err(|e| vec![e.0])?
+        } else {
+            cargo::build_hypervisor().map_err(|e| vec![e.0])?.1
+        };
         let assembled = image::assemble(dts, &out, &dtb, &checked, &hyp_bin, board.load_address)?;
         Ok(Checked { config: assembled.config, ..checked })
     });
@@ -195,6 +220,12 @@ pub fn command(files: &[String]) -> Result<()> {
     // hypervisor so that the boot image is checked as the build lays it out.
     if !cargo::out_dir().join("partitions").is_dir() {
         cargo::build_partitions()?;
+    }
+    if files.iter().any(|f| is_x86(Path::new(f))) && !cargo::out_dir().join("partitions-x86_64").is_dir() {
+        // Not fatal: the rules are still checked, and a missing image is reported as such.
+        if let Err(e) = crate::bochs::build_partitions() {
+            println!("warning: the x86_64 sample partitions did not build: {}", e.0);
+        }
     }
     cargo::build_hypervisor()?;
     let mut failed = 0;

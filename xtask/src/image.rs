@@ -153,24 +153,35 @@ pub fn assemble(
     }
 
     let mut image = std::fs::read(hyp_bin).map_err(|e| vec![format!("{}: {e}", hyp_bin.display())])?;
-    if image.len() < 128 || image[56..60] != *b"ARM\x64" {
-        return Err(vec![format!("{}: not an arm64 Image", hyp_bin.display())]);
-    }
-    let mut size_field = [0u8; 8];
-    size_field.copy_from_slice(&image[IMAGE_SIZE_OFFSET..IMAGE_SIZE_OFFSET + 8]);
-    let linked_size = u64::from_le_bytes(size_field);
-    let payload_offset = align_up(linked_size.max(image.len() as u64), BLOB_ALIGN).unwrap_or(u64::MAX);
+    let x86 = cfg.board.x86.is_some();
+    let payload_offset = if x86 {
+        // A flat Multiboot2 kernel, bss in the file: the payload follows it (docs/x86.md).
+        if image.len() < 128 || image[..4] != tantalum_x86_64::MULTIBOOT2_MAGIC.to_le_bytes() {
+            return Err(vec![format!("{}: no Multiboot2 header at the start", hyp_bin.display())]);
+        }
+        align_up(image.len() as u64, BLOB_ALIGN).unwrap_or(u64::MAX)
+    } else {
+        if image.len() < 128 || image[56..60] != *b"ARM\x64" {
+            return Err(vec![format!("{}: not an arm64 Image", hyp_bin.display())]);
+        }
+        let mut size_field = [0u8; 8];
+        size_field.copy_from_slice(&image[IMAGE_SIZE_OFFSET..IMAGE_SIZE_OFFSET + 8]);
+        let linked_size = u64::from_le_bytes(size_field);
+        align_up(linked_size.max(image.len() as u64), BLOB_ALIGN).unwrap_or(u64::MAX)
+    };
     image.resize(payload_offset as usize, 0);
     image.extend_from_slice(&payload);
     let total = image.len() as u64;
-    image[IMAGE_SIZE_OFFSET..IMAGE_SIZE_OFFSET + 8].copy_from_slice(&total.to_le_bytes());
+    if !x86 {
+        image[IMAGE_SIZE_OFFSET..IMAGE_SIZE_OFFSET + 8].copy_from_slice(&total.to_le_bytes());
+    }
 
     // The hypervisor checks all this again at boot, with the same facts.
     let final_cfg =
         config::parse(&system_dtb).map_err(|e| e.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
     let footprint = HostRange::new(HostPhys(load_address), total + runtime_reserve(MAX_CPUS as u64));
-    let facts =
-        BuildFacts { boot_image: Some(footprint), payload_size: Some(payload_len), map: Some(EL2_MAP) };
+    let map = if x86 { tantalum_x86_64::HOST_MAP } else { EL2_MAP };
+    let facts = BuildFacts { boot_image: Some(footprint), payload_size: Some(payload_len), map: Some(map) };
     config::validate(&final_cfg, &facts).map_err(|e| e.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
     let Some(console) = final_cfg.hypervisor.console.as_ref() else {
         return Err(vec![format!("/hypervisor: {}", config::ErrorKind::NoConsole)]);
@@ -180,7 +191,11 @@ pub fn assemble(
         payload_size: payload_len,
         dtb_offset: 0,
         dtb_size: system_dtb.len() as u64,
-        console_base: console.mmio.start.as_u64(),
+        // x86: the 16550's first I/O port; aarch64: the PL011's MMIO base.
+        console_base: match &final_cfg.board.x86 {
+            Some(x86) => x86.ports_of(&console.path).first().map_or(0x3f8, |p| u64::from(p.base)),
+            None => console.mmio.start.as_u64(),
+        },
     };
     info.encode_into(&mut image);
 
@@ -209,8 +224,13 @@ pub fn build_system(dts: &Path) -> Result<BuiltSystem> {
     let out = cargo::out_dir().join(&stem);
     std::fs::create_dir_all(&out)?;
 
-    let (_, hyp_bin) = cargo::build_hypervisor()?;
-    cargo::build_partitions()?;
+    let hyp_bin = if crate::check::is_x86(dts) {
+        crate::bochs::build_partitions()?;
+        crate::bochs::build_hypervisor()?
+    } else {
+        cargo::build_partitions()?;
+        cargo::build_hypervisor()?.1
+    };
 
     step(format!("checking {}", dts.display()));
     let source_dtb = dtc(dts, &out.join("system.src.dtb")).map_err(fail)?;

@@ -438,6 +438,9 @@ pub enum ErrorKind {
         range: GuestSpan,
     },
 
+    // ---- Rule 16: x86 boards (`config/x86.rs`) ----
+    X86(super::x86::X86Problem),
+
     // ---- Rule 14: channels ----
     /// A channel's id is not its index in tree order.
     ChannelIdMismatch {

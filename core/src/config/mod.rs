@@ -15,6 +15,7 @@ mod error;
 mod parse;
 mod validate;
 mod warning;
+pub mod x86;
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -88,6 +89,8 @@ pub struct Board {
     /// Every board device with MMIO (outside `/hypervisor`, `/cpus` and memory), so that the
     /// checker knows what else lies in a page it maps.
     pub devices: Vec<BoardDevice>,
+    /// An x86 board (one with a local APIC): its APICs and I/O-port devices (`x86.rs`).
+    pub x86: Option<x86::X86Platform>,
 }
 
 /// `compatible` of the IOMMU the hypervisor drives.

@@ -16,6 +16,7 @@ mod channels;
 mod dma;
 mod partition;
 mod tree;
+mod x86;
 
 use alloc::string::{String, ToString};
 use alloc::vec;

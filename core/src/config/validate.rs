@@ -12,6 +12,7 @@ mod channels;
 mod devices;
 mod dma;
 mod guest;
+mod x86;
 
 use alloc::string::ToString;
 use alloc::vec;
@@ -60,6 +61,7 @@ pub fn validate(cfg: &SystemConfig, facts: &BuildFacts) -> Result<(), Vec<Config
     v.channel_memory();
     v.overcommit();
     v.cpus();
+    v.x86();
     for p in &cfg.partitions {
         v.image_fit(p);
         v.entry(p);
@@ -406,6 +408,9 @@ impl Checker<'_> {
         let Some(console) = &self.cfg.hypervisor.console else {
             return self.report(HYPERVISOR, ErrorKind::NoConsole);
         };
+        if let Some(x86) = &self.cfg.board.x86 {
+            return self.x86_console(x86, console);
+        }
         if !console.compatible.iter().any(|c| CONSOLE_UARTS.contains(&c.as_str())) {
             let kind = ErrorKind::ConsoleNotUart {
                 console: console.path.clone(),

@@ -30,6 +30,7 @@ impl fmt::Display for ErrorKind {
         match self {
             Self::InvalidDtb(d) => write!(f, "not a valid device tree blob: {d}"),
             Self::MissingNode => write!(f, "required node is missing"),
+            Self::X86(problem) => write!(f, "{problem}"),
             Self::MissingProperty { property } => {
                 write!(f, "missing required property '{property}'")
             }

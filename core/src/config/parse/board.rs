@@ -32,6 +32,7 @@ impl Parser<'_, '_> {
         board.stage2_mappings = self.stage2_mappings();
         board.iommus = self.iommus();
         board.devices = self.board_devices();
+        board.x86 = self.x86_platform();
         let Some(cpus) = tree.child(0, "cpus") else {
             self.report("/cpus", ErrorKind::MissingNode);
             return board;
@@ -102,6 +103,9 @@ impl Parser<'_, '_> {
     /// the `ranges` of each bus between it and the root. Empty (and reported on the device) if
     /// any entry cannot be translated.
     pub(super) fn device_reg(&mut self, index: usize) -> Vec<(u64, u64)> {
+        if let Some(regs) = self.isa_memory_reg(index) {
+            return regs; // An x86 ISA device: its I/O ports are no CPU address.
+        }
         let mut regs = self.reg(index);
         for (address, size) in &mut regs {
             match self.cpu_address(index, *address, *size) {
@@ -204,7 +208,7 @@ impl Parser<'_, '_> {
         }
         let regs = self.device_reg(target);
         // An empty list means a malformed or untranslatable `reg`, reported on the board node.
-        (!regs.is_empty())
+        (!regs.is_empty() || self.on_isa_bus(target))
             .then(|| (target, regs.into_iter().map(|(a, s)| HostRange::new(HostPhys(a), s)).collect()))
     }
 
@@ -285,6 +289,9 @@ impl Parser<'_, '_> {
         let Some(parent) = self.interrupt_parent(owner, device) else {
             return Vec::new();
         };
+        if self.is_ioapic(parent) {
+            return Vec::new(); // x86: IOAPIC lines are not passed through (docs/x86.md).
+        }
         if self.gic != Some(parent) {
             return problem(self, InterruptProblem::ParentNotGic { parent: self.owned_path(parent) });
         }

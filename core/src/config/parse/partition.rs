@@ -40,7 +40,9 @@ impl Parser<'_, '_> {
     fn console(&mut self, h: usize) -> Option<DeviceRef> {
         let value = self.fixed(h, "console", Expected::Phandle)?;
         let target = self.resolve(h, "console", be_u32(value, 0)?)?;
-        let (base, size) = *self.device_reg(target).first()?;
+        // An x86 console is a 16550 on I/O ports: no MMIO.
+        let isa = self.on_isa_bus(target).then_some((0, 0));
+        let (base, size) = self.device_reg(target).first().copied().or(isa)?;
         // The console's interrupt is optional (it only serves console input): a board that does
         // not describe it usably is not an error.
         let reported = self.errors.len();

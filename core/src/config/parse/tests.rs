@@ -534,3 +534,4 @@ mod channels;
 mod devices;
 mod ranges;
 mod warnings;
+mod x86;

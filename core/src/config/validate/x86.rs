@@ -1,0 +1,105 @@
+//! Rule 16: x86 boards. Memory clear of the legacy hole and of the local APIC / IOAPICs (the
+//! hypervisor's); the APICs never passed through; I/O ports: each board device's ports in range
+//! and its own, each port in at most one partition; the console a 16550 on I/O ports.
+
+use alloc::string::ToString;
+use alloc::vec::Vec;
+
+use super::devices::pages;
+use super::{usable, Checker, HYPERVISOR};
+use crate::addr::HostRange;
+use crate::config::error::ErrorKind;
+use crate::config::x86::{IoPorts, X86Platform, X86Problem, IO_PORTS, LEGACY_HOLE, X86_CONSOLE_UARTS};
+use crate::config::DeviceRef;
+
+impl<'c> Checker<'c> {
+    /// Rule 16; nothing on a board without a local APIC.
+    pub(super) fn x86(&mut self) {
+        let cfg = self.cfg;
+        let Some(x86) = &cfg.board.x86 else {
+            return;
+        };
+        let partitions =
+            cfg.partitions.iter().flat_map(|p| p.memory.iter().map(move |r| (&p.path, r.host_range())));
+        let channels = cfg.channels.iter().map(|c| (&c.path, c.memory));
+        let memory: Vec<(&str, HostRange)> =
+            partitions.chain(channels).map(|(n, r)| (n.as_str(), r)).filter(|(_, r)| usable(r)).collect();
+        for (node, range) in memory {
+            self.x86_memory(x86, node, range);
+        }
+        self.x86_board_ports(x86);
+        self.x86_devices(x86);
+    }
+
+    fn x86_report(&mut self, node: &str, problem: X86Problem) {
+        self.report(node, ErrorKind::X86(problem));
+    }
+
+    fn x86_memory(&mut self, x86: &X86Platform, node: &str, range: HostRange) {
+        if range.overlaps(&LEGACY_HOLE) {
+            self.x86_report(node, X86Problem::LegacyHole { range });
+        }
+        for apic in x86.apics() {
+            if pages(&apic.mmio).is_some_and(|m| range.overlaps(&m)) {
+                let problem = X86Problem::MemoryOverApic { range, apic: apic.path.clone(), mmio: apic.mmio };
+                self.x86_report(node, problem);
+            }
+        }
+    }
+
+    /// Board devices' ports: in range, and no two devices share one.
+    fn x86_board_ports(&mut self, x86: &X86Platform) {
+        let all: Vec<(&str, IoPorts)> =
+            x86.io_devices.iter().flat_map(|d| d.ports.iter().map(move |p| (d.path.as_str(), *p))).collect();
+        for (k, &(path, ports)) in all.iter().enumerate() {
+            if ports.end() > u64::from(IO_PORTS) {
+                self.x86_report(path, X86Problem::PortsOutOfRange { ports });
+            }
+            let earlier = all.get(..k).unwrap_or_default();
+            if let Some(&(other, other_ports)) =
+                earlier.iter().find(|(o, p)| *o != path && p.overlaps(&ports))
+            {
+                let problem = X86Problem::PortsOverlap { ports, other: other.to_string(), other_ports };
+                self.x86_report(path, problem);
+            }
+        }
+    }
+
+    /// Devices partitions take: no APIC, no port another partition owns.
+    fn x86_devices(&mut self, x86: &X86Platform) {
+        let cfg = self.cfg;
+        let mut owned: Vec<(&str, &str, IoPorts)> = Vec::new(); // (partition, device, ports)
+        for p in &cfg.partitions {
+            for d in &p.devices {
+                let touches = |r: &HostRange| d.mmio.iter().filter_map(pages).any(|m| m.overlaps(r));
+                if let Some(apic) = x86.apics().find(|a| a.path == d.path || touches(&a.mmio)) {
+                    let problem =
+                        X86Problem::ApicPassthrough { device: d.path.clone(), apic: apic.path.clone() };
+                    self.x86_report(&p.path, problem);
+                }
+                for &ports in x86.ports_of(&d.path) {
+                    let clash =
+                        owned.iter().find(|(o, dev, q)| *o != p.path && *dev != d.path && q.overlaps(&ports));
+                    if let Some(&(owner, other, _)) = clash {
+                        let problem = X86Problem::PortsTaken {
+                            device: d.path.clone(),
+                            ports,
+                            owner: owner.to_string(),
+                            other: other.to_string(),
+                        };
+                        self.x86_report(&p.path, problem);
+                    }
+                    owned.push((p.path.as_str(), d.path.as_str(), ports));
+                }
+            }
+        }
+    }
+
+    /// Rule 11 on x86: the console is a 16550 with I/O ports.
+    pub(super) fn x86_console(&mut self, x86: &X86Platform, console: &DeviceRef) {
+        let uart = console.compatible.iter().any(|c| X86_CONSOLE_UARTS.contains(&c.as_str()));
+        if !uart || x86.ports_of(&console.path).is_empty() {
+            self.x86_report(HYPERVISOR, X86Problem::ConsoleNotPortUart { console: console.path.clone() });
+        }
+    }
+}
