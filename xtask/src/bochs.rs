@@ -13,10 +13,6 @@ use tantalum_core::bootimage::{BootInfo, BLOB_ALIGN};
 
 use crate::{bail, cargo, root, step, tools, Result};
 
-/// The Debian packages the x86_64 runs need (`--no-install-recommends`).
-pub const PACKAGES: [&str; 8] =
-    ["bochs", "bochs-term", "bochsbios", "vgabios", "grub-pc-bin", "grub-common", "xorriso", "mtools"];
-
 /// The line the hypervisor prints when it powers the machine off: the run is over.
 const END_MARKER: &str = "[tantalum] system off";
 
