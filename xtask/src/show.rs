@@ -148,13 +148,39 @@ fn memory_map(cfg: &SystemConfig, out: &mut String) {
                 .flat_map(move |d| d.mmio.iter().map(move |r| (*r, format!("{} -> {}", d.path, p.name))))
         })
         .collect();
-    if let Some(c) = &cfg.hypervisor.console {
+    if let Some(c) = cfg.hypervisor.console.as_ref().filter(|c| c.mmio.size > 0) {
         devices.push((c.mmio, format!("{} -> hypervisor console", c.path)));
+    }
+    if let Some(x86) = &cfg.board.x86 {
+        devices.extend(
+            x86.apics().map(|a| (a.mmio, format!("{} -> hypervisor (interrupt controller)", a.path))),
+        );
     }
     devices.sort_by_key(|(r, _)| r.start);
     let _ = writeln!(out, "devices");
     for (r, who) in devices {
         let _ = writeln!(out, "  {:<26}{:>9}  {who}", r.to_string(), size(r.size));
+    }
+    if let Some(x86) = &cfg.board.x86 {
+        x86_ports(cfg, x86, out);
+    }
+}
+
+/// x86: who owns each board device's I/O ports.
+fn x86_ports(cfg: &SystemConfig, x86: &tantalum_core::config::x86::X86Platform, out: &mut String) {
+    let _ = writeln!(out, "I/O ports");
+    for d in &x86.io_devices {
+        let owner = if cfg.hypervisor.console.as_ref().is_some_and(|c| c.path == d.path) {
+            "hypervisor console".to_string()
+        } else {
+            cfg.partitions.iter().find(|p| p.devices.iter().any(|a| a.path == d.path)).map_or_else(
+                || "nobody (the hypervisor refuses guest access)".to_string(),
+                |p| p.name.clone(),
+            )
+        };
+        for ports in &d.ports {
+            let _ = writeln!(out, "  {:<26}{:>9}  {} -> {owner}", ports.to_string(), "", d.path);
+        }
     }
 }
 
