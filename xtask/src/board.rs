@@ -17,6 +17,9 @@ pub struct Board {
     pub load_address: u64,
     /// The system `cargo xtask run --board NAME` boots (relative to the workspace root).
     pub demo: Option<String>,
+    /// Where the U-Boot script loads the boot image file (`[u-boot] image-address`): free RAM
+    /// that `booti` moves the image from to `load_address` (docs/boards.md, "Flashing").
+    pub uboot_image_address: Option<u64>,
 }
 
 impl Board {
@@ -32,10 +35,12 @@ impl Board {
                 .map(|(_, v)| v.trim().trim_matches('"').to_string())
                 .ok_or_else(|| crate::Error(format!("{}: missing `{key}`", path.display())))
         };
-        let load_address = get("load-address")?;
-        let Ok(load_address) = u64::from_str_radix(load_address.trim_start_matches("0x"), 16) else {
-            bail!("{}: load-address must be a hex number", path.display());
+        let hex = |key: &str, value: String| match u64::from_str_radix(value.trim_start_matches("0x"), 16) {
+            Ok(v) => Ok(v),
+            Err(_) => Err(crate::Error(format!("{}: {key} must be a hex number", path.display()))),
         };
+        let load_address = hex("load-address", get("load-address")?)?;
+        let uboot_image_address = get("image-address").ok().map(|v| hex("image-address", v)).transpose()?;
         Ok(Board {
             name: get("name")?,
             qemu_binary: get("binary")?,
@@ -45,6 +50,7 @@ impl Board {
             memory: get("memory")?,
             load_address,
             demo: get("demo").ok(),
+            uboot_image_address,
         })
     }
 

@@ -10,6 +10,7 @@ mod cargo;
 mod check;
 mod devices;
 mod doctor;
+mod flash;
 mod guest_dt;
 mod image;
 mod linux;
@@ -71,10 +72,15 @@ enum Commands {
     ///
     /// Exits non-zero when the hypervisor halts on an error or a partition stops by a fault.
     Run(RunArgs),
-    /// Build the boot image only and print its path.
+    /// Build the boot image only and print its path; for a board U-Boot boots, also the files
+    /// for its SD card (the image and a boot.scr for `booti`, docs/boards.md).
     Build {
         #[command(flatten)]
         config: ConfigArg,
+        /// The board (a directory of boards/): without --config, build its demo system; with
+        /// one, check that the system is for this board.
+        #[arg(long, value_name = "NAME")]
+        board: Option<String>,
     },
     /// Check or show system descriptions.
     #[command(subcommand)]
@@ -138,6 +144,10 @@ struct RunArgs {
     /// Stop QEMU after SECS seconds (an error).
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     timeout: Option<u64>,
+    /// Boot as a board does from its SD card: QEMU starts Debian's U-Boot, which runs the
+    /// boot.scr of `cargo xtask build --board` (QEMU virt boards).
+    #[arg(long)]
+    u_boot: bool,
     /// Start QEMU stopped, waiting for GDB on localhost:1234, and print the gdb command.
     #[arg(long)]
     gdb: bool,
@@ -181,7 +191,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Commands::Run(args) => run(args),
-        Commands::Build { config } => build(&config.path),
+        Commands::Build { config, board } => build(&config.path, board.as_deref()),
         Commands::Config(ConfigCommand::Check { files }) => {
             check::command(&files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>())
         }
@@ -205,9 +215,22 @@ fn main() -> ExitCode {
     }
 }
 
-fn build(config: &std::path::Path) -> Result<()> {
+fn build(config: &std::path::Path, board: Option<&str>) -> Result<()> {
     tools::ensure()?;
-    let built = image::build_system(config)?;
+    let config = match board {
+        Some(name) => board::system_for(name, config, std::path::Path::new(DEFAULT_CONFIG))?,
+        None => config.to_path_buf(),
+    };
+    let built = image::build_system(&config)?;
+    let board = board::Board::load(&built.board)?;
+    if board.uboot_image_address.is_some() {
+        let card = flash::write(&built, &board)?;
+        step(format!(
+            "SD card: copy the files in {} to its FAT partition (or write {} to it); U-Boot runs boot.scr",
+            card.dir.display(),
+            card.disk.display()
+        ));
+    }
     println!("{}", built.image.display());
     Ok(())
 }
@@ -234,8 +257,20 @@ fn run(args: RunArgs) -> Result<()> {
         built.image.display(),
         board.describe()
     ));
-    let run =
-        qemu::interactive(&board, &built.image, &extra, args.timeout.map(std::time::Duration::from_secs))?;
+    let timeout = args.timeout.map(std::time::Duration::from_secs);
+    let run = if args.u_boot {
+        let card = flash::write(&built, &board)?;
+        step(format!("U-Boot ({}) boots {} with booti", flash::QEMU_UBOOT, card.disk.display()));
+        qemu::interactive_firmware(
+            &board,
+            std::path::Path::new(flash::QEMU_UBOOT),
+            &card.disk,
+            &extra,
+            timeout,
+        )?
+    } else {
+        qemu::interactive(&board, &built.image, &extra, timeout)?
+    };
     if let Some(status) = run.status.filter(|s| !s.success()) {
         bail!("QEMU exited with {status}");
     }

@@ -46,21 +46,41 @@ impl Machine {
         self
     }
 
-    /// QEMU booting `kernel` (an arm64 Image) on this machine, with no console options yet.
-    pub fn command(&self, kernel: &Path) -> Command {
+    /// This machine, with nothing to boot yet.
+    fn base(&self) -> Command {
         let mut c = Command::new(&self.binary);
         c.args(["-M", &self.machine, "-cpu", &self.cpu, "-smp", &self.smp, "-m", &self.memory]);
         c.args(["-nic", "none"]);
+        c
+    }
+
+    /// QEMU booting `kernel` (an arm64 Image) on this machine, with no console options yet.
+    pub fn command(&self, kernel: &Path) -> Command {
+        let mut c = self.base();
         c.arg("-kernel").arg(kernel);
+        c
+    }
+
+    /// QEMU starting `firmware` (U-Boot's `u-boot.bin`) with `disk` as a virtio-blk disk (the
+    /// SD card of a real board): the firmware finds what to boot there.
+    pub fn firmware(&self, firmware: &Path, disk: &Path) -> Command {
+        let mut c = self.base();
+        c.arg("-bios").arg(firmware);
+        c.arg("-drive").arg(format!("if=none,file={},format=raw,id=sdcard", disk.display()));
+        c.args(["-device", "virtio-blk-device,drive=sdcard"]);
         c
     }
 
     /// As [`Machine::command`], serial console on stdio, no display or monitor.
     pub fn headless(&self, kernel: &Path) -> Command {
-        let mut c = self.command(kernel);
-        c.args(["-display", "none", "-monitor", "none", "-serial", "stdio"]);
-        c
+        headless(self.command(kernel))
     }
+}
+
+/// `command` with its serial console on stdio, no display or monitor.
+pub fn headless(mut command: Command) -> Command {
+    command.args(["-display", "none", "-monitor", "none", "-serial", "stdio"]);
+    command
 }
 
 /// Waits for `child` until `timeout`; kills it when time is up. Returns `None` on a timeout.
@@ -207,6 +227,32 @@ pub fn interactive(board: &Board, image: &Path, extra: &[String], timeout: Optio
     run_command(command, timeout, true)
 }
 
+/// As [`interactive`], QEMU starting `firmware` that boots from `disk` ([`Machine::firmware`]).
+pub fn interactive_firmware(
+    board: &Board,
+    firmware: &Path,
+    disk: &Path,
+    extra: &[String],
+    timeout: Option<Duration>,
+) -> Result<Run> {
+    let mut command = Machine::of(board).firmware(firmware, disk);
+    command.arg("-nographic").args(extra);
+    run_command(command, timeout, true)
+}
+
+/// As [`captured_typing`], QEMU starting `firmware` that boots from `disk`.
+pub fn captured_firmware<S: AsRef<std::ffi::OsStr>>(
+    board: &Board,
+    (firmware, disk): (&Path, &Path),
+    timeout: Duration,
+    extra: &[S],
+    input: Input,
+) -> Result<Run> {
+    let mut command = headless(Machine::of(board).firmware(firmware, disk));
+    command.args(extra).stdin(Stdio::null());
+    run_typing(command, Some(timeout), false, input)
+}
+
 /// Writes to both.
 struct Tee<A, B>(A, B);
 
@@ -306,6 +352,7 @@ mod tests {
             m.command(Path::new("x")),
             m.headless(Path::new("x")),
             m.clone().without_el2().command(Path::new("x")),
+            m.firmware(Path::new("u-boot.bin"), Path::new("sd.img")),
         ] {
             let args: Vec<String> = c.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
             assert!(args.windows(2).any(|w| w == ["-nic", "none"]), "{args:?}");

@@ -91,6 +91,45 @@ const T: Duration = Duration::from_secs(60);
 /// Linux scenarios boot a real kernel under TCG (about 10 s each on the CI machine).
 const LINUX_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Scenarios booted as a board boots from its SD card: QEMU starts Debian's U-Boot, which finds
+/// the boot.scr of `cargo xtask build --board` on a disk and starts the image with `booti`
+/// (U-Boot moves it to RAM base + its text_offset and passes its own device tree).
+pub const UBOOT_SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "U-Boot: booti from the SD card image starts the demo (boot.scr by mkimage)",
+        config: "configs/demo.dts",
+        expect: &[
+            "Found U-Boot script /boot.scr",
+            "Tantalum: loading tantalum.img from virtio 0:1",
+            "Moving Image from 0x48000000 to 0x40080000",
+            "Starting kernel",
+            "own map: W^X (text read-only, writable memory never executes), unused memory unmapped",
+            "[actuator] actuator done",
+            "[controller] controller done",
+            "[sensor] sensor done",
+            "all partitions have stopped: powering off",
+        ],
+        order: &[("Starting kernel", "tantalum: Tantalum")],
+        // U-Boot's device tree is not QEMU's at RAM base: the hypervisor reads it where x0 says.
+        forbid: &[Hypervisor("fault:"), Hypervisor("failed"), Hypervisor("firmware DTB at 0x40000000")],
+        tamper: None,
+        input: &[],
+        qemu_args: &[],
+        timeout: T,
+    },
+    Scenario {
+        name: "U-Boot: booti on the GICv2 board, attacker contained",
+        config: "configs/boards/gicv2-attack.dts",
+        expect: ATTACK_EXPECT,
+        order: &[("Starting kernel", "tantalum: Tantalum")],
+        forbid: &[Hypervisor("partition 'victim' fault")],
+        tamper: None,
+        input: &[],
+        qemu_args: &[],
+        timeout: T,
+    },
+];
+
 pub const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "the default demo: sensor, controller and actuator over two channels",

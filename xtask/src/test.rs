@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::board::Board;
 use crate::check::check_file;
-use crate::scenarios::{Scenario, Tamper, ALWAYS_FORBIDDEN, SCENARIOS};
+use crate::scenarios::{Scenario, Tamper, ALWAYS_FORBIDDEN, SCENARIOS, UBOOT_SCENARIOS};
 use crate::{bail, cargo, image, qemu, root, step, tools, Result};
 
 /// Tally of checks.
@@ -164,8 +164,13 @@ fn boot_good_config(path: &Path) -> std::result::Result<(), String> {
     Err(format!("{}\n--- last lines ---\n{}", problems.join("\n"), tail.join("\n")))
 }
 
-/// Builds and boots one scenario; `Err` says what went wrong.
+/// Builds and boots one scenario (QEMU loads the image); `Err` says what went wrong.
 pub fn run_scenario(s: &Scenario) -> std::result::Result<(), String> {
+    run_scenario_booted(s, false)
+}
+
+/// As [`run_scenario`]; `uboot`: booted as from an SD card, by U-Boot (`UBOOT_SCENARIOS`).
+fn run_scenario_booted(s: &Scenario, uboot: bool) -> std::result::Result<(), String> {
     let built = image::build_system(&root().join(s.config)).map_err(|e| e.0)?;
     let board = Board::load(&built.board).map_err(|e| e.0)?;
     if let Some(how) = s.tamper {
@@ -175,7 +180,14 @@ pub fn run_scenario(s: &Scenario) -> std::result::Result<(), String> {
     args.extend(
         crate::devices::qemu_args(&built.config, built.image.with_file_name("disk.img")).map_err(|e| e.0)?,
     );
-    let run = qemu::captured_typing(&board, &built.image, s.timeout, &args, s.input).map_err(|e| e.0)?;
+    let run = if uboot {
+        let card = crate::flash::write(&built, &board).map_err(|e| e.0)?;
+        let firmware = (Path::new(crate::flash::QEMU_UBOOT), card.disk.as_path());
+        qemu::captured_firmware(&board, firmware, s.timeout, &args, s.input)
+    } else {
+        qemu::captured_typing(&board, &built.image, s.timeout, &args, s.input)
+    };
+    let run = run.map_err(|e| e.0)?;
     let logs = cargo::out_dir().join("logs");
     let _ = std::fs::create_dir_all(&logs);
     let log = logs.join(format!("{}.log", s.name.replace(|c: char| !c.is_ascii_alphanumeric(), "-")));
@@ -219,14 +231,19 @@ const X86_SCENARIO: &str =
 /// must match at least one); `list` prints the scenario names.
 pub fn command(filter: Option<&str>, list: bool) -> Result<()> {
     if list {
-        for s in SCENARIOS {
+        for s in SCENARIOS.iter().chain(UBOOT_SCENARIOS) {
             println!("{}", s.name);
         }
         println!("{X86_SCENARIO}");
         return Ok(());
     }
     if let Some(filter) = filter {
-        let chosen: Vec<&Scenario> = SCENARIOS.iter().filter(|s| s.name.contains(filter)).collect();
+        let chosen: Vec<(&Scenario, bool)> = SCENARIOS
+            .iter()
+            .map(|s| (s, false))
+            .chain(UBOOT_SCENARIOS.iter().map(|s| (s, true)))
+            .filter(|(s, _)| s.name.contains(filter))
+            .collect();
         if X86_SCENARIO.contains(filter) {
             tools::ensure()?;
             let mut tally = Tally::default();
@@ -238,8 +255,8 @@ pub fn command(filter: Option<&str>, list: bool) -> Result<()> {
         }
         tools::ensure()?;
         let mut tally = Tally::default();
-        for s in chosen {
-            tally.record(&format!("scenario: {}", s.name), run_scenario(s));
+        for (s, uboot) in chosen {
+            tally.record(&format!("scenario: {}", s.name), run_scenario_booted(s, uboot));
         }
         return finish(tally);
     }
@@ -305,6 +322,9 @@ pub fn command(filter: Option<&str>, list: bool) -> Result<()> {
     step("emulator scenarios (QEMU)");
     for s in SCENARIOS {
         tally.record(&format!("scenario: {}", s.name), run_scenario(s));
+    }
+    for s in UBOOT_SCENARIOS {
+        tally.record(&format!("scenario: {}", s.name), run_scenario_booted(s, true));
     }
     // A hang that needs a starved emulator (a lost wake-up) shows only on a loaded host:
     // `cargo xtask test --stress` repeats this one.

@@ -25,7 +25,8 @@ fn qemu_package(binary: &str) -> &'static str {
     }
 }
 
-/// The programs every build and emulator run needs: dtc, and the QEMU of every board.
+/// The programs every build and emulator run needs: dtc, and the QEMU of every board (a
+/// `program` with an absolute path is a file the package installs, not something on PATH).
 pub fn programs() -> Result<Vec<Program>> {
     let mut list = vec![Program {
         program: "dtc".into(),
@@ -43,6 +44,17 @@ pub fn programs() -> Result<Vec<Program>> {
             None => list.push(p),
         }
     }
+    // Flashing: the U-Boot script for a board's SD card, and the U-Boot that boots it on QEMU virt.
+    list.push(Program {
+        program: "mkimage".into(),
+        package: "u-boot-tools".into(),
+        purpose: "makes the U-Boot script of `cargo xtask build --board` (boot.scr)".into(),
+    });
+    list.push(Program {
+        program: crate::flash::QEMU_UBOOT.into(),
+        package: "u-boot-qemu".into(),
+        purpose: "boots the SD card image with booti (the U-Boot scenario)".into(),
+    });
     // The x86_64 runs: Bochs (its BIOS, VGA BIOS and headless display) and a GRUB ISO.
     for (program, package) in [
         ("bochs", "bochs bochs-term bochsbios vgabios"),
