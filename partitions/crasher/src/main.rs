@@ -161,9 +161,9 @@ fn racer(boot: u64) {
     }
 }
 
-/// Loop rounds this vCPU gets through in 50 ms.
-fn rounds_in_50_ms() -> u64 {
-    let deadline = tantalum_guest::time::now() + core::time::Duration::from_millis(50);
+/// Loop rounds this vCPU gets through in 200 ms.
+fn rounds_in_200_ms() -> u64 {
+    let deadline = tantalum_guest::time::now() + core::time::Duration::from_millis(200);
     let mut rounds = 0u64;
     while tantalum_guest::time::now() < deadline {
         rounds += 1;
@@ -174,7 +174,7 @@ fn rounds_in_50_ms() -> u64 {
 /// A guest that never ends its interrupts: with EOImode 1 it acknowledges eight SGIs to itself
 /// and drops their priority, but never deactivates them, so every list register stays active
 /// while more wait. The hypervisor must not then take maintenance interrupts over and over (a
-/// livelock of this CPU): the vCPU must keep most of its speed.
+/// livelock of this CPU): the vCPU must keep its speed (within what a loaded host takes away).
 fn hog() {
     const GICR_SGI: usize = 0x080b_0000;
     tantalum_guest::irq::init();
@@ -192,7 +192,7 @@ fn hog() {
         write_volatile((GICR_SGI + 0x80) as *mut u32, 0xff);
         write_volatile((GICR_SGI + 0x100) as *mut u32, 0xff);
     }
-    let before = rounds_in_50_ms();
+    let before = rounds_in_200_ms();
     for sgi in 0..8u64 {
         // SAFETY: an SGI to this vCPU (target list: vCPU 0), trapped and sent by the hypervisor.
         unsafe {
@@ -211,9 +211,10 @@ fn hog() {
             acked += 1;
         }
     }
-    let after = rounds_in_50_ms();
+    let after = rounds_in_200_ms();
     let kept = after * 100 / before.max(1);
-    if kept < 50 {
+    // A livelock leaves it next to nothing; a loaded host can take half of it in either window.
+    if kept < 10 {
         println!("BREACH: with {acked} interrupts never ended, this vCPU ran at {kept} % of its speed");
     } else {
         println!(
