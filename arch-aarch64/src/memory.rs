@@ -5,6 +5,7 @@ use alloc::alloc::{alloc_zeroed, Layout};
 
 use tantalum_core::addr::{HostPhys, HostRange, PAGE_SIZE};
 use tantalum_core::stage2::{TableMemory, ENTRIES, MAX_ROOT_TABLES};
+use tantalum_core::virtio::GuestMemory;
 
 /// Host-physical memory the EL2 identity map covers as normal memory (1 GiB to 4 GiB).
 pub const MAPPED_RAM: HostRange = tantalum_aarch64::descriptors::EL2_MAP.ram;
@@ -142,6 +143,35 @@ pub unsafe fn copy_from(src: HostPhys, buf: &mut [u8]) {
         let byte = (src.as_u64() as usize + i) as *const u8;
         // SAFETY: forwarded contract; volatile reads assume nothing about concurrent writers.
         *b = unsafe { core::ptr::read_volatile(byte) };
+    }
+}
+
+/// Partitions' memory as virtio's queue walker and copies reach it (`core::virtio`): core
+/// passes only ranges it translated through the owning partition's map.
+pub struct Physical;
+
+impl GuestMemory for Physical {
+    fn read(&mut self, pa: HostPhys, buf: &mut [u8]) {
+        // SAFETY: core translated the range through a partition's map: it is that partition's
+        // memory, inside MAPPED_RAM (checked at load).
+        unsafe { copy_from(pa, buf) };
+    }
+
+    fn write(&mut self, pa: HostPhys, data: &[u8]) {
+        for (i, &b) in data.iter().enumerate() {
+            let byte = (pa.as_u64() as usize + i) as *mut u8;
+            // SAFETY: as in `read`; volatile stores assume nothing about the guest's accesses.
+            unsafe { core::ptr::write_volatile(byte, b) };
+        }
+    }
+
+    fn copy(&mut self, dst: HostPhys, src: HostPhys, len: usize) {
+        // SAFETY: as in `read`, for both ranges (each translated through its owner's map). The
+        // bytes are plain data with no invariant here: a guest racing its own buffer only tears
+        // its own packet. Distinct partitions' memory never overlaps (config rules); a guest
+        // pointing a transmit and a receive buffer of its own at the same bytes gets a
+        // memmove's result.
+        unsafe { core::ptr::copy(src.as_u64() as *const u8, dst.as_u64() as *mut u8, len) };
     }
 }
 

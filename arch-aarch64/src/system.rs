@@ -18,6 +18,7 @@ use tantalum_core::partition::power::VcpuSlot;
 use tantalum_core::partition::PartitionState;
 use tantalum_core::stage2::{covering_pages, Geometry, MapAttrs, MapError, Stage2};
 use tantalum_core::vgic::VirtualGic;
+use tantalum_core::virtio::{self, net::Link};
 use tantalum_core::vplatform;
 use tantalum_core::vuart::VirtualUart;
 
@@ -66,6 +67,8 @@ pub struct Partition {
 pub struct System {
     pub config: SystemConfig,
     pub partitions: Vec<Partition>,
+    /// Each virtio link's two devices, behind the lock both endpoints' CPUs take.
+    pub links: Vec<Mutex<Link>>,
     /// The boot image payload (system DTB, partition images, guest DTBs).
     pub payload: &'static [u8],
     /// Partitions still running; the last one to stop powers the machine off.
@@ -178,6 +181,7 @@ impl System {
             if p.virtual_uart {
                 owned.push(VIRTUAL_UART_SPI + 32);
             }
+            owned.extend((0..config.virtio_of(p.id).count()).map(virtio::virtio_intid));
             partitions.push(Partition {
                 config: p.clone(),
                 vmid: (i + 1) as u8,
@@ -194,9 +198,11 @@ impl System {
                 status: AtomicU8::new(Status::Stopped as u8),
             });
         }
+        let links = (0..config.virtio.len()).map(|id| Mutex::new(Link::new(id))).collect();
         Ok(System {
             config,
             partitions,
+            links,
             payload,
             running: AtomicUsize::new(0),
             stack_tops: [const { AtomicUsize::new(0) }; MAX_CPUS],
@@ -257,6 +263,16 @@ impl System {
         }
     }
 
+    /// Resets partition `id`'s virtio devices (it stops or restarts: its queues were in the
+    /// memory of the run that ended).
+    pub fn reset_virtio(&self, id: usize) {
+        for (link, l) in self.config.virtio.iter().zip(&self.links) {
+            if let Some(side) = link.endpoints.iter().position(|&e| usize::from(e) == id) {
+                l.lock().reset(side);
+            }
+        }
+    }
+
     /// The partition and vCPU that board CPU `cpu` runs.
     pub fn vcpu_on_cpu(&self, cpu: usize) -> Option<(usize, usize)> {
         self.partitions
@@ -301,7 +317,8 @@ fn build_stage2(config: &SystemConfig, p: &PartitionConfig) -> Result<Stage2, Lo
     let end = mappings
         .iter()
         .map(|&(ipa, _, size, _)| ipa.saturating_add(size))
-        .fold(vplatform::emulated_end(&config.board, p.cpus.len(), channels.len()), u64::max);
+        .fold(vplatform::emulated_end(&config.board, p.cpus.len(), channels.len()), u64::max)
+        .max(virtio::virtio_end(config.virtio_of(p.id).count()));
     let geometry = Geometry::covering(end).ok_or(LoadError::Stage2(MapError::OutOfRange))?;
     let mut tables = HeapTables;
     let s2 = Stage2::new(&mut tables, geometry, config.board.stage2_mappings).map_err(LoadError::Stage2)?;

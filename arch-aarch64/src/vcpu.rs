@@ -13,11 +13,12 @@ use tantalum_aarch64::regs::SPSR_EL1H_MASKED;
 use tantalum_core::addr::{GuestPhys, HostPhys};
 use tantalum_core::config::{PartitionId, MAX_CPUS, VIRTUAL_UART_SPI};
 use tantalum_core::console::input::{self, Announce, Focus, Help, Key};
-use tantalum_core::exit::{Exit, VcpuSet};
+use tantalum_core::exit::{Exit, MmioAccess, VcpuSet};
 use tantalum_core::hypercall::Status as PsciStatus;
 use tantalum_core::partition::power::Power;
 use tantalum_core::partition::{handle_exit, Outcome, Report, Services};
 use tantalum_core::vgic::{self, Frame, Latched};
+use tantalum_core::virtio::{self, Owner};
 use tantalum_core::vuart::VirtualUart;
 use tock_registers::interfaces::{Readable, Writeable};
 
@@ -204,6 +205,7 @@ pub fn stop(system: &System, id: usize, from_cpu: usize) {
     let p = &system.partitions[id];
     crate::smmu::disable_partition(&system.config, id);
     p.generation.fetch_add(1, Ordering::AcqRel);
+    system.reset_virtio(id);
     let remaining = system.mark_stopped(id);
     for vcpu in 0..p.vcpus.len() {
         kick_vcpu(system, p, vcpu, from_cpu);
@@ -263,6 +265,7 @@ fn restart(here: Here) -> ! {
     p.state.lock().restarts += 1;
     p.vgic.lock().reset();
     *p.vuart.lock() = VirtualUart::new();
+    system.reset_virtio(here.id);
     let dtb = p.config.guest_dtb_address().map_or(0, |a| a.as_u64());
     // The partition's other CPUs, off now, join the reload from their wait.
     p.load.reset();
@@ -418,6 +421,42 @@ impl Services for CpuServices<'_> {
 
     fn vcpu_power(&mut self, vcpu: usize) -> Option<Power> {
         Some(self.partition().vcpus.get(vcpu)?.power())
+    }
+
+    fn virtio_access(&mut self, device: usize, offset: u64, access: MmioAccess) -> u64 {
+        let system = self.system;
+        let id = self.here.id as PartitionId;
+        let Some((index, link)) =
+            system.config.virtio.iter().enumerate().filter(|(_, l)| l.endpoints.contains(&id)).nth(device)
+        else {
+            return 0;
+        };
+        let side = link.endpoints.iter().position(|&e| e == id).unwrap_or(0);
+        let [a, b] =
+            [link.endpoints[0], link.endpoints[1]].map(|e| &system.partitions[usize::from(e)].config);
+        let answer = system.links[index].lock().access(
+            side,
+            [Owner(a), Owner(b)],
+            &mut memory::Physical,
+            offset,
+            access.size,
+            access.write,
+        );
+        for (s, error) in answer.failed.iter().enumerate() {
+            if let Some(e) = error {
+                let name = &system.partitions[usize::from(link.endpoints[s])].config.name;
+                info!("partition '{name}': virtio device '{}' needs a reset: {e:?}", link.name);
+            }
+        }
+        for (s, &raise) in answer.interrupt.iter().enumerate() {
+            let target = link.endpoints[s];
+            // The device's SPI in the target's virtual GIC: its local number for this link.
+            let local = system.config.virtio_of(target).position(|l| l.id == link.id);
+            if let (true, Some(local)) = (raise, local) {
+                self.notify(target, virtio::virtio_intid(local));
+            }
+        }
+        answer.value
     }
 }
 

@@ -135,6 +135,7 @@ fn system() -> SystemConfig {
         },
         partitions: vec![partition],
         channels: vec![],
+        virtio: vec![],
     }
 }
 

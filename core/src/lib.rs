@@ -22,5 +22,6 @@ pub mod stage2;
 mod test_support;
 pub mod time;
 pub mod vgic;
+pub mod virtio;
 pub mod vplatform;
 pub mod vuart;

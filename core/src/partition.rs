@@ -10,7 +10,7 @@ use crate::config::{FaultPolicy, PartitionConfig, PartitionId, SystemConfig};
 use crate::exit::{Access, Exit, MmioAccess, RegisterClass, RegisterName, VcpuSet};
 use crate::hypercall::{self, Call, Status};
 use crate::vgic::{self, Frame};
-use crate::vplatform;
+use crate::{virtio, vplatform};
 
 /// What the hypervisor needs from the machine to carry out a hypercall.
 pub trait Services {
@@ -43,6 +43,14 @@ pub trait Services {
     /// Carries out a trapped access to the PMU register `id` (one the arch classified as
     /// [`RegisterClass::Pmu`]) on this CPU's PMU; returns the value read.
     fn pmu_access(&mut self, id: u32, write: Option<u64>) -> u64;
+    /// Carries out an access to the calling partition's virtio device `device` (its local
+    /// number) at `offset` in its window (`virtio::net::Link::access` under the link's lock, then
+    /// the interrupts it asks for); returns the value read. An arch without virtio support reads
+    /// zeros (Linux then finds no device: the magic value is wrong).
+    fn virtio_access(&mut self, device: usize, offset: u64, access: MmioAccess) -> u64 {
+        let _ = (device, offset, access);
+        0
+    }
 }
 
 /// Run-time facts about the calling partition that the config does not hold.
@@ -218,6 +226,9 @@ fn mmio(
             }
             return load(0);
         }
+    }
+    if let Some((device, offset)) = virtio::virtio_device(addr, system.virtio_of(partition.id).count()) {
+        return load(services.virtio_access(device, offset, access));
     }
     if let Some((base, size)) = partition.virtual_uart_range() {
         if let Some(offset) = addr.0.checked_sub(base.0).filter(|&o| o < size) {

@@ -257,6 +257,25 @@ pub fn source(cfg: &SystemConfig, p: &PartitionConfig, board_dtb: &[u8]) -> Stri
         );
     }
 
+    // Virtio devices: the standard virtio-mmio binding (docs/virtio.md); `dma-coherent`, or Linux
+    // would map the rings non-cacheable while the hypervisor reads them cacheable.
+    for (local, link) in cfg.virtio_of(p.id).enumerate() {
+        let peer = link
+            .endpoints
+            .iter()
+            .find(|&&e| e != p.id)
+            .map_or("", |&e| cfg.partitions[usize::from(e)].name.as_str());
+        let base = tantalum_core::virtio::virtio_page(local);
+        let _ = writeln!(
+            w,
+            "\tvirtio_mmio@{base:x} {{\n\t\tcompatible = \"virtio,mmio\";\n\t\treg = <{} {}>;\n\t\tinterrupts = <0 {} 1>;\n\t\tdma-coherent;\n\t\ttantalum,name = \"{}\";\n\t\ttantalum,peer = \"{peer}\";\n\t}};\n",
+            cells(base),
+            cells(tantalum_core::virtio::VIRTIO_PAGE),
+            tantalum_core::virtio::virtio_spi(local),
+            link.name,
+        );
+    }
+
     let _ = writeln!(
         w,
         "\thypervisor {{\n\t\tcompatible = \"tantalum,hypervisor-v1\";\n\t\tpartition-id = <{}>;\n\t\tpartition-name = \"{}\";\n\t}};",

@@ -77,6 +77,7 @@ mod tests {
                 .map(|(i, devices)| PartitionConfig { id: i as PartitionId, devices, ..Default::default() })
                 .collect(),
             channels: Vec::new(),
+            virtio: vec![],
         }
     }
 

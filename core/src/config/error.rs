@@ -496,4 +496,9 @@ pub enum ErrorKind {
         count: usize,
         max: usize,
     },
+    /// A partition is on too many virtio links (`core::virtio::MAX_VIRTIO_PER_PARTITION`).
+    TooManyVirtioDevices {
+        count: usize,
+        max: usize,
+    },
 }

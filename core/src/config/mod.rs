@@ -70,6 +70,8 @@ pub struct SystemConfig {
     pub partitions: Vec<PartitionConfig>,
     /// Shared-memory channels between partitions.
     pub channels: Vec<ChannelConfig>,
+    /// Virtio-net links between partitions (docs/virtio.md).
+    pub virtio: Vec<VirtioLinkConfig>,
 }
 
 /// The hardware, as the board's device tree describes it.
@@ -356,6 +358,23 @@ impl ChannelConfig {
     }
 }
 
+/// A virtio-net link between two partitions (`/hypervisor/channels/*`,
+/// `compatible = "tantalum,virtio-net-v1"`): each endpoint gets a virtio-net device, and what one
+/// sends the other receives (docs/virtio.md).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VirtioLinkConfig {
+    /// Index in [`SystemConfig::virtio`] (tree order).
+    pub id: usize,
+    /// The node name, e.g. `net0`.
+    pub name: String,
+    pub path: String,
+    /// The two partitions (`endpoints`, phandles to partition nodes).
+    pub endpoints: Vec<PartitionId>,
+}
+
+/// Compatible string of a virtio-net link node.
+pub const VIRTIO_NET_COMPATIBLE: &str = "tantalum,virtio-net-v1";
+
 /// Compatible string of a channel node.
 pub const CHANNEL_COMPATIBLE: &str = "tantalum,channel-v1";
 
@@ -508,6 +527,10 @@ impl SystemConfig {
     pub fn waits_for(&self, id: PartitionId, other: PartitionId) -> bool {
         let order = |i: PartitionId| self.partitions.get(usize::from(i)).map(|p| p.boot_order);
         matches!((order(id), order(other)), (Some(mine), Some(theirs)) if theirs < mine)
+    }
+    /// The virtio links partition `id` is on, in tree order: its local virtio device numbers.
+    pub fn virtio_of(&self, id: PartitionId) -> impl Iterator<Item = &VirtioLinkConfig> {
+        self.virtio.iter().filter(move |l| l.endpoints.contains(&id))
     }
     /// The channels partition `id` is an endpoint of, in tree order: its local channel numbers.
     pub fn channels_of(&self, id: PartitionId) -> Vec<&ChannelConfig> {

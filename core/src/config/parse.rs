@@ -69,10 +69,10 @@ pub fn parse_reporting(dtb: &[u8]) -> (Result<SystemConfig, Vec<ConfigError>>, V
     };
     let hypervisor = p.hypervisor(h);
     let (partitions, nodes, containers) = p.partitions(h, &board);
-    let channels = p.channels(&containers, &nodes);
+    let (channels, virtio) = p.channels(&containers, &nodes);
     match hypervisor {
         Some(hypervisor) if p.errors.is_empty() => {
-            (Ok(SystemConfig { board, hypervisor, partitions, channels }), p.warnings)
+            (Ok(SystemConfig { board, hypervisor, partitions, channels, virtio }), p.warnings)
         }
         _ => {
             if p.errors.is_empty() {

@@ -73,6 +73,7 @@ pub fn validate(cfg: &SystemConfig, facts: &BuildFacts) -> Result<(), Vec<Config
     v.devices();
     v.dma();
     v.channels();
+    v.virtio_links();
     for p in &cfg.partitions {
         v.guest_space(p);
     }

@@ -114,6 +114,9 @@ pub(super) const PARTITION_PROPERTIES: &[&str] = &[
 /// Known properties of `/hypervisor/channels`.
 pub(super) const CHANNELS_PROPERTIES: &[&str] = &[];
 
+/// Known properties of a virtio link.
+pub(super) const VIRTIO_LINK_PROPERTIES: &[&str] = &["compatible", "endpoints"];
+
 /// Known properties of a channel.
 pub(super) const CHANNEL_PROPERTIES: &[&str] =
     &["compatible", "endpoints", "memory", "guest-addresses", "writer"];

@@ -113,6 +113,7 @@ fn system(p: &PartitionConfig) -> SystemConfig {
             guest: vec![GuestPhys(0x4800_0000); 2],
             writer: None,
         }],
+        virtio: vec![],
     }
 }
 

@@ -30,7 +30,7 @@ pub const BUSYBOX_PACKAGE: &str = "busybox-static";
 /// Modules the guest needs that Debian's cloud kernel builds as modules (their dependencies
 /// are added): the virtio-pci and virtio-mmio transports and virtio-blk for the passed-through
 /// disk (the PCIe host bridge driver, pci-host-generic, is built in).
-pub const MODULES: &[&str] = &["virtio_pci", "virtio_mmio", "virtio_blk"];
+pub const MODULES: &[&str] = &["virtio_pci", "virtio_mmio", "virtio_blk", "virtio_net"];
 
 /// What the cache holds once complete.
 #[derive(Debug, Clone)]

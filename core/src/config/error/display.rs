@@ -312,7 +312,8 @@ impl fmt::Display for ErrorKind {
             | Self::ChannelGuestOverlap { .. }
             | Self::WriterNotEndpoint { .. }
             | Self::ChannelTooSmall { .. }
-            | Self::TooManyChannels { .. } => self.fmt_devices_and_channels(f),
+            | Self::TooManyChannels { .. }
+            | Self::TooManyVirtioDevices { .. } => self.fmt_devices_and_channels(f),
         }
     }
 }
@@ -481,6 +482,11 @@ impl ErrorKind {
                 f,
                 "endpoint of {count} channels, more than the maximum of {max} per partition \
                  (MAX_CHANNELS_PER_PARTITION); merge or drop some"
+            ),
+            Self::TooManyVirtioDevices { count, max } => write!(
+                f,
+                "on {count} virtio links, more than the maximum of {max} virtio devices per partition \
+                 (MAX_VIRTIO_PER_PARTITION); drop some"
             ),
             // `fmt` routes only the variants above here.
             _ => Ok(()),

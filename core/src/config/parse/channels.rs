@@ -7,14 +7,21 @@ use super::Parser;
 use crate::addr::{GuestPhys, HostPhys, HostRange};
 use crate::config::dtb_check::be_u32;
 use crate::config::error::{ErrorKind, Expected};
-use crate::config::warning::{CHANNELS_PROPERTIES, CHANNEL_PROPERTIES};
-use crate::config::{ChannelConfig, PartitionId, CHANNEL_COMPATIBLE};
+use crate::config::warning::{CHANNELS_PROPERTIES, CHANNEL_PROPERTIES, VIRTIO_LINK_PROPERTIES};
+use crate::config::{
+    ChannelConfig, PartitionId, VirtioLinkConfig, CHANNEL_COMPATIBLE, VIRTIO_NET_COMPATIBLE,
+};
 
 impl Parser<'_, '_> {
-    /// Every channel in the `containers`, in tree order; `partitions` are the partitions' node
-    /// indices (a partition's id is its position there).
-    pub(super) fn channels(&mut self, containers: &[usize], partitions: &[usize]) -> Vec<ChannelConfig> {
+    /// Every channel and virtio link in the `containers`, in tree order; `partitions` are the
+    /// partitions' node indices (a partition's id is its position there).
+    pub(super) fn channels(
+        &mut self,
+        containers: &[usize],
+        partitions: &[usize],
+    ) -> (Vec<ChannelConfig>, Vec<VirtioLinkConfig>) {
         let mut channels = Vec::new();
+        let mut links = Vec::new();
         for &container in containers {
             self.check_properties(container, CHANNELS_PROPERTIES);
             let children: Vec<usize> = self.tree.children(container).collect();
@@ -22,13 +29,35 @@ impl Parser<'_, '_> {
                 if self.is_compatible(index, CHANNEL_COMPATIBLE) {
                     let channel = self.channel(index, channels.len(), partitions);
                     channels.push(channel);
+                } else if self.is_compatible(index, VIRTIO_NET_COMPATIBLE) {
+                    let link = self.virtio_link(index, links.len(), partitions);
+                    links.push(link);
                 } else {
                     let compatible = self.compatible_text(index);
                     self.report(self.path(index), ErrorKind::UnknownChannelNode { compatible });
                 }
             }
         }
-        channels
+        (channels, links)
+    }
+
+    fn virtio_link(&mut self, index: usize, id: usize, partitions: &[usize]) -> VirtioLinkConfig {
+        self.check_properties(index, VIRTIO_LINK_PROPERTIES);
+        self.no_children(index);
+        let mut endpoints = Vec::new();
+        if self.required(index, "endpoints").is_some() {
+            if let Some(value) = self.list(index, "endpoints", 4, Expected::Phandles) {
+                for phandle in u32_cells(value) {
+                    endpoints.extend(self.partition_ref(index, "endpoints", phandle, partitions));
+                }
+            }
+        }
+        VirtioLinkConfig {
+            id,
+            name: self.entry(index).map(|e| e.name).unwrap_or_default().into(),
+            path: self.owned_path(index),
+            endpoints,
+        }
     }
 
     fn channel(&mut self, index: usize, id: usize, partitions: &[usize]) -> ChannelConfig {

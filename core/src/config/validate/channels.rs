@@ -8,6 +8,7 @@ use super::{aligned, usable, Checker};
 use crate::channel::layout::{channel_layout, LayoutError};
 use crate::config::error::ErrorKind;
 use crate::config::{ChannelConfig, PartitionId, IPA_LIMIT, MAX_CHANNELS_PER_PARTITION};
+use crate::virtio::MAX_VIRTIO_PER_PARTITION;
 
 impl Checker<'_> {
     /// Channel memory: a usable RAM range that nothing else owns.
@@ -70,17 +71,39 @@ impl Checker<'_> {
     }
 
     fn endpoints(&mut self, c: &ChannelConfig) {
-        let count = c.endpoints.len();
+        self.two_endpoints(&c.path, &c.endpoints);
+    }
+
+    /// Exactly two distinct, existing partitions (a channel's or a virtio link's).
+    fn two_endpoints(&mut self, path: &str, endpoints: &[PartitionId]) {
+        let count = endpoints.len();
         if count != 2 {
-            self.report(&c.path, ErrorKind::ChannelEndpointCount { count });
+            self.report(path, ErrorKind::ChannelEndpointCount { count });
         }
         let partitions = self.cfg.partitions.len();
-        for (i, &id) in c.endpoints.iter().enumerate() {
+        for (i, &id) in endpoints.iter().enumerate() {
             if usize::from(id) >= partitions {
-                self.report(&c.path, ErrorKind::UnknownEndpoint { id, count: partitions });
-            } else if c.endpoints.iter().take(i).filter(|&&e| e == id).count() == 1 {
+                self.report(path, ErrorKind::UnknownEndpoint { id, count: partitions });
+            } else if endpoints.iter().take(i).filter(|&&e| e == id).count() == 1 {
                 let kind = ErrorKind::DuplicateEndpoint { partition: self.partition_name(id) };
-                self.report(&c.path, kind);
+                self.report(path, kind);
+            }
+        }
+    }
+
+    /// Virtio links: two endpoints each, and a bounded number of devices per partition.
+    pub(super) fn virtio_links(&mut self) {
+        let cfg = self.cfg;
+        for l in &cfg.virtio {
+            self.two_endpoints(&l.path, &l.endpoints);
+        }
+        for p in &cfg.partitions {
+            let count = cfg.virtio_of(p.id).count();
+            if count > MAX_VIRTIO_PER_PARTITION {
+                self.report(
+                    &p.path,
+                    ErrorKind::TooManyVirtioDevices { count, max: MAX_VIRTIO_PER_PARTITION },
+                );
             }
         }
     }

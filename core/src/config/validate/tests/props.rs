@@ -144,6 +144,7 @@ proptest! {
             },
             partitions,
             channels,
+            virtio: vec![],
         };
         let result = validate(&cfg, &BuildFacts { boot_image, payload_size, map: None });
         for e in result.as_ref().err().into_iter().flatten() {
