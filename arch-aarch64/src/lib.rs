@@ -5,6 +5,7 @@
 
 pub mod descriptors;
 pub mod esr;
+pub mod list_registers;
 pub mod psci;
 pub mod regs;
 pub mod smmu_format;

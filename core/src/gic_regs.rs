@@ -94,6 +94,8 @@ register_bitfields! [u32,
         PHYSICAL_ID OFFSET(10) NUMBITS(10) [],
         /// Not hardware-linked: the SGI's source CPU (bits 12:10).
         CPUID OFFSET(10) NUMBITS(3) [],
+        /// Not hardware-linked: a maintenance interrupt when the guest ends it.
+        EOI OFFSET(19) NUMBITS(1) [],
         PRIORITY OFFSET(23) NUMBITS(5) [],
         STATE OFFSET(28) NUMBITS(2) [Invalid = 0, Pending = 1, Active = 2, PendingActive = 3],
         GROUP1 OFFSET(30) NUMBITS(1) [],

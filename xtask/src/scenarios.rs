@@ -339,6 +339,20 @@ pub const SCENARIOS: &[Scenario] = &[
         timeout: Duration::from_secs(30),
     },
     Scenario {
+        name: "a timer interrupt made pending by software as the timer fires keeps its hardware link",
+        config: "configs/tests/timer-pending-merge.dts",
+        expect: &[
+            "[ticker] the timer fired again after a software-pending merge",
+            "all partitions have stopped: powering off",
+        ],
+        order: &[],
+        forbid: &[Hypervisor("fault:")],
+        tamper: None,
+        input: &[],
+        qemu_args: &[],
+        timeout: T,
+    },
+    Scenario {
         name: "halt-system policy powers the machine off",
         config: "configs/tests/halt.dts",
         expect: &[

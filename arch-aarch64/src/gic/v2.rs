@@ -209,18 +209,42 @@ pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) {
     let gich = frames().gich();
     let lrs = &gich.lr[..list_registers(gich)];
     let state = |v: u32| LocalRegisterCopy::<u32, GICH_LR::Register>::new(v).read(GICH_LR::STATE);
+    let field = |v: u32, f| LocalRegisterCopy::<u32, GICH_LR::Register>::new(v).read(f);
+    // Ended entries that asked for an EOI maintenance interrupt: clear them, or it goes on.
+    for lr in lrs.iter().filter(|lr| state(lr.get()) == 0 && field(lr.get(), GICH_LR::HW) == 0) {
+        if field(lr.get(), GICH_LR::EOI) != 0 {
+            lr.set(0);
+        }
+    }
+    let mut deferred = false;
     while gic.has_deliverable(vcpu) {
         let Some(free) = lrs.iter().find(|lr| state(lr.get()) == 0) else { break };
         let Some(d) = gic.take_deliverable(vcpu) else { break };
-        // The same INTID already in a list register: make it pending again there.
-        match lrs.iter().find(|lr| state(lr.get()) != 0 && lr.get() & 0x3ff == d.intid) {
-            Some(lr) => lr.modify(GICH_LR::STATE.val(state(lr.get()) | 1)),
-            None => free.set(lr_value(&d)),
+        // The same INTID already in a list register (the guest is handling it).
+        let Some(lr) = lrs.iter().find(|lr| state(lr.get()) != 0 && lr.get() & 0x3ff == d.intid) else {
+            free.set(lr_value(&d));
+            continue;
+        };
+        let (hw, active) = (field(lr.get(), GICH_LR::HW) != 0, state(lr.get()) & 2 != 0);
+        match tantalum_aarch64::list_registers::merge(hw, active, d.hw) {
+            tantalum_aarch64::list_registers::Merge::AddPending => {
+                lr.modify(GICH_LR::STATE.val(state(lr.get()) | 1))
+            }
+            tantalum_aarch64::list_registers::Merge::Replace => lr.set(lr_value(&d)),
+            tantalum_aarch64::list_registers::Merge::Defer { eoi_maintenance } => {
+                if eoi_maintenance {
+                    lr.modify(GICH_LR::EOI::SET);
+                }
+                super::put_back(gic, vcpu, &d);
+                deferred = true;
+                break;
+            }
         }
     }
     let any_pending = lrs.iter().any(|lr| state(lr.get()) & 1 != 0);
+    // A deferred interrupt waits for its EOI maintenance interrupt (or the next exit).
     let trigger = super::refill_trigger(
-        gic.has_deliverable(vcpu),
+        gic.has_deliverable(vcpu) && !deferred,
         any_pending,
         GICH_HCR::NPIE::SET.value,
         GICH_HCR::UIE::SET.value,

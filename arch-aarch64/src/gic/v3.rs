@@ -224,6 +224,9 @@ const LR_STATE: u64 = 0b11 << LR_STATE_SHIFT;
 const LR_GROUP1: u64 = 1 << 60;
 
 const LR_HW: u64 = 1 << 61;
+const LR_ACTIVE: u64 = 0b10 << LR_STATE_SHIFT;
+/// Maintenance interrupt when the guest ends this (software) entry.
+const LR_EOI: u64 = 1 << 41;
 
 fn lr_value(d: &Deliverable) -> u64 {
     let group = if d.group1 { LR_GROUP1 } else { 0 };
@@ -264,19 +267,36 @@ pub fn reset_virtual_interface() {
 /// ready than fit, asks for a maintenance interrupt once the list registers drain.
 pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) {
     let count = list_registers();
+    // Ended entries that asked for an EOI maintenance interrupt: clear them, or it goes on.
+    for n in (0..count).filter(|&n| read_lr(n) & (LR_STATE | LR_HW | LR_EOI) == LR_EOI) {
+        write_lr(n, 0);
+    }
+    let mut deferred = false;
     while gic.has_deliverable(vcpu) {
         let lrs: [u64; 16] = core::array::from_fn(|n| if n < count { read_lr(n) } else { 0 });
         let Some(free) = (0..count).find(|&n| lrs[n] & LR_STATE == 0) else { break };
         let Some(d) = gic.take_deliverable(vcpu) else { break };
-        // The same INTID already in a list register (the guest is handling it): make it pending
-        // again there; two list registers must never hold one INTID.
-        match (0..count).find(|&n| lrs[n] & LR_STATE != 0 && lrs[n] as u32 == d.intid) {
-            Some(n) => write_lr(n, lrs[n] | LR_PENDING),
-            None => write_lr(free, lr_value(&d)),
+        // The same INTID already in a list register (the guest is handling it).
+        let Some(n) = (0..count).find(|&n| lrs[n] & LR_STATE != 0 && lrs[n] as u32 == d.intid) else {
+            write_lr(free, lr_value(&d));
+            continue;
+        };
+        match tantalum_aarch64::list_registers::merge(lrs[n] & LR_HW != 0, lrs[n] & LR_ACTIVE != 0, d.hw) {
+            tantalum_aarch64::list_registers::Merge::AddPending => write_lr(n, lrs[n] | LR_PENDING),
+            tantalum_aarch64::list_registers::Merge::Replace => write_lr(n, lr_value(&d)),
+            tantalum_aarch64::list_registers::Merge::Defer { eoi_maintenance } => {
+                if eoi_maintenance {
+                    write_lr(n, lrs[n] | LR_EOI);
+                }
+                super::put_back(gic, vcpu, &d);
+                deferred = true;
+                break;
+            }
         }
     }
     let any_pending = (0..count).any(|n| read_lr(n) & LR_PENDING != 0);
-    set_ich_hcr(
-        ICH_HCR_EN | super::refill_trigger(gic.has_deliverable(vcpu), any_pending, ICH_HCR_NPIE, ICH_HCR_UIE),
-    );
+    // A deferred interrupt waits for its EOI maintenance interrupt (or the next exit), not for
+    // an underflow, which one active entry would raise at once, again and again.
+    let more = gic.has_deliverable(vcpu) && !deferred;
+    set_ich_hcr(ICH_HCR_EN | super::refill_trigger(more, any_pending, ICH_HCR_NPIE, ICH_HCR_UIE));
 }

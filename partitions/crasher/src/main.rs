@@ -1,7 +1,8 @@
 //! A partition that faults on purpose, for the fault-policy scenarios. Its behaviour follows its
 //! name: `phoenix` faults, is restarted, resets itself through PSCI, and exits on its third
 //! boot; `racer` (two vCPUs) races PSCI calls against its own restarts (see [`racer`]); `hog`
-//! takes interrupts and never ends them (see [`hog`]); any other name faults once at once (its
+//! takes interrupts and never ends them (see [`hog`]); `ticker` makes its timer interrupt pending
+//! by software just as the timer fires (see [`ticker`]); any other name faults once at once (its
 //! policy decides what happens next).
 #![no_std]
 #![no_main]
@@ -55,6 +56,10 @@ fn main() {
     }
     if name.as_str() == "hog" {
         hog();
+        return;
+    }
+    if name.as_str() == "ticker" {
+        ticker();
         return;
     }
     if name.as_str() != "phoenix" {
@@ -219,6 +224,56 @@ fn hog() {
     } else {
         println!(
             "{acked} interrupts acknowledged and never ended; this vCPU still runs ({kept} % of its speed)"
+        );
+    }
+}
+
+/// Virtual timer interrupts taken by [`ticker`].
+static TICKS: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+fn on_timer(_intid: u32) {
+    TICKS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    // SAFETY: turning this vCPU's own virtual timer off (its interrupt line drops).
+    unsafe { core::arch::asm!("msr cntv_ctl_el0, xzr", "isb", options(nostack)) };
+}
+
+/// Arms this vCPU's virtual timer to fire in about a millisecond.
+fn arm_timer() {
+    let ticks = tantalum_guest::time::frequency() / 1000;
+    // SAFETY: this vCPU's own virtual timer: enabled, its interrupt unmasked.
+    unsafe {
+        core::arch::asm!("msr cntv_tval_el0, {t}", "msr cntv_ctl_el0, {on}", "isb", t = in(reg) ticks, on = in(reg) 1u64, options(nostack));
+    }
+}
+
+/// The virtual timer's interrupt (PPI 27) made pending by software (GICR_ISPENDR0) and then,
+/// with IRQs masked, by the timer itself: the hypervisor must keep the hardware link (so the
+/// guest's EOI ends the physical interrupt), or the timer never fires again.
+fn ticker() {
+    use tantalum_guest::irq;
+    // Busy, not HYP_WAIT (which returns early while an interrupt is ready but masked).
+    let wait_ns = |ns: u64| {
+        let until = tantalum_guest::time::now() + core::time::Duration::from_nanos(ns);
+        while tantalum_guest::time::now() < until {}
+    };
+    irq::init();
+    irq::set_handler(27, on_timer);
+    // SAFETY: masking IRQs at this vCPU; nothing but the timer handler is registered.
+    unsafe { core::arch::asm!("msr daifset, #2", options(nomem, nostack)) };
+    irq::set_pending(27);
+    arm_timer();
+    wait_ns(5_000_000);
+    irq::enable();
+    wait_ns(5_000_000);
+    let first = TICKS.load(core::sync::atomic::Ordering::Relaxed);
+    arm_timer();
+    wait_ns(20_000_000);
+    let second = TICKS.load(core::sync::atomic::Ordering::Relaxed);
+    if first >= 1 && second > first {
+        println!("the timer fired again after a software-pending merge ({first}, then {second} interrupts)");
+    } else {
+        println!(
+            "BREACH: the timer is dead after a software-pending merge ({first}, then {second} interrupts)"
         );
     }
 }

@@ -139,6 +139,17 @@ pub fn set_handler(intid: u32, handler: Handler) {
     frame.isenabler[reg].set(bit);
 }
 
+/// Makes `intid` pending from software (GICD/GICR_ISPENDR), as a device raising it would.
+pub fn set_pending(intid: u32) {
+    let (reg, bit) = ((intid / 32) as usize, 1u32 << (intid % 32));
+    let frame = if intid < 32 && !V2.load(Ordering::Relaxed) {
+        distributor_at(SECOND.load(Ordering::Relaxed) + GICR_SGI_FRAME)
+    } else {
+        gicd()
+    };
+    frame.ispendr[reg].set(bit);
+}
+
 /// Unmasks IRQs at the CPU.
 pub fn enable() {
     // SAFETY: unmasking IRQs lets registered handlers run; the vector saves what they clobber.
