@@ -166,6 +166,92 @@ boot_checks() {
     say "TANTALUM-LINUX-MARKER"
 }
 
+# The test data of the net test: $1 bytes of numbered lines.
+net_data() {
+    seq 1 100000000 | head -c "$1"
+}
+
+net_test() {
+    ip=$(param tantalum.ip) || ip=10.0.0.1
+    peer=$(param tantalum.peer) || peer=10.0.0.2
+    role=$(param tantalum.role) || role=send
+    bytes=$(param tantalum.bytes) || bytes=1048576
+    i=0
+    while [ ! -e /sys/class/net/eth0 ] && [ "$i" -lt 20 ]; do
+        sleep 1
+        i=$((i + 1))
+    done
+    if [ ! -e /sys/class/net/eth0 ]; then
+        say "net: no eth0"
+        return
+    fi
+    ip link set lo up
+    ip addr add "$ip/24" dev eth0
+    ip link set eth0 up
+    say "net: eth0 $(cat /sys/class/net/eth0/address) is $ip"
+    i=0
+    until ping -c 1 -W 1 "$peer" >/dev/null 2>&1; do
+        i=$((i + 1))
+        if [ "$i" -ge 60 ]; then
+            say "net: $peer does not answer"
+            return
+        fi
+    done
+    say "net: ping $peer: $(ping -c 5 -i 0.2 "$peer" | grep -o '[0-9]* packets received')"
+    say "net: $(ping -c 20 -i 0.05 "$peer" | grep round-trip)"
+    if [ "$bytes" = 0 ]; then
+        :
+    elif [ "$role" = receive ]; then
+        # Whether busybox's nc half-closes at the end of its input depends on its build: stop
+        # listening once the whole file is in, whichever it is.
+        nc -l -p 5000 > /tmp/data &
+        listener=$!
+        got=0
+        i=0
+        while [ "$got" -lt "$bytes" ] && [ "$i" -lt 3000 ]; do
+            [ "$got" = 0 ] && start=$(cut -d' ' -f1 /proc/uptime)
+            sleep 0.1
+            got=$(stat -c %s /tmp/data)
+            i=$((i + 1))
+            [ $((i % 100)) = 0 ] && say "net: $got bytes so far; $(grep eth0 /proc/net/dev)"
+        done
+        end=$(cut -d' ' -f1 /proc/uptime)
+        kill "$listener" 2>/dev/null
+        sum=$(md5sum < /tmp/data | cut -d' ' -f1)
+        say "net: received $got bytes, md5 $sum"
+        say "net: $(awk "BEGIN { printf \"%.2f MiB/s\", $got / ($end - $start) / 1048576 }") received"
+        # Tell the sender, which waits for it (closing its socket does not wait for delivery).
+        echo "$got $sum" | nc "$peer" 5001 &
+        sleep 1
+        kill $! 2>/dev/null
+    else
+        net_data "$bytes" > /tmp/data
+        say "net: sending $bytes bytes, md5 $(md5sum < /tmp/data | cut -d' ' -f1)"
+        : > /tmp/ack
+        nc -l -p 5001 > /tmp/ack &
+        listener=$!
+        i=0
+        start=$(cut -d' ' -f1 /proc/uptime)
+        until nc "$peer" 5000 < /tmp/data; do
+            i=$((i + 1))
+            [ "$i" -lt 50 ] || break
+            sleep 0.2
+            start=$(cut -d' ' -f1 /proc/uptime)
+        done
+        i=0
+        while [ ! -s /tmp/ack ] && [ "$i" -lt 3000 ]; do
+            sleep 0.1
+            i=$((i + 1))
+        done
+        end=$(cut -d' ' -f1 /proc/uptime)
+        kill "$listener" 2>/dev/null
+        say "net: the receiver says: $(cat /tmp/ack)"
+        say "net: $(awk "BEGIN { printf \"%.2f MiB/s\", $bytes / ($end - $start) / 1048576 }") sent"
+    fi
+    # Stay up a little so that the peer's last packets find us.
+    sleep 2
+}
+
 CMDLINE=$(cat /proc/cmdline)
 for m in @MODULES@; do
     insmod "/lib/modules/$m.ko" || say "insmod $m failed"
@@ -209,6 +295,11 @@ channel)
     done
     [ "$found" = 1 ] || say "no channel in the device tree"
     ;;
+net)
+    # A virtio-net link (docs/virtio.md): configure eth0, ping the peer, then the sender sends
+    # tantalum.bytes of deterministic data over TCP with nc and both print the MD5.
+    net_test
+    ;;
 devmem)
     cpus
     if addr=$(param tantalum.poke); then
@@ -237,7 +328,7 @@ shell)
     wait
     ;;
 *)
-    say "unknown test '$name' (boot, reboot, channel, devmem, shell)"
+    say "unknown test '$name' (boot, reboot, channel, net, devmem, shell)"
     ;;
 esac
 stop
