@@ -61,6 +61,36 @@ pub fn reset_fp_state() {
     }
 }
 
+/// Clears the breakpoint (`dbgb`) or watchpoint (`dbgw`) control and value registers
+/// `$kind{c,v}r<n>_el1` for every listed `n` below `$count`.
+macro_rules! clear_debug_pairs {
+    ($kind:literal, $count:expr; $($n:literal)*) => {$(
+        if $n < $count {
+            // SAFETY: a self-hosted breakpoint or watchpoint of the vCPU about to start; the
+            // debug target is EL1 (MDCR_EL2.TDE clear), so nothing it holds reaches EL2.
+            unsafe {
+                asm!(
+                    concat!("msr ", $kind, "cr", stringify!($n), "_el1, xzr"),
+                    concat!("msr ", $kind, "vr", stringify!($n), "_el1, xzr"),
+                    options(nomem, nostack),
+                )
+            };
+        }
+    )*};
+}
+
+/// Puts the self-hosted debug state back to reset for a vCPU that starts: no breakpoint or
+/// watchpoint armed, the OS lock set (as after a cold reset: a guest clears it to debug, as
+/// Linux does at boot). MDSCR_EL1 is reset with the other EL1 registers.
+pub fn reset_debug_state() {
+    let dfr0 = ID_AA64DFR0_EL1.get();
+    let (breakpoints, watchpoints) = (((dfr0 >> 12) & 0xf) + 1, ((dfr0 >> 20) & 0xf) + 1);
+    clear_debug_pairs!("dbgb", breakpoints; 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
+    clear_debug_pairs!("dbgw", watchpoints; 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
+    // SAFETY: the OS lock of the vCPU about to start; it only gates debug exceptions to EL1.
+    unsafe { asm!("msr oslar_el1, {}", "isb", in(reg) 1u64, options(nostack)) };
+}
+
 /// Puts the EL1 system registers a guest can see back to their reset values, so that a
 /// restarted partition starts as from power-on (MMU off, no vectors, timers off).
 pub fn reset_el1_state() {

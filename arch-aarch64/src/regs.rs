@@ -71,14 +71,14 @@ pub const fn vttbr_el2(vmid: u8, root: u64) -> u64 {
 /// MDCR_EL2: every PMU counter stays with the guest (`pmu_counters` = PMCR_EL0.N), but every
 /// PMU access traps (`TPM`, `TPMCR`) so that core can keep its event filters off EL2 (a
 /// partition counts only its own EL0/EL1 work; `HPMD` would do it without traps, but only from
-/// PMUv3p1 on). Debug registers trap too, so a partition cannot set breakpoints or watchpoints.
-/// With `benchmark_pmu` (the config's `benchmark-pmu`), PMU accesses do not trap and counter 0
+/// PMUv3p1 on). The self-hosted debug registers are the partition's own (breakpoints,
+/// watchpoints, single step, the OS lock): no `TDA`/`TDOSA`; with `TDE` clear the debug target
+/// is EL1, so no debug exception is ever taken at or about EL2. Only the debug ROM address
+/// (`MDRAR_EL1`, external debug) traps (`TDRA`) and reads as zero. With `benchmark_pmu` (the config's `benchmark-pmu`), PMU accesses do not trap and counter 0
 /// goes on counting every EL from the hypervisor's entry, for `cargo xtask bench`.
 pub fn mdcr_el2(pmu_counters: u64, benchmark_pmu: bool) -> u64 {
-    let mut fields: FieldValue<u64, MDCR_EL2::Register> = MDCR_EL2::HPMN.val(pmu_counters & 0x1f)
-        + MDCR_EL2::TDA::SET
-        + MDCR_EL2::TDOSA::SET
-        + MDCR_EL2::TDRA::SET;
+    let mut fields: FieldValue<u64, MDCR_EL2::Register> =
+        MDCR_EL2::HPMN.val(pmu_counters & 0x1f) + MDCR_EL2::TDRA::SET;
     if !benchmark_pmu {
         fields += MDCR_EL2::TPM::SET + MDCR_EL2::TPMCR::SET;
     }
@@ -179,15 +179,16 @@ mod tests {
     }
 
     #[test]
-    fn mdcr_keeps_pmu_counters_traps_pmu_and_debug() {
+    fn mdcr_keeps_pmu_counters_traps_pmu_gives_self_hosted_debug() {
         let m = mdcr_el2(6, false);
         assert_eq!(m & 0x1f, 6);
-        assert_ne!(m & (1 << 9), 0, "TDA");
         assert_ne!(m & (1 << 6), 0, "TPM");
         assert_ne!(m & (1 << 5), 0, "TPMCR");
+        assert_eq!(m & (1 << 9 | 1 << 10), 0, "no TDA, no TDOSA: the partition's debug");
+        assert_eq!(m & (1 << 8), 0, "no TDE: the debug target stays EL1");
+        assert_ne!(m & (1 << 11), 0, "TDRA: the debug ROM address reads as zero");
         let bench = mdcr_el2(6, true);
         assert_eq!(bench & (1 << 6 | 1 << 5), 0, "benchmark-pmu: no PMU traps");
-        assert_ne!(bench & (1 << 9), 0, "debug still traps");
     }
 
     #[test]

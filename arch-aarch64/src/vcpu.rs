@@ -155,6 +155,7 @@ fn enter(here: Here, entry: u64, context: u64) -> ! {
     unsafe { el2::configure_vcpu(p.vmid, &p.stage2, here.vcpu as u64, benchmark_pmu) };
     el2::reset_el1_state();
     el2::reset_fp_state();
+    el2::reset_debug_state();
     if !benchmark_pmu {
         // A fresh PMU: nothing the previous run (or the boot code's counter) left behind.
         crate::pmu::reset();

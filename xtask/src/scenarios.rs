@@ -353,6 +353,17 @@ pub const SCENARIOS: &[Scenario] = &[
         timeout: T,
     },
     Scenario {
+        name: "a partition owns its self-hosted debug: hardware breakpoint, watchpoint and single step",
+        config: "configs/tests/self-hosted-debug.dts",
+        expect: &["5 single steps: debug works", "all partitions have stopped: powering off"],
+        order: &[],
+        forbid: &[Hypervisor("fault:")],
+        tamper: None,
+        input: &[],
+        qemu_args: &[],
+        timeout: T,
+    },
+    Scenario {
         name: "halt-system policy powers the machine off",
         config: "configs/tests/halt.dts",
         expect: &[

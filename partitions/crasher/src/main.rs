@@ -2,12 +2,14 @@
 //! name: `phoenix` faults, is restarted, resets itself through PSCI, and exits on its third
 //! boot; `racer` (two vCPUs) races PSCI calls against its own restarts (see [`racer`]); `hog`
 //! takes interrupts and never ends them (see [`hog`]); `ticker` makes its timer interrupt pending
-//! by software just as the timer fires (see [`ticker`]); any other name faults once at once (its
-//! policy decides what happens next).
+//! by software just as the timer fires (see [`ticker`]); `debugger` uses its CPU's hardware
+//! breakpoints, watchpoints and single step (see [`debugger`]); any other name faults once at
+//! once (its policy decides what happens next).
 #![no_std]
 #![no_main]
 
 use core::ptr::{addr_of_mut, read_volatile, write_volatile};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use tantalum_guest::hypercall::{hvc, psci};
 use tantalum_guest::{partition_info, partition_name, println};
@@ -60,6 +62,10 @@ fn main() {
     }
     if name.as_str() == "ticker" {
         ticker();
+        return;
+    }
+    if name.as_str() == "debugger" {
+        debugger();
         return;
     }
     if name.as_str() != "phoenix" {
@@ -275,5 +281,64 @@ fn ticker() {
         println!(
             "BREACH: the timer is dead after a software-pending merge ({first}, then {second} interrupts)"
         );
+    }
+}
+
+/// What the debug hook saw, for [`debugger`]: the last breakpoint's and watchpoint's addresses
+/// and how many instructions were stepped.
+static BREAK_PC: AtomicU64 = AtomicU64::new(0);
+static WATCHED_AT: AtomicU64 = AtomicU64::new(0);
+static STEPS: AtomicU64 = AtomicU64::new(0);
+/// Set: a breakpoint starts stepping (five instructions).
+static STEP_AFTER_BREAK: AtomicU64 = AtomicU64::new(0);
+static mut WATCHED: u64 = 0;
+
+fn on_debug(event: tantalum_guest::debug::Event) -> bool {
+    use tantalum_guest::debug::{clear_breakpoint, clear_watchpoint, Event};
+    match event {
+        Event::Breakpoint { pc } => {
+            clear_breakpoint();
+            BREAK_PC.store(pc, Ordering::Relaxed);
+            STEP_AFTER_BREAK.load(Ordering::Relaxed) != 0
+        }
+        Event::Watchpoint { address, .. } => {
+            clear_watchpoint();
+            WATCHED_AT.store(address, Ordering::Relaxed);
+            false
+        }
+        Event::Step { .. } => STEPS.fetch_add(1, Ordering::Relaxed) + 1 < 5,
+    }
+}
+
+#[inline(never)]
+fn breakpoint_target(x: u64) -> u64 {
+    core::hint::black_box(x.wrapping_mul(3).wrapping_add(1))
+}
+
+/// Hardware breakpoints, watchpoints and single step, at EL1, on its own CPU: the partition
+/// owns its self-hosted debug (the hypervisor only resets it at each start).
+fn debugger() {
+    use tantalum_guest::debug;
+    debug::set_hook(on_debug);
+    debug::enable();
+    let target = breakpoint_target as *const () as u64;
+    debug::set_breakpoint(target);
+    breakpoint_target(1);
+    let hit = BREAK_PC.load(Ordering::Relaxed);
+    let watched = core::ptr::addr_of_mut!(WATCHED);
+    debug::set_watchpoint(watched as u64);
+    // SAFETY: this partition's own static; single-threaded.
+    unsafe { write_volatile(watched, 42) };
+    let seen = WATCHED_AT.load(Ordering::Relaxed);
+    // SAFETY: as above.
+    let value = unsafe { read_volatile(watched) };
+    STEP_AFTER_BREAK.store(1, Ordering::Relaxed);
+    debug::set_breakpoint(target);
+    breakpoint_target(2);
+    let steps = STEPS.load(Ordering::Relaxed);
+    if hit == target && seen == watched as u64 && value == 42 && steps == 5 {
+        println!("breakpoint at {target:#x}, watchpoint on {seen:#x} (the store completed), 5 single steps: debug works");
+    } else {
+        println!("BREACH: debug: breakpoint {hit:#x} (want {target:#x}), watchpoint {seen:#x} value {value}, {steps} steps");
     }
 }

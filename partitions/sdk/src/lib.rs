@@ -19,6 +19,7 @@ extern crate alloc;
 
 pub mod channel;
 pub mod console;
+pub mod debug;
 pub mod dt;
 mod heap;
 pub mod hypercall;

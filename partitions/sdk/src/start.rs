@@ -117,14 +117,62 @@ _start:
 
 .balign 0x800
 guest_vectors:
-    .irp kind, 0,1,2,3,4
+    .irp kind, 0,1,2,3
     GUEST_VECTOR \kind
     .endr
+    .balign 0x80                    // current EL with SPx, synchronous: debug events resume
+    b       sync_entry
     .balign 0x80                    // current EL with SPx, IRQ: doorbells and other interrupts
     b       irq_entry
     .irp kind, 6,7,8,9,10,11,12,13,14,15
     GUEST_VECTOR \kind
     .endr
+
+// A synchronous exception at EL1: debug events (breakpoint, watchpoint, step) go to
+// `__tantalum_sync` and return to the interrupted code; anything else is fatal.
+sync_entry:
+    sub     sp, sp, #176
+    stp     x0, x1, [sp, #0]
+    stp     x2, x3, [sp, #16]
+    stp     x4, x5, [sp, #32]
+    stp     x6, x7, [sp, #48]
+    stp     x8, x9, [sp, #64]
+    stp     x10, x11, [sp, #80]
+    stp     x12, x13, [sp, #96]
+    stp     x14, x15, [sp, #112]
+    stp     x16, x17, [sp, #128]
+    stp     x18, x29, [sp, #144]
+    str     x30, [sp, #160]
+    sub     sp, sp, #16
+    mrs     x0, elr_el1
+    mrs     x1, spsr_el1
+    stp     x0, x1, [sp]            // debug::Resume: elr, spsr
+    mrs     x0, esr_el1
+    mrs     x1, far_el1
+    mov     x2, sp
+    bl      __tantalum_sync
+    cbz     x0, 7f
+    ldp     x0, x1, [sp], #16
+    msr     elr_el1, x0
+    msr     spsr_el1, x1
+    ldp     x0, x1, [sp, #0]
+    ldp     x2, x3, [sp, #16]
+    ldp     x4, x5, [sp, #32]
+    ldp     x6, x7, [sp, #48]
+    ldp     x8, x9, [sp, #64]
+    ldp     x10, x11, [sp, #80]
+    ldp     x12, x13, [sp, #96]
+    ldp     x14, x15, [sp, #112]
+    ldp     x16, x17, [sp, #128]
+    ldp     x18, x29, [sp, #144]
+    ldr     x30, [sp, #160]
+    add     sp, sp, #176
+    eret
+7:  mov     x0, #4
+    mrs     x1, esr_el1
+    mrs     x2, elr_el1
+    mrs     x3, far_el1
+    b       __tantalum_exception
 
 // Saves what a Rust call may clobber (x0-x18, x29, x30) and the return state, runs the
 // handlers, and returns to the interrupted code. IRQs stay masked meanwhile (no nesting).
@@ -205,6 +253,13 @@ extern "C" fn __tantalum_start(dtb: u64, boot_instructions: u64) -> ! {
     // SAFETY: `entry!` defines this symbol as a plain Rust function with no arguments.
     unsafe { __tantalum_main() };
     crate::exit(0)
+}
+
+/// A synchronous exception at EL1 (`sync_entry`): returns 1 if it was a debug event the
+/// [`crate::debug`] hook handled (resume), 0 otherwise (fatal).
+#[unsafe(no_mangle)]
+extern "C" fn __tantalum_sync(esr: u64, far: u64, resume: &mut crate::debug::Resume) -> u64 {
+    u64::from(crate::debug::on_exception(esr, far, resume))
 }
 
 #[unsafe(no_mangle)]
