@@ -258,6 +258,28 @@ pub const SCENARIOS: &[Scenario] = &[
         timeout: T,
     },
     Scenario {
+        name: "GICv2 board: Linux boots on 2 CPUs beside a heartbeat unikernel, reads its disk, powers off alone",
+        config: "configs/boards/gicv2-linux.dts",
+        expect: &[
+            "[linux] linux: cpus online: 2",
+            "streams 0x0..0x100 of partition 'linux' translate only into its memory",
+            "[linux] linux: disk says: hello from the passed-through virtio disk",
+            "[linux] linux: TANTALUM-LINUX-MARKER",
+            "partition 'linux' powered off (PSCI SYSTEM_OFF): stopped",
+            "[heartbeat] heartbeat done",
+            "all partitions have stopped: powering off",
+        ],
+        order: &[
+            ("[heartbeat] heartbeat 1", "[linux] linux: TANTALUM-LINUX-MARKER"),
+            ("partition 'linux' powered off", "[heartbeat] heartbeat "),
+        ],
+        forbid: &[Hypervisor("fault:"), Hypervisor("dropped")],
+        tamper: None,
+        input: &[],
+        qemu_args: &[],
+        timeout: LINUX_TIMEOUT,
+    },
+    Scenario {
         name: "restart races: a pending CPU_ON is withdrawn, a refused one changes nothing, two resets make one restart",
         config: "configs/tests/restart-races.dts",
         expect: &[

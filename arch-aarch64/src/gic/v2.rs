@@ -5,7 +5,7 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use spin::Once;
+use spin::{Mutex, Once};
 use tantalum_core::config::MAX_CPUS;
 use tantalum_core::gic_regs::{CpuInterface, Distributor, VirtualControl, GICH_HCR, GICH_LR, SGIR};
 use tantalum_core::vgic::{Deliverable, VirtualGic};
@@ -45,6 +45,19 @@ static FRAMES: Once<Frames> = Once::new();
 /// number, not affinity); 0: free.
 static CPU_MASKS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
+/// An SPI routed to a CPU that had not started yet (its interface number unknown until it
+/// reads its own): `init_cpu` of that CPU programs it.
+#[derive(Clone, Copy)]
+struct Deferred {
+    intid: u32,
+    mpidr: u64,
+    edge: bool,
+}
+
+/// SPIs waiting for their target CPU to start (passed-through devices, console input, the
+/// SMMU's: routed at boot, before the boot CPU starts the others).
+static DEFERRED: Mutex<heapless::Vec<Deferred, 64>> = Mutex::new(heapless::Vec::new());
+
 /// GICC_CTLR: group 0 and group 1 enabled, EOImode 1 (EOI drops priority, GICC_DIR
 /// deactivates: an interrupt forwarded to a guest stays active until the guest ends it). With
 /// the Security Extensions, the non-secure view reads bit 0 as group 1 and bit 9 as EOImodeNS.
@@ -80,6 +93,13 @@ pub fn init_cpu(mpidr: u64) -> Result<(), &'static str> {
             || s.compare_exchange(0, entry, Ordering::AcqRel, Ordering::Acquire).is_ok()
     });
     slot.ok_or("too many CPUs")?.store(entry, Ordering::Release);
+    // The SPIs routed here before this CPU had a known interface number.
+    DEFERRED.lock().retain(|d| {
+        if d.mpidr == mpidr {
+            program_spi(f, d.intid, mask, d.edge);
+        }
+        d.mpidr != mpidr
+    });
     for intid in [KICK_SGI, MAINTENANCE_INTID, WAKEUP_INTID, TIMER_INTIDS[0], TIMER_INTIDS[1]] {
         f.gicd().ipriorityr[intid as usize].set(0x80);
     }
@@ -143,17 +163,33 @@ pub fn deactivate(intid: u32) {
     }
 }
 
-/// Routes SPI `intid` to the CPU with affinity `mpidr` (see [`super::route_spi`]).
+/// Routes SPI `intid` to the CPU with affinity `mpidr` (see [`super::route_spi`]). A CPU that
+/// has not started yet has no known interface number: the SPI stays disabled until it starts
+/// (`init_cpu`), rather than going to CPU interface 0, whose CPU may never take it.
 pub fn route_spi(intid: u32, mpidr: u64, edge: bool) {
     let Some(f) = FRAMES.get() else { return };
+    let mut deferred = DEFERRED.lock();
+    match mask_of(mpidr) {
+        // Under the lock: `init_cpu` of that CPU cannot have drained the list meanwhile.
+        0 => {
+            if deferred.push(Deferred { intid, mpidr, edge }).is_err() {
+                drop(deferred);
+                crate::console::info!(
+                    "GIC: too many SPIs routed before their CPUs start: SPI {intid} dropped"
+                );
+            }
+        }
+        mask => program_spi(f, intid, mask, edge),
+    }
+}
+
+/// Targets SPI `intid` at the CPU interfaces `mask`, sets its priority and trigger, enables it.
+fn program_spi(f: &Frames, intid: u32, mask: u8, edge: bool) {
     let n = intid as usize;
     let (Some(target), Some(priority)) = (f.gicd().itargetsr.get(n), f.gicd().ipriorityr.get(n)) else {
         return;
     };
-    target.set(match mask_of(mpidr) {
-        0 => 1,
-        m => m,
-    });
+    target.set(mask);
     priority.set(0xa0);
     if let Some(cfg) = f.gicd().icfgr.get(n / 16) {
         let bit = 2 << (2 * (n % 16));
