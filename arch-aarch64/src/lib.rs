@@ -3,6 +3,7 @@
 //! (`main.rs`) adds what touches the hardware.
 #![cfg_attr(not(test), no_std)]
 
+pub mod abort;
 pub mod descriptors;
 pub mod esr;
 pub mod list_registers;

@@ -11,6 +11,7 @@ mod el2map;
 mod firmware;
 mod gic;
 mod heap;
+mod inject;
 mod loader;
 mod memory;
 mod pl011;

@@ -16,7 +16,7 @@ use tantalum_core::console::input::{self, Announce, Focus, Help, Key};
 use tantalum_core::exit::{Exit, MmioAccess, VcpuSet};
 use tantalum_core::hypercall::Status as PsciStatus;
 use tantalum_core::partition::power::Power;
-use tantalum_core::partition::{handle_exit, Outcome, Report, Services};
+use tantalum_core::partition::{self, handle_exit, Fault, Outcome, Report, Services};
 use tantalum_core::vgic::{self, Frame, Latched};
 use tantalum_core::virtio::{self, Owner};
 use tantalum_core::vuart::VirtualUart;
@@ -25,7 +25,7 @@ use tock_registers::interfaces::{Readable, Writeable};
 use crate::boot::{self, GuestFrame};
 use crate::console::{self, info, PartitionSink};
 use crate::system::{self, Partition, Status, System};
-use crate::{el2, firmware, gic, memory};
+use crate::{el2, firmware, gic, inject, memory};
 
 /// The partition generation each CPU's vCPU entered with.
 static ENTERED_GENERATION: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
@@ -657,7 +657,15 @@ extern "C" fn guest_exit(frame: &mut GuestFrame, kind: u64) {
     let exit = crate::smmu::take_fault(here.id).map_or(exit, Exit::DmaFault);
     let state = *p.state.lock();
     let mut services = CpuServices { system, here };
-    let outcome = handle_exit(&system.config, here.id as PartitionId, &state, exit, &mut services);
+    let mut outcome = handle_exit(&system.config, here.id as PartitionId, &state, exit, &mut services);
+    if let Outcome::ExternalAbort { addr, access } = outcome {
+        if kind == kind::SYNC && inject::external_abort(&syndrome, frame) {
+            load_interrupts(p, here.vcpu, false);
+            return;
+        }
+        // The guest cannot take it (its vector is the fetch that faulted): its fault policy.
+        outcome = partition::fault(&p.config, Fault::Memory { addr, access });
+    }
     match outcome {
         Outcome::Return { values, count } => {
             frame.x[..count].copy_from_slice(&values[..count]);
@@ -674,6 +682,7 @@ extern "C" fn guest_exit(frame: &mut GuestFrame, kind: u64) {
             load_interrupts(p, here.vcpu, false);
         }
         Outcome::VcpuOff => leave(here),
+        Outcome::ExternalAbort { .. } => {}
         Outcome::Stop(_) => {
             report(system, here.id, &outcome, frame.elr);
             stop(system, here.id, here.cpu);

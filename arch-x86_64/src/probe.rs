@@ -14,7 +14,7 @@ use tantalum_core::config::{
 use tantalum_core::exit::VcpuSet;
 use tantalum_core::hypercall::Status;
 use tantalum_core::partition::power::Power;
-use tantalum_core::partition::{handle_exit, Outcome, PartitionState, Report, Services};
+use tantalum_core::partition::{self, handle_exit, Fault, Outcome, PartitionState, Report, Services};
 use tantalum_core::stage2::{MapAttrs, Mappings, Stage2};
 use tantalum_core::vgic::{self, Frame};
 use tantalum_x86_64::ept::{self, EptFormat};
@@ -202,7 +202,13 @@ pub fn run(revision: u32) -> Result<(), VmxError> {
             }
             Decoded::Exit(exit) => exit,
         };
-        let outcome = handle_exit(&config, 0, &state, exit, &mut services);
+        let outcome = match handle_exit(&config, 0, &state, exit, &mut services) {
+            // No abort to inject on x86 yet: the fault policy.
+            Outcome::ExternalAbort { addr, access } => {
+                partition::fault(partition, Fault::Memory { addr, access })
+            }
+            outcome => outcome,
+        };
         match outcome {
             Outcome::Return { values, count } => {
                 regs.set_results(&values[..count]);
@@ -215,7 +221,7 @@ pub fn run(revision: u32) -> Result<(), VmxError> {
                 }
                 vmwrite(vmcs::GUEST_RIP, next)?;
             }
-            Outcome::VcpuOff => return Ok(()),
+            Outcome::VcpuOff | Outcome::ExternalAbort { .. } => return Ok(()),
             Outcome::Stop(_) | Outcome::Restart(_) | Outcome::HaltSystem(_) => {
                 info!("{}", Report { partition: &partition.name, outcome: &outcome, pc: rip });
                 return Ok(());

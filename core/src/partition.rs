@@ -6,7 +6,7 @@
 use core::fmt;
 
 use crate::addr::{GuestPhys, HostPhys};
-use crate::config::{FaultPolicy, PartitionConfig, PartitionId, SystemConfig};
+use crate::config::{FaultPolicy, OutsideMemory, PartitionConfig, PartitionId, SystemConfig};
 use crate::exit::{Access, Exit, MmioAccess, RegisterClass, RegisterName, VcpuSet};
 use crate::hypercall::{self, Call, Status};
 use crate::vgic::{self, Frame};
@@ -123,6 +123,10 @@ pub enum Outcome {
     HaltSystem(StopReason),
     /// This vCPU turns itself off (PSCI CPU_OFF); the partition keeps running.
     VcpuOff,
+    /// The access that trapped (at `addr`, outside the partition's memory) takes a synchronous
+    /// external abort in the guest, as a bus error would: the guest's own exception handler runs
+    /// next, the partition keeps running.
+    ExternalAbort { addr: GuestPhys, access: Access },
 }
 
 impl Outcome {
@@ -163,7 +167,7 @@ pub fn handle_exit(
             Outcome::Emulated { load: None }
         }
         Exit::Mmio { addr, access } => mmio(system, partition, addr, access, services),
-        Exit::Stage2Fault { addr, access } => fault(partition, Fault::Memory { addr, access }),
+        Exit::Stage2Fault { addr, access } => outside_memory(partition, addr, access),
         Exit::Register { class, name, register, write } => {
             register_access(partition, class, name, register, write, services)
         }
@@ -235,7 +239,16 @@ fn mmio(
             return load(services.uart_access(offset, access.write));
         }
     }
-    fault(partition, Fault::Memory { addr, access: access.kind() })
+    outside_memory(partition, addr, access.kind())
+}
+
+/// An access outside the partition's memory and its virtual devices: its `outside-memory`
+/// choice says whether the guest takes an external abort or the partition its fault policy.
+fn outside_memory(partition: &PartitionConfig, addr: GuestPhys, access: Access) -> Outcome {
+    match partition.outside_memory() {
+        OutsideMemory::ExternalAbort => Outcome::ExternalAbort { addr, access },
+        OutsideMemory::Fault => fault(partition, Fault::Memory { addr, access }),
+    }
 }
 
 /// Rings the peer's doorbell on the caller's channel number `channel`.
@@ -319,7 +332,10 @@ pub struct Report<'a> {
 impl fmt::Display for Report<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (reason, action) = match self.outcome {
-            Outcome::Return { .. } | Outcome::Emulated { .. } | Outcome::VcpuOff => return Ok(()),
+            Outcome::Return { .. }
+            | Outcome::Emulated { .. }
+            | Outcome::VcpuOff
+            | Outcome::ExternalAbort { .. } => return Ok(()),
             Outcome::Stop(r) => (r, "stopped"),
             Outcome::Restart(r) => (r, "restarting"),
             Outcome::HaltSystem(r) => (r, "halting the system"),

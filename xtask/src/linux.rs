@@ -14,7 +14,9 @@
 //!   `linux: rebooting` and reboots; on the second prints `linux: second boot after reboot`,
 //!   removes the file and powers off.
 //! - `devmem`: `linux: poking 0x<addr>` for `tantalum.poke=<hex>`, reads it with
-//!   `devmem <addr> 32`, prints `linux: devmem returned: <output>`, then powers off.
+//!   `devmem <addr> 32`, prints `linux: devmem returned: <output>`, its exit status and the
+//!   signal that killed it if one did (`linux: devmem killed by SIGBUS`), then
+//!   `linux: still running after devmem`, and powers off.
 //! - `shell`: an interactive shell on the console (mounts the disk on /mnt if there is one);
 //!   `poweroff` (or leaving the shell) powers off, `reboot` reboots.
 
@@ -310,6 +312,9 @@ devmem)
         rc=$?
         say "devmem returned: $out"
         say "devmem exit status: $rc"
+        # Killed by a signal: 128 + its number (SIGBUS for an external abort).
+        [ "$rc" -gt 128 ] && say "devmem killed by SIG$(kill -l $((rc - 128)))"
+        say "still running after devmem"
     else
         say "the devmem test needs tantalum.poke=<hex address>"
     fi

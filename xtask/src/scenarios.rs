@@ -386,6 +386,21 @@ pub const SCENARIOS: &[Scenario] = &[
         timeout: T,
     },
     Scenario {
+        name: "outside-memory = external-abort: a unikernel's stray load and store become external aborts it handles",
+        config: "configs/tests/external-abort.dts",
+        expect: &[
+            "2 synchronous external aborts (load ESR 0x96000010, store ESR 0x96000050, FAR 0x1000)",
+            "partition 'bus' exited with code 0",
+            "all partitions have stopped: powering off",
+        ],
+        order: &[],
+        forbid: &[Hypervisor("fault:"), Partition("bus", "BREACH")],
+        tamper: None,
+        input: &[],
+        qemu_args: &[],
+        timeout: T,
+    },
+    Scenario {
         name: "halt-system policy powers the machine off",
         config: "configs/tests/halt.dts",
         expect: &[
@@ -585,8 +600,27 @@ pub const SCENARIOS: &[Scenario] = &[
         timeout: LINUX_TIMEOUT,
     },
     Scenario {
-        name: "Linux poking another partition's memory with devmem is stopped, the heartbeat goes on",
+        name: "Linux poking another partition's memory with devmem gets SIGBUS (Bus error) and Linux keeps running",
         config: "configs/tests/linux-devmem.dts",
+        expect: &[
+            "[linux] linux: poking 0x44000000",
+            "[linux] linux: devmem exit status: 135",
+            "[linux] linux: devmem killed by SIGBUS",
+            "[linux] linux: still running after devmem",
+            "partition 'linux' powered off (PSCI SYSTEM_OFF): stopped",
+            "[heartbeat] heartbeat done",
+            "all partitions have stopped: powering off",
+        ],
+        order: &[("[linux] linux: still running after devmem", "partition 'linux' powered off")],
+        forbid: &[Partition("linux", "linux: devmem returned: 0x"), Hypervisor("fault:")],
+        tamper: None,
+        input: &[],
+        qemu_args: &[],
+        timeout: LINUX_TIMEOUT,
+    },
+    Scenario {
+        name: "Linux poking another partition's memory with devmem is stopped with outside-memory = fault, the heartbeat goes on",
+        config: "configs/tests/linux-devmem-stop.dts",
         expect: &[
             "[linux] linux: poking 0x44000000",
             "partition 'linux' fault: stage-2 read abort at IPA 0x44000000 (outside its memory)",

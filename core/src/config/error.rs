@@ -77,6 +77,10 @@ pub enum ErrorKind {
     UnknownFaultPolicy {
         value: String,
     },
+    /// `outside-memory` names no known choice.
+    UnknownOutsideMemory {
+        value: String,
+    },
     /// The board root's `tantalum,stage2-mappings` names no known choice.
     UnknownStage2Mappings {
         value: String,

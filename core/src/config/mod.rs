@@ -410,6 +410,9 @@ pub struct PartitionConfig {
     /// Guest-physical entry point (`entry`, default: start of the first region).
     pub entry: GuestPhys,
     pub on_fault: FaultPolicy,
+    /// What an access outside its memory does (`outside-memory`); `None` when the config does
+    /// not say: see [`PartitionConfig::outside_memory`].
+    pub outside_memory: Option<OutsideMemory>,
     /// Lower boots first (`boot-order`, default 0); ties keep tree order.
     pub boot_order: u32,
     /// Kernel command line for `chosen/bootargs` of the guest DT (`bootargs`).
@@ -481,7 +484,42 @@ impl FaultPolicy {
     }
 }
 
+/// What the hypervisor does when a partition accesses an address outside its memory and its
+/// virtual devices (`outside-memory`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutsideMemory {
+    /// Apply the partition's `on-fault` policy.
+    Fault,
+    /// Give the guest a synchronous external abort on the access, as a bus error would on real
+    /// hardware; the partition keeps running (Linux sends SIGBUS to a process that did it).
+    ExternalAbort,
+}
+
+impl OutsideMemory {
+    pub const NAMES: [&'static str; 2] = ["fault", "external-abort"];
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "fault" => Some(Self::Fault),
+            "external-abort" => Some(Self::ExternalAbort),
+            _ => None,
+        }
+    }
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Fault => Self::NAMES[0],
+            Self::ExternalAbort => Self::NAMES[1],
+        }
+    }
+}
+
 impl PartitionConfig {
+    /// What an access outside the partition's memory does: the config's `outside-memory`, by
+    /// default an external abort for a Linux partition (one with an `initrd`, whose kernel
+    /// turns it into SIGBUS for the process that made it) and the `on-fault` policy otherwise.
+    pub fn outside_memory(&self) -> OutsideMemory {
+        let linux = self.initrd_path.is_some() || self.initrd.is_some();
+        self.outside_memory.unwrap_or(if linux { OutsideMemory::ExternalAbort } else { OutsideMemory::Fault })
+    }
     /// Translates a guest-physical range that lies wholly inside one memory region.
     pub fn translate(&self, ipa: GuestPhys, len: u64) -> Option<HostPhys> {
         self.memory.iter().find_map(|r| r.translate(ipa, len))

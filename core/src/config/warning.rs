@@ -96,6 +96,7 @@ pub(super) const PARTITION_PROPERTIES: &[&str] = &[
     "image",
     "entry",
     "on-fault",
+    "outside-memory",
     "boot-order",
     "bootargs",
     "devices",

@@ -4,7 +4,7 @@ use alloc::vec::Vec;
 
 use super::*;
 use crate::addr::HostRange;
-use crate::config::{Board, ChannelConfig, HypervisorConfig, MemoryRegion};
+use crate::config::{Board, ChannelConfig, HypervisorConfig, MemoryRegion, OutsideMemory};
 use crate::hypercall::*;
 
 #[derive(Default)]
@@ -174,6 +174,25 @@ fn faults_follow_policy() {
     assert_eq!(run(&partition(FaultPolicy::Stop), exit).0, Outcome::Stop(reason));
     assert_eq!(run(&partition(FaultPolicy::Restart), exit).0, Outcome::Restart(reason));
     assert_eq!(run(&partition(FaultPolicy::HaltSystem), exit).0, Outcome::HaltSystem(reason));
+}
+
+#[test]
+fn outside_memory_can_be_an_external_abort() {
+    let mut p = partition(FaultPolicy::Restart);
+    p.outside_memory = Some(OutsideMemory::ExternalAbort);
+    let addr = GuestPhys(0x900_0000);
+    let exit = Exit::Stage2Fault { addr, access: Access::Execute };
+    assert_eq!(run(&p, exit).0, Outcome::ExternalAbort { addr, access: Access::Execute });
+    let read = MmioAccess { size: 4, register: 7, write: None };
+    assert_eq!(
+        run(&p, Exit::Mmio { addr, access: read }).0,
+        Outcome::ExternalAbort { addr, access: Access::Read }
+    );
+    // Only accesses outside its memory: other faults keep the fault policy.
+    let (o, _) = run(&p, Exit::Unhandled { syndrome: 0 });
+    assert_eq!(o, Outcome::Restart(StopReason::Fault(Fault::Unhandled { syndrome: 0 })));
+    p.outside_memory = Some(OutsideMemory::Fault);
+    assert!(matches!(run(&p, exit).0, Outcome::Restart(StopReason::Fault(Fault::Memory { .. }))));
 }
 
 #[test]

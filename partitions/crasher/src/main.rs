@@ -3,7 +3,8 @@
 //! boot; `racer` (two vCPUs) races PSCI calls against its own restarts (see [`racer`]); `hog`
 //! takes interrupts and never ends them (see [`hog`]); `ticker` makes its timer interrupt pending
 //! by software just as the timer fires (see [`ticker`]); `debugger` uses its CPU's hardware
-//! breakpoints, watchpoints and single step (see [`debugger`]); any other name faults once at
+//! breakpoints, watchpoints and single step (see [`debugger`]); `bus` takes the external aborts
+//! its `outside-memory` choice gives it (see [`bus_errors`]); any other name faults once at
 //! once (its policy decides what happens next).
 #![no_std]
 #![no_main]
@@ -66,6 +67,10 @@ fn main() {
     }
     if name.as_str() == "debugger" {
         debugger();
+        return;
+    }
+    if name.as_str() == "bus" {
+        bus_errors();
         return;
     }
     if name.as_str() != "phoenix" {
@@ -340,5 +345,48 @@ fn debugger() {
         println!("breakpoint at {target:#x}, watchpoint on {seen:#x} (the store completed), 5 single steps: debug works");
     } else {
         println!("BREACH: debug: breakpoint {hit:#x} (want {target:#x}), watchpoint {seen:#x} value {value}, {steps} steps");
+    }
+}
+
+/// The last data abort `bus_errors` saw: (ESR, FAR, PC), and how many.
+static ABORT: [AtomicU64; 3] = [const { AtomicU64::new(0) }; 3];
+static ABORTS: AtomicU64 = AtomicU64::new(0);
+
+fn on_abort(abort: tantalum_guest::abort::Abort) -> bool {
+    for (slot, value) in ABORT.iter().zip([abort.esr, abort.address, abort.pc]) {
+        slot.store(value, Ordering::Relaxed);
+    }
+    ABORTS.fetch_add(1, Ordering::Relaxed);
+    true
+}
+
+/// A load and a store outside the partition's memory: with `outside-memory = "external-abort"`
+/// each becomes a synchronous external abort at EL1 (EC 0x25, DFSC 0x10, FAR the address), which
+/// the hook takes, and the partition goes on.
+fn bus_errors() {
+    tantalum_guest::abort::set_hook(on_abort);
+    let outside = 0x1000 as *mut u32;
+    let mut seen = [[0u64; 3]; 2];
+    // SAFETY: deliberately outside this partition's memory: the abort comes back to `on_abort`.
+    let _ = unsafe { read_volatile(outside) };
+    seen[0] = ABORT.each_ref().map(|a| a.load(Ordering::Relaxed));
+    // SAFETY: as above.
+    unsafe { write_volatile(outside, 1) };
+    seen[1] = ABORT.each_ref().map(|a| a.load(Ordering::Relaxed));
+    let n = ABORTS.load(Ordering::Relaxed);
+    let [load, store] = seen;
+    let external = |esr: u64| esr >> 26 == 0x25 && esr & 0x3f == 0x10;
+    let ok = n == 2
+        && external(load[0])
+        && external(store[0])
+        && load[0] & (1 << 6) == 0
+        && store[0] & (1 << 6) != 0
+        && load[1] == 0x1000
+        && store[1] == 0x1000
+        && store[2] > load[2];
+    if ok {
+        println!("{n} synchronous external aborts (load ESR {:#x}, store ESR {:#x}, FAR 0x1000): bus errors reach the partition", load[0], store[0]);
+    } else {
+        println!("BREACH: external aborts: {n} taken, load {load:x?}, store {store:x?}");
     }
 }

@@ -17,6 +17,7 @@
 
 extern crate alloc;
 
+pub mod abort;
 pub mod channel;
 pub mod console;
 pub mod debug;

@@ -128,8 +128,8 @@ guest_vectors:
     GUEST_VECTOR \kind
     .endr
 
-// A synchronous exception at EL1: debug events (breakpoint, watchpoint, step) go to
-// `__tantalum_sync` and return to the interrupted code; anything else is fatal.
+// A synchronous exception at EL1: debug events (breakpoint, watchpoint, step) and data aborts go
+// to `__tantalum_sync` and return to the interrupted code if a hook took them; anything else is fatal.
 sync_entry:
     sub     sp, sp, #176
     stp     x0, x1, [sp, #0]
@@ -256,10 +256,11 @@ extern "C" fn __tantalum_start(dtb: u64, boot_instructions: u64) -> ! {
 }
 
 /// A synchronous exception at EL1 (`sync_entry`): returns 1 if it was a debug event the
-/// [`crate::debug`] hook handled (resume), 0 otherwise (fatal).
+/// [`crate::debug`] hook handled or a data abort the [`crate::abort`] hook accepted (resume),
+/// 0 otherwise (fatal).
 #[unsafe(no_mangle)]
 extern "C" fn __tantalum_sync(esr: u64, far: u64, resume: &mut crate::debug::Resume) -> u64 {
-    u64::from(crate::debug::on_exception(esr, far, resume))
+    u64::from(crate::debug::on_exception(esr, far, resume) || crate::abort::on_exception(esr, far, resume))
 }
 
 #[unsafe(no_mangle)]

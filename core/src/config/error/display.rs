@@ -6,8 +6,8 @@ use core::fmt;
 use super::ErrorKind;
 use crate::addr::PAGE_SIZE;
 use crate::config::{
-    FaultPolicy, Interrupt, CHANNEL_COMPATIBLE, CONSOLE_UARTS, GUEST_DTB_RESERVE, PARTITION_COMPATIBLE,
-    STAGE2_MAPPINGS,
+    FaultPolicy, Interrupt, OutsideMemory, CHANNEL_COMPATIBLE, CONSOLE_UARTS, GUEST_DTB_RESERVE,
+    PARTITION_COMPATIBLE, STAGE2_MAPPINGS,
 };
 use crate::stage2::Mappings;
 
@@ -62,6 +62,13 @@ impl fmt::Display for ErrorKind {
                 FaultPolicy::Stop.name(),
                 FaultPolicy::Restart.name(),
                 FaultPolicy::HaltSystem.name()
+            ),
+            Self::UnknownOutsideMemory { value } => write!(
+                f,
+                "outside-memory = \"{}\" is not one of \"{}\", \"{}\"",
+                value.escape_debug(),
+                OutsideMemory::NAMES[0],
+                OutsideMemory::NAMES[1]
             ),
             Self::UnknownStage2Mappings { value } => write!(
                 f,

@@ -10,8 +10,8 @@ use crate::config::dtb_check::be_u32;
 use crate::config::error::{ErrorKind, Expected};
 use crate::config::warning::{WarningKind, HYPERVISOR_PROPERTIES, PARTITION_PROPERTIES};
 use crate::config::{
-    Blob, Board, DeviceRef, FaultPolicy, HypervisorConfig, MemoryRegion, PartitionConfig, PartitionId,
-    HYPERVISOR_COMPATIBLE, PARTITION_COMPATIBLE,
+    Blob, Board, DeviceRef, FaultPolicy, HypervisorConfig, MemoryRegion, OutsideMemory, PartitionConfig,
+    PartitionId, HYPERVISOR_COMPATIBLE, PARTITION_COMPATIBLE,
 };
 
 /// The children of `/hypervisor`: partitions (with their node indices) and channel containers.
@@ -100,6 +100,14 @@ impl Parser<'_, '_> {
                 FaultPolicy::default()
             }),
         };
+        let outside_memory = self.string(index, "outside-memory").and_then(|name| {
+            let policy = OutsideMemory::from_name(name);
+            if policy.is_none() {
+                let kind = ErrorKind::UnknownOutsideMemory { value: name.to_string() };
+                self.report(self.path(index), kind);
+            }
+            policy
+        });
         let boot_order = self.fixed(index, "boot-order", Expected::Cells(1));
         let devices = self.devices(index, board);
         let dma_unconfined = self.fixed(index, "dma-unconfined", Expected::Empty).is_some();
@@ -122,6 +130,7 @@ impl Parser<'_, '_> {
             initrd_size_hint: None,
             entry,
             on_fault,
+            outside_memory,
             boot_order: boot_order.and_then(|v| be_u32(v, 0)).unwrap_or_default(),
             bootargs: self.string(index, "bootargs").map(String::from),
             devices,

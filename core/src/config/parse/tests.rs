@@ -5,7 +5,8 @@ use super::*;
 use crate::addr::{GuestPhys, HostPhys, HostRange};
 use crate::config::dtb_check::{FDT_BEGIN_NODE, FDT_END, FDT_END_NODE, FDT_MAGIC, FDT_PROP, MAX_DEPTH};
 use crate::config::{
-    Blob, Cpu, FaultPolicy, MemoryRegion, HYPERVISOR_COMPATIBLE, PARTITION_COMPATIBLE, STAGE2_MAPPINGS,
+    Blob, Cpu, FaultPolicy, MemoryRegion, OutsideMemory, HYPERVISOR_COMPATIBLE, PARTITION_COMPATIBLE,
+    STAGE2_MAPPINGS,
 };
 use crate::stage2::Mappings;
 use alloc::borrow::ToOwned;
@@ -427,6 +428,28 @@ fn rule_10_unknown_fault_policy() {
         ErrorKind::UnknownFaultPolicy { .. },
         ["\"reboot\"", "\"stop\"", "\"restart\"", "\"halt-system\""]
     );
+}
+
+#[test]
+fn rule_10_unknown_outside_memory() {
+    let dtb = one(with(ping(), "outside-memory", Some(string("ignore"))));
+    assert_error!(
+        dtb,
+        "/hypervisor/ping",
+        ErrorKind::UnknownOutsideMemory { .. },
+        ["\"ignore\"", "\"fault\"", "\"external-abort\""]
+    );
+}
+
+#[test]
+fn outside_memory_defaults_to_an_abort_for_linux_only() {
+    let policy = |p: Vec<Item>| parse(&one(p)).expect("parses").partitions[0].outside_memory();
+    let linux = with(ping(), "initrd", Some(string("initramfs.cpio")));
+    assert_eq!(policy(ping()), OutsideMemory::Fault);
+    assert_eq!(policy(linux.clone()), OutsideMemory::ExternalAbort);
+    assert_eq!(policy(with(linux, "outside-memory", Some(string("fault")))), OutsideMemory::Fault);
+    let abort = with(ping(), "outside-memory", Some(string("external-abort")));
+    assert_eq!(policy(abort), OutsideMemory::ExternalAbort);
 }
 
 /// The system [`one`] builds, with the board root's `tantalum,stage2-mappings` set to `value`.
