@@ -623,7 +623,7 @@ fn forward_physical(system: &System, p: &Partition, here: Here) {
         }
         // SPIs: `set_pending_hw` refuses those the partition does not own. One the guest has
         // disabled is held, its physical interrupt left active until the guest ends it.
-        let for_guest = gic::TIMER_INTIDS.contains(&intid) || intid >= 32;
+        let for_guest = gic::FORWARDED_PPIS.contains(&intid) || intid >= 32;
         let latched = if for_guest { p.vgic.lock().set_pending_hw(vcpu, intid) } else { Latched::NotOwned };
         match latched {
             Latched::Ready => p.irq_hints[vcpu].store(true, Ordering::Release),

@@ -36,6 +36,9 @@ pub const GICR_STRIDE: u64 = 0x2_0000;
 /// non-secure physical, virtual, hypervisor.
 pub const TIMER_PPIS: [u32; 4] = [13, 14, 11, 10];
 
+/// The PMU's overflow interrupt PPI (INTID 23), forwarded hardware-linked like the timers'.
+pub const PMU_PPI: u32 = 7;
+
 /// GIC maintenance interrupt PPI (INTID 25).
 pub const GIC_MAINTENANCE_PPI: u32 = 9;
 

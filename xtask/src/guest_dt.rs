@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use tantalum_core::config::{DeviceAssignment, PartitionConfig, PciHost, SystemConfig, GUEST_DTB_RESERVE};
 use tantalum_core::vplatform::{
-    doorbell_page, doorbell_spi, DOORBELL_PAGE, GICR_STRIDE, GIC_MAINTENANCE_PPI, TIMER_PPIS,
+    doorbell_page, doorbell_spi, DOORBELL_PAGE, GICR_STRIDE, GIC_MAINTENANCE_PPI, PMU_PPI, TIMER_PPIS,
 };
 
 use tantalum_core::config::{
@@ -192,6 +192,12 @@ pub fn source(cfg: &SystemConfig, p: &PartitionConfig, board_dtb: &[u8]) -> Stri
         w,
         "\ttimer {{\n\t\tcompatible = \"arm,armv8-timer\";\n\t\tinterrupts = {};\n\t\talways-on;\n\t}};\n",
         timer.join(", ")
+    );
+    // The CPU's own PMU (its accesses trap and count only the partition's EL0/EL1 work); the
+    // overflow interrupt is forwarded like the timers'.
+    let _ = writeln!(
+        w,
+        "\tpmu {{\n\t\tcompatible = \"arm,armv8-pmuv3\";\n\t\tinterrupts = <1 {PMU_PPI} 4>;\n\t}};\n"
     );
 
     if p.virtual_uart {

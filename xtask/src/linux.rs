@@ -157,6 +157,9 @@ mount_disk() {
 
 boot_checks() {
     cpus
+    # The PMU of the guest DT (perf's event source, its overflow interrupt), if a driver took it.
+    pmu=$(ls /sys/bus/event_source/devices 2>/dev/null | grep -e armv8 -e pmu | tr '\n' ' ')
+    say "pmu: ${pmu:-none}; interrupt: $(grep -c arm-pmu /proc/interrupts) line(s)"
     disk=0
     if mount_disk; then
         disk=1

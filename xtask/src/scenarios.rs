@@ -401,6 +401,21 @@ pub const SCENARIOS: &[Scenario] = &[
         timeout: T,
     },
     Scenario {
+        name: "the PMU overflow interrupt reaches the partition that owns the CPU",
+        config: "configs/tests/pmu-interrupt.dts",
+        expect: &[
+            "3 PMU overflow interrupts taken: the PMU interrupt is forwarded",
+            "partition 'counter' exited with code 0",
+            "all partitions have stopped: powering off",
+        ],
+        order: &[],
+        forbid: &[Hypervisor("fault:"), Partition("counter", "BREACH")],
+        tamper: None,
+        input: &[],
+        qemu_args: &[],
+        timeout: T,
+    },
+    Scenario {
         name: "halt-system policy powers the machine off",
         config: "configs/tests/halt.dts",
         expect: &[
@@ -544,6 +559,7 @@ pub const SCENARIOS: &[Scenario] = &[
         config: "configs/tests/linux-boot.dts",
         expect: &[
             "[linux] linux: cpus online: 2",
+            "[linux] linux: pmu: armv8_pmuv3",
             "streams 0x0..0x100 of partition 'linux' translate only into its memory",
             "[linux] linux: disk says: hello from the passed-through virtio disk",
             "[linux] linux: TANTALUM-LINUX-MARKER",

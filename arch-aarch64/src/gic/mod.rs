@@ -19,6 +19,10 @@ pub const KICK_SGI: u32 = 0;
 pub const MAINTENANCE_INTID: u32 = 25;
 /// The EL1 virtual and physical timers' PPIs: forwarded to the vCPU of this CPU.
 pub const TIMER_INTIDS: [u32; 2] = [27, 30];
+/// The PMU's overflow interrupt (PPI 7): forwarded to the vCPU of this CPU like the timers'.
+pub const PMU_INTID: u32 = 16 + tantalum_core::vplatform::PMU_PPI;
+/// The PPIs forwarded hardware-linked to the vCPU of this CPU: the timers' and the PMU's.
+pub const FORWARDED_PPIS: [u32; 3] = [TIMER_INTIDS[0], TIMER_INTIDS[1], PMU_INTID];
 /// The EL2 physical timer's PPI: the hypervisor's own wake-up while a vCPU waits.
 pub const WAKEUP_INTID: u32 = 26;
 /// INTIDs from here on are special (1020..1023): nothing to acknowledge.

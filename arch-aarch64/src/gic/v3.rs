@@ -9,7 +9,7 @@ use spin::Once;
 use tantalum_core::vgic::{Deliverable, VirtualGic};
 use tantalum_core::vplatform::GICR_STRIDE;
 
-use super::{KICK_SGI, MAINTENANCE_INTID, SPURIOUS, TIMER_INTIDS, WAKEUP_INTID};
+use super::{FORWARDED_PPIS, KICK_SGI, MAINTENANCE_INTID, SPURIOUS, WAKEUP_INTID};
 
 const GICD_CTLR: usize = 0x0000;
 const GICD_CTLR_RWP: u32 = 1 << 31;
@@ -95,13 +95,11 @@ pub fn init_cpu(mpidr: u64) -> Result<(), &'static str> {
         core::hint::spin_loop();
     }
     write32(frame + GICR_IGROUPR0, u32::MAX);
-    for intid in [KICK_SGI, MAINTENANCE_INTID, WAKEUP_INTID, TIMER_INTIDS[0], TIMER_INTIDS[1]] {
+    let ours = [KICK_SGI, MAINTENANCE_INTID, WAKEUP_INTID].into_iter().chain(FORWARDED_PPIS);
+    for intid in ours.clone() {
         write_byte_field(frame + GICR_IPRIORITYR, intid as usize, 0x80);
     }
-    write32(
-        frame + GICR_ISENABLER0,
-        (1 << KICK_SGI) | (1 << MAINTENANCE_INTID) | (1 << WAKEUP_INTID) | (1 << 27) | (1 << 30),
-    );
+    write32(frame + GICR_ISENABLER0, ours.fold(0, |bits, intid| bits | (1 << intid)));
     // SAFETY: turning on the system-register interface (ICC_SRE_EL2.SRE, and Enable so EL1 may
     // use it), unmasking all priorities and enabling group 1 only affect interrupt delivery to
     // this CPU; EL2 runs with IRQs masked, so they are taken only from guests (HCR_EL2.IMO).

@@ -4,10 +4,13 @@
 //! takes interrupts and never ends them (see [`hog`]); `ticker` makes its timer interrupt pending
 //! by software just as the timer fires (see [`ticker`]); `debugger` uses its CPU's hardware
 //! breakpoints, watchpoints and single step (see [`debugger`]); `bus` takes the external aborts
-//! its `outside-memory` choice gives it (see [`bus_errors`]); any other name faults once at
+//! its `outside-memory` choice gives it (see [`bus_errors`]); `counter` takes PMU overflow
+//! interrupts (see [`counter`]); any other name faults once at
 //! once (its policy decides what happens next).
 #![no_std]
 #![no_main]
+
+mod counter;
 
 use core::ptr::{addr_of_mut, read_volatile, write_volatile};
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -67,6 +70,10 @@ fn main() {
     }
     if name.as_str() == "debugger" {
         debugger();
+        return;
+    }
+    if name.as_str() == "counter" {
+        counter::run();
         return;
     }
     if name.as_str() == "bus" {
