@@ -48,7 +48,7 @@ _start:
     .ascii  "TANTALUM"
     .word   {boot_info_version}
     .word   0
-    .quad   0, 0, 0, 0, 0
+    .quad   0, 0, 0, 0, 0, 0
 
 .text
 // PMU event counter 0 counts retired instructions at every EL (INST_RETIRED with NSH), from

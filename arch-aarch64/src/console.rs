@@ -10,15 +10,17 @@ use tantalum_core::console::budget::{Budget, Dropped, Verdict};
 use tantalum_core::console::terminal::{Output, Terminal, OPEN_LINE_MAX};
 use tantalum_core::console::{LineBuffer, LineSink};
 
-use crate::pl011::Pl011;
+use tantalum_core::bootimage::ConsoleKind;
+
+use crate::uart::Uart;
 
 /// The UART and what the operator's terminal shows.
 struct Console {
-    uart: Pl011,
+    uart: Uart,
     term: Terminal,
 }
 
-impl Output for Pl011 {
+impl Output for Uart {
     fn write(&mut self, bytes: &[u8]) {
         self.write_bytes(bytes);
     }
@@ -26,7 +28,7 @@ impl Output for Pl011 {
 
 impl Console {
     /// Writes one whole line (`line` writes it without its newline) above the open line.
-    fn whole_line(&mut self, line: impl FnOnce(&mut Pl011)) {
+    fn whole_line(&mut self, line: impl FnOnce(&mut Uart)) {
         self.term.hide(&mut self.uart);
         line(&mut self.uart);
         self.uart.write_bytes(b"\n");
@@ -39,13 +41,14 @@ impl Console {
 /// delay another's two bytes by half a second).
 static CONSOLE: TicketMutex<Option<Console>> = TicketMutex::new(None);
 
-/// Starts the console on the PL011 at `base`.
+/// Starts the console on the UART of kind `kind` at `base`.
 ///
 /// # Safety
-/// As [`Pl011::new`]: `base` is a PL011 mapped as device memory that nothing else drives.
-pub unsafe fn init(base: usize) {
+/// As [`Uart::new`]: `base` is a UART of that kind mapped as device memory that nothing else
+/// drives.
+pub unsafe fn init(kind: ConsoleKind, base: usize) {
     // SAFETY: forwarded contract.
-    let uart = unsafe { Pl011::new(base) };
+    let uart = unsafe { Uart::new(kind, base) };
     *CONSOLE.lock() = Some(Console { uart, term: Terminal::new() });
 }
 
@@ -103,7 +106,7 @@ impl LineSink for PartitionSink<'_> {
             return;
         }
         if let Some(c) = CONSOLE.lock().as_mut() {
-            let line = |uart: &mut Pl011, text: &[u8]| {
+            let line = |uart: &mut Uart, text: &[u8]| {
                 uart.write_byte(b'[');
                 uart.write_bytes(prefix.as_bytes());
                 uart.write_bytes(b"] ");

@@ -5,6 +5,7 @@
 extern crate alloc;
 
 mod boot;
+mod cadence;
 mod console;
 mod el2;
 mod el2map;
@@ -19,10 +20,13 @@ mod pmu;
 mod sha256;
 mod smmu;
 mod system;
+mod uart;
 mod vcpu;
 
 use tantalum_core::addr::{align_up, HostPhys, HostRange, PAGE_SIZE};
-use tantalum_core::bootimage::{runtime_reserve, BootInfo, HEAP_SIZE, IMAGE_SIZE_OFFSET, STACK_SIZE};
+use tantalum_core::bootimage::{
+    runtime_reserve, BootInfo, ConsoleKind, HEAP_SIZE, IMAGE_SIZE_OFFSET, STACK_SIZE,
+};
 use tantalum_core::config::{self, BuildFacts, MAX_CPUS};
 
 use crate::console::info;
@@ -53,9 +57,11 @@ extern "C" fn primary_main(fw_dtb: u64) -> ! {
         // No console without BootInfo: nothing sensible to say. Power off so a test ends.
         firmware::system_off();
     };
-    // SAFETY: the build tool put the config's console UART base in BootInfo; the EL2 identity
-    // map covers it as device memory and only the hypervisor drives it.
-    unsafe { console::init(layout.info.console_base as usize) };
+    // A kind this build does not know: a PL011 (which QEMU virt has there) rather than silence.
+    let kind = ConsoleKind::from_word(layout.info.console_kind).unwrap_or_default();
+    // SAFETY: the build tool put the config's console UART (base and kind) in BootInfo; the EL2
+    // identity map covers it as device memory and only the hypervisor drives it.
+    unsafe { console::init(kind, layout.info.console_base as usize) };
     info!(
         "Tantalum {} (aarch64) at EL2, image at {}, firmware DTB at {fw_dtb:#x}",
         env!("CARGO_PKG_VERSION"),

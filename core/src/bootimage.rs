@@ -13,7 +13,7 @@
 /// Magic of [`BootInfo`], right after the arm64 Image header.
 pub const BOOT_INFO_MAGIC: [u8; 8] = *b"TANTALUM";
 /// Version of the [`BootInfo`] layout.
-pub const BOOT_INFO_VERSION: u32 = 1;
+pub const BOOT_INFO_VERSION: u32 = 2;
 /// Offset of [`BootInfo`] in the image.
 pub const BOOT_INFO_OFFSET: usize = 64;
 /// Offset of the arm64 Image header's `image_size` field.
@@ -39,8 +39,9 @@ pub mod field {
     pub const DTB_OFFSET: usize = 32;
     pub const DTB_SIZE: usize = 40;
     pub const CONSOLE_BASE: usize = 48;
+    pub const CONSOLE_KIND: usize = 56;
     /// Total size of the structure.
-    pub const SIZE: usize = 56;
+    pub const SIZE: usize = 64;
 }
 
 /// What the build tool tells the hypervisor about the boot image.
@@ -52,8 +53,49 @@ pub struct BootInfo {
     /// The system DTB, relative to the payload.
     pub dtb_offset: u64,
     pub dtb_size: u64,
-    /// MMIO base of the console UART (PL011), for messages before the DTB is read.
+    /// MMIO base of the console UART (aarch64) or its first I/O port (x86), for messages
+    /// before the DTB is read.
     pub console_base: u64,
+    /// Which UART that is ([`ConsoleKind::to_word`]; aarch64 only).
+    pub console_kind: u64,
+}
+
+/// The console UARTs the aarch64 hypervisor drives, as [`BootInfo::console_kind`] names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ConsoleKind {
+    /// Arm PrimeCell PL011 (`arm,pl011`).
+    #[default]
+    Pl011,
+    /// Cadence UART (`cdns,uart-r1p12`), as on the Xilinx ZynqMP (ZCU102).
+    Cadence,
+}
+
+impl ConsoleKind {
+    /// `compatible` strings of each kind (the node's list is searched in order).
+    const COMPATIBLES: [(&'static str, ConsoleKind); 2] =
+        [("arm,pl011", ConsoleKind::Pl011), ("cdns,uart-r1p12", ConsoleKind::Cadence)];
+
+    /// The kind of a UART node from its `compatible` list; `None` if no driver fits.
+    pub fn from_compatible<S: AsRef<str>>(compatible: &[S]) -> Option<Self> {
+        compatible
+            .iter()
+            .find_map(|c| Self::COMPATIBLES.iter().find(|(name, _)| *name == c.as_ref()).map(|&(_, k)| k))
+    }
+
+    pub const fn to_word(self) -> u64 {
+        match self {
+            ConsoleKind::Pl011 => 0,
+            ConsoleKind::Cadence => 1,
+        }
+    }
+
+    pub const fn from_word(word: u64) -> Option<Self> {
+        match word {
+            0 => Some(ConsoleKind::Pl011),
+            1 => Some(ConsoleKind::Cadence),
+            _ => None,
+        }
+    }
 }
 
 /// Why a [`BootInfo`] could not be read.
@@ -91,6 +133,7 @@ impl BootInfo {
             dtb_offset: read_u64(bytes, field::DTB_OFFSET),
             dtb_size: read_u64(bytes, field::DTB_SIZE),
             console_base: read_u64(bytes, field::CONSOLE_BASE),
+            console_kind: read_u64(bytes, field::CONSOLE_KIND),
         };
         let payload_end = info.payload_offset.checked_add(info.payload_size);
         let dtb_end = info.dtb_offset.checked_add(info.dtb_size);
@@ -111,6 +154,7 @@ impl BootInfo {
             (field::DTB_OFFSET, self.dtb_offset),
             (field::DTB_SIZE, self.dtb_size),
             (field::CONSOLE_BASE, self.console_base),
+            (field::CONSOLE_KIND, self.console_kind),
         ];
         for (offset, value) in fields {
             image[base + offset..base + offset + 8].copy_from_slice(&value.to_le_bytes());
@@ -232,10 +276,25 @@ mod tests {
             payload_size: 128,
             dtb_offset: 0,
             dtb_size: 64,
-            console_base: 0x900_0000,
+            console_base: 0xff00_0000,
+            console_kind: ConsoleKind::Cadence.to_word(),
         };
         info.encode_into(&mut image);
         assert_eq!(BootInfo::decode(&image, 256), Ok(info));
+    }
+
+    #[test]
+    fn console_kind_from_compatible_and_word() {
+        assert_eq!(ConsoleKind::from_compatible(&["arm,pl011", "arm,primecell"]), Some(ConsoleKind::Pl011));
+        assert_eq!(
+            ConsoleKind::from_compatible(&["xlnx,zynqmp-uart", "cdns,uart-r1p12"]),
+            Some(ConsoleKind::Cadence)
+        );
+        assert_eq!(ConsoleKind::from_compatible(&["ns16550a"]), None);
+        for kind in [ConsoleKind::Pl011, ConsoleKind::Cadence] {
+            assert_eq!(ConsoleKind::from_word(kind.to_word()), Some(kind));
+        }
+        assert_eq!(ConsoleKind::from_word(7), None);
     }
 
     #[test]

@@ -63,7 +63,14 @@ pub fn build_image() -> Result<PathBuf> {
     let mut image = std::fs::read(&bin)?;
     let payload_offset = align_up(image.len() as u64, BLOB_ALIGN).unwrap_or(u64::MAX);
     image.resize(payload_offset as usize, 0);
-    let info = BootInfo { payload_offset, payload_size: 0, dtb_offset: 0, dtb_size: 0, console_base: 0x3f8 };
+    let info = BootInfo {
+        payload_offset,
+        payload_size: 0,
+        dtb_offset: 0,
+        dtb_size: 0,
+        console_base: 0x3f8,
+        console_kind: 0,
+    };
     info.encode_into(&mut image);
     let dir = cargo::out_dir().join("x86");
     let path = dir.join("probe.img");

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use tantalum_aarch64::descriptors::EL2_MAP;
 use tantalum_core::addr::{align_up, HostPhys, HostRange};
-use tantalum_core::bootimage::{runtime_reserve, BootInfo, BLOB_ALIGN, IMAGE_SIZE_OFFSET};
+use tantalum_core::bootimage::{runtime_reserve, BootInfo, ConsoleKind, BLOB_ALIGN, IMAGE_SIZE_OFFSET};
 use tantalum_core::config::{self, BuildFacts, SystemConfig, MAX_CPUS};
 
 use crate::board::{board_of, Board};
@@ -196,6 +196,8 @@ pub fn assemble(
             Some(x86) => x86.ports_of(&console.path).first().map_or(0x3f8, |p| u64::from(p.base)),
             None => console.mmio.start.as_u64(),
         },
+        // Checked by `config::validate`: a console is a UART one of the drivers drives.
+        console_kind: ConsoleKind::from_compatible(&console.compatible).unwrap_or_default().to_word(),
     };
     info.encode_into(&mut image);
 

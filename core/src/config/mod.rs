@@ -56,9 +56,10 @@ pub const VIRTUAL_UART_BASE: u64 = 0x0900_0000;
 pub const VIRTUAL_UART_SIZE: u64 = 0x1000;
 /// SPI number (INTID - 32) of the virtual PL011 in the partition's virtual GIC.
 pub const VIRTUAL_UART_SPI: u32 = 1;
-/// `compatible` strings of the UARTs the hypervisor's console driver drives (the PL011 of
-/// `arch-aarch64/src/pl011.rs`); `/hypervisor` `console` must name one of them.
-pub const CONSOLE_UARTS: &[&str] = &["arm,pl011"];
+/// `compatible` strings of the UARTs the hypervisor's console drivers drive (the PL011 of
+/// `arch-aarch64/src/pl011.rs`, the Cadence UART of `arch-aarch64/src/cadence.rs`: the kinds of
+/// [`crate::bootimage::ConsoleKind`]); `/hypervisor` `console` must name one of them.
+pub const CONSOLE_UARTS: &[&str] = &["arm,pl011", "cdns,uart-r1p12"];
 /// Most channels one partition may be an endpoint of.
 pub const MAX_CHANNELS_PER_PARTITION: usize = 8;
 
