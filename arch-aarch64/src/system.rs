@@ -22,6 +22,7 @@ use tantalum_core::virtio::{self, net::Link};
 use tantalum_core::vplatform;
 use tantalum_core::vuart::VirtualUart;
 
+use crate::console::info;
 use crate::loader::LoadProgress;
 use crate::memory::{self, HeapTables, MAPPED_RAM};
 
@@ -264,11 +265,25 @@ impl System {
     }
 
     /// Resets partition `id`'s virtio devices (it stops or restarts: its queues were in the
-    /// memory of the run that ended).
+    /// memory of the run that ended), and reports each of its links' counters so far.
     pub fn reset_virtio(&self, id: usize) {
         for (link, l) in self.config.virtio.iter().zip(&self.links) {
             if let Some(side) = link.endpoints.iter().position(|&e| usize::from(e) == id) {
-                l.lock().reset(side);
+                let mut l = l.lock();
+                l.reset(side);
+                let name = |s: usize| &self.partitions[usize::from(link.endpoints[s])].config.name;
+                info!(
+                    "virtio link '{}': {} -> {}: {} packets, {} dropped; {} -> {}: {} packets, {} dropped",
+                    link.name,
+                    name(0),
+                    name(1),
+                    l.packets[0],
+                    l.dropped[0],
+                    name(1),
+                    name(0),
+                    l.packets[1],
+                    l.dropped[1],
+                );
             }
         }
     }

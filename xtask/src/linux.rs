@@ -171,9 +171,17 @@ boot_checks() {
     say "TANTALUM-LINUX-MARKER"
 }
 
-# The test data of the net test: $1 bytes of numbered lines.
+# The test data of the net test, in /tmp/data: $1 bytes of numbered lines, 1 MiB of them
+# repeated (seq alone takes tens of seconds for 64 MiB under TCG; the root file system holds
+# about half the partition's memory, so no second copy).
 net_data() {
-    seq 1 100000000 | head -c "$1"
+    seq 1 1000000 | head -c 1048576 > /tmp/block
+    i=0
+    while [ $((i * 1048576)) -lt "$1" ]; do
+        cat /tmp/block
+        i=$((i + 1))
+    done | head -c "$1" > /tmp/data
+    rm /tmp/block
 }
 
 net_test() {
@@ -207,9 +215,11 @@ net_test() {
     if [ "$bytes" = 0 ]; then
         :
     elif [ "$role" = receive ]; then
-        # Whether busybox's nc half-closes at the end of its input depends on its build: stop
-        # listening once the whole file is in, whichever it is.
-        nc -l -p 5000 > /tmp/data &
+        # busybox nc copies its stdin to the socket too, and half-closes the connection at the
+        # end of it; the sender's nc exits on that FIN, whatever it has left to send. A
+        # background job's stdin is /dev/null (EOF at once): give the listener a pipe that
+        # stays open instead. Stop listening once the whole file is in.
+        sleep 1000 | nc -l -p 5000 > /tmp/data &
         listener=$!
         got=0
         i=0
@@ -230,10 +240,10 @@ net_test() {
         sleep 1
         kill $! 2>/dev/null
     else
-        net_data "$bytes" > /tmp/data
+        net_data "$bytes"
         say "net: sending $bytes bytes, md5 $(md5sum < /tmp/data | cut -d' ' -f1)"
         : > /tmp/ack
-        nc -l -p 5001 > /tmp/ack &
+        sleep 1000 | nc -l -p 5001 > /tmp/ack & # (an open stdin: see the receiver)
         listener=$!
         i=0
         start=$(cut -d' ' -f1 /proc/uptime)

@@ -337,6 +337,88 @@ fn a_peer_without_a_driver_drops_and_short_buffers_drop() {
     assert_eq!(s.used_idx(1, RECEIVEQ), 1);
 }
 
+/// Linux 6.1's virtio_net without MRG_RXBUF or GSO ("small" buffers): each receive chain is one
+/// writable descriptor of `hdr_len + GOOD_PACKET_LEN` = 12 + 1518 bytes. A transmit chain holds
+/// the 12-byte header pushed in front of the frame in one descriptor (VERSION_1 implies
+/// ANY_LAYOUT), or the header, the linear part and page fragments in several.
+const LINUX_RX_BUFFER: u32 = 12 + 1518;
+
+#[test]
+fn full_size_frames_fit_linux_small_receive_buffers() {
+    let mut s = Setup::new();
+    s.probe(0);
+    s.probe(1);
+    for i in 0..NUM {
+        s.post_rx(1, i, LINUX_RX_BUFFER);
+    }
+    s.kick(1, RECEIVEQ);
+    // A 1514-byte frame (MTU 1500 and the Ethernet header), header pushed into its descriptor.
+    let frame: Vec<u8> = (0..1514u32).map(|i| (i * 7 + 3) as u8).collect();
+    let mut packet = vec![0u8; 12];
+    packet.extend_from_slice(&frame);
+    let at = buffer(TRANSMITQ, 0);
+    s.mem.put(0, at, &packet);
+    s.desc(0, TRANSMITQ, 0, at, packet.len() as u32, 0, 0);
+    s.offer(0, TRANSMITQ, 0);
+    assert_eq!(s.kick(0, TRANSMITQ), [true, true]);
+    assert_eq!(s.used_len(1, RECEIVEQ, 0), 1526);
+    assert_eq!(s.mem.get(1, buffer(RECEIVEQ, 0) + 12, 1514), frame);
+    // The same frame as header, linear part (Ethernet, IP, TCP headers) and two fragments.
+    let parts = [(0u64, 12u32), (0x100, 66), (0x800, 1000), (0xe00, 448)];
+    let mut offset = 0usize;
+    for (k, &(off, len)) in parts.iter().enumerate() {
+        let data = if k == 0 { vec![0u8; 12] } else { frame[offset..offset + len as usize].to_vec() };
+        if k > 0 {
+            offset += len as usize;
+        }
+        let next = if k + 1 < parts.len() { 4 + k as u16 } else { 0 };
+        let flags = if k + 1 < parts.len() { DESC_F_NEXT } else { 0 };
+        let index = if k == 0 { 1 } else { 3 + k as u16 };
+        s.mem.put(0, buffer(TRANSMITQ, 1) + off, &data);
+        s.desc(0, TRANSMITQ, index, buffer(TRANSMITQ, 1) + off, len, flags, next);
+    }
+    s.offer(0, TRANSMITQ, 1);
+    assert_eq!(s.kick(0, TRANSMITQ), [true, true]);
+    assert_eq!(s.used_len(1, RECEIVEQ, 1), 1526);
+    assert_eq!(s.mem.get(1, buffer(RECEIVEQ, 1) + 12, 1514), frame);
+    assert_eq!(&s.mem.get(1, buffer(RECEIVEQ, 1), 12)[10..], &[1, 0], "num_buffers = 1");
+    assert_eq!(s.link.dropped, [0, 0]);
+    // One byte more than GOOD_PACKET_LEN does not fit: dropped, counted, the buffer kept.
+    let long = vec![0u8; 12 + 1519];
+    s.mem.put(0, at, &long);
+    s.desc(0, TRANSMITQ, 0, at, long.len() as u32, 0, 0);
+    s.offer(0, TRANSMITQ, 0);
+    assert_eq!(s.kick(0, TRANSMITQ), [true, false]);
+    assert_eq!((s.link.packets, s.link.dropped), ([2, 0], [1, 0]));
+    assert_eq!(s.used_idx(1, RECEIVEQ), 2);
+}
+
+#[test]
+fn a_long_stream_wraps_the_rings() {
+    // More packets than the rings hold and than a 16-bit index counts, refilled the way
+    // Linux's NAPI poll does: the receiver takes used buffers and posts them again.
+    let mut s = Setup::new();
+    s.probe(0);
+    s.probe(1);
+    for i in 0..NUM {
+        s.post_rx(1, i, LINUX_RX_BUFFER);
+    }
+    s.kick(1, RECEIVEQ);
+    for n in 0..70_000u32 {
+        let packet = n.to_le_bytes();
+        s.send(0, (n % u32::from(NUM / 2)) as u16, &packet);
+        let slot = (n % u32::from(NUM)) as u16;
+        let b = s.mem.get(1, used(RECEIVEQ) + 4 + 8 * u64::from(slot), 4);
+        let head = u16::from_le_bytes([b[0], b[1]]);
+        assert_eq!(s.mem.get(1, buffer(RECEIVEQ, u64::from(head)) + 12, 4), packet, "packet {n}");
+        s.post_rx(1, head, LINUX_RX_BUFFER);
+        s.kick(1, RECEIVEQ);
+    }
+    assert_eq!(s.link.packets, [70_000, 0]);
+    assert_eq!(s.used_idx(0, TRANSMITQ), 70_000u32 as u16);
+    assert_eq!(s.used_idx(1, RECEIVEQ), 70_000u32 as u16);
+}
+
 /// A hostile transmit chain breaks the sender's device only; the receiver's buffers stay untouched.
 fn hostile_tx(build: impl Fn(&mut Setup), expect: QueueError) {
     let mut s = Setup::new();
