@@ -354,7 +354,14 @@ impl Services for CpuServices<'_> {
     fn gic_access(&mut self, frame: Frame, access: vgic::Access) -> u64 {
         let p = self.partition();
         let mut vgic = p.vgic.lock();
-        let value = vgic.access(self.here.vcpu, frame, access);
+        // The interrupts in this CPU's list registers are the accessing vCPU's: its pending and
+        // active registers show them, and a write to those reaches them.
+        let mut listed = [vgic::Listed::default(); 16];
+        let n = gic::read_listed(&mut listed);
+        let value = vgic.access_listed(self.here.vcpu, frame, access, &mut listed[..n]);
+        if access.write.is_some() {
+            gic::write_listed(&listed[..n]);
+        }
         if access.write.is_none() {
             return value;
         }

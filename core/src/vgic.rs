@@ -610,5 +610,8 @@ enum Op {
     Clear,
 }
 
+mod listed;
+pub use listed::Listed;
+
 #[cfg(test)]
 mod tests;

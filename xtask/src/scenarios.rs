@@ -416,6 +416,21 @@ pub const SCENARIOS: &[Scenario] = &[
         timeout: T,
     },
     Scenario {
+        name: "pending and active registers see interrupts in list registers: an SGI active in its handler, one cancelled by ICPENDR",
+        config: "configs/tests/gic-list-state.dts",
+        expect: &[
+            "list-register state: active in its handler, pending until ICPENDR cancelled it (never taken)",
+            "partition 'gicstate' exited with code 0",
+            "all partitions have stopped: powering off",
+        ],
+        order: &[],
+        forbid: &[Hypervisor("fault:"), Partition("gicstate", "BREACH")],
+        tamper: None,
+        input: &[],
+        qemu_args: &[],
+        timeout: T,
+    },
+    Scenario {
         name: "halt-system policy powers the machine off",
         config: "configs/tests/halt.dts",
         expect: &[

@@ -8,7 +8,7 @@
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use tantalum_core::config::Gic;
-use tantalum_core::vgic::VirtualGic;
+use tantalum_core::vgic::{Listed, VirtualGic};
 
 mod v2;
 mod v3;
@@ -124,6 +124,24 @@ pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) {
         v2::load_list_registers(gic, vcpu)
     } else {
         v3::load_list_registers(gic, vcpu)
+    }
+}
+
+/// The interrupts this CPU's list registers hold, for [`VirtualGic::access_listed`]; returns
+/// how many. None on a GICv2 yet (its pending and active registers show the virtual
+/// distributor's state only).
+pub fn read_listed(out: &mut [Listed]) -> usize {
+    if v2() {
+        0
+    } else {
+        v3::read_listed(out)
+    }
+}
+
+/// Writes back what [`VirtualGic::access_listed`] changed in entries of [`read_listed`].
+pub fn write_listed(listed: &[Listed]) {
+    if !v2() {
+        v3::write_listed(listed)
     }
 }
 

@@ -6,7 +6,7 @@
 use core::arch::asm;
 
 use spin::Once;
-use tantalum_core::vgic::{Deliverable, VirtualGic};
+use tantalum_core::vgic::{Deliverable, Listed, VirtualGic};
 use tantalum_core::vplatform::GICR_STRIDE;
 
 use super::{FORWARDED_PPIS, KICK_SGI, MAINTENANCE_INTID, SPURIOUS, WAKEUP_INTID};
@@ -259,6 +259,48 @@ pub fn reset_virtual_interface() {
         asm!("msr ich_vmcr_el2, xzr", "msr ich_ap1r0_el2, xzr", "msr ich_ap0r0_el2, xzr", options(nostack))
     };
     set_ich_hcr(ICH_HCR_EN);
+}
+
+/// The interrupts this CPU's list registers hold (pending, active or both), at most `out.len()`;
+/// returns how many.
+pub fn read_listed(out: &mut [Listed]) -> usize {
+    let mut n = 0;
+    for lr in 0..list_registers() {
+        let value = read_lr(lr);
+        if value & LR_STATE == 0 || n == out.len() {
+            continue;
+        }
+        out[n] = Listed {
+            lr: lr as u8,
+            intid: value as u32,
+            pending: value & LR_PENDING != 0,
+            active: value & LR_ACTIVE != 0,
+            hw: value & LR_HW != 0,
+        };
+        n += 1;
+    }
+    n
+}
+
+/// Writes back the state of entries [`read_listed`] returned and a guest's register write
+/// changed. A hardware-linked entry left with no state ends its physical interrupt (nothing
+/// else would: the guest will not EOI it); a level one still asserted fires again.
+pub fn write_listed(listed: &[Listed]) {
+    for e in listed {
+        let value = read_lr(usize::from(e.lr));
+        let state = if e.pending { LR_PENDING } else { 0 } | if e.active { LR_ACTIVE } else { 0 };
+        if value & LR_STATE == state {
+            continue;
+        }
+        if state == 0 {
+            write_lr(usize::from(e.lr), 0);
+            if e.hw {
+                deactivate(((value >> 32) & 0x3ff) as u32);
+            }
+        } else {
+            write_lr(usize::from(e.lr), (value & !LR_STATE) | state);
+        }
+    }
 }
 
 /// Moves interrupts that `gic` has ready for `vcpu` into free list registers. When more are

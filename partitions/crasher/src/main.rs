@@ -5,12 +5,14 @@
 //! by software just as the timer fires (see [`ticker`]); `debugger` uses its CPU's hardware
 //! breakpoints, watchpoints and single step (see [`debugger`]); `bus` takes the external aborts
 //! its `outside-memory` choice gives it (see [`bus_errors`]); `counter` takes PMU overflow
-//! interrupts (see [`counter`]); any other name faults once at
+//! interrupts (see [`counter`]); `gicstate` reads loaded interrupts' state (see [`gicstate`]);
+//! any other name faults once at
 //! once (its policy decides what happens next).
 #![no_std]
 #![no_main]
 
 mod counter;
+mod gicstate;
 
 use core::ptr::{addr_of_mut, read_volatile, write_volatile};
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -70,6 +72,10 @@ fn main() {
     }
     if name.as_str() == "debugger" {
         debugger();
+        return;
+    }
+    if name.as_str() == "gicstate" {
+        gicstate::run();
         return;
     }
     if name.as_str() == "counter" {

@@ -139,15 +139,40 @@ pub fn set_handler(intid: u32, handler: Handler) {
     frame.isenabler[reg].set(bit);
 }
 
-/// Makes `intid` pending from software (GICD/GICR_ISPENDR), as a device raising it would.
-pub fn set_pending(intid: u32) {
+/// The frame with `intid`'s per-INTID registers (this vCPU's SGI frame for its SGIs and PPIs on a
+/// GICv3), and its register index and bit there.
+fn state_frame(intid: u32) -> (&'static Distributor, usize, u32) {
     let (reg, bit) = ((intid / 32) as usize, 1u32 << (intid % 32));
     let frame = if intid < 32 && !V2.load(Ordering::Relaxed) {
         distributor_at(SECOND.load(Ordering::Relaxed) + GICR_SGI_FRAME)
     } else {
         gicd()
     };
+    (frame, reg, bit)
+}
+
+/// Makes `intid` pending from software (GICD/GICR_ISPENDR), as a device raising it would.
+pub fn set_pending(intid: u32) {
+    let (frame, reg, bit) = state_frame(intid);
     frame.ispendr[reg].set(bit);
+}
+
+/// Withdraws `intid`'s pending state (GICD/GICR_ICPENDR).
+pub fn clear_pending(intid: u32) {
+    let (frame, reg, bit) = state_frame(intid);
+    frame.icpendr[reg].set(bit);
+}
+
+/// Whether `intid` is pending (GICD/GICR_ISPENDR).
+pub fn is_pending(intid: u32) -> bool {
+    let (frame, reg, bit) = state_frame(intid);
+    frame.ispendr[reg].get() & bit != 0
+}
+
+/// Whether `intid` is active (GICD/GICR_ISACTIVER): inside its handler, it is.
+pub fn is_active(intid: u32) -> bool {
+    let (frame, reg, bit) = state_frame(intid);
+    frame.isactiver[reg].get() & bit != 0
 }
 
 /// Unmasks IRQs at the CPU.

@@ -1,0 +1,185 @@
+//! The interrupts a vCPU's list registers hold, as its own pending and active registers show
+//! them (issue 13 item 1): an interrupt the hypervisor loaded has left the virtual distributor's
+//! state for a list register, yet the guest must still read it in `ISPENDR`/`ISACTIVER` (an SGI
+//! handler reads its SGI active) and `ICPENDR`/`ICACTIVER` writes must reach it (cancelling a
+//! loaded SGI). The arch reads the list registers of the accessing vCPU's CPU into [`Listed`]
+//! entries, [`VirtualGic::access_listed`] overlays and updates them, and the arch writes back
+//! what changed (ending the physical interrupt of a hardware-linked entry left with no state).
+//!
+//! Only the accessing vCPU's list registers are seen: its own SGIs and PPIs, and the SPIs it
+//! holds. An SPI loaded on another vCPU's CPU is not (that CPU runs its guest meanwhile).
+
+use super::{Access, Frame, VirtualGic, GICR_SGI_OFFSET, SPI_BASE};
+
+/// One list register's interrupt, as the arch read it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Listed {
+    /// Which list register (the arch's own index).
+    pub lr: u8,
+    pub intid: u32,
+    pub pending: bool,
+    pub active: bool,
+    /// Linked to a physical interrupt: a write never makes it pending (the hardware would).
+    pub hw: bool,
+}
+
+/// The four registers with a pending or active bit per INTID.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum StateRegister {
+    SetPending,
+    ClearPending,
+    SetActive,
+    ClearActive,
+}
+
+impl StateRegister {
+    /// The register at `offset` of a distributor or SGI frame, and the first INTID it covers.
+    fn at(offset: u64) -> Option<(Self, u32)> {
+        let (register, base) = match offset {
+            0x0200..=0x027f => (Self::SetPending, 0x0200),
+            0x0280..=0x02ff => (Self::ClearPending, 0x0280),
+            0x0300..=0x037f => (Self::SetActive, 0x0300),
+            0x0380..=0x03ff => (Self::ClearActive, 0x0380),
+            _ => return None,
+        };
+        Some((register, ((offset - base) / 4 * 32) as u32))
+    }
+}
+
+impl VirtualGic {
+    /// Emulates one access of vCPU `vcpu` like [`VirtualGic::access`], with the interrupts its
+    /// list registers hold (`listed`): a read of a pending or active register includes theirs,
+    /// a write to one applies to them too (the caller writes changed entries back).
+    pub fn access_listed(&mut self, vcpu: usize, frame: Frame, access: Access, listed: &mut [Listed]) -> u64 {
+        let value = self.access(vcpu, frame, access);
+        // Which INTIDs this frame shows of the accessing vCPU: its SGIs/PPIs in its own
+        // redistributor's SGI frame (GICv3) or in the distributor (GICv2), SPIs in the distributor.
+        let (offset, private) = match frame {
+            Frame::Distributor => (access.offset, self.v2),
+            Frame::Redistributor(n) if n == vcpu && access.offset >= GICR_SGI_OFFSET => {
+                (access.offset - GICR_SGI_OFFSET, true)
+            }
+            Frame::Redistributor(_) => return value,
+        };
+        let Some((register, first)) = StateRegister::at(offset & !3) else { return value };
+        let shows = |intid: u32| {
+            let covered = intid >= first && intid < first + 32;
+            covered && if intid < SPI_BASE { private && first == 0 } else { first >= SPI_BASE }
+        };
+        let mut value = value;
+        for entry in listed.iter_mut().filter(|e| shows(e.intid)) {
+            let bit = 1u64 << (entry.intid - first);
+            match (register, access.write) {
+                (StateRegister::SetPending | StateRegister::ClearPending, None) => {
+                    value |= if entry.pending { bit } else { 0 };
+                }
+                (StateRegister::SetActive | StateRegister::ClearActive, None) => {
+                    value |= if entry.active { bit } else { 0 };
+                }
+                (_, Some(v)) if v & bit == 0 => {}
+                (StateRegister::ClearPending, Some(_)) => entry.pending = false,
+                (StateRegister::ClearActive, Some(_)) => entry.active = false,
+                // A hardware-linked entry is never made pending by software (it would be
+                // active-and-pending, which a hardware entry cannot be); the virtual
+                // distributor keeps the pending state and delivers it after this one.
+                (StateRegister::SetPending, Some(_)) if !entry.hw => entry.pending = true,
+                (StateRegister::SetActive, Some(_)) => entry.active = true,
+                (StateRegister::SetPending, Some(_)) => {}
+            }
+        }
+        // A cleared pending or active state that the write also cleared in the virtual
+        // distributor needs nothing more; a set one that a list register now holds must not
+        // be delivered twice.
+        if let (StateRegister::SetPending, Some(v)) = (register, access.write) {
+            for entry in
+                listed.iter().filter(|e| shows(e.intid) && !e.hw && v & (1 << (e.intid - first)) != 0)
+            {
+                if let Some(irq) = self.irq(vcpu, entry.intid) {
+                    irq.pending = false;
+                }
+                self.mark(vcpu, entry.intid, false);
+            }
+        }
+        value
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Access, Frame, VirtualGic, GICR_SGI_OFFSET};
+    use super::Listed;
+
+    const SGI_FRAME: u64 = GICR_SGI_OFFSET;
+
+    fn entry(intid: u32, pending: bool, active: bool, hw: bool) -> Listed {
+        Listed { lr: 0, intid, pending, active, hw }
+    }
+
+    fn read(gic: &mut VirtualGic, frame: Frame, offset: u64, listed: &mut [Listed]) -> u64 {
+        gic.access_listed(0, frame, Access { offset, size: 4, write: None }, listed)
+    }
+
+    fn write(gic: &mut VirtualGic, frame: Frame, offset: u64, value: u64, listed: &mut [Listed]) {
+        gic.access_listed(0, frame, Access { offset, size: 4, write: Some(value) }, listed);
+    }
+
+    #[test]
+    fn an_sgi_being_handled_reads_active_and_a_loaded_one_pending() {
+        let mut gic = VirtualGic::new(2, &[]);
+        let r = Frame::Redistributor(0);
+        let mut listed = [entry(1, false, true, false), entry(2, true, false, false)];
+        assert_eq!(read(&mut gic, r, SGI_FRAME + 0x0300, &mut listed), 1 << 1, "ISACTIVER0");
+        assert_eq!(read(&mut gic, r, SGI_FRAME + 0x0380, &mut listed), 1 << 1, "ICACTIVER0");
+        assert_eq!(read(&mut gic, r, SGI_FRAME + 0x0200, &mut listed), 1 << 2, "ISPENDR0");
+        assert_eq!(read(&mut gic, r, SGI_FRAME + 0x0280, &mut listed), 1 << 2, "ICPENDR0");
+        // Another vCPU's redistributor, the RD_base frame and the distributor do not show them.
+        assert_eq!(read(&mut gic, Frame::Redistributor(1), SGI_FRAME + 0x0300, &mut listed), 0);
+        assert_eq!(read(&mut gic, r, 0x0300, &mut listed), 0);
+        assert_eq!(read(&mut gic, Frame::Distributor, 0x0300, &mut listed), 0);
+    }
+
+    #[test]
+    fn icpendr_cancels_a_loaded_sgi_and_icactiver_ends_one() {
+        let mut gic = VirtualGic::new(1, &[]);
+        let r = Frame::Redistributor(0);
+        let mut listed = [entry(3, true, false, false), entry(4, false, true, true)];
+        write(&mut gic, r, SGI_FRAME + 0x0280, 1 << 3, &mut listed);
+        assert_eq!(listed[0], entry(3, false, false, false));
+        write(&mut gic, r, SGI_FRAME + 0x0380, 1 << 4, &mut listed);
+        assert_eq!(listed[1], entry(4, false, false, true));
+        assert_eq!(read(&mut gic, r, SGI_FRAME + 0x0200, &mut listed), 0);
+        // Bits of other INTIDs leave them alone.
+        let mut listed = [entry(5, true, true, false)];
+        write(&mut gic, r, SGI_FRAME + 0x0280, 1 << 6, &mut listed);
+        write(&mut gic, r, SGI_FRAME + 0x0380, 1 << 6, &mut listed);
+        assert_eq!(listed[0], entry(5, true, true, false));
+    }
+
+    #[test]
+    fn ispendr_on_a_loaded_interrupt_goes_to_its_list_register_once() {
+        let mut gic = VirtualGic::new(1, &[]);
+        let r = Frame::Redistributor(0);
+        write(&mut gic, r, SGI_FRAME + 0x0100, 1 << 5, &mut []);
+        let mut listed = [entry(5, false, true, false)];
+        write(&mut gic, r, SGI_FRAME + 0x0200, 1 << 5, &mut listed);
+        assert_eq!(listed[0], entry(5, true, true, false), "active and pending");
+        assert!(!gic.has_deliverable(0), "not a second delivery from the distributor");
+        // A hardware-linked one keeps its pending state in the distributor instead.
+        let mut listed = [entry(5, false, true, true)];
+        write(&mut gic, r, SGI_FRAME + 0x0200, 1 << 5, &mut listed);
+        assert_eq!(listed[0], entry(5, false, true, true));
+        assert_eq!(read(&mut gic, r, SGI_FRAME + 0x0200, &mut []), 1 << 5);
+    }
+
+    #[test]
+    fn spis_show_in_the_distributor_and_private_ones_only_on_gicv2() {
+        let mut gic = VirtualGic::new(1, &[40]);
+        let mut listed = [entry(40, false, true, false), entry(27, true, false, true)];
+        let d = Frame::Distributor;
+        assert_eq!(read(&mut gic, d, 0x0304, &mut listed), 1 << 8, "ISACTIVER1: SPI 40");
+        assert_eq!(read(&mut gic, d, 0x0200, &mut listed), 0, "GICv3: GICD_ISPENDR0 is RAZ");
+        let mut v2 = VirtualGic::for_version(2, 1, &[40]);
+        assert_eq!(read(&mut v2, d, 0x0200, &mut listed), 1 << 27, "GICv2: the banked PPI");
+        assert_eq!(read(&mut v2, d, 0x0304, &mut listed), 1 << 8);
+    }
+}
