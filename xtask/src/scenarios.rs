@@ -258,6 +258,21 @@ pub const SCENARIOS: &[Scenario] = &[
         timeout: T,
     },
     Scenario {
+        name: "GICv2 board: the PMU overflow interrupt reaches the partition that owns the CPU",
+        config: "configs/boards/gicv2-pmu.dts",
+        expect: &[
+            "3 PMU overflow interrupts taken: the PMU interrupt is forwarded",
+            "partition 'counter' exited with code 0",
+            "all partitions have stopped: powering off",
+        ],
+        order: &[],
+        forbid: &[Hypervisor("fault:"), Partition("counter", "BREACH")],
+        tamper: None,
+        input: &[],
+        qemu_args: &[],
+        timeout: T,
+    },
+    Scenario {
         name: "GICv2 board: Linux boots on 2 CPUs beside a heartbeat unikernel, reads its disk, powers off alone",
         config: "configs/boards/gicv2-linux.dts",
         expect: &[

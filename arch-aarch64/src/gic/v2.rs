@@ -12,7 +12,7 @@ use tantalum_core::vgic::{Deliverable, VirtualGic};
 use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
 use tock_registers::LocalRegisterCopy;
 
-use super::{KICK_SGI, MAINTENANCE_INTID, SPURIOUS, TIMER_INTIDS, WAKEUP_INTID};
+use super::{FORWARDED_PPIS, KICK_SGI, MAINTENANCE_INTID, SPURIOUS, WAKEUP_INTID};
 
 /// The MMIO bases of the GIC's frames (addresses: register blocks are not `Sync`).
 struct Frames {
@@ -100,16 +100,11 @@ pub fn init_cpu(mpidr: u64) -> Result<(), &'static str> {
         }
         d.mpidr != mpidr
     });
-    for intid in [KICK_SGI, MAINTENANCE_INTID, WAKEUP_INTID, TIMER_INTIDS[0], TIMER_INTIDS[1]] {
+    let ours = [KICK_SGI, MAINTENANCE_INTID, WAKEUP_INTID].into_iter().chain(FORWARDED_PPIS);
+    for intid in ours.clone() {
         f.gicd().ipriorityr[intid as usize].set(0x80);
     }
-    f.gicd().isenabler[0].set(
-        (1 << KICK_SGI)
-            | (1 << MAINTENANCE_INTID)
-            | (1 << WAKEUP_INTID)
-            | (1 << TIMER_INTIDS[0])
-            | (1 << TIMER_INTIDS[1]),
-    );
+    f.gicd().isenabler[0].set(ours.fold(0, |bits, intid| bits | (1 << intid)));
     f.gicc().pmr.set(0xff);
     f.gicc().bpr.set(0);
     f.gicc().ctlr.set(GICC_CTLR_VALUE);
