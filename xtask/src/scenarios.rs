@@ -273,6 +273,21 @@ pub const SCENARIOS: &[Scenario] = &[
         timeout: T,
     },
     Scenario {
+        name: "GICv2 board: pending and active registers see interrupts in list registers",
+        config: "configs/boards/gicv2-gic-list-state.dts",
+        expect: &[
+            "list-register state: active in its handler, pending until ICPENDR cancelled it (never taken)",
+            "partition 'gicstate' exited with code 0",
+            "all partitions have stopped: powering off",
+        ],
+        order: &[],
+        forbid: &[Hypervisor("fault:"), Partition("gicstate", "BREACH")],
+        tamper: None,
+        input: &[],
+        qemu_args: &[],
+        timeout: T,
+    },
+    Scenario {
         name: "GICv2 board: Linux boots on 2 CPUs beside a heartbeat unikernel, reads its disk, powers off alone",
         config: "configs/boards/gicv2-linux.dts",
         expect: &[

@@ -128,11 +128,10 @@ pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) {
 }
 
 /// The interrupts this CPU's list registers hold, for [`VirtualGic::access_listed`]; returns
-/// how many. None on a GICv2 yet (its pending and active registers show the virtual
-/// distributor's state only).
+/// how many.
 pub fn read_listed(out: &mut [Listed]) -> usize {
     if v2() {
-        0
+        v2::read_listed(out)
     } else {
         v3::read_listed(out)
     }
@@ -140,7 +139,9 @@ pub fn read_listed(out: &mut [Listed]) -> usize {
 
 /// Writes back what [`VirtualGic::access_listed`] changed in entries of [`read_listed`].
 pub fn write_listed(listed: &[Listed]) {
-    if !v2() {
+    if v2() {
+        v2::write_listed(listed)
+    } else {
         v3::write_listed(listed)
     }
 }

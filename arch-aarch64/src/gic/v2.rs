@@ -8,7 +8,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use spin::{Mutex, Once};
 use tantalum_core::config::MAX_CPUS;
 use tantalum_core::gic_regs::{CpuInterface, Distributor, VirtualControl, GICH_HCR, GICH_LR, SGIR};
-use tantalum_core::vgic::{Deliverable, VirtualGic};
+use tantalum_core::vgic::{Deliverable, Listed, VirtualGic};
 use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
 use tock_registers::LocalRegisterCopy;
 
@@ -232,6 +232,50 @@ pub fn reset_virtual_interface() {
     gich.vmcr.set(0);
     gich.apr.set(0);
     gich.hcr.write(GICH_HCR::EN::SET);
+}
+
+/// The interrupts this CPU's list registers hold (see [`super::read_listed`]).
+pub fn read_listed(out: &mut [Listed]) -> usize {
+    let gich = frames().gich();
+    let mut n = 0;
+    for (lr, reg) in gich.lr.iter().take(list_registers(gich)).enumerate() {
+        let value = LocalRegisterCopy::<u32, GICH_LR::Register>::new(reg.get());
+        let state = value.read(GICH_LR::STATE);
+        if state == 0 || n == out.len() {
+            continue;
+        }
+        out[n] = Listed {
+            lr: lr as u8,
+            intid: value.read(GICH_LR::VIRTUAL_ID),
+            pending: state & 1 != 0,
+            active: state & 2 != 0,
+            hw: value.is_set(GICH_LR::HW),
+        };
+        n += 1;
+    }
+    n
+}
+
+/// Writes back what a guest's register write changed in entries of [`read_listed`] (see
+/// [`super::write_listed`]).
+pub fn write_listed(listed: &[Listed]) {
+    let gich = frames().gich();
+    for e in listed {
+        let Some(reg) = gich.lr.get(usize::from(e.lr)) else { continue };
+        let value = LocalRegisterCopy::<u32, GICH_LR::Register>::new(reg.get());
+        let state = u32::from(e.pending) | (u32::from(e.active) << 1);
+        if value.read(GICH_LR::STATE) == state {
+            continue;
+        }
+        if state == 0 {
+            reg.set(0);
+            if e.hw {
+                deactivate(value.read(GICH_LR::PHYSICAL_ID));
+            }
+        } else {
+            reg.modify(GICH_LR::STATE.val(state));
+        }
+    }
 }
 
 /// Moves interrupts that `gic` has ready for `vcpu` into free list registers (see
