@@ -128,10 +128,10 @@ guest_vectors:
     GUEST_VECTOR \kind
     .endr
 
-// A synchronous exception at EL1: debug events (breakpoint, watchpoint, step) and data aborts go
-// to `__tantalum_sync` and return to the interrupted code if a hook took them; anything else is fatal.
-sync_entry:
-    sub     sp, sp, #176
+// The frame both resumable entries push: what a Rust call may clobber (x0-x18, x29, x30) and
+// the return state (ELR_EL1, SPSR_EL1 at +168: the `debug::Resume` a hook may change).
+.macro SAVE_FRAME
+    sub     sp, sp, #192
     stp     x0, x1, [sp, #0]
     stp     x2, x3, [sp, #16]
     stp     x4, x5, [sp, #32]
@@ -143,18 +143,17 @@ sync_entry:
     stp     x16, x17, [sp, #128]
     stp     x18, x29, [sp, #144]
     str     x30, [sp, #160]
-    sub     sp, sp, #16
     mrs     x0, elr_el1
     mrs     x1, spsr_el1
-    stp     x0, x1, [sp]            // debug::Resume: elr, spsr
-    mrs     x0, esr_el1
-    mrs     x1, far_el1
-    mov     x2, sp
-    bl      __tantalum_sync
-    cbz     x0, 7f
-    ldp     x0, x1, [sp], #16
+    stp     x0, x1, [sp, #168]
+.endm
+
+// Returns to the code SAVE_FRAME saved (with the return state as the frame says now).
+.macro RESTORE_FRAME_AND_RETURN
+    ldp     x0, x1, [sp, #168]
     msr     elr_el1, x0
     msr     spsr_el1, x1
+    ldr     x30, [sp, #160]
     ldp     x0, x1, [sp, #0]
     ldp     x2, x3, [sp, #16]
     ldp     x4, x5, [sp, #32]
@@ -165,50 +164,32 @@ sync_entry:
     ldp     x14, x15, [sp, #112]
     ldp     x16, x17, [sp, #128]
     ldp     x18, x29, [sp, #144]
-    ldr     x30, [sp, #160]
-    add     sp, sp, #176
+    add     sp, sp, #192
     eret
+.endm
+
+// A synchronous exception at EL1: debug events (breakpoint, watchpoint, step) and data aborts go
+// to `__tantalum_sync` and return to the interrupted code if a hook took them; anything else is fatal.
+sync_entry:
+    SAVE_FRAME
+    mrs     x0, esr_el1
+    mrs     x1, far_el1
+    add     x2, sp, #168
+    bl      __tantalum_sync
+    cbz     x0, 7f
+    RESTORE_FRAME_AND_RETURN
 7:  mov     x0, #4
     mrs     x1, esr_el1
     mrs     x2, elr_el1
     mrs     x3, far_el1
     b       __tantalum_exception
 
-// Saves what a Rust call may clobber (x0-x18, x29, x30) and the return state, runs the
-// handlers, and returns to the interrupted code. IRQs stay masked meanwhile (no nesting).
+// Runs the interrupt handlers and returns to the interrupted code. IRQs stay masked meanwhile
+// (no nesting).
 irq_entry:
-    sub     sp, sp, #176
-    stp     x0, x1, [sp, #0]
-    stp     x2, x3, [sp, #16]
-    stp     x4, x5, [sp, #32]
-    stp     x6, x7, [sp, #48]
-    stp     x8, x9, [sp, #64]
-    stp     x10, x11, [sp, #80]
-    stp     x12, x13, [sp, #96]
-    stp     x14, x15, [sp, #112]
-    stp     x16, x17, [sp, #128]
-    stp     x18, x29, [sp, #144]
-    mrs     x0, elr_el1
-    mrs     x1, spsr_el1
-    stp     x30, x0, [sp, #160]
-    str     x1, [sp, #-16]!
+    SAVE_FRAME
     bl      __tantalum_irq
-    ldr     x1, [sp], #16
-    ldp     x30, x0, [sp, #160]
-    msr     elr_el1, x0
-    msr     spsr_el1, x1
-    ldp     x0, x1, [sp, #0]
-    ldp     x2, x3, [sp, #16]
-    ldp     x4, x5, [sp, #32]
-    ldp     x6, x7, [sp, #48]
-    ldp     x8, x9, [sp, #64]
-    ldp     x10, x11, [sp, #80]
-    ldp     x12, x13, [sp, #96]
-    ldp     x14, x15, [sp, #112]
-    ldp     x16, x17, [sp, #128]
-    ldp     x18, x29, [sp, #144]
-    add     sp, sp, #176
-    eret
+    RESTORE_FRAME_AND_RETURN
 "#,
     r_relative = const R_AARCH64_RELATIVE,
     mair = const MAIR_EL1,
