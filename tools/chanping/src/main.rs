@@ -3,7 +3,7 @@
 //! channel memory and the doorbell page, `tantalum,endpoint` which end Linux is). The channel is
 //! mapped through `/dev/mem`; a store to the doorbell page rings the peer (the hypervisor traps
 //! it); replies are polled. Sends COUNT 64-byte messages with sequence numbers and checks every
-//! echo.
+//! echo, and prints the average round trip.
 //!
 //! Built for `aarch64-unknown-none-softfloat` as a static executable without libc: raw system
 //! calls.
@@ -51,6 +51,13 @@ mod sys {
         const PROT_READ_WRITE: u64 = 3;
         const MAP_SHARED: u64 = 1;
         call(222, [0, len, PROT_READ_WRITE, MAP_SHARED, fd, offset])
+    }
+    /// CLOCK_MONOTONIC, in nanoseconds.
+    pub fn now_ns() -> u64 {
+        const CLOCK_MONOTONIC: u64 = 1;
+        let mut ts = [0u64; 2];
+        call(113, [CLOCK_MONOTONIC, ts.as_mut_ptr() as u64, 0, 0, 0, 0]);
+        ts[0] * 1_000_000_000 + ts[1]
     }
     pub fn sleep_us(us: u64) {
         let ts = [us / 1_000_000, (us % 1_000_000) * 1000];
@@ -173,6 +180,7 @@ extern "C" fn chanping_main(sp: *const u64) -> ! {
     };
 
     let (mut bad, mut buf) = (0u64, [0u8; 256]);
+    let start = sys::now_ns();
     for seq in 0..count {
         let mut msg = [0u8; 64];
         msg[..8].copy_from_slice(&seq.to_le_bytes());
@@ -195,7 +203,8 @@ extern "C" fn chanping_main(sp: *const u64) -> ! {
             bad += 1;
         }
     }
-    say!("{count} round trips with the unikernel, {bad} bad replies");
+    let us = (sys::now_ns() - start) / 1000 / count.max(1);
+    say!("{count} round trips with the unikernel, {bad} bad replies, {us} us per round trip");
     sys::exit(0)
 }
 
