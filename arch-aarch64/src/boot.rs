@@ -3,14 +3,16 @@
 
 use core::arch::global_asm;
 
-use tantalum_aarch64::descriptors::{el2_identity_map, El2Table, EL2_RAM_GIB, MAIR_EL2_VALUE};
-use tantalum_core::bootimage::{BOOT_INFO_VERSION, STACK_SIZE};
+use tantalum_aarch64::descriptors::{El2Table, EL2_BOOT_DEVICE_BLOCK, EL2_BOOT_RAM_BLOCK, MAIR_EL2_VALUE};
+use tantalum_core::bootimage::{field, BOOT_INFO_OFFSET, BOOT_INFO_VERSION, STACK_SIZE};
 use tantalum_core::config::MAX_CPUS;
 
-/// The hypervisor's EL2 translation table: devices in the first GiB, RAM in the next three
-/// (QEMU virt and most boards with RAM at 1 GiB). Read by the MMU from the first instruction on.
+/// The hypervisor's boot-time EL2 translation table: 1 GiB blocks, the board's RAM as normal
+/// memory and the devices the hypervisor drives as device memory (BootInfo's map, which the
+/// build computes from the board). The boot CPU fills it before the MMU goes on
+/// (`descriptors::el2_boot_block` says what each entry holds); only assembly touches it.
 #[unsafe(no_mangle)]
-static EL2_L1: El2Table = el2_identity_map(EL2_RAM_GIB);
+static mut EL2_L1: El2Table = El2Table([0; tantalum_core::stage2::ENTRIES]);
 
 /// Size of the frame the vectors push for a guest exit: x0..x30, ELR_EL2, SPSR_EL2, padding.
 pub const GUEST_FRAME_SIZE: usize = 34 * 8;
@@ -48,7 +50,7 @@ _start:
     .ascii  "TANTALUM"
     .word   {boot_info_version}
     .word   0
-    .quad   0, 0, 0, 0, 0, 0
+    .quad   0, 0, 0, 0, 0, 0, 0, 0, 0, 0
 
 .text
 // PMU event counter 0 counts retired instructions at every EL (INST_RETIRED with NSH), from
@@ -85,7 +87,8 @@ primary_entry:
     b.hs    2f
     stp     xzr, xzr, [x1], #16
     b       1b
-2:  bl      el2_setup
+2:  bl      fill_el2_map
+    bl      el2_setup
     mov     x0, x19
     bl      primary_main
     b       park_forever
@@ -111,6 +114,56 @@ secondary_entry:
     mov     x0, x19
     bl      secondary_main
     b       park_forever
+
+// The boot-time EL2 identity map from BootInfo's windows (MMU off): entry i maps the GiB at
+// i << 30 as RAM if it lies in the RAM window, else as device memory if it lies in the device
+// window, else nothing. Then cleans and invalidates the table from the caches, so the walks see
+// it. Clobbers x0-x10.
+fill_el2_map:
+    adr     x0, _start
+    ldr     x1, [x0, #{map_ram_base}]
+    ldr     x2, [x0, #{map_ram_size}]
+    add     x2, x1, x2
+    ldr     x3, [x0, #{map_devices_base}]
+    ldr     x4, [x0, #{map_devices_size}]
+    add     x4, x3, x4
+    adrp    x5, EL2_L1
+    add     x5, x5, :lo12:EL2_L1
+    mov     x6, #0                  // address of the entry's GiB
+    mov     x7, #512
+    mov     x10, #(1 << 30)
+1:  mov     x8, #0
+    cmp     x6, x1
+    b.lo    2f
+    cmp     x6, x2
+    b.hs    2f
+    ldr     x9, ={ram_block}
+    orr     x8, x6, x9
+    b       3f
+2:  cmp     x6, x3
+    b.lo    3f
+    cmp     x6, x4
+    b.hs    3f
+    ldr     x9, ={device_block}
+    orr     x8, x6, x9
+3:  str     x8, [x5], #8
+    add     x6, x6, x10
+    subs    x7, x7, #1
+    b.ne    1b
+    dsb     sy
+    // Clean and invalidate the table's lines (CTR_EL0.DminLine words each).
+    mrs     x9, ctr_el0
+    ubfx    x9, x9, #16, #4
+    mov     x10, #4
+    lsl     x10, x10, x9
+    sub     x5, x5, #4096
+    add     x6, x5, #4096
+4:  dc      civac, x5
+    add     x5, x5, x10
+    cmp     x5, x6
+    b.lo    4b
+    dsb     sy
+    ret
 
 // MMU, caches and vectors for EL2. Clobbers x0-x3.
 el2_setup:
@@ -241,6 +294,12 @@ enter_guest:
     eret
 "#,
     boot_info_version = const BOOT_INFO_VERSION,
+    map_ram_base = const BOOT_INFO_OFFSET + field::MAP_RAM_BASE,
+    map_ram_size = const BOOT_INFO_OFFSET + field::MAP_RAM_SIZE,
+    map_devices_base = const BOOT_INFO_OFFSET + field::MAP_DEVICES_BASE,
+    map_devices_size = const BOOT_INFO_OFFSET + field::MAP_DEVICES_SIZE,
+    ram_block = const EL2_BOOT_RAM_BLOCK,
+    device_block = const EL2_BOOT_DEVICE_BLOCK,
     boot_stack_size = const BOOT_STACK_SIZE,
     max_cpus = const MAX_CPUS,
     stack_size = const STACK_SIZE,

@@ -1,7 +1,7 @@
 //! VMSAv8-64 translation-table descriptors (4 KiB granule): stage 2 for partitions, and the
 //! hypervisor's own EL2 stage 1.
 
-use tantalum_core::addr::{HostPhys, HostRange};
+use tantalum_core::addr::HostPhys;
 use tantalum_core::config::HypervisorMap;
 use tantalum_core::stage2::{Format, MapAttrs, ENTRIES};
 
@@ -126,32 +126,32 @@ pub struct El2Table(pub [u64; ENTRIES]);
 /// Stage-1 (EL2) block descriptor XN bit.
 const S1_XN: u64 = 1 << 54;
 
-/// GiB of RAM the EL2 identity map covers, after the first GiB of devices.
-pub const EL2_RAM_GIB: usize = 3;
+/// Block descriptor attributes of the boot-time EL2 identity map (1 GiB blocks, built by the
+/// boot code from BootInfo's [`HypervisorMap`] before the MMU goes on): RAM normal,
+/// write-back, executable (the hypervisor runs from it until its own W^X map replaces this one).
+pub const EL2_BOOT_RAM_BLOCK: u64 = VALID | AF | SH_INNER | (MAIR_IDX_NORMAL << 2);
+/// The same for the device window: Device-nGnRnE, never executable.
+pub const EL2_BOOT_DEVICE_BLOCK: u64 = VALID | AF | (MAIR_IDX_DEVICE << 2) | S1_XN;
 
-/// What the EL2 identity map ([`el2_identity_map`]`(`[`EL2_RAM_GIB`]`)`) reaches: the config
-/// check (`BuildFacts::map`, at build time and at boot) refuses memory and devices outside it.
-pub const EL2_MAP: HypervisorMap = HypervisorMap {
-    devices: HostRange::new(HostPhys(0), 1 << 30),
-    ram: HostRange::new(HostPhys(1 << 30), (EL2_RAM_GIB as u64) << 30),
-};
-
-/// The EL2 identity map: the first GiB (devices on QEMU virt) as device memory, the next
-/// `ram_gib` GiB as normal memory. Built at compile time so the MMU can go on before Rust runs.
-pub const fn el2_identity_map(ram_gib: usize) -> El2Table {
-    let mut table = [0u64; ENTRIES];
-    table[0] = VALID | AF | (MAIR_IDX_DEVICE << 2) | S1_XN;
-    let mut i = 1;
-    while i <= ram_gib && i < ENTRIES {
-        table[i] = ((i as u64) << 30) | VALID | AF | SH_INNER | (MAIR_IDX_NORMAL << 2);
-        i += 1;
+/// Entry `index` (the GiB at `index << 30`) of the boot-time EL2 identity map for `map`: what
+/// the boot code computes in assembly (RAM first, then devices, else invalid).
+pub fn el2_boot_block(map: &HypervisorMap, index: u64) -> u64 {
+    let addr = index << 30;
+    let (rs, re) = (map.ram.start.as_u64(), map.ram.start.as_u64() + map.ram.size);
+    let (ds, de) = (map.devices.start.as_u64(), map.devices.start.as_u64() + map.devices.size);
+    if addr >= rs && addr < re {
+        addr | EL2_BOOT_RAM_BLOCK
+    } else if addr >= ds && addr < de {
+        addr | EL2_BOOT_DEVICE_BLOCK
+    } else {
+        0
     }
-    El2Table(table)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tantalum_core::addr::HostRange;
 
     #[test]
     fn stage2_ram_block_and_page() {
@@ -194,12 +194,19 @@ mod tests {
     }
 
     #[test]
-    fn el2_map_covers_devices_and_ram() {
-        let t = el2_identity_map(EL2_RAM_GIB);
-        assert_eq!(EL2_MAP.ram.end(), (t.0[EL2_RAM_GIB] & ADDR_MASK) + (1 << 30));
-        assert_eq!(t.0[0] & S1_XN, S1_XN);
-        assert_eq!(t.0[1] & ADDR_MASK, 1 << 30);
-        assert_eq!(t.0[3] & ADDR_MASK, 3 << 30);
-        assert_eq!(t.0[4], 0);
+    fn el2_boot_map_follows_the_board() {
+        // A ZCU102: RAM in the first two GiB, devices in the fourth.
+        let map = HypervisorMap {
+            ram: HostRange::new(HostPhys(0), 2 << 30),
+            devices: HostRange::new(HostPhys(3 << 30), 1 << 30),
+        };
+        let t: [u64; 5] = core::array::from_fn(|i| el2_boot_block(&map, i as u64));
+        assert_eq!(t[0], EL2_BOOT_RAM_BLOCK);
+        assert_eq!(t[1] & ADDR_MASK, 1 << 30);
+        assert_eq!(t[1] & S1_XN, 0, "RAM executes (the hypervisor runs there)");
+        assert_eq!(t[2], 0);
+        assert_eq!(t[3], (3 << 30) | EL2_BOOT_DEVICE_BLOCK);
+        assert_eq!(t[3] & S1_XN, S1_XN);
+        assert_eq!(t[4], 0);
     }
 }

@@ -47,7 +47,7 @@ const FIRMWARE_DTB_MAX: u64 = 2 << 20;
 pub fn firmware_ram(dtb: u64) -> Result<alloc::vec::Vec<tantalum_core::addr::HostRange>, &'static str> {
     use tantalum_core::addr::{HostPhys, HostRange};
     let header = HostRange::new(HostPhys(dtb), 8);
-    if dtb == 0 || !dtb.is_multiple_of(8) || !crate::memory::MAPPED_RAM.contains_range(&header) {
+    if dtb == 0 || !dtb.is_multiple_of(8) || !crate::memory::mapped_ram().contains_range(&header) {
         return Err("no firmware DTB in RAM");
     }
     let mut head = [0u8; 8];
@@ -55,7 +55,7 @@ pub fn firmware_ram(dtb: u64) -> Result<alloc::vec::Vec<tantalum_core::addr::Hos
     unsafe { crate::memory::copy_from(HostPhys(dtb), &mut head) };
     let size = u64::from(u32::from_be_bytes([head[4], head[5], head[6], head[7]]));
     let blob = HostRange::new(HostPhys(dtb), size);
-    if size > FIRMWARE_DTB_MAX || !crate::memory::MAPPED_RAM.contains_range(&blob) {
+    if size > FIRMWARE_DTB_MAX || !crate::memory::mapped_ram().contains_range(&blob) {
         return Err("firmware DTB size out of range");
     }
     // SAFETY: the blob lies inside the EL2 identity map (checked above), stays untouched while we

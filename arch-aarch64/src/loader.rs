@@ -17,7 +17,7 @@ use tantalum_core::addr::{align_up, HostPhys, HostRange, PAGE_SIZE};
 use tantalum_core::bootimage::{check_partition_image, effective_image_size};
 use tantalum_core::config::{Blob, GUEST_DTB_RESERVE};
 
-use crate::memory::{self, MAPPED_RAM};
+use crate::memory::{self, mapped_ram};
 use crate::system::{LoadError, System};
 use crate::{el2, sha256};
 
@@ -114,7 +114,7 @@ impl System {
     pub fn load_plan(&self, id: usize) -> Result<LoadPlan, LoadError> {
         let p = &self.partitions[id].config;
         for region in &p.memory {
-            if !MAPPED_RAM.contains_range(&region.host_range()) {
+            if !mapped_ram().contains_range(&region.host_range()) {
                 return Err(LoadError::Unmapped);
             }
         }
@@ -230,7 +230,7 @@ fn fill(chunk: HostRange, blobs: &[Placed]) {
         }
         let bytes = &b.bytes[(start - from) as usize..(stop - from) as usize];
         // SAFETY: both ranges lie in the chunk, which is the partition's own memory inside
-        // MAPPED_RAM (checked by load_plan); the partition is not running and this CPU alone
+        // mapped_ram() (checked by load_plan); the partition is not running and this CPU alone
         // claimed the chunk.
         unsafe {
             memory::zero(HostRange::new(HostPhys(at), start - at));

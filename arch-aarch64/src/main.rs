@@ -25,7 +25,7 @@ mod vcpu;
 
 use tantalum_core::addr::{align_up, HostPhys, HostRange, PAGE_SIZE};
 use tantalum_core::bootimage::{
-    runtime_reserve, BootInfo, ConsoleKind, HEAP_SIZE, IMAGE_SIZE_OFFSET, STACK_SIZE,
+    field, runtime_reserve, BootInfo, ConsoleKind, BOOT_INFO_OFFSET, HEAP_SIZE, IMAGE_SIZE_OFFSET, STACK_SIZE,
 };
 use tantalum_core::config::{self, BuildFacts, MAX_CPUS};
 
@@ -42,8 +42,8 @@ struct Layout {
 
 fn read_layout() -> Option<Layout> {
     let start = boot::image_start();
-    // SAFETY: the Image header and BootInfo are the first 120 bytes of our own loaded image.
-    let head = unsafe { core::slice::from_raw_parts(start as *const u8, 128) };
+    // SAFETY: the Image header and BootInfo are the first bytes of our own loaded image.
+    let head = unsafe { core::slice::from_raw_parts(start as *const u8, BOOT_INFO_OFFSET + field::SIZE) };
     let image_size = u64::from_le_bytes(head[IMAGE_SIZE_OFFSET..IMAGE_SIZE_OFFSET + 8].try_into().ok()?);
     let info = BootInfo::decode(head, image_size).ok()?;
     let runtime_base = align_up(start as u64 + image_size, PAGE_SIZE)?;
@@ -68,6 +68,7 @@ extern "C" fn primary_main(fw_dtb: u64) -> ! {
         layout.image
     );
 
+    memory::set_mapped_ram(layout.info.map.ram);
     let heap_start = layout.runtime_base + MAX_CPUS as u64 * STACK_SIZE;
     // SAFETY: the stacks and heap after the image lie in the hypervisor's own memory, which the
     // config check reserves (boot_image + runtime_reserve), and nothing else uses them.
@@ -85,7 +86,8 @@ extern "C" fn primary_main(fw_dtb: u64) -> ! {
     let facts = BuildFacts {
         boot_image: Some(footprint),
         payload_size: Some(layout.info.payload_size),
-        map: Some(tantalum_aarch64::descriptors::EL2_MAP),
+        // What the boot code mapped (BootInfo): the config must fit in it.
+        map: Some(layout.info.map),
     };
     let config = match config::parse(dtb).and_then(|c| config::validate(&c, &facts).map(|()| c)) {
         Ok(c) => c,

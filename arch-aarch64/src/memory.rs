@@ -7,13 +7,24 @@ use tantalum_core::addr::{HostPhys, HostRange, PAGE_SIZE};
 use tantalum_core::stage2::{TableMemory, ENTRIES, MAX_ROOT_TABLES};
 use tantalum_core::virtio::GuestMemory;
 
-/// Host-physical memory the EL2 identity map covers as normal memory (1 GiB to 4 GiB).
-pub const MAPPED_RAM: HostRange = tantalum_aarch64::descriptors::EL2_MAP.ram;
+/// Host-physical memory the EL2 identity map covers as normal memory: BootInfo's RAM window,
+/// recorded by [`set_mapped_ram`] at boot (nothing until then).
+static MAPPED_RAM: spin::Once<HostRange> = spin::Once::new();
+
+/// Records the RAM window the boot code mapped (boot CPU, once, before anything reads it).
+pub fn set_mapped_ram(ram: HostRange) {
+    MAPPED_RAM.call_once(|| ram);
+}
+
+/// Host-physical memory the EL2 identity map covers as normal memory (see [`set_mapped_ram`]).
+pub fn mapped_ram() -> HostRange {
+    MAPPED_RAM.get().copied().unwrap_or(HostRange::new(HostPhys(0), 0))
+}
 
 /// Zeroes `range` (any alignment), writing only the blocks that are not zero already.
 ///
 /// # Safety
-/// `range` must lie inside [`MAPPED_RAM`] and belong to a stopped partition (nothing else reads
+/// `range` must lie inside [`mapped_ram`] and belong to a stopped partition (nothing else reads
 /// or writes it meanwhile, and no Rust reference points into it).
 pub unsafe fn zero(range: HostRange) {
     let (mut start, mut size) = (range.start.as_u64() as usize, range.size as usize);
@@ -136,7 +147,7 @@ pub unsafe fn copy_to(dst: HostPhys, bytes: &[u8]) {
 /// Copies from host-physical `src` into `buf`.
 ///
 /// # Safety
-/// `[src, src + buf.len())` must lie inside [`MAPPED_RAM`]. Another CPU may be writing it (a
+/// `[src, src + buf.len())` must lie inside [`mapped_ram`]. Another CPU may be writing it (a
 /// guest's own memory): the bytes read may be torn, which is fine for console output.
 pub unsafe fn copy_from(src: HostPhys, buf: &mut [u8]) {
     for (i, b) in buf.iter_mut().enumerate() {
@@ -153,7 +164,7 @@ pub struct Physical;
 impl GuestMemory for Physical {
     fn read(&mut self, pa: HostPhys, buf: &mut [u8]) {
         // SAFETY: core translated the range through a partition's map: it is that partition's
-        // memory, inside MAPPED_RAM (checked at load).
+        // memory, inside mapped_ram() (checked at load).
         unsafe { copy_from(pa, buf) };
     }
 

@@ -24,7 +24,7 @@ use tantalum_core::vuart::VirtualUart;
 
 use crate::console::info;
 use crate::loader::LoadProgress;
-use crate::memory::{self, HeapTables, MAPPED_RAM};
+use crate::memory::{self, mapped_ram, HeapTables};
 
 /// Lifecycle of a partition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,7 +124,7 @@ impl core::fmt::Display for LoadError {
             }
             LoadError::OutOfBounds { what } => write!(f, "{what} lies outside the boot image"),
             LoadError::Unmapped => {
-                write!(f, "memory lies outside the RAM the hypervisor maps ({MAPPED_RAM})")
+                write!(f, "memory lies outside the RAM the hypervisor maps ({})", mapped_ram())
             }
             LoadError::TooBig { needed, room } => {
                 write!(f, "image needs {needed:#x} bytes with its guest DTB, region 0 has {room:#x}")
@@ -215,10 +215,10 @@ impl System {
     /// Zeroes every channel's memory (at boot, before any endpoint runs).
     pub fn clear_channels(&self) -> Result<(), LoadError> {
         for c in &self.config.channels {
-            if !MAPPED_RAM.contains_range(&c.memory) {
+            if !mapped_ram().contains_range(&c.memory) {
                 return Err(LoadError::Unmapped);
             }
-            // SAFETY: channel memory is inside MAPPED_RAM (checked above), belongs to no
+            // SAFETY: channel memory is inside mapped_ram() (checked above), belongs to no
             // partition's own memory (config rules), and no endpoint runs yet.
             unsafe { memory::zero(c.memory) };
             crate::el2::clean_to_poc(c.memory.start.as_u64() as usize, c.memory.size as usize);

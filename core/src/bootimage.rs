@@ -10,10 +10,13 @@
 //! Blob offsets in the system DTB (`tantalum,image = <offset size>`) are relative to
 //! `payload_offset`. Everything is little-endian.
 
+use crate::addr::{HostPhys, HostRange};
+use crate::config::HypervisorMap;
+
 /// Magic of [`BootInfo`], right after the arm64 Image header.
 pub const BOOT_INFO_MAGIC: [u8; 8] = *b"TANTALUM";
 /// Version of the [`BootInfo`] layout.
-pub const BOOT_INFO_VERSION: u32 = 2;
+pub const BOOT_INFO_VERSION: u32 = 3;
 /// Offset of [`BootInfo`] in the image.
 pub const BOOT_INFO_OFFSET: usize = 64;
 /// Offset of the arm64 Image header's `image_size` field.
@@ -40,8 +43,12 @@ pub mod field {
     pub const DTB_SIZE: usize = 40;
     pub const CONSOLE_BASE: usize = 48;
     pub const CONSOLE_KIND: usize = 56;
+    pub const MAP_RAM_BASE: usize = 64;
+    pub const MAP_RAM_SIZE: usize = 72;
+    pub const MAP_DEVICES_BASE: usize = 80;
+    pub const MAP_DEVICES_SIZE: usize = 88;
     /// Total size of the structure.
-    pub const SIZE: usize = 64;
+    pub const SIZE: usize = 96;
 }
 
 /// What the build tool tells the hypervisor about the boot image.
@@ -58,6 +65,10 @@ pub struct BootInfo {
     pub console_base: u64,
     /// Which UART that is ([`ConsoleKind::to_word`]; aarch64 only).
     pub console_kind: u64,
+    /// The aarch64 hypervisor's boot-time identity map
+    /// ([`crate::config::HypervisorMap::for_system`]): the boot code maps `ram` as normal
+    /// memory and `devices` as device memory, in 1 GiB blocks, before the MMU goes on.
+    pub map: HypervisorMap,
 }
 
 /// The console UARTs the aarch64 hypervisor drives, as [`BootInfo::console_kind`] names them.
@@ -134,6 +145,16 @@ impl BootInfo {
             dtb_size: read_u64(bytes, field::DTB_SIZE),
             console_base: read_u64(bytes, field::CONSOLE_BASE),
             console_kind: read_u64(bytes, field::CONSOLE_KIND),
+            map: HypervisorMap {
+                ram: HostRange::new(
+                    HostPhys(read_u64(bytes, field::MAP_RAM_BASE)),
+                    read_u64(bytes, field::MAP_RAM_SIZE),
+                ),
+                devices: HostRange::new(
+                    HostPhys(read_u64(bytes, field::MAP_DEVICES_BASE)),
+                    read_u64(bytes, field::MAP_DEVICES_SIZE),
+                ),
+            },
         };
         let payload_end = info.payload_offset.checked_add(info.payload_size);
         let dtb_end = info.dtb_offset.checked_add(info.dtb_size);
@@ -155,6 +176,10 @@ impl BootInfo {
             (field::DTB_SIZE, self.dtb_size),
             (field::CONSOLE_BASE, self.console_base),
             (field::CONSOLE_KIND, self.console_kind),
+            (field::MAP_RAM_BASE, self.map.ram.start.as_u64()),
+            (field::MAP_RAM_SIZE, self.map.ram.size),
+            (field::MAP_DEVICES_BASE, self.map.devices.start.as_u64()),
+            (field::MAP_DEVICES_SIZE, self.map.devices.size),
         ];
         for (offset, value) in fields {
             image[base + offset..base + offset + 8].copy_from_slice(&value.to_le_bytes());
@@ -278,6 +303,10 @@ mod tests {
             dtb_size: 64,
             console_base: 0xff00_0000,
             console_kind: ConsoleKind::Cadence.to_word(),
+            map: HypervisorMap {
+                ram: HostRange::new(HostPhys(0), 2 << 30),
+                devices: HostRange::new(HostPhys(3 << 30), 1 << 30),
+            },
         };
         info.encode_into(&mut image);
         assert_eq!(BootInfo::decode(&image, 256), Ok(info));

@@ -69,7 +69,7 @@ pub fn build_image() -> Result<PathBuf> {
         dtb_offset: 0,
         dtb_size: 0,
         console_base: 0x3f8,
-        console_kind: 0,
+        ..Default::default()
     };
     info.encode_into(&mut image);
     let dir = cargo::out_dir().join("x86");

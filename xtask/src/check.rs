@@ -3,7 +3,6 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use tantalum_aarch64::descriptors::EL2_MAP;
 use tantalum_core::bootimage::{check_partition_image, check_x86_partition_image, effective_image_size};
 use tantalum_core::config::{self, BuildFacts, ConfigError, ErrorKind, SystemConfig};
 
@@ -153,7 +152,7 @@ pub fn check_dtb_reporting(dts: &Path, dtb: &[u8]) -> (std::result::Result<Check
             None => initrds.push(None),
         }
     }
-    let map = if x86 { tantalum_x86_64::HOST_MAP } else { EL2_MAP };
+    let map = if x86 { tantalum_x86_64::HOST_MAP } else { config::HypervisorMap::for_system(&cfg) };
     let facts = BuildFacts { boot_image: None, payload_size: None, map: Some(map) };
     if let Err(errors) = config::validate(&cfg, &facts) {
         problems.extend(errors.iter().map(|e| e.to_string()));

@@ -4,7 +4,6 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
-use tantalum_aarch64::descriptors::EL2_MAP;
 use tantalum_core::addr::{align_up, HostPhys, HostRange};
 use tantalum_core::bootimage::{runtime_reserve, BootInfo, ConsoleKind, BLOB_ALIGN, IMAGE_SIZE_OFFSET};
 use tantalum_core::config::{self, BuildFacts, SystemConfig, MAX_CPUS};
@@ -180,7 +179,7 @@ pub fn assemble(
     let final_cfg =
         config::parse(&system_dtb).map_err(|e| e.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
     let footprint = HostRange::new(HostPhys(load_address), total + runtime_reserve(MAX_CPUS as u64));
-    let map = if x86 { tantalum_x86_64::HOST_MAP } else { EL2_MAP };
+    let map = if x86 { tantalum_x86_64::HOST_MAP } else { config::HypervisorMap::for_system(&final_cfg) };
     let facts = BuildFacts { boot_image: Some(footprint), payload_size: Some(payload_len), map: Some(map) };
     config::validate(&final_cfg, &facts).map_err(|e| e.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
     let Some(console) = final_cfg.hypervisor.console.as_ref() else {
@@ -198,6 +197,7 @@ pub fn assemble(
         },
         // Checked by `config::validate`: a console is a UART one of the drivers drives.
         console_kind: ConsoleKind::from_compatible(&console.compatible).unwrap_or_default().to_word(),
+        map,
     };
     info.encode_into(&mut image);
 

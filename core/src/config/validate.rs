@@ -32,8 +32,8 @@ pub struct BuildFacts {
     pub boot_image: Option<HostRange>,
     /// Size of the payload that blob offsets (`tantalum,image`, ...) are relative to.
     pub payload_size: Option<u64>,
-    /// What the hypervisor's own (EL2) address map reaches; given by the arch crate, which
-    /// builds that map (`tantalum_aarch64::descriptors::EL2_MAP`).
+    /// What the hypervisor's own (EL2) address map reaches: on aarch64
+    /// [`HypervisorMap::for_system`], which the build puts in BootInfo and the boot code maps.
     pub map: Option<HypervisorMap>,
 }
 
@@ -45,6 +45,54 @@ pub struct HypervisorMap {
     /// Mapped as normal memory: the hypervisor's, every partition's and every channel's memory
     /// must lie here (the hypervisor loads, zeroes and copies it).
     pub ram: HostRange,
+}
+
+/// Granule of the aarch64 hypervisor's boot-time identity map: level-1 blocks of 1 GiB.
+pub const BOOT_MAP_BLOCK: u64 = 1 << 30;
+/// The boot-time map's reach: one level-1 table (39-bit addresses).
+pub const BOOT_MAP_LIMIT: u64 = 1 << 39;
+
+impl Default for HypervisorMap {
+    /// Maps nothing.
+    fn default() -> Self {
+        let none = HostRange::new(HostPhys(0), 0);
+        HypervisorMap { devices: none, ram: none }
+    }
+}
+
+impl HypervisorMap {
+    /// The aarch64 hypervisor's boot-time identity map for `cfg`'s board, in whole GiB: the RAM
+    /// the board describes as normal memory, and the devices the hypervisor itself drives (its
+    /// console, the GIC's frames, the SMMUs) as device memory. A GiB holding both is RAM: a
+    /// device there is then outside the device window, which the checker reports.
+    pub fn for_system(cfg: &super::SystemConfig) -> HypervisorMap {
+        let hull = |ranges: &mut dyn Iterator<Item = HostRange>| -> HostRange {
+            let (mut lo, mut hi) = (u64::MAX, 0u64);
+            for r in ranges.filter(|r| r.size > 0) {
+                lo = lo.min(r.start.as_u64());
+                hi = hi.max(r.start.as_u64().saturating_add(r.size));
+            }
+            let lo = lo.min(BOOT_MAP_LIMIT) & !(BOOT_MAP_BLOCK - 1);
+            let hi = align_up(hi.min(BOOT_MAP_LIMIT), BOOT_MAP_BLOCK).unwrap_or(BOOT_MAP_LIMIT);
+            HostRange::new(HostPhys(lo), hi.saturating_sub(lo))
+        };
+        let ram = hull(&mut cfg.board.ram.iter().copied());
+        let console = cfg.hypervisor.console.iter().map(|c| c.mmio);
+        let gic = cfg.board.gic.iter().flat_map(|g| g.hypervisor_frames());
+        let smmus = cfg.board.iommus.iter().map(|i| i.mmio);
+        let mut devices = hull(&mut console.chain(gic).chain(smmus));
+        let (ds, de, rs, re) = (devices.start.as_u64(), devices.end(), ram.start.as_u64(), ram.end());
+        if devices.size > 0 && ram.size > 0 && ds < re && rs < de {
+            // Device GiBs on either side of the RAM: keep the larger side, the rest is RAM.
+            let (below, above) = (rs.saturating_sub(ds), de.saturating_sub(re.max(ds)));
+            devices = if below >= above {
+                HostRange::new(HostPhys(ds), below)
+            } else {
+                HostRange::new(HostPhys(re.max(ds)), above)
+            };
+        }
+        HypervisorMap { devices, ram }
+    }
 }
 
 /// Checks every rule; `Err` holds one error per violation.

@@ -92,3 +92,34 @@ fn rule_4_everything_the_hypervisor_reaches_is_in_its_map() {
         ["the hypervisor console /pl011@9000000 (0x120000000..0x120001000) is outside the device window"]
     );
 }
+
+#[test]
+fn the_boot_map_comes_from_the_board() {
+    // QEMU virt: devices (the GIC, the console) in the first GiB, RAM from 1 GiB.
+    let cfg = demo();
+    let map = HypervisorMap::for_system(&cfg);
+    assert_eq!(map.devices, HostRange::new(HostPhys(0), 1 << 30));
+    assert_eq!(map.ram.start, HostPhys(1 << 30));
+    assert!(map.ram.contains_range(&cfg.board.ram[0]));
+    // A ZCU102: RAM from 0, the GIC and the UART in the fourth GiB.
+    let mut cfg = demo();
+    cfg.board.ram = vec![HostRange::new(HostPhys(0), 0x8000_0000)];
+    if let Some(g) = &mut cfg.board.gic {
+        g.distributor = HostRange::new(HostPhys(0xf901_0000), 0x1_0000);
+        g.redistributors = HostRange::new(HostPhys(0xf902_0000), 0x2_0000);
+    }
+    if let Some(c) = &mut cfg.hypervisor.console {
+        c.mmio = HostRange::new(HostPhys(0xff00_0000), 0x1000);
+    }
+    let map = HypervisorMap::for_system(&cfg);
+    assert_eq!(map.ram, HostRange::new(HostPhys(0), 2 << 30));
+    assert_eq!(map.devices, HostRange::new(HostPhys(3 << 30), 1 << 30));
+    // A device in a GiB of RAM is left out of the device window: the checker says so.
+    if let Some(c) = &mut cfg.hypervisor.console {
+        c.mmio = HostRange::new(HostPhys(0x7000_0000), 0x1000);
+    }
+    let map = HypervisorMap::for_system(&cfg);
+    assert_eq!(map.devices.size, 0);
+    let facts = BuildFacts { map: Some(map), ..NONE };
+    assert_rule!(cfg, facts, "/pl011@9000000", ErrorKind::DeviceOutsideHypervisorMap { .. }, ["0x70000000"]);
+}
