@@ -17,6 +17,9 @@
 //!   `devmem <addr> 32`, prints `linux: devmem returned: <output>`, its exit status and the
 //!   signal that killed it if one did (`linux: devmem killed by SIGBUS`), then
 //!   `linux: still running after devmem`, and powers off.
+//! - `udp`: gives eth0 (a virtio-net link) `tantalum.ip`, then `chanping udp` sends
+//!   `tantalum.count` UDP datagrams to `tantalum.peer` port 7 and checks every echo
+//!   (`linux: chanping: udp: N datagrams echoed, 0 bad, ...`).
 //! - `shell`: an interactive shell on the console (mounts the disk on /mnt if there is one);
 //!   `poweroff` (or leaving the shell) powers off, `reboot` reboots.
 
@@ -184,11 +187,9 @@ net_data() {
     rm /tmp/block
 }
 
-net_test() {
+# Waits for eth0 (the virtio-net link) and gives it tantalum.ip; fails if it never comes.
+net_up() {
     ip=$(param tantalum.ip) || ip=10.0.0.1
-    peer=$(param tantalum.peer) || peer=10.0.0.2
-    role=$(param tantalum.role) || role=send
-    bytes=$(param tantalum.bytes) || bytes=1048576
     i=0
     while [ ! -e /sys/class/net/eth0 ] && [ "$i" -lt 20 ]; do
         sleep 1
@@ -196,12 +197,19 @@ net_test() {
     done
     if [ ! -e /sys/class/net/eth0 ]; then
         say "net: no eth0"
-        return
+        return 1
     fi
     ip link set lo up
     ip addr add "$ip/24" dev eth0
     ip link set eth0 up
     say "net: eth0 $(cat /sys/class/net/eth0/address) is $ip"
+}
+
+net_test() {
+    peer=$(param tantalum.peer) || peer=10.0.0.2
+    role=$(param tantalum.role) || role=send
+    bytes=$(param tantalum.bytes) || bytes=1048576
+    net_up || return
     i=0
     until ping -c 1 -W 1 "$peer" >/dev/null 2>&1; do
         i=$((i + 1))
@@ -315,6 +323,12 @@ net)
     # tantalum.bytes of deterministic data over TCP with nc and both print the MD5.
     net_test
     ;;
+udp)
+    # A unikernel on the virtio-net link echoes UDP datagrams (docs/virtio.md): chanping sends
+    # tantalum.count of them to tantalum.peer, port 7, and checks every echo.
+    count=$(param tantalum.count) || count=100
+    net_up && chanping udp "$(param tantalum.peer)" 7 "$count"
+    ;;
 devmem)
     cpus
     if addr=$(param tantalum.poke); then
@@ -346,7 +360,7 @@ shell)
     wait
     ;;
 *)
-    say "unknown test '$name' (boot, reboot, channel, net, devmem, shell)"
+    say "unknown test '$name' (boot, reboot, channel, net, udp, devmem, shell)"
     ;;
 esac
 stop

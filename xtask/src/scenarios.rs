@@ -713,6 +713,24 @@ pub const SCENARIOS: &[Scenario] = &[
         timeout: LINUX_TIMEOUT,
     },
     Scenario {
+        name: "virtio-net: a Linux partition and a unikernel with the SDK net interface exchange UDP datagrams",
+        config: "configs/tests/linux-virtio-udp.dts",
+        expect: &[
+            "[echo] udp-echo: 52:54:00:74:00:01 is 10.0.0.3",
+            "[linux] linux: net: eth0 52:54:00:74:00:00 is 10.0.0.1",
+            "[linux] linux: chanping: udp: 500 datagrams echoed, 0 bad, ",
+            "[echo] udp-echo: echoed 500 datagrams (357186 bytes of payload), answered ",
+            "partition 'linux' powered off (PSCI SYSTEM_OFF): stopped",
+            "all partitions have stopped: powering off",
+        ],
+        order: &[],
+        forbid: &[Hypervisor("fault:"), Hypervisor("needs a reset"), Partition("echo", "panic")],
+        tamper: None,
+        input: &[],
+        qemu_args: &[],
+        timeout: LINUX_TIMEOUT,
+    },
+    Scenario {
         name: "virtio-net: two Linux partitions with the stock drivers ping each other and move 64 MiB over TCP",
         config: "configs/tests/linux-virtio-net.dts",
         expect: &[

@@ -4,7 +4,8 @@
 //!   `virtual-uart;`) and prints each, until `quit`;
 //! - `role=flood`: floods the console with 256-byte writes for two seconds;
 //! - `role=timed bound_ms=N`: writes two bytes every 10 ms for two seconds and reports its
-//!   slowest write (a breach if over N ms).
+//!   slowest write (a breach if over N ms);
+//! - `role=udp-echo ip=A.B.C.D count=N`: echoes UDP datagrams on its virtio-net link (udp.rs).
 #![no_std]
 #![no_main]
 
@@ -12,6 +13,8 @@ use core::ptr::read_volatile;
 
 use tantalum_guest::dt::bootarg;
 use tantalum_guest::{println, wait_ns};
+
+mod udp;
 
 tantalum_guest::entry!(main);
 
@@ -29,6 +32,7 @@ fn main() {
         Some("echo") => return echo(),
         Some("flood") => return flood(),
         Some("timed") => return timed(),
+        Some("udp-echo") => return udp::echo(),
         _ => {}
     }
     for i in 1..=3 {

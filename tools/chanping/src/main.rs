@@ -63,6 +63,24 @@ mod sys {
         let ts = [us / 1_000_000, (us % 1_000_000) * 1000];
         call(101, [ts.as_ptr() as u64, 0, 0, 0, 0, 0]);
     }
+    /// socket(AF_INET, SOCK_DGRAM, 0).
+    pub fn udp_socket() -> i64 {
+        call(198, [2, 2, 0, 0, 0, 0])
+    }
+    /// SO_RCVTIMEO of `seconds`.
+    pub fn receive_timeout(fd: u64, seconds: u64) -> i64 {
+        const SOL_SOCKET: u64 = 1;
+        const SO_RCVTIMEO: u64 = 20;
+        let tv = [seconds, 0u64];
+        call(208, [fd, SOL_SOCKET, SO_RCVTIMEO, tv.as_ptr() as u64, 16, 0])
+    }
+    /// sendto `addr` (a `sockaddr_in`).
+    pub fn send_to(fd: u64, bytes: &[u8], addr: &[u8; 16]) -> i64 {
+        call(206, [fd, bytes.as_ptr() as u64, bytes.len() as u64, 0, addr.as_ptr() as u64, 16])
+    }
+    pub fn recv(fd: u64, buf: &mut [u8]) -> i64 {
+        call(207, [fd, buf.as_mut_ptr() as u64, buf.len() as u64, 0, 0, 0])
+    }
     pub fn exit(code: u64) -> ! {
         loop {
             // exit_group does not return; should it, try again.
@@ -125,7 +143,7 @@ unsafe fn arg(sp: *const u64, i: usize) -> &'static [u8] {
     // SAFETY: Linux puts argc at sp and the argv pointers after it.
     let argc = unsafe { *sp } as usize;
     if i >= argc {
-        fail("usage: chanping /proc/device-tree/channel@ADDR COUNT");
+        fail("usage: chanping /proc/device-tree/channel@ADDR COUNT | chanping udp IP PORT COUNT");
     }
     // SAFETY: argv[i] for i < argc is a NUL-terminated string.
     let p = unsafe { *sp.add(1 + i) } as *const u8;
@@ -138,11 +156,67 @@ unsafe fn arg(sp: *const u64, i: usize) -> &'static [u8] {
     unsafe { core::slice::from_raw_parts(p, n) }
 }
 
+fn number(text: &[u8], default: u64) -> u64 {
+    core::str::from_utf8(text).ok().and_then(|c| c.parse::<u64>().ok()).unwrap_or(default)
+}
+
+/// `chanping udp IP PORT COUNT`: COUNT datagrams of 16 to 1,412 bytes to IP:PORT (a peer that
+/// echoes them, such as a unikernel on a virtio-net link), each echo checked byte for byte.
+fn udp(ip: &[u8], port: &[u8], count: u64) -> ! {
+    let mut addr = [0u8; 16];
+    addr[0] = 2; // AF_INET, little-endian u16
+    addr[2..4].copy_from_slice(&(number(port, 7) as u16).to_be_bytes());
+    let mut octets = ip.split(|&b| b == b'.');
+    for byte in &mut addr[4..8] {
+        *byte = octets.next().map_or(0, |o| number(o, 0) as u8);
+    }
+    let fd = sys::udp_socket();
+    if fd < 0 || sys::receive_timeout(fd as u64, 1) < 0 {
+        fail("udp: cannot open a socket");
+    }
+    let fd = fd as u64;
+    let (mut bad, mut lost) = (0u64, 0u64);
+    let (mut out, mut back) = ([0u8; 1500], [0u8; 1500]);
+    let start = sys::now_ns();
+    for seq in 0..count {
+        let len = 16 + (seq as usize * 97) % 1397;
+        out[..8].copy_from_slice(&seq.to_le_bytes());
+        for (i, b) in out[8..len].iter_mut().enumerate() {
+            *b = (seq as usize + i * 7) as u8;
+        }
+        // A datagram or its echo may be lost (the peer's ARP reply not there yet): try again.
+        let mut tries = 0;
+        let got = loop {
+            sys::send_to(fd, &out[..len], &addr);
+            let n = sys::recv(fd, &mut back);
+            if n >= 0 || tries == 4 {
+                break n;
+            }
+            tries += 1;
+            lost += 1;
+        };
+        if got < 0 {
+            fail("udp: no echo");
+        }
+        if got as usize != len || back[..len] != out[..len] {
+            bad += 1;
+        }
+    }
+    let us = (sys::now_ns() - start) / 1000 / count.max(1);
+    say!("udp: {count} datagrams echoed, {bad} bad, {lost} sent again, {us} us per round trip");
+    sys::exit(0)
+}
+
 #[unsafe(no_mangle)]
 extern "C" fn chanping_main(sp: *const u64) -> ! {
     // SAFETY: `_start` passes the initial stack pointer.
     let (dir, count) = unsafe { (arg(sp, 1), arg(sp, 2)) };
-    let count = core::str::from_utf8(count).ok().and_then(|c| c.parse::<u64>().ok()).unwrap_or(100);
+    if dir == b"udp" {
+        // SAFETY: as above.
+        let (ip, port, n) = unsafe { (arg(sp, 2), arg(sp, 3), arg(sp, 4)) };
+        udp(ip, port, number(n, 100))
+    }
+    let count = number(count, 100);
     let mut reg = [0u8; 32];
     if read_file(dir, b"reg", &mut reg) != 32 {
         fail("the channel node needs two reg entries (memory and doorbell page)");
