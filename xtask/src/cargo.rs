@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use crate::{bail, root, step, tools, Result};
 
@@ -16,11 +16,25 @@ pub fn out_dir() -> PathBuf {
 }
 
 fn cargo_build(package: &str, target: &str) -> Result<()> {
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--quiet", "-p", package, "--target", target])
-        .current_dir(root())
-        .status()?;
-    if !status.success() {
+    cargo_build_in(package, target, None, &[])
+}
+
+/// `cargo build --release` of `package`, in `target_dir` if given, with `env` set.
+fn cargo_build_in(
+    package: &str,
+    target: &str,
+    target_dir: Option<&Path>,
+    env: &[(&str, String)],
+) -> Result<()> {
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(["build", "--release", "--quiet", "-p", package, "--target", target]).current_dir(root());
+    if let Some(dir) = target_dir {
+        cmd.env("CARGO_TARGET_DIR", dir);
+    }
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
+    if !cmd.status()?.success() {
         bail!("cargo build -p {package} --target {target} failed");
     }
     Ok(())
@@ -35,21 +49,43 @@ fn objcopy(elf: &PathBuf, bin: &PathBuf) -> Result<()> {
     Ok(())
 }
 
-/// What this process has already built (a test run builds many systems from the same crates).
-static HYPERVISOR_BUILT: OnceLock<()> = OnceLock::new();
+/// What this process has already built (a test run builds many systems from the same crates):
+/// the hypervisor at each link address, the partitions.
+static HYPERVISOR_BUILT: Mutex<Vec<u64>> = Mutex::new(Vec::new());
 static PARTITIONS_BUILT: OnceLock<PathBuf> = OnceLock::new();
 
-/// Builds the hypervisor (once per process); returns (ELF, flat binary).
+/// Where QEMU virt (RAM at 1 GiB) loads an arm64 Image: the hypervisor's default link address.
+pub const DEFAULT_LOAD_ADDRESS: u64 = 0x4008_0000;
+
+/// Builds the hypervisor for QEMU virt's load address (once per process); returns (ELF, flat
+/// binary).
 pub fn build_hypervisor() -> Result<(PathBuf, PathBuf)> {
-    if HYPERVISOR_BUILT.get().is_none() {
-        step(format!("building the hypervisor ({HYPERVISOR_TARGET})"));
-        cargo_build("tantalum-aarch64", HYPERVISOR_TARGET)?;
+    build_hypervisor_at(DEFAULT_LOAD_ADDRESS)
+}
+
+/// Builds the hypervisor linked to run at `load_address` (a board's `load-address`: `booti` and
+/// QEMU `-kernel` put it there); returns (ELF, flat binary). Another address than QEMU virt's
+/// builds in its own target directory, so that switching boards does not rebuild each time.
+pub fn build_hypervisor_at(load_address: u64) -> Result<(PathBuf, PathBuf)> {
+    let (target_dir, bin) = if load_address == DEFAULT_LOAD_ADDRESS {
+        (root().join("target"), out_dir().join("tantalum-aarch64.bin"))
+    } else {
+        let name = format!("link-{load_address:#x}");
+        (root().join("target").join(&name), out_dir().join(format!("tantalum-aarch64-{name}.bin")))
+    };
+    let mut built = HYPERVISOR_BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !built.contains(&load_address) {
+        step(format!("building the hypervisor ({HYPERVISOR_TARGET}, linked at {load_address:#x})"));
+        // QEMU virt's address is build.rs's default: the plain build (clippy, a bare `cargo
+        // build`) and this one share their artefacts.
+        let env = [("TANTALUM_LINK_ADDRESS", format!("{load_address:#x}"))];
+        let env = if load_address == DEFAULT_LOAD_ADDRESS { &env[..0] } else { &env[..] };
+        cargo_build_in("tantalum-aarch64", HYPERVISOR_TARGET, Some(&target_dir), env)?;
+        built.push(load_address);
     }
-    let elf = root().join("target").join(HYPERVISOR_TARGET).join("release/tantalum-aarch64");
-    let bin = out_dir().join("tantalum-aarch64.bin");
+    let elf = target_dir.join(HYPERVISOR_TARGET).join("release/tantalum-aarch64");
     std::fs::create_dir_all(out_dir())?;
     objcopy(&elf, &bin)?;
-    let _ = HYPERVISOR_BUILT.set(());
     Ok((elf, bin))
 }
 

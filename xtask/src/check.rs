@@ -188,7 +188,7 @@ pub fn check_file_reporting(dts: &Path) -> (std::result::Result<Checked, Problem
         let hyp_bin = if checked.config.board.x86.is_some() {
             crate::bochs::build_hypervisor().map_err(|e| vec![e.0])?
         } else {
-            cargo::build_hypervisor().map_err(|e| vec![e.0])?.1
+            cargo::build_hypervisor_at(board.load_address).map_err(|e| vec![e.0])?.1
         };
         let assembled = image::assemble(dts, &out, &dtb, &checked, &hyp_bin, board.load_address)?;
         Ok(Checked { config: assembled.config, ..checked })

@@ -231,7 +231,7 @@ pub fn build_system(dts: &Path) -> Result<BuiltSystem> {
         crate::bochs::build_hypervisor()?
     } else {
         cargo::build_partitions()?;
-        cargo::build_hypervisor()?.1
+        cargo::build_hypervisor_at(board.load_address)?.1
     };
 
     step(format!("checking {}", dts.display()));
