@@ -20,6 +20,9 @@
 //! - `udp`: gives eth0 (a virtio-net link) `tantalum.ip`, then `chanping udp` sends
 //!   `tantalum.count` UDP datagrams to `tantalum.peer` port 7 and checks every echo
 //!   (`linux: chanping: udp: N datagrams echoed, 0 bad, ...`).
+//! - `perf`: counts this process's CPU cycles with `perfcount` (`perf_event_open`, a sample
+//!   period so that the PMU raises overflow interrupts) and prints `linux: perfcount: cycles N`
+//!   and how many PMU interrupts Linux took meanwhile.
 //! - `shell`: an interactive shell on the console (mounts the disk on /mnt if there is one);
 //!   `poweroff` (or leaving the shell) powers off, `reboot` reboots.
 
@@ -84,7 +87,10 @@ fn initramfs_archive(kernel: &debian::Kernel) -> Result<Vec<u8>> {
     }
     a.dir("lib/modules", 0o755);
     a.file("bin/busybox", 0o755, &fs::read(&kernel.busybox)?);
-    a.file("bin/chanping", 0o755, &fs::read(crate::cargo::build_chanping()?)?);
+    let chanping = crate::cargo::build_chanping()?;
+    a.file("bin/chanping", 0o755, &fs::read(&chanping)?);
+    // Built with chanping: perf stat's cycle count, for lack of Debian's (dynamic) perf.
+    a.file("bin/perfcount", 0o755, &fs::read(chanping.with_file_name("perfcount"))?);
     a.symlink("bin/sh", "busybox");
     a.char_dev("dev/console", 0o600, 5, 1);
     let mut names = Vec::new();
@@ -156,6 +162,11 @@ mount_disk() {
         say "cannot mount /dev/vda"
         return 1
     fi
+}
+
+# The PMU overflow interrupts taken so far, all CPUs (the counts after 'N:' in /proc/interrupts).
+pmu_interrupts() {
+    awk '/arm-pmu/ { for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i } END { print s + 0 }' /proc/interrupts
 }
 
 boot_checks() {
@@ -329,6 +340,17 @@ udp)
     count=$(param tantalum.count) || count=100
     net_up && chanping udp "$(param tantalum.peer)" 7 "$count"
     ;;
+perf)
+    # perf stat -e cycles, as perfcount does it (Debian's perf is not in this initramfs); its
+    # sample period makes the PMU raise overflow interrupts.
+    cpus
+    set +f
+    say "pmu events: $(ls /sys/bus/event_source/devices/armv8_pmuv3*/events 2>/dev/null | tr '\n' ' ')"
+    set -f
+    before=$(pmu_interrupts)
+    say "$(perfcount 2>&1)"
+    say "pmu overflow interrupts during perfcount: $(($(pmu_interrupts) - before))"
+    ;;
 devmem)
     cpus
     if addr=$(param tantalum.poke); then
@@ -360,7 +382,7 @@ shell)
     wait
     ;;
 *)
-    say "unknown test '$name' (boot, reboot, channel, net, udp, devmem, shell)"
+    say "unknown test '$name' (boot, reboot, channel, net, udp, perf, devmem, shell)"
     ;;
 esac
 stop

@@ -288,6 +288,17 @@ pub const SCENARIOS: &[Scenario] = &[
         timeout: T,
     },
     Scenario {
+        name: "GICv2 board: Linux counts CPU cycles with perf_event_open and takes PMU overflow interrupts",
+        config: "configs/boards/gicv2-linux-perf.dts",
+        expect: &["[linux] perfcount: cycles ", "partition 'linux' powered off (PSCI SYSTEM_OFF): stopped"],
+        order: &[],
+        forbid: &[Hypervisor("fault:"), Partition("linux", "pmu overflow interrupts during perfcount: 0")],
+        tamper: None,
+        input: &[],
+        qemu_args: &[],
+        timeout: LINUX_TIMEOUT,
+    },
+    Scenario {
         name: "GICv2 board: Linux boots on 2 CPUs beside a heartbeat unikernel, reads its disk, powers off alone",
         config: "configs/boards/gicv2-linux.dts",
         expect: &[
