@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use tantalum_core::addr::HostRange;
 use tantalum_core::config::{Dma, PartitionConfig, SystemConfig};
 use tantalum_core::stage2::Mappings;
+use tantalum_core::virtio;
 
 use crate::check::{check_file_reporting, summary};
 use crate::{bail, cargo, guest_dt, Result};
@@ -103,6 +104,21 @@ fn partition_table(cfg: &SystemConfig, p: &PartitionConfig, out: &mut String) {
             c.name,
             c.memory,
             size(c.memory.size)
+        );
+    }
+    for (local, link) in cfg.virtio_of(p.id).enumerate() {
+        let label = if local == 0 { "virtio" } else { "" };
+        let side = link.endpoints.iter().position(|&e| e == p.id).unwrap_or(0);
+        let peer =
+            link.endpoints.get(side ^ 1).map_or("?", |&e| cfg.partitions[usize::from(e)].name.as_str());
+        let m = virtio::net::mac(link.id, side);
+        let _ = writeln!(
+            out,
+            "  {label:<10}#{local} {}: virtio-net link with {peer}, guest {:#x}, SPI {}, MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            link.name,
+            virtio::virtio_page(local),
+            virtio::virtio_spi(local),
+            m[0], m[1], m[2], m[3], m[4], m[5]
         );
     }
     if p.virtual_uart {
