@@ -299,6 +299,17 @@ pub const SCENARIOS: &[Scenario] = &[
         timeout: LINUX_TIMEOUT,
     },
     Scenario {
+        name: "ZCU102: the pipeline demo with RAM at 0, a GIC-400 and the console on a Cadence UART",
+        config: "configs/boards/zcu102-demo.dts",
+        expect: DEMO_EXPECT,
+        order: &[],
+        forbid: &[Hypervisor("fault:"), Hypervisor("failed"), AnyPartition("failed"), AnyPartition("malformed")],
+        tamper: None,
+        input: &[],
+        qemu_args: &[],
+        timeout: T,
+    },
+    Scenario {
         name: "GICv2 board: Linux boots on 2 CPUs beside a heartbeat unikernel, reads its disk, powers off alone",
         config: "configs/boards/gicv2-linux.dts",
         expect: &[

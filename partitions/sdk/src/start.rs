@@ -4,31 +4,66 @@
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-/// Stage-1 identity map, level 1, 1 GiB blocks: GiB 0 as device memory (not executable),
-/// GiB 1..3 as normal write-back memory. SDK partitions keep their RAM in 1 GiB..4 GiB of
-/// guest-physical space.
+/// Stage-1 identity map, level 1, 1 GiB blocks. At entry (MMU off) the boot code maps the GiB
+/// the image runs in as normal write-back memory and the rest of the first 4 GiB as device memory
+/// (not executable); then, once the device tree is readable, [`map_memory_from_dt`] makes every
+/// GiB holding the partition's memory or a channel normal memory. So the same binary runs
+/// wherever the board puts RAM (QEMU virt at 1 GiB, a ZCU102 at 0) and its devices.
 #[repr(C, align(4096))]
 struct Table([u64; 512]);
 
-const fn identity_map() -> Table {
-    const VALID_BLOCK: u64 = 0b01;
-    const AF: u64 = 1 << 10;
-    const SH_INNER: u64 = 0b11 << 8;
-    const ATTR_NORMAL: u64 = 0 << 2;
-    const ATTR_DEVICE: u64 = 1 << 2;
-    const XN: u64 = (1 << 54) | (1 << 53);
-    let mut t = [0u64; 512];
-    t[0] = VALID_BLOCK | AF | ATTR_DEVICE | XN;
-    let mut i = 1;
-    while i < 4 {
-        t[i] = ((i as u64) << 30) | VALID_BLOCK | AF | SH_INNER | ATTR_NORMAL;
-        i += 1;
-    }
-    Table(t)
-}
+const VALID_BLOCK: u64 = 0b01;
+const AF: u64 = 1 << 10;
+const SH_INNER: u64 = 0b11 << 8;
+const ATTR_NORMAL: u64 = 0 << 2;
+const ATTR_DEVICE: u64 = 1 << 2;
+const XN: u64 = (1 << 54) | (1 << 53);
+/// A 1 GiB block of normal write-back memory (its address ORed in).
+const NORMAL_BLOCK: u64 = VALID_BLOCK | AF | SH_INNER | ATTR_NORMAL;
+/// A 1 GiB block of device memory, never executable.
+const DEVICE_BLOCK: u64 = VALID_BLOCK | AF | ATTR_DEVICE | XN;
+/// GiBs the map covers (devices of the boards Tantalum runs on lie below 4 GiB).
+const MAPPED_GIB: u64 = 4;
 
 #[unsafe(no_mangle)]
-static GUEST_L1: Table = identity_map();
+static mut GUEST_L1: Table = Table([0; 512]);
+
+/// Makes the GiBs of `[base, base + size)` normal memory (break-before-make: invalid, TLB
+/// invalidated, then the new block). The GiB the code runs in is normal from the start.
+fn map_normal(base: u64, size: u64) {
+    let Some(end) = base.checked_add(size).filter(|_| size > 0) else { return };
+    let (first, last) = (base >> 30, (end - 1) >> 30);
+    for gib in first..=last.min(511) {
+        let block = (gib << 30) | NORMAL_BLOCK;
+        // SAFETY: the table is this partition's own stage-1 root, written only here (one vCPU,
+        // before `main`) and by the boot code before the MMU went on; each store is a whole
+        // aligned descriptor, and a block in use (the code's own GiB) is already normal.
+        unsafe {
+            let entry = core::ptr::addr_of_mut!(GUEST_L1.0[gib as usize]);
+            if entry.read_volatile() == block {
+                continue;
+            }
+            entry.write_volatile(0);
+            core::arch::asm!("dsb ishst", "tlbi vmalle1", "dsb ish", "isb", options(nostack));
+            entry.write_volatile(block);
+            core::arch::asm!("dsb ishst", "isb", options(nostack));
+        }
+    }
+}
+
+/// Maps the partition's memory (`/memory`) and its channels (`channel@` nodes) as normal
+/// memory, from its device tree.
+fn map_memory_from_dt() {
+    let Some(fdt) = crate::dt::get() else { return };
+    let Some(root) = fdt.find_node("/") else { return };
+    for node in root.children().filter(|n| n.name.starts_with("memory") || n.name.starts_with("channel@")) {
+        let Some(reg) = node.property("reg") else { continue };
+        let mut cells = crate::dt::numbers(reg.value, 2);
+        while let (Some(base), Some(size)) = (cells.next(), cells.next()) {
+            map_normal(base, size);
+        }
+    }
+}
 
 /// TCR_EL1: T0SZ 25 (39-bit VA), write-back walks, inner shareable, 4 KiB granule, TTBR1 walks
 /// disabled (EPD1), 40-bit IPA.
@@ -90,8 +125,23 @@ _start:
     msr     mair_el1, x1
     ldr     x1, ={tcr}
     msr     tcr_el1, x1
+    // The boot map: the first 4 GiB as devices, the image's own GiB as normal memory.
     adrp    x1, GUEST_L1
     add     x1, x1, :lo12:GUEST_L1
+    ldr     x3, ={device_block}
+    mov     x4, #0                  // GiB number
+7:  lsl     x6, x4, #30
+    orr     x6, x6, x3
+    str     x6, [x1, x4, lsl #3]
+    add     x4, x4, #1
+    cmp     x4, #{mapped_gib}
+    b.lo    7b
+    adr     x2, _start
+    lsr     x2, x2, #30
+    lsl     x4, x2, #30
+    ldr     x3, ={normal_block}
+    orr     x6, x4, x3
+    str     x6, [x1, x2, lsl #3]
     msr     ttbr0_el1, x1
     dsb     sy
     tlbi    vmalle1
@@ -193,6 +243,9 @@ irq_entry:
 "#,
     r_relative = const R_AARCH64_RELATIVE,
     mair = const MAIR_EL1,
+    device_block = const DEVICE_BLOCK,
+    normal_block = const NORMAL_BLOCK,
+    mapped_gib = const MAPPED_GIB,
     tcr = const TCR_EL1,
     sctlr = const SCTLR_EL1,
 );
@@ -230,6 +283,7 @@ unsafe extern "Rust" {
 extern "C" fn __tantalum_start(dtb: u64, boot_instructions: u64) -> ! {
     DTB.store(dtb, Ordering::Relaxed);
     BOOT_INSTRUCTIONS.store(boot_instructions, Ordering::Relaxed);
+    map_memory_from_dt();
     crate::heap::init();
     // SAFETY: `entry!` defines this symbol as a plain Rust function with no arguments.
     unsafe { __tantalum_main() };
