@@ -12,12 +12,32 @@ use tantalum_guest::{partition_info, println};
 
 tantalum_guest::entry!(main);
 
-/// The victim partition's memory and the hypervisor's image (see configs/tests/attack.dts).
-const VICTIM: u64 = 0x4200_0000;
-const HYPERVISOR: u64 = 0x4008_0000;
-/// The GIC's ITS: never given to partitions (their distributor and redistributor are virtual).
-const GIC_ITS: u64 = 0x0808_0000;
-const UART: u64 = 0x0900_0000;
+/// The targets, QEMU virt's by default (configs/tests/attack.dts); another board's system names
+/// them in the attacker's bootargs (`victim=`, `hypervisor=`, `uart=`, `gic=`, hex).
+struct Targets {
+    /// The victim partition's memory.
+    victim: u64,
+    /// The hypervisor's image.
+    hypervisor: u64,
+    /// The hypervisor's console UART.
+    uart: u64,
+    /// A GIC frame only the hypervisor uses (QEMU virt: the ITS; a GICv2: the GICH frame).
+    gic: u64,
+}
+
+fn targets() -> Targets {
+    let arg = |key: &str, default: u64| {
+        tantalum_guest::dt::bootarg(key)
+            .and_then(|v| u64::from_str_radix(v.trim_start_matches("0x"), 16).ok())
+            .unwrap_or(default)
+    };
+    Targets {
+        victim: arg("victim", 0x4200_0000),
+        hypervisor: arg("hypervisor", 0x4008_0000),
+        uart: arg("uart", 0x0900_0000),
+        gic: arg("gic", 0x0808_0000),
+    }
+}
 
 /// Set before each attack; a restart must bring it back as zero (fresh memory).
 static mut MARKER: u64 = 0;
@@ -29,25 +49,26 @@ fn main() {
     println!("boot {boot}: memory is {}", if marker == 0 { "fresh" } else { "NOT fresh" });
     // SAFETY: as above.
     unsafe { write_volatile(addr_of_mut!(MARKER), 0xdead_beef) };
+    let t = targets();
     match boot {
         0 => {
-            probe_hypercalls();
+            probe_hypercalls(t.victim);
             probe_pmu();
-            println!("attack: read the victim's memory at {VICTIM:#x}");
+            println!("attack: read the victim's memory at {:#x}", t.victim);
             // SAFETY: deliberately hostile; the hypervisor contains the access.
-            let v = unsafe { read_volatile(VICTIM as *const u64) };
+            let v = unsafe { read_volatile(t.victim as *const u64) };
             println!("BREACH: read {v:#x} from the victim");
         }
-        1 => attack_write("the victim's memory", VICTIM + 0x100),
+        1 => attack_write("the victim's memory", t.victim + 0x100),
         2 => {
-            println!("attack: read the hypervisor's memory at {HYPERVISOR:#x}");
+            println!("attack: read the hypervisor's memory at {:#x}", t.hypervisor);
             // SAFETY: deliberately hostile.
-            let v = unsafe { read_volatile(HYPERVISOR as *const u64) };
+            let v = unsafe { read_volatile(t.hypervisor as *const u64) };
             println!("BREACH: read {v:#x} from the hypervisor");
         }
-        3 => attack_write("the hypervisor's memory", HYPERVISOR),
-        4 => attack_write("the hypervisor's UART", UART),
-        5 => attack_write("the GIC ITS", GIC_ITS),
+        3 => attack_write("the hypervisor's memory", t.hypervisor),
+        4 => attack_write("the hypervisor's UART", t.uart),
+        5 => attack_write("a GIC frame of the hypervisor's", t.gic),
         6 => {
             println!("attack: SMC to the firmware (SiP service call)");
             let r = smc(0xC200_0000, [0; 3]);
@@ -113,7 +134,7 @@ fn probe_pmu() {
 
 /// Unknown hypercalls return NOT_SUPPORTED and are not faults; a console write that points at
 /// another partition's memory is refused.
-fn probe_hypercalls() {
+fn probe_hypercalls(victim: u64) {
     let unknown =
         [VENDOR_HYP_BASE + 0x77, VENDOR_HYP_BASE + 0xFFFF, 0x8600_0000, 0xC500_0001, 0xFFFF_FFFF, 0];
     let mut refused = 0;
@@ -125,7 +146,7 @@ fn probe_hypercalls() {
         }
     }
     println!("{refused} of {} unknown hypercalls returned NOT_SUPPORTED", unknown.len());
-    let r = hvc(HYP_CONSOLE_WRITE, [VICTIM, 16, 0, 0, 0, 0])[0];
+    let r = hvc(HYP_CONSOLE_WRITE, [victim, 16, 0, 0, 0, 0])[0];
     if r == Status::InvalidParameters.to_reg() {
         println!("console write from the victim's memory refused (INVALID_PARAMETERS)");
     } else {
