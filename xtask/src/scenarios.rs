@@ -339,6 +339,27 @@ pub const SCENARIOS: &[Scenario] = &[
         timeout: T,
     },
     Scenario {
+        name: "ZCU102: Linux boots on 2 CPUs beside a heartbeat unikernel, powers off alone",
+        config: "configs/boards/zcu102-linux.dts",
+        expect: &[
+            "[linux] linux: cpus online: 2",
+            "[linux] linux: no disk: /dev/vda did not appear",
+            "[linux] linux: TANTALUM-LINUX-MARKER",
+            "partition 'linux' powered off (PSCI SYSTEM_OFF): stopped",
+            "[heartbeat] heartbeat done",
+            "all partitions have stopped: powering off",
+        ],
+        order: &[
+            ("[heartbeat] heartbeat 1", "[linux] linux: TANTALUM-LINUX-MARKER"),
+            ("partition 'linux' powered off", "[heartbeat] heartbeat "),
+        ],
+        forbid: &[Hypervisor("fault:"), Hypervisor("dropped")],
+        tamper: None,
+        input: &[],
+        qemu_args: &[],
+        timeout: LINUX_TIMEOUT,
+    },
+    Scenario {
         name: "GICv2 board: Linux boots on 2 CPUs beside a heartbeat unikernel, reads its disk, powers off alone",
         config: "configs/boards/gicv2-linux.dts",
         expect: &[
