@@ -339,6 +339,33 @@ pub const SCENARIOS: &[Scenario] = &[
         timeout: T,
     },
     Scenario {
+        name: "ZCU102: console input on the Cadence UART follows focus",
+        config: "configs/boards/zcu102-console.dts",
+        expect: &[
+            "console input -> first (Ctrl-\\ passes it on)",
+            "partition 'first' exited with code 0: stopped",
+            "console input -> second (Ctrl-\\ passes it on)",
+            "[second] got: ping",
+            "console input -> hypervisor: keys go to no partition",
+            "partitions: first (stopped, console), second (running, console)",
+            "[second] got: quit",
+            "all partitions have stopped: powering off",
+        ],
+        order: &[("[second] got: ping", "console input -> hypervisor"), ("console input -> hypervisor", "[second] got: quit")],
+        forbid: &[Hypervisor("fault:"), Partition("second", "got: lost")],
+        tamper: None,
+        input: &[
+            ("[second] echo: type a line", b""),
+            ("partition 'first' exited", b"ping\r"),
+            ("[second] got: ping", b"\x1c"),
+            ("console input -> hypervisor", b"lost\r"),
+            ("partitions: first", b"\x1c"),
+            ("console input -> second", b"quit\r"),
+        ],
+        qemu_args: &[],
+        timeout: T,
+    },
+    Scenario {
         name: "ZCU102: Linux boots on 2 CPUs beside a heartbeat unikernel, powers off alone",
         config: "configs/boards/zcu102-linux.dts",
         expect: &[
