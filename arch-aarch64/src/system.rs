@@ -15,7 +15,6 @@ use tantalum_core::config::{Interrupt, PartitionConfig, SystemConfig, MAX_CPUS};
 use tantalum_core::console::budget::Budget;
 use tantalum_core::console::LineBuffer;
 use tantalum_core::partition::power::VcpuSlot;
-use tantalum_core::partition::PartitionState;
 use tantalum_core::stage2::{covering_pages, Geometry, MapAttrs, MapError, Stage2};
 use tantalum_core::vgic::VirtualGic;
 use tantalum_core::virtio::{self, net::Link};
@@ -43,7 +42,8 @@ pub struct Partition {
     pub config: PartitionConfig,
     pub vmid: u8,
     pub stage2: Stage2,
-    pub state: Mutex<PartitionState>,
+    /// How many times it has been restarted (read on every exit: an atomic, not a lock).
+    pub restarts: AtomicU32,
     pub console: Mutex<LineBuffer>,
     /// How much more console output it may send (`core::console::budget`).
     pub console_budget: Mutex<Budget>,
@@ -187,7 +187,7 @@ impl System {
                 config: p.clone(),
                 vmid: (i + 1) as u8,
                 stage2,
-                state: Mutex::new(PartitionState::default()),
+                restarts: AtomicU32::new(0),
                 console: Mutex::new(LineBuffer::new()),
                 console_budget: Mutex::new(Budget::new()),
                 vgic: Mutex::new(VirtualGic::for_version(gic_version, p.cpus.len(), &owned)),

@@ -16,7 +16,7 @@ use tantalum_core::console::input::{self, Announce, Focus, Help, Key};
 use tantalum_core::exit::{Exit, MmioAccess, VcpuSet};
 use tantalum_core::hypercall::Status as PsciStatus;
 use tantalum_core::partition::power::Power;
-use tantalum_core::partition::{self, handle_exit, Fault, Outcome, Report, Services};
+use tantalum_core::partition::{self, handle_exit, Fault, Outcome, PartitionState, Report, Services};
 use tantalum_core::vgic::{self, Frame, Latched};
 use tantalum_core::virtio::{self, Owner};
 use tantalum_core::vuart::VirtualUart;
@@ -263,7 +263,7 @@ fn restart(here: Here) -> ! {
     for slot in &p.vcpus {
         slot.cancel_start();
     }
-    p.state.lock().restarts += 1;
+    p.restarts.fetch_add(1, Ordering::AcqRel);
     p.vgic.lock().reset();
     *p.vuart.lock() = VirtualUart::new();
     system.reset_virtio(here.id);
@@ -662,7 +662,7 @@ extern "C" fn guest_exit(frame: &mut GuestFrame, kind: u64) {
     };
     // A DMA fault of one of its devices, which the SMMU reported: the partition's policy applies.
     let exit = crate::smmu::take_fault(here.id).map_or(exit, Exit::DmaFault);
-    let state = *p.state.lock();
+    let state = PartitionState { restarts: p.restarts.load(Ordering::Acquire) };
     let mut services = CpuServices { system, here };
     let mut outcome = handle_exit(&system.config, here.id as PartitionId, &state, exit, &mut services);
     if let Outcome::ExternalAbort { addr, access } = outcome {
