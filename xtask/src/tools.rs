@@ -33,7 +33,9 @@ pub fn programs() -> Result<Vec<Program>> {
         package: "device-tree-compiler".into(),
         purpose: "compiles system and guest device trees".into(),
     }];
-    for board in crate::board::Board::all()? {
+    // The QEMU of every board that runs under QEMU (Bochs is listed below with its packages).
+    for board in crate::board::Board::all()?.into_iter().filter(|b| b.qemu_binary.starts_with("qemu-system"))
+    {
         let p = Program {
             program: board.qemu_binary.clone(),
             package: qemu_package(&board.qemu_binary).into(),
