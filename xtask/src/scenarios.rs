@@ -341,27 +341,11 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "ZCU102: console input on the Cadence UART follows focus",
         config: "configs/boards/zcu102-console.dts",
-        expect: &[
-            "console input -> first (Ctrl-\\ passes it on)",
-            "partition 'first' exited with code 0: stopped",
-            "console input -> second (Ctrl-\\ passes it on)",
-            "[second] got: ping",
-            "console input -> hypervisor: keys go to no partition",
-            "partitions: first (stopped, console), second (running, console)",
-            "[second] got: quit",
-            "all partitions have stopped: powering off",
-        ],
-        order: &[("[second] got: ping", "console input -> hypervisor"), ("console input -> hypervisor", "[second] got: quit")],
+        expect: FOCUS_EXPECT,
+        order: FOCUS_ORDER,
         forbid: &[Hypervisor("fault:"), Partition("second", "got: lost")],
         tamper: None,
-        input: &[
-            ("[second] echo: type a line", b""),
-            ("partition 'first' exited", b"ping\r"),
-            ("[second] got: ping", b"\x1c"),
-            ("console input -> hypervisor", b"lost\r"),
-            ("partitions: first", b"\x1c"),
-            ("console input -> second", b"quit\r"),
-        ],
+        input: FOCUS_INPUT,
         qemu_args: &[],
         timeout: T,
     },
@@ -433,27 +417,11 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "console input follows focus: the partition with it stops, typing reaches the next; Ctrl-\\ moves it",
         config: "configs/tests/console-focus.dts",
-        expect: &[
-            "console input -> first (Ctrl-\\ passes it on)",
-            "partition 'first' exited with code 0: stopped",
-            "console input -> second (Ctrl-\\ passes it on)",
-            "[second] got: ping",
-            "console input -> hypervisor: keys go to no partition",
-            "partitions: first (stopped, console), second (running, console)",
-            "[second] got: quit",
-            "all partitions have stopped: powering off",
-        ],
-        order: &[("[second] got: ping", "console input -> hypervisor"), ("console input -> hypervisor", "[second] got: quit")],
+        expect: FOCUS_EXPECT,
+        order: FOCUS_ORDER,
         forbid: &[Hypervisor("fault:"), Partition("second", "got: lost")],
         tamper: None,
-        input: &[
-            ("[second] echo: type a line", b""),
-            ("partition 'first' exited", b"ping\r"),
-            ("[second] got: ping", b"\x1c"),
-            ("console input -> hypervisor", b"lost\r"),
-            ("partitions: first", b"\x1c"),
-            ("console input -> second", b"quit\r"),
-        ],
+        input: FOCUS_INPUT,
         qemu_args: &[],
         timeout: T,
     },
@@ -860,6 +828,31 @@ pub const SCENARIOS: &[Scenario] = &[
         qemu_args: &[],
         timeout: LINUX_TIMEOUT,
     },
+];
+
+/// Console input following focus (`console-focus.dts` and its ZCU102 twin): `first` has the
+/// input and stops, `second` echoes what reaches it; typing there, to the hypervisor and back.
+const FOCUS_EXPECT: &[&str] = &[
+    "console input -> first (Ctrl-\\ passes it on)",
+    "partition 'first' exited with code 0: stopped",
+    "console input -> second (Ctrl-\\ passes it on)",
+    "[second] got: ping",
+    "console input -> hypervisor: keys go to no partition",
+    "partitions: first (stopped, console), second (running, console)",
+    "[second] got: quit",
+    "all partitions have stopped: powering off",
+];
+const FOCUS_ORDER: &[(&str, &str)] = &[
+    ("[second] got: ping", "console input -> hypervisor"),
+    ("console input -> hypervisor", "[second] got: quit"),
+];
+const FOCUS_INPUT: &[(&str, &[u8])] = &[
+    ("[second] echo: type a line", b""),
+    ("partition 'first' exited", b"ping\r"),
+    ("[second] got: ping", b"\x1c"),
+    ("console input -> hypervisor", b"lost\r"),
+    ("partitions: first", b"\x1c"),
+    ("console input -> second", b"quit\r"),
 ];
 
 const DEMO_EXPECT: &[&str] = &[
