@@ -360,10 +360,7 @@ pub const SCENARIOS: &[Scenario] = &[
             "[heartbeat] heartbeat done",
             "all partitions have stopped: powering off",
         ],
-        order: &[
-            ("[heartbeat] heartbeat 1", "[linux] linux: TANTALUM-LINUX-MARKER"),
-            ("partition 'linux' powered off", "[heartbeat] heartbeat "),
-        ],
+        order: LINUX_BESIDE_HEARTBEAT,
         forbid: &[Hypervisor("fault:"), Hypervisor("dropped")],
         tamper: None,
         input: &[],
@@ -382,10 +379,7 @@ pub const SCENARIOS: &[Scenario] = &[
             "[heartbeat] heartbeat done",
             "all partitions have stopped: powering off",
         ],
-        order: &[
-            ("[heartbeat] heartbeat 1", "[linux] linux: TANTALUM-LINUX-MARKER"),
-            ("partition 'linux' powered off", "[heartbeat] heartbeat "),
-        ],
+        order: LINUX_BESIDE_HEARTBEAT,
         forbid: &[Hypervisor("fault:"), Hypervisor("dropped")],
         tamper: None,
         input: &[],
@@ -679,10 +673,7 @@ pub const SCENARIOS: &[Scenario] = &[
             "[heartbeat] heartbeat done",
             "all partitions have stopped: powering off",
         ],
-        order: &[
-            ("[heartbeat] heartbeat 1", "[linux] linux: TANTALUM-LINUX-MARKER"),
-            ("partition 'linux' powered off", "[heartbeat] heartbeat "),
-        ],
+        order: LINUX_BESIDE_HEARTBEAT,
         forbid: &[Hypervisor("fault:")],
         tamper: None,
         input: &[],
@@ -853,6 +844,13 @@ const FOCUS_INPUT: &[(&str, &[u8])] = &[
     ("console input -> hypervisor", b"lost\r"),
     ("partitions: first", b"\x1c"),
     ("console input -> second", b"quit\r"),
+];
+
+/// Linux beside the heartbeat: the heartbeat beats before Linux is up, and goes on after Linux
+/// powers off.
+const LINUX_BESIDE_HEARTBEAT: &[(&str, &str)] = &[
+    ("[heartbeat] heartbeat 1", "[linux] linux: TANTALUM-LINUX-MARKER"),
+    ("partition 'linux' powered off", "[heartbeat] heartbeat "),
 ];
 
 const DEMO_EXPECT: &[&str] = &[
