@@ -6,7 +6,12 @@
 /// registers must never hold one INTID).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Merge {
-    /// Make that list register pending again (both software: active-and-pending is fine).
+    /// Make that list register pending again (both software: active-and-pending is fine), and
+    /// ask it for a maintenance interrupt when the guest ends it: the virtual GIC then knows the
+    /// interrupt is in the guest's hands and lets further raises wait for that end instead of
+    /// interrupting the guest's CPU for each ([`VirtualGic::watch`]).
+    ///
+    /// [`VirtualGic::watch`]: tantalum_core::vgic::VirtualGic::watch
     AddPending,
     /// Put the new one in its place: a hardware-linked interrupt over a software one only
     /// pending (one delivery of both, and the guest's EOI still ends the physical interrupt).

@@ -161,6 +161,7 @@ fn enter(here: Here, entry: u64, context: u64) -> ! {
         crate::pmu::reset();
     }
     gic::reset_virtual_interface();
+    p.vgic.lock().end_watches(here.vcpu);
     p.irq_hints[here.vcpu].store(true, Ordering::Release);
     let mut frame = GuestFrame::default();
     frame.x[0] = context;

@@ -61,6 +61,9 @@ struct IrqState {
     hw: bool,
     /// GICv2 SGIs: the vCPU that sent it (the guest reads it in GICC_IAR).
     source: u8,
+    /// A list register of this vCPU holds the interrupt and asks for a maintenance interrupt
+    /// when the guest ends it (see [`VirtualGic::watch`]).
+    watched_by: Option<u8>,
 }
 
 impl IrqState {
@@ -197,10 +200,13 @@ impl VirtualGic {
     /// does not own it, nor when it was already pending (whoever raised it then kicked, and the
     /// vCPU has not taken it yet: a flood of notifies to a pending doorbell costs the peer
     /// nothing), nor while the guest has it disabled (enabling it is a trapped write that looks).
+    ///
+    /// Nor while a list register of the target vCPU holds it and will call the hypervisor when
+    /// the guest ends it ([`VirtualGic::watch`]): it is delivered again then.
     pub fn set_pending(&mut self, vcpu: usize, intid: u32) -> bool {
         match self.irq(vcpu, intid) {
             Some(irq) => {
-                let news = !irq.pending && irq.enabled;
+                let news = !irq.pending && irq.enabled && irq.watched_by != u8::try_from(vcpu).ok();
                 irq.pending = true;
                 self.mark(vcpu, intid, true);
                 news
@@ -255,6 +261,38 @@ impl VirtualGic {
         }
         self.recompute_pending();
         taken
+    }
+
+    /// Notes that a list register of `vcpu` holds `intid` (a software interrupt raised again
+    /// while the guest had it: the raise was merged into that list register) and will raise a
+    /// maintenance interrupt when the guest ends it. Until [`VirtualGic::end_watch`], raising
+    /// it again only marks it pending, to be delivered after that end, and wakes nobody: a
+    /// flood of notifies to a doorbell the guest has not finished with costs the guest nothing
+    /// (issue 11). Without the mark every such raise would have to interrupt the guest's CPU, as
+    /// the hypervisor cannot see that CPU's list registers from another.
+    pub fn watch(&mut self, vcpu: usize, intid: u32) {
+        let watcher = u8::try_from(vcpu).ok();
+        if let Some(irq) = self.irq(vcpu, intid) {
+            irq.watched_by = watcher;
+        }
+    }
+
+    /// Ends [`VirtualGic::watch`] of `intid` by `vcpu`, whose CPU found the list register ended:
+    /// raises wake the target again; one that came meanwhile is pending and delivered now.
+    pub fn end_watch(&mut self, vcpu: usize, intid: u32) {
+        let watcher = u8::try_from(vcpu).ok();
+        if let Some(irq) = self.irq(vcpu, intid).filter(|irq| irq.watched_by == watcher) {
+            irq.watched_by = None;
+        }
+    }
+
+    /// Ends every watch of `vcpu`, whose list registers were emptied (it starts afresh).
+    pub fn end_watches(&mut self, vcpu: usize) {
+        let watcher = u8::try_from(vcpu).ok();
+        let local = self.redists.get_mut(vcpu).map(|r| &mut r.local[..]).unwrap_or_default();
+        for irq in local.iter_mut().chain(self.spis.iter_mut()).filter(|irq| irq.watched_by == watcher) {
+            irq.watched_by = None;
+        }
     }
 
     /// Follows a level-triggered line (the virtual UART's): high makes the interrupt pending,

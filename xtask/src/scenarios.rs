@@ -627,6 +627,28 @@ pub const SCENARIOS: &[Scenario] = &[
         timeout: T,
     },
     Scenario {
+        name: "a doorbell flood: notifies to a doorbell already pending do not wake the peer, none is lost",
+        config: "configs/tests/doorbell-flood.dts",
+        expect: DOORBELL_FLOOD_EXPECT,
+        order: &[],
+        forbid: &[Hypervisor("fault:"), AnyPartition("FLOOD TAX"), AnyPartition("failed")],
+        tamper: None,
+        input: &[],
+        qemu_args: &[],
+        timeout: T,
+    },
+    Scenario {
+        name: "GICv2 board: a doorbell flood does not wake the peer, none is lost",
+        config: "configs/boards/gicv2-doorbell-flood.dts",
+        expect: DOORBELL_FLOOD_EXPECT,
+        order: &[],
+        forbid: &[Hypervisor("fault:"), AnyPartition("FLOOD TAX"), AnyPartition("failed")],
+        tamper: None,
+        input: &[],
+        qemu_args: &[],
+        timeout: T,
+    },
+    Scenario {
         name: "a full ring pushes back: the sender retries, nothing is lost",
         config: "configs/tests/backpressure.dts",
         expect: &[
@@ -823,6 +845,16 @@ pub const SCENARIOS: &[Scenario] = &[
 
 /// Console input following focus (`console-focus.dts` and its ZCU102 twin): `first` has the
 /// input and stops, `second` echoes what reaches it; typing there, to the hypervisor and back.
+/// The doorbell flood (issue 11 item 7), on either GIC.
+const DOORBELL_FLOOD_EXPECT: &[&str] = &[
+    "[ringer] rang the peer's doorbell 20000 times",
+    "[bell] the flood woke this CPU ",
+    "[bell] after the flood: \"after the flood\" woke it (1 more interrupt)",
+    "[bell] bell done",
+    "[ringer] ringer done",
+    "all partitions have stopped: powering off",
+];
+
 const FOCUS_EXPECT: &[&str] = &[
     "console input -> first (Ctrl-\\ passes it on)",
     "partition 'first' exited with code 0: stopped",

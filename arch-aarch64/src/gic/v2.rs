@@ -288,6 +288,7 @@ pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) {
     // Ended entries that asked for an EOI maintenance interrupt: clear them, or it goes on.
     for lr in lrs.iter().filter(|lr| state(lr.get()) == 0 && field(lr.get(), GICH_LR::HW) == 0) {
         if field(lr.get(), GICH_LR::EOI) != 0 {
+            gic.end_watch(vcpu, lr.get() & 0x3ff);
             lr.set(0);
         }
     }
@@ -303,7 +304,8 @@ pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) {
         let (hw, active) = (field(lr.get(), GICH_LR::HW) != 0, state(lr.get()) & 2 != 0);
         match tantalum_aarch64::list_registers::merge(hw, active, d.hw) {
             tantalum_aarch64::list_registers::Merge::AddPending => {
-                lr.modify(GICH_LR::STATE.val(state(lr.get()) | 1))
+                lr.modify(GICH_LR::STATE.val(state(lr.get()) | 1) + GICH_LR::EOI::SET);
+                gic.watch(vcpu, d.intid);
             }
             tantalum_aarch64::list_registers::Merge::Replace => lr.set(lr_value(&d)),
             tantalum_aarch64::list_registers::Merge::Defer { eoi_maintenance } => {

@@ -309,6 +309,7 @@ pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) {
     let count = list_registers();
     // Ended entries that asked for an EOI maintenance interrupt: clear them, or it goes on.
     for n in (0..count).filter(|&n| read_lr(n) & (LR_STATE | LR_HW | LR_EOI) == LR_EOI) {
+        gic.end_watch(vcpu, read_lr(n) as u32);
         write_lr(n, 0);
     }
     let mut deferred = false;
@@ -322,7 +323,10 @@ pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) {
             continue;
         };
         match tantalum_aarch64::list_registers::merge(lrs[n] & LR_HW != 0, lrs[n] & LR_ACTIVE != 0, d.hw) {
-            tantalum_aarch64::list_registers::Merge::AddPending => write_lr(n, lrs[n] | LR_PENDING),
+            tantalum_aarch64::list_registers::Merge::AddPending => {
+                write_lr(n, lrs[n] | LR_PENDING | LR_EOI);
+                gic.watch(vcpu, d.intid);
+            }
             tantalum_aarch64::list_registers::Merge::Replace => write_lr(n, lr_value(&d)),
             tantalum_aarch64::list_registers::Merge::Defer { eoi_maintenance } => {
                 if eoi_maintenance {

@@ -68,6 +68,52 @@ fn a_flood_of_raises_wakes_the_target_once_per_delivery() {
 }
 
 #[test]
+fn a_raise_while_a_watching_list_register_holds_it_wakes_nobody_and_is_not_lost() {
+    let mut gic = VirtualGic::new(2, &[BELL]);
+    enable_spi(&mut gic, BELL);
+    assert!(gic.set_pending(0, BELL));
+    assert_eq!(gic.take_deliverable(0).map(|d| d.intid), Some(BELL), "now in a list register");
+    // Not visible across CPUs: the next raise must wake the target to look.
+    assert!(gic.set_pending(0, BELL));
+    // The target merged it into its list register, which will call it back at the guest's end.
+    assert_eq!(gic.take_deliverable(0).map(|d| d.intid), Some(BELL));
+    gic.watch(0, BELL);
+    for _ in 0..1000 {
+        assert!(!gic.set_pending(0, BELL), "watched: a flood costs the target nothing");
+    }
+    assert!(!gic.has_deliverable(1), "another vCPU's end does not end it");
+    gic.end_watch(1, BELL);
+    assert!(!gic.set_pending(0, BELL), "still watched by vCPU 0");
+    // The guest ended it: the raises meanwhile are one more delivery, then raises wake again.
+    gic.end_watch(0, BELL);
+    assert_eq!(gic.take_deliverable(0).map(|d| d.intid), Some(BELL), "not lost");
+    assert_eq!(gic.take_deliverable(0), None, "a flood is one interrupt");
+    assert!(gic.set_pending(0, BELL), "unwatched: a raise wakes the target");
+}
+
+#[test]
+fn a_watch_ends_with_the_vcpus_list_registers_and_follows_the_route() {
+    let mut gic = VirtualGic::new(2, &[BELL]);
+    enable_spi(&mut gic, BELL);
+    gic.watch(0, BELL);
+    gic.watch(0, 3);
+    assert!(!gic.set_pending(0, BELL));
+    assert_eq!(gic.take_deliverable(0).map(|d| d.intid), Some(BELL));
+    // Routed elsewhere: that vCPU's list registers do not hold it, so it is woken.
+    let irouter = 0x6000 + 8 * u64::from(BELL);
+    gic.access(0, D, Access { offset: irouter, size: 8, write: Some(1) });
+    assert!(gic.set_pending(1, BELL), "the new target is woken");
+    assert_eq!(gic.take_deliverable(1).map(|d| d.intid), Some(BELL));
+    // vCPU 0 restarts with empty list registers: nothing of it is watched any more.
+    gic.access(0, D, Access { offset: irouter, size: 8, write: Some(0) });
+    gic.end_watches(0);
+    assert!(gic.set_pending(0, BELL), "unwatched after its list registers were emptied");
+    let sgi_frame = Frame::Redistributor(0);
+    gic.access(0, sgi_frame, Access { offset: GICR_SGI_OFFSET + 0x100, size: 4, write: Some(1 << 3) });
+    assert!(gic.set_pending(0, 3), "the SGI's watch ended too");
+}
+
+#[test]
 fn unowned_interrupts_read_as_zero_and_ignore_writes() {
     let mut gic = VirtualGic::new(1, &[BELL]);
     enable_spi(&mut gic, 40);

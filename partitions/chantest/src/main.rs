@@ -9,10 +9,15 @@
 //!   `scribbler` tries to write the consumer's index page, which it may only read;
 //! - `outsider`: reads the memory of a channel it is not an endpoint of (`addr=`);
 //! - `reader`: tries to write into the data of a one-way channel it only receives on.
+//! - `ringer` / `bell`: a doorbell flood (channel 0 duplex for control, channel 1 one-way from
+//!   `ringer`): `bell` keeps its doorbell pending but masked (priority below its mask) and
+//!   sleeps, `ringer` rings it `count` times; `bell` counts how often the flood woke its CPU,
+//!   then unmasks (the flood is one or two interrupts) and checks that the next message after
+//!   the flood still wakes it.
 #![no_std]
 #![no_main]
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tantalum_guest::dt::bootarg;
 use tantalum_guest::{println, wait_ns, Channel, ChannelError};
@@ -262,6 +267,78 @@ fn honest() {
     println!("honest done");
 }
 
+fn ringer(count: u64) {
+    let mut ctl = open(0);
+    let mut bells = open(1);
+    let mut buf = [0u8; 64];
+    receive(&mut ctl, &mut buf); // the peer's doorbell is pending and masked
+    for _ in 0..count {
+        bells.notify();
+    }
+    println!("rang the peer's doorbell {count} times");
+    send_retrying(&mut ctl, b"done");
+    receive(&mut ctl, &mut buf); // the peer took what the flood left pending
+    send_retrying(&mut bells, b"after the flood");
+    receive(&mut ctl, &mut buf);
+    println!("ringer done");
+}
+
+/// Doorbell interrupts of the `bells` channel taken by `bell`.
+static BELLS_TAKEN: AtomicU64 = AtomicU64::new(0);
+
+fn on_bell(_intid: u32) {
+    BELLS_TAKEN.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The control channel's doorbell rang (the flood is over).
+static CONTROL_RANG: AtomicBool = AtomicBool::new(false);
+
+fn on_control(_intid: u32) {
+    CONTROL_RANG.store(true, Ordering::Release);
+}
+
+/// At most this many wake-ups of `bell`'s CPU for a whole flood: the first notify loads the
+/// doorbell into a list register, the next finds it there (the CPU merges it and watches),
+/// and the control message that ends the flood wakes it once more.
+const FLOOD_WAKEUPS_BOUND: u64 = 8;
+
+fn bell() {
+    use tantalum_guest::irq;
+    let mut ctl = open(0);
+    let mut bells = open(1);
+    irq::set_handler(bells.doorbell_intid(), on_bell);
+    irq::set_priority(bells.doorbell_intid(), 0xf0);
+    // Signalled: only interrupts more urgent than 0xe0; the control doorbell is (0xa0).
+    irq::set_priority_mask(0xe0);
+    irq::set_handler(ctl.doorbell_intid(), on_control);
+    send_retrying(&mut ctl, b"masked");
+    let mut wakeups = 0u64;
+    while !CONTROL_RANG.load(Ordering::Acquire) {
+        irq::wait_unless(|| CONTROL_RANG.load(Ordering::Acquire));
+        wakeups += 1;
+    }
+    let mut buf = [0u8; 64];
+    receive(&mut ctl, &mut buf); // "done"
+    if wakeups <= FLOOD_WAKEUPS_BOUND {
+        println!("the flood woke this CPU {wakeups} times (at most {FLOOD_WAKEUPS_BOUND})");
+    } else {
+        println!("FLOOD TAX: the flood woke this CPU {wakeups} times (more than {FLOOD_WAKEUPS_BOUND})");
+    }
+    irq::set_priority_mask(0xff);
+    wait_ns(10_000_000);
+    let taken = BELLS_TAKEN.load(Ordering::Relaxed);
+    println!("unmasked: took {taken} doorbell interrupt(s) for the flood");
+    send_retrying(&mut ctl, b"again");
+    let n = receive(&mut bells, &mut buf);
+    let after = BELLS_TAKEN.load(Ordering::Relaxed) - taken;
+    println!(
+        "after the flood: {:?} woke it ({after} more interrupt)",
+        core::str::from_utf8(&buf[..n]).unwrap_or("?")
+    );
+    send_retrying(&mut ctl, b"bye");
+    println!("bell done");
+}
+
 /// Guest-physical base of this partition's channel `n`, from its guest DT.
 fn channel_base(n: u64) -> u64 {
     let fdt = tantalum_guest::dt::get().expect("guest DT");
@@ -307,6 +384,8 @@ fn main() {
         "honest" => honest(),
         "outsider" => outsider(),
         "reader" => reader(),
+        "ringer" => ringer(count),
+        "bell" => bell(),
         other => println!("unknown role '{other}'"),
     }
 }

@@ -175,6 +175,25 @@ pub fn is_active(intid: u32) -> bool {
     frame.isactiver[reg].get() & bit != 0
 }
 
+/// Sets `intid`'s priority (lower is more urgent; 0xa0 until set).
+pub fn set_priority(intid: u32, priority: u8) {
+    let (frame, _, _) = state_frame(intid);
+    if let Some(p) = frame.ipriorityr.get(intid as usize) {
+        p.set(priority);
+    }
+}
+
+/// Sets this CPU's priority mask: only interrupts more urgent than `mask` (a lower priority
+/// value) are signalled, and wake a WFI; 0xff lets every one through.
+pub fn set_priority_mask(mask: u8) {
+    if V2.load(Ordering::Relaxed) {
+        gicc().pmr.set(u32::from(mask));
+        return;
+    }
+    // SAFETY: the mask only affects which of this vCPU's virtual interrupts are signalled.
+    unsafe { asm!("msr icc_pmr_el1, {}", "isb", in(reg) u64::from(mask), options(nostack)) };
+}
+
 /// Unmasks IRQs at the CPU.
 pub fn enable() {
     // SAFETY: unmasking IRQs lets registered handlers run; the vector saves what they clobber.
