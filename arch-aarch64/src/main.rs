@@ -13,6 +13,7 @@ mod firmware;
 mod gic;
 mod heap;
 mod inject;
+mod listed_sync;
 mod loader;
 mod memory;
 mod pl011;

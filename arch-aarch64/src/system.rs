@@ -22,6 +22,7 @@ use tantalum_core::vplatform;
 use tantalum_core::vuart::VirtualUart;
 
 use crate::console::info;
+use crate::listed_sync::ListedMailbox;
 use crate::loader::LoadProgress;
 use crate::memory::{self, mapped_ram, HeapTables};
 
@@ -56,6 +57,8 @@ pub struct Partition {
     pub irq_hints: Vec<AtomicBool>,
     /// Per vCPU: its power state and, while it starts, where.
     pub vcpus: Vec<VcpuSlot>,
+    /// Per vCPU: what its list registers hold, when another vCPU's GIC access asks.
+    pub listed: Vec<ListedMailbox>,
     /// Bumped when the partition stops or restarts: a vCPU that finds it changed since it
     /// entered leaves the guest for good.
     pub generation: AtomicU32,
@@ -194,6 +197,7 @@ impl System {
                 vuart: Mutex::new(VirtualUart::new()),
                 irq_hints: p.cpus.iter().map(|_| AtomicBool::new(false)).collect(),
                 vcpus: p.cpus.iter().map(|_| VcpuSlot::new()).collect(),
+                listed: p.cpus.iter().map(|_| ListedMailbox::default()).collect(),
                 generation: AtomicU32::new(0),
                 load: LoadProgress::new(),
                 status: AtomicU8::new(Status::Stopped as u8),

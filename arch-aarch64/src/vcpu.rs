@@ -17,7 +17,7 @@ use tantalum_core::exit::{Exit, MmioAccess, VcpuSet};
 use tantalum_core::hypercall::Status as PsciStatus;
 use tantalum_core::partition::power::Power;
 use tantalum_core::partition::{self, handle_exit, Fault, Outcome, PartitionState, Report, Services};
-use tantalum_core::vgic::{self, Frame, Latched};
+use tantalum_core::vgic::{self, Frame, Latched, VirtualGic};
 use tantalum_core::virtio::{self, Owner};
 use tantalum_core::vuart::VirtualUart;
 use tock_registers::interfaces::{Readable, Writeable};
@@ -25,7 +25,7 @@ use tock_registers::interfaces::{Readable, Writeable};
 use crate::boot::{self, GuestFrame};
 use crate::console::{self, info, PartitionSink};
 use crate::system::{self, Partition, Status, System};
-use crate::{el2, firmware, gic, inject, memory};
+use crate::{el2, firmware, gic, inject, listed_sync, memory};
 
 /// The partition generation each CPU's vCPU entered with.
 static ENTERED_GENERATION: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
@@ -194,7 +194,7 @@ fn leave(here: Here) -> ! {
 
 /// Wakes the CPU of `vcpu` of partition `p` (unless it is this one) so that it looks at its
 /// interrupts or its generation.
-fn kick_vcpu(system: &System, p: &Partition, vcpu: usize, from_cpu: usize) {
+pub(crate) fn kick_vcpu(system: &System, p: &Partition, vcpu: usize, from_cpu: usize) {
     if let Some(cpu) = p.cpu_of(vcpu).filter(|&c| c != from_cpu) {
         gic::kick(system.config.board.cpus[cpu].hwid);
     }
@@ -307,6 +307,41 @@ impl CpuServices<'_> {
         &self.system.partitions[self.here.id]
     }
 
+    /// [`Services::gic_access`] for an access that reaches other vCPUs' list registers: their
+    /// CPUs publish them first and write back what the access changed (`listed_sync`).
+    fn gic_access_across(&mut self, frame: Frame, access: vgic::Access) -> u64 {
+        let (p, vcpu, cpu) = (self.partition(), self.here.vcpu, self.here.cpu);
+        let mut listed = alloc::vec![vgic::Listed::default(); 16];
+        let n = gic::read_listed(vcpu as u8, &mut listed);
+        listed.truncate(n);
+        listed_sync::gather(self.system, p, vcpu, cpu, &mut listed);
+        let mut vgic = p.vgic.lock();
+        let was = listed.clone();
+        let value = vgic.access_listed(vcpu, frame, access, &mut listed);
+        if access.write.is_none() {
+            return value;
+        }
+        gic::write_listed(&listed[..n]);
+        self.wake_after_write(vgic);
+        // Not under the virtual GIC's lock: the other CPUs may need it before they answer.
+        listed_sync::hand_back(self.system, p, vcpu, cpu, &was[n..], &listed[n..]);
+        value
+    }
+
+    /// After a guest's GIC write, which may have made an interrupt deliverable to another vCPU
+    /// (an SPI enabled or routed to it, a pending bit set): wakes it, or it sleeps on in WFI with
+    /// it pending.
+    fn wake_after_write(&self, vgic: spin::MutexGuard<'_, VirtualGic>) {
+        let p = self.partition();
+        let others: heapless::Vec<usize, MAX_CPUS> =
+            (0..p.vcpus.len()).filter(|&v| v != self.here.vcpu && vgic.has_deliverable(v)).collect();
+        drop(vgic);
+        p.hint_all();
+        for vcpu in others {
+            kick_vcpu(self.system, p, vcpu, self.here.cpu);
+        }
+    }
+
     /// Makes `intid` pending for `vcpu` of `p` and wakes its CPU.
     fn raise(&self, p: &Partition, vcpu: usize, intid: u32) {
         if !p.vgic.lock().set_pending(vcpu, intid) {
@@ -354,26 +389,19 @@ impl Services for CpuServices<'_> {
 
     fn gic_access(&mut self, frame: Frame, access: vgic::Access) -> u64 {
         let p = self.partition();
+        let vcpu = self.here.vcpu;
+        if vgic::reaches_other_vcpus(p.vcpus.len(), vcpu, frame, access.offset) {
+            return self.gic_access_across(frame, access);
+        }
         let mut vgic = p.vgic.lock();
         // The interrupts in this CPU's list registers are the accessing vCPU's: its pending and
         // active registers show them, and a write to those reaches them.
         let mut listed = [vgic::Listed::default(); 16];
-        let n = gic::read_listed(&mut listed);
-        let value = vgic.access_listed(self.here.vcpu, frame, access, &mut listed[..n]);
+        let n = gic::read_listed(vcpu as u8, &mut listed);
+        let value = vgic.access_listed(vcpu, frame, access, &mut listed[..n]);
         if access.write.is_some() {
             gic::write_listed(&listed[..n]);
-        }
-        if access.write.is_none() {
-            return value;
-        }
-        // A write may have made an interrupt deliverable to another vCPU (an SPI enabled or
-        // routed to it, a pending bit set): wake it, or it sleeps on in WFI with it pending.
-        let others: heapless::Vec<usize, MAX_CPUS> =
-            (0..p.vcpus.len()).filter(|&v| v != self.here.vcpu && vgic.has_deliverable(v)).collect();
-        drop(vgic);
-        p.hint_all();
-        for vcpu in others {
-            kick_vcpu(self.system, p, vcpu, self.here.cpu);
+            self.wake_after_write(vgic);
         }
         value
     }
@@ -636,7 +664,13 @@ fn forward_physical(system: &System, p: &Partition, here: Here) {
         match latched {
             Latched::Ready => p.irq_hints[vcpu].store(true, Ordering::Release),
             Latched::Held => {}
-            Latched::NotOwned => gic::deactivate(intid),
+            Latched::NotOwned => {
+                gic::deactivate(intid);
+                // A kick: another vCPU's GIC access may wait for this one's list registers.
+                if intid == gic::KICK_SGI && p.listed[vcpu].asked() {
+                    p.listed[vcpu].answer(vcpu);
+                }
+            }
         }
     }
 }

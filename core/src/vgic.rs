@@ -649,7 +649,7 @@ enum Op {
 }
 
 mod listed;
-pub use listed::Listed;
+pub use listed::{reaches_other_vcpus, Listed};
 
 #[cfg(test)]
 mod tests;

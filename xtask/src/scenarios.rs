@@ -273,6 +273,34 @@ pub const SCENARIOS: &[Scenario] = &[
         timeout: T,
     },
     Scenario {
+        name: "pending and active registers see and reach SPIs in another vCPU's list registers",
+        config: "configs/tests/gic-remote-state.dts",
+        expect: &[
+            "[gicremote] another vCPU's list registers: active and pending seen, ICPENDR and ICACTIVER reached them, nothing more taken",
+            "partition 'gicremote' exited with code 0",
+        ],
+        order: &[],
+        forbid: &[Hypervisor("fault:"), Partition("gicremote", "BREACH")],
+        tamper: None,
+        input: &[],
+        qemu_args: &[],
+        timeout: T,
+    },
+    Scenario {
+        name: "GICv2 board: pending and active registers see and reach SPIs in another vCPU's list registers",
+        config: "configs/boards/gicv2-gic-remote-state.dts",
+        expect: &[
+            "[gicremote] another vCPU's list registers: active and pending seen, ICPENDR and ICACTIVER reached them, nothing more taken",
+            "partition 'gicremote' exited with code 0",
+        ],
+        order: &[],
+        forbid: &[Hypervisor("fault:"), Partition("gicremote", "BREACH")],
+        tamper: None,
+        input: &[],
+        qemu_args: &[],
+        timeout: T,
+    },
+    Scenario {
         name: "GICv2 board: pending and active registers see interrupts in list registers",
         config: "configs/boards/gicv2-gic-list-state.dts",
         expect: &[

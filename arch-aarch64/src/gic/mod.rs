@@ -127,13 +127,13 @@ pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) {
     }
 }
 
-/// The interrupts this CPU's list registers hold, for [`VirtualGic::access_listed`]; returns
-/// how many.
-pub fn read_listed(out: &mut [Listed]) -> usize {
+/// The interrupts this CPU's list registers hold for its vCPU `vcpu`, for
+/// [`VirtualGic::access_listed`]; returns how many.
+pub fn read_listed(vcpu: u8, out: &mut [Listed]) -> usize {
     if v2() {
-        v2::read_listed(out)
+        v2::read_listed(vcpu, out)
     } else {
-        v3::read_listed(out)
+        v3::read_listed(vcpu, out)
     }
 }
 

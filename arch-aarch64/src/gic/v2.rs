@@ -235,7 +235,7 @@ pub fn reset_virtual_interface() {
 }
 
 /// The interrupts this CPU's list registers hold (see [`super::read_listed`]).
-pub fn read_listed(out: &mut [Listed]) -> usize {
+pub fn read_listed(vcpu: u8, out: &mut [Listed]) -> usize {
     let gich = frames().gich();
     let mut n = 0;
     for (lr, reg) in gich.lr.iter().take(list_registers(gich)).enumerate() {
@@ -245,6 +245,7 @@ pub fn read_listed(out: &mut [Listed]) -> usize {
             continue;
         }
         out[n] = Listed {
+            vcpu,
             lr: lr as u8,
             intid: value.read(GICH_LR::VIRTUAL_ID),
             pending: state & 1 != 0,

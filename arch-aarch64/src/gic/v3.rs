@@ -263,7 +263,7 @@ pub fn reset_virtual_interface() {
 
 /// The interrupts this CPU's list registers hold (pending, active or both), at most `out.len()`;
 /// returns how many.
-pub fn read_listed(out: &mut [Listed]) -> usize {
+pub fn read_listed(vcpu: u8, out: &mut [Listed]) -> usize {
     let mut n = 0;
     for lr in 0..list_registers() {
         let value = read_lr(lr);
@@ -271,6 +271,7 @@ pub fn read_listed(out: &mut [Listed]) -> usize {
             continue;
         }
         out[n] = Listed {
+            vcpu,
             lr: lr as u8,
             intid: value as u32,
             pending: value & LR_PENDING != 0,

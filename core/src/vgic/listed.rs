@@ -6,14 +6,18 @@
 //! entries, [`VirtualGic::access_listed`] overlays and updates them, and the arch writes back
 //! what changed (ending the physical interrupt of a hardware-linked entry left with no state).
 //!
-//! Only the accessing vCPU's list registers are seen: its own SGIs and PPIs, and the SPIs it
-//! holds. An SPI loaded on another vCPU's CPU is not (that CPU runs its guest meanwhile).
+//! Entries name the vCPU whose list register holds them: the accessing vCPU's own, and, for an
+//! access to SPIs or to another vCPU's redistributor ([`reaches_other_vcpus`]),
+//! those the other vCPUs' CPUs published on request (the arch asks them, and hands their
+//! changed entries back to them to write).
 
 use super::{Access, Frame, VirtualGic, GICR_SGI_OFFSET, SPI_BASE};
 
 /// One list register's interrupt, as the arch read it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Listed {
+    /// The vCPU whose list register it is.
+    pub vcpu: u8,
     /// Which list register (the arch's own index).
     pub lr: u8,
     pub intid: u32,
@@ -46,28 +50,52 @@ impl StateRegister {
     }
 }
 
+/// Whether an access by vCPU `vcpu` (of `vcpus`) at `offset` of `frame` reads or writes pending
+/// or active state that another vCPU's list registers may hold: SPIs in the distributor, or
+/// another vCPU's SGIs and PPIs in its redistributor. The caller then gathers their entries.
+pub fn reaches_other_vcpus(vcpus: usize, vcpu: usize, frame: Frame, offset: u64) -> bool {
+    if vcpus < 2 {
+        return false;
+    }
+    match frame {
+        Frame::Distributor => StateRegister::at(offset & !3).is_some_and(|(_, first)| first >= SPI_BASE),
+        Frame::Redistributor(n) => {
+            n != vcpu
+                && offset >= GICR_SGI_OFFSET
+                && StateRegister::at((offset - GICR_SGI_OFFSET) & !3).is_some()
+        }
+    }
+}
+
 impl VirtualGic {
-    /// Emulates one access of vCPU `vcpu` like [`VirtualGic::access`], with the interrupts its
-    /// list registers hold (`listed`): a read of a pending or active register includes theirs,
-    /// a write to one applies to them too (the caller writes changed entries back).
+    /// Emulates one access of vCPU `vcpu` like [`VirtualGic::access`], with the interrupts list
+    /// registers hold (`listed`): a read of a pending or active register includes theirs, a write
+    /// to one applies to them too (the caller writes changed entries back, each in its vCPU's
+    /// list register).
     pub fn access_listed(&mut self, vcpu: usize, frame: Frame, access: Access, listed: &mut [Listed]) -> u64 {
         let value = self.access(vcpu, frame, access);
-        // Which INTIDs this frame shows of the accessing vCPU: its SGIs/PPIs in its own
-        // redistributor's SGI frame (GICv3) or in the distributor (GICv2), SPIs in the distributor.
-        let (offset, private) = match frame {
-            Frame::Distributor => (access.offset, self.v2),
-            Frame::Redistributor(n) if n == vcpu && access.offset >= GICR_SGI_OFFSET => {
-                (access.offset - GICR_SGI_OFFSET, true)
+        // Which entries this frame shows: SPIs (any vCPU's) in the distributor; a vCPU's SGIs and
+        // PPIs in its redistributor's SGI frame (GICv3), or the accessing vCPU's own in the
+        // distributor (GICv2).
+        let (offset, private_of) = match frame {
+            Frame::Distributor => (access.offset, self.v2.then_some(vcpu)),
+            Frame::Redistributor(n) if access.offset >= GICR_SGI_OFFSET => {
+                (access.offset - GICR_SGI_OFFSET, Some(n))
             }
             Frame::Redistributor(_) => return value,
         };
         let Some((register, first)) = StateRegister::at(offset & !3) else { return value };
-        let shows = |intid: u32| {
-            let covered = intid >= first && intid < first + 32;
-            covered && if intid < SPI_BASE { private && first == 0 } else { first >= SPI_BASE }
+        let shows = |e: &Listed| {
+            let covered = e.intid >= first && e.intid < first + 32;
+            covered
+                && if e.intid < SPI_BASE {
+                    first == 0 && private_of == Some(usize::from(e.vcpu))
+                } else {
+                    first >= SPI_BASE
+                }
         };
         let mut value = value;
-        for entry in listed.iter_mut().filter(|e| shows(e.intid)) {
+        for entry in listed.iter_mut().filter(|e| shows(e)) {
             let bit = 1u64 << (entry.intid - first);
             match (register, access.write) {
                 (StateRegister::SetPending | StateRegister::ClearPending, None) => {
@@ -91,13 +119,12 @@ impl VirtualGic {
         // distributor needs nothing more; a set one that a list register now holds must not
         // be delivered twice.
         if let (StateRegister::SetPending, Some(v)) = (register, access.write) {
-            for entry in
-                listed.iter().filter(|e| shows(e.intid) && !e.hw && v & (1 << (e.intid - first)) != 0)
-            {
-                if let Some(irq) = self.irq(vcpu, entry.intid) {
+            for entry in listed.iter().filter(|e| shows(e) && !e.hw && v & (1 << (e.intid - first)) != 0) {
+                let owner = usize::from(entry.vcpu);
+                if let Some(irq) = self.irq(owner, entry.intid) {
                     irq.pending = false;
                 }
-                self.mark(vcpu, entry.intid, false);
+                self.mark(owner, entry.intid, false);
             }
         }
         value
@@ -107,12 +134,12 @@ impl VirtualGic {
 #[cfg(test)]
 mod tests {
     use super::super::{Access, Frame, VirtualGic, GICR_SGI_OFFSET};
-    use super::Listed;
+    use super::{reaches_other_vcpus, Listed};
 
     const SGI_FRAME: u64 = GICR_SGI_OFFSET;
 
     fn entry(intid: u32, pending: bool, active: bool, hw: bool) -> Listed {
-        Listed { lr: 0, intid, pending, active, hw }
+        Listed { vcpu: 0, lr: 0, intid, pending, active, hw }
     }
 
     fn read(gic: &mut VirtualGic, frame: Frame, offset: u64, listed: &mut [Listed]) -> u64 {
@@ -169,6 +196,36 @@ mod tests {
         write(&mut gic, r, SGI_FRAME + 0x0200, 1 << 5, &mut listed);
         assert_eq!(listed[0], entry(5, false, true, true));
         assert_eq!(read(&mut gic, r, SGI_FRAME + 0x0200, &mut []), 1 << 5);
+    }
+
+    #[test]
+    fn other_vcpus_entries_show_where_their_frames_do() {
+        let mut gic = VirtualGic::new(2, &[40]);
+        let d = Frame::Distributor;
+        assert!(reaches_other_vcpus(2, 0, d, 0x0304), "ISACTIVER1: SPIs");
+        assert!(!reaches_other_vcpus(2, 0, d, 0x0300), "ISACTIVER0: RAZ on a GICv3 distributor");
+        assert!(!reaches_other_vcpus(2, 0, d, 0x0104), "ISENABLER: not list-register state");
+        assert!(reaches_other_vcpus(2, 0, Frame::Redistributor(1), SGI_FRAME + 0x0200));
+        assert!(!reaches_other_vcpus(2, 0, Frame::Redistributor(0), SGI_FRAME + 0x0200), "its own");
+        assert!(!reaches_other_vcpus(1, 0, d, 0x0304), "no other vCPU");
+        // vCPU 1 handles SPI 40 and has SGI 2 pending; vCPU 0 reads and writes them.
+        let other = |intid, pending, active| Listed { vcpu: 1, ..entry(intid, pending, active, false) };
+        let mut listed = [other(40, false, true), other(2, true, false)];
+        assert_eq!(read(&mut gic, d, 0x0304, &mut listed), 1 << 8, "SPI 40 active on vCPU 1");
+        let r1 = Frame::Redistributor(1);
+        assert_eq!(read(&mut gic, r1, SGI_FRAME + 0x0200, &mut listed), 1 << 2, "its SGI 2, in its frame");
+        assert_eq!(
+            read(&mut gic, Frame::Redistributor(0), SGI_FRAME + 0x0200, &mut listed),
+            0,
+            "not vCPU 0's"
+        );
+        write(&mut gic, r1, SGI_FRAME + 0x0280, 1 << 2, &mut listed);
+        write(&mut gic, d, 0x0384, 1 << 8, &mut listed);
+        assert_eq!(listed, [other(40, false, false), other(2, false, false)], "both cancelled");
+        // On a GICv2 the distributor shows the accessing vCPU's private entries only.
+        let mut v2 = VirtualGic::for_version(2, 2, &[40]);
+        assert_eq!(read(&mut v2, d, 0x0200, &mut [other(2, true, false)]), 0);
+        assert_eq!(read(&mut v2, d, 0x0200, &mut [entry(2, true, false, false)]), 1 << 2);
     }
 
     #[test]

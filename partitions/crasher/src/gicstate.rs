@@ -2,6 +2,9 @@
 //! registers (issue 13 item 1), as a GIC does: inside its handler an SGI reads active in
 //! `GICR_ISACTIVER0`; an SGI made pending while IRQs are masked (the hypervisor loads it into a
 //! list register at once) reads pending, and `GICR_ICPENDR0` cancels it: it is never taken.
+//!
+//! `gicremote` (two vCPUs, two channels for two SPIs): the same for SPIs in the *other* vCPU's
+//! list registers (see [`run_across`]).
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -56,6 +59,157 @@ pub fn run() {
         println!(
             "BREACH: list-register state: taken {taken}, active in handler {active}, pending {pending}, \
              after ICPENDR {still}, cancelled {cancelled}"
+        );
+    }
+}
+
+// vCPU 1 of `gicremote`, started with its MMU off and no stack; x0 = the `Shared` block, whose
+// word 4 is the GICv2 CPU interface (0 on a GICv3: system registers). It turns its GIC CPU
+// interface on, says it is ready, and waits in WFI with IRQs unmasked. Its IRQ vector counts the
+// interrupt, records its INTID, and holds it active (no EOI) until `release` is set; then it
+// ends it and returns.
+core::arch::global_asm!(
+    ".global gicremote_second",
+    "gicremote_second:",
+    "mov x3, x0",
+    "ldr x9, [x3, #32]",
+    "cbnz x9, 5f",
+    "mov x2, #1",
+    "msr icc_sre_el1, x2",
+    "isb",
+    "mov x2, #0xff",
+    "msr icc_pmr_el1, x2",
+    "mov x2, #1",
+    "msr icc_igrpen1_el1, x2",
+    "b 6f",
+    "5: mov w2, #0xff",
+    "str w2, [x9, #4]", // GICC_PMR
+    "mov w2, #1",
+    "str w2, [x9]", // GICC_CTLR: group 0 on
+    "6: adr x2, gicremote_vectors",
+    "msr vbar_el1, x2",
+    "isb",
+    "mov x2, #1",
+    "str x2, [x3]",
+    "dsb sy",
+    "msr daifclr, #2",
+    "1: wfi",
+    "b 1b",
+    ".balign 2048",
+    "gicremote_vectors:",
+    ".skip 0x280",
+    "cbnz x9, 7f",
+    "mrs x5, icc_iar1_el1",
+    "b 8f",
+    "7: ldr w5, [x9, #12]", // GICC_IAR
+    "8: ldr x6, [x3, #8]",
+    "add x6, x6, #1",
+    "str x6, [x3, #8]",
+    "str x5, [x3, #16]",
+    "dsb sy",
+    "2: ldr x7, [x3, #24]",
+    "cbz x7, 2b",
+    "cbnz x9, 9f",
+    "msr icc_eoir1_el1, x5",
+    "b 10f",
+    "9: str w5, [x9, #16]", // GICC_EOIR
+    "10: isb",
+    "eret",
+);
+
+unsafe extern "C" {
+    fn gicremote_second();
+}
+
+/// Words vCPU 1 (MMU off) and vCPU 0 share: ready, interrupts taken, last INTID, release, and
+/// the GICv2 CPU interface's address (0 on a GICv3).
+#[repr(C, align(64))]
+struct Shared([u64; 5]);
+
+static mut SHARED: Shared = Shared([0; 5]);
+
+fn shared(i: usize) -> *mut u64 {
+    // SAFETY: only a pointer is formed; accesses go through `get`/`put`.
+    unsafe { core::ptr::addr_of_mut!(SHARED.0[i]) }
+}
+
+/// Reads a shared word; vCPU 1 writes it with its MMU off (uncached), so clean and invalidate
+/// the cached copy first.
+fn get(i: usize) -> u64 {
+    let p = shared(i);
+    // SAFETY: cache maintenance of a word of this partition's own memory, then a read of it.
+    unsafe {
+        core::arch::asm!("dc civac, {}", "dsb sy", in(reg) p, options(nostack));
+        core::ptr::read_volatile(p)
+    }
+}
+
+fn put(i: usize, value: u64) {
+    let p = shared(i);
+    // SAFETY: a write of a word of this partition's own memory, cleaned to where vCPU 1 reads.
+    unsafe {
+        core::ptr::write_volatile(p, value);
+        core::arch::asm!("dc civac, {}", "dsb sy", in(reg) p, options(nostack));
+    }
+}
+
+/// Waits up to `ms` for `done`.
+fn until(ms: u64, done: impl Fn() -> bool) -> bool {
+    let end = tantalum_guest::time::now() + core::time::Duration::from_millis(ms);
+    while tantalum_guest::time::now() < end {
+        if done() {
+            return true;
+        }
+    }
+    done()
+}
+
+/// Pending and active state of SPIs in vCPU 1's list registers, read and changed from vCPU 0:
+/// SPI `held` is active there (vCPU 1 is in its handler), SPI `loaded` pending behind it (lower
+/// priority: not taken). vCPU 0 must read both, cancel `loaded` with ICPENDR and end `held` with
+/// ICACTIVER; once released, vCPU 1 must take nothing more.
+pub fn run_across() {
+    use tantalum_guest::hypercall::{hvc, psci};
+    let (Ok(a), Ok(b)) = (tantalum_guest::Channel::open(0), tantalum_guest::Channel::open(1)) else {
+        println!("BREACH: gicremote needs two channels");
+        return;
+    };
+    let (held, loaded) = (a.doorbell_intid(), b.doorbell_intid());
+    irq::set_priority(held, 0x80);
+    irq::set_priority(loaded, 0xa0);
+    irq::set_target(held, 1);
+    irq::set_target(loaded, 1);
+    put(4, irq::cpu_interface().unwrap_or(0) as u64);
+    let status =
+        hvc(psci::CPU_ON_64, [1, gicremote_second as *const () as usize as u64, shared(0) as u64, 0, 0, 0])
+            [0];
+    if status != 0 || !until(1000, || get(0) == 1) {
+        println!("BREACH: vCPU 1 did not start ({status})");
+        return;
+    }
+    irq::set_pending(held);
+    if !until(1000, || get(1) == 1 && get(2) as u32 == held) {
+        println!("BREACH: vCPU 1 did not take SPI {held}");
+        return;
+    }
+    let active = irq::is_active(held);
+    irq::set_pending(loaded);
+    wait_ms(20); // vCPU 1's CPU loads it behind the one it handles
+    let pending = irq::is_pending(loaded);
+    irq::clear_pending(loaded);
+    let cancelled = !irq::is_pending(loaded);
+    irq::clear_active(held);
+    let ended = !irq::is_active(held);
+    put(3, 1);
+    wait_ms(20);
+    let taken = get(1);
+    if active && pending && cancelled && ended && taken == 1 {
+        println!(
+            "another vCPU's list registers: active and pending seen, ICPENDR and ICACTIVER reached them, nothing more taken"
+        );
+    } else {
+        println!(
+            "BREACH: across vCPUs: active {active}, pending {pending}, cancelled {cancelled}, ended {ended}, taken {taken}"
         );
     }
 }

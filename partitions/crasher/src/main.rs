@@ -5,7 +5,8 @@
 //! by software just as the timer fires (see [`ticker`]); `debugger` uses its CPU's hardware
 //! breakpoints, watchpoints and single step (see [`debugger`]); `bus` takes the external aborts
 //! its `outside-memory` choice gives it (see [`bus_errors`]); `counter` takes PMU overflow
-//! interrupts (see [`counter`]); `gicstate` reads loaded interrupts' state (see [`gicstate`]);
+//! interrupts (see [`counter`]); `gicstate` and `gicremote` read loaded interrupts' state (see
+//! [`gicstate`]);
 //! any other name faults once at
 //! once (its policy decides what happens next).
 #![no_std]
@@ -76,6 +77,10 @@ fn main() {
     }
     if name.as_str() == "gicstate" {
         gicstate::run();
+        return;
+    }
+    if name.as_str() == "gicremote" {
+        gicstate::run_across();
         return;
     }
     if name.as_str() == "counter" {

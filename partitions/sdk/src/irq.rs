@@ -175,6 +175,30 @@ pub fn is_active(intid: u32) -> bool {
     frame.isactiver[reg].get() & bit != 0
 }
 
+/// The GICv2 (virtual) CPU interface's address, `None` on a GICv3 (system registers): for code
+/// that drives the CPU interface itself, such as a secondary vCPU's assembly.
+pub fn cpu_interface() -> Option<usize> {
+    V2.load(Ordering::Relaxed).then(|| SECOND.load(Ordering::Relaxed))
+}
+
+/// Ends `intid`'s active state (GICD/GICR_ICACTIVER), as a GIC driver cleaning up does.
+pub fn clear_active(intid: u32) {
+    let (frame, reg, bit) = state_frame(intid);
+    frame.icactiver[reg].set(bit);
+}
+
+/// Routes SPI `intid` to vCPU `vcpu` (GICv3 `IROUTER` affinity 0, GICv2 `ITARGETSR`).
+pub fn set_target(intid: u32, vcpu: u8) {
+    if intid < 32 {
+        return;
+    }
+    if V2.load(Ordering::Relaxed) {
+        gicd().itargetsr[intid as usize].set(1 << vcpu);
+    } else {
+        gicd().irouter[intid as usize].set(u64::from(vcpu));
+    }
+}
+
 /// Sets `intid`'s priority (lower is more urgent; 0xa0 until set).
 pub fn set_priority(intid: u32, priority: u8) {
     let (frame, _, _) = state_frame(intid);
