@@ -333,11 +333,11 @@ fn build_stage2(config: &SystemConfig, p: &PartitionConfig) -> Result<Stage2, Lo
         }
     }
     // The shortest walk that reaches every mapping and every emulated frame.
+    let emulated = [usize::from(p.virtual_uart), channels.len(), config.virtio_of(p.id).count()];
     let end = mappings
         .iter()
         .map(|&(ipa, _, size, _)| ipa.saturating_add(size))
-        .fold(vplatform::emulated_end(&config.board, p.cpus.len(), channels.len()), u64::max)
-        .max(virtio::virtio_end(config.virtio_of(p.id).count()));
+        .fold(vplatform::emulated_end(&config.board, p.cpus.len(), emulated), u64::max);
     let geometry = Geometry::covering(end).ok_or(LoadError::Stage2(MapError::OutOfRange))?;
     let mut tables = HeapTables;
     let s2 = Stage2::new(&mut tables, geometry, config.board.stage2_mappings).map_err(LoadError::Stage2)?;

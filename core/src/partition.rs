@@ -10,7 +10,7 @@ use crate::config::{FaultPolicy, OutsideMemory, PartitionConfig, PartitionId, Sy
 use crate::exit::{Access, Exit, MmioAccess, RegisterClass, RegisterName, VcpuSet};
 use crate::hypercall::{self, Call, Status};
 use crate::vgic::{self, Frame};
-use crate::{virtio, vplatform};
+use crate::vplatform::{self, Emulated};
 
 /// What the hypervisor needs from the machine to carry out a hypercall.
 pub trait Services {
@@ -222,22 +222,20 @@ fn mmio(
         let a = vgic::Access { offset, size: access.size, write: access.write };
         return load(services.gic_access(frame, a));
     }
-    let channels = system.endpoint_channels(partition.id).count() as u64;
-    if let Some(offset) = addr.0.checked_sub(vplatform::DOORBELL_WINDOW) {
-        if offset < channels * vplatform::DOORBELL_PAGE {
-            if access.write.is_some() {
-                let _ = channel_notify(system, partition.id, offset / vplatform::DOORBELL_PAGE, services);
-            }
-            return load(0);
+    let pages = &system.board.emulated;
+    let channels = system.endpoint_channels(partition.id).count();
+    if let Some((channel, _)) = pages.find(Emulated::Doorbells, addr, channels) {
+        if access.write.is_some() {
+            let _ = channel_notify(system, partition.id, channel as u64, services);
         }
+        return load(0);
     }
-    if let Some((device, offset)) = virtio::virtio_device(addr, system.virtio_of(partition.id).count()) {
+    let devices = system.virtio_of(partition.id).count();
+    if let Some((device, offset)) = pages.find(Emulated::Virtio, addr, devices) {
         return load(services.virtio_access(device, offset, access));
     }
-    if let Some((base, size)) = partition.virtual_uart_range() {
-        if let Some(offset) = addr.0.checked_sub(base.0).filter(|&o| o < size) {
-            return load(services.uart_access(offset, access.write));
-        }
+    if let Some((_, offset)) = pages.find(Emulated::VirtualUart, addr, usize::from(partition.virtual_uart)) {
+        return load(services.uart_access(offset, access.write));
     }
     outside_memory(partition, addr, access.kind())
 }

@@ -32,6 +32,17 @@ pub fn qemu_virt_gicv2() -> Gic {
     }
 }
 
+/// QEMU virt's emulated pages (`boards/qemu-virt-aarch64/board.dtsi`): the virtual UART at
+/// 0x09000000 (QEMU's first PL011), doorbells at 0x0b000000, virtio devices at 0x0b100000.
+pub fn qemu_virt_emulated() -> crate::vplatform::EmulatedPages {
+    use crate::addr::GuestPhys;
+    crate::vplatform::EmulatedPages {
+        virtual_uart: Some(GuestPhys(0x900_0000)),
+        doorbells: Some(GuestPhys(0xb00_0000)),
+        virtio: Some(GuestPhys(0xb10_0000)),
+    }
+}
+
 /// Finds the error matching `pattern` among `errors` (config errors), checks that its message
 /// names `node` first and contains every word; evaluates to the message.
 macro_rules! assert_config_error {

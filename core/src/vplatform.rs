@@ -16,17 +16,107 @@ pub const fn doorbell_spi(local: usize) -> u32 {
     DOORBELL_SPI_BASE + local as u32
 }
 
-/// Guest-physical start of a partition's channel doorbell pages: a store to page `n` rings the
-/// peer of its channel `n` (the same as `HYP_CHANNEL_NOTIFY(n)`), so that code without
-/// hypercalls (Linux user space mapping `/dev/mem`) can ring. Nothing is mapped there: every
-/// access traps. On QEMU virt this lies in the unused gap after the virtio-mmio slots.
-pub const DOORBELL_WINDOW: u64 = 0x0b00_0000;
 /// Bytes of one doorbell page.
 pub const DOORBELL_PAGE: u64 = 0x1000;
 
-/// Guest-physical address of the doorbell page of a partition's channel `local`.
-pub const fn doorbell_page(local: usize) -> u64 {
-    DOORBELL_WINDOW + local as u64 * DOORBELL_PAGE
+/// The pages the hypervisor emulates for each partition besides its virtual GIC. Nothing is
+/// mapped there: every access traps. The board places each kind's window in guest-physical
+/// space (root properties, [`Emulated::property`]); a partition uses a prefix of each window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Emulated {
+    /// The virtual PL011 (`virtual-uart;`): one page.
+    VirtualUart,
+    /// The channel doorbell pages: a store to page `n` rings the peer of the partition's channel
+    /// `n` (as `HYP_CHANNEL_NOTIFY(n)` does), so that code without hypercalls (Linux user space
+    /// mapping `/dev/mem`) can ring.
+    Doorbells,
+    /// The virtio-mmio devices: page `n` is the partition's virtio device `n`.
+    Virtio,
+}
+
+impl Emulated {
+    pub const ALL: [Emulated; 3] = [Emulated::VirtualUart, Emulated::Doorbells, Emulated::Virtio];
+
+    /// The board's root property that places the window (two cells: a guest-physical address).
+    pub const fn property(self) -> &'static str {
+        match self {
+            Emulated::VirtualUart => "tantalum,virtual-uart",
+            Emulated::Doorbells => "tantalum,doorbells",
+            Emulated::Virtio => "tantalum,virtio",
+        }
+    }
+
+    /// Pages in the window: the most one partition can use.
+    pub const fn pages(self) -> u64 {
+        match self {
+            Emulated::VirtualUart => 1,
+            Emulated::Doorbells => crate::config::MAX_CHANNELS_PER_PARTITION as u64,
+            Emulated::Virtio => crate::virtio::MAX_VIRTIO_PER_PARTITION as u64,
+        }
+    }
+}
+
+impl core::fmt::Display for Emulated {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Emulated::VirtualUart => "the virtual UART",
+            Emulated::Doorbells => "the channel doorbell pages",
+            Emulated::Virtio => "the virtio devices",
+        })
+    }
+}
+
+/// Where the board puts each partition's emulated pages: the guest-physical base of each
+/// window, the same in every partition (`None`: the board places none, and no partition may
+/// use that kind).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct EmulatedPages {
+    pub virtual_uart: Option<GuestPhys>,
+    pub doorbells: Option<GuestPhys>,
+    pub virtio: Option<GuestPhys>,
+}
+
+/// Bytes of one emulated page (UART, doorbell, virtio device).
+pub const EMULATED_PAGE: u64 = 0x1000;
+
+impl EmulatedPages {
+    /// The base of `what`'s window, if the board places it.
+    pub const fn base(&self, what: Emulated) -> Option<GuestPhys> {
+        match what {
+            Emulated::VirtualUart => self.virtual_uart,
+            Emulated::Doorbells => self.doorbells,
+            Emulated::Virtio => self.virtio,
+        }
+    }
+
+    pub fn set(&mut self, what: Emulated, base: GuestPhys) {
+        match what {
+            Emulated::VirtualUart => self.virtual_uart = Some(base),
+            Emulated::Doorbells => self.doorbells = Some(base),
+            Emulated::Virtio => self.virtio = Some(base),
+        }
+    }
+
+    /// `(start, size)` of the first `used` pages of `what` (the whole window: `what.pages()`),
+    /// if the board places it and the range does not wrap.
+    pub fn span(&self, what: Emulated, used: u64) -> Option<(u64, u64)> {
+        let start = self.base(what)?.as_u64();
+        let size = used.checked_mul(EMULATED_PAGE)?;
+        start.checked_add(size).map(|_| (start, size))
+    }
+
+    /// Guest-physical address of page `n` of `what`.
+    pub fn page(&self, what: Emulated, n: usize) -> Option<u64> {
+        let n = u64::try_from(n).ok().filter(|&n| n < what.pages())?;
+        self.base(what)?.as_u64().checked_add(n * EMULATED_PAGE)
+    }
+
+    /// The page (among the first `used`) of `what` that `addr` falls in, and the offset in it.
+    pub fn find(&self, what: Emulated, addr: GuestPhys, used: usize) -> Option<(usize, u64)> {
+        let offset = addr.as_u64().checked_sub(self.base(what)?.as_u64())?;
+        let page = usize::try_from(offset / EMULATED_PAGE).ok()?;
+        (page < used).then_some((page, offset % EMULATED_PAGE))
+    }
 }
 
 /// Size of one GICv3 redistributor frame pair (RD_base + SGI_base) per vCPU.
@@ -82,14 +172,18 @@ pub fn gic_guest_frames(gic: &Gic, vcpus: usize) -> [(u64, u64); 2] {
 }
 
 /// The end of the highest guest-physical range the hypervisor emulates for a partition with
-/// `vcpus` vCPUs and `channels` channels (virtual GIC, virtual UART, doorbell pages): its
-/// stage-2 address space must reach that far, so that accesses there fault to the hypervisor.
-pub fn emulated_end(board: &Board, vcpus: usize, channels: usize) -> u64 {
+/// `vcpus` vCPUs (virtual GIC) and `used` pages of each [`Emulated`] kind (in [`Emulated::ALL`]
+/// order): its stage-2 address space must reach that far, so that accesses there fault to the
+/// hypervisor.
+pub fn emulated_end(board: &Board, vcpus: usize, used: [usize; 3]) -> u64 {
     let gic = board.gic.as_ref().map_or(0, |g| {
         gic_guest_frames(g, vcpus).iter().map(|&(start, size)| start.saturating_add(size)).max().unwrap_or(0)
     });
-    let uart = crate::config::VIRTUAL_UART_BASE + crate::config::VIRTUAL_UART_SIZE;
-    gic.max(uart).max(doorbell_page(channels))
+    let pages = Emulated::ALL.into_iter().zip(used).filter(|&(_, n)| n > 0);
+    pages
+        .filter_map(|(what, n)| board.emulated.span(what, n as u64))
+        .map(|(start, size)| start.saturating_add(size))
+        .fold(gic, u64::max)
 }
 
 /// The INTID of partition `id`'s doorbell for its local channel `local`.
@@ -104,17 +198,42 @@ mod tests {
     use crate::addr::{HostPhys, HostRange};
 
     fn qemu_virt_gic() -> Board {
-        Board { gic: Some(crate::test_support::qemu_virt_gic()), ..Board::default() }
+        Board {
+            gic: Some(crate::test_support::qemu_virt_gic()),
+            emulated: crate::test_support::qemu_virt_emulated(),
+            ..Board::default()
+        }
     }
 
     #[test]
     fn emulated_ranges_end_at_the_highest_frame() {
-        // QEMU virt: the doorbell window (0x0b000000) lies above the GIC and the UART.
-        assert_eq!(emulated_end(&qemu_virt_gic(), 2, 0), DOORBELL_WINDOW);
-        assert_eq!(emulated_end(&qemu_virt_gic(), 2, 3), DOORBELL_WINDOW + 3 * DOORBELL_PAGE);
+        // QEMU virt: the GIC's redistributors end at 0x80e0000 for 2 vCPUs; the UART page, the
+        // doorbells (0x0b000000) and virtio devices (0x0b100000) lie above, when used.
+        let board = qemu_virt_gic();
+        assert_eq!(emulated_end(&board, 2, [0, 0, 0]), 0x80e_0000);
+        assert_eq!(emulated_end(&board, 2, [1, 0, 0]), 0x900_1000);
+        assert_eq!(emulated_end(&board, 2, [1, 3, 0]), 0xb00_3000);
+        assert_eq!(emulated_end(&board, 2, [0, 3, 2]), 0xb10_2000);
         let mut high = qemu_virt_gic();
         high.gic.as_mut().unwrap().redistributors = HostRange::new(HostPhys(0x1_0000_0000), 0x10_0000);
-        assert_eq!(emulated_end(&high, 4, 1), 0x1_0000_0000 + 4 * GICR_STRIDE);
+        assert_eq!(emulated_end(&high, 4, [1, 1, 1]), 0x1_0000_0000 + 4 * GICR_STRIDE);
+        let unplaced = Board { emulated: EmulatedPages::default(), ..qemu_virt_gic() };
+        assert_eq!(emulated_end(&unplaced, 2, [1, 8, 8]), 0x80e_0000);
+    }
+
+    #[test]
+    fn emulated_pages_of_a_window() {
+        let pages = crate::test_support::qemu_virt_emulated();
+        assert_eq!(pages.page(Emulated::Doorbells, 2), Some(0xb00_2000));
+        assert_eq!(pages.page(Emulated::Doorbells, 8), None, "8 channels at most");
+        assert_eq!(pages.page(Emulated::VirtualUart, 1), None);
+        assert_eq!(pages.find(Emulated::Virtio, GuestPhys(0xb10_1070), 2), Some((1, 0x70)));
+        assert_eq!(pages.find(Emulated::Virtio, GuestPhys(0xb10_2000), 2), None, "only the used pages");
+        assert_eq!(pages.find(Emulated::Virtio, GuestPhys(0xb0f_fffc), 2), None);
+        assert_eq!(pages.find(Emulated::VirtualUart, GuestPhys(0x900_0018), 1), Some((0, 0x18)));
+        let top = EmulatedPages { doorbells: Some(GuestPhys(!0xfff)), ..pages };
+        assert_eq!(top.span(Emulated::Doorbells, 8), None, "a window that wraps");
+        assert_eq!(EmulatedPages::default().page(Emulated::Doorbells, 0), None);
     }
 
     #[test]
@@ -125,7 +244,7 @@ mod tests {
         assert_eq!(gic_frame(&board, 2, GuestPhys(0x801_0000)), None, "the CPU interface is the GICV's");
         let gic = board.gic.as_ref().unwrap();
         assert_eq!(gic_guest_frames(gic, 2), [(0x800_0000, 0x1000), (0x801_0000, 0x1_0000)]);
-        assert_eq!(emulated_end(&board, 2, 0), DOORBELL_WINDOW);
+        assert_eq!(emulated_end(&board, 2, [0, 0, 0]), 0x802_0000);
     }
 
     #[test]

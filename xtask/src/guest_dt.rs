@@ -6,12 +6,10 @@ use std::fmt::Write;
 
 use tantalum_core::config::{DeviceAssignment, PartitionConfig, PciHost, SystemConfig, GUEST_DTB_RESERVE};
 use tantalum_core::vplatform::{
-    doorbell_page, doorbell_spi, DOORBELL_PAGE, GICR_STRIDE, GIC_MAINTENANCE_PPI, PMU_PPI, TIMER_PPIS,
+    doorbell_spi, Emulated, DOORBELL_PAGE, GICR_STRIDE, GIC_MAINTENANCE_PPI, PMU_PPI, TIMER_PPIS,
 };
 
-use tantalum_core::config::{
-    VIRTUAL_UART_BASE as VUART_BASE, VIRTUAL_UART_SIZE as VUART_SIZE, VIRTUAL_UART_SPI as VUART_SPI,
-};
+use tantalum_core::config::{VIRTUAL_UART_SIZE as VUART_SIZE, VIRTUAL_UART_SPI as VUART_SPI};
 
 /// GIC layout used when the board has none (keeps the generated tree valid).
 const DEFAULT_GICD: u64 = 0x0800_0000;
@@ -114,9 +112,13 @@ pub fn source(cfg: &SystemConfig, p: &PartitionConfig, board_dtb: &[u8]) -> Stri
     let _ = writeln!(w, "\tmodel = \"Tantalum partition {}\";", p.name);
     let _ = writeln!(w, "\t#address-cells = <2>;\n\t#size-cells = <2>;");
     let _ = writeln!(w, "\tinterrupt-parent = <&gic>;\n");
+    // Where the board places the emulated pages (the config check refused a partition that uses
+    // pages its board does not place).
+    let page = |what, n| cfg.board.emulated.page(what, n).unwrap_or_default();
+    let vuart_base = page(Emulated::VirtualUart, 0);
 
     let stdout = if p.virtual_uart {
-        format!("\t\tstdout-path = \"/pl011@{VUART_BASE:x}\";\n")
+        format!("\t\tstdout-path = \"/pl011@{vuart_base:x}\";\n")
     } else {
         String::new()
     };
@@ -207,8 +209,8 @@ pub fn source(cfg: &SystemConfig, p: &PartitionConfig, board_dtb: &[u8]) -> Stri
         );
         let _ = writeln!(
             w,
-            "\tpl011@{VUART_BASE:x} {{\n\t\tcompatible = \"arm,pl011\", \"arm,primecell\";\n\t\treg = <{} {}>;\n\t\tinterrupts = <0 {VUART_SPI} 4>;\n\t\tclocks = <&vuart_clk>, <&vuart_clk>;\n\t\tclock-names = \"uartclk\", \"apb_pclk\";\n\t}};\n",
-            cells(VUART_BASE),
+            "\tpl011@{vuart_base:x} {{\n\t\tcompatible = \"arm,pl011\", \"arm,primecell\";\n\t\treg = <{} {}>;\n\t\tinterrupts = <0 {VUART_SPI} 4>;\n\t\tclocks = <&vuart_clk>, <&vuart_clk>;\n\t\tclock-names = \"uartclk\", \"apb_pclk\";\n\t}};\n",
+            cells(vuart_base),
             cells(VUART_SIZE)
         );
     }
@@ -256,7 +258,7 @@ pub fn source(cfg: &SystemConfig, p: &PartitionConfig, board_dtb: &[u8]) -> Stri
             ipa.as_u64(),
             cells(ipa.as_u64()),
             cells(c.memory.size),
-            cells(doorbell_page(local)),
+            cells(page(Emulated::Doorbells, local)),
             cells(DOORBELL_PAGE),
             doorbell_spi(local),
             c.name,
@@ -271,7 +273,7 @@ pub fn source(cfg: &SystemConfig, p: &PartitionConfig, board_dtb: &[u8]) -> Stri
             .iter()
             .find(|&&e| e != p.id)
             .map_or("", |&e| cfg.partitions[usize::from(e)].name.as_str());
-        let base = tantalum_core::virtio::virtio_page(local);
+        let base = page(Emulated::Virtio, local);
         let _ = writeln!(
             w,
             "\tvirtio_mmio@{base:x} {{\n\t\tcompatible = \"virtio,mmio\";\n\t\treg = <{} {}>;\n\t\tinterrupts = <0 {} 1>;\n\t\tdma-coherent;\n\t\ttantalum,name = \"{}\";\n\t\ttantalum,peer = \"{peer}\";\n\t}};\n",

@@ -378,6 +378,23 @@ pub const SCENARIOS: &[Scenario] = &[
         timeout: T,
     },
     Scenario {
+        name: "ZCU102: Linux user space rings a unikernel through the doorbell page the board places",
+        config: "configs/boards/zcu102-linux-channel.dts",
+        expect: &[
+            "[linux] linux: chanping: channel at 0x8000000 (0x10000 bytes), doorbell page 0xf0100000, endpoint 0",
+            "[echo] pong done: echoed 200 messages, 0 out of order or corrupted",
+            "[linux] linux: chanping: 200 round trips with the unikernel, 0 bad replies",
+            "partition 'linux' powered off (PSCI SYSTEM_OFF): stopped",
+            "all partitions have stopped: powering off",
+        ],
+        order: &[],
+        forbid: &[Hypervisor("fault:"), Partition("linux", "chanping: cannot"), Partition("linux", "ring is corrupt")],
+        tamper: None,
+        input: &[],
+        qemu_args: &[],
+        timeout: LINUX_TIMEOUT,
+    },
+    Scenario {
         name: "ZCU102: Linux boots on 2 CPUs beside a heartbeat unikernel, powers off alone",
         config: "configs/boards/zcu102-linux.dts",
         expect: &[

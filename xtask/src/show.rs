@@ -8,6 +8,7 @@ use tantalum_core::addr::HostRange;
 use tantalum_core::config::{Dma, PartitionConfig, SystemConfig};
 use tantalum_core::stage2::Mappings;
 use tantalum_core::virtio;
+use tantalum_core::vplatform::Emulated;
 
 use crate::check::{check_file_reporting, summary};
 use crate::{bail, cargo, guest_dt, Result};
@@ -116,13 +117,13 @@ fn partition_table(cfg: &SystemConfig, p: &PartitionConfig, out: &mut String) {
             out,
             "  {label:<10}#{local} {}: virtio-net link with {peer}, guest {:#x}, SPI {}, MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
             link.name,
-            virtio::virtio_page(local),
+            cfg.board.emulated.page(Emulated::Virtio, local).unwrap_or_default(),
             virtio::virtio_spi(local),
             m[0], m[1], m[2], m[3], m[4], m[5]
         );
     }
-    if p.virtual_uart {
-        let _ = writeln!(out, "  {:<10}virtual PL011 at guest 0x9000000 (ttyAMA0)", "console");
+    if let Some(base) = cfg.board.emulated.virtual_uart.filter(|_| p.virtual_uart).map(|b| b.as_u64()) {
+        let _ = writeln!(out, "  {:<10}virtual PL011 at guest {base:#x} (ttyAMA0)", "console");
     }
     if let Some(args) = &p.bootargs {
         let _ = writeln!(out, "  {:<10}{args}", "bootargs");

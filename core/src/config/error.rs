@@ -12,6 +12,7 @@ use core::fmt;
 
 use crate::addr::{GuestPhys, HostRange};
 use crate::bootimage::ImageProblem;
+use crate::vplatform::Emulated;
 
 pub use detail::{
     DtbDefect, Expected, GuestSpan, GuestUse, HostUse, InterruptProblem, MapWindow, NameProblem, NotDevice,
@@ -439,6 +440,32 @@ pub enum ErrorKind {
     VirtualUartOverlap {
         uart: GuestSpan,
         with: GuestUse,
+        range: GuestSpan,
+    },
+    /// A partition uses emulated pages (a virtual UART, channels, virtio links) that its board
+    /// places nowhere (no root property [`Emulated::property`]).
+    EmulatedNotPlaced {
+        what: Emulated,
+    },
+    /// A board's window of emulated pages is not page-aligned or ends above the IPA limit.
+    EmulatedWindowInvalid {
+        what: Emulated,
+        window: GuestSpan,
+    },
+    /// Two of a board's windows of emulated pages overlap, or one overlaps the virtual GIC's
+    /// frames (which sit at the board GIC's addresses).
+    EmulatedWindowOverlap {
+        what: Emulated,
+        window: GuestSpan,
+        with: GuestUse,
+        range: GuestSpan,
+    },
+    /// A passed-through device's pages overlap emulated pages the partition uses: the
+    /// hypervisor would trap and emulate accesses meant for the device, or the reverse.
+    DeviceOverEmulated {
+        device: String,
+        pages: GuestSpan,
+        what: Emulated,
         range: GuestSpan,
     },
 

@@ -49,11 +49,9 @@ pub const MAX_CPUS: usize = 8;
 pub const IPA_LIMIT: u64 = 1 << 39;
 /// Room reserved at the top of a partition's first memory region for its guest device tree.
 pub const GUEST_DTB_RESERVE: u64 = 64 * 1024;
-/// Guest-physical base of a partition's virtual PL011 (`virtual-uart;`): where QEMU virt has its
-/// first PL011, so that guests configured for QEMU find it.
-pub const VIRTUAL_UART_BASE: u64 = 0x0900_0000;
-/// Size of the virtual PL011's MMIO window (one page).
-pub const VIRTUAL_UART_SIZE: u64 = 0x1000;
+/// Size of the virtual PL011's MMIO window (one page); the board places it
+/// ([`crate::vplatform::EmulatedPages`]).
+pub const VIRTUAL_UART_SIZE: u64 = crate::vplatform::EMULATED_PAGE;
 /// SPI number (INTID - 32) of the virtual PL011 in the partition's virtual GIC.
 pub const VIRTUAL_UART_SPI: u32 = 1;
 /// `compatible` strings of the UARTs the hypervisor's console drivers drive (the PL011 of
@@ -94,6 +92,9 @@ pub struct Board {
     pub devices: Vec<BoardDevice>,
     /// An x86 board (one with a local APIC): its APICs and I/O-port devices (`x86.rs`).
     pub x86: Option<x86::X86Platform>,
+    /// Where each partition's emulated pages go in guest-physical space (root
+    /// `tantalum,virtual-uart`, `tantalum,doorbells`, `tantalum,virtio`).
+    pub emulated: crate::vplatform::EmulatedPages,
 }
 
 /// `compatible` of the IOMMU the hypervisor drives.
@@ -539,17 +540,6 @@ impl PartitionConfig {
         let first = self.memory.first()?;
         let top = first.guest.0.checked_add(first.size)?;
         top.checked_sub(GUEST_DTB_RESERVE).map(GuestPhys)
-    }
-}
-
-impl PartitionConfig {
-    /// Guest range of the virtual UART, if the partition has one.
-    pub const fn virtual_uart_range(&self) -> Option<(GuestPhys, u64)> {
-        if self.virtual_uart {
-            Some((GuestPhys(VIRTUAL_UART_BASE), VIRTUAL_UART_SIZE))
-        } else {
-            None
-        }
     }
 }
 

@@ -122,7 +122,9 @@ pub fn validate(cfg: &SystemConfig, facts: &BuildFacts) -> Result<(), Vec<Config
     v.dma();
     v.channels();
     v.virtio_links();
+    v.emulated_windows();
     for p in &cfg.partitions {
+        v.emulated_placed(p);
         v.guest_space(p);
     }
     if v.errors.is_empty() {

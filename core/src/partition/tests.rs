@@ -97,7 +97,11 @@ fn hvc(function: u64, args: [u64; 6]) -> Exit {
 fn system(p: &PartitionConfig) -> SystemConfig {
     let pong = PartitionConfig { id: 1, name: String::from("pong"), cpus: vec![2], ..p.clone() };
     SystemConfig {
-        board: Board { gic: Some(crate::test_support::qemu_virt_gic()), ..Board::default() },
+        board: Board {
+            gic: Some(crate::test_support::qemu_virt_gic()),
+            emulated: crate::test_support::qemu_virt_emulated(),
+            ..Board::default()
+        },
         hypervisor: HypervisorConfig {
             memory: HostRange::new(HostPhys(0x4000_0000), 0x200_0000),
             console: None,
@@ -337,6 +341,33 @@ fn the_virtual_uart_is_emulated_only_when_configured() {
 }
 
 #[test]
+fn the_emulated_pages_are_where_the_board_places_them() {
+    let mut p = partition(FaultPolicy::Stop);
+    p.virtual_uart = true;
+    let mut sys = system(&p);
+    sys.board.emulated.virtual_uart = Some(GuestPhys(0xf000_0000));
+    sys.board.emulated.doorbells = Some(GuestPhys(0xf010_0000));
+    let read = MmioAccess { size: 4, register: 2, write: None };
+    let mut fake = Fake::default();
+    let at = |addr| Exit::Mmio { addr: GuestPhys(addr), access: read };
+    let state = PartitionState { restarts: 0 };
+    let o = handle_exit(&sys, 0, &state, at(0xf000_0018), &mut fake);
+    assert_eq!((o, &fake.uart[..]), (Outcome::Emulated { load: Some((2, 0x11)) }, &[(0x18, None)][..]));
+    let store = Exit::Mmio { addr: GuestPhys(0xf010_0000), access: MmioAccess { write: Some(1), ..read } };
+    assert_eq!(handle_exit(&sys, 0, &state, store, &mut fake), Outcome::Emulated { load: None });
+    assert_eq!(fake.notified, [(1, vplatform::doorbell_intid(0))]);
+    // QEMU virt's places are ordinary addresses on this board.
+    for addr in [0x900_0018, 0xb00_0000] {
+        let o = handle_exit(&sys, 0, &state, at(addr), &mut fake);
+        assert!(matches!(o, Outcome::Stop(StopReason::Fault(Fault::Memory { .. }))), "{addr:#x}: {o:?}");
+    }
+    // A board that places no UART: the partition's `virtual-uart` gives it nothing to reach.
+    sys.board.emulated.virtual_uart = None;
+    let o = handle_exit(&sys, 0, &state, at(0xf000_0018), &mut fake);
+    assert!(matches!(o, Outcome::Stop(StopReason::Fault(Fault::Memory { .. }))));
+}
+
+#[test]
 fn partition_state_is_checked() {
     let p = partition(FaultPolicy::Stop);
     assert_eq!(run(&p, hvc(HYP_PARTITION_STATE, [1, 0, 0, 0, 0, 0])).0, Outcome::ret(1));
@@ -353,11 +384,12 @@ fn partition_state_is_checked() {
 fn a_store_to_a_doorbell_page_rings_the_peer() {
     let p = partition(FaultPolicy::Stop);
     let store = MmioAccess { size: 4, register: 1, write: Some(1) };
-    let (o, fake) = run(&p, Exit::Mmio { addr: GuestPhys(vplatform::doorbell_page(0) + 8), access: store });
+    // QEMU virt's doorbell window: 0x0b000000 (the board's `tantalum,doorbells`).
+    let (o, fake) = run(&p, Exit::Mmio { addr: GuestPhys(0xb00_0008), access: store });
     assert_eq!(o, Outcome::Emulated { load: None });
     assert_eq!(fake.notified, [(1, vplatform::doorbell_intid(0))]);
     // Past the partition's channels: an ordinary fault.
-    let (o, _) = run(&p, Exit::Mmio { addr: GuestPhys(vplatform::doorbell_page(1)), access: store });
+    let (o, _) = run(&p, Exit::Mmio { addr: GuestPhys(0xb00_1000), access: store });
     assert!(matches!(o, Outcome::Stop(StopReason::Fault(Fault::Memory { .. }))));
 }
 

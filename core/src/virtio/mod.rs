@@ -12,23 +12,15 @@ pub mod queue;
 #[cfg(test)]
 mod tests;
 
-/// Guest-physical start of a partition's virtio devices: device `n` (its local number, in tree
-/// order of the links it is on) is the 4 KiB page at `VIRTIO_WINDOW + n * VIRTIO_PAGE`. Nothing is
-/// mapped there: every access traps. On QEMU virt this lies in the unused gap after the doorbell
-/// pages (`vplatform::DOORBELL_WINDOW`).
-pub const VIRTIO_WINDOW: u64 = 0x0b10_0000;
-/// Bytes of one device's register window.
-pub const VIRTIO_PAGE: u64 = 0x1000;
+/// Bytes of one device's register window: a partition's device `n` (its local number, in tree
+/// order of the links it is on) is page `n` of the board's virtio window
+/// (`vplatform::Emulated::Virtio`).
+pub const VIRTIO_PAGE: u64 = crate::vplatform::EMULATED_PAGE;
 /// First SPI number of virtio devices: device `n` interrupts on `VIRTIO_SPI_BASE + n`, above the
 /// channel doorbells (64..71).
 pub const VIRTIO_SPI_BASE: u32 = 80;
 /// Most virtio devices one partition may have.
 pub const MAX_VIRTIO_PER_PARTITION: usize = 8;
-
-/// Guest-physical address of a partition's device `local`.
-pub const fn virtio_page(local: usize) -> u64 {
-    VIRTIO_WINDOW + local as u64 * VIRTIO_PAGE
-}
 
 /// SPI number (DT specifier, INTID - 32) of a partition's device `local`.
 pub const fn virtio_spi(local: usize) -> u32 {
@@ -38,23 +30,6 @@ pub const fn virtio_spi(local: usize) -> u32 {
 /// INTID of a partition's device `local`.
 pub const fn virtio_intid(local: usize) -> u32 {
     virtio_spi(local) + 32
-}
-
-/// The end of a partition's virtio window, for `devices` devices: its stage 2 must reach it.
-pub const fn virtio_end(devices: usize) -> u64 {
-    if devices == 0 {
-        0
-    } else {
-        virtio_page(devices)
-    }
-}
-
-/// The device `local` and the offset in it, if `addr` lies in the window of a partition with
-/// `devices` devices.
-pub fn virtio_device(addr: GuestPhys, devices: usize) -> Option<(usize, u64)> {
-    let offset = addr.as_u64().checked_sub(VIRTIO_WINDOW)?;
-    let local = usize::try_from(offset / VIRTIO_PAGE).ok()?;
-    (local < devices).then_some((local, offset % VIRTIO_PAGE))
 }
 
 /// Raw access to host-physical memory, provided by the arch. Core only ever passes ranges it

@@ -1,15 +1,13 @@
 //! The demo partition: says hello a few times, with its identity, then exits. Its bootargs
 //! can give it another role:
-//! - `role=echo`: reads lines typed on its virtual UART (PL011 at guest 0x9000000,
-//!   `virtual-uart;`) and prints each, until `quit`;
+//! - `role=echo`: reads lines typed on its virtual UART (the PL011 its guest DT's
+//!   `/chosen/stdout-path` names, `virtual-uart;`) and prints each, until `quit`;
 //! - `role=flood`: floods the console with 256-byte writes for two seconds;
 //! - `role=timed bound_ms=N`: writes two bytes every 10 ms for two seconds and reports its
 //!   slowest write (a breach if over N ms);
 //! - `role=udp-echo ip=A.B.C.D count=N`: echoes UDP datagrams on its virtio-net link (udp.rs).
 #![no_std]
 #![no_main]
-
-use core::ptr::read_volatile;
 
 use tantalum_guest::dt::bootarg;
 use tantalum_guest::{println, wait_ns};
@@ -42,26 +40,31 @@ fn main() {
     println!("{} done", name);
 }
 
-/// The virtual PL011: data and flag registers.
-const UART_DR: *const u32 = 0x0900_0000 as *const u32;
-const UART_FR: *const u32 = 0x0900_0018 as *const u32;
+/// The virtual PL011's data and flag registers (offsets).
+const UART_DR: usize = 0x00;
+const UART_FR: usize = 0x18;
 const FR_RX_EMPTY: u32 = 1 << 4;
 
 /// Prints every line typed on the virtual UART (`got: ...`) until `quit`.
 fn echo() {
     let mut line = [0u8; 64];
     let mut len = 0;
+    let Some(uart) = tantalum_guest::dt::stdout_address() else {
+        println!("echo: no virtual UART in the device tree");
+        return;
+    };
+    let (dr, fr) = (uart as usize + UART_DR, uart as usize + UART_FR);
     println!("echo: type a line");
     loop {
-        // SAFETY: the hypervisor emulates a PL011 at this guest address (`virtual-uart;`); the
-        // SDK maps the first GiB as device memory.
-        let empty = unsafe { read_volatile(UART_FR) } & FR_RX_EMPTY != 0;
+        // SAFETY: the hypervisor emulates a PL011 at this guest address (`virtual-uart;`, placed
+        // by the board below 4 GiB); the SDK maps that space as device memory.
+        let empty = unsafe { tantalum_guest::mmio::read32(fr) } & FR_RX_EMPTY != 0;
         if empty {
             wait_ns(1_000_000);
             continue;
         }
         // SAFETY: as above.
-        let byte = unsafe { read_volatile(UART_DR) } as u8;
+        let byte = unsafe { tantalum_guest::mmio::read32(dr) } as u8;
         match byte {
             b'\r' | b'\n' if len > 0 => {
                 let text = core::str::from_utf8(&line[..len]).unwrap_or("?");

@@ -29,3 +29,23 @@ pub fn bootarg(key: &str) -> Option<&'static str> {
     let args = fdt.find_node("/chosen")?.property("bootargs")?.as_str()?;
     args.split_whitespace().find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
 }
+
+/// The first `reg` address of the `n`-th node (tree order) compatible with `compatible` that has
+/// property `marker`: how a partition finds the pages the hypervisor emulates for it (their
+/// nodes carry `tantalum,...` properties), wherever its board places them.
+pub fn emulated_address(compatible: &str, marker: &str, n: usize) -> Option<u64> {
+    let fdt = get()?;
+    let mut nodes = fdt.all_nodes().filter(|d| {
+        d.property(marker).is_some() && d.compatible().is_some_and(|c| c.all().any(|s| s == compatible))
+    });
+    numbers(nodes.nth(n)?.property("reg")?.value, 2).next()
+}
+
+/// The first `reg` address of the node `/chosen/stdout-path` names: the partition's virtual
+/// PL011 (`virtual-uart;`), wherever its board places it.
+pub fn stdout_address() -> Option<u64> {
+    let fdt = get()?;
+    let path = fdt.find_node("/chosen")?.property("stdout-path")?.as_str()?;
+    let path = path.split(':').next()?;
+    numbers(fdt.find_node(path)?.property("reg")?.value, 2).next()
+}

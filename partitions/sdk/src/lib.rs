@@ -25,6 +25,7 @@ pub mod dt;
 mod heap;
 pub mod hypercall;
 pub mod irq;
+pub mod mmio;
 pub mod net;
 mod start;
 pub mod time;

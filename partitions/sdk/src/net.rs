@@ -1,5 +1,6 @@
 //! A virtio-net interface on a Tantalum link (docs/virtio.md): the partition is an ordinary
-//! virtio driver of the device the hypervisor gives it at `VIRTIO_WINDOW + n * 0x1000`, with its
+//! virtio driver of the device the hypervisor gives it (the `n`-th `virtio,mmio` node with a
+//! `tantalum,peer` in its guest device tree, where its board places virtio devices), with its
 //! queues in its own memory. Polled (no interrupt): [`Net::send`] and [`Net::recv`] move whole
 //! Ethernet frames; the 12-byte virtio-net header is added and removed here.
 
@@ -12,7 +13,6 @@ use tantalum_core::virtio::mmio::{
     reg, DEVICE_NET, F_VERSION_1, MAGIC, NET_F_MAC, STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_DRIVER_OK,
     STATUS_FEATURES_OK,
 };
-use tantalum_core::virtio::{VIRTIO_PAGE, VIRTIO_WINDOW};
 
 /// Entries per queue.
 const NUM: usize = 16;
@@ -27,7 +27,7 @@ const DESC_F_WRITE: u16 = 2;
 /// Why [`Net::open`] failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NetError {
-    /// No virtio-net device in that window.
+    /// No virtio-net device `n` (in the guest device tree, or at its address).
     NoDevice,
     /// The device refused the features or a queue.
     Refused,
@@ -70,7 +70,8 @@ impl Net {
     /// Probes the partition's `n`-th virtio device and brings it up as virtio-net, with every
     /// receive buffer posted.
     pub fn open(n: usize) -> Result<Net, NetError> {
-        let base = (VIRTIO_WINDOW + n as u64 * VIRTIO_PAGE) as usize;
+        let base = crate::dt::emulated_address("virtio,mmio", "tantalum,peer", n).ok_or(NetError::NoDevice)?
+            as usize;
         let mut net = Net {
             base,
             queues: [Queue::new(), Queue::new()],
@@ -207,17 +208,17 @@ impl Net {
     fn read(&self, offset: u64) -> u32 {
         // SAFETY: the device window is this partition's trapped virtio page (identity-mapped
         // device memory); a 32-bit load is a register read.
-        unsafe { read_volatile((self.base + offset as usize) as *const u32) }
+        unsafe { crate::mmio::read32(self.base + offset as usize) }
     }
 
     fn read_config_byte(&self, i: usize) -> u8 {
         // SAFETY: as in `read`: a byte of the device's configuration space.
-        unsafe { read_volatile((self.base + reg::CONFIG as usize + i) as *const u8) }
+        unsafe { crate::mmio::read8(self.base + reg::CONFIG as usize + i) }
     }
 
     fn write(&self, offset: u64, value: u32) {
         // SAFETY: as in `read`; a 32-bit store is a register write.
-        unsafe { write_volatile((self.base + offset as usize) as *mut u32, value) }
+        unsafe { crate::mmio::write32(self.base + offset as usize, value) }
     }
 }
 

@@ -161,8 +161,10 @@ pub enum GuestUse {
     Channel { path: String },
     /// The partition's virtual PL011.
     VirtualUart,
-    /// The channel doorbell pages ([`crate::vplatform::DOORBELL_WINDOW`]).
+    /// The channel doorbell pages ([`crate::vplatform::Emulated::Doorbells`]).
     Doorbells,
+    /// The virtio-mmio devices' pages ([`crate::vplatform::Emulated::Virtio`]).
+    Virtio,
     /// The virtual GIC (distributor, and one redistributor per vCPU), at the board GIC's place.
     Gic,
 }
@@ -297,6 +299,7 @@ impl fmt::Display for GuestUse {
             Self::Channel { path } => write!(f, "channel {path}"),
             Self::VirtualUart => write!(f, "the virtual UART"),
             Self::Doorbells => write!(f, "the channel doorbell pages"),
+            Self::Virtio => write!(f, "the virtio devices"),
             Self::Gic => write!(f, "the virtual GIC"),
         }
     }

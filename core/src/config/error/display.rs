@@ -309,6 +309,10 @@ impl fmt::Display for ErrorKind {
             | Self::SpiBeyondVirtualGic { .. }
             | Self::SpiReserved { .. }
             | Self::VirtualUartOverlap { .. }
+            | Self::EmulatedNotPlaced { .. }
+            | Self::EmulatedWindowInvalid { .. }
+            | Self::EmulatedWindowOverlap { .. }
+            | Self::DeviceOverEmulated { .. }
             | Self::ChannelIdMismatch { .. }
             | Self::ChannelEndpointCount { .. }
             | Self::DuplicateEndpoint { .. }
@@ -443,6 +447,32 @@ impl ErrorKind {
                 f,
                 "virtual-uart: the virtual UART's guest range {uart} overlaps {with} (guest {range}); \
                  move the other range"
+            ),
+            Self::EmulatedNotPlaced { what } => write!(
+                f,
+                "the partition uses {what}, but the board places none in guest space (its root has \
+                 no {}); add it to the board's description (docs/boards.md)",
+                what.property()
+            ),
+            Self::EmulatedWindowInvalid { what, window } => write!(
+                f,
+                "{}: the window of {what} ({window}) must be page-aligned and end below the IPA \
+                 limit {:#x}",
+                what.property(),
+                crate::config::IPA_LIMIT
+            ),
+            Self::EmulatedWindowOverlap { what, window, with, range } => write!(
+                f,
+                "{}: the window of {what} ({window}) overlaps {with} (guest {range}); give each \
+                 kind of emulated page its own free guest range",
+                what.property()
+            ),
+            Self::DeviceOverEmulated { device, pages, what, range } => write!(
+                f,
+                "devices: the pages of {device} (guest {pages}) overlap {what} (guest {range}, \
+                 placed by the board's {}); pass the device through on a board whose emulated \
+                 pages lie elsewhere, or move them (docs/boards.md)",
+                what.property()
             ),
             Self::ChannelIdMismatch { id, index } => {
                 write!(f, "channel id {id} is not its index {index} in tree order")

@@ -6,11 +6,12 @@ use alloc::vec::Vec;
 
 use super::tree::{as_string, read_cells, u32_cells};
 use super::Parser;
-use crate::addr::{HostPhys, HostRange};
+use crate::addr::{GuestPhys, HostPhys, HostRange};
 use crate::config::dtb_check::be_u32;
 use crate::config::error::{ErrorKind, Expected, InterruptProblem, NotDevice, RangesProblem};
 use crate::config::{Board, Cpu, DeviceAssignment, Gic, GicV2, Interrupt, STAGE2_MAPPINGS};
 use crate::stage2::Mappings;
+use crate::vplatform::{Emulated, EmulatedPages};
 
 /// `compatible` of the GICv3, which Tantalum virtualises.
 const GIC_V3: &str = "arm,gic-v3";
@@ -30,6 +31,7 @@ impl Parser<'_, '_> {
         }
         board.gic = self.gic();
         board.stage2_mappings = self.stage2_mappings();
+        board.emulated = self.emulated_pages();
         board.iommus = self.iommus();
         board.devices = self.board_devices();
         board.x86 = self.x86_platform();
@@ -60,6 +62,19 @@ impl Parser<'_, '_> {
             self.report("/", ErrorKind::UnknownStage2Mappings { value: name.to_string() });
             Mappings::default()
         })
+    }
+
+    /// The root's `tantalum,virtual-uart`, `tantalum,doorbells`, `tantalum,virtio`: where
+    /// partitions' emulated pages go (each a 2-cell guest-physical address, like every address
+    /// the hypervisor binding takes).
+    fn emulated_pages(&mut self) -> EmulatedPages {
+        let mut pages = EmulatedPages::default();
+        for what in Emulated::ALL {
+            if let Some(value) = self.fixed(0, what.property(), Expected::Cells(2)) {
+                pages.set(what, GuestPhys(read_cells(value, 0, 2).unwrap_or_default()));
+            }
+        }
+        pages
     }
 
     /// The first node (in tree order, outside `/hypervisor`) with `interrupt-controller` and a

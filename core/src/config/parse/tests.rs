@@ -474,6 +474,26 @@ fn stage2_mappings_default_to_blocks_and_boards_may_ask_for_pages() {
 }
 
 #[test]
+fn the_board_places_the_emulated_pages() {
+    use crate::vplatform::{Emulated, EmulatedPages};
+    assert_eq!(parse(&one(ping())).unwrap().board.emulated, EmulatedPages::default(), "none by default");
+    let mut root = board();
+    root.insert(0, Prop("tantalum,virtual-uart", cells(&[0, 0xf000_0000])));
+    root.insert(0, Prop("tantalum,doorbells", cells(&[0x1, 0x0010_0000])));
+    root.insert(0, Prop("tantalum,virtio", cells(&[0, 0xf020_0000])));
+    root.push(node("hypervisor", [hypervisor(), vec![node("ping", ping())]].concat()));
+    let pages = parse(&build(root)).unwrap().board.emulated;
+    assert_eq!(pages.base(Emulated::VirtualUart), Some(GuestPhys(0xf000_0000)));
+    assert_eq!(pages.base(Emulated::Doorbells), Some(GuestPhys(0x1_0010_0000)));
+    assert_eq!(pages.base(Emulated::Virtio), Some(GuestPhys(0xf020_0000)));
+    // One cell is not an address.
+    let mut root = board();
+    root.insert(0, Prop("tantalum,doorbells", cells(&[0x0b00_0000])));
+    root.push(node("hypervisor", [hypervisor(), vec![node("ping", ping())]].concat()));
+    assert_error!(build(root), "/", ErrorKind::MalformedProperty { property: "tantalum,doorbells", .. }, []);
+}
+
+#[test]
 fn rule_6_cpu_phandles_must_name_board_cpus() {
     let dtb = one(with(ping(), "cpus", Some(cells(&[1, 0x77]))));
     assert_error!(

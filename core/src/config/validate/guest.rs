@@ -1,13 +1,13 @@
 //! Rules 13 and 14, guest side: everything one partition sees — its memory, its devices' pages,
 //! the virtual GIC and UART, its channels — at distinct guest-physical addresses.
 
-use crate::vplatform::{DOORBELL_PAGE, DOORBELL_WINDOW};
 use alloc::vec::Vec;
 
 use super::devices::pages;
 use super::Checker;
 use crate::config::error::{ErrorKind, GuestSpan, GuestUse};
-use crate::config::{PartitionConfig, VIRTUAL_UART_BASE, VIRTUAL_UART_SIZE};
+use crate::config::{PartitionConfig, IPA_LIMIT, MAX_CPUS};
+use crate::vplatform::{self, Emulated};
 
 /// One thing in a partition's guest space.
 struct Item {
@@ -47,14 +47,9 @@ impl Checker<'_> {
                 items.push(Item { what, span: GuestSpan::new(m.start.0, m.size), identity: true });
             }
         }
-        if p.virtual_uart {
-            let span = GuestSpan::new(VIRTUAL_UART_BASE, VIRTUAL_UART_SIZE);
-            items.push(Item { what: GuestUse::VirtualUart, span, identity: false });
-        }
-        let channels = cfg.channels_of(p.id).len() as u64;
-        if channels > 0 {
-            let span = GuestSpan::new(DOORBELL_WINDOW, channels * DOORBELL_PAGE);
-            items.push(Item { what: GuestUse::Doorbells, span, identity: false });
+        for (what, used) in self.emulated_used(p) {
+            let span = cfg.board.emulated.span(what, used).and_then(|(start, size)| span(start, size));
+            items.extend(span.map(|span| Item { what: emulated_use(what), span, identity: false }));
         }
         for c in cfg.channels_of(p.id) {
             let Some(guest) = c.guest_address(p.id) else {
@@ -66,6 +61,59 @@ impl Checker<'_> {
             }
         }
         items
+    }
+
+    /// How many pages of each kind of emulated page partition `p` uses (those it uses only).
+    fn emulated_used(&self, p: &PartitionConfig) -> impl Iterator<Item = (Emulated, u64)> {
+        let cfg = self.cfg;
+        let used = [
+            u64::from(p.virtual_uart),
+            cfg.channels_of(p.id).len() as u64,
+            cfg.virtio_of(p.id).count() as u64,
+        ];
+        Emulated::ALL.into_iter().zip(used).filter(|&(_, n)| n > 0)
+    }
+
+    /// Rule 13, board side: each window of emulated pages the board places is page-aligned,
+    /// below the IPA limit, and clear of the other windows and of the virtual GIC.
+    pub(super) fn emulated_windows(&mut self) {
+        let board = &self.cfg.board;
+        let windows: Vec<(Emulated, GuestSpan)> = Emulated::ALL
+            .into_iter()
+            .filter_map(|what| {
+                let base = board.emulated.base(what)?.as_u64();
+                Some((what, GuestSpan::new(base, what.pages() * vplatform::EMULATED_PAGE)))
+            })
+            .collect();
+        let gic = board.gic.iter().flat_map(|g| vplatform::gic_guest_frames(g, MAX_CPUS));
+        let gic: Vec<GuestSpan> = gic.map(|(start, size)| GuestSpan::new(start, size)).collect();
+        for (i, &(what, window)) in windows.iter().enumerate() {
+            let aligned = window.start.0.is_multiple_of(crate::addr::PAGE_SIZE);
+            if !aligned || window.start.0.checked_add(window.size).is_none_or(|end| end > IPA_LIMIT) {
+                self.report("/", ErrorKind::EmulatedWindowInvalid { what, window });
+                continue;
+            }
+            let earlier = windows.iter().take(i).map(|&(w, span)| (emulated_use(w), span));
+            let clashes: Vec<(GuestUse, GuestSpan)> = earlier
+                .chain(gic.iter().map(|&span| (GuestUse::Gic, span)))
+                .filter(|(_, span)| span.overlaps(&window))
+                .collect();
+            for (with, range) in clashes {
+                self.report("/", ErrorKind::EmulatedWindowOverlap { what, window, with, range });
+            }
+        }
+    }
+
+    /// Rule 13: partition `p` uses only emulated pages its board places.
+    pub(super) fn emulated_placed(&mut self, p: &PartitionConfig) {
+        let missing: Vec<Emulated> = self
+            .emulated_used(p)
+            .map(|(what, _)| what)
+            .filter(|&w| self.cfg.board.emulated.base(w).is_none())
+            .collect();
+        for what in missing {
+            self.report(&p.path, ErrorKind::EmulatedNotPlaced { what });
+        }
     }
 
     /// Every overlap in partition `p`'s guest space, each pair once.
@@ -83,6 +131,10 @@ impl Checker<'_> {
 
     /// Reports one overlap (`a` comes before `b`), as the rule of the more specific item.
     fn guest_overlap(&mut self, p: &PartitionConfig, a: &Item, b: &Item) {
+        let board_placed = |i: &Item| matches!(i.what, GuestUse::Gic) || emulated_kind(&i.what).is_some();
+        if board_placed(a) && board_placed(b) {
+            return; // The board's (`emulated_windows`), reported once.
+        }
         let endpoint = || p.path.clone();
         // A channel in the pair: the later channel, or the only one, is at fault.
         let channel = [b, a].into_iter().find(|i| matches!(i.what, GuestUse::Channel { .. }));
@@ -122,7 +174,39 @@ impl Checker<'_> {
             };
             self.report(&p.path, kind);
         }
-        // Device against device is fine in one partition; device against the GIC is rule 12's.
+        if let Some((device, other)) = pick(a, b, |w| matches!(w, GuestUse::Device { .. })) {
+            let (GuestUse::Device { path }, Some(what)) = (&device.what, emulated_kind(&other.what)) else {
+                // Device against device is fine in one partition; device against the GIC is
+                // rule 12's.
+                return;
+            };
+            let kind = ErrorKind::DeviceOverEmulated {
+                device: path.clone(),
+                pages: device.span,
+                what,
+                range: other.span,
+            };
+            self.report(&p.path, kind);
+        }
+    }
+}
+
+/// How rule 13 names a kind of emulated page.
+const fn emulated_use(what: Emulated) -> GuestUse {
+    match what {
+        Emulated::VirtualUart => GuestUse::VirtualUart,
+        Emulated::Doorbells => GuestUse::Doorbells,
+        Emulated::Virtio => GuestUse::Virtio,
+    }
+}
+
+/// The kind of emulated page `what` is, if it is one.
+const fn emulated_kind(what: &GuestUse) -> Option<Emulated> {
+    match what {
+        GuestUse::VirtualUart => Some(Emulated::VirtualUart),
+        GuestUse::Doorbells => Some(Emulated::Doorbells),
+        GuestUse::Virtio => Some(Emulated::Virtio),
+        _ => None,
     }
 }
 

@@ -42,6 +42,7 @@ fn demo() -> SystemConfig {
             cpus: (0..4).map(cpu).collect(),
             gic: None,
             stage2_mappings: Default::default(),
+            emulated: crate::test_support::qemu_virt_emulated(),
             ..Default::default()
         },
         hypervisor: HypervisorConfig {
@@ -511,6 +512,7 @@ fn reports_every_violation() {
 mod boot;
 mod channels;
 mod devices;
+mod emulated;
 mod props;
 
 #[test]

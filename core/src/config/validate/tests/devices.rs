@@ -1,7 +1,7 @@
 //! Rules 12 and 13: passed-through devices, their interrupts, and the guest space around them.
 
 use super::*;
-use crate::config::{GuestSpan, GuestUse, HostUse, VIRTUAL_UART_BASE, VIRTUAL_UART_SIZE, VIRTUAL_UART_SPI};
+use crate::config::{GuestSpan, GuestUse, HostUse, VIRTUAL_UART_SIZE, VIRTUAL_UART_SPI};
 
 const PING: &str = "/hypervisor/ping";
 const PONG: &str = "/hypervisor/pong";
@@ -69,10 +69,10 @@ fn rule_12_a_device_belongs_to_one_partition() {
     // Regions of one device: different ones may go to different partitions, the same one not,
     // and a whole device includes them all.
     let dual = |region: u32| DeviceAssignment {
-        mmio: vec![range(0xb00_0000 + 0x1000 * u64::from(region), 0x1000)],
+        mmio: vec![range(0xc00_0000 + 0x1000 * u64::from(region), 0x1000)],
         interrupts: vec![],
         region: Some(region),
-        ..device("/dual@b000000", 0, 0, 0)
+        ..device("/dual@c000000", 0, 0, 0)
     };
     let mut cfg = rich();
     cfg.partitions[0].devices.push(dual(0));
@@ -84,11 +84,11 @@ fn rule_12_a_device_belongs_to_one_partition() {
         NONE,
         PONG,
         ErrorKind::DeviceTaken { region: Some(0), owner_region: Some(0), .. },
-        ["devices: region 0 of /dual@b000000 is already passed through to /hypervisor/ping (as its region 0)"]
+        ["devices: region 0 of /dual@c000000 is already passed through to /hypervisor/ping (as its region 0)"]
     );
     let mut cfg = rich();
     cfg.partitions[0].devices.push(dual(1));
-    let whole = DeviceAssignment { mmio: vec![range(0xb00_0000, 0x2000)], ..dual(0) };
+    let whole = DeviceAssignment { mmio: vec![range(0xc00_0000, 0x2000)], ..dual(0) };
     cfg.partitions[1].devices.push(DeviceAssignment { region: None, ..whole });
     assert_rule!(
         cfg,
@@ -106,7 +106,7 @@ fn rule_12_a_device_belongs_to_one_partition() {
         NONE,
         PING,
         ErrorKind::DuplicateDevice { region: Some(0), .. },
-        ["region 0 of /dual@b000000 is listed more than once"]
+        ["region 0 of /dual@c000000 is listed more than once"]
     );
 }
 
@@ -232,7 +232,7 @@ fn rule_12_interrupts() {
 
 #[test]
 fn rule_13_virtual_uart_has_its_own_guest_page() {
-    let uart = GuestSpan::new(VIRTUAL_UART_BASE, VIRTUAL_UART_SIZE);
+    let uart = GuestSpan::new(0x900_0000, VIRTUAL_UART_SIZE); // QEMU virt's `tantalum,virtual-uart`
     let mut cfg = rich();
     cfg.partitions[0].memory[0].guest = GuestPhys(0x800_0000 + 0x100_0000);
     cfg.partitions[0].entry = GuestPhys(0x900_0000);
