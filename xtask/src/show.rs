@@ -23,14 +23,25 @@ fn size(bytes: u64) -> String {
     }
 }
 
+/// What an access outside the partition's memory does, and whether the config said so or it is
+/// the default (which depends on whether the partition is a Linux one).
+fn outside_memory(p: &PartitionConfig) -> String {
+    let chosen = p.outside_memory().name();
+    match p.outside_memory {
+        Some(_) => chosen.to_string(),
+        None => format!("{chosen} (default)"),
+    }
+}
+
 fn partition_table(cfg: &SystemConfig, p: &PartitionConfig, out: &mut String) {
     let _ = writeln!(
         out,
-        "partition {} (id {}, boot order {}, on-fault {})",
+        "partition {} (id {}, boot order {}, on-fault {}, outside-memory {})",
         p.name,
         p.id,
         p.boot_order,
-        p.on_fault.name()
+        p.on_fault.name(),
+        outside_memory(p)
     );
     let image = p.image_path.as_deref().unwrap_or("-");
     let hint = p.image_size_hint.map(|s| format!(" ({s:#x} bytes with BSS)")).unwrap_or_default();
@@ -260,4 +271,30 @@ pub fn command(args: &[String]) -> Result<()> {
         None => print!("{}", plan(&checked.config)),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::check::check_file;
+
+    fn header(dts: &str, name: &str) -> String {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let checked = check_file(&root.join(dts)).unwrap_or_else(|p| panic!("{dts}: {p:?}"));
+        let plan = super::plan(&checked.config);
+        let line = plan.lines().find(|l| l.starts_with(&format!("partition {name} ")));
+        line.unwrap_or_else(|| panic!("no partition {name} in:\n{plan}")).to_string()
+    }
+
+    #[test]
+    fn the_plan_says_what_an_access_outside_memory_does() {
+        // Set in the config, both ways; by default an abort for Linux, the fault policy otherwise.
+        assert!(header("configs/tests/external-abort.dts", "bus").ends_with("outside-memory external-abort)"));
+        assert!(header("configs/tests/linux-devmem-stop.dts", "linux").ends_with("outside-memory fault)"));
+        let linux = header("configs/tests/linux-devmem.dts", "linux");
+        assert!(linux.ends_with("outside-memory external-abort (default))"), "{linux}");
+        let unikernel = header("configs/tests/linux-devmem.dts", "heartbeat");
+        assert!(unikernel.ends_with("outside-memory fault (default))"), "{unikernel}");
+    }
 }
