@@ -108,6 +108,12 @@ fn sgi_targets(sgi1r: u64, caller: Caller) -> VcpuSet {
     VcpuSet(set)
 }
 
+/// Whether the exception is a trapped access to a group 1 CPU interface register
+/// ([`sysreg::is_icc_group1`]: `ICH_HCR_EL2.TALL1` traps them).
+pub const fn is_icc_group1_access(s: &Syndrome) -> bool {
+    s.class() == ec::SYSREG && sysreg::is_icc_group1((s.iss() & 0x3f_fc1e) as u32)
+}
+
 /// A trapped `MSR`/`MRS`: an SGI, or a register access core classifies by [`sysreg::classify`].
 fn system_register(s: &Syndrome, x: &[u64; 31], caller: Caller) -> Exit {
     // ISS: Op0[21:20] Op2[19:17] Op1[16:14] CRn[13:10] Rt[9:5] CRm[4:1] Direction[0].

@@ -23,6 +23,7 @@ mod smmu;
 mod system;
 mod uart;
 mod vcpu;
+mod wfi;
 
 use tantalum_core::addr::{align_up, HostPhys, HostRange, PAGE_SIZE};
 use tantalum_core::bootimage::{

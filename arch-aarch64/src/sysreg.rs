@@ -40,6 +40,13 @@ pub const fn pmu_write_mask(encoding: u32) -> u64 {
     }
 }
 
+/// Whether an encoding is a group 1 CPU interface register that `ICH_HCR_EL2.TALL1` traps:
+/// `ICC_IAR1_EL1`, `ICC_EOIR1_EL1`, `ICC_HPPIR1_EL1`, `ICC_BPR1_EL1`, `ICC_IGRPEN1_EL1` (CRm 12)
+/// and `ICC_AP1R<n>_EL1` (CRm 9).
+pub const fn is_icc_group1(encoding: u32) -> bool {
+    matches!(fields(encoding), (3, 0, 12, 12, 0..=3 | 7) | (3, 0, 12, 9, 0..=3))
+}
+
 /// RAS error records (`ERR*`, `ERX*`: Op1 0, CRn 5, CRm 3..5; `DISR_EL1`) and activity
 /// monitors (`AM*`: Op1 3, CRn 13, CRm 2..7), trapped where the CPU has them: they read as
 /// zero and ignore writes (a partition sees neither the machine's errors nor its activity).
@@ -78,6 +85,11 @@ mod tests {
     fn classes() {
         assert_eq!(classify(encode(2, 0, 0, 0, 4)), RegisterClass::Hidden, "DBGBVR0_EL1");
         assert_eq!(classify(encode(3, 3, 9, 12, 0)), RegisterClass::Pmu, "PMCR_EL0");
+        assert!(is_icc_group1(encode(3, 0, 12, 12, 0)), "ICC_IAR1_EL1");
+        assert!(is_icc_group1(encode(3, 0, 12, 12, 1)), "ICC_EOIR1_EL1");
+        assert!(is_icc_group1(encode(3, 0, 12, 9, 0)), "ICC_AP1R0_EL1");
+        assert!(!is_icc_group1(ICC_SGI1R_EL1));
+        assert!(!is_icc_group1(encode(3, 0, 12, 8, 0)), "ICC_IAR0_EL1");
         assert_eq!(classify(encode(3, 1, 15, 2, 0)), RegisterClass::Forbidden, "IMPDEF");
         assert_eq!(classify(encode(3, 0, 1, 0, 1)), RegisterClass::Forbidden, "ACTLR_EL1");
         for e in

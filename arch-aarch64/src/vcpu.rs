@@ -11,7 +11,7 @@ use aarch64_cpu::registers::{ESR_EL2, FAR_EL2, HPFAR_EL2, TPIDR_EL2};
 use tantalum_aarch64::esr::{self, Caller, Syndrome};
 use tantalum_aarch64::regs::SPSR_EL1H_MASKED;
 use tantalum_core::addr::{GuestPhys, HostPhys};
-use tantalum_core::config::{PartitionId, MAX_CPUS, VIRTUAL_UART_SPI};
+use tantalum_core::config::{self, PartitionId, MAX_CPUS, VIRTUAL_UART_SPI};
 use tantalum_core::console::input::{self, Announce, Focus, Help, Key};
 use tantalum_core::exit::{Exit, MmioAccess, VcpuSet};
 use tantalum_core::hypercall::Status as PsciStatus;
@@ -331,6 +331,20 @@ impl CpuServices<'_> {
     /// After a guest's GIC write, which may have made an interrupt deliverable to another vCPU
     /// (an SPI enabled or routed to it, a pending bit set): wakes it, or it sleeps on in WFI with
     /// it pending.
+    /// After a write to the distributor's ICFGR: a passed-through SPI's physical trigger follows
+    /// the guest's configuration (a level line left high after an edge is not taken again).
+    fn propagate_trigger(&self, vgic: &VirtualGic, frame: Frame, access: vgic::Access) {
+        let (Frame::Distributor, 0x0c00..=0x0cff) = (frame, access.offset) else { return };
+        let first = (access.offset - 0x0c00) as u32 * 4;
+        let covered = first..first + 4 * u32::from(access.size);
+        let devices = self.partition().config.devices.iter().flat_map(|d| &d.interrupts);
+        for intid in devices.filter(|i| i.kind == config::Interrupt::SPI).map(|i| i.intid()) {
+            if covered.contains(&intid) {
+                gic::set_trigger(intid, vgic.is_edge(self.here.vcpu, intid));
+            }
+        }
+    }
+
     fn wake_after_write(&self, vgic: spin::MutexGuard<'_, VirtualGic>) {
         let p = self.partition();
         let others: heapless::Vec<usize, MAX_CPUS> =
@@ -390,6 +404,10 @@ impl Services for CpuServices<'_> {
     fn gic_access(&mut self, frame: Frame, access: vgic::Access) -> u64 {
         let p = self.partition();
         let vcpu = self.here.vcpu;
+        // Held hardware-linked interrupts whose level line fell are no longer pending.
+        for intid in p.vgic.lock().resample_held(vcpu, gic::still_pending) {
+            gic::deactivate(intid);
+        }
         if vgic::reaches_other_vcpus(p.vcpus.len(), vcpu, frame, access.offset) {
             return self.gic_access_across(frame, access);
         }
@@ -401,6 +419,7 @@ impl Services for CpuServices<'_> {
         let value = vgic.access_listed(vcpu, frame, access, &mut listed[..n]);
         if access.write.is_some() {
             gic::write_listed(&listed[..n]);
+            self.propagate_trigger(&vgic, frame, access);
             self.wake_after_write(vgic);
         }
         value
@@ -687,6 +706,9 @@ extern "C" fn guest_exit(frame: &mut GuestFrame, kind: u64) {
         leave(here);
     }
     let syndrome = Syndrome { esr: ESR_EL2.get(), far: FAR_EL2.get(), hpfar: HPFAR_EL2.get() };
+    if kind == kind::SYNC && acknowledge_trap(&syndrome) {
+        return; // re-sampled: the guest retries the access
+    }
     let exit = match kind {
         kind::SYNC => esr::decode(&syndrome, &frame.x, Caller { vcpu: here.vcpu, vcpus: p.vcpus.len() }),
         kind::IRQ | kind::FIQ => {
@@ -715,6 +737,7 @@ extern "C" fn guest_exit(frame: &mut GuestFrame, kind: u64) {
                 frame.elr += esr::instruction_length(&syndrome);
             }
             load_interrupts(p, here.vcpu, kind == kind::IRQ);
+            resample_before_taken(p, frame);
         }
         Outcome::Emulated { load } => {
             if let Some((register, value)) = load.filter(|&(r, _)| r < 31) {
@@ -722,6 +745,7 @@ extern "C" fn guest_exit(frame: &mut GuestFrame, kind: u64) {
             }
             frame.elr += esr::instruction_length(&syndrome);
             load_interrupts(p, here.vcpu, false);
+            resample_before_taken(p, frame);
         }
         Outcome::VcpuOff => leave(here),
         Outcome::ExternalAbort { .. } => {}
@@ -739,6 +763,26 @@ extern "C" fn guest_exit(frame: &mut GuestFrame, kind: u64) {
             firmware::system_off();
         }
     }
+}
+
+/// A guest that cannot take interrupts now (IRQs masked, and not just woken from WFI) may
+/// silence a source before it unmasks: if a hardware-linked interrupt waits in a list register,
+/// its next acknowledge traps and re-samples the line first ([`acknowledge_trap`]), so a level
+/// interrupt is not replayed after its source fell (a guest that ends it before silencing it).
+fn resample_before_taken(p: &Partition, frame: &GuestFrame) {
+    const PSTATE_I: u64 = 1 << 7;
+    if frame.spsr & PSTATE_I != 0
+        && gic::hardware_entry_waiting()
+        && !crate::wfi::follows_wfi(&p.config, frame.elr)
+    {
+        gic::trap_before_acknowledge();
+    }
+}
+
+/// A group 1 CPU interface access trapped by [`resample_before_taken`]'s trap: the lines are
+/// re-sampled and the trap cleared; the guest retries the instruction.
+fn acknowledge_trap(syndrome: &Syndrome) -> bool {
+    esr::is_icc_group1_access(syndrome) && gic::on_acknowledge_trap()
 }
 
 /// Loads ready virtual interrupts into this CPU's list registers when something may have

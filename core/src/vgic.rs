@@ -649,6 +649,7 @@ enum Op {
 }
 
 mod listed;
+mod resample;
 pub use listed::{reaches_other_vcpus, Listed};
 
 #[cfg(test)]

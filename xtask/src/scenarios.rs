@@ -993,3 +993,74 @@ mod tests {
         assert_eq!(source("[    2.1] x"), None);
     }
 }
+
+/// A scenario that runs one partition image twice, bare on the board's QEMU machine (EL1, no
+/// `virtualization=on`, QEMU's own device tree and devices) and as a Tantalum partition, and
+/// compares what it printed: the lines starting with `marker`, in order, must be the same.
+#[derive(Debug)]
+pub struct Comparison {
+    pub name: &'static str,
+    /// The system that runs the image as a partition (its partition `partition`).
+    pub config: &'static str,
+    pub partition: &'static str,
+    /// The result lines' prefix; lines with `ignore` in them (which side ran) are not compared.
+    pub marker: &'static str,
+    pub ignore: &'static str,
+    pub timeout: Duration,
+}
+
+pub const COMPARISONS: &[Comparison] = &[Comparison {
+    name: "GIC and timer conformance: the same gicconf image bare on QEMU and as a partition gives the same results",
+    config: "configs/tests/gic-conformance.dts",
+    partition: "gicconf",
+    marker: "gicconf: ",
+    ignore: "running as",
+    timeout: T,
+}];
+
+/// The result lines of a run: those of `partition` (`[name] ` prefix) or, bare, any line, that
+/// start with `marker` and do not contain `ignore`.
+pub fn result_lines<'a>(
+    output: &'a str,
+    partition: Option<&str>,
+    marker: &str,
+    ignore: &str,
+) -> Vec<&'a str> {
+    output
+        .lines()
+        .filter_map(|line| match partition {
+            Some(name) => line.strip_prefix('[')?.strip_prefix(name)?.strip_prefix("] "),
+            None => Some(line),
+        })
+        .filter(|text| text.starts_with(marker) && !text.contains(ignore))
+        .collect()
+}
+
+/// Where two runs' result lines differ: each difference with both lines (`-` when one run has
+/// no line there).
+pub fn differences(bare: &[&str], partition: &[&str]) -> Vec<String> {
+    (0..bare.len().max(partition.len()))
+        .filter_map(|i| {
+            let (b, p) = (bare.get(i).copied().unwrap_or("-"), partition.get(i).copied().unwrap_or("-"));
+            (b != p).then(|| format!("bare:      {b}\npartition: {p}"))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod comparison_tests {
+    use super::*;
+
+    #[test]
+    fn result_lines_of_each_side_and_their_differences() {
+        let bare = "gicconf: running as bare\ngicconf: a: 1\nnoise\ngicconf: b: 2\n";
+        let part = "tantalum: x\n[gicconf] gicconf: running as partition\n[gicconf] gicconf: a: 1\n[other] gicconf: b: 2\n[gicconf] gicconf: b: 3\n";
+        let b = result_lines(bare, None, "gicconf: ", "running as");
+        let p = result_lines(part, Some("gicconf"), "gicconf: ", "running as");
+        assert_eq!(b, ["gicconf: a: 1", "gicconf: b: 2"]);
+        assert_eq!(p, ["gicconf: a: 1", "gicconf: b: 3"]);
+        assert_eq!(differences(&b, &p), ["bare:      gicconf: b: 2\npartition: gicconf: b: 3"]);
+        assert_eq!(differences(&b, &b[..1]), ["bare:      gicconf: b: 2\npartition: -"]);
+        assert!(differences(&b, &b).is_empty());
+    }
+}

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use crate::board::Board;
 use crate::check::check_file;
-use crate::scenarios::{Scenario, Tamper, ALWAYS_FORBIDDEN, SCENARIOS, UBOOT_SCENARIOS};
+use crate::scenarios::{
+    Comparison, Scenario, Tamper, ALWAYS_FORBIDDEN, COMPARISONS, SCENARIOS, UBOOT_SCENARIOS,
+};
 use crate::{bail, cargo, image, qemu, root, step, tools, Result};
 
 /// Tally of checks.
@@ -223,6 +225,56 @@ fn run_scenario_booted(s: &Scenario, uboot: bool) -> std::result::Result<(), Str
     Err(format!("{}\nlog: {}\n--- last lines ---\n{}", problems.join("\n"), log.display(), tail.join("\n")))
 }
 
+/// Runs a [`Comparison`]: the partition's image bare on the board's machine without EL2 (one
+/// CPU, QEMU's own device tree), then the system under Tantalum; `Err` shows every result line
+/// that differs, with both versions.
+fn run_comparison(c: &Comparison) -> std::result::Result<(), String> {
+    let built = image::build_system(&root().join(c.config)).map_err(|e| e.0)?;
+    let board = Board::load(&built.board).map_err(|e| e.0)?;
+    let partition = built.config.partitions.iter().find(|p| p.name == c.partition);
+    let image = partition
+        .and_then(|p| p.image_path.clone())
+        .ok_or(format!("{}: no partition {}", c.config, c.partition))?;
+    let image = cargo::build_partitions().map_err(|e| e.0)?.join(image);
+    let bare_command = qemu::Machine::of(&board).without_el2().with_size(1, "128M").headless(&image);
+    let bare = qemu::run_command(bare_command, Some(c.timeout), false).map_err(|e| e.0)?;
+    let run = qemu::captured(&board, &built.image, c.timeout, &[] as &[&str]).map_err(|e| e.0)?;
+    let logs = cargo::out_dir().join("logs");
+    let _ = std::fs::create_dir_all(&logs);
+    let log = |side: &str| logs.join(format!("{}-{side}.log", c.partition));
+    let _ = std::fs::write(log("bare"), &bare.output);
+    let _ = std::fs::write(log("partition"), &run.output);
+    let mut problems = Vec::new();
+    for (side, r) in [("bare", &bare), ("partition", &run)] {
+        if r.timed_out() {
+            problems.push(format!("{side}: timed out after {} s", c.timeout.as_secs()));
+        }
+    }
+    problems.extend(
+        ALWAYS_FORBIDDEN.iter().filter_map(|f| f.find(&run.output)).map(|l| format!("forbidden: {l}")),
+    );
+    let exited = format!("partition '{}' exited with code 0", c.partition);
+    if !run.output.contains(&exited) {
+        problems.push(format!("partition: missing \"{exited}\""));
+    }
+    let bare_lines = crate::scenarios::result_lines(&bare.output, None, c.marker, c.ignore);
+    let lines = crate::scenarios::result_lines(&run.output, Some(c.partition), c.marker, c.ignore);
+    if bare_lines.is_empty() {
+        problems.push("bare: no result lines".into());
+    }
+    problems.extend(crate::scenarios::differences(&bare_lines, &lines));
+    if problems.is_empty() {
+        println!(
+            "        ({} result lines the same; {:.1} s bare, {:.1} s as a partition)",
+            lines.len(),
+            bare.elapsed.as_secs_f64(),
+            run.elapsed.as_secs_f64()
+        );
+        return Ok(());
+    }
+    Err(format!("{}\nlogs: {}, {}", problems.join("\n"), log("bare").display(), log("partition").display()))
+}
+
 /// The x86_64 scenario (`crate::bochs`).
 const X86_SCENARIO: &str =
     "x86_64 under Bochs: GRUB Multiboot2 boot, long mode, VMXON, a guest under EPT whose exits core decides";
@@ -233,6 +285,9 @@ pub fn command(filter: Option<&str>, list: bool) -> Result<()> {
     if list {
         for s in SCENARIOS.iter().chain(UBOOT_SCENARIOS) {
             println!("{}", s.name);
+        }
+        for c in COMPARISONS {
+            println!("{}", c.name);
         }
         println!("{X86_SCENARIO}");
         return Ok(());
@@ -250,13 +305,17 @@ pub fn command(filter: Option<&str>, list: bool) -> Result<()> {
             tally.record(X86_SCENARIO, crate::bochs::vmx_probe_scenario());
             return finish(tally);
         }
-        if chosen.is_empty() {
+        let compared: Vec<&Comparison> = COMPARISONS.iter().filter(|c| c.name.contains(filter)).collect();
+        if chosen.is_empty() && compared.is_empty() {
             bail!("--scenario {filter:?} matches no scenario; `cargo xtask test --list` lists them");
         }
         tools::ensure()?;
         let mut tally = Tally::default();
         for (s, uboot) in chosen {
             tally.record(&format!("scenario: {}", s.name), run_scenario_booted(s, uboot));
+        }
+        for c in compared {
+            tally.record(&format!("scenario: {}", c.name), run_comparison(c));
         }
         return finish(tally);
     }
@@ -325,6 +384,9 @@ pub fn command(filter: Option<&str>, list: bool) -> Result<()> {
     }
     for s in UBOOT_SCENARIOS {
         tally.record(&format!("scenario: {}", s.name), run_scenario_booted(s, true));
+    }
+    for c in COMPARISONS {
+        tally.record(&format!("scenario: {}", c.name), run_comparison(c));
     }
     // A hang that needs a starved emulator (a lost wake-up) shows only on a loaded host:
     // `cargo xtask test --stress` repeats this one.

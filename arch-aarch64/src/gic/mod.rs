@@ -98,6 +98,16 @@ pub fn route_spi(intid: u32, mpidr: u64, edge: bool) {
     }
 }
 
+/// Makes the physical SPI `intid` (a passed-through device's) edge-triggered or
+/// level-sensitive, as the guest configured its virtual one.
+pub fn set_trigger(intid: u32, edge: bool) {
+    if v2() {
+        v2::set_trigger(intid, edge)
+    } else {
+        v3::set_trigger(intid, edge)
+    }
+}
+
 /// The highest-priority interrupt pending at this CPU, without acknowledging it.
 pub fn highest_pending() -> u32 {
     if v2() {
@@ -144,6 +154,45 @@ pub fn write_listed(listed: &[Listed]) {
     } else {
         v3::write_listed(listed)
     }
+}
+
+/// Whether the physical interrupt `intid`, which this CPU acknowledged, is still pending: for a
+/// level-sensitive one, whether its line is still asserted; an edge-triggered one counts as
+/// pending. For [`VirtualGic::resample_held`].
+pub fn still_pending(intid: u32) -> bool {
+    if v2() {
+        v2::still_pending(intid)
+    } else {
+        v3::still_pending(intid)
+    }
+}
+
+/// Before a guest that cannot take interrupts now (IRQs masked) goes on, with a hardware-linked
+/// interrupt only pending in a list register ([`hardware_entry_waiting`]): traps its next
+/// acknowledge so that the line
+/// is re-sampled first (a source silenced meanwhile must not be replayed). GICv3 only: the
+/// GICv2 virtual CPU interface is the guest's own memory-mapped page, with no such trap.
+pub fn trap_before_acknowledge() {
+    if !v2() {
+        v3::trap_before_acknowledge();
+    }
+}
+
+/// Whether a list register holds a hardware-linked interrupt only pending (GICv3; see
+/// [`trap_before_acknowledge`]).
+pub fn hardware_entry_waiting() -> bool {
+    !v2() && v3::hardware_entry_waiting()
+}
+
+/// A trapped group 1 CPU interface access while [`trap_before_acknowledge`] had set the trap:
+/// ends the hardware-linked entries whose line fell and clears the trap (the guest then retries
+/// the access). Returns false when the trap was not set (the access is the guest's fault).
+pub fn on_acknowledge_trap() -> bool {
+    if v2() || !v3::take_acknowledge_trap() {
+        return false;
+    }
+    v3::resample_listed();
+    true
 }
 
 /// Puts a deliverable taken out of `gic` back, pending as it was (see [`Merge::Defer`]).

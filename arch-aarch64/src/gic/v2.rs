@@ -251,6 +251,7 @@ pub fn read_listed(vcpu: u8, out: &mut [Listed]) -> usize {
             pending: state & 1 != 0,
             active: state & 2 != 0,
             hw: value.is_set(GICH_LR::HW),
+            priority: (value.read(GICH_LR::PRIORITY) << 3) as u8,
         };
         n += 1;
     }
@@ -265,7 +266,8 @@ pub fn write_listed(listed: &[Listed]) {
         let Some(reg) = gich.lr.get(usize::from(e.lr)) else { continue };
         let value = LocalRegisterCopy::<u32, GICH_LR::Register>::new(reg.get());
         let state = u32::from(e.pending) | (u32::from(e.active) << 1);
-        if value.read(GICH_LR::STATE) == state {
+        let priority = u32::from(e.priority >> 3);
+        if value.read(GICH_LR::STATE) == state && value.read(GICH_LR::PRIORITY) == priority {
             continue;
         }
         if state == 0 {
@@ -274,7 +276,7 @@ pub fn write_listed(listed: &[Listed]) {
                 deactivate(value.read(GICH_LR::PHYSICAL_ID));
             }
         } else {
-            reg.modify(GICH_LR::STATE.val(state));
+            reg.modify(GICH_LR::STATE.val(state) + GICH_LR::PRIORITY.val(priority));
         }
     }
 }
@@ -328,4 +330,33 @@ pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) {
         GICH_HCR::UIE::SET.value,
     );
     gich.hcr.set(GICH_HCR::EN::SET.value | trigger);
+}
+
+/// Whether the physical interrupt `intid` (acknowledged by this CPU) is still pending: a
+/// level-sensitive one's line asserted; an edge-triggered one counts as pending (see
+/// [`super::still_pending`]). The distributor banks PPIs per CPU, so this CPU's are read.
+pub fn still_pending(intid: u32) -> bool {
+    let d = frames().gicd();
+    let n = intid as usize;
+    let edge = d.icfgr.get(n / 16).is_some_and(|r| r.get() & (2 << (2 * (n % 16))) != 0);
+    edge || d.ispendr.get(n / 32).is_none_or(|r| r.get() & (1 << (n % 32)) != 0)
+}
+
+/// Makes the physical SPI `intid` edge-triggered or level-sensitive, disabled meanwhile (see
+/// [`super::set_trigger`]).
+pub fn set_trigger(intid: u32, edge: bool) {
+    let d = frames().gicd();
+    let (n, bit) = (intid as usize, 1u32 << (intid % 32));
+    let (Some(set), Some(clear), Some(cfg)) =
+        (d.isenabler.get(n / 32), d.icenabler.get(n / 32), d.icfgr.get(n / 16))
+    else {
+        return;
+    };
+    let enabled = set.get() & bit != 0;
+    clear.set(bit);
+    let cfg_bit = 2 << (2 * (n % 16));
+    cfg.set(if edge { cfg.get() | cfg_bit } else { cfg.get() & !cfg_bit });
+    if enabled {
+        set.set(bit);
+    }
 }

@@ -72,24 +72,27 @@ pub fn init_distributor(gicd: usize, gicr: usize) {
     }
 }
 
-/// Wakes this CPU's redistributor, enables the kick SGI and the maintenance interrupt, and
-/// turns on the system-register CPU interface and the virtual CPU interface.
-pub fn init_cpu(mpidr: u64) -> Result<(), &'static str> {
-    let layout = LAYOUT.get().ok_or("GIC not initialised")?;
+/// The redistributor frame of the CPU with affinity `mpidr`.
+fn redistributor(mpidr: u64) -> Option<usize> {
+    let layout = LAYOUT.get()?;
     let affinity = (mpidr & 0xff_ffff) | ((mpidr >> 8) & 0xff00_0000);
-    let mut frame = None;
     for i in 0..MAX_REDISTRIBUTORS {
         let f = layout.gicr + i * GICR_STRIDE as usize;
         let typer = read64(f + GICR_TYPER);
         if typer >> 32 == affinity {
-            frame = Some(f);
-            break;
+            return Some(f);
         }
         if typer & (1 << 4) != 0 {
-            break; // Last
+            return None; // Last
         }
     }
-    let frame = frame.ok_or("no redistributor for this CPU")?;
+    None
+}
+
+/// Wakes this CPU's redistributor, enables the kick SGI and the maintenance interrupt, and
+/// turns on the system-register CPU interface and the virtual CPU interface.
+pub fn init_cpu(mpidr: u64) -> Result<(), &'static str> {
+    let frame = redistributor(mpidr).ok_or("no redistributor for this CPU")?;
     write32(frame + GICR_WAKER, read32(frame + GICR_WAKER) & !(1 << 1));
     while read32(frame + GICR_WAKER) & (1 << 2) != 0 {
         core::hint::spin_loop();
@@ -176,10 +179,32 @@ pub fn route_spi(intid: u32, mpidr: u64, edge: bool) {
     let (reg, bit) = ((n / 32) * 4, 1u32 << (n % 32));
     write32(d + 0x0080 + reg, read32(d + 0x0080 + reg) | bit); // IGROUPR: group 1
     write_byte_field(d + 0x0400, n, 0xa0); // IPRIORITYR
+    configure(d, n, edge);
+    write32(d + 0x0100 + reg, bit); // ISENABLER
+}
+
+/// Sets GICD_ICFGR's bit of SPI `n`.
+fn configure(d: usize, n: usize, edge: bool) {
     let cfg = d + 0x0c00 + (n / 16) * 4;
     let cfg_bit = 2 << (2 * (n % 16));
     write32(cfg, if edge { read32(cfg) | cfg_bit } else { read32(cfg) & !cfg_bit });
-    write32(d + 0x0100 + reg, bit); // ISENABLER
+}
+
+/// Makes the physical SPI `intid` edge-triggered or level-sensitive, disabled meanwhile (changing
+/// an enabled interrupt's configuration is UNPREDICTABLE).
+pub fn set_trigger(intid: u32, edge: bool) {
+    let Some(layout) = LAYOUT.get() else { return };
+    let (d, n) = (layout.gicd, intid as usize);
+    let (reg, bit) = ((n / 32) * 4, 1u32 << (n % 32));
+    let enabled = read32(d + 0x0100 + reg) & bit != 0;
+    write32(d + 0x0180 + reg, bit); // ICENABLER
+    while read32(d + GICD_CTLR) & GICD_CTLR_RWP != 0 {
+        core::hint::spin_loop();
+    }
+    configure(d, n, edge);
+    if enabled {
+        write32(d + 0x0100 + reg, bit);
+    }
 }
 
 macro_rules! lr_access {
@@ -220,6 +245,7 @@ const LR_STATE_SHIFT: u32 = 62;
 const LR_PENDING: u64 = 0b01 << LR_STATE_SHIFT;
 const LR_STATE: u64 = 0b11 << LR_STATE_SHIFT;
 const LR_GROUP1: u64 = 1 << 60;
+const LR_PRIORITY: u64 = 0xff << 48;
 
 const LR_HW: u64 = 1 << 61;
 const LR_ACTIVE: u64 = 0b10 << LR_STATE_SHIFT;
@@ -277,29 +303,31 @@ pub fn read_listed(vcpu: u8, out: &mut [Listed]) -> usize {
             pending: value & LR_PENDING != 0,
             active: value & LR_ACTIVE != 0,
             hw: value & LR_HW != 0,
+            priority: (value >> 48) as u8,
         };
         n += 1;
     }
     n
 }
 
-/// Writes back the state of entries [`read_listed`] returned and a guest's register write
-/// changed. A hardware-linked entry left with no state ends its physical interrupt (nothing
+/// Writes back the state and priority of entries [`read_listed`] returned and a guest's
+/// register write changed. A hardware-linked entry left with no state ends its physical interrupt (nothing
 /// else would: the guest will not EOI it); a level one still asserted fires again.
 pub fn write_listed(listed: &[Listed]) {
     for e in listed {
-        let value = read_lr(usize::from(e.lr));
+        let old = read_lr(usize::from(e.lr));
         let state = if e.pending { LR_PENDING } else { 0 } | if e.active { LR_ACTIVE } else { 0 };
-        if value & LR_STATE == state {
+        let value = (old & !(LR_STATE | LR_PRIORITY)) | state | (u64::from(e.priority) << 48);
+        if value == old {
             continue;
         }
         if state == 0 {
             write_lr(usize::from(e.lr), 0);
             if e.hw {
-                deactivate(((value >> 32) & 0x3ff) as u32);
+                deactivate(((old >> 32) & 0x3ff) as u32);
             }
         } else {
-            write_lr(usize::from(e.lr), (value & !LR_STATE) | state);
+            write_lr(usize::from(e.lr), value);
         }
     }
 }
@@ -343,5 +371,72 @@ pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) {
     // A deferred interrupt waits for its EOI maintenance interrupt (or the next exit), not for
     // an underflow, which one active entry would raise at once, again and again.
     let more = gic.has_deliverable(vcpu) && !deferred;
-    set_ich_hcr(ICH_HCR_EN | super::refill_trigger(more, any_pending, ICH_HCR_NPIE, ICH_HCR_UIE));
+    let trap = ich_hcr() & ICH_HCR_TALL1;
+    set_ich_hcr(ICH_HCR_EN | trap | super::refill_trigger(more, any_pending, ICH_HCR_NPIE, ICH_HCR_UIE));
+}
+
+/// Whether the physical interrupt `intid` (acknowledged by this CPU, so active) is still
+/// pending: for a level-sensitive one, whether its line is asserted (the GIC's pending state
+/// follows the line); an edge-triggered one counts as pending (its event is latched).
+pub fn still_pending(intid: u32) -> bool {
+    let n = intid as usize;
+    let frame = if n < 32 {
+        let mpidr: u64;
+        // SAFETY: reading this CPU's affinity has no side effects.
+        unsafe { asm!("mrs {}, mpidr_el1", out(reg) mpidr, options(nomem, nostack)) };
+        redistributor(mpidr).map(|f| f + GICR_SGI)
+    } else {
+        LAYOUT.get().map(|l| l.gicd)
+    };
+    let Some(frame) = frame else { return true };
+    let edge = read32(frame + 0x0c00 + (n / 16) * 4) & (2 << (2 * (n % 16))) != 0;
+    edge || read32(frame + 0x0200 + (n / 32) * 4) & (1 << (n % 32)) != 0
+}
+
+/// `ICH_HCR_EL2.TALL1`: the guest's group 1 CPU interface registers (`ICC_IAR1_EL1`,
+/// `ICC_EOIR1_EL1`, ...) trap to EL2.
+const ICH_HCR_TALL1: u64 = 1 << 12;
+
+fn ich_hcr() -> u64 {
+    let v: u64;
+    // SAFETY: reading ICH_HCR_EL2 has no side effects.
+    unsafe { asm!("mrs {}, ich_hcr_el2", out(reg) v, options(nomem, nostack)) };
+    v
+}
+
+/// Ends the hardware-linked list registers that are only pending (not taken yet) and whose
+/// physical interrupt is no longer pending (a level line that fell since it was loaded): the
+/// guest would take an interrupt its source no longer asserts. Returns how many.
+pub fn resample_listed() -> usize {
+    let mut ended = 0;
+    for n in 0..list_registers() {
+        let lr = read_lr(n);
+        let physical = ((lr >> 32) & 0x3ff) as u32;
+        if lr & LR_HW != 0 && lr & LR_STATE == LR_PENDING && !still_pending(physical) {
+            write_lr(n, 0);
+            deactivate(physical);
+            ended += 1;
+        }
+    }
+    ended
+}
+
+/// Whether a list register holds a hardware-linked interrupt only pending (not taken yet).
+pub fn hardware_entry_waiting() -> bool {
+    (0..list_registers()).any(|n| read_lr(n) & (LR_HW | LR_STATE) == LR_HW | LR_PENDING)
+}
+
+/// Traps the guest's next acknowledge (any group 1 CPU interface register), so that
+/// [`resample_listed`] runs before the guest can take a hardware-linked entry.
+pub fn trap_before_acknowledge() {
+    set_ich_hcr(ich_hcr() | ICH_HCR_TALL1);
+}
+
+/// Whether the acknowledge trap is set; clears it.
+pub fn take_acknowledge_trap() -> bool {
+    let hcr = ich_hcr();
+    if hcr & ICH_HCR_TALL1 != 0 {
+        set_ich_hcr(hcr & !ICH_HCR_TALL1);
+    }
+    hcr & ICH_HCR_TALL1 != 0
 }

@@ -25,6 +25,8 @@ pub struct Listed {
     pub active: bool,
     /// Linked to a physical interrupt: a write never makes it pending (the hardware would).
     pub hw: bool,
+    /// Its priority (an `IPRIORITYR` write changes a loaded interrupt's too).
+    pub priority: u8,
 }
 
 /// The four registers with a pending or active bit per INTID.
@@ -84,6 +86,21 @@ impl VirtualGic {
             }
             Frame::Redistributor(_) => return value,
         };
+        // IPRIORITYR: a loaded interrupt takes its new priority too (it decides which pending
+        // one the guest acknowledges first).
+        if let (0x0400..=0x07ff, Some(_)) = (offset, access.write) {
+            let first = (offset - 0x0400) as u32;
+            let covered = |e: &Listed| {
+                (first..first + u32::from(access.size)).contains(&e.intid)
+                    && (e.intid >= SPI_BASE || private_of == Some(usize::from(e.vcpu)))
+            };
+            for entry in listed.iter_mut().filter(|e| covered(e)) {
+                if let Some(irq) = self.irq(usize::from(entry.vcpu), entry.intid) {
+                    entry.priority = irq.priority;
+                }
+            }
+            return value;
+        }
         let Some((register, first)) = StateRegister::at(offset & !3) else { return value };
         let shows = |e: &Listed| {
             let covered = e.intid >= first && e.intid < first + 32;
@@ -139,7 +156,7 @@ mod tests {
     const SGI_FRAME: u64 = GICR_SGI_OFFSET;
 
     fn entry(intid: u32, pending: bool, active: bool, hw: bool) -> Listed {
-        Listed { vcpu: 0, lr: 0, intid, pending, active, hw }
+        Listed { vcpu: 0, lr: 0, intid, pending, active, hw, priority: 0xa0 }
     }
 
     fn read(gic: &mut VirtualGic, frame: Frame, offset: u64, listed: &mut [Listed]) -> u64 {
@@ -238,5 +255,26 @@ mod tests {
         let mut v2 = VirtualGic::for_version(2, 1, &[40]);
         assert_eq!(read(&mut v2, d, 0x0200, &mut listed), 1 << 27, "GICv2: the banked PPI");
         assert_eq!(read(&mut v2, d, 0x0304, &mut listed), 1 << 8);
+    }
+
+    #[test]
+    fn ipriorityr_reaches_loaded_interrupts_of_its_frame_only() {
+        let mut gic = VirtualGic::new(2, &[40]);
+        let r = Frame::Redistributor(0);
+        let mut listed =
+            [entry(6, true, false, false), entry(7, true, false, false), entry(40, true, false, false)];
+        // IPRIORITYR1 of vCPU 0's SGI frame, bytes 6 and 7: SGI 7 to 0x40, SGI 6 keeps 0xa0.
+        let a = Access { offset: SGI_FRAME + 0x0404, size: 4, write: Some(0x40a0_0000) };
+        gic.access_listed(0, r, a, &mut listed);
+        assert_eq!((listed[0].priority, listed[1].priority, listed[2].priority), (0xa0, 0x40, 0xa0));
+        assert_eq!(read(&mut gic, r, SGI_FRAME + 0x0404, &mut listed) >> 24, 0x40, "reads it back");
+        // A byte write to the distributor: SPI 40 only.
+        let a = Access { offset: 0x0400 + 40, size: 1, write: Some(0x10) };
+        gic.access_listed(0, Frame::Distributor, a, &mut listed);
+        assert_eq!((listed[1].priority, listed[2].priority), (0x40, 0x10));
+        // Another vCPU's redistributor does not reach this vCPU's list registers.
+        let a = Access { offset: SGI_FRAME + 0x0404, size: 4, write: Some(0x2020_2020) };
+        gic.access_listed(0, Frame::Redistributor(1), a, &mut listed);
+        assert_eq!(listed[1].priority, 0x40);
     }
 }

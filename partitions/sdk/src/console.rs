@@ -1,4 +1,5 @@
-//! `print!` / `println!` through the hypervisor console (`HYP_CONSOLE_WRITE`).
+//! `print!` / `println!` through the hypervisor console (`HYP_CONSOLE_WRITE`), or the machine's
+//! UART when the image runs without the hypervisor ([`crate::bare`]).
 
 use core::fmt::{self, Write};
 
@@ -6,6 +7,10 @@ use crate::hypercall::{hvc, CONSOLE_WRITE_MAX, HYP_CONSOLE_WRITE};
 
 /// Writes bytes to the console; the hypervisor prefixes each line with the partition name.
 pub fn write_bytes(mut bytes: &[u8]) {
+    if crate::bare::bare() {
+        crate::bare::write_bytes(bytes);
+        return;
+    }
     while !bytes.is_empty() {
         let n = bytes.len().min(CONSOLE_WRITE_MAX as usize);
         // The identity map makes a virtual address a guest-physical one.

@@ -106,9 +106,15 @@ pub fn wait_ns(ns: u64) {
     hvc(HYP_WAIT, [ns, 0, 0, 0, 0, 0]);
 }
 
-/// Stops this partition, reporting `code` on the hypervisor console.
+/// Stops this partition, reporting `code` on the hypervisor console. Without the hypervisor
+/// ([`crate::bare`]) it prints the code and powers the machine off.
 pub fn exit(code: u64) -> ! {
-    hvc(HYP_EXIT, [code, 0, 0, 0, 0, 0]);
+    if crate::bare::bare() {
+        crate::println!("exited with code {code}");
+        crate::bare::power_off();
+    } else {
+        hvc(HYP_EXIT, [code, 0, 0, 0, 0, 0]);
+    }
     // The hypervisor never returns from EXIT; if it did, do not run on.
     loop {
         // SAFETY: WFI only waits.

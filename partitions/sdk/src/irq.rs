@@ -218,6 +218,42 @@ pub fn set_priority_mask(mask: u8) {
     unsafe { asm!("msr icc_pmr_el1, {}", "isb", in(reg) u64::from(mask), options(nostack)) };
 }
 
+/// Enables (GICD/GICR_ISENABLER) or disables (ICENABLER) `intid` at the GIC.
+pub fn set_enabled(intid: u32, enabled: bool) {
+    let (frame, reg, bit) = state_frame(intid);
+    if enabled {
+        frame.isenabler[reg].set(bit);
+    } else {
+        frame.icenabler[reg].set(bit);
+    }
+}
+
+/// `intid`'s priority as the GIC reads it back.
+pub fn priority(intid: u32) -> u8 {
+    let (frame, _, _) = state_frame(intid);
+    frame.ipriorityr.get(intid as usize).map_or(0, |p| p.get())
+}
+
+/// Makes `intid` edge-triggered or level-sensitive (GICD/GICR_ICFGR).
+pub fn set_edge(intid: u32, edge: bool) {
+    let (frame, _, _) = state_frame(intid);
+    let (reg, bit) = ((intid / 16) as usize, 2u32 << (2 * (intid % 16)));
+    let value = frame.icfgr[reg].get();
+    frame.icfgr[reg].set(if edge { value | bit } else { value & !bit });
+}
+
+/// Whether `intid` is configured edge-triggered (GICD/GICR_ICFGR).
+pub fn is_edge(intid: u32) -> bool {
+    let (frame, _, _) = state_frame(intid);
+    frame.icfgr[(intid / 16) as usize].get() & (2u32 << (2 * (intid % 16))) != 0
+}
+
+/// Puts `intid` in group 1 (GICD/GICR_IGROUPR), which a GICv3 signals as IRQ.
+pub fn set_group1(intid: u32) {
+    let (frame, reg, bit) = state_frame(intid);
+    frame.igroupr[reg].set(frame.igroupr[reg].get() | bit);
+}
+
 /// Unmasks IRQs at the CPU.
 pub fn enable() {
     // SAFETY: unmasking IRQs lets registered handlers run; the vector saves what they clobber.

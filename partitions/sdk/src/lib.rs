@@ -18,6 +18,7 @@
 extern crate alloc;
 
 pub mod abort;
+pub mod bare;
 pub mod channel;
 pub mod console;
 pub mod debug;

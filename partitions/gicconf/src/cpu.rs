@@ -1,0 +1,98 @@
+//! The CPU side: the GICv3 CPU interface's system registers (acknowledge, end, send an SGI),
+//! IRQ masking, time from the virtual counter, and the EL1 virtual timer.
+
+use core::arch::asm;
+
+/// INTIDs from here on are special: nothing to acknowledge.
+const SPURIOUS: u32 = 1020;
+
+/// Acknowledges the highest-priority pending interrupt (`ICC_IAR1_EL1`), if any.
+pub fn ack() -> Option<u32> {
+    let iar: u64;
+    // SAFETY: acknowledging a group 1 interrupt of this CPU's (virtual) CPU interface.
+    unsafe { asm!("mrs {}, icc_iar1_el1", out(reg) iar, options(nostack)) };
+    let intid = iar as u32 & 0xff_ffff;
+    (intid < SPURIOUS).then_some(intid)
+}
+
+/// Ends (drops the priority of and deactivates: EOImode 0) an interrupt [`ack`] returned.
+pub fn eoi(intid: u32) {
+    // SAFETY: ending an interrupt this CPU acknowledged.
+    unsafe { asm!("msr icc_eoir1_el1, {}", "isb", in(reg) u64::from(intid), options(nostack)) };
+}
+
+/// Sends SGI `intid` to this CPU alone (`ICC_SGI1R_EL1`, a target list with its own Aff0).
+pub fn send_sgi(intid: u32) {
+    let mpidr: u64;
+    // SAFETY: reading this CPU's affinity has no side effects.
+    unsafe { asm!("mrs {}, mpidr_el1", out(reg) mpidr, options(nomem, nostack)) };
+    let value = (1u64 << (mpidr & 0xf))
+        | ((mpidr >> 8) & 0xff) << 16
+        | ((mpidr >> 16) & 0xff) << 32
+        | ((mpidr >> 32) & 0xff) << 48
+        | u64::from(intid & 0xf) << 24;
+    // SAFETY: an SGI to this CPU only makes one of its own interrupts pending.
+    unsafe { asm!("msr icc_sgi1r_el1, {}", "isb", in(reg) value, options(nostack)) };
+}
+
+/// Masks IRQs at the CPU (the cases poll for interrupts instead).
+pub fn mask_irqs() {
+    // SAFETY: masking IRQs only delays this CPU's own handlers.
+    unsafe { asm!("msr daifset, #2", "isb", options(nomem, nostack)) };
+}
+
+fn counter() -> u64 {
+    tantalum_guest::time::now().ticks()
+}
+
+fn ticks(us: u64) -> u64 {
+    tantalum_guest::time::frequency() * us / 1_000_000
+}
+
+/// The counter value `us` microseconds from now.
+pub fn deadline(us: u64) -> u64 {
+    counter() + ticks(us)
+}
+
+/// Whether the counter has not reached `deadline` yet.
+pub fn before(deadline: u64) -> bool {
+    counter() < deadline
+}
+
+/// Busy-waits `us` microseconds (no hypercall: the image also runs without the hypervisor).
+pub fn spin_us(us: u64) {
+    let until = deadline(us);
+    while before(until) {}
+}
+
+/// The EL1 virtual timer (`CNTV_*_EL0`): its output is a level interrupt, asserted while it is
+/// enabled, unmasked and its condition is met.
+pub mod timer {
+    use core::arch::asm;
+
+    const ENABLE: u64 = 1 << 0;
+    const ISTATUS: u64 = 1 << 2;
+
+    /// Arms the timer to fire `us` microseconds from now.
+    pub fn fire_in_us(us: u64) {
+        let ticks = super::ticks(us);
+        // SAFETY: programming this CPU's EL1 virtual timer only affects its own interrupt.
+        unsafe {
+            asm!("msr cntv_tval_el0, {}", "msr cntv_ctl_el0, {}", "isb", in(reg) ticks, in(reg) ENABLE, options(nostack))
+        };
+    }
+
+    /// Whether its condition is met and it asserts its interrupt.
+    pub fn asserted() -> bool {
+        let ctl: u64;
+        // SAFETY: reading the timer's control register has no side effects.
+        unsafe { asm!("isb", "mrs {}, cntv_ctl_el0", out(reg) ctl, options(nomem, nostack)) };
+        ctl & (ENABLE | ISTATUS) == ENABLE | ISTATUS
+    }
+
+    /// Silences it: disabled, so its interrupt is no longer asserted.
+    pub fn off() {
+        // SAFETY: as in `fire_in_us`.
+        unsafe { asm!("msr cntv_ctl_el0, xzr", "isb", options(nostack)) };
+    }
+}
