@@ -12,6 +12,7 @@ pub const MAGIC: u32 = 0x7472_6976;
 pub const VENDOR: u32 = 0x4154_4e54;
 /// Device IDs (virtio 1.2 §5).
 pub const DEVICE_NET: u32 = 1;
+pub const DEVICE_BLK: u32 = 2;
 /// Feature bits (virtio 1.2 §6, §5.1.3).
 pub const F_VERSION_1: u64 = 1 << 32;
 pub const NET_F_MAC: u64 = 1 << 5;
@@ -57,7 +58,7 @@ pub mod reg {
 /// Queues per device (virtio-net without a control queue: receive, transmit).
 pub const QUEUES: usize = 2;
 /// Bytes of device configuration space a device may have.
-pub const CONFIG_MAX: usize = 8;
+pub const CONFIG_MAX: usize = 16;
 
 /// A queue as the driver configures it, and once ready, its checked rings.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

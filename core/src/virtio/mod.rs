@@ -6,6 +6,7 @@
 use crate::addr::{GuestPhys, HostPhys};
 use crate::config::PartitionConfig;
 
+pub mod blk;
 pub mod mmio;
 pub mod net;
 pub mod queue;

@@ -41,6 +41,8 @@ pub enum QueueError {
     BadBuffer { addr: u64, len: u32 },
     /// A device-writable buffer where a readable one belongs, or the reverse.
     WrongDirection,
+    /// A block request without its 16-byte header or its status byte.
+    BadRequest,
 }
 
 /// A queue the driver made ready: its rings, translated once, and the device's positions.
@@ -69,6 +71,14 @@ pub struct Chain {
     pub head: u16,
     next: Option<u16>,
     taken: u16,
+}
+
+impl Chain {
+    /// The chain starting at `head` (taken earlier, walked again: every descriptor is checked
+    /// again, so a driver that rewrote it meanwhile only confuses its own request).
+    pub fn at(head: u16) -> Chain {
+        Chain { head, next: Some(head), taken: 0 }
+    }
 }
 
 impl Ring {
@@ -112,7 +122,7 @@ impl Ring {
         if head >= self.num {
             return Err(QueueError::BadIndex(head));
         }
-        Ok(Some(Chain { head, next: Some(head), taken: 0 }))
+        Ok(Some(Chain::at(head)))
     }
 
     /// Takes the chain [`peek`](Self::peek) returned.
@@ -130,6 +140,20 @@ impl Ring {
         chain: &mut Chain,
         writable: bool,
     ) -> Result<Option<Segment>, QueueError> {
+        match self.next_buffer(owner, mem, chain)? {
+            Some((_, w)) if w != writable => Err(QueueError::WrongDirection),
+            next => Ok(next.map(|(segment, _)| segment)),
+        }
+    }
+
+    /// The next buffer of `chain`, either direction, and whether it is device-writable (a
+    /// virtio-blk request: readable header and data, then writable data and status).
+    pub fn next_buffer(
+        &self,
+        owner: Owner<'_>,
+        mem: &mut dyn GuestMemory,
+        chain: &mut Chain,
+    ) -> Result<Option<(Segment, bool)>, QueueError> {
         let Some(index) = chain.next else { return Ok(None) };
         if index >= self.num {
             return Err(QueueError::BadIndex(index));
@@ -147,12 +171,9 @@ impl Ring {
         if flags & DESC_F_INDIRECT != 0 {
             return Err(QueueError::Indirect);
         }
-        if (flags & DESC_F_WRITE != 0) != writable {
-            return Err(QueueError::WrongDirection);
-        }
         chain.next = (flags & DESC_F_NEXT != 0).then_some(next);
         let pa = owner.translate(addr, u64::from(len)).ok_or(QueueError::BadBuffer { addr, len })?;
-        Ok(Some(Segment { pa, len }))
+        Ok(Some((Segment { pa, len }, flags & DESC_F_WRITE != 0)))
     }
 
     /// Returns chain `head` to the driver with `written` bytes written into it.
