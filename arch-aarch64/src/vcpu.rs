@@ -724,7 +724,7 @@ extern "C" fn guest_exit(frame: &mut GuestFrame, kind: u64) {
     let mut outcome = handle_exit(&system.config, here.id as PartitionId, &state, exit, &mut services);
     if let Outcome::ExternalAbort { addr, access } = outcome {
         if kind == kind::SYNC && inject::external_abort(&syndrome, frame) {
-            load_interrupts(p, here.vcpu, false);
+            let _ = load_interrupts(p, here.vcpu, false);
             return;
         }
         // The guest cannot take it (its vector is the fetch that faulted): its fault policy.
@@ -736,16 +736,16 @@ extern "C" fn guest_exit(frame: &mut GuestFrame, kind: u64) {
             if kind == kind::SYNC && esr::needs_pc_advance(&syndrome) {
                 frame.elr += esr::instruction_length(&syndrome);
             }
-            load_interrupts(p, here.vcpu, kind == kind::IRQ);
-            resample_before_taken(p, frame);
+            let loaded_hw = load_interrupts(p, here.vcpu, kind == kind::IRQ);
+            resample_before_taken(p, frame, loaded_hw);
         }
         Outcome::Emulated { load } => {
             if let Some((register, value)) = load.filter(|&(r, _)| r < 31) {
                 frame.x[register as usize] = esr::extend_load(&syndrome, value);
             }
             frame.elr += esr::instruction_length(&syndrome);
-            load_interrupts(p, here.vcpu, false);
-            resample_before_taken(p, frame);
+            let loaded_hw = load_interrupts(p, here.vcpu, false);
+            resample_before_taken(p, frame, loaded_hw);
         }
         Outcome::VcpuOff => leave(here),
         Outcome::ExternalAbort { .. } => {}
@@ -766,15 +766,12 @@ extern "C" fn guest_exit(frame: &mut GuestFrame, kind: u64) {
 }
 
 /// A guest that cannot take interrupts now (IRQs masked, and not just woken from WFI) may
-/// silence a source before it unmasks: if a hardware-linked interrupt waits in a list register,
-/// its next acknowledge traps and re-samples the line first ([`acknowledge_trap`]), so a level
+/// silence a source before it unmasks: if a hardware-linked interrupt was just loaded
+/// (`loaded_hw`), its next acknowledge traps and re-samples the line first ([`acknowledge_trap`]), so a level
 /// interrupt is not replayed after its source fell (a guest that ends it before silencing it).
-fn resample_before_taken(p: &Partition, frame: &GuestFrame) {
+fn resample_before_taken(p: &Partition, frame: &GuestFrame, loaded_hw: bool) {
     const PSTATE_I: u64 = 1 << 7;
-    if frame.spsr & PSTATE_I != 0
-        && gic::hardware_entry_waiting()
-        && !crate::wfi::follows_wfi(&p.config, frame.elr)
-    {
+    if loaded_hw && frame.spsr & PSTATE_I != 0 && !crate::wfi::follows_wfi(&p.config, frame.elr) {
         gic::trap_before_acknowledge();
     }
 }
@@ -787,17 +784,20 @@ fn acknowledge_trap(syndrome: &Syndrome) -> bool {
 
 /// Loads ready virtual interrupts into this CPU's list registers when something may have
 /// changed (the hint, or a physical interrupt that may have been a kick or maintenance).
-fn load_interrupts(p: &Partition, vcpu: usize, interrupted: bool) {
+/// Returns whether a hardware-linked one was loaded.
+fn load_interrupts(p: &Partition, vcpu: usize, interrupted: bool) -> bool {
     let hint = &p.irq_hints[vcpu];
     // A plain load first: the common case (nothing new) costs no atomic read-modify-write.
     let hinted = hint.load(Ordering::Acquire) && hint.swap(false, Ordering::AcqRel);
-    if hinted || interrupted {
-        let mut vgic = p.vgic.lock();
-        gic::load_list_registers(&mut vgic, vcpu);
-        if vgic.has_deliverable(vcpu) {
-            hint.store(true, Ordering::Release);
-        }
+    if !(hinted || interrupted) {
+        return false;
     }
+    let mut vgic = p.vgic.lock();
+    let loaded_hw = gic::load_list_registers(&mut vgic, vcpu);
+    if vgic.has_deliverable(vcpu) {
+        hint.store(true, Ordering::Release);
+    }
+    loaded_hw
 }
 
 fn report(system: &System, id: usize, outcome: &Outcome, pc: u64) {

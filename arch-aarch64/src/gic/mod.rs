@@ -128,8 +128,9 @@ pub fn reset_virtual_interface() {
 }
 
 /// Moves interrupts that `gic` has ready for `vcpu` into free list registers. When more are
-/// ready than fit, asks for a maintenance interrupt once the list registers drain.
-pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) {
+/// ready than fit, asks for a maintenance interrupt once the list registers drain. Returns
+/// whether it loaded a hardware-linked interrupt that [`trap_before_acknowledge`] can re-sample.
+pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) -> bool {
     if v2() {
         v2::load_list_registers(gic, vcpu)
     } else {
@@ -168,20 +169,13 @@ pub fn still_pending(intid: u32) -> bool {
 }
 
 /// Before a guest that cannot take interrupts now (IRQs masked) goes on, with a hardware-linked
-/// interrupt only pending in a list register ([`hardware_entry_waiting`]): traps its next
-/// acknowledge so that the line
+/// interrupt just loaded ([`load_list_registers`]): traps its next acknowledge so that the line
 /// is re-sampled first (a source silenced meanwhile must not be replayed). GICv3 only: the
 /// GICv2 virtual CPU interface is the guest's own memory-mapped page, with no such trap.
 pub fn trap_before_acknowledge() {
     if !v2() {
         v3::trap_before_acknowledge();
     }
-}
-
-/// Whether a list register holds a hardware-linked interrupt only pending (GICv3; see
-/// [`trap_before_acknowledge`]).
-pub fn hardware_entry_waiting() -> bool {
-    !v2() && v3::hardware_entry_waiting()
 }
 
 /// A trapped group 1 CPU interface access while [`trap_before_acknowledge`] had set the trap:

@@ -333,9 +333,11 @@ pub fn write_listed(listed: &[Listed]) {
 }
 
 /// Moves interrupts that `gic` has ready for `vcpu` into free list registers. When more are
-/// ready than fit, asks for a maintenance interrupt once the list registers drain.
-pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) {
+/// ready than fit, asks for a maintenance interrupt once the list registers drain. Returns
+/// whether it loaded a hardware-linked interrupt.
+pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) -> bool {
     let count = list_registers();
+    let mut loaded_hw = false;
     // Ended entries that asked for an EOI maintenance interrupt: clear them, or it goes on.
     for n in (0..count).filter(|&n| read_lr(n) & (LR_STATE | LR_HW | LR_EOI) == LR_EOI) {
         gic.end_watch(vcpu, read_lr(n) as u32);
@@ -349,6 +351,7 @@ pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) {
         // The same INTID already in a list register (the guest is handling it).
         let Some(n) = (0..count).find(|&n| lrs[n] & LR_STATE != 0 && lrs[n] as u32 == d.intid) else {
             write_lr(free, lr_value(&d));
+            loaded_hw |= d.hw;
             continue;
         };
         match tantalum_aarch64::list_registers::merge(lrs[n] & LR_HW != 0, lrs[n] & LR_ACTIVE != 0, d.hw) {
@@ -356,7 +359,10 @@ pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) {
                 write_lr(n, lrs[n] | LR_PENDING | LR_EOI);
                 gic.watch(vcpu, d.intid);
             }
-            tantalum_aarch64::list_registers::Merge::Replace => write_lr(n, lr_value(&d)),
+            tantalum_aarch64::list_registers::Merge::Replace => {
+                write_lr(n, lr_value(&d));
+                loaded_hw = true;
+            }
             tantalum_aarch64::list_registers::Merge::Defer { eoi_maintenance } => {
                 if eoi_maintenance {
                     write_lr(n, lrs[n] | LR_EOI);
@@ -373,6 +379,7 @@ pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) {
     let more = gic.has_deliverable(vcpu) && !deferred;
     let trap = ich_hcr() & ICH_HCR_TALL1;
     set_ich_hcr(ICH_HCR_EN | trap | super::refill_trigger(more, any_pending, ICH_HCR_NPIE, ICH_HCR_UIE));
+    loaded_hw
 }
 
 /// Whether the physical interrupt `intid` (acknowledged by this CPU, so active) is still
@@ -419,11 +426,6 @@ pub fn resample_listed() -> usize {
         }
     }
     ended
-}
-
-/// Whether a list register holds a hardware-linked interrupt only pending (not taken yet).
-pub fn hardware_entry_waiting() -> bool {
-    (0..list_registers()).any(|n| read_lr(n) & (LR_HW | LR_STATE) == LR_HW | LR_PENDING)
 }
 
 /// Traps the guest's next acknowledge (any group 1 CPU interface register), so that
