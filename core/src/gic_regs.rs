@@ -1,7 +1,9 @@
 //! GIC register layouts, declared once (tock-registers) for the hypervisor's drivers
 //! (`arch-aarch64`), the virtual GIC's decoding (`vgic`) and the SDK: the distributor (the
-//! per-INTID banks are the same in a GICv3 redistributor's SGI frame), a GICv2's CPU interface
-//! (also the layout of its virtual CPU interface, GICV) and its virtual interface control (GICH).
+//! per-INTID banks are the same in a GICv3 redistributor's SGI frame), a GICv3 redistributor's
+//! RD frame, a GICv2's CPU interface (also the layout of its virtual CPU interface, GICV) and its
+//! virtual interface control (GICH). The virtual GIC decodes a trapped offset against
+//! [`span`]s of these layouts, so no register offset is written twice.
 #![forbid(unsafe_code)]
 
 use tock_registers::register_bitfields;
@@ -11,7 +13,7 @@ use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
 register_structs! {
     /// A distributor (GICv2 and GICv3) up to its GICv3 routing registers.
     pub Distributor {
-        (0x000 => pub ctlr: ReadWrite<u32>),
+        (0x000 => pub ctlr: ReadWrite<u32, GICD_CTLR::Register>),
         (0x004 => pub typer: ReadOnly<u32>),
         (0x008 => pub iidr: ReadOnly<u32>),
         (0x00c => _reserved0),
@@ -30,9 +32,53 @@ register_structs! {
         /// GICv2 only.
         (0xf00 => pub sgir: WriteOnly<u32, SGIR::Register>),
         (0xf04 => _reserved2),
-        (0x6000 => pub irouter: [ReadWrite<u64>; 988]),
-        (0x7ee0 => @END),
+        /// GICv2 only: the architecture revision in bits 7:4.
+        (0xfe8 => pub pidr2_v2: ReadOnly<u32>),
+        (0xfec => _reserved3),
+        /// GICv3: IROUTER<n> routes SPI INTID n (entries 0-31 are reserved).
+        (0x6000 => pub irouter: [ReadWrite<u64>; 1020]),
+        (0x7fe0 => _reserved4),
+        /// GICv3: the architecture revision in bits 7:4.
+        (0xffe8 => pub pidr2: ReadOnly<u32>),
+        (0xffec => _reserved5),
+        (0x10000 => @END),
     }
+}
+
+register_structs! {
+    /// A GICv3 redistributor's RD frame (its SGI frame follows, with the per-INTID banks of a
+    /// [`Distributor`] for the CPU's SGIs and PPIs).
+    pub Redistributor {
+        (0x0000 => pub ctlr: ReadWrite<u32>),
+        (0x0004 => pub iidr: ReadOnly<u32>),
+        (0x0008 => pub typer: ReadOnly<u64, GICR_TYPER::Register>),
+        (0x0010 => pub statusr: ReadWrite<u32>),
+        (0x0014 => pub waker: ReadWrite<u32, GICR_WAKER::Register>),
+        (0x0018 => _reserved0),
+        (0xffe8 => pub pidr2: ReadOnly<u32>),
+        (0xffec => _reserved1),
+        (0x10000 => @END),
+    }
+}
+
+/// Offset of a GICv3 redistributor's SGI frame: just past its RD frame.
+pub const GICR_SGI_OFFSET: u64 = core::mem::size_of::<Redistributor>() as u64;
+
+/// `(first, last)` byte offsets of field `$field` of layout `$layout` (a register or an array
+/// of them): `span!(Distributor, ispendr)` is `(0x200, 0x27f)`. Constants, for `match` arms.
+#[macro_export]
+macro_rules! gic_span {
+    ($layout:ty, $field:ident) => {{
+        let first = core::mem::offset_of!($layout, $field);
+        let size = $crate::gic_regs::field_size(|r: &$layout| &r.$field);
+        (first as u64, (first + size) as u64 - 1)
+    }};
+}
+pub use gic_span as span;
+
+/// The size of the field a projection returns (for [`span`]).
+pub const fn field_size<T, F>(_: fn(&T) -> &F) -> usize {
+    core::mem::size_of::<F>()
 }
 
 register_structs! {
@@ -72,7 +118,34 @@ register_structs! {
     }
 }
 
+register_bitfields! [u64,
+    /// GICR_TYPER.
+    pub GICR_TYPER [
+        /// The last redistributor of the region.
+        LAST OFFSET(4) NUMBITS(1) [],
+        PROCESSOR_NUMBER OFFSET(8) NUMBITS(16) [],
+        /// Aff3.Aff2.Aff1.Aff0 of its CPU.
+        AFFINITY OFFSET(32) NUMBITS(32) [],
+    ]
+];
+
 register_bitfields! [u32,
+    /// GICD_CTLR (the fields of a GICv3 with one security state; a GICv2 has the two enables).
+    pub GICD_CTLR [
+        ENABLE_GRP0 OFFSET(0) NUMBITS(1) [],
+        ENABLE_GRP1 OFFSET(1) NUMBITS(1) [],
+        /// Affinity routing (GICv3).
+        ARE OFFSET(4) NUMBITS(1) [],
+        /// Disable security: one security state (GICv3).
+        DS OFFSET(6) NUMBITS(1) [],
+        /// Register write pending (GICv3).
+        RWP OFFSET(31) NUMBITS(1) [],
+    ],
+    /// GICR_WAKER.
+    pub GICR_WAKER [
+        PROCESSOR_SLEEP OFFSET(1) NUMBITS(1) [],
+        CHILDREN_ASLEEP OFFSET(2) NUMBITS(1) [],
+    ],
     /// GICD_SGIR (GICv2).
     pub SGIR [
         INTID OFFSET(0) NUMBITS(4) [],
@@ -111,10 +184,24 @@ mod tests {
     #[test]
     fn offsets_are_the_architecture_s() {
         assert_eq!(offset_of!(Distributor, itargetsr), 0x800);
+        assert_eq!(offset_of!(Distributor, pidr2_v2), 0xfe8);
         assert_eq!(offset_of!(Distributor, irouter), 0x6000);
+        assert_eq!(offset_of!(Distributor, pidr2), 0xffe8);
+        assert_eq!(offset_of!(Redistributor, waker), 0x14);
+        assert_eq!(GICR_SGI_OFFSET, 0x1_0000);
         assert_eq!(offset_of!(CpuInterface, dir), 0x1000);
         assert_eq!(offset_of!(VirtualControl, apr), 0xf0);
         assert_eq!(offset_of!(VirtualControl, lr), 0x100);
+    }
+
+    #[test]
+    fn spans_cover_whole_registers() {
+        assert_eq!(span!(Distributor, ctlr), (0, 3));
+        assert_eq!(span!(Distributor, ispendr), (0x200, 0x27f));
+        assert_eq!(span!(Distributor, ipriorityr), (0x400, 0x7ff));
+        assert_eq!(span!(Distributor, icfgr), (0xc00, 0xcff));
+        assert_eq!(span!(Distributor, irouter), (0x6000, 0x7fdf), "IROUTER1019 is the last");
+        assert_eq!(span!(Redistributor, typer), (8, 0xf));
     }
 
     #[test]

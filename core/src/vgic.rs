@@ -13,10 +13,13 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
+use crate::gic_regs::GICD_CTLR;
+use offsets::*;
+
 /// Size of the distributor frame.
-pub const GICD_SIZE: u64 = 0x1_0000;
+pub const GICD_SIZE: u64 = core::mem::size_of::<crate::gic_regs::Distributor>() as u64;
 /// Offset of the SGI/PPI frame inside one redistributor.
-pub const GICR_SGI_OFFSET: u64 = 0x1_0000;
+pub use crate::gic_regs::GICR_SGI_OFFSET;
 /// First SPI INTID.
 pub const SPI_BASE: u32 = 32;
 /// INTIDs the virtual distributor implements (SGIs, PPIs and 96 SPIs): GICD_TYPER says 128.
@@ -30,10 +33,10 @@ const IIDR: u64 = 0x0000_043b;
 /// Default priority of an interrupt until the guest sets one.
 const DEFAULT_PRIORITY: u8 = 0xa0;
 
-const CTLR_ENABLE_GRP0: u32 = 1 << 0;
-const CTLR_ENABLE_GRP1: u32 = 1 << 1;
-const CTLR_ARE: u32 = 1 << 4;
-const CTLR_DS: u32 = 1 << 6;
+const CTLR_ENABLE_GRP0: u32 = GICD_CTLR::ENABLE_GRP0::SET.value;
+const CTLR_ENABLE_GRP1: u32 = GICD_CTLR::ENABLE_GRP1::SET.value;
+const CTLR_ARE: u32 = GICD_CTLR::ARE::SET.value;
+const CTLR_DS: u32 = GICD_CTLR::DS::SET.value;
 
 /// A register access from a guest: `size` in bytes (1, 2, 4 or 8).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -423,17 +426,17 @@ impl VirtualGic {
 
     fn distributor(&mut self, a: Access) -> u64 {
         match (a.offset, a.write) {
-            (0x0000, None) => u64::from(self.ctlr),
-            (0x0000, Some(v)) => {
+            (GICD_CTLR, None) => u64::from(self.ctlr),
+            (GICD_CTLR, Some(v)) => {
                 self.ctlr = (v as u32 & (CTLR_ENABLE_GRP0 | CTLR_ENABLE_GRP1)) | CTLR_ARE | CTLR_DS;
                 0
             }
             // ITLinesNumber = 3 (128 INTIDs), IDbits = 9 (10-bit INTIDs), no LPIs or MBIs.
-            (0x0004, None) => ((MAX_INTID / 32 - 1) | (9 << 19)) as u64,
-            (0x0008, None) => IIDR,
-            (0xffe8, None) => PIDR2_GICV3,
-            (0x6000..=0x7fd8, _) if a.offset.is_multiple_of(8) || a.size == 4 => self.irouter(a),
-            (0x0080..=0x0fff, _) => self.intid_registers(Bank::Distributor, a),
+            (GICD_TYPER, None) => ((MAX_INTID / 32 - 1) | (9 << 19)) as u64,
+            (GICD_IIDR, None) => IIDR,
+            (GICD_PIDR2, None) => PIDR2_GICV3,
+            (IROUTER..=IROUTER_LAST, _) if a.offset.is_multiple_of(8) || a.size == 4 => self.irouter(a),
+            (IGROUPR..=ICFGR_LAST, _) => self.intid_registers(Bank::Distributor, a),
             _ => 0,
         }
     }
@@ -442,21 +445,21 @@ impl VirtualGic {
     fn distributor_v2(&mut self, vcpu: usize, a: Access) -> u64 {
         let vcpus = self.redists.len() as u64;
         match (a.offset, a.write) {
-            (0x0000, None) => u64::from(self.ctlr),
-            (0x0000, Some(v)) => {
+            (GICD_CTLR, None) => u64::from(self.ctlr),
+            (GICD_CTLR, Some(v)) => {
                 self.ctlr = v as u32 & (CTLR_ENABLE_GRP0 | CTLR_ENABLE_GRP1);
                 0
             }
             // ITLinesNumber (128 INTIDs), CPUNumber = vCPUs - 1, no security extensions.
-            (0x0004, None) => u64::from(MAX_INTID / 32 - 1) | ((vcpus - 1) << 5),
-            (0x0008, None) => IIDR,
-            (0x0fe8, None) => PIDR2_GICV2,
-            (0x0f00, Some(v)) => {
+            (GICD_TYPER, None) => u64::from(MAX_INTID / 32 - 1) | ((vcpus - 1) << 5),
+            (GICD_IIDR, None) => IIDR,
+            (GICD_PIDR2_V2, None) => PIDR2_GICV2,
+            (GICD_SGIR, Some(v)) => {
                 self.send_sgi_v2(vcpu, v as u32);
                 0
             }
-            (0x0800..=0x0bff, _) => self.targets(vcpu, (a.offset - 0x0800) as u32, a),
-            (0x0080..=0x0fff, _) => self.intid_registers(Bank::V2(vcpu), a),
+            (ITARGETSR..=ITARGETSR_LAST, _) => self.targets(vcpu, (a.offset - ITARGETSR) as u32, a),
+            (IGROUPR..=ICFGR_LAST, _) => self.intid_registers(Bank::V2(vcpu), a),
             _ => 0,
         }
     }
@@ -504,7 +507,7 @@ impl VirtualGic {
     }
 
     fn irouter(&mut self, a: Access) -> u64 {
-        let intid = ((a.offset - 0x6000) / 8) as u32;
+        let intid = ((a.offset - IROUTER) / 8) as u32;
         let high = a.offset % 8 == 4;
         let Some(irq) = self.irq(0, intid).filter(|_| intid >= SPI_BASE) else { return 0 };
         match a.write {
@@ -524,9 +527,9 @@ impl VirtualGic {
     fn redistributor(&mut self, vcpu: usize, a: Access) -> u64 {
         let last = vcpu + 1 == self.redists.len();
         match (a.offset, a.write) {
-            (0x0004, None) => IIDR,
+            (GICR_IIDR, None) => IIDR,
             // TYPER: Affinity_Value = vCPU number (Aff0), Processor_Number, Last.
-            (0x0008, None) => {
+            (GICR_TYPER, None) => {
                 let typer = ((vcpu as u64) << 32) | ((vcpu as u64) << 8) | (u64::from(last) << 4);
                 if a.size == 4 {
                     typer & 0xffff_ffff
@@ -534,23 +537,23 @@ impl VirtualGic {
                     typer
                 }
             }
-            (0x000c, None) => vcpu as u64,
-            (0x0014, None) => {
+            (GICR_TYPER_HIGH, None) => vcpu as u64,
+            (GICR_WAKER, None) => {
                 let asleep = u64::from(self.redists[vcpu].asleep);
                 (asleep << 1) | (asleep << 2)
             }
-            (0x0014, Some(v)) => {
+            (GICR_WAKER, Some(v)) => {
                 self.redists[vcpu].asleep = v & (1 << 1) != 0;
                 0
             }
-            (0xffe8, None) => PIDR2_GICV3,
+            (GICR_PIDR2, None) => PIDR2_GICV3,
             _ => 0,
         }
     }
 
     fn banked(&mut self, vcpu: usize, a: Access) -> u64 {
         match a.offset {
-            0x0080..=0x0c07 => self.intid_registers(Bank::Redistributor(vcpu), a),
+            IGROUPR..=SGI_FRAME_ICFGR_LAST => self.intid_registers(Bank::Redistributor(vcpu), a),
             _ => 0,
         }
     }
@@ -561,15 +564,25 @@ impl VirtualGic {
         let offset = a.offset;
         let bit_reg = |base: u64| (offset - base) as u32 * 8;
         match offset {
-            0x0080..=0x00ff => self.bits(bank, bit_reg(0x0080), a.write, |i| &mut i.group1, Op::Set),
-            0x0100..=0x017f => self.bits(bank, bit_reg(0x0100), a.write, |i| &mut i.enabled, Op::Or),
-            0x0180..=0x01ff => self.bits(bank, bit_reg(0x0180), a.write, |i| &mut i.enabled, Op::Clear),
-            0x0200..=0x027f => self.bits(bank, bit_reg(0x0200), a.write, |i| &mut i.pending, Op::Or),
-            0x0280..=0x02ff => self.bits(bank, bit_reg(0x0280), a.write, |i| &mut i.pending, Op::Clear),
-            0x0300..=0x037f => self.bits(bank, bit_reg(0x0300), a.write, |i| &mut i.active, Op::Or),
-            0x0380..=0x03ff => self.bits(bank, bit_reg(0x0380), a.write, |i| &mut i.active, Op::Clear),
-            0x0400..=0x07ff => self.priorities(bank, (offset - 0x0400) as u32, a),
-            0x0c00..=0x0cff => self.config(bank, (offset - 0x0c00) as u32 * 4, a.write),
+            IGROUPR..=IGROUPR_LAST => self.bits(bank, bit_reg(IGROUPR), a.write, |i| &mut i.group1, Op::Set),
+            ISENABLER..=ISENABLER_LAST => {
+                self.bits(bank, bit_reg(ISENABLER), a.write, |i| &mut i.enabled, Op::Or)
+            }
+            ICENABLER..=ICENABLER_LAST => {
+                self.bits(bank, bit_reg(ICENABLER), a.write, |i| &mut i.enabled, Op::Clear)
+            }
+            ISPENDR..=ISPENDR_LAST => self.bits(bank, bit_reg(ISPENDR), a.write, |i| &mut i.pending, Op::Or),
+            ICPENDR..=ICPENDR_LAST => {
+                self.bits(bank, bit_reg(ICPENDR), a.write, |i| &mut i.pending, Op::Clear)
+            }
+            ISACTIVER..=ISACTIVER_LAST => {
+                self.bits(bank, bit_reg(ISACTIVER), a.write, |i| &mut i.active, Op::Or)
+            }
+            ICACTIVER..=ICACTIVER_LAST => {
+                self.bits(bank, bit_reg(ICACTIVER), a.write, |i| &mut i.active, Op::Clear)
+            }
+            IPRIORITYR..=IPRIORITYR_LAST => self.priorities(bank, (offset - IPRIORITYR) as u32, a),
+            ICFGR..=ICFGR_LAST => self.config(bank, (offset - ICFGR) as u32 * 4, a.write),
             _ => 0,
         }
     }
@@ -649,6 +662,7 @@ enum Op {
 }
 
 mod listed;
+mod offsets;
 mod resample;
 pub use listed::{reaches_other_vcpus, Listed};
 

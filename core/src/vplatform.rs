@@ -120,7 +120,7 @@ impl EmulatedPages {
 }
 
 /// Size of one GICv3 redistributor frame pair (RD_base + SGI_base) per vCPU.
-pub const GICR_STRIDE: u64 = 0x2_0000;
+pub const GICR_STRIDE: u64 = 2 * crate::gic_regs::GICR_SGI_OFFSET;
 
 /// Architectural timer PPIs (as DT specifier numbers: INTID - 16): secure physical,
 /// non-secure physical, virtual, hypervisor.

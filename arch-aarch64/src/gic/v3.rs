@@ -5,32 +5,27 @@
 
 use core::arch::asm;
 
+use aarch64_cpu::registers::{ICH_HCR_EL2, ICH_LR0_EL2 as ICH_LR};
 use spin::Once;
+use tantalum_core::gic_regs::{
+    Distributor, Redistributor, GICD_CTLR, GICR_SGI_OFFSET, GICR_TYPER, GICR_WAKER,
+};
 use tantalum_core::vgic::{Deliverable, Listed, VirtualGic};
 use tantalum_core::vplatform::GICR_STRIDE;
+use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
 
 use super::{FORWARDED_PPIS, KICK_SGI, MAINTENANCE_INTID, SPURIOUS, WAKEUP_INTID};
 
-const GICD_CTLR: usize = 0x0000;
-const GICD_CTLR_RWP: u32 = 1 << 31;
-/// ARE (bit 4), EnableGrp1 (bit 1), EnableGrp0 (bit 0): one security state (DS = 1).
-const GICD_CTLR_ENABLE: u32 = (1 << 4) | (1 << 1) | 1;
-const GICR_TYPER: usize = 0x0008;
-const GICR_WAKER: usize = 0x0014;
-const GICR_SGI: usize = 0x1_0000;
-const GICR_IGROUPR0: usize = GICR_SGI + 0x0080;
-const GICR_ISENABLER0: usize = GICR_SGI + 0x0100;
-const GICR_IPRIORITYR: usize = GICR_SGI + 0x0400;
 /// Most redistributor frames searched for this CPU's.
 const MAX_REDISTRIBUTORS: usize = 64;
 
 /// ICH_HCR_EL2 bits.
-const ICH_HCR_EN: u64 = 1 << 0;
+const ICH_HCR_EN: u64 = ICH_HCR_EL2::En::SET.value;
 /// Underflow maintenance interrupt: fires when at most one list register is in use.
-const ICH_HCR_UIE: u64 = 1 << 1;
+const ICH_HCR_UIE: u64 = ICH_HCR_EL2::UIE::SET.value;
 /// No-pending maintenance interrupt: fires when no list register holds a pending interrupt,
 /// so more can be loaded (more pending than list registers).
-const ICH_HCR_NPIE: u64 = 1 << 3;
+const ICH_HCR_NPIE: u64 = ICH_HCR_EL2::NPIE::SET.value;
 
 struct Layout {
     gicd: usize,
@@ -40,34 +35,32 @@ struct Layout {
 
 static LAYOUT: Once<Layout> = Once::new();
 
-fn read32(addr: usize) -> u32 {
-    // SAFETY: `addr` is a GIC register inside the device memory of the EL2 identity map (the
-    // board's GIC, from the validated config); reading it has no memory-safety effect.
-    unsafe { core::ptr::read_volatile(addr as *const u32) }
+/// The distributor at `base`, or a redistributor's SGI frame (the same per-INTID banks).
+fn distributor(base: usize) -> &'static Distributor {
+    // SAFETY: `base` is the board GIC's distributor or one of its redistributors' SGI frames
+    // (from the validated config), device memory of the EL2 identity map for the whole run;
+    // only the hypervisor programs the physical GIC, with volatile accesses.
+    unsafe { &*(base as *const Distributor) }
 }
 
-fn write32(addr: usize, value: u32) {
-    // SAFETY: as in `read32`; only the hypervisor programs the physical GIC.
-    unsafe { core::ptr::write_volatile(addr as *mut u32, value) }
+/// The RD frame of the redistributor at `base`.
+fn rd_frame(base: usize) -> &'static Redistributor {
+    // SAFETY: as in `distributor`: a redistributor of the board's GIC.
+    unsafe { &*(base as *const Redistributor) }
 }
 
-/// Sets byte `index` of the byte-per-interrupt registers at `base` (IPRIORITYR) to `value`.
-fn write_byte_field(base: usize, index: usize, value: u32) {
-    let reg = base + (index & !3);
-    let shift = 8 * (index % 4);
-    write32(reg, (read32(reg) & !(0xff << shift)) | (value << shift));
-}
-
-fn read64(addr: usize) -> u64 {
-    // SAFETY: as in `read32`.
-    unsafe { core::ptr::read_volatile(addr as *const u64) }
+/// The SGI frame of the redistributor at `base`.
+fn sgi_frame(base: usize) -> &'static Distributor {
+    distributor(base + GICR_SGI_OFFSET as usize)
 }
 
 /// Enables the distributor (boot CPU, once). `gicd`/`gicr` are the board GIC's frames.
 pub fn init_distributor(gicd: usize, gicr: usize) {
     LAYOUT.call_once(|| Layout { gicd, gicr });
-    write32(gicd + GICD_CTLR, GICD_CTLR_ENABLE);
-    while read32(gicd + GICD_CTLR) & GICD_CTLR_RWP != 0 {
+    // One security state (DS = 1): affinity routing, both groups.
+    let d = distributor(gicd);
+    d.ctlr.write(GICD_CTLR::ARE::SET + GICD_CTLR::ENABLE_GRP1::SET + GICD_CTLR::ENABLE_GRP0::SET);
+    while d.ctlr.is_set(GICD_CTLR::RWP) {
         core::hint::spin_loop();
     }
 }
@@ -78,12 +71,12 @@ fn redistributor(mpidr: u64) -> Option<usize> {
     let affinity = (mpidr & 0xff_ffff) | ((mpidr >> 8) & 0xff00_0000);
     for i in 0..MAX_REDISTRIBUTORS {
         let f = layout.gicr + i * GICR_STRIDE as usize;
-        let typer = read64(f + GICR_TYPER);
-        if typer >> 32 == affinity {
+        let typer = rd_frame(f).typer.extract();
+        if typer.read(GICR_TYPER::AFFINITY) == affinity {
             return Some(f);
         }
-        if typer & (1 << 4) != 0 {
-            return None; // Last
+        if typer.is_set(GICR_TYPER::LAST) {
+            return None;
         }
     }
     None
@@ -93,16 +86,18 @@ fn redistributor(mpidr: u64) -> Option<usize> {
 /// turns on the system-register CPU interface and the virtual CPU interface.
 pub fn init_cpu(mpidr: u64) -> Result<(), &'static str> {
     let frame = redistributor(mpidr).ok_or("no redistributor for this CPU")?;
-    write32(frame + GICR_WAKER, read32(frame + GICR_WAKER) & !(1 << 1));
-    while read32(frame + GICR_WAKER) & (1 << 2) != 0 {
+    let rd = rd_frame(frame);
+    rd.waker.modify(GICR_WAKER::PROCESSOR_SLEEP::CLEAR);
+    while rd.waker.is_set(GICR_WAKER::CHILDREN_ASLEEP) {
         core::hint::spin_loop();
     }
-    write32(frame + GICR_IGROUPR0, u32::MAX);
+    let sgi = sgi_frame(frame);
+    sgi.igroupr[0].set(u32::MAX);
     let ours = [KICK_SGI, MAINTENANCE_INTID, WAKEUP_INTID].into_iter().chain(FORWARDED_PPIS);
     for intid in ours.clone() {
-        write_byte_field(frame + GICR_IPRIORITYR, intid as usize, 0x80);
+        sgi.ipriorityr[intid as usize].set(0x80);
     }
-    write32(frame + GICR_ISENABLER0, ours.fold(0, |bits, intid| bits | (1 << intid)));
+    sgi.isenabler[0].set(ours.fold(0, |bits, intid| bits | (1 << intid)));
     // SAFETY: turning on the system-register interface (ICC_SRE_EL2.SRE, and Enable so EL1 may
     // use it), unmasking all priorities and enabling group 1 only affect interrupt delivery to
     // this CPU; EL2 runs with IRQs masked, so they are taken only from guests (HCR_EL2.IMO).
@@ -171,39 +166,42 @@ pub fn deactivate(intid: u32) {
 /// passed through to the partition that runs there). `edge` selects edge triggering.
 pub fn route_spi(intid: u32, mpidr: u64, edge: bool) {
     let Some(layout) = LAYOUT.get() else { return };
-    let (d, n) = (layout.gicd, intid as usize);
-    let affinity = (mpidr & 0xff_ffff) | ((mpidr >> 8) & 0xff_0000_0000);
-    // GICD_IROUTER<n> (64-bit) at 0x6000 + 8n.
-    write32(d + 0x6000 + 8 * n, affinity as u32);
-    write32(d + 0x6004 + 8 * n, (affinity >> 32) as u32);
-    let (reg, bit) = ((n / 32) * 4, 1u32 << (n % 32));
-    write32(d + 0x0080 + reg, read32(d + 0x0080 + reg) | bit); // IGROUPR: group 1
-    write_byte_field(d + 0x0400, n, 0xa0); // IPRIORITYR
+    let (d, n) = (distributor(layout.gicd), intid as usize);
+    let (Some(router), Some(group), Some(enable)) =
+        (d.irouter.get(n), d.igroupr.get(n / 32), d.isenabler.get(n / 32))
+    else {
+        return;
+    };
+    router.set((mpidr & 0xff_ffff) | ((mpidr >> 8) & 0xff_0000_0000));
+    let bit = 1u32 << (n % 32);
+    group.set(group.get() | bit); // group 1
+    d.ipriorityr[n].set(0xa0);
     configure(d, n, edge);
-    write32(d + 0x0100 + reg, bit); // ISENABLER
+    enable.set(bit);
 }
 
 /// Sets GICD_ICFGR's bit of SPI `n`.
-fn configure(d: usize, n: usize, edge: bool) {
-    let cfg = d + 0x0c00 + (n / 16) * 4;
+fn configure(d: &Distributor, n: usize, edge: bool) {
+    let Some(cfg) = d.icfgr.get(n / 16) else { return };
     let cfg_bit = 2 << (2 * (n % 16));
-    write32(cfg, if edge { read32(cfg) | cfg_bit } else { read32(cfg) & !cfg_bit });
+    cfg.set(if edge { cfg.get() | cfg_bit } else { cfg.get() & !cfg_bit });
 }
 
 /// Makes the physical SPI `intid` edge-triggered or level-sensitive, disabled meanwhile (changing
 /// an enabled interrupt's configuration is UNPREDICTABLE).
 pub fn set_trigger(intid: u32, edge: bool) {
     let Some(layout) = LAYOUT.get() else { return };
-    let (d, n) = (layout.gicd, intid as usize);
-    let (reg, bit) = ((n / 32) * 4, 1u32 << (n % 32));
-    let enabled = read32(d + 0x0100 + reg) & bit != 0;
-    write32(d + 0x0180 + reg, bit); // ICENABLER
-    while read32(d + GICD_CTLR) & GICD_CTLR_RWP != 0 {
+    let (d, n) = (distributor(layout.gicd), intid as usize);
+    let (Some(set), Some(clear)) = (d.isenabler.get(n / 32), d.icenabler.get(n / 32)) else { return };
+    let bit = 1u32 << (n % 32);
+    let enabled = set.get() & bit != 0;
+    clear.set(bit);
+    while d.ctlr.is_set(GICD_CTLR::RWP) {
         core::hint::spin_loop();
     }
     configure(d, n, edge);
     if enabled {
-        write32(d + 0x0100 + reg, bit);
+        set.set(bit);
     }
 }
 
@@ -241,22 +239,21 @@ fn set_ich_hcr(value: u64) {
     unsafe { asm!("msr ich_hcr_el2, {}", "isb", in(reg) value, options(nostack)) };
 }
 
-const LR_STATE_SHIFT: u32 = 62;
-const LR_PENDING: u64 = 0b01 << LR_STATE_SHIFT;
-const LR_STATE: u64 = 0b11 << LR_STATE_SHIFT;
-const LR_GROUP1: u64 = 1 << 60;
-const LR_PRIORITY: u64 = 0xff << 48;
-
-const LR_HW: u64 = 1 << 61;
-const LR_ACTIVE: u64 = 0b10 << LR_STATE_SHIFT;
+const LR_PENDING: u64 = ICH_LR::State::Pending.value;
+const LR_ACTIVE: u64 = ICH_LR::State::Active.value;
+/// Both state bits: pending, active or both.
+const LR_STATE: u64 = ICH_LR::State::PendingAndActive.value;
+const LR_GROUP1: u64 = ICH_LR::Group::SET.value;
+const LR_PRIORITY: u64 = ICH_LR::Priority::SET.value;
+const LR_HW: u64 = ICH_LR::HW::SET.value;
 /// Maintenance interrupt when the guest ends this (software) entry.
-const LR_EOI: u64 = 1 << 41;
+const LR_EOI: u64 = ICH_LR::EOI::SET.value;
 
 fn lr_value(d: &Deliverable) -> u64 {
     let group = if d.group1 { LR_GROUP1 } else { 0 };
-    // A hardware-linked entry names the physical INTID (the same number) in bits 41:32.
-    let hw = if d.hw { LR_HW | (u64::from(d.intid) << 32) } else { 0 };
-    LR_PENDING | group | hw | (u64::from(d.priority) << 48) | u64::from(d.intid)
+    // A hardware-linked entry names the physical INTID (the same number).
+    let hw = if d.hw { LR_HW | ICH_LR::pINTID.val(u64::from(d.intid)).value } else { 0 };
+    LR_PENDING | group | hw | ICH_LR::Priority.val(u64::from(d.priority)).value | u64::from(d.intid)
 }
 
 /// The highest-priority interrupt pending at this CPU, without acknowledging it.
@@ -275,7 +272,7 @@ pub fn reset_virtual_interface() {
         // interface: end it, or it never fires again.
         let lr = read_lr(n);
         if lr & LR_HW != 0 && lr & LR_STATE != 0 {
-            deactivate(((lr >> 32) & 0x3ff) as u32);
+            deactivate(ICH_LR::pINTID.read(lr) as u32);
         }
         write_lr(n, 0);
     }
@@ -303,7 +300,7 @@ pub fn read_listed(vcpu: u8, out: &mut [Listed]) -> usize {
             pending: value & LR_PENDING != 0,
             active: value & LR_ACTIVE != 0,
             hw: value & LR_HW != 0,
-            priority: (value >> 48) as u8,
+            priority: ICH_LR::Priority.read(value) as u8,
         };
         n += 1;
     }
@@ -317,14 +314,15 @@ pub fn write_listed(listed: &[Listed]) {
     for e in listed {
         let old = read_lr(usize::from(e.lr));
         let state = if e.pending { LR_PENDING } else { 0 } | if e.active { LR_ACTIVE } else { 0 };
-        let value = (old & !(LR_STATE | LR_PRIORITY)) | state | (u64::from(e.priority) << 48);
+        let value =
+            (old & !(LR_STATE | LR_PRIORITY)) | state | ICH_LR::Priority.val(u64::from(e.priority)).value;
         if value == old {
             continue;
         }
         if state == 0 {
             write_lr(usize::from(e.lr), 0);
             if e.hw {
-                deactivate(((old >> 32) & 0x3ff) as u32);
+                deactivate(ICH_LR::pINTID.read(old) as u32);
             }
         } else {
             write_lr(usize::from(e.lr), value);
@@ -391,17 +389,22 @@ pub fn still_pending(intid: u32) -> bool {
         let mpidr: u64;
         // SAFETY: reading this CPU's affinity has no side effects.
         unsafe { asm!("mrs {}, mpidr_el1", out(reg) mpidr, options(nomem, nostack)) };
-        redistributor(mpidr).map(|f| f + GICR_SGI)
+        redistributor(mpidr).map(sgi_frame)
     } else {
-        LAYOUT.get().map(|l| l.gicd)
+        LAYOUT.get().map(|l| distributor(l.gicd))
     };
-    let Some(frame) = frame else { return true };
-    let edge = read32(frame + 0x0c00 + (n / 16) * 4) & (2 << (2 * (n % 16))) != 0;
-    edge || read32(frame + 0x0200 + (n / 32) * 4) & (1 << (n % 32)) != 0
+    let (Some(cfg), Some(pending)) =
+        frame.map_or((None, None), |f| (f.icfgr.get(n / 16), f.ispendr.get(n / 32)))
+    else {
+        return true;
+    };
+    let edge = cfg.get() & (2 << (2 * (n % 16))) != 0;
+    edge || pending.get() & (1 << (n % 32)) != 0
 }
 
 /// `ICH_HCR_EL2.TALL1`: the guest's group 1 CPU interface registers (`ICC_IAR1_EL1`,
 /// `ICC_EOIR1_EL1`, ...) trap to EL2.
+/// (aarch64-cpu's ICH_HCR_EL2 has no field for it.)
 const ICH_HCR_TALL1: u64 = 1 << 12;
 
 fn ich_hcr() -> u64 {
@@ -418,7 +421,7 @@ pub fn resample_listed() -> usize {
     let mut ended = 0;
     for n in 0..list_registers() {
         let lr = read_lr(n);
-        let physical = ((lr >> 32) & 0x3ff) as u32;
+        let physical = ICH_LR::pINTID.read(lr) as u32;
         if lr & LR_HW != 0 && lr & LR_STATE == LR_PENDING && !still_pending(physical) {
             write_lr(n, 0);
             deactivate(physical);

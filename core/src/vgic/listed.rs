@@ -11,6 +11,10 @@
 //! those the other vCPUs' CPUs published on request (the arch asks them, and hands their
 //! changed entries back to them to write).
 
+use super::offsets::{
+    ICACTIVER, ICACTIVER_LAST, ICPENDR, ICPENDR_LAST, IPRIORITYR, IPRIORITYR_LAST, ISACTIVER, ISACTIVER_LAST,
+    ISPENDR, ISPENDR_LAST,
+};
 use super::{Access, Frame, VirtualGic, GICR_SGI_OFFSET, SPI_BASE};
 
 /// One list register's interrupt, as the arch read it.
@@ -42,10 +46,10 @@ impl StateRegister {
     /// The register at `offset` of a distributor or SGI frame, and the first INTID it covers.
     fn at(offset: u64) -> Option<(Self, u32)> {
         let (register, base) = match offset {
-            0x0200..=0x027f => (Self::SetPending, 0x0200),
-            0x0280..=0x02ff => (Self::ClearPending, 0x0280),
-            0x0300..=0x037f => (Self::SetActive, 0x0300),
-            0x0380..=0x03ff => (Self::ClearActive, 0x0380),
+            ISPENDR..=ISPENDR_LAST => (Self::SetPending, ISPENDR),
+            ICPENDR..=ICPENDR_LAST => (Self::ClearPending, ICPENDR),
+            ISACTIVER..=ISACTIVER_LAST => (Self::SetActive, ISACTIVER),
+            ICACTIVER..=ICACTIVER_LAST => (Self::ClearActive, ICACTIVER),
             _ => return None,
         };
         Some((register, ((offset - base) / 4 * 32) as u32))
@@ -88,8 +92,8 @@ impl VirtualGic {
         };
         // IPRIORITYR: a loaded interrupt takes its new priority too (it decides which pending
         // one the guest acknowledges first).
-        if let (0x0400..=0x07ff, Some(_)) = (offset, access.write) {
-            let first = (offset - 0x0400) as u32;
+        if let (IPRIORITYR..=IPRIORITYR_LAST, Some(_)) = (offset, access.write) {
+            let first = (offset - IPRIORITYR) as u32;
             let covered = |e: &Listed| {
                 (first..first + u32::from(access.size)).contains(&e.intid)
                     && (e.intid >= SPI_BASE || private_of == Some(usize::from(e.vcpu)))

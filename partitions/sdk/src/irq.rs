@@ -6,16 +6,14 @@
 use core::arch::asm;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-use tantalum_core::gic_regs::{CpuInterface, Distributor};
+use tantalum_core::gic_regs::{CpuInterface, Distributor, Redistributor, GICD_CTLR, GICR_WAKER};
 use tock_registers::interfaces::{Readable, Writeable};
 
 /// Where QEMU virt's GICv3 sits: used when the guest DT names no GIC.
 const DEFAULT_GICD: usize = 0x0800_0000;
 const DEFAULT_GICR: usize = 0x080a_0000;
 /// A GICv3 redistributor's SGI/PPI frame (same per-INTID layout as the distributor's).
-const GICR_SGI_FRAME: usize = 0x1_0000;
-/// GICR_WAKER, in the redistributor's first frame.
-const GICR_WAKER: usize = 0x14;
+const GICR_SGI_FRAME: usize = tantalum_core::gic_regs::GICR_SGI_OFFSET as usize;
 /// INTIDs handlers can be registered for.
 const MAX_INTID: usize = 128;
 /// INTIDs from here on are special: nothing pending.
@@ -54,6 +52,12 @@ fn gicd() -> &'static Distributor {
     distributor_at(GICD.load(Ordering::Relaxed))
 }
 
+fn gicr() -> &'static Redistributor {
+    // SAFETY: on a GICv3 `SECOND` is vCPU 0's redistributor in the partition's own virtual GIC
+    // (its RD frame), device memory of its identity map for the whole run.
+    unsafe { &*(SECOND.load(Ordering::Relaxed) as *const Redistributor) }
+}
+
 fn gicc() -> &'static CpuInterface {
     // SAFETY: on a GICv2 `SECOND` is the partition's virtual CPU interface (the GICV the
     // hypervisor maps at the GIC's CPU interface address), device memory of its identity map.
@@ -81,26 +85,21 @@ fn locate() {
     }
 }
 
-fn write32(addr: usize, value: u32) {
-    // SAFETY: `addr` is a register of the partition's own virtual GIC (device memory of its
-    // identity map); the hypervisor emulates it.
-    unsafe { core::ptr::write_volatile(addr as *mut u32, value) }
-}
-
 /// Turns the GIC on for this vCPU: distributor enabled, (GICv3) redistributor awake, CPU
 /// interface accepting every priority. Interrupts stay masked until [`enable`].
 pub fn init() {
     locate();
     if V2.load(Ordering::Relaxed) {
         // Group 0 and 1 on; the guest's interrupts stay in group 0, signalled as IRQs.
-        gicd().ctlr.set(0b11);
+        gicd().ctlr.write(GICD_CTLR::ENABLE_GRP0::SET + GICD_CTLR::ENABLE_GRP1::SET);
         gicc().pmr.set(0xff);
         gicc().ctlr.set(1);
         return;
     }
-    gicd().ctlr.set(1 << 1); // EnableGrp1
-    write32(SECOND.load(Ordering::Relaxed) + GICR_WAKER, 0); // awake
-                                                             // SAFETY: programming this vCPU's (virtual) CPU interface only affects its interrupts.
+    gicd().ctlr.write(GICD_CTLR::ENABLE_GRP1::SET);
+    // Awake.
+    gicr().waker.write(GICR_WAKER::PROCESSOR_SLEEP::CLEAR);
+    // SAFETY: programming this vCPU's (virtual) CPU interface only affects its interrupts.
     unsafe {
         asm!(
             "msr icc_sre_el1, {sre}",
