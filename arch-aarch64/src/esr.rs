@@ -64,8 +64,12 @@ fn decoded_access(s: &Syndrome, x: &[u64; 31]) -> Option<MmioAccess> {
 }
 
 /// Sign-extends a value loaded by an emulated access if the instruction asked for it
-/// (ESR_EL2.ISS.SSE, to 64 bits when SF is set, else 32).
+/// (ESR_EL2.ISS.SSE, to 64 bits when SF is set, else 32). Only a data abort's ISS has those
+/// fields: an emulated `MRS` (a trapped system register) loads all 64 bits as they are.
 pub fn extend_load(s: &Syndrome, value: u64) -> u64 {
+    if s.class() != ec::DABT_LOWER {
+        return value;
+    }
     let iss = s.iss();
     let size_bits = 8u32 << ((iss >> 22) & 3);
     if size_bits >= 64 {
@@ -303,6 +307,18 @@ mod tests {
         assert_eq!(extend_load(&ldrsb, 0x80), 0xffff_ffff_ffff_ff80);
         let ldr = Syndrome { esr: esr(ec::DABT_LOWER, dabt::ISV | (2 << 22) | 0b000111), ..s };
         assert_eq!(extend_load(&ldr, 0x1_8000_0000), 0x8000_0000);
+    }
+
+    #[test]
+    fn an_emulated_system_register_read_keeps_all_64_bits() {
+        // MRS x0, PMCR_EL0: ISS Op0 = 3 sits where a data abort has SSE, and bits 23:22 (a data
+        // abort's size) are 0: read as a sign-extended byte, QEMU's 0x41013000 became 0.
+        let mrs = Syndrome {
+            esr: esr(ec::SYSREG, u64::from(sysreg::encode(3, 3, 9, 12, 0)) | 1),
+            ..Default::default()
+        };
+        assert_eq!(extend_load(&mrs, 0x4101_3000), 0x4101_3000);
+        assert_eq!(extend_load(&mrs, 0x2_0001), 0x2_0001, "PMCEID0_EL0: CPU_CYCLES stays");
     }
 
     #[test]

@@ -96,3 +96,22 @@ pub mod timer {
         unsafe { asm!("msr cntv_ctl_el0, xzr", "isb", options(nostack)) };
     }
 }
+
+/// The PMU's identification as the guest reads it: `PMCR_EL0` (IMP, IDCODE, N) and the common
+/// event bitmaps `PMCEID0_EL0`/`PMCEID1_EL0`, which decide the events Linux's perf offers.
+pub fn pmu_identification() -> (u64, u64, u64) {
+    let (pmcr, ceid0, ceid1): (u64, u64, u64);
+    // SAFETY: reading PMU identification registers has no side effects.
+    unsafe {
+        asm!(
+            "mrs {}, pmcr_el0",
+            "mrs {}, pmceid0_el0",
+            "mrs {}, pmceid1_el0",
+            out(reg) pmcr,
+            out(reg) ceid0,
+            out(reg) ceid1,
+            options(nomem, nostack)
+        )
+    };
+    (pmcr, ceid0, ceid1)
+}

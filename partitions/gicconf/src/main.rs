@@ -286,6 +286,16 @@ fn main() {
     irq::init();
     let mode = if tantalum_guest::bare::bare() { "bare on the machine" } else { "a Tantalum partition" };
     println!("gicconf: running as {mode}");
+    let (pmcr, ceid0, ceid1) = cpu::pmu_identification();
+    report(
+        "PMU identification",
+        format_args!(
+            "PMCR_EL0 IMP {:#x} IDCODE {:#x} N {}, PMCEID0_EL0 {ceid0:#x}, PMCEID1_EL0 {ceid1:#x}",
+            pmcr >> 24 & 0xff,
+            pmcr >> 16 & 0xff,
+            pmcr >> 11 & 0x1f
+        ),
+    );
     let alarm = rtc::Rtc::from_dt();
     sgi_in_handler();
     sgi_active_and_pending();
