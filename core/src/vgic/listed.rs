@@ -12,8 +12,8 @@
 //! changed entries back to them to write).
 
 use super::offsets::{
-    ICACTIVER, ICACTIVER_LAST, ICPENDR, ICPENDR_LAST, IPRIORITYR, IPRIORITYR_LAST, ISACTIVER, ISACTIVER_LAST,
-    ISPENDR, ISPENDR_LAST,
+    ICACTIVER, ICACTIVER_LAST, ICPENDR, ICPENDR_LAST, IPRIORITYR, IPRIORITYR_LAST, IROUTER, IROUTER_LAST,
+    ISACTIVER, ISACTIVER_LAST, ISPENDR, ISPENDR_LAST, ITARGETSR, ITARGETSR_LAST,
 };
 use super::{Access, Frame, VirtualGic, GICR_SGI_OFFSET, SPI_BASE};
 
@@ -102,6 +102,33 @@ impl VirtualGic {
                 if let Some(irq) = self.irq(usize::from(entry.vcpu), entry.intid) {
                     entry.priority = irq.priority;
                 }
+            }
+            return value;
+        }
+        // IROUTER (GICv3) or ITARGETSR (GICv2): an SPI routed away from the vCPU whose list
+        // register holds it pending goes, pending, to its new target (the caller wakes it). A
+        // hardware-linked one stays: its physical interrupt is active on this CPU.
+        let routed = match (frame, access.write, self.v2) {
+            (Frame::Distributor, Some(_), false) if (IROUTER..=IROUTER_LAST).contains(&offset) => {
+                let intid = ((offset - IROUTER) / 8) as u32;
+                Some(intid..intid + 1)
+            }
+            (Frame::Distributor, Some(_), true) if (ITARGETSR..=ITARGETSR_LAST).contains(&offset) => {
+                let first = (offset - ITARGETSR) as u32;
+                Some(first..first + u32::from(access.size))
+            }
+            _ => None,
+        };
+        if let Some(intids) = routed {
+            for entry in listed.iter_mut().filter(|e| intids.contains(&e.intid) && e.intid >= SPI_BASE) {
+                if entry.hw || !entry.pending || self.spi_target(entry.intid) == usize::from(entry.vcpu) {
+                    continue;
+                }
+                entry.pending = false;
+                if let Some(irq) = self.irq(usize::from(entry.vcpu), entry.intid) {
+                    irq.pending = true;
+                }
+                self.mark(usize::from(entry.vcpu), entry.intid, true);
             }
             return value;
         }
@@ -280,5 +307,47 @@ mod tests {
         let a = Access { offset: SGI_FRAME + 0x0404, size: 4, write: Some(0x2020_2020) };
         gic.access_listed(0, Frame::Redistributor(1), a, &mut listed);
         assert_eq!(listed[1].priority, 0x40);
+    }
+
+    #[test]
+    fn an_spi_routed_away_takes_its_pending_state_to_the_new_target() {
+        let mut gic = VirtualGic::new(2, &[40, 41, 42]);
+        write(&mut gic, Frame::Distributor, 0x0000, 2, &mut []);
+        write(&mut gic, Frame::Distributor, 0x0084, 1 << 8 | 1 << 9 | 1 << 10, &mut []);
+        write(&mut gic, Frame::Distributor, 0x0104, 1 << 8 | 1 << 9 | 1 << 10, &mut []);
+        // vCPU 0 holds SPI 40 pending, 41 active and pending, 42 hardware-linked.
+        let mut listed =
+            [entry(40, true, false, false), entry(41, true, true, false), entry(42, true, false, true)];
+        for intid in [40u64, 41, 42] {
+            write(&mut gic, Frame::Distributor, 0x6000 + 8 * intid, 1, &mut listed);
+        }
+        assert_eq!(listed[0], entry(40, false, false, false), "left the list register");
+        assert_eq!(listed[1], entry(41, false, true, false), "the active part stays");
+        assert_eq!(listed[2], entry(42, true, false, true), "hardware-linked: stays");
+        assert_eq!(gic.take_deliverable(1).map(|d| d.intid), Some(40));
+        assert_eq!(gic.take_deliverable(1).map(|d| d.intid), Some(41));
+        assert_eq!(gic.take_deliverable(1), None);
+        assert_eq!(gic.take_deliverable(0), None, "nothing delivered twice");
+        // Routed to where it already is: untouched.
+        let mut listed = [entry(40, true, false, false)];
+        write(&mut gic, Frame::Distributor, 0x6000 + 8 * 40, 0, &mut listed);
+        write(&mut gic, Frame::Distributor, 0x6000 + 8 * 40, 0, &mut listed);
+        assert_eq!(listed[0], entry(40, true, false, false));
+    }
+
+    #[test]
+    fn gicv2_itargetsr_moves_a_loaded_spi_too() {
+        let mut gic = VirtualGic::for_version(2, 2, &[40]);
+        write(&mut gic, Frame::Distributor, 0x0000, 3, &mut []);
+        write(&mut gic, Frame::Distributor, 0x0104, 1 << 8, &mut []);
+        let mut listed = [entry(40, true, false, false)];
+        gic.access_listed(
+            0,
+            Frame::Distributor,
+            Access { offset: 0x0800 + 40, size: 1, write: Some(0b10) },
+            &mut listed,
+        );
+        assert!(!listed[0].pending);
+        assert_eq!(gic.take_deliverable(1).map(|d| d.intid), Some(40));
     }
 }
