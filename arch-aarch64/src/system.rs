@@ -203,7 +203,15 @@ impl System {
                 status: AtomicU8::new(Status::Stopped as u8),
             });
         }
-        let links = (0..config.virtio.len()).map(|id| Mutex::new(Link::new(id))).collect();
+        let links = config
+            .virtio
+            .iter()
+            .map(|l| {
+                let endpoints =
+                    [l.endpoints.first(), l.endpoints.get(1)].map(|e| e.copied().unwrap_or_default());
+                Mutex::new(Link::new(l.id, l.kind, endpoints))
+            })
+            .collect();
         Ok(System {
             config,
             partitions,

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use tantalum_core::addr::HostRange;
-use tantalum_core::config::{Dma, PartitionConfig, SystemConfig};
+use tantalum_core::config::{Dma, PartitionConfig, SystemConfig, VirtioKind};
 use tantalum_core::stage2::Mappings;
 use tantalum_core::virtio;
 use tantalum_core::vplatform::Emulated;
@@ -123,14 +123,23 @@ fn partition_table(cfg: &SystemConfig, p: &PartitionConfig, out: &mut String) {
         let side = link.endpoints.iter().position(|&e| e == p.id).unwrap_or(0);
         let peer =
             link.endpoints.get(side ^ 1).map_or("?", |&e| cfg.partitions[usize::from(e)].name.as_str());
-        let m = virtio::net::mac(link.id, side);
+        let address = match link.kind {
+            VirtioKind::Net => {
+                let m = virtio::net::mac(link.id, side);
+                format!("MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+            }
+            VirtioKind::Vsock => {
+                let peer_cid = link.endpoints.get(side ^ 1).map_or(0, |&e| virtio::vsock::cid(e));
+                format!("CID {} (peer's {peer_cid})", virtio::vsock::cid(p.id))
+            }
+        };
         let _ = writeln!(
             out,
-            "  {label:<10}#{local} {}: virtio-net link with {peer}, guest {:#x}, SPI {}, MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            "  {label:<10}#{local} {}: {} link with {peer}, guest {:#x}, SPI {}, {address}",
             link.name,
+            link.kind.name(),
             cfg.board.emulated.page(Emulated::Virtio, local).unwrap_or_default(),
             virtio::virtio_spi(local),
-            m[0], m[1], m[2], m[3], m[4], m[5]
         );
     }
     if let Some(base) = cfg.board.emulated.virtual_uart.filter(|_| p.virtual_uart).map(|b| b.as_u64()) {

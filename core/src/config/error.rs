@@ -532,4 +532,9 @@ pub enum ErrorKind {
         count: usize,
         max: usize,
     },
+    /// A partition on a second vsock link (reported on that link).
+    SecondVsockLink {
+        partition: String,
+        first: String,
+    },
 }

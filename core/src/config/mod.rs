@@ -360,13 +360,13 @@ impl ChannelConfig {
     }
 }
 
-/// A virtio-net link between two partitions (`/hypervisor/channels/*`,
-/// `compatible = "tantalum,virtio-net-v1"`): each endpoint gets a virtio-net device, and what one
-/// sends the other receives (docs/virtio.md).
+/// A virtio link between two partitions (`/hypervisor/channels/*`): each endpoint gets a virtio
+/// device of the link's kind, and what one sends the other receives (docs/virtio.md).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VirtioLinkConfig {
     /// Index in [`SystemConfig::virtio`] (tree order).
     pub id: usize,
+    pub kind: VirtioKind,
     /// The node name, e.g. `net0`.
     pub name: String,
     pub path: String,
@@ -374,8 +374,38 @@ pub struct VirtioLinkConfig {
     pub endpoints: Vec<PartitionId>,
 }
 
+/// What a virtio link carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VirtioKind {
+    /// Ethernet frames (`tantalum,virtio-net-v1`): a virtio-net device each.
+    Net,
+    /// Socket packets (`tantalum,virtio-vsock-v1`): a virtio-vsock device each, the endpoint's
+    /// address its CID ([`crate::virtio::vsock::cid`]).
+    Vsock,
+}
+
+impl VirtioKind {
+    /// The link node's compatible string.
+    pub const fn compatible(self) -> &'static str {
+        match self {
+            VirtioKind::Net => VIRTIO_NET_COMPATIBLE,
+            VirtioKind::Vsock => VIRTIO_VSOCK_COMPATIBLE,
+        }
+    }
+
+    /// Its name in messages and `config show`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            VirtioKind::Net => "virtio-net",
+            VirtioKind::Vsock => "virtio-vsock",
+        }
+    }
+}
+
 /// Compatible string of a virtio-net link node.
 pub const VIRTIO_NET_COMPATIBLE: &str = "tantalum,virtio-net-v1";
+/// Compatible string of a virtio-vsock link node.
+pub const VIRTIO_VSOCK_COMPATIBLE: &str = "tantalum,virtio-vsock-v1";
 
 /// Compatible string of a channel node.
 pub const CHANNEL_COMPATIBLE: &str = "tantalum,channel-v1";

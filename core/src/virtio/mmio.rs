@@ -13,6 +13,7 @@ pub const VENDOR: u32 = 0x4154_4e54;
 /// Device IDs (virtio 1.2 §5).
 pub const DEVICE_NET: u32 = 1;
 pub const DEVICE_BLK: u32 = 2;
+pub const DEVICE_VSOCK: u32 = 19;
 /// Feature bits (virtio 1.2 §6, §5.1.3).
 pub const F_VERSION_1: u64 = 1 << 32;
 pub const NET_F_MAC: u64 = 1 << 5;
@@ -55,8 +56,17 @@ pub mod reg {
     pub const CONFIG: u64 = 0x100;
 }
 
-/// Queues per device (virtio-net without a control queue: receive, transmit).
-pub const QUEUES: usize = 2;
+/// Most queues a device has (virtio-vsock: receive, transmit, event).
+pub const QUEUES: usize = 3;
+
+/// Queues a device of type `device_id` has: virtio-net without a control queue: receive and
+/// transmit; virtio-vsock: receive, transmit and event (its driver sets up all three).
+pub const fn queues_of(device_id: u32) -> usize {
+    match device_id {
+        DEVICE_VSOCK => 3,
+        _ => 2,
+    }
+}
 /// Bytes of device configuration space a device may have.
 pub const CONFIG_MAX: usize = 16;
 
@@ -146,7 +156,8 @@ impl Transport {
     }
 
     fn selected(&mut self) -> Option<&mut QueueConfig> {
-        self.queues.get_mut(self.queue_sel as usize)
+        let count = queues_of(self.device_id);
+        self.queues.get_mut(self.queue_sel as usize).filter(|_| (self.queue_sel as usize) < count)
     }
 
     /// A load of `size` bytes at `offset`.
@@ -167,7 +178,9 @@ impl Transport {
                 1 => (self.features >> 32) as u32,
                 _ => 0,
             },
-            reg::QUEUE_NUM_MAX if (self.queue_sel as usize) < QUEUES => u32::from(QUEUE_MAX),
+            reg::QUEUE_NUM_MAX if (self.queue_sel as usize) < queues_of(self.device_id) => {
+                u32::from(QUEUE_MAX)
+            }
             reg::QUEUE_READY => {
                 self.queues.get(self.queue_sel as usize).map_or(0, |q| u32::from(q.ring.is_some()))
             }
@@ -215,7 +228,7 @@ impl Transport {
             reg::QUEUE_DEVICE_LOW => self.configure(|q| q.device = low(q.device)),
             reg::QUEUE_DEVICE_HIGH => self.configure(|q| q.device = high(q.device)),
             reg::QUEUE_READY => return self.queue_ready(owner, value),
-            reg::QUEUE_NOTIFY if self.live() && (value as usize) < QUEUES => {
+            reg::QUEUE_NOTIFY if self.live() && (value as usize) < queues_of(self.device_id) => {
                 return Effect::Notify(value as u16);
             }
             reg::INTERRUPT_ACK => self.interrupt_status &= !value,

@@ -12,6 +12,7 @@ pub mod net;
 pub mod queue;
 #[cfg(test)]
 mod tests;
+pub mod vsock;
 
 /// Bytes of one device's register window: a partition's device `n` (its local number, in tree
 /// order of the links it is on) is page `n` of the board's virtio window

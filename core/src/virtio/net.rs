@@ -1,14 +1,16 @@
-//! A virtio-net link between two partitions: each has a virtio-net device, and a packet one
-//! transmits is copied into a receive buffer of the other. The hypervisor moves bytes between the
-//! two drivers' queues and never looks inside them (docs/virtio.md).
+//! A virtio link between two partitions: each has a virtio-net (or virtio-vsock) device, and a
+//! packet one transmits is copied into a receive buffer of the other. The hypervisor moves bytes
+//! between the two drivers' queues and never looks inside them, but for the vsock addresses
+//! (`vsock`) and virtio-net's `num_buffers` (docs/virtio.md).
 #![forbid(unsafe_code)]
 
-use super::mmio::{Effect, Transport, DEVICE_NET, F_VERSION_1, INT_USED_BUFFER, NET_F_MAC};
+use super::mmio::{Effect, Transport, DEVICE_NET, DEVICE_VSOCK, F_VERSION_1, INT_USED_BUFFER, NET_F_MAC};
 use super::queue::{Chain, QueueError, Ring, Segment};
-use super::{GuestMemory, Owner};
+use super::{vsock, GuestMemory, Owner};
 use crate::addr::HostPhys;
+use crate::config::{PartitionId, VirtioKind};
 
-/// Queue numbers of a virtio-net device.
+/// Queue numbers of a virtio-net device (and a virtio-vsock device's first two).
 pub const RECEIVEQ: usize = 0;
 pub const TRANSMITQ: usize = 1;
 /// Bytes of the virtio-net header (`struct virtio_net_hdr_v1`) at the start of every packet.
@@ -35,6 +37,9 @@ pub struct Answer {
 /// The two devices of a link and its counters.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Link {
+    pub kind: VirtioKind,
+    /// The endpoints' vsock addresses (vsock links).
+    cids: [u64; 2],
     pub devices: [Transport; 2],
     /// Packets moved, per direction (index: the sender).
     pub packets: [u64; 2],
@@ -43,10 +48,15 @@ pub struct Link {
 }
 
 impl Link {
-    /// Link `id` (its index among the system's links), both devices reset.
-    pub fn new(id: usize) -> Self {
-        let device = |e| Transport::new(DEVICE_NET, F_VERSION_1 | NET_F_MAC, &mac(id, e));
-        Link { devices: [device(0), device(1)], packets: [0; 2], dropped: [0; 2] }
+    /// Link `id` (its index among the system's links) of `kind` between the partitions
+    /// `endpoints`, both devices reset.
+    pub fn new(id: usize, kind: VirtioKind, endpoints: [PartitionId; 2]) -> Self {
+        let device = |e: usize| match kind {
+            VirtioKind::Net => Transport::new(DEVICE_NET, F_VERSION_1 | NET_F_MAC, &mac(id, e)),
+            VirtioKind::Vsock => Transport::new(DEVICE_VSOCK, F_VERSION_1, &vsock::config(endpoints[e])),
+        };
+        let cids = endpoints.map(vsock::cid);
+        Link { kind, cids, devices: [device(0), device(1)], packets: [0; 2], dropped: [0; 2] }
     }
 
     /// Resets endpoint `side`'s device (its partition stops or restarts).
@@ -130,7 +140,18 @@ impl Link {
                     break;
                 }
             };
-            match transfer(&tx_ring, rx, owners[from], owners[to], mem, tx_chain, rx_chain) {
+            let moved = transfer(&tx_ring, rx, owners[from], owners[to], mem, tx_chain, rx_chain);
+            let kept = |(first, written): (Segment, u32)| match self.kind {
+                VirtioKind::Net => {
+                    set_num_buffers(mem, first, written);
+                    Some(written)
+                }
+                VirtioKind::Vsock => {
+                    vsock::deliver(mem, first.pa, first.len, written, self.cids[from], self.cids[to])
+                        .then_some(written)
+                }
+            };
+            match moved.map(|m| m.and_then(kept)) {
                 Ok(Some(written)) => {
                     tx_ring.take();
                     tx_ring.complete(mem, tx_chain.head, 0);
@@ -140,7 +161,8 @@ impl Link {
                     completed = [true, true];
                 }
                 Ok(None) => {
-                    // Longer than the receive buffer: dropped, the buffer stays the receiver's.
+                    // Longer than the receive buffer (or, vsock, not for the receiver): dropped,
+                    // the buffer stays the receiver's.
                     tx_ring.take();
                     tx_ring.complete(mem, tx_chain.head, 0);
                     self.dropped[from] += 1;
@@ -195,8 +217,9 @@ fn drain(
     Ok(())
 }
 
-/// Copies a transmit chain into a receive chain. `Ok(Some(n))`: `n` bytes written; `Ok(None)`:
-/// the packet did not fit (nothing is returned to the receiver); `Err((receiver?, error))`.
+/// Copies a transmit chain into a receive chain. `Ok(Some((first, n)))`: `n` bytes written, the
+/// receive chain's first segment `first`; `Ok(None)`: the packet did not fit (nothing is
+/// returned to the receiver); `Err((receiver?, error))`.
 fn transfer(
     tx: &Ring,
     rx: &Ring,
@@ -205,7 +228,7 @@ fn transfer(
     mem: &mut dyn GuestMemory,
     mut tx_chain: Chain,
     mut rx_chain: Chain,
-) -> Result<Option<u32>, (bool, QueueError)> {
+) -> Result<Option<(Segment, u32)>, (bool, QueueError)> {
     let mut src: Option<Segment> = None;
     let mut dst: Option<Segment> = None;
     let mut first: Option<Segment> = None;
@@ -245,8 +268,13 @@ fn transfer(
         d.len -= n;
         written += n;
     }
-    if let Some(f) = first.filter(|f| f.len >= NET_HDR_LEN && written >= NET_HDR_LEN) {
-        mem.write(HostPhys(f.pa.as_u64() + NUM_BUFFERS), &1u16.to_le_bytes());
+    Ok(Some((first.unwrap_or(Segment { pa: HostPhys(0), len: 0 }), written)))
+}
+
+/// A virtio-net packet copied into a receive chain whose first segment is `first`: the device
+/// sets `num_buffers` to 1 (no merged buffers).
+fn set_num_buffers(mem: &mut dyn GuestMemory, first: Segment, written: u32) {
+    if first.len >= NET_HDR_LEN && written >= NET_HDR_LEN {
+        mem.write(HostPhys(first.pa.as_u64() + NUM_BUFFERS), &1u16.to_le_bytes());
     }
-    Ok(Some(written))
 }

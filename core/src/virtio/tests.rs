@@ -10,7 +10,7 @@ use super::net::{mac, Link, RECEIVEQ, TRANSMITQ};
 use super::queue::{QueueError, DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE};
 use super::{GuestMemory, Owner};
 use crate::addr::{GuestPhys, HostPhys};
-use crate::config::{MemoryRegion, PartitionConfig};
+use crate::config::{MemoryRegion, PartitionConfig, VirtioKind};
 
 const HOST: u64 = 0x4000_0000;
 const SIZE: u64 = 0x10_0000; // Each partition: 1 MiB at guest 0x4000_0000.
@@ -97,11 +97,23 @@ struct Setup {
     parts: [PartitionConfig; 2],
     /// Per side, per queue: next driver-ring index.
     next: [[u16; 2]; 2],
+    /// Feature bits 0-31 the driver accepts (virtio-net: the MAC; virtio-vsock: none).
+    features_low: u64,
 }
 
 impl Setup {
     fn new() -> Self {
-        Setup { link: Link::new(3), mem: Fake::new(), parts: partitions(), next: [[0; 2]; 2] }
+        Setup {
+            link: Link::new(3, VirtioKind::Net, [0, 1]),
+            mem: Fake::new(),
+            parts: partitions(),
+            next: [[0; 2]; 2],
+            features_low: NET_F_MAC,
+        }
+    }
+    /// A vsock link between partitions 5 and 9 (CIDs 8 and 12).
+    fn vsock() -> Self {
+        Setup { link: Link::new(0, VirtioKind::Vsock, [5, 9]), features_low: 0, ..Setup::new() }
     }
     fn access(&mut self, side: usize, offset: u64, write: Option<u64>) -> super::net::Answer {
         let [a, b] = &self.parts;
@@ -121,7 +133,7 @@ impl Setup {
         self.w(side, reg::STATUS, 1);
         self.w(side, reg::STATUS, 3);
         self.w(side, reg::DRIVER_FEATURES_SEL, 0);
-        self.w(side, reg::DRIVER_FEATURES, NET_F_MAC);
+        self.w(side, reg::DRIVER_FEATURES, self.features_low);
         self.w(side, reg::DRIVER_FEATURES_SEL, 1);
         self.w(side, reg::DRIVER_FEATURES, 1);
         self.w(side, reg::STATUS, 0xb);
@@ -541,4 +553,81 @@ mod fuzz {
             }
         }
     }
+}
+
+/// A vsock packet: header (source and destination CID and port, `len`, stream type, op RW)
+/// and payload.
+fn vsock_packet(src: u64, dst: u64, payload: &[u8]) -> Vec<u8> {
+    let mut p = Vec::new();
+    p.extend_from_slice(&src.to_le_bytes());
+    p.extend_from_slice(&dst.to_le_bytes());
+    p.extend_from_slice(&1000u32.to_le_bytes());
+    p.extend_from_slice(&2000u32.to_le_bytes());
+    p.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    p.extend_from_slice(&1u16.to_le_bytes()); // VIRTIO_VSOCK_TYPE_STREAM
+    p.extend_from_slice(&5u16.to_le_bytes()); // VIRTIO_VSOCK_OP_RW
+    p.extend_from_slice(&[0; 12]); // flags, buf_alloc, fwd_cnt
+    assert_eq!(p.len(), 44);
+    p.extend_from_slice(payload);
+    p
+}
+
+impl Setup {
+    /// Side `side` queues `packet` as chain `i`, one descriptor.
+    fn send_one(&mut self, side: usize, i: u16, packet: &[u8]) -> [bool; 2] {
+        let addr = buffer(TRANSMITQ, u64::from(i));
+        self.mem.put(side, addr, packet);
+        self.desc(side, TRANSMITQ, i, addr, packet.len() as u32, 0, 0);
+        self.offer(side, TRANSMITQ, i);
+        self.kick(side, TRANSMITQ)
+    }
+}
+
+#[test]
+fn a_vsock_device_has_three_queues_and_its_cid() {
+    let mut s = Setup::vsock();
+    assert_eq!(s.r(0, reg::DEVICE_ID), u64::from(mmio::DEVICE_VSOCK));
+    let cid = |s: &mut Setup, side| {
+        s.access(side, reg::CONFIG, None).value | s.access(side, reg::CONFIG + 4, None).value << 32
+    };
+    assert_eq!((cid(&mut s, 0), cid(&mut s, 1)), (8, 12), "3 + the partition's id");
+    for (setup, queues) in [(Setup::vsock(), 3), (Setup::new(), 2)] {
+        let mut setup = setup;
+        for q in 0..4u64 {
+            setup.w(0, reg::QUEUE_SEL, q);
+            let max = setup.r(0, reg::QUEUE_NUM_MAX);
+            assert_eq!(max != 0, q < queues, "queue {q} of a device with {queues}");
+        }
+    }
+}
+
+#[test]
+fn vsock_packets_carry_the_senders_cid_and_reach_only_the_peer() {
+    let mut s = Setup::vsock();
+    s.probe(0);
+    s.probe(1);
+    s.post_rx(1, 0, 0x400);
+    s.post_rx(1, 1, 0x400);
+    // Partition 5 claims to be CID 99: it arrives as 8, its own.
+    assert_eq!(s.send_one(0, 0, &vsock_packet(99, 12, b"hello")), [true, true]);
+    assert_eq!(s.used_idx(1, RECEIVEQ), 1);
+    assert_eq!(s.used_len(1, RECEIVEQ, 0), 49);
+    let got = s.mem.get(1, buffer(RECEIVEQ, 0), 49);
+    assert_eq!(got, vsock_packet(8, 12, b"hello"), "source rewritten, the rest untouched");
+    // To a CID that is not the peer's (the host's, another partition's): dropped, the receive
+    // buffer stays the receiver's.
+    for (i, dst) in [(1, 2), (2, 8), (3, 13)] {
+        s.send_one(0, i, &vsock_packet(8, dst, b"elsewhere"));
+        assert_eq!(s.used_idx(0, TRANSMITQ), i + 1, "the sender gets its buffer back");
+    }
+    assert_eq!(s.used_idx(1, RECEIVEQ), 1, "nothing delivered");
+    assert_eq!(s.link.dropped[0], 3);
+    // Shorter than a header: dropped too.
+    s.send_one(0, 4, &[0; 20]);
+    assert_eq!((s.used_idx(1, RECEIVEQ), s.link.dropped[0]), (1, 4));
+    // And the other way.
+    s.post_rx(0, 0, 0x400);
+    s.send_one(1, 0, &vsock_packet(12, 8, b"back"));
+    assert_eq!(s.used_idx(0, RECEIVEQ), 1);
+    assert_eq!(s.mem.get(0, buffer(RECEIVEQ, 0), 48), vsock_packet(12, 8, b"back"));
 }

@@ -324,7 +324,8 @@ impl fmt::Display for ErrorKind {
             | Self::WriterNotEndpoint { .. }
             | Self::ChannelTooSmall { .. }
             | Self::TooManyChannels { .. }
-            | Self::TooManyVirtioDevices { .. } => self.fmt_devices_and_channels(f),
+            | Self::TooManyVirtioDevices { .. }
+            | Self::SecondVsockLink { .. } => self.fmt_devices_and_channels(f),
         }
     }
 }
@@ -524,6 +525,11 @@ impl ErrorKind {
                 f,
                 "on {count} virtio links, more than the maximum of {max} virtio devices per partition \
                  (MAX_VIRTIO_PER_PARTITION); drop some"
+            ),
+            Self::SecondVsockLink { partition, first } => write!(
+                f,
+                "endpoints: {partition} is already on the vsock link {first}; a partition has one \
+                 vsock address (its CID) and one virtio-vsock device, so it may be on one vsock link"
             ),
             // `fmt` routes only the variants above here.
             _ => Ok(()),

@@ -9,7 +9,8 @@ use crate::config::dtb_check::be_u32;
 use crate::config::error::{ErrorKind, Expected};
 use crate::config::warning::{CHANNELS_PROPERTIES, CHANNEL_PROPERTIES, VIRTIO_LINK_PROPERTIES};
 use crate::config::{
-    ChannelConfig, PartitionId, VirtioLinkConfig, CHANNEL_COMPATIBLE, VIRTIO_NET_COMPATIBLE,
+    ChannelConfig, PartitionId, VirtioKind, VirtioLinkConfig, CHANNEL_COMPATIBLE, VIRTIO_NET_COMPATIBLE,
+    VIRTIO_VSOCK_COMPATIBLE,
 };
 
 impl Parser<'_, '_> {
@@ -30,7 +31,10 @@ impl Parser<'_, '_> {
                     let channel = self.channel(index, channels.len(), partitions);
                     channels.push(channel);
                 } else if self.is_compatible(index, VIRTIO_NET_COMPATIBLE) {
-                    let link = self.virtio_link(index, links.len(), partitions);
+                    let link = self.virtio_link(index, links.len(), VirtioKind::Net, partitions);
+                    links.push(link);
+                } else if self.is_compatible(index, VIRTIO_VSOCK_COMPATIBLE) {
+                    let link = self.virtio_link(index, links.len(), VirtioKind::Vsock, partitions);
                     links.push(link);
                 } else {
                     let compatible = self.compatible_text(index);
@@ -41,7 +45,13 @@ impl Parser<'_, '_> {
         (channels, links)
     }
 
-    fn virtio_link(&mut self, index: usize, id: usize, partitions: &[usize]) -> VirtioLinkConfig {
+    fn virtio_link(
+        &mut self,
+        index: usize,
+        id: usize,
+        kind: VirtioKind,
+        partitions: &[usize],
+    ) -> VirtioLinkConfig {
         self.check_properties(index, VIRTIO_LINK_PROPERTIES);
         self.no_children(index);
         let mut endpoints = Vec::new();
@@ -54,6 +64,7 @@ impl Parser<'_, '_> {
         }
         VirtioLinkConfig {
             id,
+            kind,
             name: self.entry(index).map(|e| e.name).unwrap_or_default().into(),
             path: self.owned_path(index),
             endpoints,

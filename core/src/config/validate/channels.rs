@@ -7,7 +7,7 @@ use alloc::string::{String, ToString};
 use super::{aligned, usable, Checker};
 use crate::channel::layout::{channel_layout, LayoutError};
 use crate::config::error::ErrorKind;
-use crate::config::{ChannelConfig, PartitionId, IPA_LIMIT, MAX_CHANNELS_PER_PARTITION};
+use crate::config::{ChannelConfig, PartitionId, VirtioKind, IPA_LIMIT, MAX_CHANNELS_PER_PARTITION};
 use crate::virtio::MAX_VIRTIO_PER_PARTITION;
 
 impl Checker<'_> {
@@ -91,13 +91,22 @@ impl Checker<'_> {
         }
     }
 
-    /// Virtio links: two endpoints each, and a bounded number of devices per partition.
+    /// Virtio links: two endpoints each, a bounded number of devices per partition, and at most
+    /// one vsock link per partition (its CID is the partition's; a Linux guest drives one
+    /// virtio-vsock device).
     pub(super) fn virtio_links(&mut self) {
         let cfg = self.cfg;
         for l in &cfg.virtio {
             self.two_endpoints(&l.path, &l.endpoints);
         }
         for p in &cfg.partitions {
+            let mut vsock = cfg.virtio_of(p.id).filter(|l| l.kind == VirtioKind::Vsock);
+            if let (Some(first), Some(second)) = (vsock.next(), vsock.next()) {
+                self.report(
+                    &second.path,
+                    ErrorKind::SecondVsockLink { partition: p.name.clone(), first: first.path.clone() },
+                );
+            }
             let count = cfg.virtio_of(p.id).count();
             if count > MAX_VIRTIO_PER_PARTITION {
                 self.report(
