@@ -4,7 +4,9 @@
 
 use std::fmt::Write;
 
-use tantalum_core::config::{DeviceAssignment, PartitionConfig, PciHost, SystemConfig, GUEST_DTB_RESERVE};
+use tantalum_core::config::{
+    DeviceAssignment, PartitionConfig, PciHost, SystemConfig, VirtioKind, GUEST_DTB_RESERVE,
+};
 use tantalum_core::vplatform::{
     doorbell_spi, Emulated, DOORBELL_PAGE, GICR_STRIDE, GIC_MAINTENANCE_PPI, PMU_PPI, TIMER_PPIS,
 };
@@ -274,9 +276,18 @@ pub fn source(cfg: &SystemConfig, p: &PartitionConfig, board_dtb: &[u8]) -> Stri
             .find(|&&e| e != p.id)
             .map_or("", |&e| cfg.partitions[usize::from(e)].name.as_str());
         let base = page(Emulated::Virtio, local);
+        // A vsock link's addresses, for user space to find its peer (docs/virtio.md).
+        let cids = match (link.kind, link.endpoints.iter().find(|&&e| e != p.id)) {
+            (VirtioKind::Vsock, Some(&peer)) => format!(
+                "\t\ttantalum,cid = <{}>;\n\t\ttantalum,peer-cid = <{}>;\n",
+                tantalum_core::virtio::vsock::cid(p.id),
+                tantalum_core::virtio::vsock::cid(peer)
+            ),
+            _ => String::new(),
+        };
         let _ = writeln!(
             w,
-            "\tvirtio_mmio@{base:x} {{\n\t\tcompatible = \"virtio,mmio\";\n\t\treg = <{} {}>;\n\t\tinterrupts = <0 {} 1>;\n\t\tdma-coherent;\n\t\ttantalum,name = \"{}\";\n\t\ttantalum,peer = \"{peer}\";\n\t}};\n",
+            "\tvirtio_mmio@{base:x} {{\n\t\tcompatible = \"virtio,mmio\";\n\t\treg = <{} {}>;\n\t\tinterrupts = <0 {} 1>;\n\t\tdma-coherent;\n\t\ttantalum,name = \"{}\";\n\t\ttantalum,peer = \"{peer}\";\n{cids}\t}};\n",
             cells(base),
             cells(tantalum_core::virtio::VIRTIO_PAGE),
             tantalum_core::virtio::virtio_spi(local),

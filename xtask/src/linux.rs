@@ -20,6 +20,9 @@
 //! - `udp`: gives eth0 (a virtio-net link) `tantalum.ip`, then `chanping udp` sends
 //!   `tantalum.count` UDP datagrams to `tantalum.peer` port 7 and checks every echo
 //!   (`linux: chanping: udp: N datagrams echoed, 0 bad, ...`).
+//! - `vsock`: `chanping vsock` connects with `AF_VSOCK` to the peer of each vsock link (the CID
+//!   its virtio node names), port `tantalum.port`, and checks `tantalum.count` echoed messages
+//!   (`linux: chanping: vsock: N messages echoed, 0 bad, ...`).
 //! - `perf`: counts this process's CPU cycles with `perfcount` (`perf_event_open`, a sample
 //!   period so that the PMU raises overflow interrupts) and prints `linux: perfcount: cycles N`
 //!   and how many PMU interrupts Linux took meanwhile.
@@ -339,6 +342,23 @@ udp)
     # tantalum.count of them to tantalum.peer, port 7, and checks every echo.
     count=$(param tantalum.count) || count=100
     net_up && chanping udp "$(param tantalum.peer)" 7 "$count"
+    ;;
+vsock)
+    # A unikernel on the vsock link echoes a stream (docs/virtio.md): chanping connects with
+    # AF_VSOCK to the peer CID its virtio node names, port tantalum.port, sends tantalum.count
+    # messages and checks every echo.
+    count=$(param tantalum.count) || count=100
+    port=$(param tantalum.port) || port=1234
+    found=0
+    set +f
+    for d in /proc/device-tree/virtio_mmio@*; do
+        [ -e "$d/tantalum,peer-cid" ] || continue
+        found=1
+        say "vsock link $(cat "$d/tantalum,name") with $(cat "$d/tantalum,peer")"
+        chanping vsock "$d" "$port" "$count"
+    done
+    set -f
+    [ "$found" = 1 ] || say "no vsock link in the device tree"
     ;;
 perf)
     # perf stat -e cycles, as perfcount does it (Debian's perf is not in this initramfs); its

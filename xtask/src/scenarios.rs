@@ -883,6 +883,25 @@ pub const SCENARIOS: &[Scenario] = &[
         timeout: LINUX_TIMEOUT,
     },
     Scenario {
+        name: "vsock: Linux user space reaches a unikernel with AF_VSOCK over the stock virtio vsock transport",
+        config: "configs/tests/linux-vsock.dts",
+        expect: &[
+            "[echo] vsock-echo: CID 4 listening on port 1234",
+            "[linux] linux: vsock link sock0 with echo",
+            "[linux] linux: chanping: vsock: connected to CID 4 port 1234",
+            "[linux] linux: chanping: vsock: 300 messages echoed, 0 bad, ",
+            "[echo] vsock-echo: echoed 214542 bytes in ",
+            "partition 'linux' powered off (PSCI SYSTEM_OFF): stopped",
+            "all partitions have stopped: powering off",
+        ],
+        order: &[],
+        forbid: &[Hypervisor("fault:"), Hypervisor("needs a reset"), Partition("echo", "panic")],
+        tamper: None,
+        input: &[],
+        qemu_args: &[],
+        timeout: LINUX_TIMEOUT,
+    },
+    Scenario {
         name: "virtio-net: two Linux partitions with the stock drivers ping each other and move 64 MiB over TCP",
         config: "configs/tests/linux-virtio-net.dts",
         expect: &[

@@ -5,7 +5,8 @@
 //! - `role=flood`: floods the console with 256-byte writes for two seconds;
 //! - `role=timed bound_ms=N`: writes two bytes every 10 ms for two seconds and reports its
 //!   slowest write (a breach if over N ms);
-//! - `role=udp-echo ip=A.B.C.D count=N`: echoes UDP datagrams on its virtio-net link (udp.rs).
+//! - `role=udp-echo ip=A.B.C.D count=N`: echoes UDP datagrams on its virtio-net link (udp.rs);
+//! - `role=vsock-echo port=P`: echoes what a vsock connection sends (vsock.rs).
 #![no_std]
 #![no_main]
 
@@ -13,6 +14,7 @@ use tantalum_guest::dt::bootarg;
 use tantalum_guest::{println, wait_ns};
 
 mod udp;
+mod vsock;
 
 tantalum_guest::entry!(main);
 
@@ -31,6 +33,7 @@ fn main() {
         Some("flood") => return flood(),
         Some("timed") => return timed(),
         Some("udp-echo") => return udp::echo(),
+        Some("vsock-echo") => return vsock::echo(),
         _ => {}
     }
     for i in 1..=3 {

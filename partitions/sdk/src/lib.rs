@@ -30,6 +30,8 @@ pub mod mmio;
 pub mod net;
 mod start;
 pub mod time;
+mod virtq;
+pub mod vsock;
 
 pub use channel::{Channel, ChannelError};
 pub use hypercall::{exit, partition_info, partition_name, wait_ns, yield_now, PartitionInfo};

@@ -5,6 +5,10 @@
 //! it); replies are polled. Sends COUNT 64-byte messages with sequence numbers and checks every
 //! echo, and prints the average round trip.
 //!
+//! `chanping udp IP PORT COUNT` echoes UDP datagrams through a peer on a virtio-net link;
+//! `chanping vsock DIR PORT COUNT` sends COUNT messages over an `AF_VSOCK` stream to the peer
+//! of the vsock link whose virtio node is `DIR` (its `tantalum,peer-cid`) and checks the echoes.
+//!
 //! Built for `aarch64-unknown-none-softfloat` as a static executable without libc: raw system
 //! calls.
 #![no_std]
@@ -78,6 +82,20 @@ mod sys {
     pub fn send_to(fd: u64, bytes: &[u8], addr: &[u8; 16]) -> i64 {
         call(206, [fd, bytes.as_ptr() as u64, bytes.len() as u64, 0, addr.as_ptr() as u64, 16])
     }
+    /// socket(AF_VSOCK, SOCK_STREAM, 0).
+    pub fn vsock_socket() -> i64 {
+        call(198, [40, 1, 0, 0, 0, 0])
+    }
+    /// connect to `addr` (a 16-byte `sockaddr_vm`).
+    pub fn connect(fd: u64, addr: &[u8; 16]) -> i64 {
+        call(203, [fd, addr.as_ptr() as u64, 16, 0, 0, 0])
+    }
+    pub fn write_fd(fd: u64, bytes: &[u8]) -> i64 {
+        call(64, [fd, bytes.as_ptr() as u64, bytes.len() as u64, 0, 0, 0])
+    }
+    pub fn close(fd: u64) {
+        call(57, [fd, 0, 0, 0, 0, 0]);
+    }
     pub fn recv(fd: u64, buf: &mut [u8]) -> i64 {
         call(207, [fd, buf.as_mut_ptr() as u64, buf.len() as u64, 0, 0, 0])
     }
@@ -143,7 +161,10 @@ unsafe fn arg(sp: *const u64, i: usize) -> &'static [u8] {
     // SAFETY: Linux puts argc at sp and the argv pointers after it.
     let argc = unsafe { *sp } as usize;
     if i >= argc {
-        fail("usage: chanping /proc/device-tree/channel@ADDR COUNT | chanping udp IP PORT COUNT");
+        fail(
+            "usage: chanping /proc/device-tree/channel@ADDR COUNT | chanping udp IP PORT COUNT | \
+             chanping vsock /proc/device-tree/virtio_mmio@ADDR PORT COUNT",
+        );
     }
     // SAFETY: argv[i] for i < argc is a NUL-terminated string.
     let p = unsafe { *sp.add(1 + i) } as *const u8;
@@ -207,6 +228,70 @@ fn udp(ip: &[u8], port: &[u8], count: u64) -> ! {
     sys::exit(0)
 }
 
+/// `chanping vsock DIR PORT COUNT`: COUNT messages of 16 to 1,412 bytes over a vsock stream to
+/// port PORT of the peer of the vsock link whose virtio node is DIR, each echo checked byte for
+/// byte.
+fn vsock(dir: &[u8], port: &[u8], count: u64) -> ! {
+    let mut cell = [0u8; 4];
+    if read_file(dir, b"tantalum,peer-cid", &mut cell) != 4 {
+        fail("vsock: the virtio node has no tantalum,peer-cid (not a vsock link?)");
+    }
+    let cid = be(&cell) as u32;
+    let mut addr = [0u8; 16];
+    addr[0..2].copy_from_slice(&40u16.to_le_bytes()); // AF_VSOCK
+    addr[4..8].copy_from_slice(&(number(port, 1234) as u32).to_le_bytes());
+    addr[8..12].copy_from_slice(&cid.to_le_bytes());
+    // The peer may still be starting: a refused connection is tried again for a few seconds.
+    let mut tries = 0;
+    let fd = loop {
+        let fd = sys::vsock_socket();
+        if fd < 0 {
+            fail("vsock: cannot open an AF_VSOCK socket (vsock modules not loaded?)");
+        }
+        if sys::connect(fd as u64, &addr) == 0 {
+            break fd as u64;
+        }
+        sys::close(fd as u64);
+        tries += 1;
+        if tries == 50 {
+            fail("vsock: the peer does not accept connections");
+        }
+        sys::sleep_us(100_000);
+    };
+    if sys::receive_timeout(fd, 5) < 0 {
+        fail("vsock: cannot set a receive timeout");
+    }
+    say!("vsock: connected to CID {cid} port {}", number(port, 1234));
+    let (mut bad, mut out, mut back) = (0u64, [0u8; 1500], [0u8; 1500]);
+    let start = sys::now_ns();
+    for seq in 0..count {
+        let len = 16 + (seq as usize * 97) % 1397;
+        out[..8].copy_from_slice(&seq.to_le_bytes());
+        for (i, b) in out[8..len].iter_mut().enumerate() {
+            *b = (seq as usize + i * 7) as u8;
+        }
+        if sys::write_fd(fd, &out[..len]) != len as i64 {
+            fail("vsock: a write failed");
+        }
+        // A stream: the echo may come in pieces.
+        let mut got = 0;
+        while got < len {
+            let n = sys::recv(fd, &mut back[got..len]);
+            if n <= 0 {
+                fail("vsock: no echo");
+            }
+            got += n as usize;
+        }
+        if back[..len] != out[..len] {
+            bad += 1;
+        }
+    }
+    let us = (sys::now_ns() - start) / 1000 / count.max(1);
+    sys::close(fd);
+    say!("vsock: {count} messages echoed, {bad} bad, {us} us per round trip");
+    sys::exit(0)
+}
+
 #[unsafe(no_mangle)]
 extern "C" fn chanping_main(sp: *const u64) -> ! {
     // SAFETY: `_start` passes the initial stack pointer.
@@ -215,6 +300,11 @@ extern "C" fn chanping_main(sp: *const u64) -> ! {
         // SAFETY: as above.
         let (ip, port, n) = unsafe { (arg(sp, 2), arg(sp, 3), arg(sp, 4)) };
         udp(ip, port, number(n, 100))
+    }
+    if dir == b"vsock" {
+        // SAFETY: as above.
+        let (node, port, n) = unsafe { (arg(sp, 2), arg(sp, 3), arg(sp, 4)) };
+        vsock(node, port, number(n, 100))
     }
     let count = number(count, 100);
     let mut reg = [0u8; 32];

@@ -28,9 +28,11 @@ use crate::{bail, step, Error, Result};
 pub const KERNEL_METAPACKAGE: &str = "linux-image-cloud-arm64";
 pub const BUSYBOX_PACKAGE: &str = "busybox-static";
 /// Modules the guest needs that Debian's cloud kernel builds as modules (their dependencies
-/// are added): the virtio-pci and virtio-mmio transports and virtio-blk for the passed-through
-/// disk (the PCIe host bridge driver, pci-host-generic, is built in).
-pub const MODULES: &[&str] = &["virtio_pci", "virtio_mmio", "virtio_blk", "virtio_net"];
+/// are added): the virtio-pci and virtio-mmio transports, virtio-blk for the passed-through
+/// disk (the PCIe host bridge driver, pci-host-generic, is built in), virtio-net and the virtio
+/// vsock transport for Tantalum's links.
+pub const MODULES: &[&str] =
+    &["virtio_pci", "virtio_mmio", "virtio_blk", "virtio_net", "vmw_vsock_virtio_transport"];
 
 /// What the cache holds once complete.
 #[derive(Debug, Clone)]

@@ -1,7 +1,7 @@
 //! Rule 13, the emulated pages: where the board places them, and what may not lie there.
 
 use super::*;
-use crate::config::{GuestUse, VirtioLinkConfig};
+use crate::config::{GuestUse, VirtioKind, VirtioLinkConfig};
 use crate::vplatform::Emulated;
 
 const PING: &str = "/hypervisor/ping";
@@ -11,6 +11,7 @@ fn with_virtio() -> SystemConfig {
     let mut cfg = rich();
     cfg.virtio.push(VirtioLinkConfig {
         id: 0,
+        kind: VirtioKind::Net,
         name: "net0".into(),
         path: "/hypervisor/channels/net0".into(),
         endpoints: vec![0, 1],
@@ -117,4 +118,25 @@ fn memory_and_devices_stay_clear_of_the_pages_a_partition_uses() {
     let mut cfg = with_virtio();
     cfg.partitions[0].devices.push(device("/dev@b002000", 0xb00_2000, 0x1000, 40));
     assert_eq!(validate(&cfg, &NONE), Ok(()));
+}
+
+#[test]
+fn a_partition_is_on_one_vsock_link_at_most() {
+    let mut cfg = with_virtio();
+    let vsock = |id: usize| VirtioLinkConfig {
+        id,
+        kind: VirtioKind::Vsock,
+        name: alloc::format!("vsock{id}"),
+        path: alloc::format!("/hypervisor/channels/vsock{id}"),
+        endpoints: vec![0, 1],
+    };
+    cfg.virtio.push(vsock(1));
+    assert_eq!(validate(&cfg, &NONE), Ok(()), "a net link and a vsock link");
+    cfg.virtio.push(vsock(2));
+    let errors = validate(&cfg, &NONE).unwrap_err();
+    let second: Vec<_> =
+        errors.iter().filter(|e| matches!(e.kind, ErrorKind::SecondVsockLink { .. })).collect();
+    assert_eq!(second.len(), 2, "one for each partition: {errors:?}");
+    assert_eq!(second[0].node, "/hypervisor/channels/vsock2");
+    assert!(second[0].to_string().contains("already on the vsock link /hypervisor/channels/vsock1"));
 }
