@@ -262,10 +262,15 @@ fn run_comparison(c: &Comparison) -> std::result::Result<(), String> {
     if bare_lines.is_empty() {
         problems.push("bare: no result lines".into());
     }
-    problems.extend(crate::scenarios::differences(&bare_lines, &lines));
+    let (errors, tolerated) = crate::scenarios::differences(&bare_lines, &lines, c.known);
+    problems.extend(errors);
+    for known in &tolerated {
+        println!("        known difference:\n{}", indent(&indent(known)));
+    }
     if problems.is_empty() {
         println!(
-            "        ({} result lines the same; {:.1} s bare, {:.1} s as a partition)",
+            "        ({} of {} result lines the same; {:.1} s bare, {:.1} s as a partition)",
+            lines.len() - tolerated.len(),
             lines.len(),
             bare.elapsed.as_secs_f64(),
             run.elapsed.as_secs_f64()

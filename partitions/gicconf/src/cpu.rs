@@ -1,38 +1,27 @@
-//! The CPU side: the GICv3 CPU interface's system registers (acknowledge, end, send an SGI),
-//! IRQ masking, time from the virtual counter, and the EL1 virtual timer.
+//! The CPU side: the CPU interface through the SDK (acknowledge, end, send an SGI), IRQ
+//! masking, time from the virtual counter, and the EL1 virtual timer.
 
 use core::arch::asm;
 
 /// INTIDs from here on are special: nothing to acknowledge.
 const SPURIOUS: u32 = 1020;
 
-/// Acknowledges the highest-priority pending interrupt (`ICC_IAR1_EL1`), if any.
+/// Acknowledges the highest-priority pending interrupt, if any (GICv3 or GICv2: the SDK's).
 pub fn ack() -> Option<u32> {
-    let iar: u64;
-    // SAFETY: acknowledging a group 1 interrupt of this CPU's (virtual) CPU interface.
-    unsafe { asm!("mrs {}, icc_iar1_el1", out(reg) iar, options(nostack)) };
-    let intid = iar as u32 & 0xff_ffff;
+    let intid = tantalum_guest::irq::acknowledge() as u32 & 0x3ff;
     (intid < SPURIOUS).then_some(intid)
 }
 
-/// Ends (drops the priority of and deactivates: EOImode 0) an interrupt [`ack`] returned.
+/// Ends (drops the priority of and deactivates) an interrupt [`ack`] returned. SGIs on a GICv2
+/// carry their sender in the IAR value: this vCPU sends them to itself, so it is vCPU 0 as the
+/// bare CPU 0 is.
 pub fn eoi(intid: u32) {
-    // SAFETY: ending an interrupt this CPU acknowledged.
-    unsafe { asm!("msr icc_eoir1_el1, {}", "isb", in(reg) u64::from(intid), options(nostack)) };
+    tantalum_guest::irq::end(u64::from(intid));
 }
 
-/// Sends SGI `intid` to this CPU alone (`ICC_SGI1R_EL1`, a target list with its own Aff0).
+/// Sends SGI `intid` to this CPU alone.
 pub fn send_sgi(intid: u32) {
-    let mpidr: u64;
-    // SAFETY: reading this CPU's affinity has no side effects.
-    unsafe { asm!("mrs {}, mpidr_el1", out(reg) mpidr, options(nomem, nostack)) };
-    let value = (1u64 << (mpidr & 0xf))
-        | ((mpidr >> 8) & 0xff) << 16
-        | ((mpidr >> 16) & 0xff) << 32
-        | ((mpidr >> 32) & 0xff) << 48
-        | u64::from(intid & 0xf) << 24;
-    // SAFETY: an SGI to this CPU only makes one of its own interrupts pending.
-    unsafe { asm!("msr icc_sgi1r_el1, {}", "isb", in(reg) value, options(nostack)) };
+    tantalum_guest::irq::send_sgi_to_self(intid);
 }
 
 /// Masks IRQs at the CPU (the cases poll for interrupts instead).

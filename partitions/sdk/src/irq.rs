@@ -6,7 +6,7 @@
 use core::arch::asm;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-use tantalum_core::gic_regs::{CpuInterface, Distributor, Redistributor, GICD_CTLR, GICR_WAKER};
+use tantalum_core::gic_regs::{CpuInterface, Distributor, Redistributor, GICD_CTLR, GICR_WAKER, SGIR};
 use tock_registers::interfaces::{Readable, Writeable};
 
 /// Where QEMU virt's GICv3 sits: used when the guest DT names no GIC.
@@ -247,8 +247,12 @@ pub fn is_edge(intid: u32) -> bool {
     frame.icfgr[(intid / 16) as usize].get() & (2u32 << (2 * (intid % 16))) != 0
 }
 
-/// Puts `intid` in group 1 (GICD/GICR_IGROUPR), which a GICv3 signals as IRQ.
+/// Puts `intid` in group 1 (GICD/GICR_IGROUPR), which a GICv3 signals as IRQ. Nothing on a
+/// GICv2, where the SDK keeps every interrupt in group 0 (signalled as IRQ there).
 pub fn set_group1(intid: u32) {
+    if V2.load(Ordering::Relaxed) {
+        return;
+    }
     let (frame, reg, bit) = state_frame(intid);
     frame.igroupr[reg].set(frame.igroupr[reg].get() | bit);
 }
@@ -273,8 +277,10 @@ pub fn wait_unless(check: impl FnOnce() -> bool) {
     enable();
 }
 
-/// Acknowledges the highest-priority pending interrupt: its IAR value.
-fn acknowledge() -> u64 {
+/// Acknowledges the highest-priority pending interrupt: its IAR value (INTID in bits 9:0, 1023
+/// when nothing is pending; on a GICv2 an SGI's sender in bits 12:10). For code that takes
+/// interrupts by polling, with IRQs masked; handlers registered with [`set_handler`] do it.
+pub fn acknowledge() -> u64 {
     if V2.load(Ordering::Relaxed) {
         return u64::from(gicc().iar.get());
     }
@@ -285,13 +291,32 @@ fn acknowledge() -> u64 {
 }
 
 /// Ends (and deactivates) the interrupt `iar` acknowledged.
-fn end(iar: u64) {
+pub fn end(iar: u64) {
     if V2.load(Ordering::Relaxed) {
         gicc().eoir.set(iar as u32);
         return;
     }
     // SAFETY: ending (and deactivating) the interrupt just acknowledged.
     unsafe { asm!("msr icc_eoir1_el1, {}", in(reg) iar, options(nostack)) };
+}
+
+/// Sends SGI `intid` (0-15) to this vCPU alone (`ICC_SGI1R_EL1` on a GICv3, `GICD_SGIR` on a
+/// GICv2).
+pub fn send_sgi_to_self(intid: u32) {
+    if V2.load(Ordering::Relaxed) {
+        gicd().sgir.write(SGIR::INTID.val(intid & 0xf) + SGIR::FILTER::OnlySelf);
+        return;
+    }
+    let mpidr: u64;
+    // SAFETY: reading this CPU's affinity has no side effects.
+    unsafe { asm!("mrs {}, mpidr_el1", out(reg) mpidr, options(nomem, nostack)) };
+    let value = (1u64 << (mpidr & 0xf))
+        | ((mpidr >> 8) & 0xff) << 16
+        | ((mpidr >> 16) & 0xff) << 32
+        | ((mpidr >> 32) & 0xff) << 48
+        | u64::from(intid & 0xf) << 24;
+    // SAFETY: an SGI to this vCPU only makes one of its own interrupts pending.
+    unsafe { asm!("msr icc_sgi1r_el1, {}", "isb", in(reg) value, options(nostack)) };
 }
 
 #[unsafe(no_mangle)]
