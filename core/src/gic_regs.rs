@@ -88,10 +88,10 @@ register_structs! {
         (0x0000 => pub ctlr: ReadWrite<u32>),
         (0x0004 => pub pmr: ReadWrite<u32>),
         (0x0008 => pub bpr: ReadWrite<u32>),
-        (0x000c => pub iar: ReadOnly<u32>),
+        (0x000c => pub iar: ReadOnly<u32, GICC_IAR::Register>),
         (0x0010 => pub eoir: WriteOnly<u32>),
         (0x0014 => pub rpr: ReadOnly<u32>),
-        (0x0018 => pub hppir: ReadOnly<u32>),
+        (0x0018 => pub hppir: ReadOnly<u32, GICC_IAR::Register>),
         (0x001c => _reserved0),
         (0x1000 => pub dir: WriteOnly<u32>),
         (0x1004 => @END),
@@ -102,7 +102,7 @@ register_structs! {
     /// A GICv2's virtual interface control (GICH): one CPU's list registers.
     pub VirtualControl {
         (0x000 => pub hcr: ReadWrite<u32, GICH_HCR::Register>),
-        (0x004 => pub vtr: ReadOnly<u32>),
+        (0x004 => pub vtr: ReadOnly<u32, GICH_VTR::Register>),
         (0x008 => pub vmcr: ReadWrite<u32>),
         (0x00c => _reserved0),
         (0x010 => pub misr: ReadOnly<u32>),
@@ -145,6 +145,17 @@ register_bitfields! [u32,
     pub GICR_WAKER [
         PROCESSOR_SLEEP OFFSET(1) NUMBITS(1) [],
         CHILDREN_ASLEEP OFFSET(2) NUMBITS(1) [],
+    ],
+    /// GICC_IAR and GICC_HPPIR (GICv2).
+    pub GICC_IAR [
+        INTERRUPT_ID OFFSET(0) NUMBITS(10) [],
+        /// An SGI's source CPU.
+        CPUID OFFSET(10) NUMBITS(3) [],
+    ],
+    /// GICH_VTR (GICv2).
+    pub GICH_VTR [
+        /// List registers implemented, minus one.
+        LIST_REGS OFFSET(0) NUMBITS(6) [],
     ],
     /// GICD_SGIR (GICv2).
     pub SGIR [

@@ -13,8 +13,9 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use crate::gic_regs::GICD_CTLR;
+use crate::gic_regs::{GICD_CTLR, SGIR};
 use offsets::*;
+use tock_registers::LocalRegisterCopy;
 
 /// Size of the distributor frame.
 pub const GICD_SIZE: u64 = core::mem::size_of::<crate::gic_regs::Distributor>() as u64;
@@ -490,14 +491,15 @@ impl VirtualGic {
     /// GICD_SGIR: SGI `value[3:0]` to the vCPUs of the target list `value[23:16]`, every other
     /// vCPU (filter 1) or the sender itself (filter 2).
     fn send_sgi_v2(&mut self, vcpu: usize, value: u32) {
-        let intid = value & 0xf;
-        let list = (value >> 16) & 0xff;
+        let value = LocalRegisterCopy::<u32, SGIR::Register>::new(value);
+        let intid = value.read(SGIR::INTID);
+        let list = value.read(SGIR::TARGETS);
         for target in 0..self.redists.len().min(8) {
-            let chosen = match (value >> 24) & 3 {
-                0 => list & (1 << target) != 0,
-                1 => target != vcpu,
-                2 => target == vcpu,
-                _ => false,
+            let chosen = match value.read_as_enum(SGIR::FILTER) {
+                Some(SGIR::FILTER::Value::List) => list & (1 << target) != 0,
+                Some(SGIR::FILTER::Value::AllButSelf) => target != vcpu,
+                Some(SGIR::FILTER::Value::OnlySelf) => target == vcpu,
+                None => false,
             };
             if let Some(irq) = self.irq(target, intid).filter(|_| chosen) {
                 irq.pending = true;

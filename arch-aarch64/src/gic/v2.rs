@@ -7,7 +7,9 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use spin::{Mutex, Once};
 use tantalum_core::config::MAX_CPUS;
-use tantalum_core::gic_regs::{CpuInterface, Distributor, VirtualControl, GICH_HCR, GICH_LR, SGIR};
+use tantalum_core::gic_regs::{
+    CpuInterface, Distributor, VirtualControl, GICC_IAR, GICH_HCR, GICH_LR, GICH_VTR, SGIR,
+};
 use tantalum_core::vgic::{Deliverable, Listed, VirtualGic};
 use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
 use tock_registers::LocalRegisterCopy;
@@ -136,8 +138,9 @@ pub fn acknowledge(out: &mut [u32]) -> usize {
     let gicc = frames().gicc();
     let mut n = 0;
     while n < out.len() {
-        let iar = gicc.iar.get();
-        let intid = iar & 0x3ff;
+        let iar = gicc.iar.extract();
+        let intid = iar.read(GICC_IAR::INTERRUPT_ID);
+        let iar = iar.get();
         if intid >= SPURIOUS {
             break;
         }
@@ -197,11 +200,11 @@ fn program_spi(f: &Frames, intid: u32, mask: u8, edge: bool) {
 
 /// The highest-priority interrupt pending at this CPU, without acknowledging it.
 pub fn highest_pending() -> u32 {
-    frames().gicc().hppir.get() & 0x3ff
+    frames().gicc().hppir.read(GICC_IAR::INTERRUPT_ID)
 }
 
 fn list_registers(gich: &VirtualControl) -> usize {
-    ((gich.vtr.get() & 0x3f) as usize + 1).min(64)
+    (gich.vtr.read(GICH_VTR::LIST_REGS) as usize + 1).min(64)
 }
 
 fn lr_value(d: &Deliverable) -> u32 {
@@ -291,7 +294,7 @@ pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) -> bool {
     // Ended entries that asked for an EOI maintenance interrupt: clear them, or it goes on.
     for lr in lrs.iter().filter(|lr| state(lr.get()) == 0 && field(lr.get(), GICH_LR::HW) == 0) {
         if field(lr.get(), GICH_LR::EOI) != 0 {
-            gic.end_watch(vcpu, lr.get() & 0x3ff);
+            gic.end_watch(vcpu, field(lr.get(), GICH_LR::VIRTUAL_ID));
             lr.set(0);
         }
     }
@@ -300,7 +303,9 @@ pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) -> bool {
         let Some(free) = lrs.iter().find(|lr| state(lr.get()) == 0) else { break };
         let Some(d) = gic.take_deliverable(vcpu) else { break };
         // The same INTID already in a list register (the guest is handling it).
-        let Some(lr) = lrs.iter().find(|lr| state(lr.get()) != 0 && lr.get() & 0x3ff == d.intid) else {
+        let Some(lr) =
+            lrs.iter().find(|lr| state(lr.get()) != 0 && field(lr.get(), GICH_LR::VIRTUAL_ID) == d.intid)
+        else {
             free.set(lr_value(&d));
             continue;
         };

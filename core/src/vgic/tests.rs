@@ -259,6 +259,12 @@ fn gicv2_sgis_targets_and_banking() {
     assert!(!gic.has_deliverable(0));
     w(&mut gic, 0, 0x100, 1 << 3);
     assert_eq!(gic.take_deliverable(0).map(|d| d.source), Some(1));
+    // "Only self", and the reserved filter 3 that reaches nobody.
+    w(&mut gic, 1, 0xf00, (2 << 24) | (1 << 16) | 3);
+    assert!(!gic.has_deliverable(0), "the target list is ignored");
+    assert_eq!(gic.take_deliverable(1).map(|d| d.source), Some(1));
+    w(&mut gic, 0, 0xf00, (3 << 24) | (3 << 16) | 3);
+    assert!(!gic.has_deliverable(0) && !gic.has_deliverable(1));
     // An SPI goes to the lowest vCPU its ITARGETSR byte names.
     let (reg, byte) = (u64::from(BELL / 4) * 4, (BELL % 4) * 8);
     w(&mut gic, 0, 0x800 + reg, 0b10 << byte);
