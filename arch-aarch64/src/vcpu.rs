@@ -501,7 +501,7 @@ impl Services for CpuServices<'_> {
         for (s, error) in answer.failed.iter().enumerate() {
             if let Some(e) = error {
                 let name = &system.partitions[usize::from(link.endpoints[s])].config.name;
-                info!("partition '{name}': virtio device '{}' needs a reset: {e:?}", link.name);
+                info!("partition '{name}': virtio device '{}' needs a reset: {e}", link.name);
             }
         }
         for (s, &raise) in answer.interrupt.iter().enumerate() {

@@ -45,6 +45,32 @@ pub enum QueueError {
     BadRequest,
 }
 
+impl core::fmt::Display for QueueError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            QueueError::BadSize(n) => {
+                write!(f, "a queue of {n} entries (not a power of two up to the maximum)")
+            }
+            QueueError::BadRing { what, addr } => {
+                write!(f, "its {what} at guest {addr:#x} is misaligned or outside its memory")
+            }
+            QueueError::IndexJump { avail, next } => {
+                write!(f, "its driver ring's index {avail} ran more than a queue ahead of {next}")
+            }
+            QueueError::BadIndex(i) => write!(f, "descriptor index {i} is past the queue"),
+            QueueError::ChainTooLong => write!(f, "a descriptor chain longer than the queue (a loop)"),
+            QueueError::Indirect => write!(f, "an indirect descriptor (not negotiated)"),
+            QueueError::BadBuffer { addr, len } => {
+                write!(f, "a buffer at guest {addr:#x} ({len} bytes) outside its memory")
+            }
+            QueueError::WrongDirection => {
+                write!(f, "a buffer the device may write where it may only read, or the reverse")
+            }
+            QueueError::BadRequest => write!(f, "a block request without its header or status byte"),
+        }
+    }
+}
+
 /// A queue the driver made ready: its rings, translated once, and the device's positions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ring {

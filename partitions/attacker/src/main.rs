@@ -2,6 +2,7 @@
 //! contains it with the `restart` policy, and the next boot (fresh memory, restart count + 1)
 //! tries the next one. Addresses are host-physical: the scenario maps the attacker with
 //! guest address = host address, so they name the victim's and the hypervisor's memory.
+//! With `role=virtio` it attacks through its virtio device instead (see [`virtio`]).
 #![no_std]
 #![no_main]
 
@@ -9,6 +10,8 @@ use core::ptr::{addr_of_mut, read_volatile, write_volatile};
 
 use tantalum_guest::hypercall::{hvc, psci, smc, Status, HYP_CONSOLE_WRITE, VENDOR_HYP_BASE};
 use tantalum_guest::{partition_info, println};
+
+mod virtio;
 
 tantalum_guest::entry!(main);
 
@@ -50,6 +53,9 @@ fn main() {
     // SAFETY: as above.
     unsafe { write_volatile(addr_of_mut!(MARKER), 0xdead_beef) };
     let t = targets();
+    if tantalum_guest::dt::bootarg("role") == Some("virtio") {
+        return virtio::attacks(&t);
+    }
     match boot {
         0 => {
             probe_hypercalls(t.victim);

@@ -27,6 +27,10 @@ fn code_checksum() -> u64 {
 }
 
 fn main() {
+    // On a virtio-net link (the virtio attack scenario), it also sends a frame each round, so a
+    // hostile peer's receive buffers get used, and takes whatever comes.
+    let mut net = tantalum_guest::net::Net::open(0).ok();
+    let (mut sent, mut frames) = (0u64, [0u8; 1514]);
     // SAFETY: single-threaded; PATTERN is only used in this function.
     let pattern = unsafe { &mut *addr_of_mut!(PATTERN) };
     for (i, w) in pattern.iter_mut().enumerate() {
@@ -37,6 +41,13 @@ fn main() {
     const ROUNDS: u32 = 30;
     for round in 1..=ROUNDS {
         wait_ns(100_000_000);
+        if let Some(net) = net.as_mut() {
+            while net.recv(&mut frames).is_some() {}
+            let mut frame = [0u8; 60];
+            frame[..6].fill(0xff); // broadcast
+            frame[12..14].copy_from_slice(&[0x88, 0xb5]); // local experimental EtherType
+            sent += u64::from(net.send(&frame));
+        }
         // SAFETY: as above; read through a fresh shared borrow.
         let now = unsafe { &*addr_of!(PATTERN) };
         let bad = now.iter().enumerate().filter(|&(i, &w)| w != expected(i)).count();
@@ -47,6 +58,9 @@ fn main() {
         if round % 10 == 0 {
             println!("memory intact after {round} checks");
         }
+    }
+    if net.is_some() {
+        println!("virtio peer: sent {sent} frames");
     }
     println!("victim done: memory intact");
 }
