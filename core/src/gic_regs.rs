@@ -31,7 +31,13 @@ register_structs! {
         (0xd00 => _reserved1),
         /// GICv2 only.
         (0xf00 => pub sgir: WriteOnly<u32, SGIR::Register>),
-        (0xf04 => _reserved2),
+        (0xf04 => _reserved2a),
+        /// GICv2 only: a byte per SGI, a bit per sending CPU; writing 1 clears (CPENDSGIR) or
+        /// sets (SPENDSGIR) that SGI's pending state from that sender. ISPENDR0/ICPENDR0 ignore
+        /// writes to SGI bits on a GICv2.
+        (0xf10 => pub cpendsgir: [ReadWrite<u8>; 16]),
+        (0xf20 => pub spendsgir: [ReadWrite<u8>; 16]),
+        (0xf30 => _reserved2),
         /// GICv2 only: the architecture revision in bits 7:4.
         (0xfe8 => pub pidr2_v2: ReadOnly<u32>),
         (0xfec => _reserved3),

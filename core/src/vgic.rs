@@ -460,15 +460,29 @@ impl VirtualGic {
                 0
             }
             (ITARGETSR..=ITARGETSR_LAST, _) => self.targets(vcpu, (a.offset - ITARGETSR) as u32, a),
+            (CPENDSGIR..=CPENDSGIR_LAST, _) => {
+                self.sgi_pending_v2(vcpu, (a.offset - CPENDSGIR) as u32, a, false)
+            }
+            (SPENDSGIR..=SPENDSGIR_LAST, _) => {
+                self.sgi_pending_v2(vcpu, (a.offset - SPENDSGIR) as u32, a, true)
+            }
+            // ISPENDR0/ICPENDR0 ignore writes to SGI bits on a GICv2 (SPENDSGIR/CPENDSGIR set them).
+            (ISPENDR | ICPENDR, Some(v)) => {
+                self.intid_registers(Bank::V2(vcpu), Access { write: Some(v & !0xffff), ..a })
+            }
             (IGROUPR..=ICFGR_LAST, _) => self.intid_registers(Bank::V2(vcpu), a),
             _ => 0,
         }
     }
 
-    /// GICD_ITARGETSR: a byte per INTID with a bit per vCPU. SGIs and PPIs read as their own
-    /// vCPU's; an SPI goes to the lowest vCPU named (kept as its route).
+    /// GICD_ITARGETSR: a byte per INTID with a bit per vCPU (RAZ/WI with one vCPU, as on a
+    /// uniprocessor GICv2). SGIs and PPIs read as their own vCPU's; an SPI goes to the lowest vCPU named (kept as its route).
     fn targets(&mut self, vcpu: usize, first: u32, a: Access) -> u64 {
         let vcpus = self.redists.len();
+        // A uniprocessor GICv2's ITARGETSRs are RAZ/WI (everything targets the one CPU).
+        if vcpus == 1 {
+            return 0;
+        }
         let mut value = 0u64;
         for byte in 0..u32::from(a.size.min(4)) {
             let intid = first + byte;
@@ -482,6 +496,29 @@ impl VirtualGic {
                         irq.route = u64::from(mask.trailing_zeros());
                     }
                 }
+                Some(_) => {}
+            }
+        }
+        value
+    }
+
+    /// GICD_CPENDSGIR (`set` false) and GICD_SPENDSGIR: a byte per SGI from `first`, a bit per
+    /// sending vCPU. The virtual distributor keeps one sender per pending SGI: a set names it
+    /// (the lowest bit), a clear ends the pending state if it names that sender.
+    fn sgi_pending_v2(&mut self, vcpu: usize, first: u32, a: Access, set: bool) -> u64 {
+        let mut value = 0u64;
+        for byte in 0..u32::from(a.size.min(4)) {
+            let intid = first + byte;
+            let Some(irq) = self.irq(vcpu, intid).filter(|_| intid < 16) else { continue };
+            match a.write.map(|v| (v >> (8 * byte)) as u8) {
+                None if irq.pending => value |= (1u64 << irq.source) << (8 * byte),
+                None => {}
+                Some(0) => {}
+                Some(senders) if set => {
+                    irq.pending = true;
+                    irq.source = senders.trailing_zeros() as u8;
+                }
+                Some(senders) if senders & (1 << irq.source) != 0 => irq.pending = false,
                 Some(_) => {}
             }
         }

@@ -255,6 +255,7 @@ pub fn read_listed(vcpu: u8, out: &mut [Listed]) -> usize {
             active: state & 2 != 0,
             hw: value.is_set(GICH_LR::HW),
             priority: (value.read(GICH_LR::PRIORITY) << 3) as u8,
+            source: value.read(GICH_LR::CPUID) as u8,
         };
         n += 1;
     }

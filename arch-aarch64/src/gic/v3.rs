@@ -301,6 +301,7 @@ pub fn read_listed(vcpu: u8, out: &mut [Listed]) -> usize {
             active: value & LR_ACTIVE != 0,
             hw: value & LR_HW != 0,
             priority: ICH_LR::Priority.read(value) as u8,
+            source: 0,
         };
         n += 1;
     }

@@ -12,8 +12,9 @@
 //! changed entries back to them to write).
 
 use super::offsets::{
-    ICACTIVER, ICACTIVER_LAST, ICPENDR, ICPENDR_LAST, IPRIORITYR, IPRIORITYR_LAST, IROUTER, IROUTER_LAST,
-    ISACTIVER, ISACTIVER_LAST, ISPENDR, ISPENDR_LAST, ITARGETSR, ITARGETSR_LAST,
+    CPENDSGIR, CPENDSGIR_LAST, ICACTIVER, ICACTIVER_LAST, ICPENDR, ICPENDR_LAST, IPRIORITYR, IPRIORITYR_LAST,
+    IROUTER, IROUTER_LAST, ISACTIVER, ISACTIVER_LAST, ISPENDR, ISPENDR_LAST, ITARGETSR, ITARGETSR_LAST,
+    SPENDSGIR, SPENDSGIR_LAST,
 };
 use super::{Access, Frame, VirtualGic, GICR_SGI_OFFSET, SPI_BASE};
 
@@ -31,6 +32,8 @@ pub struct Listed {
     pub hw: bool,
     /// Its priority (an `IPRIORITYR` write changes a loaded interrupt's too).
     pub priority: u8,
+    /// GICv2 SGIs: the sending vCPU (`GICD_CPENDSGIR`/`SPENDSGIR` name it).
+    pub source: u8,
 }
 
 /// The four registers with a pending or active bit per INTID.
@@ -132,6 +135,37 @@ impl VirtualGic {
             }
             return value;
         }
+        // GICv2 GICD_CPENDSGIR/SPENDSGIR: a byte per SGI, a bit per sender.
+        let sgi_pending = match offset {
+            CPENDSGIR..=CPENDSGIR_LAST if self.v2 => Some((false, (offset - CPENDSGIR) as u32)),
+            SPENDSGIR..=SPENDSGIR_LAST if self.v2 => Some((true, (offset - SPENDSGIR) as u32)),
+            _ => None,
+        };
+        if let Some((set, first)) = sgi_pending {
+            let mut value = value;
+            let covered = first..first + u32::from(access.size);
+            let ours = |e: &Listed| private_of == Some(usize::from(e.vcpu)) && covered.contains(&e.intid);
+            for entry in listed.iter_mut().filter(|e| ours(e) && !e.hw) {
+                let shift = 8 * (entry.intid - first);
+                let own = 1u8 << entry.source;
+                match access.write.map(|v| (v >> shift) as u8) {
+                    None if entry.pending => value |= u64::from(own) << shift,
+                    None | Some(0) => {}
+                    Some(senders) if !set && senders & own != 0 => entry.pending = false,
+                    Some(_) if !set => {}
+                    Some(_) => {
+                        // Pending in its list register, not delivered a second time.
+                        entry.pending = true;
+                        let owner = usize::from(entry.vcpu);
+                        if let Some(irq) = self.irq(owner, entry.intid) {
+                            irq.pending = false;
+                        }
+                        self.mark(owner, entry.intid, false);
+                    }
+                }
+            }
+            return value;
+        }
         let Some((register, first)) = StateRegister::at(offset & !3) else { return value };
         let shows = |e: &Listed| {
             let covered = e.intid >= first && e.intid < first + 32;
@@ -143,9 +177,15 @@ impl VirtualGic {
                 }
         };
         let mut value = value;
+        // A GICv2's ISPENDR0/ICPENDR0 ignore writes to SGI bits.
+        let v2 = self.v2;
+        let v2_sgi = move |e: &Listed| v2 && e.intid < 16;
         for entry in listed.iter_mut().filter(|e| shows(e)) {
             let bit = 1u64 << (entry.intid - first);
+            let pending_write_ignored = v2_sgi(entry);
             match (register, access.write) {
+                (StateRegister::SetPending | StateRegister::ClearPending, Some(_))
+                    if pending_write_ignored => {}
                 (StateRegister::SetPending | StateRegister::ClearPending, None) => {
                     value |= if entry.pending { bit } else { 0 };
                 }
@@ -167,7 +207,9 @@ impl VirtualGic {
         // distributor needs nothing more; a set one that a list register now holds must not
         // be delivered twice.
         if let (StateRegister::SetPending, Some(v)) = (register, access.write) {
-            for entry in listed.iter().filter(|e| shows(e) && !e.hw && v & (1 << (e.intid - first)) != 0) {
+            for entry in
+                listed.iter().filter(|e| shows(e) && !e.hw && !v2_sgi(e) && v & (1 << (e.intid - first)) != 0)
+            {
                 let owner = usize::from(entry.vcpu);
                 if let Some(irq) = self.irq(owner, entry.intid) {
                     irq.pending = false;
@@ -187,7 +229,7 @@ mod tests {
     const SGI_FRAME: u64 = GICR_SGI_OFFSET;
 
     fn entry(intid: u32, pending: bool, active: bool, hw: bool) -> Listed {
-        Listed { vcpu: 0, lr: 0, intid, pending, active, hw, priority: 0xa0 }
+        Listed { vcpu: 0, lr: 0, intid, pending, active, hw, priority: 0xa0, source: 0 }
     }
 
     fn read(gic: &mut VirtualGic, frame: Frame, offset: u64, listed: &mut [Listed]) -> u64 {
@@ -349,5 +391,39 @@ mod tests {
         );
         assert!(!listed[0].pending);
         assert_eq!(gic.take_deliverable(1).map(|d| d.intid), Some(40));
+    }
+
+    #[test]
+    fn gicv2_sgi_pending_state_goes_through_spendsgir_and_cpendsgir() {
+        let mut gic = VirtualGic::for_version(2, 2, &[]);
+        let d = Frame::Distributor;
+        write(&mut gic, d, 0x0000, 1, &mut []);
+        write(&mut gic, d, 0x0100, 1 << 5, &mut []);
+        // ISPENDR0/ICPENDR0 ignore SGI bits, in the distributor and in a list register.
+        write(&mut gic, d, 0x0200, 1 << 5, &mut []);
+        assert_eq!(read(&mut gic, d, 0x0200, &mut []), 0);
+        let mut listed = [Listed { source: 1, ..entry(5, true, false, false) }];
+        write(&mut gic, d, 0x0280, 1 << 5, &mut listed);
+        assert!(listed[0].pending, "ICPENDR0 does not cancel a loaded SGI on a GICv2");
+        // CPENDSGIR: only the sender's bit clears it.
+        write(&mut gic, d, 0x0f14, 1 << 8, &mut listed);
+        assert!(listed[0].pending, "vCPU 0's bit: not the sender");
+        assert_eq!(read(&mut gic, d, 0x0f14, &mut listed), 0b10 << 8, "reads the sender's bit");
+        write(&mut gic, d, 0x0f14, 0b10 << 8, &mut listed);
+        assert!(!listed[0].pending, "vCPU 1's bit cancels it");
+        // SPENDSGIR: pending from sender vCPU 1, delivered with that source.
+        write(&mut gic, d, 0x0f24, 0b10 << 8, &mut []);
+        assert_eq!(read(&mut gic, d, 0x0f24, &mut []), 0b10 << 8);
+        let taken = gic.take_deliverable(0).unwrap();
+        assert_eq!((taken.intid, taken.source), (5, 1));
+        // On a loaded SGI: its list register goes pending, not a second delivery.
+        let mut listed = [entry(5, false, true, false)];
+        write(&mut gic, d, 0x0f24, 1 << 8, &mut listed);
+        assert!(listed[0].pending);
+        assert!(!gic.has_deliverable(0));
+        // A GICv3 distributor has no such registers.
+        let mut v3 = VirtualGic::new(1, &[]);
+        write(&mut v3, d, 0x0f24, 1 << 8, &mut []);
+        assert_eq!(read(&mut v3, d, 0x0f24, &mut []), 0);
     }
 }

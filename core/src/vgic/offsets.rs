@@ -38,6 +38,8 @@ array!(IPRIORITYR, IPRIORITYR_LAST = Distributor.ipriorityr);
 array!(ITARGETSR, ITARGETSR_LAST = Distributor.itargetsr);
 array!(ICFGR, ICFGR_LAST = Distributor.icfgr);
 array!(IROUTER, IROUTER_LAST = Distributor.irouter);
+array!(CPENDSGIR, CPENDSGIR_LAST = Distributor.cpendsgir);
+array!(SPENDSGIR, SPENDSGIR_LAST = Distributor.spendsgir);
 /// The last byte of a redistributor SGI frame's ICFGR1: the frame's per-INTID banks cover the
 /// 32 SGIs and PPIs only (ICFGR0-1).
 pub(super) const SGI_FRAME_ICFGR_LAST: u64 = ICFGR + 2 * core::mem::size_of::<u32>() as u64 - 1;

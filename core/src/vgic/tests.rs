@@ -270,4 +270,9 @@ fn gicv2_sgis_targets_and_banking() {
     w(&mut gic, 0, 0x800 + reg, 0b10 << byte);
     assert_eq!(gic.spi_target(BELL), 1);
     assert_eq!(r(&mut gic, 0, 0x800 + reg) >> byte & 0xff, 0b10);
+    // With one vCPU the ITARGETSRs are RAZ/WI, as on a uniprocessor GICv2.
+    let mut one = VirtualGic::for_version(2, 1, &[BELL]);
+    assert_eq!(r(&mut one, 0, 0x800), 0);
+    w(&mut one, 0, 0x800 + reg, u64::MAX);
+    assert_eq!((r(&mut one, 0, 0x800 + reg), one.spi_target(BELL)), (0, 0));
 }

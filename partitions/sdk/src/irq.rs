@@ -140,7 +140,7 @@ pub fn set_handler(intid: u32, handler: Handler) {
 
 /// The frame with `intid`'s per-INTID registers (this vCPU's SGI frame for its SGIs and PPIs on a
 /// GICv3), and its register index and bit there.
-fn state_frame(intid: u32) -> (&'static Distributor, usize, u32) {
+pub fn state_frame(intid: u32) -> (&'static Distributor, usize, u32) {
     let (reg, bit) = ((intid / 32) as usize, 1u32 << (intid % 32));
     let frame = if intid < 32 && !V2.load(Ordering::Relaxed) {
         distributor_at(SECOND.load(Ordering::Relaxed) + GICR_SGI_FRAME)
@@ -150,14 +150,31 @@ fn state_frame(intid: u32) -> (&'static Distributor, usize, u32) {
     (frame, reg, bit)
 }
 
-/// Makes `intid` pending from software (GICD/GICR_ISPENDR), as a device raising it would.
+/// On a GICv2, this CPU's bit in the SGI registers (`GICD_ITARGETSR0` reads it) when `intid` is
+/// an SGI: its pending state is set and cleared per sender there, not in ISPENDR0/ICPENDR0.
+fn v2_sgi_sender(intid: u32) -> Option<u8> {
+    // A uniprocessor GICv2's ITARGETSRs read as zero: the one CPU is interface 0.
+    (V2.load(Ordering::Relaxed) && intid < 16).then(|| gicd().itargetsr[0].get().max(1))
+}
+
+/// Makes `intid` pending from software (GICD/GICR_ISPENDR; a GICv2 SGI through GICD_SPENDSGIR,
+/// as sent by this CPU), as a device raising it would.
 pub fn set_pending(intid: u32) {
+    if let Some(me) = v2_sgi_sender(intid) {
+        gicd().spendsgir[intid as usize].set(me);
+        return;
+    }
     let (frame, reg, bit) = state_frame(intid);
     frame.ispendr[reg].set(bit);
 }
 
-/// Withdraws `intid`'s pending state (GICD/GICR_ICPENDR).
+/// Withdraws `intid`'s pending state (GICD/GICR_ICPENDR; a GICv2 SGI's from this CPU through
+/// GICD_CPENDSGIR).
 pub fn clear_pending(intid: u32) {
+    if let Some(me) = v2_sgi_sender(intid) {
+        gicd().cpendsgir[intid as usize].set(me);
+        return;
+    }
     let (frame, reg, bit) = state_frame(intid);
     frame.icpendr[reg].set(bit);
 }
