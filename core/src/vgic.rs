@@ -703,6 +703,8 @@ enum Op {
 mod listed;
 mod offsets;
 mod resample;
+#[cfg(test)]
+mod transitions;
 pub use listed::{reaches_other_vcpus, Listed};
 
 #[cfg(test)]
