@@ -110,9 +110,10 @@ fn partition_table(cfg: &SystemConfig, p: &PartitionConfig, out: &mut String) {
             Some(_) => "receives from",
         };
         let ipa = c.guest_address(p.id).map(|a| a.as_u64()).unwrap_or(0);
+        let bell = cfg.board.emulated.page(Emulated::Doorbells, local).unwrap_or_default();
         let _ = writeln!(
             out,
-            "  {label:<10}#{local} {}: {direction} {peer}, {} ({}) at guest {ipa:#x}",
+            "  {label:<10}#{local} {}: {direction} {peer}, {} ({}) at guest {ipa:#x}, doorbell page {bell:#x}",
             c.name,
             c.memory,
             size(c.memory.size)
@@ -294,6 +295,20 @@ mod tests {
         let plan = super::plan(&checked.config);
         let line = plan.lines().find(|l| l.starts_with(&format!("partition {name} ")));
         line.unwrap_or_else(|| panic!("no partition {name} in:\n{plan}")).to_string()
+    }
+
+    #[test]
+    fn the_plan_shows_the_emulated_pages_where_the_board_places_them() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        for (dts, uart, bell) in [
+            ("configs/tests/linux-channel.dts", "0x9000000", "0xb000000"),
+            ("configs/boards/zcu102-linux-channel.dts", "0xf0000000", "0xf0100000"),
+        ] {
+            let checked = check_file(&root.join(dts)).unwrap_or_else(|p| panic!("{dts}: {p:?}"));
+            let plan = super::plan(&checked.config);
+            assert!(plan.contains(&format!("virtual PL011 at guest {uart} ")), "{dts}:\n{plan}");
+            assert!(plan.contains(&format!("doorbell page {bell}\n")), "{dts}:\n{plan}");
+        }
     }
 
     #[test]
