@@ -15,3 +15,5 @@ cargo clippy --quiet --target aarch64-unknown-none -p tantalum-guest \
     $(ls partitions | grep -v '^sdk$' | sed 's/^/-p partition-/') -- -D warnings
 echo "==> cargo clippy (x86_64)"
 cargo clippy --quiet -p tantalum-x86_64 --target x86_64-unknown-none -- -D warnings
+echo "==> cargo clippy (x86_64 SDK and partitions)"
+cargo clippy --quiet --target x86_64-unknown-none -p tantalum-guest -p partition-hello -- -D warnings

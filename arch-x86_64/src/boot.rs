@@ -115,6 +115,7 @@ long_mode:
     .section .rodata.boot, "a"
     .balign 16
     // Null, 64-bit code (0x08), data (0x10).
+    .global gdt64
 gdt64:
     .quad 0
     .quad 0x00af9a000000ffff
@@ -143,7 +144,7 @@ struct Stack([u8; BOOT_STACK_SIZE]);
 #[unsafe(no_mangle)]
 static mut BOOT_STACK: Stack = Stack([0; BOOT_STACK_SIZE]);
 #[unsafe(no_mangle)]
-static mut PML4: Table = Table([0; 512]);
+pub static mut PML4: Table = Table([0; 512]);
 #[unsafe(no_mangle)]
 static mut PDPT: Table = Table([0; 512]);
 #[unsafe(no_mangle)]

@@ -24,6 +24,17 @@ pub fn line(args: fmt::Arguments) {
     }
 }
 
+/// Writes one partition console line: `[name] text`.
+pub fn partition_line(prefix: &str, text: &[u8]) {
+    if let Some(uart) = CONSOLE.lock().as_mut() {
+        let _ = write!(uart, "[{prefix}] ");
+        for &b in text {
+            uart.write_byte(b);
+        }
+        let _ = uart.write_str("\n");
+    }
+}
+
 /// Writes a line whether or not the console lock is free (panics).
 pub fn emergency(args: fmt::Arguments) {
     // SAFETY: COM1 is ours; at worst the line interleaves with another CPU's.

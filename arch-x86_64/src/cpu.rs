@@ -100,7 +100,7 @@ pub fn load_host_tables(cpu: usize) -> (u64, u64) {
 static HOST: spin::Mutex<[(u64, u64); tantalum_core::config::MAX_CPUS]> =
     spin::Mutex::new([(0, 0); tantalum_core::config::MAX_CPUS]);
 
-/// This CPU's GDT and TSS addresses (CPU 0's until others run).
-pub fn host_tables() -> (u64, u64) {
-    HOST.lock()[0]
+/// CPU `cpu`'s GDT and TSS addresses.
+pub fn host_tables(cpu: usize) -> (u64, u64) {
+    HOST.lock()[cpu]
 }

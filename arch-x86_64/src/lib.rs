@@ -4,6 +4,7 @@
 #![cfg_attr(not(test), no_std)]
 
 pub mod ept;
+pub mod linux_boot;
 pub mod multiboot2;
 pub mod vmcs;
 pub mod vmexit;

@@ -10,12 +10,19 @@ mod cpu;
 mod heap;
 mod probe;
 mod serial;
+mod smp;
+mod system;
+mod tsc;
+mod vcpu;
 mod vmx;
 
-use tantalum_core::addr::align_up;
-use tantalum_core::bootimage::{BootInfo, BOOT_INFO_OFFSET, HEAP_SIZE, STACK_SIZE};
-use tantalum_core::config::MAX_CPUS;
-use tantalum_x86_64::multiboot2::{self, BootInformation};
+use alloc::vec::Vec;
+
+use tantalum_core::addr::{align_up, HostPhys, HostRange};
+use tantalum_core::bootimage::{runtime_reserve, BootInfo, BOOT_INFO_OFFSET, HEAP_SIZE, STACK_SIZE};
+use tantalum_core::config::{self, BuildFacts, SystemConfig, MAX_CPUS};
+use tantalum_x86_64::multiboot2::{self, BootInformation, MEMORY_AVAILABLE};
+use tantalum_x86_64::HOST_MAP;
 
 use crate::console::info;
 
@@ -38,19 +45,185 @@ extern "C" fn x86_main(magic: u32, mbi: u32) -> ! {
     // RAM no partition owns, and nothing else uses them.
     unsafe { heap::init(heap_start as usize, HEAP_SIZE as usize) };
     cpu::load_host_tables(0);
-    match vmx::enable() {
-        Ok(revision) => {
-            info!("VMX on (CPU 0, VMCS revision {revision:#x})");
-            if let Err(e) = probe::run(revision) {
-                info!("VMX error: {e}");
-            }
-        }
-        Err(e) => info!("VMX unavailable: {e}"),
-    }
+    let tsc = tsc::calibrate();
+    info!("TSC at {} MHz (PIT-calibrated)", tsc / 1_000_000);
     for e in mbi.memory_map() {
         info!("memory map: {:#012x}..{:#012x} type {}", e.base, e.end(), e.kind);
     }
+    if layout.info.dtb_size == 0 {
+        // No system DTB: the bring-up probe.
+        match vmx::enable() {
+            Ok(revision) => {
+                info!("VMX on (CPU 0, VMCS revision {revision:#x})");
+                if let Err(e) = probe::run(revision) {
+                    info!("VMX error: {e}");
+                }
+            }
+            Err(e) => info!("VMX unavailable: {e}"),
+        }
+        console::power_off()
+    }
+    let config = read_config(&layout);
+    let ram: Vec<HostRange> = mbi
+        .memory_map()
+        .filter(|e| e.kind == MEMORY_AVAILABLE)
+        .map(|e| HostRange::new(HostPhys(e.base), e.length))
+        .collect();
+    let refused = cross_check_ram(&config, &ram);
+    start_system(config, &layout, &refused)
+}
+
+/// The system DTB from the payload, checked by core's validator with the facts of this boot.
+fn read_config(layout: &Layout) -> SystemConfig {
+    let info = &layout.info;
+    // SAFETY: the loader loaded the whole file (payload included) where the BootInfo says;
+    // nothing writes it.
+    let payload: &'static [u8] =
+        unsafe { core::slice::from_raw_parts(layout.payload as *const u8, info.payload_size as usize) };
+    let dtb = info
+        .dtb_offset
+        .checked_add(info.dtb_size)
+        .and_then(|end| payload.get(info.dtb_offset as usize..end as usize))
+        .unwrap_or_else(|| halt_with("the system DTB lies outside the payload"));
+    let total = info.payload_offset + info.payload_size;
+    let facts = BuildFacts {
+        boot_image: Some(HostRange::new(
+            HostPhys(layout.image_start),
+            total + runtime_reserve(MAX_CPUS as u64),
+        )),
+        payload_size: Some(info.payload_size),
+        map: Some(HOST_MAP),
+    };
+    match config::parse(dtb).and_then(|c| config::validate(&c, &facts).map(|()| c)) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in &errors {
+                info!("config error: {e}");
+            }
+            info!("the system DTB is invalid ({} error(s)): halting", errors.len());
+            console::power_off()
+        }
+    }
+}
+
+fn halt_with(why: &str) -> ! {
+    info!("{why}: halting");
     console::power_off()
+}
+
+/// Partitions whose memory the Multiboot2 memory map does not report as available RAM: they
+/// are refused; the hypervisor's or a channel's memory missing halts the system.
+fn cross_check_ram(config: &SystemConfig, ram: &[HostRange]) -> Vec<u16> {
+    let mut refused = Vec::new();
+    for missing in config::ram_not_reported(config, ram) {
+        let range = missing.range;
+        match missing.owner {
+            config::Owner::Hypervisor => {
+                halt_with("the hypervisor's memory is not RAM on this machine (Multiboot2 memory map)")
+            }
+            config::Owner::Channel(c) => {
+                info!(
+                    "channel '{}': memory {range} is not RAM (Multiboot2 memory map)",
+                    config.channels[c].name
+                );
+                console::power_off()
+            }
+            config::Owner::Partition(id) => {
+                let name = &config.partitions[id as usize].name;
+                info!("partition '{name}': memory {range} is not RAM on this machine (Multiboot2 memory map): refusing it");
+                if !refused.contains(&id) {
+                    refused.push(id);
+                }
+            }
+        }
+    }
+    refused
+}
+
+/// Builds the partitions' EPTs, starts the CPUs the partitions use and runs the boot CPU's.
+fn start_system(config: SystemConfig, layout: &Layout, refused: &[u16]) -> ! {
+    let revision = vmx::enable().unwrap_or_else(|e| {
+        info!("VMX unavailable: {e}");
+        console::power_off()
+    });
+    let me = smp::apic_id();
+    let Some(bsp) = config.board.cpus.iter().position(|c| c.hwid == u64::from(me)) else {
+        halt_with("the boot CPU is not among the board's CPUs")
+    };
+    info!(
+        "VMX on (CPU {bsp}, APIC ID {me}, VMCS revision {revision:#x}); {} partition(s)",
+        config.partitions.len()
+    );
+    let trampoline_free =
+        !config.partitions.iter().any(|p| p.memory.iter().any(|r| r.host_range().overlaps(&smp::TRAMPOLINE)));
+    // SAFETY of what follows rests on `system::init` having checked every region against the map.
+    let payload: &'static [u8] =
+        // SAFETY: as in `read_config`.
+        unsafe { core::slice::from_raw_parts(layout.payload as *const u8, layout.info.payload_size as usize) };
+    let used: Vec<(usize, usize)> = config
+        .partitions
+        .iter()
+        .filter(|p| !refused.contains(&p.id))
+        .filter_map(|p| p.cpus.first().map(|&c| (c, usize::from(p.id))))
+        .collect();
+    if let Err(e) = system::init(config, payload, HOST_MAP.ram) {
+        halt_with(&alloc::format!("setting up the partitions failed: {e}"))
+    }
+    let system = system::get();
+    for &id in refused {
+        system.stop(usize::from(id));
+    }
+    if trampoline_free {
+        smp::install();
+    }
+    for &(cpu, id) in used.iter().filter(|&&(cpu, _)| cpu != bsp) {
+        let apic = system.config.board.cpus[cpu].hwid as u32;
+        let stack_top = layout.runtime_base + (cpu as u64 + 1) * STACK_SIZE;
+        if !trampoline_free || !smp::start(cpu, apic, stack_top) {
+            info!(
+                "CPU {cpu} (APIC ID {apic}) did not start: partition '{}' cannot run",
+                system.config.partitions[id].name
+            );
+            stopped(system, id);
+        }
+    }
+    match used.iter().find(|&&(cpu, _)| cpu == bsp) {
+        Some(&(_, id)) => {
+            vcpu::run(bsp, revision, id);
+            stopped(system, id);
+            console::halt()
+        }
+        None => console::halt(),
+    }
+}
+
+/// Partition `id` stopped for good: the last one powers the machine off.
+fn stopped(system: &system::System, id: usize) {
+    if system.stop(id) {
+        info!("all partitions have stopped: powering off");
+        console::power_off()
+    }
+}
+
+/// Rust entry of the other CPUs (`smp.rs`), on their own stacks.
+extern "C" fn ap_main(cpu: u64) -> ! {
+    let cpu = cpu as usize;
+    smp::arrived();
+    cpu::load_host_tables(cpu);
+    let system = system::get();
+    let Some(p) = system.config.partitions.iter().find(|p| p.cpus.first() == Some(&cpu)) else {
+        console::halt()
+    };
+    let id = usize::from(p.id);
+    match vmx::enable() {
+        Ok(revision) => {
+            info!("VMX on (CPU {cpu}, APIC ID {})", smp::apic_id());
+            vcpu::run(cpu, revision, id);
+        }
+        Err(e) => info!("CPU {cpu}: VMX unavailable: {e}"),
+    }
+    stopped(system, id);
+    console::halt()
 }
 
 /// Where the boot image and what follows it lie.

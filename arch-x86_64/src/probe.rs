@@ -175,7 +175,7 @@ pub fn run(revision: u32) -> Result<(), VmxError> {
         core::ptr::copy_nonoverlapping(start as *const u8, (PROBE_MEMORY + PROBE_ENTRY) as *mut u8, len);
     }
     vmx::new_vmcs(revision)?;
-    vmx::setup_controls_and_host(1, ept::eptp(ept.root))?;
+    vmx::setup_controls_and_host(0, 1, ept::eptp(ept.root))?;
     vmx::setup_guest_protected(PROBE_ENTRY)?;
     info!("partition 'probe': EPT at {:#x} (VPID 1), entering at {PROBE_ENTRY:#x}", ept.root.as_u64());
 

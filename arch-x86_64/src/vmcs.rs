@@ -99,6 +99,7 @@ pub mod exit {
     pub const LOAD_IA32_EFER: u32 = 1 << 21;
 }
 pub mod entry {
+    pub const IA32E_MODE_GUEST: u32 = 1 << 9;
     pub const LOAD_IA32_EFER: u32 = 1 << 15;
 }
 

@@ -5,6 +5,7 @@ use core::arch::{asm, global_asm};
 
 use tantalum_core::addr::HostPhys;
 use tantalum_core::stage2::TableMemory;
+use tantalum_x86_64::linux_boot::{BootArea, CODE_SELECTOR, DATA_SELECTOR, GDT_LIMIT};
 use tantalum_x86_64::vmcs::{self, adjust};
 use tantalum_x86_64::vmexit::Gprs;
 
@@ -172,7 +173,7 @@ fn control(field: u32, wanted: u32, cap: u64, name: &'static str) -> Result<(), 
 }
 
 /// Writes the execution, exit and entry controls and the host state of the current VMCS.
-pub fn setup_controls_and_host(vpid: u16, eptp: u64) -> Result<(), VmxError> {
+pub fn setup_controls_and_host(cpu: usize, vpid: u16, eptp: u64) -> Result<(), VmxError> {
     use vmcs::*;
     control(
         PIN_BASED_CONTROLS,
@@ -210,7 +211,7 @@ pub fn setup_controls_and_host(vpid: u16, eptp: u64) -> Result<(), VmxError> {
     vmwrite(CR4_GUEST_HOST_MASK, 1 << 13)?;
     vmwrite(CR4_READ_SHADOW, 0)?;
 
-    let (gdt, tss) = crate::cpu::host_tables();
+    let (gdt, tss) = crate::cpu::host_tables(cpu);
     vmwrite(HOST_CR0, crate::cpu::cr0())?;
     vmwrite(HOST_CR3, crate::cpu::cr3())?;
     vmwrite(HOST_CR4, crate::cpu::cr4())?;
@@ -281,6 +282,42 @@ pub fn setup_guest_protected(entry: u64) -> Result<(), VmxError> {
     vmwrite(GUEST_SYSENTER_EIP, 0)?;
     vmwrite(GUEST_IA32_EFER, 0)?;
     Ok(())
+}
+
+/// Guest state of a vCPU entering by the Linux 64-bit boot protocol (`linux_boot`): long mode
+/// with the boot area's identity page tables and GDT, at `entry`; the caller puts the
+/// `boot_params` address in `rsi`.
+pub fn setup_guest_long(entry: u64, area: &BootArea) -> Result<(), VmxError> {
+    use vmcs::*;
+    const PE: u64 = 1;
+    const ET: u64 = 1 << 4;
+    const PG: u64 = 1 << 31;
+    const PAE: u64 = 1 << 5;
+    const EFER_LME: u64 = 1 << 8;
+    const EFER_LMA: u64 = 1 << 10;
+    setup_guest_protected(entry)?;
+    let cr0 = (rdmsr(msr::VMX_CR0_FIXED0) | PE | ET | PG) & rdmsr(msr::VMX_CR0_FIXED1);
+    let cr4 = (rdmsr(msr::VMX_CR4_FIXED0) | PAE) & rdmsr(msr::VMX_CR4_FIXED1);
+    vmwrite(GUEST_CR0, cr0)?;
+    vmwrite(CR0_READ_SHADOW, PE | ET | PG)?;
+    vmwrite(GUEST_CR3, area.cr3())?;
+    vmwrite(GUEST_CR4, cr4)?;
+    vmwrite(CR4_READ_SHADOW, PAE)?;
+    vmwrite(GUEST_IA32_EFER, EFER_LME | EFER_LMA)?;
+    let segment = |seg: u32, selector: u16, rights: u64| -> Result<(), VmxError> {
+        vmwrite(GUEST_ES_SELECTOR + 2 * seg, selector.into())?;
+        vmwrite(GUEST_ES_ACCESS_RIGHTS + 2 * seg, rights)
+    };
+    // 64-bit code (L, not D), flat data, from the boot area's GDT.
+    segment(SEG_CS, CODE_SELECTOR, 0xa09b)?;
+    for seg in [SEG_ES, SEG_SS, SEG_DS, SEG_FS, SEG_GS] {
+        segment(seg, DATA_SELECTOR, 0xc093)?;
+    }
+    vmwrite(GUEST_GDTR_BASE, area.gdt())?;
+    vmwrite(GUEST_GDTR_LIMIT, GDT_LIMIT.into())?;
+    vmwrite(GUEST_IDTR_LIMIT, 0)?;
+    let controls = vmread(ENTRY_CONTROLS) as u32 | entry::IA32E_MODE_GUEST;
+    control(ENTRY_CONTROLS, controls, capability(msr::VMX_ENTRY, msr::VMX_TRUE_ENTRY), "IA-32e mode guest")
 }
 
 global_asm!(

@@ -280,9 +280,18 @@ fn run_comparison(c: &Comparison) -> std::result::Result<(), String> {
     Err(format!("{}\nlogs: {}, {}", problems.join("\n"), log("bare").display(), log("partition").display()))
 }
 
-/// The x86_64 scenario (`crate::bochs`).
-const X86_SCENARIO: &str =
-    "x86_64 under Bochs: GRUB Multiboot2 boot, long mode, VMXON, a guest under EPT whose exits core decides";
+/// The x86_64 scenarios (`crate::bochs`).
+type X86Scenario = (&'static str, fn() -> std::result::Result<(), String>);
+const X86_SCENARIOS: &[X86Scenario] = &[
+    (
+        "x86_64 under Bochs: GRUB Multiboot2 boot, long mode, VMXON, a guest under EPT whose exits core decides",
+        crate::bochs::vmx_probe_scenario,
+    ),
+    (
+        "x86_64 under Bochs: two SDK partitions on two CPUs from the system DTB (configs/x86/two-partitions.dts)",
+        crate::bochs::two_partitions_scenario,
+    ),
+];
 
 /// `cargo xtask test`: everything, or only the scenarios whose name contains `filter` (which
 /// must match at least one); `list` prints the scenario names.
@@ -294,7 +303,9 @@ pub fn command(filter: Option<&str>, list: bool) -> Result<()> {
         for c in COMPARISONS {
             println!("{}", c.name);
         }
-        println!("{X86_SCENARIO}");
+        for (name, _) in X86_SCENARIOS {
+            println!("{name}");
+        }
         return Ok(());
     }
     if let Some(filter) = filter {
@@ -304,10 +315,13 @@ pub fn command(filter: Option<&str>, list: bool) -> Result<()> {
             .chain(UBOOT_SCENARIOS.iter().map(|s| (s, true)))
             .filter(|(s, _)| s.name.contains(filter))
             .collect();
-        if X86_SCENARIO.contains(filter) {
+        let x86: Vec<&X86Scenario> = X86_SCENARIOS.iter().filter(|(name, _)| name.contains(filter)).collect();
+        if !x86.is_empty() {
             tools::ensure()?;
             let mut tally = Tally::default();
-            tally.record(X86_SCENARIO, crate::bochs::vmx_probe_scenario());
+            for (name, run) in x86 {
+                tally.record(name, run());
+            }
             return finish(tally);
         }
         let compared: Vec<&Comparison> = COMPARISONS.iter().filter(|c| c.name.contains(filter)).collect();
@@ -381,7 +395,9 @@ pub fn command(filter: Option<&str>, list: bool) -> Result<()> {
     }
 
     step("emulator scenarios (Bochs, x86_64)");
-    tally.record(X86_SCENARIO, crate::bochs::vmx_probe_scenario());
+    for (name, run) in X86_SCENARIOS {
+        tally.record(name, run());
+    }
 
     step("emulator scenarios (QEMU)");
     for s in SCENARIOS {

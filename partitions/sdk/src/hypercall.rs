@@ -1,48 +1,9 @@
-//! Tantalum hypercalls (`hvc #0`, SMCCC function IDs from `tantalum_core::hypercall`).
-
-use core::arch::asm;
+//! Tantalum hypercalls (`hvc #0` on aarch64, `vmcall` on x86_64; SMCCC function IDs from
+//! `tantalum_core::hypercall`).
 
 pub use tantalum_core::hypercall::*;
 
-/// Issues `hvc #0` with `function` and six arguments; returns x0..x4.
-#[inline(always)]
-pub fn hvc(function: u64, args: [u64; 6]) -> [u64; 5] {
-    let (r0, r1, r2, r3, r4): (u64, u64, u64, u64, u64);
-    // SAFETY: the hypervisor's ABI preserves every register except x0..x4 (results) and
-    // touches no memory the Rust program did not hand it by address.
-    unsafe {
-        asm!(
-            "hvc #0",
-            inout("x0") function => r0,
-            inout("x1") args[0] => r1,
-            inout("x2") args[1] => r2,
-            inout("x3") args[2] => r3,
-            inout("x4") args[3] => r4,
-            in("x5") args[4],
-            in("x6") args[5],
-            options(nostack)
-        );
-    }
-    [r0, r1, r2, r3, r4]
-}
-
-/// Issues `smc #0` (only PSCI calls are allowed; anything else is a fault).
-#[inline(always)]
-pub fn smc(function: u64, args: [u64; 3]) -> u64 {
-    let r0: u64;
-    // SAFETY: as for `hvc`: the hypervisor handles or refuses the call.
-    unsafe {
-        asm!(
-            "smc #0",
-            inout("x0") function => r0,
-            inout("x1") args[0] => _,
-            inout("x2") args[1] => _,
-            inout("x3") args[2] => _,
-            options(nostack)
-        );
-    }
-    r0
-}
+pub use crate::arch::calls::*;
 
 /// Facts about the calling partition.
 #[derive(Clone, Copy, Debug)]
@@ -117,7 +78,6 @@ pub fn exit(code: u64) -> ! {
     }
     // The hypervisor never returns from EXIT; if it did, do not run on.
     loop {
-        // SAFETY: WFI only waits.
-        unsafe { asm!("wfi", options(nomem, nostack)) };
+        crate::arch::wait_for_interrupt();
     }
 }

@@ -1,4 +1,5 @@
-//! `tantalum-guest`: the SDK for Tantalum unikernel partitions on aarch64.
+//! `tantalum-guest`: the SDK for Tantalum unikernel partitions on aarch64 and x86_64 (there:
+//! console, hypercalls, time, device tree; channels and interrupts are aarch64-only so far).
 //!
 //! A partition is a `no_std`, `no_main` binary whose `main` is a few lines:
 //! ```ignore
@@ -17,22 +18,33 @@
 
 extern crate alloc;
 
+#[cfg(target_arch = "aarch64")]
 pub mod abort;
+#[cfg_attr(target_arch = "aarch64", path = "aarch64/arch.rs")]
+#[cfg_attr(target_arch = "x86_64", path = "x86_64/arch.rs")]
+mod arch;
+#[cfg_attr(target_arch = "x86_64", path = "x86_64/bare.rs")]
 pub mod bare;
+#[cfg(target_arch = "aarch64")]
 pub mod channel;
 pub mod console;
+#[cfg(target_arch = "aarch64")]
 pub mod debug;
 pub mod dt;
 mod heap;
 pub mod hypercall;
+#[cfg(target_arch = "aarch64")]
 pub mod irq;
+#[cfg_attr(target_arch = "x86_64", path = "x86_64/mmio.rs")]
 pub mod mmio;
 pub mod net;
+#[cfg_attr(target_arch = "x86_64", path = "x86_64/start.rs")]
 mod start;
 pub mod time;
 mod virtq;
 pub mod vsock;
 
+#[cfg(target_arch = "aarch64")]
 pub use channel::{Channel, ChannelError};
 pub use hypercall::{exit, partition_info, partition_name, wait_ns, yield_now, PartitionInfo};
 pub use start::{boot_instructions, dtb_address, image_base};
@@ -50,6 +62,7 @@ macro_rules! entry {
     };
 }
 
+#[cfg(target_arch = "aarch64")]
 /// Retired instructions so far on this CPU (PMU event counter 0, which the hypervisor sets to
 /// count instructions at every EL). Exact under QEMU `-icount`.
 #[inline(always)]

@@ -1,5 +1,5 @@
-//! Time: the generic timer's virtual counter (`CNTVCT_EL0` at `CNTFRQ_EL0` Hz), monotonic and
-//! the same on every CPU; sleeping until a deadline; drift-free periodic loops.
+//! Time: a counter monotonic and the same on every CPU (aarch64: the generic timer's virtual
+//! counter at `CNTFRQ_EL0` Hz; x86_64: the TSC at the frequency the hypervisor reports); sleeping until a deadline; drift-free periodic loops.
 //!
 //! ```ignore
 //! use core::time::Duration;
@@ -15,7 +15,6 @@
 //! `sleep(d)` after each round's work would drift by the work's time every round; a
 //! [`Periodic`] computes each deadline from the start instead (`tantalum_core::time::Schedule`).
 
-use core::arch::asm;
 use core::ops::Add;
 use core::time::Duration;
 
@@ -31,20 +30,13 @@ pub struct Instant(u64);
 /// The clock now.
 #[inline]
 pub fn now() -> Instant {
-    let ticks: u64;
-    // SAFETY: reading the virtual counter has no side effects; the ISB keeps the read from
-    // being taken early.
-    unsafe { asm!("isb", "mrs {}, cntvct_el0", out(reg) ticks, options(nomem, nostack)) };
-    Instant(ticks)
+    Instant(crate::arch::counter())
 }
 
 /// The counter's frequency in Hz.
 #[inline]
 pub fn frequency() -> u64 {
-    let freq: u64;
-    // SAFETY: reading the counter frequency has no side effects.
-    unsafe { asm!("mrs {}, cntfrq_el0", out(reg) freq, options(nomem, nostack)) };
-    freq
+    crate::arch::counter_frequency()
 }
 
 impl Instant {

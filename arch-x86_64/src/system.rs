@@ -1,0 +1,189 @@
+//! The system the boot image describes: the checked config, and per partition its EPT, its
+//! console line and its run state. [`System::load`] puts a partition into its memory (image and
+//! guest DTB verified against their SHA-256, the rest zeroed, the boot area built): at boot and
+//! at every restart.
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+
+use sha2::{Digest, Sha256};
+use spin::{Mutex, Once};
+use tantalum_core::addr::{HostPhys, HostRange};
+use tantalum_core::bootimage::{check_x86_partition_image, ImageProblem};
+use tantalum_core::config::{Blob, PartitionConfig, SystemConfig, GUEST_DTB_RESERVE};
+use tantalum_core::console::LineBuffer;
+use tantalum_core::stage2::{MapAttrs, Mappings, Stage2};
+use tantalum_x86_64::ept::{self, EptFormat};
+use tantalum_x86_64::linux_boot::{self, BootArea, BootAreaError, BOOT_AREA_SIZE};
+
+use crate::vmx::HeapTables;
+
+/// Why a partition could not be loaded.
+#[derive(Clone, Copy, Debug)]
+pub enum LoadError {
+    /// The blob's SHA-256 differs from the one in the system DTB.
+    HashMismatch {
+        what: &'static str,
+    },
+    /// The blob lies outside the payload (the config checks make this unreachable).
+    OutOfBounds {
+        what: &'static str,
+    },
+    /// Memory outside what the hypervisor maps (its boot map's RAM).
+    Unmapped,
+    /// The image, the boot area and the guest DTB do not fit in region 0.
+    TooBig {
+        needed: u64,
+        room: u64,
+    },
+    Image(ImageProblem),
+    Boot(BootAreaError),
+    /// An initrd: Linux partitions are not supported on x86 yet.
+    Initrd,
+    /// The hypervisor heap cannot hold the EPT.
+    OutOfMemory,
+}
+
+impl core::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::HashMismatch { what } => write!(f, "its {what} does not match its SHA-256"),
+            Self::OutOfBounds { what } => write!(f, "its {what} lies outside the boot image"),
+            Self::Unmapped => write!(f, "its memory is outside the hypervisor's map"),
+            Self::TooBig { needed, room } => {
+                write!(f, "image, boot area and guest DTB need {needed:#x} bytes, region 0 has {room:#x}")
+            }
+            Self::Image(p) => write!(f, "{p}"),
+            Self::Boot(e) => write!(f, "boot area: {e:?}"),
+            Self::Initrd => write!(f, "an initrd (Linux partitions) is not supported on x86 yet"),
+            Self::OutOfMemory => write!(f, "the hypervisor heap is full"),
+        }
+    }
+}
+
+/// Run-time state of one partition.
+pub struct Partition {
+    /// The EPT pointer (VMCS field), built once: the memory never changes.
+    pub eptp: u64,
+    pub console: Mutex<LineBuffer>,
+    pub restarts: AtomicU32,
+    pub stopped: AtomicBool,
+}
+
+pub struct System {
+    pub config: SystemConfig,
+    payload: &'static [u8],
+    pub partitions: Vec<Partition>,
+    /// Partitions that have stopped for good (or never started).
+    stopped: AtomicUsize,
+}
+
+static SYSTEM: Once<System> = Once::new();
+
+pub fn get() -> &'static System {
+    SYSTEM.get().expect("the system is set up before any CPU runs a partition")
+}
+
+/// Builds every partition's EPT and publishes the system.
+pub fn init(config: SystemConfig, payload: &'static [u8], map_ram: HostRange) -> Result<(), LoadError> {
+    let mut partitions = Vec::new();
+    for p in &config.partitions {
+        let mut tables = HeapTables;
+        let ept =
+            Stage2::new(&mut tables, ept::GEOMETRY, Mappings::Blocks).map_err(|_| LoadError::OutOfMemory)?;
+        for r in &p.memory {
+            if !map_ram.contains_range(&r.host_range()) {
+                return Err(LoadError::Unmapped);
+            }
+            ept.map::<EptFormat>(&mut tables, r.guest, r.host, r.size, MapAttrs::RAM)
+                .map_err(|_| LoadError::OutOfMemory)?;
+        }
+        partitions.push(Partition {
+            eptp: ept::eptp(ept.root),
+            console: Mutex::new(LineBuffer::new()),
+            restarts: AtomicU32::new(0),
+            stopped: AtomicBool::new(false),
+        });
+    }
+    SYSTEM.call_once(|| System { config, payload, partitions, stopped: AtomicUsize::new(0) });
+    Ok(())
+}
+
+impl System {
+    fn blob(&self, blob: &Blob, what: &'static str) -> Result<&'static [u8], LoadError> {
+        let start = usize::try_from(blob.offset).map_err(|_| LoadError::OutOfBounds { what })?;
+        let size = usize::try_from(blob.size).map_err(|_| LoadError::OutOfBounds { what })?;
+        start
+            .checked_add(size)
+            .and_then(|end| self.payload.get(start..end))
+            .ok_or(LoadError::OutOfBounds { what })
+    }
+
+    /// Loads partition `id` into its memory: verifies its image and guest DTB, zeroes its
+    /// memory, copies them in and builds the boot area. Returns the boot area (the vCPU's
+    /// entry state).
+    pub fn load(&self, id: usize) -> Result<BootArea, LoadError> {
+        let p: &PartitionConfig = &self.config.partitions[id];
+        if p.initrd.is_some() {
+            return Err(LoadError::Initrd);
+        }
+        let image_blob = p.image.as_ref().ok_or(LoadError::OutOfBounds { what: "image" })?;
+        let image = self.blob(image_blob, "image")?;
+        check_x86_partition_image(image).map_err(LoadError::Image)?;
+        let dtb = match &p.guest_dtb {
+            Some(b) => Some((self.blob(b, "guest DTB")?, b.sha256)),
+            None => None,
+        };
+        let region = p.memory.first().ok_or(LoadError::OutOfBounds { what: "memory" })?;
+        let needed = (image.len() as u64).saturating_add(BOOT_AREA_SIZE).saturating_add(GUEST_DTB_RESERVE);
+        if needed > region.size {
+            return Err(LoadError::TooBig { needed, room: region.size });
+        }
+        if <[u8; 32]>::from(Sha256::digest(image)) != image_blob.sha256 {
+            return Err(LoadError::HashMismatch { what: "image" });
+        }
+        if let Some((bytes, sha)) = dtb {
+            if <[u8; 32]>::from(Sha256::digest(bytes)) != sha {
+                return Err(LoadError::HashMismatch { what: "guest DTB" });
+            }
+        }
+        let dtb_ipa = p.guest_dtb_address().ok_or(LoadError::OutOfBounds { what: "guest DTB" })?;
+        let area_ipa = dtb_ipa.0 - BOOT_AREA_SIZE;
+        let regions: Vec<(u64, u64)> = p.memory.iter().map(|r| (r.guest.0, r.size)).collect();
+        let mut area = Box::new([0u8; BOOT_AREA_SIZE as usize]);
+        let dtb_len = dtb.map_or(0, |(b, _)| b.len() as u64);
+        let boot = linux_boot::build(&mut area, area_ipa, &regions, dtb_len).map_err(LoadError::Boot)?;
+        for r in &p.memory {
+            // SAFETY: the partition's own memory (checked against the boot map's RAM in `init`),
+            // identity-mapped; the partition does not run while it is loaded.
+            unsafe { core::ptr::write_bytes(r.host.as_u64() as *mut u8, 0, r.size as usize) };
+        }
+        let translate = |ipa: u64, len: u64| region.translate(tantalum_core::addr::GuestPhys(ipa), len);
+        copy_to(region.host, image);
+        let area_pa =
+            translate(area_ipa, BOOT_AREA_SIZE).ok_or(LoadError::OutOfBounds { what: "boot area" })?;
+        copy_to(area_pa, &area[..]);
+        if let Some((bytes, _)) = dtb {
+            let to = translate(dtb_ipa.0, bytes.len() as u64)
+                .ok_or(LoadError::OutOfBounds { what: "guest DTB" })?;
+            copy_to(to, bytes);
+        }
+        Ok(boot)
+    }
+
+    /// Records that partition `id` stopped for good; returns whether it was the last one.
+    pub fn stop(&self, id: usize) -> bool {
+        if self.partitions[id].stopped.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        self.stopped.fetch_add(1, Ordering::AcqRel) + 1 == self.partitions.len()
+    }
+}
+
+/// Copies `bytes` to `to`, inside partition memory that `load` zeroed.
+fn copy_to(to: HostPhys, bytes: &[u8]) {
+    // SAFETY: `to..to + len` lies in the partition's region 0 (checked by the caller's size and
+    // translation checks), identity-mapped and not in use by the stopped partition.
+    unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), to.as_u64() as *mut u8, bytes.len()) };
+}
