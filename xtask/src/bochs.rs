@@ -233,3 +233,24 @@ pub fn two_partitions_scenario() -> std::result::Result<(), String> {
         &["fault"],
     )
 }
+
+/// configs/x86/fault-policy.dts: the attacker's stores to the victim's memory, the hypervisor's
+/// and the local APIC are EPT violations; its restart policy reloads it each time (its restart
+/// count picks the next address) and the victim runs to its end undisturbed.
+pub fn fault_policy_scenario() -> std::result::Result<(), String> {
+    system_scenario(
+        "configs/x86/fault-policy.dts",
+        &[
+            "[attacker] fault: run 0 stores to 0x1000000",
+            "[tantalum] partition 'attacker' fault: stage-2 write abort at IPA 0x1000000 (outside its memory)",
+            "[tantalum] partition 'attacker' fault: stage-2 write abort at IPA 0x100000 (outside its memory)",
+            "[tantalum] partition 'attacker' fault: stage-2 write abort at IPA 0xfee00000 (outside its memory)",
+            "[attacker] fault: all 3 stores outside my memory were stopped",
+            "[tantalum] partition 'attacker' exited with code 0: stopped",
+            "[victim] victim done",
+            "[tantalum] partition 'victim' exited with code 0: stopped",
+            "[tantalum] all partitions have stopped: powering off",
+        ],
+        &["BREACH", "halting"],
+    )
+}

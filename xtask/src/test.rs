@@ -291,6 +291,10 @@ const X86_SCENARIOS: &[X86Scenario] = &[
         "x86_64 under Bochs: two SDK partitions on two CPUs from the system DTB (configs/x86/two-partitions.dts)",
         crate::bochs::two_partitions_scenario,
     ),
+    (
+        "x86_64 under Bochs: fault policy, an attacker's stores outside its memory restart it, the victim runs on",
+        crate::bochs::fault_policy_scenario,
+    ),
 ];
 
 /// `cargo xtask test`: everything, or only the scenarios whose name contains `filter` (which

@@ -6,7 +6,10 @@
 //! - `role=timed bound_ms=N`: writes two bytes every 10 ms for two seconds and reports its
 //!   slowest write (a breach if over N ms);
 //! - `role=udp-echo ip=A.B.C.D count=N`: echoes UDP datagrams on its virtio-net link (udp.rs);
-//! - `role=vsock-echo port=P`: echoes what a vsock connection sends (vsock.rs).
+//! - `role=vsock-echo port=P`: echoes what a vsock connection sends (vsock.rs);
+//! - `role=fault addrs=A,B,..`: run N (its restart count) stores to the N-th address, which
+//!   must lie outside its memory (another partition's, the hypervisor's, a device's): its
+//!   `on-fault` policy must end each run; once past the last address it says so and exits.
 #![no_std]
 #![no_main]
 
@@ -34,6 +37,7 @@ fn main() {
         Some("timed") => return timed(),
         Some("udp-echo") => return udp::echo(),
         Some("vsock-echo") => return vsock::echo(),
+        Some("fault") => return fault(info.restarts),
         _ => {}
     }
     for i in 1..=3 {
@@ -41,6 +45,21 @@ fn main() {
         wait_ns(20_000_000);
     }
     println!("{} done", name);
+}
+
+/// `role=fault`: stores to the `run`-th address of `addrs` (see the module documentation).
+fn fault(run: u64) {
+    let addrs = bootarg("addrs").unwrap_or("");
+    let parse = |a: &str| u64::from_str_radix(a.trim_start_matches("0x"), 16).ok();
+    let Some(addr) = addrs.split(',').nth(run as usize).and_then(parse) else {
+        println!("fault: all {run} stores outside my memory were stopped");
+        return;
+    };
+    println!("fault: run {run} stores to {addr:#x}");
+    // SAFETY: deliberately outside this partition's memory: the hypervisor must stop the
+    // store and apply the partition's fault policy.
+    unsafe { core::ptr::write_volatile(addr as *mut u64, 0x5a5a_5a5a_5a5a_5a5a) };
+    println!("BREACH: the store to {addr:#x} returned");
 }
 
 /// The virtual PL011's data and flag registers (offsets).
