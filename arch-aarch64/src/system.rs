@@ -203,15 +203,7 @@ impl System {
                 status: AtomicU8::new(Status::Stopped as u8),
             });
         }
-        let links = config
-            .virtio
-            .iter()
-            .map(|l| {
-                let endpoints =
-                    [l.endpoints.first(), l.endpoints.get(1)].map(|e| e.copied().unwrap_or_default());
-                Mutex::new(Link::new(l.id, l.kind, endpoints))
-            })
-            .collect();
+        let links = config.virtio.iter().map(|l| Mutex::new(Link::new(l.id, l.kind, &l.endpoints))).collect();
         Ok(System {
             config,
             partitions,
@@ -284,18 +276,26 @@ impl System {
                 let mut l = l.lock();
                 l.reset(side);
                 let name = |s: usize| &self.partitions[usize::from(link.endpoints[s])].config.name;
-                info!(
-                    "virtio link '{}': {} -> {}: {} packets, {} dropped; {} -> {}: {} packets, {} dropped",
-                    link.name,
-                    name(0),
-                    name(1),
-                    l.packets[0],
-                    l.dropped[0],
-                    name(1),
-                    name(0),
-                    l.packets[1],
-                    l.dropped[1],
-                );
+                if link.endpoints.len() == 2 {
+                    info!(
+                        "virtio link '{}': {} -> {}: {} packets, {} dropped; {} -> {}: {} packets, {} dropped",
+                        link.name,
+                        name(0),
+                        name(1),
+                        l.packets[0],
+                        l.dropped[0],
+                        name(1),
+                        name(0),
+                        l.packets[1],
+                        l.dropped[1],
+                    );
+                } else {
+                    let mut line = alloc::format!("virtio switch '{}':", link.name);
+                    for (s, (sent, dropped)) in l.packets.iter().zip(&l.dropped).enumerate() {
+                        line.push_str(&alloc::format!(" {} sent {sent}, dropped {dropped};", name(s)));
+                    }
+                    info!("{}", line.trim_end_matches(';'));
+                }
             }
         }
     }

@@ -488,23 +488,23 @@ impl Services for CpuServices<'_> {
             return 0;
         };
         let side = link.endpoints.iter().position(|&e| e == id).unwrap_or(0);
-        let [a, b] =
-            [link.endpoints[0], link.endpoints[1]].map(|e| &system.partitions[usize::from(e)].config);
+        let owners: heapless::Vec<Owner<'_>, { virtio::net::MAX_PORTS }> =
+            link.endpoints.iter().map(|&e| Owner(&system.partitions[usize::from(e)].config)).collect();
         let answer = system.links[index].lock().access(
             side,
-            [Owner(a), Owner(b)],
+            &owners,
             &mut memory::Physical,
             offset,
             access.size,
             access.write,
         );
-        for (s, error) in answer.failed.iter().enumerate() {
+        for (s, error) in answer.failed.iter().enumerate().take(link.endpoints.len()) {
             if let Some(e) = error {
                 let name = &system.partitions[usize::from(link.endpoints[s])].config.name;
                 info!("partition '{name}': virtio device '{}' needs a reset: {e}", link.name);
             }
         }
-        for (s, &raise) in answer.interrupt.iter().enumerate() {
+        for (s, &raise) in answer.interrupt.iter().enumerate().take(link.endpoints.len()) {
             let target = link.endpoints[s];
             // The device's SPI in the target's virtual GIC: its local number for this link.
             let local = system.config.virtio_of(target).position(|l| l.id == link.id);

@@ -270,11 +270,14 @@ pub fn source(cfg: &SystemConfig, p: &PartitionConfig, board_dtb: &[u8]) -> Stri
     // Virtio devices: the standard virtio-mmio binding (docs/virtio.md); `dma-coherent`, or Linux
     // would map the rings non-cacheable while the hypervisor reads them cacheable.
     for (local, link) in cfg.virtio_of(p.id).enumerate() {
+        // The other partitions on the link (several on a switch).
         let peer = link
             .endpoints
             .iter()
-            .find(|&&e| e != p.id)
-            .map_or("", |&e| cfg.partitions[usize::from(e)].name.as_str());
+            .filter(|&&e| e != p.id)
+            .map(|&e| cfg.partitions[usize::from(e)].name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
         let base = page(Emulated::Virtio, local);
         // A vsock link's addresses, for user space to find its peer (docs/virtio.md).
         let cids = match (link.kind, link.endpoints.iter().find(|&&e| e != p.id)) {

@@ -341,7 +341,10 @@ udp)
     # A unikernel on the virtio-net link echoes UDP datagrams (docs/virtio.md): chanping sends
     # tantalum.count of them to tantalum.peer, port 7, and checks every echo.
     count=$(param tantalum.count) || count=100
-    net_up && chanping udp "$(param tantalum.peer)" 7 "$count"
+    # tantalum.peer may list several, comma-separated (unikernels on a switch).
+    net_up && for peer in $(param tantalum.peer | tr ',' ' '); do
+        chanping udp "$peer" 7 "$count" || break
+    done
     ;;
 vsock)
     # A unikernel on the vsock link echoes a stream (docs/virtio.md): chanping connects with

@@ -918,6 +918,25 @@ pub const SCENARIOS: &[Scenario] = &[
         timeout: T,
     },
     Scenario {
+        name: "a virtio-net switch: Linux and two unikernels on one link, broadcasts flooded, unicasts forwarded by learned address",
+        config: "configs/tests/linux-virtio-switch.dts",
+        expect: &[
+            "[east] udp-echo: 52:54:00:74:00:01 is 10.0.0.3",
+            "[west] udp-echo: 52:54:00:74:00:02 is 10.0.0.4",
+            "[linux] linux: chanping: udp: 200 datagrams echoed, 0 bad, ",
+            "[east] udp-echo: echoed 200 datagrams (142546 bytes of payload), answered ",
+            "[west] udp-echo: echoed 200 datagrams (142546 bytes of payload), answered ",
+            "virtio switch 'lan': linux sent ",
+            "all partitions have stopped: powering off",
+        ],
+        order: &[],
+        forbid: &[Hypervisor("fault:"), Hypervisor("needs a reset"), AnyPartition("panic")],
+        tamper: None,
+        input: &[],
+        qemu_args: &[],
+        timeout: LINUX_TIMEOUT,
+    },
+    Scenario {
         name: "vsock: Linux user space reaches a unikernel with AF_VSOCK over the stock virtio vsock transport",
         config: "configs/tests/linux-vsock.dts",
         expect: &[

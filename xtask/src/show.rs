@@ -122,8 +122,14 @@ fn partition_table(cfg: &SystemConfig, p: &PartitionConfig, out: &mut String) {
     for (local, link) in cfg.virtio_of(p.id).enumerate() {
         let label = if local == 0 { "virtio" } else { "" };
         let side = link.endpoints.iter().position(|&e| e == p.id).unwrap_or(0);
-        let peer =
-            link.endpoints.get(side ^ 1).map_or("?", |&e| cfg.partitions[usize::from(e)].name.as_str());
+        let others: Vec<&str> = link
+            .endpoints
+            .iter()
+            .filter(|&&e| e != p.id)
+            .map(|&e| cfg.partitions[usize::from(e)].name.as_str())
+            .collect();
+        let peer = others.join(", ");
+        let what = if link.endpoints.len() > 2 { "switch" } else { "link" };
         let address = match link.kind {
             VirtioKind::Net => {
                 let m = virtio::net::mac(link.id, side);
@@ -136,7 +142,7 @@ fn partition_table(cfg: &SystemConfig, p: &PartitionConfig, out: &mut String) {
         };
         let _ = writeln!(
             out,
-            "  {label:<10}#{local} {}: {} link with {peer}, guest {:#x}, SPI {}, {address}",
+            "  {label:<10}#{local} {}: {} {what} with {peer}, guest {:#x}, SPI {}, {address}",
             link.name,
             link.kind.name(),
             cfg.board.emulated.page(Emulated::Virtio, local).unwrap_or_default(),

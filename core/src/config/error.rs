@@ -532,6 +532,12 @@ pub enum ErrorKind {
         count: usize,
         max: usize,
     },
+    /// A virtio link with too few or too many endpoints (`kind`: its name).
+    LinkEndpointCount {
+        count: usize,
+        kind: &'static str,
+        max: usize,
+    },
     /// A partition on a second vsock link (reported on that link).
     SecondVsockLink {
         partition: String,

@@ -1,10 +1,15 @@
-//! A virtio link between two partitions: each has a virtio-net (or virtio-vsock) device, and a
-//! packet one transmits is copied into a receive buffer of the other. The hypervisor moves bytes
-//! between the two drivers' queues and never looks inside them, but for the vsock addresses
-//! (`vsock`) and virtio-net's `num_buffers` (docs/virtio.md).
+//! A virtio link between partitions: each has a virtio-net (or virtio-vsock) device, and a
+//! packet one transmits is copied into a receive buffer of the other (of two), or, on a link of
+//! more than two (a small switch, virtio-net only), of the one its destination MAC was learned
+//! behind, or of all others. The hypervisor moves bytes between the drivers' queues and never
+//! looks inside them, but for a switch's MAC addresses, the vsock addresses (`vsock`) and
+//! virtio-net's `num_buffers` (docs/virtio.md).
 #![forbid(unsafe_code)]
 
 use super::mmio::{Effect, Transport, DEVICE_NET, DEVICE_VSOCK, F_VERSION_1, INT_USED_BUFFER, NET_F_MAC};
+use alloc::vec;
+use alloc::vec::Vec;
+
 use super::queue::{Chain, QueueError, Ring, Segment};
 use super::{vsock, GuestMemory, Owner};
 use crate::addr::HostPhys;
@@ -24,39 +29,58 @@ pub const fn mac(link: usize, endpoint: usize) -> [u8; 6] {
     [0x52, 0x54, 0x00, 0x74, link as u8, endpoint as u8]
 }
 
+/// Most endpoints of one link: a link of more than two is a small switch.
+pub const MAX_PORTS: usize = 8;
+/// MAC addresses a switch remembers (each port's own, then those learned from frames).
+const LEARNED_MAX: usize = 32;
+
 /// What the caller must do after an access: the value read, and which endpoints' device
-/// interrupts to raise.
+/// interrupts to raise (by port, the endpoint's position in the link).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Answer {
     pub value: u64,
-    pub interrupt: [bool; 2],
+    pub interrupt: [bool; MAX_PORTS],
     /// A device that failed during this access (for the console report).
-    pub failed: [Option<QueueError>; 2],
+    pub failed: [Option<QueueError>; MAX_PORTS],
 }
 
-/// The two devices of a link and its counters.
+/// The devices of a link (one per endpoint, a port) and its counters.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Link {
     pub kind: VirtioKind,
     /// The endpoints' vsock addresses (vsock links).
-    cids: [u64; 2],
-    pub devices: [Transport; 2],
-    /// Packets moved, per direction (index: the sender).
-    pub packets: [u64; 2],
-    /// Packets dropped, per sender: the receiver had no driver, or its buffer was too short.
-    pub dropped: [u64; 2],
+    cids: Vec<u64>,
+    pub devices: Vec<Transport>,
+    /// Packets moved, per sending port.
+    pub packets: Vec<u64>,
+    /// Packets dropped, per sending port: a receiver had no driver, or its buffer was too short;
+    /// on a switch, a port with no free buffer for a frame to several ports.
+    pub dropped: Vec<u64>,
+    /// A switch's forwarding table: MAC address and port, most recent first.
+    learned: Vec<([u8; 6], usize)>,
 }
+
+/// Ports, as a bit set.
+type Ports = u32;
 
 impl Link {
     /// Link `id` (its index among the system's links) of `kind` between the partitions
-    /// `endpoints`, both devices reset.
-    pub fn new(id: usize, kind: VirtioKind, endpoints: [PartitionId; 2]) -> Self {
+    /// `endpoints` (at most [`MAX_PORTS`]), every device reset.
+    pub fn new(id: usize, kind: VirtioKind, endpoints: &[PartitionId]) -> Self {
+        let endpoints = &endpoints[..endpoints.len().min(MAX_PORTS)];
         let device = |e: usize| match kind {
             VirtioKind::Net => Transport::new(DEVICE_NET, F_VERSION_1 | NET_F_MAC, &mac(id, e)),
             VirtioKind::Vsock => Transport::new(DEVICE_VSOCK, F_VERSION_1, &vsock::config(endpoints[e])),
         };
-        let cids = endpoints.map(vsock::cid);
-        Link { kind, cids, devices: [device(0), device(1)], packets: [0; 2], dropped: [0; 2] }
+        let ports = endpoints.len();
+        Link {
+            kind,
+            cids: endpoints.iter().map(|&e| vsock::cid(e)).collect(),
+            devices: (0..ports).map(device).collect(),
+            packets: vec![0; ports],
+            dropped: vec![0; ports],
+            learned: (0..ports).map(|p| (mac(id, p), p)).collect(),
+        }
     }
 
     /// Resets endpoint `side`'s device (its partition stops or restarts).
@@ -66,54 +90,100 @@ impl Link {
         }
     }
 
-    /// An access by endpoint `side` to its device's window; `owners` are the two endpoints'
+    /// An access by endpoint `side` to its device's window; `owners` are the endpoints'
     /// partitions, in link order.
     pub fn access(
         &mut self,
         side: usize,
-        owners: [Owner<'_>; 2],
+        owners: &[Owner<'_>],
         mem: &mut dyn GuestMemory,
         offset: u64,
         size: u8,
         write: Option<u64>,
     ) -> Answer {
         let mut out = Answer::default();
-        let side = side & 1;
+        let ports = self.devices.len().min(owners.len());
+        if side >= ports {
+            return out;
+        }
         let Some(value) = write else {
             out.value = self.devices[side].read(offset, size);
             return out;
         };
-        let before = [self.devices[0].error, self.devices[1].error];
+        let before: [Option<QueueError>; MAX_PORTS] =
+            core::array::from_fn(|p| self.devices.get(p).and_then(|d| d.error));
         match self.devices[side].write(owners[side], offset, size, value) {
             Effect::None => {}
             Effect::Interrupt => out.interrupt[side] = true,
             Effect::Notify(q) => {
-                // Transmit kicked: move from this side; receive refilled: move to it.
-                let from = if usize::from(q) == TRANSMITQ { side } else { side ^ 1 };
-                let raised = self.pump(from, owners, mem);
-                out.interrupt[0] |= raised[0];
-                out.interrupt[1] |= raised[1];
+                // Transmit kicked: move from this port; receive refilled: move to it, from every
+                // other port (on a switch any of them may hold a frame for it).
+                let senders: Ports =
+                    if usize::from(q) == TRANSMITQ { 1 << side } else { all(ports) & !(1 << side) };
+                for from in each(senders) {
+                    let raised = self.pump(from, owners, mem);
+                    for p in each(raised) {
+                        out.interrupt[p] = true;
+                    }
+                }
             }
         }
-        for (s, failed) in out.failed.iter_mut().enumerate() {
-            *failed = self.devices[s].error.filter(|_| self.devices[s].error != before[s]);
+        for (p, failed) in out.failed.iter_mut().enumerate().take(ports) {
+            *failed = self.devices[p].error.filter(|_| self.devices[p].error != before[p]);
         }
         out
     }
 
-    /// Moves every packet `from` has queued that `to` has room for; returns which endpoints
-    /// need an interrupt.
-    pub fn pump(&mut self, from: usize, owners: [Owner<'_>; 2], mem: &mut dyn GuestMemory) -> [bool; 2] {
-        let to = from ^ 1;
-        let mut completed = [false; 2];
-        let mut raise = [false; 2];
-        let [a, b] = &mut self.devices;
-        let (tx_dev, rx_dev) = if from == 0 { (a, b) } else { (b, a) };
-        let Some(tx) = tx_dev.ring(TRANSMITQ) else { return raise };
-        let mut tx_ring = *tx;
-        let mut rx_ring = rx_dev.ring(RECEIVEQ).copied();
-        let mut error: [Option<QueueError>; 2] = [None, None];
-        loop {
+    /// Where a frame from port `from` goes: the peer on a two-port link (whatever its address);
+    /// on a switch, the port that sent from its destination MAC, or every other port for a
+    /// broadcast, multicast or unknown destination.
+    fn targets(&self, from: usize, dst: [u8; 6]) -> Ports {
+        let ports = self.devices.len();
+        let others = all(ports) & !(1 << from);
+        if ports == 2 || dst[0] & 1 != 0 {
+            return others;
+        }
+        match self.learned.iter().find(|(m, _)| *m == dst) {
+            Some(&(_, p)) if p == from => 0, // for itself: nothing to move
+            Some(&(_, p)) => 1 << p,
+            None => others,
+        }
+    }
+
+    /// A switch notes that `src` is behind port `from`.
+    fn learn(&mut self, src: [u8; 6], from: usize) {
+        if self.devices.len() <= 2 || src[0] & 1 != 0 {
+            return;
+        }
+        match self.learned.iter().position(|(m, _)| *m == src) {
+            Some(0) if self.learned[0].1 == from => {}
+            Some(i) => {
+                self.learned.remove(i);
+                self.learned.insert(0, (src, from));
+            }
+            None => {
+                self.learned.truncate(LEARNED_MAX - 1);
+                self.learned.insert(0, (src, from));
+            }
+        }
+    }
+
+    /// Moves every packet port `from` has queued to where it goes, while there is room: a frame
+    /// for one port waits for a receive buffer there; a frame for several is delivered to those
+    /// with a buffer now and dropped for the others (a busy port does not hold up the rest).
+    /// Returns the ports that need an interrupt.
+    pub fn pump(&mut self, from: usize, owners: &[Owner<'_>], mem: &mut dyn GuestMemory) -> Ports {
+        let ports = self.devices.len().min(owners.len());
+        if from >= ports {
+            return 0;
+        }
+        let Some(mut tx_ring) = self.devices[from].ring(TRANSMITQ).copied() else { return 0 };
+        let mut rx_rings: [Option<Ring>; MAX_PORTS] = core::array::from_fn(|p| {
+            (p < ports && p != from).then(|| self.devices[p].ring(RECEIVEQ).copied()).flatten()
+        });
+        let mut error: [Option<QueueError>; MAX_PORTS] = [None; MAX_PORTS];
+        let mut completed: Ports = 0;
+        'frames: loop {
             let tx_chain = match tx_ring.peek(mem) {
                 Ok(Some(c)) => c,
                 Ok(None) => break,
@@ -122,98 +192,136 @@ impl Link {
                     break;
                 }
             };
-            let Some(rx) = rx_ring.as_mut() else {
-                // No driver on the other side: the frame is lost, as on an unplugged cable.
-                if let Err(e) = drain(&mut tx_ring, owners[from], mem, tx_chain) {
+            let (dst, src) = match self.addresses(&tx_ring, owners[from], mem, tx_chain) {
+                Ok(a) => a,
+                Err(e) => {
                     error[from] = Some(e);
                     break;
                 }
-                self.dropped[from] += 1;
-                completed[from] = true;
-                continue;
             };
-            let rx_chain = match rx.peek(mem) {
-                Ok(Some(c)) => c,
-                Ok(None) => break, // The receiver has no buffer now: the packet waits.
-                Err(e) => {
-                    error[to] = Some(e);
-                    break;
-                }
-            };
-            let moved = transfer(&tx_ring, rx, owners[from], owners[to], mem, tx_chain, rx_chain);
-            let kept = |(first, written): (Segment, u32)| match self.kind {
-                VirtioKind::Net => {
-                    set_num_buffers(mem, first, written);
-                    Some(written)
-                }
-                VirtioKind::Vsock => {
-                    vsock::deliver(mem, first.pa, first.len, written, self.cids[from], self.cids[to])
-                        .then_some(written)
-                }
-            };
-            match moved.map(|m| m.and_then(kept)) {
-                Ok(Some(written)) => {
-                    tx_ring.take();
-                    tx_ring.complete(mem, tx_chain.head, 0);
-                    rx.take();
-                    rx.complete(mem, rx_chain.head, written);
-                    self.packets[from] += 1;
-                    completed = [true, true];
-                }
-                Ok(None) => {
-                    // Longer than the receive buffer (or, vsock, not for the receiver): dropped,
-                    // the buffer stays the receiver's.
-                    tx_ring.take();
-                    tx_ring.complete(mem, tx_chain.head, 0);
-                    self.dropped[from] += 1;
-                    completed[from] = true;
-                }
-                Err((side, e)) => {
-                    error[if side { to } else { from }] = Some(e);
-                    break;
+            let targets = self.targets(from, dst);
+            let single = targets.count_ones() == 1;
+            let mut delivered = false;
+            for to in each(targets) {
+                let Some(rx) = rx_rings[to].as_mut() else { continue }; // no driver: lost there
+                let rx_chain = match rx.peek(mem) {
+                    Ok(Some(c)) => c,
+                    Ok(None) if single => break 'frames, // it waits for a receive buffer
+                    Ok(None) => continue,
+                    Err(e) => {
+                        error[to] = Some(e);
+                        break 'frames;
+                    }
+                };
+                let moved = transfer(&tx_ring, rx, owners[from], owners[to], mem, tx_chain, rx_chain);
+                let kept = |(first, written): (Segment, u32)| match self.kind {
+                    VirtioKind::Net => {
+                        set_num_buffers(mem, first, written);
+                        Some(written)
+                    }
+                    VirtioKind::Vsock => {
+                        vsock::deliver(mem, first.pa, first.len, written, self.cids[from], self.cids[to])
+                            .then_some(written)
+                    }
+                };
+                match moved.map(|m| m.and_then(kept)) {
+                    Ok(Some(written)) => {
+                        rx.take();
+                        rx.complete(mem, rx_chain.head, written);
+                        completed |= 1 << to;
+                        delivered = true;
+                    }
+                    // Longer than the receive buffer (or, vsock, not for the receiver): not
+                    // delivered there, the buffer stays the receiver's.
+                    Ok(None) => {}
+                    Err((receiver, e)) => {
+                        error[if receiver { to } else { from }] = Some(e);
+                        break 'frames;
+                    }
                 }
             }
+            if delivered {
+                self.packets[from] += 1;
+            } else if let Err(e) = check(&tx_ring, owners[from], mem, tx_chain) {
+                // Dropped everywhere: the chain must still be well-formed.
+                error[from] = Some(e);
+                break;
+            } else {
+                self.dropped[from] += 1;
+            }
+            tx_ring.take();
+            tx_ring.complete(mem, tx_chain.head, 0);
+            completed |= 1 << from;
+            self.learn(src, from);
         }
         // Write the positions back before deciding on interrupts.
-        let (tx_dev, rx_dev) = {
-            let [a, b] = &mut self.devices;
-            if from == 0 {
-                (a, b)
-            } else {
-                (b, a)
-            }
-        };
-        if let Some(r) = tx_dev.ring(TRANSMITQ) {
+        if let Some(r) = self.devices[from].ring(TRANSMITQ) {
             *r = tx_ring;
         }
-        if let (Some(r), Some(new)) = (rx_dev.ring(RECEIVEQ), rx_ring) {
-            *r = new;
+        for (p, ring) in rx_rings.iter().enumerate().take(ports) {
+            if let (Some(r), Some(new)) = (self.devices[p].ring(RECEIVEQ), ring) {
+                *r = *new;
+            }
         }
-        let rings = [(from, TRANSMITQ), (to, RECEIVEQ)];
-        for (side, queue) in rings {
-            let dev = &mut self.devices[side];
-            if let Some(e) = error[side] {
+        let mut raise: Ports = 0;
+        for (p, error) in error.iter().enumerate().take(ports) {
+            let queue = if p == from { TRANSMITQ } else { RECEIVEQ };
+            let dev = &mut self.devices[p];
+            if let Some(e) = *error {
                 dev.fail(e);
-                raise[side] = true;
-            } else if completed[side] && dev.ring(queue).is_some_and(|r| r.wants_interrupt(mem)) {
+                raise |= 1 << p;
+            } else if completed & (1 << p) != 0 && dev.ring(queue).is_some_and(|r| r.wants_interrupt(mem)) {
                 dev.interrupt_status |= INT_USED_BUFFER;
-                raise[side] = true;
+                raise |= 1 << p;
             }
         }
         raise
     }
+
+    /// A virtio-net frame's destination and source MAC addresses (after the virtio-net
+    /// header; zeros where the frame is shorter), read without taking the chain; a vsock
+    /// packet has none (zeros: its link has two ports).
+    fn addresses(
+        &self,
+        ring: &Ring,
+        owner: Owner<'_>,
+        mem: &mut dyn GuestMemory,
+        mut chain: Chain,
+    ) -> Result<([u8; 6], [u8; 6]), QueueError> {
+        let mut head = [0u8; NET_HDR_LEN as usize + 12];
+        if self.kind != VirtioKind::Net || self.devices.len() <= 2 {
+            return Ok(([0; 6], [0; 6]));
+        }
+        let mut at = 0;
+        while at < head.len() {
+            let Some(s) = ring.next_segment(owner, mem, &mut chain, false)? else { break };
+            let n = (s.len as usize).min(head.len() - at);
+            mem.read(s.pa, &mut head[at..at + n]);
+            at += n;
+        }
+        let mac = |o: usize| <[u8; 6]>::try_from(&head[o..o + 6]).unwrap_or_default();
+        Ok((mac(NET_HDR_LEN as usize), mac(NET_HDR_LEN as usize + 6)))
+    }
 }
 
-/// Checks a transmit chain whose packet is dropped (it must still be well-formed) and returns it.
-fn drain(
-    ring: &mut Ring,
+/// Every port of a link with `ports` ports.
+fn all(ports: usize) -> Ports {
+    (1u32 << ports.min(MAX_PORTS)) - 1
+}
+
+/// The ports in `set`.
+fn each(set: Ports) -> impl Iterator<Item = usize> {
+    (0..MAX_PORTS).filter(move |&p| set & (1 << p) != 0)
+}
+
+/// Walks a transmit chain whose packet goes nowhere: it must still be well-formed.
+fn check(
+    ring: &Ring,
     owner: Owner<'_>,
     mem: &mut dyn GuestMemory,
     mut chain: Chain,
 ) -> Result<(), QueueError> {
     while ring.next_segment(owner, mem, &mut chain, false)?.is_some() {}
-    ring.take();
-    ring.complete(mem, chain.head, 0);
     Ok(())
 }
 

@@ -15,6 +15,8 @@ use crate::config::{MemoryRegion, PartitionConfig, VirtioKind};
 const HOST: u64 = 0x4000_0000;
 const SIZE: u64 = 0x10_0000; // Each partition: 1 MiB at guest 0x4000_0000.
 const GUEST: u64 = 0x4000_0000;
+/// Partitions the tests have (a two-port link uses the first two, a switch all three).
+const PORTS: usize = 3;
 
 struct Fake {
     bytes: Vec<u8>,
@@ -22,7 +24,7 @@ struct Fake {
 
 impl Fake {
     fn new() -> Self {
-        Fake { bytes: vec![0; 2 * SIZE as usize] }
+        Fake { bytes: vec![0; PORTS * SIZE as usize] }
     }
     fn index(&self, pa: HostPhys, len: usize) -> usize {
         let off = pa.as_u64().checked_sub(HOST).expect("below the partitions") as usize;
@@ -62,7 +64,7 @@ impl GuestMemory for Fake {
     }
 }
 
-fn partitions() -> [PartitionConfig; 2] {
+fn partitions() -> [PartitionConfig; PORTS] {
     let p = |side: u64| PartitionConfig {
         memory: vec![MemoryRegion {
             host: HostPhys(HOST + side * SIZE),
@@ -71,7 +73,7 @@ fn partitions() -> [PartitionConfig; 2] {
         }],
         ..PartitionConfig::default()
     };
-    [p(0), p(1)]
+    [p(0), p(1), p(2)]
 }
 
 /// Where a test driver keeps queue `q` (guest addresses): descriptors, driver ring, device ring,
@@ -94,9 +96,9 @@ fn buffer(q: usize, i: u64) -> u64 {
 struct Setup {
     link: Link,
     mem: Fake,
-    parts: [PartitionConfig; 2],
+    parts: [PartitionConfig; PORTS],
     /// Per side, per queue: next driver-ring index.
-    next: [[u16; 2]; 2],
+    next: [[u16; 2]; PORTS],
     /// Feature bits 0-31 the driver accepts (virtio-net: the MAC; virtio-vsock: none).
     features_low: u64,
 }
@@ -104,23 +106,25 @@ struct Setup {
 impl Setup {
     fn new() -> Self {
         Setup {
-            link: Link::new(3, VirtioKind::Net, [0, 1]),
+            link: Link::new(3, VirtioKind::Net, &[0, 1]),
             mem: Fake::new(),
             parts: partitions(),
-            next: [[0; 2]; 2],
+            next: [[0; 2]; PORTS],
             features_low: NET_F_MAC,
         }
     }
     /// A vsock link between partitions 5 and 9 (CIDs 8 and 12).
     fn vsock() -> Self {
-        Setup { link: Link::new(0, VirtioKind::Vsock, [5, 9]), features_low: 0, ..Setup::new() }
+        Setup { link: Link::new(0, VirtioKind::Vsock, &[5, 9]), features_low: 0, ..Setup::new() }
     }
     fn access(&mut self, side: usize, offset: u64, write: Option<u64>) -> super::net::Answer {
-        let [a, b] = &self.parts;
-        self.link.access(side, [Owner(a), Owner(b)], &mut self.mem, offset, 4, write)
+        let owners: Vec<Owner<'_>> = self.parts.iter().map(Owner).collect();
+        self.link.access(side, &owners, &mut self.mem, offset, 4, write)
     }
-    fn w(&mut self, side: usize, offset: u64, value: u64) -> [bool; 2] {
-        self.access(side, offset, Some(value)).interrupt
+    /// A register write; which ports' interrupts it raised.
+    fn w(&mut self, side: usize, offset: u64, value: u64) -> Vec<bool> {
+        let ports = self.link.devices.len();
+        self.access(side, offset, Some(value)).interrupt[..ports].to_vec()
     }
     fn r(&mut self, side: usize, offset: u64) -> u64 {
         self.access(side, offset, None).value
@@ -168,7 +172,7 @@ impl Setup {
         self.next[side][q] = n.wrapping_add(1);
         self.mem.put(side, avail(q) + 2, &self.next[side][q].to_le_bytes());
     }
-    fn kick(&mut self, side: usize, q: usize) -> [bool; 2] {
+    fn kick(&mut self, side: usize, q: usize) -> Vec<bool> {
         self.w(side, reg::QUEUE_NOTIFY, q as u64)
     }
     /// Side `side` posts receive buffer `i` (one descriptor, `len` bytes).
@@ -177,7 +181,7 @@ impl Setup {
         self.offer(side, RECEIVEQ, i);
     }
     /// Side `side` queues `packet` (header then payload, two descriptors) as chain `i`.
-    fn send(&mut self, side: usize, i: u16, packet: &[u8]) -> [bool; 2] {
+    fn send(&mut self, side: usize, i: u16, packet: &[u8]) -> Vec<bool> {
         let (hdr, data) = (buffer(TRANSMITQ, u64::from(i)), buffer(TRANSMITQ, u64::from(i)) + 0x40);
         self.mem.put(side, hdr, &[0; 12]);
         self.mem.put(side, data, packet);
@@ -219,7 +223,7 @@ fn identification_and_features() {
     assert_eq!(bytes, [0x52, 0x54, 0x00, 0x74, 3, 1]);
     assert_eq!(t.read(reg::CONFIG, 4), 0x7400_5452);
     assert_eq!(t.read(reg::CONFIG + 6, 2), 0, "past the configuration reads as zero");
-    let [a, _] = partitions();
+    let [a, _, _] = partitions();
     let mut t = t;
     t.write(Owner(&a), reg::DEVICE_FEATURES_SEL, 4, 1);
     assert_eq!(t.read(reg::DEVICE_FEATURES, 4), 1, "VERSION_1 is bit 32");
@@ -231,7 +235,7 @@ fn identification_and_features() {
 
 #[test]
 fn features_ok_needs_version_1_and_only_offered_bits() {
-    let [a, _] = partitions();
+    let [a, _, _] = partitions();
     for (low, high, ok) in [(NET_F_MAC, 1, true), (NET_F_MAC, 0, false), (NET_F_MAC | 1 << 6, 1, false)] {
         let mut t = Transport::new(DEVICE_NET, F_VERSION_1 | NET_F_MAC, &[]);
         t.write(Owner(&a), reg::DRIVER_FEATURES, 4, low);
@@ -395,7 +399,7 @@ fn full_size_frames_fit_linux_small_receive_buffers() {
     s.desc(0, TRANSMITQ, 0, at, long.len() as u32, 0, 0);
     s.offer(0, TRANSMITQ, 0);
     assert_eq!(s.kick(0, TRANSMITQ), [true, false]);
-    assert_eq!((s.link.packets, s.link.dropped), ([2, 0], [1, 0]));
+    assert_eq!((&s.link.packets[..], &s.link.dropped[..]), (&[2, 0][..], &[1, 0][..]));
     assert_eq!(s.used_idx(1, RECEIVEQ), 2);
 }
 
@@ -441,7 +445,7 @@ fn hostile_tx(build: impl Fn(&mut Setup), expect: QueueError) {
     assert_eq!(s.used_idx(1, RECEIVEQ), 0);
     // Once broken, kicks do nothing; a reset and a new probe bring it back.
     assert_eq!(s.kick(0, TRANSMITQ), [false, false]);
-    s.next = [[0; 2]; 2];
+    s.next = [[0; 2]; PORTS];
     s.probe(0);
     s.probe(1);
     s.post_rx(1, 0, 1526);
@@ -574,7 +578,7 @@ fn vsock_packet(src: u64, dst: u64, payload: &[u8]) -> Vec<u8> {
 
 impl Setup {
     /// Side `side` queues `packet` as chain `i`, one descriptor.
-    fn send_one(&mut self, side: usize, i: u16, packet: &[u8]) -> [bool; 2] {
+    fn send_one(&mut self, side: usize, i: u16, packet: &[u8]) -> Vec<bool> {
         let addr = buffer(TRANSMITQ, u64::from(i));
         self.mem.put(side, addr, packet);
         self.desc(side, TRANSMITQ, i, addr, packet.len() as u32, 0, 0);
@@ -630,4 +634,80 @@ fn vsock_packets_carry_the_senders_cid_and_reach_only_the_peer() {
     s.send_one(1, 0, &vsock_packet(12, 8, b"back"));
     assert_eq!(s.used_idx(0, RECEIVEQ), 1);
     assert_eq!(s.mem.get(0, buffer(RECEIVEQ, 0), 48), vsock_packet(12, 8, b"back"));
+}
+
+impl Setup {
+    /// A three-port virtio-net switch between partitions 0, 1 and 2 (link 5).
+    fn switch() -> Self {
+        let mut s = Setup { link: Link::new(5, VirtioKind::Net, &[0, 1, 2]), ..Setup::new() };
+        for port in 0..3 {
+            s.probe(port);
+        }
+        s
+    }
+    /// The Ethernet frame `s.send` carries.
+    fn received(&self, side: usize, n: u16, len: usize) -> Vec<u8> {
+        self.mem.get(side, buffer(RECEIVEQ, u64::from(n)) + 12, len)
+    }
+}
+
+fn frame(dst: [u8; 6], src: [u8; 6], body: &[u8]) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&[0x88, 0xb5]);
+    f.extend_from_slice(body);
+    f
+}
+
+const BROADCAST: [u8; 6] = [0xff; 6];
+
+#[test]
+fn a_switch_floods_broadcasts_and_forwards_by_learned_address() {
+    let mut s = Setup::switch();
+    for port in 0..3 {
+        for i in 0..4 {
+            s.post_rx(port, i, 0x400);
+        }
+    }
+    // A broadcast from port 0 reaches 1 and 2, not itself.
+    let hello = frame(BROADCAST, mac(5, 0), b"hello all");
+    assert_eq!(s.send(0, 0, &hello), [true, true, true]);
+    assert_eq!([s.used_idx(0, RECEIVEQ), s.used_idx(1, RECEIVEQ), s.used_idx(2, RECEIVEQ)], [0, 1, 1]);
+    assert_eq!(s.received(2, 0, hello.len()), hello);
+    // To port 2's own address: only port 2.
+    let to_two = frame(mac(5, 2), mac(5, 0), b"for two");
+    s.send(0, 1, &to_two);
+    assert_eq!([s.used_idx(1, RECEIVEQ), s.used_idx(2, RECEIVEQ)], [1, 2]);
+    assert_eq!(s.received(2, 1, to_two.len()), to_two);
+    // An address nobody sent from yet: everywhere; once port 1 sends from it, only there.
+    let other = [0x02, 0, 0, 0, 0, 0x42];
+    s.send(0, 2, &frame(other, mac(5, 0), b"who?"));
+    assert_eq!([s.used_idx(1, RECEIVEQ), s.used_idx(2, RECEIVEQ)], [2, 3]);
+    s.send(1, 0, &frame(mac(5, 0), other, b"me"));
+    assert_eq!(s.used_idx(0, RECEIVEQ), 1, "to port 0's address");
+    s.send(0, 3, &frame(other, mac(5, 0), b"now I know"));
+    assert_eq!([s.used_idx(1, RECEIVEQ), s.used_idx(2, RECEIVEQ)], [3, 3], "learned behind port 1");
+    assert_eq!(&s.link.packets[..], &[4, 1, 0][..]);
+}
+
+#[test]
+fn a_busy_switch_port_holds_up_only_frames_for_it() {
+    let mut s = Setup::switch();
+    s.post_rx(1, 0, 0x400);
+    // Port 2 has no receive buffer: a broadcast still reaches port 1, and is dropped for 2.
+    s.send(0, 0, &frame(BROADCAST, mac(5, 0), b"to all"));
+    assert_eq!([s.used_idx(0, TRANSMITQ), s.used_idx(1, RECEIVEQ)], [1, 1]);
+    // A frame for port 2 alone waits for its buffer...
+    s.send(0, 1, &frame(mac(5, 2), mac(5, 0), b"wait for me"));
+    assert_eq!(s.used_idx(0, TRANSMITQ), 1, "waiting");
+    // ... and moves once port 2 posts one.
+    s.post_rx(2, 0, 0x400);
+    assert_eq!(s.kick(2, RECEIVEQ), [true, false, true]);
+    assert_eq!([s.used_idx(0, TRANSMITQ), s.used_idx(2, RECEIVEQ)], [2, 1]);
+    // A port without a driver loses what is sent to it alone, without holding anything up.
+    let mut s = Setup { link: Link::new(5, VirtioKind::Net, &[0, 1, 2]), ..Setup::new() };
+    s.probe(0);
+    s.send(0, 0, &frame(mac(5, 1), mac(5, 0), b"nobody home"));
+    assert_eq!((s.used_idx(0, TRANSMITQ), s.link.dropped[0]), (1, 1));
 }

@@ -325,6 +325,7 @@ impl fmt::Display for ErrorKind {
             | Self::ChannelTooSmall { .. }
             | Self::TooManyChannels { .. }
             | Self::TooManyVirtioDevices { .. }
+            | Self::LinkEndpointCount { .. }
             | Self::SecondVsockLink { .. } => self.fmt_devices_and_channels(f),
         }
     }
@@ -525,6 +526,13 @@ impl ErrorKind {
                 f,
                 "on {count} virtio links, more than the maximum of {max} virtio devices per partition \
                  (MAX_VIRTIO_PER_PARTITION); drop some"
+            ),
+            Self::LinkEndpointCount { count, kind, max: 2 } => {
+                write!(f, "endpoints: {count} listed; a {kind} link joins exactly 2 partitions")
+            }
+            Self::LinkEndpointCount { count, kind, max } => write!(
+                f,
+                "endpoints: {count} listed; a {kind} link joins 2 to {max} partitions (more than 2: a switch)"
             ),
             Self::SecondVsockLink { partition, first } => write!(
                 f,

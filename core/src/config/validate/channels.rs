@@ -8,6 +8,7 @@ use super::{aligned, usable, Checker};
 use crate::channel::layout::{channel_layout, LayoutError};
 use crate::config::error::ErrorKind;
 use crate::config::{ChannelConfig, PartitionId, VirtioKind, IPA_LIMIT, MAX_CHANNELS_PER_PARTITION};
+use crate::virtio::net::MAX_PORTS;
 use crate::virtio::MAX_VIRTIO_PER_PARTITION;
 
 impl Checker<'_> {
@@ -74,12 +75,17 @@ impl Checker<'_> {
         self.two_endpoints(&c.path, &c.endpoints);
     }
 
-    /// Exactly two distinct, existing partitions (a channel's or a virtio link's).
+    /// Exactly two distinct, existing partitions (a channel's).
     fn two_endpoints(&mut self, path: &str, endpoints: &[PartitionId]) {
         let count = endpoints.len();
         if count != 2 {
             self.report(path, ErrorKind::ChannelEndpointCount { count });
         }
+        self.distinct_endpoints(path, endpoints);
+    }
+
+    /// Distinct, existing partitions.
+    fn distinct_endpoints(&mut self, path: &str, endpoints: &[PartitionId]) {
         let partitions = self.cfg.partitions.len();
         for (i, &id) in endpoints.iter().enumerate() {
             if usize::from(id) >= partitions {
@@ -97,7 +103,13 @@ impl Checker<'_> {
     pub(super) fn virtio_links(&mut self) {
         let cfg = self.cfg;
         for l in &cfg.virtio {
-            self.two_endpoints(&l.path, &l.endpoints);
+            // A virtio-net link of more than two is a switch; a vsock link joins two.
+            let max = if l.kind == VirtioKind::Net { MAX_PORTS } else { 2 };
+            let count = l.endpoints.len();
+            if !(2..=max).contains(&count) {
+                self.report(&l.path, ErrorKind::LinkEndpointCount { count, kind: l.kind.name(), max });
+            }
+            self.distinct_endpoints(&l.path, &l.endpoints);
         }
         for p in &cfg.partitions {
             let mut vsock = cfg.virtio_of(p.id).filter(|l| l.kind == VirtioKind::Vsock);

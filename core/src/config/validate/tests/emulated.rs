@@ -1,7 +1,7 @@
 //! Rule 13, the emulated pages: where the board places them, and what may not lie there.
 
 use super::*;
-use crate::config::{GuestUse, VirtioKind, VirtioLinkConfig};
+use crate::config::{GuestUse, PartitionId, VirtioKind, VirtioLinkConfig};
 use crate::vplatform::Emulated;
 
 const PING: &str = "/hypervisor/ping";
@@ -139,4 +139,32 @@ fn a_partition_is_on_one_vsock_link_at_most() {
     assert_eq!(second.len(), 2, "one for each partition: {errors:?}");
     assert_eq!(second[0].node, "/hypervisor/channels/vsock2");
     assert!(second[0].to_string().contains("already on the vsock link /hypervisor/channels/vsock1"));
+}
+
+#[test]
+fn a_net_link_joins_two_to_eight_partitions_a_vsock_link_two() {
+    let link = |kind, endpoints: Vec<PartitionId>| VirtioLinkConfig {
+        id: 0,
+        kind,
+        name: "l".into(),
+        path: "/hypervisor/channels/l".into(),
+        endpoints,
+    };
+    for (kind, endpoints, count, max) in [
+        (VirtioKind::Net, vec![0], 1, 8),
+        (VirtioKind::Vsock, vec![0, 1, 0], 3, 2),
+        (VirtioKind::Vsock, vec![1], 1, 2),
+    ] {
+        let mut cfg = rich();
+        cfg.virtio.push(link(kind, endpoints));
+        let errors = validate(&cfg, &NONE).unwrap_err();
+        let found = errors.iter().find(|e| matches!(e.kind, ErrorKind::LinkEndpointCount { .. }));
+        assert_eq!(
+            found.map(|e| &e.kind),
+            Some(&ErrorKind::LinkEndpointCount { count, kind: kind.name(), max }),
+            "{errors:?}"
+        );
+        let text = found.map(|e| e.to_string()).unwrap_or_default();
+        assert!(text.starts_with("/hypervisor/channels/l: endpoints: "), "{text}");
+    }
 }
