@@ -9,9 +9,6 @@ use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use tantalum_core::gic_regs::{CpuInterface, Distributor, Redistributor, GICD_CTLR, GICR_WAKER, SGIR};
 use tock_registers::interfaces::{Readable, Writeable};
 
-/// Where QEMU virt's GICv3 sits: used when the guest DT names no GIC.
-const DEFAULT_GICD: usize = 0x0800_0000;
-const DEFAULT_GICR: usize = 0x080a_0000;
 /// A GICv3 redistributor's SGI/PPI frame (same per-INTID layout as the distributor's).
 const GICR_SGI_FRAME: usize = tantalum_core::gic_regs::GICR_SGI_OFFSET as usize;
 /// INTIDs handlers can be registered for.
@@ -24,9 +21,10 @@ pub type Handler = fn(u32);
 
 static HANDLERS: [AtomicUsize; MAX_INTID] = [const { AtomicUsize::new(0) }; MAX_INTID];
 
-/// The distributor, and the redistributor (GICv3) or the CPU interface (GICv2).
-static GICD: AtomicUsize = AtomicUsize::new(DEFAULT_GICD);
-static SECOND: AtomicUsize = AtomicUsize::new(DEFAULT_GICR);
+/// The distributor, and the redistributor (GICv3) or the CPU interface (GICv2), from the guest
+/// device tree ([`init`]; no board's addresses are assumed).
+static GICD: AtomicUsize = AtomicUsize::new(0);
+static SECOND: AtomicUsize = AtomicUsize::new(0);
 static V2: AtomicBool = AtomicBool::new(false);
 
 /// PMU instruction count just before the last WFI of [`wait_unless`] (0: not sleeping).
@@ -86,9 +84,11 @@ fn locate() {
 }
 
 /// Turns the GIC on for this vCPU: distributor enabled, (GICv3) redistributor awake, CPU
-/// interface accepting every priority. Interrupts stay masked until [`enable`].
+/// interface accepting every priority. Interrupts stay masked until [`enable`]. Panics if the
+/// guest device tree describes no GIC (every one the build generates does).
 pub fn init() {
     locate();
+    assert!(GICD.load(Ordering::Relaxed) != 0, "irq: no GIC in the guest device tree");
     if V2.load(Ordering::Relaxed) {
         // Group 0 and 1 on; the guest's interrupts stay in group 0, signalled as IRQs.
         gicd().ctlr.write(GICD_CTLR::ENABLE_GRP0::SET + GICD_CTLR::ENABLE_GRP1::SET);
