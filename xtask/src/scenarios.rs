@@ -354,6 +354,23 @@ pub const SCENARIOS: &[Scenario] = &[
         timeout: LINUX_TIMEOUT,
     },
     Scenario {
+        name: "Linux under QEMU -icount counts its instructions with perf (INST_RETIRED is there only with -icount)",
+        config: "configs/tests/linux-perf.dts",
+        expect: &[
+            "[linux] linux: pmu events: ",
+            "inst_retired",
+            // The loop is 40,000,000 instructions; a few thousand more around it.
+            "[linux] perfcount: instructions 400",
+            "partition 'linux' powered off (PSCI SYSTEM_OFF): stopped",
+        ],
+        order: &[],
+        forbid: LINUX_PERF_FORBID,
+        tamper: None,
+        input: &[],
+        qemu_args: &["-icount", "shift=3,sleep=off"],
+        timeout: LINUX_TIMEOUT,
+    },
+    Scenario {
         name: "ZCU102: the pipeline demo with RAM at 0, a GIC-400 and the console on a Cadence UART",
         config: "configs/boards/zcu102-demo.dts",
         expect: DEMO_EXPECT,

@@ -2,7 +2,8 @@
 //! dynamically linked program with many libraries): opens a CPU-cycles counter with
 //! `perf_event_open` on itself (user space only), runs a fixed loop, reads the count; with a
 //! sample period, so the kernel programs the PMU to overflow and takes its overflow interrupt.
-//! Prints `perfcount: cycles N (sample period P)` and exits 0, or says why it could not.
+//! Prints `perfcount: cycles N (sample period P)`, then counts the same loop's instructions
+//! (`perf stat -e instructions`) and prints them, and exits 0, or says why it could not.
 //!
 //! Built with chanping (the same static, libc-free way).
 #![no_std]
@@ -41,6 +42,10 @@ const PERF_EVENT_IOC_RESET: u64 = 0x2403;
 /// PERF_TYPE_HARDWARE, PERF_COUNT_HW_CPU_CYCLES.
 const HARDWARE: u32 = 0;
 const CPU_CYCLES: u64 = 0;
+/// PERF_COUNT_HW_INSTRUCTIONS.
+const INSTRUCTIONS: u64 = 1;
+/// Rounds of the measured loop.
+const LOOP: u64 = 20_000_000;
 /// perf_event_attr flags: disabled, exclude_kernel, exclude_hv.
 const DISABLED: u64 = 1 << 0;
 const EXCLUDE_KERNEL: u64 = 1 << 5;
@@ -105,7 +110,7 @@ extern "C" fn perfcount_main() -> ! {
     let fd = fd as u64;
     syscall(SYS_IOCTL, [fd, PERF_EVENT_IOC_RESET, 0, 0, 0]);
     syscall(SYS_IOCTL, [fd, PERF_EVENT_IOC_ENABLE, 0, 0, 0]);
-    let mut n: u64 = 20_000_000;
+    let mut n: u64 = LOOP;
     // SAFETY: a register-only loop.
     unsafe { asm!("1: subs {n}, {n}, #1", "b.ne 1b", n = inout(reg) n, options(nomem, nostack)) };
     let _ = n;
@@ -117,7 +122,37 @@ extern "C" fn perfcount_main() -> ! {
         exit(1);
     }
     let _ = writeln!(Out, "perfcount: cycles {count} (sample period {SAMPLE_PERIOD})");
+    instructions();
     exit(0)
+}
+
+/// `perf stat -e instructions` of the same loop: prints `perfcount: instructions N (the loop's
+/// M)`, or why the event cannot be counted (QEMU has INST_RETIRED only under `-icount`).
+fn instructions() {
+    let attr = Attr {
+        kind: HARDWARE,
+        size: core::mem::size_of::<Attr>() as u32,
+        config: INSTRUCTIONS,
+        flags: DISABLED | EXCLUDE_KERNEL | EXCLUDE_HV,
+        ..Attr::default()
+    };
+    let fd = syscall(SYS_PERF_EVENT_OPEN, [&attr as *const Attr as u64, 0, u64::MAX, u64::MAX, 0]);
+    if fd < 0 {
+        let _ = writeln!(Out, "perfcount: instructions not counted: errno {}", -fd);
+        return;
+    }
+    let fd = fd as u64;
+    syscall(SYS_IOCTL, [fd, PERF_EVENT_IOC_RESET, 0, 0, 0]);
+    syscall(SYS_IOCTL, [fd, PERF_EVENT_IOC_ENABLE, 0, 0, 0]);
+    let mut n: u64 = LOOP;
+    // SAFETY: a register-only loop: two instructions per round.
+    unsafe { asm!("1: subs {n}, {n}, #1", "b.ne 1b", n = inout(reg) n, options(nomem, nostack)) };
+    let _ = n;
+    syscall(SYS_IOCTL, [fd, PERF_EVENT_IOC_DISABLE, 0, 0, 0]);
+    let mut count = 0u64;
+    if syscall(SYS_READ, [fd, &mut count as *mut u64 as u64, 8, 0, 0]) == 8 {
+        let _ = writeln!(Out, "perfcount: instructions {count} (the loop's {})", 2 * LOOP);
+    }
 }
 
 #[panic_handler]
