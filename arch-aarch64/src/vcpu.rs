@@ -765,13 +765,15 @@ extern "C" fn guest_exit(frame: &mut GuestFrame, kind: u64) {
     }
 }
 
-/// A guest that cannot take interrupts now (IRQs masked, and not just woken from WFI) may
-/// silence a source before it unmasks: if a hardware-linked interrupt was just loaded
+/// A guest that cannot take interrupts now (IRQs masked, and not just woken from WFI; or its
+/// priority mask hiding the interrupt) may silence a source before it unmasks: if a hardware-linked interrupt was just loaded
 /// (`loaded_hw`), its next acknowledge traps and re-samples the line first ([`acknowledge_trap`]), so a level
 /// interrupt is not replayed after its source fell (a guest that ends it before silencing it).
-fn resample_before_taken(p: &Partition, frame: &GuestFrame, loaded_hw: bool) {
+fn resample_before_taken(p: &Partition, frame: &GuestFrame, loaded_hw: Option<u8>) {
     const PSTATE_I: u64 = 1 << 7;
-    if loaded_hw && frame.spsr & PSTATE_I != 0 && !crate::wfi::follows_wfi(&p.config, frame.elr) {
+    let Some(priority) = loaded_hw else { return };
+    let masked = frame.spsr & PSTATE_I != 0 && !crate::wfi::follows_wfi(&p.config, frame.elr);
+    if masked || gic::masked_by_priority(priority) {
         gic::trap_before_acknowledge();
     }
 }
@@ -784,13 +786,13 @@ fn acknowledge_trap(syndrome: &Syndrome) -> bool {
 
 /// Loads ready virtual interrupts into this CPU's list registers when something may have
 /// changed (the hint, or a physical interrupt that may have been a kick or maintenance).
-/// Returns whether a hardware-linked one was loaded.
-fn load_interrupts(p: &Partition, vcpu: usize, interrupted: bool) -> bool {
+/// Returns the least urgent priority of the hardware-linked ones it loaded, if any.
+fn load_interrupts(p: &Partition, vcpu: usize, interrupted: bool) -> Option<u8> {
     let hint = &p.irq_hints[vcpu];
     // A plain load first: the common case (nothing new) costs no atomic read-modify-write.
     let hinted = hint.load(Ordering::Acquire) && hint.swap(false, Ordering::AcqRel);
     if !(hinted || interrupted) {
-        return false;
+        return None;
     }
     let mut vgic = p.vgic.lock();
     let loaded_hw = gic::load_list_registers(&mut vgic, vcpu);

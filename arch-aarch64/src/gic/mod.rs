@@ -128,9 +128,10 @@ pub fn reset_virtual_interface() {
 }
 
 /// Moves interrupts that `gic` has ready for `vcpu` into free list registers. When more are
-/// ready than fit, asks for a maintenance interrupt once the list registers drain. Returns
-/// whether it loaded a hardware-linked interrupt that [`trap_before_acknowledge`] can re-sample.
-pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) -> bool {
+/// ready than fit, asks for a maintenance interrupt once the list registers drain. Returns the
+/// least urgent priority of the hardware-linked interrupts it loaded that
+/// [`trap_before_acknowledge`] can re-sample (GICv3), if any.
+pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) -> Option<u8> {
     if v2() {
         v2::load_list_registers(gic, vcpu)
     } else {
@@ -176,6 +177,12 @@ pub fn trap_before_acknowledge() {
     if !v2() {
         v3::trap_before_acknowledge();
     }
+}
+
+/// Whether the guest's priority mask hides an interrupt of `priority` (GICv3 only: see
+/// [`load_list_registers`]).
+pub fn masked_by_priority(priority: u8) -> bool {
+    !v2() && v3::masked_by_priority(priority)
 }
 
 /// A trapped group 1 CPU interface access while [`trap_before_acknowledge`] had set the trap:

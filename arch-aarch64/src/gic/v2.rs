@@ -287,7 +287,7 @@ pub fn write_listed(listed: &[Listed]) {
 
 /// Moves interrupts that `gic` has ready for `vcpu` into free list registers (see
 /// [`super::load_list_registers`]).
-pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) -> bool {
+pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) -> Option<u8> {
     let gich = frames().gich();
     let lrs = &gich.lr[..list_registers(gich)];
     let state = |v: u32| LocalRegisterCopy::<u32, GICH_LR::Register>::new(v).read(GICH_LR::STATE);
@@ -337,7 +337,7 @@ pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) -> bool {
     );
     gich.hcr.set(GICH_HCR::EN::SET.value | trigger);
     // No acknowledge trap on a GICv2 (see `super::trap_before_acknowledge`).
-    false
+    None
 }
 
 /// Whether the physical interrupt `intid` (acknowledged by this CPU) is still pending: a

@@ -332,11 +332,11 @@ pub fn write_listed(listed: &[Listed]) {
 }
 
 /// Moves interrupts that `gic` has ready for `vcpu` into free list registers. When more are
-/// ready than fit, asks for a maintenance interrupt once the list registers drain. Returns
-/// whether it loaded a hardware-linked interrupt.
-pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) -> bool {
+/// ready than fit, asks for a maintenance interrupt once the list registers drain. Returns the
+/// least urgent priority of the hardware-linked interrupts it loaded, if any.
+pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) -> Option<u8> {
     let count = list_registers();
-    let mut loaded_hw = false;
+    let mut loaded_hw: Option<u8> = None;
     // Ended entries that asked for an EOI maintenance interrupt: clear them, or it goes on.
     for n in (0..count).filter(|&n| read_lr(n) & (LR_STATE | LR_HW | LR_EOI) == LR_EOI) {
         gic.end_watch(vcpu, read_lr(n) as u32);
@@ -350,7 +350,9 @@ pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) -> bool {
         // The same INTID already in a list register (the guest is handling it).
         let Some(n) = (0..count).find(|&n| lrs[n] & LR_STATE != 0 && lrs[n] as u32 == d.intid) else {
             write_lr(free, lr_value(&d));
-            loaded_hw |= d.hw;
+            if d.hw {
+                loaded_hw = loaded_hw.max(Some(d.priority));
+            }
             continue;
         };
         match tantalum_aarch64::list_registers::merge(lrs[n] & LR_HW != 0, lrs[n] & LR_ACTIVE != 0, d.hw) {
@@ -360,7 +362,7 @@ pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) -> bool {
             }
             tantalum_aarch64::list_registers::Merge::Replace => {
                 write_lr(n, lr_value(&d));
-                loaded_hw = true;
+                loaded_hw = loaded_hw.max(Some(d.priority));
             }
             tantalum_aarch64::list_registers::Merge::Defer { eoi_maintenance } => {
                 if eoi_maintenance {
@@ -430,6 +432,15 @@ pub fn resample_listed() -> usize {
         }
     }
     ended
+}
+
+/// Whether the guest's priority mask (`ICH_VMCR_EL2.VPMR`) hides an interrupt of `priority`:
+/// the guest cannot take it before it lowers the mask.
+pub fn masked_by_priority(priority: u8) -> bool {
+    let vmcr: u64;
+    // SAFETY: reading ICH_VMCR_EL2 has no side effects.
+    unsafe { asm!("mrs {}, ich_vmcr_el2", out(reg) vmcr, options(nomem, nostack)) };
+    u64::from(priority) >= (vmcr >> 24) & 0xff
 }
 
 /// Traps the guest's next acknowledge (any group 1 CPU interface register), so that

@@ -265,6 +265,36 @@ fn edge(alarm: &rtc::Rtc) {
     );
 }
 
+/// Raised while the CPU's priority mask hides it (IRQs unmasked at the CPU), silenced, then the
+/// mask lifted: a level interrupt whose line fell is not taken.
+fn priority_masked(name: &str, source: &dyn Source) {
+    let intid = source.intid();
+    prepare(intid);
+    HANDLED.store(0, Ordering::Relaxed);
+    irq::set_handler(intid, count_and_silence);
+    irq::set_priority_mask(PRIORITY); // only more urgent than PRIORITY: hides it
+    irq::enable();
+    source.raise();
+    spin_us(WATCH);
+    let pending = irq::is_pending(intid);
+    source.silence();
+    spin_us(GAP);
+    irq::set_priority_mask(0xff);
+    spin_us(WATCH);
+    cpu::mask_irqs();
+    report(
+        &alloc::format!("{name}, raised under the priority mask, silenced, then unmasked"),
+        format_args!("pending {pending}, taken {}", HANDLED.load(Ordering::Relaxed)),
+    );
+}
+
+fn count_and_silence(intid: u32) {
+    if intid == TIMER {
+        timer::off();
+    }
+    HANDLED.fetch_add(1, Ordering::Relaxed);
+}
+
 static HANDLED: AtomicU32 = AtomicU32::new(0);
 
 fn on_timer(_intid: u32) {
@@ -316,7 +346,8 @@ fn main() {
     while_disabled("timer (level PPI)", &Timer, false);
     while_disabled("timer (level PPI)", &Timer, true);
     timer_unmasked();
-    let mut ran = 10;
+    priority_masked("timer (level PPI)", &Timer);
+    let mut ran = 11;
     match &alarm {
         Some(alarm) => {
             eoi_order("PL031 alarm (level SPI)", alarm, false);
@@ -324,8 +355,9 @@ fn main() {
             while_disabled("PL031 alarm (level SPI)", alarm, false);
             while_disabled("PL031 alarm (level SPI)", alarm, true);
             edge(alarm);
+            priority_masked("PL031 alarm (level SPI)", alarm);
             alarm.quiet();
-            ran += 5;
+            ran += 6;
         }
         None => println!("gicconf: no PL031 in the device tree: its cases skipped"),
     }
