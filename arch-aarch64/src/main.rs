@@ -7,6 +7,7 @@ extern crate alloc;
 mod boot;
 mod cadence;
 mod console;
+mod disks;
 mod el2;
 mod el2map;
 mod firmware;

@@ -17,6 +17,7 @@ use tantalum_core::console::LineBuffer;
 use tantalum_core::partition::power::VcpuSlot;
 use tantalum_core::stage2::{covering_pages, Geometry, MapAttrs, MapError, Stage2};
 use tantalum_core::vgic::VirtualGic;
+use tantalum_core::virtio::blk::{Disk, Region};
 use tantalum_core::virtio::{self, net::Link};
 use tantalum_core::vplatform;
 use tantalum_core::vuart::VirtualUart;
@@ -73,6 +74,8 @@ pub struct System {
     pub partitions: Vec<Partition>,
     /// Each virtio link's two devices, behind the lock both endpoints' CPUs take.
     pub links: Vec<Mutex<Link>>,
+    /// Each virtio disk's frontends and backend state, behind the lock all their CPUs take.
+    pub disks: Vec<Mutex<Disk>>,
     /// The boot image payload (system DTB, partition images, guest DTBs).
     pub payload: &'static [u8],
     /// Partitions still running; the last one to stop powers the machine off.
@@ -185,7 +188,7 @@ impl System {
             if p.virtual_uart {
                 owned.push(VIRTUAL_UART_SPI + 32);
             }
-            owned.extend((0..config.virtio_of(p.id).count()).map(virtio::virtio_intid));
+            owned.extend((0..config.virtio_devices(p.id).count()).map(virtio::virtio_intid));
             partitions.push(Partition {
                 config: p.clone(),
                 vmid: (i + 1) as u8,
@@ -204,10 +207,19 @@ impl System {
             });
         }
         let links = config.virtio.iter().map(|l| Mutex::new(Link::new(l.id, l.kind, &l.endpoints))).collect();
+        let disks = config
+            .disks
+            .iter()
+            .map(|d| {
+                let regions: Vec<Region> = d.frontends.iter().map(|f| f.region).collect();
+                Mutex::new(Disk::new(d.sectors, &regions))
+            })
+            .collect();
         Ok(System {
             config,
             partitions,
             links,
+            disks,
             payload,
             running: AtomicUsize::new(0),
             stack_tops: [const { AtomicUsize::new(0) }; MAX_CPUS],
@@ -341,7 +353,7 @@ fn build_stage2(config: &SystemConfig, p: &PartitionConfig) -> Result<Stage2, Lo
         }
     }
     // The shortest walk that reaches every mapping and every emulated frame.
-    let emulated = [usize::from(p.virtual_uart), channels.len(), config.virtio_of(p.id).count()];
+    let emulated = [usize::from(p.virtual_uart), channels.len(), config.virtio_devices(p.id).count()];
     let end = mappings
         .iter()
         .map(|&(ipa, _, size, _)| ipa.saturating_add(size))

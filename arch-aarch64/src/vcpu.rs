@@ -11,7 +11,7 @@ use aarch64_cpu::registers::{ESR_EL2, FAR_EL2, HPFAR_EL2, TPIDR_EL2};
 use tantalum_aarch64::esr::{self, Caller, Syndrome};
 use tantalum_aarch64::regs::SPSR_EL1H_MASKED;
 use tantalum_core::addr::{GuestPhys, HostPhys};
-use tantalum_core::config::{self, PartitionId, MAX_CPUS, VIRTUAL_UART_SPI};
+use tantalum_core::config::{self, PartitionId, VirtioDevice, MAX_CPUS, VIRTUAL_UART_SPI};
 use tantalum_core::console::input::{self, Announce, Focus, Help, Key};
 use tantalum_core::exit::{Exit, MmioAccess, VcpuSet};
 use tantalum_core::hypercall::Status as PsciStatus;
@@ -208,6 +208,7 @@ pub fn stop(system: &System, id: usize, from_cpu: usize) {
     crate::smmu::disable_partition(&system.config, id);
     p.generation.fetch_add(1, Ordering::AcqRel);
     system.reset_virtio(id);
+    crate::disks::reset(system, id, from_cpu);
     let remaining = system.mark_stopped(id);
     for vcpu in 0..p.vcpus.len() {
         kick_vcpu(system, p, vcpu, from_cpu);
@@ -268,6 +269,7 @@ fn restart(here: Here) -> ! {
     p.vgic.lock().reset();
     *p.vuart.lock() = VirtualUart::new();
     system.reset_virtio(here.id);
+    crate::disks::reset(system, here.id, here.cpu);
     let dtb = p.config.guest_dtb_address().map_or(0, |a| a.as_u64());
     // The partition's other CPUs, off now, join the reload from their wait.
     p.load.reset();
@@ -482,11 +484,14 @@ impl Services for CpuServices<'_> {
     fn virtio_access(&mut self, device: usize, offset: u64, access: MmioAccess) -> u64 {
         let system = self.system;
         let id = self.here.id as PartitionId;
-        let Some((index, link)) =
-            system.config.virtio.iter().enumerate().filter(|(_, l)| l.endpoints.contains(&id)).nth(device)
-        else {
-            return 0;
+        let link = match system.config.virtio_devices(id).nth(device) {
+            Some(VirtioDevice::Net(link)) => link,
+            Some(other) => {
+                return crate::disks::access(system, self.here.id, other, offset, access, self.here.cpu)
+            }
+            None => return 0,
         };
+        let index = link.id;
         let side = link.endpoints.iter().position(|&e| e == id).unwrap_or(0);
         let owners: heapless::Vec<Owner<'_>, { virtio::net::MAX_PORTS }> =
             link.endpoints.iter().map(|&e| Owner(&system.partitions[usize::from(e)].config)).collect();

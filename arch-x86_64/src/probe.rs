@@ -136,6 +136,7 @@ fn system() -> SystemConfig {
         partitions: vec![partition],
         channels: vec![],
         virtio: vec![],
+        disks: vec![],
     }
 }
 

@@ -230,7 +230,7 @@ fn mmio(
         }
         return load(0);
     }
-    let devices = system.virtio_of(partition.id).count();
+    let devices = system.virtio_devices(partition.id).count();
     if let Some((device, offset)) = pages.find(Emulated::Virtio, addr, devices) {
         return load(services.virtio_access(device, offset, access));
     }

@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use tantalum_core::config::{
-    DeviceAssignment, PartitionConfig, PciHost, SystemConfig, VirtioKind, GUEST_DTB_RESERVE,
+    DeviceAssignment, PartitionConfig, PciHost, SystemConfig, VirtioDevice, VirtioKind, GUEST_DTB_RESERVE,
 };
 use tantalum_core::vplatform::{
     doorbell_spi, Emulated, DOORBELL_PAGE, GICR_STRIDE, GIC_MAINTENANCE_PPI, PMU_PPI, TIMER_PPIS,
@@ -269,32 +269,48 @@ pub fn source(cfg: &SystemConfig, p: &PartitionConfig, board_dtb: &[u8]) -> Stri
 
     // Virtio devices: the standard virtio-mmio binding (docs/virtio.md); `dma-coherent`, or Linux
     // would map the rings non-cacheable while the hypervisor reads them cacheable.
-    for (local, link) in cfg.virtio_of(p.id).enumerate() {
-        // The other partitions on the link (several on a switch).
-        let peer = link
-            .endpoints
-            .iter()
-            .filter(|&&e| e != p.id)
-            .map(|&e| cfg.partitions[usize::from(e)].name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
+    for (local, device) in cfg.virtio_devices(p.id).enumerate() {
         let base = page(Emulated::Virtio, local);
-        // A vsock link's addresses, for user space to find its peer (docs/virtio.md).
-        let cids = match (link.kind, link.endpoints.iter().find(|&&e| e != p.id)) {
-            (VirtioKind::Vsock, Some(&peer)) => format!(
-                "\t\ttantalum,cid = <{}>;\n\t\ttantalum,peer-cid = <{}>;\n",
-                tantalum_core::virtio::vsock::cid(p.id),
-                tantalum_core::virtio::vsock::cid(peer)
+        let name_of = |id: Option<u16>| id.map_or("", |e| cfg.partitions[usize::from(e)].name.as_str());
+        let (compatible, name, extra) = match device {
+            VirtioDevice::Net(link) => {
+                // The other partitions on the link (several on a switch).
+                let peer = link
+                    .endpoints
+                    .iter()
+                    .filter(|&&e| e != p.id)
+                    .map(|&e| name_of(Some(e)))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                // A vsock link's addresses, for user space to find its peer (docs/virtio.md).
+                let cids = match (link.kind, link.endpoints.iter().find(|&&e| e != p.id)) {
+                    (VirtioKind::Vsock, Some(&peer)) => format!(
+                        "\t\ttantalum,cid = <{}>;\n\t\ttantalum,peer-cid = <{}>;\n",
+                        tantalum_core::virtio::vsock::cid(p.id),
+                        tantalum_core::virtio::vsock::cid(peer)
+                    ),
+                    _ => String::new(),
+                };
+                ("virtio,mmio", &link.name, format!("\t\ttantalum,peer = \"{peer}\";\n{cids}"))
+            }
+            // `tantalum,driver`, not `tantalum,peer`: the SDK counts links by that property.
+            VirtioDevice::Disk { disk, .. } => {
+                ("virtio,mmio", &disk.name, format!("\t\ttantalum,driver = \"{}\";\n", name_of(disk.driver)))
+            }
+            // The driver partition's backend page (docs/virtio.md): not a virtio device.
+            VirtioDevice::DiskBackend(disk) => (
+                "tantalum,blk-backend-v1",
+                &disk.name,
+                format!("\t\ttantalum,frontends = <{}>;\n", disk.frontends.len()),
             ),
-            _ => String::new(),
         };
+        let node = if compatible == "virtio,mmio" { "virtio_mmio" } else { "blk_backend" };
         let _ = writeln!(
             w,
-            "\tvirtio_mmio@{base:x} {{\n\t\tcompatible = \"virtio,mmio\";\n\t\treg = <{} {}>;\n\t\tinterrupts = <0 {} 1>;\n\t\tdma-coherent;\n\t\ttantalum,name = \"{}\";\n\t\ttantalum,peer = \"{peer}\";\n{cids}\t}};\n",
+            "\t{node}@{base:x} {{\n\t\tcompatible = \"{compatible}\";\n\t\treg = <{} {}>;\n\t\tinterrupts = <0 {} 1>;\n\t\tdma-coherent;\n\t\ttantalum,name = \"{name}\";\n{extra}\t}};\n",
             cells(base),
             cells(tantalum_core::virtio::VIRTIO_PAGE),
             tantalum_core::virtio::virtio_spi(local),
-            link.name,
         );
     }
 

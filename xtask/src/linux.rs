@@ -13,6 +13,11 @@
 //! - `reboot`: as `boot`; then on the first boot creates `/mnt/rebooted` on the disk, prints
 //!   `linux: rebooting` and reboots; on the second prints `linux: second boot after reboot`,
 //!   removes the file and powers off.
+//! - `blk`: `/dev/vda` is a region of a disk a driver partition serves (docs/virtio.md):
+//!   `tantalum.role=owner` writes 1 MiB and its MD5 into the file system there, syncs, reboots
+//!   and reads them back (`linux: blk: 1048576 bytes read back, md5 ... as written`);
+//!   `tantalum.role=other` finds no file system in its region, writes a marker there and
+//!   watches its region for the owner's token.
 //! - `devmem`: `linux: poking 0x<addr>` for `tantalum.poke=<hex>`, reads it with
 //!   `devmem <addr> 32`, prints `linux: devmem returned: <output>`, its exit status and the
 //!   signal that killed it if one did (`linux: devmem killed by SIGBUS`), then
@@ -47,7 +52,8 @@ pub struct LinuxAssets {
     pub kernel: PathBuf,
     /// Uncompressed newc cpio archive.
     pub initramfs: PathBuf,
-    /// Raw 8 MiB ext2 image with `hello.txt`; rewritten on every [`assets`] call.
+    /// Raw 16 MiB disk image: an 8 MiB ext2 file system with `hello.txt`, then zeros; rewritten
+    /// on every [`assets`] call.
     pub disk: PathBuf,
     /// `uname -r` of the kernel, e.g. `6.1.0-57-cloud-arm64`.
     pub kernel_version: String,
@@ -57,8 +63,10 @@ pub struct LinuxAssets {
 pub const DISK_TEXT: &str = "hello from the passed-through virtio disk";
 /// Printed by the `boot` and `reboot` tests once they have run their checks.
 pub const MARKER: &str = "linux: TANTALUM-LINUX-MARKER";
-/// Size of the disk image.
+/// Size of the file system on the disk image.
 pub const DISK_SIZE: &str = "8M";
+/// [`DISK_SIZE`] in bytes; the disk image is twice that (the second half empty).
+pub const DISK_BYTES: u64 = 8 << 20;
 
 /// `target/tantalum/linux/`.
 pub fn dir() -> PathBuf {
@@ -289,6 +297,77 @@ net_test() {
     sleep 2
 }
 
+# The blk test (docs/virtio.md, "Block"): /dev/vda is a region of a disk a driver partition
+# serves. tantalum.role=owner: the region holds the test file system; the first boot writes 1 MiB
+# and its MD5 there, syncs and reboots, the second reads them back, then looks for the other
+# frontend's marker in its whole region. tantalum.role=other: a region of its own (no file
+# system), where it writes a marker, then looks for the owner's token for up to tantalum.watch
+# seconds (150 by default).
+BLK_TOKEN=tantalum-blk-token-of-the-owner
+BLK_MARKER=tantalum-blk-marker-of-the-other
+blk_test() {
+    role=$(param tantalum.role) || role=owner
+    i=0
+    while [ ! -b /dev/vda ] && [ "$i" -lt 20 ]; do
+        sleep 1
+        i=$((i + 1))
+    done
+    if [ ! -b /dev/vda ]; then
+        say "blk: no disk: /dev/vda did not appear"
+        return
+    fi
+    say "blk: /dev/vda has $(cat /sys/block/vda/size) sectors"
+    if [ "$role" = other ]; then
+        if mount -t ext2 /dev/vda /mnt 2>/dev/null; then
+            say "blk: mounted a file system in this region"
+            umount /mnt
+        else
+            say "blk: no file system in this region"
+        fi
+        echo "$BLK_MARKER" | dd of=/dev/vda bs=512 seek=8 conv=sync 2>/dev/null
+        sync
+        echo 3 > /proc/sys/vm/drop_caches
+        say "blk: marker written, read back: $(dd if=/dev/vda bs=512 skip=8 count=1 2>/dev/null | tr -d '\000')"
+        watch=$(param tantalum.watch) || watch=150
+        i=0
+        n=0
+        while [ "$i" -lt "$watch" ]; do
+            sleep 5
+            i=$((i + 5))
+            echo 3 > /proc/sys/vm/drop_caches
+            n=$(grep -c "$BLK_TOKEN" /dev/vda)
+            [ "$n" = 0 ] || break
+        done
+        say "blk: the owner's token appears $n times in this region after $i s"
+        return
+    fi
+    if ! mount -t ext2 /dev/vda /mnt; then
+        say "blk: cannot mount /dev/vda"
+        return
+    fi
+    if [ -e /mnt/blk-data ]; then
+        say "blk: second boot, the file system says: $(cat /mnt/blk-token)"
+        sum=$(md5sum < /mnt/blk-data | cut -d' ' -f1)
+        if [ "$sum" = "$(cat /mnt/blk-md5)" ]; then
+            say "blk: $(stat -c %s /mnt/blk-data) bytes read back, md5 $sum as written"
+        else
+            say "blk: read back md5 $sum, written $(cat /mnt/blk-md5)"
+        fi
+        umount /mnt
+        echo 3 > /proc/sys/vm/drop_caches
+        say "blk: the other's marker appears $(grep -c "$BLK_MARKER" /dev/vda) times in this region"
+    else
+        head -c 1048576 /dev/urandom > /mnt/blk-data
+        md5sum < /mnt/blk-data | cut -d' ' -f1 > /mnt/blk-md5
+        echo "$BLK_TOKEN" > /mnt/blk-token
+        sync
+        say "blk: wrote 1048576 bytes, md5 $(cat /mnt/blk-md5), synced; rebooting"
+        umount /mnt
+        reboot -f
+        while true; do sleep 1000; done
+    fi
+}
+
 CMDLINE=$(cat /proc/cmdline)
 for m in @MODULES@; do
     insmod "/lib/modules/$m.ko" || say "insmod $m failed"
@@ -317,6 +396,9 @@ reboot)
         reboot -f
         while true; do sleep 1000; done
     fi
+    ;;
+blk)
+    blk_test
     ;;
 channel)
     # Linux user space <-> a unikernel over each channel in the guest DT, no kernel module:
@@ -405,7 +487,7 @@ shell)
     wait
     ;;
 *)
-    say "unknown test '$name' (boot, reboot, channel, net, udp, perf, devmem, shell)"
+    say "unknown test '$name' (boot, reboot, blk, channel, net, udp, perf, devmem, shell)"
     ;;
 esac
 stop
@@ -439,6 +521,9 @@ pub fn make_disk(path: &Path) -> Result<()> {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    // Twice the file system: a disk split into regions for two partitions (the blk test) gives
+    // the first the file system and the second an empty half.
+    fs::OpenOptions::new().write(true).open(&tmp)?.set_len(2 * DISK_BYTES)?;
     fs::rename(&tmp, path)?;
     Ok(())
 }
@@ -629,9 +714,14 @@ mod tests {
         make_disk(&disk).unwrap();
         let image = fs::read(&disk).unwrap();
         fs::remove_dir_all(&dir).unwrap();
-        assert_eq!(image.len(), 8 << 20);
-        // ext2 superblock at 1024: magic 0xEF53 at offset 56.
+        assert_eq!(image.len() as u64, 2 * DISK_BYTES);
+        // ext2 superblock at 1024: magic 0xEF53 at offset 56; 1 KiB blocks (s_log_block_size 0
+        // at 24), as many as DISK_BYTES holds (s_blocks_count at 4); the second half empty.
         assert_eq!(&image[1024 + 56..1024 + 58], &[0x53, 0xEF]);
+        let blocks = u32::from_le_bytes(image[1028..1032].try_into().unwrap());
+        let log = u32::from_le_bytes(image[1048..1052].try_into().unwrap());
+        assert_eq!(u64::from(blocks) << (10 + log), DISK_BYTES);
+        assert!(image[DISK_BYTES as usize..].iter().all(|&b| b == 0));
         let text = format!("{DISK_TEXT}\n");
         assert!(image.windows(text.len()).any(|w| w == text.as_bytes()));
     }

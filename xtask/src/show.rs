@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use tantalum_core::addr::HostRange;
-use tantalum_core::config::{Dma, PartitionConfig, SystemConfig, VirtioKind};
+use tantalum_core::config::{Dma, PartitionConfig, SystemConfig, VirtioDevice, VirtioKind};
 use tantalum_core::stage2::Mappings;
 use tantalum_core::virtio;
 use tantalum_core::vplatform::Emulated;
@@ -119,35 +119,68 @@ fn partition_table(cfg: &SystemConfig, p: &PartitionConfig, out: &mut String) {
             size(c.memory.size)
         );
     }
-    for (local, link) in cfg.virtio_of(p.id).enumerate() {
+    for (local, device) in cfg.virtio_devices(p.id).enumerate() {
         let label = if local == 0 { "virtio" } else { "" };
-        let side = link.endpoints.iter().position(|&e| e == p.id).unwrap_or(0);
-        let others: Vec<&str> = link
-            .endpoints
-            .iter()
-            .filter(|&&e| e != p.id)
-            .map(|&e| cfg.partitions[usize::from(e)].name.as_str())
-            .collect();
-        let peer = others.join(", ");
-        let what = if link.endpoints.len() > 2 { "switch" } else { "link" };
-        let address = match link.kind {
-            VirtioKind::Net => {
-                let m = virtio::net::mac(link.id, side);
-                format!("MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+        let guest = cfg.board.emulated.page(Emulated::Virtio, local).unwrap_or_default();
+        let spi = virtio::virtio_spi(local);
+        let name_of = |id: Option<u16>| id.map_or("?", |e| cfg.partitions[usize::from(e)].name.as_str());
+        let _ = match device {
+            VirtioDevice::Net(link) => {
+                let side = link.endpoints.iter().position(|&e| e == p.id).unwrap_or(0);
+                let others: Vec<&str> =
+                    link.endpoints.iter().filter(|&&e| e != p.id).map(|&e| name_of(Some(e))).collect();
+                let peer = others.join(", ");
+                let what = if link.endpoints.len() > 2 { "switch" } else { "link" };
+                let address = match link.kind {
+                    VirtioKind::Net => {
+                        let m = virtio::net::mac(link.id, side);
+                        format!(
+                            "MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+                            m[0], m[1], m[2], m[3], m[4], m[5]
+                        )
+                    }
+                    VirtioKind::Vsock => {
+                        let peer_cid = link.endpoints.get(side ^ 1).map_or(0, |&e| virtio::vsock::cid(e));
+                        format!("CID {} (peer's {peer_cid})", virtio::vsock::cid(p.id))
+                    }
+                };
+                writeln!(
+                    out,
+                    "  {label:<10}#{local} {}: {} {what} with {peer}, guest {guest:#x}, SPI {spi}, {address}",
+                    link.name,
+                    link.kind.name(),
+                )
             }
-            VirtioKind::Vsock => {
-                let peer_cid = link.endpoints.get(side ^ 1).map_or(0, |&e| virtio::vsock::cid(e));
-                format!("CID {} (peer's {peer_cid})", virtio::vsock::cid(p.id))
+            VirtioDevice::Disk { disk, frontend } => {
+                let r = disk.frontends[frontend].region;
+                writeln!(
+                    out,
+                    "  {label:<10}#{local} {}: virtio-blk, backend {} (driver partition), sectors {:#x}..{:#x} of the disk ({}), guest {guest:#x}, SPI {spi}",
+                    disk.name,
+                    name_of(disk.driver),
+                    r.start,
+                    r.start.saturating_add(r.sectors),
+                    size(r.sectors.saturating_mul(virtio::blk::SECTOR))
+                )
+            }
+            VirtioDevice::DiskBackend(disk) => {
+                let fronts: Vec<String> = disk
+                    .frontends
+                    .iter()
+                    .map(|f| {
+                        format!("{} {:#x}+{:#x}", name_of(f.partition), f.region.start, f.region.sectors)
+                    })
+                    .collect();
+                writeln!(
+                    out,
+                    "  {label:<10}#{local} {}: virtio-blk backend of {} ({} sectors) for {}, guest {guest:#x}, SPI {spi}",
+                    disk.name,
+                    disk.device.as_deref().unwrap_or("?"),
+                    disk.sectors,
+                    fronts.join(", ")
+                )
             }
         };
-        let _ = writeln!(
-            out,
-            "  {label:<10}#{local} {}: {} {what} with {peer}, guest {:#x}, SPI {}, {address}",
-            link.name,
-            link.kind.name(),
-            cfg.board.emulated.page(Emulated::Virtio, local).unwrap_or_default(),
-            virtio::virtio_spi(local),
-        );
     }
     if let Some(base) = cfg.board.emulated.virtual_uart.filter(|_| p.virtual_uart).map(|b| b.as_u64()) {
         let _ = writeln!(out, "  {:<10}virtual PL011 at guest {base:#x} (ttyAMA0)", "console");

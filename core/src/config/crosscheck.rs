@@ -73,6 +73,7 @@ mod tests {
             partitions: vec![partition(0, 0x4200_0000), partition(1, 0x4300_0000)],
             channels: vec![],
             virtio: vec![],
+            disks: vec![],
         }
     }
 

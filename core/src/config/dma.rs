@@ -78,6 +78,7 @@ mod tests {
                 .collect(),
             channels: Vec::new(),
             virtio: vec![],
+            disks: vec![],
         }
     }
 

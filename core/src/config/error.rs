@@ -543,4 +543,32 @@ pub enum ErrorKind {
         partition: String,
         first: String,
     },
+
+    // ---- Rule 14: virtio disks ----
+    /// The driver partition is not given the disk's device.
+    DiskDeviceNotOwned {
+        driver: String,
+        device: String,
+    },
+    /// A disk without frontends, or with more than `virtio::blk::MAX_FRONTENDS`.
+    DiskFrontendCount {
+        count: usize,
+        max: usize,
+    },
+    /// A frontend that is the disk's driver partition.
+    DiskFrontendIsDriver {
+        partition: String,
+    },
+    /// A region that is empty or ends past the disk.
+    DiskRegionOutside {
+        start: u64,
+        sectors: u64,
+        disk: u64,
+    },
+    /// Two frontends' regions share sectors.
+    DiskRegionOverlap {
+        start: u64,
+        sectors: u64,
+        other: String,
+    },
 }

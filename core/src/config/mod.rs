@@ -71,6 +71,8 @@ pub struct SystemConfig {
     pub channels: Vec<ChannelConfig>,
     /// Virtio-net links between partitions (docs/virtio.md).
     pub virtio: Vec<VirtioLinkConfig>,
+    /// Disks a driver partition serves to virtio-blk frontends (docs/virtio.md).
+    pub disks: Vec<VirtioDiskConfig>,
 }
 
 /// The hardware, as the board's device tree describes it.
@@ -407,6 +409,53 @@ pub const VIRTIO_NET_COMPATIBLE: &str = "tantalum,virtio-net-v1";
 /// Compatible string of a virtio-vsock link node.
 pub const VIRTIO_VSOCK_COMPATIBLE: &str = "tantalum,virtio-vsock-v1";
 
+/// A disk that a driver partition owns and serves to frontends, each a virtio-blk device over its
+/// own region (`/hypervisor/channels/*`, `compatible = "tantalum,virtio-blk-v1"`; docs/virtio.md).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VirtioDiskConfig {
+    /// Index in [`SystemConfig::disks`] (tree order).
+    pub id: usize,
+    /// The node name, e.g. `disk0`.
+    pub name: String,
+    pub path: String,
+    /// The driver partition (`driver`, a phandle).
+    pub driver: Option<PartitionId>,
+    /// Path of the board device the disk is on (`device`, a phandle): the driver must own it.
+    pub device: Option<String>,
+    /// Sectors of 512 bytes the disk has (`sectors`, 2 cells).
+    pub sectors: u64,
+    /// The frontends (child nodes), in tree order.
+    pub frontends: Vec<DiskFrontendConfig>,
+}
+
+/// One frontend of a disk: a partition and its region.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DiskFrontendConfig {
+    pub name: String,
+    pub path: String,
+    /// The frontend partition (`partition`, a phandle).
+    pub partition: Option<PartitionId>,
+    /// Its region (`region = <start sectors>`, 2 cells each).
+    pub region: crate::virtio::blk::Region,
+}
+
+/// Compatible string of a disk node.
+pub const VIRTIO_BLK_COMPATIBLE: &str = "tantalum,virtio-blk-v1";
+
+/// What a partition's virtio page `n` is: its local devices are its links (tree order), then its
+/// disk frontends, then the backend pages of the disks it drives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VirtioDevice<'a> {
+    Net(&'a VirtioLinkConfig),
+    /// Frontend `frontend` of `disk`.
+    Disk {
+        disk: &'a VirtioDiskConfig,
+        frontend: usize,
+    },
+    /// The backend page of a disk the partition drives (not a virtio device).
+    DiskBackend(&'a VirtioDiskConfig),
+}
+
 /// Compatible string of a channel node.
 pub const CHANNEL_COMPATIBLE: &str = "tantalum,channel-v1";
 
@@ -590,6 +639,17 @@ impl SystemConfig {
     /// The virtio links partition `id` is on, in tree order: its local virtio device numbers.
     pub fn virtio_of(&self, id: PartitionId) -> impl Iterator<Item = &VirtioLinkConfig> {
         self.virtio.iter().filter(move |l| l.endpoints.contains(&id))
+    }
+    /// Every emulated device page of partition `id`, in local order (page `n` of its virtio
+    /// window; see [`VirtioDevice`]).
+    pub fn virtio_devices(&self, id: PartitionId) -> impl Iterator<Item = VirtioDevice<'_>> {
+        let nets = self.virtio_of(id).map(VirtioDevice::Net);
+        let fronts = self.disks.iter().flat_map(move |d| {
+            let mine = d.frontends.iter().enumerate().filter(move |(_, f)| f.partition == Some(id));
+            mine.map(move |(frontend, _)| VirtioDevice::Disk { disk: d, frontend })
+        });
+        let backs = self.disks.iter().filter(move |d| d.driver == Some(id)).map(VirtioDevice::DiskBackend);
+        nets.chain(fronts).chain(backs)
     }
     /// The channels partition `id` is an endpoint of, in tree order: its local channel numbers.
     pub fn channels_of(&self, id: PartitionId) -> Vec<&ChannelConfig> {

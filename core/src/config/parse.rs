@@ -13,6 +13,7 @@
 
 mod board;
 mod channels;
+mod disks;
 mod dma;
 mod partition;
 mod tree;
@@ -69,10 +70,10 @@ pub fn parse_reporting(dtb: &[u8]) -> (Result<SystemConfig, Vec<ConfigError>>, V
     };
     let hypervisor = p.hypervisor(h);
     let (partitions, nodes, containers) = p.partitions(h, &board);
-    let (channels, virtio) = p.channels(&containers, &nodes);
+    let (channels, virtio, disks) = p.channels(&containers, &nodes);
     match hypervisor {
         Some(hypervisor) if p.errors.is_empty() => {
-            (Ok(SystemConfig { board, hypervisor, partitions, channels, virtio }), p.warnings)
+            (Ok(SystemConfig { board, hypervisor, partitions, channels, virtio, disks }), p.warnings)
         }
         _ => {
             if p.errors.is_empty() {

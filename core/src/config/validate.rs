@@ -10,6 +10,7 @@
 
 mod channels;
 mod devices;
+mod disks;
 mod dma;
 mod guest;
 mod x86;
@@ -122,6 +123,7 @@ pub fn validate(cfg: &SystemConfig, facts: &BuildFacts) -> Result<(), Vec<Config
     v.dma();
     v.channels();
     v.virtio_links();
+    v.virtio_disks();
     v.emulated_windows();
     for p in &cfg.partitions {
         v.emulated_placed(p);

@@ -118,6 +118,10 @@ pub(super) const CHANNELS_PROPERTIES: &[&str] = &[];
 /// Known properties of a virtio link.
 pub(super) const VIRTIO_LINK_PROPERTIES: &[&str] = &["compatible", "endpoints"];
 
+/// Known properties of a disk, and of each of its frontends.
+pub(super) const VIRTIO_DISK_PROPERTIES: &[&str] = &["compatible", "driver", "device", "sectors"];
+pub(super) const DISK_FRONTEND_PROPERTIES: &[&str] = &["partition", "region"];
+
 /// Known properties of a channel.
 pub(super) const CHANNEL_PROPERTIES: &[&str] =
     &["compatible", "endpoints", "memory", "guest-addresses", "writer"];

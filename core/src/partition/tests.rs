@@ -118,6 +118,7 @@ fn system(p: &PartitionConfig) -> SystemConfig {
             writer: None,
         }],
         virtio: vec![],
+        disks: vec![],
     }
 }
 

@@ -64,6 +64,9 @@ pub mod backend_reg {
     pub const CAPACITY_HIGH: u64 = 0x3c;
     /// Store: completes the request taken with a status ([`super::S_OK`], ...).
     pub const COMPLETE: u64 = 0x40;
+    /// Bit `n` set while frontend `n`'s driver runs its device (DRIVER_OK, no error): a driver
+    /// partition can tell when nobody uses the disk any more.
+    pub const LIVE: u64 = 0x44;
 }
 
 /// "TNbk", little-endian.
@@ -192,6 +195,7 @@ impl Disk {
         if let Some(req) = self.current.take() {
             self.finish(req, S_IOERR, None, frontends, mem, &mut out);
         }
+        self.mark_used(&out);
         out
     }
 
@@ -258,6 +262,10 @@ impl Disk {
                     r::SECTOR_HIGH => field(|q| q.sector >> 32),
                     r::CAPACITY_LOW => self.capacity & 0xffff_ffff,
                     r::CAPACITY_HIGH => self.capacity >> 32,
+                    r::LIVE => {
+                        let live = self.frontends.iter().enumerate().filter(|(_, f)| f.device.live());
+                        live.fold(0, |bits, (n, _)| bits | 1 << n)
+                    }
                     _ => 0,
                 };
             }
@@ -272,6 +280,7 @@ impl Disk {
                 }
             }
         }
+        self.mark_used(&out);
         out
     }
 
@@ -444,8 +453,14 @@ impl Disk {
                 out.frontends |= 1 << f;
             }
         }
-        if out.frontends & 1 << f != 0 {
-            fe.device.interrupt_status |= INT_USED_BUFFER;
+    }
+
+    /// Marks the used-buffer cause on every frontend `out` interrupts (its driver reads it).
+    fn mark_used(&mut self, out: &Answer) {
+        for (f, fe) in self.frontends.iter_mut().enumerate() {
+            if out.frontends & 1 << f != 0 {
+                fe.device.interrupt_status |= INT_USED_BUFFER;
+            }
         }
     }
 }

@@ -25,6 +25,7 @@ pub mod abort;
 mod arch;
 #[cfg_attr(target_arch = "x86_64", path = "x86_64/bare.rs")]
 pub mod bare;
+pub mod blk_backend;
 #[cfg(target_arch = "aarch64")]
 pub mod channel;
 pub mod console;
@@ -38,9 +39,11 @@ pub mod irq;
 #[cfg_attr(target_arch = "x86_64", path = "x86_64/mmio.rs")]
 pub mod mmio;
 pub mod net;
+pub mod pci;
 #[cfg_attr(target_arch = "x86_64", path = "x86_64/start.rs")]
 mod start;
 pub mod time;
+pub mod virtio_blk;
 mod virtq;
 pub mod vsock;
 

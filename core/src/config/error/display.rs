@@ -327,6 +327,30 @@ impl fmt::Display for ErrorKind {
             | Self::TooManyVirtioDevices { .. }
             | Self::LinkEndpointCount { .. }
             | Self::SecondVsockLink { .. } => self.fmt_devices_and_channels(f),
+            Self::DiskDeviceNotOwned { driver, device } => write!(
+                f,
+                "device: the driver partition {driver} is not given {device}; a disk's driver \
+                 partition must own its device (add it to the driver's 'devices')"
+            ),
+            Self::DiskFrontendCount { count, max } => write!(
+                f,
+                "{count} frontends; a disk serves 1 to {max} (child nodes with 'partition' and 'region')"
+            ),
+            Self::DiskFrontendIsDriver { partition } => write!(
+                f,
+                "partition: {partition} is the disk's driver partition; it reaches the whole disk \
+                 itself, give the region to another partition"
+            ),
+            Self::DiskRegionOutside { start, sectors, disk } => write!(
+                f,
+                "region: sectors {start:#x} + {sectors:#x} are empty or end past the disk's {disk:#x} \
+                 sectors; a region is a non-empty range of the disk"
+            ),
+            Self::DiskRegionOverlap { start, sectors, other } => write!(
+                f,
+                "region: sectors {start:#x} + {sectors:#x} overlap the region of {other}; each \
+                 frontend gets sectors no other frontend can reach"
+            ),
         }
     }
 }
@@ -524,7 +548,7 @@ impl ErrorKind {
             ),
             Self::TooManyVirtioDevices { count, max } => write!(
                 f,
-                "on {count} virtio links, more than the maximum of {max} virtio devices per partition \
+                "on {count} virtio links and disks, more than the maximum of {max} virtio devices per partition \
                  (MAX_VIRTIO_PER_PARTITION); drop some"
             ),
             Self::LinkEndpointCount { count, kind, max: 2 } => {

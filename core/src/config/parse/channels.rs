@@ -1,4 +1,4 @@
-//! `/hypervisor/channels`: shared-memory channels between partitions.
+//! `/hypervisor/channels`: shared-memory channels between partitions, virtio links and disks.
 
 use alloc::vec::Vec;
 
@@ -9,8 +9,8 @@ use crate::config::dtb_check::be_u32;
 use crate::config::error::{ErrorKind, Expected};
 use crate::config::warning::{CHANNELS_PROPERTIES, CHANNEL_PROPERTIES, VIRTIO_LINK_PROPERTIES};
 use crate::config::{
-    ChannelConfig, PartitionId, VirtioKind, VirtioLinkConfig, CHANNEL_COMPATIBLE, VIRTIO_NET_COMPATIBLE,
-    VIRTIO_VSOCK_COMPATIBLE,
+    ChannelConfig, PartitionId, VirtioDiskConfig, VirtioKind, VirtioLinkConfig, CHANNEL_COMPATIBLE,
+    VIRTIO_BLK_COMPATIBLE, VIRTIO_NET_COMPATIBLE, VIRTIO_VSOCK_COMPATIBLE,
 };
 
 impl Parser<'_, '_> {
@@ -20,9 +20,10 @@ impl Parser<'_, '_> {
         &mut self,
         containers: &[usize],
         partitions: &[usize],
-    ) -> (Vec<ChannelConfig>, Vec<VirtioLinkConfig>) {
+    ) -> (Vec<ChannelConfig>, Vec<VirtioLinkConfig>, Vec<VirtioDiskConfig>) {
         let mut channels = Vec::new();
         let mut links = Vec::new();
+        let mut disks = Vec::new();
         for &container in containers {
             self.check_properties(container, CHANNELS_PROPERTIES);
             let children: Vec<usize> = self.tree.children(container).collect();
@@ -36,13 +37,16 @@ impl Parser<'_, '_> {
                 } else if self.is_compatible(index, VIRTIO_VSOCK_COMPATIBLE) {
                     let link = self.virtio_link(index, links.len(), VirtioKind::Vsock, partitions);
                     links.push(link);
+                } else if self.is_compatible(index, VIRTIO_BLK_COMPATIBLE) {
+                    let disk = self.virtio_disk(index, disks.len(), partitions);
+                    disks.push(disk);
                 } else {
                     let compatible = self.compatible_text(index);
                     self.report(self.path(index), ErrorKind::UnknownChannelNode { compatible });
                 }
             }
         }
-        (channels, links)
+        (channels, links, disks)
     }
 
     fn virtio_link(
@@ -117,7 +121,7 @@ impl Parser<'_, '_> {
     }
 
     /// The id of the partition a phandle of `property` names, or an error reported.
-    fn partition_ref(
+    pub(super) fn partition_ref(
         &mut self,
         owner: usize,
         property: &'static str,

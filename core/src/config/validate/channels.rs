@@ -119,7 +119,7 @@ impl Checker<'_> {
                     ErrorKind::SecondVsockLink { partition: p.name.clone(), first: first.path.clone() },
                 );
             }
-            let count = cfg.virtio_of(p.id).count();
+            let count = cfg.virtio_devices(p.id).count();
             if count > MAX_VIRTIO_PER_PARTITION {
                 self.report(
                     &p.path,

@@ -69,7 +69,7 @@ impl Checker<'_> {
         let used = [
             u64::from(p.virtual_uart),
             cfg.channels_of(p.id).len() as u64,
-            cfg.virtio_of(p.id).count() as u64,
+            cfg.virtio_devices(p.id).count() as u64,
         ];
         Emulated::ALL.into_iter().zip(used).filter(|&(_, n)| n > 0)
     }

@@ -58,6 +58,7 @@ fn demo() -> SystemConfig {
         partitions: vec![partition(0, "ping", 0, 0x4200_0000), partition(1, "pong", 1, 0x4300_0000)],
         channels: vec![],
         virtio: vec![],
+        disks: vec![],
     }
 }
 

@@ -236,6 +236,9 @@ fn capacity_is_the_region() {
     assert_eq!(s.backend_r(b::MAGIC), u64::from(BACKEND_MAGIC));
     assert_eq!(s.backend_r(b::FRONTENDS), 2);
     assert_eq!(s.backend_r(b::CAPACITY_LOW), DISK_SECTORS);
+    assert_eq!(s.backend_r(b::LIVE), 0b11);
+    s.disk.reset_frontend(0);
+    assert_eq!(s.backend_r(b::LIVE), 0b10, "frontend 0's partition restarts");
 }
 
 #[test]
@@ -243,8 +246,11 @@ fn writes_land_in_the_frontends_region_and_read_back() {
     let mut s = Setup::new();
     let kicked = s.request(1, 0, T_OUT, 3, &pattern(1, 1024));
     assert!(kicked.backend, "a kick raises the driver's interrupt");
+    assert_eq!(s.front(1, reg::INTERRUPT_STATUS, None).value, 0);
     assert_eq!(s.serve_one(), Some((1, u64::from(T_OUT), 32 + 3, 1024)), "sector moved into region 1");
     assert_eq!(s.used(1), Some((0, 1, S_OK)));
+    assert_eq!(s.front(1, reg::INTERRUPT_STATUS, None).value, 1, "used buffer");
+    s.front(1, reg::INTERRUPT_ACK, Some(1));
     assert_eq!(&s.platter[35 * 512..37 * 512], &pattern(1, 1024)[..]);
     s.request(1, 3, T_IN, 3, &[0; 1024]);
     assert_eq!(s.serve_one(), Some((1, u64::from(T_IN), 35, 1024)));

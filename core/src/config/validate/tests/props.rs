@@ -145,6 +145,7 @@ proptest! {
             partitions,
             channels,
             virtio: vec![],
+            disks: vec![],
         };
         let result = validate(&cfg, &BuildFacts { boot_image, payload_size, map: None });
         for e in result.as_ref().err().into_iter().flatten() {
