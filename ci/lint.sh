@@ -16,4 +16,4 @@ cargo clippy --quiet --target aarch64-unknown-none -p tantalum-guest \
 echo "==> cargo clippy (x86_64)"
 cargo clippy --quiet -p tantalum-x86_64 --target x86_64-unknown-none -- -D warnings
 echo "==> cargo clippy (x86_64 SDK and partitions)"
-cargo clippy --quiet --target x86_64-unknown-none -p tantalum-guest -p partition-hello -- -D warnings
+cargo clippy --quiet --target x86_64-unknown-none -p tantalum-guest -p partition-hello -p partition-pipeline -- -D warnings

@@ -6,6 +6,7 @@
 pub mod ept;
 pub mod linux_boot;
 pub mod multiboot2;
+pub mod pending;
 pub mod vmcs;
 pub mod vmexit;
 

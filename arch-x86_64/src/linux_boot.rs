@@ -73,6 +73,8 @@ pub enum BootAreaError {
     TooManyRegions,
     /// The guest DTB is larger than a `setup_data` length can say.
     DtbTooBig,
+    /// The buffer is not [`BOOT_AREA_SIZE`] bytes.
+    WrongSize,
 }
 
 /// Where the parts of a built boot area are, guest-physical.
@@ -108,11 +110,14 @@ fn put(bytes: &mut [u8], at: usize, value: &[u8]) {
 /// memory is `regions` (guest-physical base, size) and whose guest DTB of `dtb_size` bytes
 /// follows the area.
 pub fn build(
-    area: &mut [u8; BOOT_AREA_SIZE as usize],
+    area: &mut [u8],
     base: u64,
     regions: &[(u64, u64)],
     dtb_size: u64,
 ) -> Result<BootArea, BootAreaError> {
+    if area.len() != BOOT_AREA_SIZE as usize {
+        return Err(BootAreaError::WrongSize);
+    }
     if !base.is_multiple_of(4096) || base.checked_add(BOOT_AREA_SIZE).is_none_or(|end| end > 1 << 32) {
         return Err(BootAreaError::Misplaced);
     }
@@ -202,6 +207,7 @@ mod tests {
         let many = [(0u64, 4096u64); 129];
         assert_eq!(build(&mut a, 0x10_0000, &many, 0), Err(BootAreaError::TooManyRegions));
         assert_eq!(build(&mut a, 0x10_0000, &[], 1 << 32), Err(BootAreaError::DtbTooBig));
+        assert_eq!(build(&mut a[..4096], 0x10_0000, &[], 0), Err(BootAreaError::WrongSize));
         // No DTB: no setup_data.
         build(&mut a, 0x10_0000, &[], 0).unwrap();
         assert_eq!(u64_at(&a, offset::BOOT_PARAMS + boot_params::SETUP_DATA as u64), 0);

@@ -45,6 +45,12 @@ extern "C" fn x86_main(magic: u32, mbi: u32) -> ! {
     // RAM no partition owns, and nothing else uses them.
     unsafe { heap::init(heap_start as usize, HEAP_SIZE as usize) };
     cpu::load_host_tables(0);
+    // SAFETY: the 8259 PICs' mask registers; the hypervisor owns them (never passed through)
+    // and takes no legacy interrupts: all masked.
+    unsafe {
+        serial::outb(0x21, 0xff);
+        serial::outb(0xa1, 0xff);
+    }
     let tsc = tsc::calibrate();
     info!("TSC at {} MHz (PIT-calibrated)", tsc / 1_000_000);
     for e in mbi.memory_map() {
@@ -173,6 +179,7 @@ fn start_system(config: SystemConfig, layout: &Layout, refused: &[u16]) -> ! {
     for &id in refused {
         system.stop(usize::from(id));
     }
+    smp::enable_local_apic();
     if trampoline_free {
         smp::install();
     }
@@ -210,6 +217,7 @@ extern "C" fn ap_main(cpu: u64) -> ! {
     let cpu = cpu as usize;
     smp::arrived();
     cpu::load_host_tables(cpu);
+    smp::enable_local_apic();
     let system = system::get();
     let Some(p) = system.config.partitions.iter().find(|p| p.cpus.first() == Some(&cpu)) else {
         console::halt()

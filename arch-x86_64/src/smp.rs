@@ -15,9 +15,12 @@ pub const TRAMPOLINE: HostRange = HostRange::new(HostPhys(0x8000), 0x1000);
 /// The local APIC (xAPIC mode, uncached in the boot map) and its registers.
 const LAPIC: usize = 0xfee0_0000;
 const LAPIC_ID: usize = 0x20;
+const LAPIC_EOI: usize = 0xb0;
 const LAPIC_SVR: usize = 0xf0;
 const LAPIC_ICR_LOW: usize = 0x300;
 const LAPIC_ICR_HIGH: usize = 0x310;
+/// The vector of the IPI that makes a CPU leave its guest (a doorbell for it is pending).
+pub const KICK_VECTOR: u32 = 0xf0;
 /// ICR: delivery status (send pending), INIT (level assert), Start-up.
 const ICR_PENDING: u32 = 1 << 12;
 const ICR_INIT: u32 = 0x0000_4500;
@@ -134,8 +137,25 @@ pub fn install() {
     unsafe {
         core::ptr::copy_nonoverlapping(start as *const u8, TRAMPOLINE.start.as_u64() as *mut u8, len);
     }
-    // Software-enable the boot CPU's local APIC (spurious vector 0xff).
+    enable_local_apic();
+}
+
+/// Software-enables this CPU's local APIC (spurious vector 0xff): each CPU, before it sends or
+/// takes IPIs.
+pub fn enable_local_apic() {
     lapic_write(LAPIC_SVR, lapic_read(LAPIC_SVR) | 0x1ff);
+}
+
+/// Ends the interrupt this CPU acknowledged on a VM exit (external-interrupt exits with
+/// "acknowledge interrupt on exit").
+pub fn eoi() {
+    lapic_write(LAPIC_EOI, 0);
+}
+
+/// Makes the CPU with local APIC ID `apic_id` leave its guest ([`KICK_VECTOR`]; its exit
+/// handler ends the interrupt and injects what is pending).
+pub fn kick(apic_id: u32) {
+    send_ipi(apic_id, KICK_VECTOR);
 }
 
 /// Starts the CPU with local APIC ID `apic_id` as CPU `cpu`, on the stack below `stack_top`;

@@ -3,19 +3,21 @@
 //! guest DTB verified against their SHA-256, the rest zeroed, the boot area built): at boot and
 //! at every restart.
 
-use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
 use sha2::{Digest, Sha256};
 use spin::{Mutex, Once};
+use tantalum_core::addr::GuestPhys;
 use tantalum_core::addr::{HostPhys, HostRange};
 use tantalum_core::bootimage::{check_x86_partition_image, ImageProblem};
+use tantalum_core::channel::layout::{channel_layout, LayoutError};
 use tantalum_core::config::{Blob, PartitionConfig, SystemConfig, GUEST_DTB_RESERVE};
 use tantalum_core::console::LineBuffer;
 use tantalum_core::stage2::{MapAttrs, Mappings, Stage2};
 use tantalum_x86_64::ept::{self, EptFormat};
 use tantalum_x86_64::linux_boot::{self, BootArea, BootAreaError, BOOT_AREA_SIZE};
+use tantalum_x86_64::pending::PendingVectors;
 
 use crate::vmx::HeapTables;
 
@@ -43,6 +45,8 @@ pub enum LoadError {
     Initrd,
     /// The hypervisor heap cannot hold the EPT.
     OutOfMemory,
+    /// A channel's memory cannot hold its rings.
+    Channel(LayoutError),
 }
 
 impl core::fmt::Display for LoadError {
@@ -58,6 +62,7 @@ impl core::fmt::Display for LoadError {
             Self::Boot(e) => write!(f, "boot area: {e:?}"),
             Self::Initrd => write!(f, "an initrd (Linux partitions) is not supported on x86 yet"),
             Self::OutOfMemory => write!(f, "the hypervisor heap is full"),
+            Self::Channel(e) => write!(f, "channel layout: {e}"),
         }
     }
 }
@@ -69,6 +74,8 @@ pub struct Partition {
     pub console: Mutex<LineBuffer>,
     pub restarts: AtomicU32,
     pub stopped: AtomicBool,
+    /// Doorbells rung for its vCPU 0 and not yet injected (vector = the doorbell's INTID).
+    pub doorbells: PendingVectors,
 }
 
 pub struct System {
@@ -85,18 +92,41 @@ pub fn get() -> &'static System {
     SYSTEM.get().expect("the system is set up before any CPU runs a partition")
 }
 
-/// Builds every partition's EPT and publishes the system.
+/// Builds every partition's EPT (its memory, and its channels with the access the channel
+/// layout gives its end), zeroes the channels and publishes the system.
 pub fn init(config: SystemConfig, payload: &'static [u8], map_ram: HostRange) -> Result<(), LoadError> {
+    for c in &config.channels {
+        if !map_ram.contains_range(&c.memory) {
+            return Err(LoadError::Unmapped);
+        }
+        // SAFETY: channel memory is inside the boot map's RAM (checked), belongs to no
+        // partition's own memory (config rules), and no endpoint runs yet.
+        unsafe { core::ptr::write_bytes(c.memory.start.as_u64() as *mut u8, 0, c.memory.size as usize) };
+    }
     let mut partitions = Vec::new();
     for p in &config.partitions {
         let mut tables = HeapTables;
         let ept =
             Stage2::new(&mut tables, ept::GEOMETRY, Mappings::Blocks).map_err(|_| LoadError::OutOfMemory)?;
+        let mut mappings: Vec<(u64, u64, u64, MapAttrs)> = Vec::new();
         for r in &p.memory {
             if !map_ram.contains_range(&r.host_range()) {
                 return Err(LoadError::Unmapped);
             }
-            ept.map::<EptFormat>(&mut tables, r.guest, r.host, r.size, MapAttrs::RAM)
+            mappings.push((r.guest.as_u64(), r.host.as_u64(), r.size, MapAttrs::RAM));
+        }
+        for c in config.channels_of(p.id) {
+            let endpoint = c.endpoints.iter().position(|&e| e == p.id).unwrap_or(0);
+            let writer = c.writer.and_then(|w| c.endpoints.iter().position(|&e| e == w));
+            let layout = channel_layout(c.memory.size, writer).map_err(LoadError::Channel)?;
+            let ipa = c.guest_address(p.id).unwrap_or(GuestPhys(c.memory.start.as_u64())).as_u64();
+            for (offset, len, writable) in layout.permissions(endpoint) {
+                let attrs = MapAttrs { read: true, write: writable, execute: false, device: false };
+                mappings.push((ipa + offset, c.memory.start.as_u64() + offset, len, attrs));
+            }
+        }
+        for (ipa, pa, size, attrs) in mappings {
+            ept.map::<EptFormat>(&mut tables, GuestPhys(ipa), HostPhys(pa), size, attrs)
                 .map_err(|_| LoadError::OutOfMemory)?;
         }
         partitions.push(Partition {
@@ -104,6 +134,7 @@ pub fn init(config: SystemConfig, payload: &'static [u8], map_ram: HostRange) ->
             console: Mutex::new(LineBuffer::new()),
             restarts: AtomicU32::new(0),
             stopped: AtomicBool::new(false),
+            doorbells: PendingVectors::new(),
         });
     }
     SYSTEM.call_once(|| System { config, payload, partitions, stopped: AtomicUsize::new(0) });
@@ -125,6 +156,7 @@ impl System {
     /// entry state).
     pub fn load(&self, id: usize) -> Result<BootArea, LoadError> {
         let p: &PartitionConfig = &self.config.partitions[id];
+        self.partitions[id].doorbells.clear();
         if p.initrd.is_some() {
             return Err(LoadError::Initrd);
         }
@@ -151,7 +183,8 @@ impl System {
         let dtb_ipa = p.guest_dtb_address().ok_or(LoadError::OutOfBounds { what: "guest DTB" })?;
         let area_ipa = dtb_ipa.0 - BOOT_AREA_SIZE;
         let regions: Vec<(u64, u64)> = p.memory.iter().map(|r| (r.guest.0, r.size)).collect();
-        let mut area = Box::new([0u8; BOOT_AREA_SIZE as usize]);
+        // On the heap from the start: a 32 KiB array would not fit the CPU's stack.
+        let mut area = alloc::vec![0u8; BOOT_AREA_SIZE as usize];
         let dtb_len = dtb.map_or(0, |(b, _)| b.len() as u64);
         let boot = linux_boot::build(&mut area, area_ipa, &regions, dtb_len).map_err(LoadError::Boot)?;
         for r in &p.memory {
@@ -159,7 +192,7 @@ impl System {
             // identity-mapped; the partition does not run while it is loaded.
             unsafe { core::ptr::write_bytes(r.host.as_u64() as *mut u8, 0, r.size as usize) };
         }
-        let translate = |ipa: u64, len: u64| region.translate(tantalum_core::addr::GuestPhys(ipa), len);
+        let translate = |ipa: u64, len: u64| region.translate(GuestPhys(ipa), len);
         copy_to(region.host, image);
         let area_pa =
             translate(area_ipa, BOOT_AREA_SIZE).ok_or(LoadError::OutOfBounds { what: "boot area" })?;

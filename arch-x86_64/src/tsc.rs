@@ -56,11 +56,16 @@ pub fn calibrate() -> u64 {
 
 /// Spins for `ns` nanoseconds (at least one pause).
 pub fn spin_ns(ns: u64) {
+    spin_ns_unless(ns, || false);
+}
+
+/// Spins for `ns` nanoseconds or until `done` says so, whichever comes first.
+pub fn spin_ns_unless(ns: u64, done: impl Fn() -> bool) {
     let ticks = tantalum_core::time::ticks(core::time::Duration::from_nanos(ns), frequency());
     let deadline = now().saturating_add(ticks);
     loop {
         core::hint::spin_loop();
-        if now() >= deadline {
+        if done() || now() >= deadline {
             break;
         }
     }

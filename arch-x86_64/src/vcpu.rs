@@ -5,12 +5,13 @@
 use tantalum_core::addr::{GuestPhys, HostPhys};
 use tantalum_core::config::PartitionId;
 use tantalum_core::console::LineSink;
-use tantalum_core::exit::VcpuSet;
+use tantalum_core::exit::{Exit, VcpuSet};
 use tantalum_core::hypercall::Status;
 use tantalum_core::partition::power::Power;
 use tantalum_core::partition::{self, handle_exit, Fault, Outcome, PartitionState, Report, Services};
 use tantalum_core::vgic::{self, Frame};
 use tantalum_x86_64::linux_boot::BootArea;
+use tantalum_x86_64::pending::PendingVectors;
 use tantalum_x86_64::vmcs;
 use tantalum_x86_64::vmexit::{self, Decoded, ExitInfo, Gprs};
 
@@ -48,12 +49,23 @@ impl Services for VcpuServices<'_> {
         self.system.partitions[self.id].console.lock().push(bytes, name, &mut Sink);
     }
     fn wait(&mut self, timeout_ns: u64) {
-        crate::tsc::spin_ns(timeout_ns);
+        let doorbells = &self.system.partitions[self.id].doorbells;
+        crate::tsc::spin_ns_unless(timeout_ns, || doorbells.any());
     }
     fn gic_access(&mut self, _frame: Frame, _access: vgic::Access) -> u64 {
         0
     }
-    fn notify(&mut self, _target: PartitionId, _intid: u32) {}
+    fn notify(&mut self, target: PartitionId, intid: u32) {
+        let t = usize::from(target);
+        let Some(peer) = self.system.partitions.get(t) else { return };
+        // The doorbell's INTID is the vector (docs/x86.md, "Doorbells").
+        if peer.doorbells.set(intid) {
+            let cpu = self.system.config.partitions[t].cpus.first().copied();
+            if let Some(c) = cpu.and_then(|c| self.system.config.board.cpus.get(c)) {
+                crate::smp::kick(c.hwid as u32);
+            }
+        }
+    }
     fn send_ipi(&mut self, _targets: VcpuSet, _intid: u32) {}
     fn cpu_on(&mut self, _vcpu: usize, _entry: GuestPhys, _context: u64) -> Status {
         Status::NotSupported
@@ -90,6 +102,46 @@ pub fn cpuid(leaf: u32, subleaf: u32) -> (u32, u32, u32, u32) {
             }
         }
     }
+}
+
+/// Resumes the guest at `next`, after the instruction that exited: an STI or MOV SS shadow
+/// that covered it is over.
+fn skip(next: u64) -> Result<(), VmxError> {
+    vmwrite(vmcs::GUEST_RIP, next)?;
+    let state = vmread(vmcs::GUEST_INTERRUPTIBILITY);
+    if state & vmcs::BLOCKING_BY_STI_OR_MOV_SS != 0 {
+        vmwrite(vmcs::GUEST_INTERRUPTIBILITY, state & !vmcs::BLOCKING_BY_STI_OR_MOV_SS)?;
+    }
+    Ok(())
+}
+
+/// Before an entry: injects the lowest pending doorbell if the guest takes interrupts now
+/// (RFLAGS.IF set, no STI/MOV SS shadow); otherwise asks for an exit as soon as it does
+/// (interrupt-window exiting), and for no such exit when nothing is pending.
+fn inject(doorbells: &PendingVectors) -> Result<(), VmxError> {
+    const IF: u64 = 1 << 9;
+    let controls = vmread(vmcs::PROCESSOR_CONTROLS) as u32;
+    let window = match doorbells.first() {
+        None => false,
+        Some(vector) => {
+            let open = vmread(vmcs::GUEST_RFLAGS) & IF != 0
+                && vmread(vmcs::GUEST_INTERRUPTIBILITY) & vmcs::BLOCKING_BY_STI_OR_MOV_SS == 0;
+            if open {
+                doorbells.take(vector);
+                vmwrite(vmcs::ENTRY_INTERRUPTION_INFO, vmcs::external_interrupt(vector))?;
+            }
+            !open
+        }
+    };
+    let wanted = if window {
+        controls | vmcs::proc::INTERRUPT_WINDOW_EXITING
+    } else {
+        controls & !vmcs::proc::INTERRUPT_WINDOW_EXITING
+    };
+    if wanted != controls {
+        vmwrite(vmcs::PROCESSOR_CONTROLS, wanted.into())?;
+    }
+    Ok(())
 }
 
 /// Runs partition `id`'s vCPU 0 on CPU `cpu` until the partition stops for good.
@@ -129,8 +181,10 @@ fn enter(system: &System, cpu: usize, revision: u32, id: usize, boot: &BootArea)
     let state = PartitionState {
         restarts: system.partitions[id].restarts.load(core::sync::atomic::Ordering::Acquire),
     };
+    let doorbells = &system.partitions[id].doorbells;
     let mut launched = false;
     loop {
+        inject(doorbells)?;
         vmx::run(&mut regs, launched)?;
         launched = true;
         let exit = ExitInfo {
@@ -138,33 +192,48 @@ fn enter(system: &System, cpu: usize, revision: u32, id: usize, boot: &BootArea)
             qualification: vmread(vmcs::EXIT_QUALIFICATION),
             guest_physical: vmread(vmcs::GUEST_PHYSICAL_ADDRESS),
         };
+        if exit.reason & 0xffff == vmexit::reason::EXTERNAL_INTERRUPT {
+            // Acknowledged on exit (a kick, or another device's): end it at the local APIC.
+            crate::smp::eoi();
+        }
         let rip = vmread(vmcs::GUEST_RIP);
         let next = rip + vmread(vmcs::EXIT_INSTRUCTION_LENGTH);
+        let halted = exit.reason & 0xffff == vmexit::reason::HLT;
         let exit = match vmexit::decode(&exit, &regs) {
             Decoded::Cpuid { leaf, subleaf } => {
                 let (a, b, c, d) = cpuid(leaf, subleaf);
                 (regs.rax, regs.rbx, regs.rcx, regs.rdx) = (a.into(), b.into(), c.into(), d.into());
-                vmwrite(vmcs::GUEST_RIP, next)?;
+                skip(next)?;
                 continue;
             }
             Decoded::Exit(exit) => exit,
         };
+        if halted {
+            // HLT: the vCPU sleeps until a doorbell is pending, as a CPU halts until an
+            // interrupt (with interrupts masked, for good: the CPU is the partition's alone).
+            // No timeout, so the doorbell scenario fails if delivery does.
+            while !doorbells.any() {
+                core::hint::spin_loop();
+            }
+        }
         let outcome = match handle_exit(&system.config, p.id, &state, exit, &mut services) {
             // No abort to inject on x86 yet: the fault policy.
             Outcome::ExternalAbort { addr, access } => partition::fault(p, Fault::Memory { addr, access }),
             outcome => outcome,
         };
         match outcome {
+            // An external interrupt or an opened interrupt window interrupted no instruction.
+            Outcome::Return { .. } if exit == Exit::Interrupt => {}
             Outcome::Return { values, count } => {
                 regs.set_results(&values[..count]);
-                vmwrite(vmcs::GUEST_RIP, next)?;
+                skip(next)?;
             }
             Outcome::Emulated { load } => {
                 if let Some((_, value)) = load {
                     // RDMSR: edx:eax.
                     (regs.rax, regs.rdx) = (value & 0xffff_ffff, value >> 32);
                 }
-                vmwrite(vmcs::GUEST_RIP, next)?;
+                skip(next)?;
             }
             // Only vCPU 0 runs (no CPU_ON on x86 yet): its CPU_OFF ends the partition.
             Outcome::VcpuOff | Outcome::ExternalAbort { .. } => return Ok(End::Stopped),

@@ -33,6 +33,12 @@ pub const GUEST_GDTR_LIMIT: u32 = 0x4810;
 pub const GUEST_IDTR_LIMIT: u32 = 0x4812;
 pub const GUEST_ES_ACCESS_RIGHTS: u32 = 0x4814;
 pub const GUEST_INTERRUPTIBILITY: u32 = 0x4824;
+/// Interruptibility state bits 0 and 1: blocking by STI, by MOV SS.
+pub const BLOCKING_BY_STI_OR_MOV_SS: u64 = 0b11;
+/// VM-entry interruption information: valid (bit 31), type external interrupt (0), the vector.
+pub const fn external_interrupt(vector: u8) -> u64 {
+    (1 << 31) | vector as u64
+}
 pub const GUEST_ACTIVITY_STATE: u32 = 0x4826;
 pub const GUEST_SYSENTER_CS: u32 = 0x482A;
 pub const HOST_SYSENTER_CS: u32 = 0x4C00;
@@ -83,6 +89,7 @@ pub mod pin {
     pub const NMI_EXITING: u32 = 1 << 3;
 }
 pub mod proc {
+    pub const INTERRUPT_WINDOW_EXITING: u32 = 1 << 2;
     pub const HLT_EXITING: u32 = 1 << 7;
     pub const UNCONDITIONAL_IO_EXITING: u32 = 1 << 24;
     pub const SECONDARY_CONTROLS: u32 = 1 << 31;

@@ -10,6 +10,7 @@ pub mod reason {
     pub const EXTERNAL_INTERRUPT: u32 = 1;
     pub const TRIPLE_FAULT: u32 = 2;
     pub const INIT: u32 = 3;
+    pub const INTERRUPT_WINDOW: u32 = 7;
     pub const SIPI: u32 = 4;
     pub const CPUID: u32 = 10;
     pub const HLT: u32 = 12;
@@ -99,7 +100,8 @@ pub fn decode(info: &ExitInfo, regs: &Gprs) -> Decoded {
         },
         reason::CPUID => return Decoded::Cpuid { leaf: regs.rax as u32, subleaf: regs.rcx as u32 },
         reason::HLT => Exit::WaitForInterrupt,
-        reason::EXTERNAL_INTERRUPT | reason::PREEMPTION_TIMER => Exit::Interrupt,
+        // The interrupt window opened: the arch injects what is pending at the next entry.
+        reason::EXTERNAL_INTERRUPT | reason::PREEMPTION_TIMER | reason::INTERRUPT_WINDOW => Exit::Interrupt,
         reason::EPT_VIOLATION => {
             let q = info.qualification;
             let access = if q & 4 != 0 {
@@ -200,6 +202,7 @@ mod tests {
         };
         assert_eq!(d(reason::HLT), Decoded::Exit(Exit::WaitForInterrupt));
         assert_eq!(d(reason::EXTERNAL_INTERRUPT), Decoded::Exit(Exit::Interrupt));
+        assert_eq!(d(reason::INTERRUPT_WINDOW), Decoded::Exit(Exit::Interrupt));
         assert_eq!(d(reason::CPUID), Decoded::Cpuid { leaf: 0x4000_0000, subleaf: 0 });
         assert_eq!(d(reason::TRIPLE_FAULT), Decoded::Exit(Exit::Unhandled { syndrome: 2 }));
     }

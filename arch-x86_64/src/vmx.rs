@@ -2,6 +2,7 @@
 
 use alloc::alloc::{alloc_zeroed, Layout};
 use core::arch::{asm, global_asm};
+use core::mem::offset_of;
 
 use tantalum_core::addr::HostPhys;
 use tantalum_core::stage2::TableMemory;
@@ -339,22 +340,22 @@ tantalum_vmx_run:
     mov rax, 0x6C16
     vmwrite rax, rdx
     mov r11, rsi
-    mov rax, [rdi + 0]
-    mov rbx, [rdi + 8]
-    mov rcx, [rdi + 16]
-    mov rdx, [rdi + 24]
-    mov rsi, [rdi + 32]
-    mov rbp, [rdi + 48]
-    mov r8, [rdi + 56]
-    mov r9, [rdi + 64]
-    mov r10, [rdi + 72]
-    mov r12, [rdi + 96]
-    mov r13, [rdi + 104]
-    mov r14, [rdi + 112]
-    mov r15, [rdi + 120]
+    mov rax, [rdi + {rax}]
+    mov rbx, [rdi + {rbx}]
+    mov rcx, [rdi + {rcx}]
+    mov rdx, [rdi + {rdx}]
+    mov rsi, [rdi + {rsi}]
+    mov rbp, [rdi + {rbp}]
+    mov r8, [rdi + {r8}]
+    mov r9, [rdi + {r9}]
+    mov r10, [rdi + {r10}]
+    mov r12, [rdi + {r12}]
+    mov r13, [rdi + {r13}]
+    mov r14, [rdi + {r14}]
+    mov r15, [rdi + {r15}]
     test r11, r11
-    mov r11, [rdi + 80]
-    mov rdi, [rdi + 40]
+    mov r11, [rdi + {r11}]
+    mov rdi, [rdi + {rdi}]
     jnz 2f
     vmlaunch
     jmp 3f
@@ -368,22 +369,22 @@ tantalum_vmx_run:
 tantalum_vmx_exit:
     push rdi
     mov rdi, [rsp + 8]
-    mov [rdi + 0], rax
-    mov [rdi + 8], rbx
-    mov [rdi + 16], rcx
-    mov [rdi + 24], rdx
-    mov [rdi + 32], rsi
-    mov [rdi + 48], rbp
-    mov [rdi + 56], r8
-    mov [rdi + 64], r9
-    mov [rdi + 72], r10
-    mov [rdi + 80], r11
-    mov [rdi + 96], r12
-    mov [rdi + 104], r13
-    mov [rdi + 112], r14
-    mov [rdi + 120], r15
+    mov [rdi + {rax}], rax
+    mov [rdi + {rbx}], rbx
+    mov [rdi + {rcx}], rcx
+    mov [rdi + {rdx}], rdx
+    mov [rdi + {rsi}], rsi
+    mov [rdi + {rbp}], rbp
+    mov [rdi + {r8}], r8
+    mov [rdi + {r9}], r9
+    mov [rdi + {r10}], r10
+    mov [rdi + {r11}], r11
+    mov [rdi + {r12}], r12
+    mov [rdi + {r13}], r13
+    mov [rdi + {r14}], r14
+    mov [rdi + {r15}], r15
     pop rax
-    mov [rdi + 40], rax
+    mov [rdi + {rdi}], rax
     pop rdi
     xor eax, eax
 4:
@@ -394,7 +395,22 @@ tantalum_vmx_exit:
     pop rbp
     pop rbx
     ret
-    "#
+    "#,
+    rax = const offset_of!(Gprs, rax),
+    rbx = const offset_of!(Gprs, rbx),
+    rcx = const offset_of!(Gprs, rcx),
+    rdx = const offset_of!(Gprs, rdx),
+    rsi = const offset_of!(Gprs, rsi),
+    rdi = const offset_of!(Gprs, rdi),
+    rbp = const offset_of!(Gprs, rbp),
+    r8 = const offset_of!(Gprs, r8),
+    r9 = const offset_of!(Gprs, r9),
+    r10 = const offset_of!(Gprs, r10),
+    r11 = const offset_of!(Gprs, r11),
+    r12 = const offset_of!(Gprs, r12),
+    r13 = const offset_of!(Gprs, r13),
+    r14 = const offset_of!(Gprs, r14),
+    r15 = const offset_of!(Gprs, r15),
 );
 
 unsafe extern "C" {

@@ -193,13 +193,19 @@ pub fn vmx_probe_scenario() -> std::result::Result<(), String> {
     ))
 }
 
-/// Boots system `dts` (an x86 system description) under Bochs with two CPUs; passes if COM1
-/// shows every `expected` line fragment and none of `forbidden`.
+/// How many CPUs Bochs needs for `config`: up to the highest one a partition uses (Bochs numbers
+/// local APIC IDs from 0, as the board does).
+pub fn cpus_used(config: &tantalum_core::config::SystemConfig) -> u32 {
+    config.partitions.iter().flat_map(|p| p.cpus.iter()).map(|&c| c as u32 + 1).max().unwrap_or(1)
+}
+
+/// Boots system `dts` (an x86 system description) under Bochs with the CPUs it uses; passes if
+/// COM1 shows every `expected` line fragment and none of `forbidden`.
 fn system_scenario(dts: &str, expected: &[&str], forbidden: &[&str]) -> std::result::Result<(), String> {
     let built = crate::image::build_system(&root().join(dts)).map_err(|e| e.0)?;
     let dir = built.image.parent().unwrap_or(Path::new(".")).to_path_buf();
     let iso = iso(&built.image, &dir.join("bochs")).map_err(|e| e.0)?;
-    let run = run(&iso, 2, Duration::from_secs(240)).map_err(|e| e.0)?;
+    let run = run(&iso, cpus_used(&built.config), Duration::from_secs(240)).map_err(|e| e.0)?;
     let missing: Vec<&str> = expected.iter().copied().filter(|e| !run.output.contains(e)).collect();
     let present: Vec<&str> = forbidden.iter().copied().filter(|f| run.output.contains(f)).collect();
     if missing.is_empty() && present.is_empty() && !run.output.contains("PANIC") {
@@ -252,5 +258,26 @@ pub fn fault_policy_scenario() -> std::result::Result<(), String> {
             "[tantalum] all partitions have stopped: powering off",
         ],
         &["BREACH", "halting"],
+    )
+}
+
+/// configs/x86/demo.dts: the pipeline on three CPUs; every reading reaches the controller and
+/// every command the actuator over channels whose doorbells are injected interrupts (the
+/// receivers sleep in `sti; hlt` until one comes).
+pub fn demo_scenario() -> std::result::Result<(), String> {
+    system_scenario(
+        "configs/x86/demo.dts",
+        &[
+            "[tantalum] VMX on (CPU 2, APIC ID 2)",
+            "[sensor] reading 11:",
+            "[controller] reading 11: error",
+            "[actuator] command 11: heater at",
+            "[actuator] actuator done",
+            "[tantalum] partition 'sensor' exited with code 0: stopped",
+            "[tantalum] partition 'controller' exited with code 0: stopped",
+            "[tantalum] partition 'actuator' exited with code 0: stopped",
+            "[tantalum] all partitions have stopped: powering off",
+        ],
+        &["fault", "malformed", "failed", "exception"],
     )
 }

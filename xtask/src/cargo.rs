@@ -190,8 +190,8 @@ fn package_and_bins(manifest: &str) -> (Option<String>, Vec<String>) {
 /// Target of x86_64 partitions.
 pub const X86_PARTITION_TARGET: &str = "x86_64-unknown-none";
 
-/// The sample partitions that build for x86_64 (the SDK's x86 port has no interrupts yet).
-pub const X86_PARTITIONS: &[&str] = &["hello"];
+/// The sample partitions that build for x86_64 (those that need only the SDK parts x86_64 has).
+pub const X86_PARTITIONS: &[&str] = &["hello", "pipeline"];
 
 /// Builds the sample partitions for `target` into `target/tantalum/<dir>/<name>.bin` (once per
 /// process and target).

@@ -295,6 +295,10 @@ const X86_SCENARIOS: &[X86Scenario] = &[
         "x86_64 under Bochs: fault policy, an attacker's stores outside its memory restart it, the victim runs on",
         crate::bochs::fault_policy_scenario,
     ),
+    (
+        "x86_64 under Bochs: the demo pipeline, channels with doorbells as injected interrupts (configs/x86/demo.dts)",
+        crate::bochs::demo_scenario,
+    ),
 ];
 
 /// `cargo xtask test`: everything, or only the scenarios whose name contains `filter` (which

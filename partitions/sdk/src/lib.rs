@@ -1,5 +1,6 @@
 //! `tantalum-guest`: the SDK for Tantalum unikernel partitions on aarch64 and x86_64 (there:
-//! console, hypercalls, time, device tree; channels and interrupts are aarch64-only so far).
+//! console, hypercalls, time, device tree, channels and doorbells; the GIC helpers, abort and
+//! debug hooks are aarch64-only).
 //!
 //! A partition is a `no_std`, `no_main` binary whose `main` is a few lines:
 //! ```ignore
@@ -26,7 +27,6 @@ mod arch;
 #[cfg_attr(target_arch = "x86_64", path = "x86_64/bare.rs")]
 pub mod bare;
 pub mod blk_backend;
-#[cfg(target_arch = "aarch64")]
 pub mod channel;
 pub mod console;
 #[cfg(target_arch = "aarch64")]
@@ -34,7 +34,7 @@ pub mod debug;
 pub mod dt;
 mod heap;
 pub mod hypercall;
-#[cfg(target_arch = "aarch64")]
+#[cfg_attr(target_arch = "x86_64", path = "x86_64/irq.rs")]
 pub mod irq;
 #[cfg_attr(target_arch = "x86_64", path = "x86_64/mmio.rs")]
 pub mod mmio;
@@ -47,7 +47,6 @@ pub mod virtio_blk;
 mod virtq;
 pub mod vsock;
 
-#[cfg(target_arch = "aarch64")]
 pub use channel::{Channel, ChannelError};
 pub use hypercall::{exit, partition_info, partition_name, wait_ns, yield_now, PartitionInfo};
 pub use start::{boot_instructions, dtb_address, image_base};

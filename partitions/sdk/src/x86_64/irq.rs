@@ -1,0 +1,149 @@
+//! Interrupts on x86_64: an IDT whose vectors 32..=255 call the handler set for them (a
+//! doorbell's vector is its INTID, which the hypervisor injects: docs/x86.md), and whose
+//! exceptions (0..=31) report and exit. The hypervisor injects events directly (no local APIC
+//! for the guest), so there is nothing to acknowledge or end.
+
+use core::arch::{asm, global_asm};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// A handler for one vector; it gets the vector (the INTID).
+pub type Handler = fn(u32);
+
+const VECTORS: usize = 256;
+/// Bytes per entry stub (`tantalum_irq_stubs` aligns each to this).
+const STUB_SIZE: usize = 16;
+/// The code selector of the boot protocol's GDT.
+const CODE_SELECTOR: u16 = 0x10;
+/// Present, DPL 0, 64-bit interrupt gate (IF cleared on entry: no nesting).
+const INTERRUPT_GATE: u8 = 0x8e;
+
+global_asm!(
+    r#"
+    .section .text
+    .balign 16
+    .global tantalum_irq_stubs
+tantalum_irq_stubs:
+    .set vector, 0
+    .rept 256
+    .balign 16
+    push vector
+    jmp tantalum_irq_common
+    .set vector, vector + 1
+    .endr
+
+// The vector is on the stack (and, for some exceptions, an error code below it: exceptions do
+// not return). Saves what a Rust call may clobber, calls the dispatcher, returns.
+tantalum_irq_common:
+    push rax
+    push rcx
+    push rdx
+    push rsi
+    push rdi
+    push r8
+    push r9
+    push r10
+    push r11
+    push rbp
+    mov rdi, [rsp + 80]
+    mov rsi, [rsp + 88]
+    mov rbp, rsp
+    and rsp, -16
+    call {dispatch}
+    mov rsp, rbp
+    pop rbp
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rdi
+    pop rsi
+    pop rdx
+    pop rcx
+    pop rax
+    add rsp, 8
+    iretq
+    "#,
+    dispatch = sym dispatch,
+);
+
+unsafe extern "C" {
+    static tantalum_irq_stubs: u8;
+}
+
+#[repr(C, align(16))]
+struct Idt([u64; 2 * VECTORS]);
+
+static mut IDT: Idt = Idt([0; 2 * VECTORS]);
+static READY: AtomicBool = AtomicBool::new(false);
+static HANDLERS: [AtomicUsize; VECTORS] = [const { AtomicUsize::new(0) }; VECTORS];
+
+extern "C" fn dispatch(vector: u64, next: u64) {
+    let v = vector as usize % VECTORS;
+    if v < 32 {
+        // `next` is the faulting RIP, or the error code for the exceptions that push one.
+        crate::println!("unexpected exception {v} (RIP or error code {next:#x}): exiting");
+        crate::exit(102);
+    }
+    let h = HANDLERS[v].load(Ordering::Acquire);
+    if h != 0 {
+        // SAFETY: only `set_handler` stores here, always a `Handler`.
+        let handler: Handler = unsafe { core::mem::transmute::<usize, Handler>(h) };
+        handler(v as u32);
+    }
+}
+
+/// Builds and loads the IDT (once; later calls do nothing).
+pub fn init() {
+    if READY.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let stubs = core::ptr::addr_of!(tantalum_irq_stubs) as u64;
+    let idt = core::ptr::addr_of_mut!(IDT);
+    for v in 0..VECTORS {
+        let at = stubs + (v * STUB_SIZE) as u64;
+        let low = (at & 0xffff)
+            | (u64::from(CODE_SELECTOR) << 16)
+            | (u64::from(INTERRUPT_GATE) << 40)
+            | (((at >> 16) & 0xffff) << 48);
+        // SAFETY: the IDT is written only here, once (READY), before it is loaded.
+        unsafe {
+            (*idt).0[2 * v] = low;
+            (*idt).0[2 * v + 1] = at >> 32;
+        }
+    }
+    #[repr(C, packed)]
+    struct Pointer {
+        limit: u16,
+        base: u64,
+    }
+    let pointer = Pointer { limit: (16 * VECTORS - 1) as u16, base: idt as u64 };
+    // SAFETY: a complete IDT of interrupt gates to this image's stubs, which never moves.
+    unsafe { asm!("lidt [{}]", in(reg) &pointer, options(readonly, nostack)) };
+}
+
+/// Runs `handler` when `intid` (its vector) is delivered.
+pub fn set_handler(intid: u32, handler: Handler) {
+    if let Some(slot) = HANDLERS.get(intid as usize) {
+        slot.store(handler as usize, Ordering::Release);
+    }
+}
+
+/// Unmasks interrupts at the CPU (STI).
+pub fn enable() {
+    // SAFETY: the IDT (`init`) handles every vector.
+    unsafe { asm!("sti", options(nomem, nostack)) };
+}
+
+/// Runs `check` with interrupts masked and, if it returns false, sleeps (`sti; hlt`: the STI
+/// shadow makes the pair atomic, so a doorbell between the check and the HLT still ends the
+/// sleep); then interrupts are unmasked, so the handler runs.
+pub fn wait_unless(check: impl FnOnce() -> bool) {
+    // SAFETY: masking interrupts around the check.
+    unsafe { asm!("cli", options(nomem, nostack)) };
+    if check() {
+        enable();
+    } else {
+        // SAFETY: HLT only waits; STI as in `enable`.
+        unsafe { asm!("sti", "hlt", options(nomem, nostack)) };
+    }
+}
