@@ -7,38 +7,117 @@ use std::time::Duration;
 use crate::board::Board;
 use crate::{bail, cargo, image, linux, qemu, root, step, tools, Result};
 
-/// The benchmark systems: the `bench` partition alone on the boot CPU (boot, null hypercall),
-/// and a ping-pong over a channel between two CPUs (round trip, doorbell delivery).
-const BENCH_CONFIGS: &[&str] = &["configs/bench.dts", "configs/bench-pingpong.dts"];
+mod budget;
 
-/// `key=value` pairs from `[bench] bench: ...` lines.
-fn results(output: &str) -> Vec<(String, String)> {
-    output
-        .lines()
-        .filter_map(|l| l.split_once("bench: ").map(|(_, rest)| rest))
-        .flat_map(|rest| rest.split_whitespace())
-        .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
-        .collect()
+use budget::Row;
+
+/// Where `cargo xtask bench` writes its figures, and the budgets `--check` holds them to.
+pub const JSON: &str = "target/bench.json";
+pub const BUDGETS: &str = "bench/budgets.toml";
+
+/// The benchmark systems, and the suffix their figures get: the `bench` partition alone on the
+/// boot CPU (boot, hypercalls, trapped accesses, interrupts), the same beside busy partitions,
+/// an SGI between two vCPUs, a doorbell between two partitions, and a ping-pong over a channel.
+const BENCH_CONFIGS: &[(&str, &str)] = &[
+    ("configs/bench.dts", ""),
+    ("configs/bench-busy.dts", budget::BUSY),
+    ("configs/bench-sgi.dts", ""),
+    ("configs/bench-doorbell.dts", ""),
+    ("configs/bench-pingpong.dts", ""),
+];
+
+/// What each figure is (the table's last column). `_el2` rows are the hypervisor's part of the
+/// row they extend; `_busy` rows the same figure on `configs/bench-busy.dts`.
+const WHAT: &[(&str, &str)] = &[
+    ("boot", "boot: hypervisor entry to the 4 MiB partition's first instruction"),
+    ("hvc_hyp_version", "hvc HYP_VERSION (vendor call answered at once), round trip"),
+    ("hvc_psci_version", "hvc PSCI_VERSION, round trip"),
+    ("hvc_vendor_unknown", "hvc of an unknown vendor call (NOT_SUPPORTED), round trip"),
+    ("gicd_typer_read", "trapped read of GICD_TYPER (a constant)"),
+    ("gicd_ctlr_read", "trapped read of GICD_CTLR"),
+    ("gicd_isenabler1_read", "trapped read of GICD_ISENABLER1 (a bit per SPI)"),
+    ("gicd_ipriorityr8_read", "trapped read of GICD_IPRIORITYR8 (a byte per SPI)"),
+    ("gicd_ispendr1_read", "trapped read of GICD_ISPENDR1 (with the list registers' state)"),
+    ("gicr_typer_read", "trapped read of GICR_TYPER"),
+    ("gicr_isenabler0_read", "trapped read of GICR_ISENABLER0 (SGI frame)"),
+    ("vuart_dr_write", "virtual PL011 data write (UARTDR)"),
+    ("vuart_fr_read", "virtual PL011 flag read (UARTFR)"),
+    ("vtimer_irq_el2", "virtual timer interrupt, WFI to guest handler: the hypervisor's part"),
+    ("vtimer_irq_wfi_to_handler", "virtual timer interrupt, WFI to guest handler, in all"),
+    ("vtimer_irq_ticks", "virtual timer: counter ticks from CNTV_CVAL to the handler (16 ns each)"),
+    ("device_irq_el2", "passed-through SPI (PL031 alarm), WFI to guest handler: the hypervisor's part"),
+    ("device_irq_wfi_to_handler", "passed-through SPI (PL031 alarm), WFI to guest handler, in all"),
+    ("sgi_wfi_to_handler", "SGI between two vCPUs: receiver's WFI to its handler (machine-wide)"),
+    ("sgi_receiver_el2", "SGI between two vCPUs: the receiver's EL2 part"),
+    ("sgi_sender_trap", "SGI between two vCPUs: the sender's trapped ICC_SGI1R_EL1 write, as it sees it"),
+    ("doorbell_wfi_to_handler", "doorbell between partitions: receiver's WFI to its handler (machine-wide)"),
+    ("doorbell_receiver_el2", "doorbell between partitions: the receiver's EL2 part"),
+    ("doorbell_sender_notify", "doorbell between partitions: the sender's notify hypercall, as it sees it"),
+    ("pingpong_round_trip", "ping-pong over a channel, 64-byte messages, per round trip (machine-wide)"),
+    (
+        "pingpong_doorbell_wfi_to_handler",
+        "ping-pong: pong's WFI to its doorbell handler, average (machine-wide)",
+    ),
+    ("hypervisor_text", "hypervisor .text"),
+    ("hypervisor_rodata", "hypervisor .rodata"),
+    ("boot_image", "boot image of configs/bench.dts"),
+];
+
+/// The description of figure `name`.
+fn what(name: &str) -> String {
+    let lookup = |n: &str| WHAT.iter().find(|(k, _)| *k == n).map(|(_, w)| w.to_string());
+    if let Some(w) = lookup(name) {
+        return w;
+    }
+    if let Some(base) = name.strip_suffix("_busy") {
+        return format!("{}, on a busy system", what(base));
+    }
+    if name.ends_with("_el2") {
+        return "  of which the hypervisor (EL2)".into();
+    }
+    String::new()
 }
 
-/// text/data/bss of the hypervisor ELF, from llvm-size.
-fn sizes(elf: &std::path::Path) -> Result<String> {
+/// The figures of one run's output (`bench: NAME=VALUE [max=MAX]` lines), named with `suffix`.
+/// chantest's ping-pong lines are named as the table names them.
+fn results(output: &str, system: &str, suffix: &str) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for line in output.lines().filter_map(|l| l.split_once("bench: ").map(|(_, rest)| rest)) {
+        let mut pairs = line.split_whitespace().filter_map(|kv| kv.split_once('='));
+        let Some((name, value)) = pairs.next() else { continue };
+        let Ok(value) = value.parse::<u64>() else { continue };
+        let max = pairs.find(|(k, _)| *k == "max").and_then(|(_, v)| v.parse().ok()).unwrap_or(value);
+        let name = match name {
+            "pingpong_round_trip_instructions" => "pingpong_round_trip",
+            "doorbell_wfi_to_handler_instructions" => "pingpong_doorbell_wfi_to_handler",
+            "pong_instructions_per_message" => continue,
+            other => other,
+        };
+        let unit = if name.ends_with("_ticks") { "ticks" } else { "instructions" };
+        rows.push(Row {
+            name: format!("{name}{suffix}"),
+            value,
+            max,
+            unit: unit.into(),
+            system: system.into(),
+        });
+    }
+    rows
+}
+
+/// Bytes of the hypervisor ELF's sections `name`, from llvm-size.
+fn section_sizes(elf: &std::path::Path) -> Result<Vec<(String, u64)>> {
     let out = Command::new(tools::llvm_tool("llvm-size")?).arg("-A").arg(elf).output()?;
     let text = String::from_utf8(out.stdout)?;
-    let section = |name: &str| -> u64 {
-        text.lines()
-            .find(|l| l.split_whitespace().next() == Some(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    Ok(format!(
-        "hypervisor sections: .text {} B, .rodata {} B, .data {} B, .bss {} B",
-        section(".text"),
-        section(".rodata"),
-        section(".data"),
-        section(".bss")
-    ))
+    Ok(text
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let name = words.next()?;
+            let size = words.next()?.parse().ok()?;
+            name.starts_with('.').then(|| (name.to_string(), size))
+        })
+        .collect())
 }
 
 /// One timed run: seconds from QEMU start to the marker, and the console lines seen until then
@@ -180,16 +259,65 @@ fn linux_wall_time(runs: usize) -> Result<()> {
     Ok(())
 }
 
-/// `cargo xtask bench`: the icount benchmarks, or with `linux` the Linux boot wall time over
-/// `runs` rounds.
-pub fn command(linux: bool, runs: usize) -> Result<()> {
-    tools::ensure()?;
+/// `cargo xtask bench`: the icount benchmarks, written as a table and to [`JSON`]; with `check`,
+/// held to [`BUDGETS`] (with `from`, the figures of that JSON file instead of a new run). With
+/// `linux`, the Linux boot wall time over `runs` rounds instead.
+pub fn command(linux: bool, runs: usize, check: bool, from: Option<&std::path::Path>) -> Result<()> {
     if linux {
+        tools::ensure()?;
         return linux_wall_time(runs);
     }
-    let mut values = Vec::new();
+    let rows = match from {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| crate::Error(format!("{}: {e}", path.display())))?;
+            budget::from_json(&text).map_err(|e| crate::Error(format!("{}: {e}", path.display())))?
+        }
+        None => {
+            tools::ensure()?;
+            let rows = measure()?;
+            let json = root().join(JSON);
+            std::fs::write(&json, budget::to_json(&rows, &machine()?))?;
+            step(format!("figures written to {}", json.display()));
+            rows
+        }
+    };
+    let budgets_path = root().join(BUDGETS);
+    let budgets = std::fs::read_to_string(&budgets_path)
+        .map_err(|e| crate::Error(format!("{}: {e}", budgets_path.display())))
+        .and_then(|t| budget::parse_budgets(&t).map_err(|e| crate::Error(format!("{BUDGETS}: {e}"))))?;
+    print_table(&rows, &budgets);
+    if !check {
+        return Ok(());
+    }
+    let verdict = budget::check(&rows, &budgets);
+    if !verdict.over_target.is_empty() {
+        println!("still over target ({} rows, within their regression ceilings):", verdict.over_target.len());
+        for line in &verdict.over_target {
+            println!("    {line}");
+        }
+    }
+    for line in &verdict.tighten {
+        println!("tighten {BUDGETS}: {line}");
+    }
+    if !verdict.passed() {
+        bail!("over budget ({BUDGETS}):\n    {}", verdict.failures.join("\n    "));
+    }
+    step(format!("every figure within its budget ({} budgets, {BUDGETS})", budgets.len()));
+    Ok(())
+}
+
+/// The QEMU command line the figures come from.
+fn machine() -> Result<String> {
+    let board = Board::load(&root().join("boards/qemu-virt-aarch64"))?;
+    Ok(format!("{} -icount shift=0,sleep=off", board.describe()))
+}
+
+/// Runs every benchmark system and measures the hypervisor's sections.
+fn measure() -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
     let mut image_size = 0;
-    for config in BENCH_CONFIGS {
+    for (config, suffix) in BENCH_CONFIGS {
         let built = image::build_system(&root().join(config))?;
         let board = Board::load(&built.board)?;
         step(format!("running {config} on {} with -icount shift=0,sleep=off", board.name));
@@ -199,20 +327,45 @@ pub fn command(linux: bool, runs: usize) -> Result<()> {
             Duration::from_secs(300),
             &["-icount", "shift=0,sleep=off"],
         )?;
-        let found = results(&run.output);
+        let found = results(&run.output, config, suffix);
         if found.is_empty() || run.timed_out() {
-            bail!("{config} printed no results:\n{}", run.output);
+            bail!(
+                "{config} printed no results{}:\n{}",
+                if run.timed_out() { " (timed out)" } else { "" },
+                run.output
+            );
         }
-        values.extend(found);
+        if let Some(why) = qemu::failure(&run.output) {
+            bail!("{config}: {why}\n{}", run.output);
+        }
+        rows.extend(found);
         if image_size == 0 {
             image_size = std::fs::metadata(&built.image).map(|m| m.len()).unwrap_or(0);
         }
     }
     let (elf, _) = cargo::build_hypervisor()?;
-    println!("{}", sizes(&elf)?);
-    println!("boot image of {}: {image_size} bytes", BENCH_CONFIGS[0]);
-    for (k, v) in values {
-        println!("{k:>40} = {v}");
+    let sections = section_sizes(&elf)?;
+    let size = |name: &str| sections.iter().find(|(n, _)| n == name).map_or(0, |(_, s)| *s);
+    for (name, value) in [
+        ("hypervisor_text", size(".text")),
+        ("hypervisor_rodata", size(".rodata")),
+        ("boot_image", image_size),
+    ] {
+        rows.push(Row { name: name.into(), value, max: value, unit: "bytes".into(), system: "build".into() });
     }
-    Ok(())
+    Ok(rows)
+}
+
+/// The figures as a table, with each one's budget.
+fn print_table(rows: &[Row], budgets: &std::collections::BTreeMap<String, budget::Budget>) {
+    println!("{:<36} {:>10} {:>10} {:>18}  what", "figure", "value", "max", "target / ceiling");
+    for r in rows {
+        let max = if r.max == r.value { String::new() } else { r.max.to_string() };
+        let budget = budgets.get(&r.name).map_or(String::new(), |b| match (b.target, b.ceiling) {
+            (Some(t), Some(c)) => format!("{t} / {c}"),
+            (Some(t), None) => t.to_string(),
+            _ => String::new(),
+        });
+        println!("{:<36} {:>10} {:>10} {:>18}  {}", r.name, r.value, max, budget, what(&r.name));
+    }
 }

@@ -101,11 +101,18 @@ enum Commands {
               value_parser = clap::value_parser!(u32).range(1..))]
         runs: u32,
     },
-    /// Instruction counts under QEMU -icount (docs/performance.md).
+    /// Instruction counts under QEMU -icount (docs/performance.md): a table, and target/bench.json.
     Bench {
         /// Linux boot wall time instead: bare vs under Tantalum.
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["check", "from"])]
         linux: bool,
+        /// Fail when a figure exceeds its budget in bench/budgets.toml (and list those still over
+        /// their target).
+        #[arg(long)]
+        check: bool,
+        /// Take the figures from this JSON file (one `bench` wrote) instead of measuring.
+        #[arg(long, value_name = "FILE", value_parser = existing_file)]
+        from: Option<PathBuf>,
         /// Rounds of `--linux`.
         #[arg(long, value_name = "N", requires = "linux", default_value_t = 10,
               value_parser = clap::value_parser!(u32).range(1..))]
@@ -202,7 +209,9 @@ fn main() -> ExitCode {
         }
         Commands::Test { stress: true, runs, .. } => stress::command(runs as usize),
         Commands::Test { scenario, list, .. } => test::command(scenario.as_deref(), list),
-        Commands::Bench { linux, runs } => bench::command(linux, runs as usize),
+        Commands::Bench { linux, runs, check, from } => {
+            bench::command(linux, runs as usize, check, from.as_deref())
+        }
         Commands::LinuxAssets { boot } => linux::command(boot.as_deref()),
         Commands::Doctor { fix } => doctor::command(fix),
     };

@@ -274,6 +274,13 @@ pub fn set_group1(intid: u32) {
     frame.igroupr[reg].set(frame.igroupr[reg].get() | bit);
 }
 
+/// The virtual GIC this partition found in its guest DT (after [`init`]): the distributor's
+/// address, the first redistributor's (GICv3) or the CPU interface's (GICv2), and whether it is
+/// a GICv2. For code that programs the GIC itself (a benchmark, another vCPU's redistributor).
+pub fn frames() -> (usize, usize, bool) {
+    (GICD.load(Ordering::Relaxed), SECOND.load(Ordering::Relaxed), V2.load(Ordering::Relaxed))
+}
+
 /// Unmasks IRQs at the CPU.
 pub fn enable() {
     // SAFETY: unmasking IRQs lets registered handlers run; the vector saves what they clobber.
