@@ -203,6 +203,13 @@ park_forever:
     mov     x1, #\kind
     b       guest_exit_entry
 .endm
+// A synchronous exit from a guest: `hvc #0` first tries the fast path for calls answered at once.
+.macro VECTOR_GUEST_SYNC
+    .balign 0x80
+    sub     sp, sp, #{frame}
+    stp     x0, x1, [sp, #0]
+    b       guest_sync_entry
+.endm
 
 .balign 0x800
 el2_vectors:
@@ -214,7 +221,7 @@ el2_vectors:
     VECTOR_HYP 1      // irq
     VECTOR_HYP 2      // fiq
     VECTOR_HYP 3      // serror
-    VECTOR_GUEST 0    // lower EL, AArch64: sync
+    VECTOR_GUEST_SYNC // lower EL, AArch64: sync
     VECTOR_GUEST 1    // irq
     VECTOR_GUEST 2    // fiq
     VECTOR_GUEST 3    // serror
@@ -229,6 +236,67 @@ hyp_exception_entry:
     mrs     x3, far_el2
     bl      hyp_exception
     b       park_forever
+
+// The fast path (x0, x1 already saved at [sp]): an `hvc #0` that returns at once with a value in
+// x0 and changes nothing (vcpu::guest_fast_call decides, as the full path would answer it) costs
+// only the registers a call may clobber. Anything else, or anything due at this exit (the
+// partition stopped or restarting, virtual interrupts to load, a DMA fault), takes the full
+// path: the rest of the frame is saved (x19..x29 still hold the guest's values: the call kept
+// them) and guest_exit runs as for any exit. ELR_EL2 and SPSR_EL2 are untouched meanwhile (EL2
+// runs with every exception masked).
+guest_sync_entry:
+    mrs     x1, esr_el2
+    movz    x0, #({hvc64} >> 16), lsl #16
+    cmp     x1, x0
+    mov     x1, #0                  // kind: sync
+    b.ne    guest_exit_entry        // not `hvc #0`: the full path at once
+    ldr     x0, [sp, #0]
+    // Tantalum's own calls but HYP_VERSION change or read state: the full path at once too.
+    movz    x1, #({vendor_first} >> 16), lsl #16
+    add     x1, x1, #({vendor_first} & 0xffff)
+    sub     x1, x0, x1
+    cmp     x1, #({vendor_last} - {vendor_first})
+    mov     x1, #0                  // kind: sync
+    b.ls    guest_exit_entry
+    stp     x2, x3, [sp, #16]
+    stp     x4, x5, [sp, #32]
+    stp     x6, x7, [sp, #48]
+    stp     x8, x9, [sp, #64]
+    stp     x10, x11, [sp, #80]
+    stp     x12, x13, [sp, #96]
+    stp     x14, x15, [sp, #112]
+    stp     x16, x17, [sp, #128]
+    str     x18, [sp, #144]
+    str     x30, [sp, #240]
+    bl      guest_fast_call         // x0 = the function; returns x0 = value, x1 = answered
+    cbz     x1, 1f
+    ldp     x2, x3, [sp, #16]
+    ldp     x4, x5, [sp, #32]
+    ldp     x6, x7, [sp, #48]
+    ldp     x8, x9, [sp, #64]
+    ldp     x10, x11, [sp, #80]
+    ldp     x12, x13, [sp, #96]
+    ldp     x14, x15, [sp, #112]
+    ldp     x16, x17, [sp, #128]
+    ldr     x18, [sp, #144]
+    ldr     x30, [sp, #240]
+    ldr     x1, [sp, #8]
+    add     sp, sp, #{frame}
+    eret
+1:  str     x19, [sp, #152]
+    stp     x20, x21, [sp, #160]
+    stp     x22, x23, [sp, #176]
+    stp     x24, x25, [sp, #192]
+    stp     x26, x27, [sp, #208]
+    stp     x28, x29, [sp, #224]
+    mrs     x2, elr_el2
+    str     x2, [sp, #248]
+    mrs     x2, spsr_el2
+    str     x2, [sp, #256]
+    mov     x0, sp
+    mov     x1, #0                  // kind: sync
+    bl      guest_exit
+    b       guest_resume
 
 // x0, x1 already saved at [sp]; x1 = kind.
 guest_exit_entry:
@@ -307,6 +375,9 @@ enter_guest:
     tcr = const TCR_EL2_VALUE,
     sctlr = const SCTLR_EL2_VALUE,
     frame = const GUEST_FRAME_SIZE,
+    hvc64 = const tantalum_aarch64::esr::HVC64_IMM0,
+    vendor_first = const tantalum_core::hypercall::HYP_VERSION + 1,
+    vendor_last = const tantalum_core::hypercall::HYP_PARTITION_STATE,
 );
 
 /// A guest's general-purpose registers and return state, as the vectors save them.

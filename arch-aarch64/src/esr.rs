@@ -156,6 +156,27 @@ pub fn decode(s: &Syndrome, x: &[u64; 31], caller: Caller) -> Exit {
     }
 }
 
+/// ESR_EL2 of an `hvc #0` from AArch64 (EC 0x16, IL set, imm16 0): the hypercall conduit.
+/// (Its low 16 bits are zero: the vectors compare with one `movz`.)
+pub const HVC64_IMM0: u64 = (ec::HVC64 << 26) | (1 << 25);
+const _: () = assert!(HVC64_IMM0 & 0xffff == 0 && HVC64_IMM0 >> 32 == 0);
+
+/// The value in x0 that answers a synchronous exception with syndrome `esr` and `function` in
+/// x0, when that is all it takes: an `hvc #0` call that returns at once and changes nothing
+/// (PSCI_VERSION, HYP_VERSION, a function nobody implements), exactly as [`decode`] and core's
+/// `handle_exit` would answer it. `None` for anything else. The vectors' fast path answers these
+/// without saving the whole frame (`vcpu::guest_fast_call`).
+pub fn answered_at_once(esr: u64, function: u64) -> Option<u64> {
+    if esr != HVC64_IMM0 {
+        return None;
+    }
+    if psci::is_psci(function) {
+        psci::answered_at_once(function)
+    } else {
+        tantalum_core::hypercall::answered_at_once(function)
+    }
+}
+
 /// Whether the trapping instruction must be skipped on return (SMC, WFx and data aborts report
 /// the instruction itself in ELR_EL2; HVC reports the next one).
 pub const fn needs_pc_advance(s: &Syndrome) -> bool {
@@ -200,6 +221,105 @@ mod tests {
         // hvc #1 is not our conduit.
         let s = Syndrome { esr: esr(ec::HVC64, 1), ..Default::default() };
         assert!(matches!(decode(&s, &x, ONE), Exit::Unhandled { .. }));
+    }
+
+    /// Services for calls that must not need any: every method panics.
+    struct NoServices;
+    impl tantalum_core::partition::Services for NoServices {
+        fn read_memory(&mut self, _: tantalum_core::addr::HostPhys, _: &mut [u8]) {
+            unreachable!()
+        }
+        fn console_write(&mut self, _: &[u8]) {
+            unreachable!()
+        }
+        fn wait(&mut self, _: u64) {
+            unreachable!()
+        }
+        fn gic_access(&mut self, _: tantalum_core::vgic::Frame, _: tantalum_core::vgic::Access) -> u64 {
+            unreachable!()
+        }
+        fn notify(&mut self, _: tantalum_core::config::PartitionId, _: u32) {
+            unreachable!()
+        }
+        fn send_ipi(&mut self, _: VcpuSet, _: u32) {
+            unreachable!()
+        }
+        fn cpu_on(&mut self, _: usize, _: GuestPhys, _: u64) -> tantalum_core::hypercall::Status {
+            unreachable!()
+        }
+        fn vcpu_power(&mut self, _: usize) -> Option<tantalum_core::partition::power::Power> {
+            unreachable!()
+        }
+        fn uart_access(&mut self, _: u64, _: Option<u64>) -> u64 {
+            unreachable!()
+        }
+        fn partition_running(&mut self, _: tantalum_core::config::PartitionId) -> bool {
+            unreachable!()
+        }
+        fn pmu_access(&mut self, _: u32, _: Option<u64>) -> u64 {
+            unreachable!()
+        }
+    }
+
+    /// The fast path's answers are the slow path's: for every function the fast path answers,
+    /// decoding the exit and handling it in core returns that value in x0 alone (and calls no
+    /// service); the calls that change or read anything are never answered fast.
+    #[test]
+    fn calls_answered_at_once_get_the_slow_paths_answer() {
+        use tantalum_core::addr::{HostPhys, HostRange};
+        use tantalum_core::config::{Board, HypervisorConfig, PartitionConfig, SystemConfig};
+        use tantalum_core::hypercall::{self as h, psci as p};
+        use tantalum_core::partition::{handle_exit, Outcome, PartitionState};
+        let system = SystemConfig {
+            board: Board::default(),
+            hypervisor: HypervisorConfig {
+                memory: HostRange::new(HostPhys(0x4000_0000), 0x200_0000),
+                console: None,
+                benchmark_pmu: false,
+            },
+            partitions: vec![PartitionConfig { name: "p".into(), cpus: vec![0], ..Default::default() }],
+            channels: vec![],
+            virtio: vec![],
+        };
+        let mut functions = vec![0, 1, u64::MAX, 0x8600_0000, 0xC600_00FF, 0xC600_FF00, 0xC700_0000];
+        functions.extend((0..0x20).map(|n| h::VENDOR_HYP_BASE + n));
+        functions.extend((0..0x20).flat_map(|n| [0x8400_0000 + n, 0xC400_0000 + n]));
+        let mut answered = 0;
+        for f in functions {
+            let Some(value) = answered_at_once(HVC64_IMM0, f) else { continue };
+            answered += 1;
+            let mut x = [0u64; 31];
+            x[0] = f;
+            let exit = decode(&Syndrome { esr: HVC64_IMM0, ..Default::default() }, &x, ONE);
+            let outcome = handle_exit(&system, 0, &PartitionState::default(), exit, &mut NoServices);
+            assert_eq!(outcome, Outcome::Return { values: [value, 0, 0, 0, 0], count: 1 }, "{f:#x}");
+        }
+        assert!(answered > 3);
+        for f in [p::VERSION, h::HYP_VERSION, 0xC600_00FF] {
+            assert!(answered_at_once(HVC64_IMM0, f).is_some(), "{f:#x}");
+        }
+        let slow = [
+            p::CPU_ON_64,
+            p::SYSTEM_OFF,
+            p::SYSTEM_RESET,
+            p::FEATURES,
+            p::CPU_OFF,
+            p::AFFINITY_INFO_64,
+            h::HYP_PARTITION_INFO,
+            h::HYP_CONSOLE_WRITE,
+            h::HYP_WAIT,
+            h::HYP_EXIT,
+            h::HYP_CHANNEL_NOTIFY,
+            h::HYP_PARTITION_STATE,
+            h::HYP_YIELD,
+        ];
+        for f in slow {
+            assert_eq!(answered_at_once(HVC64_IMM0, f), None, "{f:#x}");
+        }
+        // Only `hvc #0`: not an SMC, not another immediate, not another class.
+        for esr in [esr(ec::SMC64, 0), esr(ec::HVC64, 1), esr(ec::SYSREG, 0), HVC64_IMM0 & !(1 << 25)] {
+            assert_eq!(answered_at_once(esr, p::VERSION), None, "{esr:#x}");
+        }
     }
 
     #[test]

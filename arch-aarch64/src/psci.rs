@@ -22,6 +22,15 @@ const fn answer(status: Status) -> Exit {
     Exit::Answered { value: status.to_reg() }
 }
 
+/// The answer to a PSCI call that returns at once with a value and changes nothing
+/// (PSCI_VERSION), as [`decode`] answers it; `None` for every other call.
+pub const fn answered_at_once(function: u64) -> Option<u64> {
+    match function {
+        VERSION => Some(IMPLEMENTED_VERSION),
+        _ => None,
+    }
+}
+
 /// Decodes PSCI call `function` (an [`is_psci`] one) with arguments `args` (x1..x6).
 pub fn decode(function: u64, args: &[u64; 6]) -> Exit {
     // PSCI's SMC32 calls take 32-bit arguments.

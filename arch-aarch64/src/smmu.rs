@@ -315,6 +315,12 @@ pub fn on_interrupt(cfg: &SystemConfig, kick: impl Fn(usize)) {
     }
 }
 
+/// The flag set while a DMA fault of partition `id`'s devices waits to be taken
+/// ([`take_fault`]): the vectors' fast path looks at it.
+pub fn fault_flag(id: usize) -> &'static AtomicBool {
+    &ANY_PENDING[id]
+}
+
 /// A DMA fault of partition `id` waiting for its policy, taken.
 pub fn take_fault(id: usize) -> Option<DmaFault> {
     let flag = ANY_PENDING.get(id)?;

@@ -5,7 +5,7 @@
 //! from then on comes back only through the exception vectors ([`guest_exit`]). A vCPU that is
 //! turned off, or whose partition stops or restarts, returns to the wait.
 
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
 
 use aarch64_cpu::registers::{ESR_EL2, FAR_EL2, HPFAR_EL2, TPIDR_EL2};
 use tantalum_aarch64::esr::{self, Caller, Syndrome};
@@ -145,6 +145,7 @@ fn enter(here: Here, entry: u64, context: u64) -> ! {
     let p = &system.partitions[here.id];
     here.save();
     ENTERED_GENERATION[here.cpu].store(p.generation.load(Ordering::Acquire), Ordering::Release);
+    FAST_PATH.set(p, here);
     if p.status() != Status::Running {
         // A restart or a stop began after this vCPU took its start: it belongs to the old run.
         leave(here);
@@ -697,6 +698,77 @@ fn forward_physical(system: &System, p: &Partition, here: Here) {
             }
         }
     }
+}
+
+/// What [`guest_fast_call`] returns to the vectors (in x0 and x1).
+#[repr(C)]
+struct FastAnswer {
+    /// The guest's x0.
+    value: u64,
+    /// 1: answered, the vectors return to the guest; 0: take the full path.
+    answered: u64,
+}
+
+/// What the vectors' fast path looks at, per CPU, set by [`enter`] before the guest runs: the
+/// running partition's generation, its vCPU's interrupt hint and its pending-DMA-fault flag
+/// (all in the `'static` system). Each CPU writes and reads only its own entry.
+struct FastPath {
+    generation: [AtomicPtr<AtomicU32>; MAX_CPUS],
+    hint: [AtomicPtr<AtomicBool>; MAX_CPUS],
+    dma_fault: [AtomicPtr<AtomicBool>; MAX_CPUS],
+}
+
+static FAST_PATH: FastPath = FastPath {
+    generation: [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS],
+    hint: [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS],
+    dma_fault: [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS],
+};
+
+impl FastPath {
+    /// Before entering the guest of `p` as `here`.
+    fn set(&self, p: &'static Partition, here: Here) {
+        let ptr = |a: &'static AtomicBool| a as *const AtomicBool as *mut AtomicBool;
+        self.generation[here.cpu]
+            .store(&p.generation as *const AtomicU32 as *mut AtomicU32, Ordering::Relaxed);
+        self.hint[here.cpu].store(ptr(&p.irq_hints[here.vcpu]), Ordering::Relaxed);
+        self.dma_fault[here.cpu].store(ptr(crate::smmu::fault_flag(here.id)), Ordering::Relaxed);
+    }
+
+    /// Whether nothing but the answer is due at an exit of the vCPU on `cpu`: the partition
+    /// has not been stopped or restarted since it entered (its generation), no virtual
+    /// interrupt waits to be loaded (the hint), no DMA fault of its devices waits.
+    fn clear(&self, cpu: usize) -> bool {
+        let (Some(generation), Some(hint), Some(dma)) =
+            (self.generation.get(cpu), self.hint.get(cpu), self.dma_fault.get(cpu))
+        else {
+            return false;
+        };
+        let load = |p: &AtomicPtr<AtomicBool>| {
+            // SAFETY: null, or set by `set` on this CPU to an atomic of the 'static system.
+            unsafe { p.load(Ordering::Relaxed).as_ref() }.is_none_or(|a| a.load(Ordering::Acquire))
+        };
+        // SAFETY: as above.
+        let current = unsafe { generation.load(Ordering::Relaxed).as_ref() }
+            .is_some_and(|g| g.load(Ordering::Acquire) == ENTERED_GENERATION[cpu].load(Ordering::Acquire));
+        current && !load(hint) && !load(dma)
+    }
+}
+
+/// Called by the vectors for an `hvc #0` exit before they save the whole frame (only what a
+/// call clobbers): answers a call that returns at once with a value in x0 and changes nothing
+/// ([`esr::answered_at_once`]: the same answer as [`guest_exit`] would give), unless something
+/// else is due at this exit, which [`guest_exit`] then handles exactly as at any other: the
+/// partition stopped or restarting (its generation moved: the vCPU leaves), virtual interrupts
+/// to load (the hint), a DMA fault of its devices to report.
+#[unsafe(no_mangle)]
+extern "C" fn guest_fast_call(function: u64) -> FastAnswer {
+    const FULL_PATH: FastAnswer = FastAnswer { value: 0, answered: 0 };
+    // The vectors call this for an `hvc #0` only (they compared ESR_EL2).
+    let Some(value) = esr::answered_at_once(esr::HVC64_IMM0, function) else { return FULL_PATH };
+    if !FAST_PATH.clear(Here::load().cpu) {
+        return FULL_PATH;
+    }
+    FastAnswer { value, answered: 1 }
 }
 
 /// Called by the vectors for every exit from a guest, with its saved registers.

@@ -116,6 +116,20 @@ impl Call {
     }
 }
 
+/// The answer to a Tantalum call that returns at once with a value in x0 and changes nothing,
+/// whoever makes it: the ABI version, and NOT_SUPPORTED for a function Tantalum does not
+/// implement. `None` for every other call (those go through [`crate::partition::handle_exit`]).
+/// The arch may answer these on its fast path; a host test checks that `handle_exit` gives the
+/// same answer. (The functions after `HYP_VERSION` up to [`HYP_PARTITION_STATE`] are never
+/// answered here: the aarch64 vectors send them to the full path without asking.)
+pub fn answered_at_once(function: u64) -> Option<u64> {
+    match function {
+        HYP_VERSION => Some(ABI_VERSION),
+        HYP_PARTITION_INFO..=HYP_PARTITION_STATE => None,
+        _ => Some(Status::NotSupported.to_reg()),
+    }
+}
+
 /// Packs a name into the [`HYP_PARTITION_NAME`] result registers: `[len, w0, w1, w2, w3]`.
 pub fn pack_name(name: &str) -> [u64; 5] {
     let bytes = name.as_bytes();

@@ -112,12 +112,18 @@ fn main() {
 
 // Code for the racer's second vCPU, which starts with its MMU off (guest-physical addresses,
 // which the SDK's identity map makes the same as ours) and no stack:
-// `racer_spin` writes x0 to the word at x0 forever; `racer_reset` asks for SYSTEM_RESET.
+// `racer_spin` writes x0 to the word at x0 forever, calling PSCI_VERSION between two writes
+// (a call the hypervisor answers on its vectors' fast path: a restart must take this vCPU out of
+// the guest from there too); `racer_reset` asks for SYSTEM_RESET.
 core::arch::global_asm!(
     ".global racer_spin",
     "racer_spin:",
-    "1: str x0, [x0]",
+    "mov x9, x0",
+    "1: str x9, [x9]",
     "dsb sy",
+    "movz x0, #0x0000",
+    "movk x0, #0x8400, lsl #16",
+    "hvc #0",
     "b 1b",
     ".global racer_reset",
     "racer_reset:",
@@ -145,7 +151,8 @@ fn word(offset: u64) -> *mut u64 {
 /// 0. CPU_ON vCPU 1 (which would write a marked word forever), then at once SYSTEM_RESET: the
 ///    start must be withdrawn, not run in the reloaded memory.
 /// 1. The marked words stay zero; a CPU_ON refused while another is pending must not change
-///    the pending one's entry; then SYSTEM_RESET with vCPU 1 running.
+///    the pending one's entry; then SYSTEM_RESET with vCPU 1 running (writing a marked word
+///    between fast-path hypercalls: boot 2 finds the memory fresh only if it left the guest).
 /// 2. Both vCPUs ask for SYSTEM_RESET at once: exactly one restart follows.
 /// 3. Done.
 fn racer(boot: u64) {
@@ -167,7 +174,9 @@ fn racer(boot: u64) {
             } else {
                 println!("no vCPU of the previous run survived the reset");
             }
-            let (a, b) = (word(0x30_0000), word(0x30_1000));
+            // `a` is a marked word: were vCPU 1 still running after the reset below, boot 2
+            // would find it written in the reloaded memory.
+            let (a, b) = (word(MARKED[2]), word(0x30_1000));
             let first = cpu_on(racer_spin, a as u64);
             let second = cpu_on(racer_spin, b as u64);
             wait_ns(20_000_000);
