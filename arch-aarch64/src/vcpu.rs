@@ -416,9 +416,13 @@ impl Services for CpuServices<'_> {
         }
         let mut vgic = p.vgic.lock();
         // The interrupts in this CPU's list registers are the accessing vCPU's: its pending and
-        // active registers show them, and a write to those reaches them.
+        // active registers show them, and a write to those reaches them (no other register
+        // involves them: then they are not read).
         let mut listed = [vgic::Listed::default(); 16];
-        let n = gic::read_listed(vcpu as u8, &mut listed);
+        let n = match vgic::involves_listed(frame, access.offset, access.write.is_some()) {
+            true => gic::read_listed(vcpu as u8, &mut listed),
+            false => 0,
+        };
         let value = vgic.access_listed(vcpu, frame, access, &mut listed[..n]);
         if access.write.is_some() {
             gic::write_listed(&listed[..n]);

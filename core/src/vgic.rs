@@ -631,12 +631,11 @@ impl VirtualGic {
         bank: Bank,
         first: u32,
         write: Option<u64>,
-        field: fn(&mut IrqState) -> &mut bool,
+        field: impl Fn(&mut IrqState) -> &mut bool,
         op: Op,
     ) -> u64 {
         let mut value = 0u64;
-        for bit in 0..32 {
-            let Some(irq) = self.banked_irq(bank, first + bit) else { continue };
+        let mut apply = |bit: u32, irq: &mut IrqState| {
             let f = field(irq);
             match write {
                 None => value |= u64::from(*f) << bit,
@@ -650,8 +649,43 @@ impl VirtualGic {
                     }
                 }
             }
+        };
+        if (first < SPI_BASE) == (first + 31 < SPI_BASE) {
+            // All 32 in one bank (the aligned case): walk its states directly.
+            for (bit, irq) in (0..).zip(self.banked_irqs(bank, first, 32)) {
+                if irq.owned {
+                    apply(bit, irq);
+                }
+            }
+        } else {
+            for bit in 0..32 {
+                if let Some(irq) = self.banked_irq(bank, first + bit) {
+                    apply(bit, irq);
+                }
+            }
         }
         value
+    }
+
+    /// The states of the `count` INTIDs from `first` on that `bank` holds, when they all lie in
+    /// one part of it (all SGIs and PPIs, or all SPIs): what [`VirtualGic::banked_irq`] gives
+    /// one by one, owned or not (the caller skips those not owned), without the INTIDs beyond
+    /// the implemented ones.
+    fn banked_irqs(&mut self, bank: Bank, first: u32, count: u32) -> &mut [IrqState] {
+        let private = first < SPI_BASE;
+        let irqs: &mut [IrqState] = match bank {
+            Bank::Distributor if !private => &mut self.spis,
+            Bank::Redistributor(vcpu) | Bank::V2(vcpu) if private => match self.redists.get_mut(vcpu) {
+                Some(r) => &mut r.local,
+                None => return &mut [],
+            },
+            Bank::V2(_) => &mut self.spis,
+            _ => return &mut [],
+        };
+        let start = if private { first } else { first - SPI_BASE } as usize;
+        let start = start.min(irqs.len());
+        let end = start.saturating_add(count as usize).min(irqs.len());
+        &mut irqs[start..end]
     }
 
     fn priorities(&mut self, bank: Bank, first: u32, a: Access) -> u64 {
@@ -705,7 +739,7 @@ mod offsets;
 mod resample;
 #[cfg(test)]
 mod transitions;
-pub use listed::{reaches_other_vcpus, Listed};
+pub use listed::{involves_listed, reaches_other_vcpus, Listed};
 
 #[cfg(test)]
 mod tests;

@@ -59,6 +59,23 @@ impl StateRegister {
     }
 }
 
+/// Whether an access at `offset` of `frame` (a write if `write`) may involve the interrupts list
+/// registers hold: a pending or active register, the GICv2 SGI pending registers, or a write to
+/// `IPRIORITYR`, `IROUTER` or `ITARGETSR`. For any other, [`VirtualGic::access_listed`] neither
+/// reads nor changes its entries, so the arch need not read the list registers (a trap costs
+/// less).
+pub fn involves_listed(frame: Frame, offset: u64, write: bool) -> bool {
+    let offset = match frame {
+        Frame::Distributor => offset,
+        Frame::Redistributor(_) if offset >= GICR_SGI_OFFSET => offset - GICR_SGI_OFFSET,
+        Frame::Redistributor(_) => return false,
+    };
+    let written = [IPRIORITYR..=IPRIORITYR_LAST, IROUTER..=IROUTER_LAST, ITARGETSR..=ITARGETSR_LAST];
+    (write && written.iter().any(|r| r.contains(&offset)))
+        || (CPENDSGIR..=SPENDSGIR_LAST).contains(&offset)
+        || StateRegister::at(offset & !3).is_some()
+}
+
 /// Whether an access by vCPU `vcpu` (of `vcpus`) at `offset` of `frame` reads or writes pending
 /// or active state that another vCPU's list registers may hold: SPIs in the distributor, or
 /// another vCPU's SGIs and PPIs in its redistributor. The caller then gathers their entries.
@@ -224,7 +241,7 @@ impl VirtualGic {
 #[cfg(test)]
 mod tests {
     use super::super::{Access, Frame, VirtualGic, GICR_SGI_OFFSET};
-    use super::{reaches_other_vcpus, Listed};
+    use super::{involves_listed, reaches_other_vcpus, Listed};
 
     const SGI_FRAME: u64 = GICR_SGI_OFFSET;
 
@@ -425,5 +442,45 @@ mod tests {
         let mut v3 = VirtualGic::new(1, &[]);
         write(&mut v3, d, 0x0f24, 1 << 8, &mut []);
         assert_eq!(read(&mut v3, d, 0x0f24, &mut []), 0);
+    }
+
+    /// Where `involves_listed` says no, `access_listed` neither reads nor changes list register
+    /// entries: the same value with and without them, the entries untouched.
+    #[test]
+    fn accesses_that_do_not_involve_the_list_registers_ignore_them() {
+        let offsets = (0..0x1000u64).step_by(4).chain((0x6000..0x6200).step_by(4)).chain([0xffe8]);
+        for frame in [Frame::Distributor, Frame::Redistributor(0)] {
+            let frame_offsets: alloc::vec::Vec<u64> = match frame {
+                Frame::Distributor => offsets.clone().collect(),
+                _ => offsets.clone().chain(offsets.clone().map(|o| o + SGI_FRAME)).collect(),
+            };
+            for (&offset, version) in frame_offsets.iter().flat_map(|o| [(o, 2), (o, 3)]) {
+                for write in [None, Some(0xffff_ffffu64)] {
+                    if involves_listed(frame, offset, write.is_some()) {
+                        continue;
+                    }
+                    let mut with = VirtualGic::for_version(version, 2, &[40, 41]);
+                    let mut without = with.clone();
+                    let entries = [
+                        entry(1, true, true, false),
+                        entry(27, false, true, true),
+                        entry(40, true, false, false),
+                    ];
+                    let mut listed = entries;
+                    let access = Access { offset, size: 4, write };
+                    let a = with.access_listed(0, frame, access, &mut listed);
+                    let b = without.access_listed(0, frame, access, &mut []);
+                    assert_eq!((a, listed), (b, entries), "{frame:?} {offset:#x} {write:?}");
+                }
+            }
+        }
+        // The state registers and IPRIORITYR writes do.
+        assert!(involves_listed(Frame::Distributor, 0x0204, false));
+        assert!(involves_listed(Frame::Redistributor(1), SGI_FRAME + 0x0380, true));
+        assert!(involves_listed(Frame::Distributor, 0x0420, true));
+        assert!(!involves_listed(Frame::Distributor, 0x0420, false));
+        assert!(!involves_listed(Frame::Redistributor(0), 0x0204, false), "RD_base frame");
+        assert!(involves_listed(Frame::Distributor, 0x6100, true), "IROUTER32 write");
+        assert!(involves_listed(Frame::Distributor, 0x0f14, false), "GICv2 CPENDSGIR");
     }
 }

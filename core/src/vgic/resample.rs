@@ -29,12 +29,20 @@ impl VirtualGic {
     /// the caller deactivates them (on this CPU, which acknowledged them).
     pub fn resample_held(&mut self, vcpu: usize, asserted: impl Fn(u32) -> bool) -> Vec<u32> {
         let mut dropped = Vec::new();
+        // Only pending interrupts can be held: walk the pending bitmaps' set bits (every GIC
+        // access comes here, and usually nothing is pending).
         let local = self.redists.get(vcpu).map_or(0, |r| r.pending);
-        let candidates = (0..SPI_BASE).filter(|i| local & (1 << i) != 0).chain(
-            (0..self.spis.len() as u32).filter(|i| self.pending_spis & (1 << i) != 0).map(|i| SPI_BASE + i),
-        );
-        let candidates: Vec<u32> = candidates.collect();
-        for intid in candidates {
+        let mut candidates = (u128::from(local), self.pending_spis);
+        while candidates != (0, 0) {
+            let intid = if candidates.0 != 0 {
+                let i = candidates.0.trailing_zeros();
+                candidates.0 &= candidates.0 - 1;
+                i
+            } else {
+                let i = candidates.1.trailing_zeros();
+                candidates.1 &= candidates.1 - 1;
+                SPI_BASE + i
+            };
             if intid >= SPI_BASE && self.spi_target(intid) != vcpu {
                 continue;
             }
