@@ -648,6 +648,11 @@ pub fn console_intid(system: &System) -> Option<u32> {
 /// Serves `intid` if it is one of the hypervisor's own interrupts (console input, the SMMU);
 /// returns whether it was (then it is deactivated too).
 fn hypervisor_interrupt(system: &System, intid: u32, cpu: usize) -> bool {
+    // Both are SPIs (the console's is chosen as one, the SMMU's are routed as SPIs): the timers'
+    // and the PMU's PPIs and the kick SGI, the common interrupts, need not look them up.
+    if intid < tantalum_core::vgic::SPI_BASE {
+        return false;
+    }
     if Some(intid) == console_intid(system) {
         console_input(system, cpu);
     } else if crate::smmu::is_smmu_interrupt(intid) {

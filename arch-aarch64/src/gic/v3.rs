@@ -337,19 +337,26 @@ pub fn write_listed(listed: &[Listed]) {
 pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) -> Option<u8> {
     let count = list_registers();
     let mut loaded_hw: Option<u8> = None;
-    // Ended entries that asked for an EOI maintenance interrupt: clear them, or it goes on.
-    for n in (0..count).filter(|&n| read_lr(n) & (LR_STATE | LR_HW | LR_EOI) == LR_EOI) {
-        gic.end_watch(vcpu, read_lr(n) as u32);
-        write_lr(n, 0);
+    // The list registers as they are, read once and kept up to date as they are written below
+    // (nothing else changes them while this CPU is at EL2; each read goes through a jump table).
+    let mut lrs = [0u64; 16];
+    for (n, lr) in lrs.iter_mut().enumerate().take(count) {
+        *lr = read_lr(n);
+        // Ended entries that asked for an EOI maintenance interrupt: clear them, or it goes on.
+        if *lr & (LR_STATE | LR_HW | LR_EOI) == LR_EOI {
+            gic.end_watch(vcpu, *lr as u32);
+            *lr = 0;
+            write_lr(n, 0);
+        }
     }
     let mut deferred = false;
-    while gic.has_deliverable(vcpu) {
-        let lrs: [u64; 16] = core::array::from_fn(|n| if n < count { read_lr(n) } else { 0 });
-        let Some(free) = (0..count).find(|&n| lrs[n] & LR_STATE == 0) else { break };
+    // A free list register first, then the best deliverable interrupt (evaluated once per load).
+    while let Some(free) = (0..count).find(|&n| lrs[n] & LR_STATE == 0) {
         let Some(d) = gic.take_deliverable(vcpu) else { break };
         // The same INTID already in a list register (the guest is handling it).
         let Some(n) = (0..count).find(|&n| lrs[n] & LR_STATE != 0 && lrs[n] as u32 == d.intid) else {
-            write_lr(free, lr_value(&d));
+            lrs[free] = lr_value(&d);
+            write_lr(free, lrs[free]);
             if d.hw {
                 loaded_hw = loaded_hw.max(Some(d.priority));
             }
@@ -357,16 +364,19 @@ pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) -> Option<u8> {
         };
         match tantalum_aarch64::list_registers::merge(lrs[n] & LR_HW != 0, lrs[n] & LR_ACTIVE != 0, d.hw) {
             tantalum_aarch64::list_registers::Merge::AddPending => {
-                write_lr(n, lrs[n] | LR_PENDING | LR_EOI);
+                lrs[n] |= LR_PENDING | LR_EOI;
+                write_lr(n, lrs[n]);
                 gic.watch(vcpu, d.intid);
             }
             tantalum_aarch64::list_registers::Merge::Replace => {
-                write_lr(n, lr_value(&d));
+                lrs[n] = lr_value(&d);
+                write_lr(n, lrs[n]);
                 loaded_hw = loaded_hw.max(Some(d.priority));
             }
             tantalum_aarch64::list_registers::Merge::Defer { eoi_maintenance } => {
                 if eoi_maintenance {
-                    write_lr(n, lrs[n] | LR_EOI);
+                    lrs[n] |= LR_EOI;
+                    write_lr(n, lrs[n]);
                 }
                 super::put_back(gic, vcpu, &d);
                 deferred = true;
@@ -374,7 +384,7 @@ pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) -> Option<u8> {
             }
         }
     }
-    let any_pending = (0..count).any(|n| read_lr(n) & LR_PENDING != 0);
+    let any_pending = lrs[..count].iter().any(|lr| lr & LR_PENDING != 0);
     // A deferred interrupt waits for its EOI maintenance interrupt (or the next exit), not for
     // an underflow, which one active entry would raise at once, again and again.
     let more = gic.has_deliverable(vcpu) && !deferred;
