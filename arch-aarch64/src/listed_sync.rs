@@ -83,9 +83,11 @@ fn ask(system: &System, p: &Partition, vcpu: usize, own: usize, own_cpu: usize) 
         if mailbox.answered.load(Ordering::Acquire).wrapping_sub(question) as i32 >= 0 {
             return true;
         }
-        // A CPU that does not answer within 50 ms (it is stopping, or its host thread starves):
-        // go on with what the virtual distributor knows.
-        if p.vcpus[vcpu].power() != Power::On || el2::counter().0 - start > freq / 20 {
+        // A running vCPU's CPU answers at its next exit, which the kick forces at once; one that
+        // has not within a second (it is stopping, or, under an emulator, its host thread
+        // starves): go on with what the virtual distributor knows. (50 ms was too short for a
+        // loaded 2-core host running four vCPU threads.)
+        if p.vcpus[vcpu].power() != Power::On || el2::counter().0 - start > freq {
             return false;
         }
         if p.listed[own].asked() {
