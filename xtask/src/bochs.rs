@@ -126,6 +126,11 @@ pub struct Run {
 /// Boots `iso` in Bochs until the hypervisor powers off, Bochs exits, or `timeout` passes
 /// (then Bochs is killed).
 pub fn run(iso: &Path, cpus: u32, timeout: Duration) -> Result<Run> {
+    run_with(iso, cpus, timeout, |_| {})
+}
+
+/// [`run`], handing `progress` the COM1 output so far every time it grew.
+fn run_with(iso: &Path, cpus: u32, timeout: Duration, mut progress: impl FnMut(&str)) -> Result<Run> {
     let dir = iso.parent().unwrap_or(Path::new(".")).to_path_buf();
     let (serial, log, rc, conf) =
         (dir.join("com1.log"), dir.join("bochs.log"), dir.join("continue.rc"), dir.join("bochsrc"));
@@ -146,11 +151,17 @@ pub fn run(iso: &Path, cpus: u32, timeout: Duration) -> Result<Run> {
     let read =
         || std::fs::read(&serial).map(|b| String::from_utf8_lossy(&b).replace('\r', "")).unwrap_or_default();
     let mut timed_out = false;
+    let mut seen = 0;
     loop {
+        let output = read();
+        if output.len() > seen {
+            seen = output.len();
+            progress(&output);
+        }
         if child.try_wait()?.is_some() {
             break;
         }
-        if read().contains(END_MARKER) {
+        if output.contains(END_MARKER) {
             // Give Bochs a moment to exit by itself (ACPI power-off), then end it.
             std::thread::sleep(Duration::from_millis(200));
             break;
@@ -280,4 +291,34 @@ pub fn demo_scenario() -> std::result::Result<(), String> {
         ],
         &["fault", "malformed", "failed", "exception"],
     )
+}
+
+/// `cargo xtask run` for an x86 system: its boot image on a GRUB ISO, booted in Bochs with the
+/// CPUs it uses; COM1 is shown as it comes (output only: Bochs writes COM1 to a file) until the
+/// hypervisor powers off, or `timeout` passes (an error), or Ctrl-C.
+pub fn run_system(built: &crate::image::BuiltSystem, timeout: Option<Duration>) -> Result<()> {
+    let dir = built.image.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let iso = iso(&built.image, &dir.join("bochs"))?;
+    let cpus = cpus_used(&built.config);
+    step(format!(
+        "booting {} in Bochs ({cpus} CPU(s); COM1 below, output only; Ctrl-C ends it)",
+        iso.display()
+    ));
+    let mut shown = 0;
+    let run = run_with(&iso, cpus, timeout.unwrap_or(Duration::MAX), |output| {
+        use std::io::Write;
+        print!("{}", &output[shown..]);
+        let _ = std::io::stdout().flush();
+        shown = output.len();
+    })?;
+    if !run.output.ends_with('\n') {
+        println!();
+    }
+    if run.timed_out {
+        bail!("Bochs still running after {:.0} s: stopped it", run.elapsed.as_secs_f64());
+    }
+    if run.output.contains("PANIC") {
+        bail!("the hypervisor panicked");
+    }
+    Ok(())
 }

@@ -251,8 +251,11 @@ fn run(args: RunArgs) -> Result<()> {
         None => args.config.path.clone(),
     };
     let built = image::build_system(&config)?;
-    let board = board::Board::load(&built.board)?;
     step(format!("{}: {}", built.image.display(), check::summary(&built.config)));
+    if check::is_x86(&config) {
+        return bochs::run_system(&built, args.timeout.map(std::time::Duration::from_secs));
+    }
+    let board = board::Board::load(&built.board)?;
     let mut extra = devices::qemu_args(&built.config, built.image.with_file_name("disk.img"))?;
     if args.gdb {
         extra.extend(["-s".into(), "-S".into()]);
