@@ -231,12 +231,12 @@ fn system_scenario(dts: &str, expected: &[&str], forbidden: &[&str]) -> std::res
     ))
 }
 
-/// configs/x86/two-partitions.dts: the SDK's hello on both CPUs (the second one started by
+/// configs/x86/x86-two-partitions.dts: the SDK's hello on both CPUs (the second one started by
 /// INIT-SIPI-SIPI), loaded and verified from the payload, entered by the Linux 64-bit boot
 /// protocol; both print through VMCALL and exit, then the hypervisor powers off.
 pub fn two_partitions_scenario() -> std::result::Result<(), String> {
     system_scenario(
-        "configs/x86/two-partitions.dts",
+        "configs/x86/x86-two-partitions.dts",
         &[
             "[tantalum] VMX on (CPU 1, APIC ID 1)",
             "[ping] hello from partition 'ping' (id 0, 1 vCPU), guest DTB at 0x1ff0000",
@@ -251,12 +251,12 @@ pub fn two_partitions_scenario() -> std::result::Result<(), String> {
     )
 }
 
-/// configs/x86/fault-policy.dts: the attacker's stores to the victim's memory, the hypervisor's
+/// configs/x86/x86-fault-policy.dts: the attacker's stores to the victim's memory, the hypervisor's
 /// and the local APIC are EPT violations; its restart policy reloads it each time (its restart
 /// count picks the next address) and the victim runs to its end undisturbed.
 pub fn fault_policy_scenario() -> std::result::Result<(), String> {
     system_scenario(
-        "configs/x86/fault-policy.dts",
+        "configs/x86/x86-fault-policy.dts",
         &[
             "[attacker] fault: run 0 stores to 0x1000000",
             "[tantalum] partition 'attacker' fault: stage-2 write abort at IPA 0x1000000 (outside its memory)",
@@ -272,12 +272,12 @@ pub fn fault_policy_scenario() -> std::result::Result<(), String> {
     )
 }
 
-/// configs/x86/demo.dts: the pipeline on three CPUs; every reading reaches the controller and
+/// configs/x86/x86-demo.dts: the pipeline on three CPUs; every reading reaches the controller and
 /// every command the actuator over channels whose doorbells are injected interrupts (the
 /// receivers sleep in `sti; hlt` until one comes).
 pub fn demo_scenario() -> std::result::Result<(), String> {
     system_scenario(
-        "configs/x86/demo.dts",
+        "configs/x86/x86-demo.dts",
         &[
             "[tantalum] VMX on (CPU 2, APIC ID 2)",
             "[sensor] reading 11:",
@@ -291,6 +291,26 @@ pub fn demo_scenario() -> std::result::Result<(), String> {
         ],
         &["fault", "malformed", "failed", "exception"],
     )
+}
+
+/// configs/x86/x86-bench.dts: the VMCALL round trip (HYP_VERSION), in TSC ticks of the partition,
+/// which Bochs (`ips=100000000`, the TSC calibrated at 100 MHz) advances about once per
+/// instruction: printed, not checked against a budget.
+pub fn hypercall_bench_scenario() -> std::result::Result<(), String> {
+    system_scenario(
+        "configs/x86/x86-bench.dts",
+        &[
+            "[bench] bench: hypercall_round_trip_ticks=",
+            "[tantalum] all partitions have stopped: powering off",
+        ],
+        &["fault"],
+    )?;
+    let log = root().join("target/tantalum/x86-bench/bochs/com1.log");
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    if let Some(line) = text.lines().find(|l| l.contains("hypercall_round_trip_ticks")) {
+        println!("        {}", line.trim());
+    }
+    Ok(())
 }
 
 /// `cargo xtask run` for an x86 system: its boot image on a GRUB ISO, booted in Bochs with the

@@ -288,7 +288,7 @@ const X86_SCENARIOS: &[X86Scenario] = &[
         crate::bochs::vmx_probe_scenario,
     ),
     (
-        "x86_64 under Bochs: two SDK partitions on two CPUs from the system DTB (configs/x86/two-partitions.dts)",
+        "x86_64 under Bochs: two SDK partitions on two CPUs from the system DTB (configs/x86/x86-two-partitions.dts)",
         crate::bochs::two_partitions_scenario,
     ),
     (
@@ -296,8 +296,12 @@ const X86_SCENARIOS: &[X86Scenario] = &[
         crate::bochs::fault_policy_scenario,
     ),
     (
-        "x86_64 under Bochs: the demo pipeline, channels with doorbells as injected interrupts (configs/x86/demo.dts)",
+        "x86_64 under Bochs: the demo pipeline, channels with doorbells as injected interrupts (configs/x86/x86-demo.dts)",
         crate::bochs::demo_scenario,
+    ),
+    (
+        "x86_64 under Bochs: the VMCALL round trip in TSC ticks (configs/x86/x86-bench.dts)",
+        crate::bochs::hypercall_bench_scenario,
     ),
 ];
 

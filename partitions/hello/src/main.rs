@@ -9,7 +9,10 @@
 //! - `role=vsock-echo port=P`: echoes what a vsock connection sends (vsock.rs);
 //! - `role=fault addrs=A,B,..`: run N (its restart count) stores to the N-th address, which
 //!   must lie outside its memory (another partition's, the hypervisor's, a device's): its
-//!   `on-fault` policy must end each run; once past the last address it says so and exits.
+//!   `on-fault` policy must end each run; once past the last address it says so and exits;
+//! - `role=bench count=N`: times N `HYP_VERSION` hypercalls on the partition's clock and
+//!   prints the mean round trip in clock ticks (the x86 scenario's figure: the TSC, which Bochs
+//!   advances about once per instruction).
 #![no_std]
 #![no_main]
 
@@ -38,6 +41,7 @@ fn main() {
         Some("udp-echo") => return udp::echo(),
         Some("vsock-echo") => return vsock::echo(),
         Some("fault") => return fault(info.restarts),
+        Some("bench") => return bench(),
         _ => {}
     }
     for i in 1..=3 {
@@ -45,6 +49,22 @@ fn main() {
         wait_ns(20_000_000);
     }
     println!("{} done", name);
+}
+
+/// `role=bench`: the mean hypercall round trip in clock ticks.
+fn bench() {
+    use tantalum_guest::hypercall::{hvc, HYP_VERSION};
+    let count: u64 = bootarg("count").and_then(|c| c.parse().ok()).unwrap_or(1000).max(1);
+    let start = tantalum_guest::time::now();
+    for _ in 0..count {
+        hvc(HYP_VERSION, [0; 6]);
+    }
+    let ticks = tantalum_guest::time::now().ticks() - start.ticks();
+    println!(
+        "bench: hypercall_round_trip_ticks={} ({count} calls, clock at {} Hz)",
+        ticks / count,
+        tantalum_guest::time::frequency()
+    );
 }
 
 /// `role=fault`: stores to the `run`-th address of `addrs` (see the module documentation).
