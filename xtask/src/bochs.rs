@@ -293,6 +293,29 @@ pub fn demo_scenario() -> std::result::Result<(), String> {
     )
 }
 
+/// configs/x86/x86-games.dts: the attacker's privileged games (MSRs, the hypervisor's console
+/// port, the PIC, CR3 into the hypervisor, VMXON) each end by its restart policy; CPUID hides VMX
+/// and names Tantalum; the victim runs to its end.
+pub fn games_scenario() -> std::result::Result<(), String> {
+    system_scenario(
+        "configs/x86/x86-games.dts",
+        &[
+            "[attacker] games: CPUID shows VMX: false; names Tantalum: true",
+            "[tantalum] partition 'attacker' fault: trapped system register read (MSR 0x1b)",
+            "[tantalum] partition 'attacker' fault: trapped system register write (MSR 0xc0000080)",
+            "[attacker] games: run 2: out-com1",
+            "[attacker] games: run 3: in-pic",
+            "[tantalum] partition 'attacker' fault: stage-2 read abort at IPA 0x100000",
+            "[attacker] games: run 5: vmxon",
+            "[attacker] games: all 6 games were stopped",
+            "[tantalum] partition 'attacker' exited with code 0: stopped",
+            "[victim] victim done",
+            "[tantalum] all partitions have stopped: powering off",
+        ],
+        &["BREACH", "halting", "!"],
+    )
+}
+
 /// configs/x86/x86-bench.dts: the VMCALL round trip (HYP_VERSION), in TSC ticks of the partition,
 /// which Bochs (`ips=100000000`, the TSC calibrated at 100 MHz) advances about once per
 /// instruction: printed, not checked against a budget.

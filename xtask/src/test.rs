@@ -296,6 +296,10 @@ const X86_SCENARIOS: &[X86Scenario] = &[
         crate::bochs::fault_policy_scenario,
     ),
     (
+        "x86_64 under Bochs: the attacker's CPU games (MSRs, ports, CR3, VMXON) end by its policy, the victim runs on",
+        crate::bochs::games_scenario,
+    ),
+    (
         "x86_64 under Bochs: the demo pipeline, channels with doorbells as injected interrupts (configs/x86/x86-demo.dts)",
         crate::bochs::demo_scenario,
     ),

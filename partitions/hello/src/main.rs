@@ -10,6 +10,7 @@
 //! - `role=fault addrs=A,B,..`: run N (its restart count) stores to the N-th address, which
 //!   must lie outside its memory (another partition's, the hypervisor's, a device's): its
 //!   `on-fault` policy must end each run; once past the last address it says so and exits;
+//! - `role=games` (x86_64): privileged CPU games, one per run (games.rs);
 //! - `role=bench count=N`: times N `HYP_VERSION` hypercalls on the partition's clock and
 //!   prints the mean round trip in clock ticks (the x86 scenario's figure: the TSC, which Bochs
 //!   advances about once per instruction).
@@ -19,6 +20,8 @@
 use tantalum_guest::dt::bootarg;
 use tantalum_guest::{println, wait_ns};
 
+#[cfg(target_arch = "x86_64")]
+mod games;
 mod udp;
 mod vsock;
 
@@ -42,6 +45,8 @@ fn main() {
         Some("vsock-echo") => return vsock::echo(),
         Some("fault") => return fault(info.restarts),
         Some("bench") => return bench(),
+        #[cfg(target_arch = "x86_64")]
+        Some("games") => return games::play(info.restarts),
         _ => {}
     }
     for i in 1..=3 {

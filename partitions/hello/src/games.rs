@@ -1,0 +1,42 @@
+//! `role=games` (x86_64): the attacker's CPU games, one per run (its restart count picks it),
+//! each of which the hypervisor must end by the partition's `on-fault` policy: reading the
+//! local APIC base MSR, writing EFER, the hypervisor's console port, the PIC, a CR3 pointing
+//! into the hypervisor's memory, VMXON. First it checks that CPUID hides VMX and names
+//! Tantalum. Once past the last game it says so and exits.
+
+use core::arch::asm;
+use core::arch::x86_64::__cpuid;
+
+use tantalum_guest::println;
+
+const GAMES: [&str; 6] = ["rdmsr-apic-base", "wrmsr-efer", "out-com1", "in-pic", "cr3-hypervisor", "vmxon"];
+
+pub fn play(run: u64) {
+    if run == 0 {
+        let vmx = __cpuid(1).ecx & (1 << 5) != 0;
+        let sig = __cpuid(0x4000_0000);
+        let tantalum = sig.ebx.to_le_bytes() == *b"Tant" && sig.ecx.to_le_bytes() == *b"alum";
+        println!("games: CPUID shows VMX: {vmx}; names Tantalum: {tantalum}");
+    }
+    let Some(game) = GAMES.get(run as usize) else {
+        println!("games: all {} games were stopped", GAMES.len());
+        return;
+    };
+    println!("games: run {run}: {game}");
+    // SAFETY: each game is deliberately privileged; the hypervisor must stop the partition at
+    // it (a game that returned is reported as a breach).
+    unsafe {
+        match run {
+            0 => asm!("rdmsr", in("ecx") 0x1bu32, out("eax") _, out("edx") _, options(nostack)),
+            1 => asm!("wrmsr", in("ecx") 0xc000_0080u32, in("eax") 0u32, in("edx") 0u32, options(nostack)),
+            2 => asm!("out dx, al", in("dx") 0x3f8u16, in("al") b'!', options(nostack)),
+            3 => asm!("in al, dx", in("dx") 0x21u16, out("al") _, options(nostack)),
+            4 => asm!("mov cr3, {}", "mov rax, [rsp]", in(reg) 0x10_0000u64, out("rax") _, options(nostack)),
+            _ => {
+                let region = 0u64;
+                asm!("vmxon [{}]", in(reg) &region, options(nostack));
+            }
+        }
+    }
+    println!("BREACH: {game} returned");
+}
