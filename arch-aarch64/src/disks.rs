@@ -40,6 +40,7 @@ pub fn access(
             let answer = system.disks[disk.id].lock().frontend_access(
                 frontend,
                 Owner(me),
+                &mut memory::Physical,
                 offset,
                 access.size,
                 access.write,
@@ -65,9 +66,10 @@ pub fn access(
     answer.value
 }
 
-/// Forgets partition `id`'s part in every disk (it stops or restarts): its frontend devices are
-/// reset, and as a driver its held request fails (the frontend hears of it).
-pub fn reset(system: &System, id: usize, cpu: usize) {
+/// Forgets partition `id`'s part in every disk (it stops, or restarts if `restarting`): its
+/// frontend devices are reset; as a driver, its held request fails (the frontend hears of it),
+/// and if it stopped for good every request from now on fails at once.
+pub fn reset(system: &System, id: usize, cpu: usize, restarting: bool) {
     for (disk, lock) in system.config.disks.iter().zip(&system.disks) {
         for (f, fe) in disk.frontends.iter().enumerate() {
             if fe.partition.map(usize::from) == Some(id) {
@@ -76,7 +78,11 @@ pub fn reset(system: &System, id: usize, cpu: usize) {
         }
         if disk.driver.map(usize::from) == Some(id) {
             let owners = owners(system, disk);
-            let answer = lock.lock().reset_backend(&owners, &mut memory::Physical);
+            let answer = if restarting {
+                lock.lock().reset_backend(&owners, &mut memory::Physical)
+            } else {
+                lock.lock().detach_backend(&owners, &mut memory::Physical)
+            };
             let d = lock.lock();
             info!(
                 "virtio disk '{}': {} requests relayed, {} refused, {} wrong completions",

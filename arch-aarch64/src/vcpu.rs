@@ -209,7 +209,7 @@ pub fn stop(system: &System, id: usize, from_cpu: usize) {
     crate::smmu::disable_partition(&system.config, id);
     p.generation.fetch_add(1, Ordering::AcqRel);
     system.reset_virtio(id);
-    crate::disks::reset(system, id, from_cpu);
+    crate::disks::reset(system, id, from_cpu, false);
     let remaining = system.mark_stopped(id);
     for vcpu in 0..p.vcpus.len() {
         kick_vcpu(system, p, vcpu, from_cpu);
@@ -270,7 +270,7 @@ fn restart(here: Here) -> ! {
     p.vgic.lock().reset();
     *p.vuart.lock() = VirtualUart::new();
     system.reset_virtio(here.id);
-    crate::disks::reset(system, here.id, here.cpu);
+    crate::disks::reset(system, here.id, here.cpu, true);
     let dtb = p.config.guest_dtb_address().map_or(0, |a| a.as_u64());
     // The partition's other CPUs, off now, join the reload from their wait.
     p.load.reset();

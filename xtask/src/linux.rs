@@ -355,13 +355,23 @@ blk_test() {
         fi
         umount /mnt
         echo 3 > /proc/sys/vm/drop_caches
+        start=$(cut -d' ' -f1 /proc/uptime)
+        dd if=/dev/vda of=/dev/null bs=65536 2>/dev/null
+        end=$(cut -d' ' -f1 /proc/uptime)
+        bytes=$(($(cat /sys/block/vda/size) * 512))
+        say "blk: read the whole region ($bytes bytes) at $(awk "BEGIN { printf \"%.2f MiB/s\", $bytes / ($end - $start + 0.001) / 1048576 }")"
+        echo 3 > /proc/sys/vm/drop_caches
         say "blk: the other's marker appears $(grep -c "$BLK_MARKER" /dev/vda) times in this region"
     else
-        head -c 1048576 /dev/urandom > /mnt/blk-data
-        md5sum < /mnt/blk-data | cut -d' ' -f1 > /mnt/blk-md5
+        head -c 1048576 /dev/urandom > /tmp/blk-data
+        start=$(cut -d' ' -f1 /proc/uptime)
+        cp /tmp/blk-data /mnt/blk-data
+        sync
+        end=$(cut -d' ' -f1 /proc/uptime)
+        md5sum < /tmp/blk-data | cut -d' ' -f1 > /mnt/blk-md5
         echo "$BLK_TOKEN" > /mnt/blk-token
         sync
-        say "blk: wrote 1048576 bytes, md5 $(cat /mnt/blk-md5), synced; rebooting"
+        say "blk: wrote 1048576 bytes, md5 $(cat /mnt/blk-md5), synced in $(awk "BEGIN { printf \"%.2f\", $end - $start }") s; rebooting"
         umount /mnt
         reboot -f
         while true; do sleep 1000; done

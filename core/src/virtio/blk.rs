@@ -147,6 +147,8 @@ pub struct Disk {
     next: usize,
     /// Completions the driver got wrong: no request taken, or a status that is not one.
     pub garbage: u64,
+    /// The driver partition has stopped: requests fail at once.
+    detached: bool,
 }
 
 /// A chain as [`parse`] found it.
@@ -174,6 +176,7 @@ impl Disk {
             current: None,
             next: 0,
             garbage: 0,
+            detached: false,
         }
     }
 
@@ -186,11 +189,13 @@ impl Disk {
         }
     }
 
-    /// Forgets the driver (its partition stops or restarts): its buffer area, and the request it
-    /// held, which fails with an I/O error so that the frontend does not wait for it forever.
+    /// Forgets the driver (its partition restarts): its buffer area, and the request it held,
+    /// which fails with an I/O error so that the frontend does not wait for it forever. The
+    /// frontends' other requests wait for the new driver.
     pub fn reset_backend(&mut self, frontends: &[Owner<'_>], mem: &mut dyn GuestMemory) -> Answer {
         self.buffer = 0;
         self.buffer_len = 0;
+        self.detached = false;
         let mut out = Answer::default();
         if let Some(req) = self.current.take() {
             self.finish(req, S_IOERR, None, frontends, mem, &mut out);
@@ -199,11 +204,43 @@ impl Disk {
         out
     }
 
+    /// The driver partition stopped for good: as [`reset_backend`](Self::reset_backend), and
+    /// from now on every request fails at once with an I/O error (a disk unplugged), the ones
+    /// waiting too, so that no frontend waits for a driver that will not come back.
+    pub fn detach_backend(&mut self, frontends: &[Owner<'_>], mem: &mut dyn GuestMemory) -> Answer {
+        let mut out = self.reset_backend(frontends, mem);
+        self.detached = true;
+        for (f, &owner) in frontends.iter().enumerate().take(self.frontends.len()) {
+            self.fail_waiting(f, owner, mem, &mut out);
+        }
+        self.mark_used(&out);
+        out
+    }
+
+    /// Completes every request frontend `f` has made available with an I/O error.
+    fn fail_waiting(&mut self, f: usize, owner: Owner<'_>, mem: &mut dyn GuestMemory, out: &mut Answer) {
+        let fe = &mut self.frontends[f];
+        let Some(ring) = fe.device.ring(REQUESTQ) else { return };
+        let result = (|| loop {
+            let Some(chain) = ring.peek(mem)? else { return Ok(()) };
+            ring.take();
+            parse(ring, owner, mem, chain.head)?;
+            finish_chain(ring, owner, mem, chain.head, S_IOERR, None)?;
+            out.frontends |= u32::from(ring.wants_interrupt(mem)) << f;
+        })();
+        if let Err(e) = result {
+            fe.device.fail(e);
+            out.failed = Some((f, e));
+            out.frontends |= 1 << f;
+        }
+    }
+
     /// An access by frontend `f` to its device's window; `owner` is its partition.
     pub fn frontend_access(
         &mut self,
         f: usize,
         owner: Owner<'_>,
+        mem: &mut dyn GuestMemory,
         offset: u64,
         size: u8,
         write: Option<u64>,
@@ -224,6 +261,11 @@ impl Disk {
             Effect::Notify(q) => out.backend = usize::from(q) == REQUESTQ,
         }
         out.failed = fe.device.error.filter(|_| fe.device.error != before).map(|e| (f, e));
+        if out.backend && self.detached {
+            out.backend = false;
+            self.fail_waiting(f, owner, mem, &mut out);
+            self.mark_used(&out);
+        }
         out
     }
 

@@ -5,8 +5,9 @@
 //! straight into and out of the buffer area the hypervisor copies the frontends' data through.
 //!
 //! Boot arguments: `linger_s=N` exits once no frontend has run its device for N seconds (after
-//! one did: a test system powers off when its Linux partitions are done); `misbehave=silent` takes one request and never answers it, `misbehave=garbage`
-//! answers every request with a status that is not one (hostile-backend scenarios).
+//! one did: a test system powers off when its Linux partitions are done). Hostile-backend
+//! scenarios: `misbehave=silent` takes one request and never answers it (with `hold_s=N`, exits
+//! N seconds later), `misbehave=garbage` answers every request with a status that is not one.
 #![no_std]
 #![no_main]
 
@@ -88,9 +89,13 @@ fn main() {
         match misbehave {
             Some("silent") => {
                 println!("misbehaving: took a request of frontend {} and will never answer", req.frontend);
-                loop {
-                    wait_ns(1_000_000_000);
+                let hold = dt::bootarg("hold_s").and_then(|s| s.parse::<u64>().ok());
+                let start = time::now();
+                while hold.is_none_or(|h| start.elapsed() < Duration::from_secs(h)) {
+                    wait_ns(100_000_000);
                 }
+                println!("exiting after holding it {} s", hold.unwrap_or_default());
+                exit(3);
             }
             Some("garbage") => {
                 backend.complete(0x5a);

@@ -108,7 +108,7 @@ impl Setup {
     }
     fn front(&mut self, f: usize, offset: u64, write: Option<u64>) -> Answer {
         let owner = Owner(&self.parts[f + 1]);
-        self.disk.frontend_access(f, owner, offset, 4, write)
+        self.disk.frontend_access(f, owner, &mut self.mem, offset, 4, write)
     }
     fn backend(&mut self, offset: u64, write: Option<u64>) -> Answer {
         let [d, a, bb] = &self.parts;
@@ -465,4 +465,32 @@ fn frontends_take_turns() {
     }
     let order: Vec<u64> = core::iter::from_fn(|| s.serve_one()).map(|r| r.0).collect();
     assert_eq!(order, [0, 1, 0, 1]);
+}
+
+#[test]
+fn a_stopped_driver_fails_every_request_at_once() {
+    let mut s = Setup::new();
+    s.request(0, 0, T_OUT, 0, &pattern(11, 512));
+    s.request(0, 3, T_IN, 0, &[0x55; 512]);
+    assert_eq!(s.backend_r(b::FETCH), u64::from(FETCH_REQUEST));
+    // The driver partition stops with one request taken and one waiting.
+    let [_, a, bb] = &s.parts;
+    let out = s.disk.detach_backend(&[Owner(a), Owner(bb)], &mut s.mem);
+    assert_eq!(out.frontends, 1);
+    assert_eq!(s.used(0), Some((0, 1, S_IOERR)));
+    assert_eq!(s.used(0), Some((3, 1, S_IOERR)));
+    // Later requests fail as they are made, without the driver.
+    let kicked = s.request(1, 0, T_IN, 0, &[0x55; 512]);
+    assert!(!kicked.backend);
+    assert_eq!(kicked.frontends, 0b10);
+    assert_eq!(s.used(1), Some((0, 1, S_IOERR)));
+    assert_eq!(s.mem.get(2, data(0), 512), vec![0x55; 512], "nothing copied");
+    // A driver partition that restarts takes requests again.
+    let out = s.disk.reset_backend(&[Owner(&s.parts[1]), Owner(&s.parts[2])], &mut s.mem);
+    assert_eq!(out.frontends, 0);
+    s.backend_w(b::BUFFER_LOW, BUFFER);
+    s.backend_w(b::BUFFER_LEN, u64::from(MAX_DATA));
+    assert!(s.request(1, 3, T_IN, 0, &[0; 512]).backend);
+    assert!(s.serve_one().is_some());
+    assert_eq!(s.used(1), Some((3, 513, S_OK)));
 }
