@@ -2,7 +2,8 @@
 //! contains it with the `restart` policy, and the next boot (fresh memory, restart count + 1)
 //! tries the next one. Addresses are host-physical: the scenario maps the attacker with
 //! guest address = host address, so they name the victim's and the hypervisor's memory.
-//! With `role=virtio` it attacks through its virtio device instead (see [`virtio`]).
+//! With `role=virtio` it attacks through its virtio device instead (see [`virtio`]), with
+//! `role=blk` through its virtio-blk device (see [`blk`]).
 #![no_std]
 #![no_main]
 
@@ -11,6 +12,7 @@ use core::ptr::{addr_of_mut, read_volatile, write_volatile};
 use tantalum_guest::hypercall::{hvc, psci, smc, Status, HYP_CONSOLE_WRITE, VENDOR_HYP_BASE};
 use tantalum_guest::{partition_info, println};
 
+mod blk;
 mod virtio;
 
 tantalum_guest::entry!(main);
@@ -55,6 +57,9 @@ fn main() {
     let t = targets();
     if tantalum_guest::dt::bootarg("role") == Some("virtio") {
         return virtio::attacks(&t);
+    }
+    if tantalum_guest::dt::bootarg("role") == Some("blk") {
+        return blk::attacks(&t);
     }
     match boot {
         0 => {
