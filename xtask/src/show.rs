@@ -351,6 +351,21 @@ mod tests {
     }
 
     #[test]
+    fn the_plan_lists_each_disk_frontend_and_its_backend() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let dts = "configs/tests/linux-virtio-blk.dts";
+        let checked = check_file(&root.join(dts)).unwrap_or_else(|p| panic!("{dts}: {p:?}"));
+        let plan = super::plan(&checked.config);
+        for line in [
+            "disk0: virtio-blk, backend storage (driver partition), sectors 0x0..0x4000 of the disk (8 MiB), guest 0xb100000, SPI 80",
+            "disk0: virtio-blk, backend storage (driver partition), sectors 0x4000..0x8000 of the disk (8 MiB)",
+            "disk0: virtio-blk backend of /pcie@10000000 (32768 sectors) for alpha 0x0+0x4000, beta 0x4000+0x4000",
+        ] {
+            assert!(plan.contains(line), "{line} not in:\n{plan}");
+        }
+    }
+
+    #[test]
     fn the_plan_says_what_an_access_outside_memory_does() {
         // Set in the config, both ways; by default an abort for Linux, the fault policy otherwise.
         assert!(header("configs/tests/external-abort.dts", "bus").ends_with("outside-memory external-abort)"));

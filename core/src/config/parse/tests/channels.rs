@@ -129,3 +129,55 @@ fn channel_properties_are_checked() {
         assert!(text.contains(&format!("'{property}'")), "{text}");
     }
 }
+
+fn disk(frontends: Vec<(&str, Vec<Item>)>) -> Vec<Item> {
+    let mut items = vec![
+        Prop("compatible", string(crate::config::VIRTIO_BLK_COMPATIBLE)),
+        Prop("driver", cells(&[PING])),
+        Prop("device", cells(&[PING])),
+        Prop("sectors", cells(&[0x1, 0])),
+    ];
+    items.extend(frontends.into_iter().map(|(n, c)| node(n, c)));
+    items
+}
+
+#[test]
+fn parses_disks() {
+    let front = vec![Prop("partition", cells(&[PONG])), Prop("region", cells(&[0, 0x10, 0x1, 0x20]))];
+    let cfg = parse(&with_channels(vec![("disk0", disk(vec![("pong", front)]))])).expect("parses");
+    let d = &cfg.disks[0];
+    assert_eq!((d.id, d.name.as_str(), d.driver, d.sectors), (0, "disk0", Some(0), 1 << 32));
+    assert_eq!(d.device.as_deref(), Some("/hypervisor/ping"));
+    assert_eq!(d.frontends[0].path, "/hypervisor/channels/disk0/pong");
+    assert_eq!(d.frontends[0].partition, Some(1));
+    assert_eq!(d.frontends[0].region, crate::virtio::blk::Region { start: 0x10, sectors: 0x1_0000_0020 });
+    // pong's devices: its disk frontend; ping's: the backend page.
+    let kinds: Vec<_> = (0..2)
+        .map(|id| {
+            cfg.virtio_devices(id)
+                .map(|v| matches!(v, crate::config::VirtioDevice::DiskBackend(_)))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(kinds, [vec![true], vec![false]]);
+}
+
+#[test]
+fn a_disk_region_of_the_wrong_shape_is_malformed() {
+    let front = vec![Prop("partition", cells(&[PONG])), Prop("region", cells(&[0, 0x10]))];
+    let dtb = with_channels(vec![("disk0", disk(vec![("pong", front)]))]);
+    assert_error!(
+        dtb,
+        "/hypervisor/channels/disk0/pong",
+        ErrorKind::MalformedProperty { property: "region", .. },
+        []
+    );
+    let front = vec![Prop("region", cells(&[0, 0, 0, 1]))];
+    let dtb = with_channels(vec![("disk0", disk(vec![("pong", front)]))]);
+    assert_error!(
+        dtb,
+        "/hypervisor/channels/disk0/pong",
+        ErrorKind::MissingProperty { property: "partition" },
+        []
+    );
+}
