@@ -10,8 +10,9 @@
 //! `setup_data` header is the area's last 16 bytes, so the DTB that follows it is its payload.
 //! This module builds the area's bytes; it is plain arithmetic, tested on the host.
 
-/// Bytes of region 0 the boot area takes, just below the guest DTB.
-pub const BOOT_AREA_SIZE: u64 = 8 * 4096;
+/// Bytes of region 0 the boot area takes, just below the guest DTB (core's checker keeps room).
+pub const BOOT_AREA_SIZE: u64 = tantalum_core::config::x86::BOOT_AREA;
+const _: () = assert!(BOOT_AREA_SIZE == 8 * 4096, "the layout below fills eight pages");
 
 /// Offsets in the boot area.
 pub mod offset {

@@ -471,3 +471,25 @@ fn print_all() {
         }
     }
 }
+
+#[test]
+fn x86_partitions_keep_room_for_the_boot_area() {
+    let dtb = compile(&configs_dir().join("x86/x86-two-partitions.dts"));
+    let mut cfg = parse(&dtb).expect("parses");
+    let region = cfg.partitions[0].memory[0].size;
+    let reserve = tantalum_core::config::GUEST_DTB_RESERVE;
+    let area = tantalum_core::config::x86::BOOT_AREA;
+    // Exactly fitting passes; one byte more is refused with the x86 reason (not rule 7's).
+    cfg.partitions[0].image_size_hint = Some(region - reserve - area);
+    assert_eq!(validate(&cfg, &BuildFacts::default()), Ok(()));
+    cfg.partitions[0].image_size_hint = Some(region - reserve - area + 1);
+    let errors: Vec<String> =
+        validate(&cfg, &BuildFacts::default()).unwrap_err().iter().map(ToString::to_string).collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("less 0x8000 for the x86 boot area"), "{errors:?}");
+    // Too big for rule 7 already: only rule 7 speaks.
+    cfg.partitions[0].image_size_hint = Some(region);
+    let errors = validate(&cfg, &BuildFacts::default()).unwrap_err();
+    assert_eq!(errors.len(), 1);
+    assert!(!errors[0].to_string().contains("x86 boot area"));
+}

@@ -16,6 +16,10 @@ pub const IOAPIC: &str = "intel,ce4100-ioapic";
 /// `compatible` of an ISA bus: its children's `reg` is `<space address size>`, where bit 0 of
 /// `space` set means I/O ports (the Open Firmware ISA binding).
 pub const ISA_BUS: &str = "isa";
+/// Bytes of a partition's region 0, just below its guest DTB reserve, where the x86 hypervisor
+/// writes the partition's boot area (identity page tables, GDT, `boot_params`: docs/x86.md).
+pub const BOOT_AREA: u64 = 32 * 1024;
+
 /// The legacy hole: VGA memory, option ROMs and the BIOS (0xA0000..0x100000). No partition
 /// memory may cover it: real PCs decode it as devices and firmware.
 pub const LEGACY_HOLE: HostRange = HostRange::new(HostPhys(0xA_0000), 0x6_0000);
@@ -104,11 +108,19 @@ pub enum X86Problem {
     PortsTaken { device: String, ports: IoPorts, owner: String, other: String },
     /// The hypervisor console is not a 16550 on I/O ports.
     ConsoleNotPortUart { console: String },
+    /// The image, the boot area and the guest DTB reserve do not fit in region 0.
+    NoRoomForBootArea { image: u64, region: u64 },
 }
 
 impl fmt::Display for X86Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::NoRoomForBootArea { image, region } => write!(
+                f,
+                "image ({image:#x} bytes) does not fit in memory region 0 ({region:#x} bytes, less \
+                 {BOOT_AREA:#x} for the x86 boot area and {:#x} reserved for the guest DTB)",
+                crate::config::GUEST_DTB_RESERVE
+            ),
             Self::LegacyHole { range } => write!(
                 f,
                 "memory {range} covers the x86 legacy hole {LEGACY_HOLE} (VGA, option ROMs, BIOS); \

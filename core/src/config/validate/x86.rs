@@ -1,6 +1,7 @@
 //! Rule 16: x86 boards. Memory clear of the legacy hole and of the local APIC / IOAPICs (the
 //! hypervisor's); the APICs never passed through; I/O ports: each board device's ports in range
-//! and its own, each port in at most one partition; the console a 16550 on I/O ports.
+//! and its own, each port in at most one partition; the console a 16550 on I/O ports; room in
+//! region 0 for the boot area.
 
 use alloc::string::ToString;
 use alloc::vec::Vec;
@@ -9,8 +10,10 @@ use super::devices::pages;
 use super::{usable, Checker, HYPERVISOR};
 use crate::addr::HostRange;
 use crate::config::error::ErrorKind;
-use crate::config::x86::{IoPorts, X86Platform, X86Problem, IO_PORTS, LEGACY_HOLE, X86_CONSOLE_UARTS};
-use crate::config::DeviceRef;
+use crate::config::x86::{
+    IoPorts, X86Platform, X86Problem, BOOT_AREA, IO_PORTS, LEGACY_HOLE, X86_CONSOLE_UARTS,
+};
+use crate::config::{DeviceRef, PartitionConfig, GUEST_DTB_RESERVE};
 
 impl<'c> Checker<'c> {
     /// Rule 16; nothing on a board without a local APIC.
@@ -29,6 +32,23 @@ impl<'c> Checker<'c> {
         }
         self.x86_board_ports(x86);
         self.x86_devices(x86);
+        for p in &cfg.partitions {
+            self.x86_boot_area(p);
+        }
+    }
+
+    /// The image, then the boot area and the guest DTB reserve at the top of region 0 (rule 7
+    /// checks the image and the reserve alone; an initrd is refused on x86 at boot for now).
+    fn x86_boot_area(&mut self, p: &PartitionConfig) {
+        let (Some(region), Some(image)) = (p.memory.first(), p.image.map(|b| b.size).or(p.image_size_hint))
+        else {
+            return;
+        };
+        let need = image.checked_add(BOOT_AREA + GUEST_DTB_RESERVE);
+        let rule_7 = image.checked_add(GUEST_DTB_RESERVE).is_none_or(|n| n > region.size);
+        if !rule_7 && need.is_none_or(|need| need > region.size) {
+            self.x86_report(&p.path, X86Problem::NoRoomForBootArea { image, region: region.size });
+        }
     }
 
     fn x86_report(&mut self, node: &str, problem: X86Problem) {
