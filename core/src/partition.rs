@@ -223,19 +223,26 @@ fn mmio(
         return load(services.gic_access(frame, a));
     }
     let pages = &system.board.emulated;
-    let channels = system.endpoint_channels(partition.id).count();
-    if let Some((channel, _)) = pages.find(Emulated::Doorbells, addr, channels) {
-        if access.write.is_some() {
-            let _ = channel_notify(system, partition.id, channel as u64, services);
-        }
-        return load(0);
-    }
-    let devices = system.virtio_devices(partition.id).count();
-    if let Some((device, offset)) = pages.find(Emulated::Virtio, addr, devices) {
-        return load(services.virtio_access(device, offset, access));
-    }
+    // The virtual UART first (a Linux console's every byte); a window's pages are counted only
+    // for an address inside it.
     if let Some((_, offset)) = pages.find(Emulated::VirtualUart, addr, usize::from(partition.virtual_uart)) {
         return load(services.uart_access(offset, access.write));
+    }
+    let within = |what: Emulated| pages.find(what, addr, what.pages() as usize).is_some();
+    if within(Emulated::Doorbells) {
+        let channels = system.endpoint_channels(partition.id).count();
+        if let Some((channel, _)) = pages.find(Emulated::Doorbells, addr, channels) {
+            if access.write.is_some() {
+                let _ = channel_notify(system, partition.id, channel as u64, services);
+            }
+            return load(0);
+        }
+    }
+    if within(Emulated::Virtio) {
+        let devices = system.virtio_devices(partition.id).count();
+        if let Some((device, offset)) = pages.find(Emulated::Virtio, addr, devices) {
+            return load(services.virtio_access(device, offset, access));
+        }
     }
     outside_memory(partition, addr, access.kind())
 }
