@@ -177,9 +177,9 @@ fn enter(here: Here, entry: u64, context: u64) -> ! {
 /// Ends the physical interrupts this CPU acknowledged for its vCPU that are still pending in
 /// the virtual GIC (not yet in a list register, so no guest EOI will end them): a vCPU leaving
 /// the guest would otherwise leave them active for good, and a restarted partition would never
-/// see its timer or its device again. SPIs are taken on vCPU 0's CPU.
+/// see its timer or its device again. SPIs are taken on the CPU of the vCPU they are routed to.
 fn release_hardware_interrupts(p: &Partition, here: Here) {
-    for intid in p.vgic.lock().take_hw_pending(here.vcpu, here.vcpu == 0) {
+    for intid in p.vgic.lock().take_hw_pending(here.vcpu) {
         gic::deactivate(intid);
     }
 }
@@ -268,6 +268,13 @@ fn restart(here: Here) -> ! {
     }
     p.restarts.fetch_add(1, Ordering::AcqRel);
     p.vgic.lock().reset();
+    // Its devices' interrupts go back to vCPU 0's CPU, as its fresh virtual GIC routes them.
+    if let Some(cpu) = p.cpu_of(0) {
+        let devices = p.config.devices.iter().flat_map(|d| &d.interrupts);
+        for intid in devices.filter(|i| i.kind == config::Interrupt::SPI).map(|i| i.intid()) {
+            gic::retarget_spi(intid, system.config.board.cpus[cpu].hwid);
+        }
+    }
     *p.vuart.lock() = VirtualUart::new();
     system.reset_virtio(here.id);
     crate::disks::reset(system, here.id, here.cpu, true);
@@ -331,9 +338,6 @@ impl CpuServices<'_> {
         value
     }
 
-    /// After a guest's GIC write, which may have made an interrupt deliverable to another vCPU
-    /// (an SPI enabled or routed to it, a pending bit set): wakes it, or it sleeps on in WFI with
-    /// it pending.
     /// After a write to the distributor's ICFGR: a passed-through SPI's physical trigger follows
     /// the guest's configuration (a level line left high after an edge is not taken again).
     fn propagate_trigger(&self, vgic: &VirtualGic, frame: Frame, access: vgic::Access) {
@@ -348,6 +352,26 @@ impl CpuServices<'_> {
         }
     }
 
+    /// After a write to the distributor's IROUTER (GICv2: ITARGETSR): a passed-through SPI's
+    /// physical interrupt goes to the CPU of the vCPU the guest routed it to.
+    fn propagate_route(&self, vgic: &VirtualGic, frame: Frame, access: vgic::Access) {
+        let written = vgic.routing_written(frame, access);
+        if written.is_empty() {
+            return;
+        }
+        let p = self.partition();
+        let devices = p.config.devices.iter().flat_map(|d| &d.interrupts);
+        for intid in devices.filter(|i| i.kind == config::Interrupt::SPI).map(|i| i.intid()) {
+            let cpu = p.cpu_of(vgic.spi_target(intid)).filter(|_| written.contains(&intid));
+            if let Some(cpu) = cpu {
+                gic::retarget_spi(intid, self.system.config.board.cpus[cpu].hwid);
+            }
+        }
+    }
+
+    /// After a guest's GIC write, which may have made an interrupt deliverable to another vCPU
+    /// (an SPI enabled or routed to it, a pending bit set): wakes it, or it sleeps on in WFI with
+    /// it pending.
     fn wake_after_write(&self, vgic: spin::MutexGuard<'_, VirtualGic>) {
         let p = self.partition();
         let others: heapless::Vec<usize, MAX_CPUS> =
@@ -427,6 +451,7 @@ impl Services for CpuServices<'_> {
         if access.write.is_some() {
             gic::write_listed(&listed[..n]);
             self.propagate_trigger(&vgic, frame, access);
+            self.propagate_route(&vgic, frame, access);
             self.wake_after_write(vgic);
         }
         value
@@ -694,9 +719,23 @@ fn forward_physical(system: &System, p: &Partition, here: Here) {
         // SPIs: `set_pending_hw` refuses those the partition does not own. One the guest has
         // disabled is held, its physical interrupt left active until the guest ends it.
         let for_guest = gic::FORWARDED_PPIS.contains(&intid) || intid >= 32;
-        let latched = if for_guest { p.vgic.lock().set_pending_hw(vcpu, intid) } else { Latched::NotOwned };
+        // An SPI goes to the vCPU the guest routed it to (its physical interrupt follows, but one
+        // taken here just before a re-routing must still reach it).
+        let (latched, target) = match for_guest {
+            true => {
+                let mut vgic = p.vgic.lock();
+                let target = if intid >= 32 { vgic.spi_target(intid) } else { vcpu };
+                (vgic.set_pending_hw(target, intid), target)
+            }
+            false => (Latched::NotOwned, vcpu),
+        };
         match latched {
-            Latched::Ready => p.irq_hints[vcpu].store(true, Ordering::Release),
+            Latched::Ready => {
+                p.irq_hints[target].store(true, Ordering::Release);
+                if target != vcpu {
+                    kick_vcpu(system, p, target, here.cpu);
+                }
+            }
             Latched::Held => {}
             Latched::NotOwned => {
                 gic::deactivate(intid);

@@ -246,10 +246,11 @@ impl VirtualGic {
     }
 
     /// Withdraws the hardware-linked interrupts still pending (acknowledged, not yet in a list
-    /// register) for `vcpu`: its private ones, and the SPIs too when `spis`. Their physical
-    /// interrupts are active, and nothing else would end them: the caller deactivates them on
-    /// the CPU that acknowledged them. For a vCPU leaving the guest (stop, restart).
-    pub fn take_hw_pending(&mut self, vcpu: usize, spis: bool) -> Vec<u32> {
+    /// register) for `vcpu`: its private ones and the SPIs routed to it (whose physical
+    /// interrupts follow the routing, so its CPU acknowledged them). Their physical interrupts are
+    /// active, and nothing else would end them: the caller deactivates them. For a vCPU leaving
+    /// the guest (stop, restart).
+    pub fn take_hw_pending(&mut self, vcpu: usize) -> Vec<u32> {
         let mut taken = Vec::new();
         let mut take = |irq: &mut IrqState, intid: u32| {
             if irq.hw && irq.pending {
@@ -260,11 +261,31 @@ impl VirtualGic {
         if let Some(r) = self.redists.get_mut(vcpu) {
             r.local.iter_mut().zip(0..).for_each(|(irq, intid)| take(irq, intid));
         }
-        if spis {
-            self.spis.iter_mut().zip(SPI_BASE..).for_each(|(irq, intid)| take(irq, intid));
+        let vcpus = self.redists.len();
+        for (irq, intid) in self.spis.iter_mut().zip(SPI_BASE..) {
+            if target_of(irq, vcpus) == vcpu {
+                take(irq, intid);
+            }
         }
         self.recompute_pending();
         taken
+    }
+
+    /// The SPIs whose target an access by the guest at `offset` of `frame` writes (`IROUTER`,
+    /// eight bytes an INTID; GICv2 `ITARGETSR`, one byte), for the arch to route their physical
+    /// interrupts the same way; empty for any other access.
+    pub fn routing_written(&self, frame: Frame, access: Access) -> core::ops::Range<u32> {
+        let (Frame::Distributor, Some(_)) = (frame, access.write) else { return 0..0 };
+        let size = u64::from(access.size);
+        let (first, count) = match access.offset {
+            o @ offsets::IROUTER..=offsets::IROUTER_LAST if !self.v2 => {
+                ((o - offsets::IROUTER) / 8, size.div_ceil(8))
+            }
+            o @ offsets::ITARGETSR..=offsets::ITARGETSR_LAST if self.v2 => (o - offsets::ITARGETSR, size),
+            _ => return 0..0,
+        };
+        let (first, end) = (first as u32, (first + count) as u32);
+        first.max(SPI_BASE)..end.max(SPI_BASE)
     }
 
     /// Notes that a list register of `vcpu` holds `intid` (a software interrupt raised again
@@ -338,12 +359,7 @@ impl VirtualGic {
 
     /// vCPU an SPI is routed to (IROUTER Aff0; vCPU 0 when out of range).
     fn target(&self, irq: &IrqState) -> usize {
-        let aff0 = (irq.route & 0xff) as usize;
-        if aff0 < self.redists.len() {
-            aff0
-        } else {
-            0
-        }
+        target_of(irq, self.redists.len())
     }
 
     fn group_enabled(&self, group1: bool) -> bool {
@@ -721,6 +737,16 @@ impl VirtualGic {
             self.spis.iter().enumerate().filter(|(_, s)| s.owned).map(|(i, _)| SPI_BASE + i as u32).collect();
         let v2 = self.v2;
         *self = Self::for_version(if v2 { 2 } else { 3 }, self.redists.len(), &owned);
+    }
+}
+
+/// The vCPU (of `vcpus`) an SPI is routed to: its route's affinity 0, vCPU 0 when out of range.
+fn target_of(irq: &IrqState, vcpus: usize) -> usize {
+    let aff0 = (irq.route & 0xff) as usize;
+    if aff0 < vcpus {
+        aff0
+    } else {
+        0
     }
 }
 

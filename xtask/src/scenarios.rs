@@ -293,6 +293,7 @@ pub const SCENARIOS: &[Scenario] = &[
         config: "configs/tests/gic-remote-state.dts",
         expect: &[
             "[gicremote] another vCPU's list registers: active and pending seen, ICPENDR and ICACTIVER reached them, nothing more taken",
+            "[gicremote] a passed-through device's interrupt routed to vCPU 1 was taken there",
             "partition 'gicremote' exited with code 0",
         ],
         order: &[],
@@ -307,6 +308,7 @@ pub const SCENARIOS: &[Scenario] = &[
         config: "configs/boards/gicv2-gic-remote-state.dts",
         expect: &[
             "[gicremote] another vCPU's list registers: active and pending seen, ICPENDR and ICACTIVER reached them, nothing more taken",
+            "[gicremote] a passed-through device's interrupt routed to vCPU 1 was taken there",
             "partition 'gicremote' exited with code 0",
         ],
         order: &[],

@@ -98,6 +98,17 @@ pub fn route_spi(intid: u32, mpidr: u64, edge: bool) {
     }
 }
 
+/// Sends the physical SPI `intid` (already routed and configured by [`route_spi`]) to the CPU
+/// with affinity `mpidr` from now on: a passed-through device's interrupt follows its
+/// partition's routing.
+pub fn retarget_spi(intid: u32, mpidr: u64) {
+    if v2() {
+        v2::retarget_spi(intid, mpidr)
+    } else {
+        v3::retarget_spi(intid, mpidr)
+    }
+}
+
 /// Makes the physical SPI `intid` (a passed-through device's) edge-triggered or
 /// level-sensitive, as the guest configured its virtual one.
 pub fn set_trigger(intid: u32, edge: bool) {

@@ -181,6 +181,16 @@ pub fn route_spi(intid: u32, mpidr: u64, edge: bool) {
     }
 }
 
+/// Targets SPI `intid` at the CPU with affinity `mpidr` (see [`super::retarget_spi`]); a CPU
+/// whose interface is not known yet (not started) leaves the target as it was.
+pub fn retarget_spi(intid: u32, mpidr: u64) {
+    let Some(f) = FRAMES.get() else { return };
+    match (mask_of(mpidr), f.gicd().itargetsr.get(intid as usize)) {
+        (0, _) | (_, None) => {}
+        (mask, Some(target)) => target.set(mask),
+    }
+}
+
 /// Targets SPI `intid` at the CPU interfaces `mask`, sets its priority and trigger, enables it.
 fn program_spi(f: &Frames, intid: u32, mask: u8, edge: bool) {
     let n = intid as usize;

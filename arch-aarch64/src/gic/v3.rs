@@ -180,6 +180,14 @@ pub fn route_spi(intid: u32, mpidr: u64, edge: bool) {
     enable.set(bit);
 }
 
+/// Routes SPI `intid` to the CPU with affinity `mpidr` (see [`super::retarget_spi`]).
+pub fn retarget_spi(intid: u32, mpidr: u64) {
+    let Some(layout) = LAYOUT.get() else { return };
+    if let Some(router) = distributor(layout.gicd).irouter.get(intid as usize) {
+        router.set((mpidr & 0xff_ffff) | ((mpidr >> 8) & 0xff_0000_0000));
+    }
+}
+
 /// Sets GICD_ICFGR's bit of SPI `n`.
 fn configure(d: &Distributor, n: usize, edge: bool) {
     let Some(cfg) = d.icfgr.get(n / 16) else { return };

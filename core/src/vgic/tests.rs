@@ -224,14 +224,20 @@ fn hardware_linked_interrupts_not_yet_delivered_are_handed_back() {
     for (vcpu, intid) in [(0, 27), (1, 27), (0, DISK)] {
         assert_eq!(gic.set_pending_hw(vcpu, intid), Latched::Ready);
     }
-    // vCPU 1 leaves: its timer only; the SPI was acknowledged on vCPU 0's CPU.
-    assert_eq!(gic.take_hw_pending(1, false), [27]);
-    assert_eq!(gic.take_hw_pending(0, true), [27, DISK]);
+    // vCPU 1 leaves: its timer only; the SPI is routed to (acknowledged on the CPU of) vCPU 0.
+    assert_eq!(gic.take_hw_pending(1), [27]);
+    assert_eq!(gic.take_hw_pending(0), [27, DISK]);
     assert!(!gic.has_deliverable(0) && !gic.has_deliverable(1));
+    // Routed to vCPU 1, the SPI is vCPU 1's to hand back.
+    let irouter = 0x6000 + 8 * u64::from(DISK);
+    gic.access(0, D, Access { offset: irouter, size: 8, write: Some(1) });
+    assert_eq!(gic.set_pending_hw(1, DISK), Latched::Ready);
+    assert_eq!(gic.take_hw_pending(0), []);
+    assert_eq!(gic.take_hw_pending(1), [DISK]);
     // Delivered ones are the list registers' business: nothing to hand back.
     assert_eq!(gic.set_pending_hw(0, 27), Latched::Ready);
     assert!(gic.take_deliverable(0).unwrap().hw);
-    assert_eq!(gic.take_hw_pending(0, true), []);
+    assert_eq!(gic.take_hw_pending(0), []);
 }
 
 #[test]
@@ -275,4 +281,19 @@ fn gicv2_sgis_targets_and_banking() {
     assert_eq!(r(&mut one, 0, 0x800), 0);
     w(&mut one, 0, 0x800 + reg, u64::MAX);
     assert_eq!((r(&mut one, 0, 0x800 + reg), one.spi_target(BELL)), (0, 0));
+}
+
+#[test]
+fn routing_writes_name_the_spis_they_route() {
+    let gic = VirtualGic::new(2, &[40]);
+    let w = |offset, size| Access { offset, size, write: Some(1) };
+    assert_eq!(gic.routing_written(D, w(0x6000 + 8 * 40, 8)), 40..41, "IROUTER40");
+    assert_eq!(gic.routing_written(D, w(0x6000 + 8 * 40 + 4, 4)), 40..41, "its upper half");
+    assert_eq!(gic.routing_written(D, w(0x6000, 8)), 32..32, "IROUTER0 routes no SPI");
+    assert_eq!(gic.routing_written(D, Access { write: None, ..w(0x6000 + 8 * 40, 8) }), 0..0, "a read");
+    assert_eq!(gic.routing_written(D, w(0x0800 + 40, 4)), 0..0, "ITARGETSR on a GICv3");
+    assert_eq!(gic.routing_written(Frame::Redistributor(0), w(0x6000 + 8 * 40, 8)), 0..0);
+    let v2 = VirtualGic::for_version(2, 2, &[40]);
+    assert_eq!(v2.routing_written(D, w(0x0800 + 40, 4)), 40..44, "four ITARGETSR bytes");
+    assert_eq!(v2.routing_written(D, w(0x6000 + 8 * 40, 8)), 0..0, "no IROUTER on a GICv2");
 }
