@@ -96,9 +96,9 @@ pub fn iso(image: &Path, dir: &Path) -> Result<PathBuf> {
 }
 
 /// The Bochs configuration of a run of `iso` with `cpus` CPUs, COM1 into `serial`.
-fn bochsrc(iso: &Path, serial: &Path, log: &Path, cpus: u32) -> String {
+fn bochsrc(iso: &Path, serial: &Path, log: &Path, cpus: u32, megs: u32) -> String {
     format!(
-        "megs: 256\n\
+        "megs: {megs}\n\
          cpu: model=corei7_haswell_4770, count={cpus}, ips=100000000, reset_on_triple_fault=0\n\
          romimage: file=/usr/share/bochs/BIOS-bochs-latest\n\
          vgaromimage: file=/usr/share/vgabios/vgabios.bin\n\
@@ -126,16 +126,27 @@ pub struct Run {
 /// Boots `iso` in Bochs until the hypervisor powers off, Bochs exits, or `timeout` passes
 /// (then Bochs is killed).
 pub fn run(iso: &Path, cpus: u32, timeout: Duration) -> Result<Run> {
-    run_with(iso, cpus, timeout, |_| {})
+    run_with(iso, cpus, BOARD_MEGS, timeout, |_| {})
 }
 
 /// [`run`], handing `progress` the COM1 output so far every time it grew.
-fn run_with(iso: &Path, cpus: u32, timeout: Duration, mut progress: impl FnMut(&str)) -> Result<Run> {
+/// The RAM of the PC `boards/bochs-pc` describes, in MiB.
+const BOARD_MEGS: u32 = 256;
+
+/// [`run`] on a PC with `megs` MiB of RAM, handing `progress` the COM1 output so far every time
+/// it grew.
+fn run_with(
+    iso: &Path,
+    cpus: u32,
+    megs: u32,
+    timeout: Duration,
+    mut progress: impl FnMut(&str),
+) -> Result<Run> {
     let dir = iso.parent().unwrap_or(Path::new(".")).to_path_buf();
     let (serial, log, rc, conf) =
         (dir.join("com1.log"), dir.join("bochs.log"), dir.join("continue.rc"), dir.join("bochsrc"));
     let _ = std::fs::remove_file(&serial);
-    std::fs::write(&conf, bochsrc(iso, &serial, &log, cpus))?;
+    std::fs::write(&conf, bochsrc(iso, &serial, &log, cpus, megs))?;
     std::fs::write(&rc, "c\n")?;
     let start = Instant::now();
     let mut child = Command::new("bochs")
@@ -213,10 +224,22 @@ pub fn cpus_used(config: &tantalum_core::config::SystemConfig) -> u32 {
 /// Boots system `dts` (an x86 system description) under Bochs with the CPUs it uses; passes if
 /// COM1 shows every `expected` line fragment and none of `forbidden`.
 fn system_scenario(dts: &str, expected: &[&str], forbidden: &[&str]) -> std::result::Result<(), String> {
+    system_scenario_on(dts, BOARD_MEGS, expected, forbidden)
+}
+
+/// [`system_scenario`] on a PC with `megs` MiB of RAM (less than the board says: the
+/// hypervisor's cross-check against the Multiboot2 memory map must notice).
+fn system_scenario_on(
+    dts: &str,
+    megs: u32,
+    expected: &[&str],
+    forbidden: &[&str],
+) -> std::result::Result<(), String> {
     let built = crate::image::build_system(&root().join(dts)).map_err(|e| e.0)?;
     let dir = built.image.parent().unwrap_or(Path::new(".")).to_path_buf();
     let iso = iso(&built.image, &dir.join("bochs")).map_err(|e| e.0)?;
-    let run = run(&iso, cpus_used(&built.config), Duration::from_secs(240)).map_err(|e| e.0)?;
+    let run =
+        run_with(&iso, cpus_used(&built.config), megs, Duration::from_secs(240), |_| {}).map_err(|e| e.0)?;
     let missing: Vec<&str> = expected.iter().copied().filter(|e| !run.output.contains(e)).collect();
     let present: Vec<&str> = forbidden.iter().copied().filter(|f| run.output.contains(f)).collect();
     if missing.is_empty() && present.is_empty() && !run.output.contains("PANIC") {
@@ -316,6 +339,23 @@ pub fn games_scenario() -> std::result::Result<(), String> {
     )
 }
 
+/// configs/x86/x86-two-partitions.dts on a PC with 40 MiB instead of the board's 256: the
+/// Multiboot2 memory map ends below 'pong' (32..48 MiB), so the hypervisor refuses it and runs
+/// 'ping' alone.
+pub fn memory_map_scenario() -> std::result::Result<(), String> {
+    system_scenario_on(
+        "configs/x86/x86-two-partitions.dts",
+        40,
+        &[
+            "[tantalum] partition 'pong': memory 0x2000000..0x3000000 is not RAM on this machine (Multiboot2 memory map): refusing it",
+            "[ping] ping done",
+            "[tantalum] partition 'ping' exited with code 0: stopped",
+            "[tantalum] all partitions have stopped: powering off",
+        ],
+        &["[pong]", "VMX on (CPU 1"],
+    )
+}
+
 /// configs/x86/x86-bench.dts: the VMCALL round trip (HYP_VERSION), in TSC ticks of the partition,
 /// which Bochs (`ips=100000000`, the TSC calibrated at 100 MHz) advances about once per
 /// instruction: printed, not checked against a budget.
@@ -348,7 +388,7 @@ pub fn run_system(built: &crate::image::BuiltSystem, timeout: Option<Duration>) 
         iso.display()
     ));
     let mut shown = 0;
-    let run = run_with(&iso, cpus, timeout.unwrap_or(Duration::MAX), |output| {
+    let run = run_with(&iso, cpus, BOARD_MEGS, timeout.unwrap_or(Duration::MAX), |output| {
         use std::io::Write;
         print!("{}", &output[shown..]);
         let _ = std::io::stdout().flush();

@@ -292,6 +292,10 @@ const X86_SCENARIOS: &[X86Scenario] = &[
         crate::bochs::two_partitions_scenario,
     ),
     (
+        "x86_64 under Bochs: a partition outside the PC's RAM (Multiboot2 memory map) is refused, the other runs",
+        crate::bochs::memory_map_scenario,
+    ),
+    (
         "x86_64 under Bochs: fault policy, an attacker's stores outside its memory restart it, the victim runs on",
         crate::bochs::fault_policy_scenario,
     ),
