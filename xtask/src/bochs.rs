@@ -224,18 +224,27 @@ pub fn cpus_used(config: &tantalum_core::config::SystemConfig) -> u32 {
 /// Boots system `dts` (an x86 system description) under Bochs with the CPUs it uses; passes if
 /// COM1 shows every `expected` line fragment and none of `forbidden`.
 fn system_scenario(dts: &str, expected: &[&str], forbidden: &[&str]) -> std::result::Result<(), String> {
-    system_scenario_on(dts, BOARD_MEGS, expected, forbidden)
+    system_scenario_on(dts, BOARD_MEGS, None, expected, forbidden)
 }
 
 /// [`system_scenario`] on a PC with `megs` MiB of RAM (less than the board says: the
-/// hypervisor's cross-check against the Multiboot2 memory map must notice).
+/// hypervisor's cross-check against the Multiboot2 memory map must notice), with one byte of
+/// partition `tamper`'s image flipped in the boot image after it was built, if given.
 fn system_scenario_on(
     dts: &str,
     megs: u32,
+    tamper: Option<&str>,
     expected: &[&str],
     forbidden: &[&str],
 ) -> std::result::Result<(), String> {
     let built = crate::image::build_system(&root().join(dts)).map_err(|e| e.0)?;
+    if let Some(name) = tamper {
+        let placed =
+            built.images.iter().find(|p| p.partition == name).ok_or(format!("no partition {name}"))?;
+        let mut image = std::fs::read(&built.image).map_err(|e| e.to_string())?;
+        image[(placed.file_offset + placed.size / 2) as usize] ^= 0x01;
+        std::fs::write(&built.image, image).map_err(|e| e.to_string())?;
+    }
     let dir = built.image.parent().unwrap_or(Path::new(".")).to_path_buf();
     let iso = iso(&built.image, &dir.join("bochs")).map_err(|e| e.0)?;
     let run =
@@ -346,6 +355,7 @@ pub fn memory_map_scenario() -> std::result::Result<(), String> {
     system_scenario_on(
         "configs/x86/x86-two-partitions.dts",
         40,
+        None,
         &[
             "[tantalum] partition 'pong': memory 0x2000000..0x3000000 is not RAM on this machine (Multiboot2 memory map): refusing it",
             "[ping] ping done",
@@ -353,6 +363,24 @@ pub fn memory_map_scenario() -> std::result::Result<(), String> {
             "[tantalum] all partitions have stopped: powering off",
         ],
         &["[pong]", "VMX on (CPU 1"],
+    )
+}
+
+/// configs/x86/x86-two-partitions.dts with one bit of pong's image flipped in the boot image:
+/// its SHA-256 no longer matches the system DTB's, so the hypervisor refuses to start it and
+/// ping runs alone.
+pub fn tampered_image_scenario() -> std::result::Result<(), String> {
+    system_scenario_on(
+        "configs/x86/x86-two-partitions.dts",
+        BOARD_MEGS,
+        Some("pong"),
+        &[
+            "[tantalum] partition 'pong': not started: its image does not match its SHA-256",
+            "[ping] ping done",
+            "[tantalum] partition 'ping' exited with code 0: stopped",
+            "[tantalum] all partitions have stopped: powering off",
+        ],
+        &["[pong]"],
     )
 }
 

@@ -296,6 +296,10 @@ const X86_SCENARIOS: &[X86Scenario] = &[
         crate::bochs::memory_map_scenario,
     ),
     (
+        "x86_64 under Bochs: a partition image altered after the build fails its SHA-256 and is not started",
+        crate::bochs::tampered_image_scenario,
+    ),
+    (
         "x86_64 under Bochs: fault policy, an attacker's stores outside its memory restart it, the victim runs on",
         crate::bochs::fault_policy_scenario,
     ),
