@@ -189,6 +189,16 @@ impl System {
                 owned.push(VIRTUAL_UART_SPI + 32);
             }
             owned.extend((0..config.virtio_devices(p.id).count()).map(virtio::virtio_intid));
+            let mut vgic = VirtualGic::for_version(gic_version, p.cpus.len(), &owned);
+            // Level lines read level (ICFGR) as on the board: devices' (DT flags other than
+            // edge-rising) and the virtual UART's.
+            let devices = p.devices.iter().flat_map(|d| &d.interrupts);
+            for irq in devices.filter(|i| i.kind == Interrupt::SPI && i.flags & 0xf != 1) {
+                vgic.set_level_at_reset(irq.intid());
+            }
+            if p.virtual_uart {
+                vgic.set_level_at_reset(VIRTUAL_UART_SPI + 32);
+            }
             partitions.push(Partition {
                 config: p.clone(),
                 vmid: (i + 1) as u8,
@@ -196,7 +206,7 @@ impl System {
                 restarts: AtomicU32::new(0),
                 console: Mutex::new(LineBuffer::new()),
                 console_budget: Mutex::new(Budget::new()),
-                vgic: Mutex::new(VirtualGic::for_version(gic_version, p.cpus.len(), &owned)),
+                vgic: Mutex::new(vgic),
                 vuart: Mutex::new(VirtualUart::new()),
                 irq_hints: p.cpus.iter().map(|_| AtomicBool::new(false)).collect(),
                 vcpus: p.cpus.iter().map(|_| VcpuSlot::new()).collect(),

@@ -107,6 +107,9 @@ pub struct VirtualGic {
     /// Bit `n`: SPI INTID `32 + n` is pending (mirrors `spis[n].pending`).
     pending_spis: u128,
     redists: Vec<Redistributor>,
+    /// Bit `n`: SPI INTID `32 + n` is level-sensitive at reset (a device's line, as the board
+    /// describes it); the others are edge-triggered (doorbells).
+    level_spis: u128,
 }
 
 /// Where per-INTID registers live: SPIs in the distributor, SGIs and PPIs banked per vCPU in
@@ -156,7 +159,7 @@ impl VirtualGic {
             irq.edge = intid < 16; // SGIs are edge; PPIs default to level
         }
         let redists = vec![Redistributor { asleep: true, local, pending: 0 }; vcpus.max(1)];
-        Self { v2: false, ctlr: CTLR_ARE | CTLR_DS, spis, pending_spis: 0, redists }
+        Self { v2: false, ctlr: CTLR_ARE | CTLR_DS, spis, pending_spis: 0, redists, level_spis: 0 }
     }
 
     /// As [`VirtualGic::new`], for the board's GIC `version` (2 or 3).
@@ -731,12 +734,26 @@ impl VirtualGic {
         value
     }
 
-    /// Resets to the power-on state (partition restart), keeping ownership.
+    /// Makes SPI `intid` level-sensitive from reset on (ICFGR reads it so until the guest writes
+    /// it): a passed-through device's level line, the virtual UART's.
+    pub fn set_level_at_reset(&mut self, intid: u32) {
+        let Some(n) = intid.checked_sub(SPI_BASE).filter(|&n| n < 128) else { return };
+        self.level_spis |= 1 << n;
+        if let Some(irq) = self.spis.get_mut(n as usize) {
+            irq.edge = false;
+        }
+    }
+
+    /// Resets to the power-on state (partition restart), keeping ownership and the reset
+    /// triggers.
     pub fn reset(&mut self) {
         let owned: Vec<u32> =
             self.spis.iter().enumerate().filter(|(_, s)| s.owned).map(|(i, _)| SPI_BASE + i as u32).collect();
-        let v2 = self.v2;
+        let (v2, level) = (self.v2, self.level_spis);
         *self = Self::for_version(if v2 { 2 } else { 3 }, self.redists.len(), &owned);
+        for n in (0..128u32).filter(|n| level & (1 << n) != 0) {
+            self.set_level_at_reset(SPI_BASE + n);
+        }
     }
 }
 

@@ -297,3 +297,19 @@ fn routing_writes_name_the_spis_they_route() {
     assert_eq!(v2.routing_written(D, w(0x0800 + 40, 4)), 40..44, "four ITARGETSR bytes");
     assert_eq!(v2.routing_written(D, w(0x6000 + 8 * 40, 8)), 0..0, "no IROUTER on a GICv2");
 }
+
+#[test]
+fn device_lines_read_level_sensitive_until_the_guest_says_otherwise() {
+    const RTC: u32 = 34;
+    let mut gic = VirtualGic::new(1, &[RTC, BELL]);
+    gic.set_level_at_reset(RTC);
+    // ICFGR2 covers INTIDs 32-47: bit 2n+1 of INTID 32+n is edge.
+    let icfgr = |gic: &mut VirtualGic| read(gic, D, 0x0c00 + 4 * 2);
+    assert_eq!(icfgr(&mut gic) & (2 << (2 * (RTC - 32))), 0, "the RTC's line is level");
+    let bell_icfgr = read(&mut gic, D, 0x0c00 + 4 * (BELL / 16) as u64);
+    assert_ne!(bell_icfgr & (2 << (2 * (BELL % 16))), 0, "a doorbell is edge");
+    write(&mut gic, D, 0x0c00 + 4 * 2, 2 << (2 * (RTC - 32)));
+    assert!(gic.is_edge(0, RTC), "the guest may make it edge");
+    gic.reset();
+    assert!(!gic.is_edge(0, RTC), "level again after a restart");
+}
