@@ -166,6 +166,10 @@ fn start_system(config: SystemConfig, layout: &Layout, refused: &[u16]) -> ! {
     let payload: &'static [u8] =
         // SAFETY: as in `read_config`.
         unsafe { core::slice::from_raw_parts(layout.payload as *const u8, layout.info.payload_size as usize) };
+    for p in config.partitions.iter().filter(|p| p.cpus.len() > 1) {
+        // CPU_ON for a partition's own CPUs is not there yet on x86: its vCPU 0 runs alone.
+        info!("partition '{}': only vCPU 0 of {} runs (no CPU_ON on x86 yet)", p.name, p.cpus.len());
+    }
     let used: Vec<(usize, usize)> = config
         .partitions
         .iter()
