@@ -35,15 +35,30 @@ pub struct Backend {
     pub capacity: u64,
     /// How many frontends it serves.
     pub frontends: u32,
+    /// The page's interrupt (INTID), raised whenever a frontend makes requests available.
+    pub intid: Option<u32>,
+}
+
+const COMPATIBLE: &str = "tantalum,blk-backend-v1";
+
+/// The INTID of backend page `n` (its node's `interrupts = <0 spi flags>`).
+fn interrupt(n: usize) -> Option<u32> {
+    let fdt = crate::dt::get()?;
+    let node = fdt
+        .all_nodes()
+        .filter(|d| d.compatible().is_some_and(|c| c.all().any(|s| s == COMPATIBLE)))
+        .nth(n)?;
+    let spi = crate::dt::numbers(node.property("interrupts")?.value, 1).nth(1)?;
+    u32::try_from(spi).ok()?.checked_add(32)
 }
 
 impl Backend {
     /// The `n`-th disk this partition drives, with `buffer` (`len` bytes of its own memory) as
     /// the buffer area.
     pub fn open(n: usize, buffer: *mut u8, len: u32) -> Result<Backend, BackendError> {
-        let base = crate::dt::emulated_address("tantalum,blk-backend-v1", "tantalum,name", n)
+        let base = crate::dt::emulated_address(COMPATIBLE, "tantalum,name", n)
             .ok_or(BackendError::NoBackend)? as usize;
-        let b = Backend { base, capacity: 0, frontends: 0 };
+        let b = Backend { base, capacity: 0, frontends: 0, intid: interrupt(n) };
         if b.read(reg::MAGIC) != BACKEND_MAGIC {
             return Err(BackendError::NoBackend);
         }
