@@ -19,6 +19,8 @@ const LAPIC_EOI: usize = 0xb0;
 const LAPIC_SVR: usize = 0xf0;
 const LAPIC_ICR_LOW: usize = 0x300;
 const LAPIC_ICR_HIGH: usize = 0x310;
+/// The highest APIC ID an xAPIC ICR destination holds (8 bits; no x2APIC yet).
+const MAX_XAPIC_ID: u32 = 0xff;
 /// The vector of the IPI that makes a CPU leave its guest (a doorbell for it is pending).
 pub const KICK_VECTOR: u32 = 0xf0;
 /// ICR: delivery status (send pending), INIT (level assert), Start-up.
@@ -155,12 +157,17 @@ pub fn eoi() {
 /// Makes the CPU with local APIC ID `apic_id` leave its guest ([`KICK_VECTOR`]; its exit
 /// handler ends the interrupt and injects what is pending).
 pub fn kick(apic_id: u32) {
-    send_ipi(apic_id, KICK_VECTOR);
+    if apic_id <= MAX_XAPIC_ID {
+        send_ipi(apic_id, KICK_VECTOR);
+    }
 }
 
 /// Starts the CPU with local APIC ID `apic_id` as CPU `cpu`, on the stack below `stack_top`;
-/// returns whether it arrived within about a second.
+/// returns whether it arrived within about a second (never for an ID beyond xAPIC's 8 bits).
 pub fn start(cpu: usize, apic_id: u32, stack_top: u64) -> bool {
+    if apic_id > MAX_XAPIC_ID {
+        return false;
+    }
     let before = STARTED.load(Ordering::Acquire);
     AP_STACK.store(stack_top, Ordering::Release);
     AP_CPU.store(cpu as u64, Ordering::Release);
