@@ -497,7 +497,7 @@ shell)
     wait
     ;;
 *)
-    say "unknown test '$name' (boot, reboot, blk, channel, net, udp, perf, devmem, shell)"
+    say "unknown test '$name' (boot, reboot, blk, channel, net, udp, vsock, perf, devmem, shell)"
     ;;
 esac
 stop
