@@ -280,6 +280,7 @@ mod tests {
             partitions: vec![PartitionConfig { name: "p".into(), cpus: vec![0], ..Default::default() }],
             channels: vec![],
             virtio: vec![],
+            disks: vec![],
         };
         let mut functions = vec![0, 1, u64::MAX, 0x8600_0000, 0xC600_00FF, 0xC600_FF00, 0xC700_0000];
         functions.extend((0..0x20).map(|n| h::VENDOR_HYP_BASE + n));
