@@ -487,6 +487,10 @@ shell)
     if [ -b /dev/vda ] && mount -t ext2 /dev/vda /mnt; then
         say "disk mounted on /mnt"
     fi
+    # On a virtio-net link or switch (tantalum.ip given): eth0 up first.
+    if param tantalum.ip >/dev/null; then
+        net_up
+    fi
     say "shell on the console: poweroff (or exit) powers Linux off, reboot restarts it"
     # busybox's poweroff, halt and reboot signal init (USR2, USR1, TERM), and a shell as init
     # ignores signals it does not trap. Trapped, they act at once only while this shell waits
