@@ -974,8 +974,8 @@ pub const SCENARIOS: &[Scenario] = &[
         forbid: &[Hypervisor("fault:"), Hypervisor("needs a reset"), AnyPartition("panic")],
         tamper: None,
         input: &[
-            ("[alpha] linux: shell on the console", b""),
-            ("[beta] linux: net: eth0 ", b"ping -c 2 10.0.0.2\r"),
+            // beta may come up before or after alpha's shell: ping keeps trying for up to 60 s.
+            ("[alpha] linux: shell on the console", b"ping -c 2 -w 60 10.0.0.2\r"),
             ("2 packets transmitted, 2 packets received", b"chanping udp 10.0.0.3 7 5\r"),
             ("5 datagrams echoed", b"poweroff\r"),
             ("console input -> beta", b"poweroff\r"),
