@@ -174,8 +174,8 @@ extern "C" fn primary_main(fw_dtb: u64) -> ! {
     for &id in &to_start {
         let p = &system.partitions[id].config;
         let hwid = system.config.board.cpus[p.cpus[0]].hwid;
-        for irq in p.devices.iter().flat_map(|d| &d.interrupts).filter(|i| i.kind == config::Interrupt::SPI) {
-            gic::route_spi(irq.intid(), hwid, irq.flags & 0xf == 1);
+        for irq in p.device_spis() {
+            gic::route_spi(irq.intid(), hwid, irq.is_edge());
         }
     }
 

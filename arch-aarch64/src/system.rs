@@ -11,7 +11,7 @@ use tantalum_core::addr::{GuestPhys, HostPhys};
 use tantalum_core::bootimage::ImageProblem;
 use tantalum_core::channel::layout::{channel_layout, LayoutError};
 use tantalum_core::config::VIRTUAL_UART_SPI;
-use tantalum_core::config::{Interrupt, PartitionConfig, SystemConfig, MAX_CPUS};
+use tantalum_core::config::{PartitionConfig, SystemConfig, MAX_CPUS};
 use tantalum_core::console::budget::Budget;
 use tantalum_core::console::LineBuffer;
 use tantalum_core::partition::power::VcpuSlot;
@@ -180,11 +180,7 @@ impl System {
             let stage2 = build_stage2(&config, p).map_err(|e| (p.name.clone(), e))?;
             let channels = config.channels_of(p.id).len();
             let mut owned: Vec<u32> = (0..channels).map(vplatform::doorbell_intid).collect();
-            owned.extend(
-                p.devices.iter().flat_map(|d| {
-                    d.interrupts.iter().filter(|i| i.kind == Interrupt::SPI).map(|i| i.intid())
-                }),
-            );
+            owned.extend(p.device_spis().map(|i| i.intid()));
             if p.virtual_uart {
                 owned.push(VIRTUAL_UART_SPI + 32);
             }
@@ -192,8 +188,7 @@ impl System {
             let mut vgic = VirtualGic::for_version(gic_version, p.cpus.len(), &owned);
             // Level lines read level (ICFGR) as on the board: devices' (DT flags other than
             // edge-rising) and the virtual UART's.
-            let devices = p.devices.iter().flat_map(|d| &d.interrupts);
-            for irq in devices.filter(|i| i.kind == Interrupt::SPI && i.flags & 0xf != 1) {
+            for irq in p.device_spis().filter(|i| !i.is_edge()) {
                 vgic.set_level_at_reset(irq.intid());
             }
             if p.virtual_uart {

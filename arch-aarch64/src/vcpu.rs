@@ -11,7 +11,7 @@ use aarch64_cpu::registers::{ESR_EL2, FAR_EL2, HPFAR_EL2, TPIDR_EL2};
 use tantalum_aarch64::esr::{self, Caller, Syndrome};
 use tantalum_aarch64::regs::SPSR_EL1H_MASKED;
 use tantalum_core::addr::{GuestPhys, HostPhys};
-use tantalum_core::config::{self, PartitionId, VirtioDevice, MAX_CPUS, VIRTUAL_UART_SPI};
+use tantalum_core::config::{PartitionId, VirtioDevice, MAX_CPUS, VIRTUAL_UART_SPI};
 use tantalum_core::console::input::{self, Announce, Focus, Help, Key};
 use tantalum_core::exit::{Exit, MmioAccess, VcpuSet};
 use tantalum_core::hypercall::Status as PsciStatus;
@@ -270,9 +270,8 @@ fn restart(here: Here) -> ! {
     p.vgic.lock().reset();
     // Its devices' interrupts go back to vCPU 0's CPU, as its fresh virtual GIC routes them.
     if let Some(cpu) = p.cpu_of(0) {
-        let devices = p.config.devices.iter().flat_map(|d| &d.interrupts);
-        for intid in devices.filter(|i| i.kind == config::Interrupt::SPI).map(|i| i.intid()) {
-            gic::retarget_spi(intid, system.config.board.cpus[cpu].hwid);
+        for irq in p.config.device_spis() {
+            gic::retarget_spi(irq.intid(), system.config.board.cpus[cpu].hwid);
         }
     }
     *p.vuart.lock() = VirtualUart::new();
@@ -341,14 +340,10 @@ impl CpuServices<'_> {
     /// After a write to the distributor's ICFGR: a passed-through SPI's physical trigger follows
     /// the guest's configuration (a level line left high after an edge is not taken again).
     fn propagate_trigger(&self, vgic: &VirtualGic, frame: Frame, access: vgic::Access) {
-        let (Frame::Distributor, 0x0c00..=0x0cff) = (frame, access.offset) else { return };
-        let first = (access.offset - 0x0c00) as u32 * 4;
-        let covered = first..first + 4 * u32::from(access.size);
-        let devices = self.partition().config.devices.iter().flat_map(|d| &d.interrupts);
-        for intid in devices.filter(|i| i.kind == config::Interrupt::SPI).map(|i| i.intid()) {
-            if covered.contains(&intid) {
-                gic::set_trigger(intid, vgic.is_edge(self.here.vcpu, intid));
-            }
+        let written = vgic.trigger_written(frame, access);
+        for intid in self.partition().config.device_spis().map(|i| i.intid()).filter(|i| written.contains(i))
+        {
+            gic::set_trigger(intid, vgic.is_edge(self.here.vcpu, intid));
         }
     }
 
@@ -360,10 +355,8 @@ impl CpuServices<'_> {
             return;
         }
         let p = self.partition();
-        let devices = p.config.devices.iter().flat_map(|d| &d.interrupts);
-        for intid in devices.filter(|i| i.kind == config::Interrupt::SPI).map(|i| i.intid()) {
-            let cpu = p.cpu_of(vgic.spi_target(intid)).filter(|_| written.contains(&intid));
-            if let Some(cpu) = cpu {
+        for intid in p.config.device_spis().map(|i| i.intid()).filter(|i| written.contains(i)) {
+            if let Some(cpu) = p.cpu_of(vgic.spi_target(intid)) {
                 gic::retarget_spi(intid, self.system.config.board.cpus[cpu].hwid);
             }
         }

@@ -274,6 +274,20 @@ impl VirtualGic {
         taken
     }
 
+    /// The SPIs whose trigger (`ICFGR`, two bits an INTID) a write by the guest to the
+    /// distributor sets, for the arch to configure their physical interrupts the same way;
+    /// empty for any other access.
+    pub fn trigger_written(&self, frame: Frame, access: Access) -> core::ops::Range<u32> {
+        let (Frame::Distributor, Some(_)) = (frame, access.write) else { return 0..0 };
+        match access.offset {
+            o @ offsets::ICFGR..=offsets::ICFGR_LAST => {
+                let first = ((o - offsets::ICFGR) * 4) as u32;
+                first..first + 4 * u32::from(access.size)
+            }
+            _ => 0..0,
+        }
+    }
+
     /// The SPIs whose target an access by the guest at `offset` of `frame` writes (`IROUTER`,
     /// eight bytes an INTID; GICv2 `ITARGETSR`, one byte), for the arch to route their physical
     /// interrupts the same way; empty for any other access.

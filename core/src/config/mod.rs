@@ -307,6 +307,11 @@ impl Interrupt {
             self.number.saturating_add(32)
         }
     }
+
+    /// Whether the specifier's trigger is edge-rising (else a level line).
+    pub const fn is_edge(&self) -> bool {
+        self.flags & 0xf == 1
+    }
 }
 
 /// A board device, or one `reg` region of it, passed through to a partition (`devices` /
@@ -594,6 +599,11 @@ impl OutsideMemory {
 }
 
 impl PartitionConfig {
+    /// The SPIs of the devices passed through to the partition.
+    pub fn device_spis(&self) -> impl Iterator<Item = &Interrupt> {
+        self.devices.iter().flat_map(|d| &d.interrupts).filter(|i| i.kind == Interrupt::SPI)
+    }
+
     /// What an access outside the partition's memory does: the config's `outside-memory`, by
     /// default an external abort for a Linux partition (one with an `initrd`, whose kernel
     /// turns it into SIGBUS for the process that made it) and the `on-fault` policy otherwise.

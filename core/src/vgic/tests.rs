@@ -293,6 +293,9 @@ fn routing_writes_name_the_spis_they_route() {
     assert_eq!(gic.routing_written(D, Access { write: None, ..w(0x6000 + 8 * 40, 8) }), 0..0, "a read");
     assert_eq!(gic.routing_written(D, w(0x0800 + 40, 4)), 0..0, "ITARGETSR on a GICv3");
     assert_eq!(gic.routing_written(Frame::Redistributor(0), w(0x6000 + 8 * 40, 8)), 0..0);
+    assert_eq!(gic.trigger_written(D, w(0x0c00 + 4 * 2, 4)), 32..48, "ICFGR2: INTIDs 32-47");
+    assert_eq!(gic.trigger_written(D, Access { write: None, ..w(0x0c00 + 8, 4) }), 0..0, "a read");
+    assert_eq!(gic.trigger_written(D, w(0x0100, 4)), 0..0, "ISENABLER0");
     let v2 = VirtualGic::for_version(2, 2, &[40]);
     assert_eq!(v2.routing_written(D, w(0x0800 + 40, 4)), 40..44, "four ITARGETSR bytes");
     assert_eq!(v2.routing_written(D, w(0x6000 + 8 * 40, 8)), 0..0, "no IROUTER on a GICv2");
