@@ -95,8 +95,10 @@ extern "C" fn primary_main(fw_dtb: u64) -> ! {
     let config = match config::parse(dtb).and_then(|c| config::validate(&c, &facts).map(|()| c)) {
         Ok(c) => c,
         Err(errors) => {
+            // Rule codes, not messages (the hypervisor is built without them): `cargo xtask
+            // config explain` turns each line back into the build tool's message.
             for e in &errors {
-                info!("config error: {e}");
+                info!("config error: {}", e.coded());
             }
             info!("the system DTB is invalid ({} error(s)): halting", errors.len());
             firmware::system_off();
@@ -282,6 +284,13 @@ extern "C" fn hyp_exception(kind: u64, esr: u64, elr: u64, far: u64) -> ! {
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    console::print_line_forced(format_args!("FATAL: hypervisor panic: {info}"));
+    // The location only: printing the message would link the formatting of every panic's
+    // arguments (kilobytes of `core::fmt`); the source line says which check failed.
+    match info.location() {
+        Some(at) => {
+            console::print_line_forced(format_args!("FATAL: hypervisor panic at {}:{}", at.file(), at.line()))
+        }
+        None => console::print_line_forced(format_args!("FATAL: hypervisor panic")),
+    }
     firmware::system_off();
 }

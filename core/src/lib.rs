@@ -17,6 +17,7 @@ pub mod gic_regs;
 pub mod hypercall;
 pub mod iommu;
 pub mod partition;
+pub mod sort;
 pub mod stage2;
 #[cfg(test)]
 mod test_support;

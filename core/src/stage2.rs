@@ -277,7 +277,7 @@ pub fn covering_pages(ranges: impl IntoIterator<Item = HostRange>) -> Vec<HostRa
         .filter(|r| r.size > 0)
         .map(|r| (r.start.0 & !(PAGE_SIZE - 1), align_up(r.end(), PAGE_SIZE).unwrap_or(!(PAGE_SIZE - 1))))
         .collect();
-    pages.sort_unstable();
+    crate::sort::sort(&mut pages);
     let mut merged: Vec<(u64, u64)> = Vec::with_capacity(pages.len());
     for (start, end) in pages {
         match merged.last_mut() {

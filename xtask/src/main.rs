@@ -10,6 +10,7 @@ mod cargo;
 mod check;
 mod devices;
 mod doctor;
+mod explain;
 mod flash;
 mod guest_dt;
 mod image;
@@ -180,6 +181,32 @@ enum ConfigCommand {
         #[arg(long, value_name = "NAME")]
         guest: Option<String>,
     },
+    /// Turn the rule codes the hypervisor prints at boot (`config error: NODE: E<code> Name`)
+    /// into the build tool's messages.
+    Explain {
+        /// Codes, each after its node path if known: `E35`, `/hypervisor/pong E35`, or the
+        /// pasted boot line.
+        #[arg(required = true, value_name = "CODE")]
+        codes: Vec<String>,
+        /// The boot image that reported them (checked as the hypervisor checked it at boot).
+        #[arg(long, value_name = "FILE", value_parser = existing_file)]
+        image: Option<PathBuf>,
+        /// Where that image was loaded (its boot line says `image at ...`).
+        #[arg(long, value_name = "ADDRESS", value_parser = address, default_value = "0x40080000")]
+        load_address: u64,
+        /// Or the system description (DTS) it was built from.
+        #[arg(long, value_name = "FILE", value_parser = existing_file, conflicts_with = "image")]
+        config: Option<PathBuf>,
+    },
+}
+
+/// A number, decimal or `0x` hexadecimal.
+fn address(arg: &str) -> std::result::Result<u64, String> {
+    let parsed = match arg.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(&hex.replace('_', ""), 16),
+        None => arg.parse(),
+    };
+    parsed.map_err(|e| format!("{arg}: {e}"))
 }
 
 /// A path to an existing file, relative to the current directory or the workspace root (so
@@ -206,6 +233,9 @@ fn main() -> ExitCode {
             let mut args = vec![file.display().to_string()];
             args.extend(guest.into_iter().flat_map(|g| ["--guest".to_string(), g]));
             show::command(&args)
+        }
+        Commands::Config(ConfigCommand::Explain { codes, image, load_address, config }) => {
+            explain::command(&codes, image.as_deref(), load_address, config.as_deref())
         }
         Commands::Test { stress: true, runs, .. } => stress::command(runs as usize),
         Commands::Test { scenario, list, .. } => test::command(scenario.as_deref(), list),

@@ -645,7 +645,9 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "a system DTB tampered after the build is rejected at boot",
         config: "configs/tests/two-partitions.dts",
         expect: &[
-            "config error: /hypervisor/pong: memory 0x42800000..0x43800000 overlaps /hypervisor/ping (0x42000000..0x43000000)",
+            // A rule code at boot, and `config explain` on the booted image gives the message.
+            "config error: /hypervisor/pong: E35 Overlap",
+            "explained: /hypervisor/pong: memory 0x42800000..0x43800000 overlaps /hypervisor/ping (0x42000000..0x43000000)",
             "the system DTB is invalid (1 error(s)): halting",
         ],
         order: &[],

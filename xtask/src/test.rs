@@ -201,8 +201,22 @@ fn run_scenario_booted(s: &Scenario, uboot: bool) -> std::result::Result<(), Str
     } else if run.status.is_some_and(|st| !st.success()) {
         problems.push(format!("QEMU exited with {:?}", run.status));
     }
+    // The rule codes the hypervisor printed, explained by `config explain` on the very image
+    // that booted: each must give a message, which expectations see as `explained: MESSAGE`.
+    let mut output = run.output.clone();
+    let reports = crate::explain::reports_in_output(&run.output);
+    if !reports.is_empty() {
+        let image = std::fs::read(&built.image).map_err(|e| e.to_string())?;
+        let errors = crate::explain::boot_errors(&image, board.load_address)?;
+        for (report, messages) in crate::explain::explain(&reports, &errors) {
+            if messages.is_empty() {
+                problems.push(format!("`config explain` finds no message for {report:?}"));
+            }
+            output.extend(messages.iter().map(|m| format!("\nexplained: {m}")));
+        }
+    }
     for e in s.expect {
-        if !run.output.contains(e) {
+        if !output.contains(e) {
             problems.push(format!("missing: {e}"));
         }
     }

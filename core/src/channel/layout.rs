@@ -183,7 +183,7 @@ impl ChannelLayout {
                 writable.push((ring.consumer_page, INDEX_PAGE_SIZE));
             }
         }
-        writable.sort_unstable();
+        crate::sort::sort(&mut writable);
         let mut out: Vec<(u64, u64, bool)> = Vec::new();
         let mut push = |offset: u64, len: u64, write: bool| {
             if len == 0 {

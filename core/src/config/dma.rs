@@ -22,7 +22,7 @@ pub fn streams_of(cfg: &SystemConfig, id: PartitionId, iommu: usize) -> Vec<Stre
         })
         .flatten()
         .collect();
-    streams.sort();
+    crate::sort::sort(&mut streams);
     streams.dedup();
     streams
 }

@@ -3,11 +3,14 @@
 //! The enum is here; the pieces its variants carry are in `error/detail.rs` and every message
 //! is in `error/display.rs`.
 
+mod codes;
 mod detail;
+#[cfg(feature = "messages")]
 mod display;
 
 use alloc::string::String;
 use alloc::vec::Vec;
+#[cfg(feature = "messages")]
 use core::fmt;
 
 use crate::addr::{GuestPhys, HostRange};
@@ -20,6 +23,10 @@ pub use detail::{
 };
 
 use super::Interrupt;
+
+#[cfg(feature = "messages")]
+pub use codes::explain;
+pub use codes::{parse_code, rule_name, Coded, RULE_CODES};
 
 /// One problem in a system configuration, found by [`super::parse`] or [`super::validate`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,12 +42,14 @@ impl ConfigError {
     }
 }
 
+#[cfg(feature = "messages")]
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.node, self.kind)
     }
 }
 
+#[cfg(feature = "messages")]
 impl core::error::Error for ConfigError {}
 
 /// What is wrong. Each rule of `docs/config.md` has its own variant.

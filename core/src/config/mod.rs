@@ -24,6 +24,9 @@ use crate::addr::{align_up, GuestPhys, HostPhys, HostRange, PAGE_SIZE};
 
 pub use crosscheck::{ram_not_reported, NotRam, Owner};
 pub use dma::{stream_owner, streams_of, unconfined_devices, unconfined_devices_in};
+#[cfg(feature = "messages")]
+pub use error::explain;
+pub use error::{parse_code, rule_name, Coded, RULE_CODES};
 pub use error::{
     ConfigError, DtbDefect, ErrorKind, Expected, GuestSpan, GuestUse, HostUse, InterruptProblem, MapWindow,
     NameProblem, NotDevice, RangesProblem,
@@ -637,7 +640,7 @@ impl SystemConfig {
     /// powers their CPUs on (they then load in parallel; see [`SystemConfig::waits_for`]).
     pub fn boot_sequence(&self) -> Vec<PartitionId> {
         let mut ids: Vec<PartitionId> = self.partitions.iter().map(|p| p.id).collect();
-        ids.sort_by_key(|&id| (self.partitions[id as usize].boot_order, id));
+        crate::sort::sort_by_key(&mut ids, |&id| (self.partitions[id as usize].boot_order, id));
         ids
     }
     /// Whether partition `id`, loaded, must wait for partition `other` to start (or to fail

@@ -2,7 +2,6 @@
 //! checker knows what shares a page), which devices master DMA and through which streams
 //! (`iommus`, `iommu-map`, `tantalum,dma-master`), and PCI host bridges' windows and INTx wiring.
 
-use alloc::collections::BTreeSet;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -197,6 +196,8 @@ impl Parser<'_, '_> {
 
 /// The distinct GIC interrupts a PCI host bridge's INTx lines use.
 pub(super) fn intx_interrupts(host: &PciHost) -> Vec<Interrupt> {
-    let set: BTreeSet<Interrupt> = host.interrupt_map.iter().map(|&(_, i)| i).collect();
-    set.into_iter().collect()
+    let mut interrupts: Vec<Interrupt> = host.interrupt_map.iter().map(|&(_, i)| i).collect();
+    crate::sort::sort(&mut interrupts);
+    interrupts.dedup();
+    interrupts
 }

@@ -1,6 +1,5 @@
 //! The tree, indexed once: paths, parents and phandles; and the property decoders.
 
-use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -29,10 +28,17 @@ impl<'a> Tree<'a> {
         let mut tree = Tree { nodes: Vec::with_capacity(raw.len()), phandles: Vec::new() };
         for (index, node) in raw.into_iter().enumerate() {
             let parent = node.parent.filter(|&p| p < index);
+            // Pushed, not `format!`ted: the hypervisor has no formatting outside its console.
             let path = match parent.and_then(|p| tree.nodes.get(p)) {
                 None => String::from("/"),
-                Some(p) if p.parent.is_none() => format!("/{}", node.name),
-                Some(p) => format!("{}/{}", p.path, node.name),
+                Some(p) => {
+                    let prefix = if p.parent.is_none() { "" } else { p.path.as_str() };
+                    let mut path = String::with_capacity(prefix.len() + 1 + node.name.len());
+                    path.push_str(prefix);
+                    path.push('/');
+                    path.push_str(node.name);
+                    path
+                }
             };
             let entry = Entry { path, name: node.name, parent, properties: node.properties };
             let phandle = ["phandle", "linux,phandle"].iter().find_map(|name| entry.property(name));
@@ -41,7 +47,7 @@ impl<'a> Tree<'a> {
             }
             tree.nodes.push(entry);
         }
-        tree.phandles.sort_by_key(|&(phandle, index)| (phandle, index));
+        crate::sort::sort(&mut tree.phandles);
         tree
     }
 
