@@ -36,6 +36,28 @@ pub unsafe fn configure_vcpu(vmid: u8, stage2: &Stage2, vcpu_index: u64, benchma
     unsafe { asm!("dsb ishst", "tlbi vmalls12e1is", "dsb ish", "isb", options(nostack)) };
 }
 
+/// Drops every TLB entry, on every CPU, that translates the page at `ipa` for the current VMID
+/// (its stage-2 descriptor was withdrawn), including combined stage 1 and 2 entries.
+///
+/// # Safety
+/// VTTBR_EL2 must hold the VMID of the partition whose stage 2 changed.
+pub unsafe fn invalidate_guest_page(ipa: tantalum_core::addr::GuestPhys) {
+    // SAFETY: TLB invalidation only makes the MMU walk the tables again (the caller's contract
+    // names the VMID).
+    unsafe {
+        asm!(
+            "dsb ishst",
+            "tlbi ipas2e1is, {page}",
+            "dsb ish",
+            "tlbi vmalle1is",
+            "dsb ish",
+            "isb",
+            page = in(reg) ipa.as_u64() >> 12,
+            options(nostack)
+        )
+    };
+}
+
 fn pmcr_el0() -> u64 {
     let v: u64;
     // SAFETY: reading PMCR_EL0 at EL2 has no side effects.

@@ -64,7 +64,8 @@ fn regions(config: &SystemConfig, layout: &Layout) -> Vec<(HostRange, MapAttrs)>
     let memory = config.partitions.iter().flat_map(|p| p.memory.iter().map(|r| r.host_range()));
     regions.extend(memory.chain(config.channels.iter().map(|c| c.memory)).map(|r| (r, READ_WRITE)));
     let console = config.hypervisor.console.iter().map(|c| c.mmio);
-    let gic = config.board.gic.iter().flat_map(|g| g.hypervisor_frames());
+    // A GICv2's GICV too: the hypervisor carries out guests' trapped accesses to it.
+    let gic = config.board.gic.iter().flat_map(|g| g.hypervisor_frames().chain(g.v2.map(|v| v.vcpu)));
     let iommus = config.board.iommus.iter().map(|i| i.mmio);
     regions.extend(covering_pages(console.chain(gic).chain(iommus)).into_iter().map(|r| (r, DEVICE)));
     regions

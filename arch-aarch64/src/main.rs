@@ -12,6 +12,7 @@ mod el2;
 mod el2map;
 mod firmware;
 mod gic;
+mod gicv_trap;
 mod heap;
 mod inject;
 mod listed_sync;

@@ -23,6 +23,7 @@ use tantalum_core::vplatform;
 use tantalum_core::vuart::VirtualUart;
 
 use crate::console::info;
+use crate::gicv_trap::GicvTrap;
 use crate::listed_sync::ListedMailbox;
 use crate::loader::LoadProgress;
 use crate::memory::{self, mapped_ram, HeapTables};
@@ -60,6 +61,9 @@ pub struct Partition {
     pub vcpus: Vec<VcpuSlot>,
     /// Per vCPU: what its list registers hold, when another vCPU's GIC access asks.
     pub listed: Vec<ListedMailbox>,
+    /// On a GICv2 board: its CPU interface page, withdrawn while a vCPU must re-sample
+    /// hardware-linked interrupts before its guest acknowledges them.
+    pub gicv_trap: Option<GicvTrap>,
     /// Bumped when the partition stops or restarts: a vCPU that finds it changed since it
     /// entered leaves the guest for good.
     pub generation: AtomicU32,
@@ -194,7 +198,9 @@ impl System {
             if p.virtual_uart {
                 vgic.set_level_at_reset(VIRTUAL_UART_SPI + 32);
             }
+            let gicv_trap = GicvTrap::new(&config, &stage2);
             partitions.push(Partition {
+                gicv_trap,
                 config: p.clone(),
                 vmid: (i + 1) as u8,
                 stage2,

@@ -162,6 +162,9 @@ fn enter(here: Here, entry: u64, context: u64) -> ! {
         crate::pmu::reset();
     }
     gic::reset_virtual_interface();
+    if let Some(trap) = &p.gicv_trap {
+        trap.release(here.vcpu);
+    }
     p.vgic.lock().end_watches(here.vcpu);
     p.irq_hints[here.vcpu].store(true, Ordering::Release);
     let mut frame = GuestFrame::default();
@@ -186,10 +189,14 @@ fn release_hardware_interrupts(p: &Partition, here: Here) {
 
 /// Leaves the guest on this CPU for good: its vCPU is off; the CPU waits to be started again.
 fn leave(here: Here) -> ! {
-    release_hardware_interrupts(&system::get().partitions[here.id], here);
+    let p = &system::get().partitions[here.id];
+    release_hardware_interrupts(p, here);
     gic::reset_virtual_interface();
+    if let Some(trap) = &p.gicv_trap {
+        trap.release(here.vcpu);
+    }
     el2::reset_el1_state();
-    system::get().partitions[here.id].vcpus[here.vcpu].set_off();
+    p.vcpus[here.vcpu].set_off();
     wait_for_start(here)
 }
 
@@ -255,6 +262,9 @@ fn restart(here: Here) -> ! {
     }
     release_hardware_interrupts(p, here);
     gic::reset_virtual_interface();
+    if let Some(trap) = &p.gicv_trap {
+        trap.release(here.vcpu);
+    }
     el2::reset_el1_state();
     if let Some(stuck) = p.vcpus.iter().position(|v| v.power() == Power::On) {
         info!("partition '{}': cannot restart: vCPU {stuck} did not leave the guest", p.config.name);
@@ -446,6 +456,16 @@ impl Services for CpuServices<'_> {
             self.propagate_trigger(&vgic, frame, access);
             self.propagate_route(&vgic, frame, access);
             self.wake_after_write(vgic);
+        }
+        value
+    }
+
+    fn gic_cpu_access(&mut self, access: vgic::Access) -> u64 {
+        let (value, still_masked) = gic::cpu_interface_access(access);
+        if !still_masked {
+            if let Some(trap) = &self.partition().gicv_trap {
+                trap.release(self.here.vcpu);
+            }
         }
         value
     }
@@ -855,7 +875,7 @@ extern "C" fn guest_exit(frame: &mut GuestFrame, kind: u64) {
                 frame.elr += esr::instruction_length(&syndrome);
             }
             let loaded_hw = load_interrupts(p, here.vcpu, kind == kind::IRQ);
-            resample_before_taken(p, frame, loaded_hw);
+            resample_before_taken(p, here.vcpu, frame, loaded_hw);
         }
         Outcome::Emulated { load } => {
             if let Some((register, value)) = load.filter(|&(r, _)| r < 31) {
@@ -863,7 +883,7 @@ extern "C" fn guest_exit(frame: &mut GuestFrame, kind: u64) {
             }
             frame.elr += esr::instruction_length(&syndrome);
             let loaded_hw = load_interrupts(p, here.vcpu, false);
-            resample_before_taken(p, frame, loaded_hw);
+            resample_before_taken(p, here.vcpu, frame, loaded_hw);
         }
         Outcome::VcpuOff => leave(here),
         Outcome::ExternalAbort { .. } => {}
@@ -887,12 +907,18 @@ extern "C" fn guest_exit(frame: &mut GuestFrame, kind: u64) {
 /// priority mask hiding the interrupt) may silence a source before it unmasks: if a hardware-linked interrupt was just loaded
 /// (`loaded_hw`), its next acknowledge traps and re-samples the line first ([`acknowledge_trap`]), so a level
 /// interrupt is not replayed after its source fell (a guest that ends it before silencing it).
-fn resample_before_taken(p: &Partition, frame: &GuestFrame, loaded_hw: Option<u8>) {
+///
+/// On a GICv2, which has no such trap, the partition's CPU interface page is withdrawn from
+/// stage 2 instead (`gicv_trap`): the guest's accesses there trap and are carried out by
+/// [`Services::gic_cpu_access`] after re-sampling, until no loaded one is hidden by the mask.
+fn resample_before_taken(p: &Partition, vcpu: usize, frame: &GuestFrame, loaded_hw: Option<u8>) {
     const PSTATE_I: u64 = 1 << 7;
     let Some(priority) = loaded_hw else { return };
     let masked = frame.spsr & PSTATE_I != 0 && !crate::wfi::follows_wfi(&p.config, frame.elr);
-    if masked || gic::masked_by_priority(priority) {
-        gic::trap_before_acknowledge();
+    if (masked || gic::masked_by_priority(priority)) && !gic::trap_before_acknowledge() {
+        if let Some(trap) = &p.gicv_trap {
+            trap.arm(vcpu);
+        }
     }
 }
 

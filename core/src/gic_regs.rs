@@ -98,7 +98,16 @@ register_structs! {
         (0x0010 => pub eoir: WriteOnly<u32>),
         (0x0014 => pub rpr: ReadOnly<u32>),
         (0x0018 => pub hppir: ReadOnly<u32, GICC_IAR::Register>),
-        (0x001c => _reserved0),
+        (0x001c => pub abpr: ReadWrite<u32>),
+        (0x0020 => pub aiar: ReadOnly<u32>),
+        (0x0024 => pub aeoir: WriteOnly<u32>),
+        (0x0028 => pub ahppir: ReadOnly<u32>),
+        (0x002c => _reserved0),
+        (0x00d0 => pub apr: [ReadWrite<u32>; 4]),
+        (0x00e0 => pub nsapr: [ReadWrite<u32>; 4]),
+        (0x00f0 => _reserved1),
+        (0x00fc => pub iidr: ReadOnly<u32>),
+        (0x0100 => _reserved2),
         (0x1000 => pub dir: WriteOnly<u32>),
         (0x1004 => @END),
     }
@@ -109,7 +118,7 @@ register_structs! {
     pub VirtualControl {
         (0x000 => pub hcr: ReadWrite<u32, GICH_HCR::Register>),
         (0x004 => pub vtr: ReadOnly<u32, GICH_VTR::Register>),
-        (0x008 => pub vmcr: ReadWrite<u32>),
+        (0x008 => pub vmcr: ReadWrite<u32, GICH_VMCR::Register>),
         (0x00c => _reserved0),
         (0x010 => pub misr: ReadOnly<u32>),
         (0x014 => _reserved1),
@@ -168,6 +177,11 @@ register_bitfields! [u32,
         INTID OFFSET(0) NUMBITS(4) [],
         TARGETS OFFSET(16) NUMBITS(8) [],
         FILTER OFFSET(24) NUMBITS(2) [List = 0, AllButSelf = 1, OnlySelf = 2],
+    ],
+    /// GICH_VMCR (GICv2): the guest's CPU interface state as its GICV shows it.
+    pub GICH_VMCR [
+        /// The guest's priority mask (`GICV_PMR`) bits [7:3].
+        PRIORITY_MASK OFFSET(27) NUMBITS(5) [],
     ],
     /// GICH_HCR (GICv2).
     pub GICH_HCR [

@@ -24,6 +24,14 @@ pub trait Services {
     fn wait(&mut self, timeout_ns: u64);
     /// Emulates an access to the calling partition's virtual GIC; returns the value read.
     fn gic_access(&mut self, frame: Frame, access: vgic::Access) -> u64;
+    /// Carries out an access of the calling vCPU to its GICv2 CPU interface that trapped (the
+    /// hypervisor unmapped that page to re-sample hardware-linked interrupts first): on the
+    /// vCPU's own virtual CPU interface, as the guest's access would have; returns the value
+    /// read. Only aligned 32-bit accesses come here. An arch without a GICv2 never traps there.
+    fn gic_cpu_access(&mut self, access: vgic::Access) -> u64 {
+        let _ = access;
+        0
+    }
     /// Makes interrupt `intid` pending in partition `target`'s virtual GIC and wakes the CPU
     /// that runs it.
     fn notify(&mut self, target: PartitionId, intid: u32);
@@ -221,6 +229,15 @@ fn mmio(
     if let Some((frame, offset)) = vplatform::gic_frame(&system.board, partition.cpus.len(), addr) {
         let a = vgic::Access { offset, size: access.size, write: access.write };
         return load(services.gic_access(frame, a));
+    }
+    if let Some(offset) = vplatform::gic_cpu_interface(&system.board, addr) {
+        // The CPU interface's registers are 32-bit words: anything else reads as zero and is
+        // ignored (never carried out on the hardware's interface).
+        if access.size != 4 || !offset.is_multiple_of(4) {
+            return load(0);
+        }
+        let a = vgic::Access { offset, size: access.size, write: access.write };
+        return load(services.gic_cpu_access(a));
     }
     let pages = &system.board.emulated;
     // The virtual UART first (a Linux console's every byte); a window's pages are counted only

@@ -241,6 +241,25 @@ impl Stage2 {
         }
     }
 
+    /// Where the 4 KiB page descriptor that maps `ipa` lives (its table and index), for a caller
+    /// that withdraws and restores that one page's mapping; `None` if `ipa` is unmapped or lies
+    /// in a block (which maps more than the page).
+    pub fn page_entry<F: Format>(&self, mem: &dyn TableMemory, ipa: GuestPhys) -> Option<(HostPhys, usize)> {
+        let mut table = self.root;
+        for level in self.geometry.start_level..=F::LEAF_LEVEL {
+            let index = self.index(level, ipa.0);
+            let desc = mem.read(table, index);
+            if !F::is_valid(desc) {
+                return None;
+            }
+            if level == F::LEAF_LEVEL {
+                return Some((table, index));
+            }
+            table = F::next_table(level, desc)?;
+        }
+        None
+    }
+
     /// Walks the tables: the host-physical address `ipa` maps to, if any.
     pub fn translate<F: Format>(&self, mem: &dyn TableMemory, ipa: GuestPhys) -> Option<(HostPhys, u64)> {
         let mut table = self.root;
@@ -415,6 +434,27 @@ pub(crate) mod tests {
             assert_eq!(pa, HostPhys(2 * G + off));
             assert_eq!(desc & 0b11, 0b11, "a level-3 page descriptor, not a block");
         }
+    }
+
+    #[test]
+    fn a_page_entry_is_found_only_for_a_mapped_page() {
+        let mut mem = FakeMemory::default();
+        let s2 = Stage2::new(&mut mem, LEVEL1, Mappings::Blocks).unwrap();
+        s2.map::<TestFormat>(&mut mem, GuestPhys(3 * G), HostPhys(0x4200_0000), 2 * M2, MapAttrs::RAM)
+            .unwrap();
+        s2.map::<TestFormat>(&mut mem, GuestPhys(0x801_0000), HostPhys(0x804_0000), 0x2000, MapAttrs::RAM)
+            .unwrap();
+        let (table, index) = s2.page_entry::<TestFormat>(&mem, GuestPhys(0x801_0000)).unwrap();
+        assert_eq!(index, 0x10);
+        // Withdrawn, the page no longer translates; its neighbour still does; restored, it does.
+        let desc = mem.read(table, index);
+        mem.write(table, index, 0);
+        assert_eq!(s2.translate::<TestFormat>(&mem, GuestPhys(0x801_0004)), None);
+        assert!(s2.translate::<TestFormat>(&mem, GuestPhys(0x801_1000)).is_some());
+        mem.write(table, index, desc);
+        assert_eq!(s2.translate::<TestFormat>(&mem, GuestPhys(0x801_0004)).unwrap().0, HostPhys(0x804_0004));
+        assert_eq!(s2.page_entry::<TestFormat>(&mem, GuestPhys(3 * G)), None, "inside a block");
+        assert_eq!(s2.page_entry::<TestFormat>(&mem, GuestPhys(0x801_2000)), None, "unmapped");
     }
 
     #[test]

@@ -151,6 +151,18 @@ pub fn gic_frame(board: &Board, vcpus: usize, addr: GuestPhys) -> Option<(Frame,
     (vcpu < vcpus).then_some((Frame::Redistributor(vcpu), offset % GICR_STRIDE))
 }
 
+/// Bytes of a GICv2 CPU interface (the guest's GICC window, the board's GICV) that the
+/// hypervisor may unmap from stage 2 to trap the guest's accesses: the page with `GICC_CTLR`,
+/// `PMR`, `IAR` and `EOIR` (`GICC_DIR`, in the next page, stays mapped).
+pub const GICC_TRAPPED_SIZE: u64 = 0x1000;
+
+/// Where a guest-physical address falls in the trappable page of a GICv2 partition's CPU
+/// interface ([`GICC_TRAPPED_SIZE`]): the offset in it. `None` on a GICv3, or elsewhere.
+pub fn gic_cpu_interface(board: &Board, addr: GuestPhys) -> Option<u64> {
+    let gicc = board.gic.as_ref()?.v2?.cpu.start.as_u64();
+    addr.as_u64().checked_sub(gicc).filter(|&offset| offset < GICC_TRAPPED_SIZE)
+}
+
 /// Bytes of the distributor a partition sees on a GICv2 (4 KiB: GICD_SGIR and the
 /// identification registers lie in it).
 pub const GICD_V2_SIZE: u64 = 0x1000;
@@ -242,6 +254,10 @@ mod tests {
         assert_eq!(gic_frame(&board, 2, GuestPhys(0x800_0f00)), Some((Frame::Distributor, 0xf00)));
         assert_eq!(gic_frame(&board, 2, GuestPhys(0x800_1000)), None, "4 KiB of distributor");
         assert_eq!(gic_frame(&board, 2, GuestPhys(0x801_0000)), None, "the CPU interface is the GICV's");
+        assert_eq!(gic_cpu_interface(&board, GuestPhys(0x801_0004)), Some(4), "GICC_PMR");
+        assert_eq!(gic_cpu_interface(&board, GuestPhys(0x801_1000)), None, "GICC_DIR's page stays mapped");
+        assert_eq!(gic_cpu_interface(&board, GuestPhys(0x800_fffc)), None);
+        assert_eq!(gic_cpu_interface(&qemu_virt_gic(), GuestPhys(0x801_0004)), None, "a GICv3's");
         let gic = board.gic.as_ref().unwrap();
         assert_eq!(gic_guest_frames(gic, 2), [(0x800_0000, 0x1000), (0x801_0000, 0x1_0000)]);
         assert_eq!(emulated_end(&board, 2, [0, 0, 0]), 0x802_0000);

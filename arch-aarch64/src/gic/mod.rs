@@ -43,7 +43,14 @@ pub fn init_distributor(gic: &Gic) {
             V2.store(true, Ordering::Release);
             // SAFETY: the frames are the board GIC's, from the validated config; the EL2 map
             // covers them as device memory and only the hypervisor drives them.
-            unsafe { v2::init_distributor(base(gic.distributor), base(frames.cpu), base(frames.hyp)) };
+            unsafe {
+                v2::init_distributor(
+                    base(gic.distributor),
+                    base(frames.cpu),
+                    base(frames.hyp),
+                    base(frames.vcpu),
+                )
+            };
         }
         None => v3::init_distributor(base(gic.distributor), base(gic.redistributors)),
     }
@@ -140,8 +147,8 @@ pub fn reset_virtual_interface() {
 
 /// Moves interrupts that `gic` has ready for `vcpu` into free list registers. When more are
 /// ready than fit, asks for a maintenance interrupt once the list registers drain. Returns the
-/// least urgent priority of the hardware-linked interrupts it loaded that
-/// [`trap_before_acknowledge`] can re-sample (GICv3), if any.
+/// least urgent priority of the hardware-linked interrupts it loaded, if any (for
+/// [`trap_before_acknowledge`]).
 pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) -> Option<u8> {
     if v2() {
         v2::load_list_registers(gic, vcpu)
@@ -182,18 +189,40 @@ pub fn still_pending(intid: u32) -> bool {
 
 /// Before a guest that cannot take interrupts now (IRQs masked) goes on, with a hardware-linked
 /// interrupt just loaded ([`load_list_registers`]): traps its next acknowledge so that the line
-/// is re-sampled first (a source silenced meanwhile must not be replayed). GICv3 only: the
-/// GICv2 virtual CPU interface is the guest's own memory-mapped page, with no such trap.
-pub fn trap_before_acknowledge() {
-    if !v2() {
-        v3::trap_before_acknowledge();
+/// is re-sampled first (a source silenced meanwhile must not be replayed). Returns false on a
+/// GICv2, which has no such trap: its virtual CPU interface is a page the guest accesses
+/// directly, and the caller unmaps that page instead (`gicv_trap`), whose trapped accesses
+/// [`cpu_interface_access`] carries out.
+pub fn trap_before_acknowledge() -> bool {
+    if v2() {
+        return false;
+    }
+    v3::trap_before_acknowledge();
+    true
+}
+
+/// Whether the guest's priority mask hides an interrupt of `priority` (see
+/// [`load_list_registers`]).
+pub fn masked_by_priority(priority: u8) -> bool {
+    if v2() {
+        v2::masked_by_priority(priority)
+    } else {
+        v3::masked_by_priority(priority)
     }
 }
 
-/// Whether the guest's priority mask hides an interrupt of `priority` (GICv3 only: see
-/// [`load_list_registers`]).
-pub fn masked_by_priority(priority: u8) -> bool {
-    !v2() && v3::masked_by_priority(priority)
+/// A guest's access to its GICv2 CPU interface that trapped (the page unmapped: see
+/// [`trap_before_acknowledge`]): first ends the hardware-linked list registers whose line fell,
+/// then carries the access out on this CPU's virtual CPU interface. Returns the value read, and
+/// whether a hardware-linked interrupt the priority mask hides is still loaded (the page must
+/// stay unmapped, so that lowering the mask is seen).
+pub fn cpu_interface_access(access: tantalum_core::vgic::Access) -> (u64, bool) {
+    if !v2() {
+        return (0, false);
+    }
+    v2::resample_listed();
+    let value = v2::cpu_interface_access(access);
+    (value, v2::holds_masked_hw())
 }
 
 /// A trapped group 1 CPU interface access while [`trap_before_acknowledge`] had set the trap:

@@ -8,9 +8,9 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use spin::{Mutex, Once};
 use tantalum_core::config::MAX_CPUS;
 use tantalum_core::gic_regs::{
-    CpuInterface, Distributor, VirtualControl, GICC_IAR, GICH_HCR, GICH_LR, GICH_VTR, SGIR,
+    CpuInterface, Distributor, VirtualControl, GICC_IAR, GICH_HCR, GICH_LR, GICH_VMCR, GICH_VTR, SGIR,
 };
-use tantalum_core::vgic::{Deliverable, Listed, VirtualGic};
+use tantalum_core::vgic::{self, Deliverable, Listed, VirtualGic};
 use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
 use tock_registers::LocalRegisterCopy;
 
@@ -21,6 +21,8 @@ struct Frames {
     gicd: usize,
     gicc: usize,
     gich: usize,
+    /// The virtual CPU interface: the guest's, reached from EL2 only for its trapped accesses.
+    gicv: usize,
 }
 
 impl Frames {
@@ -68,11 +70,11 @@ const GICC_CTLR_VALUE: u32 = 0b11 | (1 << 9);
 /// Records the frames and enables the distributor.
 ///
 /// # Safety
-/// `gicd`, `gicc` and `gich` must be the MMIO bases of the board GIC's distributor, CPU
-/// interface and virtual interface control, mapped as device memory for the rest of the
-/// program, and programmed by nothing else.
-pub unsafe fn init_distributor(gicd: usize, gicc: usize, gich: usize) {
-    FRAMES.call_once(|| Frames { gicd, gicc, gich }).gicd().ctlr.set(0b11);
+/// `gicd`, `gicc`, `gich` and `gicv` must be the MMIO bases of the board GIC's distributor,
+/// CPU interface, virtual interface control and virtual CPU interface, mapped as device memory
+/// for the rest of the program, and programmed by nothing else (the GICV: but the guests).
+pub unsafe fn init_distributor(gicd: usize, gicc: usize, gich: usize, gicv: usize) {
+    FRAMES.call_once(|| Frames { gicd, gicc, gich, gicv }).gicd().ctlr.set(0b11);
 }
 
 fn frames() -> &'static Frames {
@@ -310,6 +312,7 @@ pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) -> Option<u8> {
         }
     }
     let mut deferred = false;
+    let mut loaded_hw: Option<u8> = None;
     while gic.has_deliverable(vcpu) {
         let Some(free) = lrs.iter().find(|lr| state(lr.get()) == 0) else { break };
         let Some(d) = gic.take_deliverable(vcpu) else { break };
@@ -318,6 +321,9 @@ pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) -> Option<u8> {
             lrs.iter().find(|lr| state(lr.get()) != 0 && field(lr.get(), GICH_LR::VIRTUAL_ID) == d.intid)
         else {
             free.set(lr_value(&d));
+            if d.hw {
+                loaded_hw = loaded_hw.max(Some(d.priority));
+            }
             continue;
         };
         let (hw, active) = (field(lr.get(), GICH_LR::HW) != 0, state(lr.get()) & 2 != 0);
@@ -326,7 +332,10 @@ pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) -> Option<u8> {
                 lr.modify(GICH_LR::STATE.val(state(lr.get()) | 1) + GICH_LR::EOI::SET);
                 gic.watch(vcpu, d.intid);
             }
-            tantalum_aarch64::list_registers::Merge::Replace => lr.set(lr_value(&d)),
+            tantalum_aarch64::list_registers::Merge::Replace => {
+                lr.set(lr_value(&d));
+                loaded_hw = loaded_hw.max(Some(d.priority));
+            }
             tantalum_aarch64::list_registers::Merge::Defer { eoi_maintenance } => {
                 if eoi_maintenance {
                     lr.modify(GICH_LR::EOI::SET);
@@ -346,8 +355,84 @@ pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) -> Option<u8> {
         GICH_HCR::UIE::SET.value,
     );
     gich.hcr.set(GICH_HCR::EN::SET.value | trigger);
-    // No acknowledge trap on a GICv2 (see `super::trap_before_acknowledge`).
-    None
+    loaded_hw
+}
+
+/// Whether the guest's priority mask (`GICH_VMCR`, its `GICV_PMR`) hides an interrupt of
+/// `priority` (as a list register holds it: bits [7:3]).
+pub fn masked_by_priority(priority: u8) -> bool {
+    u32::from(priority >> 3) >= frames().gich().vmcr.read(GICH_VMCR::PRIORITY_MASK)
+}
+
+/// Ends the hardware-linked list registers that are only pending (not taken yet) and whose
+/// physical interrupt is no longer pending (a level line that fell since it was loaded).
+pub fn resample_listed() {
+    let gich = frames().gich();
+    for reg in gich.lr.iter().take(list_registers(gich)) {
+        let lr = reg.extract();
+        let physical = lr.read(GICH_LR::PHYSICAL_ID);
+        if lr.is_set(GICH_LR::HW) && lr.read(GICH_LR::STATE) == 1 && !still_pending(physical) {
+            reg.set(0);
+            deactivate(physical);
+        }
+    }
+}
+
+/// Whether a list register holds a hardware-linked interrupt only pending that the guest's
+/// priority mask hides: lowering the mask must re-sample it first.
+pub fn holds_masked_hw() -> bool {
+    let gich = frames().gich();
+    gich.lr.iter().take(list_registers(gich)).map(|reg| reg.extract()).any(|lr| {
+        lr.is_set(GICH_LR::HW)
+            && lr.read(GICH_LR::STATE) == 1
+            && masked_by_priority((lr.read(GICH_LR::PRIORITY) << 3) as u8)
+    })
+}
+
+/// The registers of the GICV's first page a guest access may reach: offset and bytes (arrays
+/// of four for the active priority registers). The others there are reserved: RAZ/WI.
+const GICV_REGISTERS: [(usize, usize); 13] = {
+    use core::mem::offset_of;
+    [
+        (offset_of!(CpuInterface, ctlr), 4),
+        (offset_of!(CpuInterface, pmr), 4),
+        (offset_of!(CpuInterface, bpr), 4),
+        (offset_of!(CpuInterface, iar), 4),
+        (offset_of!(CpuInterface, eoir), 4),
+        (offset_of!(CpuInterface, rpr), 4),
+        (offset_of!(CpuInterface, hppir), 4),
+        (offset_of!(CpuInterface, abpr), 4),
+        (offset_of!(CpuInterface, aiar), 4),
+        (offset_of!(CpuInterface, aeoir), 4),
+        (offset_of!(CpuInterface, ahppir), 4),
+        (offset_of!(CpuInterface, apr), 32), // APR0-3 and NSAPR0-3
+        (offset_of!(CpuInterface, iidr), 4),
+    ]
+};
+
+/// Carries out a guest's trapped 32-bit access to its CPU interface (`access.offset` in the
+/// GICV's first page) on this CPU's GICV, which the GIC banks to the vCPU this CPU runs: the
+/// same effect as the guest's own access (an `IAR` read acknowledges, a `PMR` write masks).
+pub fn cpu_interface_access(access: vgic::Access) -> u64 {
+    let offset = access.offset as usize;
+    let known = GICV_REGISTERS.iter().any(|&(at, len)| (at..at + len).contains(&offset));
+    if access.size != 4 || !offset.is_multiple_of(4) || !known {
+        return 0;
+    }
+    let register = frames().gicv as *mut u32;
+    // SAFETY: `offset` is that of a 32-bit register of the GICV frame (mapped as device memory
+    // by `init_distributor`'s contract); accessing it is what the guest itself would have done
+    // on this CPU, and affects only the vCPU this CPU runs.
+    unsafe {
+        let register = register.byte_add(offset);
+        match access.write {
+            Some(value) => {
+                register.write_volatile(value as u32);
+                0
+            }
+            None => u64::from(register.read_volatile()),
+        }
+    }
 }
 
 /// Whether the physical interrupt `intid` (acknowledged by this CPU) is still pending: a

@@ -17,6 +17,7 @@ struct Fake {
     ipis: Vec<(VcpuSet, u32)>,
     started: Vec<(usize, GuestPhys, u64)>,
     uart: Vec<(u64, Option<u64>)>,
+    gic_cpu: Vec<vgic::Access>,
     pmu: Vec<(u32, Option<u64>)>,
 }
 
@@ -34,6 +35,10 @@ impl Services for Fake {
     fn gic_access(&mut self, frame: Frame, access: vgic::Access) -> u64 {
         self.gic.push((frame, access));
         0x3b
+    }
+    fn gic_cpu_access(&mut self, access: vgic::Access) -> u64 {
+        self.gic_cpu.push(access);
+        0x1b
     }
     fn notify(&mut self, target: PartitionId, intid: u32) {
         self.notified.push((target, intid));
@@ -266,6 +271,47 @@ fn gic_accesses_are_emulated_other_mmio_faults() {
     assert!(fake.gic.is_empty());
     let (o, _) = run(&p, Exit::Mmio { addr: GuestPhys(0x900_0000), access: read });
     assert!(matches!(o, Outcome::Stop(StopReason::Fault(Fault::Memory { access: Access::Read, .. }))));
+}
+
+/// On a GICv2 board, a trapped access to the CPU interface's first page (unmapped while a
+/// re-sample is due) is carried out on the vCPU's interface; odd sizes and misaligned offsets
+/// never reach it; its second page and a GICv3 board's same address are not the interface.
+#[test]
+fn gicv2_cpu_interface_accesses_are_carried_out_when_trapped() {
+    let p = partition(FaultPolicy::Stop);
+    let mut sys = system(&p);
+    sys.board.gic = Some(crate::test_support::qemu_virt_gicv2());
+    let state = PartitionState { restarts: 0 };
+    let at = |addr, size, write| Exit::Mmio {
+        addr: GuestPhys(addr),
+        access: MmioAccess { size, register: 3, write },
+    };
+    let mut fake = Fake::default();
+    assert_eq!(
+        handle_exit(&sys, 0, &state, at(0x801_000c, 4, None), &mut fake),
+        Outcome::Emulated { load: Some((3, 0x1b)) }
+    );
+    assert_eq!(
+        handle_exit(&sys, 0, &state, at(0x801_0004, 4, Some(0xff)), &mut fake),
+        Outcome::Emulated { load: None }
+    );
+    assert_eq!(
+        fake.gic_cpu,
+        [
+            vgic::Access { offset: 0xc, size: 4, write: None },
+            vgic::Access { offset: 4, size: 4, write: Some(0xff) }
+        ]
+    );
+    for (addr, size) in [(0x801_0004, 8), (0x801_0004, 1), (0x801_0006, 4)] {
+        let o = handle_exit(&sys, 0, &state, at(addr, size, None), &mut fake);
+        assert_eq!(o, Outcome::Emulated { load: Some((3, 0)) }, "{addr:#x} size {size}");
+    }
+    assert_eq!(fake.gic_cpu.len(), 2, "odd accesses are not carried out");
+    let o = handle_exit(&sys, 0, &state, at(0x801_1000, 4, Some(1)), &mut fake);
+    assert!(matches!(o, Outcome::Stop(StopReason::Fault(Fault::Memory { .. }))), "GICC_DIR is mapped");
+    let (o, fake) = run(&p, at(0x801_000c, 4, None));
+    assert!(matches!(o, Outcome::Stop(StopReason::Fault(Fault::Memory { .. }))), "no GICC on a GICv3");
+    assert!(fake.gic_cpu.is_empty());
 }
 
 #[test]
