@@ -84,6 +84,22 @@ pub fn parse_reporting(dtb: &[u8]) -> (Result<SystemConfig, Vec<ConfigError>>, V
     }
 }
 
+/// Whether `a` and `b` are the same problem with a node's cell counts (see `Parser::report`).
+fn same_cells_problem(a: &ErrorKind, b: &ErrorKind) -> bool {
+    let is_cells = |p: &str| matches!(p, "#address-cells" | "#size-cells");
+    match (a, b) {
+        (
+            ErrorKind::UnsupportedCells { address_cells: a1, size_cells: s1 },
+            ErrorKind::UnsupportedCells { address_cells: a2, size_cells: s2 },
+        ) => a1 == a2 && s1 == s2,
+        (
+            ErrorKind::MalformedProperty { property: p1, len: l1, expected: e1 },
+            ErrorKind::MalformedProperty { property: p2, len: l2, expected: e2 },
+        ) => is_cells(p1) && p1 == p2 && l1 == l2 && e1 == e2,
+        _ => false,
+    }
+}
+
 fn invalid(defect: DtbDefect) -> Vec<ConfigError> {
     vec![ConfigError::new("/", ErrorKind::InvalidDtb(defect))]
 }
@@ -104,11 +120,13 @@ impl<'t, 'a> Parser<'t, 'a> {
         Self { tree, errors: Vec::new(), warnings: Vec::new(), gic: None }
     }
 
-    /// Records an error, unless it was just recorded (sibling nodes share a parent's cells).
+    /// Records an error. A problem with a parent's `#address-cells` / `#size-cells` is recorded
+    /// once, not once per child that reads them (only those can repeat: comparing just them
+    /// keeps the whole-`ErrorKind` comparison, kilobytes of code, out of the hypervisor).
     fn report(&mut self, node: &str, kind: ErrorKind) {
-        let error = ConfigError::new(node, kind);
-        if !self.errors.iter().rev().take(16).any(|e| *e == error) {
-            self.errors.push(error);
+        let repeated = |e: &ConfigError| e.node == node && same_cells_problem(&e.kind, &kind);
+        if !self.errors.iter().rev().take(16).any(repeated) {
+            self.errors.push(ConfigError::new(node, kind));
         }
     }
 
