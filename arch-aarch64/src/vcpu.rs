@@ -938,12 +938,11 @@ fn load_interrupts(p: &Partition, vcpu: usize, interrupted: bool) -> Option<u8> 
     if !(hinted || interrupted) {
         return None;
     }
-    let mut vgic = p.vgic.lock();
-    let loaded_hw = gic::load_list_registers(&mut vgic, vcpu);
-    if vgic.has_deliverable(vcpu) {
+    let loaded = gic::load_list_registers(&mut p.vgic.lock(), vcpu);
+    if loaded.more {
         hint.store(true, Ordering::Release);
     }
-    loaded_hw
+    loaded.hw_priority
 }
 
 fn report(system: &System, id: usize, outcome: &Outcome, pc: u64) {

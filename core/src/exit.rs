@@ -50,9 +50,14 @@ impl VcpuSet {
     pub const fn contains(self, vcpu: usize) -> bool {
         vcpu < 64 && self.0 & (1 << vcpu) != 0
     }
-    /// The vCPUs of the set, lowest first.
+    /// The vCPUs of the set, lowest first (its set bits only: an SGI to one vCPU is one step).
     pub fn iter(self) -> impl Iterator<Item = usize> {
-        (0..64).filter(move |&v| self.contains(v))
+        let mut bits = self.0;
+        core::iter::from_fn(move || {
+            let vcpu = bits.trailing_zeros() as usize;
+            bits &= bits.wrapping_sub(1);
+            (vcpu < 64).then_some(vcpu)
+        })
     }
 }
 
@@ -161,6 +166,8 @@ mod tests {
         assert!(set.contains(1) && set.contains(3) && !set.contains(0) && !set.contains(64));
         assert_eq!(set.iter().collect::<alloc::vec::Vec<_>>(), [1, 3]);
         assert_eq!(VcpuSet(1 << 63).iter().collect::<alloc::vec::Vec<_>>(), [63]);
+        assert_eq!(VcpuSet(0).iter().next(), None);
+        assert!(VcpuSet(u64::MAX).iter().eq(0..64));
     }
 
     #[test]

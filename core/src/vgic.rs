@@ -192,6 +192,15 @@ impl VirtualGic {
         irq.owned.then_some(irq)
     }
 
+    fn irq_ref(&self, vcpu: usize, intid: u32) -> Option<&IrqState> {
+        let irq = if intid < SPI_BASE {
+            self.redists.get(vcpu)?.local.get(intid as usize)?
+        } else {
+            self.spis.get((intid - SPI_BASE) as usize)?
+        };
+        irq.owned.then_some(irq)
+    }
+
     /// The vCPU an SPI is delivered to (vCPU 0 for anything else).
     pub fn spi_target(&self, intid: u32) -> usize {
         intid.checked_sub(SPI_BASE).and_then(|i| self.spis.get(i as usize)).map_or(0, |irq| self.target(irq))
@@ -386,10 +395,20 @@ impl VirtualGic {
     /// The highest-priority interrupt ready for `vcpu`: (INTID, priority). Only pending
     /// interrupts are looked at (the bitmaps), so the common case of nothing pending is cheap.
     fn best(&self, vcpu: usize) -> Option<(u32, u8)> {
+        self.scan(vcpu).0
+    }
+
+    /// [`VirtualGic::best`], and whether another interrupt is ready for `vcpu` too (one pass).
+    fn scan(&self, vcpu: usize) -> (Option<(u32, u8)>, bool) {
         let mut best: Option<(u32, u8)> = None;
+        let mut others = false;
         let mut consider = |intid: u32, irq: &IrqState| {
             let ready = irq.owned && irq.pending && irq.enabled && self.group_enabled(irq.group1);
-            if ready && best.is_none_or(|(_, p)| irq.priority < p) {
+            if !ready {
+                return;
+            }
+            others |= best.is_some();
+            if best.is_none_or(|(_, p)| irq.priority < p) {
                 best = Some((intid, irq.priority));
             }
         };
@@ -409,13 +428,49 @@ impl VirtualGic {
                 consider(SPI_BASE + i as u32, irq);
             }
         }
-        best
+        (best, others)
     }
 
     /// Takes the highest-priority interrupt ready for `vcpu` and clears its pending state (the
     /// list register holds it from now on). `None` when nothing is ready.
     pub fn take_deliverable(&mut self, vcpu: usize) -> Option<Deliverable> {
         let (intid, priority) = self.best(vcpu)?;
+        self.take(vcpu, intid, priority)
+    }
+
+    /// [`VirtualGic::take_deliverable`], and whether anything is still ready for `vcpu` after it
+    /// (what [`VirtualGic::has_deliverable`] would say then), from one evaluation.
+    pub fn take_next(&mut self, vcpu: usize) -> (Option<Deliverable>, bool) {
+        let (Some((intid, priority)), others) = self.scan(vcpu) else { return (None, false) };
+        let taken = self.take(vcpu, intid, priority);
+        // Still ready after it was taken (e.g. pending again from another source).
+        let again = || {
+            self.irq_ref(vcpu, intid)
+                .is_some_and(|irq| irq.pending && irq.enabled && self.group_enabled(irq.group1))
+        };
+        let more = others || (taken.is_some() && again());
+        (taken, more)
+    }
+
+    /// The physical interrupt `intid` for `vcpu` as a list register takes it at once, when
+    /// nothing else is pending for `vcpu` and it is ready (owned, enabled, its group enabled, an
+    /// SPI routed to `vcpu`): it is then what [`VirtualGic::take_deliverable`] would give after
+    /// [`VirtualGic::set_pending_hw`], and the state after both is the state now. `None`
+    /// otherwise: the caller latches it with [`VirtualGic::set_pending_hw`]. The interrupt
+    /// path's fast case: no pending bit set and cleared, no scan.
+    pub fn deliver_hw_at_once(&self, vcpu: usize, intid: u32) -> Option<Deliverable> {
+        let alone = self.pending_spis == 0 && self.redists.get(vcpu).is_some_and(|r| r.pending == 0);
+        let irq = self.irq_ref(vcpu, intid).filter(|_| alone)?;
+        let routed_here = intid < SPI_BASE || self.target(irq) == vcpu;
+        if !irq.enabled || !self.group_enabled(irq.group1) || !routed_here {
+            return None;
+        }
+        Some(Deliverable { intid, priority: irq.priority, group1: irq.group1, hw: true, source: irq.source })
+    }
+
+    /// Clears the pending state of `intid` for `vcpu`, found ready with `priority`, and returns
+    /// it as a list register takes it.
+    fn take(&mut self, vcpu: usize, intid: u32, priority: u8) -> Option<Deliverable> {
         let irq = self.irq(vcpu, intid)?;
         irq.pending = false;
         let (group1, hw) = (irq.group1, irq.hw);

@@ -145,11 +145,20 @@ pub fn reset_virtual_interface() {
     }
 }
 
+/// What [`load_list_registers`] did.
+#[derive(Clone, Copy, Debug)]
+pub struct Loaded {
+    /// The least urgent priority of the hardware-linked interrupts it loaded that
+    /// [`trap_before_acknowledge`] re-samples, if any.
+    pub hw_priority: Option<u8>,
+    /// Something is still ready for the vCPU (did not fit, or waits for the guest to end the
+    /// same INTID): [`VirtualGic::has_deliverable`] after the load, without evaluating it again.
+    pub more: bool,
+}
+
 /// Moves interrupts that `gic` has ready for `vcpu` into free list registers. When more are
-/// ready than fit, asks for a maintenance interrupt once the list registers drain. Returns the
-/// least urgent priority of the hardware-linked interrupts it loaded, if any (for
-/// [`trap_before_acknowledge`]).
-pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) -> Option<u8> {
+/// ready than fit, asks for a maintenance interrupt once the list registers drain.
+pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) -> Loaded {
     if v2() {
         v2::load_list_registers(gic, vcpu)
     } else {

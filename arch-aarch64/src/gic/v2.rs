@@ -299,37 +299,51 @@ pub fn write_listed(listed: &[Listed]) {
 
 /// Moves interrupts that `gic` has ready for `vcpu` into free list registers (see
 /// [`super::load_list_registers`]).
-pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) -> Option<u8> {
+pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) -> super::Loaded {
     let gich = frames().gich();
-    let lrs = &gich.lr[..list_registers(gich)];
-    let state = |v: u32| LocalRegisterCopy::<u32, GICH_LR::Register>::new(v).read(GICH_LR::STATE);
+    let count = list_registers(gich);
+    let lrs = &gich.lr[..count];
+    let all = if count == 64 { u64::MAX } else { (1u64 << count) - 1 };
+    let pair = |regs: &[tock_registers::registers::ReadOnly<u32>; 2]| {
+        u64::from(regs[0].get()) | if count > 32 { u64::from(regs[1].get()) << 32 } else { 0 }
+    };
     let field = |v: u32, f| LocalRegisterCopy::<u32, GICH_LR::Register>::new(v).read(f);
-    // Ended entries that asked for an EOI maintenance interrupt: clear them, or it goes on.
-    for lr in lrs.iter().filter(|lr| state(lr.get()) == 0 && field(lr.get(), GICH_LR::HW) == 0) {
-        if field(lr.get(), GICH_LR::EOI) != 0 {
-            gic.end_watch(vcpu, field(lr.get(), GICH_LR::VIRTUAL_ID));
-            lr.set(0);
-        }
+    let each = |mut mask: u64| {
+        core::iter::from_fn(move || {
+            let n = mask.trailing_zeros() as usize;
+            mask &= mask.wrapping_sub(1);
+            (n < 64).then_some(n)
+        })
+    };
+    // Ended entries that asked for an EOI maintenance interrupt (GICH_EISR): clear them.
+    for n in each(pair(&gich.eisr) & all) {
+        gic.end_watch(vcpu, field(lrs[n].get(), GICH_LR::VIRTUAL_ID));
+        lrs[n].set(0);
     }
-    let mut deferred = false;
-    let mut loaded_hw: Option<u8> = None;
-    while gic.has_deliverable(vcpu) {
-        let Some(free) = lrs.iter().find(|lr| state(lr.get()) == 0) else { break };
-        let Some(d) = gic.take_deliverable(vcpu) else { break };
-        // The same INTID already in a list register (the guest is handling it).
-        let Some(lr) =
-            lrs.iter().find(|lr| state(lr.get()) != 0 && field(lr.get(), GICH_LR::VIRTUAL_ID) == d.intid)
-        else {
-            free.set(lr_value(&d));
+    // Only the list registers in use are read (GICH_ELRSR names the empty ones).
+    let mut free = pair(&gich.elrsr) & all;
+    let (mut more, mut deferred, mut loaded_hw) = (None, false, None);
+    while free != 0 {
+        let (taken, rest) = gic.take_next(vcpu);
+        more = Some(rest);
+        let Some(d) = taken else { break };
+        let Some(n) = each(all & !free).find(|&n| field(lrs[n].get(), GICH_LR::VIRTUAL_ID) == d.intid) else {
+            let n = free.trailing_zeros() as usize;
+            lrs[n].set(lr_value(&d));
+            free &= !(1 << n);
             if d.hw {
                 loaded_hw = loaded_hw.max(Some(d.priority));
             }
+            if !rest {
+                break;
+            }
             continue;
         };
-        let (hw, active) = (field(lr.get(), GICH_LR::HW) != 0, state(lr.get()) & 2 != 0);
-        match tantalum_aarch64::list_registers::merge(hw, active, d.hw) {
+        let lr = &lrs[n];
+        let (state, hw) = (field(lr.get(), GICH_LR::STATE), field(lr.get(), GICH_LR::HW) != 0);
+        match tantalum_aarch64::list_registers::merge(hw, state & 2 != 0, d.hw) {
             tantalum_aarch64::list_registers::Merge::AddPending => {
-                lr.modify(GICH_LR::STATE.val(state(lr.get()) | 1) + GICH_LR::EOI::SET);
+                lr.modify(GICH_LR::STATE.val(state | 1) + GICH_LR::EOI::SET);
                 gic.watch(vcpu, d.intid);
             }
             tantalum_aarch64::list_registers::Merge::Replace => {
@@ -341,21 +355,25 @@ pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) -> Option<u8> {
                     lr.modify(GICH_LR::EOI::SET);
                 }
                 super::put_back(gic, vcpu, &d);
-                deferred = true;
+                (deferred, more) = (true, Some(true));
                 break;
             }
         }
+        if !rest {
+            break;
+        }
     }
-    let any_pending = lrs.iter().any(|lr| state(lr.get()) & 1 != 0);
+    let more = more.unwrap_or_else(|| gic.has_deliverable(vcpu));
     // A deferred interrupt waits for its EOI maintenance interrupt (or the next exit).
+    let any_pending = each(all & !free).any(|n| field(lrs[n].get(), GICH_LR::STATE) & 1 != 0);
     let trigger = super::refill_trigger(
-        gic.has_deliverable(vcpu) && !deferred,
+        more && !deferred,
         any_pending,
         GICH_HCR::NPIE::SET.value,
         GICH_HCR::UIE::SET.value,
     );
     gich.hcr.set(GICH_HCR::EN::SET.value | trigger);
-    loaded_hw
+    super::Loaded { hw_priority: loaded_hw, more }
 }
 
 /// Whether the guest's priority mask (`GICH_VMCR`, its `GICV_PMR`) hides an interrupt of

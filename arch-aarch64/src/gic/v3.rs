@@ -339,66 +339,100 @@ pub fn write_listed(listed: &[Listed]) {
     }
 }
 
+/// `ICH_ELRSR_EL2`: bit `n` set when list register `n` is empty (no state), so free.
+fn empty_list_registers() -> u32 {
+    let v: u64;
+    // SAFETY: reading ICH_ELRSR_EL2 has no side effects.
+    unsafe { asm!("mrs {}, ich_elrsr_el2", out(reg) v, options(nomem, nostack)) };
+    v as u32
+}
+
+/// `ICH_EISR_EL2`: bit `n` set when list register `n` is a software entry the guest ended that
+/// asked for an EOI maintenance interrupt (no state, EOI set, HW clear).
+fn ended_eoi_list_registers() -> u32 {
+    let v: u64;
+    // SAFETY: reading ICH_EISR_EL2 has no side effects.
+    unsafe { asm!("mrs {}, ich_eisr_el2", out(reg) v, options(nomem, nostack)) };
+    v as u32
+}
+
+/// The list registers of `mask`, lowest first.
+fn each(mut mask: u32) -> impl Iterator<Item = usize> {
+    core::iter::from_fn(move || {
+        let n = mask.trailing_zeros() as usize;
+        mask &= mask.wrapping_sub(1);
+        (n < 32).then_some(n)
+    })
+}
+
 /// Moves interrupts that `gic` has ready for `vcpu` into free list registers. When more are
-/// ready than fit, asks for a maintenance interrupt once the list registers drain. Returns the
-/// least urgent priority of the hardware-linked interrupts it loaded, if any.
-pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) -> Option<u8> {
-    let count = list_registers();
-    let mut loaded_hw: Option<u8> = None;
-    // The list registers as they are, read once and kept up to date as they are written below
-    // (nothing else changes them while this CPU is at EL2; each read goes through a jump table).
-    let mut lrs = [0u64; 16];
-    for (n, lr) in lrs.iter_mut().enumerate().take(count) {
-        *lr = read_lr(n);
-        // Ended entries that asked for an EOI maintenance interrupt: clear them, or it goes on.
-        if *lr & (LR_STATE | LR_HW | LR_EOI) == LR_EOI {
-            gic.end_watch(vcpu, *lr as u32);
-            *lr = 0;
-            write_lr(n, 0);
-        }
+/// ready than fit, asks for a maintenance interrupt once the list registers drain. Only the
+/// list registers in use are read (`ICH_ELRSR_EL2` names the free ones, `ICH_EISR_EL2` the
+/// ended ones to clear): with all of them free, loading one interrupt reads none.
+pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) -> super::Loaded {
+    let all = (1u32 << list_registers()) - 1;
+    // Ended entries that asked for an EOI maintenance interrupt: clear them, or it goes on.
+    for n in each(ended_eoi_list_registers() & all) {
+        gic.end_watch(vcpu, read_lr(n) as u32);
+        write_lr(n, 0);
     }
+    let mut free = empty_list_registers() & all;
+    let mut loaded = super::Loaded { hw_priority: None, more: false };
+    let mut more = None;
     let mut deferred = false;
-    // A free list register first, then the best deliverable interrupt (evaluated once per load).
-    while let Some(free) = (0..count).find(|&n| lrs[n] & LR_STATE == 0) {
-        let Some(d) = gic.take_deliverable(vcpu) else { break };
+    while free != 0 {
+        let (taken, rest) = gic.take_next(vcpu);
+        more = Some(rest);
+        let Some(d) = taken else { break };
         // The same INTID already in a list register (the guest is handling it).
-        let Some(n) = (0..count).find(|&n| lrs[n] & LR_STATE != 0 && lrs[n] as u32 == d.intid) else {
-            lrs[free] = lr_value(&d);
-            write_lr(free, lrs[free]);
+        let Some(n) = each(all & !free).find(|&n| read_lr(n) as u32 == d.intid) else {
+            let n = free.trailing_zeros() as usize;
+            write_lr(n, lr_value(&d));
+            free &= !(1 << n);
             if d.hw {
-                loaded_hw = loaded_hw.max(Some(d.priority));
+                loaded.hw_priority = loaded.hw_priority.max(Some(d.priority));
+            }
+            if !rest {
+                break;
             }
             continue;
         };
-        match tantalum_aarch64::list_registers::merge(lrs[n] & LR_HW != 0, lrs[n] & LR_ACTIVE != 0, d.hw) {
+        let lr = read_lr(n);
+        match tantalum_aarch64::list_registers::merge(lr & LR_HW != 0, lr & LR_ACTIVE != 0, d.hw) {
             tantalum_aarch64::list_registers::Merge::AddPending => {
-                lrs[n] |= LR_PENDING | LR_EOI;
-                write_lr(n, lrs[n]);
+                write_lr(n, lr | LR_PENDING | LR_EOI);
                 gic.watch(vcpu, d.intid);
             }
             tantalum_aarch64::list_registers::Merge::Replace => {
-                lrs[n] = lr_value(&d);
-                write_lr(n, lrs[n]);
-                loaded_hw = loaded_hw.max(Some(d.priority));
+                write_lr(n, lr_value(&d));
+                loaded.hw_priority = loaded.hw_priority.max(Some(d.priority));
             }
             tantalum_aarch64::list_registers::Merge::Defer { eoi_maintenance } => {
                 if eoi_maintenance {
-                    lrs[n] |= LR_EOI;
-                    write_lr(n, lrs[n]);
+                    write_lr(n, lr | LR_EOI);
                 }
                 super::put_back(gic, vcpu, &d);
-                deferred = true;
+                (deferred, more) = (true, Some(true));
                 break;
             }
         }
+        if !rest {
+            break;
+        }
     }
-    let any_pending = lrs[..count].iter().any(|lr| lr & LR_PENDING != 0);
+    loaded.more = more.unwrap_or_else(|| gic.has_deliverable(vcpu));
     // A deferred interrupt waits for its EOI maintenance interrupt (or the next exit), not for
     // an underflow, which one active entry would raise at once, again and again.
-    let more = gic.has_deliverable(vcpu) && !deferred;
-    let trap = ich_hcr() & ICH_HCR_TALL1;
-    set_ich_hcr(ICH_HCR_EN | trap | super::refill_trigger(more, any_pending, ICH_HCR_NPIE, ICH_HCR_UIE));
-    loaded_hw
+    let refill = loaded.more && !deferred;
+    let any_pending = refill && each(all & !free).any(|n| read_lr(n) & LR_PENDING != 0);
+    let hcr = ich_hcr();
+    let wanted = ICH_HCR_EN
+        | hcr & ICH_HCR_TALL1
+        | super::refill_trigger(refill, any_pending, ICH_HCR_NPIE, ICH_HCR_UIE);
+    if hcr != wanted {
+        set_ich_hcr(wanted);
+    }
+    loaded
 }
 
 /// Whether the physical interrupt `intid` (acknowledged by this CPU, so active) is still
