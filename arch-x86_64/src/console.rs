@@ -35,6 +35,24 @@ pub fn partition_line(prefix: &str, text: &[u8]) {
     }
 }
 
+/// Bytes the operator typed since the last call (up to `buf.len()`), unless another CPU is
+/// using the console right now (then none: they wait in the UART's FIFO).
+pub fn read_input(buf: &mut [u8]) -> usize {
+    let Some(guard) = CONSOLE.try_lock() else { return 0 };
+    let Some(uart) = guard.as_ref() else { return 0 };
+    let mut n = 0;
+    while n < buf.len() {
+        match uart.read_byte() {
+            Some(b) => {
+                buf[n] = b;
+                n += 1;
+            }
+            None => break,
+        }
+    }
+    n
+}
+
 /// Writes a line whether or not the console lock is free (panics).
 pub fn emergency(args: fmt::Arguments) {
     // SAFETY: COM1 is ours; at worst the line interleaves with another CPU's.

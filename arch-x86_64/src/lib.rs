@@ -4,11 +4,13 @@
 #![cfg_attr(not(test), no_std)]
 
 pub mod ept;
+pub mod io_bitmap;
 pub mod linux_boot;
 pub mod multiboot2;
 pub mod pending;
 pub mod vmcs;
 pub mod vmexit;
+pub mod vuart;
 
 use tantalum_core::addr::{HostPhys, HostRange};
 use tantalum_core::config::HypervisorMap;

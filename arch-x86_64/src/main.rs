@@ -8,6 +8,7 @@ mod boot;
 mod console;
 mod cpu;
 mod heap;
+mod input;
 mod probe;
 mod serial;
 mod smp;
@@ -183,6 +184,7 @@ fn start_system(config: SystemConfig, layout: &Layout, refused: &[u16]) -> ! {
     for &id in refused {
         system.stop(usize::from(id));
     }
+    input::start(system);
     smp::enable_local_apic();
     if trampoline_free {
         smp::install();
@@ -210,7 +212,9 @@ fn start_system(config: SystemConfig, layout: &Layout, refused: &[u16]) -> ! {
 
 /// Partition `id` stopped for good: the last one powers the machine off.
 fn stopped(system: &system::System, id: usize) {
-    if system.stop(id) {
+    let last = system.stop(id);
+    input::stopped(system, id);
+    if last {
         info!("all partitions have stopped: powering off");
         console::power_off()
     }

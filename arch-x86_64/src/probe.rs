@@ -18,6 +18,7 @@ use tantalum_core::partition::{self, handle_exit, Fault, Outcome, PartitionState
 use tantalum_core::stage2::{MapAttrs, Mappings, Stage2};
 use tantalum_core::vgic::{self, Frame};
 use tantalum_x86_64::ept::{self, EptFormat};
+use tantalum_x86_64::io_bitmap;
 use tantalum_x86_64::vmcs;
 use tantalum_x86_64::vmexit::{self, Decoded, ExitInfo, Gprs};
 
@@ -176,7 +177,11 @@ pub fn run(revision: u32) -> Result<(), VmxError> {
         core::ptr::copy_nonoverlapping(start as *const u8, (PROBE_MEMORY + PROBE_ENTRY) as *mut u8, len);
     }
     vmx::new_vmcs(revision)?;
-    vmx::setup_controls_and_host(0, 1, ept::eptp(ept.root))?;
+    // Every port exits (the probe owns none).
+    let io_bitmaps = vmx::alloc_pages(io_bitmap::SIZE / 4096).ok_or(VmxError::OutOfMemory)?;
+    // SAFETY: fresh heap pages, identity-mapped, used by nothing else.
+    io_bitmap::build(unsafe { &mut *(io_bitmaps.as_u64() as *mut [u8; io_bitmap::SIZE]) }, []);
+    vmx::setup_controls_and_host(0, 1, ept::eptp(ept.root), io_bitmaps)?;
     vmx::setup_guest_protected(PROBE_ENTRY)?;
     info!("partition 'probe': EPT at {:#x} (VPID 1), entering at {PROBE_ENTRY:#x}", ept.root.as_u64());
 

@@ -11,6 +11,8 @@ mod reg {
     pub const LCR: u16 = 3;
     pub const MCR: u16 = 4;
     pub const LSR: u16 = 5;
+    /// LSR: a received byte is waiting.
+    pub const LSR_DR: u8 = 1 << 0;
     /// LSR: the transmit holding register is empty.
     pub const LSR_THRE: u8 = 1 << 5;
 }
@@ -58,6 +60,14 @@ impl Uart16550 {
             outb(base + reg::MCR, 0x0b);
         }
         Self { base }
+    }
+
+    /// A received byte, if one is waiting.
+    pub fn read_byte(&self) -> Option<u8> {
+        // SAFETY: `new`'s contract: the UART is ours.
+        let ready = unsafe { inb(self.base + reg::LSR) } & reg::LSR_DR != 0;
+        // SAFETY: as above.
+        ready.then(|| unsafe { inb(self.base + reg::DATA) })
     }
 
     pub fn write_byte(&self, byte: u8) {

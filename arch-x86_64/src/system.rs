@@ -16,8 +16,10 @@ use tantalum_core::config::{Blob, PartitionConfig, SystemConfig, GUEST_DTB_RESER
 use tantalum_core::console::LineBuffer;
 use tantalum_core::stage2::{MapAttrs, Mappings, Stage2};
 use tantalum_x86_64::ept::{self, EptFormat};
+use tantalum_x86_64::io_bitmap;
 use tantalum_x86_64::linux_boot::{self, BootArea, BootAreaError, BOOT_AREA_SIZE};
 use tantalum_x86_64::pending::PendingVectors;
+use tantalum_x86_64::vuart::VirtualUart16550;
 
 use crate::vmx::HeapTables;
 
@@ -76,6 +78,10 @@ pub struct Partition {
     pub stopped: AtomicBool,
     /// Doorbells rung for its vCPU 0 and not yet injected (vector = the doorbell's INTID).
     pub doorbells: PendingVectors,
+    /// Its I/O bitmaps: its devices' ports pass through, every other port exits.
+    pub io_bitmaps: HostPhys,
+    /// Its virtual 16550 (`virtual-uart;`), at COM1 in its port space.
+    pub vuart: Mutex<VirtualUart16550>,
 }
 
 pub struct System {
@@ -84,6 +90,8 @@ pub struct System {
     pub partitions: Vec<Partition>,
     /// Partitions that have stopped for good (or never started).
     stopped: AtomicUsize,
+    /// Who has the console input (`tantalum_core::console::input::Focus::to_word`).
+    pub input_focus: AtomicUsize,
 }
 
 static SYSTEM: Once<System> = Once::new();
@@ -129,15 +137,24 @@ pub fn init(config: SystemConfig, payload: &'static [u8], map_ram: HostRange) ->
             ept.map::<EptFormat>(&mut tables, GuestPhys(ipa), HostPhys(pa), size, attrs)
                 .map_err(|_| LoadError::OutOfMemory)?;
         }
+        let io_bitmaps = crate::vmx::alloc_pages(io_bitmap::SIZE / 4096).ok_or(LoadError::OutOfMemory)?;
+        // SAFETY: two fresh heap pages, identity-mapped, that nothing else uses yet.
+        let bitmaps = unsafe { &mut *(io_bitmaps.as_u64() as *mut [u8; io_bitmap::SIZE]) };
+        let x86 = config.board.x86.as_ref();
+        let owned = p.devices.iter().flat_map(|d| x86.map_or(&[][..], |x| x.ports_of(&d.path))).copied();
+        io_bitmap::build(bitmaps, owned);
         partitions.push(Partition {
             eptp: ept::eptp(ept.root),
             console: Mutex::new(LineBuffer::new()),
             restarts: AtomicU32::new(0),
             stopped: AtomicBool::new(false),
             doorbells: PendingVectors::new(),
+            io_bitmaps,
+            vuart: Mutex::new(VirtualUart16550::new()),
         });
     }
-    SYSTEM.call_once(|| System { config, payload, partitions, stopped: AtomicUsize::new(0) });
+    let input_focus = AtomicUsize::new(usize::MAX);
+    SYSTEM.call_once(|| System { config, payload, partitions, stopped: AtomicUsize::new(0), input_focus });
     Ok(())
 }
 
@@ -157,6 +174,7 @@ impl System {
     pub fn load(&self, id: usize) -> Result<BootArea, LoadError> {
         let p: &PartitionConfig = &self.config.partitions[id];
         self.partitions[id].doorbells.clear();
+        *self.partitions[id].vuart.lock() = VirtualUart16550::new();
         if p.initrd.is_some() {
             return Err(LoadError::Initrd);
         }

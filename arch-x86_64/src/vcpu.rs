@@ -49,8 +49,12 @@ impl Services for VcpuServices<'_> {
         self.system.partitions[self.id].console.lock().push(bytes, name, &mut Sink);
     }
     fn wait(&mut self, timeout_ns: u64) {
-        let doorbells = &self.system.partitions[self.id].doorbells;
-        crate::tsc::spin_ns_unless(timeout_ns, || doorbells.any());
+        let system = self.system;
+        let doorbells = &system.partitions[self.id].doorbells;
+        crate::tsc::spin_ns_unless(timeout_ns, || {
+            crate::input::poll(system);
+            doorbells.any()
+        });
     }
     fn gic_access(&mut self, _frame: Frame, _access: vgic::Access) -> u64 {
         0
@@ -74,8 +78,12 @@ impl Services for VcpuServices<'_> {
         let cpus = self.system.config.partitions[self.id].cpus.len();
         (vcpu < cpus).then_some(if vcpu == 0 { Power::On } else { Power::Off })
     }
-    fn uart_access(&mut self, _offset: u64, _write: Option<u64>) -> u64 {
-        0
+    fn uart_access(&mut self, offset: u64, write: Option<u64>) -> u64 {
+        let (read, sent) = self.system.partitions[self.id].vuart.lock().access(offset, write);
+        if let Some(byte) = sent {
+            self.console_write(&[byte]);
+        }
+        u64::from(read)
     }
     fn partition_running(&mut self, id: PartitionId) -> bool {
         !self.system.partitions[usize::from(id)].stopped.load(core::sync::atomic::Ordering::Acquire)
@@ -174,7 +182,8 @@ pub fn run(cpu: usize, revision: u32, id: usize) {
 fn enter(system: &System, cpu: usize, revision: u32, id: usize, boot: &BootArea) -> Result<End, VmxError> {
     let p = &system.config.partitions[id];
     vmx::new_vmcs(revision)?;
-    vmx::setup_controls_and_host(cpu, id as u16 + 1, system.partitions[id].eptp)?;
+    let me = &system.partitions[id];
+    vmx::setup_controls_and_host(cpu, id as u16 + 1, me.eptp, me.io_bitmaps)?;
     vmx::setup_guest_long(p.entry.0, boot)?;
     let mut regs = Gprs { rsi: boot.boot_params(), ..Default::default() };
     let mut services = VcpuServices { system, id };
@@ -213,8 +222,12 @@ fn enter(system: &System, cpu: usize, revision: u32, id: usize, boot: &BootArea)
             // interrupt (with interrupts masked, for good: the CPU is the partition's alone).
             // No timeout, so the doorbell scenario fails if delivery does.
             while !doorbells.any() {
+                crate::input::poll(system);
                 core::hint::spin_loop();
             }
+        }
+        if exit == Exit::Interrupt {
+            crate::input::poll(system);
         }
         let outcome = match handle_exit(&system.config, p.id, &state, exit, &mut services) {
             // No abort to inject on x86 yet: the fault policy.
@@ -229,9 +242,13 @@ fn enter(system: &System, cpu: usize, revision: u32, id: usize, boot: &BootArea)
                 skip(next)?;
             }
             Outcome::Emulated { load } => {
-                if let Some((_, value)) = load {
+                match (load, exit) {
+                    (Some((_, value)), Exit::PortIo { size, .. }) => {
+                        regs.rax = vmexit::load_in(regs.rax, size, value)
+                    }
                     // RDMSR: edx:eax.
-                    (regs.rax, regs.rdx) = (value & 0xffff_ffff, value >> 32);
+                    (Some((_, value)), _) => (regs.rax, regs.rdx) = (value & 0xffff_ffff, value >> 32),
+                    (None, _) => {}
                 }
                 skip(next)?;
             }

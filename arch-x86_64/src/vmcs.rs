@@ -12,6 +12,8 @@ pub const HOST_FS_SELECTOR: u32 = 0x0C08;
 pub const HOST_GS_SELECTOR: u32 = 0x0C0A;
 pub const HOST_TR_SELECTOR: u32 = 0x0C0C;
 // 64-bit fields.
+pub const IO_BITMAP_A: u32 = 0x2000;
+pub const IO_BITMAP_B: u32 = 0x2002;
 pub const EPT_POINTER: u32 = 0x201A;
 pub const GUEST_PHYSICAL_ADDRESS: u32 = 0x2400;
 pub const VMCS_LINK_POINTER: u32 = 0x2800;
@@ -92,6 +94,7 @@ pub mod proc {
     pub const INTERRUPT_WINDOW_EXITING: u32 = 1 << 2;
     pub const HLT_EXITING: u32 = 1 << 7;
     pub const UNCONDITIONAL_IO_EXITING: u32 = 1 << 24;
+    pub const USE_IO_BITMAPS: u32 = 1 << 25;
     pub const SECONDARY_CONTROLS: u32 = 1 << 31;
 }
 pub mod secondary {

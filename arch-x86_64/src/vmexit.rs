@@ -91,6 +91,31 @@ pub const fn msr_class(msr: u32) -> RegisterClass {
     }
 }
 
+/// An IN or OUT (exit qualification: size - 1 in bits 2:0, IN in bit 3, string in bit 4, the
+/// port in bits 31:16). String I/O (INS/OUTS, with or without REP) is not emulated: it is
+/// `Unhandled`, the partition's fault policy (no driver a partition needs uses it on the
+/// virtual UART; the ports of its own devices pass through without an exit).
+fn io_instruction(q: u64, regs: &Gprs) -> Exit {
+    let size = (q & 0b111) as u8 + 1;
+    let port = (q >> 16) as u16;
+    if q & (1 << 4) != 0 || !matches!(size, 1 | 2 | 4) {
+        return Exit::Unhandled { syndrome: u64::from(reason::IO_INSTRUCTION) | (q << 32) };
+    }
+    let mask = (1u64 << (8 * u32::from(size))) - 1;
+    let write = (q & (1 << 3) == 0).then_some((regs.rax & mask) as u32);
+    Exit::PortIo { port, size, write }
+}
+
+/// Puts what an IN of `size` bytes read in the accumulator: al and ax keep rax's other bits,
+/// eax zero-extends (as a 32-bit register write does in 64-bit mode).
+pub fn load_in(rax: u64, size: u8, value: u64) -> u64 {
+    match size {
+        1 => (rax & !0xff) | (value & 0xff),
+        2 => (rax & !0xffff) | (value & 0xffff),
+        _ => value & 0xffff_ffff,
+    }
+}
+
 /// Decodes an exit with the guest's registers at the time.
 pub fn decode(info: &ExitInfo, regs: &Gprs) -> Decoded {
     let exit = match info.reason & 0xffff {
@@ -113,6 +138,7 @@ pub fn decode(info: &ExitInfo, regs: &Gprs) -> Decoded {
             };
             Exit::Stage2Fault { addr: GuestPhys(info.guest_physical), access }
         }
+        reason::IO_INSTRUCTION => io_instruction(info.qualification, regs),
         reason::RDMSR | reason::WRMSR => {
             let msr = regs.rcx as u32;
             let write = (info.reason & 0xffff == reason::WRMSR)
@@ -190,6 +216,32 @@ mod tests {
             Decoded::Exit(Exit::Register { write: Some(0x1_fee0_0900), .. })
         ));
         assert_eq!(format!("{}", msr_name(0x1b)), "MSR 0x1b");
+    }
+
+    #[test]
+    fn port_io_is_decoded_with_size_direction_and_value() {
+        let io = |q: u64| {
+            decode(
+                &ExitInfo { reason: reason::IO_INSTRUCTION, qualification: q, ..Default::default() },
+                &Gprs { rax: 0x1234_5678_9abc_def0, ..Default::default() },
+            )
+        };
+        // out dx, al to 0x3f8; in eax, dx from 0x3fd; out dx, ax to 0xcf8.
+        assert_eq!(io(0x3f8 << 16), Decoded::Exit(Exit::PortIo { port: 0x3f8, size: 1, write: Some(0xf0) }));
+        assert_eq!(
+            io((0x3fd << 16) | 0b1011),
+            Decoded::Exit(Exit::PortIo { port: 0x3fd, size: 4, write: None })
+        );
+        assert_eq!(
+            io((0xcf8 << 16) | 1),
+            Decoded::Exit(Exit::PortIo { port: 0xcf8, size: 2, write: Some(0xdef0) })
+        );
+        // String I/O and a reserved size are the fault policy's.
+        assert!(matches!(io((0x3f8 << 16) | 0b1_0000), Decoded::Exit(Exit::Unhandled { .. })));
+        assert!(matches!(io(0b010), Decoded::Exit(Exit::Unhandled { .. })));
+        assert_eq!(load_in(0xffff_ffff_ffff_ffff, 1, 0x41), 0xffff_ffff_ffff_ff41);
+        assert_eq!(load_in(0xffff_ffff_ffff_ffff, 2, 0x1_0041), 0xffff_ffff_ffff_0041);
+        assert_eq!(load_in(0xffff_ffff_ffff_ffff, 4, u64::MAX), 0xffff_ffff);
     }
 
     #[test]

@@ -173,8 +173,14 @@ fn control(field: u32, wanted: u32, cap: u64, name: &'static str) -> Result<(), 
     vmwrite(field, u64::from(value))
 }
 
-/// Writes the execution, exit and entry controls and the host state of the current VMCS.
-pub fn setup_controls_and_host(cpu: usize, vpid: u16, eptp: u64) -> Result<(), VmxError> {
+/// Writes the execution, exit and entry controls and the host state of the current VMCS;
+/// `io_bitmaps` is the partition's pair of I/O bitmaps (`tantalum_x86_64::io_bitmap`).
+pub fn setup_controls_and_host(
+    cpu: usize,
+    vpid: u16,
+    eptp: u64,
+    io_bitmaps: HostPhys,
+) -> Result<(), VmxError> {
     use vmcs::*;
     control(
         PIN_BASED_CONTROLS,
@@ -184,7 +190,7 @@ pub fn setup_controls_and_host(cpu: usize, vpid: u16, eptp: u64) -> Result<(), V
     )?;
     control(
         PROCESSOR_CONTROLS,
-        proc::HLT_EXITING | proc::UNCONDITIONAL_IO_EXITING | proc::SECONDARY_CONTROLS,
+        proc::HLT_EXITING | proc::USE_IO_BITMAPS | proc::SECONDARY_CONTROLS,
         capability(msr::VMX_PROCBASED, msr::VMX_TRUE_PROCBASED),
         "processor-based",
     )?;
@@ -205,6 +211,8 @@ pub fn setup_controls_and_host(cpu: usize, vpid: u16, eptp: u64) -> Result<(), V
     )?;
     control(ENTRY_CONTROLS, entry::LOAD_IA32_EFER, capability(msr::VMX_ENTRY, msr::VMX_TRUE_ENTRY), "entry")?;
     vmwrite(EXCEPTION_BITMAP, 0)?;
+    vmwrite(IO_BITMAP_A, io_bitmaps.as_u64())?;
+    vmwrite(IO_BITMAP_B, io_bitmaps.as_u64() + 4096)?;
     vmwrite(VPID, u64::from(vpid))?;
     vmwrite(EPT_POINTER, eptp)?;
     vmwrite(VMCS_LINK_POINTER, u64::MAX)?;

@@ -140,6 +140,10 @@ pub enum Exit {
     /// An access outside the partition's stage-2 / EPT mappings that the hardware decoded
     /// (a single load or store of one register): a candidate for device emulation.
     Mmio { addr: GuestPhys, access: MmioAccess },
+    /// An I/O port access (x86 IN/OUT) to a port none of the partition's devices has (those
+    /// pass through without an exit): `size` bytes (1, 2 or 4) at `port`; `write` is what an OUT
+    /// stores. What an IN reads goes to the arch's accumulator (register 0).
+    PortIo { port: u16, size: u8, write: Option<u32> },
     /// An access outside the partition's stage-2 / EPT mappings.
     Stage2Fault { addr: GuestPhys, access: Access },
     /// A trapped register access (Arm system register, x86 MSR) that the arch classified;

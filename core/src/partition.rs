@@ -6,6 +6,7 @@
 use core::fmt;
 
 use crate::addr::{GuestPhys, HostPhys};
+use crate::config::x86::VIRTUAL_UART_PORTS;
 use crate::config::{FaultPolicy, OutsideMemory, PartitionConfig, PartitionId, SystemConfig};
 use crate::exit::{Access, Exit, MmioAccess, RegisterClass, RegisterName, VcpuSet};
 use crate::hypercall::{self, Call, Status};
@@ -77,6 +78,8 @@ pub enum Fault {
     ForbiddenCall { via: &'static str, function: u64 },
     /// Access to a register the hypervisor traps and does not emulate.
     Register { name: RegisterName, write: bool },
+    /// An I/O port access to a port that is not the partition's (x86).
+    Port { port: u16, write: bool },
     /// Any other trapped instruction or exception.
     Unhandled { syndrome: u64 },
     /// One of its devices made a DMA access the IOMMU refused.
@@ -93,6 +96,10 @@ impl fmt::Display for Fault {
             Fault::Register { name, write } => {
                 let dir = if write { "write" } else { "read" };
                 write!(f, "trapped system register {dir} ({name})")
+            }
+            Fault::Port { port, write } => {
+                let dir = if write { "write" } else { "read" };
+                write!(f, "I/O port {dir} at {port:#x} (no device of its own there)")
             }
             Fault::Unhandled { syndrome } => {
                 write!(f, "unhandled exception (syndrome {syndrome:#x})")
@@ -175,6 +182,7 @@ pub fn handle_exit(
             Outcome::Emulated { load: None }
         }
         Exit::Mmio { addr, access } => mmio(system, partition, addr, access, services),
+        Exit::PortIo { port, size, write } => port_io(partition, port, size, write, services),
         Exit::Stage2Fault { addr, access } => outside_memory(partition, addr, access),
         Exit::Register { class, name, register, write } => {
             register_access(partition, class, name, register, write, services)
@@ -270,6 +278,34 @@ fn outside_memory(partition: &PartitionConfig, addr: GuestPhys, access: Access) 
     match partition.outside_memory() {
         OutsideMemory::ExternalAbort => Outcome::ExternalAbort { addr, access },
         OutsideMemory::Fault => fault(partition, Fault::Memory { addr, access }),
+    }
+}
+
+/// An I/O port access that trapped (the partition's own devices' ports pass through): its
+/// virtual UART's registers, else its `outside-memory` choice: `external-abort` makes the
+/// access one no device answers on a PC's bus (a read gets all ones, a write is dropped), so a
+/// guest OS probing for legacy devices finds none; `fault` applies the `on-fault` policy.
+fn port_io(
+    partition: &PartitionConfig,
+    port: u16,
+    size: u8,
+    write: Option<u32>,
+    services: &mut dyn Services,
+) -> Outcome {
+    let width = match size {
+        1 => 0xff,
+        2 => 0xffff,
+        _ => 0xffff_ffff,
+    };
+    let load = |value: u64| Outcome::Emulated { load: write.is_none().then_some((0, value & width)) };
+    if partition.virtual_uart && VIRTUAL_UART_PORTS.contains(port) {
+        // The UART's registers are bytes: a wider access reaches the first one only.
+        let offset = u64::from(port) - u64::from(VIRTUAL_UART_PORTS.base);
+        return load(services.uart_access(offset, write.map(|v| u64::from(v & 0xff))));
+    }
+    match partition.outside_memory() {
+        OutsideMemory::ExternalAbort => load(u64::MAX),
+        OutsideMemory::Fault => fault(partition, Fault::Port { port, write: write.is_some() }),
     }
 }
 

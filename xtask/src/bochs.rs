@@ -95,8 +95,9 @@ pub fn iso(image: &Path, dir: &Path) -> Result<PathBuf> {
     Ok(iso)
 }
 
-/// The Bochs configuration of a run of `iso` with `cpus` CPUs, COM1 into `serial`.
-fn bochsrc(iso: &Path, serial: &Path, log: &Path, cpus: u32, megs: u32) -> String {
+/// The Bochs configuration of a run of `iso` with `cpus` CPUs, COM1 as `com1` says (Bochs's
+/// `com1:` option's mode and device).
+fn bochsrc(iso: &Path, com1: &str, log: &Path, cpus: u32, megs: u32) -> String {
     format!(
         "megs: {megs}\n\
          cpu: model=corei7_haswell_4770, count={cpus}, ips=100000000, reset_on_triple_fault=0\n\
@@ -104,13 +105,13 @@ fn bochsrc(iso: &Path, serial: &Path, log: &Path, cpus: u32, megs: u32) -> Strin
          vgaromimage: file=/usr/share/vgabios/vgabios.bin\n\
          ata0-master: type=cdrom, path={}, status=inserted\n\
          boot: cdrom\n\
-         com1: enabled=1, mode=file, dev={}\n\
+         com1: enabled=1, {}\n\
          display_library: rfb, options=\"timeout=0\"\n\
          log: {}\n\
          panic: action=fatal\nerror: action=report\ninfo: action=ignore\n\
          clock: sync=none\n",
         iso.display(),
-        serial.display(),
+        com1,
         log.display()
     )
 }
@@ -135,18 +136,36 @@ const BOARD_MEGS: u32 = 256;
 
 /// [`run`] on a PC with `megs` MiB of RAM, handing `progress` the COM1 output so far every time
 /// it grew.
-fn run_with(
+fn run_with(iso: &Path, cpus: u32, megs: u32, timeout: Duration, progress: impl FnMut(&str)) -> Result<Run> {
+    run_scripted(iso, cpus, megs, timeout, &[], progress)
+}
+
+/// [`run_with`], typing on COM1: each `(after, keys)` of `input` in turn sends `keys` once
+/// COM1 shows `after`. With input, Bochs serves COM1 on a local TCP port (`socket-server`),
+/// which this end connects to; what arrives is copied to the same `com1.log` as without.
+fn run_scripted(
     iso: &Path,
     cpus: u32,
     megs: u32,
     timeout: Duration,
+    input: &[(&str, &[u8])],
     mut progress: impl FnMut(&str),
 ) -> Result<Run> {
     let dir = iso.parent().unwrap_or(Path::new(".")).to_path_buf();
     let (serial, log, rc, conf) =
         (dir.join("com1.log"), dir.join("bochs.log"), dir.join("continue.rc"), dir.join("bochsrc"));
     let _ = std::fs::remove_file(&serial);
-    std::fs::write(&conf, bochsrc(iso, &serial, &log, cpus, megs))?;
+    let port = if input.is_empty() {
+        None
+    } else {
+        // A free local port for Bochs to listen on.
+        Some(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    };
+    let com1 = match port {
+        None => format!("mode=file, dev={}", serial.display()),
+        Some(port) => format!("mode=socket-server, dev=127.0.0.1:{port}"),
+    };
+    std::fs::write(&conf, bochsrc(iso, &com1, &log, cpus, megs))?;
     std::fs::write(&rc, "c\n")?;
     let start = Instant::now();
     let mut child = Command::new("bochs")
@@ -159,6 +178,12 @@ fn run_with(
         .stdout(std::fs::File::create(dir.join("bochs.out"))?)
         .stderr(Stdio::null())
         .spawn()?;
+    let mut keyboard = match port {
+        Some(port) => Some(connect_com1(port, &serial, Duration::from_secs(20))?),
+        None => None,
+    };
+    let mut script = input.iter();
+    let mut next_input = script.next();
     let read =
         || std::fs::read(&serial).map(|b| String::from_utf8_lossy(&b).replace('\r', "")).unwrap_or_default();
     let mut timed_out = false;
@@ -171,6 +196,13 @@ fn run_with(
         }
         if child.try_wait()?.is_some() {
             break;
+        }
+        if let (Some(&(after, keys)), Some(stream)) = (next_input, keyboard.as_mut()) {
+            if output.contains(after) {
+                use std::io::Write;
+                stream.write_all(keys)?;
+                next_input = script.next();
+            }
         }
         if output.contains(END_MARKER) {
             // Give Bochs a moment to exit by itself (ACPI power-off), then end it.
@@ -186,6 +218,31 @@ fn run_with(
     let _ = child.kill();
     let _ = child.wait();
     Ok(Run { output: read(), timed_out, elapsed: start.elapsed() })
+}
+
+/// Connects to the COM1 that Bochs serves on `port` (retrying while it starts) and copies
+/// what COM1 sends into `log`, on a thread, until Bochs closes it; returns the sending end.
+fn connect_com1(port: u16, log: &Path, patience: Duration) -> Result<std::net::TcpStream> {
+    use std::io::{Read, Write};
+    let start = Instant::now();
+    let stream = loop {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => break s,
+            Err(e) if start.elapsed() > patience => bail!("Bochs's COM1 at port {port}: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    };
+    let mut reader = stream.try_clone()?;
+    let mut file = std::fs::File::create(log)?;
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 || file.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+    });
+    Ok(stream)
 }
 
 /// The x86_64 scenario: GRUB boots the Multiboot2 image, the hypervisor reaches long mode,
@@ -335,8 +392,11 @@ pub fn games_scenario() -> std::result::Result<(), String> {
             "[attacker] games: CPUID shows VMX: false; names Tantalum: true",
             "[tantalum] partition 'attacker' fault: trapped system register read (MSR 0x1b)",
             "[tantalum] partition 'attacker' fault: trapped system register write (MSR 0xc0000080)",
+            "[attacker] games: own port 0xcf8 passes through: wrote 0x8000f804, read 0x8000f804",
             "[attacker] games: run 2: out-com1",
+            "[tantalum] partition 'attacker' fault: I/O port write at 0x3f8 (no device of its own there)",
             "[attacker] games: run 3: in-pic",
+            "[tantalum] partition 'attacker' fault: I/O port read at 0x21 (no device of its own there)",
             "[tantalum] partition 'attacker' fault: stage-2 read abort at IPA 0x100000",
             "[attacker] games: run 5: vmxon",
             "[attacker] games: all 6 games were stopped",
@@ -346,6 +406,53 @@ pub fn games_scenario() -> std::result::Result<(), String> {
         ],
         &["BREACH", "halting", "!"],
     )
+}
+
+/// configs/x86/x86-console-focus.dts: console input follows focus, as on Arm. `first` has the
+/// input at boot and exits, so it moves to `second`, whose virtual 16550 (COM1 in its port
+/// space) receives what is typed and transmits the `got:` lines; Ctrl-\\ gives the input to
+/// the hypervisor (Enter lists the partitions) and back.
+pub fn console_focus_scenario() -> std::result::Result<(), String> {
+    let built =
+        crate::image::build_system(&root().join("configs/x86/x86-console-focus.dts")).map_err(|e| e.0)?;
+    let dir = built.image.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let iso = iso(&built.image, &dir.join("bochs")).map_err(|e| e.0)?;
+    let input: &[(&str, &[u8])] = &[
+        ("console input -> second", b"ping\r"),
+        ("[second] got: ping", b"\x1c"),
+        ("console input -> hypervisor", b"lost\r"),
+        ("partitions: first", b"\x1c"),
+        ("console input -> second (Ctrl-\\ passes it on)\n[", b"quit\r"),
+    ];
+    let run =
+        run_scripted(&iso, cpus_used(&built.config), BOARD_MEGS, Duration::from_secs(240), input, |_| {})
+            .map_err(|e| e.0)?;
+    let expected = [
+        "console input -> first (Ctrl-\\ passes it on)",
+        "partition 'first' exited with code 0: stopped",
+        "console input -> second (Ctrl-\\ passes it on)",
+        "[second] got: ping",
+        "console input -> hypervisor: keys go to no partition",
+        "partitions: first (stopped, console), second (running, console); Ctrl-\\ gives the input to second",
+        "[second] got: quit",
+        "all partitions have stopped: powering off",
+    ];
+    let missing: Vec<&str> = expected.iter().copied().filter(|e| !run.output.contains(e)).collect();
+    let order_ok =
+        match (run.output.find("console input -> hypervisor"), run.output.find("[second] got: quit")) {
+            (Some(a), Some(b)) => a < b,
+            _ => false,
+        };
+    if missing.is_empty() && order_ok && !run.output.contains("got: lost") && !run.output.contains("PANIC") {
+        println!("        ({:.1} s under Bochs, GRUB included)", run.elapsed.as_secs_f64());
+        return Ok(());
+    }
+    let why = if run.timed_out { "timed out" } else { "ended" };
+    Err(format!(
+        "Bochs run {why} after {:.1} s; missing: {missing:?}; in order: {order_ok}\n--- COM1 ---\n{}",
+        run.elapsed.as_secs_f64(),
+        run.output
+    ))
 }
 
 /// configs/x86/x86-two-partitions.dts on a PC with 40 MiB instead of the board's 256: the

@@ -119,11 +119,10 @@ pub fn source(cfg: &SystemConfig, p: &PartitionConfig, board_dtb: &[u8]) -> Stri
     let page = |what, n| cfg.board.emulated.page(what, n).unwrap_or_default();
     let vuart_base = page(Emulated::VirtualUart, 0);
 
-    let stdout = if p.virtual_uart {
-        format!("\t\tstdout-path = \"/pl011@{vuart_base:x}\";\n")
-    } else {
-        String::new()
-    };
+    // On an x86 board the virtual UART is COM1's ports (docs/x86.md), which a DT does not name.
+    let vuart_page = p.virtual_uart && cfg.board.emulated.virtual_uart.is_some();
+    let stdout =
+        if vuart_page { format!("\t\tstdout-path = \"/pl011@{vuart_base:x}\";\n") } else { String::new() };
     let bootargs = p.bootargs.as_deref().unwrap_or("");
     let initrd = match (p.initrd_address(), p.initrd_size()) {
         (Some(start), Some(size)) => format!(
@@ -204,7 +203,7 @@ pub fn source(cfg: &SystemConfig, p: &PartitionConfig, board_dtb: &[u8]) -> Stri
         "\tpmu {{\n\t\tcompatible = \"arm,armv8-pmuv3\";\n\t\tinterrupts = <1 {PMU_PPI} 4>;\n\t}};\n"
     );
 
-    if p.virtual_uart {
+    if vuart_page {
         let _ = writeln!(
             w,
             "\tvuart_clk: vuart-clock {{\n\t\tcompatible = \"fixed-clock\";\n\t\t#clock-cells = <0>;\n\t\tclock-frequency = <24000000>;\n\t}};\n"
@@ -228,7 +227,16 @@ pub fn source(cfg: &SystemConfig, p: &PartitionConfig, board_dtb: &[u8]) -> Stri
         }
         let regs: Vec<String> =
             d.mmio.iter().map(|r| format!("<{} {}>", cells(r.start.as_u64()), cells(r.size))).collect();
-        let _ = writeln!(w, "\t\treg = {};", regs.join(", "));
+        if !regs.is_empty() {
+            let _ = writeln!(w, "\t\treg = {};", regs.join(", "));
+        }
+        // An x86 device's I/O ports (which pass through): where the guest finds them.
+        let ports = cfg.board.x86.as_ref().map_or(&[][..], |x| x.ports_of(&d.path));
+        if !ports.is_empty() {
+            let cells: Vec<String> =
+                ports.iter().map(|p| format!("<{:#x} {:#x}>", p.base, p.count)).collect();
+            let _ = writeln!(w, "\t\ttantalum,io-ports = {};", cells.join(", "));
+        }
         if !d.interrupts.is_empty() {
             let irqs: Vec<String> =
                 d.interrupts.iter().map(|i| format!("<{} {} {}>", i.kind, i.number, i.flags)).collect();

@@ -326,6 +326,10 @@ const X86_SCENARIOS: &[X86Scenario] = &[
         crate::bochs::demo_scenario,
     ),
     (
+        "x86_64 under Bochs: console input follows focus to a virtual 16550 on COM1's ports (configs/x86/x86-console-focus.dts)",
+        crate::bochs::console_focus_scenario,
+    ),
+    (
         "x86_64 under Bochs: the VMCALL round trip in TSC ticks (configs/x86/x86-bench.dts)",
         crate::bochs::hypercall_bench_scenario,
     ),

@@ -25,6 +25,11 @@ pub const BOOT_AREA: u64 = 32 * 1024;
 pub const LEGACY_HOLE: HostRange = HostRange::new(HostPhys(0xA_0000), 0x6_0000);
 /// `compatible` strings of the UARTs the x86 hypervisor's console drives (a 16550 on I/O ports).
 pub const X86_CONSOLE_UARTS: &[&str] = &["ns16550a", "ns16550"];
+/// Where a partition with `virtual-uart;` finds its virtual 16550 on an x86 board: COM1's
+/// ports in its own port space (the hypervisor's console is on the board's ports, which no
+/// partition is given), where a PC operating system looks for its first serial port (Linux's
+/// ttyS0).
+pub const VIRTUAL_UART_PORTS: IoPorts = IoPorts { base: 0x3f8, count: 8 };
 /// Number of x86 I/O ports.
 pub const IO_PORTS: u32 = 0x1_0000;
 
@@ -106,6 +111,8 @@ pub enum X86Problem {
     PortsOutOfRange { ports: IoPorts },
     /// A partition takes I/O ports another partition owns (through another device).
     PortsTaken { device: String, ports: IoPorts, owner: String, other: String },
+    /// A partition with a virtual UART takes a device whose ports overlap the virtual UART's.
+    VirtualUartPorts { device: String, ports: IoPorts },
     /// The hypervisor console is not a 16550 on I/O ports.
     ConsoleNotPortUart { console: String },
     /// The image, the boot area and the guest DTB reserve do not fit in region 0.
@@ -146,6 +153,11 @@ impl fmt::Display for X86Problem {
                 f,
                 "devices: {device} ({ports}) shares I/O ports with {other}, which {owner} owns: \
                  a port belongs to at most one partition"
+            ),
+            Self::VirtualUartPorts { device, ports } => write!(
+                f,
+                "devices: {device} ({ports}) overlaps the virtual UART's {VIRTUAL_UART_PORTS} (COM1 \
+                 in the partition's port space, virtual-uart;): drop one of them"
             ),
             Self::ConsoleNotPortUart { console } => write!(
                 f,

@@ -456,3 +456,38 @@ fn a_dma_fault_follows_the_policy_and_reports_no_pc() {
          memory, stopped by the IOMMU: restarting"
     );
 }
+
+#[test]
+fn port_io_reaches_the_virtual_uart_only_when_configured() {
+    let mut p = partition(FaultPolicy::Restart);
+    p.virtual_uart = true;
+    // OUT to COM1's THR, IN from its LSR (a 2-byte IN gets the byte register, zero-extended).
+    let (o, fake) = run(&p, Exit::PortIo { port: 0x3f8, size: 1, write: Some(0x141) });
+    assert_eq!(o, Outcome::Emulated { load: None });
+    assert_eq!(fake.uart, [(0, Some(0x41))]);
+    let (o, fake) = run(&p, Exit::PortIo { port: 0x3fd, size: 2, write: None });
+    assert_eq!(o, Outcome::Emulated { load: Some((0, 0x11)) });
+    assert_eq!(fake.uart, [(5, None)]);
+    // Just past it, and without `virtual-uart;`: the fault policy, naming the port.
+    for (uart, port) in [(true, 0x400), (true, 0x3f7), (false, 0x3f8)] {
+        p.virtual_uart = uart;
+        let (o, fake) = run(&p, Exit::PortIo { port, size: 1, write: None });
+        assert_eq!(o, Outcome::Restart(StopReason::Fault(Fault::Port { port, write: false })), "{port:#x}");
+        assert!(fake.uart.is_empty());
+    }
+    let text = alloc::format!("{}", Fault::Port { port: 0x21, write: true });
+    assert_eq!(text, "I/O port write at 0x21 (no device of its own there)");
+}
+
+#[test]
+fn port_io_with_external_abort_is_a_bus_nobody_answers() {
+    let mut p = partition(FaultPolicy::Stop);
+    p.outside_memory = Some(OutsideMemory::ExternalAbort);
+    for (size, all_ones) in [(1, 0xff), (2, 0xffff), (4, 0xffff_ffff)] {
+        let (o, _) = run(&p, Exit::PortIo { port: 0x21, size, write: None });
+        assert_eq!(o, Outcome::Emulated { load: Some((0, all_ones)) });
+    }
+    let (o, fake) = run(&p, Exit::PortIo { port: 0xffff, size: 4, write: Some(u32::MAX) });
+    assert_eq!(o, Outcome::Emulated { load: None });
+    assert!(fake.uart.is_empty());
+}

@@ -2,7 +2,7 @@
 //! each of which the hypervisor must end by the partition's `on-fault` policy: reading the
 //! local APIC base MSR, writing EFER, the hypervisor's console port, the PIC, a CR3 pointing
 //! into the hypervisor's memory, VMXON. First it checks that CPUID hides VMX and names
-//! Tantalum. Once past the last game it says so and exits.
+//! Tantalum, and that the ports of its own device pass through. Once past the last game it says so and exits.
 
 use core::arch::asm;
 use core::arch::x86_64::__cpuid;
@@ -11,12 +11,28 @@ use tantalum_guest::println;
 
 const GAMES: [&str; 6] = ["rdmsr-apic-base", "wrmsr-efer", "out-com1", "in-pic", "cr3-hypervisor", "vmxon"];
 
+/// The ports of a device the partition owns pass through: the PCI configuration address
+/// register (`devices = <&pci_conf>` in configs/x86/x86-games.dts) keeps what is written.
+fn own_ports() {
+    let written = 0x8000_f804u32;
+    let read: u32;
+    // SAFETY: CONFIG_ADDRESS (0xcf8) selects a PCI configuration register; nothing accesses
+    // configuration data here, so selecting one has no effect.
+    unsafe {
+        asm!("out dx, eax", in("dx") 0xcf8u16, in("eax") written, options(nostack));
+        asm!("in eax, dx", in("dx") 0xcf8u16, out("eax") read, options(nostack));
+        asm!("out dx, eax", in("dx") 0xcf8u16, in("eax") 0u32, options(nostack));
+    }
+    println!("games: own port 0xcf8 passes through: wrote {written:#x}, read {read:#x}");
+}
+
 pub fn play(run: u64) {
     if run == 0 {
         let vmx = __cpuid(1).ecx & (1 << 5) != 0;
         let sig = __cpuid(0x4000_0000);
         let tantalum = sig.ebx.to_le_bytes() == *b"Tant" && sig.ecx.to_le_bytes() == *b"alum";
         println!("games: CPUID shows VMX: {vmx}; names Tantalum: {tantalum}");
+        own_ports();
     }
     let Some(game) = GAMES.get(run as usize) else {
         println!("games: all {} games were stopped", GAMES.len());

@@ -1,7 +1,8 @@
 //! The demo partition: says hello a few times, with its identity, then exits. Its bootargs
 //! can give it another role:
 //! - `role=echo`: reads lines typed on its virtual UART (the PL011 its guest DT's
-//!   `/chosen/stdout-path` names, `virtual-uart;`) and prints each, until `quit`;
+//!   `/chosen/stdout-path` names, `virtual-uart;`; on x86 the 16550 at COM1's ports, which it
+//!   also writes its lines to) and prints each, until `quit`;
 //! - `role=flood`: floods the console with 256-byte writes for two seconds;
 //! - `role=timed bound_ms=N`: writes two bytes every 10 ms for two seconds and reports its
 //!   slowest write (a breach if over N ms);
@@ -88,34 +89,86 @@ fn fault(run: u64) {
 }
 
 /// The virtual PL011's data and flag registers (offsets).
+#[cfg(target_arch = "aarch64")]
 const UART_DR: usize = 0x00;
+#[cfg(target_arch = "aarch64")]
 const UART_FR: usize = 0x18;
+#[cfg(target_arch = "aarch64")]
 const FR_RX_EMPTY: u32 = 1 << 4;
+
+/// The virtual UART's receive side: the PL011 its guest DT's `/chosen/stdout-path` names.
+#[cfg(target_arch = "aarch64")]
+struct Uart(usize);
+
+#[cfg(target_arch = "aarch64")]
+impl Uart {
+    fn find() -> Option<Uart> {
+        tantalum_guest::dt::stdout_address().map(|a| Uart(a as usize))
+    }
+    fn read_byte(&self) -> Option<u8> {
+        // SAFETY: the hypervisor emulates a PL011 at this guest address (`virtual-uart;`, placed
+        // by the board below 4 GiB); the SDK maps that space as device memory.
+        let empty = unsafe { tantalum_guest::mmio::read32(self.0 + UART_FR) } & FR_RX_EMPTY != 0;
+        // SAFETY: as above.
+        (!empty).then(|| unsafe { tantalum_guest::mmio::read32(self.0 + UART_DR) } as u8)
+    }
+    fn print_line(&self, text: &str) {
+        println!("{text}");
+    }
+}
+
+/// The virtual UART on x86: a 16550 at COM1's ports (docs/x86.md), both ways.
+#[cfg(target_arch = "x86_64")]
+struct Uart(u16);
+
+#[cfg(target_arch = "x86_64")]
+impl Uart {
+    fn find() -> Option<Uart> {
+        Some(Uart(0x3f8))
+    }
+    fn inb(&self, offset: u16) -> u8 {
+        let value: u8;
+        // SAFETY: the virtual 16550's ports (`virtual-uart;`); the hypervisor emulates them.
+        unsafe {
+            core::arch::asm!("in al, dx", in("dx") self.0 + offset, out("al") value, options(nomem, nostack))
+        };
+        value
+    }
+    fn read_byte(&self) -> Option<u8> {
+        // LSR bit 0: data ready.
+        (self.inb(5) & 1 != 0).then(|| self.inb(0))
+    }
+    /// Writes the line through the UART's transmitter (LSR bit 5: room for a byte).
+    fn print_line(&self, text: &str) {
+        for &b in text.as_bytes().iter().chain(b"\r\n") {
+            while self.inb(5) & 0x20 == 0 {}
+            // SAFETY: as in `inb`.
+            unsafe { core::arch::asm!("out dx, al", in("dx") self.0, in("al") b, options(nomem, nostack)) };
+        }
+    }
+}
 
 /// Prints every line typed on the virtual UART (`got: ...`) until `quit`.
 fn echo() {
     let mut line = [0u8; 64];
     let mut len = 0;
-    let Some(uart) = tantalum_guest::dt::stdout_address() else {
+    let Some(uart) = Uart::find() else {
         println!("echo: no virtual UART in the device tree");
         return;
     };
-    let (dr, fr) = (uart as usize + UART_DR, uart as usize + UART_FR);
     println!("echo: type a line");
     loop {
-        // SAFETY: the hypervisor emulates a PL011 at this guest address (`virtual-uart;`, placed
-        // by the board below 4 GiB); the SDK maps that space as device memory.
-        let empty = unsafe { tantalum_guest::mmio::read32(fr) } & FR_RX_EMPTY != 0;
-        if empty {
+        let Some(byte) = uart.read_byte() else {
             wait_ns(1_000_000);
             continue;
-        }
-        // SAFETY: as above.
-        let byte = unsafe { tantalum_guest::mmio::read32(dr) } as u8;
+        };
         match byte {
             b'\r' | b'\n' if len > 0 => {
                 let text = core::str::from_utf8(&line[..len]).unwrap_or("?");
-                println!("got: {text}");
+                let mut out = [0u8; 70];
+                out[..5].copy_from_slice(b"got: ");
+                out[5..5 + len].copy_from_slice(&line[..len]);
+                uart.print_line(core::str::from_utf8(&out[..5 + len]).unwrap_or("got: ?"));
                 if text == "quit" {
                     return;
                 }

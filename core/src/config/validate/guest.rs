@@ -66,8 +66,9 @@ impl Checker<'_> {
     /// How many pages of each kind of emulated page partition `p` uses (those it uses only).
     fn emulated_used(&self, p: &PartitionConfig) -> impl Iterator<Item = (Emulated, u64)> {
         let cfg = self.cfg;
+        // An x86 board's virtual UART is on I/O ports (`x86::VIRTUAL_UART_PORTS`), not a page.
         let used = [
-            u64::from(p.virtual_uart),
+            u64::from(p.virtual_uart && cfg.board.x86.is_none()),
             cfg.channels_of(p.id).len() as u64,
             cfg.virtio_devices(p.id).count() as u64,
         ];

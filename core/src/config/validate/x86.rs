@@ -11,7 +11,7 @@ use super::{usable, Checker, HYPERVISOR};
 use crate::addr::HostRange;
 use crate::config::error::ErrorKind;
 use crate::config::x86::{
-    IoPorts, X86Platform, X86Problem, BOOT_AREA, IO_PORTS, LEGACY_HOLE, X86_CONSOLE_UARTS,
+    IoPorts, X86Platform, X86Problem, BOOT_AREA, IO_PORTS, LEGACY_HOLE, VIRTUAL_UART_PORTS, X86_CONSOLE_UARTS,
 };
 use crate::config::{DeviceRef, PartitionConfig, GUEST_DTB_RESERVE};
 
@@ -98,6 +98,10 @@ impl<'c> Checker<'c> {
                     self.x86_report(&p.path, problem);
                 }
                 for &ports in x86.ports_of(&d.path) {
+                    if p.virtual_uart && ports.overlaps(&VIRTUAL_UART_PORTS) {
+                        let problem = X86Problem::VirtualUartPorts { device: d.path.clone(), ports };
+                        self.x86_report(&p.path, problem);
+                    }
                     let clash =
                         owned.iter().find(|(o, dev, q)| *o != p.path && *dev != d.path && q.overlaps(&ports));
                     if let Some(&(owner, other, _)) = clash {

@@ -182,3 +182,24 @@ fn rule_16_the_console_is_a_16550_on_ports() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn rule_16_the_virtual_uart_is_on_ports_of_its_own() {
+    // `virtual-uart;` on an x86 board needs no emulated page: it is COM1 in the partition's ports.
+    let mut ping = x86_partition(0x100_0000, 1);
+    ping.push(Prop("virtual-uart", vec![]));
+    assert_eq!(rule_errors(&x86_system(&[(0x2f8, 8)], vec![("ping", ping.clone())])), []);
+    // A device of its own at 0x3f8..0x400 (here a COM2 node moved there) would share them.
+    ping.push(Prop("devices", cells(&[COM2])));
+    let errors = rule_errors(&x86_system(&[(0x3f0, 9)], vec![("ping", ping)]));
+    let expected = X86Problem::VirtualUartPorts {
+        device: String::from("/isa/serial@i2f8"),
+        ports: IoPorts { base: 0x3f0, count: 9 },
+    };
+    assert!(errors.contains(&ErrorKind::X86(expected.clone())), "{errors:?}");
+    assert_eq!(
+        format!("{expected}"),
+        "devices: /isa/serial@i2f8 (ports 0x3f0..0x3f9) overlaps the virtual UART's ports 0x3f8..0x400 \
+         (COM1 in the partition's port space, virtual-uart;): drop one of them"
+    );
+}
