@@ -142,6 +142,7 @@ rule_codes! {
         106 PortsTaken,
         107 ConsoleNotPortUart,
         108 NoRoomForBootArea,
+        109 VirtualUartPorts,
     }
 }
 
