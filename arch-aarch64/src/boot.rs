@@ -248,8 +248,67 @@ guest_sync_entry:
     mrs     x1, esr_el2
     movz    x0, #({hvc64} >> 16), lsl #16
     cmp     x1, x0
+    b.eq    guest_hvc_entry
+    lsr     x0, x1, #26
+    cmp     x0, #{dabt_lower}
+    b.eq    guest_dabt_entry        // x1 = ESR_EL2
     mov     x1, #0                  // kind: sync
-    b.ne    guest_exit_entry        // not `hvc #0`: the full path at once
+    b       guest_exit_entry        // neither `hvc #0` nor a data abort: the full path at once
+
+// The MMIO fast path (x0, x1 already saved at [sp], x1 = ESR_EL2): a data abort that the hardware decoded (a
+// single load or store) to the partition's virtual GIC or virtual UART is emulated by
+// vcpu::guest_fast_mmio with only the registers a call clobbers saved, and the transfer register
+// when it is one of x19..x29 (a store reads it, a load writes it). Anything else, or anything
+// due at this exit, takes the full path exactly as guest_sync_entry's does.
+guest_dabt_entry:
+    stp     x2, x3, [sp, #16]
+    stp     x4, x5, [sp, #32]
+    stp     x6, x7, [sp, #48]
+    stp     x8, x9, [sp, #64]
+    stp     x10, x11, [sp, #80]
+    stp     x12, x13, [sp, #96]
+    stp     x14, x15, [sp, #112]
+    stp     x16, x17, [sp, #128]
+    str     x18, [sp, #144]
+    str     x30, [sp, #240]
+    ubfx    x1, x1, #16, #5         // ISS.SRT: the transfer register
+    sub     x1, x1, #19
+    cmp     x1, #(29 - 19)
+    b.hi    1f
+    str     x19, [sp, #152]
+    stp     x20, x21, [sp, #160]
+    stp     x22, x23, [sp, #176]
+    stp     x24, x25, [sp, #192]
+    stp     x26, x27, [sp, #208]
+    stp     x28, x29, [sp, #224]
+1:  mov     x0, sp
+    bl      guest_fast_mmio         // x0 = 0: the full path; 1: emulated; 2: and x19..x29 loaded
+    cbz     x0, 3f
+    cmp     x0, #1
+    b.eq    2f
+    ldr     x19, [sp, #152]
+    ldp     x20, x21, [sp, #160]
+    ldp     x22, x23, [sp, #176]
+    ldp     x24, x25, [sp, #192]
+    ldp     x26, x27, [sp, #208]
+    ldp     x28, x29, [sp, #224]
+2:  ldp     x2, x3, [sp, #16]
+    ldp     x4, x5, [sp, #32]
+    ldp     x6, x7, [sp, #48]
+    ldp     x8, x9, [sp, #64]
+    ldp     x10, x11, [sp, #80]
+    ldp     x12, x13, [sp, #96]
+    ldp     x14, x15, [sp, #112]
+    ldp     x16, x17, [sp, #128]
+    ldr     x18, [sp, #144]
+    ldr     x30, [sp, #240]
+    ldp     x0, x1, [sp, #0]
+    add     sp, sp, #{frame}
+    eret
+3:  b       guest_sync_full
+
+// The hvc fast path (x0, x1 already saved at [sp]).
+guest_hvc_entry:
     ldr     x0, [sp, #0]
     // Tantalum's own calls but HYP_VERSION change or read state: the full path at once too.
     movz    x1, #({vendor_first} >> 16), lsl #16
@@ -283,7 +342,11 @@ guest_sync_entry:
     ldr     x1, [sp, #8]
     add     sp, sp, #{frame}
     eret
-1:  str     x19, [sp, #152]
+1:
+// The rest of the frame after a fast path declined (x0..x18 and x30 saved; x19..x29 still the
+// guest's, which the call kept).
+guest_sync_full:
+    str     x19, [sp, #152]
     stp     x20, x21, [sp, #160]
     stp     x22, x23, [sp, #176]
     stp     x24, x25, [sp, #192]
@@ -376,6 +439,7 @@ enter_guest:
     sctlr = const SCTLR_EL2_VALUE,
     frame = const GUEST_FRAME_SIZE,
     hvc64 = const tantalum_aarch64::esr::HVC64_IMM0,
+    dabt_lower = const tantalum_aarch64::esr::ec::DABT_LOWER,
     vendor_first = const tantalum_core::hypercall::HYP_VERSION + 1,
     vendor_last = const tantalum_core::hypercall::HYP_PARTITION_STATE,
 );

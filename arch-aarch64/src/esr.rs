@@ -49,7 +49,8 @@ mod dabt {
 /// A stage-2 translation fault on a single load or store that the hardware decoded for us
 /// (ISV): something to emulate. Permission faults, page-table walks and multi-register
 /// accesses are not.
-fn decoded_access(s: &Syndrome, x: &[u64; 31]) -> Option<MmioAccess> {
+#[inline(always)]
+pub fn decoded_access(s: &Syndrome, x: &[u64; 31]) -> Option<MmioAccess> {
     let iss = s.iss();
     let translation = iss & 0x3c == dabt::DFSC_TRANSLATION;
     if iss & dabt::ISV == 0 || iss & dabt::S1PTW != 0 || !translation {
@@ -66,6 +67,7 @@ fn decoded_access(s: &Syndrome, x: &[u64; 31]) -> Option<MmioAccess> {
 /// Sign-extends a value loaded by an emulated access if the instruction asked for it
 /// (ESR_EL2.ISS.SSE, to 64 bits when SF is set, else 32). Only a data abort's ISS has those
 /// fields: an emulated `MRS` (a trapped system register) loads all 64 bits as they are.
+#[inline(always)]
 pub fn extend_load(s: &Syndrome, value: u64) -> u64 {
     if s.class() != ec::DABT_LOWER {
         return value;
@@ -185,6 +187,7 @@ pub const fn needs_pc_advance(s: &Syndrome) -> bool {
 
 /// Length of the trapped instruction: ESR_EL2.IL is 0 for a 16-bit T32 instruction (an
 /// AArch32 EL0 process under a 64-bit guest), 1 for every 32-bit one.
+#[inline(always)]
 pub const fn instruction_length(s: &Syndrome) -> u64 {
     if s.esr & (1 << 25) == 0 {
         2

@@ -10,6 +10,7 @@ mod console;
 mod disks;
 mod el2;
 mod el2map;
+mod fast_mmio;
 mod firmware;
 mod gic;
 mod gicv_trap;

@@ -32,17 +32,17 @@ static ENTERED_GENERATION: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) };
 
 /// Where this CPU is: board CPU, partition, vCPU (kept in TPIDR_EL2 while a guest runs).
 #[derive(Clone, Copy)]
-struct Here {
-    cpu: usize,
-    id: usize,
-    vcpu: usize,
+pub(crate) struct Here {
+    pub cpu: usize,
+    pub id: usize,
+    pub vcpu: usize,
 }
 
 impl Here {
     fn save(self) {
         TPIDR_EL2.set(((self.id as u64) << 32) | ((self.vcpu as u64) << 16) | self.cpu as u64);
     }
-    fn load() -> Self {
+    pub fn load() -> Self {
         let t = TPIDR_EL2.get();
         Here { cpu: (t & 0xffff) as usize, vcpu: ((t >> 16) & 0xffff) as usize, id: (t >> 32) as usize }
     }
@@ -144,8 +144,10 @@ fn enter(here: Here, entry: u64, context: u64) -> ! {
     let system = system::get();
     let p = &system.partitions[here.id];
     here.save();
-    ENTERED_GENERATION[here.cpu].store(p.generation.load(Ordering::Acquire), Ordering::Release);
+    let generation = p.generation.load(Ordering::Acquire);
+    ENTERED_GENERATION[here.cpu].store(generation, Ordering::Release);
     FAST_PATH.set(p, here);
+    crate::fast_mmio::set(system, p, here, generation);
     if p.status() != Status::Running {
         // A restart or a stop began after this vCPU took its start: it belongs to the old run.
         leave(here);
@@ -434,11 +436,15 @@ impl Services for CpuServices<'_> {
     fn gic_access(&mut self, frame: Frame, access: vgic::Access) -> u64 {
         let p = self.partition();
         let vcpu = self.here.vcpu;
+        let across = vgic::reaches_other_vcpus(p.vcpus.len(), vcpu, frame, access.offset);
+        if access.write.is_none() && !across {
+            return crate::fast_mmio::gic_read(self.system, p, vcpu, frame, access);
+        }
         // Held hardware-linked interrupts whose level line fell are no longer pending.
         for intid in p.vgic.lock().resample_held(vcpu, gic::still_pending) {
             gic::deactivate(intid);
         }
-        if vgic::reaches_other_vcpus(p.vcpus.len(), vcpu, frame, access.offset) {
+        if across {
             return self.gic_access_across(frame, access);
         }
         let mut vgic = p.vgic.lock();
@@ -497,18 +503,7 @@ impl Services for CpuServices<'_> {
     }
 
     fn uart_access(&mut self, offset: u64, write: Option<u64>) -> u64 {
-        let p = self.partition();
-        let (value, sent, line) = {
-            let mut uart = p.vuart.lock();
-            let (value, sent) = uart.access(offset, write);
-            (value, sent, uart.line())
-        };
-        if let Some(byte) = sent {
-            let mut buffer = p.console.lock();
-            console::partition_output(self.here.id, &p.config.name, &p.console_budget, &mut buffer, &[byte]);
-        }
-        uart_line(self.system, p, line, self.here.cpu);
-        value
+        crate::fast_mmio::uart_access(self.system, self.partition(), self.here, offset, write)
     }
 
     fn partition_running(&mut self, id: PartitionId) -> bool {
@@ -571,7 +566,7 @@ fn only_wakeup_pending() -> bool {
 }
 
 /// Follows partition `p`'s virtual UART interrupt line in its virtual GIC.
-fn uart_line(system: &System, p: &Partition, high: bool, from_cpu: usize) {
+pub(crate) fn uart_line(system: &System, p: &Partition, high: bool, from_cpu: usize) {
     let intid = VIRTUAL_UART_SPI + 32;
     let mut vgic = p.vgic.lock();
     let vcpu = vgic.spi_target(intid);
@@ -911,7 +906,7 @@ extern "C" fn guest_exit(frame: &mut GuestFrame, kind: u64) {
 /// On a GICv2, which has no such trap, the partition's CPU interface page is withdrawn from
 /// stage 2 instead (`gicv_trap`): the guest's accesses there trap and are carried out by
 /// [`Services::gic_cpu_access`] after re-sampling, until no loaded one is hidden by the mask.
-fn resample_before_taken(p: &Partition, vcpu: usize, frame: &GuestFrame, loaded_hw: Option<u8>) {
+pub(crate) fn resample_before_taken(p: &Partition, vcpu: usize, frame: &GuestFrame, loaded_hw: Option<u8>) {
     const PSTATE_I: u64 = 1 << 7;
     let Some(priority) = loaded_hw else { return };
     let masked = frame.spsr & PSTATE_I != 0 && !crate::wfi::follows_wfi(&p.config, frame.elr);
@@ -931,7 +926,7 @@ fn acknowledge_trap(syndrome: &Syndrome) -> bool {
 /// Loads ready virtual interrupts into this CPU's list registers when something may have
 /// changed (the hint, or a physical interrupt that may have been a kick or maintenance).
 /// Returns the least urgent priority of the hardware-linked ones it loaded, if any.
-fn load_interrupts(p: &Partition, vcpu: usize, interrupted: bool) -> Option<u8> {
+pub(crate) fn load_interrupts(p: &Partition, vcpu: usize, interrupted: bool) -> Option<u8> {
     let hint = &p.irq_hints[vcpu];
     // A plain load first: the common case (nothing new) costs no atomic read-modify-write.
     let hinted = hint.load(Ordering::Acquire) && hint.swap(false, Ordering::AcqRel);

@@ -846,11 +846,13 @@ enum Op {
     Clear,
 }
 
+mod constants;
 mod listed;
 mod offsets;
 mod resample;
 #[cfg(test)]
 mod transitions;
+pub use constants::constant;
 pub use listed::{involves_listed, reaches_other_vcpus, Listed};
 
 #[cfg(test)]

@@ -136,19 +136,50 @@ pub const GIC_MAINTENANCE_PPI: u32 = 9;
 /// the redistributor of one of its vCPUs, with the offset inside that frame. The virtual GIC
 /// sits where the board's GIC is, sized for the partition's vCPUs.
 pub fn gic_frame(board: &Board, vcpus: usize, addr: GuestPhys) -> Option<(Frame, u64)> {
-    let gic = board.gic.as_ref()?;
-    let a = addr.as_u64();
-    let gicd = gic.distributor.start.as_u64();
-    let gicd_size = if gic.v2.is_some() { GICD_V2_SIZE } else { GICD_SIZE };
-    if (gicd..gicd + gicd_size).contains(&a) {
-        return Some((Frame::Distributor, a - gicd));
+    GicWindows::new(board, vcpus)?.locate(addr)
+}
+
+/// The guest-physical windows of a partition's virtual GIC that the hypervisor emulates,
+/// computed once (the arch keeps them per CPU for its trapped-MMIO fast path): the distributor
+/// and, on a GICv3, one redistributor per vCPU (a GICv2's CPU interface is the hardware's GICV,
+/// mapped in stage 2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GicWindows {
+    pub distributor: u64,
+    pub distributor_size: u64,
+    pub redistributors: u64,
+    /// 0 on a GICv2.
+    pub redistributors_size: u64,
+}
+
+impl GicWindows {
+    /// The windows of a partition with `vcpus` vCPUs on `board` (`None` without a GIC).
+    pub fn new(board: &Board, vcpus: usize) -> Option<Self> {
+        let gic = board.gic.as_ref()?;
+        let distributor = gic.distributor.start.as_u64();
+        let (distributor_size, redistributors_size) = match gic.v2 {
+            Some(_) => (GICD_V2_SIZE, 0),
+            None => (GICD_SIZE, GICR_STRIDE.saturating_mul(u64::try_from(vcpus).unwrap_or(u64::MAX))),
+        };
+        // Windows that would wrap are cut at the top of the address space.
+        let distributor_size = distributor_size.min(u64::MAX - distributor);
+        let redistributors = gic.redistributors.start.as_u64();
+        let redistributors_size = redistributors_size.min(u64::MAX - redistributors);
+        Some(Self { distributor, distributor_size, redistributors, redistributors_size })
     }
-    if gic.v2.is_some() {
-        return None; // The CPU interface is the hardware's GICV, mapped in stage 2.
+
+    /// The frame `addr` falls in, and the offset inside it.
+    #[inline]
+    pub fn locate(&self, addr: GuestPhys) -> Option<(Frame, u64)> {
+        let a = addr.as_u64();
+        let offset = a.wrapping_sub(self.distributor);
+        if offset < self.distributor_size {
+            return Some((Frame::Distributor, offset));
+        }
+        let offset = a.wrapping_sub(self.redistributors);
+        (offset < self.redistributors_size)
+            .then_some((Frame::Redistributor((offset / GICR_STRIDE) as usize), offset % GICR_STRIDE))
     }
-    let offset = a.checked_sub(gic.redistributors.start.as_u64())?;
-    let vcpu = (offset / GICR_STRIDE) as usize;
-    (vcpu < vcpus).then_some((Frame::Redistributor(vcpu), offset % GICR_STRIDE))
 }
 
 /// Bytes of a GICv2 CPU interface (the guest's GICC window, the board's GICV) that the
@@ -271,5 +302,20 @@ mod tests {
         assert_eq!(gic_frame(&board, 2, GuestPhys(0x80e_0000)), None, "only the partition's vCPUs");
         assert_eq!(gic_frame(&board, 2, GuestPhys(0x900_0000)), None);
         assert_eq!(gic_frame(&Board::default(), 2, GuestPhys(0x800_0000)), None);
+        assert_eq!(gic_frame(&board, 2, GuestPhys(0x7ff_fffc)), None);
+        assert_eq!(gic_frame(&board, 2, GuestPhys(0x80a_0000)), Some((Frame::Redistributor(0), 0)));
+        assert_eq!(gic_frame(&board, 2, GuestPhys(0x80d_fffc)), Some((Frame::Redistributor(1), 0x1_fffc)));
+    }
+
+    #[test]
+    fn gic_windows_at_the_top_of_the_address_space_do_not_wrap() {
+        let mut board = qemu_virt_gic();
+        let gic = board.gic.as_mut().unwrap();
+        gic.distributor = HostRange::new(HostPhys(u64::MAX - 0xffff), 0x1_0000);
+        gic.redistributors = HostRange::new(HostPhys(u64::MAX - 0x1_ffff), 0x2_0000);
+        let w = GicWindows::new(&board, 4).unwrap();
+        assert_eq!(w.distributor_size, 0xffff);
+        assert_eq!(w.locate(GuestPhys(3)), None, "no wrap to 0");
+        assert_eq!(w.locate(GuestPhys(u64::MAX - 0xffff)), Some((Frame::Distributor, 0)));
     }
 }

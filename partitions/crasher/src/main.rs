@@ -114,7 +114,10 @@ fn main() {
 // which the SDK's identity map makes the same as ours) and no stack:
 // `racer_spin` writes x0 to the word at x0 forever, calling PSCI_VERSION between two writes
 // (a call the hypervisor answers on its vectors' fast path: a restart must take this vCPU out of
-// the guest from there too); `racer_reset` asks for SYSTEM_RESET.
+// the guest from there too); `racer_mmio_spin` does the same with two trapped reads of the
+// virtual GIC between its writes (GICD_TYPER, a constant, and GICD_ISENABLER1, both answered on
+// the MMIO fast path), the distributor's address in the word at x0 first;
+// `racer_reset` asks for SYSTEM_RESET.
 core::arch::global_asm!(
     ".global racer_spin",
     "racer_spin:",
@@ -124,6 +127,15 @@ core::arch::global_asm!(
     "movz x0, #0x0000",
     "movk x0, #0x8400, lsl #16",
     "hvc #0",
+    "b 1b",
+    ".global racer_mmio_spin",
+    "racer_mmio_spin:",
+    "ldr x10, [x0]",
+    "mov x9, x0",
+    "1: str x9, [x9]",
+    "dsb sy",
+    "ldr w11, [x10, #4]",
+    "ldr w11, [x10, #0x104]",
     "b 1b",
     ".global racer_reset",
     "racer_reset:",
@@ -135,6 +147,7 @@ core::arch::global_asm!(
 
 unsafe extern "C" {
     fn racer_spin();
+    fn racer_mmio_spin();
     fn racer_reset();
 }
 
@@ -153,8 +166,9 @@ fn word(offset: u64) -> *mut u64 {
 /// 1. The marked words stay zero; a CPU_ON refused while another is pending must not change
 ///    the pending one's entry; then SYSTEM_RESET with vCPU 1 running (writing a marked word
 ///    between fast-path hypercalls: boot 2 finds the memory fresh only if it left the guest).
-/// 2. Both vCPUs ask for SYSTEM_RESET at once: exactly one restart follows.
-/// 3. Done.
+/// 2. The same with vCPU 1 spinning on trapped virtual GIC reads (the MMIO fast path).
+/// 3. Both vCPUs ask for SYSTEM_RESET at once: exactly one restart follows.
+/// 4. Done.
 fn racer(boot: u64) {
     use tantalum_guest::wait_ns;
     let spun = MARKED[3];
@@ -193,6 +207,22 @@ fn racer(boot: u64) {
             println!("BREACH: SYSTEM_RESET returned");
         }
         2 => {
+            tantalum_guest::irq::init();
+            let (gicd, _, _) = tantalum_guest::irq::frames();
+            let spun = word(MARKED[1]);
+            // SAFETY: a word of this partition's own memory (see MARKED).
+            unsafe { write_volatile(spun, gicd as u64) };
+            let status = cpu_on(racer_mmio_spin, spun as u64);
+            wait_ns(20_000_000);
+            // SAFETY: as above.
+            match unsafe { read_volatile(spun) } == spun as u64 {
+                true => println!("vCPU 1 spins on trapped GIC reads; resetting"),
+                false => println!("BREACH: vCPU 1 (CPU_ON {status}) does not spin"),
+            }
+            hvc(psci::SYSTEM_RESET, [0; 6]);
+            println!("BREACH: SYSTEM_RESET returned");
+        }
+        3 => {
             // Said first: vCPU 1's reset may win the race and take this vCPU out of the guest.
             println!("both vCPUs reset at once");
             cpu_on(racer_reset, 0);

@@ -1,0 +1,245 @@
+//! The trapped-MMIO fast path (issue 14): a load or store that the hardware decoded (ESR_EL2.ISV)
+//! to the partition's virtual GIC or virtual UART is emulated straight from the vectors, with only
+//! the registers a call clobbers saved (`boot.rs`, `guest_dabt_entry`), without the `Exit` and
+//! `Outcome` round trip through core's `handle_exit`. It makes the same checks and the same
+//! decisions as that full path: the same decoding (`esr::decoded_access`), the same address map
+//! (the virtual GIC's frames first, then the UART's page, core's `vplatform`), the same
+//! emulation (core's register models, through the functions below that the full path calls
+//! too), and the same tail (the loaded value extended as the instruction asks, the PC advanced,
+//! virtual interrupts loaded). Anything else goes to the full path before anything changed: other
+//! addresses (doorbells, virtio, faults), an access that reaches other vCPUs' list registers, a
+//! partition stopped or restarting since this vCPU entered, a DMA fault waiting.
+
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+
+use aarch64_cpu::registers::{ELR_EL2, ESR_EL2, FAR_EL2, HPFAR_EL2, SPSR_EL2};
+use tantalum_aarch64::esr::{self, Syndrome};
+use tantalum_core::config::MAX_CPUS;
+use tantalum_core::vgic::{self, Frame};
+use tantalum_core::vplatform::{Emulated, GicWindows, GICC_TRAPPED_SIZE};
+use tock_registers::interfaces::{Readable, Writeable};
+
+use crate::boot::GuestFrame;
+use crate::system::{self, Partition, System};
+use crate::vcpu::{self, Here};
+use crate::{console, gic};
+
+/// What the fast path needs of the vCPU running on a CPU, set by [`set`] before it enters the
+/// guest (each CPU writes and reads only its own entry; every pointer is into the 'static
+/// system): its partition, the partition generation it entered with and the flags the full
+/// path looks at first, and where its emulated pages are.
+struct Context {
+    partition: AtomicPtr<Partition>,
+    generation: AtomicPtr<AtomicU32>,
+    entered: AtomicU32,
+    dma_fault: AtomicPtr<AtomicBool>,
+    hint: AtomicPtr<AtomicBool>,
+    /// The vCPU (bits 0..16), its partition's vCPUs (16..32), the GICv2 front end (bit 32).
+    shape: AtomicU64,
+    /// `GicWindows` of the partition (all 0: none).
+    gicd: AtomicU64,
+    gicd_size: AtomicU64,
+    gicr: AtomicU64,
+    gicr_size: AtomicU64,
+    /// The virtual UART's page and its size (0: the partition has none).
+    uart: AtomicU64,
+    uart_size: AtomicU64,
+}
+
+static CONTEXTS: [Context; MAX_CPUS] = [const {
+    Context {
+        partition: AtomicPtr::new(core::ptr::null_mut()),
+        generation: AtomicPtr::new(core::ptr::null_mut()),
+        entered: AtomicU32::new(0),
+        dma_fault: AtomicPtr::new(core::ptr::null_mut()),
+        hint: AtomicPtr::new(core::ptr::null_mut()),
+        shape: AtomicU64::new(0),
+        gicd: AtomicU64::new(0),
+        gicd_size: AtomicU64::new(0),
+        gicr: AtomicU64::new(0),
+        gicr_size: AtomicU64::new(0),
+        uart: AtomicU64::new(0),
+        uart_size: AtomicU64::new(0),
+    }
+}; MAX_CPUS];
+
+/// Before the vCPU `here` of `p` enters the guest on this CPU, with the partition at generation
+/// `entered`.
+pub(crate) fn set(system: &System, p: &'static Partition, here: Here, entered: u32) {
+    let Some(c) = CONTEXTS.get(here.cpu) else { return };
+    let gic = GicWindows::new(&system.config.board, p.vcpus.len()).unwrap_or_default();
+    let pages = &system.config.board.emulated;
+    let (uart, mut uart_size) =
+        pages.span(Emulated::VirtualUart, u64::from(p.config.virtual_uart)).unwrap_or((0, 0));
+    // The full path looks at a GICv2's trapped CPU interface page before the UART's: should they
+    // overlap, the UART's accesses take it.
+    let gicc = system.config.board.gic.as_ref().and_then(|g| g.v2).map(|v2| v2.cpu.start.as_u64());
+    if gicc.is_some_and(|c| c < uart.saturating_add(uart_size) && uart < c.saturating_add(GICC_TRAPPED_SIZE))
+    {
+        uart_size = 0;
+    }
+    let ptr = |a: &'static AtomicBool| a as *const AtomicBool as *mut AtomicBool;
+    let shape = here.vcpu as u64 | (p.vcpus.len() as u64) << 16 | u64::from(gic_v2(system)) << 32;
+    c.generation.store(&p.generation as *const AtomicU32 as *mut AtomicU32, Ordering::Relaxed);
+    c.entered.store(entered, Ordering::Relaxed);
+    c.dma_fault.store(ptr(crate::smmu::fault_flag(here.id)), Ordering::Relaxed);
+    c.hint.store(ptr(&p.irq_hints[here.vcpu]), Ordering::Relaxed);
+    c.shape.store(shape, Ordering::Relaxed);
+    c.gicd.store(gic.distributor, Ordering::Relaxed);
+    c.gicd_size.store(gic.distributor_size, Ordering::Relaxed);
+    c.gicr.store(gic.redistributors, Ordering::Relaxed);
+    c.gicr_size.store(gic.redistributors_size, Ordering::Relaxed);
+    c.uart.store(uart, Ordering::Relaxed);
+    c.uart_size.store(uart_size, Ordering::Relaxed);
+    c.partition.store(p as *const Partition as *mut Partition, Ordering::Release);
+}
+
+/// What [`guest_fast_mmio`] tells the vectors.
+mod answer {
+    /// The full path: nothing changed.
+    pub const FULL_PATH: u64 = 0;
+    /// Emulated: x0..x18 and x30 go back from the frame.
+    pub const EMULATED: u64 = 1;
+    /// Emulated, and x19..x29 go back from the frame too (a load into one of them).
+    pub const EMULATED_HIGH: u64 = 2;
+}
+
+/// Called by the vectors for a data abort from the guest, with x0..x18 and x30 saved in `frame`
+/// (and x19..x29 too when the transfer register is one of them). Emulates the access (the frame
+/// and ELR_EL2 updated: the vectors return to the guest) or answers [`answer::FULL_PATH`] having
+/// changed nothing (the vectors save the rest of the frame and call `guest_exit`).
+#[unsafe(no_mangle)]
+extern "C" fn guest_fast_mmio(frame: &mut GuestFrame) -> u64 {
+    let syndrome = Syndrome { esr: ESR_EL2.get(), far: FAR_EL2.get(), hpfar: HPFAR_EL2.get() };
+    let Some(access) = esr::decoded_access(&syndrome, &frame.x) else { return answer::FULL_PATH };
+    let Some(c) = CONTEXTS.get(Here::load().cpu) else { return answer::FULL_PATH };
+    // SAFETY: null, or set by `set` on this CPU to a partition of the 'static system.
+    let Some(p) = (unsafe { c.partition.load(Ordering::Acquire).as_ref() }) else { return answer::FULL_PATH };
+    // As the full path first: the partition stopped or restarting since this vCPU entered, or a
+    // DMA fault of its devices waiting.
+    // SAFETY: set by `set` with the partition, to atomics of the 'static system.
+    let (generation, dma) =
+        unsafe { (&*c.generation.load(Ordering::Relaxed), &*c.dma_fault.load(Ordering::Relaxed)) };
+    if generation.load(Ordering::Acquire) != c.entered.load(Ordering::Relaxed) || dma.load(Ordering::Acquire)
+    {
+        return answer::FULL_PATH;
+    }
+    let shape = c.shape.load(Ordering::Relaxed);
+    let (vcpu, vcpus, v2) = ((shape & 0xffff) as usize, ((shape >> 16) & 0xffff) as usize, shape >> 32 != 0);
+    let addr = syndrome.fault_ipa();
+    let gic = GicWindows {
+        distributor: c.gicd.load(Ordering::Relaxed),
+        distributor_size: c.gicd_size.load(Ordering::Relaxed),
+        redistributors: c.gicr.load(Ordering::Relaxed),
+        redistributors_size: c.gicr_size.load(Ordering::Relaxed),
+    };
+    let value = if let Some((gic_frame, offset)) = gic.locate(addr) {
+        let a = vgic::Access { offset, size: access.size, write: access.write };
+        if let Some(value) = vgic::constant(v2, vcpus, gic_frame, a) {
+            value
+        } else if a.write.is_some() || vgic::reaches_other_vcpus(vcpus, vcpu, gic_frame, offset) {
+            return answer::FULL_PATH;
+        } else {
+            gic_state_read(p, vcpu, gic_frame, a)
+        }
+    } else if let Some(offset) =
+        within(addr.as_u64(), c.uart.load(Ordering::Relaxed), c.uart_size.load(Ordering::Relaxed))
+    {
+        uart_access(system::get(), p, Here::load(), offset, access.write)
+    } else {
+        return answer::FULL_PATH;
+    };
+    // What the full path does with `Outcome::Emulated`.
+    let register = usize::from(access.register);
+    if access.write.is_none() && register < 31 {
+        frame.x[register] = esr::extend_load(&syndrome, value);
+    }
+    let elr = ELR_EL2.get() + esr::instruction_length(&syndrome);
+    ELR_EL2.set(elr);
+    // SAFETY: set by `set` with the partition, to an atomic of the 'static system.
+    let hint = unsafe { &*c.hint.load(Ordering::Relaxed) };
+    // `load_interrupts` does nothing without the hint.
+    if hint.load(Ordering::Acquire) {
+        frame.elr = elr;
+        frame.spsr = SPSR_EL2.get();
+        let loaded_hw = vcpu::load_interrupts(p, vcpu, false);
+        vcpu::resample_before_taken(p, vcpu, frame, loaded_hw);
+    }
+    match access.write.is_none() && (19..=29).contains(&register) {
+        true => answer::EMULATED_HIGH,
+        false => answer::EMULATED,
+    }
+}
+
+/// The offset of `addr` in the window of `size` bytes at `base`, if it falls in it.
+#[inline]
+fn within(addr: u64, base: u64, size: u64) -> Option<u64> {
+    let offset = addr.wrapping_sub(base);
+    (offset < size).then_some(offset)
+}
+
+/// Whether the partition's virtual GIC has the GICv2 front end.
+fn gic_v2(system: &System) -> bool {
+    system.config.board.gic.as_ref().is_some_and(|g| g.v2.is_some())
+}
+
+/// A read by `vcpu` of its partition's virtual GIC that reaches no other vCPU's list registers
+/// ([`vgic::reaches_other_vcpus`] is false): a constant register without the virtual GIC's lock,
+/// any other through [`gic_state_read`].
+pub(crate) fn gic_read(
+    system: &System,
+    p: &Partition,
+    vcpu: usize,
+    frame: Frame,
+    access: vgic::Access,
+) -> u64 {
+    match vgic::constant(gic_v2(system), p.vcpus.len(), frame, access) {
+        Some(value) => value,
+        None => gic_state_read(p, vcpu, frame, access),
+    }
+}
+
+/// A read as [`gic_read`]'s of a register with state: under the virtual GIC's lock, taken once,
+/// after the held hardware-linked interrupts whose line fell are dropped (as before any access),
+/// with the interrupts of this CPU's list registers where the register shows them.
+#[inline(never)]
+fn gic_state_read(p: &Partition, vcpu: usize, frame: Frame, access: vgic::Access) -> u64 {
+    let mut listed = [vgic::Listed::default(); 16];
+    let (value, dropped) = {
+        let mut vgic = p.vgic.lock();
+        let dropped = vgic.resample_held(vcpu, gic::still_pending);
+        let n = match vgic::involves_listed(frame, access.offset, false) {
+            true => gic::read_listed(vcpu as u8, &mut listed),
+            false => 0,
+        };
+        (vgic.access_listed(vcpu, frame, access, &mut listed[..n]), dropped)
+    };
+    for intid in dropped {
+        gic::deactivate(intid);
+    }
+    value
+}
+
+/// An access of the vCPU `here` to its partition's virtual UART at `offset`: the byte written
+/// goes to the console, the UART's interrupt line follows into the virtual GIC. Returns the value
+/// read.
+#[inline(never)]
+pub(crate) fn uart_access(
+    system: &System,
+    p: &Partition,
+    here: Here,
+    offset: u64,
+    write: Option<u64>,
+) -> u64 {
+    let (value, sent, line) = {
+        let mut uart = p.vuart.lock();
+        let (value, sent) = uart.access(offset, write);
+        (value, sent, uart.line())
+    };
+    if let Some(byte) = sent {
+        let mut buffer = p.console.lock();
+        console::partition_output(here.id, &p.config.name, &p.console_budget, &mut buffer, &[byte]);
+    }
+    vcpu::uart_line(system, p, line, here.cpu);
+    value
+}
