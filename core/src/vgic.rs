@@ -63,8 +63,10 @@ struct IrqState {
     /// acknowledged and left active: the list register links them (the guest's EOI deactivates
     /// the physical interrupt).
     hw: bool,
-    /// GICv2 SGIs: the vCPU that sent it (the guest reads it in GICC_IAR).
-    source: u8,
+    /// GICv2 SGIs: bit `n`, pending from sender vCPU `n`. A GICv2 keeps an SGI pending per
+    /// sender (`GICD_SPENDSGIR`, a bit per sender): each is a distinct interrupt, delivered with
+    /// its sender in `GICC_IAR`. `pending` is set while any bit is. Unused on a GICv3.
+    sources: u8,
     /// A list register of this vCPU holds the interrupt and asks for a maintenance interrupt
     /// when the guest ends it (see [`VirtualGic::watch`]).
     watched_by: Option<u8>,
@@ -96,6 +98,9 @@ pub struct Deliverable {
     /// GICv2 SGIs: the sending vCPU.
     pub source: u8,
 }
+
+/// The vCPUs a GICv2 names in its per-sender SGI registers (CPU interfaces 0-7).
+const V2_SENDERS: usize = 8;
 
 /// One partition's virtual distributor and redistributors.
 #[derive(Clone, Debug)]
@@ -220,10 +225,14 @@ impl VirtualGic {
     /// Nor while a list register of the target vCPU holds it and will call the hypervisor when
     /// the guest ends it ([`VirtualGic::watch`]): it is delivered again then.
     pub fn set_pending(&mut self, vcpu: usize, intid: u32) -> bool {
+        let v2_sgi = self.v2 && intid < 16;
         match self.irq(vcpu, intid) {
             Some(irq) => {
                 let news = !irq.pending && irq.enabled && irq.watched_by != u8::try_from(vcpu).ok();
                 irq.pending = true;
+                if v2_sgi && vcpu < V2_SENDERS {
+                    irq.sources |= 1 << vcpu; // a GICv2 SGI raised on a vCPU's own behalf
+                }
                 self.mark(vcpu, intid, true);
                 news
             }
@@ -465,19 +474,39 @@ impl VirtualGic {
         if !irq.enabled || !self.group_enabled(irq.group1) || !routed_here {
             return None;
         }
-        Some(Deliverable { intid, priority: irq.priority, group1: irq.group1, hw: true, source: irq.source })
+        Some(Deliverable { intid, priority: irq.priority, group1: irq.group1, hw: true, source: 0 })
     }
 
     /// Clears the pending state of `intid` for `vcpu`, found ready with `priority`, and returns
     /// it as a list register takes it.
     fn take(&mut self, vcpu: usize, intid: u32, priority: u8) -> Option<Deliverable> {
+        let v2_sgi = self.v2 && intid < 16;
         let irq = self.irq(vcpu, intid)?;
-        irq.pending = false;
-        let (group1, hw) = (irq.group1, irq.hw);
+        // A GICv2 SGI from several senders: the lowest sender's now, the others stay pending.
+        let source = if v2_sgi { irq.sources.trailing_zeros().min(7) as u8 } else { 0 };
+        irq.sources &= !(1u8 << source);
+        irq.pending = v2_sgi && irq.sources != 0;
+        let (group1, hw, still) = (irq.group1, irq.hw, irq.pending);
         irq.hw = false;
-        let source = irq.source;
-        self.mark(vcpu, intid, false);
+        self.mark(vcpu, intid, still);
         Some(Deliverable { intid, priority, group1, hw, source })
+    }
+
+    /// Puts back a deliverable that [`VirtualGic::take_deliverable`] gave and the caller could
+    /// not load: pending again as it was (hardware-linked, or from its GICv2 SGI sender).
+    pub fn put_back(&mut self, vcpu: usize, d: &Deliverable) {
+        if d.hw {
+            self.set_pending_hw(vcpu, d.intid);
+            return;
+        }
+        let v2_sgi = self.v2 && d.intid < 16;
+        if let Some(irq) = self.irq(vcpu, d.intid) {
+            irq.pending = true;
+            if v2_sgi {
+                irq.sources |= 1 << (d.source % 8);
+            }
+            self.mark(vcpu, d.intid, true);
+        }
     }
 
     /// Whether anything is ready for `vcpu`.
@@ -591,24 +620,20 @@ impl VirtualGic {
     }
 
     /// GICD_CPENDSGIR (`set` false) and GICD_SPENDSGIR: a byte per SGI from `first`, a bit per
-    /// sending vCPU. The virtual distributor keeps one sender per pending SGI: a set names it
-    /// (the lowest bit), a clear ends the pending state if it names that sender.
+    /// sending vCPU (those the partition has): a set makes the SGI pending from each sender
+    /// named, a clear withdraws it from each; the others' stay.
     fn sgi_pending_v2(&mut self, vcpu: usize, first: u32, a: Access, set: bool) -> u64 {
+        let senders_here = ((1u16 << self.redists.len().min(V2_SENDERS)) - 1) as u8;
         let mut value = 0u64;
         for byte in 0..u32::from(a.size.min(4)) {
             let intid = first + byte;
             let Some(irq) = self.irq(vcpu, intid).filter(|_| intid < 16) else { continue };
-            match a.write.map(|v| (v >> (8 * byte)) as u8) {
-                None if irq.pending => value |= (1u64 << irq.source) << (8 * byte),
-                None => {}
-                Some(0) => {}
-                Some(senders) if set => {
-                    irq.pending = true;
-                    irq.source = senders.trailing_zeros() as u8;
-                }
-                Some(senders) if senders & (1 << irq.source) != 0 => irq.pending = false,
-                Some(_) => {}
+            match a.write.map(|v| (v >> (8 * byte)) as u8 & senders_here) {
+                None => value |= u64::from(irq.sources) << (8 * byte),
+                Some(senders) if set => irq.sources |= senders,
+                Some(senders) => irq.sources &= !senders,
             }
+            irq.pending = irq.sources != 0;
         }
         value
     }
@@ -628,7 +653,7 @@ impl VirtualGic {
             };
             if let Some(irq) = self.irq(target, intid).filter(|_| chosen) {
                 irq.pending = true;
-                irq.source = vcpu as u8;
+                irq.sources |= 1 << (vcpu % V2_SENDERS);
             }
         }
     }

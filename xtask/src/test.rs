@@ -239,8 +239,8 @@ fn run_scenario_booted(s: &Scenario, uboot: bool) -> std::result::Result<(), Str
     Err(format!("{}\nlog: {}\n--- last lines ---\n{}", problems.join("\n"), log.display(), tail.join("\n")))
 }
 
-/// Runs a [`Comparison`]: the partition's image bare on the board's machine without EL2 (one
-/// CPU, QEMU's own device tree), then the system under Tantalum; `Err` shows every result line
+/// Runs a [`Comparison`]: the partition's image bare on the board's machine without EL2 (its
+/// CPUs, QEMU's own device tree), then the system under Tantalum; `Err` shows every result line
 /// that differs, with both versions.
 fn run_comparison(c: &Comparison) -> std::result::Result<(), String> {
     let built = image::build_system(&root().join(c.config)).map_err(|e| e.0)?;
@@ -250,7 +250,7 @@ fn run_comparison(c: &Comparison) -> std::result::Result<(), String> {
         .and_then(|p| p.image_path.clone())
         .ok_or(format!("{}: no partition {}", c.config, c.partition))?;
     let image = cargo::build_partitions().map_err(|e| e.0)?.join(image);
-    let bare_command = qemu::Machine::of(&board).without_el2().with_size(1, "128M").headless(&image);
+    let bare_command = qemu::Machine::of(&board).without_el2().with_size(c.cpus, "128M").headless(&image);
     let bare = qemu::run_command(bare_command, Some(c.timeout), false).map_err(|e| e.0)?;
     let run = qemu::captured(&board, &built.image, c.timeout, &[] as &[&str]).map_err(|e| e.0)?;
     let logs = cargo::out_dir().join("logs");

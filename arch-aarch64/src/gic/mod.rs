@@ -245,15 +245,6 @@ pub fn on_acknowledge_trap() -> bool {
     true
 }
 
-/// Puts a deliverable taken out of `gic` back, pending as it was (see [`Merge::Defer`]).
-fn put_back(gic: &mut VirtualGic, vcpu: usize, d: &tantalum_core::vgic::Deliverable) {
-    if d.hw {
-        gic.set_pending_hw(vcpu, d.intid);
-    } else {
-        gic.set_pending(vcpu, d.intid);
-    }
-}
-
 /// When to load more into the list registers (`more`: interrupts wait that did not fit; `any_pending`:
 /// a list register holds a pending one): once the guest has taken every pending one (`npie`), or,
 /// when none is pending (every one active: the guest is handling them all), once it has ended

@@ -327,7 +327,13 @@ pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) -> super::Loaded {
         let (taken, rest) = gic.take_next(vcpu);
         more = Some(rest);
         let Some(d) = taken else { break };
-        let Some(n) = each(all & !free).find(|&n| field(lrs[n].get(), GICH_LR::VIRTUAL_ID) == d.intid) else {
+        // The same interrupt already in a list register (the guest is handling it): the same
+        // INTID and, for an SGI, the same sender (a GICv2 SGI is distinct per sender).
+        let same = |v: u32| {
+            field(v, GICH_LR::VIRTUAL_ID) == d.intid
+                && (d.intid >= 16 || field(v, GICH_LR::CPUID) == u32::from(d.source))
+        };
+        let Some(n) = each(all & !free).find(|&n| same(lrs[n].get())) else {
             let n = free.trailing_zeros() as usize;
             lrs[n].set(lr_value(&d));
             free &= !(1 << n);
@@ -354,7 +360,7 @@ pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) -> super::Loaded {
                 if eoi_maintenance {
                     lr.modify(GICH_LR::EOI::SET);
                 }
-                super::put_back(gic, vcpu, &d);
+                gic.put_back(vcpu, &d);
                 (deferred, more) = (true, Some(true));
                 break;
             }

@@ -411,7 +411,7 @@ pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) -> super::Loaded {
                 if eoi_maintenance {
                     write_lr(n, lr | LR_EOI);
                 }
-                super::put_back(gic, vcpu, &d);
+                gic.put_back(vcpu, &d);
                 (deferred, more) = (true, Some(true));
                 break;
             }

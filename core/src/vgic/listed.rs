@@ -162,22 +162,24 @@ impl VirtualGic {
             let mut value = value;
             let covered = first..first + u32::from(access.size);
             let ours = |e: &Listed| private_of == Some(usize::from(e.vcpu)) && covered.contains(&e.intid);
-            for entry in listed.iter_mut().filter(|e| ours(e) && !e.hw) {
+            // Each list register holds one sender's SGI (its CPUID): only that sender's bit
+            // reads it and reaches it.
+            for entry in listed.iter_mut().filter(|e| ours(e) && !e.hw && e.source < 8) {
                 let shift = 8 * (entry.intid - first);
                 let own = 1u8 << entry.source;
-                match access.write.map(|v| (v >> shift) as u8) {
+                match access.write.map(|v| (v >> shift) as u8 & own) {
                     None if entry.pending => value |= u64::from(own) << shift,
                     None | Some(0) => {}
-                    Some(senders) if !set && senders & own != 0 => entry.pending = false,
-                    Some(_) if !set => {}
+                    Some(_) if !set => entry.pending = false,
                     Some(_) => {
-                        // Pending in its list register, not delivered a second time.
+                        // Pending from that sender in its list register, not delivered again.
                         entry.pending = true;
                         let owner = usize::from(entry.vcpu);
-                        if let Some(irq) = self.irq(owner, entry.intid) {
-                            irq.pending = false;
-                        }
-                        self.mark(owner, entry.intid, false);
+                        let Some(irq) = self.irq(owner, entry.intid) else { continue };
+                        irq.sources &= !own;
+                        irq.pending = irq.sources != 0;
+                        let still = irq.pending;
+                        self.mark(owner, entry.intid, still);
                     }
                 }
             }

@@ -6,7 +6,8 @@
 //! Interrupts are taken by polling `ICC_IAR1_EL1` with IRQs masked at the CPU, so each case
 //! controls exactly when it acknowledges, silences the source and ends the interrupt. The
 //! cases: SGI state inside its handler, an SGI active and pending at once, `ICPENDR` of a loaded
-//! SGI, a priority change of a pending SGI; the virtual timer (a level PPI) and the PL031 alarm
+//! SGI, a priority change of a pending SGI, a GICv2 SGI pending from two senders (CPU 1 sends
+//! too: the GICv2 comparison runs two CPUs); the virtual timer (a level PPI) and the PL031 alarm
 //! (a level SPI, passed through) ended after and before their source is silenced, asserted while
 //! disabled at the GIC, asserted and silenced while disabled; the alarm configured edge; the
 //! timer with IRQs unmasked through the SDK's handler.
@@ -17,6 +18,7 @@ extern crate alloc;
 
 mod cpu;
 mod rtc;
+mod senders;
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -74,6 +76,8 @@ fn take(within_us: u64) -> Option<u32> {
 }
 
 fn prepare(intid: u32) {
+    // To CPU 0 (a GICv2 with several CPUs delivers an SPI only to the CPUs its ITARGETSR names).
+    irq::set_target(intid, 0);
     irq::set_group1(intid);
     irq::set_priority(intid, PRIORITY);
     irq::set_enabled(intid, true);
@@ -341,13 +345,14 @@ fn main() {
     sgi_active_and_pending();
     sgi_icpendr_loaded();
     sgi_priority_while_pending();
+    senders::two_senders();
     eoi_order("timer (level PPI)", &Timer, false);
     eoi_order("timer (level PPI)", &Timer, true);
     while_disabled("timer (level PPI)", &Timer, false);
     while_disabled("timer (level PPI)", &Timer, true);
     timer_unmasked();
     priority_masked("timer (level PPI)", &Timer);
-    let mut ran = 11;
+    let mut ran = 12;
     match &alarm {
         Some(alarm) => {
             eoi_order("PL031 alarm (level SPI)", alarm, false);

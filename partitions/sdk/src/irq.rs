@@ -179,6 +179,31 @@ pub fn clear_pending(intid: u32) {
     frame.icpendr[reg].set(bit);
 }
 
+/// On a GICv2, the CPUs SGI `intid` is pending from at this CPU: its `GICD_SPENDSGIR` byte, a
+/// bit per sending CPU interface (a GICv2 keeps an SGI pending per sender). 0 on a GICv3, whose
+/// SGIs keep no sender.
+pub fn sgi_senders(intid: u32) -> u8 {
+    if V2.load(Ordering::Relaxed) && intid < 16 {
+        gicd().spendsgir[intid as usize].get()
+    } else {
+        0
+    }
+}
+
+/// On a GICv2, withdraws SGI `intid`'s pending state from the CPUs `senders` (a bit per CPU
+/// interface, `GICD_CPENDSGIR`); the other senders' stays.
+pub fn clear_sgi_from(intid: u32, senders: u8) {
+    if V2.load(Ordering::Relaxed) && intid < 16 {
+        gicd().cpendsgir[intid as usize].set(senders);
+    }
+}
+
+/// On a GICv2, the address of `GICD_SGIR`, for code that sends SGIs itself (another vCPU's
+/// assembly); `None` on a GICv3.
+pub fn sgir_address() -> Option<usize> {
+    V2.load(Ordering::Relaxed).then(|| &gicd().sgir as *const _ as usize)
+}
+
 /// Whether `intid` is pending (GICD/GICR_ISPENDR).
 pub fn is_pending(intid: u32) -> bool {
     let (frame, reg, bit) = state_frame(intid);
