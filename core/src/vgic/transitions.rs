@@ -289,7 +289,7 @@ mod per_sender_sgis {
         assert_eq!(senders(&mut gic, &mut []), 0b010);
         // GICv3: ICC_SGI1R_EL1 from any vCPU makes the one SGI pending; no sender is kept.
         let mut v3 = VirtualGic::new(3, &[]);
-        let sgi_frame = |offset| Access { offset: 0x1_0000 + offset, size: 4, write: Some(1 << SGI) };
+        let sgi_frame = |offset: u64| Access { offset: 0x1_0000 + offset, size: 4, write: Some(1 << SGI) };
         v3.access(0, Frame::Redistributor(0), sgi_frame(0x080)); // IGROUPR0: group 1
         v3.access(0, Frame::Redistributor(0), sgi_frame(0x100)); // ISENABLER0
         v3.access(0, Frame::Distributor, Access { offset: 0, size: 4, write: Some(2) }); // group 1 on
