@@ -8,6 +8,7 @@ pub mod io_bitmap;
 pub mod linux_boot;
 pub mod multiboot2;
 pub mod pending;
+pub mod psci;
 pub mod vmcs;
 pub mod vmexit;
 pub mod vuart;

@@ -167,15 +167,12 @@ fn start_system(config: SystemConfig, layout: &Layout, refused: &[u16]) -> ! {
     let payload: &'static [u8] =
         // SAFETY: as in `read_config`.
         unsafe { core::slice::from_raw_parts(layout.payload as *const u8, layout.info.payload_size as usize) };
-    for p in config.partitions.iter().filter(|p| p.cpus.len() > 1) {
-        // CPU_ON for a partition's own CPUs is not there yet on x86: its vCPU 0 runs alone.
-        info!("partition '{}': only vCPU 0 of {} runs (no CPU_ON on x86 yet)", p.name, p.cpus.len());
-    }
-    let used: Vec<(usize, usize)> = config
+    // (CPU, partition, vCPU) of every CPU a partition that may start uses.
+    let used: Vec<(usize, usize, usize)> = config
         .partitions
         .iter()
         .filter(|p| !refused.contains(&p.id))
-        .filter_map(|p| p.cpus.first().map(|&c| (c, usize::from(p.id))))
+        .flat_map(|p| p.cpus.iter().enumerate().map(move |(v, &c)| (c, usize::from(p.id), v)))
         .collect();
     if let Err(e) = system::init(config, payload, HOST_MAP.ram) {
         halt_with(&alloc::format!("setting up the partitions failed: {e}"))
@@ -189,23 +186,22 @@ fn start_system(config: SystemConfig, layout: &Layout, refused: &[u16]) -> ! {
     if trampoline_free {
         smp::install();
     }
-    for &(cpu, id) in used.iter().filter(|&&(cpu, _)| cpu != bsp) {
+    for &(cpu, id, vcpu) in used.iter().filter(|&&(cpu, ..)| cpu != bsp) {
         let apic = system.config.board.cpus[cpu].hwid as u32;
         let stack_top = layout.runtime_base + (cpu as u64 + 1) * STACK_SIZE;
         if !trampoline_free || !smp::start(cpu, apic, stack_top) {
-            info!(
-                "CPU {cpu} (APIC ID {apic}) did not start: partition '{}' cannot run",
-                system.config.partitions[id].name
-            );
-            stopped(system, id);
+            let name = &system.config.partitions[id].name;
+            if vcpu == 0 {
+                info!("CPU {cpu} (APIC ID {apic}) did not start: partition '{name}' cannot run");
+                stopped(system, id);
+            } else {
+                // Its slot stays off for good: CPU_ON is taken, never run (AFFINITY_INFO says so).
+                info!("CPU {cpu} (APIC ID {apic}) did not start: partition '{name}' has no vCPU {vcpu}");
+            }
         }
     }
-    match used.iter().find(|&&(cpu, _)| cpu == bsp) {
-        Some(&(_, id)) => {
-            vcpu::run(bsp, revision, id);
-            stopped(system, id);
-            console::halt()
-        }
+    match used.iter().find(|&&(cpu, ..)| cpu == bsp) {
+        Some(&(_, id, vcpu)) => run_vcpu(bsp, revision, id, vcpu),
         None => console::halt(),
     }
 }
@@ -227,18 +223,37 @@ extern "C" fn ap_main(cpu: u64) -> ! {
     cpu::load_host_tables(cpu);
     smp::enable_local_apic();
     let system = system::get();
-    let Some(p) = system.config.partitions.iter().find(|p| p.cpus.first() == Some(&cpu)) else {
+    let Some((id, vcpu)) = system
+        .config
+        .partitions
+        .iter()
+        .find_map(|p| p.cpus.iter().position(|&c| c == cpu).map(|v| (usize::from(p.id), v)))
+    else {
         console::halt()
     };
-    let id = usize::from(p.id);
     match vmx::enable() {
         Ok(revision) => {
             info!("VMX on (CPU {cpu}, APIC ID {})", smp::apic_id());
-            vcpu::run(cpu, revision, id);
+            run_vcpu(cpu, revision, id, vcpu)
         }
-        Err(e) => info!("CPU {cpu}: VMX unavailable: {e}"),
+        Err(e) => {
+            info!("CPU {cpu}: VMX unavailable: {e}");
+            if vcpu == 0 {
+                stopped(system, id);
+            }
+            console::halt()
+        }
     }
-    stopped(system, id);
+}
+
+/// Runs vCPU `vcpu` of partition `id` on this CPU for good; vCPU 0's end is the partition's.
+fn run_vcpu(cpu: usize, revision: u32, id: usize, vcpu: usize) -> ! {
+    if vcpu == 0 {
+        vcpu::run(cpu, revision, id);
+        stopped(system::get(), id);
+    } else {
+        vcpu::run_secondary(cpu, revision, id, vcpu);
+    }
     console::halt()
 }
 

@@ -4,7 +4,7 @@
 //! at every restart.
 
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 
 use sha2::{Digest, Sha256};
 use spin::{Mutex, Once};
@@ -14,6 +14,7 @@ use tantalum_core::bootimage::{check_x86_partition_image, ImageProblem};
 use tantalum_core::channel::layout::{channel_layout, LayoutError};
 use tantalum_core::config::{Blob, PartitionConfig, SystemConfig, GUEST_DTB_RESERVE};
 use tantalum_core::console::LineBuffer;
+use tantalum_core::partition::power::{Power, VcpuSlot};
 use tantalum_core::stage2::{MapAttrs, Mappings, Stage2};
 use tantalum_x86_64::ept::{self, EptFormat};
 use tantalum_x86_64::io_bitmap;
@@ -82,6 +83,51 @@ pub struct Partition {
     pub io_bitmaps: HostPhys,
     /// Its virtual 16550 (`virtual-uart;`), at COM1 in its port space.
     pub vuart: Mutex<VirtualUart16550>,
+    /// The power state of each vCPU (PSCI CPU_ON, CPU_OFF, AFFINITY_INFO).
+    pub vcpus: Vec<VcpuSlot>,
+    /// The run the partition is in: bumped when a run ends (restart or stop), whichever vCPU
+    /// ends it; the others leave the guest when they see it change.
+    pub generation: AtomicU32,
+    /// How the last ended run ended ([`Ending`]).
+    ending: AtomicU8,
+}
+
+/// How a partition's run ended, for the vCPUs that did not end it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    Restart,
+    Stop,
+}
+
+impl Partition {
+    /// Ends the current run as `how`: every start not yet taken is withdrawn and the CPUs of
+    /// the partition's other vCPUs (`cpus`, by local APIC ID) are kicked out of the guest.
+    pub fn end_run(&self, how: Ending, me: usize, cpus: impl Iterator<Item = u32>) {
+        self.ending.store(how as u8, Ordering::Release);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        for (vcpu, apic) in cpus.enumerate() {
+            if vcpu != me {
+                self.vcpus[vcpu].cancel_start();
+                crate::smp::kick(apic);
+            }
+        }
+    }
+
+    /// How the last ended run ended.
+    pub fn ending(&self) -> Ending {
+        if self.ending.load(Ordering::Acquire) == Ending::Restart as u8 {
+            Ending::Restart
+        } else {
+            Ending::Stop
+        }
+    }
+
+    /// Waits until every vCPU but vCPU 0 is off (they leave the guest when the run ends).
+    pub fn wait_secondaries_off(&self) {
+        while self.vcpus.iter().skip(1).any(|v| v.power() != Power::Off) {
+            core::hint::spin_loop();
+        }
+    }
 }
 
 pub struct System {
@@ -151,6 +197,9 @@ pub fn init(config: SystemConfig, payload: &'static [u8], map_ram: HostRange) ->
             doorbells: PendingVectors::new(),
             io_bitmaps,
             vuart: Mutex::new(VirtualUart16550::new()),
+            vcpus: p.cpus.iter().map(|_| VcpuSlot::new()).collect(),
+            generation: AtomicU32::new(0),
+            ending: AtomicU8::new(Ending::Stop as u8),
         });
     }
     let input_focus = AtomicUsize::new(usize::MAX);
@@ -221,6 +270,18 @@ impl System {
             copy_to(to, bytes);
         }
         Ok(boot)
+    }
+
+    /// Partition `id`'s boot area (page tables, GDT, `boot_params`; `load` builds it) in its
+    /// guest-physical space: every vCPU enters on its page tables.
+    pub fn boot_area(&self, id: usize) -> Option<BootArea> {
+        let dtb = self.config.partitions[id].guest_dtb_address()?;
+        Some(BootArea { base: dtb.0.checked_sub(BOOT_AREA_SIZE)? })
+    }
+
+    /// The local APIC IDs of partition `id`'s CPUs, vCPU 0 first.
+    pub fn apic_ids(&self, id: usize) -> impl Iterator<Item = u32> + '_ {
+        self.config.partitions[id].cpus.iter().map(|&c| self.config.board.cpus[c].hwid as u32)
     }
 
     /// Records that partition `id` stopped for good; returns whether it was the last one.

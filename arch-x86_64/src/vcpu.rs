@@ -2,7 +2,9 @@
 //! exit loop, whose decisions are core's (`handle_exit`) and whose outcomes (stop, restart,
 //! halt the system) this module carries out.
 
+use core::sync::atomic::Ordering;
 use tantalum_core::addr::{GuestPhys, HostPhys};
+
 use tantalum_core::config::PartitionId;
 use tantalum_core::console::LineSink;
 use tantalum_core::exit::{Exit, VcpuSet};
@@ -10,25 +12,59 @@ use tantalum_core::hypercall::Status;
 use tantalum_core::partition::power::Power;
 use tantalum_core::partition::{self, handle_exit, Fault, Outcome, PartitionState, Report, Services};
 use tantalum_core::vgic::{self, Frame};
-use tantalum_x86_64::linux_boot::BootArea;
 use tantalum_x86_64::pending::PendingVectors;
 use tantalum_x86_64::vmcs;
 use tantalum_x86_64::vmexit::{self, Decoded, ExitInfo, Gprs};
 
 use crate::console::{self, info};
-use crate::system::{self, System};
+use crate::system::{self, Ending, System};
 use crate::vmx::{self, vmread, vmwrite, VmxError};
 
 /// What the exit loop ended with.
 enum End {
+    /// This vCPU's exit stopped the partition.
     Stopped,
+    /// This vCPU's exit restarts the partition.
     Restart,
     HaltSystem,
+    /// This vCPU turned itself off (PSCI CPU_OFF).
+    Off,
+    /// Another vCPU ended the run (the partition's generation changed).
+    Ended,
+}
+
+/// Where a vCPU enters its guest.
+#[derive(Clone, Copy)]
+enum Start {
+    /// vCPU 0 of a freshly loaded partition: the Linux 64-bit boot protocol.
+    Boot,
+    /// CPU_ON: at `entry` in long mode on the boot area's page tables, `rdi` = `context`.
+    At { entry: u64, context: u64 },
+}
+
+/// The vCPU a CPU runs and the run of its partition it belongs to.
+#[derive(Clone, Copy)]
+struct Here {
+    id: usize,
+    vcpu: usize,
+    generation: u32,
+}
+
+impl Here {
+    /// Whether the run this vCPU belongs to has ended.
+    fn ended(&self, system: &System) -> bool {
+        system.partitions[self.id].generation.load(Ordering::Acquire) != self.generation
+    }
+    /// Whether the vCPU should leave the guest or its wait: a doorbell (vCPU 0 takes them)
+    /// or the run's end.
+    fn woken(&self, system: &System) -> bool {
+        (self.vcpu == 0 && system.partitions[self.id].doorbells.any()) || self.ended(system)
+    }
 }
 
 struct VcpuServices<'a> {
     system: &'a System,
-    id: usize,
+    here: Here,
 }
 
 struct Sink;
@@ -45,15 +81,15 @@ impl Services for VcpuServices<'_> {
         unsafe { core::ptr::copy_nonoverlapping(pa.as_u64() as *const u8, buf.as_mut_ptr(), buf.len()) };
     }
     fn console_write(&mut self, bytes: &[u8]) {
-        let name = &self.system.config.partitions[self.id].name;
-        self.system.partitions[self.id].console.lock().push(bytes, name, &mut Sink);
+        let id = self.here.id;
+        let name = &self.system.config.partitions[id].name;
+        self.system.partitions[id].console.lock().push(bytes, name, &mut Sink);
     }
     fn wait(&mut self, timeout_ns: u64) {
-        let system = self.system;
-        let doorbells = &system.partitions[self.id].doorbells;
+        let (system, here) = (self.system, self.here);
         crate::tsc::spin_ns_unless(timeout_ns, || {
             crate::input::poll(system);
-            doorbells.any()
+            here.woken(system)
         });
     }
     fn gic_access(&mut self, _frame: Frame, _access: vgic::Access) -> u64 {
@@ -71,15 +107,22 @@ impl Services for VcpuServices<'_> {
         }
     }
     fn send_ipi(&mut self, _targets: VcpuSet, _intid: u32) {}
-    fn cpu_on(&mut self, _vcpu: usize, _entry: GuestPhys, _context: u64) -> Status {
-        Status::NotSupported
+    fn cpu_on(&mut self, vcpu: usize, entry: GuestPhys, context: u64) -> Status {
+        // The target's CPU polls its slot in the hypervisor (`run_secondary`): no kick needed.
+        let Some(slot) = self.system.partitions[self.here.id].vcpus.get(vcpu) else {
+            return Status::InvalidParameters;
+        };
+        match slot.request_start(entry.0, context) {
+            Ok(()) => Status::Success,
+            Err(Power::On) => Status::AlreadyOn,
+            Err(_) => Status::OnPending,
+        }
     }
     fn vcpu_power(&mut self, vcpu: usize) -> Option<Power> {
-        let cpus = self.system.config.partitions[self.id].cpus.len();
-        (vcpu < cpus).then_some(if vcpu == 0 { Power::On } else { Power::Off })
+        Some(self.system.partitions[self.here.id].vcpus.get(vcpu)?.power())
     }
     fn uart_access(&mut self, offset: u64, write: Option<u64>) -> u64 {
-        let (read, sent) = self.system.partitions[self.id].vuart.lock().access(offset, write);
+        let (read, sent) = self.system.partitions[self.here.id].vuart.lock().access(offset, write);
         if let Some(byte) = sent {
             self.console_write(&[byte]);
         }
@@ -152,45 +195,132 @@ fn inject(doorbells: &PendingVectors) -> Result<(), VmxError> {
     Ok(())
 }
 
-/// Runs partition `id`'s vCPU 0 on CPU `cpu` until the partition stops for good.
+/// Runs partition `id`'s vCPU 0 on CPU `cpu` until the partition stops for good: loads it,
+/// enters it, and carries out how each run ends (its own exits', or another vCPU's).
 pub fn run(cpu: usize, revision: u32, id: usize) {
     let system = system::get();
+    let me = &system.partitions[id];
     let name = &system.config.partitions[id].name;
     loop {
-        let boot = match system.load(id) {
-            Ok(boot) => boot,
-            Err(e) => {
-                info!("partition '{name}': not started: {e}");
-                return;
+        if let Err(e) = system.load(id) {
+            info!("partition '{name}': not started: {e}");
+            return;
+        }
+        let generation = me.generation.load(Ordering::Acquire);
+        let here = Here { id, vcpu: 0, generation };
+        let mut start = Start::Boot;
+        let ending = loop {
+            me.vcpus[0].set_off();
+            let _ = me.vcpus[0].request_start(0, 0);
+            let _ = me.vcpus[0].take_start();
+            match enter(system, cpu, revision, here, start) {
+                Ok(End::Restart) => break end_run(system, here, Ending::Restart),
+                Ok(End::Stopped) => break end_run(system, here, Ending::Stop),
+                Ok(End::HaltSystem) => console::power_off(),
+                Ok(End::Ended) => break me.ending(),
+                Ok(End::Off) => {
+                    me.vcpus[0].set_off();
+                    if me.vcpus.iter().all(|v| v.power() == Power::Off) {
+                        // The last vCPU turned off: the partition has stopped.
+                        break end_run(system, here, Ending::Stop);
+                    }
+                    match wait_for_start(system, here) {
+                        Some((entry, context)) => start = Start::At { entry, context },
+                        None => break me.ending(),
+                    }
+                }
+                Err(e) => {
+                    info!("partition '{name}': VMX error: {e}: stopped");
+                    break end_run(system, here, Ending::Stop);
+                }
             }
         };
-        match enter(system, cpu, revision, id, &boot) {
-            Ok(End::Restart) => {
-                system.partitions[id].restarts.fetch_add(1, core::sync::atomic::Ordering::AcqRel);
-                continue;
+        me.vcpus[0].set_off();
+        me.wait_secondaries_off();
+        match ending {
+            Ending::Restart => {
+                me.restarts.fetch_add(1, Ordering::AcqRel);
             }
-            Ok(End::Stopped) => return,
-            Ok(End::HaltSystem) => console::power_off(),
-            Err(e) => {
-                info!("partition '{name}': VMX error: {e}: stopped");
-                return;
-            }
+            Ending::Stop => return,
         }
     }
 }
 
-fn enter(system: &System, cpu: usize, revision: u32, id: usize, boot: &BootArea) -> Result<End, VmxError> {
-    let p = &system.config.partitions[id];
-    vmx::new_vmcs(revision)?;
+/// This vCPU ends its partition's run: the others leave their guests.
+fn end_run(system: &System, here: Here, how: Ending) -> Ending {
+    system.partitions[here.id].end_run(how, here.vcpu, system.apic_ids(here.id));
+    how
+}
+
+/// Waits in the hypervisor until CPU_ON starts this vCPU (its entry and context), or the run
+/// ends (`None`). Console input is polled meanwhile.
+fn wait_for_start(system: &System, here: Here) -> Option<(u64, u64)> {
+    let me = &system.partitions[here.id];
+    let slot = &me.vcpus[here.vcpu];
+    loop {
+        if here.ended(system) || me.stopped.load(Ordering::Acquire) {
+            return None;
+        }
+        if let Some(start) = slot.take_start() {
+            if here.ended(system) {
+                // The run ended while the start was taken: it belonged to that run.
+                slot.set_off();
+                return None;
+            }
+            return Some(start);
+        }
+        crate::input::poll(system);
+        core::hint::spin_loop();
+    }
+}
+
+/// Runs vCPU `vcpu` (1 or more) of partition `id` on CPU `cpu`: off until CPU_ON starts it,
+/// then in its guest until it turns off or the run ends, and again, until the partition has
+/// stopped for good.
+pub fn run_secondary(cpu: usize, revision: u32, id: usize, vcpu: usize) {
+    let system = system::get();
     let me = &system.partitions[id];
+    let name = &system.config.partitions[id].name;
+    while !me.stopped.load(Ordering::Acquire) {
+        let here = Here { id, vcpu, generation: me.generation.load(Ordering::Acquire) };
+        let Some((entry, context)) = wait_for_start(system, here) else { continue };
+        match enter(system, cpu, revision, here, Start::At { entry, context }) {
+            Ok(End::Restart) => _ = end_run(system, here, Ending::Restart),
+            Ok(End::Stopped) => _ = end_run(system, here, Ending::Stop),
+            Ok(End::HaltSystem) => console::power_off(),
+            Ok(End::Off | End::Ended) => {}
+            Err(e) => {
+                info!("partition '{name}' vCPU {vcpu}: VMX error: {e}: stopping the partition");
+                end_run(system, here, Ending::Stop);
+            }
+        }
+        me.vcpus[vcpu].set_off();
+    }
+}
+
+fn enter(system: &System, cpu: usize, revision: u32, here: Here, start: Start) -> Result<End, VmxError> {
+    let id = here.id;
+    let p = &system.config.partitions[id];
+    let me = &system.partitions[id];
+    let area = system.boot_area(id).ok_or(VmxError::OutOfMemory)?;
+    vmx::new_vmcs(revision)?;
     vmx::setup_controls_and_host(cpu, id as u16 + 1, me.eptp, me.io_bitmaps)?;
-    vmx::setup_guest_long(p.entry.0, boot)?;
-    let mut regs = Gprs { rsi: boot.boot_params(), ..Default::default() };
-    let mut services = VcpuServices { system, id };
-    let state = PartitionState {
-        restarts: system.partitions[id].restarts.load(core::sync::atomic::Ordering::Acquire),
-    };
-    let doorbells = &system.partitions[id].doorbells;
+    let mut regs = Gprs::default();
+    match start {
+        Start::Boot => {
+            vmx::setup_guest_long(p.entry.0, &area)?;
+            regs.rsi = area.boot_params();
+        }
+        Start::At { entry, context } => {
+            vmx::setup_guest_long(entry, &area)?;
+            regs.rdi = context;
+        }
+    }
+    let mut services = VcpuServices { system, here };
+    let state = PartitionState { restarts: me.restarts.load(Ordering::Acquire) };
+    // Doorbells are vCPU 0's (docs/x86.md).
+    let none = PendingVectors::new();
+    let doorbells = if here.vcpu == 0 { &me.doorbells } else { &none };
     let mut launched = false;
     loop {
         inject(doorbells)?;
@@ -204,6 +334,9 @@ fn enter(system: &System, cpu: usize, revision: u32, id: usize, boot: &BootArea)
         if exit.reason & 0xffff == vmexit::reason::EXTERNAL_INTERRUPT {
             // Acknowledged on exit (a kick, or another device's): end it at the local APIC.
             crate::smp::eoi();
+        }
+        if here.ended(system) {
+            return Ok(End::Ended);
         }
         let rip = vmread(vmcs::GUEST_RIP);
         let next = rip + vmread(vmcs::EXIT_INSTRUCTION_LENGTH);
@@ -219,11 +352,14 @@ fn enter(system: &System, cpu: usize, revision: u32, id: usize, boot: &BootArea)
         };
         if halted {
             // HLT: the vCPU sleeps until a doorbell is pending, as a CPU halts until an
-            // interrupt (with interrupts masked, for good: the CPU is the partition's alone).
-            // No timeout, so the doorbell scenario fails if delivery does.
-            while !doorbells.any() {
+            // interrupt (with interrupts masked, for good: the CPU is the partition's alone),
+            // or the run ends. No timeout, so the doorbell scenario fails if delivery does.
+            while !here.woken(system) {
                 crate::input::poll(system);
                 core::hint::spin_loop();
+            }
+            if here.ended(system) {
+                return Ok(End::Ended);
             }
         }
         if exit == Exit::Interrupt {
@@ -252,15 +388,20 @@ fn enter(system: &System, cpu: usize, revision: u32, id: usize, boot: &BootArea)
                 }
                 skip(next)?;
             }
-            // Only vCPU 0 runs (no CPU_ON on x86 yet): its CPU_OFF ends the partition.
-            Outcome::VcpuOff | Outcome::ExternalAbort { .. } => return Ok(End::Stopped),
+            Outcome::VcpuOff => return Ok(End::Off),
+            Outcome::ExternalAbort { .. } => return Ok(End::Stopped),
             Outcome::Stop(_) | Outcome::Restart(_) | Outcome::HaltSystem(_) => {
-                let mut line = system.partitions[id].console.lock();
+                let mut line = me.console.lock();
                 if !line.is_empty() {
                     line.flush(&p.name, &mut Sink);
                 }
                 drop(line);
-                info!("{}", Report { partition: &p.name, outcome: &outcome, pc: rip });
+                let report = Report { partition: &p.name, outcome: &outcome, pc: rip };
+                if here.vcpu == 0 {
+                    info!("{report}");
+                } else {
+                    info!("vCPU {}: {report}", here.vcpu);
+                }
                 return Ok(match outcome {
                     Outcome::Restart(_) => End::Restart,
                     Outcome::HaltSystem(_) => End::HaltSystem,

@@ -43,6 +43,7 @@ pub const fn external_interrupt(vector: u8) -> u64 {
 }
 pub const GUEST_ACTIVITY_STATE: u32 = 0x4826;
 pub const GUEST_SYSENTER_CS: u32 = 0x482A;
+pub const PREEMPTION_TIMER_VALUE: u32 = 0x482E;
 pub const HOST_SYSENTER_CS: u32 = 0x4C00;
 // Natural-width fields.
 pub const CR0_GUEST_HOST_MASK: u32 = 0x6000;
@@ -89,6 +90,7 @@ pub const SEG_TR: u32 = 7;
 pub mod pin {
     pub const EXTERNAL_INTERRUPT_EXITING: u32 = 1 << 0;
     pub const NMI_EXITING: u32 = 1 << 3;
+    pub const ACTIVATE_PREEMPTION_TIMER: u32 = 1 << 6;
 }
 pub mod proc {
     pub const INTERRUPT_WINDOW_EXITING: u32 = 1 << 2;

@@ -119,10 +119,14 @@ pub fn load_in(rax: u64, size: u8, value: u64) -> u64 {
 /// Decodes an exit with the guest's registers at the time.
 pub fn decode(info: &ExitInfo, regs: &Gprs) -> Decoded {
     let exit = match info.reason & 0xffff {
-        reason::VMCALL => Exit::Hypercall {
-            function: regs.rax,
-            args: [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9],
-        },
+        reason::VMCALL => {
+            let args = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9];
+            if crate::psci::is_psci(regs.rax) {
+                crate::psci::decode(regs.rax, &args)
+            } else {
+                Exit::Hypercall { function: regs.rax, args }
+            }
+        }
         reason::CPUID => return Decoded::Cpuid { leaf: regs.rax as u32, subleaf: regs.rcx as u32 },
         reason::HLT => Exit::WaitForInterrupt,
         // The interrupt window opened: the arch injects what is pending at the next entry.

@@ -19,6 +19,7 @@ mod msr {
     pub const VMX_PROCBASED: u32 = 0x482;
     pub const VMX_EXIT: u32 = 0x483;
     pub const VMX_ENTRY: u32 = 0x484;
+    pub const VMX_MISC: u32 = 0x485;
     pub const VMX_CR0_FIXED0: u32 = 0x486;
     pub const VMX_CR0_FIXED1: u32 = 0x487;
     pub const VMX_CR4_FIXED0: u32 = 0x488;
@@ -173,6 +174,20 @@ fn control(field: u32, wanted: u32, cap: u64, name: &'static str) -> Result<(), 
     vmwrite(field, u64::from(value))
 }
 
+/// The longest a guest runs without an exit: the VMX preemption timer's period (1 ms), so
+/// that a CPU looks at console input, the end of its partition's run and due timers even when
+/// its guest neither exits nor takes interrupts.
+pub const TICK_NS: u64 = 1_000_000;
+
+/// Arms the VMX preemption timer of the current VMCS to fire `ns` after each VM entry (it
+/// counts down from the field's value at every entry; it counts at the TSC's rate divided by
+/// 2^IA32_VMX_MISC[4:0]).
+pub fn set_preemption_timer(ns: u64) -> Result<(), VmxError> {
+    let shift = rdmsr(msr::VMX_MISC) & 0x1f;
+    let ticks = tantalum_core::time::ticks(core::time::Duration::from_nanos(ns), crate::tsc::frequency());
+    vmwrite(vmcs::PREEMPTION_TIMER_VALUE, (ticks >> shift).clamp(1, u64::from(u32::MAX)))
+}
+
 /// Writes the execution, exit and entry controls and the host state of the current VMCS;
 /// `io_bitmaps` is the partition's pair of I/O bitmaps (`tantalum_x86_64::io_bitmap`).
 pub fn setup_controls_and_host(
@@ -184,7 +199,7 @@ pub fn setup_controls_and_host(
     use vmcs::*;
     control(
         PIN_BASED_CONTROLS,
-        pin::EXTERNAL_INTERRUPT_EXITING | pin::NMI_EXITING,
+        pin::EXTERNAL_INTERRUPT_EXITING | pin::NMI_EXITING | pin::ACTIVATE_PREEMPTION_TIMER,
         capability(msr::VMX_PINBASED, msr::VMX_TRUE_PINBASED),
         "pin-based",
     )?;
@@ -211,6 +226,7 @@ pub fn setup_controls_and_host(
     )?;
     control(ENTRY_CONTROLS, entry::LOAD_IA32_EFER, capability(msr::VMX_ENTRY, msr::VMX_TRUE_ENTRY), "entry")?;
     vmwrite(EXCEPTION_BITMAP, 0)?;
+    set_preemption_timer(TICK_NS)?;
     vmwrite(IO_BITMAP_A, io_bitmaps.as_u64())?;
     vmwrite(IO_BITMAP_B, io_bitmaps.as_u64() + 4096)?;
     vmwrite(VPID, u64::from(vpid))?;

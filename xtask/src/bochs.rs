@@ -455,6 +455,33 @@ pub fn console_focus_scenario() -> std::result::Result<(), String> {
     ))
 }
 
+/// configs/x86/x86-smp.dts: a partition's second vCPU by PSCI CPU_ON over VMCALL: started with
+/// its context, refused while on, turned off by itself; a vCPU the partition lacks is refused;
+/// its fault restarts the whole partition; the partition stops with it spinning. The partition
+/// beside runs to its end.
+pub fn smp_scenario() -> std::result::Result<(), String> {
+    system_scenario(
+        "configs/x86/x86-smp.dts",
+        &[
+            "[tantalum] VMX on (CPU 2, APIC ID 2)",
+            "[smp] hello from partition 'smp' (id 1, 2 vCPU)",
+            "[smp] smp: CPU_ON supported: true; vCPU 1 off: true",
+            "[smp] smp: CPU_ON vCPU 1: 0; again at once: refused true",
+            "[smp] smp: vCPU 1 up, context magic 0x5a17; turning off",
+            "[smp] smp: vCPU 1 ran with the context: true; turned itself off: true",
+            "[smp] smp: CPU_ON vCPU 2 (there is none): -2",
+            "[smp] smp: vCPU 1 stores outside the partition's memory",
+            "[tantalum] vCPU 1: partition 'smp' fault: stage-2 write abort at IPA 0x100000 (outside its memory)",
+            "[smp] smp: restarted (run 1); vCPU 1 off: true",
+            "[smp] smp: CPU_ON vCPU 1: 0, spinning: true; exiting with it on",
+            "[tantalum] partition 'smp' exited with code 0: stopped",
+            "[beside] beside done",
+            "[tantalum] all partitions have stopped: powering off",
+        ],
+        &["BREACH", "VMX error", "halting"],
+    )
+}
+
 /// configs/x86/x86-two-partitions.dts on a PC with 40 MiB instead of the board's 256: the
 /// Multiboot2 memory map ends below 'pong' (32..48 MiB), so the hypervisor refuses it and runs
 /// 'ping' alone.

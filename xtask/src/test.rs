@@ -330,6 +330,10 @@ const X86_SCENARIOS: &[X86Scenario] = &[
         crate::bochs::console_focus_scenario,
     ),
     (
+        "x86_64 under Bochs: a partition's second vCPU by PSCI CPU_ON over VMCALL, off, fault and restart (configs/x86/x86-smp.dts)",
+        crate::bochs::smp_scenario,
+    ),
+    (
         "x86_64 under Bochs: the VMCALL round trip in TSC ticks (configs/x86/x86-bench.dts)",
         crate::bochs::hypercall_bench_scenario,
     ),

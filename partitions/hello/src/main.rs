@@ -12,6 +12,7 @@
 //!   must lie outside its memory (another partition's, the hypervisor's, a device's): its
 //!   `on-fault` policy must end each run; once past the last address it says so and exits;
 //! - `role=games` (x86_64): privileged CPU games, one per run (games.rs);
+//! - `role=smp` (x86_64): its second vCPU by PSCI CPU_ON, CPU_OFF and a fault (smp.rs);
 //! - `role=bench count=N`: times N `HYP_VERSION` hypercalls on the partition's clock and
 //!   prints the mean round trip in clock ticks (the x86 scenario's figure: the TSC, which Bochs
 //!   advances about once per instruction).
@@ -23,6 +24,8 @@ use tantalum_guest::{println, wait_ns};
 
 #[cfg(target_arch = "x86_64")]
 mod games;
+#[cfg(target_arch = "x86_64")]
+mod smp;
 mod udp;
 mod vsock;
 
@@ -48,6 +51,8 @@ fn main() {
         Some("bench") => return bench(),
         #[cfg(target_arch = "x86_64")]
         Some("games") => return games::play(info.restarts),
+        #[cfg(target_arch = "x86_64")]
+        Some("smp") => return smp::run(info.restarts),
         _ => {}
     }
     for i in 1..=3 {
