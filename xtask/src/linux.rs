@@ -33,6 +33,12 @@
 //!   and how many PMU interrupts Linux took meanwhile.
 //! - `shell`: an interactive shell on the console (mounts the disk on /mnt if there is one);
 //!   `poweroff` (or leaving the shell) powers off, `reboot` reboots.
+//! - `marker`: `linux: cpus online: N` and `linux: TANTALUM-LINUX-MARKER` at once (no disk to
+//!   wait for), then powers off: the x86_64 guest's test ([`x86_assets`]).
+//!
+//! For x86_64 guests, [`x86_assets`] takes Debian's amd64 cloud kernel (its `bzImage`) and
+//! busybox into `cache-amd64/` and writes `initramfs-x86_64.cpio` (busybox, `/dev/console`,
+//! the same `/init`, no modules).
 
 mod cpio;
 pub mod debian;
@@ -86,6 +92,43 @@ pub fn assets() -> Result<LinuxAssets> {
     let disk = dir.join("disk.img");
     make_disk(&disk)?;
     Ok(LinuxAssets { kernel: kernel.image, initramfs, disk, kernel_version: kernel.version })
+}
+
+/// What an x86_64 Linux guest boots from.
+#[derive(Debug, Clone)]
+pub struct X86LinuxAssets {
+    /// Debian's amd64 `bzImage` (vmlinuz), as the Linux x86 boot protocol loads it.
+    pub bzimage: PathBuf,
+    /// Uncompressed newc cpio archive: busybox, `/dev/console`, `/init`.
+    pub initramfs: PathBuf,
+    /// `uname -r` of the kernel, e.g. `6.1.0-57-cloud-amd64`.
+    pub kernel_version: String,
+}
+
+/// The amd64 kernel (fetched and cached on first use in `cache-amd64/`) and a fresh initramfs.
+pub fn x86_assets() -> Result<X86LinuxAssets> {
+    let dir = dir();
+    fs::create_dir_all(&dir)?;
+    let lock = fs::File::create(dir.join(".lock"))?;
+    lock.lock()?;
+    let kernel = debian::fetch_for(&dir.join("cache-amd64"), debian::DebArch::Amd64)?;
+    let initramfs = dir.join("initramfs-x86_64.cpio");
+    debian::write_atomic(&initramfs, &x86_initramfs_archive(&kernel)?)?;
+    Ok(X86LinuxAssets { bzimage: kernel.image, initramfs, kernel_version: kernel.version })
+}
+
+/// The x86_64 initramfs: busybox, `/dev/console` and `/init` (no modules: the guest needs none).
+fn x86_initramfs_archive(kernel: &debian::Kernel) -> Result<Vec<u8>> {
+    let mut a = cpio::Writer::new();
+    for d in ["bin", "sbin", "usr", "usr/bin", "usr/sbin", "dev", "proc", "sys", "mnt", "tmp", "etc", "root"]
+    {
+        a.dir(d, 0o755);
+    }
+    a.file("bin/busybox", 0o755, &fs::read(&kernel.busybox)?);
+    a.symlink("bin/sh", "busybox");
+    a.char_dev("dev/console", 0o600, 5, 1);
+    a.file("init", 0o755, init_script(&[]).as_bytes());
+    Ok(a.finish())
 }
 
 /// The initramfs: busybox, the modules, `/dev/console` and `/init`.
@@ -410,6 +453,10 @@ reboot)
 blk)
     blk_test
     ;;
+marker)
+    cpus
+    say "TANTALUM-LINUX-MARKER"
+    ;;
 channel)
     # Linux user space <-> a unikernel over each channel in the guest DT, no kernel module:
     # /dev/mem maps the channel, a store to its doorbell page rings the peer.
@@ -501,7 +548,7 @@ shell)
     wait
     ;;
 *)
-    say "unknown test '$name' (boot, reboot, blk, channel, net, udp, vsock, perf, devmem, shell)"
+    say "unknown test '$name' (boot, reboot, blk, channel, net, udp, vsock, perf, devmem, shell, marker)"
     ;;
 esac
 stop
@@ -714,6 +761,30 @@ mod tests {
         assert!(pos("usr") < pos("usr/bin"));
         assert!(pos("lib/modules") < pos("lib/modules/virtio.ko"));
         assert!(pos("bin") < pos("bin/sh"));
+    }
+
+    #[test]
+    fn x86_initramfs_layout() {
+        let dir = std::env::temp_dir().join(format!("tantalum-linux-x86-test-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let busybox = dir.join("busybox");
+        fs::write(&busybox, b"\x7fELF busybox").unwrap();
+        let kernel = debian::Kernel {
+            version: "6.1.0-1-cloud-amd64".into(),
+            image: dir.join("bzImage"),
+            busybox,
+            modules: Vec::new(),
+        };
+        let archive = x86_initramfs_archive(&kernel).unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+        let entries = cpio::parse::entries(&archive);
+        let get = |name: &str| entries.iter().find(|e| e.name == name).unwrap_or_else(|| panic!("{name}"));
+        assert_eq!(get("bin/busybox").data, b"\x7fELF busybox");
+        assert_eq!(get("dev/console").rdev, (5, 1));
+        assert!(get("init").data.starts_with(b"#!/bin/busybox sh\n"));
+        assert!(!entries.iter().any(|e| e.name.starts_with("lib/modules/")), "no modules on x86");
+        let init = String::from_utf8_lossy(&get("init").data).into_owned();
+        assert!(init.contains("\nmarker)\n    cpus\n    say \"TANTALUM-LINUX-MARKER\""));
     }
 
     /// Needs mke2fs (e2fsprogs), which the Debian hosts have; skipped when it is missing.

@@ -94,6 +94,9 @@ enum Commands {
         /// List the emulator scenarios and exit.
         #[arg(long, conflicts_with = "scenario")]
         list: bool,
+        /// Also run the slow scenarios (minutes each under Bochs; `--list` marks them).
+        #[arg(long, conflicts_with_all = ["scenario", "list"])]
+        slow: bool,
         /// Instead: boot Linux again and again with every host core kept busy (hangs show up).
         #[arg(long, conflicts_with_all = ["scenario", "list"])]
         stress: bool,
@@ -238,7 +241,7 @@ fn main() -> ExitCode {
             explain::command(&codes, image.as_deref(), load_address, config.as_deref())
         }
         Commands::Test { stress: true, runs, .. } => stress::command(runs as usize),
-        Commands::Test { scenario, list, .. } => test::command(scenario.as_deref(), list),
+        Commands::Test { scenario, list, slow, .. } => test::command(scenario.as_deref(), list, slow),
         Commands::Bench { linux, runs, check, from } => {
             bench::command(linux, runs as usize, check, from.as_deref())
         }

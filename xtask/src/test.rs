@@ -339,9 +339,16 @@ const X86_SCENARIOS: &[X86Scenario] = &[
     ),
 ];
 
-/// `cargo xtask test`: everything, or only the scenarios whose name contains `filter` (which
-/// must match at least one); `list` prints the scenario names.
-pub fn command(filter: Option<&str>, list: bool) -> Result<()> {
+/// The x86_64 scenarios too slow for every run (minutes under Bochs): `cargo xtask test --slow`
+/// adds them, `--scenario` picks them by name like the others.
+const X86_SLOW_SCENARIOS: &[X86Scenario] = &[(
+    "x86_64 under Bochs: Debian's stock amd64 kernel boots bare (GRUB linux/initrd) to its initramfs marker",
+    crate::bochs::linux_bare_scenario,
+)];
+
+/// `cargo xtask test`: everything (with `slow`, the slow scenarios too), or only the scenarios
+/// whose name contains `filter` (which must match at least one); `list` prints the scenario names.
+pub fn command(filter: Option<&str>, list: bool, slow: bool) -> Result<()> {
     if list {
         for s in SCENARIOS.iter().chain(UBOOT_SCENARIOS) {
             println!("{}", s.name);
@@ -352,6 +359,9 @@ pub fn command(filter: Option<&str>, list: bool) -> Result<()> {
         for (name, _) in X86_SCENARIOS {
             println!("{name}");
         }
+        for (name, _) in X86_SLOW_SCENARIOS {
+            println!("{name} (--slow)");
+        }
         return Ok(());
     }
     if let Some(filter) = filter {
@@ -361,7 +371,11 @@ pub fn command(filter: Option<&str>, list: bool) -> Result<()> {
             .chain(UBOOT_SCENARIOS.iter().map(|s| (s, true)))
             .filter(|(s, _)| s.name.contains(filter))
             .collect();
-        let x86: Vec<&X86Scenario> = X86_SCENARIOS.iter().filter(|(name, _)| name.contains(filter)).collect();
+        let x86: Vec<&X86Scenario> = X86_SCENARIOS
+            .iter()
+            .chain(X86_SLOW_SCENARIOS)
+            .filter(|(name, _)| name.contains(filter))
+            .collect();
         if !x86.is_empty() {
             tools::ensure()?;
             let mut tally = Tally::default();
@@ -443,6 +457,11 @@ pub fn command(filter: Option<&str>, list: bool) -> Result<()> {
     step("emulator scenarios (Bochs, x86_64)");
     for (name, run) in X86_SCENARIOS {
         tally.record(name, run());
+    }
+    if slow {
+        for (name, run) in X86_SLOW_SCENARIOS {
+            tally.record(name, run());
+        }
     }
 
     step("emulator scenarios (QEMU)");

@@ -1,5 +1,6 @@
 //! Debian's arm64 cloud kernel, its virtio modules and a static busybox, fetched with apt and
-//! cached under `target/tantalum/linux/cache/`:
+//! cached under `target/tantalum/linux/cache/` (and the same for amd64, [`DebArch::Amd64`]:
+//! the bzImage of `linux-image-cloud-amd64` and busybox, no modules, in `cache-amd64/`):
 //!
 //! ```text
 //! cache/
@@ -24,8 +25,68 @@ use std::process::{Command, Stdio};
 use super::kmod;
 use crate::{bail, step, Error, Result};
 
-/// The metapackage that depends on the current versioned cloud kernel.
+/// The metapackage that depends on the current versioned cloud kernel (arm64).
 pub const KERNEL_METAPACKAGE: &str = "linux-image-cloud-arm64";
+
+/// The Debian architecture a kernel and busybox are fetched for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DebArch {
+    /// The arm64 guest: a raw `Image`, virtio modules.
+    Arm64,
+    /// The x86_64 guest: a `bzImage`, no modules (the 8250 UART is built in).
+    Amd64,
+}
+
+impl DebArch {
+    /// Debian's name of the architecture.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Arm64 => "arm64",
+            Self::Amd64 => "amd64",
+        }
+    }
+
+    /// The metapackage that depends on the current versioned cloud kernel.
+    pub fn metapackage(self) -> &'static str {
+        match self {
+            Self::Arm64 => KERNEL_METAPACKAGE,
+            Self::Amd64 => "linux-image-cloud-amd64",
+        }
+    }
+
+    /// The cache's name for the kernel image.
+    fn image_file(self) -> &'static str {
+        match self {
+            Self::Arm64 => "Image",
+            Self::Amd64 => "bzImage",
+        }
+    }
+
+    /// Whether `image` (its head suffices) is this architecture's kernel image.
+    pub fn is_image(self, image: &[u8]) -> bool {
+        match self {
+            Self::Arm64 => is_arm64_image(image),
+            Self::Amd64 => is_bzimage(image),
+        }
+    }
+
+    /// Whether `elf` (its head suffices) is a 64-bit little-endian ELF for this architecture.
+    pub fn is_elf(self, elf: &[u8]) -> bool {
+        let machine: u16 = match self {
+            Self::Arm64 => 183,
+            Self::Amd64 => 62,
+        };
+        elf.get(..6) == Some(b"\x7fELF\x02\x01") && elf.get(18..20) == Some(&machine.to_le_bytes())
+    }
+
+    /// The modules /init loads.
+    fn modules(self) -> &'static [&'static str] {
+        match self {
+            Self::Arm64 => MODULES,
+            Self::Amd64 => &[],
+        }
+    }
+}
 pub const BUSYBOX_PACKAGE: &str = "busybox-static";
 /// Modules the guest needs that Debian's cloud kernel builds as modules (their dependencies
 /// are added): the virtio-pci and virtio-mmio transports, virtio-blk for the passed-through
@@ -45,10 +106,16 @@ pub struct Kernel {
     pub modules: Vec<(String, PathBuf)>,
 }
 
-/// The kernel, modules and busybox from the cache, fetching and extracting them first if the
-/// cache is missing or incomplete.
+/// The arm64 kernel, modules and busybox from the cache, fetching and extracting them first if
+/// the cache is missing or incomplete.
 pub fn fetch(cache: &Path) -> Result<Kernel> {
-    if let Some(kernel) = cached(cache) {
+    fetch_for(cache, DebArch::Arm64)
+}
+
+/// [`fetch`] for `arch`.
+pub fn fetch_for(cache: &Path, arch: DebArch) -> Result<Kernel> {
+    let name = arch.name();
+    if let Some(kernel) = cached_for(cache, arch) {
         return Ok(kernel);
     }
     fs::create_dir_all(cache)?;
@@ -56,25 +123,24 @@ pub fn fetch(cache: &Path) -> Result<Kernel> {
     let needs_root = |why: &str, commands: &[&str]| -> Error {
         let list: Vec<String> = commands.iter().map(|c| format!("    sudo {c}")).collect();
         Error(format!(
-            "{why}: the Debian arm64 kernel and busybox for the Linux guest come from apt, and setting \
+            "{why}: the Debian {name} kernel and busybox for the Linux guest come from apt, and setting \
              apt up needs root; run\n{}\nthen run this again",
             list.join("\n")
         ))
     };
 
+    let native = run(Command::new("dpkg").arg("--print-architecture"))?;
     let arches = run(Command::new("dpkg").arg("--print-foreign-architectures"))?;
-    if !arches.split_whitespace().any(|a| a == "arm64") {
+    if native.trim() != name && !arches.split_whitespace().any(|a| a == name) {
         if !root {
-            return Err(needs_root(
-                "dpkg has no arm64 architecture",
-                &["dpkg --add-architecture arm64", "apt-get update"],
-            ));
+            let add = format!("dpkg --add-architecture {name}");
+            return Err(needs_root(&format!("dpkg has no {name} architecture"), &[&add, "apt-get update"]));
         }
-        step("dpkg --add-architecture arm64");
-        run(Command::new("dpkg").args(["--add-architecture", "arm64"]))?;
+        step(format!("dpkg --add-architecture {name}"));
+        run(Command::new("dpkg").args(["--add-architecture", name]))?;
     }
 
-    let meta = format!("{KERNEL_METAPACKAGE}:arm64");
+    let meta = format!("{}:{name}", arch.metapackage());
     let mut updated = false;
     if candidate(&run(Command::new("apt-cache").args(["policy", &meta]))?).is_none() {
         if !root {
@@ -87,18 +153,19 @@ pub fn fetch(cache: &Path) -> Result<Kernel> {
         }
     }
     let depends = run(Command::new("apt-cache").args(["depends", &meta]))?;
-    let Some(package) = versioned_kernel(&depends) else {
-        bail!("`apt-cache depends {meta}` names no linux-image-*-cloud-arm64 package:\n{depends}");
+    let Some(package) = versioned_kernel(&depends, arch) else {
+        bail!("`apt-cache depends {meta}` names no linux-image-*-cloud-{name} package:\n{depends}");
     };
     let version = package.strip_prefix("linux-image-").expect("checked by versioned_kernel").to_string();
-    step(format!("Debian kernel package {package} (arm64)"));
+    step(format!("Debian kernel package {package} ({name})"));
 
-    let find = |name: &str| -> Result<Option<PathBuf>> {
-        let prefix = format!("{name}_");
+    let suffix = format!("_{name}.deb");
+    let find = |package: &str| -> Result<Option<PathBuf>> {
+        let prefix = format!("{package}_");
         for entry in fs::read_dir(cache)? {
             let path = entry?.path();
             let file = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-            if file.starts_with(&prefix) && file.ends_with("_arm64.deb") {
+            if file.starts_with(&prefix) && file.ends_with(&suffix) {
                 return Ok(Some(path));
             }
         }
@@ -112,14 +179,17 @@ pub fn fetch(cache: &Path) -> Result<Kernel> {
                 fs::remove_file(&path)?;
             }
         }
-        step(format!("apt-get download {package}:arm64 {BUSYBOX_PACKAGE}:arm64 (into {})", cache.display()));
+        step(format!(
+            "apt-get download {package}:{name} {BUSYBOX_PACKAGE}:{name} (into {})",
+            cache.display()
+        ));
         let download = || {
             let mut c = Command::new("apt-get");
             if root {
                 // The cache directory need not be readable by apt's sandbox user.
                 c.args(["-o", "APT::Sandbox::User=root"]);
             }
-            c.args(["download", &format!("{package}:arm64"), &format!("{BUSYBOX_PACKAGE}:arm64")]);
+            c.args(["download", &format!("{package}:{name}"), &format!("{BUSYBOX_PACKAGE}:{name}")]);
             c.current_dir(cache);
             run(&mut c)
         };
@@ -135,12 +205,13 @@ pub fn fetch(cache: &Path) -> Result<Kernel> {
     let (Some(kernel_deb), Some(busybox_deb)) = (find(&package)?, find(BUSYBOX_PACKAGE)?) else {
         bail!("apt-get download left no {package} or {BUSYBOX_PACKAGE} .deb in {}", cache.display());
     };
-    extract(cache, &version, &kernel_deb, &busybox_deb)?;
-    cached(cache).ok_or_else(|| Error(format!("{} is still incomplete after extracting", cache.display())))
+    extract(cache, arch, &version, &kernel_deb, &busybox_deb)?;
+    cached_for(cache, arch)
+        .ok_or_else(|| Error(format!("{} is still incomplete after extracting", cache.display())))
 }
 
 /// Unpacks the two .debs and fills the cache (kernel-version last).
-fn extract(cache: &Path, version: &str, kernel_deb: &Path, busybox_deb: &Path) -> Result<()> {
+fn extract(cache: &Path, arch: DebArch, version: &str, kernel_deb: &Path, busybox_deb: &Path) -> Result<()> {
     let _ = fs::remove_file(cache.join("kernel-version"));
     let tree = cache.join("extract");
     if tree.exists() {
@@ -159,7 +230,7 @@ fn extract(cache: &Path, version: &str, kernel_deb: &Path, busybox_deb: &Path) -
 
     let vmlinuz = tree.join("boot").join(format!("vmlinuz-{version}"));
     let mut image = fs::read(&vmlinuz).map_err(|e| Error(format!("{}: {e}", vmlinuz.display())))?;
-    if image.starts_with(&[0x1f, 0x8b]) {
+    if arch == DebArch::Arm64 && image.starts_with(&[0x1f, 0x8b]) {
         step(format!("gunzipping {}", vmlinuz.display()));
         let out = Command::new("gzip").arg("-dc").arg(&vmlinuz).stderr(Stdio::inherit()).output()?;
         if !out.status.success() {
@@ -167,14 +238,22 @@ fn extract(cache: &Path, version: &str, kernel_deb: &Path, busybox_deb: &Path) -
         }
         image = out.stdout;
     }
-    if !is_arm64_image(&image) {
-        bail!("{} is not an arm64 Image (no ARM\\x64 magic at offset 56)", vmlinuz.display());
+    if !arch.is_image(&image) {
+        bail!(
+            "{} is not an {} kernel image ({})",
+            vmlinuz.display(),
+            arch.name(),
+            match arch {
+                DebArch::Arm64 => "no ARM\\x64 magic at offset 56",
+                DebArch::Amd64 => "no HdrS magic at offset 0x202",
+            }
+        );
     }
-    write_atomic(&cache.join("Image"), &image)?;
+    write_atomic(&cache.join(arch.image_file()), &image)?;
 
     let busybox = fs::read(tree.join("bin/busybox"))?;
-    if !is_aarch64_elf(&busybox) {
-        bail!("bin/busybox of {} is not an arm64 ELF", busybox_deb.display());
+    if !arch.is_elf(&busybox) {
+        bail!("bin/busybox of {} is not an {} ELF", busybox_deb.display(), arch.name());
     }
     write_atomic(&cache.join("busybox"), &busybox)?;
 
@@ -191,7 +270,7 @@ fn extract(cache: &Path, version: &str, kernel_deb: &Path, busybox_deb: &Path) -
         bytes.insert(name.to_string(), data);
         Ok(Some(deps))
     };
-    let order = kmod::load_order(MODULES, &builtin, &mut read)?;
+    let order = kmod::load_order(arch.modules(), &builtin, &mut read)?;
     let modules = cache.join("modules");
     if modules.exists() {
         fs::remove_dir_all(&modules)?;
@@ -201,7 +280,7 @@ fn extract(cache: &Path, version: &str, kernel_deb: &Path, busybox_deb: &Path) -
         fs::write(modules.join(format!("{name}.ko")), &bytes[name])?;
     }
     fs::write(modules.join("load-order"), lines(&order))?;
-    fs::write(modules.join("wanted"), lines(MODULES))?;
+    fs::write(modules.join("wanted"), lines(arch.modules()))?;
     fs::write(cache.join("packages"), packages)?;
     fs::remove_dir_all(&tree)?;
     fs::write(cache.join("kernel-version"), format!("{version}\n"))?;
@@ -229,19 +308,24 @@ fn module_bytes(path: &Path) -> Result<Vec<u8>> {
     }
 }
 
-/// The complete cache, if it is: every file present and of the right kind.
+/// The complete arm64 cache, if it is: every file present and of the right kind.
 pub fn cached(cache: &Path) -> Option<Kernel> {
+    cached_for(cache, DebArch::Arm64)
+}
+
+/// [`cached`] for `arch`.
+pub fn cached_for(cache: &Path, arch: DebArch) -> Option<Kernel> {
     let version = fs::read_to_string(cache.join("kernel-version")).ok()?.trim().to_string();
     if version.is_empty() {
         return None;
     }
-    let image = cache.join("Image");
+    let image = cache.join(arch.image_file());
     let busybox = cache.join("busybox");
-    if !is_arm64_image(&read_head(&image, 64)?) || !is_aarch64_elf(&read_head(&busybox, 20)?) {
+    if !arch.is_image(&read_head(&image, 0x210)?) || !arch.is_elf(&read_head(&busybox, 20)?) {
         return None;
     }
     let modules = cache.join("modules");
-    if fs::read_to_string(modules.join("wanted")).ok()? != lines(MODULES) {
+    if fs::read_to_string(modules.join("wanted")).ok()? != lines(arch.modules()) {
         return None;
     }
     let order = fs::read_to_string(modules.join("load-order")).ok()?;
@@ -268,9 +352,10 @@ pub fn is_arm64_image(image: &[u8]) -> bool {
     image.get(56..60) == Some(b"ARM\x64")
 }
 
-/// An ELF64 little-endian file for machine 183 (AArch64).
-pub fn is_aarch64_elf(elf: &[u8]) -> bool {
-    elf.get(..6) == Some(b"\x7fELF\x02\x01") && elf.get(18..20) == Some(&183u16.to_le_bytes())
+/// An x86 bzImage: the boot sector's 0xaa55 and the setup header's "HdrS" at 0x202
+/// (Documentation/arch/x86/boot.rst).
+pub fn is_bzimage(image: &[u8]) -> bool {
+    image.get(0x1fe..0x200) == Some(&[0x55, 0xaa]) && image.get(0x202..0x206) == Some(b"HdrS")
 }
 
 /// The `Candidate:` version of `apt-cache policy` output; `None` when there is none.
@@ -284,14 +369,15 @@ pub fn candidate(policy: &str) -> Option<String> {
 }
 
 /// The versioned kernel package the metapackage depends on, from `apt-cache depends` output:
-/// the `Depends: linux-image-<ver>-cloud-arm64[:arm64]` line.
-pub fn versioned_kernel(depends: &str) -> Option<String> {
+/// the `Depends: linux-image-<ver>-cloud-<arch>[:<arch>]` line.
+pub fn versioned_kernel(depends: &str, arch: DebArch) -> Option<String> {
+    let suffix = format!("-cloud-{}", arch.name());
     depends.lines().find_map(|line| {
         let line = line.trim().trim_start_matches('|');
         let package = line.strip_prefix("Depends:")?.trim();
         // `<virtual>` packages are printed in angle brackets; the arch qualifier goes.
         let package = package.split(':').next()?.trim();
-        let ver = package.strip_prefix("linux-image-")?.strip_suffix("-cloud-arm64")?;
+        let ver = package.strip_prefix("linux-image-")?.strip_suffix(suffix.as_str())?;
         (!ver.is_empty() && !package.contains(['<', '>', ' '])).then(|| package.to_string())
     })
 }
@@ -344,16 +430,32 @@ mod tests {
     #[test]
     fn depends_line_of_the_metapackage() {
         let out = "linux-image-cloud-arm64:arm64\n  Depends: linux-image-6.1.0-57-cloud-arm64:arm64\n";
-        assert_eq!(versioned_kernel(out).as_deref(), Some("linux-image-6.1.0-57-cloud-arm64"));
+        assert_eq!(
+            versioned_kernel(out, DebArch::Arm64).as_deref(),
+            Some("linux-image-6.1.0-57-cloud-arm64")
+        );
         let without_arch = "linux-image-cloud-arm64\n  Depends: linux-image-6.12.43+deb13-cloud-arm64\n";
-        assert_eq!(versioned_kernel(without_arch).as_deref(), Some("linux-image-6.12.43+deb13-cloud-arm64"));
+        assert_eq!(
+            versioned_kernel(without_arch, DebArch::Arm64).as_deref(),
+            Some("linux-image-6.12.43+deb13-cloud-arm64")
+        );
         let noisy = "linux-image-cloud-arm64:arm64\n  Recommends: firmware-linux\n \
                      |Depends: <linux-image-virtual>\n  Depends: linux-base\n  \
                      Depends: linux-image-6.1.0-57-cloud-arm64:arm64\n";
-        assert_eq!(versioned_kernel(noisy).as_deref(), Some("linux-image-6.1.0-57-cloud-arm64"));
-        assert_eq!(versioned_kernel("linux-image-cloud-arm64:arm64\n"), None);
-        assert_eq!(versioned_kernel("  Depends: linux-image-6.1.0-57-arm64:arm64\n"), None);
-        assert_eq!(versioned_kernel("  Depends: linux-image--cloud-arm64\n"), None);
+        assert_eq!(
+            versioned_kernel(noisy, DebArch::Arm64).as_deref(),
+            Some("linux-image-6.1.0-57-cloud-arm64")
+        );
+        assert_eq!(versioned_kernel("linux-image-cloud-arm64:arm64\n", DebArch::Arm64), None);
+        let amd64 = "linux-image-cloud-amd64\n  Depends: linux-image-6.1.0-57-cloud-amd64\n";
+        assert_eq!(
+            versioned_kernel(amd64, DebArch::Amd64).as_deref(),
+            Some("linux-image-6.1.0-57-cloud-amd64")
+        );
+        assert_eq!(versioned_kernel(amd64, DebArch::Arm64), None, "an amd64 kernel is not the arm64 one");
+        assert_eq!(versioned_kernel(out, DebArch::Amd64), None);
+        assert_eq!(versioned_kernel("  Depends: linux-image-6.1.0-57-arm64:arm64\n", DebArch::Arm64), None);
+        assert_eq!(versioned_kernel("  Depends: linux-image--cloud-arm64\n", DebArch::Arm64), None);
     }
 
     #[test]
@@ -376,8 +478,25 @@ mod tests {
         let mut elf = vec![0u8; 20];
         elf[..6].copy_from_slice(b"\x7fELF\x02\x01");
         elf[18] = 62; // x86-64
-        assert!(!is_aarch64_elf(&elf));
+        assert!(!DebArch::Arm64.is_elf(&elf));
+        assert!(DebArch::Amd64.is_elf(&elf));
         elf[18] = 183;
-        assert!(is_aarch64_elf(&elf));
+        assert!(DebArch::Arm64.is_elf(&elf));
+        assert!(!DebArch::Amd64.is_elf(&elf));
+        elf[4] = 1; // ELF32
+        assert!(!DebArch::Arm64.is_elf(&elf));
+    }
+
+    #[test]
+    fn bzimage_magic() {
+        let mut image = vec![0u8; 0x210];
+        assert!(!is_bzimage(&image));
+        image[0x202..0x206].copy_from_slice(b"HdrS");
+        assert!(!is_bzimage(&image), "no boot sector signature");
+        image[0x1fe..0x200].copy_from_slice(&[0x55, 0xaa]);
+        assert!(is_bzimage(&image));
+        assert!(DebArch::Amd64.is_image(&image));
+        assert!(!DebArch::Arm64.is_image(&image));
+        assert!(!is_bzimage(&image[..0x204]));
     }
 }
