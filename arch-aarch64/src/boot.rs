@@ -211,6 +211,14 @@ park_forever:
     b       guest_sync_entry
 .endm
 
+// An interrupt from a guest: the fast path first for the common ones.
+.macro VECTOR_GUEST_IRQ
+    .balign 0x80
+    sub     sp, sp, #{frame}
+    stp     x0, x1, [sp, #0]
+    b       guest_irq_entry
+.endm
+
 .balign 0x800
 el2_vectors:
     VECTOR_HYP 0      // current EL, SP0: sync
@@ -222,7 +230,7 @@ el2_vectors:
     VECTOR_HYP 2      // fiq
     VECTOR_HYP 3      // serror
     VECTOR_GUEST_SYNC // lower EL, AArch64: sync
-    VECTOR_GUEST 1    // irq
+    VECTOR_GUEST_IRQ  // irq
     VECTOR_GUEST 2    // fiq
     VECTOR_GUEST 3    // serror
     VECTOR_GUEST 4    // lower EL, AArch32 (never enabled: HCR_EL2.RW = 1)
@@ -361,6 +369,53 @@ guest_sync_full:
     bl      guest_exit
     b       guest_resume
 
+// The interrupt fast path (x0, x1 already saved at [sp]): vcpu::guest_fast_interrupt takes one
+// physical interrupt and, for the common ones (the vCPU's timer or PMU, its passed-through SPI,
+// a kick), loads the list registers as the full path would, with only the registers a call may
+// clobber saved. Otherwise the rest of the frame is saved and guest_exit runs with kind IRQ and,
+// above it, the INTID the fast path acknowledged plus one (0: none).
+guest_irq_entry:
+    stp     x2, x3, [sp, #16]
+    stp     x4, x5, [sp, #32]
+    stp     x6, x7, [sp, #48]
+    stp     x8, x9, [sp, #64]
+    stp     x10, x11, [sp, #80]
+    stp     x12, x13, [sp, #96]
+    stp     x14, x15, [sp, #112]
+    stp     x16, x17, [sp, #128]
+    str     x18, [sp, #144]
+    str     x30, [sp, #240]
+    bl      guest_fast_interrupt    // returns x0 = the INTID acknowledged + 1 (or 0), x1 = done
+    cbz     x1, 1f
+    ldp     x2, x3, [sp, #16]
+    ldp     x4, x5, [sp, #32]
+    ldp     x6, x7, [sp, #48]
+    ldp     x8, x9, [sp, #64]
+    ldp     x10, x11, [sp, #80]
+    ldp     x12, x13, [sp, #96]
+    ldp     x14, x15, [sp, #112]
+    ldp     x16, x17, [sp, #128]
+    ldr     x18, [sp, #144]
+    ldr     x30, [sp, #240]
+    ldp     x0, x1, [sp, #0]
+    add     sp, sp, #{frame}
+    eret
+1:  str     x19, [sp, #152]
+    stp     x20, x21, [sp, #160]
+    stp     x22, x23, [sp, #176]
+    stp     x24, x25, [sp, #192]
+    stp     x26, x27, [sp, #208]
+    stp     x28, x29, [sp, #224]
+    mrs     x2, elr_el2
+    str     x2, [sp, #248]
+    mrs     x2, spsr_el2
+    str     x2, [sp, #256]
+    lsl     x1, x0, #{acknowledged_shift}
+    orr     x1, x1, #1              // kind: IRQ
+    mov     x0, sp
+    bl      guest_exit
+    b       guest_resume
+
 // x0, x1 already saved at [sp]; x1 = kind.
 guest_exit_entry:
     stp     x2, x3, [sp, #16]
@@ -440,6 +495,7 @@ enter_guest:
     frame = const GUEST_FRAME_SIZE,
     hvc64 = const tantalum_aarch64::esr::HVC64_IMM0,
     dabt_lower = const tantalum_aarch64::esr::ec::DABT_LOWER,
+    acknowledged_shift = const crate::vcpu::ACKNOWLEDGED_SHIFT,
     vendor_first = const tantalum_core::hypercall::HYP_VERSION + 1,
     vendor_last = const tantalum_core::hypercall::HYP_PARTITION_STATE,
 );

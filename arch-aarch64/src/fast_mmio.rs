@@ -163,7 +163,7 @@ extern "C" fn guest_fast_mmio(frame: &mut GuestFrame) -> u64 {
         frame.elr = elr;
         frame.spsr = SPSR_EL2.get();
         let loaded_hw = vcpu::load_interrupts(p, vcpu, false);
-        vcpu::resample_before_taken(p, vcpu, frame, loaded_hw);
+        vcpu::resample_before_taken(p, vcpu, (frame.spsr, frame.elr), loaded_hw);
     }
     match access.write.is_none() && (19..=29).contains(&register) {
         true => answer::EMULATED_HIGH,

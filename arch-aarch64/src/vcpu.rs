@@ -7,7 +7,7 @@
 
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
 
-use aarch64_cpu::registers::{ESR_EL2, FAR_EL2, HPFAR_EL2, TPIDR_EL2};
+use aarch64_cpu::registers::{ELR_EL2, ESR_EL2, FAR_EL2, HPFAR_EL2, SPSR_EL2, TPIDR_EL2};
 use tantalum_aarch64::esr::{self, Caller, Syndrome};
 use tantalum_aarch64::regs::SPSR_EL1H_MASKED;
 use tantalum_core::addr::{GuestPhys, HostPhys};
@@ -135,7 +135,7 @@ fn wait_for_start(here: Here) -> ! {
         // WFI, not WFE: an emulator runs a spinning WFE loop flat out. Kicks (CPU_ON, restart)
         // are interrupts, which end a WFI even while masked at EL2.
         aarch64_cpu::asm::wfi();
-        drain_physical(system, here.cpu);
+        drain_physical(system, here.cpu, None);
     }
 }
 
@@ -670,7 +670,13 @@ mod kind {
     pub const SYNC: u64 = 0;
     pub const IRQ: u64 = 1;
     pub const FIQ: u64 = 2;
+    /// The kind's bits; above them, an IRQ exit from the vectors' fast path carries the INTID
+    /// it acknowledged plus one (0: none).
+    pub const MASK: u64 = (1 << super::ACKNOWLEDGED_SHIFT) - 1;
 }
+
+/// Where an IRQ exit's kind carries the INTID the vectors' fast path acknowledged (plus one).
+pub(crate) const ACKNOWLEDGED_SHIFT: u32 = 8;
 
 /// The hypervisor console's receive interrupt, if the board describes one.
 pub fn console_intid(system: &System) -> Option<u32> {
@@ -700,12 +706,25 @@ fn hypervisor_interrupt(system: &System, intid: u32, cpu: usize) -> bool {
     true
 }
 
+/// The physical interrupts to take at this exit, into `ids`: the one the vectors' fast path
+/// already acknowledged (`acknowledged`), then those pending at the GIC. Returns how many.
+fn take_physical(acknowledged: Option<u32>, ids: &mut [u32; 8]) -> usize {
+    let first = match acknowledged {
+        Some(intid) => {
+            ids[0] = intid;
+            1
+        }
+        None => 0,
+    };
+    first + gic::acknowledge(&mut ids[first..])
+}
+
 /// Takes the physical interrupts pending at a CPU that runs no guest now (its vCPU is off, or
 /// leaving): the hypervisor's own are served (console input keeps working when the partition
 /// whose CPU takes it has stopped), the rest are done with.
-fn drain_physical(system: &System, cpu: usize) {
+fn drain_physical(system: &System, cpu: usize, acknowledged: Option<u32>) {
     let mut ids = [0u32; 8];
-    let n = gic::acknowledge(&mut ids);
+    let n = take_physical(acknowledged, &mut ids);
     for &intid in &ids[..n] {
         if !hypervisor_interrupt(system, intid, cpu) {
             gic::deactivate(intid);
@@ -716,10 +735,10 @@ fn drain_physical(system: &System, cpu: usize) {
 /// Takes the physical interrupts pending at this CPU: the vCPU's timers and its partition's
 /// devices go to the vCPU (hardware-linked: the guest's EOI deactivates them), the
 /// hypervisor's own are served, the rest (kicks, maintenance) are done with here.
-fn forward_physical(system: &System, p: &Partition, here: Here) {
+fn forward_physical(system: &System, p: &Partition, here: Here, acknowledged: Option<u32>) {
     let vcpu = here.vcpu;
     let mut ids = [0u32; 8];
-    let n = gic::acknowledge(&mut ids);
+    let n = take_physical(acknowledged, &mut ids);
     for &intid in &ids[..n] {
         if hypervisor_interrupt(system, intid, here.cpu) {
             continue;
@@ -794,19 +813,26 @@ impl FastPath {
     /// has not been stopped or restarted since it entered (its generation), no virtual
     /// interrupt waits to be loaded (the hint), no DMA fault of its devices waits.
     fn clear(&self, cpu: usize) -> bool {
-        let (Some(generation), Some(hint), Some(dma)) =
-            (self.generation.get(cpu), self.hint.get(cpu), self.dma_fault.get(cpu))
-        else {
+        self.current(cpu) && self.hint.get(cpu).is_some_and(|hint| !Self::flag(hint))
+    }
+
+    /// Whether the vCPU on `cpu` may go on as it is after an exit that changes nothing else: its
+    /// partition has not been stopped or restarted since it entered, and no DMA fault of its
+    /// devices waits to be reported.
+    fn current(&self, cpu: usize) -> bool {
+        let (Some(generation), Some(dma)) = (self.generation.get(cpu), self.dma_fault.get(cpu)) else {
             return false;
         };
-        let load = |p: &AtomicPtr<AtomicBool>| {
-            // SAFETY: null, or set by `set` on this CPU to an atomic of the 'static system.
-            unsafe { p.load(Ordering::Relaxed).as_ref() }.is_none_or(|a| a.load(Ordering::Acquire))
-        };
-        // SAFETY: as above.
+        // SAFETY: null, or set by `set` on this CPU to an atomic of the 'static system.
         let current = unsafe { generation.load(Ordering::Relaxed).as_ref() }
             .is_some_and(|g| g.load(Ordering::Acquire) == ENTERED_GENERATION[cpu].load(Ordering::Acquire));
-        current && !load(hint) && !load(dma)
+        current && !Self::flag(dma)
+    }
+
+    /// The flag `p` points to (set when null: nothing is known).
+    fn flag(p: &AtomicPtr<AtomicBool>) -> bool {
+        // SAFETY: null, or set by `set` on this CPU to an atomic of the 'static system.
+        unsafe { p.load(Ordering::Relaxed).as_ref() }.is_none_or(|a| a.load(Ordering::Acquire))
     }
 }
 
@@ -827,15 +853,99 @@ extern "C" fn guest_fast_call(function: u64) -> FastAnswer {
     FastAnswer { value, answered: 1 }
 }
 
+/// Called by the IRQ vector before it saves the whole frame (only what a call clobbers): takes
+/// one physical interrupt and, when it is one of the common ones, does what [`guest_exit`]
+/// would, without the `Exit` round trip through core (an interrupt needs nothing from it):
+/// the vCPU's timer or PMU interrupt, or a passed-through SPI routed to it, goes into a list
+/// register (at once when nothing else is pending and all are empty); a kick or a maintenance
+/// interrupt is ended and the vCPU's list registers loaded. Anything else takes the full
+/// path, with the INTID acknowledged here (`value` is that INTID plus one, 0 for none): the
+/// partition stopped or restarting or a DMA fault to report (before acknowledging anything),
+/// the hypervisor's own interrupts, an SPI for another vCPU, a kick that another vCPU's GIC
+/// access waits on.
+#[unsafe(no_mangle)]
+extern "C" fn guest_fast_interrupt() -> FastAnswer {
+    const FULL_PATH: FastAnswer = FastAnswer { value: 0, answered: 0 };
+    let here = Here::load();
+    if !FAST_PATH.current(here.cpu) {
+        return FULL_PATH;
+    }
+    let Some(intid) = gic::acknowledge_one() else { return FULL_PATH };
+    let system = system::get();
+    let p = &system.partitions[here.id];
+    let Some(loaded_hw) = forward_at_once(system, p, here.vcpu, intid) else {
+        return FastAnswer { value: u64::from(intid) + 1, answered: 0 };
+    };
+    resample_before_taken(p, here.vcpu, (SPSR_EL2.get(), ELR_EL2.get()), loaded_hw);
+    FastAnswer { value: 0, answered: 1 }
+}
+
+/// [`guest_fast_interrupt`]'s work for `intid`, acknowledged on the CPU of `vcpu` of `p`: what
+/// [`forward_physical`] and [`load_interrupts`] would do with it. `None` when it is not one of
+/// the common cases (nothing done: the full path takes it); else the least urgent priority of the
+/// hardware-linked interrupts loaded, if any.
+fn forward_at_once(system: &System, p: &Partition, vcpu: usize, intid: u32) -> Option<Option<u8>> {
+    let hint = &p.irq_hints[vcpu];
+    if intid == gic::KICK_SGI || intid == gic::MAINTENANCE_INTID {
+        if intid == gic::KICK_SGI && p.listed[vcpu].asked() {
+            return None;
+        }
+        gic::deactivate(intid);
+        take_hint(hint);
+        return Some(load_taken_hint(&mut p.vgic.lock(), hint, vcpu));
+    }
+    let spi = intid >= tantalum_core::vgic::SPI_BASE;
+    if !spi && !gic::FORWARDED_PPIS.contains(&intid) || spi && hypervisor_spis(system) & spi_bit(intid) != 0 {
+        return None;
+    }
+    let hinted = take_hint(hint);
+    let mut vgic = p.vgic.lock();
+    if spi && (!vgic.owns(intid) || vgic.spi_target(intid) != vcpu) {
+        drop(vgic);
+        if hinted {
+            hint.store(true, Ordering::Release); // as it was: the full path takes it
+        }
+        return None;
+    }
+    if let Some(d) = vgic.deliver_hw_at_once(vcpu, intid) {
+        if gic::load_at_once(&d) {
+            return Some(Some(d.priority));
+        }
+    }
+    // Ready or held (disabled by the guest): latched as the full path does, then loaded.
+    vgic.set_pending_hw(vcpu, intid);
+    Some(load_taken_hint(&mut vgic, hint, vcpu))
+}
+
+/// Bit of `intid` in [`hypervisor_spis`] (0 past its 128 INTIDs: no partition owns those).
+fn spi_bit(intid: u32) -> u128 {
+    1u128.checked_shl(intid).unwrap_or(0)
+}
+
+/// The hypervisor's own interrupts among the INTIDs a virtual GIC implements (bit `n`: INTID
+/// `n`): the console's receive interrupt and the SMMUs', which [`hypervisor_interrupt`] serves.
+/// Worked out once from the configuration.
+fn hypervisor_spis(system: &System) -> u128 {
+    static SPIS: spin::Once<u128> = spin::Once::new();
+    *SPIS.call_once(|| {
+        let smmus = system.config.board.iommus.iter().flat_map(|s| [s.event_irq, s.gerror_irq]);
+        let smmus = smmus.flatten().map(|i| i.intid());
+        console_intid(system).into_iter().chain(smmus).fold(0, |bits, intid| bits | spi_bit(intid))
+    })
+}
+
 /// Called by the vectors for every exit from a guest, with its saved registers.
 #[unsafe(no_mangle)]
 extern "C" fn guest_exit(frame: &mut GuestFrame, kind: u64) {
+    // An IRQ exit that the vectors' fast path left to this one may carry the INTID it acknowledged.
+    let acknowledged = (kind >> ACKNOWLEDGED_SHIFT).checked_sub(1).map(|intid| intid as u32);
+    let kind = kind & kind::MASK;
     let here = Here::load();
     let system = system::get();
     let p = &system.partitions[here.id];
     if p.generation.load(Ordering::Acquire) != ENTERED_GENERATION[here.cpu].load(Ordering::Acquire) {
         // Another vCPU stopped or restarted the partition.
-        drain_physical(system, here.cpu);
+        drain_physical(system, here.cpu, acknowledged);
         leave(here);
     }
     let syndrome = Syndrome { esr: ESR_EL2.get(), far: FAR_EL2.get(), hpfar: HPFAR_EL2.get() };
@@ -845,7 +955,7 @@ extern "C" fn guest_exit(frame: &mut GuestFrame, kind: u64) {
     let exit = match kind {
         kind::SYNC => esr::decode(&syndrome, &frame.x, Caller { vcpu: here.vcpu, vcpus: p.vcpus.len() }),
         kind::IRQ | kind::FIQ => {
-            forward_physical(system, p, here);
+            forward_physical(system, p, here, acknowledged);
             Exit::Interrupt
         }
         _ => Exit::Unhandled { syndrome: syndrome.esr },
@@ -870,7 +980,7 @@ extern "C" fn guest_exit(frame: &mut GuestFrame, kind: u64) {
                 frame.elr += esr::instruction_length(&syndrome);
             }
             let loaded_hw = load_interrupts(p, here.vcpu, kind == kind::IRQ);
-            resample_before_taken(p, here.vcpu, frame, loaded_hw);
+            resample_before_taken(p, here.vcpu, (frame.spsr, frame.elr), loaded_hw);
         }
         Outcome::Emulated { load } => {
             if let Some((register, value)) = load.filter(|&(r, _)| r < 31) {
@@ -878,7 +988,7 @@ extern "C" fn guest_exit(frame: &mut GuestFrame, kind: u64) {
             }
             frame.elr += esr::instruction_length(&syndrome);
             let loaded_hw = load_interrupts(p, here.vcpu, false);
-            resample_before_taken(p, here.vcpu, frame, loaded_hw);
+            resample_before_taken(p, here.vcpu, (frame.spsr, frame.elr), loaded_hw);
         }
         Outcome::VcpuOff => leave(here),
         Outcome::ExternalAbort { .. } => {}
@@ -906,10 +1016,15 @@ extern "C" fn guest_exit(frame: &mut GuestFrame, kind: u64) {
 /// On a GICv2, which has no such trap, the partition's CPU interface page is withdrawn from
 /// stage 2 instead (`gicv_trap`): the guest's accesses there trap and are carried out by
 /// [`Services::gic_cpu_access`] after re-sampling, until no loaded one is hidden by the mask.
-pub(crate) fn resample_before_taken(p: &Partition, vcpu: usize, frame: &GuestFrame, loaded_hw: Option<u8>) {
+pub(crate) fn resample_before_taken(
+    p: &Partition,
+    vcpu: usize,
+    (spsr, elr): (u64, u64),
+    loaded_hw: Option<u8>,
+) {
     const PSTATE_I: u64 = 1 << 7;
     let Some(priority) = loaded_hw else { return };
-    let masked = frame.spsr & PSTATE_I != 0 && !crate::wfi::follows_wfi(&p.config, frame.elr);
+    let masked = spsr & PSTATE_I != 0 && !crate::wfi::follows_wfi(&p.config, elr);
     if (masked || gic::masked_by_priority(priority)) && !gic::trap_before_acknowledge() {
         if let Some(trap) = &p.gicv_trap {
             trap.arm(vcpu);
@@ -929,11 +1044,25 @@ fn acknowledge_trap(syndrome: &Syndrome) -> bool {
 pub(crate) fn load_interrupts(p: &Partition, vcpu: usize, interrupted: bool) -> Option<u8> {
     let hint = &p.irq_hints[vcpu];
     // A plain load first: the common case (nothing new) costs no atomic read-modify-write.
-    let hinted = hint.load(Ordering::Acquire) && hint.swap(false, Ordering::AcqRel);
+    let hinted = take_hint(hint);
     if !(hinted || interrupted) {
         return None;
     }
-    let loaded = gic::load_list_registers(&mut p.vgic.lock(), vcpu);
+    load_taken_hint(&mut p.vgic.lock(), hint, vcpu)
+}
+
+/// Clears the interrupt hint of a vCPU about to load its list registers; returns whether it was
+/// set. Before the virtual GIC's lock: whatever is raised after this is seen by the load, or
+/// sets the hint again.
+fn take_hint(hint: &AtomicBool) -> bool {
+    hint.load(Ordering::Acquire) && hint.swap(false, Ordering::AcqRel)
+}
+
+/// Loads the list registers of `vcpu` from `vgic` once its hint was taken ([`take_hint`]),
+/// setting the hint again if something is left; returns the least urgent priority of the
+/// hardware-linked interrupts loaded, if any.
+fn load_taken_hint(vgic: &mut VirtualGic, hint: &AtomicBool, vcpu: usize) -> Option<u8> {
+    let loaded = gic::load_list_registers(vgic, vcpu);
     if loaded.more {
         hint.store(true, Ordering::Release);
     }

@@ -86,6 +86,16 @@ pub fn acknowledge(out: &mut [u32]) -> usize {
     }
 }
 
+/// Acknowledges the highest-priority interrupt pending at this CPU, if any (one IAR read; see
+/// [`acknowledge`]).
+pub fn acknowledge_one() -> Option<u32> {
+    if v2() {
+        v2::acknowledge_one()
+    } else {
+        v3::acknowledge_one()
+    }
+}
+
 /// Deactivates a physical interrupt that [`acknowledge`] returned.
 pub fn deactivate(intid: u32) {
     if v2() {
@@ -154,6 +164,18 @@ pub struct Loaded {
     /// Something is still ready for the vCPU (did not fit, or waits for the guest to end the
     /// same INTID): [`VirtualGic::has_deliverable`] after the load, without evaluating it again.
     pub more: bool,
+}
+
+/// Loads `d`, the only interrupt ready for the vCPU of this CPU
+/// ([`VirtualGic::deliver_hw_at_once`]), into a list register if all of them are empty: what
+/// [`load_list_registers`] would do then, without looking at any. Returns false, having changed
+/// nothing, when one is in use (the caller latches `d` and loads as usual).
+pub fn load_at_once(d: &tantalum_core::vgic::Deliverable) -> bool {
+    if v2() {
+        v2::load_at_once(d)
+    } else {
+        v3::load_at_once(d)
+    }
 }
 
 /// Moves interrupts that `gic` has ready for `vcpu` into free list registers. When more are

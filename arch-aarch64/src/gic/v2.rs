@@ -137,23 +137,30 @@ pub fn kick(mpidr: u64) {
 /// Acknowledges the physical interrupts pending at this CPU (see [`super::acknowledge`]). SGIs
 /// (only the kick) are ended here and now: their deactivation needs the sender's CPU number.
 pub fn acknowledge(out: &mut [u32]) -> usize {
-    let gicc = frames().gicc();
     let mut n = 0;
     while n < out.len() {
-        let iar = gicc.iar.extract();
-        let intid = iar.read(GICC_IAR::INTERRUPT_ID);
-        let iar = iar.get();
-        if intid >= SPURIOUS {
-            break;
-        }
-        gicc.eoir.set(iar);
-        if intid < 16 {
-            gicc.dir.set(iar);
-        }
+        let Some(intid) = acknowledge_one() else { break };
         out[n] = intid;
         n += 1;
     }
     n
+}
+
+/// Acknowledges the highest-priority interrupt pending at this CPU, if any (see
+/// [`acknowledge`]).
+pub fn acknowledge_one() -> Option<u32> {
+    let gicc = frames().gicc();
+    let iar = gicc.iar.extract();
+    let intid = iar.read(GICC_IAR::INTERRUPT_ID);
+    let iar = iar.get();
+    if intid >= SPURIOUS {
+        return None;
+    }
+    gicc.eoir.set(iar);
+    if intid < 16 {
+        gicc.dir.set(iar);
+    }
+    Some(intid)
 }
 
 /// Deactivates a physical interrupt that [`acknowledge`] returned (SGIs already are).
@@ -295,6 +302,24 @@ pub fn write_listed(listed: &[Listed]) {
             reg.modify(GICH_LR::STATE.val(state) + GICH_LR::PRIORITY.val(priority));
         }
     }
+}
+
+/// Loads `d` alone into a list register when all of them are empty (`GICH_ELRSR`), with no
+/// maintenance interrupt asked for (see [`super::load_at_once`]); false otherwise.
+pub fn load_at_once(d: &Deliverable) -> bool {
+    let gich = frames().gich();
+    let count = list_registers(gich);
+    let empty = |n: usize, reg: &tock_registers::registers::ReadOnly<u32>| {
+        let bits = count.saturating_sub(32 * n).min(32);
+        let all = if bits == 32 { u32::MAX } else { (1u32 << bits) - 1 };
+        reg.get() & all == all
+    };
+    if !empty(0, &gich.elrsr[0]) || (count > 32 && !empty(1, &gich.elrsr[1])) {
+        return false;
+    }
+    gich.lr[0].set(lr_value(d));
+    gich.hcr.set(GICH_HCR::EN::SET.value);
+    true
 }
 
 /// Moves interrupts that `gic` has ready for `vcpu` into free list registers (see

@@ -141,19 +141,26 @@ pub fn kick(mpidr: u64) {
 pub fn acknowledge(out: &mut [u32]) -> usize {
     let mut n = 0;
     while n < out.len() {
-        let iar: u64;
-        // SAFETY: reading IAR acknowledges the highest-priority pending interrupt of this CPU.
-        unsafe { asm!("mrs {}, icc_iar1_el1", out(reg) iar, options(nostack)) };
-        let intid = iar as u32 & 0xff_ffff;
-        if intid >= SPURIOUS {
-            break;
-        }
-        // SAFETY: EOI of the interrupt just acknowledged (EOImode 1: priority drop only).
-        unsafe { asm!("msr icc_eoir1_el1, {}", in(reg) iar, options(nostack)) };
+        let Some(intid) = acknowledge_one() else { break };
         out[n] = intid;
         n += 1;
     }
     n
+}
+
+/// Acknowledges the highest-priority interrupt pending at this CPU, if any, dropping its
+/// priority (see [`acknowledge`]).
+pub fn acknowledge_one() -> Option<u32> {
+    let iar: u64;
+    // SAFETY: reading IAR acknowledges the highest-priority pending interrupt of this CPU.
+    unsafe { asm!("mrs {}, icc_iar1_el1", out(reg) iar, options(nostack)) };
+    let intid = iar as u32 & 0xff_ffff;
+    if intid >= SPURIOUS {
+        return None;
+    }
+    // SAFETY: EOI of the interrupt just acknowledged (EOImode 1: priority drop only).
+    unsafe { asm!("msr icc_eoir1_el1, {}", in(reg) iar, options(nostack)) };
+    Some(intid)
 }
 
 /// Deactivates a physical interrupt that [`acknowledge`] returned.
@@ -363,6 +370,23 @@ fn each(mut mask: u32) -> impl Iterator<Item = usize> {
         mask &= mask.wrapping_sub(1);
         (n < 32).then_some(n)
     })
+}
+
+/// Loads `d` alone into a list register when all of them are empty (`ICH_ELRSR_EL2`: then none
+/// is an ended entry waiting to be cleared either), with no maintenance interrupt asked for
+/// (the acknowledge trap kept); false otherwise (see [`super::load_at_once`]).
+pub fn load_at_once(d: &Deliverable) -> bool {
+    let all = (1u32 << list_registers()) - 1;
+    if empty_list_registers() & all != all {
+        return false;
+    }
+    write_lr(0, lr_value(d));
+    let hcr = ich_hcr();
+    let wanted = ICH_HCR_EN | hcr & ICH_HCR_TALL1;
+    if hcr != wanted {
+        set_ich_hcr(wanted);
+    }
+    true
 }
 
 /// Moves interrupts that `gic` has ready for `vcpu` into free list registers. When more are

@@ -116,7 +116,9 @@ fn main() {
 // (a call the hypervisor answers on its vectors' fast path: a restart must take this vCPU out of
 // the guest from there too); `racer_mmio_spin` does the same with two trapped reads of the
 // virtual GIC between its writes (GICD_TYPER, a constant, and GICD_ISENABLER1, both answered on
-// the MMIO fast path), the distributor's address in the word at x0 first;
+// the MMIO fast path), the distributor's address in the word at x0 first; `racer_sleep` writes
+// x0 to the word at x0 once and sleeps in WFI for good (only an interrupt, the reset's kick,
+// takes it out of the guest: the vectors' interrupt fast path must see the restart);
 // `racer_reset` asks for SYSTEM_RESET.
 core::arch::global_asm!(
     ".global racer_spin",
@@ -137,6 +139,12 @@ core::arch::global_asm!(
     "ldr w11, [x10, #4]",
     "ldr w11, [x10, #0x104]",
     "b 1b",
+    ".global racer_sleep",
+    "racer_sleep:",
+    "str x0, [x0]",
+    "dsb sy",
+    "2: wfi",
+    "b 2b",
     ".global racer_reset",
     "racer_reset:",
     "movz x0, #0x0009",
@@ -148,6 +156,7 @@ core::arch::global_asm!(
 unsafe extern "C" {
     fn racer_spin();
     fn racer_mmio_spin();
+    fn racer_sleep();
     fn racer_reset();
 }
 
@@ -168,7 +177,9 @@ fn word(offset: u64) -> *mut u64 {
 ///    between fast-path hypercalls: boot 2 finds the memory fresh only if it left the guest).
 /// 2. The same with vCPU 1 spinning on trapped virtual GIC reads (the MMIO fast path).
 /// 3. Both vCPUs ask for SYSTEM_RESET at once: exactly one restart follows.
-/// 4. Done.
+/// 4. SYSTEM_RESET while vCPU 1 sleeps in WFI: it leaves the guest through its kick, an
+///    interrupt exit, or the restart gives up ("cannot restart") and stops the partition.
+/// 5. Done.
 fn racer(boot: u64) {
     use tantalum_guest::wait_ns;
     let spun = MARKED[3];
@@ -229,6 +240,16 @@ fn racer(boot: u64) {
             while hvc(psci::AFFINITY_INFO_64, [1, 0, 0, 0, 0, 0])[0] != psci::AFFINITY_ON {}
             hvc(psci::SYSTEM_RESET, [0; 6]);
             // vCPU 1's reset may have won: this vCPU is then taken out of the guest instead.
+        }
+        4 => {
+            let c = word(MARKED[1]);
+            let status = cpu_on(racer_sleep, c as u64);
+            let deadline = tantalum_guest::time::now() + core::time::Duration::from_millis(500);
+            // SAFETY: a marked word of this partition's own memory (see MARKED).
+            while unsafe { read_volatile(c) } != c as u64 && tantalum_guest::time::now() < deadline {}
+            println!("CPU_ON vCPU 1: {status}; it sleeps in WFI; resetting");
+            hvc(psci::SYSTEM_RESET, [0; 6]);
+            println!("BREACH: SYSTEM_RESET returned");
         }
         _ => println!("racer done after {boot} restarts"),
     }
