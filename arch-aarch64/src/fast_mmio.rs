@@ -204,15 +204,21 @@ pub(crate) fn gic_read(
 /// with the interrupts of this CPU's list registers where the register shows them.
 #[inline(never)]
 fn gic_state_read(p: &Partition, vcpu: usize, frame: Frame, access: vgic::Access) -> u64 {
-    let mut listed = [vgic::Listed::default(); 16];
     let (value, dropped) = {
         let mut vgic = p.vgic.lock();
-        let dropped = vgic.resample_held(vcpu, gic::still_pending);
-        let n = match vgic::involves_listed(frame, access.offset, false) {
-            true => gic::read_listed(vcpu as u8, &mut listed),
-            false => 0,
+        let dropped = match vgic.any_pending(vcpu) {
+            true => vgic.resample_held(vcpu, gic::still_pending),
+            false => alloc::vec::Vec::new(),
         };
-        (vgic.access_listed(vcpu, frame, access, &mut listed[..n]), dropped)
+        let value = match vgic::involves_listed(frame, access.offset, false) {
+            true => {
+                let mut listed = [vgic::Listed::default(); 16];
+                let n = gic::read_listed(vcpu as u8, &mut listed);
+                vgic.access_listed(vcpu, frame, access, &mut listed[..n])
+            }
+            false => vgic.access_listed(vcpu, frame, access, &mut []),
+        };
+        (value, dropped)
     };
     for intid in dropped {
         gic::deactivate(intid);

@@ -14,6 +14,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::gic_regs::{GICD_CTLR, SGIR};
+use bitmaps::{Kept, StateBits};
 use offsets::*;
 use tock_registers::LocalRegisterCopy;
 
@@ -85,6 +86,8 @@ struct Redistributor {
     local: [IrqState; SPI_BASE as usize],
     /// Bit `n`: INTID `n` is pending (mirrors `local[n].pending`, for a fast scan).
     pending: u32,
+    /// Bit `n`: INTID `n` is group 1, enabled, active (mirrors, see `bitmaps`).
+    bits: StateBits<u32>,
 }
 
 /// A virtual interrupt ready for a list register.
@@ -111,6 +114,10 @@ pub struct VirtualGic {
     spis: Vec<IrqState>,
     /// Bit `n`: SPI INTID `32 + n` is pending (mirrors `spis[n].pending`).
     pending_spis: u128,
+    /// Bit `n`: SPI INTID `32 + n` belongs to the partition (mirrors `spis[n].owned`).
+    owned_spis: u128,
+    /// The SPIs' group, enable and active bits (mirrors, see `bitmaps`).
+    spi_bits: StateBits<u128>,
     redists: Vec<Redistributor>,
     /// Bit `n`: SPI INTID `32 + n` is level-sensitive at reset (a device's line, as the board
     /// describes it); the others are edge-triggered (doorbells).
@@ -163,8 +170,19 @@ impl VirtualGic {
             irq.owned = true;
             irq.edge = intid < 16; // SGIs are edge; PPIs default to level
         }
-        let redists = vec![Redistributor { asleep: true, local, pending: 0 }; vcpus.max(1)];
-        Self { v2: false, ctlr: CTLR_ARE | CTLR_DS, spis, pending_spis: 0, redists, level_spis: 0 }
+        let owned_spis = spis.iter().zip(0..).fold(0u128, |acc, (s, n)| acc | u128::from(s.owned) << n);
+        let bits = StateBits::default();
+        let redists = vec![Redistributor { asleep: true, local, pending: 0, bits }; vcpus.max(1)];
+        Self {
+            v2: false,
+            ctlr: CTLR_ARE | CTLR_DS,
+            spis,
+            pending_spis: 0,
+            owned_spis,
+            spi_bits: StateBits::default(),
+            redists,
+            level_spis: 0,
+        }
     }
 
     /// As [`VirtualGic::new`], for the board's GIC `version` (2 or 3).
@@ -716,27 +734,60 @@ impl VirtualGic {
         let offset = a.offset;
         let bit_reg = |base: u64| (offset - base) as u32 * 8;
         match offset {
-            IGROUPR..=IGROUPR_LAST => self.bits(bank, bit_reg(IGROUPR), a.write, |i| &mut i.group1, Op::Set),
+            // Reads of the bit-per-INTID registers: from the bitmaps, a word at a time.
+            IGROUPR..=IGROUPR_LAST if a.write.is_none() => {
+                self.read_kept(bank, bit_reg(IGROUPR), Kept::Group1)
+            }
+            ISENABLER..=ISENABLER_LAST if a.write.is_none() => {
+                self.read_kept(bank, bit_reg(ISENABLER), Kept::Enabled)
+            }
+            ICENABLER..=ICENABLER_LAST if a.write.is_none() => {
+                self.read_kept(bank, bit_reg(ICENABLER), Kept::Enabled)
+            }
+            ISPENDR..=ISPENDR_LAST if a.write.is_none() => self.read_pending(bank, bit_reg(ISPENDR)),
+            ICPENDR..=ICPENDR_LAST if a.write.is_none() => self.read_pending(bank, bit_reg(ICPENDR)),
+            ISACTIVER..=ISACTIVER_LAST if a.write.is_none() => {
+                self.read_kept(bank, bit_reg(ISACTIVER), Kept::Active)
+            }
+            ICACTIVER..=ICACTIVER_LAST if a.write.is_none() => {
+                self.read_kept(bank, bit_reg(ICACTIVER), Kept::Active)
+            }
+            IGROUPR..=IGROUPR_LAST => self.bits_kept(bank, bit_reg(IGROUPR), a.write, Kept::Group1, Op::Set),
             ISENABLER..=ISENABLER_LAST => {
-                self.bits(bank, bit_reg(ISENABLER), a.write, |i| &mut i.enabled, Op::Or)
+                self.bits_kept(bank, bit_reg(ISENABLER), a.write, Kept::Enabled, Op::Or)
             }
             ICENABLER..=ICENABLER_LAST => {
-                self.bits(bank, bit_reg(ICENABLER), a.write, |i| &mut i.enabled, Op::Clear)
+                self.bits_kept(bank, bit_reg(ICENABLER), a.write, Kept::Enabled, Op::Clear)
             }
             ISPENDR..=ISPENDR_LAST => self.bits(bank, bit_reg(ISPENDR), a.write, |i| &mut i.pending, Op::Or),
             ICPENDR..=ICPENDR_LAST => {
                 self.bits(bank, bit_reg(ICPENDR), a.write, |i| &mut i.pending, Op::Clear)
             }
             ISACTIVER..=ISACTIVER_LAST => {
-                self.bits(bank, bit_reg(ISACTIVER), a.write, |i| &mut i.active, Op::Or)
+                self.bits_kept(bank, bit_reg(ISACTIVER), a.write, Kept::Active, Op::Or)
             }
             ICACTIVER..=ICACTIVER_LAST => {
-                self.bits(bank, bit_reg(ICACTIVER), a.write, |i| &mut i.active, Op::Clear)
+                self.bits_kept(bank, bit_reg(ICACTIVER), a.write, Kept::Active, Op::Clear)
             }
             IPRIORITYR..=IPRIORITYR_LAST => self.priorities(bank, (offset - IPRIORITYR) as u32, a),
             ICFGR..=ICFGR_LAST => self.config(bank, (offset - ICFGR) as u32 * 4, a.write),
             _ => 0,
         }
+    }
+
+    /// A write to a register of a mirrored state (`kept`): the per-INTID states, then the
+    /// bitmaps.
+    fn bits_kept(&mut self, bank: Bank, first: u32, write: Option<u64>, kept: Kept, op: Op) -> u64 {
+        let field: fn(&mut IrqState) -> &mut bool = match kept {
+            Kept::Group1 => |i| &mut i.group1,
+            Kept::Enabled => |i| &mut i.enabled,
+            Kept::Active => |i| &mut i.active,
+        };
+        let value = self.bits(bank, first, write, field, op);
+        if let Some(v) = write {
+            self.write_kept(bank, first, v, kept, op);
+        }
+        value
     }
 
     fn bits(
@@ -802,8 +853,16 @@ impl VirtualGic {
     }
 
     fn priorities(&mut self, bank: Bank, first: u32, a: Access) -> u64 {
+        let count = u32::from(a.size.min(8));
+        let one_part = count > 0 && (first < SPI_BASE) == (first + count - 1 < SPI_BASE);
+        if a.write.is_none() && one_part {
+            // A read within one part of the bank (the usual, aligned case): its states at once.
+            let irqs = self.banked_irqs(bank, first, count);
+            let owned = irqs.iter().zip(0..).filter(|(irq, _)| irq.owned);
+            return owned.fold(0u64, |value, (irq, byte)| value | u64::from(irq.priority) << (8 * byte));
+        }
         let mut value = 0u64;
-        for byte in 0..u32::from(a.size.min(8)) {
+        for byte in 0..count {
             let Some(irq) = self.banked_irq(bank, first + byte) else { continue };
             match a.write {
                 None => value |= u64::from(irq.priority) << (8 * byte),
@@ -871,6 +930,7 @@ enum Op {
     Clear,
 }
 
+mod bitmaps;
 mod constants;
 mod listed;
 mod offsets;

@@ -22,6 +22,15 @@ impl VirtualGic {
         irq.is_some_and(|irq| irq.owned && irq.edge)
     }
 
+    /// Whether anything is pending for `vcpu` or among the SPIs: without, [`resample_held`]
+    /// has nothing to look at (the caller may skip it).
+    ///
+    /// [`resample_held`]: VirtualGic::resample_held
+    #[inline]
+    pub fn any_pending(&self, vcpu: usize) -> bool {
+        self.pending_spis != 0 || self.redists.get(vcpu).is_some_and(|r| r.pending != 0)
+    }
+
     /// Drops the hardware-linked interrupts pending for `vcpu` but not delivered yet (its PPIs,
     /// and the SPIs routed to it) whose physical interrupt `asserted` says is no longer pending:
     /// a level-sensitive line that is low now (the arch answers true for an edge-triggered one,
@@ -75,6 +84,7 @@ mod tests {
         assert_eq!(gic.set_pending_hw(0, DEVICE), Latched::Held);
         // Still asserted: kept.
         assert!(gic.resample_held(0, |_| true).is_empty());
+        assert!(gic.any_pending(0) && gic.any_pending(1), "the SPI is pending");
         // Another vCPU's resample does not touch them.
         assert!(gic.resample_held(1, |_| false).is_empty());
         // Silenced: both dropped, for the caller to deactivate; enabling delivers nothing.
@@ -100,6 +110,7 @@ mod tests {
     #[test]
     fn software_pending_interrupts_are_not_resampled() {
         let mut gic = VirtualGic::new(1, &[DEVICE, 33]);
+        assert!(!gic.any_pending(0), "nothing to re-sample");
         gic.set_pending_hw(0, DEVICE);
         gic.set_pending(0, 33);
         gic.set_pending(0, TIMER);
