@@ -31,6 +31,9 @@
 //! - `perf`: counts this process's CPU cycles with `perfcount` (`perf_event_open`, a sample
 //!   period so that the PMU raises overflow interrupts) and prints `linux: perfcount: cycles N`
 //!   and how many PMU interrupts Linux took meanwhile.
+//! - `step`: `stepcount` does to a child process what gdb's `stepi`, `break` and `watch` do, with
+//!   ptrace (single step, a hardware breakpoint, a watchpoint), and prints each line of its report
+//!   as `linux: stepcount: ...`, then `linux: stepcount exit status: N`.
 //! - `shell`: an interactive shell on the console (mounts the disk on /mnt if there is one);
 //!   `poweroff` (or leaving the shell) powers off, `reboot` reboots.
 //! - `marker`: `linux: cpus online: N` and `linux: TANTALUM-LINUX-MARKER` at once (no disk to
@@ -145,6 +148,8 @@ fn initramfs_archive(kernel: &debian::Kernel) -> Result<Vec<u8>> {
     a.file("bin/chanping", 0o755, &fs::read(&chanping)?);
     // Built with chanping: perf stat's cycle count, for lack of Debian's (dynamic) perf.
     a.file("bin/perfcount", 0o755, &fs::read(chanping.with_file_name("perfcount"))?);
+    // And gdb's stepi, break and watch, for lack of gdb or strace.
+    a.file("bin/stepcount", 0o755, &fs::read(chanping.with_file_name("stepcount"))?);
     a.symlink("bin/sh", "busybox");
     a.char_dev("dev/console", 0o600, 5, 1);
     let mut names = Vec::new();
@@ -513,6 +518,15 @@ perf)
     say "$(perfcount 2>&1)"
     say "pmu overflow interrupts during perfcount: $(($(pmu_interrupts) - before))"
     ;;
+step)
+    # gdb's stepi, break and watch on a child process, as stepcount does them with ptrace (no
+    # gdb or strace in this initramfs): the partition's own single step, breakpoints, watchpoints.
+    cpus
+    out=$(stepcount 2>&1)
+    rc=$?
+    echo "$out" | while read -r line; do say "$line"; done
+    say "stepcount exit status: $rc"
+    ;;
 devmem)
     cpus
     if addr=$(param tantalum.poke); then
@@ -548,7 +562,7 @@ shell)
     wait
     ;;
 *)
-    say "unknown test '$name' (boot, reboot, blk, channel, net, udp, vsock, perf, devmem, shell, marker)"
+    say "unknown test '$name' (boot, reboot, blk, channel, net, udp, vsock, perf, step, devmem, shell, marker)"
     ;;
 esac
 stop
@@ -753,6 +767,12 @@ mod tests {
         assert_eq!(get("init").mode, cpio::S_IFREG | 0o755);
         assert!(get("init").data.starts_with(b"#!/bin/busybox sh\n"));
         assert_eq!(get("lib/modules/virtio.ko").data, b"\x7fELF module");
+        for tool in ["bin/chanping", "bin/perfcount", "bin/stepcount"] {
+            assert_eq!(get(tool).mode, cpio::S_IFREG | 0o755, "{tool}");
+            assert!(get(tool).data.starts_with(b"\x7fELF"), "{tool}");
+        }
+        let init = String::from_utf8_lossy(&get("init").data).into_owned();
+        assert!(init.contains("\nstep)\n") && init.contains("out=$(stepcount 2>&1)"));
         for d in ["dev", "proc", "sys", "mnt", "tmp", "bin", "sbin", "usr/bin", "usr/sbin"] {
             assert_eq!(get(d).mode, cpio::S_IFDIR | 0o755, "{d}");
         }

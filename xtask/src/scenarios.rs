@@ -107,6 +107,16 @@ const LINUX_PERF_FORBID: &[Said] = &[
     Partition("linux", "perf_event_open failed"),
 ];
 
+/// Linux's step test (`tantalum.test=step`): `stepcount` does gdb's `stepi`, `break` and `watch`
+/// with ptrace on a child process: 23 single steps, each stopping at the next instruction of a
+/// known sequence, then a hardware breakpoint and a watchpoint, each hit once where set.
+const LINUX_STEP_EXPECT: &[&str] = &[
+    "[linux] linux: stepcount: 23 single steps, pc advanced as expected, hw breakpoint hit, watchpoint hit",
+    "[linux] linux: stepcount exit status: 0",
+    "partition 'linux' powered off (PSCI SYSTEM_OFF): stopped",
+];
+const LINUX_STEP_FORBID: &[Said] = &[Hypervisor("fault:"), Partition("linux", "stepcount: FAILED")];
+
 /// Scenarios booted as a board boots from its SD card: QEMU starts Debian's U-Boot, which finds
 /// the boot.scr of `cargo xtask build --board` on a disk and starts the image with `booti`
 /// (U-Boot moves it to RAM base + its text_offset and passes its own device tree).
@@ -339,6 +349,28 @@ pub const SCENARIOS: &[Scenario] = &[
         expect: LINUX_PERF_EXPECT,
         order: &[],
         forbid: LINUX_PERF_FORBID,
+        tamper: None,
+        input: &[],
+        qemu_args: &[],
+        timeout: LINUX_TIMEOUT,
+    },
+    Scenario {
+        name: "GICv2 board: Linux single-steps a process with ptrace and stops it at a hardware breakpoint and a watchpoint",
+        config: "configs/boards/gicv2-linux-step.dts",
+        expect: LINUX_STEP_EXPECT,
+        order: &[],
+        forbid: LINUX_STEP_FORBID,
+        tamper: None,
+        input: &[],
+        qemu_args: &[],
+        timeout: LINUX_TIMEOUT,
+    },
+    Scenario {
+        name: "Linux single-steps a process with ptrace and stops it at a hardware breakpoint and a watchpoint (gdb's stepi, break, watch)",
+        config: "configs/tests/linux-step.dts",
+        expect: LINUX_STEP_EXPECT,
+        order: &[],
+        forbid: LINUX_STEP_FORBID,
         tamper: None,
         input: &[],
         qemu_args: &[],
