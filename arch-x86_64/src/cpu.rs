@@ -8,6 +8,34 @@ pub fn cpuid(leaf: u32, subleaf: u32) -> (u32, u32, u32, u32) {
     (r.eax, r.ebx, r.ecx, r.edx)
 }
 
+/// The XSAVE state components this CPU supports in XCR0 (CPUID.(EAX=0xD,ECX=0):EDX:EAX), or
+/// x87 alone without XSAVE.
+pub fn xcr0_supported() -> u64 {
+    if cpuid(1, 0).2 & (1 << 26) == 0 {
+        return 1;
+    }
+    let (a, _, _, d) = cpuid(0xd, 0);
+    (u64::from(d) << 32) | u64::from(a)
+}
+
+/// Sets XCR0 (for a partition's guest: the CPU is its alone; the hypervisor uses no extended
+/// state). The caller checked `value` (`vmexit::xcr0_valid`).
+pub fn xsetbv(value: u64) {
+    let cr4: u64;
+    // SAFETY: reading CR4 has no side effect.
+    unsafe { core::arch::asm!("mov {}, cr4", out(reg) cr4, options(nomem, nostack)) };
+    const OSXSAVE: u64 = 1 << 18;
+    if cr4 & OSXSAVE == 0 {
+        // SAFETY: enabling XSETBV in the host; the hypervisor itself saves no extended state.
+        unsafe { core::arch::asm!("mov cr4, {}", in(reg) cr4 | OSXSAVE, options(nomem, nostack)) };
+    }
+    // SAFETY: a valid XCR0 for this CPU (checked by the caller).
+    unsafe {
+        core::arch::asm!("xsetbv", in("ecx") 0u32, in("eax") value as u32, in("edx") (value >> 32) as u32,
+            options(nomem, nostack))
+    };
+}
+
 pub fn rdmsr(msr: u32) -> u64 {
     let (lo, hi): (u32, u32);
     // SAFETY: callers read architectural MSRs this CPU has (VMX capability MSRs after CPUID

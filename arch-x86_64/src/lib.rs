@@ -9,6 +9,7 @@ pub mod linux_boot;
 pub mod multiboot2;
 pub mod pending;
 pub mod psci;
+pub mod timer;
 pub mod vmcs;
 pub mod vmexit;
 pub mod vuart;

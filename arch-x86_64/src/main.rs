@@ -30,6 +30,7 @@ use crate::console::info;
 /// Entered from `boot.rs` in long mode on the boot CPU, with the loader's magic and the
 /// physical address of its boot information (identity-mapped).
 extern "C" fn x86_main(magic: u32, mbi: u32) -> ! {
+    let entry_tsc = tsc::now();
     console::init();
     info!("Tantalum x86_64: long mode on the boot CPU");
     if magic != multiboot2::BOOTLOADER_MAGIC {
@@ -53,7 +54,7 @@ extern "C" fn x86_main(magic: u32, mbi: u32) -> ! {
         serial::outb(0xa1, 0xff);
     }
     let tsc = tsc::calibrate();
-    info!("TSC at {} MHz (PIT-calibrated)", tsc / 1_000_000);
+    info!("TSC at {} MHz (PIT-calibrated); hypervisor entry at TSC tick {entry_tsc}", tsc / 1_000_000);
     for e in mbi.memory_map() {
         info!("memory map: {:#012x}..{:#012x} type {}", e.base, e.end(), e.kind);
     }

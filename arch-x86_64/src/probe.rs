@@ -206,6 +206,17 @@ pub fn run(revision: u32) -> Result<(), VmxError> {
                 vmwrite(vmcs::GUEST_RIP, next)?;
                 continue;
             }
+            // The probe neither sets XCR0 nor has a timer: XSETBV is a fault, IA32_TSC_DEADLINE
+            // an MSR like any other here.
+            Decoded::Xsetbv { .. } => {
+                tantalum_core::exit::Exit::Unhandled { syndrome: u64::from(vmexit::reason::XSETBV) }
+            }
+            Decoded::TscDeadline { write } => tantalum_core::exit::Exit::Register {
+                class: vmexit::msr_class(tantalum_x86_64::timer::TSC_DEADLINE_MSR),
+                name: vmexit::msr_name(tantalum_x86_64::timer::TSC_DEADLINE_MSR),
+                register: 0,
+                write,
+            },
             Decoded::Exit(exit) => exit,
         };
         let outcome = match handle_exit(&config, 0, &state, exit, &mut services) {

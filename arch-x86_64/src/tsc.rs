@@ -54,6 +54,12 @@ pub fn calibrate() -> u64 {
     freq
 }
 
+/// `ticks` of the TSC in nanoseconds (saturating).
+pub fn ticks_to_ns(ticks: u64) -> u64 {
+    let freq = frequency().max(1);
+    (u128::from(ticks) * 1_000_000_000 / u128::from(freq)).min(u128::from(u64::MAX)) as u64
+}
+
 /// Spins for `ns` nanoseconds (at least one pause).
 pub fn spin_ns(ns: u64) {
     spin_ns_unless(ns, || false);

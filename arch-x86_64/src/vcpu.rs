@@ -13,6 +13,7 @@ use tantalum_core::partition::power::Power;
 use tantalum_core::partition::{self, handle_exit, Fault, Outcome, PartitionState, Report, Services};
 use tantalum_core::vgic::{self, Frame};
 use tantalum_x86_64::pending::PendingVectors;
+use tantalum_x86_64::timer::{Timer, TIMER_VECTOR};
 use tantalum_x86_64::vmcs;
 use tantalum_x86_64::vmexit::{self, Decoded, ExitInfo, Gprs};
 
@@ -65,6 +66,8 @@ impl Here {
 struct VcpuServices<'a> {
     system: &'a System,
     here: Here,
+    /// The vCPU's timer as of this exit: `HYP_WAIT` ends when it is due.
+    timer: Timer,
 }
 
 struct Sink;
@@ -86,10 +89,10 @@ impl Services for VcpuServices<'_> {
         self.system.partitions[id].console.lock().push(bytes, name, &mut Sink);
     }
     fn wait(&mut self, timeout_ns: u64) {
-        let (system, here) = (self.system, self.here);
+        let (system, here, timer) = (self.system, self.here, self.timer);
         crate::tsc::spin_ns_unless(timeout_ns, || {
             crate::input::poll(system);
-            here.woken(system)
+            here.woken(system) || timer.due(crate::tsc::now())
         });
     }
     fn gic_access(&mut self, _frame: Frame, _access: vgic::Access) -> u64 {
@@ -147,7 +150,9 @@ pub fn cpuid(leaf: u32, subleaf: u32) -> (u32, u32, u32, u32) {
         _ => {
             let (a, b, c, d) = crate::cpu::cpuid(leaf, subleaf);
             if leaf == 1 {
-                (a, b, (c & !(1 << 5)) | (1 << 31), d)
+                // No VMX, no MONITOR/MWAIT; the hypervisor bit; TSC-deadline (the vCPU's
+                // timer, `timer.rs`).
+                (a, b, (c & !(1 << 5) & !(1 << 3)) | (1 << 31) | (1 << 24), d)
             } else {
                 (a, b, c, d)
             }
@@ -166,31 +171,33 @@ fn skip(next: u64) -> Result<(), VmxError> {
     Ok(())
 }
 
-/// Before an entry: injects the lowest pending doorbell if the guest takes interrupts now
+/// Before an entry: injects the lowest pending vector (doorbells, the vCPU's timer) if the guest takes interrupts now
 /// (RFLAGS.IF set, no STI/MOV SS shadow); otherwise asks for an exit as soon as it does
 /// (interrupt-window exiting), and for no such exit when nothing is pending.
-fn inject(doorbells: &PendingVectors) -> Result<(), VmxError> {
+/// `controls` is the VMCS's processor-based controls as last written (kept here, not read back).
+fn inject(sets: [&PendingVectors; 2], controls: &mut u32) -> Result<(), VmxError> {
     const IF: u64 = 1 << 9;
-    let controls = vmread(vmcs::PROCESSOR_CONTROLS) as u32;
-    let window = match doorbells.first() {
+    let first = sets.iter().filter_map(|s| s.first().map(|v| (v, s))).min_by_key(|&(v, _)| v);
+    let window = match first {
         None => false,
-        Some(vector) => {
+        Some((vector, set)) => {
             let open = vmread(vmcs::GUEST_RFLAGS) & IF != 0
                 && vmread(vmcs::GUEST_INTERRUPTIBILITY) & vmcs::BLOCKING_BY_STI_OR_MOV_SS == 0;
             if open {
-                doorbells.take(vector);
+                set.take(vector);
                 vmwrite(vmcs::ENTRY_INTERRUPTION_INFO, vmcs::external_interrupt(vector))?;
             }
             !open
         }
     };
     let wanted = if window {
-        controls | vmcs::proc::INTERRUPT_WINDOW_EXITING
+        *controls | vmcs::proc::INTERRUPT_WINDOW_EXITING
     } else {
-        controls & !vmcs::proc::INTERRUPT_WINDOW_EXITING
+        *controls & !vmcs::proc::INTERRUPT_WINDOW_EXITING
     };
-    if wanted != controls {
+    if wanted != *controls {
         vmwrite(vmcs::PROCESSOR_CONTROLS, wanted.into())?;
+        *controls = wanted;
     }
     Ok(())
 }
@@ -316,20 +323,42 @@ fn enter(system: &System, cpu: usize, revision: u32, here: Here, start: Start) -
             regs.rdi = context;
         }
     }
-    let mut services = VcpuServices { system, here };
+    let mut services = VcpuServices { system, here, timer: Timer::default() };
     let state = PartitionState { restarts: me.restarts.load(Ordering::Acquire) };
     // Doorbells are vCPU 0's (docs/x86.md).
     let none = PendingVectors::new();
     let doorbells = if here.vcpu == 0 { &me.doorbells } else { &none };
+    let mut timer = Timer::default();
+    let fired = PendingVectors::new();
+    let mut tick = vmx::TICK_NS;
+    let mut controls = vmread(vmcs::PROCESSOR_CONTROLS) as u32;
     let mut launched = false;
     loop {
-        inject(doorbells)?;
+        // The guest exits at its deadline or the hypervisor's tick, whichever is first.
+        let wanted = if timer.read() == 0 {
+            vmx::TICK_NS
+        } else {
+            let now = crate::tsc::now();
+            if timer.fire(now) {
+                fired.set(u32::from(TIMER_VECTOR));
+            }
+            timer.ticks_left(now).map_or(vmx::TICK_NS, |t| crate::tsc::ticks_to_ns(t).min(vmx::TICK_NS))
+        };
+        if wanted != tick {
+            vmx::set_preemption_timer(wanted)?;
+            tick = wanted;
+        }
+        inject([doorbells, &fired], &mut controls)?;
         vmx::run(&mut regs, launched)?;
         launched = true;
+        let reason = vmread(vmcs::EXIT_REASON) as u32;
         let exit = ExitInfo {
-            reason: vmread(vmcs::EXIT_REASON) as u32,
+            reason,
             qualification: vmread(vmcs::EXIT_QUALIFICATION),
-            guest_physical: vmread(vmcs::GUEST_PHYSICAL_ADDRESS),
+            guest_physical: match reason & 0xffff {
+                vmexit::reason::EPT_VIOLATION => vmread(vmcs::GUEST_PHYSICAL_ADDRESS),
+                _ => 0,
+            },
         };
         if exit.reason & 0xffff == vmexit::reason::EXTERNAL_INTERRUPT {
             // Acknowledged on exit (a kick, or another device's): end it at the local APIC.
@@ -348,13 +377,30 @@ fn enter(system: &System, cpu: usize, revision: u32, here: Here, start: Start) -
                 skip(next)?;
                 continue;
             }
+            Decoded::Xsetbv { xcr, value }
+                if xcr == 0 && vmexit::xcr0_valid(value, crate::cpu::xcr0_supported()) =>
+            {
+                crate::cpu::xsetbv(value);
+                skip(next)?;
+                continue;
+            }
+            Decoded::Xsetbv { .. } => Exit::Unhandled { syndrome: u64::from(vmexit::reason::XSETBV) },
+            Decoded::TscDeadline { write } => {
+                match write {
+                    Some(deadline) => timer.write(deadline),
+                    None => (regs.rax, regs.rdx) = (timer.read() & 0xffff_ffff, timer.read() >> 32),
+                }
+                skip(next)?;
+                continue;
+            }
             Decoded::Exit(exit) => exit,
         };
+        services.timer = timer;
         if halted {
             // HLT: the vCPU sleeps until a doorbell is pending, as a CPU halts until an
             // interrupt (with interrupts masked, for good: the CPU is the partition's alone),
             // or the run ends. No timeout, so the doorbell scenario fails if delivery does.
-            while !here.woken(system) {
+            while !here.woken(system) && !timer.due(crate::tsc::now()) {
                 crate::input::poll(system);
                 core::hint::spin_loop();
             }

@@ -95,8 +95,10 @@ pub mod pin {
 pub mod proc {
     pub const INTERRUPT_WINDOW_EXITING: u32 = 1 << 2;
     pub const HLT_EXITING: u32 = 1 << 7;
+    pub const MWAIT_EXITING: u32 = 1 << 10;
     pub const UNCONDITIONAL_IO_EXITING: u32 = 1 << 24;
     pub const USE_IO_BITMAPS: u32 = 1 << 25;
+    pub const MONITOR_EXITING: u32 = 1 << 29;
     pub const SECONDARY_CONTROLS: u32 = 1 << 31;
 }
 pub mod secondary {

@@ -22,6 +22,9 @@ pub mod reason {
     pub const EPT_VIOLATION: u32 = 48;
     pub const EPT_MISCONFIGURATION: u32 = 49;
     pub const PREEMPTION_TIMER: u32 = 52;
+    pub const MWAIT: u32 = 36;
+    pub const MONITOR: u32 = 39;
+    pub const XSETBV: u32 = 55;
 }
 
 /// The guest's general registers, saved by the world switch (rsp and rip live in the VMCS).
@@ -70,6 +73,11 @@ pub enum Decoded {
     Exit(Exit),
     /// CPUID `leaf`.`subleaf`: the arch answers with the filtered host values.
     Cpuid { leaf: u32, subleaf: u32 },
+    /// RDMSR / WRMSR of IA32_TSC_DEADLINE: the vCPU's timer ([`crate::timer`]), the arch's.
+    TscDeadline { write: Option<u64> },
+    /// XSETBV: extended control register `xcr` := `value`; the arch carries out a valid
+    /// XCR0 ([`xcr0_valid`]) on the CPU, which is the partition's alone.
+    Xsetbv { xcr: u32, value: u64 },
 }
 
 fn msr_format(id: u32, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -116,6 +124,25 @@ pub fn load_in(rax: u64, size: u8, value: u64) -> u64 {
     }
 }
 
+/// Whether XCR0 = `value` is one the CPU accepts, given the state components it supports
+/// (CPUID.(EAX=0xD,ECX=0):EDX:EAX): x87 always on; only supported components; AVX needs SSE;
+/// the AVX-512 components all or none, and only with AVX; MPX's two together. Anything else
+/// would be a #GP on hardware.
+pub fn xcr0_valid(value: u64, supported: u64) -> bool {
+    const X87: u64 = 1;
+    const SSE: u64 = 1 << 1;
+    const AVX: u64 = 1 << 2;
+    const MPX: u64 = 0b11 << 3;
+    const AVX512: u64 = 0b111 << 5;
+    let all_or_none = |bits: u64| value & bits == 0 || value & bits == bits;
+    value & X87 != 0
+        && value & !supported == 0
+        && (value & AVX == 0 || value & SSE != 0)
+        && all_or_none(MPX)
+        && all_or_none(AVX512)
+        && (value & AVX512 == 0 || value & AVX != 0)
+}
+
 /// Decodes an exit with the guest's registers at the time.
 pub fn decode(info: &ExitInfo, regs: &Gprs) -> Decoded {
     let exit = match info.reason & 0xffff {
@@ -129,6 +156,15 @@ pub fn decode(info: &ExitInfo, regs: &Gprs) -> Decoded {
         }
         reason::CPUID => return Decoded::Cpuid { leaf: regs.rax as u32, subleaf: regs.rcx as u32 },
         reason::HLT => Exit::WaitForInterrupt,
+        reason::XSETBV => {
+            return Decoded::Xsetbv {
+                xcr: regs.rcx as u32,
+                value: (regs.rdx << 32) | (regs.rax & 0xffff_ffff),
+            }
+        }
+        // The exception bitmap is empty, so only an NMI exits this way: the machine's, which
+        // the hypervisor takes; the guest resumes where it was.
+        reason::EXCEPTION_OR_NMI => Exit::Interrupt,
         // The interrupt window opened: the arch injects what is pending at the next entry.
         reason::EXTERNAL_INTERRUPT | reason::PREEMPTION_TIMER | reason::INTERRUPT_WINDOW => Exit::Interrupt,
         reason::EPT_VIOLATION => {
@@ -147,12 +183,18 @@ pub fn decode(info: &ExitInfo, regs: &Gprs) -> Decoded {
             let msr = regs.rcx as u32;
             let write = (info.reason & 0xffff == reason::WRMSR)
                 .then_some((regs.rdx << 32) | (regs.rax & 0xffff_ffff));
+            if msr == crate::timer::TSC_DEADLINE_MSR {
+                return Decoded::TscDeadline { write };
+            }
             // A read loads rax (and rdx, which the VMX layer clears).
             Exit::Register { class: msr_class(msr), name: msr_name(msr), register: 0, write }
         }
-        // Triple faults, INIT/SIPI not from the partition's own vCPUs, invalid state, port I/O
-        // the partition does not own, EPT misconfigurations (a hypervisor bug) and every other
-        // reason: the partition's fault policy, with the reason in the report.
+        // Triple faults; INIT and SIPI (a partition cannot send them: the local APIC is not
+        // mapped, its vCPUs start by PSCI CPU_ON); task switches; GETSEC, INVD, the VMX
+        // instructions, MONITOR and MWAIT (CPUID hides both; they exit so a guest never parks
+        // the CPU); MOV to CR4 setting VMXE; an invalid guest state or MSR load at entry; EPT
+        // misconfigurations (a hypervisor bug); and every other reason: the partition's fault
+        // policy, with the reason in the report (docs/x86.md, "Exits").
         _ => Exit::Unhandled { syndrome: u64::from(info.reason) | (info.qualification << 32) },
     };
     Decoded::Exit(exit)
@@ -220,6 +262,9 @@ mod tests {
             Decoded::Exit(Exit::Register { write: Some(0x1_fee0_0900), .. })
         ));
         assert_eq!(format!("{}", msr_name(0x1b)), "MSR 0x1b");
+        let deadline = Gprs { rcx: 0x6e0, rax: 0x10, rdx: 0x2, ..Default::default() };
+        assert_eq!(decode(&info, &deadline), Decoded::TscDeadline { write: Some(0x2_0000_0010) });
+        assert_eq!(read(0x6e0), Decoded::TscDeadline { write: None });
     }
 
     #[test]
@@ -249,6 +294,22 @@ mod tests {
     }
 
     #[test]
+    fn xsetbv_and_xcr0() {
+        let regs = Gprs { rcx: 0, rax: 0x7, rdx: 0, ..Default::default() };
+        let info = ExitInfo { reason: reason::XSETBV, ..Default::default() };
+        assert_eq!(decode(&info, &regs), Decoded::Xsetbv { xcr: 0, value: 7 });
+        let haswell = 0b111;
+        assert!(xcr0_valid(0b1, haswell) && xcr0_valid(0b11, haswell) && xcr0_valid(0b111, haswell));
+        assert!(!xcr0_valid(0b110, haswell), "x87 always on");
+        assert!(!xcr0_valid(0b101, haswell), "AVX needs SSE");
+        assert!(!xcr0_valid(0b1111, haswell), "MPX not supported");
+        let skylake = 0xff;
+        assert!(xcr0_valid(0xe7, skylake) && !xcr0_valid(0x67, skylake) && !xcr0_valid(0xe3, skylake));
+        assert!(!xcr0_valid(0b1011, skylake), "MPX's two together");
+        assert!(!xcr0_valid(u64::MAX, skylake));
+    }
+
+    #[test]
     fn the_rest() {
         let d = |reason| {
             decode(
@@ -261,5 +322,12 @@ mod tests {
         assert_eq!(d(reason::INTERRUPT_WINDOW), Decoded::Exit(Exit::Interrupt));
         assert_eq!(d(reason::CPUID), Decoded::Cpuid { leaf: 0x4000_0000, subleaf: 0 });
         assert_eq!(d(reason::TRIPLE_FAULT), Decoded::Exit(Exit::Unhandled { syndrome: 2 }));
+        assert_eq!(d(reason::EXCEPTION_OR_NMI), Decoded::Exit(Exit::Interrupt));
+        assert_eq!(d(reason::PREEMPTION_TIMER), Decoded::Exit(Exit::Interrupt));
+        // Every basic reason the hardware can report decodes to something (never a panic).
+        for reason in 0..=80 {
+            let _ = d(reason);
+        }
+        assert_eq!(d(reason::MWAIT), Decoded::Exit(Exit::Unhandled { syndrome: 36 }));
     }
 }

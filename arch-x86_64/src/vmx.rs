@@ -205,7 +205,11 @@ pub fn setup_controls_and_host(
     )?;
     control(
         PROCESSOR_CONTROLS,
-        proc::HLT_EXITING | proc::USE_IO_BITMAPS | proc::SECONDARY_CONTROLS,
+        proc::HLT_EXITING
+            | proc::MWAIT_EXITING
+            | proc::MONITOR_EXITING
+            | proc::USE_IO_BITMAPS
+            | proc::SECONDARY_CONTROLS,
         capability(msr::VMX_PROCBASED, msr::VMX_TRUE_PROCBASED),
         "processor-based",
     )?;

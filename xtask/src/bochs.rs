@@ -462,8 +462,11 @@ pub fn games_scenario() -> std::result::Result<(), String> {
             "[attacker] games: run 3: in-pic",
             "[tantalum] partition 'attacker' fault: I/O port read at 0x21 (no device of its own there)",
             "[tantalum] partition 'attacker' fault: stage-2 read abort at IPA 0x100000",
+            "[attacker] games: XSETBV x87|SSE carried out: XCR0 = 0x3",
             "[attacker] games: run 5: vmxon",
-            "[attacker] games: all 6 games were stopped",
+            "[attacker] games: run 6: xsetbv-x87-off",
+            "[tantalum] partition 'attacker' fault: unhandled exception (syndrome 0x37)",
+            "[attacker] games: all 7 games were stopped",
             "[tantalum] partition 'attacker' exited with code 0: stopped",
             "[victim] victim done",
             "[tantalum] all partitions have stopped: powering off",
@@ -522,7 +525,7 @@ pub fn console_focus_scenario() -> std::result::Result<(), String> {
 /// configs/x86/x86-smp.dts: a partition's second vCPU by PSCI CPU_ON over VMCALL: started with
 /// its context, refused while on, turned off by itself; a vCPU the partition lacks is refused;
 /// its fault restarts the whole partition; the partition stops with it spinning. The partition
-/// beside runs to its end.
+/// beside sleeps in HLT three times, each woken by its TSC-deadline timer, never early.
 pub fn smp_scenario() -> std::result::Result<(), String> {
     system_scenario(
         "configs/x86/x86-smp.dts",
@@ -539,7 +542,9 @@ pub fn smp_scenario() -> std::result::Result<(), String> {
             "[smp] smp: restarted (run 1); vCPU 1 off: true",
             "[smp] smp: CPU_ON vCPU 1: 0, spinning: true; exiting with it on",
             "[tantalum] partition 'smp' exited with code 0: stopped",
-            "[beside] beside done",
+            "[beside] timer: round 3: woke by the timer after",
+            "[beside] timer: 3 interrupts, 0 early",
+            "[tantalum] partition 'beside' exited with code 0: stopped",
             "[tantalum] all partitions have stopped: powering off",
         ],
         &["BREACH", "VMX error", "halting"],
@@ -602,6 +607,61 @@ pub fn hypercall_bench_scenario() -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// The number right after the first `prefix` in `text` (`min=`, `at TSC tick `).
+fn figure(text: &str, prefix: &str) -> Option<u64> {
+    let at = text.find(prefix)? + prefix.len();
+    text[at..].split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
+
+/// `cargo xtask bench --board bochs-pc`: boots configs/x86/x86-bench.dts under Bochs and reports
+/// the VMCALL round trip (`HYP_VERSION`, mean over 2000 calls and the fastest single one) and the
+/// boot, in TSC ticks (Bochs with `ips=100000000` and `clock: sync=none` advances its TSC, which
+/// starts at 0 at reset, about once per emulated instruction: close to, not exactly, an
+/// instruction count) and the run's wall time on this host. No budgets: Bochs's TSC is not an
+/// architectural instruction counter (docs/performance.md, "x86 under Bochs").
+pub fn bench_command(board: &str) -> Result<()> {
+    if board != "bochs-pc" {
+        bail!("bench --board: only bochs-pc (the Arm boards are measured by plain `cargo xtask bench`)");
+    }
+    crate::tools::ensure()?;
+    let built = crate::image::build_system(&root().join("configs/x86/x86-bench.dts"))?;
+    let dir = built.image.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let iso = iso(&built.image, &dir.join("bochs"))?;
+    step("booting configs/x86/x86-bench.dts in Bochs (cpu: ips=100000000, clock: sync=none)");
+    let run = run(&iso, 1, Duration::from_secs(240))?;
+    let out = &run.output;
+    if run.timed_out || !out.contains("hypercall_round_trip_ticks") {
+        bail!("the bench run did not finish ({:.0} s):\n{out}", run.elapsed.as_secs_f64());
+    }
+    let get = |prefix: &str| {
+        figure(out, prefix).ok_or_else(|| crate::Error(format!("no '{prefix}' in the bench output:\n{out}")))
+    };
+    let entry = get("hypervisor entry at TSC tick ")?;
+    let main = get("bench: main_ticks=")?;
+    let mean = get("hypercall_round_trip_ticks=")?;
+    let min = get(" min=")?;
+    let rows = [
+        ("VMCALL round trip, HYP_VERSION (mean of 2000, guest loop included)", mean, "TSC ticks"),
+        ("VMCALL round trip, HYP_VERSION (fastest single call, rdtsc included)", min, "TSC ticks"),
+        ("reset to the hypervisor's entry (BIOS, GRUB loading the image)", entry, "TSC ticks"),
+        (
+            "hypervisor entry to the partition's main (10 ms TSC calibration included)",
+            main.saturating_sub(entry),
+            "TSC ticks",
+        ),
+    ];
+    println!("{:<78} {:>12}", "x86 under Bochs (corei7_haswell_4770)", "figure");
+    for (what, value, unit) in rows {
+        println!("{what:<78} {value:>12} {unit}");
+    }
+    println!(
+        "{:<78} {:>12.1} s wall time (this host, GRUB included)",
+        "the whole Bochs run",
+        run.elapsed.as_secs_f64()
+    );
+    Ok(())
+}
+
 /// `cargo xtask run` for an x86 system: its boot image on a GRUB ISO, booted in Bochs with the
 /// CPUs it uses; COM1 is shown as it comes (output only: Bochs writes COM1 to a file) until the
 /// hypervisor powers off, or `timeout` passes (an error), or Ctrl-C.
@@ -630,4 +690,17 @@ pub fn run_system(built: &crate::image::BuiltSystem, timeout: Option<Duration>) 
         bail!("the hypervisor panicked");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn figures_are_read_from_their_lines() {
+        let out = "[tantalum] x; hypervisor entry at TSC tick 123\n[bench] bench: hypercall_round_trip_ticks=428 min=391 (2000 calls)\n";
+        assert_eq!(super::figure(out, " min="), Some(391));
+        assert_eq!(super::figure(out, "hypercall_round_trip_ticks="), Some(428));
+        assert_eq!(super::figure(out, "at TSC tick "), Some(123));
+        assert_eq!(super::figure(out, "(2000 "), None, "no number after it");
+        assert_eq!(super::figure(out, "nothing="), None);
+    }
 }

@@ -110,6 +110,10 @@ enum Commands {
         /// Linux boot wall time instead: bare vs under Tantalum.
         #[arg(long, conflicts_with_all = ["check", "from"])]
         linux: bool,
+        /// Measure on this board instead: `bochs-pc` (x86 under Bochs: the VMCALL round trip and
+        /// the boot in TSC ticks, and wall time; no budgets).
+        #[arg(long, value_name = "BOARD", conflicts_with_all = ["linux", "check", "from"])]
+        board: Option<String>,
         /// Fail when a figure exceeds its budget in bench/budgets.toml (and list those still over
         /// their target).
         #[arg(long)]
@@ -242,7 +246,8 @@ fn main() -> ExitCode {
         }
         Commands::Test { stress: true, runs, .. } => stress::command(runs as usize),
         Commands::Test { scenario, list, slow, .. } => test::command(scenario.as_deref(), list, slow),
-        Commands::Bench { linux, runs, check, from } => {
+        Commands::Bench { board: Some(board), .. } => bochs::bench_command(&board),
+        Commands::Bench { linux, runs, check, from, .. } => {
             bench::command(linux, runs as usize, check, from.as_deref())
         }
         Commands::LinuxAssets { boot } => linux::command(boot.as_deref()),

@@ -147,3 +147,17 @@ pub fn wait_unless(check: impl FnOnce() -> bool) {
         unsafe { asm!("sti", "hlt", options(nomem, nostack)) };
     }
 }
+
+/// The vector of the vCPU's one-shot timer (docs/x86.md, "Timer").
+pub const TIMER_VECTOR: u32 = 0xec;
+
+/// Arms the vCPU's one-shot timer at TSC value `deadline` (0 disarms it): once the TSC
+/// reaches it, the hypervisor injects [`TIMER_VECTOR`], as a local APIC in TSC-deadline mode
+/// would. A HLT (`wait_unless`) ends then.
+pub fn set_timer_deadline(deadline: u64) {
+    // SAFETY: IA32_TSC_DEADLINE, which the hypervisor emulates per vCPU.
+    unsafe {
+        asm!("wrmsr", in("ecx") 0x6e0u32, in("eax") deadline as u32, in("edx") (deadline >> 32) as u32,
+            options(nomem, nostack))
+    };
+}
