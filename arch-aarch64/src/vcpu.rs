@@ -895,7 +895,9 @@ fn forward_at_once(system: &System, p: &Partition, vcpu: usize, intid: u32) -> O
         return Some(load_taken_hint(&mut p.vgic.lock(), hint, vcpu));
     }
     let spi = intid >= tantalum_core::vgic::SPI_BASE;
-    if !spi && !gic::FORWARDED_PPIS.contains(&intid) || spi && hypervisor_spis(system) & spi_bit(intid) != 0 {
+    let forwarded_ppi =
+        gic::FORWARDED_PPIS.iter().fold(0u32, |bits, &i| bits | 1 << i) & 1 << (intid & 31) != 0;
+    if !spi && !forwarded_ppi || spi && hypervisor_spis(system) & spi_bit(intid) != 0 {
         return None;
     }
     let hinted = take_hint(hint);
@@ -974,8 +976,12 @@ extern "C" fn guest_exit(frame: &mut GuestFrame, kind: u64) {
         outcome = partition::fault(&p.config, Fault::Memory { addr, access });
     }
     match outcome {
-        Outcome::Return { values, count } => {
-            frame.x[..count].copy_from_slice(&values[..count]);
+        Outcome::Return { ref values, count } => {
+            // Register by register (at most five): a slice copy of a variable length is a
+            // memcpy call, twice the cost of a hypercall's answer.
+            for (x, &value) in frame.x.iter_mut().zip(values).take(count) {
+                *x = value;
+            }
             if kind == kind::SYNC && esr::needs_pc_advance(&syndrome) {
                 frame.elr += esr::instruction_length(&syndrome);
             }

@@ -470,12 +470,12 @@ impl VirtualGic {
     pub fn take_next(&mut self, vcpu: usize) -> (Option<Deliverable>, bool) {
         let (Some((intid, priority)), others) = self.scan(vcpu) else { return (None, false) };
         let taken = self.take(vcpu, intid, priority);
-        // Still ready after it was taken (e.g. pending again from another source).
+        // Still ready after it was taken: only a GICv2 SGI, pending from another sender (`take`).
         let again = || {
             self.irq_ref(vcpu, intid)
                 .is_some_and(|irq| irq.pending && irq.enabled && self.group_enabled(irq.group1))
         };
-        let more = others || (taken.is_some() && again());
+        let more = others || (taken.is_some() && self.v2 && intid < 16 && again());
         (taken, more)
     }
 

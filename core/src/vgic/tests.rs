@@ -395,3 +395,26 @@ fn taking_the_next_interrupt_says_what_has_deliverable_would_after_it() {
         }
     }
 }
+
+#[test]
+fn taking_a_gicv2_sgi_pending_from_two_senders_says_one_is_left() {
+    let mut gic = VirtualGic::for_version(2, 2, &[BELL]);
+    let w = |gic: &mut VirtualGic, vcpu, offset, value| {
+        gic.access(vcpu, D, Access { offset, size: 4, write: Some(value) });
+    };
+    w(&mut gic, 0, 0x000, 1);
+    w(&mut gic, 0, 0x100, 1 << 5);
+    // Both vCPUs send SGI 5 to vCPU 0 (GICD_SGIR, target list: CPU interface 0).
+    w(&mut gic, 0, 0xf00, (1 << 16) | 5);
+    w(&mut gic, 1, 0xf00, (1 << 16) | 5);
+    let mut sources = Vec::new();
+    loop {
+        let mut plain = gic.clone();
+        let (taken, more) = gic.take_next(0);
+        assert_eq!(taken, plain.take_deliverable(0));
+        assert_eq!(more, plain.has_deliverable(0));
+        let Some(d) = taken else { break };
+        sources.push((d.intid, d.source, more));
+    }
+    assert_eq!(sources, [(5, 0, true), (5, 1, false)], "one delivery per sender, the second still ready");
+}
