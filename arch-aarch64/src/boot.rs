@@ -263,12 +263,10 @@ guest_sync_entry:
     mov     x1, #0                  // kind: sync
     b       guest_exit_entry        // neither `hvc #0` nor a data abort: the full path at once
 
-// The MMIO fast path (x0, x1 already saved at [sp], x1 = ESR_EL2): a data abort that the hardware decoded (a
-// single load or store) to the partition's virtual GIC or virtual UART is emulated by
-// vcpu::guest_fast_mmio with only the registers a call clobbers saved, and the transfer register
-// when it is one of x19..x29 (a store reads it, a load writes it). Anything else, or anything
-// due at this exit, takes the full path exactly as guest_sync_entry's does.
-guest_dabt_entry:
+// The fast paths' frame: the registers a call may clobber (x2..x18, x30; x0 and x1 are saved
+// by the vector) and, when the full path or a transfer register needs them, x19..x29, each in
+// its GuestFrame slot.
+.macro SAVE_CALL_CLOBBERED
     stp     x2, x3, [sp, #16]
     stp     x4, x5, [sp, #32]
     stp     x6, x7, [sp, #48]
@@ -279,28 +277,9 @@ guest_dabt_entry:
     stp     x16, x17, [sp, #128]
     str     x18, [sp, #144]
     str     x30, [sp, #240]
-    ubfx    x1, x1, #16, #5         // ISS.SRT: the transfer register
-    sub     x1, x1, #19
-    cmp     x1, #(29 - 19)
-    b.hi    1f
-    str     x19, [sp, #152]
-    stp     x20, x21, [sp, #160]
-    stp     x22, x23, [sp, #176]
-    stp     x24, x25, [sp, #192]
-    stp     x26, x27, [sp, #208]
-    stp     x28, x29, [sp, #224]
-1:  mov     x0, sp
-    bl      guest_fast_mmio         // x0 = 0: the full path; 1: emulated; 2: and x19..x29 loaded
-    cbz     x0, 3f
-    cmp     x0, #1
-    b.eq    2f
-    ldr     x19, [sp, #152]
-    ldp     x20, x21, [sp, #160]
-    ldp     x22, x23, [sp, #176]
-    ldp     x24, x25, [sp, #192]
-    ldp     x26, x27, [sp, #208]
-    ldp     x28, x29, [sp, #224]
-2:  ldp     x2, x3, [sp, #16]
+.endm
+.macro RESTORE_CALL_CLOBBERED
+    ldp     x2, x3, [sp, #16]
     ldp     x4, x5, [sp, #32]
     ldp     x6, x7, [sp, #48]
     ldp     x8, x9, [sp, #64]
@@ -310,6 +289,49 @@ guest_dabt_entry:
     ldp     x16, x17, [sp, #128]
     ldr     x18, [sp, #144]
     ldr     x30, [sp, #240]
+.endm
+.macro SAVE_CALLEE_SAVED
+    str     x19, [sp, #152]
+    stp     x20, x21, [sp, #160]
+    stp     x22, x23, [sp, #176]
+    stp     x24, x25, [sp, #192]
+    stp     x26, x27, [sp, #208]
+    stp     x28, x29, [sp, #224]
+.endm
+.macro SAVE_RETURN_STATE
+    mrs     x2, elr_el2
+    str     x2, [sp, #248]
+    mrs     x2, spsr_el2
+    str     x2, [sp, #256]
+.endm
+.macro RESTORE_CALLEE_SAVED
+    ldr     x19, [sp, #152]
+    ldp     x20, x21, [sp, #160]
+    ldp     x22, x23, [sp, #176]
+    ldp     x24, x25, [sp, #192]
+    ldp     x26, x27, [sp, #208]
+    ldp     x28, x29, [sp, #224]
+.endm
+
+// The MMIO fast path (x0, x1 already saved at [sp], x1 = ESR_EL2): a data abort that the hardware decoded (a
+// single load or store) to the partition's virtual GIC or virtual UART is emulated by
+// vcpu::guest_fast_mmio with only the registers a call clobbers saved, and the transfer register
+// when it is one of x19..x29 (a store reads it, a load writes it). Anything else, or anything
+// due at this exit, takes the full path exactly as guest_sync_entry's does.
+guest_dabt_entry:
+    SAVE_CALL_CLOBBERED
+    ubfx    x1, x1, #16, #5         // ISS.SRT: the transfer register
+    sub     x1, x1, #19
+    cmp     x1, #(29 - 19)
+    b.hi    1f
+    SAVE_CALLEE_SAVED
+1:  mov     x0, sp
+    bl      guest_fast_mmio         // x0 = 0: the full path; 1: emulated; 2: and x19..x29 loaded
+    cbz     x0, 3f
+    cmp     x0, #1
+    b.eq    2f
+    RESTORE_CALLEE_SAVED
+2:  RESTORE_CALL_CLOBBERED
     ldp     x0, x1, [sp, #0]
     add     sp, sp, #{frame}
     eret
@@ -325,28 +347,10 @@ guest_hvc_entry:
     cmp     x1, #({vendor_last} - {vendor_first})
     mov     x1, #0                  // kind: sync
     b.ls    guest_exit_entry
-    stp     x2, x3, [sp, #16]
-    stp     x4, x5, [sp, #32]
-    stp     x6, x7, [sp, #48]
-    stp     x8, x9, [sp, #64]
-    stp     x10, x11, [sp, #80]
-    stp     x12, x13, [sp, #96]
-    stp     x14, x15, [sp, #112]
-    stp     x16, x17, [sp, #128]
-    str     x18, [sp, #144]
-    str     x30, [sp, #240]
+    SAVE_CALL_CLOBBERED
     bl      guest_fast_call         // x0 = the function; returns x0 = value, x1 = answered
     cbz     x1, 1f
-    ldp     x2, x3, [sp, #16]
-    ldp     x4, x5, [sp, #32]
-    ldp     x6, x7, [sp, #48]
-    ldp     x8, x9, [sp, #64]
-    ldp     x10, x11, [sp, #80]
-    ldp     x12, x13, [sp, #96]
-    ldp     x14, x15, [sp, #112]
-    ldp     x16, x17, [sp, #128]
-    ldr     x18, [sp, #144]
-    ldr     x30, [sp, #240]
+    RESTORE_CALL_CLOBBERED
     ldr     x1, [sp, #8]
     add     sp, sp, #{frame}
     eret
@@ -354,16 +358,8 @@ guest_hvc_entry:
 // The rest of the frame after a fast path declined (x0..x18 and x30 saved; x19..x29 still the
 // guest's, which the call kept).
 guest_sync_full:
-    str     x19, [sp, #152]
-    stp     x20, x21, [sp, #160]
-    stp     x22, x23, [sp, #176]
-    stp     x24, x25, [sp, #192]
-    stp     x26, x27, [sp, #208]
-    stp     x28, x29, [sp, #224]
-    mrs     x2, elr_el2
-    str     x2, [sp, #248]
-    mrs     x2, spsr_el2
-    str     x2, [sp, #256]
+    SAVE_CALLEE_SAVED
+    SAVE_RETURN_STATE
     mov     x0, sp
     mov     x1, #0                  // kind: sync
     bl      guest_exit
@@ -375,41 +371,15 @@ guest_sync_full:
 // clobber saved. Otherwise the rest of the frame is saved and guest_exit runs with kind IRQ and,
 // above it, the INTID the fast path acknowledged plus one (0: none).
 guest_irq_entry:
-    stp     x2, x3, [sp, #16]
-    stp     x4, x5, [sp, #32]
-    stp     x6, x7, [sp, #48]
-    stp     x8, x9, [sp, #64]
-    stp     x10, x11, [sp, #80]
-    stp     x12, x13, [sp, #96]
-    stp     x14, x15, [sp, #112]
-    stp     x16, x17, [sp, #128]
-    str     x18, [sp, #144]
-    str     x30, [sp, #240]
+    SAVE_CALL_CLOBBERED
     bl      guest_fast_interrupt    // returns x0 = the INTID acknowledged + 1 (or 0), x1 = done
     cbz     x1, 1f
-    ldp     x2, x3, [sp, #16]
-    ldp     x4, x5, [sp, #32]
-    ldp     x6, x7, [sp, #48]
-    ldp     x8, x9, [sp, #64]
-    ldp     x10, x11, [sp, #80]
-    ldp     x12, x13, [sp, #96]
-    ldp     x14, x15, [sp, #112]
-    ldp     x16, x17, [sp, #128]
-    ldr     x18, [sp, #144]
-    ldr     x30, [sp, #240]
+    RESTORE_CALL_CLOBBERED
     ldp     x0, x1, [sp, #0]
     add     sp, sp, #{frame}
     eret
-1:  str     x19, [sp, #152]
-    stp     x20, x21, [sp, #160]
-    stp     x22, x23, [sp, #176]
-    stp     x24, x25, [sp, #192]
-    stp     x26, x27, [sp, #208]
-    stp     x28, x29, [sp, #224]
-    mrs     x2, elr_el2
-    str     x2, [sp, #248]
-    mrs     x2, spsr_el2
-    str     x2, [sp, #256]
+1:  SAVE_CALLEE_SAVED
+    SAVE_RETURN_STATE
     lsl     x1, x0, #{acknowledged_shift}
     orr     x1, x1, #1              // kind: IRQ
     mov     x0, sp
