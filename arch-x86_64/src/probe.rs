@@ -217,6 +217,10 @@ pub fn run(revision: u32) -> Result<(), VmxError> {
                 register: 0,
                 write,
             },
+            // The probe has no IDT to take a #GP with: the fault policy, the reason reported.
+            Decoded::GeneralProtection => tantalum_core::exit::Exit::Unhandled {
+                syndrome: u64::from(exit.reason) | (exit.qualification << 32),
+            },
             Decoded::Exit(exit) => exit,
         };
         let outcome = match handle_exit(&config, 0, &state, exit, &mut services) {

@@ -149,7 +149,10 @@ pub fn cpuid(leaf: u32, subleaf: u32) -> (u32, u32, u32, u32) {
         0x4000_0001..=0x4fff_ffff => (0, 0, 0, 0),
         _ => {
             let (a, b, c, d) = crate::cpu::cpuid(leaf, subleaf);
-            if leaf == 1 {
+            if leaf == 0xa {
+                // No architectural performance monitoring: RDPMC and the PMU's MSRs are #GP.
+                (0, 0, 0, 0)
+            } else if leaf == 1 {
                 // No VMX, no MONITOR/MWAIT; the hypervisor bit; TSC-deadline (the vCPU's
                 // timer, `timer.rs`).
                 (a, b, (c & !(1 << 5) & !(1 << 3)) | (1 << 31) | (1 << 24), d)
@@ -174,12 +177,19 @@ fn skip(next: u64) -> Result<(), VmxError> {
 /// Before an entry: injects the lowest pending vector (doorbells, the vCPU's timer) if the guest takes interrupts now
 /// (RFLAGS.IF set, no STI/MOV SS shadow); otherwise asks for an exit as soon as it does
 /// (interrupt-window exiting), and for no such exit when nothing is pending.
+/// A #GP(0) to deliver (`fault`) goes first: what is pending then waits for the window.
 /// `controls` is the VMCS's processor-based controls as last written (kept here, not read back).
-fn inject(sets: [&PendingVectors; 2], controls: &mut u32) -> Result<(), VmxError> {
+fn inject(sets: [&PendingVectors; 2], controls: &mut u32, fault: bool) -> Result<(), VmxError> {
     const IF: u64 = 1 << 9;
+    const GENERAL_PROTECTION: u8 = 13;
     let first = sets.iter().filter_map(|s| s.first().map(|v| (v, s))).min_by_key(|&(v, _)| v);
+    if fault {
+        vmwrite(vmcs::ENTRY_EXCEPTION_ERROR_CODE, 0)?;
+        vmwrite(vmcs::ENTRY_INTERRUPTION_INFO, vmcs::exception_with_error_code(GENERAL_PROTECTION))?;
+    }
     let window = match first {
         None => false,
+        Some(_) if fault => true,
         Some((vector, set)) => {
             let open = vmread(vmcs::GUEST_RFLAGS) & IF != 0
                 && vmread(vmcs::GUEST_INTERRUPTIBILITY) & vmcs::BLOCKING_BY_STI_OR_MOV_SS == 0;
@@ -333,6 +343,7 @@ fn enter(system: &System, cpu: usize, revision: u32, here: Here, start: Start) -
     let mut tick = vmx::TICK_NS;
     let mut controls = vmread(vmcs::PROCESSOR_CONTROLS) as u32;
     let mut launched = false;
+    let mut fault = false;
     loop {
         // The guest exits at its deadline or the hypervisor's tick, whichever is first.
         let wanted = if timer.read() == 0 {
@@ -348,7 +359,7 @@ fn enter(system: &System, cpu: usize, revision: u32, here: Here, start: Start) -
             vmx::set_preemption_timer(wanted)?;
             tick = wanted;
         }
-        inject([doorbells, &fired], &mut controls)?;
+        inject([doorbells, &fired], &mut controls, core::mem::take(&mut fault))?;
         vmx::run(&mut regs, launched)?;
         launched = true;
         let reason = vmread(vmcs::EXIT_REASON) as u32;
@@ -391,6 +402,11 @@ fn enter(system: &System, cpu: usize, revision: u32, here: Here, start: Start) -
                     None => (regs.rax, regs.rdx) = (timer.read() & 0xffff_ffff, timer.read() >> 32),
                 }
                 skip(next)?;
+                continue;
+            }
+            Decoded::GeneralProtection => {
+                // Delivered at the next entry; RIP stays at the instruction.
+                fault = true;
                 continue;
             }
             Decoded::Exit(exit) => exit,

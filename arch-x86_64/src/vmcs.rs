@@ -26,6 +26,7 @@ pub const EXCEPTION_BITMAP: u32 = 0x4004;
 pub const EXIT_CONTROLS: u32 = 0x400C;
 pub const ENTRY_CONTROLS: u32 = 0x4012;
 pub const ENTRY_INTERRUPTION_INFO: u32 = 0x4016;
+pub const ENTRY_EXCEPTION_ERROR_CODE: u32 = 0x4018;
 pub const SECONDARY_CONTROLS: u32 = 0x401E;
 pub const VM_INSTRUCTION_ERROR: u32 = 0x4400;
 pub const EXIT_REASON: u32 = 0x4402;
@@ -40,6 +41,11 @@ pub const BLOCKING_BY_STI_OR_MOV_SS: u64 = 0b11;
 /// VM-entry interruption information: valid (bit 31), type external interrupt (0), the vector.
 pub const fn external_interrupt(vector: u8) -> u64 {
     (1 << 31) | vector as u64
+}
+/// VM-entry interruption information: valid, type hardware exception (3), the error code
+/// delivered (bit 11; its value in [`ENTRY_EXCEPTION_ERROR_CODE`]), the vector.
+pub const fn exception_with_error_code(vector: u8) -> u64 {
+    (1 << 31) | (1 << 11) | (3 << 8) | vector as u64
 }
 pub const GUEST_ACTIVITY_STATE: u32 = 0x4826;
 pub const GUEST_SYSENTER_CS: u32 = 0x482A;
@@ -96,6 +102,7 @@ pub mod proc {
     pub const INTERRUPT_WINDOW_EXITING: u32 = 1 << 2;
     pub const HLT_EXITING: u32 = 1 << 7;
     pub const MWAIT_EXITING: u32 = 1 << 10;
+    pub const RDPMC_EXITING: u32 = 1 << 11;
     pub const UNCONDITIONAL_IO_EXITING: u32 = 1 << 24;
     pub const USE_IO_BITMAPS: u32 = 1 << 25;
     pub const MONITOR_EXITING: u32 = 1 << 29;
@@ -133,5 +140,10 @@ mod tests {
         let cap = (0xffu64 << 32) | 0b110;
         assert_eq!(super::adjust(1 << 7, cap), (0b1000_0110, true));
         assert_eq!(super::adjust(1 << 9, cap), (0b110, false));
+    }
+
+    #[test]
+    fn a_general_protection_fault_is_a_hardware_exception_with_its_error_code() {
+        assert_eq!(super::exception_with_error_code(13), 0x8000_0b0d);
     }
 }

@@ -14,6 +14,7 @@ pub mod reason {
     pub const SIPI: u32 = 4;
     pub const CPUID: u32 = 10;
     pub const HLT: u32 = 12;
+    pub const RDPMC: u32 = 15;
     pub const VMCALL: u32 = 18;
     pub const IO_INSTRUCTION: u32 = 30;
     pub const RDMSR: u32 = 31;
@@ -78,6 +79,12 @@ pub enum Decoded {
     /// XSETBV: extended control register `xcr` := `value`; the arch carries out a valid
     /// XCR0 ([`xcr0_valid`]) on the CPU, which is the partition's alone.
     Xsetbv { xcr: u32, value: u64 },
+    /// The arch injects #GP(0) and the guest's RIP stays at the instruction, as a CPU faults
+    /// it: RDMSR/WRMSR of an MSR outside the allow-list ([`msr_class`]) and RDPMC (CPUID leaf
+    /// 0xA says there are no performance counters). An OS that probes MSRs with an exception
+    /// fixup (Linux's `rdmsr_safe`) carries on; one without a handler triple-faults, which is
+    /// the fault policy.
+    GeneralProtection,
 }
 
 fn msr_format(id: u32, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -91,7 +98,8 @@ pub const fn msr_name(msr: u32) -> RegisterName {
 
 /// MSRs a partition reads as zero and writes to no effect: machine-check banks and status,
 /// the platform ID, microcode signature and the performance/energy status a guest OS probes
-/// at boot. Everything else not in the VMCS is a fault.
+/// at boot. Everything else not in the VMCS is forbidden: a #GP(0) in the guest
+/// ([`Decoded::GeneralProtection`]), as a CPU that lacks the MSR raises.
 pub const fn msr_class(msr: u32) -> RegisterClass {
     match msr {
         0x17 | 0x8b | 0x179 | 0x17a | 0x198 | 0x199 | 0x1a0 | 0x400..=0x47f => RegisterClass::Hidden,
@@ -156,6 +164,9 @@ pub fn decode(info: &ExitInfo, regs: &Gprs) -> Decoded {
         }
         reason::CPUID => return Decoded::Cpuid { leaf: regs.rax as u32, subleaf: regs.rcx as u32 },
         reason::HLT => Exit::WaitForInterrupt,
+        // No partition reads the host's performance counters (a timing channel between
+        // partitions that share nothing else): RDPMC faults as on a CPU without them.
+        reason::RDPMC => return Decoded::GeneralProtection,
         reason::XSETBV => {
             return Decoded::Xsetbv {
                 xcr: regs.rcx as u32,
@@ -186,8 +197,12 @@ pub fn decode(info: &ExitInfo, regs: &Gprs) -> Decoded {
             if msr == crate::timer::TSC_DEADLINE_MSR {
                 return Decoded::TscDeadline { write };
             }
+            let class = msr_class(msr);
+            if class == RegisterClass::Forbidden {
+                return Decoded::GeneralProtection;
+            }
             // A read loads rax (and rdx, which the VMX layer clears).
-            Exit::Register { class: msr_class(msr), name: msr_name(msr), register: 0, write }
+            Exit::Register { class, name: msr_name(msr), register: 0, write }
         }
         // Triple faults; INIT and SIPI (a partition cannot send them: the local APIC is not
         // mapped, its vCPUs start by PSCI CPU_ON); task switches; GETSEC, INVD, the VMX
@@ -250,16 +265,22 @@ mod tests {
                 &Gprs { rcx: msr, ..Default::default() },
             )
         };
-        assert!(matches!(
-            read(0x1b),
-            Decoded::Exit(Exit::Register { class: RegisterClass::Forbidden, write: None, .. })
-        ));
+        // Outside the allow-list: #GP(0) in the guest, reads and writes alike.
+        assert_eq!(read(0x1b), Decoded::GeneralProtection);
+        assert_eq!(read(0xc1), Decoded::GeneralProtection, "IA32_PMC0");
+        assert_eq!(read(0xffff_ffff), Decoded::GeneralProtection);
         assert!(matches!(read(0x17), Decoded::Exit(Exit::Register { class: RegisterClass::Hidden, .. })));
         let write = Gprs { rcx: 0x1b, rax: 0xffff_ffff_fee0_0900, rdx: 1, ..Default::default() };
         let info = ExitInfo { reason: reason::WRMSR, ..Default::default() };
+        assert_eq!(decode(&info, &write), Decoded::GeneralProtection);
+        assert_eq!(
+            decode(&info, &Gprs { rcx: 0xc000_0080, ..Default::default() }),
+            Decoded::GeneralProtection
+        );
+        let hidden = Gprs { rcx: 0x8b, rax: 0xffff_ffff_0000_0001, rdx: 1, ..Default::default() };
         assert!(matches!(
-            decode(&info, &write),
-            Decoded::Exit(Exit::Register { write: Some(0x1_fee0_0900), .. })
+            decode(&info, &hidden),
+            Decoded::Exit(Exit::Register { class: RegisterClass::Hidden, write: Some(0x1_0000_0001), .. })
         ));
         assert_eq!(format!("{}", msr_name(0x1b)), "MSR 0x1b");
         let deadline = Gprs { rcx: 0x6e0, rax: 0x10, rdx: 0x2, ..Default::default() };
@@ -329,5 +350,6 @@ mod tests {
             let _ = d(reason);
         }
         assert_eq!(d(reason::MWAIT), Decoded::Exit(Exit::Unhandled { syndrome: 36 }));
+        assert_eq!(d(reason::RDPMC), Decoded::GeneralProtection);
     }
 }

@@ -208,6 +208,7 @@ pub fn setup_controls_and_host(
         proc::HLT_EXITING
             | proc::MWAIT_EXITING
             | proc::MONITOR_EXITING
+            | proc::RDPMC_EXITING
             | proc::USE_IO_BITMAPS
             | proc::SECONDARY_CONTROLS,
         capability(msr::VMX_PROCBASED, msr::VMX_TRUE_PROCBASED),

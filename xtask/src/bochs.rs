@@ -446,27 +446,30 @@ pub fn demo_scenario() -> std::result::Result<(), String> {
     )
 }
 
-/// configs/x86/x86-games.dts: the attacker's privileged games (MSRs, the hypervisor's console
-/// port, the PIC, CR3 into the hypervisor, VMXON) each end by its restart policy; CPUID hides VMX
-/// and names Tantalum; the victim runs to its end.
+/// configs/x86/x86-games.dts: the attacker's forbidden MSRs and RDPMC raise #GP(0) in it,
+/// which its fixup skips; its privileged games (the hypervisor's console port, the PIC, CR3
+/// into the hypervisor, VMXON, XCR0 without x87) each end by its restart policy; CPUID hides VMX
+/// and the PMU and names Tantalum; the victim runs to its end.
 pub fn games_scenario() -> std::result::Result<(), String> {
     system_scenario(
         "configs/x86/x86-games.dts",
         &[
-            "[attacker] games: CPUID shows VMX: false; names Tantalum: true",
-            "[tantalum] partition 'attacker' fault: trapped system register read (MSR 0x1b)",
-            "[tantalum] partition 'attacker' fault: trapped system register write (MSR 0xc0000080)",
+            "[attacker] games: CPUID shows VMX: false; names Tantalum: true; PMU version 0",
+            "[attacker] games: RDMSR IA32_APIC_BASE: #GP(0)",
+            "[attacker] games: WRMSR EFER: #GP(0)",
+            "[attacker] games: RDPMC 0: #GP(0)",
             "[attacker] games: own port 0xcf8 passes through: wrote 0x8000f804, read 0x8000f804",
-            "[attacker] games: run 2: out-com1",
-            "[tantalum] partition 'attacker' fault: I/O port write at 0x3f8 (no device of its own there)",
-            "[attacker] games: run 3: in-pic",
-            "[tantalum] partition 'attacker' fault: I/O port read at 0x21 (no device of its own there)",
-            "[tantalum] partition 'attacker' fault: stage-2 read abort at IPA 0x100000",
             "[attacker] games: XSETBV x87|SSE carried out: XCR0 = 0x3",
-            "[attacker] games: run 5: vmxon",
-            "[attacker] games: run 6: xsetbv-x87-off",
+            "[attacker] games: run 0: out-com1",
+            "[tantalum] partition 'attacker' fault: I/O port write at 0x3f8 (no device of its own there)",
+            "[attacker] games: run 1: in-pic",
+            "[tantalum] partition 'attacker' fault: I/O port read at 0x21 (no device of its own there)",
+            "[attacker] games: run 2: cr3-hypervisor",
+            "[tantalum] partition 'attacker' fault: stage-2 read abort at IPA 0x100000",
+            "[attacker] games: run 3: vmxon",
+            "[attacker] games: run 4: xsetbv-x87-off",
             "[tantalum] partition 'attacker' fault: unhandled exception (syndrome 0x37)",
-            "[attacker] games: all 7 games were stopped",
+            "[attacker] games: all 5 games were stopped",
             "[tantalum] partition 'attacker' exited with code 0: stopped",
             "[victim] victim done",
             "[tantalum] all partitions have stopped: powering off",

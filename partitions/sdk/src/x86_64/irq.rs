@@ -1,6 +1,7 @@
 //! Interrupts on x86_64: an IDT whose vectors 32..=255 call the handler set for them (a
 //! doorbell's vector is its INTID, which the hypervisor injects: docs/x86.md), and whose
-//! exceptions (0..=31) report and exit. The hypervisor injects events directly (no local APIC
+//! exceptions (0..=31) report and exit unless a fixup set for them resumes the code elsewhere
+//! ([`set_fixup`], as an OS's exception tables do). The hypervisor injects events directly (no local APIC
 //! for the guest), so there is nothing to acknowledge or end.
 
 use core::arch::{asm, global_asm};
@@ -31,8 +32,9 @@ tantalum_irq_stubs:
     .set vector, vector + 1
     .endr
 
-// The vector is on the stack (and, for some exceptions, an error code below it: exceptions do
-// not return). Saves what a Rust call may clobber, calls the dispatcher, returns.
+// The vector is on the stack (and, for some exceptions, an error code below it). Saves what a
+// Rust call may clobber, calls the dispatcher with the vector and the address of the frame
+// above it, and returns past the bytes it says (the vector's, and the error code's if any).
 tantalum_irq_common:
     push rax
     push rcx
@@ -45,11 +47,12 @@ tantalum_irq_common:
     push r11
     push rbp
     mov rdi, [rsp + 80]
-    mov rsi, [rsp + 88]
+    lea rsi, [rsp + 88]
     mov rbp, rsp
     and rsp, -16
     call {dispatch}
     mov rsp, rbp
+    mov [rsp + 80], rax
     pop rbp
     pop r11
     pop r10
@@ -60,7 +63,7 @@ tantalum_irq_common:
     pop rdx
     pop rcx
     pop rax
-    add rsp, 8
+    add rsp, [rsp]
     iretq
     "#,
     dispatch = sym dispatch,
@@ -76,12 +79,41 @@ struct Idt([u64; 2 * VECTORS]);
 static mut IDT: Idt = Idt([0; 2 * VECTORS]);
 static READY: AtomicBool = AtomicBool::new(false);
 static HANDLERS: [AtomicUsize; VECTORS] = [const { AtomicUsize::new(0) }; VECTORS];
+static FIXUPS: [AtomicUsize; 32] = [const { AtomicUsize::new(0) }; 32];
 
-extern "C" fn dispatch(vector: u64, next: u64) {
+/// An exception fixup: given the vector, the error code (0 for exceptions without one) and
+/// the faulting RIP, the RIP to resume at, or `None` to report and exit.
+pub type Fixup = fn(u32, u64, u64) -> Option<u64>;
+
+/// Whether exception `vector` pushes an error code (Intel SDM vol. 3A, 6.13).
+const fn has_error_code(vector: usize) -> bool {
+    matches!(vector, 8 | 10..=14 | 17 | 21 | 29 | 30)
+}
+
+/// Returns how many bytes the stub pops before IRETQ: the vector, and an exception's error code.
+extern "C" fn dispatch(vector: u64, frame: *mut u64) -> u64 {
     let v = vector as usize % VECTORS;
     if v < 32 {
-        // `next` is the faulting RIP, or the error code for the exceptions that push one.
-        crate::println!("unexpected exception {v} (RIP or error code {next:#x}): exiting");
+        let error = has_error_code(v);
+        // SAFETY: `frame` points at what the CPU pushed: the error code (if any), then RIP.
+        let (code, rip) = unsafe {
+            if error {
+                (*frame, *frame.add(1))
+            } else {
+                (0, *frame)
+            }
+        };
+        let fixup = FIXUPS[v].load(Ordering::Acquire);
+        if fixup != 0 {
+            // SAFETY: only `set_fixup` stores here, always a `Fixup`.
+            let fixup: Fixup = unsafe { core::mem::transmute::<usize, Fixup>(fixup) };
+            if let Some(resume) = fixup(v as u32, code, rip) {
+                // SAFETY: the saved RIP, which IRETQ loads.
+                unsafe { *frame.add(usize::from(error)) = resume };
+                return if error { 16 } else { 8 };
+            }
+        }
+        crate::println!("unexpected exception {v} (error code {code:#x}, RIP {rip:#x}): exiting");
         crate::exit(102);
     }
     let h = HANDLERS[v].load(Ordering::Acquire);
@@ -90,6 +122,7 @@ extern "C" fn dispatch(vector: u64, next: u64) {
         let handler: Handler = unsafe { core::mem::transmute::<usize, Handler>(h) };
         handler(v as u32);
     }
+    8
 }
 
 /// Builds and loads the IDT (once; later calls do nothing).
@@ -125,6 +158,13 @@ pub fn init() {
 pub fn set_handler(intid: u32, handler: Handler) {
     if let Some(slot) = HANDLERS.get(intid as usize) {
         slot.store(handler as usize, Ordering::Release);
+    }
+}
+
+/// Runs `fixup` when exception `vector` (0..=31) is raised; the code resumes where it says.
+pub fn set_fixup(vector: u32, fixup: Fixup) {
+    if let Some(slot) = FIXUPS.get(vector as usize) {
+        slot.store(fixup as usize, Ordering::Release);
     }
 }
 
