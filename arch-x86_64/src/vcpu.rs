@@ -165,6 +165,7 @@ pub fn cpuid(leaf: u32, subleaf: u32) -> (u32, u32, u32, u32) {
 
 /// Resumes the guest at `next`, after the instruction that exited: an STI or MOV SS shadow
 /// that covered it is over.
+#[inline(always)]
 fn skip(next: u64) -> Result<(), VmxError> {
     vmwrite(vmcs::GUEST_RIP, next)?;
     let state = vmread(vmcs::GUEST_INTERRUPTIBILITY);

@@ -152,6 +152,7 @@ pub fn xcr0_valid(value: u64, supported: u64) -> bool {
 }
 
 /// Decodes an exit with the guest's registers at the time.
+#[inline(always)]
 pub fn decode(info: &ExitInfo, regs: &Gprs) -> Decoded {
     let exit = match info.reason & 0xffff {
         reason::VMCALL => {
