@@ -19,6 +19,11 @@ pub fn build(bitmaps: &mut [u8; SIZE], owned: impl IntoIterator<Item = IoPorts>)
     }
 }
 
+/// Makes accesses to `port` exit, owned or not.
+pub fn trap(bitmaps: &mut [u8; SIZE], port: u16) {
+    bitmaps[usize::from(port / 8)] |= 1 << (port % 8);
+}
+
 /// Whether an access to `port` exits under `bitmaps`.
 pub fn exits(bitmaps: &[u8; SIZE], port: u16) -> bool {
     bitmaps[usize::from(port / 8)] & (1 << (port % 8)) != 0
@@ -38,5 +43,15 @@ mod tests {
         assert!(exits(&b, 0x3f8) && exits(&b, 0x8000) && exits(&b, 0));
         build(&mut b, []);
         assert!(b.iter().all(|&x| x == 0xff));
+    }
+
+    #[test]
+    fn trapped_owned_ports_exit() {
+        let mut b = [0u8; SIZE];
+        build(&mut b, [IoPorts { base: 0x20, count: 2 }]);
+        trap(&mut b, 0x21);
+        assert!(!exits(&b, 0x20) && exits(&b, 0x21) && exits(&b, 0x22));
+        trap(&mut b, 0xffff);
+        assert!(exits(&b, 0xffff));
     }
 }

@@ -6,8 +6,10 @@
 pub mod ept;
 pub mod io_bitmap;
 pub mod linux_boot;
+pub mod msr_bitmap;
 pub mod multiboot2;
 pub mod pending;
+pub mod pic;
 pub mod psci;
 pub mod timer;
 pub mod vmcs;

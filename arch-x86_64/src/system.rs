@@ -18,8 +18,9 @@ use tantalum_core::partition::power::{Power, VcpuSlot};
 use tantalum_core::stage2::{MapAttrs, Mappings, Stage2};
 use tantalum_x86_64::ept::{self, EptFormat};
 use tantalum_x86_64::io_bitmap;
-use tantalum_x86_64::linux_boot::{self, BootArea, BootAreaError, BOOT_AREA_SIZE};
+use tantalum_x86_64::linux_boot::{self, BootArea, BootAreaError, BzImageError, BOOT_AREA_SIZE};
 use tantalum_x86_64::pending::PendingVectors;
+use tantalum_x86_64::pic::{self, MasterPic};
 use tantalum_x86_64::vuart::VirtualUart16550;
 
 use crate::vmx::HeapTables;
@@ -44,8 +45,14 @@ pub enum LoadError {
     },
     Image(ImageProblem),
     Boot(BootAreaError),
-    /// An initrd: Linux partitions are not supported on x86 yet.
+    /// An initrd beside an image that is not a Linux bzImage.
     Initrd,
+    /// The image looks like a bzImage but cannot be started.
+    BzImage(BzImageError),
+    /// A bzImage's region 0 is not aligned as the kernel needs (`kernel_alignment`).
+    KernelMisaligned {
+        alignment: u64,
+    },
     /// The hypervisor heap cannot hold the EPT.
     OutOfMemory,
     /// A channel's memory cannot hold its rings.
@@ -63,7 +70,11 @@ impl core::fmt::Display for LoadError {
             }
             Self::Image(p) => write!(f, "{p}"),
             Self::Boot(e) => write!(f, "boot area: {e:?}"),
-            Self::Initrd => write!(f, "an initrd (Linux partitions) is not supported on x86 yet"),
+            Self::Initrd => write!(f, "an initrd needs a Linux bzImage as the image"),
+            Self::BzImage(e) => write!(f, "its bzImage cannot be started: {e:?}"),
+            Self::KernelMisaligned { alignment } => {
+                write!(f, "its bzImage must be loaded at a multiple of {alignment:#x}: region 0 is not")
+            }
             Self::OutOfMemory => write!(f, "the hypervisor heap is full"),
             Self::Channel(e) => write!(f, "channel layout: {e}"),
         }
@@ -90,6 +101,12 @@ pub struct Partition {
     pub generation: AtomicU32,
     /// How the last ended run ended ([`Ending`]).
     ending: AtomicU8,
+    /// A PC guest: its image is a Linux bzImage (docs/x86.md, "Linux on x86"). It sees the
+    /// legacy BIOS area as zeros, the PIC's interrupts that reach its CPU are injected into it,
+    /// and HLT with interrupts masked switches it off.
+    pub pc_guest: bool,
+    /// A PC guest's master PIC as its (forwarded) writes set it up.
+    pub pic: Mutex<MasterPic>,
 }
 
 /// How a partition's run ended, for the vCPUs that did not end it.
@@ -179,6 +196,24 @@ pub fn init(config: SystemConfig, payload: &'static [u8], map_ram: HostRange) ->
                 mappings.push((ipa + offset, c.memory.start.as_u64() + offset, len, attrs));
             }
         }
+        let pc_guest = match p.image.as_ref().map(|b| (b, payload_slice(payload, b))) {
+            Some((_, Some(image))) => linux_boot::parse_bzimage(image).is_ok(),
+            _ => false,
+        };
+        if pc_guest {
+            // The legacy BIOS area and page 0 read as zeros (one shared read-only page) where
+            // the partition has no memory: a PC OS scans them for the BIOS data area, ROMs,
+            // SMBIOS and ACPI, and finds nothing. Writes are EPT violations.
+            let zero = *ZERO_PAGE.call_once(|| crate::vmx::alloc_pages(1).map(|p| p.as_u64()));
+            let zero = zero.ok_or(LoadError::OutOfMemory)?;
+            let read_only = MapAttrs { read: true, write: false, execute: false, device: false };
+            let legacy = (0xa_0000u64..0x10_0000).step_by(4096);
+            for page in core::iter::once(0u64).chain(legacy) {
+                if !p.memory.iter().any(|r| r.guest.0 <= page && page - r.guest.0 < r.size) {
+                    mappings.push((page, zero, 4096, read_only));
+                }
+            }
+        }
         for (ipa, pa, size, attrs) in mappings {
             ept.map::<EptFormat>(&mut tables, GuestPhys(ipa), HostPhys(pa), size, attrs)
                 .map_err(|_| LoadError::OutOfMemory)?;
@@ -189,6 +224,11 @@ pub fn init(config: SystemConfig, payload: &'static [u8], map_ram: HostRange) ->
         let x86 = config.board.x86.as_ref();
         let owned = p.devices.iter().flat_map(|d| x86.map_or(&[][..], |x| x.ports_of(&d.path))).copied();
         io_bitmap::build(bitmaps, owned);
+        if pc_guest {
+            // A PC guest's master PIC ports exit: the hypervisor forwards and follows them.
+            io_bitmap::trap(bitmaps, pic::COMMAND);
+            io_bitmap::trap(bitmaps, pic::DATA);
+        }
         partitions.push(Partition {
             eptp: ept::eptp(ept.root),
             console: Mutex::new(LineBuffer::new()),
@@ -200,6 +240,8 @@ pub fn init(config: SystemConfig, payload: &'static [u8], map_ram: HostRange) ->
             vcpus: p.cpus.iter().map(|_| VcpuSlot::new()).collect(),
             generation: AtomicU32::new(0),
             ending: AtomicU8::new(Ending::Stop as u8),
+            pc_guest,
+            pic: Mutex::new(MasterPic::new()),
         });
     }
     let input_focus = AtomicUsize::new(usize::MAX);
@@ -207,14 +249,29 @@ pub fn init(config: SystemConfig, payload: &'static [u8], map_ram: HostRange) ->
     Ok(())
 }
 
+/// The shared zero page PC guests see in the legacy BIOS area.
+static ZERO_PAGE: Once<Option<u64>> = Once::new();
+
+fn payload_slice(payload: &'static [u8], blob: &Blob) -> Option<&'static [u8]> {
+    let start = usize::try_from(blob.offset).ok()?;
+    let size = usize::try_from(blob.size).ok()?;
+    payload.get(start..start.checked_add(size)?)
+}
+
 impl System {
     fn blob(&self, blob: &Blob, what: &'static str) -> Result<&'static [u8], LoadError> {
-        let start = usize::try_from(blob.offset).map_err(|_| LoadError::OutOfBounds { what })?;
-        let size = usize::try_from(blob.size).map_err(|_| LoadError::OutOfBounds { what })?;
-        start
-            .checked_add(size)
-            .and_then(|end| self.payload.get(start..end))
-            .ok_or(LoadError::OutOfBounds { what })
+        payload_slice(self.payload, blob).ok_or(LoadError::OutOfBounds { what })
+    }
+
+    /// Where partition `id`'s vCPU 0 starts: a bzImage's 64-bit entry (0x200 into the kernel,
+    /// loaded at the start of region 0), otherwise the config's `entry`.
+    pub fn entry(&self, id: usize) -> u64 {
+        // (the 64-bit entry of the protected-mode kernel: Documentation/arch/x86/boot.rst)
+        let p = &self.config.partitions[id];
+        match (self.partitions[id].pc_guest, p.memory.first()) {
+            (true, Some(region)) => region.guest.0 + linux_boot::ENTRY_64,
+            _ => p.entry.0,
+        }
     }
 
     /// Loads partition `id` into its memory: verifies its image and guest DTB, zeroes its
@@ -224,20 +281,48 @@ impl System {
         let p: &PartitionConfig = &self.config.partitions[id];
         self.partitions[id].doorbells.clear();
         *self.partitions[id].vuart.lock() = VirtualUart16550::new();
-        if p.initrd.is_some() {
-            return Err(LoadError::Initrd);
-        }
+        *self.partitions[id].pic.lock() = MasterPic::new();
         let image_blob = p.image.as_ref().ok_or(LoadError::OutOfBounds { what: "image" })?;
         let image = self.blob(image_blob, "image")?;
         check_x86_partition_image(image).map_err(LoadError::Image)?;
+        let linux = match linux_boot::parse_bzimage(image) {
+            Ok(kernel) => Some(kernel),
+            Err(BzImageError::NotBzImage) if p.initrd.is_none() => None,
+            Err(BzImageError::NotBzImage) => return Err(LoadError::Initrd),
+            Err(e) => return Err(LoadError::BzImage(e)),
+        };
+        let initrd = match &p.initrd {
+            Some(b) => Some((self.blob(b, "initrd")?, b.sha256)),
+            None => None,
+        };
         let dtb = match &p.guest_dtb {
             Some(b) => Some((self.blob(b, "guest DTB")?, b.sha256)),
             None => None,
         };
         let region = p.memory.first().ok_or(LoadError::OutOfBounds { what: "memory" })?;
-        let needed = (image.len() as u64).saturating_add(BOOT_AREA_SIZE).saturating_add(GUEST_DTB_RESERVE);
+        // A bzImage: the protected-mode kernel at the start of region 0, room for init_size
+        // there, the initrd just below the boot area.
+        let (loaded, footprint) = match &linux {
+            Some(k) => (k.kernel, k.init_size.max(k.kernel.len() as u64)),
+            None => (image, image.len() as u64),
+        };
+        let initrd_size = initrd.map_or(0, |(b, _)| (b.len() as u64).next_multiple_of(4096));
+        let needed = footprint
+            .saturating_add(initrd_size)
+            .saturating_add(BOOT_AREA_SIZE)
+            .saturating_add(GUEST_DTB_RESERVE);
         if needed > region.size {
             return Err(LoadError::TooBig { needed, room: region.size });
+        }
+        if let Some(k) = &linux {
+            if !region.guest.0.is_multiple_of(k.alignment) {
+                return Err(LoadError::KernelMisaligned { alignment: k.alignment });
+            }
+        }
+        if let Some((bytes, sha)) = initrd {
+            if <[u8; 32]>::from(Sha256::digest(bytes)) != sha {
+                return Err(LoadError::HashMismatch { what: "initrd" });
+            }
         }
         if <[u8; 32]>::from(Sha256::digest(image)) != image_blob.sha256 {
             return Err(LoadError::HashMismatch { what: "image" });
@@ -254,13 +339,24 @@ impl System {
         let mut area = alloc::vec![0u8; BOOT_AREA_SIZE as usize];
         let dtb_len = dtb.map_or(0, |(b, _)| b.len() as u64);
         let boot = linux_boot::build(&mut area, area_ipa, &regions, dtb_len).map_err(LoadError::Boot)?;
+        let initrd_ipa = area_ipa - initrd_size;
+        if let Some(k) = &linux {
+            let cmdline = p.bootargs.as_deref().unwrap_or("").as_bytes();
+            let placed = initrd.map(|(b, _)| (initrd_ipa, b.len() as u64));
+            linux_boot::set_linux(&mut area, area_ipa, k, cmdline, placed).map_err(LoadError::Boot)?;
+        }
         for r in &p.memory {
             // SAFETY: the partition's own memory (checked against the boot map's RAM in `init`),
             // identity-mapped; the partition does not run while it is loaded.
             unsafe { core::ptr::write_bytes(r.host.as_u64() as *mut u8, 0, r.size as usize) };
         }
         let translate = |ipa: u64, len: u64| region.translate(GuestPhys(ipa), len);
-        copy_to(region.host, image);
+        copy_to(region.host, loaded);
+        if let Some((bytes, _)) = initrd {
+            let to =
+                translate(initrd_ipa, bytes.len() as u64).ok_or(LoadError::OutOfBounds { what: "initrd" })?;
+            copy_to(to, bytes);
+        }
         let area_pa =
             translate(area_ipa, BOOT_AREA_SIZE).ok_or(LoadError::OutOfBounds { what: "boot area" })?;
         copy_to(area_pa, &area[..]);

@@ -13,6 +13,7 @@ use tantalum_core::partition::power::Power;
 use tantalum_core::partition::{self, handle_exit, Fault, Outcome, PartitionState, Report, Services};
 use tantalum_core::vgic::{self, Frame};
 use tantalum_x86_64::pending::PendingVectors;
+use tantalum_x86_64::pic;
 use tantalum_x86_64::timer::{Timer, TIMER_VECTOR};
 use tantalum_x86_64::vmcs;
 use tantalum_x86_64::vmexit::{self, Decoded, ExitInfo, Gprs};
@@ -139,28 +140,103 @@ impl Services for VcpuServices<'_> {
     }
 }
 
+/// CPUID leaf 1 feature bits partitions do not see: what needs VMX, an exit the hypervisor
+/// does not emulate or state it keeps (docs/x86.md, "Exits").
+mod leaf1 {
+    const MONITOR: u32 = 1 << 3;
+    const VMX: u32 = 1 << 5;
+    const PDCM: u32 = 1 << 15;
+    const X2APIC: u32 = 1 << 21;
+    pub const TSC_DEADLINE: u32 = 1 << 24;
+    /// Without XSAVE (and so AVX), a guest OS uses FXSAVE: what Linux was tested with.
+    const XSAVE: u32 = 1 << 26;
+    const OSXSAVE: u32 = 1 << 27;
+    const AVX: u32 = 1 << 28;
+    pub const HIDDEN_ECX: u32 = MONITOR | VMX | PDCM | X2APIC | XSAVE | OSXSAVE | AVX;
+    pub const HYPERVISOR: u32 = 1 << 31;
+    const MCE: u32 = 1 << 7;
+    const APIC: u32 = 1 << 9;
+    const MTRR: u32 = 1 << 12;
+    const MCA: u32 = 1 << 14;
+    const PAT: u32 = 1 << 16;
+    pub const HIDDEN_EDX: u32 = MCE | APIC | MTRR | MCA | PAT;
+}
+
 /// CPUID as a partition sees it: the host's, without VMX and with the hypervisor bit;
 /// Tantalum's leaves at 0x40000000 (signature) and 0x40000010 (the TSC's frequency in kHz, the
 /// de-facto timing leaf).
+///
+/// Partitions have no local APIC (doorbells are injected events; docs/x86.md): leaf 1 clears
+/// the APIC and x2APIC bits, so that a PC OS uses the 8259 PIC (TSC-deadline stays: the
+/// vCPU's own timer, which Linux uses only with a local APIC). The TSC's
+/// frequency is also in leaf 0x15 (TSC/crystal ratio 1/1, the crystal at the TSC's frequency),
+/// where Linux reads it instead of calibrating against timers partitions do not have; the
+/// basic leaves go up to 0x15 for that, those the host lacks read as zeros.
 pub fn cpuid(leaf: u32, subleaf: u32) -> (u32, u32, u32, u32) {
+    const TSC_LEAF: u32 = 0x15;
+    let host_max = crate::cpu::cpuid(0, 0).0;
     match leaf {
         0x4000_0000 => (0x4000_0010, u32::from_le_bytes(*b"Tant"), u32::from_le_bytes(*b"alum"), 0),
         0x4000_0010 => ((crate::tsc::frequency() / 1000) as u32, 0, 0, 0),
         0x4000_0001..=0x4fff_ffff => (0, 0, 0, 0),
-        _ => {
-            let (a, b, c, d) = crate::cpu::cpuid(leaf, subleaf);
-            if leaf == 0xa {
-                // No architectural performance monitoring: RDPMC and the PMU's MSRs are #GP.
-                (0, 0, 0, 0)
-            } else if leaf == 1 {
-                // No VMX, no MONITOR/MWAIT; the hypervisor bit; TSC-deadline (the vCPU's
-                // timer, `timer.rs`).
-                (a, b, (c & !(1 << 5) & !(1 << 3)) | (1 << 31) | (1 << 24), d)
-            } else {
-                (a, b, c, d)
-            }
+        0 => {
+            let (a, b, c, d) = crate::cpu::cpuid(0, 0);
+            (a.max(TSC_LEAF), b, c, d)
         }
+        1 => {
+            let (a, b, c, d) = crate::cpu::cpuid(1, 0);
+            // TSC-deadline: the vCPU's timer (`timer.rs`), whatever the host has.
+            (a, b, (c & !leaf1::HIDDEN_ECX) | leaf1::HYPERVISOR | leaf1::TSC_DEADLINE, d & !leaf1::HIDDEN_EDX)
+        }
+        7 if subleaf == 0 => {
+            // INVPCID and RDPID would be #UD (their VMX controls are off).
+            const INVPCID: u32 = 1 << 10;
+            const RDPID: u32 = 1 << 22;
+            let (a, b, c, d) = crate::cpu::cpuid(7, 0);
+            (a, b & !INVPCID, c & !RDPID, d)
+        }
+        // No architectural performance monitoring (its MSRs are not the guest's).
+        0xa => (0, 0, 0, 0),
+        0x8000_0001 => {
+            // RDTSCP would be #UD (its VMX control is off).
+            const RDTSCP: u32 = 1 << 27;
+            let (a, b, c, d) = crate::cpu::cpuid(leaf, 0);
+            (a, b, c, d & !RDTSCP)
+        }
+        TSC_LEAF => (1, 1, crate::tsc::frequency() as u32, 0),
+        _ if leaf > host_max && leaf < TSC_LEAF => (0, 0, 0, 0),
+        _ => crate::cpu::cpuid(leaf, subleaf),
     }
+}
+
+/// IA32_EFER.
+const EFER: u32 = 0xc000_0080;
+
+/// A PC guest's RDMSR or WRMSR of EFER, on the VMCS's guest EFER: reads see it, writes may
+/// change SYSCALL enable (bit 0) and no-execute enable (bit 11) only. Whether it was handled
+/// (otherwise: a #GP, as for any MSR outside the allow-list).
+fn pc_guest_efer(regs: &mut Gprs, write: Option<u64>) -> Result<bool, VmxError> {
+    const CHANGEABLE: u64 = 1 | 1 << 11;
+    let current = vmread(vmcs::GUEST_IA32_EFER);
+    match write {
+        None => (regs.rax, regs.rdx) = (current & 0xffff_ffff, current >> 32),
+        Some(value) if (value ^ current) & !CHANGEABLE == 0 => vmwrite(vmcs::GUEST_IA32_EFER, value)?,
+        Some(_) => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// The ISA interrupt line of a PC guest's virtual 16550: COM1's.
+const VIRTUAL_UART_IRQ: u8 = 4;
+
+/// Whether partition `p` has I/O port `port` among its devices' ports.
+fn owns_port(system: &System, p: &tantalum_core::config::PartitionConfig, port: u16) -> bool {
+    let x86 = system.config.board.x86.as_ref();
+    p.devices.iter().any(|d| {
+        x86.is_some_and(|x| {
+            x.ports_of(&d.path).iter().any(|r| u32::from(port) >= r.base && u64::from(port) < r.end())
+        })
+    })
 }
 
 /// Resumes the guest at `next`, after the instruction that exited: an STI or MOV SS shadow
@@ -326,7 +402,7 @@ fn enter(system: &System, cpu: usize, revision: u32, here: Here, start: Start) -
     let mut regs = Gprs::default();
     match start {
         Start::Boot => {
-            vmx::setup_guest_long(p.entry.0, &area)?;
+            vmx::setup_guest_long(system.entry(id), &area)?;
             regs.rsi = area.boot_params();
         }
         Start::At { entry, context } => {
@@ -375,6 +451,12 @@ fn enter(system: &System, cpu: usize, revision: u32, here: Here, start: Start) -
         if exit.reason & 0xffff == vmexit::reason::EXTERNAL_INTERRUPT {
             // Acknowledged on exit (a kick, or another device's): end it at the local APIC.
             crate::smp::eoi();
+            // A PC guest owns the 8259 PIC whose virtual-wire output reaches this CPU: its
+            // interrupts (with the vectors it programmed) are the guest's.
+            let vector = vmread(vmcs::EXIT_INTERRUPTION_INFO) as u32 & 0xff;
+            if me.pc_guest && here.vcpu == 0 && vector != crate::smp::KICK_VECTOR {
+                doorbells.set(vector);
+            }
         }
         if here.ended(system) {
             return Ok(End::Ended);
@@ -406,6 +488,19 @@ fn enter(system: &System, cpu: usize, revision: u32, here: Here, start: Start) -
                 continue;
             }
             Decoded::GeneralProtection => {
+                // A PC guest's EFER is the VMCS's (Linux sets SCE and NXE before it has an IDT).
+                let msr = reason & 0xffff;
+                if me.pc_guest
+                    && regs.rcx as u32 == EFER
+                    && matches!(msr, vmexit::reason::RDMSR | vmexit::reason::WRMSR)
+                {
+                    let write =
+                        (msr == vmexit::reason::WRMSR).then_some((regs.rdx << 32) | (regs.rax & 0xffff_ffff));
+                    if pc_guest_efer(&mut regs, write)? {
+                        skip(next)?;
+                        continue;
+                    }
+                }
                 // Delivered at the next entry; RIP stays at the instruction.
                 fault = true;
                 continue;
@@ -413,7 +508,17 @@ fn enter(system: &System, cpu: usize, revision: u32, here: Here, start: Start) -
             Decoded::Exit(exit) => exit,
         };
         services.timer = timer;
-        if halted {
+        let exit = if halted && me.pc_guest && vmread(vmcs::GUEST_RFLAGS) & (1 << 9) == 0 {
+            // A PC guest halting with interrupts masked has switched itself off (Linux's
+            // poweroff without ACPI ends in its halt path: HLT with interrupts off).
+            Exit::SystemOff { via: "HLT with interrupts masked" }
+        } else {
+            exit
+        };
+        if halted && me.pc_guest {
+            // A PC guest's wake-ups come from its PIC, which only an entry lets in: it resumes
+            // at once (its idle loop halts again).
+        } else if halted {
             // HLT: the vCPU sleeps until a doorbell is pending, as a CPU halts until an
             // interrupt (with interrupts masked, for good: the CPU is the partition's alone),
             // or the run ends. No timeout, so the doorbell scenario fails if delivery does.
@@ -428,11 +533,36 @@ fn enter(system: &System, cpu: usize, revision: u32, here: Here, start: Start) -
         if exit == Exit::Interrupt {
             crate::input::poll(system);
         }
+        if let Exit::PortIo { port: port @ (pic::COMMAND | pic::DATA), size: 1, write } = exit {
+            if me.pc_guest && owns_port(system, p, port) {
+                // The PC guest's own master PIC: forwarded, and followed for its vector base.
+                match write {
+                    Some(value) => {
+                        me.pic.lock().write(port, value as u8);
+                        // SAFETY: the partition owns this PIC (its `devices`); the access is its.
+                        unsafe { crate::serial::outb(port, value as u8) };
+                    }
+                    None => {
+                        // SAFETY: as above; reading the PIC's IMR or IRR/ISR has no side effect.
+                        let value = unsafe { crate::serial::inb(port) };
+                        regs.rax = vmexit::load_in(regs.rax, 1, value.into());
+                    }
+                }
+                skip(next)?;
+                continue;
+            }
+        }
         let outcome = match handle_exit(&system.config, p.id, &state, exit, &mut services) {
             // No abort to inject on x86 yet: the fault policy.
             Outcome::ExternalAbort { addr, access } => partition::fault(p, Fault::Memory { addr, access }),
             outcome => outcome,
         };
+        if me.pc_guest && matches!(exit, Exit::PortIo { .. }) && me.vuart.lock().line() {
+            // The virtual 16550's interrupt line is COM1's, IRQ 4 of the guest's master PIC.
+            if let Some(vector) = me.pic.lock().vector(VIRTUAL_UART_IRQ) {
+                doorbells.set(vector.into());
+            }
+        }
         match outcome {
             // An external interrupt or an opened interrupt window interrupted no instruction.
             Outcome::Return { .. } if exit == Exit::Interrupt => {}

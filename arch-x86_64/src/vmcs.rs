@@ -14,6 +14,7 @@ pub const HOST_TR_SELECTOR: u32 = 0x0C0C;
 // 64-bit fields.
 pub const IO_BITMAP_A: u32 = 0x2000;
 pub const IO_BITMAP_B: u32 = 0x2002;
+pub const MSR_BITMAP: u32 = 0x2004;
 pub const EPT_POINTER: u32 = 0x201A;
 pub const GUEST_PHYSICAL_ADDRESS: u32 = 0x2400;
 pub const VMCS_LINK_POINTER: u32 = 0x2800;
@@ -30,6 +31,9 @@ pub const ENTRY_EXCEPTION_ERROR_CODE: u32 = 0x4018;
 pub const SECONDARY_CONTROLS: u32 = 0x401E;
 pub const VM_INSTRUCTION_ERROR: u32 = 0x4400;
 pub const EXIT_REASON: u32 = 0x4402;
+/// VM-exit interruption information: valid (bit 31) and the vector (bits 7:0) of the
+/// interrupt an external-interrupt exit acknowledged.
+pub const EXIT_INTERRUPTION_INFO: u32 = 0x4404;
 pub const EXIT_INSTRUCTION_LENGTH: u32 = 0x440C;
 pub const GUEST_ES_LIMIT: u32 = 0x4800;
 pub const GUEST_GDTR_LIMIT: u32 = 0x4810;
@@ -105,6 +109,7 @@ pub mod proc {
     pub const RDPMC_EXITING: u32 = 1 << 11;
     pub const UNCONDITIONAL_IO_EXITING: u32 = 1 << 24;
     pub const USE_IO_BITMAPS: u32 = 1 << 25;
+    pub const USE_MSR_BITMAPS: u32 = 1 << 28;
     pub const MONITOR_EXITING: u32 = 1 << 29;
     pub const SECONDARY_CONTROLS: u32 = 1 << 31;
 }

@@ -188,6 +188,18 @@ pub fn set_preemption_timer(ns: u64) -> Result<(), VmxError> {
     vmwrite(vmcs::PREEMPTION_TIMER_VALUE, (ticks >> shift).clamp(1, u64::from(u32::MAX)))
 }
 
+/// The MSR bitmap all partitions share (`tantalum_x86_64::msr_bitmap`), built once.
+fn msr_bitmap() -> Option<u64> {
+    use tantalum_x86_64::msr_bitmap::{build, GUEST_CONTEXT, SIZE};
+    static BITMAP: spin::Once<Option<u64>> = spin::Once::new();
+    *BITMAP.call_once(|| {
+        let page = alloc_pages(1)?;
+        // SAFETY: a fresh heap page, identity-mapped, that nothing else uses.
+        build(unsafe { &mut *(page.as_u64() as *mut [u8; SIZE]) }, &GUEST_CONTEXT);
+        Some(page.as_u64())
+    })
+}
+
 /// Writes the execution, exit and entry controls and the host state of the current VMCS;
 /// `io_bitmaps` is the partition's pair of I/O bitmaps (`tantalum_x86_64::io_bitmap`).
 pub fn setup_controls_and_host(
@@ -210,6 +222,7 @@ pub fn setup_controls_and_host(
             | proc::MONITOR_EXITING
             | proc::RDPMC_EXITING
             | proc::USE_IO_BITMAPS
+            | proc::USE_MSR_BITMAPS
             | proc::SECONDARY_CONTROLS,
         capability(msr::VMX_PROCBASED, msr::VMX_TRUE_PROCBASED),
         "processor-based",
@@ -234,6 +247,7 @@ pub fn setup_controls_and_host(
     set_preemption_timer(TICK_NS)?;
     vmwrite(IO_BITMAP_A, io_bitmaps.as_u64())?;
     vmwrite(IO_BITMAP_B, io_bitmaps.as_u64() + 4096)?;
+    vmwrite(MSR_BITMAP, msr_bitmap().ok_or(VmxError::OutOfMemory)?)?;
     vmwrite(VPID, u64::from(vpid))?;
     vmwrite(EPT_POINTER, eptp)?;
     vmwrite(VMCS_LINK_POINTER, u64::MAX)?;

@@ -159,6 +159,43 @@ pub fn linux_bare_scenario() -> std::result::Result<(), String> {
     ))
 }
 
+/// configs/x86/x86-linux.dts: Debian's stock amd64 kernel as a partition on CPU 0 (bzImage by
+/// the 64-bit boot protocol, its initramfs, ttyS0 on the virtual 16550, the PIC, PIT and RTC
+/// passed through) reaches its initramfs marker and powers off (HLT with interrupts masked),
+/// while `ticker` on CPU 1 keeps running: the run ends at its first heartbeat after that.
+pub fn linux_partition_scenario() -> std::result::Result<(), String> {
+    let built = crate::image::build_system(&root().join("configs/x86/x86-linux.dts")).map_err(|e| e.0)?;
+    let dir = built.image.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let iso = iso(&built.image, &dir.join("bochs")).map_err(|e| e.0)?;
+    // The run ends once Linux has ended, however, and the ticker has ticked after that.
+    const ENDED: &str = "[tantalum] partition 'linux' ";
+    const STOPPED: &str = "[tantalum] partition 'linux' powered off (HLT with interrupts masked): stopped";
+    let heartbeat_after_stop =
+        |output: &str| output.find(ENDED).is_some_and(|at| output[at..].contains("[ticker] heartbeat"));
+    let run = run_scripted(
+        &iso,
+        cpus_used(&built.config),
+        BOARD_MEGS,
+        Duration::from_secs(900),
+        &[],
+        |_| {},
+        &heartbeat_after_stop,
+    )
+    .map_err(|e| e.0)?;
+    let expected = ["[linux] linux: cpus online: 1", "[linux] linux: TANTALUM-LINUX-MARKER", STOPPED];
+    let missing: Vec<&str> = expected.iter().copied().filter(|e| !run.output.contains(e)).collect();
+    if missing.is_empty() && heartbeat_after_stop(&run.output) && !run.output.contains("PANIC") {
+        println!("        ({:.1} s under Bochs, GRUB included)", run.elapsed.as_secs_f64());
+        return Ok(());
+    }
+    let why = if run.timed_out { "timed out" } else { "ended" };
+    Err(format!(
+        "Bochs run {why} after {:.1} s; missing: {missing:?} (or no heartbeat after the stop)\n--- COM1 ---\n{}",
+        run.elapsed.as_secs_f64(),
+        run.output
+    ))
+}
+
 /// The Bochs configuration of a run of `iso` with `cpus` CPUs, COM1 as `com1` says (Bochs's
 /// `com1:` option's mode and device).
 fn bochsrc(iso: &Path, com1: &str, log: &Path, cpus: u32, megs: u32) -> String {
@@ -201,7 +238,7 @@ const BOARD_MEGS: u32 = 256;
 /// [`run`] on a PC with `megs` MiB of RAM, handing `progress` the COM1 output so far every time
 /// it grew.
 fn run_with(iso: &Path, cpus: u32, megs: u32, timeout: Duration, progress: impl FnMut(&str)) -> Result<Run> {
-    run_scripted(iso, cpus, megs, timeout, &[], progress)
+    run_scripted(iso, cpus, megs, timeout, &[], progress, &|output| output.contains(END_MARKER))
 }
 
 /// [`run_with`], typing on COM1: each `(after, keys)` of `input` in turn sends `keys` once
@@ -214,6 +251,7 @@ fn run_scripted(
     timeout: Duration,
     input: &[(&str, &[u8])],
     mut progress: impl FnMut(&str),
+    done: &dyn Fn(&str) -> bool,
 ) -> Result<Run> {
     let dir = iso.parent().unwrap_or(Path::new(".")).to_path_buf();
     let (serial, log, rc, conf) =
@@ -268,7 +306,7 @@ fn run_scripted(
                 next_input = script.next();
             }
         }
-        if output.contains(END_MARKER) {
+        if done(&output) {
             // Give Bochs a moment to exit by itself (ACPI power-off), then end it.
             std::thread::sleep(Duration::from_millis(200));
             break;
@@ -494,9 +532,16 @@ pub fn console_focus_scenario() -> std::result::Result<(), String> {
         ("partitions: first", b"\x1c"),
         ("console input -> second (Ctrl-\\ passes it on)\n[", b"quit\r"),
     ];
-    let run =
-        run_scripted(&iso, cpus_used(&built.config), BOARD_MEGS, Duration::from_secs(240), input, |_| {})
-            .map_err(|e| e.0)?;
+    let run = run_scripted(
+        &iso,
+        cpus_used(&built.config),
+        BOARD_MEGS,
+        Duration::from_secs(240),
+        input,
+        |_| {},
+        &|output| output.contains(END_MARKER),
+    )
+    .map_err(|e| e.0)?;
     let expected = [
         "console input -> first (Ctrl-\\ passes it on)",
         "partition 'first' exited with code 0: stopped",

@@ -74,7 +74,14 @@ fn read_blob(dts: &Path, node: &str, property: &str, name: &str) -> std::result:
         // Once per run: fetch (or reuse) the kernel and rebuild the initramfs and disk.
         static LINUX: std::sync::OnceLock<std::result::Result<(), String>> = std::sync::OnceLock::new();
         LINUX
-            .get_or_init(|| crate::linux::assets().map(|_| ()).map_err(|e| e.0))
+            .get_or_init(|| {
+                let made = if is_x86(dts) {
+                    crate::linux::x86_assets().map(|_| ())
+                } else {
+                    crate::linux::assets().map(|_| ())
+                };
+                made.map_err(|e| e.0)
+            })
             .clone()
             .map_err(|e| format!("{node}: {property} \"{name}\": preparing Linux: {e}"))?;
     }

@@ -42,13 +42,16 @@ fn quoted(s: &str) -> String {
     out
 }
 
-/// A node name for a passed-through device: the board node's name with its unit address.
+/// A node name for a passed-through device: the board node's name with its unit address (its
+/// guest MMIO address; for a device on I/O ports only, which has no `reg` in the guest DT, the
+/// board's unit address joined by a dash: `interrupt-controller-i20` and
+/// `interrupt-controller-ia0` would clash without it).
 fn device_node_name(d: &DeviceAssignment) -> String {
     let base = d.path.rsplit('/').next().unwrap_or("device");
     let name = base.split('@').next().unwrap_or("device");
     match d.mmio.first() {
         Some(r) => format!("{name}@{:x}", r.start.as_u64()),
-        None => name.to_string(),
+        None => base.replace('@', "-"),
     }
 }
 

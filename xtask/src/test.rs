@@ -341,10 +341,16 @@ const X86_SCENARIOS: &[X86Scenario] = &[
 
 /// The x86_64 scenarios too slow for every run (minutes under Bochs): `cargo xtask test --slow`
 /// adds them, `--scenario` picks them by name like the others.
-const X86_SLOW_SCENARIOS: &[X86Scenario] = &[(
-    "x86_64 under Bochs: Debian's stock amd64 kernel boots bare (GRUB linux/initrd) to its initramfs marker",
-    crate::bochs::linux_bare_scenario,
-)];
+const X86_SLOW_SCENARIOS: &[X86Scenario] = &[
+    (
+        "x86_64 under Bochs: Debian's stock amd64 kernel boots bare (GRUB linux/initrd) to its initramfs marker",
+        crate::bochs::linux_bare_scenario,
+    ),
+    (
+        "x86_64 under Bochs: Linux as a partition (stock amd64 bzImage) powers off alone, a unikernel runs on (configs/x86/x86-linux.dts)",
+        crate::bochs::linux_partition_scenario,
+    ),
+];
 
 /// `cargo xtask test`: everything (with `slow`, the slow scenarios too), or only the scenarios
 /// whose name contains `filter` (which must match at least one); `list` prints the scenario names.

@@ -14,6 +14,8 @@
 //! - `role=games` (x86_64): privileged CPU games, one per run (games.rs);
 //! - `role=smp` (x86_64): its second vCPU by PSCI CPU_ON, CPU_OFF and a fault (smp.rs);
 //! - `role=timer` (x86_64): HLT woken by the vCPU's TSC-deadline timer (timer.rs);
+//! - `role=heartbeat period_ms=P count=N`: `heartbeat I` every P ms (1000), N times
+//!   (practically for ever), to show that it keeps running beside another partition;
 //! - `role=bench count=N`: times N `HYP_VERSION` hypercalls on the partition's clock and
 //!   prints the mean round trip in clock ticks (the x86 scenario's figure: the TSC, which Bochs
 //!   advances about once per instruction).
@@ -52,6 +54,7 @@ fn main() {
         Some("vsock-echo") => return vsock::echo(),
         Some("fault") => return fault(info.restarts),
         Some("bench") => return bench(),
+        Some("heartbeat") => return heartbeat(),
         #[cfg(target_arch = "x86_64")]
         Some("games") => return games::play(info.restarts),
         #[cfg(target_arch = "x86_64")]
@@ -65,6 +68,16 @@ fn main() {
         wait_ns(20_000_000);
     }
     println!("{} done", name);
+}
+
+/// `role=heartbeat`: a numbered line every `period_ms`, `count` times.
+fn heartbeat() {
+    let period = bootarg("period_ms").and_then(|b| b.parse::<u64>().ok()).unwrap_or(1000);
+    let count = bootarg("count").and_then(|b| b.parse::<u64>().ok()).unwrap_or(u64::MAX);
+    for i in 1..=count {
+        println!("heartbeat {i}");
+        wait_ns(period * 1_000_000);
+    }
 }
 
 /// `role=bench`: the mean hypercall round trip in clock ticks.
