@@ -212,6 +212,52 @@ pub fn cpuid(leaf: u32, subleaf: u32) -> (u32, u32, u32, u32) {
 /// IA32_EFER.
 const EFER: u32 = 0xc000_0080;
 
+/// A PC guest's exits the arch handles before core: its master PIC's ports (forwarded to the
+/// PIC and followed). Whether it was handled (the guest then resumes after
+/// the instruction). Out of line: the exit loop stays lean for every other partition.
+#[cold]
+#[inline(never)]
+fn pc_guest_before(
+    system: &System,
+    p: &tantalum_core::config::PartitionConfig,
+    regs: &mut Gprs,
+    exit: Exit,
+) -> Result<bool, VmxError> {
+    match exit {
+        Exit::PortIo { port: port @ (pic::COMMAND | pic::DATA), size: 1, write }
+            if owns_port(system, p, port) =>
+        {
+            let me = &system.partitions[usize::from(p.id)];
+            match write {
+                Some(value) => {
+                    me.pic.lock().write(port, value as u8);
+                    // SAFETY: the partition owns this PIC (its `devices`); the access is its.
+                    unsafe { crate::serial::outb(port, value as u8) };
+                }
+                None => {
+                    // SAFETY: as above; reading the PIC's IMR or IRR/ISR has no side effect.
+                    let value = unsafe { crate::serial::inb(port) };
+                    regs.rax = vmexit::load_in(regs.rax, 1, value.into());
+                }
+            }
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
+/// After a PC guest's port access: the virtual 16550's interrupt line (COM1's, IRQ 4 of the
+/// guest's master PIC), if up, pends the vector the guest programmed for it.
+#[cold]
+#[inline(never)]
+fn pc_guest_uart_line(me: &system::Partition, doorbells: &PendingVectors) {
+    if me.vuart.lock().line() {
+        if let Some(vector) = me.pic.lock().vector(VIRTUAL_UART_IRQ) {
+            doorbells.set(vector.into());
+        }
+    }
+}
+
 /// A PC guest's RDMSR or WRMSR of EFER, on the VMCS's guest EFER: reads see it, writes may
 /// change SYSCALL enable (bit 0) and no-execute enable (bit 11) only. Whether it was handled
 /// (otherwise: a #GP, as for any MSR outside the allow-list).
@@ -508,13 +554,12 @@ fn enter(system: &System, cpu: usize, revision: u32, here: Here, start: Start) -
             Decoded::Exit(exit) => exit,
         };
         services.timer = timer;
-        let exit = if halted && me.pc_guest && vmread(vmcs::GUEST_RFLAGS) & (1 << 9) == 0 {
+        let mut exit = exit;
+        if halted && me.pc_guest && vmread(vmcs::GUEST_RFLAGS) & (1 << 9) == 0 {
             // A PC guest halting with interrupts masked has switched itself off (Linux's
             // poweroff without ACPI ends in its halt path: HLT with interrupts off).
-            Exit::SystemOff { via: "HLT with interrupts masked" }
-        } else {
-            exit
-        };
+            exit = Exit::SystemOff { via: "HLT with interrupts masked" };
+        }
         if halted && me.pc_guest {
             // A PC guest's wake-ups come from its PIC, which only an entry lets in: it resumes
             // at once (its idle loop halts again).
@@ -533,35 +578,17 @@ fn enter(system: &System, cpu: usize, revision: u32, here: Here, start: Start) -
         if exit == Exit::Interrupt {
             crate::input::poll(system);
         }
-        if let Exit::PortIo { port: port @ (pic::COMMAND | pic::DATA), size: 1, write } = exit {
-            if me.pc_guest && owns_port(system, p, port) {
-                // The PC guest's own master PIC: forwarded, and followed for its vector base.
-                match write {
-                    Some(value) => {
-                        me.pic.lock().write(port, value as u8);
-                        // SAFETY: the partition owns this PIC (its `devices`); the access is its.
-                        unsafe { crate::serial::outb(port, value as u8) };
-                    }
-                    None => {
-                        // SAFETY: as above; reading the PIC's IMR or IRR/ISR has no side effect.
-                        let value = unsafe { crate::serial::inb(port) };
-                        regs.rax = vmexit::load_in(regs.rax, 1, value.into());
-                    }
-                }
-                skip(next)?;
-                continue;
-            }
+        if me.pc_guest && pc_guest_before(system, p, &mut regs, exit)? {
+            skip(next)?;
+            continue;
         }
         let outcome = match handle_exit(&system.config, p.id, &state, exit, &mut services) {
             // No abort to inject on x86 yet: the fault policy.
             Outcome::ExternalAbort { addr, access } => partition::fault(p, Fault::Memory { addr, access }),
             outcome => outcome,
         };
-        if me.pc_guest && matches!(exit, Exit::PortIo { .. }) && me.vuart.lock().line() {
-            // The virtual 16550's interrupt line is COM1's, IRQ 4 of the guest's master PIC.
-            if let Some(vector) = me.pic.lock().vector(VIRTUAL_UART_IRQ) {
-                doorbells.set(vector.into());
-            }
+        if me.pc_guest && matches!(exit, Exit::PortIo { .. }) {
+            pc_guest_uart_line(me, doorbells);
         }
         match outcome {
             // An external interrupt or an opened interrupt window interrupted no instruction.
