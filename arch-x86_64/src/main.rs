@@ -21,6 +21,7 @@ use alloc::vec::Vec;
 
 use tantalum_core::addr::{align_up, HostPhys, HostRange};
 use tantalum_core::bootimage::{runtime_reserve, BootInfo, BOOT_INFO_OFFSET, HEAP_SIZE, STACK_SIZE};
+use tantalum_core::config::x86::LEGACY_PIC;
 use tantalum_core::config::{self, BuildFacts, SystemConfig, MAX_CPUS};
 use tantalum_x86_64::multiboot2::{self, BootInformation, MEMORY_AVAILABLE};
 use tantalum_x86_64::HOST_MAP;
@@ -158,6 +159,16 @@ fn start_system(config: SystemConfig, layout: &Layout, refused: &[u16]) -> ! {
     let Some(bsp) = config.board.cpus.iter().position(|c| c.hwid == u64::from(me)) else {
         halt_with("the boot CPU is not among the board's CPUs")
     };
+    // The config rule (X86::PicOffBootCpu) places a partition with an 8259 PIC on the board's
+    // first CPU, taken to be the one the firmware boots on; refuse to run when it is not.
+    if bsp != 0
+        && config
+            .partitions
+            .iter()
+            .any(|p| p.devices.iter().any(|d| d.compatible.iter().any(|c| c == LEGACY_PIC)))
+    {
+        halt_with("the firmware booted a CPU other than the board's first, where a partition's 8259 PIC interrupts go")
+    }
     info!(
         "VMX on (CPU {bsp}, APIC ID {me}, VMCS revision {revision:#x}); {} partition(s)",
         config.partitions.len()

@@ -25,6 +25,8 @@ pub const BOOT_AREA: u64 = 32 * 1024;
 pub const LEGACY_HOLE: HostRange = HostRange::new(HostPhys(0xA_0000), 0x6_0000);
 /// `compatible` strings of the UARTs the x86 hypervisor's console drives (a 16550 on I/O ports).
 pub const X86_CONSOLE_UARTS: &[&str] = &["ns16550a", "ns16550"];
+/// The 8259 PIC, whose output (virtual wire, LINT0) reaches only the boot CPU.
+pub const LEGACY_PIC: &str = "intel,8259";
 /// Where a partition with `virtual-uart;` finds its virtual 16550 on an x86 board: COM1's
 /// ports in its own port space (the hypervisor's console is on the board's ports, which no
 /// partition is given), where a PC operating system looks for its first serial port (Linux's
@@ -117,6 +119,9 @@ pub enum X86Problem {
     ConsoleNotPortUart { console: String },
     /// The image, the boot area and the guest DTB reserve do not fit in region 0.
     NoRoomForBootArea { image: u64, region: u64 },
+    /// A partition takes an 8259 PIC but its vCPU 0 is not on the boot CPU, the only one the
+    /// PIC's interrupts reach.
+    PicOffBootCpu { device: String, boot_cpu: String },
 }
 
 impl fmt::Display for X86Problem {
@@ -158,6 +163,11 @@ impl fmt::Display for X86Problem {
                 f,
                 "devices: {device} ({ports}) overlaps the virtual UART's {VIRTUAL_UART_PORTS} (COM1 \
                  in the partition's port space, virtual-uart;): drop one of them"
+            ),
+            Self::PicOffBootCpu { device, boot_cpu } => write!(
+                f,
+                "devices: {device} is an 8259 PIC, whose interrupts reach only the boot CPU \
+                 {boot_cpu}: make it the partition's first CPU (its vCPU 0)"
             ),
             Self::ConsoleNotPortUart { console } => write!(
                 f,

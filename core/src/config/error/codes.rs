@@ -143,6 +143,7 @@ rule_codes! {
         107 ConsoleNotPortUart,
         108 NoRoomForBootArea,
         109 VirtualUartPorts,
+        110 PicOffBootCpu,
     }
 }
 

@@ -11,7 +11,8 @@ use super::{usable, Checker, HYPERVISOR};
 use crate::addr::HostRange;
 use crate::config::error::ErrorKind;
 use crate::config::x86::{
-    IoPorts, X86Platform, X86Problem, BOOT_AREA, IO_PORTS, LEGACY_HOLE, VIRTUAL_UART_PORTS, X86_CONSOLE_UARTS,
+    IoPorts, X86Platform, X86Problem, BOOT_AREA, IO_PORTS, LEGACY_HOLE, LEGACY_PIC, VIRTUAL_UART_PORTS,
+    X86_CONSOLE_UARTS,
 };
 use crate::config::{DeviceRef, PartitionConfig, GUEST_DTB_RESERVE};
 
@@ -34,6 +35,19 @@ impl<'c> Checker<'c> {
         self.x86_devices(x86);
         for p in &cfg.partitions {
             self.x86_boot_area(p);
+            self.x86_pic_on_boot_cpu(p);
+        }
+    }
+
+    /// A partition given an 8259 PIC runs its vCPU 0 on the boot CPU (the board's first; the
+    /// hypervisor refuses to start when the firmware booted another one).
+    fn x86_pic_on_boot_cpu(&mut self, p: &PartitionConfig) {
+        let Some(pic) = p.devices.iter().find(|d| d.compatible.iter().any(|c| c == LEGACY_PIC)) else {
+            return;
+        };
+        if p.cpus.first().is_some_and(|&c| c != 0) {
+            let boot_cpu = self.cfg.board.cpus.first().map(|c| c.path.clone()).unwrap_or_default();
+            self.x86_report(&p.path, X86Problem::PicOffBootCpu { device: pic.path.clone(), boot_cpu });
         }
     }
 
