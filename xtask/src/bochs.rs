@@ -183,17 +183,12 @@ pub fn linux_partition_scenario() -> std::result::Result<(), String> {
     )
     .map_err(|e| e.0)?;
     let expected = ["[linux] linux: cpus online: 1", "[linux] linux: TANTALUM-LINUX-MARKER", STOPPED];
-    let missing: Vec<&str> = expected.iter().copied().filter(|e| !run.output.contains(e)).collect();
-    if missing.is_empty() && heartbeat_after_stop(&run.output) && !run.output.contains("PANIC") {
-        println!("        ({:.1} s under Bochs, GRUB included)", run.elapsed.as_secs_f64());
-        return Ok(());
-    }
-    let why = if run.timed_out { "timed out" } else { "ended" };
-    Err(format!(
-        "Bochs run {why} after {:.1} s; missing: {missing:?} (or no heartbeat after the stop)\n--- COM1 ---\n{}",
-        run.elapsed.as_secs_f64(),
-        run.output
-    ))
+    let missing = run.missing(&expected);
+    let heartbeat = heartbeat_after_stop(&run.output);
+    run.verdict(
+        missing.is_empty() && heartbeat,
+        &format!("missing: {missing:?}; heartbeat after the stop: {heartbeat}"),
+    )
 }
 
 /// The Bochs configuration of a run of `iso` with `cpus` CPUs, COM1 as `com1` says (Bochs's
@@ -223,6 +218,29 @@ pub struct Run {
     pub output: String,
     pub timed_out: bool,
     pub elapsed: Duration,
+}
+
+impl Run {
+    /// The lines of `expected` that COM1's output lacks.
+    pub fn missing<'e>(&self, expected: &[&'e str]) -> Vec<&'e str> {
+        expected.iter().copied().filter(|e| !self.output.contains(e)).collect()
+    }
+
+    /// A scenario's verdict on this run: passed when `ok` and the hypervisor did not panic
+    /// (prints the run's time), else an error saying how the run ended, `detail` (what was
+    /// missing or wrong) and COM1's output.
+    pub fn verdict(&self, ok: bool, detail: &str) -> std::result::Result<(), String> {
+        if ok && !self.output.contains("PANIC") {
+            println!("        ({:.1} s under Bochs, GRUB included)", self.elapsed.as_secs_f64());
+            return Ok(());
+        }
+        let why = if self.timed_out { "timed out" } else { "ended" };
+        Err(format!(
+            "Bochs run {why} after {:.1} s; {detail}\n--- COM1 ---\n{}",
+            self.elapsed.as_secs_f64(),
+            self.output
+        ))
+    }
 }
 
 /// Boots `iso` in Bochs until the hypervisor powers off, Bochs exits, or `timeout` passes
@@ -361,17 +379,8 @@ pub fn vmx_probe_scenario() -> std::result::Result<(), String> {
         "[tantalum] memory map: 0x0000100000..",
         END_MARKER,
     ];
-    let missing: Vec<&str> = expected.iter().copied().filter(|e| !run.output.contains(e)).collect();
-    if missing.is_empty() && !run.output.contains("PANIC") {
-        println!("        ({:.1} s under Bochs, GRUB included)", run.elapsed.as_secs_f64());
-        return Ok(());
-    }
-    let why = if run.timed_out { "timed out" } else { "ended" };
-    Err(format!(
-        "Bochs run {why} after {:.1} s; missing: {missing:?}\n--- COM1 ---\n{}",
-        run.elapsed.as_secs_f64(),
-        run.output
-    ))
+    let missing = run.missing(&expected);
+    run.verdict(missing.is_empty(), &format!("missing: {missing:?}"))
 }
 
 /// How many CPUs Bochs needs for `config`: up to the highest one a partition uses (Bochs numbers
@@ -408,18 +417,12 @@ fn system_scenario_on(
     let iso = iso(&built.image, &dir.join("bochs")).map_err(|e| e.0)?;
     let run =
         run_with(&iso, cpus_used(&built.config), megs, Duration::from_secs(240), |_| {}).map_err(|e| e.0)?;
-    let missing: Vec<&str> = expected.iter().copied().filter(|e| !run.output.contains(e)).collect();
+    let missing = run.missing(expected);
     let present: Vec<&str> = forbidden.iter().copied().filter(|f| run.output.contains(f)).collect();
-    if missing.is_empty() && present.is_empty() && !run.output.contains("PANIC") {
-        println!("        ({:.1} s under Bochs, GRUB included)", run.elapsed.as_secs_f64());
-        return Ok(());
-    }
-    let why = if run.timed_out { "timed out" } else { "ended" };
-    Err(format!(
-        "Bochs run {why} after {:.1} s; missing: {missing:?}; present: {present:?}\n--- COM1 ---\n{}",
-        run.elapsed.as_secs_f64(),
-        run.output
-    ))
+    run.verdict(
+        missing.is_empty() && present.is_empty(),
+        &format!("missing: {missing:?}; present: {present:?}"),
+    )
 }
 
 /// configs/x86/x86-two-partitions.dts: the SDK's hello on both CPUs (the second one started by
@@ -552,22 +555,17 @@ pub fn console_focus_scenario() -> std::result::Result<(), String> {
         "[second] got: quit",
         "all partitions have stopped: powering off",
     ];
-    let missing: Vec<&str> = expected.iter().copied().filter(|e| !run.output.contains(e)).collect();
+    let missing = run.missing(&expected);
     let order_ok =
         match (run.output.find("console input -> hypervisor"), run.output.find("[second] got: quit")) {
             (Some(a), Some(b)) => a < b,
             _ => false,
         };
-    if missing.is_empty() && order_ok && !run.output.contains("got: lost") && !run.output.contains("PANIC") {
-        println!("        ({:.1} s under Bochs, GRUB included)", run.elapsed.as_secs_f64());
-        return Ok(());
-    }
-    let why = if run.timed_out { "timed out" } else { "ended" };
-    Err(format!(
-        "Bochs run {why} after {:.1} s; missing: {missing:?}; in order: {order_ok}\n--- COM1 ---\n{}",
-        run.elapsed.as_secs_f64(),
-        run.output
-    ))
+    let lost = run.output.contains("got: lost");
+    run.verdict(
+        missing.is_empty() && order_ok && !lost,
+        &format!("missing: {missing:?}; in order: {order_ok}; lost: {lost}"),
+    )
 }
 
 /// configs/x86/x86-smp.dts: a partition's second vCPU by PSCI CPU_ON over VMCALL: started with

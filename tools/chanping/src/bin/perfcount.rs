@@ -12,6 +12,10 @@
 use core::arch::{asm, global_asm};
 use core::fmt::Write;
 
+#[path = "../linux_rt.rs"]
+mod linux_rt;
+use linux_rt::{exit, syscall, Out};
+
 global_asm!(
     r#"
 .section .text.start, "ax"
@@ -21,20 +25,8 @@ _start:
 "#
 );
 
-fn syscall(nr: u64, a: [u64; 5]) -> i64 {
-    let ret: i64;
-    // SAFETY: a Linux system call: the kernel reads only the arguments it documents.
-    unsafe {
-        asm!("svc #0", in("x8") nr, inlateout("x0") a[0] as i64 => ret, in("x1") a[1], in("x2") a[2],
-             in("x3") a[3], in("x4") a[4], options(nostack));
-    }
-    ret
-}
-
 const SYS_IOCTL: u64 = 29;
 const SYS_READ: u64 = 63;
-const SYS_WRITE: u64 = 64;
-const SYS_EXIT_GROUP: u64 = 94;
 const SYS_PERF_EVENT_OPEN: u64 = 241;
 const PERF_EVENT_IOC_ENABLE: u64 = 0x2400;
 const PERF_EVENT_IOC_DISABLE: u64 = 0x2401;
@@ -68,20 +60,6 @@ struct Attr {
     read_format: u64,
     flags: u64,
     rest: [u64; 10],
-}
-
-struct Out;
-impl Write for Out {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        syscall(SYS_WRITE, [1, s.as_ptr() as u64, s.len() as u64, 0, 0]);
-        Ok(())
-    }
-}
-
-fn exit(code: u64) -> ! {
-    loop {
-        syscall(SYS_EXIT_GROUP, [code, 0, 0, 0, 0]);
-    }
 }
 
 #[unsafe(no_mangle)]

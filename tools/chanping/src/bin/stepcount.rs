@@ -17,7 +17,7 @@
 #![no_std]
 #![no_main]
 
-use core::arch::{asm, global_asm};
+use core::arch::global_asm;
 use core::fmt::Write;
 use core::sync::atomic::AtomicU64;
 
@@ -25,6 +25,10 @@ use core::sync::atomic::AtomicU64;
 const LOOP: u64 = 5;
 /// The adds before the loop.
 const ADDS: u64 = 8;
+
+#[path = "../linux_rt.rs"]
+mod linux_rt;
+use linux_rt::{exit, syscall, Out};
 
 global_asm!(
     r#"
@@ -85,18 +89,6 @@ unsafe extern "C" {
 /// The variable the sequence stores to (the watchpoint's target).
 static WATCHED: AtomicU64 = AtomicU64::new(u64::MAX);
 
-fn syscall(nr: u64, a: [u64; 5]) -> i64 {
-    let ret: i64;
-    // SAFETY: a Linux system call: the kernel reads and writes only what its arguments describe.
-    unsafe {
-        asm!("svc #0", in("x8") nr, inlateout("x0") a[0] as i64 => ret, in("x1") a[1], in("x2") a[2],
-             in("x3") a[3], in("x4") a[4], options(nostack));
-    }
-    ret
-}
-
-const SYS_WRITE: u64 = 64;
-const SYS_EXIT_GROUP: u64 = 94;
 const SYS_PTRACE: u64 = 117;
 const SYS_KILL: u64 = 129;
 const SYS_CLONE: u64 = 220;
@@ -121,20 +113,6 @@ const TRAP_HWBKPT: i32 = 4;
 const BREAK_CTRL: u32 = (0xf << 5) | (2 << 1) | 1;
 /// Watchpoint control: enabled, EL0, store, 8 bytes.
 const WATCH_CTRL: u32 = (0xff << 5) | (2 << 3) | (2 << 1) | 1;
-
-struct Out;
-impl Write for Out {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        syscall(SYS_WRITE, [1, s.as_ptr() as u64, s.len() as u64, 0, 0]);
-        Ok(())
-    }
-}
-
-fn exit(code: u64) -> ! {
-    loop {
-        syscall(SYS_EXIT_GROUP, [code, 0, 0, 0, 0]);
-    }
-}
 
 /// `struct iovec`, as `PTRACE_GETREGSET`/`SETREGSET` take it.
 #[repr(C)]
