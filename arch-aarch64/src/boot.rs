@@ -340,13 +340,12 @@ guest_dabt_entry:
 // The hvc fast path (x0, x1 already saved at [sp]).
 guest_hvc_entry:
     ldr     x0, [sp, #0]
-    // Tantalum's own calls but HYP_VERSION change or read state: the full path at once too.
+    // Tantalum's own calls but HYP_VERSION change or read state: below.
     movz    x1, #({vendor_first} >> 16), lsl #16
     add     x1, x1, #({vendor_first} & 0xffff)
     sub     x1, x0, x1
     cmp     x1, #({vendor_last} - {vendor_first})
-    mov     x1, #0                  // kind: sync
-    b.ls    guest_exit_entry
+    b.ls    guest_vendor_call
     SAVE_CALL_CLOBBERED
     bl      guest_fast_call         // x0 = the function; returns x0 = value, x1 = answered
     cbz     x1, 1f
@@ -364,6 +363,23 @@ guest_sync_full:
     mov     x1, #0                  // kind: sync
     bl      guest_exit
     b       guest_resume
+
+// Tantalum's calls after HYP_VERSION (x1 = the function - HYP_PARTITION_INFO): HYP_CHANNEL_NOTIFY
+// is rung by vcpu::guest_fast_notify with only the registers a call clobbers saved (it writes
+// the answer to x0's slot, or returns 0 having changed nothing: the full path); the others take
+// the full path at once.
+guest_vendor_call:
+    cmp     x1, #({channel_notify} - {vendor_first})
+    mov     x1, #0                  // kind: sync
+    b.ne    guest_exit_entry
+    SAVE_CALL_CLOBBERED
+    mov     x0, sp
+    bl      guest_fast_notify       // x0 = 1: rung, the answer in the frame; 0: the full path
+    cbz     x0, guest_sync_full
+    RESTORE_CALL_CLOBBERED
+    ldp     x0, x1, [sp, #0]
+    add     sp, sp, #{frame}
+    eret
 
 // The interrupt fast path (x0, x1 already saved at [sp]): vcpu::guest_fast_interrupt takes one
 // physical interrupt and, for the common ones (the vCPU's timer or PMU, its passed-through SPI,
@@ -468,6 +484,7 @@ enter_guest:
     acknowledged_shift = const crate::vcpu::ACKNOWLEDGED_SHIFT,
     vendor_first = const tantalum_core::hypercall::HYP_VERSION + 1,
     vendor_last = const tantalum_core::hypercall::HYP_PARTITION_STATE,
+    channel_notify = const tantalum_core::hypercall::HYP_CHANNEL_NOTIFY,
 );
 
 /// A guest's general-purpose registers and return state, as the vectors save them.

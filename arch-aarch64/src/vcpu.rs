@@ -390,9 +390,14 @@ impl CpuServices<'_> {
 
     /// Makes `intid` pending for `vcpu` of `p` and wakes its CPU.
     fn raise(&self, p: &Partition, vcpu: usize, intid: u32) {
-        if !p.vgic.lock().set_pending(vcpu, intid) {
-            return;
+        if p.vgic.lock().set_pending(vcpu, intid) {
+            self.wake(p, vcpu);
         }
+    }
+
+    /// After a raise that `vcpu` of `p` must look at (`VirtualGic::set_pending` said so): its
+    /// hint, and a kick to its CPU if the partition runs.
+    fn wake(&self, p: &Partition, vcpu: usize) {
         p.irq_hints[vcpu].store(true, Ordering::Release);
         if p.status() == Status::Running {
             kick_vcpu(self.system, p, vcpu, self.here.cpu);
@@ -478,8 +483,15 @@ impl Services for CpuServices<'_> {
 
     fn notify(&mut self, target: PartitionId, intid: u32) {
         let Some(t) = self.system.partitions.get(usize::from(target)) else { return };
-        let vcpu = t.vgic.lock().spi_target(intid);
-        self.raise(t, vcpu, intid);
+        // The target vCPU and the raise under one lock of the target's virtual GIC.
+        let (vcpu, news) = {
+            let mut vgic = t.vgic.lock();
+            let vcpu = vgic.spi_target(intid);
+            (vcpu, vgic.set_pending(vcpu, intid))
+        };
+        if news {
+            self.wake(t, vcpu);
+        }
     }
 
     fn send_ipi(&mut self, targets: VcpuSet, intid: u32) {
@@ -851,6 +863,39 @@ extern "C" fn guest_fast_call(function: u64) -> FastAnswer {
         return FULL_PATH;
     }
     FastAnswer { value, answered: 1 }
+}
+
+/// Called by the vectors for an `hvc #0` with HYP_CHANNEL_NOTIFY in x0, with only x0..x18 and
+/// x30 saved in `frame` (x19..x29 are still the guest's): rings the doorbells as [`guest_exit`]
+/// would, without the `Exit` and `Outcome` round trip and the whole frame. Core decides the
+/// notify (`partition::channel_notify_at_once`, the code `handle_exit` runs: the caller's
+/// channels, its peers' doorbells) and [`CpuServices::notify`] raises it (the target's virtual
+/// GIC, the doorbell-flood watch of issue 11, the kick). Before that, the checks `guest_exit`
+/// makes first: a partition stopped or restarting since this vCPU entered (its generation), or
+/// a DMA fault waiting, takes the full path having changed nothing (returns 0); after it, the
+/// tail of an `Outcome::Return` (virtual interrupts loaded when hinted, `resample_before_taken`).
+/// Returns 1 with the answer in `frame.x[0]`: the vectors restore x0..x18 and x30 and return.
+#[unsafe(no_mangle)]
+extern "C" fn guest_fast_notify(frame: &mut GuestFrame) -> u64 {
+    let here = Here::load();
+    if !FAST_PATH.current(here.cpu) {
+        return 0;
+    }
+    let system = system::get();
+    let x = &frame.x;
+    let args = [x[1], x[2], x[3], x[4], x[5], x[6]];
+    let mut services = CpuServices { system, here };
+    let id = here.id as PartitionId;
+    let Some(value) = partition::channel_notify_at_once(&system.config, id, x[0], &args, &mut services)
+    else {
+        return 0;
+    };
+    frame.x[0] = value;
+    let p = &system.partitions[here.id];
+    // HVC reports the next instruction in ELR_EL2: no PC to advance.
+    let loaded_hw = load_interrupts(p, here.vcpu, false);
+    resample_before_taken(p, here.vcpu, (SPSR_EL2.get(), ELR_EL2.get()), loaded_hw);
+    1
 }
 
 /// Called by the IRQ vector before it saves the whole frame (only what a call clobbers): takes

@@ -121,7 +121,8 @@ impl Call {
 /// implement. `None` for every other call (those go through [`crate::partition::handle_exit`]).
 /// The arch may answer these on its fast path; a host test checks that `handle_exit` gives the
 /// same answer. (The functions after `HYP_VERSION` up to [`HYP_PARTITION_STATE`] are never
-/// answered here: the aarch64 vectors send them to the full path without asking.)
+/// answered here: the aarch64 vectors send them to the full path without asking, but
+/// HYP_CHANNEL_NOTIFY to its own fast path, [`crate::partition::channel_notify_at_once`].)
 pub fn answered_at_once(function: u64) -> Option<u64> {
     match function {
         HYP_VERSION => Some(ABI_VERSION),

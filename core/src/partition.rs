@@ -309,22 +309,45 @@ fn port_io(
     }
 }
 
-/// Rings the peer's doorbell on the caller's channel number `channel`.
-fn channel_notify(
+/// Rings the peer's doorbell on the caller's channel number `channel` (only a channel partition
+/// `id` is an endpoint of); returns the caller's x0: 0, or INVALID_PARAMETERS for a channel it
+/// does not have.
+fn channel_notify<S: Services + ?Sized>(
     system: &SystemConfig,
     id: PartitionId,
     channel: u64,
-    services: &mut dyn Services,
-) -> Outcome {
+    services: &mut S,
+) -> u64 {
     let Some(c) = usize::try_from(channel).ok().and_then(|n| system.endpoint_channels(id).nth(n)) else {
-        return Outcome::status(Status::InvalidParameters);
+        return Status::InvalidParameters.to_reg();
     };
     for &peer in c.endpoints.iter().filter(|&&e| e != id) {
         if let Some(local) = system.endpoint_channels(peer).position(|pc| pc.id == c.id) {
             services.notify(peer, vplatform::doorbell_intid(local));
         }
     }
-    Outcome::ret(0)
+    0
+}
+
+/// A hypercall of partition `id` that is `HYP_CHANNEL_NOTIFY`: rings the doorbells as
+/// [`handle_exit`] does (the same code: channel ownership, the peers' local doorbells, through
+/// `services`) and returns the value it answers in the caller's x0, the only register it
+/// changes. `None`, having done nothing, for any other call or an unknown partition: those go
+/// through [`handle_exit`]. An arch calls this on a fast path that skips the `Exit` and
+/// [`Outcome`] round trip; it must still make the checks it makes before `handle_exit` (the
+/// partition stopped or restarting, a DMA fault waiting) and the tail it makes after an
+/// [`Outcome::Return`] (virtual interrupts to load). Generic, so that the arch's services are
+/// called directly there.
+pub fn channel_notify_at_once<S: Services + ?Sized>(
+    system: &SystemConfig,
+    id: PartitionId,
+    function: u64,
+    args: &[u64; 6],
+    services: &mut S,
+) -> Option<u64> {
+    let Some(Call::ChannelNotify { channel }) = Call::decode(function, args) else { return None };
+    system.partitions.get(usize::from(id))?;
+    Some(channel_notify(system, id, channel, services))
 }
 
 fn handle_call(
@@ -352,7 +375,9 @@ fn handle_call(
             Outcome::ret(0)
         }
         Call::Exit { code } => Outcome::Stop(StopReason::Exited { code }),
-        Call::ChannelNotify { channel } => channel_notify(system, partition.id, channel, services),
+        Call::ChannelNotify { channel } => {
+            Outcome::ret(channel_notify(system, partition.id, channel, services))
+        }
         Call::PartitionState { id } => match PartitionId::try_from(id) {
             Ok(id) if usize::from(id) < system.partitions.len() => {
                 Outcome::ret(u64::from(services.partition_running(id)))

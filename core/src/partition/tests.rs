@@ -327,6 +327,61 @@ fn channel_notify_rings_the_peer() {
     }
 }
 
+/// The arch's notify fast path decides as the exit path: for every caller (a partition with
+/// one channel, with two, with one shared by three endpoints; one that does not exist), every
+/// call near the vendor range and every channel number (hostile ones included),
+/// [`channel_notify_at_once`] either declines having done nothing (any call but
+/// HYP_CHANNEL_NOTIFY, an unknown partition) or rings exactly the doorbells `handle_exit` rings
+/// and answers what it answers, in x0 alone.
+#[test]
+fn channel_notify_at_once_decides_as_handle_exit() {
+    let p = partition(FaultPolicy::Stop);
+    let mut sys = system(&p);
+    let third = PartitionConfig { id: 2, name: String::from("third"), cpus: vec![3], ..p.clone() };
+    sys.partitions.push(third);
+    let channel = |id: usize, endpoints: Vec<PartitionId>| ChannelConfig {
+        id,
+        name: alloc::format!("c{id}"),
+        path: alloc::format!("/hypervisor/channels/c{id}"),
+        guest: vec![GuestPhys(0x4800_0000); endpoints.len()],
+        endpoints,
+        memory: HostRange::new(HostPhys(0x4800_0000 + 0x1_0000 * id as u64), 0x1_0000),
+        writer: None,
+    };
+    sys.channels.push(channel(1, vec![1, 2]));
+    sys.channels.push(channel(2, vec![2, 0, 1]));
+    sys.channels.push(channel(3, vec![0, 2]));
+    let mut functions = vec![0, u64::MAX, psci::VERSION, VENDOR_HYP_BASE + 0xff];
+    functions.extend((0..16).map(|n| VENDOR_HYP_BASE + n));
+    let channels = [0, 1, 2, 3, 4, 5, 0xff, 1 << 32, u64::MAX, u64::MAX - 1];
+    let state = PartitionState { restarts: 1 };
+    let mut rung = 0;
+    for id in 0..4 as PartitionId {
+        for &function in &functions {
+            for &c in &channels {
+                let args = [c, 7, 8, 9, 10, 11];
+                let mut fast = Fake::default();
+                let answer = channel_notify_at_once(&sys, id, function, &args, &mut fast);
+                let Some(value) = answer else {
+                    let known = usize::from(id) < sys.partitions.len();
+                    assert!(function != HYP_CHANNEL_NOTIFY || !known, "{id} {function:#x} {c:#x}");
+                    assert!(fast.notified.is_empty(), "declined having done nothing");
+                    continue;
+                };
+                assert_eq!(function, HYP_CHANNEL_NOTIFY);
+                let mut slow = Fake::default();
+                let outcome = handle_exit(&sys, id, &state, hvc(function, args), &mut slow);
+                assert_eq!(outcome, Outcome::ret(value), "partition {id}, channel {c:#x}");
+                assert_eq!(fast.notified, slow.notified, "partition {id}, channel {c:#x}");
+                assert!(fast.console.is_empty() && fast.gic.is_empty() && fast.ipis.is_empty());
+                rung += fast.notified.len();
+            }
+        }
+    }
+    // Partition 0's channels 0..3, 1's 0..3, 2's 0..3: a doorbell per peer each.
+    assert_eq!(rung, (1 + 2 + 1) + (1 + 1 + 2) + (2 + 1 + 1));
+}
+
 #[test]
 fn cpu_on_off_and_state() {
     let p = partition(FaultPolicy::Stop);

@@ -119,7 +119,8 @@ fn main() {
 // the MMIO fast path), the distributor's address in the word at x0 first; `racer_sleep` writes
 // x0 to the word at x0 once and sleeps in WFI for good (only an interrupt, the reset's kick,
 // takes it out of the guest: the vectors' interrupt fast path must see the restart);
-// `racer_reset` asks for SYSTEM_RESET.
+// `racer_notify_spin` does the same with HYP_CHANNEL_NOTIFY(0) between its writes (rung on the
+// vectors' notify fast path); `racer_reset` asks for SYSTEM_RESET.
 core::arch::global_asm!(
     ".global racer_spin",
     "racer_spin:",
@@ -139,6 +140,16 @@ core::arch::global_asm!(
     "ldr w11, [x10, #4]",
     "ldr w11, [x10, #0x104]",
     "b 1b",
+    ".global racer_notify_spin",
+    "racer_notify_spin:",
+    "mov x9, x0",
+    "1: str x9, [x9]",
+    "dsb sy",
+    "movz x0, #0x0007",
+    "movk x0, #0xC600, lsl #16",
+    "mov x1, #0",
+    "hvc #0",
+    "b 1b",
     ".global racer_sleep",
     "racer_sleep:",
     "str x0, [x0]",
@@ -156,6 +167,7 @@ core::arch::global_asm!(
 unsafe extern "C" {
     fn racer_spin();
     fn racer_mmio_spin();
+    fn racer_notify_spin();
     fn racer_sleep();
     fn racer_reset();
 }
@@ -163,6 +175,11 @@ unsafe extern "C" {
 /// Starts vCPU 1 at `entry` with x0 = `context` (PSCI CPU_ON); returns PSCI's status.
 fn cpu_on(entry: unsafe extern "C" fn(), context: u64) -> i64 {
     hvc(psci::CPU_ON_64, [1, entry as usize as u64, context, 0, 0, 0])[0] as i64
+}
+
+/// HYP_CHANNEL_NOTIFY on this partition's channel `channel`; returns the status.
+fn notify(channel: u64) -> i64 {
+    hvc(tantalum_guest::hypercall::HYP_CHANNEL_NOTIFY, [channel, 0, 0, 0, 0, 0])[0] as i64
 }
 
 fn word(offset: u64) -> *mut u64 {
@@ -179,7 +196,10 @@ fn word(offset: u64) -> *mut u64 {
 /// 3. Both vCPUs ask for SYSTEM_RESET at once: exactly one restart follows.
 /// 4. SYSTEM_RESET while vCPU 1 sleeps in WFI: it leaves the guest through its kick, an
 ///    interrupt exit, or the restart gives up ("cannot restart") and stops the partition.
-/// 5. Done.
+/// 5. Its doorbell to `bystander` answers HYP_CHANNEL_NOTIFY (its only channel: 0; channel 1 is
+///    refused); then SYSTEM_RESET with vCPU 1 spinning on doorbell notifies (the notify fast
+///    path): boot 6 finds the memory fresh only if it left the guest.
+/// 6. Done.
 fn racer(boot: u64) {
     use tantalum_guest::wait_ns;
     let spun = MARKED[3];
@@ -248,6 +268,22 @@ fn racer(boot: u64) {
             // SAFETY: a marked word of this partition's own memory (see MARKED).
             while unsafe { read_volatile(c) } != c as u64 && tantalum_guest::time::now() < deadline {}
             println!("CPU_ON vCPU 1: {status}; it sleeps in WFI; resetting");
+            hvc(psci::SYSTEM_RESET, [0; 6]);
+            println!("BREACH: SYSTEM_RESET returned");
+        }
+        5 => {
+            let (ours, other) = (notify(0), notify(1));
+            let spun = word(MARKED[3]);
+            let status = cpu_on(racer_notify_spin, spun as u64);
+            wait_ns(20_000_000);
+            // SAFETY: a word of this partition's own memory (see MARKED).
+            let spinning = unsafe { read_volatile(spun) } == spun as u64;
+            match (ours, other, spinning) {
+                (0, -2, true) => println!("vCPU 1 spins on doorbell notifies; resetting"),
+                _ => {
+                    println!("BREACH: notify {ours}, {other}; vCPU 1 (CPU_ON {status}) spinning: {spinning}")
+                }
+            }
             hvc(psci::SYSTEM_RESET, [0; 6]);
             println!("BREACH: SYSTEM_RESET returned");
         }
