@@ -483,7 +483,7 @@ enter_guest:
     dabt_lower = const tantalum_aarch64::esr::ec::DABT_LOWER,
     acknowledged_shift = const crate::vcpu::ACKNOWLEDGED_SHIFT,
     vendor_first = const tantalum_core::hypercall::HYP_VERSION + 1,
-    vendor_last = const tantalum_core::hypercall::HYP_PARTITION_STATE,
+    vendor_last = const tantalum_core::hypercall::HYP_LAST,
     channel_notify = const tantalum_core::hypercall::HYP_CHANNEL_NOTIFY,
 );
 

@@ -244,7 +244,7 @@ mod tests {
         fn notify(&mut self, _: tantalum_core::config::PartitionId, _: u32) {
             unreachable!()
         }
-        fn send_ipi(&mut self, _: VcpuSet, _: u32) {
+        fn send_ipi(&mut self, _: VcpuSet, _: u32) -> bool {
             unreachable!()
         }
         fn cpu_on(&mut self, _: usize, _: GuestPhys, _: u64) -> tantalum_core::hypercall::Status {
@@ -315,6 +315,8 @@ mod tests {
             h::HYP_EXIT,
             h::HYP_CHANNEL_NOTIFY,
             h::HYP_PARTITION_STATE,
+            h::HYP_SEND_IPI,
+            h::HYP_INTERRUPT_TARGET,
             h::HYP_YIELD,
         ];
         for f in slow {

@@ -494,11 +494,16 @@ impl Services for CpuServices<'_> {
         }
     }
 
-    fn send_ipi(&mut self, targets: VcpuSet, intid: u32) {
+    fn send_ipi(&mut self, targets: VcpuSet, intid: u32) -> bool {
+        // IPIs are SGIs (what `ICC_SGI1R_EL1` decodes to; `HYP_SEND_IPI` may name anything).
+        if intid >= 16 {
+            return false;
+        }
         let p = self.partition();
         for vcpu in targets.iter().take_while(|&v| v < p.vcpus.len()) {
             self.raise(p, vcpu, intid);
         }
+        true
     }
 
     fn cpu_on(&mut self, vcpu: usize, entry: GuestPhys, context: u64) -> PsciStatus {

@@ -1,5 +1,6 @@
-//! Interrupt vectors pending for a vCPU (doorbells), set by any CPU and taken by the one that
-//! runs the vCPU, which injects them at VM entry (docs/x86.md, "Doorbells").
+//! Interrupt vectors pending for a vCPU (doorbells, IPIs from its partition's other vCPUs, a PC
+//! guest's PIC interrupts), set by any CPU and taken by the one that runs the vCPU, which
+//! injects them at VM entry (docs/x86.md, "Doorbells and IPIs").
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -43,6 +44,12 @@ impl PendingVectors {
         self.0[usize::from(vector / 64)].fetch_and(!(1 << (vector % 64)), Ordering::AcqRel);
     }
 
+    /// Takes `vector` if it is pending; whether it was (so exactly one caller moves it).
+    pub fn remove(&self, vector: u8) -> bool {
+        let bit = 1 << (vector % 64);
+        self.0[usize::from(vector / 64)].fetch_and(!bit, Ordering::AcqRel) & bit != 0
+    }
+
     pub fn any(&self) -> bool {
         self.first().is_some()
     }
@@ -74,6 +81,8 @@ mod tests {
         assert_eq!(p.first(), Some(97));
         p.take(97);
         assert_eq!(p.first(), Some(200));
+        assert!(p.remove(200) && !p.remove(200) && !p.remove(96));
+        assert!(p.set(200));
         p.clear();
         assert!(!p.any());
         assert!(p.set(255) && p.first() == Some(255));

@@ -98,7 +98,9 @@ impl Services for ProbeServices {
         0
     }
     fn notify(&mut self, _target: PartitionId, _intid: u32) {}
-    fn send_ipi(&mut self, _targets: VcpuSet, _intid: u32) {}
+    fn send_ipi(&mut self, _targets: VcpuSet, _intid: u32) -> bool {
+        false
+    }
     fn cpu_on(&mut self, _vcpu: usize, _entry: GuestPhys, _context: u64) -> Status {
         Status::InvalidParameters
     }

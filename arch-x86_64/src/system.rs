@@ -14,6 +14,7 @@ use tantalum_core::bootimage::{check_x86_partition_image, ImageProblem};
 use tantalum_core::channel::layout::{channel_layout, LayoutError};
 use tantalum_core::config::{Blob, PartitionConfig, SystemConfig, GUEST_DTB_RESERVE};
 use tantalum_core::console::LineBuffer;
+use tantalum_core::partition::doorbell_targets::DoorbellTargets;
 use tantalum_core::partition::power::{Power, VcpuSlot};
 use tantalum_core::stage2::{MapAttrs, Mappings, Stage2};
 use tantalum_x86_64::ept::{self, EptFormat};
@@ -88,8 +89,11 @@ pub struct Partition {
     pub console: Mutex<LineBuffer>,
     pub restarts: AtomicU32,
     pub stopped: AtomicBool,
-    /// Doorbells rung for its vCPU 0 and not yet injected (vector = the doorbell's INTID).
-    pub doorbells: PendingVectors,
+    /// Per vCPU, the events pending for it and not yet injected: doorbells (vector = the
+    /// doorbell's INTID), IPIs from its other vCPUs, a PC guest's PIC interrupts (vCPU 0).
+    pub pending: Vec<PendingVectors>,
+    /// Which vCPU each doorbell goes to (`HYP_INTERRUPT_TARGET`; vCPU 0 until set).
+    pub doorbell_targets: DoorbellTargets,
     /// Its I/O bitmaps: its devices' ports pass through, every other port exits.
     pub io_bitmaps: HostPhys,
     /// Its virtual 16550 (`virtual-uart;`), at COM1 in its port space.
@@ -234,7 +238,8 @@ pub fn init(config: SystemConfig, payload: &'static [u8], map_ram: HostRange) ->
             console: Mutex::new(LineBuffer::new()),
             restarts: AtomicU32::new(0),
             stopped: AtomicBool::new(false),
-            doorbells: PendingVectors::new(),
+            pending: p.cpus.iter().map(|_| PendingVectors::new()).collect(),
+            doorbell_targets: DoorbellTargets::new(),
             io_bitmaps,
             vuart: Mutex::new(VirtualUart16550::new()),
             vcpus: p.cpus.iter().map(|_| VcpuSlot::new()).collect(),
@@ -279,7 +284,10 @@ impl System {
     /// entry state).
     pub fn load(&self, id: usize) -> Result<BootArea, LoadError> {
         let p: &PartitionConfig = &self.config.partitions[id];
-        self.partitions[id].doorbells.clear();
+        for pending in &self.partitions[id].pending {
+            pending.clear();
+        }
+        self.partitions[id].doorbell_targets.reset();
         *self.partitions[id].vuart.lock() = VirtualUart16550::new();
         *self.partitions[id].pic.lock() = MasterPic::new();
         let image_blob = p.image.as_ref().ok_or(LoadError::OutOfBounds { what: "image" })?;
@@ -373,6 +381,12 @@ impl System {
     pub fn boot_area(&self, id: usize) -> Option<BootArea> {
         let dtb = self.config.partitions[id].guest_dtb_address()?;
         Some(BootArea { base: dtb.0.checked_sub(BOOT_AREA_SIZE)? })
+    }
+
+    /// The local APIC ID of the CPU that runs vCPU `vcpu` of partition `id`.
+    pub fn apic_id(&self, id: usize, vcpu: usize) -> Option<u32> {
+        let cpu = *self.config.partitions.get(id)?.cpus.get(vcpu)?;
+        Some(self.config.board.cpus.get(cpu)?.hwid as u32)
     }
 
     /// The local APIC IDs of partition `id`'s CPUs, vCPU 0 first.

@@ -12,7 +12,7 @@ use tantalum_core::hypercall::Status;
 use tantalum_core::partition::power::Power;
 use tantalum_core::partition::{self, handle_exit, Fault, Outcome, PartitionState, Report, Services};
 use tantalum_core::vgic::{self, Frame};
-use tantalum_x86_64::pending::PendingVectors;
+use tantalum_x86_64::pending::{PendingVectors, FIRST_VECTOR};
 use tantalum_x86_64::pic;
 use tantalum_x86_64::timer::{Timer, TIMER_VECTOR};
 use tantalum_x86_64::vmcs;
@@ -57,10 +57,10 @@ impl Here {
     fn ended(&self, system: &System) -> bool {
         system.partitions[self.id].generation.load(Ordering::Acquire) != self.generation
     }
-    /// Whether the vCPU should leave the guest or its wait: a doorbell (vCPU 0 takes them)
-    /// or the run's end.
+    /// Whether the vCPU should leave the guest or its wait: an event pending for it (a
+    /// doorbell, an IPI) or the run's end.
     fn woken(&self, system: &System) -> bool {
-        (self.vcpu == 0 && system.partitions[self.id].doorbells.any()) || self.ended(system)
+        system.partitions[self.id].pending[self.vcpu].any() || self.ended(system)
     }
 }
 
@@ -72,6 +72,22 @@ struct VcpuServices<'a> {
 }
 
 struct Sink;
+
+/// Makes `vector` pending for vCPU `vcpu` of partition `id` and, unless that is the calling vCPU
+/// (`here`, which injects it at its next entry), kicks the CPU that runs it: an IPI that makes
+/// it leave its guest (external-interrupt exit) or, if it is in the hypervisor, exit at once at
+/// its next entry (the host runs with interrupts masked, so the kick waits in its local APIC);
+/// a CPU waiting in HLT or `HYP_WAIT` sees the pending vector itself. The vector is set before
+/// the kick, so the CPU's next look at the set finds it.
+fn raise(system: &System, here: Here, id: usize, vcpu: usize, vector: u32) {
+    let Some(set) = system.partitions.get(id).and_then(|p| p.pending.get(vcpu)) else { return };
+    if !set.set(vector) || (id == here.id && vcpu == here.vcpu) {
+        return;
+    }
+    if let Some(apic) = system.apic_id(id, vcpu) {
+        crate::smp::kick(apic);
+    }
+}
 
 impl LineSink for Sink {
     fn write_line(&mut self, prefix: &str, text: &[u8]) {
@@ -102,15 +118,30 @@ impl Services for VcpuServices<'_> {
     fn notify(&mut self, target: PartitionId, intid: u32) {
         let t = usize::from(target);
         let Some(peer) = self.system.partitions.get(t) else { return };
-        // The doorbell's INTID is the vector (docs/x86.md, "Doorbells").
-        if peer.doorbells.set(intid) {
-            let cpu = self.system.config.partitions[t].cpus.first().copied();
-            if let Some(c) = cpu.and_then(|c| self.system.config.board.cpus.get(c)) {
-                crate::smp::kick(c.hwid as u32);
+        // The doorbell's INTID is the vector, to the vCPU the peer routed it to (docs/x86.md,
+        // "Doorbells and IPIs").
+        raise(self.system, self.here, t, peer.doorbell_targets.of(intid), intid);
+    }
+    fn send_ipi(&mut self, targets: VcpuSet, intid: u32) -> bool {
+        // An IPI is an interrupt vector (0..31 are the CPU's exceptions); core checked the targets.
+        if !(FIRST_VECTOR..256).contains(&intid) {
+            return false;
+        }
+        for vcpu in targets.iter() {
+            raise(self.system, self.here, self.here.id, vcpu, intid);
+        }
+        true
+    }
+    fn route_doorbell(&mut self, intid: u32, vcpu: usize) -> bool {
+        let me = &self.system.partitions[self.here.id];
+        // Pending on the vCPU it went to before: it moves along (taken there at most once).
+        if let Some(before) = me.doorbell_targets.set(intid, vcpu) {
+            if before != vcpu && me.pending.get(before).is_some_and(|p| p.remove(intid as u8)) {
+                raise(self.system, self.here, self.here.id, vcpu, intid);
             }
         }
+        true
     }
-    fn send_ipi(&mut self, _targets: VcpuSet, _intid: u32) {}
     fn cpu_on(&mut self, vcpu: usize, entry: GuestPhys, context: u64) -> Status {
         // The target's CPU polls its slot in the hypervisor (`run_secondary`): no kick needed.
         let Some(slot) = self.system.partitions[self.here.id].vcpus.get(vcpu) else {
@@ -250,10 +281,10 @@ fn pc_guest_before(
 /// guest's master PIC), if up, pends the vector the guest programmed for it.
 #[cold]
 #[inline(never)]
-fn pc_guest_uart_line(me: &system::Partition, doorbells: &PendingVectors) {
+fn pc_guest_uart_line(me: &system::Partition, pending: &PendingVectors) {
     if me.vuart.lock().line() {
         if let Some(vector) = me.pic.lock().vector(VIRTUAL_UART_IRQ) {
-            doorbells.set(vector.into());
+            pending.set(vector.into());
         }
     }
 }
@@ -297,7 +328,7 @@ fn skip(next: u64) -> Result<(), VmxError> {
     Ok(())
 }
 
-/// Before an entry: injects the lowest pending vector (doorbells, the vCPU's timer) if the guest takes interrupts now
+/// Before an entry: injects the lowest pending vector (doorbells, IPIs, the vCPU's timer) if the guest takes interrupts now
 /// (RFLAGS.IF set, no STI/MOV SS shadow); otherwise asks for an exit as soon as it does
 /// (interrupt-window exiting), and for no such exit when nothing is pending.
 /// A #GP(0) to deliver (`fault`) goes first: what is pending then waits for the window.
@@ -458,9 +489,8 @@ fn enter(system: &System, cpu: usize, revision: u32, here: Here, start: Start) -
     }
     let mut services = VcpuServices { system, here, timer: Timer::default() };
     let state = PartitionState { restarts: me.restarts.load(Ordering::Acquire) };
-    // Doorbells are vCPU 0's (docs/x86.md).
-    let none = PendingVectors::new();
-    let doorbells = if here.vcpu == 0 { &me.doorbells } else { &none };
+    // Doorbells routed to this vCPU and IPIs to it (docs/x86.md).
+    let pending = &me.pending[here.vcpu];
     let mut timer = Timer::default();
     let fired = PendingVectors::new();
     let mut tick = vmx::TICK_NS;
@@ -482,7 +512,7 @@ fn enter(system: &System, cpu: usize, revision: u32, here: Here, start: Start) -
             vmx::set_preemption_timer(wanted)?;
             tick = wanted;
         }
-        inject([doorbells, &fired], &mut controls, core::mem::take(&mut fault))?;
+        inject([pending, &fired], &mut controls, core::mem::take(&mut fault))?;
         vmx::run(&mut regs, launched)?;
         launched = true;
         let reason = vmread(vmcs::EXIT_REASON) as u32;
@@ -501,7 +531,7 @@ fn enter(system: &System, cpu: usize, revision: u32, here: Here, start: Start) -
             // interrupts (with the vectors it programmed) are the guest's.
             let vector = vmread(vmcs::EXIT_INTERRUPTION_INFO) as u32 & 0xff;
             if me.pc_guest && here.vcpu == 0 && vector != crate::smp::KICK_VECTOR {
-                doorbells.set(vector);
+                pending.set(vector);
             }
         }
         if here.ended(system) {
@@ -564,10 +594,12 @@ fn enter(system: &System, cpu: usize, revision: u32, here: Here, start: Start) -
             // A PC guest's wake-ups come from its PIC, which only an entry lets in: it resumes
             // at once (its idle loop halts again).
         } else if halted {
-            // HLT: the vCPU sleeps until a doorbell is pending, as a CPU halts until an
+            // HLT: the vCPU sleeps until a doorbell or IPI is pending, as a CPU halts until an
             // interrupt (with interrupts masked, for good: the CPU is the partition's alone),
             // or the run ends. No timeout, so the doorbell scenario fails if delivery does.
-            while !here.woken(system) && !timer.due(crate::tsc::now()) {
+            // A timer interrupt that fired while the guest masked interrupts (waiting for its
+            // window) wakes it as well: `sti; hlt` opens the window only after the HLT.
+            while !here.woken(system) && !fired.any() && !timer.due(crate::tsc::now()) {
                 crate::input::poll(system);
                 core::hint::spin_loop();
             }
@@ -588,7 +620,7 @@ fn enter(system: &System, cpu: usize, revision: u32, here: Here, start: Start) -
             outcome => outcome,
         };
         if me.pc_guest && matches!(exit, Exit::PortIo { .. }) {
-            pc_guest_uart_line(me, doorbells);
+            pc_guest_uart_line(me, pending);
         }
         match outcome {
             // An external interrupt or an opened interrupt window interrupted no instruction.

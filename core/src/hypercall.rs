@@ -32,6 +32,21 @@ pub const HYP_CHANNEL_NOTIFY: u64 = VENDOR_HYP_BASE + 7;
 /// for an id that does not exist. Lets a health-monitor partition watch the others.
 pub const HYP_PARTITION_STATE: u64 = VENDOR_HYP_BASE + 8;
 
+/// `(targets, intid) -> 0`: an inter-processor interrupt `intid` to the caller's own vCPUs in
+/// `targets` (bit n = vCPU n, the caller included if it names itself). INVALID_PARAMETERS, and
+/// nothing sent, for an empty set, a vCPU the partition does not have, or an `intid` that is not
+/// an IPI on the architecture (aarch64: SGI 0..15; x86_64: vector 32..=255).
+pub const HYP_SEND_IPI: u64 = VENDOR_HYP_BASE + 9;
+
+/// `(intid, vcpu) -> 0`: the caller's doorbell `intid` goes to its vCPU `vcpu` from now on (to
+/// vCPU 0 until set, and again after a restart). INVALID_PARAMETERS for an interrupt that is not
+/// one of its doorbells or a vCPU it lacks; NOT_SUPPORTED where the partition's virtual interrupt
+/// controller routes (aarch64: the virtual GIC's `GICD_IROUTER` / `ITARGETSR`).
+pub const HYP_INTERRUPT_TARGET: u64 = VENDOR_HYP_BASE + 10;
+
+/// The last Tantalum call: `HYP_VERSION + 1 ..= HYP_LAST` change or read state.
+pub const HYP_LAST: u64 = HYP_INTERRUPT_TARGET;
+
 /// Most bytes one console write accepts.
 pub const CONSOLE_WRITE_MAX: u64 = 256;
 /// Longest wait one call may ask for (1 s); longer waits are clamped.
@@ -82,6 +97,19 @@ impl Status {
     pub const fn to_reg(self) -> u64 {
         self as i64 as u64
     }
+
+    /// The status a guest reads in x0 (`None` for anything else, a result value included).
+    pub const fn from_reg(value: u64) -> Option<Status> {
+        Some(match value as i64 {
+            0 => Status::Success,
+            -1 => Status::NotSupported,
+            -2 => Status::InvalidParameters,
+            -3 => Status::Denied,
+            -4 => Status::AlreadyOn,
+            -5 => Status::OnPending,
+            _ => return None,
+        })
+    }
 }
 
 /// A Tantalum call decoded and with its arguments' shapes checked.
@@ -96,6 +124,8 @@ pub enum Call {
     Exit { code: u64 },
     ChannelNotify { channel: u64 },
     PartitionState { id: u64 },
+    SendIpi { targets: u64, intid: u64 },
+    InterruptTarget { intid: u64, vcpu: u64 },
 }
 
 impl Call {
@@ -111,6 +141,8 @@ impl Call {
             HYP_EXIT => Call::Exit { code: args[0] },
             HYP_CHANNEL_NOTIFY => Call::ChannelNotify { channel: args[0] },
             HYP_PARTITION_STATE => Call::PartitionState { id: args[0] },
+            HYP_SEND_IPI => Call::SendIpi { targets: args[0], intid: args[1] },
+            HYP_INTERRUPT_TARGET => Call::InterruptTarget { intid: args[0], vcpu: args[1] },
             _ => return None,
         })
     }
@@ -120,13 +152,13 @@ impl Call {
 /// whoever makes it: the ABI version, and NOT_SUPPORTED for a function Tantalum does not
 /// implement. `None` for every other call (those go through [`crate::partition::handle_exit`]).
 /// The arch may answer these on its fast path; a host test checks that `handle_exit` gives the
-/// same answer. (The functions after `HYP_VERSION` up to [`HYP_PARTITION_STATE`] are never
+/// same answer. (The functions after `HYP_VERSION` up to [`HYP_LAST`] are never
 /// answered here: the aarch64 vectors send them to the full path without asking, but
 /// HYP_CHANNEL_NOTIFY to its own fast path, [`crate::partition::channel_notify_at_once`].)
 pub fn answered_at_once(function: u64) -> Option<u64> {
     match function {
         HYP_VERSION => Some(ABI_VERSION),
-        HYP_PARTITION_INFO..=HYP_PARTITION_STATE => None,
+        HYP_PARTITION_INFO..=HYP_LAST => None,
         _ => Some(Status::NotSupported.to_reg()),
     }
 }
@@ -154,7 +186,9 @@ mod tests {
         assert_eq!(Call::decode(HYP_CONSOLE_WRITE, &a), Some(Call::ConsoleWrite { ipa: 1, len: 2 }));
         assert_eq!(Call::decode(HYP_EXIT, &a), Some(Call::Exit { code: 1 }));
         assert_eq!(Call::decode(HYP_WAIT, &[u64::MAX; 6]), Some(Call::Wait { timeout_ns: WAIT_MAX_NS }));
-        for f in [VENDOR_HYP_BASE + 9, VENDOR_HYP_BASE + 0xFF01, 0x8600_0000, 0, u64::MAX] {
+        assert_eq!(Call::decode(HYP_SEND_IPI, &a), Some(Call::SendIpi { targets: 1, intid: 2 }));
+        assert_eq!(Call::decode(HYP_INTERRUPT_TARGET, &a), Some(Call::InterruptTarget { intid: 1, vcpu: 2 }));
+        for f in [HYP_LAST + 1, VENDOR_HYP_BASE + 0xFF01, 0x8600_0000, 0, u64::MAX] {
             assert_eq!(Call::decode(f, &a), None, "{f:#x}");
         }
     }
@@ -163,6 +197,12 @@ mod tests {
     fn status_registers() {
         assert_eq!(Status::NotSupported.to_reg(), u64::MAX);
         assert_eq!(Status::InvalidParameters.to_reg(), u64::MAX - 1);
+        for s in [Status::Success, Status::NotSupported, Status::InvalidParameters, Status::Denied] {
+            assert_eq!(Status::from_reg(s.to_reg()), Some(s));
+        }
+        assert_eq!(Status::from_reg(Status::OnPending.to_reg()), Some(Status::OnPending));
+        assert_eq!(Status::from_reg(1), None);
+        assert_eq!(Status::from_reg(-6i64 as u64), None);
     }
 
     #[test]

@@ -37,8 +37,15 @@ pub trait Services {
     /// that runs it.
     fn notify(&mut self, target: PartitionId, intid: u32);
     /// Makes interrupt `intid` pending for `targets`, vCPUs of the calling partition, and
-    /// wakes them.
-    fn send_ipi(&mut self, targets: VcpuSet, intid: u32);
+    /// wakes them; false (nothing sent) if `intid` is not an IPI on this architecture.
+    fn send_ipi(&mut self, targets: VcpuSet, intid: u32) -> bool;
+    /// Sends the calling partition's doorbell `intid` (one of its channels', checked) to its
+    /// vCPU `vcpu` (checked) from now on; false where its virtual interrupt controller routes
+    /// interrupts instead (the guest programs that).
+    fn route_doorbell(&mut self, intid: u32, vcpu: usize) -> bool {
+        let _ = (intid, vcpu);
+        false
+    }
     /// Starts vCPU `vcpu` of the calling partition at `entry` with `context` in its first
     /// argument register.
     fn cpu_on(&mut self, vcpu: usize, entry: GuestPhys, context: u64) -> Status;
@@ -178,7 +185,8 @@ pub fn handle_exit(
         Exit::SystemOff { via } => Outcome::Stop(StopReason::PoweredOff { via }),
         Exit::SystemReset { via } => Outcome::Restart(StopReason::Reset { via }),
         Exit::SendIpi { targets, intid } => {
-            services.send_ipi(targets, intid);
+            // The arch decoded an interrupt controller's IPI register: it sends only IPIs.
+            let _ = services.send_ipi(targets, intid);
             Outcome::Emulated { load: None }
         }
         Exit::Mmio { addr, access } => mmio(system, partition, addr, access, services),
@@ -309,6 +317,40 @@ fn port_io(
     }
 }
 
+/// `HYP_SEND_IPI`: all of `targets` must be the caller's own vCPUs (a set naming one it lacks
+/// sends nothing), and `intid` an IPI the architecture delivers.
+fn send_ipi(partition: &PartitionConfig, targets: u64, intid: u64, services: &mut dyn Services) -> Outcome {
+    let vcpus = partition.cpus.len();
+    let own = if vcpus >= 64 { u64::MAX } else { (1u64 << vcpus) - 1 };
+    let sent = match u32::try_from(intid) {
+        Ok(intid) if targets != 0 && targets & !own == 0 => services.send_ipi(VcpuSet(targets), intid),
+        _ => false,
+    };
+    Outcome::status(if sent { Status::Success } else { Status::InvalidParameters })
+}
+
+/// `HYP_INTERRUPT_TARGET`: one of the caller's doorbells to one of its vCPUs.
+fn interrupt_target(
+    system: &SystemConfig,
+    partition: &PartitionConfig,
+    intid: u64,
+    vcpu: u64,
+    services: &mut dyn Services,
+) -> Outcome {
+    let channels = system.endpoint_channels(partition.id).count();
+    let doorbell = (0..channels).map(vplatform::doorbell_intid).find(|&d| u64::from(d) == intid);
+    let (Some(doorbell), Ok(vcpu)) = (doorbell, usize::try_from(vcpu)) else {
+        return Outcome::status(Status::InvalidParameters);
+    };
+    if vcpu >= partition.cpus.len() {
+        return Outcome::status(Status::InvalidParameters);
+    }
+    match services.route_doorbell(doorbell, vcpu) {
+        true => Outcome::ret(0),
+        false => Outcome::status(Status::NotSupported),
+    }
+}
+
 /// Rings the peer's doorbell on the caller's channel number `channel` (only a channel partition
 /// `id` is an endpoint of); returns the caller's x0: 0, or INVALID_PARAMETERS for a channel it
 /// does not have.
@@ -384,6 +426,8 @@ fn handle_call(
             }
             _ => Outcome::status(Status::InvalidParameters),
         },
+        Call::SendIpi { targets, intid } => send_ipi(partition, targets, intid, services),
+        Call::InterruptTarget { intid, vcpu } => interrupt_target(system, partition, intid, vcpu, services),
     }
 }
 
@@ -441,6 +485,7 @@ impl fmt::Display for Report<'_> {
     }
 }
 
+pub mod doorbell_targets;
 pub mod power;
 #[cfg(test)]
 mod tests;

@@ -597,6 +597,44 @@ pub fn smp_scenario() -> std::result::Result<(), String> {
     )
 }
 
+/// configs/x86/x86-ipi.dts: a two-vCPU partition's vCPUs IPI each other (`HYP_SEND_IPI`), each
+/// handler checking by its stack that it runs on the vCPU meant; IPIs to a vCPU it lacks (alone,
+/// beside its own, every number), to nobody, of an exception vector or beyond 255, and routes of
+/// another channel's doorbell, an IPI vector or to a vCPU it lacks are refused and deliver
+/// nothing; the doorbell `ring` rings (another partition, on CPU 0) reaches vCPU 1, where the
+/// partition routed it (`HYP_INTERRUPT_TARGET`), not vCPU 0.
+pub fn ipi_scenario() -> std::result::Result<(), String> {
+    system_scenario(
+        "configs/x86/x86-ipi.dts",
+        &[
+            "[tantalum] VMX on (CPU 2, APIC ID 2)",
+            "[ipi] ipi: doorbell 96 to vCPU 1: Ok(())",
+            "[ipi] ipi: CPU_ON vCPU 1: 0, ready: true",
+            "[ipi] ipi: vCPU 0 sends IPI 0x40 to vCPU 1: Ok(())",
+            "[ipi] ipi: vCPU 1 took IPI 0x40 from vCPU 0: true (on vCPU 1: true)",
+            "[ipi] ipi: vCPU 1 sends IPI 0x41 to vCPU 0: Ok(())",
+            "[ipi] ipi: vCPU 0 took IPI 0x41 from vCPU 1: true (on vCPU 0: true)",
+            "[ipi] ipi: refused to vCPU 2 (it has two): true",
+            "[ipi] ipi: refused to vCPUs 1 and 63: true",
+            "[ipi] ipi: refused to every vCPU number: true",
+            "[ipi] ipi: refused to nobody: true",
+            "[ipi] ipi: refused of exception vector 14 (#PF): true",
+            "[ipi] ipi: refused of vector 256: true",
+            "[ipi] ipi: refused doorbell to vCPU 2: true",
+            "[ipi] ipi: refused another channel's doorbell: true",
+            "[ipi] ipi: refused IPI vector as a doorbell: true",
+            "[ipi] ipi: after the refused ones, vCPU 1 took IPIs: 1, misplaced: 0",
+            "[ring] ring: asked (ring); ringing",
+            "[ipi] ipi: vCPU 1 took the doorbell: true (on vCPU 1: true)",
+            "[ipi] ipi: doorbell on vCPU 1: true; ring answered: true; misplaced: 0",
+            "[tantalum] partition 'ipi' exited with code 0: stopped",
+            "[tantalum] partition 'ring' exited with code 0: stopped",
+            "[tantalum] all partitions have stopped: powering off",
+        ],
+        &["BREACH", "VMX error", "halting", "fault", ": false"],
+    )
+}
+
 /// configs/x86/x86-two-partitions.dts on a PC with 40 MiB instead of the board's 256: the
 /// Multiboot2 memory map ends below 'pong' (32..48 MiB), so the hypervisor refuses it and runs
 /// 'ping' alone.

@@ -334,6 +334,10 @@ const X86_SCENARIOS: &[X86Scenario] = &[
         crate::bochs::smp_scenario,
     ),
     (
+        "x86_64 under Bochs: IPIs between a partition's vCPUs, refused ones to vCPUs it lacks, a doorbell routed to its vCPU 1 (configs/x86/x86-ipi.dts)",
+        crate::bochs::ipi_scenario,
+    ),
+    (
         "x86_64 under Bochs: the VMCALL round trip in TSC ticks (configs/x86/x86-bench.dts)",
         crate::bochs::hypercall_bench_scenario,
     ),

@@ -15,6 +15,9 @@ struct Fake {
     gic: Vec<(Frame, vgic::Access)>,
     notified: Vec<(PartitionId, u32)>,
     ipis: Vec<(VcpuSet, u32)>,
+    routed: Vec<(u32, usize)>,
+    /// Whether `route_doorbell` is there (an arch without a routing interrupt controller).
+    routes: bool,
     started: Vec<(usize, GuestPhys, u64)>,
     uart: Vec<(u64, Option<u64>)>,
     gic_cpu: Vec<vgic::Access>,
@@ -43,8 +46,19 @@ impl Services for Fake {
     fn notify(&mut self, target: PartitionId, intid: u32) {
         self.notified.push((target, intid));
     }
-    fn send_ipi(&mut self, targets: VcpuSet, intid: u32) {
+    fn send_ipi(&mut self, targets: VcpuSet, intid: u32) -> bool {
+        // An arch whose IPIs are 0..15 (Arm's SGIs).
+        if intid >= 16 {
+            return false;
+        }
         self.ipis.push((targets, intid));
+        true
+    }
+    fn route_doorbell(&mut self, intid: u32, vcpu: usize) -> bool {
+        if self.routes {
+            self.routed.push((intid, vcpu));
+        }
+        self.routes
     }
     fn cpu_on(&mut self, vcpu: usize, entry: GuestPhys, context: u64) -> Status {
         if vcpu >= 2 {
@@ -405,6 +419,60 @@ fn ipis_are_sent_to_the_named_vcpus() {
     let (o, fake) = run(&p, Exit::SendIpi { targets: VcpuSet(0b10), intid: 1 });
     assert_eq!(o, Outcome::Emulated { load: None });
     assert_eq!(fake.ipis, [(VcpuSet(0b10), 1)]);
+}
+
+/// A partition like [`partition`]'s with two vCPUs.
+fn two_vcpus() -> PartitionConfig {
+    PartitionConfig { cpus: vec![1, 3], ..partition(FaultPolicy::Stop) }
+}
+
+#[test]
+fn send_ipi_hypercall_reaches_only_the_callers_own_vcpus() {
+    let p = two_vcpus();
+    for (targets, intid) in [(0b10, 1), (0b11, 15), (0b01, 0)] {
+        let (o, fake) = run(&p, hvc(HYP_SEND_IPI, [targets, intid, 0, 0, 0, 0]));
+        assert_eq!(o, Outcome::ret(0), "{targets:#b}");
+        assert_eq!(fake.ipis, [(VcpuSet(targets), intid as u32)]);
+    }
+    // Hostile: no target, a vCPU it lacks (alone or beside its own), the top bit, an intid the
+    // arch does not deliver as an IPI, one beyond 32 bits. Nothing is sent for any of them.
+    let bad = [(0, 1), (0b100, 1), (0b110, 1), (1 << 63, 1), (u64::MAX, 1), (0b10, 16), (0b10, 1 << 32 | 1)];
+    for (targets, intid) in bad {
+        let (o, fake) = run(&p, hvc(HYP_SEND_IPI, [targets, intid, 0, 0, 0, 0]));
+        assert_eq!(o, Outcome::status(Status::InvalidParameters), "{targets:#x} {intid:#x}");
+        assert!(fake.ipis.is_empty(), "{targets:#x} {intid:#x}");
+    }
+    // One vCPU: only itself.
+    let one = partition(FaultPolicy::Stop);
+    assert_eq!(run(&one, hvc(HYP_SEND_IPI, [0b1, 2, 0, 0, 0, 0])).0, Outcome::ret(0));
+    assert_eq!(
+        run(&one, hvc(HYP_SEND_IPI, [0b10, 2, 0, 0, 0, 0])).0,
+        Outcome::status(Status::InvalidParameters)
+    );
+}
+
+#[test]
+fn doorbell_targets_are_the_callers_doorbells_and_vcpus() {
+    let p = two_vcpus();
+    let bell = u64::from(vplatform::doorbell_intid(0));
+    let call = |intid, vcpu, routes| {
+        let mut fake = Fake { routes, ..Fake::default() };
+        let exit = hvc(HYP_INTERRUPT_TARGET, [intid, vcpu, 0, 0, 0, 0]);
+        let o = handle_exit(&system(&p), p.id, &PartitionState::default(), exit, &mut fake);
+        (o, fake.routed)
+    };
+    assert_eq!(call(bell, 1, true), (Outcome::ret(0), vec![(bell as u32, 1)]));
+    assert_eq!(call(bell, 0, true), (Outcome::ret(0), vec![(bell as u32, 0)]));
+    // Its second channel's doorbell (it has one channel), an SGI, a vCPU it lacks.
+    for (intid, vcpu) in [(bell + 1, 1), (1, 1), (bell, 2), (bell, u64::MAX), (u64::MAX, 0)] {
+        assert_eq!(
+            call(intid, vcpu, true),
+            (Outcome::status(Status::InvalidParameters), vec![]),
+            "{intid} {vcpu}"
+        );
+    }
+    // Where a virtual interrupt controller routes (Arm's GIC), the call is not there.
+    assert_eq!(call(bell, 1, false), (Outcome::status(Status::NotSupported), vec![]));
 }
 
 fn arm_name(id: u32, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {

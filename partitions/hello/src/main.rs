@@ -14,6 +14,8 @@
 //! - `role=games` (x86_64): privileged CPU games, one per run (games.rs);
 //! - `role=smp` (x86_64): its second vCPU by PSCI CPU_ON, CPU_OFF and a fault (smp.rs);
 //! - `role=timer` (x86_64): HLT woken by the vCPU's TSC-deadline timer (timer.rs);
+//! - `role=ipi` / `role=ring` (x86_64): IPIs between its two vCPUs, refused ones, and a
+//!   doorbell from the `ring` partition routed to its vCPU 1 (ipi.rs);
 //! - `role=heartbeat period_ms=P count=N`: `heartbeat I` every P ms (1000), N times
 //!   (practically for ever), to show that it keeps running beside another partition;
 //! - `role=bench count=N`: times N `HYP_VERSION` hypercalls on the partition's clock and
@@ -27,6 +29,8 @@ use tantalum_guest::{println, wait_ns};
 
 #[cfg(target_arch = "x86_64")]
 mod games;
+#[cfg(target_arch = "x86_64")]
+mod ipi;
 #[cfg(target_arch = "x86_64")]
 mod smp;
 #[cfg(target_arch = "x86_64")]
@@ -61,6 +65,10 @@ fn main() {
         Some("smp") => return smp::run(info.restarts),
         #[cfg(target_arch = "x86_64")]
         Some("timer") => return timer::run(),
+        #[cfg(target_arch = "x86_64")]
+        Some("ipi") => return ipi::run(),
+        #[cfg(target_arch = "x86_64")]
+        Some("ring") => return ipi::ring(),
         _ => {}
     }
     for i in 1..=3 {

@@ -57,6 +57,18 @@ pub fn partition_running(id: u64) -> Option<bool> {
     }
 }
 
+/// Sends the inter-processor interrupt `intid` to this partition's vCPUs in `targets` (bit n =
+/// vCPU n; its own included if it names itself) by `HYP_SEND_IPI`, the same call on both
+/// architectures: on aarch64 `intid` is an SGI (0..15), on x86_64 an interrupt vector
+/// (32..=255, taken by the handler `irq::set_handler` gave it). `InvalidParameters`, and
+/// nothing sent, for an empty set, a vCPU the partition lacks or another `intid`.
+pub fn send_ipi(targets: u64, intid: u32) -> Result<(), Status> {
+    match hvc(HYP_SEND_IPI, [targets, intid.into(), 0, 0, 0, 0])[0] {
+        0 => Ok(()),
+        other => Err(Status::from_reg(other).unwrap_or(Status::NotSupported)),
+    }
+}
+
 /// Gives up the CPU for a moment (a hint: each vCPU owns its CPU).
 pub fn yield_now() {
     hvc(HYP_YIELD, [0; 6]);

@@ -3,6 +3,7 @@
 //! the hardware's virtual one, through system registers) or a GICv2 (distributor emulated, the
 //! CPU interface the hardware's memory-mapped virtual one) — and handlers per interrupt ID.
 
+pub use crate::hypercall::send_ipi;
 use core::arch::asm;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 

@@ -2,10 +2,14 @@
 //! doorbell's vector is its INTID, which the hypervisor injects: docs/x86.md), and whose
 //! exceptions (0..=31) report and exit unless a fixup set for them resumes the code elsewhere
 //! ([`set_fixup`], as an OS's exception tables do). The hypervisor injects events directly (no local APIC
-//! for the guest), so there is nothing to acknowledge or end.
+//! for the guest), so there is nothing to acknowledge or end. A doorbell goes to the vCPU
+//! [`set_target`] names (vCPU 0 until then); [`send_ipi`] interrupts the partition's own vCPUs.
 
 use core::arch::{asm, global_asm};
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+
+pub use crate::hypercall::send_ipi;
+use crate::hypercall::{hvc, Status, HYP_INTERRUPT_TARGET};
 
 /// A handler for one vector; it gets the vector (the INTID).
 pub type Handler = fn(u32);
@@ -77,7 +81,11 @@ unsafe extern "C" {
 struct Idt([u64; 2 * VECTORS]);
 
 static mut IDT: Idt = Idt([0; 2 * VECTORS]);
-static READY: AtomicBool = AtomicBool::new(false);
+/// The IDT's state: [`UNBUILT`], [`BUILDING`] (by one CPU), [`BUILT`].
+static IDT_STATE: AtomicU8 = AtomicU8::new(UNBUILT);
+const UNBUILT: u8 = 0;
+const BUILDING: u8 = 1;
+const BUILT: u8 = 2;
 static HANDLERS: [AtomicUsize; VECTORS] = [const { AtomicUsize::new(0) }; VECTORS];
 static FIXUPS: [AtomicUsize; 32] = [const { AtomicUsize::new(0) }; 32];
 
@@ -125,23 +133,19 @@ extern "C" fn dispatch(vector: u64, frame: *mut u64) -> u64 {
     8
 }
 
-/// Builds and loads the IDT (once; later calls do nothing).
+/// Builds the IDT (the first caller, once) and loads it on this CPU: every vCPU that takes
+/// interrupts calls it (the IDT and the handlers are shared).
 pub fn init() {
-    if READY.swap(true, Ordering::AcqRel) {
-        return;
-    }
-    let stubs = core::ptr::addr_of!(tantalum_irq_stubs) as u64;
     let idt = core::ptr::addr_of_mut!(IDT);
-    for v in 0..VECTORS {
-        let at = stubs + (v * STUB_SIZE) as u64;
-        let low = (at & 0xffff)
-            | (u64::from(CODE_SELECTOR) << 16)
-            | (u64::from(INTERRUPT_GATE) << 40)
-            | (((at >> 16) & 0xffff) << 48);
-        // SAFETY: the IDT is written only here, once (READY), before it is loaded.
-        unsafe {
-            (*idt).0[2 * v] = low;
-            (*idt).0[2 * v + 1] = at >> 32;
+    match IDT_STATE.compare_exchange(UNBUILT, BUILDING, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => {
+            build(idt);
+            IDT_STATE.store(BUILT, Ordering::Release);
+        }
+        Err(_) => {
+            while IDT_STATE.load(Ordering::Acquire) != BUILT {
+                core::hint::spin_loop();
+            }
         }
     }
     #[repr(C, packed)]
@@ -154,10 +158,38 @@ pub fn init() {
     unsafe { asm!("lidt [{}]", in(reg) &pointer, options(readonly, nostack)) };
 }
 
+/// Fills the IDT: an interrupt gate per vector to its stub.
+fn build(idt: *mut Idt) {
+    let stubs = core::ptr::addr_of!(tantalum_irq_stubs) as u64;
+    for v in 0..VECTORS {
+        let at = stubs + (v * STUB_SIZE) as u64;
+        let low = (at & 0xffff)
+            | (u64::from(CODE_SELECTOR) << 16)
+            | (u64::from(INTERRUPT_GATE) << 40)
+            | (((at >> 16) & 0xffff) << 48);
+        // SAFETY: the IDT is written only here, once (`IDT_STATE`), before any CPU loads it.
+        unsafe {
+            (*idt).0[2 * v] = low;
+            (*idt).0[2 * v + 1] = at >> 32;
+        }
+    }
+}
+
 /// Runs `handler` when `intid` (its vector) is delivered.
 pub fn set_handler(intid: u32, handler: Handler) {
     if let Some(slot) = HANDLERS.get(intid as usize) {
         slot.store(handler as usize, Ordering::Release);
+    }
+}
+
+/// Sends doorbell `intid` (a channel's, [`crate::Channel::doorbell_intid`]) to vCPU `vcpu` of
+/// this partition from now on (`HYP_INTERRUPT_TARGET`; vCPU 0 until then and after a restart),
+/// as a GIC's `IROUTER` does on aarch64 (`irq::set_target` there). A doorbell already pending
+/// moves with it. `InvalidParameters` for anything but one of its doorbells or a vCPU it lacks.
+pub fn set_target(intid: u32, vcpu: u8) -> Result<(), Status> {
+    match hvc(HYP_INTERRUPT_TARGET, [intid.into(), vcpu.into(), 0, 0, 0, 0])[0] {
+        0 => Ok(()),
+        other => Err(Status::from_reg(other).unwrap_or(Status::NotSupported)),
     }
 }
 
