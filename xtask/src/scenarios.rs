@@ -188,6 +188,23 @@ pub const SCENARIOS: &[Scenario] = &[
         timeout: T,
     },
     Scenario {
+        name: "HYP_SEND_IPI: the SDK's irq::send_ipi interrupts the caller's own vCPU (the code x86 runs too); a vCPU it lacks and a PPI are refused",
+        config: "configs/tests/self-ipi.dts",
+        expect: &[
+            "[solo] self-ipi: IPI 3 to itself: Ok(()), taken: 1",
+            "[solo] self-ipi: to vCPU 1 (it has one): Err(InvalidParameters)",
+            "[solo] self-ipi: of 16, not an IPI here: Err(InvalidParameters)",
+            "[solo] self-ipi: taken after the refused ones: 1",
+            "partition 'solo' exited with code 0: stopped",
+        ],
+        order: &[],
+        forbid: &[Hypervisor("fault:")],
+        tamper: None,
+        input: &[],
+        qemu_args: &[],
+        timeout: T,
+    },
+    Scenario {
         name: "partitions load in parallel, yet a higher boot-order starts after a lower one",
         config: "configs/tests/boot-order.dts",
         expect: &[

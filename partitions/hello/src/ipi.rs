@@ -182,8 +182,10 @@ fn breach(vector: u32) {
     println!("BREACH: IPI vector {vector:#x} reached another partition");
 }
 
-/// `role=ring`: rings `ipi`'s doorbell when asked (see the module documentation).
+/// `role=ring`: rings `ipi`'s doorbell when asked (see the module documentation), after
+/// `role=self-ipi`'s checks.
 pub fn ring() {
+    crate::self_ipi::run();
     let mut ch = match Channel::open(0) {
         Ok(ch) => ch,
         Err(e) => return println!("ring: no channel: {e:?}"),

@@ -14,6 +14,8 @@
 //! - `role=games` (x86_64): privileged CPU games, one per run (games.rs);
 //! - `role=smp` (x86_64): its second vCPU by PSCI CPU_ON, CPU_OFF and a fault (smp.rs);
 //! - `role=timer` (x86_64): HLT woken by the vCPU's TSC-deadline timer (timer.rs);
+//! - `role=self-ipi`: an IPI to its own vCPU and refused ones, the same code on both
+//!   architectures (self_ipi.rs);
 //! - `role=ipi` / `role=ring` (x86_64): IPIs between its two vCPUs, refused ones, and a
 //!   doorbell from the `ring` partition routed to its vCPU 1 (ipi.rs);
 //! - `role=heartbeat period_ms=P count=N`: `heartbeat I` every P ms (1000), N times
@@ -31,6 +33,7 @@ use tantalum_guest::{println, wait_ns};
 mod games;
 #[cfg(target_arch = "x86_64")]
 mod ipi;
+mod self_ipi;
 #[cfg(target_arch = "x86_64")]
 mod smp;
 #[cfg(target_arch = "x86_64")]
@@ -59,6 +62,7 @@ fn main() {
         Some("fault") => return fault(info.restarts),
         Some("bench") => return bench(),
         Some("heartbeat") => return heartbeat(),
+        Some("self-ipi") => return self_ipi::run(),
         #[cfg(target_arch = "x86_64")]
         Some("games") => return games::play(info.restarts),
         #[cfg(target_arch = "x86_64")]
