@@ -5,7 +5,7 @@
 //! from then on comes back only through the exception vectors ([`guest_exit`]). A vCPU that is
 //! turned off, or whose partition stops or restarts, returns to the wait.
 
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 use aarch64_cpu::registers::{ELR_EL2, ESR_EL2, FAR_EL2, HPFAR_EL2, SPSR_EL2, TPIDR_EL2};
 use tantalum_aarch64::esr::{self, Caller, Syndrome};
@@ -146,7 +146,9 @@ fn enter(here: Here, entry: u64, context: u64) -> ! {
     here.save();
     let generation = p.generation.load(Ordering::Acquire);
     ENTERED_GENERATION[here.cpu].store(generation, Ordering::Release);
-    FAST_PATH.set(p, here);
+    if let Some(running) = FAST_PATH.get(here.cpu) {
+        running.set(system, p, here, generation);
+    }
     crate::fast_mmio::set(system, p, here, generation);
     if p.status() != Status::Running {
         // A restart or a stop began after this vCPU took its start: it belongs to the old run.
@@ -801,55 +803,91 @@ struct FastAnswer {
     answered: u64,
 }
 
-/// What the vectors' fast path looks at, per CPU, set by [`enter`] before the guest runs: the
-/// running partition's generation, its vCPU's interrupt hint and its pending-DMA-fault flag
-/// (all in the `'static` system). Each CPU writes and reads only its own entry.
-struct FastPath {
-    generation: [AtomicPtr<AtomicU32>; MAX_CPUS],
-    hint: [AtomicPtr<AtomicBool>; MAX_CPUS],
-    dma_fault: [AtomicPtr<AtomicBool>; MAX_CPUS],
+/// What the vectors' fast paths look at on one CPU, set by [`enter`] before its guest runs: the
+/// partition and vCPU running there, the partition generation it entered with, its vCPU's
+/// interrupt hint and its devices' pending-DMA-fault flag (all in the `'static` system). One
+/// record per CPU, in one cache line, which only that CPU writes and reads.
+#[repr(C, align(64))]
+struct Running {
+    partition: AtomicPtr<Partition>,
+    hint: AtomicPtr<AtomicBool>,
+    dma_fault: AtomicPtr<AtomicBool>,
+    entered: AtomicU32,
+    vcpu: AtomicU32,
+    /// [`hypervisor_spis`], bits 0..64 and 64..128 (the same on every CPU: no lookup per
+    /// interrupt).
+    hypervisor_spis: [AtomicU64; 2],
 }
 
-static FAST_PATH: FastPath = FastPath {
-    generation: [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS],
-    hint: [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS],
-    dma_fault: [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS],
-};
+static FAST_PATH: [Running; MAX_CPUS] = [const {
+    Running {
+        partition: AtomicPtr::new(core::ptr::null_mut()),
+        hint: AtomicPtr::new(core::ptr::null_mut()),
+        dma_fault: AtomicPtr::new(core::ptr::null_mut()),
+        entered: AtomicU32::new(0),
+        vcpu: AtomicU32::new(0),
+        hypervisor_spis: [const { AtomicU64::new(0) }; 2],
+    }
+}; MAX_CPUS];
 
-impl FastPath {
-    /// Before entering the guest of `p` as `here`.
-    fn set(&self, p: &'static Partition, here: Here) {
+/// The vCPU that a fast path serves: see [`Running::current`].
+struct Current {
+    p: &'static Partition,
+    vcpu: usize,
+    hint: &'static AtomicBool,
+}
+
+impl Running {
+    /// This CPU's record (`None` past the records: no fast path).
+    #[inline(always)]
+    fn here() -> Option<&'static Running> {
+        FAST_PATH.get(Here::load().cpu)
+    }
+
+    /// Before entering the guest of `p` as `here`, at partition generation `entered`.
+    fn set(&self, system: &System, p: &'static Partition, here: Here, entered: u32) {
         let ptr = |a: &'static AtomicBool| a as *const AtomicBool as *mut AtomicBool;
-        self.generation[here.cpu]
-            .store(&p.generation as *const AtomicU32 as *mut AtomicU32, Ordering::Relaxed);
-        self.hint[here.cpu].store(ptr(&p.irq_hints[here.vcpu]), Ordering::Relaxed);
-        self.dma_fault[here.cpu].store(ptr(crate::smmu::fault_flag(here.id)), Ordering::Relaxed);
+        let spis = hypervisor_spis(system);
+        self.hypervisor_spis[0].store(spis as u64, Ordering::Relaxed);
+        self.hypervisor_spis[1].store((spis >> 64) as u64, Ordering::Relaxed);
+        self.hint.store(ptr(&p.irq_hints[here.vcpu]), Ordering::Relaxed);
+        self.dma_fault.store(ptr(crate::smmu::fault_flag(here.id)), Ordering::Relaxed);
+        self.entered.store(entered, Ordering::Relaxed);
+        self.vcpu.store(here.vcpu as u32, Ordering::Relaxed);
+        self.partition.store(p as *const Partition as *mut Partition, Ordering::Release);
     }
 
-    /// Whether nothing but the answer is due at an exit of the vCPU on `cpu`: the partition
-    /// has not been stopped or restarted since it entered (its generation), no virtual
-    /// interrupt waits to be loaded (the hint), no DMA fault of its devices waits.
-    fn clear(&self, cpu: usize) -> bool {
-        self.current(cpu) && self.hint.get(cpu).is_some_and(|hint| !Self::flag(hint))
+    /// The vCPU on this CPU, if it may go on as it is after an exit that changes nothing else:
+    /// its partition has not been stopped or restarted since it entered (its generation), and
+    /// no DMA fault of its devices waits to be reported. `None`: the full path.
+    #[inline(always)]
+    fn current(&self) -> Option<Current> {
+        // SAFETY: null, or set by `set` on this CPU to a partition of the 'static system, and
+        // then its other fields to atomics of that system.
+        let p = unsafe { self.partition.load(Ordering::Acquire).as_ref() }?;
+        // SAFETY: as above (non-null once `partition` is).
+        let (hint, dma) =
+            unsafe { (&*self.hint.load(Ordering::Relaxed), &*self.dma_fault.load(Ordering::Relaxed)) };
+        if p.generation.load(Ordering::Acquire) != self.entered.load(Ordering::Relaxed)
+            || dma.load(Ordering::Acquire)
+        {
+            return None;
+        }
+        Some(Current { p, vcpu: self.vcpu.load(Ordering::Relaxed) as usize, hint })
     }
 
-    /// Whether the vCPU on `cpu` may go on as it is after an exit that changes nothing else: its
-    /// partition has not been stopped or restarted since it entered, and no DMA fault of its
-    /// devices waits to be reported.
-    fn current(&self, cpu: usize) -> bool {
-        let (Some(generation), Some(dma)) = (self.generation.get(cpu), self.dma_fault.get(cpu)) else {
-            return false;
-        };
-        // SAFETY: null, or set by `set` on this CPU to an atomic of the 'static system.
-        let current = unsafe { generation.load(Ordering::Relaxed).as_ref() }
-            .is_some_and(|g| g.load(Ordering::Acquire) == ENTERED_GENERATION[cpu].load(Ordering::Acquire));
-        current && !Self::flag(dma)
+    /// [`hypervisor_spis`], as [`Running::set`] found it.
+    #[inline(always)]
+    fn hypervisor_spis(&self) -> u128 {
+        let [low, high] = &self.hypervisor_spis;
+        u128::from(low.load(Ordering::Relaxed)) | u128::from(high.load(Ordering::Relaxed)) << 64
     }
 
-    /// The flag `p` points to (set when null: nothing is known).
-    fn flag(p: &AtomicPtr<AtomicBool>) -> bool {
-        // SAFETY: null, or set by `set` on this CPU to an atomic of the 'static system.
-        unsafe { p.load(Ordering::Relaxed).as_ref() }.is_none_or(|a| a.load(Ordering::Acquire))
+    /// Whether nothing but the answer is due at an exit of the vCPU on this CPU: as
+    /// [`Running::current`], and no virtual interrupt waits to be loaded (the hint).
+    #[inline(always)]
+    fn clear(&self) -> bool {
+        self.current().is_some_and(|c| !c.hint.load(Ordering::Acquire))
     }
 }
 
@@ -864,7 +902,7 @@ extern "C" fn guest_fast_call(function: u64) -> FastAnswer {
     const FULL_PATH: FastAnswer = FastAnswer { value: 0, answered: 0 };
     // The vectors call this for an `hvc #0` only (they compared ESR_EL2).
     let Some(value) = esr::answered_at_once(esr::HVC64_IMM0, function) else { return FULL_PATH };
-    if !FAST_PATH.clear(Here::load().cpu) {
+    if !Running::here().is_some_and(Running::clear) {
         return FULL_PATH;
     }
     FastAnswer { value, answered: 1 }
@@ -883,9 +921,7 @@ extern "C" fn guest_fast_call(function: u64) -> FastAnswer {
 #[unsafe(no_mangle)]
 extern "C" fn guest_fast_notify(frame: &mut GuestFrame) -> u64 {
     let here = Here::load();
-    if !FAST_PATH.current(here.cpu) {
-        return 0;
-    }
+    let Some(c) = Running::here().and_then(Running::current) else { return 0 };
     let system = system::get();
     let x = &frame.x;
     let args = [x[1], x[2], x[3], x[4], x[5], x[6]];
@@ -896,10 +932,9 @@ extern "C" fn guest_fast_notify(frame: &mut GuestFrame) -> u64 {
         return 0;
     };
     frame.x[0] = value;
-    let p = &system.partitions[here.id];
     // HVC reports the next instruction in ELR_EL2: no PC to advance.
-    let loaded_hw = load_interrupts(p, here.vcpu, false);
-    resample_before_taken(p, here.vcpu, (SPSR_EL2.get(), ELR_EL2.get()), loaded_hw);
+    let loaded_hw = load_interrupts(c.p, c.vcpu, false);
+    resample_before_taken(c.p, c.vcpu, (SPSR_EL2.get(), ELR_EL2.get()), loaded_hw);
     1
 }
 
@@ -916,26 +951,24 @@ extern "C" fn guest_fast_notify(frame: &mut GuestFrame) -> u64 {
 #[unsafe(no_mangle)]
 extern "C" fn guest_fast_interrupt() -> FastAnswer {
     const FULL_PATH: FastAnswer = FastAnswer { value: 0, answered: 0 };
-    let here = Here::load();
-    if !FAST_PATH.current(here.cpu) {
-        return FULL_PATH;
-    }
+    let Some(running) = Running::here() else { return FULL_PATH };
+    let Some(c) = running.current() else { return FULL_PATH };
     let Some(intid) = gic::acknowledge_one() else { return FULL_PATH };
-    let system = system::get();
-    let p = &system.partitions[here.id];
-    let Some(loaded_hw) = forward_at_once(system, p, here.vcpu, intid) else {
+    let Some(loaded_hw) = forward_at_once(running, &c, intid) else {
         return FastAnswer { value: u64::from(intid) + 1, answered: 0 };
     };
-    resample_before_taken(p, here.vcpu, (SPSR_EL2.get(), ELR_EL2.get()), loaded_hw);
+    if let Some(priority) = loaded_hw {
+        resample_loaded(c.p, c.vcpu, (SPSR_EL2.get(), ELR_EL2.get()), priority);
+    }
     FastAnswer { value: 0, answered: 1 }
 }
 
-/// [`guest_fast_interrupt`]'s work for `intid`, acknowledged on the CPU of `vcpu` of `p`: what
+/// [`guest_fast_interrupt`]'s work for `intid`, acknowledged on the CPU of the vCPU `c`: what
 /// [`forward_physical`] and [`load_interrupts`] would do with it. `None` when it is not one of
 /// the common cases (nothing done: the full path takes it); else the least urgent priority of the
 /// hardware-linked interrupts loaded, if any.
-fn forward_at_once(system: &System, p: &Partition, vcpu: usize, intid: u32) -> Option<Option<u8>> {
-    let hint = &p.irq_hints[vcpu];
+fn forward_at_once(running: &Running, c: &Current, intid: u32) -> Option<Option<u8>> {
+    let (p, vcpu, hint) = (c.p, c.vcpu, c.hint);
     if intid == gic::KICK_SGI || intid == gic::MAINTENANCE_INTID {
         if intid == gic::KICK_SGI && p.listed[vcpu].asked() {
             return None;
@@ -947,7 +980,7 @@ fn forward_at_once(system: &System, p: &Partition, vcpu: usize, intid: u32) -> O
     let spi = intid >= tantalum_core::vgic::SPI_BASE;
     let forwarded_ppi =
         gic::FORWARDED_PPIS.iter().fold(0u32, |bits, &i| bits | 1 << i) & 1 << (intid & 31) != 0;
-    if !spi && !forwarded_ppi || spi && hypervisor_spis(system) & spi_bit(intid) != 0 {
+    if !spi && !forwarded_ppi || spi && running.hypervisor_spis() & spi_bit(intid) != 0 {
         return None;
     }
     let hinted = take_hint(hint);
@@ -1078,8 +1111,16 @@ pub(crate) fn resample_before_taken(
     (spsr, elr): (u64, u64),
     loaded_hw: Option<u8>,
 ) {
+    if let Some(priority) = loaded_hw {
+        resample_loaded(p, vcpu, (spsr, elr), priority);
+    }
+}
+
+/// [`resample_before_taken`] once a hardware-linked interrupt of least urgent priority
+/// `priority` was loaded (inlined in the interrupt fast path).
+#[inline(always)]
+fn resample_loaded(p: &Partition, vcpu: usize, (spsr, elr): (u64, u64), priority: u8) {
     const PSTATE_I: u64 = 1 << 7;
-    let Some(priority) = loaded_hw else { return };
     let masked = spsr & PSTATE_I != 0 && !crate::wfi::follows_wfi(&p.config, elr);
     if (masked || gic::masked_by_priority(priority)) && !gic::trap_before_acknowledge() {
         if let Some(trap) = &p.gicv_trap {
