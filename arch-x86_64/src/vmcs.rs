@@ -107,6 +107,8 @@ pub mod proc {
     pub const HLT_EXITING: u32 = 1 << 7;
     pub const MWAIT_EXITING: u32 = 1 << 10;
     pub const RDPMC_EXITING: u32 = 1 << 11;
+    pub const CR8_LOAD_EXITING: u32 = 1 << 19;
+    pub const CR8_STORE_EXITING: u32 = 1 << 20;
     pub const UNCONDITIONAL_IO_EXITING: u32 = 1 << 24;
     pub const USE_IO_BITMAPS: u32 = 1 << 25;
     pub const USE_MSR_BITMAPS: u32 = 1 << 28;

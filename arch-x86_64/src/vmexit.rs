@@ -16,6 +16,7 @@ pub mod reason {
     pub const HLT: u32 = 12;
     pub const RDPMC: u32 = 15;
     pub const VMCALL: u32 = 18;
+    pub const CR_ACCESS: u32 = 28;
     pub const IO_INSTRUCTION: u32 = 30;
     pub const RDMSR: u32 = 31;
     pub const WRMSR: u32 = 32;
@@ -208,7 +209,8 @@ pub fn decode(info: &ExitInfo, regs: &Gprs) -> Decoded {
         // Triple faults; INIT and SIPI (a partition cannot send them: the local APIC is not
         // mapped, its vCPUs start by PSCI CPU_ON); task switches; GETSEC, INVD, the VMX
         // instructions, MONITOR and MWAIT (CPUID hides both; they exit so a guest never parks
-        // the CPU); MOV to CR4 setting VMXE; an invalid guest state or MSR load at entry; EPT
+        // the CPU); MOV to CR4 setting VMXE; MOV to or from CR8 (the host local APIC's task
+        // priority: a partition has no local APIC); an invalid guest state or MSR load at entry; EPT
         // misconfigurations (a hypervisor bug); and every other reason: the partition's fault
         // policy, with the reason in the report (docs/x86.md, "Exits").
         _ => Exit::Unhandled { syndrome: u64::from(info.reason) | (info.qualification << 32) },
@@ -287,6 +289,31 @@ mod tests {
         let deadline = Gprs { rcx: 0x6e0, rax: 0x10, rdx: 0x2, ..Default::default() };
         assert_eq!(decode(&info, &deadline), Decoded::TscDeadline { write: Some(0x2_0000_0010) });
         assert_eq!(read(0x6e0), Decoded::TscDeadline { write: None });
+    }
+
+    #[test]
+    fn the_x2apic_msrs_are_general_protection() {
+        // The whole x2APIC range, the ICR (0x830: INIT, NMI, fixed IPIs), EOI, TPR and
+        // SELF_IPI among it: a partition has no local APIC; it never reaches the host's.
+        for msr in 0x800..=0x8ff {
+            for reason in [reason::RDMSR, reason::WRMSR] {
+                let regs = Gprs { rcx: msr, rax: 0x000c_4500, ..Default::default() };
+                let info = ExitInfo { reason, ..Default::default() };
+                assert_eq!(decode(&info, &regs), Decoded::GeneralProtection, "{msr:#x}");
+            }
+        }
+    }
+
+    #[test]
+    fn cr8_accesses_are_the_fault_policy() {
+        // MOV CR8, rax (qualification: CR 8, MOV to CR, register 0) and MOV rax, CR8 (type 1).
+        for q in [0x8, 0x18] {
+            let info = ExitInfo { reason: reason::CR_ACCESS, qualification: q, ..Default::default() };
+            assert_eq!(
+                decode(&info, &Gprs::default()),
+                Decoded::Exit(Exit::Unhandled { syndrome: u64::from(reason::CR_ACCESS) | (q << 32) })
+            );
+        }
     }
 
     #[test]

@@ -221,6 +221,11 @@ pub fn setup_controls_and_host(
             | proc::MWAIT_EXITING
             | proc::MONITOR_EXITING
             | proc::RDPMC_EXITING
+            // Without these (and without a TPR shadow) MOV to/from CR8 reaches the host local
+            // APIC's task priority: a guest could mask its CPU's interrupts, the hypervisor's
+            // kicks among them, for the hypervisor too (docs/x86.md, "Exits").
+            | proc::CR8_LOAD_EXITING
+            | proc::CR8_STORE_EXITING
             | proc::USE_IO_BITMAPS
             | proc::USE_MSR_BITMAPS
             | proc::SECONDARY_CONTROLS,

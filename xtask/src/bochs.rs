@@ -487,36 +487,105 @@ pub fn demo_scenario() -> std::result::Result<(), String> {
     )
 }
 
-/// configs/x86/x86-games.dts: the attacker's forbidden MSRs and RDPMC raise #GP(0) in it,
-/// which its fixup skips; its privileged games (the hypervisor's console port, the PIC, CR3
-/// into the hypervisor, VMXON, XCR0 without x87) each end by its restart policy; CPUID hides VMX
-/// and the PMU and names Tantalum; the victim runs to its end.
+/// configs/x86/x86-games.dts: the attacker's forbidden MSRs (the local APIC base, the x2APIC
+/// range with the ICR) and RDPMC raise #GP(0) in it, which its fixup skips; each of its
+/// privileged games (the hypervisor's console port, the PIC, CR3 into the hypervisor, VMXON,
+/// XCR0 without x87, the host's local APIC and IOAPIC by MMIO, the legacy interrupt ports,
+/// CR8) ends by its restart policy with the fault that names it, in its own run; CPUID hides
+/// VMX and the PMU and names Tantalum. The victim, on the CPU the attacker's IPIs aim at,
+/// beats on throughout: never restarted, never faulted, still beating after the last game.
 pub fn games_scenario() -> std::result::Result<(), String> {
-    system_scenario(
-        "configs/x86/x86-games.dts",
-        &[
-            "[attacker] games: CPUID shows VMX: false; names Tantalum: true; PMU version 0",
-            "[attacker] games: RDMSR IA32_APIC_BASE: #GP(0)",
-            "[attacker] games: WRMSR EFER: #GP(0)",
-            "[attacker] games: RDPMC 0: #GP(0)",
-            "[attacker] games: own port 0xcf8 passes through: wrote 0x8000f804, read 0x8000f804",
-            "[attacker] games: XSETBV x87|SSE carried out: XCR0 = 0x3",
-            "[attacker] games: run 0: out-com1",
-            "[tantalum] partition 'attacker' fault: I/O port write at 0x3f8 (no device of its own there)",
-            "[attacker] games: run 1: in-pic",
-            "[tantalum] partition 'attacker' fault: I/O port read at 0x21 (no device of its own there)",
-            "[attacker] games: run 2: cr3-hypervisor",
-            "[tantalum] partition 'attacker' fault: stage-2 read abort at IPA 0x100000",
-            "[attacker] games: run 3: vmxon",
-            "[attacker] games: run 4: xsetbv-x87-off",
-            "[tantalum] partition 'attacker' fault: unhandled exception (syndrome 0x37)",
-            "[attacker] games: all 5 games were stopped",
-            "[tantalum] partition 'attacker' exited with code 0: stopped",
-            "[victim] victim done",
-            "[tantalum] all partitions have stopped: powering off",
-        ],
-        &["BREACH", "halting", "!"],
+    let built = crate::image::build_system(&root().join("configs/x86/x86-games.dts")).map_err(|e| e.0)?;
+    let dir = built.image.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let iso = iso(&built.image, &dir.join("bochs")).map_err(|e| e.0)?;
+    let all_stopped = format!("[attacker] games: all {} games were stopped", GAMES.len());
+    let beat_after_games = |output: &str| {
+        output.find(&all_stopped).is_some_and(|at| output[at..].contains("[victim] heartbeat"))
+    };
+    let run = run_scripted(
+        &iso,
+        cpus_used(&built.config),
+        BOARD_MEGS,
+        Duration::from_secs(300),
+        &[],
+        |_| {},
+        &beat_after_games,
     )
+    .map_err(|e| e.0)?;
+    let missing = run.missing(GAMES_PRELUDE);
+    let unstopped = games_not_stopped(&run.output);
+    let forbidden = ["BREACH", "halting", "!", "[tantalum] partition 'victim'", "no such game"];
+    let present: Vec<&str> = forbidden.iter().copied().filter(|f| run.output.contains(f)).collect();
+    let beats = run.output.matches("[victim] heartbeat 1\n").count();
+    let after = beat_after_games(&run.output);
+    run.verdict(
+        missing.is_empty() && unstopped.is_empty() && present.is_empty() && beats == 1 && after,
+        &format!(
+            "missing: {missing:?}; games not stopped by their fault: {unstopped:?}; present: {present:?}; \
+             victim started {beats} time(s); beating after the games: {after}"
+        ),
+    )
+}
+
+/// What the attacker of configs/x86/x86-games.dts reports in its first run: the #GP(0) cases.
+const GAMES_PRELUDE: &[&str] = &[
+    "[attacker] games: CPUID shows VMX: false; names Tantalum: true; PMU version 0",
+    "[attacker] games: RDMSR IA32_APIC_BASE: #GP(0)",
+    "[attacker] games: WRMSR IA32_APIC_BASE x2APIC on: #GP(0)",
+    "[attacker] games: RDMSR x2APIC ID (0x802): #GP(0)",
+    "[attacker] games: WRMSR x2APIC TPR (0x808): #GP(0)",
+    "[attacker] games: WRMSR x2APIC EOI (0x80b): #GP(0)",
+    "[attacker] games: WRMSR x2APIC ICR (0x830) INIT to all others: #GP(0)",
+    "[attacker] games: WRMSR x2APIC ICR (0x830) NMI to all others: #GP(0)",
+    "[attacker] games: WRMSR x2APIC ICR (0x830) fixed 0xf0 to CPU 0: #GP(0)",
+    "[attacker] games: WRMSR x2APIC SELF_IPI (0x83f): #GP(0)",
+    "[attacker] games: RDMSR x2APIC ICR (0x830): #GP(0)",
+    "[attacker] games: WRMSR EFER: #GP(0)",
+    "[attacker] games: RDPMC 0: #GP(0)",
+    "[attacker] games: own port 0xcf8 passes through: wrote 0x8000f804, read 0x8000f804",
+    "[attacker] games: XSETBV x87|SSE carried out: XCR0 = 0x3",
+];
+
+/// The attacker's games in run order (partitions/hello/src/games.rs) with the fault that must
+/// end each one (after `[tantalum] partition 'attacker' fault: `).
+const GAMES: &[(&str, &str)] = &[
+    ("out-com1", "I/O port write at 0x3f8 (no device of its own there)"),
+    ("in-pic", "I/O port read at 0x21 (no device of its own there)"),
+    ("cr3-hypervisor", "stage-2 read abort at IPA 0x100000"),
+    ("vmxon", "unhandled exception (syndrome 0x1b)"),
+    ("xsetbv-x87-off", "unhandled exception (syndrome 0x37)"),
+    ("lapic-read-id", "stage-2 read abort at IPA 0xfee00020 (outside its memory)"),
+    ("lapic-icr-init-all", "stage-2 write abort at IPA 0xfee00300 (outside its memory)"),
+    ("lapic-icr-nmi-all", "stage-2 write abort at IPA 0xfee00300 (outside its memory)"),
+    ("lapic-icr-fixed-cpu0", "stage-2 write abort at IPA 0xfee00310 (outside its memory)"),
+    ("ioapic-select", "stage-2 write abort at IPA 0xfec00000 (outside its memory)"),
+    ("ioapic-redirect", "stage-2 write abort at IPA 0xfec00010 (outside its memory)"),
+    ("out-pic2-init", "I/O port write at 0xa0 (no device of its own there)"),
+    ("out-imcr-apic", "I/O port write at 0x22 (no device of its own there)"),
+    ("out-elcr", "I/O port write at 0x4d0 (no device of its own there)"),
+    ("out-rtc-nmi-off", "I/O port write at 0x70 (no device of its own there)"),
+    ("out-nmi-control", "I/O port write at 0x61 (no device of its own there)"),
+    // CR access (28), qualification: CR8, MOV to (0) or from (1) CR8, register rax.
+    ("mov-cr8", "unhandled exception (syndrome 0x80000001c)"),
+    ("mov-from-cr8", "unhandled exception (syndrome 0x180000001c)"),
+];
+
+/// The games of [`GAMES`] whose run (from its `run N: name` line to the next run's) lacks
+/// the attacker's fault that names it.
+fn games_not_stopped(output: &str) -> Vec<&'static str> {
+    GAMES
+        .iter()
+        .enumerate()
+        .filter(|(i, (name, fault))| {
+            let Some(start) = output.find(&format!("[attacker] games: run {i}: {name}\n")) else {
+                return true;
+            };
+            let run = &output[start..];
+            let end = run[1..].find("[attacker] games: ").map_or(run.len(), |e| e + 1);
+            !run[..end].contains(&format!("[tantalum] partition 'attacker' fault: {fault}"))
+        })
+        .map(|(_, (name, _))| *name)
+        .collect()
 }
 
 /// configs/x86/x86-console-focus.dts: console input follows focus, as on Arm. `first` has the
@@ -782,6 +851,23 @@ pub fn run_system(built: &crate::image::BuiltSystem, timeout: Option<Duration>) 
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_game_counts_as_stopped_only_by_its_own_fault_in_its_own_run() {
+        let fault = |f: &str| format!("[tantalum] partition 'attacker' fault: {f}, PC 0x1: restarting\n");
+        let mut all = String::new();
+        for (i, (name, f)) in super::GAMES.iter().enumerate() {
+            all += &format!("[attacker] games: run {i}: {name}\n{}[attacker] hello\n", fault(f));
+        }
+        assert_eq!(super::games_not_stopped(&all), Vec::<&str>::new());
+        // A game that returned: its run shows the breach and the next run's fault is not its.
+        let (name, f) = super::GAMES[5];
+        let breach = all.replace(&fault(f), "[attacker] BREACH: returned\n");
+        assert_eq!(super::games_not_stopped(&breach), [name]);
+        // A game that never ran.
+        let skipped = all.replace(&format!("run 6: {}\n", super::GAMES[6].0), "");
+        assert_eq!(super::games_not_stopped(&skipped), [super::GAMES[6].0]);
+    }
+
     #[test]
     fn figures_are_read_from_their_lines() {
         let out = "[tantalum] x; hypervisor entry at TSC tick 123\n[bench] bench: hypercall_round_trip_ticks=428 min=391 (2000 calls)\n";

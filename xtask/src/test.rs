@@ -318,7 +318,7 @@ const X86_SCENARIOS: &[X86Scenario] = &[
         crate::bochs::fault_policy_scenario,
     ),
     (
-        "x86_64 under Bochs: the attacker's CPU games (MSRs and RDPMC are #GP; ports, CR3, VMXON end by its policy), the victim runs on",
+        "x86_64 under Bochs: the attacker's CPU games (MSRs, x2APIC and RDPMC are #GP; ports, CR3, CR8, VMXON, the local APIC and IOAPIC end by its policy), the victim runs on",
         crate::bochs::games_scenario,
     ),
     (
