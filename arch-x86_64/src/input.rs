@@ -1,6 +1,8 @@
 //! Console input on x86: the keys typed on COM1 go where core's `console::input` says (a
 //! partition's virtual 16550, or the hypervisor's help line). COM1 is polled, by whichever CPU
-//! is in the hypervisor (every exit, and while a vCPU waits), so no interrupt routing is needed.
+//! is in the hypervisor (every exit, and while a vCPU waits), so no interrupt routing is needed;
+//! a key delivered raises the partition's virtual 16550 interrupt if its guest enabled it
+//! (`uart_irq`).
 
 use core::sync::atomic::Ordering;
 
@@ -59,6 +61,7 @@ pub fn poll(system: &System) {
             }
             Key::Deliver(id) => {
                 system.partitions[id].vuart.lock().receive(&[byte]);
+                crate::uart_irq::input(system, id);
             }
             Key::Help => {
                 let partitions = system.config.partitions.iter().zip(&system.partitions).map(|(c, p)| {

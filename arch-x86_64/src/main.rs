@@ -14,6 +14,7 @@ mod serial;
 mod smp;
 mod system;
 mod tsc;
+mod uart_irq;
 mod vcpu;
 mod vmx;
 

@@ -50,6 +50,20 @@ impl PendingVectors {
         self.0[usize::from(vector / 64)].fetch_and(!bit, Ordering::AcqRel) & bit != 0
     }
 
+    /// Follows a level-triggered line that interrupts at `vector`: pending while `high`,
+    /// withdrawn (if not yet injected) once it drops, so a guest that drained the device by
+    /// polling takes no interrupt for it. Whether `vector` is pending now.
+    pub fn follow_line(&self, vector: u32, high: bool) -> bool {
+        if high {
+            self.set(vector)
+        } else {
+            if let Ok(v) = u8::try_from(vector) {
+                self.take(v);
+            }
+            false
+        }
+    }
+
     pub fn any(&self) -> bool {
         self.first().is_some()
     }
@@ -86,5 +100,19 @@ mod tests {
         p.clear();
         assert!(!p.any());
         assert!(p.set(255) && p.first() == Some(255));
+    }
+
+    #[test]
+    fn a_level_line_is_pending_while_high() {
+        let p = PendingVectors::new();
+        assert!(p.set(96));
+        assert!(p.follow_line(33, true));
+        assert!(p.follow_line(33, true), "still high: still pending, once");
+        assert_eq!(p.first(), Some(33));
+        assert!(!p.follow_line(33, false));
+        assert_eq!(p.first(), Some(96), "the line dropped: withdrawn, other vectors kept");
+        assert!(!p.follow_line(7, true), "not an interrupt vector");
+        assert!(!p.follow_line(300, false));
+        assert_eq!(p.first(), Some(96));
     }
 }

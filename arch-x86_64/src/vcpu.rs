@@ -277,18 +277,6 @@ fn pc_guest_before(
     }
 }
 
-/// After a PC guest's port access: the virtual 16550's interrupt line (COM1's, IRQ 4 of the
-/// guest's master PIC), if up, pends the vector the guest programmed for it.
-#[cold]
-#[inline(never)]
-fn pc_guest_uart_line(me: &system::Partition, pending: &PendingVectors) {
-    if me.vuart.lock().line() {
-        if let Some(vector) = me.pic.lock().vector(VIRTUAL_UART_IRQ) {
-            pending.set(vector.into());
-        }
-    }
-}
-
 /// A PC guest's RDMSR or WRMSR of EFER, on the VMCS's guest EFER: reads see it, writes may
 /// change SYSCALL enable (bit 0) and no-execute enable (bit 11) only. Whether it was handled
 /// (otherwise: a #GP, as for any MSR outside the allow-list).
@@ -302,9 +290,6 @@ fn pc_guest_efer(regs: &mut Gprs, write: Option<u64>) -> Result<bool, VmxError> 
     }
     Ok(true)
 }
-
-/// The ISA interrupt line of a PC guest's virtual 16550: COM1's.
-const VIRTUAL_UART_IRQ: u8 = 4;
 
 /// Whether partition `p` has I/O port `port` among its devices' ports.
 fn owns_port(system: &System, p: &tantalum_core::config::PartitionConfig, port: u16) -> bool {
@@ -619,8 +604,9 @@ fn enter(system: &System, cpu: usize, revision: u32, here: Here, start: Start) -
             Outcome::ExternalAbort { addr, access } => partition::fault(p, Fault::Memory { addr, access }),
             outcome => outcome,
         };
-        if me.pc_guest && matches!(exit, Exit::PortIo { .. }) {
-            pc_guest_uart_line(me, pending);
+        if p.virtual_uart && matches!(exit, Exit::PortIo { .. }) {
+            // The access may have raised or lowered its virtual 16550's interrupt line.
+            crate::uart_irq::follow(system, id);
         }
         match outcome {
             // An external interrupt or an opened interrupt window interrupted no instruction.

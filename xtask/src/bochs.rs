@@ -591,7 +591,9 @@ fn games_not_stopped(output: &str) -> Vec<&'static str> {
 /// configs/x86/x86-console-focus.dts: console input follows focus, as on Arm. `first` has the
 /// input at boot and exits, so it moves to `second`, whose virtual 16550 (COM1 in its port
 /// space) receives what is typed and transmits the `got:` lines; Ctrl-\\ gives the input to
-/// the hypervisor (Enter lists the partitions) and back.
+/// the hypervisor (Enter lists the partitions) and back. `second` takes its input by the
+/// virtual 16550's interrupt (vector 33, its guest DT's INTID) and sleeps in HLT between, which
+/// only an injected interrupt ends: every echoed line is a delivered interrupt.
 pub fn console_focus_scenario() -> std::result::Result<(), String> {
     let built =
         crate::image::build_system(&root().join("configs/x86/x86-console-focus.dts")).map_err(|e| e.0)?;
@@ -615,6 +617,7 @@ pub fn console_focus_scenario() -> std::result::Result<(), String> {
     )
     .map_err(|e| e.0)?;
     let expected = [
+        "[second] echo: receiving by interrupt 33 at port 0x3f8",
         "console input -> first (Ctrl-\\ passes it on)",
         "partition 'first' exited with code 0: stopped",
         "console input -> second (Ctrl-\\ passes it on)",
@@ -631,9 +634,19 @@ pub fn console_focus_scenario() -> std::result::Result<(), String> {
             _ => false,
         };
     let lost = run.output.contains("got: lost");
+    // `ping\r`, then `quit\r` after the hypervisor had the input: at least one interrupt each.
+    let interrupts = run
+        .output
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("[second] echo: ")?.strip_suffix(" receive interrupt(s)")?.parse::<u64>().ok()
+        })
+        .unwrap_or(0);
     run.verdict(
-        missing.is_empty() && order_ok && !lost,
-        &format!("missing: {missing:?}; in order: {order_ok}; lost: {lost}"),
+        missing.is_empty() && order_ok && !lost && interrupts >= 2,
+        &format!(
+            "missing: {missing:?}; in order: {order_ok}; lost: {lost}; receive interrupts: {interrupts}"
+        ),
     )
 }
 

@@ -42,6 +42,9 @@ fn quoted(s: &str) -> String {
     out
 }
 
+/// The guest DT node of a partition's virtual 16550 on an x86 board (no `reg`: it is on ports).
+const X86_VUART_NODE: &str = "virtual-uart";
+
 /// A node name for a passed-through device: the board node's name with its unit address (its
 /// guest MMIO address; for a device on I/O ports only, which has no `reg` in the guest DT, the
 /// board's unit address joined by a dash: `interrupt-controller-i20` and
@@ -122,10 +125,17 @@ pub fn source(cfg: &SystemConfig, p: &PartitionConfig, board_dtb: &[u8]) -> Stri
     let page = |what, n| cfg.board.emulated.page(what, n).unwrap_or_default();
     let vuart_base = page(Emulated::VirtualUart, 0);
 
-    // On an x86 board the virtual UART is COM1's ports (docs/x86.md), which a DT does not name.
     let vuart_page = p.virtual_uart && cfg.board.emulated.virtual_uart.is_some();
-    let stdout =
-        if vuart_page { format!("\t\tstdout-path = \"/pl011@{vuart_base:x}\";\n") } else { String::new() };
+    // On an x86 board the virtual UART is a 16550 at COM1's ports in the partition's own port
+    // space (docs/x86.md): its node says where, and the INTID (the vector) of its interrupt.
+    let vuart_ports = p.virtual_uart && cfg.board.x86.is_some();
+    let stdout = if vuart_page {
+        format!("\t\tstdout-path = \"/pl011@{vuart_base:x}\";\n")
+    } else if vuart_ports {
+        format!("\t\tstdout-path = \"/{X86_VUART_NODE}\";\n")
+    } else {
+        String::new()
+    };
     let bootargs = p.bootargs.as_deref().unwrap_or("");
     let initrd = match (p.initrd_address(), p.initrd_size()) {
         (Some(start), Some(size)) => format!(
@@ -216,6 +226,15 @@ pub fn source(cfg: &SystemConfig, p: &PartitionConfig, board_dtb: &[u8]) -> Stri
             "\tpl011@{vuart_base:x} {{\n\t\tcompatible = \"arm,pl011\", \"arm,primecell\";\n\t\treg = <{} {}>;\n\t\tinterrupts = <0 {VUART_SPI} 4>;\n\t\tclocks = <&vuart_clk>, <&vuart_clk>;\n\t\tclock-names = \"uartclk\", \"apb_pclk\";\n\t}};\n",
             cells(vuart_base),
             cells(VUART_SIZE)
+        );
+    }
+
+    if vuart_ports {
+        let ports = tantalum_core::config::x86::VIRTUAL_UART_PORTS;
+        let _ = writeln!(
+            w,
+            "\t{X86_VUART_NODE} {{\n\t\tcompatible = \"ns16550a\";\n\t\ttantalum,io-ports = <{:#x} {:#x}>;\n\t\tclock-frequency = <1843200>;\n\t\tinterrupts = <0 {VUART_SPI} 4>;\n\t}};\n",
+            ports.base, ports.count
         );
     }
 

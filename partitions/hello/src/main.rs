@@ -2,7 +2,8 @@
 //! can give it another role:
 //! - `role=echo`: reads lines typed on its virtual UART (the PL011 its guest DT's
 //!   `/chosen/stdout-path` names, `virtual-uart;`; on x86 the 16550 at COM1's ports, which it
-//!   also writes its lines to) and prints each, until `quit`;
+//!   reads by its interrupt, sleeping in HLT meanwhile, and also writes its lines to) and
+//!   prints each, until `quit`;
 //! - `role=flood`: floods the console with 256-byte writes for two seconds;
 //! - `role=timed bound_ms=N`: writes two bytes every 10 ms for two seconds and reports its
 //!   slowest write (a breach if over N ms);
@@ -157,39 +158,113 @@ impl Uart {
         // SAFETY: as above.
         (!empty).then(|| unsafe { tantalum_guest::mmio::read32(self.0 + UART_DR) } as u8)
     }
+    /// Polls: the echo's Arm twin reads the PL011's flags (its interrupt is Linux's).
+    fn wait(&self) {
+        wait_ns(1_000_000);
+    }
     fn print_line(&self, text: &str) {
         println!("{text}");
     }
+    fn finish(&self) {}
 }
 
-/// The virtual UART on x86: a 16550 at COM1's ports (docs/x86.md), both ways.
+/// The virtual UART on x86: a 16550 at the ports its guest DT's stdout node gives (COM1's,
+/// docs/x86.md), both ways. Input comes by its interrupt: the handler drains the receiver into
+/// a ring and the echo sleeps in HLT until there is something in it, so every line it echoes
+/// proves a delivered interrupt (the hypervisor's HLT waits only for an injected one).
 #[cfg(target_arch = "x86_64")]
 struct Uart(u16);
 
 #[cfg(target_arch = "x86_64")]
-impl Uart {
-    fn find() -> Option<Uart> {
-        Some(Uart(0x3f8))
-    }
-    fn inb(&self, offset: u16) -> u8 {
+mod uart_rx {
+    use core::sync::atomic::{AtomicU16, AtomicU32, AtomicU8, AtomicUsize, Ordering};
+
+    /// The UART's first port, for the handler.
+    pub static PORT: AtomicU16 = AtomicU16::new(0);
+    /// Receive interrupts taken.
+    pub static INTERRUPTS: AtomicU32 = AtomicU32::new(0);
+    const SIZE: usize = 64;
+    static RING: [AtomicU8; SIZE] = [const { AtomicU8::new(0) }; SIZE];
+    /// Bytes written (by the handler) and read (by the echo loop), ever.
+    static WRITTEN: AtomicUsize = AtomicUsize::new(0);
+    static READ: AtomicUsize = AtomicUsize::new(0);
+
+    pub fn inb(port: u16) -> u8 {
         let value: u8;
         // SAFETY: the virtual 16550's ports (`virtual-uart;`); the hypervisor emulates them.
-        unsafe {
-            core::arch::asm!("in al, dx", in("dx") self.0 + offset, out("al") value, options(nomem, nostack))
-        };
+        unsafe { core::arch::asm!("in al, dx", in("dx") port, out("al") value, options(nomem, nostack)) };
         value
     }
+
+    pub fn outb(port: u16, value: u8) {
+        // SAFETY: as in `inb`.
+        unsafe { core::arch::asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack)) };
+    }
+
+    /// The UART's interrupt: takes every waiting byte (LSR bit 0: data ready), which lowers
+    /// the line; bytes beyond the ring's room are dropped.
+    pub fn handler(_intid: u32) {
+        INTERRUPTS.fetch_add(1, Ordering::AcqRel);
+        let port = PORT.load(Ordering::Acquire);
+        while inb(port + 5) & 1 != 0 {
+            let byte = inb(port);
+            let w = WRITTEN.load(Ordering::Acquire);
+            if w - READ.load(Ordering::Acquire) < SIZE {
+                RING[w % SIZE].store(byte, Ordering::Release);
+                WRITTEN.store(w + 1, Ordering::Release);
+            }
+        }
+    }
+
+    pub fn pop() -> Option<u8> {
+        let r = READ.load(Ordering::Acquire);
+        (r != WRITTEN.load(Ordering::Acquire)).then(|| {
+            let byte = RING[r % SIZE].load(Ordering::Acquire);
+            READ.store(r + 1, Ordering::Release);
+            byte
+        })
+    }
+
+    pub fn waiting() -> bool {
+        READ.load(Ordering::Acquire) != WRITTEN.load(Ordering::Acquire)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Uart {
+    /// The UART of the guest DT's stdout node, with its receive interrupt on (IER bit 0, and
+    /// OUT2, which gates a PC UART's interrupt output).
+    fn find() -> Option<Uart> {
+        use core::sync::atomic::Ordering;
+        use tantalum_guest::{dt, irq};
+        let port = dt::stdout_port()?;
+        let intid = dt::stdout_interrupt()?;
+        uart_rx::PORT.store(port, Ordering::Release);
+        irq::init();
+        irq::set_handler(intid, uart_rx::handler);
+        uart_rx::outb(port + 4, 0x08);
+        uart_rx::outb(port + 1, 0x01);
+        irq::enable();
+        println!("echo: receiving by interrupt {intid} at port {port:#x}");
+        Some(Uart(port))
+    }
     fn read_byte(&self) -> Option<u8> {
-        // LSR bit 0: data ready.
-        (self.inb(5) & 1 != 0).then(|| self.inb(0))
+        uart_rx::pop()
+    }
+    /// Sleeps until the receive interrupt has brought something.
+    fn wait(&self) {
+        tantalum_guest::irq::wait_unless(uart_rx::waiting);
     }
     /// Writes the line through the UART's transmitter (LSR bit 5: room for a byte).
     fn print_line(&self, text: &str) {
         for &b in text.as_bytes().iter().chain(b"\r\n") {
-            while self.inb(5) & 0x20 == 0 {}
-            // SAFETY: as in `inb`.
-            unsafe { core::arch::asm!("out dx, al", in("dx") self.0, in("al") b, options(nomem, nostack)) };
+            while uart_rx::inb(self.0 + 5) & 0x20 == 0 {}
+            uart_rx::outb(self.0, b);
         }
+    }
+    fn finish(&self) {
+        let n = uart_rx::INTERRUPTS.load(core::sync::atomic::Ordering::Acquire);
+        println!("echo: {n} receive interrupt(s)");
     }
 }
 
@@ -204,7 +279,7 @@ fn echo() {
     println!("echo: type a line");
     loop {
         let Some(byte) = uart.read_byte() else {
-            wait_ns(1_000_000);
+            uart.wait();
             continue;
         };
         match byte {
@@ -215,6 +290,7 @@ fn echo() {
                 out[5..5 + len].copy_from_slice(&line[..len]);
                 uart.print_line(core::str::from_utf8(&out[..5 + len]).unwrap_or("got: ?"));
                 if text == "quit" {
+                    uart.finish();
                     return;
                 }
                 len = 0;

@@ -41,11 +41,33 @@ pub fn emulated_address(compatible: &str, marker: &str, n: usize) -> Option<u64>
     numbers(nodes.nth(n)?.property("reg")?.value, 2).next()
 }
 
-/// The first `reg` address of the node `/chosen/stdout-path` names: the partition's virtual
-/// PL011 (`virtual-uart;`), wherever its board places it.
-pub fn stdout_address() -> Option<u64> {
+/// Runs `f` on the node `/chosen/stdout-path` names: the partition's virtual UART
+/// (`virtual-uart;`), wherever its board places it.
+fn with_stdout<T>(f: impl FnOnce(fdt::node::FdtNode<'_, 'static>) -> Option<T>) -> Option<T> {
     let fdt = get()?;
     let path = fdt.find_node("/chosen")?.property("stdout-path")?.as_str()?;
-    let path = path.split(':').next()?;
-    numbers(fdt.find_node(path)?.property("reg")?.value, 2).next()
+    f(fdt.find_node(path.split(':').next()?)?)
+}
+
+/// The first `reg` address of the stdout node: the virtual PL011's (Arm).
+pub fn stdout_address() -> Option<u64> {
+    with_stdout(|node| numbers(node.property("reg")?.value, 2).next())
+}
+
+/// The first I/O port of the stdout node (`tantalum,io-ports`): the virtual 16550's (x86).
+pub fn stdout_port() -> Option<u16> {
+    with_stdout(|node| numbers(node.property("tantalum,io-ports")?.value, 1).next()?.try_into().ok())
+}
+
+/// The INTID of the stdout node's interrupt (`interrupts = <0 SPI flags>`: 32 + SPI), which
+/// the virtual UART raises when input waits (and, if enabled, when it can transmit). On
+/// x86_64 it is the vector the hypervisor injects (docs/x86.md), as a doorbell's.
+pub fn stdout_interrupt() -> Option<u32> {
+    with_stdout(|node| {
+        let mut cells = numbers(node.property("interrupts")?.value, 1);
+        match (cells.next()?, cells.next()?) {
+            (0, spi) => u32::try_from(spi).ok()?.checked_add(32),
+            _ => None,
+        }
+    })
 }
