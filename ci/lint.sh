@@ -7,7 +7,7 @@ echo "==> cargo fmt --check"
 cargo fmt --all --check
 
 echo "==> cargo clippy (host crates)"
-cargo clippy --quiet -p tantalum-core -p xtask --all-targets -- -D warnings
+cargo clippy --quiet -p tantalum-core -p tantalum-config -p xtask --all-targets -- -D warnings
 echo "==> cargo clippy (aarch64 hypervisor)"
 cargo clippy --quiet -p tantalum-aarch64 -p chanping --target aarch64-unknown-none-softfloat -- -D warnings
 echo "==> cargo clippy (aarch64 partitions and SDK)"

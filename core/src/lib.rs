@@ -7,20 +7,20 @@
 
 extern crate alloc;
 
-pub mod addr;
-pub mod bootimage;
+// The boot-time half lives in `tantalum-config` (compiled for size in the hypervisors); it is
+// part of this crate's interface at the same paths.
+#[cfg(test)]
+use tantalum_config::test_support;
+pub use tantalum_config::{addr, bootimage, config, sort};
+
 pub mod channel;
-pub mod config;
 pub mod console;
 pub mod exit;
 pub mod gic_regs;
 pub mod hypercall;
 pub mod iommu;
 pub mod partition;
-pub mod sort;
 pub mod stage2;
-#[cfg(test)]
-mod test_support;
 pub mod time;
 pub mod vgic;
 pub mod virtio;

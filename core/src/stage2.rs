@@ -111,29 +111,7 @@ pub const fn entry_size(level: usize) -> u64 {
     PAGE_SIZE << (9 * (3 - level))
 }
 
-/// Which leaves a mapping may use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Mappings {
-    /// The largest blocks that alignment allows (fewest TLB entries on hardware).
-    #[default]
-    Blocks,
-    /// 4 KiB pages only. For emulators whose TLB treats a two-stage entry as large when either
-    /// stage is, and then flushes everything on any by-address invalidation inside it (QEMU).
-    Pages,
-}
-
-impl Mappings {
-    /// The names the system DT uses.
-    pub const NAMES: [&'static str; 2] = ["blocks", "pages"];
-
-    pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "blocks" => Some(Self::Blocks),
-            "pages" => Some(Self::Pages),
-            _ => None,
-        }
-    }
-}
+pub use tantalum_config::stage2::Mappings;
 
 /// Second-stage tables rooted at `root`, walked as `geometry` says.
 #[derive(Clone, Copy, Debug)]

@@ -18,14 +18,11 @@ use bitmaps::{Kept, StateBits};
 use offsets::*;
 use tock_registers::LocalRegisterCopy;
 
-/// Size of the distributor frame.
-pub const GICD_SIZE: u64 = core::mem::size_of::<crate::gic_regs::Distributor>() as u64;
-/// Offset of the SGI/PPI frame inside one redistributor.
 pub use crate::gic_regs::GICR_SGI_OFFSET;
-/// First SPI INTID.
-pub const SPI_BASE: u32 = 32;
-/// INTIDs the virtual distributor implements (SGIs, PPIs and 96 SPIs): GICD_TYPER says 128.
-pub const MAX_INTID: u32 = 128;
+pub use tantalum_config::vgic::{GICD_SIZE, MAX_INTID, SPI_BASE};
+// The configuration's frame sizes are the register blocks' (declared in `gic_regs`).
+const _: () = assert!(GICD_SIZE == core::mem::size_of::<crate::gic_regs::Distributor>() as u64);
+const _: () = assert!(GICR_SGI_OFFSET == tantalum_config::vgic::GICR_SGI_OFFSET);
 /// GICD/GICR_PIDR2: architecture revision 3 (GICv3).
 const PIDR2_GICV3: u64 = 0x3b;
 /// GICD_PIDR2 of a GICv2.

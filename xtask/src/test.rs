@@ -419,8 +419,8 @@ pub fn command(filter: Option<&str>, list: bool, slow: bool) -> Result<()> {
 
     step("host unit tests");
     tally.record(
-        "host: cargo test (tantalum-core, xtask)",
-        cargo(&["test", "--quiet", "-p", "tantalum-core", "-p", "xtask"]),
+        "host: cargo test (tantalum-core, tantalum-config, xtask)",
+        cargo(&["test", "--quiet", "-p", "tantalum-core", "-p", "tantalum-config", "-p", "xtask"]),
     );
     tally.record(
         "host: cargo test (tantalum-aarch64 lib)",

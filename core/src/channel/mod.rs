@@ -14,7 +14,7 @@
 #![deny(unsafe_code)]
 
 pub mod error;
-pub mod layout;
+pub use tantalum_config::channel::layout;
 pub mod region;
 pub mod ring;
 pub mod shmem;

@@ -36,8 +36,7 @@ pub const S_IOERR: u8 = 1;
 pub const S_UNSUPP: u8 = 2;
 /// Bytes of a request's header (type, reserved, sector).
 const HDR: u64 = 16;
-/// Most frontends one disk serves.
-pub const MAX_FRONTENDS: usize = 16;
+pub use tantalum_config::virtio::blk::{Region, MAX_FRONTENDS};
 
 /// The backend page of the driver partition: Tantalum's own register layout (not virtio), one
 /// 4 KiB trapped page like a virtio device's. All registers are 32-bit.
@@ -75,24 +74,6 @@ pub const BACKEND_MAGIC: u32 = u32::from_le_bytes(*b"TNbk");
 pub const FETCH_NONE: u32 = 0;
 pub const FETCH_REQUEST: u32 = 1;
 pub const FETCH_NO_BUFFER: u32 = 2;
-
-/// A frontend's part of the disk, in sectors.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Region {
-    pub start: u64,
-    pub sectors: u64,
-}
-
-impl Region {
-    /// The disk sector of the frontend's sectors `sector..sector + count`, if all lie inside.
-    pub fn place(&self, sector: u64, count: u64) -> Option<u64> {
-        let end = sector.checked_add(count)?;
-        if end > self.sectors {
-            return None;
-        }
-        self.start.checked_add(sector)
-    }
-}
 
 /// A request given to the driver, until it completes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

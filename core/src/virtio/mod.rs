@@ -21,8 +21,7 @@ pub const VIRTIO_PAGE: u64 = crate::vplatform::EMULATED_PAGE;
 /// First SPI number of virtio devices: device `n` interrupts on `VIRTIO_SPI_BASE + n`, above the
 /// channel doorbells (64..71).
 pub const VIRTIO_SPI_BASE: u32 = 80;
-/// Most virtio devices one partition may have.
-pub const MAX_VIRTIO_PER_PARTITION: usize = 8;
+pub use tantalum_config::virtio::MAX_VIRTIO_PER_PARTITION;
 
 /// SPI number (DT specifier, INTID - 32) of a partition's device `local`.
 pub const fn virtio_spi(local: usize) -> u32 {

@@ -29,8 +29,7 @@ pub const fn mac(link: usize, endpoint: usize) -> [u8; 6] {
     [0x52, 0x54, 0x00, 0x74, link as u8, endpoint as u8]
 }
 
-/// Most endpoints of one link: a link of more than two is a small switch.
-pub const MAX_PORTS: usize = 8;
+pub use tantalum_config::virtio::net::MAX_PORTS;
 /// MAC addresses a switch remembers (each port's own, then those learned from frames).
 const LEARNED_MAX: usize = 32;
 

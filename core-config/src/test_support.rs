@@ -1,4 +1,5 @@
-//! Fixtures and assertions shared by the host tests of several modules.
+//! Fixtures and assertions shared by the host tests of several modules (and of `tantalum-core`,
+//! through the `test-support` feature).
 
 use alloc::string::String;
 
@@ -43,6 +44,7 @@ pub fn qemu_virt_emulated() -> crate::vplatform::EmulatedPages {
     }
 }
 
+#[cfg(test)]
 /// Finds the error matching `pattern` among `errors` (config errors), checks that its message
 /// names `node` first and contains every word; evaluates to the message.
 macro_rules! assert_config_error {
@@ -56,4 +58,5 @@ macro_rules! assert_config_error {
         text
     }};
 }
+#[cfg(test)]
 pub(crate) use assert_config_error;

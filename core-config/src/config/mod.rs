@@ -390,7 +390,7 @@ pub enum VirtioKind {
     /// Ethernet frames (`tantalum,virtio-net-v1`): a virtio-net device each.
     Net,
     /// Socket packets (`tantalum,virtio-vsock-v1`): a virtio-vsock device each, the endpoint's
-    /// address its CID ([`crate::virtio::vsock::cid`]).
+    /// address its CID (`tantalum_core::virtio::vsock::cid`).
     Vsock,
 }
 

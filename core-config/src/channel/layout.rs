@@ -28,9 +28,9 @@ pub struct RingLayout {
     pub producer: usize,
     /// Endpoint that receives and alone writes the consumer page.
     pub consumer: usize,
-    /// The producer page: [`ProducerHeader`](super::ring::ProducerHeader), then zeros.
+    /// The producer page: `ProducerHeader` (`tantalum_core::channel::ring`), then zeros.
     pub producer_page: u64,
-    /// The consumer page: [`ConsumerHeader`](super::ring::ConsumerHeader), then zeros.
+    /// The consumer page: `ConsumerHeader`, then zeros.
     pub consumer_page: u64,
     /// The data area, `capacity` bytes.
     pub data: u64,
