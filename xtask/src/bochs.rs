@@ -191,14 +191,19 @@ pub fn linux_partition_scenario() -> std::result::Result<(), String> {
     )
 }
 
+/// Debian's `bochsbios`: the BIOS the runs load.
+pub const BIOS: &str = "/usr/share/bochs/BIOS-bochs-latest";
+/// Debian's `vgabios`: the VGA BIOS the runs load.
+pub const VGA_BIOS: &str = "/usr/share/vgabios/vgabios.bin";
+
 /// The Bochs configuration of a run of `iso` with `cpus` CPUs, COM1 as `com1` says (Bochs's
 /// `com1:` option's mode and device).
-fn bochsrc(iso: &Path, com1: &str, log: &Path, cpus: u32, megs: u32) -> String {
+pub(crate) fn bochsrc(iso: &Path, com1: &str, log: &Path, cpus: u32, megs: u32) -> String {
     format!(
         "megs: {megs}\n\
          cpu: model=corei7_haswell_4770, count={cpus}, ips=100000000, reset_on_triple_fault=0\n\
-         romimage: file=/usr/share/bochs/BIOS-bochs-latest\n\
-         vgaromimage: file=/usr/share/vgabios/vgabios.bin\n\
+         romimage: file={BIOS}\n\
+         vgaromimage: file={VGA_BIOS}\n\
          ata0-master: type=cdrom, path={}, status=inserted\n\
          boot: cdrom\n\
          com1: enabled=1, {}\n\

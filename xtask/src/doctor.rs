@@ -68,7 +68,8 @@ fn program_items() -> Vec<Item> {
     let mut items = Vec::new();
     for p in programs {
         let what = format!("{} ({}): {}", p.program, p.package, p.purpose);
-        let install = format!("sudo apt-get update && sudo {}", tools::apt_install_command(&[&p.package]));
+        let packages = tools::install_set(&p.package);
+        let install = tools::root_command(&["apt-get update", &tools::apt_install_command(&packages)]);
         items.push(match tools::find(&p) {
             Found::Yes(path) => {
                 Item { what, found: Some(path.display().to_string()), fix: install, optional: false }
@@ -95,12 +96,15 @@ fn linux_items() -> Vec<Item> {
         arches.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().any(|a| a == "arm64"));
     let cache = linux::dir().join("cache");
     let cached = linux::debian::cached(&cache);
+    let amd64_cache = linux::dir().join("cache-amd64");
     vec![
         Item {
             what: "Linux guests: dpkg architecture arm64".into(),
             found: arm64.then(|| "added".into()),
-            fix: "sudo dpkg --add-architecture arm64 && sudo apt-get update (the xtask does it as root)"
-                .into(),
+            fix: format!(
+                "{} (the xtask does it as root, on Debian only)",
+                tools::root_command(&["dpkg --add-architecture arm64", "apt-get update"])
+            ),
             optional: false,
         },
         Item {
@@ -114,9 +118,20 @@ fn linux_items() -> Vec<Item> {
             optional: false,
         },
         Item {
+            what: format!(
+                "Linux guests on x86: Debian {} and {} (amd64)",
+                linux::debian::DebArch::Amd64.metapackage(),
+                linux::debian::BUSYBOX_PACKAGE
+            ),
+            found: linux::debian::cached_for(&amd64_cache, linux::debian::DebArch::Amd64)
+                .map(|k| format!("{} in {}", k.version, amd64_cache.display())),
+            fix: "cargo xtask doctor --fix (fetched by apt-get download on first use)".into(),
+            optional: false,
+        },
+        Item {
             what: "Linux guests: mke2fs (e2fsprogs), makes the guest disk".into(),
-            found: linux::find_mke2fs().map(|p| p.display().to_string()),
-            fix: format!("sudo {}", tools::apt_install_command(&["e2fsprogs"])),
+            found: tools::find_anywhere("mke2fs").map(|p| p.display().to_string()),
+            fix: tools::root_command(&[&tools::apt_install_command(&["e2fsprogs"])]),
             optional: false,
         },
     ]
@@ -126,7 +141,7 @@ fn optional_items() -> Vec<Item> {
     vec![Item {
         what: "gdb-multiarch (gdb-multiarch): debugs the hypervisor with `run --gdb`".into(),
         found: tools::on_path("gdb-multiarch").map(|p| p.display().to_string()),
-        fix: format!("sudo {}", tools::apt_install_command(&["gdb-multiarch"])),
+        fix: tools::root_command(&[&tools::apt_install_command(&["gdb-multiarch"])]),
         optional: true,
     }]
 }
@@ -159,6 +174,7 @@ pub fn command(fix: bool) -> Result<()> {
     if fix {
         tools::ensure()?;
         linux::assets()?;
+        linux::x86_assets()?;
     }
     let missing = report();
     if missing > 0 {

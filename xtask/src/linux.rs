@@ -603,21 +603,9 @@ pub fn make_disk(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// mke2fs (in /sbin, which a user's PATH may lack); installs e2fsprogs as root if missing.
+/// mke2fs, installed (e2fsprogs) as root if missing.
 fn mke2fs() -> Result<PathBuf> {
-    if let Some(p) = find_mke2fs() {
-        return Ok(p);
-    }
-    crate::tools::apt_install(&["e2fsprogs"], "mke2fs is missing (it makes the Linux guests' disk)")?;
-    find_mke2fs().ok_or_else(|| crate::Error("mke2fs still missing after installing e2fsprogs".into()))
-}
-
-pub fn find_mke2fs() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin".into(), "/sbin".into()])
-        .map(|d| d.join("mke2fs"))
-        .find(|p| p.is_file())
+    crate::tools::on_demand("mke2fs", "it makes the Linux guests' disk")
 }
 
 /// The bare QEMU command (no hypervisor, the default board's machine at EL1 with 2 CPUs and
@@ -810,7 +798,7 @@ mod tests {
     /// Needs mke2fs (e2fsprogs), which the Debian hosts have; skipped when it is missing.
     #[test]
     fn disk_image_is_ext2() {
-        if find_mke2fs().is_none() {
+        if crate::tools::find_anywhere("mke2fs").is_none() {
             return;
         }
         let dir = std::env::temp_dir().join(format!("tantalum-disk-test-{}", std::process::id()));

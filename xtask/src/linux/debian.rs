@@ -121,17 +121,27 @@ pub fn fetch_for(cache: &Path, arch: DebArch) -> Result<Kernel> {
     fs::create_dir_all(cache)?;
     let root = is_root();
     let needs_root = |why: &str, commands: &[&str]| -> Error {
-        let list: Vec<String> = commands.iter().map(|c| format!("    sudo {c}")).collect();
         Error(format!(
             "{why}: the Debian {name} kernel and busybox for the Linux guest come from apt, and setting \
-             apt up needs root; run\n{}\nthen run this again",
-            list.join("\n")
+             apt up needs root; run\n    {}\nthen run this again",
+            crate::tools::root_command(commands)
         ))
     };
 
     let native = run(Command::new("dpkg").arg("--print-architecture"))?;
     let arches = run(Command::new("dpkg").arg("--print-foreign-architectures"))?;
     if native.trim() != name && !arches.split_whitespace().any(|a| a == name) {
+        // Only Debian's archive serves every architecture from one mirror: Ubuntu's serves
+        // arm64 elsewhere, so adding it would break every later `apt-get update`.
+        let os = fs::read_to_string("/etc/os-release").unwrap_or_default();
+        if !is_debian(&os) {
+            bail!(
+                "the Linux guests boot Debian's {name} kernel and busybox, which apt fetches from \
+                 Debian's archive with {name} added as a foreign architecture; this is {}, whose \
+                 archive lacks them: the Linux scenarios need a Debian host (the others run here)",
+                os_name(&os)
+            );
+        }
         if !root {
             let add = format!("dpkg --add-architecture {name}");
             return Err(needs_root(&format!("dpkg has no {name} architecture"), &[&add, "apt-get update"]));
@@ -301,10 +311,11 @@ fn module_bytes(path: &Path) -> Result<Vec<u8>> {
     } else {
         return Ok(fs::read(path)?);
     };
-    let out = Command::new(tool).arg("-dc").arg(path).stderr(Stdio::inherit()).output();
+    let program = crate::tools::on_demand(tool, "Debian compressed the kernel's modules")?;
+    let out = Command::new(program).arg("-dc").arg(path).stderr(Stdio::inherit()).output();
     match out {
         Ok(out) if out.status.success() => Ok(out.stdout),
-        _ => bail!("cannot decompress {} with `{tool} -dc` (install {tool})", path.display()),
+        _ => bail!("cannot decompress {} with `{tool} -dc`", path.display()),
     }
 }
 
@@ -382,6 +393,20 @@ pub fn versioned_kernel(depends: &str, arch: DebArch) -> Option<String> {
     })
 }
 
+/// Whether `/etc/os-release` (its text) is Debian's own (not a derivative: `ID=debian`).
+pub fn is_debian(os_release: &str) -> bool {
+    os_release.lines().any(|l| matches!(l.trim(), "ID=debian" | "ID=\"debian\""))
+}
+
+/// The system's name from `/etc/os-release` (its text).
+fn os_name(os_release: &str) -> String {
+    os_release
+        .lines()
+        .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+        .map(|n| n.trim_matches('"').to_string())
+        .unwrap_or_else(|| "not Debian (no /etc/os-release says so)".into())
+}
+
 fn is_root() -> bool {
     fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
@@ -426,6 +451,18 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Only Debian's own archive has the foreign-architecture kernel: Ubuntu (ID_LIKE=debian)
+    /// is not taken for Debian.
+    #[test]
+    fn only_debian_is_debian() {
+        assert!(is_debian("PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\n"));
+        assert!(is_debian("ID=\"debian\"\n"));
+        let ubuntu = "PRETTY_NAME=\"Ubuntu 24.04 LTS\"\nID=ubuntu\nID_LIKE=debian\n";
+        assert!(!is_debian(ubuntu));
+        assert_eq!(os_name(ubuntu), "Ubuntu 24.04 LTS");
+        assert!(!is_debian(""));
+    }
 
     #[test]
     fn depends_line_of_the_metapackage() {
