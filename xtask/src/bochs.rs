@@ -177,7 +177,7 @@ pub fn linux_partition_scenario() -> std::result::Result<(), String> {
         cpus_used(&built.config),
         BOARD_MEGS,
         Duration::from_secs(900),
-        &[],
+        Typing::Nothing,
         |_| {},
         &heartbeat_after_stop,
     )
@@ -261,18 +261,29 @@ const BOARD_MEGS: u32 = 256;
 /// [`run`] on a PC with `megs` MiB of RAM, handing `progress` the COM1 output so far every time
 /// it grew.
 fn run_with(iso: &Path, cpus: u32, megs: u32, timeout: Duration, progress: impl FnMut(&str)) -> Result<Run> {
-    run_scripted(iso, cpus, megs, timeout, &[], progress, &|output| output.contains(END_MARKER))
+    run_scripted(iso, cpus, megs, timeout, Typing::Nothing, progress, &|output| output.contains(END_MARKER))
 }
 
-/// [`run_with`], typing on COM1: each `(after, keys)` of `input` in turn sends `keys` once
-/// COM1 shows `after`. With input, Bochs serves COM1 on a local TCP port (`socket-server`),
-/// which this end connects to; what arrives is copied to the same `com1.log` as without.
+/// What is typed on COM1 during a run.
+#[derive(Clone, Copy)]
+enum Typing<'a> {
+    /// Nothing: Bochs writes COM1 to a file.
+    Nothing,
+    /// Each `(after, keys)` in turn: `keys` once COM1 shows `after`.
+    Script(&'a [(&'a str, &'a [u8])]),
+    /// This process's standard input as it comes (`crate::keyboard`: Ctrl-A X ends the run).
+    Stdin,
+}
+
+/// [`run_with`], typing on COM1 as `input` says. With input, Bochs serves COM1 on a local TCP
+/// port (`socket-server`), which this end connects to; what arrives is copied to the same
+/// `com1.log` as without.
 fn run_scripted(
     iso: &Path,
     cpus: u32,
     megs: u32,
     timeout: Duration,
-    input: &[(&str, &[u8])],
+    input: Typing,
     mut progress: impl FnMut(&str),
     done: &dyn Fn(&str) -> bool,
 ) -> Result<Run> {
@@ -280,11 +291,10 @@ fn run_scripted(
     let (serial, log, rc, conf) =
         (dir.join("com1.log"), dir.join("bochs.log"), dir.join("continue.rc"), dir.join("bochsrc"));
     let _ = std::fs::remove_file(&serial);
-    let port = if input.is_empty() {
-        None
-    } else {
+    let port = match input {
+        Typing::Nothing => None,
         // A free local port for Bochs to listen on.
-        Some(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+        _ => Some(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port()),
     };
     let com1 = match port {
         None => format!("mode=file, dev={}", serial.display()),
@@ -307,8 +317,16 @@ fn run_scripted(
         Some(port) => Some(connect_com1(port, &serial, Duration::from_secs(20))?),
         None => None,
     };
-    let mut script = input.iter();
+    let script: &[(&str, &[u8])] = match input {
+        Typing::Script(script) => script,
+        _ => &[],
+    };
+    let mut script = script.iter();
     let mut next_input = script.next();
+    let quit = match (input, keyboard.as_ref()) {
+        (Typing::Stdin, Some(stream)) => Some(crate::keyboard::forward_stdin(stream.try_clone()?)),
+        _ => None,
+    };
     let read =
         || std::fs::read(&serial).map(|b| String::from_utf8_lossy(&b).replace('\r', "")).unwrap_or_default();
     let mut timed_out = false;
@@ -328,6 +346,9 @@ fn run_scripted(
                 stream.write_all(keys)?;
                 next_input = script.next();
             }
+        }
+        if quit.as_ref().is_some_and(|q| q.load(std::sync::atomic::Ordering::Acquire)) {
+            break;
         }
         if done(&output) {
             // Give Bochs a moment to exit by itself (ACPI power-off), then end it.
@@ -512,7 +533,7 @@ pub fn games_scenario() -> std::result::Result<(), String> {
         cpus_used(&built.config),
         BOARD_MEGS,
         Duration::from_secs(300),
-        &[],
+        Typing::Nothing,
         |_| {},
         &beat_after_games,
     )
@@ -616,7 +637,7 @@ pub fn console_focus_scenario() -> std::result::Result<(), String> {
         cpus_used(&built.config),
         BOARD_MEGS,
         Duration::from_secs(240),
-        input,
+        Typing::Script(input),
         |_| {},
         &|output| output.contains(END_MARKER),
     )
@@ -838,23 +859,42 @@ pub fn bench_command(board: &str) -> Result<()> {
 }
 
 /// `cargo xtask run` for an x86 system: its boot image on a GRUB ISO, booted in Bochs with the
-/// CPUs it uses; COM1 is shown as it comes (output only: Bochs writes COM1 to a file) until the
-/// hypervisor powers off, or `timeout` passes (an error), or Ctrl-C.
+/// CPUs it uses, COM1 on this terminal both ways (Bochs serves it on a local TCP port): what it
+/// prints is shown as it comes, what is typed goes to it key by key (the terminal raw,
+/// `crate::keyboard`: Ctrl-\\ moves the hypervisor's input focus, Ctrl-A X ends the run), until
+/// the hypervisor powers off, or `timeout` passes (an error). Standard input may be a pipe: its
+/// bytes are typed as they come.
 pub fn run_system(built: &crate::image::BuiltSystem, timeout: Option<Duration>) -> Result<()> {
     let dir = built.image.parent().unwrap_or(Path::new(".")).to_path_buf();
     let iso = iso(&built.image, &dir.join("bochs"))?;
     let cpus = cpus_used(&built.config);
     step(format!(
-        "booting {} in Bochs ({cpus} CPU(s); COM1 below, output only; Ctrl-C ends it)",
+        "booting {} in Bochs ({cpus} CPU(s); COM1 below; move console input with Ctrl-\\, quit with Ctrl-A X)",
         iso.display()
     ));
+    let terminal = crate::keyboard::RawTerminal::enter();
     let mut shown = 0;
-    let run = run_with(&iso, cpus, BOARD_MEGS, timeout.unwrap_or(Duration::MAX), |output| {
-        use std::io::Write;
-        print!("{}", &output[shown..]);
-        let _ = std::io::stdout().flush();
-        shown = output.len();
-    })?;
+    let run = run_scripted(
+        &iso,
+        cpus,
+        BOARD_MEGS,
+        timeout.unwrap_or(Duration::MAX),
+        Typing::Stdin,
+        |output| {
+            use std::io::Write;
+            let new = &output[shown..];
+            if terminal.is_raw() {
+                print!("{}", new.replace('\n', "\r\n"));
+            } else {
+                print!("{new}");
+            }
+            let _ = std::io::stdout().flush();
+            shown = output.len();
+        },
+        &|output| output.contains(END_MARKER),
+    );
+    drop(terminal);
+    let run = run?;
     if !run.output.ends_with('\n') {
         println!();
     }
@@ -865,6 +905,80 @@ pub fn run_system(built: &crate::image::BuiltSystem, timeout: Option<Duration>) 
         bail!("the hypervisor panicked");
     }
     Ok(())
+}
+
+/// `cargo xtask run --config configs/x86/x86-console-focus.dts` as a user runs it, its standard
+/// input a pipe: the keys typed reach `second`'s virtual 16550 (its echo answers), Ctrl-\\ gives
+/// the input to the hypervisor (Enter lists the partitions), Ctrl-A X ends the run, which
+/// exits 0.
+pub fn run_command_scenario() -> std::result::Result<(), String> {
+    use std::io::{Read, Write};
+    let start = Instant::now();
+    let mut child = Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
+        .args(["run", "--config", "configs/x86/x86-console-focus.dts", "--timeout", "240"])
+        .current_dir(root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let mut stdout = child.stdout.take().ok_or("no stdout")?;
+    let shown = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = shown.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = stdout.read(&mut buf) {
+            if let Ok(mut s) = sink.lock() {
+                s.push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        }
+    });
+    let mut keyboard = child.stdin.take().ok_or("no stdin")?;
+    let script: [(&str, &[u8]); 3] = [
+        ("console input -> second", b"ping\r"),
+        ("[second] got: ping", b"\x1c\r"),
+        ("partitions: first", b"\x01x"),
+    ];
+    let mut next = 0;
+    let status = loop {
+        let output = shown.lock().map(|s| s.replace('\r', "")).unwrap_or_default();
+        if let Some(&(after, keys)) = script.get(next) {
+            if output.contains(after) {
+                keyboard.write_all(keys).and_then(|()| keyboard.flush()).map_err(|e| e.to_string())?;
+                next += 1;
+            }
+        }
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            break Some(status);
+        }
+        if start.elapsed() > Duration::from_secs(360) {
+            let _ = child.kill();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let _ = child.wait();
+    std::thread::sleep(Duration::from_millis(200));
+    let output = shown.lock().map(|s| s.replace('\r', "")).unwrap_or_default();
+    let expected = [
+        "[second] echo: receiving by interrupt 33 at port 0x3f8",
+        "[second] got: ping",
+        "console input -> hypervisor: keys go to no partition",
+        "partitions: first (stopped, console), second (running, console)",
+    ];
+    let missing: Vec<&str> = expected.iter().copied().filter(|e| !output.contains(e)).collect();
+    // Ctrl-A X ended it before `second` did.
+    let ended_early = !output.contains("partition 'second' exited");
+    let ok = status.is_some_and(|s| s.success());
+    if missing.is_empty() && ended_early && ok && next == script.len() {
+        println!("        ({:.1} s, build and GRUB included)", start.elapsed().as_secs_f64());
+        return Ok(());
+    }
+    Err(format!(
+        "cargo xtask run: exit {status:?}; keys typed: {next} of {}; missing: {missing:?}; \
+         ended by Ctrl-A X: {ended_early}\n--- its output ---\n{output}",
+        script.len()
+    ))
 }
 
 #[cfg(test)]

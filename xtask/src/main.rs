@@ -14,6 +14,7 @@ mod explain;
 mod flash;
 mod guest_dt;
 mod image;
+mod keyboard;
 mod linux;
 mod qemu;
 mod scenarios;

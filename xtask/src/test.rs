@@ -330,6 +330,10 @@ const X86_SCENARIOS: &[X86Scenario] = &[
         crate::bochs::console_focus_scenario,
     ),
     (
+        "x86_64 under Bochs: cargo xtask run types its standard input on COM1 (a partition's echo answers, Ctrl-\\ and Ctrl-A X)",
+        crate::bochs::run_command_scenario,
+    ),
+    (
         "x86_64 under Bochs: a partition's second vCPU by PSCI CPU_ON over VMCALL, off, fault and restart; HLT woken by a vCPU's timer (configs/x86/x86-smp.dts)",
         crate::bochs::smp_scenario,
     ),
