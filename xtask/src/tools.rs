@@ -266,10 +266,10 @@ mod tests {
     use super::*;
 
     /// Programs a Debian or Ubuntu system always has (priority `required`, or apt itself), which the
-    /// xtask runs without checking: `cp` (coreutils), `sh` (dash), `gzip`, `dpkg`, `dpkg-deb`,
-    /// `apt-get`, `apt-cache`; and rustup's own `rustc` and `rustup`.
+    /// xtask runs without checking: `cp` and `stty` (coreutils), `sh` (dash), `gzip`, `dpkg`,
+    /// `dpkg-deb`, `apt-get`, `apt-cache`; and rustup's own `rustc` and `rustup`.
     pub const BASE_SYSTEM: &[&str] =
-        &["cp", "sh", "gzip", "dpkg", "dpkg-deb", "apt-get", "apt-cache", "rustc", "rustup"];
+        &["cp", "stty", "sh", "gzip", "dpkg", "dpkg-deb", "apt-get", "apt-cache", "rustc", "rustup"];
 
     /// The program named by every `Command::new` with a string literal in the `.rs` files under `dir`.
     fn spawned(dir: &Path, found: &mut Vec<(String, PathBuf)>) {
