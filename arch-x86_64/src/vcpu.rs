@@ -504,17 +504,17 @@ fn enter(system: &System, cpu: usize, revision: u32, here: Here, start: Start) -
         let exit = ExitInfo {
             reason,
             qualification: vmread(vmcs::EXIT_QUALIFICATION),
-            guest_physical: match reason & 0xffff {
+            guest_physical: match vmexit::basic_reason(reason) {
                 vmexit::reason::EPT_VIOLATION => vmread(vmcs::GUEST_PHYSICAL_ADDRESS),
                 _ => 0,
             },
         };
-        if exit.reason & 0xffff == vmexit::reason::EXTERNAL_INTERRUPT {
+        if vmexit::basic_reason(exit.reason) == vmexit::reason::EXTERNAL_INTERRUPT {
             // Acknowledged on exit (a kick, or another device's): end it at the local APIC.
             crate::smp::eoi();
             // A PC guest owns the 8259 PIC whose virtual-wire output reaches this CPU: its
             // interrupts (with the vectors it programmed) are the guest's.
-            let vector = vmread(vmcs::EXIT_INTERRUPTION_INFO) as u32 & 0xff;
+            let vector = vmcs::interruption_vector(vmread(vmcs::EXIT_INTERRUPTION_INFO));
             if me.pc_guest && here.vcpu == 0 && vector != crate::smp::KICK_VECTOR {
                 pending.set(vector);
             }
@@ -524,7 +524,7 @@ fn enter(system: &System, cpu: usize, revision: u32, here: Here, start: Start) -
         }
         let rip = vmread(vmcs::GUEST_RIP);
         let next = rip + vmread(vmcs::EXIT_INSTRUCTION_LENGTH);
-        let halted = exit.reason & 0xffff == vmexit::reason::HLT;
+        let halted = vmexit::basic_reason(exit.reason) == vmexit::reason::HLT;
         let exit = match vmexit::decode(&exit, &regs) {
             Decoded::Cpuid { leaf, subleaf } => {
                 let (a, b, c, d) = cpuid(leaf, subleaf);
@@ -550,7 +550,7 @@ fn enter(system: &System, cpu: usize, revision: u32, here: Here, start: Start) -
             }
             Decoded::GeneralProtection => {
                 // A PC guest's EFER is the VMCS's (Linux sets SCE and NXE before it has an IDT).
-                let msr = reason & 0xffff;
+                let msr = vmexit::basic_reason(reason);
                 if me.pc_guest
                     && regs.rcx as u32 == EFER
                     && matches!(msr, vmexit::reason::RDMSR | vmexit::reason::WRMSR)

@@ -42,6 +42,10 @@ pub const GUEST_ES_ACCESS_RIGHTS: u32 = 0x4814;
 pub const GUEST_INTERRUPTIBILITY: u32 = 0x4824;
 /// Interruptibility state bits 0 and 1: blocking by STI, by MOV SS.
 pub const BLOCKING_BY_STI_OR_MOV_SS: u64 = 0b11;
+/// The vector (bits 7:0) of a VM-exit or VM-entry interruption-information field.
+pub const fn interruption_vector(info: u64) -> u32 {
+    (info & 0xff) as u32
+}
 /// VM-entry interruption information: valid (bit 31), type external interrupt (0), the vector.
 pub const fn external_interrupt(vector: u8) -> u64 {
     (1 << 31) | vector as u64
@@ -152,5 +156,11 @@ mod tests {
     #[test]
     fn a_general_protection_fault_is_a_hardware_exception_with_its_error_code() {
         assert_eq!(super::exception_with_error_code(13), 0x8000_0b0d);
+    }
+
+    #[test]
+    fn the_vector_of_an_interruption_information_field() {
+        assert_eq!(super::interruption_vector(super::external_interrupt(0xfe)), 0xfe);
+        assert_eq!(super::interruption_vector(super::exception_with_error_code(13)), 13);
     }
 }

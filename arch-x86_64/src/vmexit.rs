@@ -4,6 +4,19 @@
 use tantalum_core::addr::GuestPhys;
 use tantalum_core::exit::{Access, Exit, RegisterClass, RegisterName};
 
+/// The basic exit reason of an exit-reason field (its bits 15:0; bit 31 marks a failed entry):
+/// one of [`reason`].
+pub const fn basic_reason(reason: u32) -> u32 {
+    reason & 0xffff
+}
+
+/// EPT-violation exit qualification: the access was a data write (bit 1), an instruction
+/// fetch (bit 2); neither is a data read.
+pub mod ept_violation {
+    pub const WRITE: u64 = 1 << 1;
+    pub const EXECUTE: u64 = 1 << 2;
+}
+
 /// Basic exit reasons (bits 15:0 of the exit-reason field).
 pub mod reason {
     pub const EXCEPTION_OR_NMI: u32 = 0;
@@ -155,7 +168,7 @@ pub fn xcr0_valid(value: u64, supported: u64) -> bool {
 /// Decodes an exit with the guest's registers at the time.
 #[inline(always)]
 pub fn decode(info: &ExitInfo, regs: &Gprs) -> Decoded {
-    let exit = match info.reason & 0xffff {
+    let exit = match basic_reason(info.reason) {
         reason::VMCALL => {
             let args = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9];
             if crate::psci::is_psci(regs.rax) {
@@ -182,9 +195,9 @@ pub fn decode(info: &ExitInfo, regs: &Gprs) -> Decoded {
         reason::EXTERNAL_INTERRUPT | reason::PREEMPTION_TIMER | reason::INTERRUPT_WINDOW => Exit::Interrupt,
         reason::EPT_VIOLATION => {
             let q = info.qualification;
-            let access = if q & 4 != 0 {
+            let access = if q & ept_violation::EXECUTE != 0 {
                 Access::Execute
-            } else if q & 2 != 0 {
+            } else if q & ept_violation::WRITE != 0 {
                 Access::Write
             } else {
                 Access::Read
@@ -194,7 +207,7 @@ pub fn decode(info: &ExitInfo, regs: &Gprs) -> Decoded {
         reason::IO_INSTRUCTION => io_instruction(info.qualification, regs),
         reason::RDMSR | reason::WRMSR => {
             let msr = regs.rcx as u32;
-            let write = (info.reason & 0xffff == reason::WRMSR)
+            let write = (basic_reason(info.reason) == reason::WRMSR)
                 .then_some((regs.rdx << 32) | (regs.rax & 0xffff_ffff));
             if msr == crate::timer::TSC_DEADLINE_MSR {
                 return Decoded::TscDeadline { write };
@@ -221,6 +234,15 @@ pub fn decode(info: &ExitInfo, regs: &Gprs) -> Decoded {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_basic_reason_ignores_the_fields_upper_bits() {
+        // A failed entry: bit 31 set, basic reason 33.
+        assert_eq!(basic_reason(0x8000_0021), reason::INVALID_GUEST_STATE);
+        let regs = Gprs { rax: 1, ..Default::default() };
+        let info = ExitInfo { reason: (1 << 27) | reason::CPUID, ..Default::default() };
+        assert_eq!(decode(&info, &regs), Decoded::Cpuid { leaf: 1, subleaf: 0 });
+    }
 
     #[test]
     fn vmcall_uses_the_documented_registers() {

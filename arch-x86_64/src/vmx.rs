@@ -30,6 +30,38 @@ mod msr {
     pub const VMX_TRUE_EXIT: u32 = 0x48f;
     pub const VMX_TRUE_ENTRY: u32 = 0x490;
     pub const EFER: u32 = 0xc000_0080;
+
+    /// IA32_FEATURE_CONTROL: locked (no write until reset), VMX allowed outside SMX.
+    pub const FEATURE_CONTROL_LOCK: u64 = 1 << 0;
+    pub const FEATURE_CONTROL_VMX_OUTSIDE_SMX: u64 = 1 << 2;
+    /// IA32_VMX_BASIC: the VMCS revision identifier (bits 30:0); the TRUE capability MSRs
+    /// exist (bit 55).
+    pub const VMX_BASIC_REVISION: u64 = 0x7fff_ffff;
+    pub const VMX_BASIC_TRUE_CONTROLS: u64 = 1 << 55;
+    /// IA32_VMX_MISC bits 4:0: the preemption timer counts at the TSC's rate >> this.
+    pub const VMX_MISC_TIMER_SHIFT: u64 = 0x1f;
+}
+
+/// CPUID.1:ECX: the CPU has VMX.
+const CPUID_1_ECX_VMX: u32 = 1 << 5;
+
+/// Control-register bits the guest and host state use.
+mod cr {
+    pub const CR0_PE: u64 = 1 << 0;
+    pub const CR0_ET: u64 = 1 << 4;
+    pub const CR0_PG: u64 = 1 << 31;
+    pub const CR4_PAE: u64 = 1 << 5;
+    /// CR4.VMXE: VMX enabled (the host's; a guest never sees or sets it).
+    pub const CR4_VMXE: u64 = 1 << 13;
+    pub const EFER_LME: u64 = 1 << 8;
+    pub const EFER_LMA: u64 = 1 << 10;
+}
+
+/// RFLAGS after a VMX instruction: CF is VMfailInvalid (no current VMCS), ZF VMfailValid (the
+/// error number is in the VMCS).
+mod rflags {
+    pub const CF: u64 = 1 << 0;
+    pub const ZF: u64 = 1 << 6;
 }
 
 /// Why VMX could not be used.
@@ -88,11 +120,10 @@ impl TableMemory for HeapTables {
 }
 
 fn check(what: &'static str, flags: u64) -> Result<(), VmxError> {
-    // RFLAGS.CF (VMfailInvalid) or ZF (VMfailValid).
-    if flags & 1 != 0 {
+    if flags & rflags::CF != 0 {
         return Err(VmxError::Instruction { what, error: u64::MAX });
     }
-    if flags & 0x40 != 0 {
+    if flags & rflags::ZF != 0 {
         return Err(VmxError::Instruction { what, error: vmread(vmcs::VM_INSTRUCTION_ERROR) });
     }
     Ok(())
@@ -117,21 +148,22 @@ pub fn vmwrite(field: u32, value: u64) -> Result<(), VmxError> {
 /// Turns VMX operation on for this CPU.
 pub fn enable() -> Result<u32, VmxError> {
     let ecx = crate::cpu::cpuid(1, 0).2;
-    if ecx & (1 << 5) == 0 {
+    if ecx & CPUID_1_ECX_VMX == 0 {
         return Err(VmxError::NoVmx);
     }
     let feature = rdmsr(msr::FEATURE_CONTROL);
-    if feature & 1 == 0 {
+    if feature & msr::FEATURE_CONTROL_LOCK == 0 {
+        let enabled = feature | msr::FEATURE_CONTROL_LOCK | msr::FEATURE_CONTROL_VMX_OUTSIDE_SMX;
         // SAFETY: unlocked: enable VMX outside SMX and lock, as firmware would.
-        unsafe { wrmsr(msr::FEATURE_CONTROL, feature | 1 | (1 << 2)) };
-    } else if feature & (1 << 2) == 0 {
+        unsafe { wrmsr(msr::FEATURE_CONTROL, enabled) };
+    } else if feature & msr::FEATURE_CONTROL_VMX_OUTSIDE_SMX == 0 {
         return Err(VmxError::LockedOff);
     }
     let cr0 = (crate::cpu::cr0() | rdmsr(msr::VMX_CR0_FIXED0)) & rdmsr(msr::VMX_CR0_FIXED1);
-    let cr4 = (crate::cpu::cr4() | rdmsr(msr::VMX_CR4_FIXED0) | (1 << 13)) & rdmsr(msr::VMX_CR4_FIXED1);
+    let cr4 = (crate::cpu::cr4() | rdmsr(msr::VMX_CR4_FIXED0) | cr::CR4_VMXE) & rdmsr(msr::VMX_CR4_FIXED1);
     // SAFETY: the fixed bits only add what VMX requires (NE, VMXE) to the running values.
     unsafe { crate::cpu::set_cr0_cr4(cr0, cr4) };
-    let revision = (rdmsr(msr::VMX_BASIC) & 0x7fff_ffff) as u32;
+    let revision = (rdmsr(msr::VMX_BASIC) & msr::VMX_BASIC_REVISION) as u32;
     let region = alloc_pages(1).ok_or(VmxError::OutOfMemory)?;
     // SAFETY: a fresh page of ours; the revision goes in its first four bytes.
     unsafe { (region.as_u64() as *mut u32).write_volatile(revision) };
@@ -159,7 +191,7 @@ pub fn new_vmcs(revision: u32) -> Result<HostPhys, VmxError> {
 
 /// The capability MSR of a control: the TRUE one where the CPU has them.
 fn capability(plain: u32, true_msr: u32) -> u64 {
-    if rdmsr(msr::VMX_BASIC) & (1 << 55) != 0 {
+    if rdmsr(msr::VMX_BASIC) & msr::VMX_BASIC_TRUE_CONTROLS != 0 {
         rdmsr(true_msr)
     } else {
         rdmsr(plain)
@@ -183,7 +215,7 @@ pub const TICK_NS: u64 = 1_000_000;
 /// counts down from the field's value at every entry; it counts at the TSC's rate divided by
 /// 2^IA32_VMX_MISC[4:0]).
 pub fn set_preemption_timer(ns: u64) -> Result<(), VmxError> {
-    let shift = rdmsr(msr::VMX_MISC) & 0x1f;
+    let shift = rdmsr(msr::VMX_MISC) & msr::VMX_MISC_TIMER_SHIFT;
     let ticks = tantalum_core::time::ticks(core::time::Duration::from_nanos(ns), crate::tsc::frequency());
     vmwrite(vmcs::PREEMPTION_TIMER_VALUE, (ticks >> shift).clamp(1, u64::from(u32::MAX)))
 }
@@ -257,7 +289,7 @@ pub fn setup_controls_and_host(
     vmwrite(EPT_POINTER, eptp)?;
     vmwrite(VMCS_LINK_POINTER, u64::MAX)?;
     // The guest never sees or sets CR4.VMXE.
-    vmwrite(CR4_GUEST_HOST_MASK, 1 << 13)?;
+    vmwrite(CR4_GUEST_HOST_MASK, cr::CR4_VMXE)?;
     vmwrite(CR4_READ_SHADOW, 0)?;
 
     let (gdt, tss) = crate::cpu::host_tables(cpu);
@@ -286,10 +318,8 @@ pub fn setup_controls_and_host(
 /// Guest state of a vCPU entering in 32-bit protected mode, flat segments, paging off, at
 /// `entry` with `ebx` = `context` (the PVH convention's start state).
 pub fn setup_guest_protected(entry: u64) -> Result<(), VmxError> {
+    use cr::{CR0_ET as ET, CR0_PE as PE, CR0_PG as PG};
     use vmcs::*;
-    const PE: u64 = 1;
-    const ET: u64 = 1 << 4;
-    const PG: u64 = 1 << 31;
     let cr0 = ((rdmsr(msr::VMX_CR0_FIXED0) & !(PE | PG)) | PE | ET) & rdmsr(msr::VMX_CR0_FIXED1);
     let cr4 = rdmsr(msr::VMX_CR4_FIXED0) & rdmsr(msr::VMX_CR4_FIXED1);
     vmwrite(GUEST_CR0, cr0)?;
@@ -337,13 +367,8 @@ pub fn setup_guest_protected(entry: u64) -> Result<(), VmxError> {
 /// with the boot area's identity page tables and GDT, at `entry`; the caller puts the
 /// `boot_params` address in `rsi`.
 pub fn setup_guest_long(entry: u64, area: &BootArea) -> Result<(), VmxError> {
+    use cr::{CR0_ET as ET, CR0_PE as PE, CR0_PG as PG, CR4_PAE as PAE, EFER_LMA, EFER_LME};
     use vmcs::*;
-    const PE: u64 = 1;
-    const ET: u64 = 1 << 4;
-    const PG: u64 = 1 << 31;
-    const PAE: u64 = 1 << 5;
-    const EFER_LME: u64 = 1 << 8;
-    const EFER_LMA: u64 = 1 << 10;
     setup_guest_protected(entry)?;
     let cr0 = (rdmsr(msr::VMX_CR0_FIXED0) | PE | ET | PG) & rdmsr(msr::VMX_CR0_FIXED1);
     let cr4 = (rdmsr(msr::VMX_CR4_FIXED0) | PAE) & rdmsr(msr::VMX_CR4_FIXED1);
@@ -382,10 +407,10 @@ tantalum_vmx_run:
     push r14
     push r15
     push rdi
-    mov rax, 0x6C14
+    mov rax, {host_rsp}
     vmwrite rax, rsp
     lea rdx, [rip + tantalum_vmx_exit]
-    mov rax, 0x6C16
+    mov rax, {host_rip}
     vmwrite rax, rdx
     mov r11, rsi
     mov rax, [rdi + {rax}]
@@ -444,6 +469,8 @@ tantalum_vmx_exit:
     pop rbx
     ret
     "#,
+    host_rsp = const vmcs::HOST_RSP,
+    host_rip = const vmcs::HOST_RIP,
     rax = const offset_of!(Gprs, rax),
     rbx = const offset_of!(Gprs, rbx),
     rcx = const offset_of!(Gprs, rcx),
