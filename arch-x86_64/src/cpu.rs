@@ -81,6 +81,9 @@ pub unsafe fn set_cr0_cr4(cr0: u64, cr4: u64) {
     unsafe { asm!("mov cr0, {}", "mov cr4, {}", in(reg) cr0, in(reg) cr4, options(nostack)) };
 }
 
+/// The selectors of the host's 64-bit code and flat data segments in every CPU's GDT.
+pub const CODE_SELECTOR: u16 = 0x08;
+pub const DATA_SELECTOR: u16 = 0x10;
 /// The selector of this CPU's TSS in its GDT.
 pub const TSS_SELECTOR: u16 = 0x18;
 

@@ -91,6 +91,23 @@ pub const HOST_SYSENTER_EIP: u32 = 0x6C12;
 pub const HOST_RSP: u32 = 0x6C14;
 pub const HOST_RIP: u32 = 0x6C16;
 
+/// Guest segment access rights (the descriptor's type, S, DPL, P, AVL, L, D/B and G bits).
+pub mod access_rights {
+    /// 32-bit code, execute/read, accessed, 4 KiB granularity.
+    pub const CODE32: u64 = 0xc09b;
+    /// 64-bit code (L, not D/B), execute/read, accessed.
+    pub const CODE64: u64 = 0xa09b;
+    /// Flat data, read/write, accessed, 32-bit, 4 KiB granularity.
+    pub const DATA: u64 = 0xc093;
+    /// A busy 64-bit TSS.
+    pub const TSS_BUSY: u64 = 0x8b;
+    /// The segment is unusable (bit 16): an empty LDTR.
+    pub const UNUSABLE: u64 = 1 << 16;
+}
+/// DR7 and RFLAGS as after reset (their always-one bits 10 and 1).
+pub const DR7_RESET: u64 = 0x400;
+pub const RFLAGS_RESET: u64 = 0x2;
+
 /// Segment registers in VMCS order: the guest fields of segment `n` are the ES ones + 2n.
 pub const SEG_ES: u32 = 0;
 pub const SEG_CS: u32 = 1;

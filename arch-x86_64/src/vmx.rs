@@ -296,9 +296,9 @@ pub fn setup_controls_and_host(
     vmwrite(HOST_CR0, crate::cpu::cr0())?;
     vmwrite(HOST_CR3, crate::cpu::cr3())?;
     vmwrite(HOST_CR4, crate::cpu::cr4())?;
-    vmwrite(HOST_CS_SELECTOR, 0x08)?;
+    vmwrite(HOST_CS_SELECTOR, crate::cpu::CODE_SELECTOR.into())?;
     for field in [HOST_SS_SELECTOR, HOST_DS_SELECTOR, HOST_ES_SELECTOR] {
-        vmwrite(field, 0x10)?;
+        vmwrite(field, crate::cpu::DATA_SELECTOR.into())?;
     }
     vmwrite(HOST_FS_SELECTOR, 0)?;
     vmwrite(HOST_GS_SELECTOR, 0)?;
@@ -326,10 +326,10 @@ pub fn setup_guest_protected(entry: u64) -> Result<(), VmxError> {
     vmwrite(CR0_READ_SHADOW, PE | ET)?;
     vmwrite(GUEST_CR3, 0)?;
     vmwrite(GUEST_CR4, cr4)?;
-    vmwrite(GUEST_DR7, 0x400)?;
+    vmwrite(GUEST_DR7, DR7_RESET)?;
     vmwrite(GUEST_RSP, 0)?;
     vmwrite(GUEST_RIP, entry)?;
-    vmwrite(GUEST_RFLAGS, 0x2)?;
+    vmwrite(GUEST_RFLAGS, RFLAGS_RESET)?;
     // Selector, limit, access rights, base of each segment.
     let flat = |seg: u32, selector: u64, rights: u64| -> Result<(), VmxError> {
         vmwrite(GUEST_ES_SELECTOR + 2 * seg, selector)?;
@@ -337,17 +337,18 @@ pub fn setup_guest_protected(entry: u64) -> Result<(), VmxError> {
         vmwrite(GUEST_ES_ACCESS_RIGHTS + 2 * seg, rights)?;
         vmwrite(GUEST_ES_BASE + 2 * seg, 0)
     };
-    flat(SEG_CS, 0x08, 0xc09b)?;
+    // The PVH start state's flat segments, at the same selectors as the host's.
+    flat(SEG_CS, crate::cpu::CODE_SELECTOR.into(), access_rights::CODE32)?;
     for seg in [SEG_ES, SEG_SS, SEG_DS, SEG_FS, SEG_GS] {
-        flat(seg, 0x10, 0xc093)?;
+        flat(seg, crate::cpu::DATA_SELECTOR.into(), access_rights::DATA)?;
     }
     vmwrite(GUEST_ES_SELECTOR + 2 * SEG_LDTR, 0)?;
     vmwrite(GUEST_ES_LIMIT + 2 * SEG_LDTR, 0)?;
-    vmwrite(GUEST_ES_ACCESS_RIGHTS + 2 * SEG_LDTR, 1 << 16)?;
+    vmwrite(GUEST_ES_ACCESS_RIGHTS + 2 * SEG_LDTR, access_rights::UNUSABLE)?;
     vmwrite(GUEST_ES_BASE + 2 * SEG_LDTR, 0)?;
     vmwrite(GUEST_ES_SELECTOR + 2 * SEG_TR, 0)?;
     vmwrite(GUEST_ES_LIMIT + 2 * SEG_TR, 0xff)?;
-    vmwrite(GUEST_ES_ACCESS_RIGHTS + 2 * SEG_TR, 0x8b)?;
+    vmwrite(GUEST_ES_ACCESS_RIGHTS + 2 * SEG_TR, access_rights::TSS_BUSY)?;
     vmwrite(GUEST_ES_BASE + 2 * SEG_TR, 0)?;
     vmwrite(GUEST_GDTR_BASE, 0)?;
     vmwrite(GUEST_GDTR_LIMIT, 0xffff)?;
@@ -383,9 +384,9 @@ pub fn setup_guest_long(entry: u64, area: &BootArea) -> Result<(), VmxError> {
         vmwrite(GUEST_ES_ACCESS_RIGHTS + 2 * seg, rights)
     };
     // 64-bit code (L, not D), flat data, from the boot area's GDT.
-    segment(SEG_CS, CODE_SELECTOR, 0xa09b)?;
+    segment(SEG_CS, CODE_SELECTOR, access_rights::CODE64)?;
     for seg in [SEG_ES, SEG_SS, SEG_DS, SEG_FS, SEG_GS] {
-        segment(seg, DATA_SELECTOR, 0xc093)?;
+        segment(seg, DATA_SELECTOR, access_rights::DATA)?;
     }
     vmwrite(GUEST_GDTR_BASE, area.gdt())?;
     vmwrite(GUEST_GDTR_LIMIT, GDT_LIMIT.into())?;
