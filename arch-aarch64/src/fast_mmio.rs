@@ -108,6 +108,9 @@ mod answer {
 /// (and x19..x29 too when the transfer register is one of them). Emulates the access (the frame
 /// and ELR_EL2 updated: the vectors return to the guest) or answers [`answer::FULL_PATH`] having
 /// changed nothing (the vectors save the rest of the frame and call `guest_exit`).
+///
+/// A constant register is answered here; a register with state and the UART are tail calls
+/// ([`gic_state_mmio`], [`uart_mmio`]), so that a constant read saves no callee-saved register.
 #[unsafe(no_mangle)]
 extern "C" fn guest_fast_mmio(frame: &mut GuestFrame) -> u64 {
     let syndrome = Syndrome { esr: ESR_EL2.get(), far: FAR_EL2.get(), hpfar: HPFAR_EL2.get() };
@@ -133,43 +136,110 @@ extern "C" fn guest_fast_mmio(frame: &mut GuestFrame) -> u64 {
         redistributors: c.gicr.load(Ordering::Relaxed),
         redistributors_size: c.gicr_size.load(Ordering::Relaxed),
     };
-    let value = if let Some((gic_frame, offset)) = gic.locate(addr) {
+    let esr = syndrome.esr;
+    if let Some((gic_frame, offset)) = gic.locate(addr) {
         let a = vgic::Access { offset, size: access.size, write: access.write };
         if let Some(value) = vgic::constant(v2, vcpus, gic_frame, a) {
-            value
-        } else if a.write.is_some() || vgic::reaches_other_vcpus(vcpus, vcpu, gic_frame, offset) {
-            return answer::FULL_PATH;
-        } else {
-            gic_state_read(p, vcpu, gic_frame, a)
+            return complete(frame, c, p, vcpu, esr, access.register, value);
         }
-    } else if let Some(offset) =
-        within(addr.as_u64(), c.uart.load(Ordering::Relaxed), c.uart_size.load(Ordering::Relaxed))
-    {
-        uart_access(system::get(), p, Here::load(), offset, access.write)
-    } else {
+        if a.write.is_some() {
+            return answer::FULL_PATH;
+        }
+        return gic_state_mmio(frame, c, p, shape, esr, access.register, gic_frame, offset, access.size);
+    }
+    match within(addr.as_u64(), c.uart.load(Ordering::Relaxed), c.uart_size.load(Ordering::Relaxed)) {
+        Some(offset) => uart_mmio(frame, c, p, esr, access.register, offset, access.write),
+        None => answer::FULL_PATH,
+    }
+}
+
+/// [`guest_fast_mmio`] for a read of a register of the virtual GIC with state (the full path
+/// for one that reaches other vCPUs' list registers). `shape` as in [`Context`].
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn gic_state_mmio(
+    frame: &mut GuestFrame,
+    c: &'static Context,
+    p: &'static Partition,
+    shape: u64,
+    esr: u64,
+    register: u8,
+    gic_frame: Frame,
+    offset: u64,
+    size: u8,
+) -> u64 {
+    let (vcpu, vcpus) = ((shape & 0xffff) as usize, ((shape >> 16) & 0xffff) as usize);
+    if vgic::reaches_other_vcpus(vcpus, vcpu, gic_frame, offset) {
         return answer::FULL_PATH;
-    };
-    // What the full path does with `Outcome::Emulated`.
-    let register = usize::from(access.register);
-    if access.write.is_none() && register < 31 {
+    }
+    let value = gic_state_read(p, vcpu, gic_frame, vgic::Access { offset, size, write: None });
+    complete(frame, c, p, vcpu, esr, register, value)
+}
+
+/// [`guest_fast_mmio`] for an access to the virtual UART.
+#[inline(never)]
+fn uart_mmio(
+    frame: &mut GuestFrame,
+    c: &'static Context,
+    p: &'static Partition,
+    esr: u64,
+    register: u8,
+    offset: u64,
+    write: Option<u64>,
+) -> u64 {
+    let here = Here::load();
+    let value = uart_access(system::get(), p, here, offset, write);
+    complete(frame, c, p, here.vcpu, esr, register, value)
+}
+
+/// What the full path does with `Outcome::Emulated` once an access with syndrome `esr` to
+/// `register` was emulated: the value of a load extended into the register as the instruction
+/// asks, the PC advanced, virtual interrupts loaded when hinted. Returns the answer to the
+/// vectors.
+#[inline(always)]
+fn complete(
+    frame: &mut GuestFrame,
+    c: &Context,
+    p: &'static Partition,
+    vcpu: usize,
+    esr: u64,
+    register: u8,
+    value: u64,
+) -> u64 {
+    let syndrome = Syndrome { esr, far: 0, hpfar: 0 };
+    let register = usize::from(register);
+    let load = syndrome.esr & WNR == 0;
+    if load && register < 31 {
         frame.x[register] = esr::extend_load(&syndrome, value);
     }
     let elr = ELR_EL2.get() + esr::instruction_length(&syndrome);
     ELR_EL2.set(elr);
+    let answer = match load && (19..=29).contains(&register) {
+        true => answer::EMULATED_HIGH,
+        false => answer::EMULATED,
+    };
     // SAFETY: set by `set` with the partition, to an atomic of the 'static system.
     let hint = unsafe { &*c.hint.load(Ordering::Relaxed) };
     // `load_interrupts` does nothing without the hint.
-    if hint.load(Ordering::Acquire) {
-        frame.elr = elr;
-        frame.spsr = SPSR_EL2.get();
-        let loaded_hw = vcpu::load_interrupts(p, vcpu, false);
-        vcpu::resample_before_taken(p, vcpu, (frame.spsr, frame.elr), loaded_hw);
-    }
-    match access.write.is_none() && (19..=29).contains(&register) {
-        true => answer::EMULATED_HIGH,
-        false => answer::EMULATED,
+    match hint.load(Ordering::Acquire) {
+        true => load_hinted(frame, p, vcpu, elr, answer),
+        false => answer,
     }
 }
+
+/// The end of [`complete`] when the hint is set: virtual interrupts loaded as the full path
+/// loads them. Returns `answer`.
+#[inline(never)]
+fn load_hinted(frame: &mut GuestFrame, p: &Partition, vcpu: usize, elr: u64, answer: u64) -> u64 {
+    frame.elr = elr;
+    frame.spsr = SPSR_EL2.get();
+    let loaded_hw = vcpu::load_interrupts(p, vcpu, false);
+    vcpu::resample_before_taken(p, vcpu, (frame.spsr, frame.elr), loaded_hw);
+    answer
+}
+
+/// ESR_EL2.ISS.WNR of a data abort: a store.
+const WNR: u64 = 1 << 6;
 
 /// The offset of `addr` in the window of `size` bytes at `base`, if it falls in it.
 #[inline]
@@ -195,35 +265,68 @@ pub(crate) fn gic_read(
 ) -> u64 {
     match vgic::constant(gic_v2(system), p.vcpus.len(), frame, access) {
         Some(value) => value,
-        None => gic_state_read(p, vcpu, frame, access),
+        None => read_resampled(p.vgic.lock(), vcpu, frame, access),
     }
 }
 
 /// A read as [`gic_read`]'s of a register with state: under the virtual GIC's lock, taken once,
 /// after the held hardware-linked interrupts whose line fell are dropped (as before any access),
-/// with the interrupts of this CPU's list registers where the register shows them.
-#[inline(never)]
+/// with the interrupts of this CPU's list registers where the register shows them. The common
+/// registers are read at once (`VirtualGic::read_direct`, ORing in the list register entries it
+/// says the register shows); the others through `access_listed`.
+#[inline(always)]
 fn gic_state_read(p: &Partition, vcpu: usize, frame: Frame, access: vgic::Access) -> u64 {
-    let (value, dropped) = {
-        let mut vgic = p.vgic.lock();
-        let dropped = match vgic.any_pending(vcpu) {
-            true => vgic.resample_held(vcpu, gic::still_pending),
-            false => alloc::vec::Vec::new(),
-        };
-        let value = match vgic::involves_listed(frame, access.offset, false) {
-            true => {
-                let mut listed = [vgic::Listed::default(); 16];
-                let n = gic::read_listed(vcpu as u8, &mut listed);
-                vgic.access_listed(vcpu, frame, access, &mut listed[..n])
-            }
-            false => vgic.access_listed(vcpu, frame, access, &mut []),
-        };
-        (value, dropped)
-    };
-    for intid in dropped {
+    let mut vgic = p.vgic.lock();
+    if vgic.any_pending(vcpu) {
+        return read_resampled(vgic, vcpu, frame, access);
+    }
+    read_state(&mut vgic, vcpu, frame, access)
+}
+
+/// [`gic_state_read`] once its lock is taken, out of line (for the full path, and for the fast
+/// path when something is pending): the held interrupts re-sampled first if anything is pending,
+/// then the read through `access_listed` (which `read_direct` answers the same).
+#[inline(never)]
+fn read_resampled(
+    mut vgic: spin::MutexGuard<'_, vgic::VirtualGic>,
+    vcpu: usize,
+    frame: Frame,
+    access: vgic::Access,
+) -> u64 {
+    let dropped = vgic.any_pending(vcpu).then(|| vgic.resample_held(vcpu, gic::still_pending));
+    let value = read_listed(&mut vgic, vcpu, frame, access);
+    drop(vgic);
+    for intid in dropped.into_iter().flatten() {
         gic::deactivate(intid);
     }
     value
+}
+
+/// The read of [`gic_state_read`] under the lock.
+#[inline(always)]
+fn read_state(vgic: &mut vgic::VirtualGic, vcpu: usize, frame: Frame, access: vgic::Access) -> u64 {
+    match vgic.read_direct(vcpu, frame, access) {
+        Some(vgic::DirectRead { value, shows: None }) => value,
+        Some(vgic::DirectRead { mut value, shows: Some(shows) }) => {
+            gic::for_each_listed(vcpu as u8, |entry| value |= shows.bit(&entry));
+            value
+        }
+        None => read_listed(vgic, vcpu, frame, access),
+    }
+}
+
+/// A read as [`gic_state_read`]'s through `access_listed` (for a register `VirtualGic::read_direct`
+/// does not read, and where something is pending).
+#[inline(never)]
+fn read_listed(vgic: &mut vgic::VirtualGic, vcpu: usize, frame: Frame, access: vgic::Access) -> u64 {
+    match vgic::involves_listed(frame, access.offset, false) {
+        true => {
+            let mut listed = [vgic::Listed::default(); 16];
+            let n = gic::read_listed(vcpu as u8, &mut listed);
+            vgic.access_listed(vcpu, frame, access, &mut listed[..n])
+        }
+        false => vgic.access_listed(vcpu, frame, access, &mut []),
+    }
 }
 
 /// An access of the vCPU `here` to its partition's virtual UART at `offset`: the byte written

@@ -929,12 +929,14 @@ enum Op {
 
 mod bitmaps;
 mod constants;
+mod direct;
 mod listed;
 mod offsets;
 mod resample;
 #[cfg(test)]
 mod transitions;
 pub use constants::constant;
+pub use direct::{DirectRead, Shows};
 pub use listed::{involves_listed, reaches_other_vcpus, Listed};
 
 #[cfg(test)]

@@ -191,10 +191,24 @@ pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) -> Loaded {
 /// The interrupts this CPU's list registers hold for its vCPU `vcpu`, for
 /// [`VirtualGic::access_listed`]; returns how many.
 pub fn read_listed(vcpu: u8, out: &mut [Listed]) -> usize {
+    let mut n = 0;
+    for_each_listed(vcpu, |entry| {
+        if let Some(slot) = out.get_mut(n) {
+            *slot = entry;
+            n += 1;
+        }
+    });
+    n
+}
+
+/// Calls `f` with each interrupt this CPU's list registers hold for its vCPU `vcpu` (what
+/// [`read_listed`] gives, without an array): for [`tantalum_core::vgic::Shows`].
+#[inline]
+pub fn for_each_listed(vcpu: u8, f: impl FnMut(Listed)) {
     if v2() {
-        v2::read_listed(vcpu, out)
+        v2::for_each_listed(vcpu, f)
     } else {
-        v3::read_listed(vcpu, out)
+        v3::for_each_listed(vcpu, f)
     }
 }
 

@@ -256,17 +256,17 @@ pub fn reset_virtual_interface() {
     gich.hcr.write(GICH_HCR::EN::SET);
 }
 
-/// The interrupts this CPU's list registers hold (see [`super::read_listed`]).
-pub fn read_listed(vcpu: u8, out: &mut [Listed]) -> usize {
+/// Calls `f` with each interrupt this CPU's list registers hold (see
+/// [`super::for_each_listed`]).
+pub fn for_each_listed(vcpu: u8, mut f: impl FnMut(Listed)) {
     let gich = frames().gich();
-    let mut n = 0;
     for (lr, reg) in gich.lr.iter().take(list_registers(gich)).enumerate() {
         let value = LocalRegisterCopy::<u32, GICH_LR::Register>::new(reg.get());
         let state = value.read(GICH_LR::STATE);
-        if state == 0 || n == out.len() {
+        if state == 0 {
             continue;
         }
-        out[n] = Listed {
+        f(Listed {
             vcpu,
             lr: lr as u8,
             intid: value.read(GICH_LR::VIRTUAL_ID),
@@ -275,13 +275,11 @@ pub fn read_listed(vcpu: u8, out: &mut [Listed]) -> usize {
             hw: value.is_set(GICH_LR::HW),
             priority: (value.read(GICH_LR::PRIORITY) << 3) as u8,
             source: value.read(GICH_LR::CPUID) as u8,
-        };
-        n += 1;
+        });
     }
-    n
 }
 
-/// Writes back what a guest's register write changed in entries of [`read_listed`] (see
+/// Writes back what a guest's register write changed in entries of [`for_each_listed`] (see
 /// [`super::write_listed`]).
 pub fn write_listed(listed: &[Listed]) {
     let gich = frames().gich();

@@ -299,22 +299,22 @@ pub fn reset_virtual_interface() {
     set_ich_hcr(ICH_HCR_EN);
 }
 
-/// The interrupts this CPU's list registers hold (pending, active or both), at most `out.len()`;
-/// returns how many.
-pub fn read_listed(vcpu: u8, out: &mut [Listed]) -> usize {
-    let mut n = 0;
+/// Calls `f` with each interrupt this CPU's list registers hold (pending, active or both), in
+/// list register order.
+#[inline]
+pub fn for_each_listed(vcpu: u8, mut f: impl FnMut(Listed)) {
     // Only the list registers in use are read (ICH_ELRSR_EL2 names the empty ones; an entry with
     // no state that still asks for its EOI maintenance interrupt is in use, and skipped below).
     let all = (1u32 << list_registers()) - 1;
     let mut used = !empty_list_registers() & all;
-    while used != 0 && n < out.len() {
+    while used != 0 {
         let lr = used.trailing_zeros() as usize;
         used &= used - 1;
         let value = read_lr(lr);
         if value & LR_STATE == 0 {
             continue;
         }
-        out[n] = Listed {
+        f(Listed {
             vcpu,
             lr: lr as u8,
             intid: value as u32,
@@ -323,13 +323,11 @@ pub fn read_listed(vcpu: u8, out: &mut [Listed]) -> usize {
             hw: value & LR_HW != 0,
             priority: ICH_LR::Priority.read(value) as u8,
             source: 0,
-        };
-        n += 1;
+        });
     }
-    n
 }
 
-/// Writes back the state and priority of entries [`read_listed`] returned and a guest's
+/// Writes back the state and priority of entries [`for_each_listed`] gave and a guest's
 /// register write changed. A hardware-linked entry left with no state ends its physical interrupt (nothing
 /// else would: the guest will not EOI it); a level one still asserted fires again.
 pub fn write_listed(listed: &[Listed]) {
