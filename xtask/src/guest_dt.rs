@@ -356,6 +356,41 @@ pub fn source(cfg: &SystemConfig, p: &PartitionConfig, board_dtb: &[u8]) -> Stri
 #[cfg(test)]
 mod tests {
     use super::quoted;
+    use std::path::Path;
+
+    /// The guest DTB of partition `name` in system `dts`.
+    fn guest_dtb(dts: &str, name: &str) -> Vec<u8> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let out = std::env::temp_dir().join(format!("tantalum-guest-dt-test-{}", std::process::id()));
+        std::fs::create_dir_all(&out).unwrap();
+        let system = crate::check::dtc(&root.join(dts), &out.join("system.dtb")).unwrap();
+        let cfg = tantalum_core::config::parse_reporting(&system).0.unwrap();
+        let p = cfg.partitions.iter().find(|p| p.name == name).unwrap();
+        let src = out.join(format!("{name}.dts"));
+        std::fs::write(&src, super::source(&cfg, p, &system)).unwrap();
+        let dtb = crate::check::dtc_strict(&src, &out.join(format!("{name}.dtb"))).unwrap();
+        let _ = std::fs::remove_dir_all(&out);
+        dtb
+    }
+
+    #[test]
+    fn an_x86_virtual_uart_is_named_with_its_ports_and_interrupt() {
+        let dtb = guest_dtb("configs/x86/x86-console-focus.dts", "second");
+        let fdt = fdt::Fdt::new(&dtb).unwrap();
+        let stdout = fdt.find_node("/chosen").unwrap().property("stdout-path").unwrap().as_str().unwrap();
+        assert_eq!(stdout, "/virtual-uart");
+        let node = fdt.find_node(stdout).unwrap();
+        let cells = |name: &str| -> Vec<u8> { node.property(name).unwrap().value.to_vec() };
+        assert_eq!(cells("tantalum,io-ports"), [0, 0, 3, 0xf8, 0, 0, 0, 8]);
+        // SPI 1: INTID 33, the vector the hypervisor injects (docs/x86.md).
+        assert_eq!(cells("interrupts"), [0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 4]);
+        assert!(node.compatible().unwrap().all().any(|c| c == "ns16550a"));
+        // A partition without `virtual-uart;` has neither.
+        let dtb = guest_dtb("configs/x86/x86-two-partitions.dts", "ping");
+        let fdt = fdt::Fdt::new(&dtb).unwrap();
+        assert!(fdt.find_node("/virtual-uart").is_none());
+        assert!(fdt.find_node("/chosen").unwrap().property("stdout-path").is_none());
+    }
 
     #[test]
     fn strings_are_escaped_for_dtc() {
