@@ -91,9 +91,13 @@ fn program_items() -> Vec<Item> {
 }
 
 fn linux_items() -> Vec<Item> {
-    let arches = Command::new("dpkg").arg("--print-foreign-architectures").output();
-    let arm64 =
-        arches.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().any(|a| a == "arm64"));
+    // arm64 as dpkg's own architecture (an arm64 host) or a foreign one.
+    let arm64 = ["--print-architecture", "--print-foreign-architectures"].into_iter().any(|which| {
+        let out = Command::new("dpkg").arg(which).output();
+        out.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().any(|a| a == "arm64"))
+    });
+    let debian = linux::debian::is_debian(&std::fs::read_to_string("/etc/os-release").unwrap_or_default());
+    let on_debian = |fix: String| if debian { fix } else { format!("needs a Debian host: {fix}") };
     let cache = linux::dir().join("cache");
     let cached = linux::debian::cached(&cache);
     let amd64_cache = linux::dir().join("cache-amd64");
@@ -101,10 +105,10 @@ fn linux_items() -> Vec<Item> {
         Item {
             what: "Linux guests: dpkg architecture arm64".into(),
             found: arm64.then(|| "added".into()),
-            fix: format!(
-                "{} (the xtask does it as root, on Debian only)",
+            fix: on_debian(format!(
+                "{} (the xtask does it as root)",
                 tools::root_command(&["dpkg --add-architecture arm64", "apt-get update"])
-            ),
+            )),
             optional: false,
         },
         Item {
@@ -114,7 +118,7 @@ fn linux_items() -> Vec<Item> {
                 linux::debian::BUSYBOX_PACKAGE
             ),
             found: cached.map(|k| format!("{} in {}", k.version, cache.display())),
-            fix: "cargo xtask linux-assets (fetched by apt-get download on first use)".into(),
+            fix: on_debian("cargo xtask linux-assets (fetched by apt-get download on first use)".into()),
             optional: false,
         },
         Item {
@@ -125,7 +129,7 @@ fn linux_items() -> Vec<Item> {
             ),
             found: linux::debian::cached_for(&amd64_cache, linux::debian::DebArch::Amd64)
                 .map(|k| format!("{} in {}", k.version, amd64_cache.display())),
-            fix: "cargo xtask doctor --fix (fetched by apt-get download on first use)".into(),
+            fix: on_debian("cargo xtask doctor --fix (fetched by apt-get download on first use)".into()),
             optional: false,
         },
         Item {
