@@ -188,7 +188,7 @@ impl System {
             if p.virtual_uart {
                 owned.push(VIRTUAL_UART_SPI + 32);
             }
-            owned.extend((0..config.virtio_devices(p.id).count()).map(virtio::virtio_intid));
+            owned.extend((0..config.virtio_device_count(p.id)).map(virtio::virtio_intid));
             let mut vgic = VirtualGic::for_version(gic_version, p.cpus.len(), &owned);
             // Level lines read level (ICFGR) as on the board: devices' (DT flags other than
             // edge-rising) and the virtual UART's.
@@ -364,7 +364,7 @@ fn build_stage2(config: &SystemConfig, p: &PartitionConfig) -> Result<Stage2, Lo
         }
     }
     // The shortest walk that reaches every mapping and every emulated frame.
-    let emulated = [usize::from(p.virtual_uart), channels.len(), config.virtio_devices(p.id).count()];
+    let emulated = [usize::from(p.virtual_uart), channels.len(), config.virtio_device_count(p.id)];
     let end = mappings
         .iter()
         .map(|&(ipa, _, size, _)| ipa.saturating_add(size))

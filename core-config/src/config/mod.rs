@@ -664,6 +664,11 @@ impl SystemConfig {
         let backs = self.disks.iter().filter(move |d| d.driver == Some(id)).map(VirtioDevice::DiskBackend);
         nets.chain(fronts).chain(backs)
     }
+    /// How many [`virtio_devices`](Self::virtio_devices) partition `id` has (one compiled copy
+    /// of the count for the boot code, which asks it per partition).
+    pub fn virtio_device_count(&self, id: PartitionId) -> usize {
+        self.virtio_devices(id).count()
+    }
     /// The channels partition `id` is an endpoint of, in tree order: its local channel numbers.
     pub fn channels_of(&self, id: PartitionId) -> Vec<&ChannelConfig> {
         self.endpoint_channels(id).collect()

@@ -119,7 +119,7 @@ impl Checker<'_> {
                     ErrorKind::SecondVsockLink { partition: p.name.clone(), first: first.path.clone() },
                 );
             }
-            let count = cfg.virtio_devices(p.id).count();
+            let count = cfg.virtio_device_count(p.id);
             if count > MAX_VIRTIO_PER_PARTITION {
                 self.report(
                     &p.path,

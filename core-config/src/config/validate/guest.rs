@@ -70,7 +70,7 @@ impl Checker<'_> {
         let used = [
             u64::from(p.virtual_uart && cfg.board.x86.is_none()),
             cfg.channels_of(p.id).len() as u64,
-            cfg.virtio_devices(p.id).count() as u64,
+            cfg.virtio_device_count(p.id) as u64,
         ];
         Emulated::ALL.into_iter().zip(used).filter(|&(_, n)| n > 0)
     }
