@@ -85,6 +85,8 @@ struct Redistributor {
     pending: u32,
     /// Bit `n`: INTID `n` is group 1, enabled, active (mirrors, see `bitmaps`).
     bits: StateBits<u32>,
+    /// Byte `n`: INTID `n`'s priority (mirrors `local[n].priority`, see `direct`).
+    priorities: [u8; SPI_BASE as usize],
 }
 
 /// A virtual interrupt ready for a list register.
@@ -119,6 +121,9 @@ pub struct VirtualGic {
     /// Bit `n`: SPI INTID `32 + n` is level-sensitive at reset (a device's line, as the board
     /// describes it); the others are edge-triggered (doorbells).
     level_spis: u128,
+    /// Byte `n`: SPI INTID `32 + n`'s priority, 0 when the partition does not own it (mirrors
+    /// `spis[n]`, see `direct`).
+    spi_priorities: Vec<u8>,
 }
 
 /// Where per-INTID registers live: SPIs in the distributor, SGIs and PPIs banked per vCPU in
@@ -169,7 +174,9 @@ impl VirtualGic {
         }
         let owned_spis = spis.iter().zip(0..).fold(0u128, |acc, (s, n)| acc | u128::from(s.owned) << n);
         let bits = StateBits::default();
-        let redists = vec![Redistributor { asleep: true, local, pending: 0, bits }; vcpus.max(1)];
+        let priorities = [DEFAULT_PRIORITY; SPI_BASE as usize];
+        let redists = vec![Redistributor { asleep: true, local, pending: 0, bits, priorities }; vcpus.max(1)];
+        let spi_priorities = spis.iter().map(|s| if s.owned { s.priority } else { 0 }).collect();
         Self {
             v2: false,
             ctlr: CTLR_ARE | CTLR_DS,
@@ -179,6 +186,7 @@ impl VirtualGic {
             spi_bits: StateBits::default(),
             redists,
             level_spis: 0,
+            spi_priorities,
         }
     }
 
@@ -863,7 +871,11 @@ impl VirtualGic {
             let Some(irq) = self.banked_irq(bank, first + byte) else { continue };
             match a.write {
                 None => value |= u64::from(irq.priority) << (8 * byte),
-                Some(v) => irq.priority = (v >> (8 * byte)) as u8,
+                Some(v) => {
+                    let priority = (v >> (8 * byte)) as u8;
+                    irq.priority = priority;
+                    self.mirror_priority(bank, first + byte, priority);
+                }
             }
         }
         value

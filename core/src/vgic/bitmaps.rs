@@ -115,7 +115,8 @@ impl VirtualGic {
         u64::from(window(local & local_owned, self.pending_spis & spis_owned, first))
     }
 
-    /// Whether the bitmaps say what the per-INTID states say (host tests).
+    /// Whether the bitmaps and the priority mirrors say what the per-INTID states say (host
+    /// tests).
     #[cfg(test)]
     pub(super) fn bitmaps_agree(&self) -> bool {
         let bits = |irqs: &[super::IrqState]| {
@@ -132,9 +133,17 @@ impl VirtualGic {
         let local_agree = self.redists.iter().all(|r| {
             let b = bits(&r.local);
             let b = StateBits { group1: b.group1 as u32, enabled: b.enabled as u32, active: b.active as u32 };
-            b == r.bits && pending(&r.local) as u32 == r.pending
+            let priorities = r.local.iter().zip(r.priorities).all(|(irq, p)| irq.priority == p);
+            b == r.bits && pending(&r.local) as u32 == r.pending && priorities
         });
+        let spi_priorities = self.spis.len() == self.spi_priorities.len()
+            && self
+                .spis
+                .iter()
+                .zip(&self.spi_priorities)
+                .all(|(irq, &p)| p == if irq.owned { irq.priority } else { 0 });
         local_agree
+            && spi_priorities
             && bits(&self.spis) == self.spi_bits
             && pending(&self.spis) == self.pending_spis
             && owned == self.owned_spis
@@ -185,7 +194,7 @@ mod tests {
                     (3, 1) => Frame::Redistributor((r >> 8) as usize % (vcpus + 1)),
                     _ => Frame::Distributor,
                 };
-                let base = [0x80u64, 0x100, 0x180, 0x200, 0x280, 0x300, 0x380][(r >> 16) as usize % 7];
+                let base = [0x80u64, 0x100, 0x180, 0x200, 0x280, 0x300, 0x380, 0x400][(r >> 16) as usize % 8];
                 let offset = base + (r >> 24) % 0x84;
                 let offset =
                     if let Frame::Redistributor(_) = frame { offset + GICR_SGI_OFFSET } else { offset };

@@ -113,6 +113,10 @@ impl VirtualGic {
             block::SET_ACTIVE | block::CLEAR_ACTIVE => {
                 (self.read_kept(bank, first, Kept::Active), Some(true))
             }
+            block::PRIORITY_FIRST..=block::PRIORITY_LAST if access.size <= 4 => {
+                let mask = u32::MAX >> (8 * (4 - u32::from(access.size)));
+                (self.priority_word(bank, (offset - IPRIORITYR) as u32) & u64::from(mask), None)
+            }
             block::PRIORITY_FIRST..=block::PRIORITY_LAST => {
                 (self.priorities(bank, (offset - IPRIORITYR) as u32, access), None)
             }
@@ -120,6 +124,34 @@ impl VirtualGic {
         };
         let shows = active.map(|active| Shows { first, active, private_of });
         Some(DirectRead { value, shows })
+    }
+
+    /// The priorities of the four INTIDs from `intid` (a multiple of 4) that `bank` shows, from
+    /// the priority mirrors (0 for those it does not hold or the partition does not own).
+    fn priority_word(&self, bank: Bank, intid: u32) -> u64 {
+        let bytes = match (bank, intid.checked_sub(SPI_BASE)) {
+            (Bank::Distributor | Bank::V2(_), Some(n)) => self.spi_priorities.get(n as usize..),
+            (Bank::Redistributor(vcpu) | Bank::V2(vcpu), None) => {
+                self.redists.get(vcpu).and_then(|r| r.priorities.get(intid as usize..))
+            }
+            _ => None,
+        };
+        bytes.and_then(|b| b.first_chunk::<4>()).map_or(0, |w| u64::from(u32::from_le_bytes(*w)))
+    }
+
+    /// After a guest's write set the priority of `intid` (owned, held by `bank`): the same in
+    /// the priority mirrors, which [`VirtualGic::read_direct`] reads.
+    pub(super) fn mirror_priority(&mut self, bank: Bank, intid: u32, priority: u8) {
+        let slot = match (bank, intid.checked_sub(SPI_BASE)) {
+            (Bank::Distributor | Bank::V2(_), Some(n)) => self.spi_priorities.get_mut(n as usize),
+            (Bank::Redistributor(vcpu) | Bank::V2(vcpu), None) => {
+                self.redists.get_mut(vcpu).and_then(|r| r.priorities.get_mut(intid as usize))
+            }
+            _ => None,
+        };
+        if let Some(slot) = slot {
+            *slot = priority;
+        }
     }
 }
 
