@@ -53,6 +53,38 @@ pub unsafe fn wrmsr(msr: u32, value: u64) {
     };
 }
 
+/// Reads `size` (1, 2 or 4) bytes from I/O port `port`.
+///
+/// # Safety
+/// The port must be one a partition owns (it decides what reading it does), read on its behalf.
+pub unsafe fn port_read(port: u16, size: u8) -> u32 {
+    let value: u32;
+    // SAFETY: the caller's port; IN only loads the accumulator.
+    unsafe {
+        match size {
+            1 => asm!("in al, dx", "movzx eax, al", in("dx") port, out("eax") value, options(nomem, nostack)),
+            2 => asm!("in ax, dx", "movzx eax, ax", in("dx") port, out("eax") value, options(nomem, nostack)),
+            _ => asm!("in eax, dx", in("dx") port, out("eax") value, options(nomem, nostack)),
+        }
+    }
+    value
+}
+
+/// Writes the low `size` (1, 2 or 4) bytes of `value` to I/O port `port`.
+///
+/// # Safety
+/// As [`port_read`], for a write.
+pub unsafe fn port_write(port: u16, size: u8, value: u32) {
+    // SAFETY: the caller's port.
+    unsafe {
+        match size {
+            1 => asm!("out dx, al", in("dx") port, in("al") value as u8, options(nomem, nostack)),
+            2 => asm!("out dx, ax", in("dx") port, in("ax") value as u16, options(nomem, nostack)),
+            _ => asm!("out dx, eax", in("dx") port, in("eax") value, options(nomem, nostack)),
+        }
+    }
+}
+
 pub fn cr0() -> u64 {
     let v: u64;
     // SAFETY: reading CR0 has no side effect.

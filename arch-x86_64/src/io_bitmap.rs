@@ -24,6 +24,23 @@ pub fn trap(bitmaps: &mut [u8; SIZE], port: u16) {
     bitmaps[usize::from(port / 8)] |= 1 << (port % 8);
 }
 
+/// The PC chipset's reset control register (PIIX/ICH, byte port 0xcf9: writing 6 resets the
+/// whole machine). It sits inside the PCI configuration ports 0xcf8..0xcff, which a partition
+/// may own, so it stays trapped for every partition ([`machine_reset`]).
+pub const RESET_CONTROL: u16 = 0xcf9;
+/// System control port A (0x92: bit 0 is a fast reset of the machine).
+pub const SYSTEM_CONTROL_A: u16 = 0x92;
+/// The ports that reset the machine, trapped whoever owns them.
+pub const MACHINE_RESET_PORTS: [u16; 2] = [RESET_CONTROL, SYSTEM_CONTROL_A];
+
+/// Whether an access of `size` bytes at `port` reaches a machine-reset register: a byte or word
+/// access that covers 0xcf9 (a dword at 0xcf8 is PCI CONFIG_ADDRESS, not the reset register),
+/// or any access that covers port 0x92.
+pub fn machine_reset(port: u16, size: u8) -> bool {
+    let covers = |p: u16| (u32::from(port)..u32::from(port) + u32::from(size)).contains(&u32::from(p));
+    (covers(RESET_CONTROL) && size < 4) || covers(SYSTEM_CONTROL_A)
+}
+
 /// Whether an access to `port` exits under `bitmaps`.
 pub fn exits(bitmaps: &[u8; SIZE], port: u16) -> bool {
     bitmaps[usize::from(port / 8)] & (1 << (port % 8)) != 0
@@ -43,6 +60,16 @@ mod tests {
         assert!(exits(&b, 0x3f8) && exits(&b, 0x8000) && exits(&b, 0));
         build(&mut b, []);
         assert!(b.iter().all(|&x| x == 0xff));
+    }
+
+    #[test]
+    fn the_machine_reset_registers_are_told_apart_from_pci_configuration() {
+        assert!(machine_reset(0xcf9, 1), "the reset control register");
+        assert!(machine_reset(0xcf8, 2), "a word covering it");
+        assert!(!machine_reset(0xcf8, 4), "CONFIG_ADDRESS");
+        assert!(!machine_reset(0xcfc, 4) && !machine_reset(0xcfd, 1) && !machine_reset(0xcf8, 1));
+        assert!(machine_reset(0x92, 1) && machine_reset(0x91, 2) && machine_reset(0x90, 4));
+        assert!(!machine_reset(0x93, 1) && !machine_reset(0xffff, 4));
     }
 
     #[test]

@@ -228,6 +228,12 @@ pub fn init(config: SystemConfig, payload: &'static [u8], map_ram: HostRange) ->
         let x86 = config.board.x86.as_ref();
         let owned = p.devices.iter().flat_map(|d| x86.map_or(&[][..], |x| x.ports_of(&d.path))).copied();
         io_bitmap::build(bitmaps, owned);
+        // The machine's reset registers exit even inside a partition's own ports (0xcf9 is in
+        // the PCI configuration ports): owned accesses around them are forwarded on exit
+        // (`vcpu::forward_owned_port`), a reset is the partition's `outside-memory` choice.
+        for port in io_bitmap::MACHINE_RESET_PORTS {
+            io_bitmap::trap(bitmaps, port);
+        }
         if pc_guest {
             // A PC guest's master PIC ports exit: the hypervisor forwards and follows them.
             io_bitmap::trap(bitmaps, pic::COMMAND);

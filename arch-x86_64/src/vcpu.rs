@@ -12,6 +12,7 @@ use tantalum_core::hypercall::Status;
 use tantalum_core::partition::power::Power;
 use tantalum_core::partition::{self, handle_exit, Fault, Outcome, PartitionState, Report, Services};
 use tantalum_core::vgic::{self, Frame};
+use tantalum_x86_64::io_bitmap;
 use tantalum_x86_64::pending::{PendingVectors, FIRST_VECTOR};
 use tantalum_x86_64::pic;
 use tantalum_x86_64::timer::{Timer, TIMER_VECTOR};
@@ -289,6 +290,36 @@ fn pc_guest_efer(regs: &mut Gprs, write: Option<u64>) -> Result<bool, VmxError> 
         Some(_) => return Ok(false),
     }
     Ok(true)
+}
+
+/// A port access that exited although every byte of it is partition `p`'s own (the trap of a
+/// machine-reset register covers it: a dword at CONFIG_ADDRESS 0xcf8 spans 0xcf9): carried out
+/// on the hardware for the partition, unless it reaches a reset register
+/// (`io_bitmap::machine_reset`), which core then refuses like any port not the partition's.
+/// Whether it was carried out.
+#[cold]
+#[inline(never)]
+fn forward_owned_port(
+    system: &System,
+    p: &tantalum_core::config::PartitionConfig,
+    regs: &mut Gprs,
+    (port, size): (u16, u8),
+    write: Option<u32>,
+) -> bool {
+    let owned = (0..size).all(|i| port.checked_add(i.into()).is_some_and(|b| owns_port(system, p, b)));
+    if !owned || io_bitmap::machine_reset(port, size) {
+        return false;
+    }
+    match write {
+        // SAFETY: every byte of the access is the partition's own port and no reset register.
+        Some(value) => unsafe { crate::cpu::port_write(port, size, value) },
+        None => {
+            // SAFETY: as above.
+            let value = unsafe { crate::cpu::port_read(port, size) };
+            regs.rax = vmexit::load_in(regs.rax, size, value.into());
+        }
+    }
+    true
 }
 
 /// Whether partition `p` has I/O port `port` among its devices' ports.
@@ -598,6 +629,12 @@ fn enter(system: &System, cpu: usize, revision: u32, here: Here, start: Start) -
         if me.pc_guest && pc_guest_before(system, p, &mut regs, exit)? {
             skip(next)?;
             continue;
+        }
+        if let Exit::PortIo { port, size, write } = exit {
+            if forward_owned_port(system, p, &mut regs, (port, size), write) {
+                skip(next)?;
+                continue;
+            }
         }
         let outcome = match handle_exit(&system.config, p.id, &state, exit, &mut services) {
             // No abort to inject on x86 yet: the fault policy.

@@ -568,7 +568,7 @@ const GAMES_PRELUDE: &[&str] = &[
     "[attacker] games: RDMSR x2APIC ICR (0x830): #GP(0)",
     "[attacker] games: WRMSR EFER: #GP(0)",
     "[attacker] games: RDPMC 0: #GP(0)",
-    "[attacker] games: own port 0xcf8 passes through: wrote 0x8000f804, read 0x8000f804",
+    "[attacker] games: own port 0xcf8 reaches the device: wrote 0x8000f804, read 0x8000f804",
     "[attacker] games: XSETBV x87|SSE carried out: XCR0 = 0x3",
 ];
 
@@ -594,6 +594,8 @@ const GAMES: &[(&str, &str)] = &[
     // CR access (28), qualification: CR8, MOV to (0) or from (1) CR8, register rax.
     ("mov-cr8", "unhandled exception (syndrome 0x80000001c)"),
     ("mov-from-cr8", "unhandled exception (syndrome 0x180000001c)"),
+    // Inside its own PCI configuration ports (0xcf8..0xcff), yet no part of that device.
+    ("out-reset-control", "I/O port write at 0xcf9 (no device of its own there)"),
 ];
 
 /// The games of [`GAMES`] whose run (from its `run N: name` line to the next run's) lacks

@@ -5,11 +5,12 @@
 //! local APIC and IOAPIC by MMIO (reading the APIC ID; INIT, NMI and fixed IPIs through the
 //! ICR; redirecting an IOAPIC input), the legacy interrupt ports (the slave PIC, the IMCR that
 //! switches the PIC's output to the APICs, the ELCR, the RTC's NMI mask, the NMI control port)
-//! and CR8, the local APIC's task priority. First it checks that CPUID hides VMX and the PMU
+//! and CR8, the local APIC's task priority; and the chipset's reset control register (0xcf9),
+//! which lies inside its own PCI configuration ports. First it checks that CPUID hides VMX and the PMU
 //! and names Tantalum, that the local APIC base MSR (read, and a write turning on x2APIC), the
 //! x2APIC MSRs (the APIC ID, TPR, EOI, the ICR sending INIT, NMI and fixed IPIs, SELF_IPI),
 //! writing EFER and RDPMC each raise #GP(0) in it (caught by an exception fixup, as an OS
-//! probes), that the ports of its own device pass through and that a valid XSETBV is carried
+//! probes), that the ports of its own device reach it and that a valid XSETBV is carried
 //! out. Once past the last game it says so and exits.
 
 use core::arch::asm;
@@ -18,7 +19,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use tantalum_guest::{irq, println};
 
-const GAMES: [&str; 18] = [
+const GAMES: [&str; 19] = [
     "out-com1",
     "in-pic",
     "cr3-hypervisor",
@@ -37,6 +38,7 @@ const GAMES: [&str; 18] = [
     "out-nmi-control",
     "mov-cr8",
     "mov-from-cr8",
+    "out-reset-control",
 ];
 
 /// The host's local APIC (xAPIC MMIO) and IOAPIC, where the board has them.
@@ -134,7 +136,7 @@ fn own_ports() {
         asm!("in eax, dx", in("dx") 0xcf8u16, out("eax") read, options(nostack));
         asm!("out dx, eax", in("dx") 0xcf8u16, in("eax") 0u32, options(nostack));
     }
-    println!("games: own port 0xcf8 passes through: wrote {written:#x}, read {read:#x}");
+    println!("games: own port 0xcf8 reaches the device: wrote {written:#x}, read {read:#x}");
 }
 
 /// Turns on CR4.OSXSAVE and sets XCR0 to x87 | SSE, which the hypervisor carries out.
@@ -219,6 +221,9 @@ pub fn play(run: u64) {
             // CR8 is the local APIC's task priority: 15 would mask every interrupt of this CPU.
             "mov-cr8" => asm!("mov cr8, rax", in("rax") 15u64, options(nomem, nostack)),
             "mov-from-cr8" => asm!("mov rax, cr8", out("rax") _, options(nomem, nostack)),
+            // The chipset's reset control register, inside its own PCI configuration ports:
+            // 6 resets the whole machine (every partition with it).
+            "out-reset-control" => out8(0xcf9, 0x06),
             _ => println!("games: {game}: no such game"),
         }
     }
