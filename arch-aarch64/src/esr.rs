@@ -56,12 +56,30 @@ pub fn decoded_access(s: &Syndrome, x: &[u64; 31]) -> Option<MmioAccess> {
     if iss & dabt::ISV == 0 || iss & dabt::S1PTW != 0 || !translation {
         return None;
     }
-    let size = 1u8 << ((iss >> 22) & 3);
-    let register = ((iss >> 16) & 0x1f) as u8;
-    let value = if register == 31 { 0 } else { x[register as usize] };
-    let mask = if size == 8 { u64::MAX } else { (1u64 << (8 * u32::from(size))) - 1 };
-    let write = (iss & dabt::WNR != 0).then_some(value & mask);
+    let size = access_size(s.esr);
+    let register = transfer_register(s.esr);
+    let write = match iss & dabt::WNR != 0 {
+        true => {
+            let value = if register == 31 { 0 } else { x[register as usize] };
+            let mask = if size == 8 { u64::MAX } else { (1u64 << (8 * u32::from(size))) - 1 };
+            Some(value & mask)
+        }
+        false => None,
+    };
     Some(MmioAccess { size, register, write })
+}
+
+/// The bytes a data abort with a valid syndrome (ISV) moved: 1 << ISS.SAS.
+#[inline(always)]
+pub const fn access_size(esr: u64) -> u8 {
+    1u8 << ((esr >> 22) & 3)
+}
+
+/// The general register a data abort with a valid syndrome (ISV) moved: ISS.SRT (31: the zero
+/// register).
+#[inline(always)]
+pub const fn transfer_register(esr: u64) -> u8 {
+    ((esr >> 16) & 0x1f) as u8
 }
 
 /// Sign-extends a value loaded by an emulated access if the instruction asked for it

@@ -140,40 +140,39 @@ extern "C" fn guest_fast_mmio(frame: &mut GuestFrame) -> u64 {
     if let Some((gic_frame, offset)) = gic.locate(addr) {
         let a = vgic::Access { offset, size: access.size, write: access.write };
         if let Some(value) = vgic::constant(v2, vcpus, gic_frame, a) {
-            return complete(frame, c, p, vcpu, esr, access.register, value);
+            return complete(frame, c, p, vcpu, esr, value);
         }
         if a.write.is_some() {
             return answer::FULL_PATH;
         }
-        return gic_state_mmio(frame, c, p, shape, esr, access.register, gic_frame, offset, access.size);
+        return gic_state_mmio(frame, c, p, shape, esr, gic_frame, offset);
     }
     match within(addr.as_u64(), c.uart.load(Ordering::Relaxed), c.uart_size.load(Ordering::Relaxed)) {
-        Some(offset) => uart_mmio(frame, c, p, esr, access.register, offset, access.write),
+        Some(offset) => uart_mmio(frame, c, p, esr, offset, access.write),
         None => answer::FULL_PATH,
     }
 }
 
 /// [`guest_fast_mmio`] for a read of a register of the virtual GIC with state (the full path
-/// for one that reaches other vCPUs' list registers). `shape` as in [`Context`].
+/// for one that reaches other vCPUs' list registers). `shape` as in [`Context`]; the access's
+/// size and register come from `esr` (eight arguments at most: a tail call).
 #[inline(never)]
-#[allow(clippy::too_many_arguments)]
 fn gic_state_mmio(
     frame: &mut GuestFrame,
     c: &'static Context,
     p: &'static Partition,
     shape: u64,
     esr: u64,
-    register: u8,
     gic_frame: Frame,
     offset: u64,
-    size: u8,
 ) -> u64 {
+    let size = esr::access_size(esr);
     let (vcpu, vcpus) = ((shape & 0xffff) as usize, ((shape >> 16) & 0xffff) as usize);
     if vgic::reaches_other_vcpus(vcpus, vcpu, gic_frame, offset) {
         return answer::FULL_PATH;
     }
     let value = gic_state_read(p, vcpu, gic_frame, vgic::Access { offset, size, write: None });
-    complete(frame, c, p, vcpu, esr, register, value)
+    complete(frame, c, p, vcpu, esr, value)
 }
 
 /// [`guest_fast_mmio`] for an access to the virtual UART.
@@ -183,19 +182,17 @@ fn uart_mmio(
     c: &'static Context,
     p: &'static Partition,
     esr: u64,
-    register: u8,
     offset: u64,
     write: Option<u64>,
 ) -> u64 {
     let here = Here::load();
     let value = uart_access(system::get(), p, here, offset, write);
-    complete(frame, c, p, here.vcpu, esr, register, value)
+    complete(frame, c, p, here.vcpu, esr, value)
 }
 
-/// What the full path does with `Outcome::Emulated` once an access with syndrome `esr` to
-/// `register` was emulated: the value of a load extended into the register as the instruction
-/// asks, the PC advanced, virtual interrupts loaded when hinted. Returns the answer to the
-/// vectors.
+/// What the full path does with `Outcome::Emulated` once an access with syndrome `esr` was
+/// emulated: the value of a load extended into its register (ISS.SRT) as the instruction asks,
+/// the PC advanced, virtual interrupts loaded when hinted. Returns the answer to the vectors.
 #[inline(always)]
 fn complete(
     frame: &mut GuestFrame,
@@ -203,11 +200,10 @@ fn complete(
     p: &'static Partition,
     vcpu: usize,
     esr: u64,
-    register: u8,
     value: u64,
 ) -> u64 {
     let syndrome = Syndrome { esr, far: 0, hpfar: 0 };
-    let register = usize::from(register);
+    let register = usize::from(esr::transfer_register(esr));
     let load = syndrome.esr & WNR == 0;
     if load && register < 31 {
         frame.x[register] = esr::extend_load(&syndrome, value);
