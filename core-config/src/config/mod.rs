@@ -669,6 +669,17 @@ impl SystemConfig {
     pub fn virtio_device_count(&self, id: PartitionId) -> usize {
         self.virtio_devices(id).count()
     }
+    /// Every partition's memory regions in host memory, with the partition's node path, in tree
+    /// order (one compiled walk for the rules that look at all of them).
+    pub fn partition_regions(&self) -> Vec<(&str, HostRange)> {
+        let mut all = Vec::new();
+        for p in &self.partitions {
+            for r in &p.memory {
+                all.push((p.path.as_str(), r.host_range()));
+            }
+        }
+        all
+    }
     /// The channels partition `id` is an endpoint of, in tree order: its local channel numbers.
     pub fn channels_of(&self, id: PartitionId) -> Vec<&ChannelConfig> {
         self.endpoint_channels(id).collect()

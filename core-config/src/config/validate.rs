@@ -238,10 +238,7 @@ impl Checker<'_> {
         };
         let cfg = self.cfg;
         let hypervisor = core::iter::once((HYPERVISOR, cfg.hypervisor.memory));
-        let partitions = cfg
-            .partitions
-            .iter()
-            .flat_map(|p| p.memory.iter().map(move |r| (p.path.as_str(), r.host_range())));
+        let partitions = cfg.partition_regions();
         let channels = cfg.channels.iter().map(|c| (c.path.as_str(), c.memory));
         for (node, range) in hypervisor.chain(partitions).chain(channels) {
             if usable(&range) && !map.ram.contains_range(&range) {
@@ -314,13 +311,8 @@ impl Checker<'_> {
 
     /// Rule 3: no two partition regions overlap; each pair reported once, on the later region.
     fn overlaps(&mut self) {
-        let regions: Vec<(&str, HostRange)> = self
-            .cfg
-            .partitions
-            .iter()
-            .flat_map(|p| p.memory.iter().map(move |r| (p.path.as_str(), r.host_range())))
-            .filter(|(_, r)| usable(r))
-            .collect();
+        let mut regions = self.cfg.partition_regions();
+        regions.retain(|(_, r)| usable(r));
         for (j, &(node, range)) in regions.iter().enumerate() {
             for &(other, other_range) in regions.iter().take(j) {
                 if range.overlaps(&other_range) {

@@ -15,6 +15,7 @@ impl Checker<'_> {
     /// Channel memory: a usable RAM range that nothing else owns.
     pub(super) fn channel_memory(&mut self) {
         let cfg = self.cfg;
+        let partitions = cfg.partition_regions();
         for (k, c) in cfg.channels.iter().enumerate() {
             let range = c.memory;
             self.host_range(&c.path, range);
@@ -25,12 +26,10 @@ impl Checker<'_> {
             if usable(&hypervisor) && range.overlaps(&hypervisor) {
                 self.report(&c.path, ErrorKind::OverlapsHypervisor { range, hypervisor });
             }
-            let partitions =
-                cfg.partitions.iter().flat_map(|p| p.memory.iter().map(move |r| (&p.path, r.host_range())));
-            let channels = cfg.channels.iter().take(k).map(|o| (&o.path, o.memory));
-            for (other, other_range) in partitions.chain(channels) {
+            let channels = cfg.channels.iter().take(k).map(|o| (o.path.as_str(), o.memory));
+            for (other, other_range) in partitions.iter().copied().chain(channels) {
                 if usable(&other_range) && range.overlaps(&other_range) {
-                    let kind = ErrorKind::Overlap { range, other: other.clone(), other_range };
+                    let kind = ErrorKind::Overlap { range, other: other.to_string(), other_range };
                     self.report(&c.path, kind);
                 }
             }

@@ -23,11 +23,9 @@ impl<'c> Checker<'c> {
         let Some(x86) = &cfg.board.x86 else {
             return;
         };
-        let partitions =
-            cfg.partitions.iter().flat_map(|p| p.memory.iter().map(move |r| (&p.path, r.host_range())));
-        let channels = cfg.channels.iter().map(|c| (&c.path, c.memory));
-        let memory: Vec<(&str, HostRange)> =
-            partitions.chain(channels).map(|(n, r)| (n.as_str(), r)).filter(|(_, r)| usable(r)).collect();
+        let mut memory = cfg.partition_regions();
+        memory.extend(cfg.channels.iter().map(|c| (c.path.as_str(), c.memory)));
+        memory.retain(|(_, r)| usable(r));
         for (node, range) in memory {
             self.x86_memory(x86, node, range);
         }
