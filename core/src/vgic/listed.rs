@@ -47,6 +47,7 @@ enum StateRegister {
 
 impl StateRegister {
     /// The register at `offset` of a distributor or SGI frame, and the first INTID it covers.
+    #[inline(always)]
     fn at(offset: u64) -> Option<(Self, u32)> {
         let (register, base) = match offset {
             ISPENDR..=ISPENDR_LAST => (Self::SetPending, ISPENDR),
@@ -79,6 +80,7 @@ pub fn involves_listed(frame: Frame, offset: u64, write: bool) -> bool {
 /// Whether an access by vCPU `vcpu` (of `vcpus`) at `offset` of `frame` reads or writes pending
 /// or active state that another vCPU's list registers may hold: SPIs in the distributor, or
 /// another vCPU's SGIs and PPIs in its redistributor. The caller then gathers their entries.
+#[inline(always)]
 pub fn reaches_other_vcpus(vcpus: usize, vcpu: usize, frame: Frame, offset: u64) -> bool {
     if vcpus < 2 {
         return false;
