@@ -90,7 +90,13 @@ pub fn extend_load(s: &Syndrome, value: u64) -> u64 {
     if s.class() != ec::DABT_LOWER {
         return value;
     }
-    let iss = s.iss();
+    extend_data_load(s.esr, value)
+}
+
+/// [`extend_load`] for a data abort's syndrome `esr` (whose ISS has SAS, SSE and SF).
+#[inline(always)]
+pub fn extend_data_load(esr: u64, value: u64) -> u64 {
+    let iss = esr & 0x1ff_ffff;
     let size_bits = 8u32 << ((iss >> 22) & 3);
     if size_bits >= 64 {
         return value;

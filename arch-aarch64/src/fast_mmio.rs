@@ -30,7 +30,6 @@ use crate::{console, gic};
 /// path looks at first, and where its emulated pages are.
 struct Context {
     partition: AtomicPtr<Partition>,
-    generation: AtomicPtr<AtomicU32>,
     entered: AtomicU32,
     dma_fault: AtomicPtr<AtomicBool>,
     hint: AtomicPtr<AtomicBool>,
@@ -49,7 +48,6 @@ struct Context {
 static CONTEXTS: [Context; MAX_CPUS] = [const {
     Context {
         partition: AtomicPtr::new(core::ptr::null_mut()),
-        generation: AtomicPtr::new(core::ptr::null_mut()),
         entered: AtomicU32::new(0),
         dma_fault: AtomicPtr::new(core::ptr::null_mut()),
         hint: AtomicPtr::new(core::ptr::null_mut()),
@@ -80,7 +78,6 @@ pub(crate) fn set(system: &System, p: &'static Partition, here: Here, entered: u
     }
     let ptr = |a: &'static AtomicBool| a as *const AtomicBool as *mut AtomicBool;
     let shape = here.vcpu as u64 | (p.vcpus.len() as u64) << 16 | u64::from(gic_v2(system)) << 32;
-    c.generation.store(&p.generation as *const AtomicU32 as *mut AtomicU32, Ordering::Relaxed);
     c.entered.store(entered, Ordering::Relaxed);
     c.dma_fault.store(ptr(crate::smmu::fault_flag(here.id)), Ordering::Relaxed);
     c.hint.store(ptr(&p.irq_hints[here.vcpu]), Ordering::Relaxed);
@@ -120,10 +117,10 @@ extern "C" fn guest_fast_mmio(frame: &mut GuestFrame) -> u64 {
     let Some(p) = (unsafe { c.partition.load(Ordering::Acquire).as_ref() }) else { return answer::FULL_PATH };
     // As the full path first: the partition stopped or restarting since this vCPU entered, or a
     // DMA fault of its devices waiting.
-    // SAFETY: set by `set` with the partition, to atomics of the 'static system.
-    let (generation, dma) =
-        unsafe { (&*c.generation.load(Ordering::Relaxed), &*c.dma_fault.load(Ordering::Relaxed)) };
-    if generation.load(Ordering::Acquire) != c.entered.load(Ordering::Relaxed) || dma.load(Ordering::Acquire)
+    // SAFETY: set by `set` with the partition, to an atomic of the 'static system.
+    let dma = unsafe { &*c.dma_fault.load(Ordering::Relaxed) };
+    if p.generation.load(Ordering::Acquire) != c.entered.load(Ordering::Relaxed)
+        || dma.load(Ordering::Acquire)
     {
         return answer::FULL_PATH;
     }
@@ -206,7 +203,8 @@ fn complete(
     let register = usize::from(esr::transfer_register(esr));
     let load = syndrome.esr & WNR == 0;
     if load && register < 31 {
-        frame.x[register] = esr::extend_load(&syndrome, value);
+        // A data abort's: the vectors come here for that exception class only.
+        frame.x[register] = esr::extend_data_load(esr, value);
     }
     let elr = ELR_EL2.get() + esr::instruction_length(&syndrome);
     ELR_EL2.set(elr);
