@@ -932,9 +932,12 @@ extern "C" fn guest_fast_notify(frame: &mut GuestFrame) -> u64 {
         return 0;
     };
     frame.x[0] = value;
-    // HVC reports the next instruction in ELR_EL2: no PC to advance.
-    let loaded_hw = load_interrupts(c.p, c.vcpu, false);
-    resample_before_taken(c.p, c.vcpu, (SPSR_EL2.get(), ELR_EL2.get()), loaded_hw);
+    // HVC reports the next instruction in ELR_EL2: no PC to advance. `load_interrupts` does
+    // nothing without the hint.
+    if c.hint.load(Ordering::Acquire) {
+        let loaded_hw = load_interrupts(c.p, c.vcpu, false);
+        resample_before_taken(c.p, c.vcpu, (SPSR_EL2.get(), ELR_EL2.get()), loaded_hw);
+    }
     1
 }
 

@@ -11,7 +11,9 @@ use tantalum_core::config::PartitionConfig;
 const WFI: u32 = 0xd503_207f;
 
 /// Whether the instruction before `elr` (a guest virtual address) is a WFI. False when its
-/// page is not mapped at stage 1 or lies outside the partition's memory.
+/// page is not mapped at stage 1 or lies outside the partition's memory. Inlined: the interrupt
+/// fast path asks at every delivery to a guest that sleeps with IRQs masked.
+#[inline(always)]
 pub fn follows_wfi(partition: &PartitionConfig, elr: u64) -> bool {
     let Some(va) = elr.checked_sub(4) else { return false };
     let (saved, par): (u64, u64);

@@ -387,6 +387,10 @@ pub fn channel_notify_at_once<S: Services + ?Sized>(
     args: &[u64; 6],
     services: &mut S,
 ) -> Option<u64> {
+    // The one call taken here (`Call::decode` then folds to its argument).
+    if function != hypercall::HYP_CHANNEL_NOTIFY {
+        return None;
+    }
     let Some(Call::ChannelNotify { channel }) = Call::decode(function, args) else { return None };
     system.partitions.get(usize::from(id))?;
     Some(channel_notify(system, id, channel, services))
