@@ -490,6 +490,7 @@ impl VirtualGic {
     /// [`VirtualGic::set_pending_hw`], and the state after both is the state now. `None`
     /// otherwise: the caller latches it with [`VirtualGic::set_pending_hw`]. The interrupt
     /// path's fast case: no pending bit set and cleared, no scan.
+    #[inline]
     pub fn deliver_hw_at_once(&self, vcpu: usize, intid: u32) -> Option<Deliverable> {
         let alone = self.pending_spis == 0 && self.redists.get(vcpu).is_some_and(|r| r.pending == 0);
         let irq = self.irq_ref(vcpu, intid).filter(|_| alone)?;
