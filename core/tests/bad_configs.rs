@@ -1,6 +1,6 @@
 //! System DTS files through `dtc`, `parse` and `validate`:
 //! - every `configs/tests/bad/*.dts` fails with the messages its `// expect: ...` lines give;
-//! - every `configs/*.dts`, `configs/tests/*.dts` and `configs/tests/good/*.dts` passes;
+//! - every `configs/*.dts`, `configs/x86/*.dts`, `configs/tests/*.dts` and `configs/tests/good/*.dts` passes;
 //! - every good one warns exactly as its `// warn: ...` lines say (most: not at all);
 //! - 100 000 mutated and truncated DTBs never panic or hang `parse_with_warnings` or `validate`.
 
@@ -79,9 +79,11 @@ fn bad_configs_fail_with_the_expected_messages() {
 #[test]
 fn good_configs_pass() {
     let dir = configs_dir();
-    // The systems, the scenario systems and the good test configs.
-    let files: Vec<PathBuf> =
-        [dir.clone(), dir.join("tests"), dir.join("tests/good")].iter().flat_map(|d| dts_files(d)).collect();
+    // The systems (Arm and x86), the scenario systems and the good test configs.
+    let files: Vec<PathBuf> = [dir.clone(), dir.join("tests"), dir.join("tests/good"), dir.join("x86")]
+        .iter()
+        .flat_map(|d| dts_files(d))
+        .collect();
     assert!(files.iter().any(|f| f.ends_with("demo.dts")), "configs/demo.dts not found");
     for file in files {
         let dtb = compile(&file);

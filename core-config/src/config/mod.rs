@@ -513,6 +513,9 @@ pub struct PartitionConfig {
     pub virtual_uart: bool,
     /// `dma-unconfined;`: its DMA masters may go without an IOMMU (a loud warning everywhere).
     pub dma_unconfined: bool,
+    /// `owns-platform;`: it may be given devices that reach the whole machine's configuration
+    /// (on x86, those the board marks `tantalum,platform-wide`: rule 16).
+    pub owns_platform: bool,
 }
 
 /// A piece of the boot image: offset from the start of the payload, size, and SHA-256.

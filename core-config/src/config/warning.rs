@@ -29,6 +29,8 @@ pub enum WarningKind {
     BenchmarkPmu,
     /// `dma-unconfined`: these devices of the partition master DMA with no IOMMU in front.
     DmaUnconfined { devices: Vec<String> },
+    /// `owns-platform`: these devices of the partition reach the whole machine's configuration.
+    OwnsPlatform { devices: Vec<String> },
 }
 
 impl ConfigWarning {
@@ -77,6 +79,18 @@ impl fmt::Display for WarningKind {
                  machine; for trusted partitions or tests only",
                 devices.join(", ")
             ),
+            Self::OwnsPlatform { devices } if devices.is_empty() => write!(
+                f,
+                "owns-platform: set, but no device of the partition reaches the whole machine \
+                 (none the board marks tantalum,platform-wide); remove it"
+            ),
+            Self::OwnsPlatform { devices } => write!(
+                f,
+                "OWNS THE PLATFORM: {} can reprogram every PCI device of the machine (other \
+                 partitions' and the platform's): this partition can take over the machine; \
+                 for trusted partitions or tests only",
+                devices.join(", ")
+            ),
         }
     }
 }
@@ -103,6 +117,7 @@ pub(super) const PARTITION_PROPERTIES: &[&str] = &[
     "device-regions",
     "virtual-uart",
     "dma-unconfined",
+    "owns-platform",
     "tantalum,image",
     "tantalum,image-sha256",
     "tantalum,guest-dtb",

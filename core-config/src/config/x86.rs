@@ -34,6 +34,9 @@ pub const LEGACY_PIC: &str = "intel,8259";
 pub const VIRTUAL_UART_PORTS: IoPorts = IoPorts { base: 0x3f8, count: 8 };
 /// Number of x86 I/O ports.
 pub const IO_PORTS: u32 = 0x1_0000;
+/// The board's mark on a device that reaches the whole machine's configuration, not only its
+/// own registers (PCI configuration mechanism #1: CONFIG_DATA reprograms every PCI function).
+pub const PLATFORM_WIDE: &str = "tantalum,platform-wide";
 
 /// A range of I/O ports `base..base + count`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -85,12 +88,18 @@ pub struct X86Platform {
     pub ioapics: Vec<Apic>,
     /// Every ISA device with I/O ports, in tree order.
     pub io_devices: Vec<IoDevice>,
+    /// Paths of the devices the board marks [`PLATFORM_WIDE`], in tree order.
+    pub platform_wide: Vec<String>,
 }
 
 impl X86Platform {
     /// The I/O ports of board device `path` (empty if it has none).
     pub fn ports_of(&self, path: &str) -> &[IoPorts] {
         self.io_devices.iter().find(|d| d.path == path).map_or(&[], |d| d.ports.as_slice())
+    }
+    /// Whether the board marks device `path` [`PLATFORM_WIDE`].
+    pub fn is_platform_wide(&self, path: &str) -> bool {
+        self.platform_wide.iter().any(|p| p == path)
     }
     /// The local APIC and every IOAPIC.
     pub fn apics(&self) -> impl Iterator<Item = &Apic> {
@@ -122,6 +131,8 @@ pub enum X86Problem {
     /// A partition takes an 8259 PIC but its vCPU 0 is not on the boot CPU, the only one the
     /// PIC's interrupts reach.
     PicOffBootCpu { device: String, boot_cpu: String },
+    /// A partition takes a device the board marks [`PLATFORM_WIDE`] without `owns-platform;`.
+    PlatformWideDevice { device: String },
 }
 
 impl fmt::Display for X86Problem {
@@ -168,6 +179,13 @@ impl fmt::Display for X86Problem {
                 f,
                 "devices: {device} is an 8259 PIC, whose interrupts reach only the boot CPU \
                  {boot_cpu}: make it the partition's first CPU (its vCPU 0)"
+            ),
+            Self::PlatformWideDevice { device } => write!(
+                f,
+                "devices: {device} reaches the whole machine's configuration ({PLATFORM_WIDE} on \
+                 the board: every PCI device, other partitions' and the platform's), so whoever \
+                 has it can undo isolation; give it only to a trusted partition that declares \
+                 'owns-platform;'"
             ),
             Self::ConsoleNotPortUart { console } => write!(
                 f,

@@ -144,6 +144,7 @@ rule_codes! {
         108 NoRoomForBootArea,
         109 VirtualUartPorts,
         110 PicOffBootCpu,
+        111 PlatformWideDevice,
     }
 }
 

@@ -115,6 +115,13 @@ impl Parser<'_, '_> {
             let devices = crate::config::unconfined_devices_in(&devices).map(|d| d.path.clone()).collect();
             self.warn(index, WarningKind::DmaUnconfined { devices });
         }
+        let owns_platform = self.fixed(index, "owns-platform", Expected::Empty).is_some();
+        if owns_platform {
+            let x86 = board.x86.as_ref();
+            let devices = devices.iter().filter(|d| x86.is_some_and(|x| x.is_platform_wide(&d.path)));
+            let devices = devices.map(|d| d.path.clone()).collect();
+            self.warn(index, WarningKind::OwnsPlatform { devices });
+        }
         PartitionConfig {
             id,
             name: self.name(index).to_string(),
@@ -136,6 +143,7 @@ impl Parser<'_, '_> {
             devices,
             virtual_uart: self.fixed(index, "virtual-uart", Expected::Empty).is_some(),
             dma_unconfined,
+            owns_platform,
         }
     }
 

@@ -12,7 +12,7 @@ use super::tree::read_cells;
 use super::Parser;
 use crate::addr::{HostPhys, HostRange};
 use crate::config::error::{ErrorKind, Expected};
-use crate::config::x86::{Apic, IoDevice, IoPorts, X86Platform, IOAPIC, ISA_BUS, LAPIC};
+use crate::config::x86::{Apic, IoDevice, IoPorts, X86Platform, IOAPIC, ISA_BUS, LAPIC, PLATFORM_WIDE};
 
 /// One ISA `reg` entry.
 enum IsaReg {
@@ -77,10 +77,14 @@ impl Parser<'_, '_> {
             self.report(self.path(lapic), ErrorKind::MissingProperty { property: "reg" });
             return None;
         };
-        let mut platform = X86Platform { lapic, ioapics: Vec::new(), io_devices: Vec::new() };
+        let mut platform =
+            X86Platform { lapic, ioapics: Vec::new(), io_devices: Vec::new(), platform_wide: Vec::new() };
         for i in 1..tree.nodes.len() {
             if !outside(i) {
                 continue;
+            }
+            if self.value(i, PLATFORM_WIDE).is_some() {
+                platform.platform_wide.push(self.path(i).to_string());
             }
             if self.is_compatible(i, IOAPIC) {
                 platform.ioapics.extend(apic(self, i));

@@ -1,6 +1,7 @@
 //! Rule 16: x86 boards. Memory clear of the legacy hole and of the local APIC / IOAPICs (the
 //! hypervisor's); the APICs never passed through; I/O ports: each board device's ports in range
-//! and its own, each port in at most one partition; the console a 16550 on I/O ports; room in
+//! and its own, each port in at most one partition; a device the board marks platform-wide only
+//! in a partition that declares `owns-platform;`; the console a 16550 on I/O ports; room in
 //! region 0 for the boot area.
 
 use alloc::string::ToString;
@@ -97,7 +98,8 @@ impl<'c> Checker<'c> {
         }
     }
 
-    /// Devices partitions take: no APIC, no port another partition owns.
+    /// Devices partitions take: no APIC, a platform-wide device only with `owns-platform;`, no
+    /// port another partition owns.
     fn x86_devices(&mut self, x86: &X86Platform) {
         let cfg = self.cfg;
         let mut owned: Vec<(&str, &str, IoPorts)> = Vec::new(); // (partition, device, ports)
@@ -107,6 +109,10 @@ impl<'c> Checker<'c> {
                 if let Some(apic) = x86.apics().find(|a| a.path == d.path || touches(&a.mmio)) {
                     let problem =
                         X86Problem::ApicPassthrough { device: d.path.clone(), apic: apic.path.clone() };
+                    self.x86_report(&p.path, problem);
+                }
+                if x86.is_platform_wide(&d.path) && !p.owns_platform {
+                    let problem = X86Problem::PlatformWideDevice { device: d.path.clone() };
                     self.x86_report(&p.path, problem);
                 }
                 for &ports in x86.ports_of(&d.path) {

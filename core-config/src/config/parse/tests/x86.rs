@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::config::x86::{IoPorts, X86Problem};
-use crate::config::{validate, BuildFacts};
+use crate::config::{validate, BuildFacts, WarningKind};
 
 const LAPIC: u32 = 0x40;
 const IOAPIC: u32 = 0x41;
@@ -202,4 +202,64 @@ fn rule_16_the_virtual_uart_is_on_ports_of_its_own() {
         "devices: /isa/serial@i2f8 (ports 0x3f0..0x3f9) overlaps the virtual UART's ports 0x3f8..0x400 \
          (COM1 in the partition's port space, virtual-uart;): drop one of them"
     );
+}
+
+#[test]
+fn rule_16_a_platform_wide_device_only_with_owns_platform() {
+    // COM2 marked as the board marks PCI configuration mechanism #1 (any value marks it).
+    let marked = |mark: Vec<u8>| {
+        let mut root = pc(&[(0x2f8, 8)]);
+        fn named(name: &'static str) -> impl Fn(&&mut Item) -> bool {
+            move |i| matches!(i, Node(n, _) if n == name)
+        }
+        let Some(Node(_, isa)) = root.iter_mut().find(named("isa")) else {
+            panic!("no isa node");
+        };
+        let Some(Node(_, com2)) = isa.iter_mut().find(named("serial@i2f8")) else {
+            panic!("no COM2");
+        };
+        com2.push(Prop("tantalum,platform-wide", mark));
+        root
+    };
+    let system = |mark: Vec<u8>, owns: bool| {
+        let mut guest = x86_partition(0x100_0000, 1);
+        guest.push(Prop("devices", cells(&[COM2])));
+        if owns {
+            guest.push(Prop("owns-platform", vec![]));
+        }
+        let mut root = marked(mark);
+        root.push(node(
+            "hypervisor",
+            vec![
+                Prop("compatible", string(HYPERVISOR_COMPATIBLE)),
+                Prop("memory", cells(&[0, 0x10_0000, 0, 0xf0_0000])),
+                Prop("console", cells(&[COM1])),
+                node("guest", guest),
+            ],
+        ));
+        build(root)
+    };
+    let cfg = parse(&system(vec![], false)).unwrap_or_else(|e| panic!("{e:#?}"));
+    assert_eq!(cfg.board.x86.map(|x| x.platform_wide), Some(vec![String::from("/isa/serial@i2f8")]));
+    let expected =
+        ErrorKind::X86(X86Problem::PlatformWideDevice { device: String::from("/isa/serial@i2f8") });
+    assert_eq!(rule_errors(&system(vec![], false)), std::slice::from_ref(&expected));
+    assert_eq!(rule_errors(&system(cells(&[0]), false)), std::slice::from_ref(&expected));
+    assert_eq!(expected.code(), 111);
+    assert_eq!(rule_errors(&system(vec![], true)), []);
+    // Every tool warns of it; of a stale `owns-platform;` (no such device) too.
+    let kinds = |dtb: &[u8]| -> Vec<WarningKind> {
+        let (_, warnings) = parse_with_warnings(dtb).unwrap_or_else(|e| panic!("{e:#?}"));
+        warnings.into_iter().map(|w| w.kind).collect()
+    };
+    let com2 = vec![String::from("/isa/serial@i2f8")];
+    assert_eq!(kinds(&system(vec![], true)), [WarningKind::OwnsPlatform { devices: com2 }]);
+    let mut stale = x86_partition(0x100_0000, 1);
+    stale.push(Prop("owns-platform", vec![]));
+    let stale = x86_system(&[(0x2f8, 8)], vec![("guest", stale)]);
+    assert_eq!(kinds(&stale), [WarningKind::OwnsPlatform { devices: vec![] }]);
+    // Unmarked, the same device needs no such declaration.
+    let mut plain = x86_partition(0x100_0000, 1);
+    plain.push(Prop("devices", cells(&[COM2])));
+    assert_eq!(rule_errors(&x86_system(&[(0x2f8, 8)], vec![("guest", plain)])), []);
 }
