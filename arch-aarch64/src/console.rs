@@ -3,6 +3,7 @@
 //! bottom (`tantalum_core::console::terminal`).
 
 use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use spin::mutex::TicketMutex;
 use spin::Mutex;
@@ -40,6 +41,13 @@ impl Console {
 /// after line cannot keep another's line waiting (a plain spin lock let one flooding partition
 /// delay another's two bytes by half a second).
 static CONSOLE: TicketMutex<Option<Console>> = TicketMutex::new(None);
+
+/// The terminal's owner (`Terminal::owner`; [`NOBODY`]: none), written with it under
+/// [`CONSOLE`]'s lock by [`hand_over`], which also holds the line buffers of the owner it
+/// replaces and of the new one: a partition holding its own line buffer reads here whether it
+/// is not the owner without the console's lock (being the owner is checked again under it).
+static TERMINAL_OWNER: AtomicUsize = AtomicUsize::new(NOBODY);
+const NOBODY: usize = usize::MAX;
 
 /// Starts the console on the UART of kind `kind` at `base`.
 ///
@@ -169,10 +177,12 @@ pub fn partition_output(
 ) {
     // The partition the operator types to writes as much as it likes (`dmesg` in a shell):
     // the operator is watching it and can take the input away; the others keep their turns.
-    if let Some(c) = CONSOLE.lock().as_mut() {
-        if c.term.owner() == Some(id) {
-            c.term.write(bytes, &mut c.uart);
-            return;
+    if TERMINAL_OWNER.load(Ordering::Acquire) == id {
+        if let Some(c) = CONSOLE.lock().as_mut() {
+            if c.term.owner() == Some(id) {
+                c.term.write(bytes, &mut c.uart);
+                return;
+            }
         }
     }
     buffer.push(bytes, name, &mut PartitionSink { budget });
@@ -196,6 +206,7 @@ pub fn hand_over(
     let mut n = 0;
     if let Some(c) = CONSOLE.lock().as_mut() {
         n = c.term.set_owner(new.as_ref().map(|(id, name, _)| (*id, *name)), &mut c.uart, &mut taken);
+        TERMINAL_OWNER.store(c.term.owner().unwrap_or(NOBODY), Ordering::Release);
         if let Some(announce) = announce {
             let _ = c.uart.write_fmt(format_args!("tantalum: {announce}\n"));
         }

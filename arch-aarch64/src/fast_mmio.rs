@@ -324,9 +324,10 @@ fn read_listed(vgic: &mut vgic::VirtualGic, vcpu: usize, frame: Frame, access: v
 }
 
 /// An access of the vCPU `here` to its partition's virtual UART at `offset`: the byte written
-/// goes to the console, the UART's interrupt line follows into the virtual GIC. Returns the value
-/// read.
-#[inline(never)]
+/// goes to the console, the UART's interrupt line follows into the virtual GIC when it must
+/// (`VirtualUart::follow`). A write of UARTDR or a read of UARTFR while the line is quiet is
+/// answered from the mirror, without the UART's lock (`Mirror::access`). Returns the value read.
+#[inline(always)]
 pub(crate) fn uart_access(
     system: &System,
     p: &Partition,
@@ -334,15 +335,38 @@ pub(crate) fn uart_access(
     offset: u64,
     write: Option<u64>,
 ) -> u64 {
-    let (value, sent, line) = {
-        let mut uart = p.vuart.lock();
-        let (value, sent) = uart.access(offset, write);
-        (value, sent, uart.line())
+    let (value, sent) = match p.vuart_mirror.access(offset, write) {
+        Some(answer) => answer,
+        None => return uart_access_locked(system, p, here, offset, write),
     };
     if let Some(byte) = sent {
-        let mut buffer = p.console.lock();
-        console::partition_output(here.id, &p.config.name, &p.console_budget, &mut buffer, &[byte]);
+        uart_output(p, here, byte);
     }
-    vcpu::uart_line(system, p, line, here.cpu);
     value
+}
+
+/// [`uart_access`] under the UART's lock.
+#[inline(never)]
+fn uart_access_locked(system: &System, p: &Partition, here: Here, offset: u64, write: Option<u64>) -> u64 {
+    let (value, sent, follow) = {
+        let mut uart = p.vuart.lock();
+        let (value, sent) = uart.access(offset, write);
+        let follow = uart.follow();
+        p.vuart_mirror.keep(&uart);
+        (value, sent, follow)
+    };
+    if let Some(byte) = sent {
+        uart_output(p, here, byte);
+    }
+    if let Some(high) = follow {
+        vcpu::uart_line(system, p, high, here.cpu);
+    }
+    value
+}
+
+/// A byte the partition of the vCPU `here` wrote to its UART, to the console.
+#[inline(never)]
+fn uart_output(p: &Partition, here: Here, byte: u8) {
+    let mut buffer = p.console.lock();
+    console::partition_output(here.id, &p.config.name, &p.console_budget, &mut buffer, &[byte]);
 }

@@ -20,7 +20,7 @@ use tantalum_core::vgic::VirtualGic;
 use tantalum_core::virtio::blk::{Disk, Region};
 use tantalum_core::virtio::{self, net::Link};
 use tantalum_core::vplatform;
-use tantalum_core::vuart::VirtualUart;
+use tantalum_core::vuart::{Mirror, VirtualUart};
 
 use crate::console::info;
 use crate::gicv_trap::GicvTrap;
@@ -54,6 +54,8 @@ pub struct Partition {
     pub vgic: Mutex<VirtualGic>,
     /// Its virtual PL011 (used if the config gives it one).
     pub vuart: Mutex<VirtualUart>,
+    /// Its UARTFR and whether an access must take `vuart`'s lock, kept under that lock.
+    pub vuart_mirror: Mirror,
     /// Per vCPU: set when a virtual interrupt may have become ready for it (a doorbell rang, an
     /// SGI, the guest programmed its GIC): its CPU then loads its list registers before resuming.
     pub irq_hints: Vec<AtomicBool>,
@@ -209,6 +211,7 @@ impl System {
                 console_budget: Mutex::new(Budget::new()),
                 vgic: Mutex::new(vgic),
                 vuart: Mutex::new(VirtualUart::new()),
+                vuart_mirror: Mirror::new(),
                 irq_hints: p.cpus.iter().map(|_| AtomicBool::new(false)).collect(),
                 vcpus: p.cpus.iter().map(|_| VcpuSlot::new()).collect(),
                 listed: p.cpus.iter().map(|_| ListedMailbox::default()).collect(),

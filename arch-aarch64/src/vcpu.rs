@@ -288,7 +288,11 @@ fn restart(here: Here) -> ! {
             gic::retarget_spi(irq.intid(), system.config.board.cpus[cpu].hwid);
         }
     }
-    *p.vuart.lock() = VirtualUart::new();
+    {
+        let mut uart = p.vuart.lock();
+        *uart = VirtualUart::new();
+        p.vuart_mirror.keep(&uart);
+    }
     system.reset_virtio(here.id);
     crate::disks::reset(system, here.id, here.cpu, true);
     let dtb = p.config.guest_dtb_address().map_or(0, |a| a.as_u64());
@@ -624,12 +628,16 @@ fn console_input(system: &System, from_cpu: usize) {
                     give_terminal(system, Focus::Partition(id), false);
                 }
                 let p = &system.partitions[id];
-                let line = {
+                let follow = {
                     let mut uart = p.vuart.lock();
                     uart.receive(&[byte]);
-                    uart.line()
+                    let follow = uart.follow();
+                    p.vuart_mirror.keep(&uart);
+                    follow
                 };
-                uart_line(system, p, line, from_cpu);
+                if let Some(high) = follow {
+                    uart_line(system, p, high, from_cpu);
+                }
             }
             Key::Help => {
                 let partitions = system.partitions.iter().map(|p| {

@@ -4,10 +4,14 @@
 //!
 //! Transmission is instantaneous (the FIFO is always empty), so the TX interrupt is asserted
 //! whenever the guest unmasks it; the RX and receive-timeout interrupts are asserted while bytes
-//! wait. The interrupt line is level: [`VirtualUart::line`] says whether it is high.
+//! wait. The interrupt line is level: [`VirtualUart::line`] says whether it is high, and
+//! [`VirtualUart::follow`] when the virtual GIC must be told. A [`Mirror`] beside the UART answers
+//! the console's two hot accesses (a write of UARTDR, a read of UARTFR) without its lock while
+//! its line is low.
 #![forbid(unsafe_code)]
 
 use alloc::collections::VecDeque;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 /// Bytes of input kept at most; more are dropped (as a real FIFO overruns).
 pub const RX_CAPACITY: usize = 256;
@@ -22,7 +26,7 @@ const INT_ALL: u32 = 0x7ff;
 const ID: [u32; 8] = [0x11, 0x10, 0x14, 0x00, 0x0d, 0xf0, 0x05, 0xb1];
 
 /// One virtual PL011.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct VirtualUart {
     imsc: u32,
     cr: u32,
@@ -32,11 +36,15 @@ pub struct VirtualUart {
     ifls: u32,
     dmacr: u32,
     rx: VecDeque<u8>,
+    /// The level the virtual GIC was last told ([`Self::follow`]).
+    followed: bool,
 }
 
 impl VirtualUart {
     pub fn new() -> Self {
-        Self { cr: 0x300, ifls: 0x12, ..Self::default() }
+        // What the virtual GIC was last told is not known (a partition restarts with a fresh
+        // one, but its line may have been followed meanwhile): the first access follows it.
+        Self { cr: 0x300, ifls: 0x12, followed: true, ..Self::default() }
     }
 
     /// Raw interrupt status.
@@ -48,6 +56,16 @@ impl VirtualUart {
     /// Whether the interrupt line is asserted.
     pub fn line(&self) -> bool {
         self.ris() & self.imsc != 0
+    }
+
+    /// The line's level when the virtual GIC must follow it after an access or a receive: while
+    /// it is high, at every one (the level re-pends the interrupt there, which is how a TX
+    /// interrupt the guest took comes back), and once when it falls. `None` while it stays low:
+    /// telling the virtual GIC again would change nothing the line set (its last word was low).
+    pub fn follow(&mut self) -> Option<bool> {
+        let high = self.line();
+        let was = core::mem::replace(&mut self.followed, high);
+        (high || was).then_some(high)
     }
 
     /// Queues input bytes from the console; returns how many fit.
@@ -66,7 +84,7 @@ impl VirtualUart {
             (0x000, Some(_)) => (0, Some(value as u8)),
             (0x000, None) => read(self.rx.pop_front().map_or(0, u32::from)),
             (0x004, _) => read(0), // RSR/ECR: no errors
-            (0x018, None) => read(FR_TXFE | if self.rx.is_empty() { FR_RXFE } else { 0 }),
+            (FR, None) => read(FR_TXFE | if self.rx.is_empty() { FR_RXFE } else { 0 }),
             (0x024, Some(_)) => {
                 self.ibrd = value & 0xffff;
                 (0, None)
@@ -108,6 +126,55 @@ impl VirtualUart {
             // ICR and everything else: the model has no state to clear or keep.
             _ => (0, None),
         }
+    }
+}
+
+/// UARTFR's offset.
+const FR: u64 = 0x018;
+/// Set in a [`Mirror`] while an access must take the UART's lock (its line to follow).
+const LOCKED: u32 = 1 << 31;
+
+/// What a read of UARTFR answers and whether the UART's line must be followed, in one word kept
+/// beside the UART: [`Mirror::keep`] after every change, under the UART's lock. While the line is
+/// low (and was when last followed), a write of UARTDR or a read of UARTFR changes nothing and
+/// follows nothing: [`Mirror::access`] answers them without the lock, as [`VirtualUart::access`]
+/// and [`VirtualUart::follow`] would.
+#[derive(Debug)]
+pub struct Mirror(AtomicU32);
+
+impl Mirror {
+    /// The mirror of [`VirtualUart::new`] (whose line is followed at its first access).
+    pub const fn new() -> Self {
+        Self(AtomicU32::new(FR_TXFE | FR_RXFE | LOCKED))
+    }
+
+    /// Mirrors `uart` (under its lock, after a change and its [`VirtualUart::follow`]).
+    pub fn keep(&self, uart: &VirtualUart) {
+        let fr = FR_TXFE | if uart.rx.is_empty() { FR_RXFE } else { 0 };
+        let locked = if uart.line() || uart.followed { LOCKED } else { 0 };
+        self.0.store(fr | locked, Ordering::Release);
+    }
+
+    /// An access at `offset` answered without the UART's lock, as [`VirtualUart::access`] would
+    /// (the value read, the byte sent), if it is a write of UARTDR or a read of UARTFR while the
+    /// line is quiet; `None`: take the lock.
+    #[inline]
+    pub fn access(&self, offset: u64, write: Option<u64>) -> Option<(u64, Option<u8>)> {
+        let word = self.0.load(Ordering::Acquire);
+        if word & LOCKED != 0 {
+            return None;
+        }
+        match (offset, write) {
+            (0x000, Some(byte)) => Some((0, Some(byte as u8))),
+            (FR, None) => Some((u64::from(word), None)),
+            _ => None,
+        }
+    }
+}
+
+impl Default for Mirror {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -155,5 +222,141 @@ mod tests {
             u.access(offset, Some(u64::MAX));
             u.access(offset, None);
         }
+    }
+
+    /// A random generator for the tests (xorshift).
+    struct Random(u64);
+
+    impl Random {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+    }
+
+    /// A random guest access or console input (the interrupt masks, the data, the flags, the
+    /// status and clear registers, anything else).
+    fn step(u: &mut VirtualUart, r: &mut Random) {
+        let x = r.next();
+        let offset =
+            [0x000u64, 0x018, 0x038, 0x03c, 0x040, 0x044, 0x030, (x >> 40) % 0x1004][(x % 8) as usize];
+        let write = (x & 0x100 != 0).then(|| r.next() & 0xffff);
+        match (x >> 9) % 6 {
+            0 => {
+                u.receive(&[x as u8; 3][..(x >> 12) as usize % 4]);
+            }
+            _ => {
+                u.access(offset, write);
+            }
+        }
+    }
+
+    /// The mirror answers a UARTDR write and a UARTFR read exactly as the UART and its line's
+    /// follow would under the lock, and only when they change nothing and follow nothing.
+    #[test]
+    fn the_mirror_answers_as_the_locked_uart() {
+        let mut r = Random(0x9e37_79b9_7f4a_7c15);
+        let (mut u, mirror) = (VirtualUart::new(), Mirror::new());
+        assert_eq!(mirror.access(FR, None), None, "a new UART's line is followed once");
+        mirror.keep(&u);
+        assert_eq!(mirror.access(FR, None), None);
+        assert_eq!(u.access(FR, None).0, u64::from(FR_TXFE | FR_RXFE));
+        assert_eq!(u.follow(), Some(false));
+        mirror.keep(&u);
+        assert_eq!(mirror.access(FR, None), Some((u64::from(FR_TXFE | FR_RXFE), None)));
+        let (mut answered, mut locked) = (0, 0);
+        for _ in 0..20_000 {
+            step(&mut u, &mut r);
+            u.follow();
+            mirror.keep(&u);
+            let byte = r.next() & 0xff;
+            for (offset, write) in
+                [(0x000, Some(byte)), (FR, None), (0x000, None), (0x038, None), (0x004, None)]
+            {
+                let mut locked_uart = u.clone();
+                let slow = locked_uart.access(offset, write);
+                let follow = locked_uart.follow();
+                match mirror.access(offset, write) {
+                    Some(fast) => {
+                        answered += 1;
+                        assert_eq!(fast, slow, "offset {offset:#x}");
+                        assert_eq!(follow, None, "the line needed following");
+                        assert_eq!(locked_uart, u, "the access changed the UART");
+                    }
+                    None => {
+                        locked += 1;
+                        assert!(
+                            follow.is_some() || !matches!((offset, write), (0x000, Some(_)) | (FR, None))
+                        );
+                    }
+                }
+            }
+        }
+        assert!(answered > 1000 && locked > 1000, "{answered} answered, {locked} locked");
+    }
+
+    /// Following the line only when [`VirtualUart::follow`] says so leaves the virtual GIC's
+    /// state of the UART's interrupt as following it at every access and every input does: a
+    /// taken (active) or cleared interrupt comes back at the next access while the line is
+    /// high, and is no longer pending once it fell.
+    #[test]
+    fn following_when_told_is_following_always() {
+        use crate::vgic::{Access, Frame, VirtualGic};
+        const UART: u32 = 33;
+        let word = 4 * u64::from(UART / 32);
+        let bit = 1u64 << (UART % 32);
+        let write = |g: &mut VirtualGic, offset: u64, value: u64| {
+            g.access(0, Frame::Distributor, Access { offset, size: 4, write: Some(value) });
+        };
+        let read = |g: &mut VirtualGic, offset: u64| {
+            g.access(0, Frame::Distributor, Access { offset, size: 4, write: None })
+        };
+        let mut gics = [0, 1].map(|_| {
+            let mut g = VirtualGic::new(1, &[UART]);
+            g.set_level_at_reset(UART);
+            write(&mut g, 0, 0x12); // GICD_CTLR: group 1 (affinity routing), enabled
+            write(&mut g, 0x080 + word, bit); // IGROUPR: group 1
+            write(&mut g, 0x100 + word, bit); // ISENABLER
+            g
+        });
+        let mut r = Random(0x2545_f491_4f6c_dd1d);
+        let (mut always, mut told) = (VirtualUart::new(), VirtualUart::new());
+        let (mut taken, mut skipped) = (0, 0);
+        for _ in 0..20_000 {
+            let x = r.next();
+            let mut r1 = Random(x | 1);
+            let mut r2 = Random(x | 1);
+            step(&mut always, &mut r1);
+            step(&mut told, &mut r2);
+            assert_eq!(always.line(), told.line());
+            let level = always.line();
+            gics[0].set_level(0, UART, level);
+            match told.follow() {
+                Some(high) => {
+                    gics[1].set_level(0, UART, high);
+                }
+                None => skipped += 1,
+            }
+            // The guest takes the interrupt, completes it or clears it.
+            match (x >> 56) % 4 {
+                0 => {
+                    for g in &mut gics {
+                        if g.take_deliverable(0).is_some_and(|d| d.intid == UART) {
+                            taken += 1;
+                        }
+                    }
+                }
+                1 => gics.iter_mut().for_each(|g| write(g, 0x380 + word, bit)), // ICACTIVER
+                2 => gics.iter_mut().for_each(|g| write(g, 0x280 + word, bit)), // ICPENDR
+                _ => {}
+            }
+            for offset in [0x200 + word, 0x300 + word] {
+                let [a, b] = [read(&mut gics[0], offset), read(&mut gics[1], offset)];
+                assert_eq!(a, b, "offset {offset:#x}");
+            }
+        }
+        assert!(taken > 1000 && skipped > 1000, "{taken} taken, {skipped} skipped");
     }
 }
