@@ -172,7 +172,9 @@ fn gic_state_mmio(
     complete(frame, c, p, vcpu, esr, value)
 }
 
-/// [`guest_fast_mmio`] for an access to the virtual UART.
+/// [`guest_fast_mmio`] for an access to the virtual UART, as [`uart_access`]: a read the
+/// UART's mirror answers (UARTFR while its line is quiet) without a call, a write of UARTDR it
+/// answers with the byte's call to the console, anything else under the UART's lock.
 #[inline(never)]
 fn uart_mmio(
     frame: &mut GuestFrame,
@@ -182,8 +184,39 @@ fn uart_mmio(
     offset: u64,
     write: Option<u64>,
 ) -> u64 {
+    match p.vuart_mirror.access(offset, write) {
+        Some((value, None)) => complete(frame, c, p, Here::load().vcpu, esr, value),
+        Some((_, Some(byte))) => uart_mmio_sent(frame, c, p, esr, byte),
+        None => uart_mmio_locked(frame, c, p, esr, offset, write),
+    }
+}
+
+/// [`uart_mmio`] for a write of UARTDR the mirror answered: the byte to the console.
+#[inline(never)]
+fn uart_mmio_sent(
+    frame: &mut GuestFrame,
+    c: &'static Context,
+    p: &'static Partition,
+    esr: u64,
+    byte: u8,
+) -> u64 {
     let here = Here::load();
-    let value = uart_access(system::get(), p, here, offset, write);
+    uart_output(p, here, byte);
+    complete(frame, c, p, here.vcpu, esr, 0)
+}
+
+/// [`uart_mmio`] for an access under the UART's lock.
+#[inline(never)]
+fn uart_mmio_locked(
+    frame: &mut GuestFrame,
+    c: &'static Context,
+    p: &'static Partition,
+    esr: u64,
+    offset: u64,
+    write: Option<u64>,
+) -> u64 {
+    let here = Here::load();
+    let value = uart_access_locked(system::get(), p, here, offset, write);
     complete(frame, c, p, here.vcpu, esr, value)
 }
 
