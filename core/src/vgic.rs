@@ -472,6 +472,7 @@ impl VirtualGic {
 
     /// [`VirtualGic::take_deliverable`], and whether anything is still ready for `vcpu` after it
     /// (what [`VirtualGic::has_deliverable`] would say then), from one evaluation.
+    #[inline]
     pub fn take_next(&mut self, vcpu: usize) -> (Option<Deliverable>, bool) {
         let (Some((intid, priority)), others) = self.scan(vcpu) else { return (None, false) };
         let taken = self.take(vcpu, intid, priority);
