@@ -105,7 +105,10 @@ fn read_config(layout: &Layout) -> SystemConfig {
         map: Some(HOST_MAP),
     };
     match config::parse(dtb).and_then(|c| config::validate(&c, &facts).map(|()| c)) {
-        Ok(c) => c,
+        Ok(c) => {
+            warn_platform_owners(&c);
+            c
+        }
         Err(errors) => {
             for e in &errors {
                 info!("config error: {e}");
@@ -113,6 +116,17 @@ fn read_config(layout: &Layout) -> SystemConfig {
             info!("the system DTB is invalid ({} error(s)): halting", errors.len());
             console::power_off()
         }
+    }
+}
+
+/// The boot log repeats the build's loudest warning: a partition that owns a device reaching
+/// the whole machine (rule 16's `owns-platform`) can take it over.
+fn warn_platform_owners(config: &SystemConfig) {
+    let Some(x86) = config.board.x86.as_ref() else { return };
+    for p in config.partitions.iter().filter(|p| p.owns_platform) {
+        let devices =
+            p.devices.iter().filter(|d| x86.is_platform_wide(&d.path)).map(|d| d.path.clone()).collect();
+        info!("warning: {}: {}", p.path, config::WarningKind::OwnsPlatform { devices });
     }
 }
 
