@@ -26,3 +26,6 @@ pub mod vgic;
 pub mod virtio;
 pub mod vplatform;
 pub mod vuart;
+
+#[cfg(test)]
+mod test_random;

@@ -224,17 +224,7 @@ mod tests {
         }
     }
 
-    /// A random generator for the tests (xorshift).
-    struct Random(u64);
-
-    impl Random {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-    }
+    use crate::test_random::Random;
 
     /// A random guest access or console input (the interrupt masks, the data, the flags, the
     /// status and clear registers, anything else).

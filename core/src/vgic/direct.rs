@@ -162,17 +162,7 @@ mod tests {
     use super::super::GICD_SIZE;
     use super::*;
 
-    /// A random generator for the tests (xorshift).
-    struct Random(u64);
-
-    impl Random {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-    }
+    use crate::test_random::Random;
 
     /// Random guest writes to every per-INTID register, the control registers and the routes, and
     /// interrupts raised: a state to read.
