@@ -190,79 +190,6 @@ park_forever:
     wfe
     b       park_forever
 
-// Exception vectors. Exceptions taken at EL2 itself are hypervisor bugs: report and halt.
-.macro VECTOR_HYP kind
-    .balign 0x80
-    mov     x0, #\kind
-    b       hyp_exception_entry
-.endm
-.macro VECTOR_GUEST kind
-    .balign 0x80
-    sub     sp, sp, #{frame}
-    stp     x0, x1, [sp, #0]
-    mov     x1, #\kind
-    b       guest_exit_entry
-.endm
-// A synchronous exit from a guest: `hvc #0` first tries the fast path for calls answered at once.
-.macro VECTOR_GUEST_SYNC
-    .balign 0x80
-    sub     sp, sp, #{frame}
-    stp     x0, x1, [sp, #0]
-    b       guest_sync_entry
-.endm
-
-// An interrupt from a guest: the fast path first for the common ones.
-.macro VECTOR_GUEST_IRQ
-    .balign 0x80
-    sub     sp, sp, #{frame}
-    stp     x0, x1, [sp, #0]
-    b       guest_irq_entry
-.endm
-
-.balign 0x800
-el2_vectors:
-    VECTOR_HYP 0      // current EL, SP0: sync
-    VECTOR_HYP 1
-    VECTOR_HYP 2
-    VECTOR_HYP 3
-    VECTOR_HYP 0      // current EL, SPx: sync
-    VECTOR_HYP 1      // irq
-    VECTOR_HYP 2      // fiq
-    VECTOR_HYP 3      // serror
-    VECTOR_GUEST_SYNC // lower EL, AArch64: sync
-    VECTOR_GUEST_IRQ  // irq
-    VECTOR_GUEST 2    // fiq
-    VECTOR_GUEST 3    // serror
-    VECTOR_GUEST 4    // lower EL, AArch32 (never enabled: HCR_EL2.RW = 1)
-    VECTOR_GUEST 4
-    VECTOR_GUEST 4
-    VECTOR_GUEST 4
-
-hyp_exception_entry:
-    mrs     x1, esr_el2
-    mrs     x2, elr_el2
-    mrs     x3, far_el2
-    bl      hyp_exception
-    b       park_forever
-
-// The fast path (x0, x1 already saved at [sp]): an `hvc #0` that returns at once with a value in
-// x0 and changes nothing (vcpu::guest_fast_call decides, as the full path would answer it) costs
-// only the registers a call may clobber. Anything else, or anything due at this exit (the
-// partition stopped or restarting, virtual interrupts to load, a DMA fault), takes the full
-// path: the rest of the frame is saved (x19..x29 still hold the guest's values: the call kept
-// them) and guest_exit runs as for any exit. ELR_EL2 and SPSR_EL2 are untouched meanwhile (EL2
-// runs with every exception masked).
-guest_sync_entry:
-    mrs     x1, esr_el2
-    movz    x0, #({hvc64} >> 16), lsl #16
-    cmp     x1, x0
-    b.eq    guest_hvc_entry
-    lsr     x0, x1, #26
-    cmp     x0, #{dabt_lower}
-    b.eq    guest_dabt_entry        // x1 = ESR_EL2
-    mov     x1, #0                  // kind: sync
-    b       guest_exit_entry        // neither `hvc #0` nor a data abort: the full path at once
-
 // The fast paths' frame: the registers a call may clobber (x2..x18, x30; x0 and x1 are saved
 // by the vector) and, when the full path or a transfer register needs them, x19..x29, each in
 // its GuestFrame slot.
@@ -313,29 +240,123 @@ guest_sync_entry:
     ldp     x28, x29, [sp, #224]
 .endm
 
-// The MMIO fast path (x0, x1 already saved at [sp], x1 = ESR_EL2): a data abort that the hardware decoded (a
-// single load or store) to the partition's virtual GIC or virtual UART is emulated by
-// vcpu::guest_fast_mmio with only the registers a call clobbers saved, and the transfer register
-// when it is one of x19..x29 (a store reads it, a load writes it). Anything else, or anything
-// due at this exit, takes the full path exactly as guest_sync_entry's does.
-guest_dabt_entry:
+// Exception vectors. Exceptions taken at EL2 itself are hypervisor bugs: report and halt.
+.macro VECTOR_HYP kind
+    .balign 0x80
+    mov     x0, #\kind
+    b       hyp_exception_entry
+.endm
+.macro VECTOR_GUEST kind
+    .balign 0x80
+    sub     sp, sp, #{frame}
+    stp     x0, x1, [sp, #0]
+    mov     x1, #\kind
+    b       guest_exit_entry
+.endm
+// A synchronous exit from a guest: `hvc #0` first tries the fast path for calls answered at once
+// (guest_sync_low), a data abort the MMIO fast path. ESR_EL2.EC below 0x20 (bit 31 clear) is
+// never a data abort (0x24), and `hvc #0`'s EC (0x16) is one of them. A data abort that the
+// hardware decoded (ISV) as a stage-2 translation fault (the DFSC's type; not on a stage-1 walk,
+// S1PTW) goes on here to the MMIO fast path (esr::emulable makes the same three tests): the
+// registers a call clobbers are saved (x0 and x1 already are) and, when the transfer register
+// (ISS.SRT) is one of x19..x29 (a store reads it, a load writes it), x19..x29 too
+// (guest_dabt_high); fast_mmio::guest_fast_mmio gets the frame in x0 and ESR_EL2 in x1, and
+// guest_dabt_done (or guest_dabt_high) takes its answer. Anything else takes the full path (guest_sync_other).
+.macro VECTOR_GUEST_SYNC
+    .balign 0x80
+    sub     sp, sp, #{frame}
+    stp     x0, x1, [sp, #0]
+    mrs     x1, esr_el2
+    tbz     x1, #31, guest_sync_low
+    lsr     x0, x1, #26
+    cmp     x0, #{dabt_lower}
+    b.ne    guest_sync_other
+    tbz     x1, #{isv_bit}, guest_sync_other
+    tbnz    x1, #{s1ptw_bit}, guest_sync_other
+    and     x0, x1, #{dfsc_type}
+    cmp     x0, #{dfsc_translation}
+    b.ne    guest_sync_other
     SAVE_CALL_CLOBBERED
-    ubfx    x1, x1, #16, #5         // ISS.SRT: the transfer register
-    sub     x1, x1, #19
-    cmp     x1, #(29 - 19)
-    b.hi    1f
+    ubfx    x0, x1, #16, #5         // ISS.SRT: the transfer register
+    sub     x0, x0, #19
+    cmp     x0, #(29 - 19)
+    b.ls    guest_dabt_high
+    mov     x0, sp
+    bl      guest_fast_mmio         // x0 = 0: the full path; else emulated
+    b       guest_dabt_done
+.endm
+
+// An interrupt from a guest: the fast path first for the common ones.
+.macro VECTOR_GUEST_IRQ
+    .balign 0x80
+    sub     sp, sp, #{frame}
+    stp     x0, x1, [sp, #0]
+    b       guest_irq_entry
+.endm
+
+.balign 0x800
+el2_vectors:
+    VECTOR_HYP 0      // current EL, SP0: sync
+    VECTOR_HYP 1
+    VECTOR_HYP 2
+    VECTOR_HYP 3
+    VECTOR_HYP 0      // current EL, SPx: sync
+    VECTOR_HYP 1      // irq
+    VECTOR_HYP 2      // fiq
+    VECTOR_HYP 3      // serror
+    VECTOR_GUEST_SYNC // lower EL, AArch64: sync
+    .org    el2_vectors + 0x480     // (an error if the sync vector outgrew its 32 instructions)
+    VECTOR_GUEST_IRQ  // irq
+    VECTOR_GUEST 2    // fiq
+    VECTOR_GUEST 3    // serror
+    VECTOR_GUEST 4    // lower EL, AArch32 (never enabled: HCR_EL2.RW = 1)
+    VECTOR_GUEST 4
+    VECTOR_GUEST 4
+    VECTOR_GUEST 4
+
+hyp_exception_entry:
+    mrs     x1, esr_el2
+    mrs     x2, elr_el2
+    mrs     x3, far_el2
+    bl      hyp_exception
+    b       park_forever
+
+// An exit with ESR_EL2.EC below 0x20 (x0, x1 already saved at [sp], x1 = ESR_EL2): `hvc #0`
+// first tries the fast path for calls answered at once (guest_hvc_entry): an `hvc #0` that
+// returns at once with a value in x0 and changes nothing (vcpu::guest_fast_call decides, as the
+// full path would answer it) costs only the registers a call may clobber. Anything else, or
+// anything due at this exit (the partition stopped or restarting, virtual interrupts to load, a
+// DMA fault), takes the full path: the rest of the frame is saved (x19..x29 still hold the
+// guest's values: the call kept them) and guest_exit runs as for any exit. ELR_EL2 and SPSR_EL2
+// are untouched meanwhile (EL2 runs with every exception masked).
+guest_sync_low:
+    movz    x0, #({hvc64} >> 16), lsl #16
+    cmp     x1, x0
+    b.eq    guest_hvc_entry
+guest_sync_other:
+    mov     x1, #0                  // kind: sync
+    b       guest_exit_entry        // neither `hvc #0` nor a data abort to emulate: the full path
+
+// The MMIO fast path when the transfer register is one of x19..x29: those saved too, and
+// restored from the frame after an emulated access (a load's value is there).
+guest_dabt_high:
     SAVE_CALLEE_SAVED
-1:  mov     x0, sp
-    bl      guest_fast_mmio         // x0 = 0: the full path; 1: emulated; 2: and x19..x29 loaded
-    cbz     x0, 3f
-    cmp     x0, #1
-    b.eq    2f
+    mov     x0, sp
+    bl      guest_fast_mmio
+    cbz     x0, guest_sync_full
     RESTORE_CALLEE_SAVED
-2:  RESTORE_CALL_CLOBBERED
+    b       guest_dabt_emulated
+
+// fast_mmio::guest_fast_mmio's answer (x0): 0, the full path (nothing changed; x19..x29 still the
+// guest's); any other, emulated (the frame's x0..x18 and x30 go back to the guest; ELR_EL2
+// advanced).
+guest_dabt_done:
+    cbz     x0, guest_sync_full
+guest_dabt_emulated:
+    RESTORE_CALL_CLOBBERED
     ldp     x0, x1, [sp, #0]
     add     sp, sp, #{frame}
     eret
-3:  b       guest_sync_full
 
 // The hvc fast path (x0, x1 already saved at [sp]).
 guest_hvc_entry:
@@ -481,6 +502,10 @@ enter_guest:
     frame = const GUEST_FRAME_SIZE,
     hvc64 = const tantalum_aarch64::esr::HVC64_IMM0,
     dabt_lower = const tantalum_aarch64::esr::ec::DABT_LOWER,
+    isv_bit = const tantalum_aarch64::esr::dabt::ISV_BIT,
+    s1ptw_bit = const tantalum_aarch64::esr::dabt::S1PTW_BIT,
+    dfsc_type = const tantalum_aarch64::esr::dabt::DFSC_TYPE,
+    dfsc_translation = const tantalum_aarch64::esr::dabt::DFSC_TRANSLATION,
     acknowledged_shift = const crate::vcpu::ACKNOWLEDGED_SHIFT,
     vendor_first = const tantalum_core::hypercall::HYP_VERSION + 1,
     vendor_last = const tantalum_core::hypercall::HYP_LAST,

@@ -1,6 +1,6 @@
 //! The trapped-MMIO fast path (issue 14): a load or store that the hardware decoded (ESR_EL2.ISV)
 //! to the partition's virtual GIC or virtual UART is emulated straight from the vectors, with only
-//! the registers a call clobbers saved (`boot.rs`, `guest_dabt_entry`), without the `Exit` and
+//! the registers a call clobbers saved (`boot.rs`, `VECTOR_GUEST_SYNC`), without the `Exit` and
 //! `Outcome` round trip through core's `handle_exit`. It makes the same checks and the same
 //! decisions as that full path: the same decoding (`esr::decoded_access`), the same address map
 //! (the virtual GIC's frames first, then the UART's page, core's `vplatform`), the same
@@ -12,7 +12,7 @@
 
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
-use aarch64_cpu::registers::{ELR_EL2, ESR_EL2, FAR_EL2, HPFAR_EL2, SPSR_EL2};
+use aarch64_cpu::registers::{ELR_EL2, FAR_EL2, HPFAR_EL2, SPSR_EL2};
 use tantalum_aarch64::esr::{self, Syndrome};
 use tantalum_core::config::MAX_CPUS;
 use tantalum_core::vgic::{self, Frame};
@@ -95,23 +95,28 @@ pub(crate) fn set(system: &System, p: &'static Partition, here: Here, entered: u
 mod answer {
     /// The full path: nothing changed.
     pub const FULL_PATH: u64 = 0;
-    /// Emulated: x0..x18 and x30 go back from the frame.
-    pub const EMULATED: u64 = 1;
-    /// Emulated, and x19..x29 go back from the frame too (a load into one of them).
-    pub const EMULATED_HIGH: u64 = 2;
+
+    /// Emulated, the access's transfer register `register` (ISS.SRT): the frame's registers go
+    /// back to the guest (x0..x18 and x30, and x19..x29 when the vectors saved them: the transfer
+    /// register is one of those). Any answer but 0 says that; this one, 1 + ISS.SRT, is made
+    /// from the syndrome so that the compiler cannot fold it into a constant and call the
+    /// functions that end in it instead of branching to them (a frame on the constant reads).
+    #[inline(always)]
+    pub fn emulated(register: usize) -> u64 {
+        register as u64 + 1
+    }
 }
 
-/// Called by the vectors for a data abort from the guest, with x0..x18 and x30 saved in `frame`
-/// (and x19..x29 too when the transfer register is one of them). Emulates the access (the frame
-/// and ELR_EL2 updated: the vectors return to the guest) or answers [`answer::FULL_PATH`] having
-/// changed nothing (the vectors save the rest of the frame and call `guest_exit`).
+/// Called by the vectors for a data abort from the guest that [`esr::emulable`] (the vectors
+/// tested it) with syndrome `esr`, with x0..x18 and x30 saved in `frame` (and x19..x29 too when
+/// the transfer register is one of them). Emulates the access (the frame and ELR_EL2 updated:
+/// the vectors return to the guest) or answers [`answer::FULL_PATH`] having changed nothing
+/// (the vectors save the rest of the frame and call `guest_exit`).
 ///
 /// A constant register is answered here; a register with state and the UART are tail calls
 /// ([`gic_state_mmio`], [`uart_mmio`]), so that a constant read saves no callee-saved register.
 #[unsafe(no_mangle)]
-extern "C" fn guest_fast_mmio(frame: &mut GuestFrame) -> u64 {
-    let syndrome = Syndrome { esr: ESR_EL2.get(), far: FAR_EL2.get(), hpfar: HPFAR_EL2.get() };
-    let Some(access) = esr::decoded_access(&syndrome, &frame.x) else { return answer::FULL_PATH };
+extern "C" fn guest_fast_mmio(frame: &mut GuestFrame, esr: u64) -> u64 {
     let Some(c) = CONTEXTS.get(Here::load().cpu) else { return answer::FULL_PATH };
     // SAFETY: null, or set by `set` on this CPU to a partition of the 'static system.
     let Some(p) = (unsafe { c.partition.load(Ordering::Acquire).as_ref() }) else { return answer::FULL_PATH };
@@ -126,26 +131,25 @@ extern "C" fn guest_fast_mmio(frame: &mut GuestFrame) -> u64 {
     }
     let shape = c.shape.load(Ordering::Relaxed);
     let (vcpu, vcpus, v2) = ((shape & 0xffff) as usize, ((shape >> 16) & 0xffff) as usize, shape >> 32 != 0);
-    let addr = syndrome.fault_ipa();
+    let addr = Syndrome { esr, far: FAR_EL2.get(), hpfar: HPFAR_EL2.get() }.fault_ipa();
     let gic = GicWindows {
         distributor: c.gicd.load(Ordering::Relaxed),
         distributor_size: c.gicd_size.load(Ordering::Relaxed),
         redistributors: c.gicr.load(Ordering::Relaxed),
         redistributors_size: c.gicr_size.load(Ordering::Relaxed),
     };
-    let esr = syndrome.esr;
     if let Some((gic_frame, offset)) = gic.locate(addr) {
-        let a = vgic::Access { offset, size: access.size, write: access.write };
+        if !esr::is_load(esr) {
+            return answer::FULL_PATH;
+        }
+        let a = vgic::Access { offset, size: esr::access_size(esr), write: None };
         if let Some(value) = vgic::constant(v2, vcpus, gic_frame, a) {
             return complete(frame, c, p, vcpu, esr, value);
-        }
-        if a.write.is_some() {
-            return answer::FULL_PATH;
         }
         return gic_state_mmio(frame, c, p, shape, esr, gic_frame, offset);
     }
     match within(addr.as_u64(), c.uart.load(Ordering::Relaxed), c.uart_size.load(Ordering::Relaxed)) {
-        Some(offset) => uart_mmio(frame, c, p, esr, offset, access.write),
+        Some(offset) => uart_mmio(frame, c, p, esr, offset, esr::decoded_store(esr, &frame.x)),
         None => answer::FULL_PATH,
     }
 }
@@ -232,41 +236,32 @@ fn complete(
     esr: u64,
     value: u64,
 ) -> u64 {
-    let syndrome = Syndrome { esr, far: 0, hpfar: 0 };
     let register = usize::from(esr::transfer_register(esr));
-    let load = syndrome.esr & WNR == 0;
-    if load && register < 31 {
+    if esr::is_load(esr) && register < 31 {
         // A data abort's: the vectors come here for that exception class only.
         frame.x[register] = esr::extend_data_load(esr, value);
     }
-    let elr = ELR_EL2.get() + esr::instruction_length(&syndrome);
+    let elr = ELR_EL2.get() + esr::instruction_length(&Syndrome { esr, far: 0, hpfar: 0 });
     ELR_EL2.set(elr);
-    let answer = match load && (19..=29).contains(&register) {
-        true => answer::EMULATED_HIGH,
-        false => answer::EMULATED,
-    };
     // SAFETY: set by `set` with the partition, to an atomic of the 'static system.
     let hint = unsafe { &*c.hint.load(Ordering::Relaxed) };
     // `load_interrupts` does nothing without the hint.
     match hint.load(Ordering::Acquire) {
-        true => load_hinted(frame, p, vcpu, elr, answer),
-        false => answer,
+        true => load_hinted(frame, p, vcpu, esr, elr),
+        false => answer::emulated(register),
     }
 }
 
 /// The end of [`complete`] when the hint is set: virtual interrupts loaded as the full path
-/// loads them. Returns `answer`.
+/// loads them, after the access with syndrome `esr`. Returns the answer to the vectors.
 #[inline(never)]
-fn load_hinted(frame: &mut GuestFrame, p: &Partition, vcpu: usize, elr: u64, answer: u64) -> u64 {
+fn load_hinted(frame: &mut GuestFrame, p: &Partition, vcpu: usize, esr: u64, elr: u64) -> u64 {
     frame.elr = elr;
     frame.spsr = SPSR_EL2.get();
     let loaded_hw = vcpu::load_interrupts(p, vcpu, false);
     vcpu::resample_before_taken(p, vcpu, (frame.spsr, frame.elr), loaded_hw);
-    answer
+    answer::emulated(usize::from(esr::transfer_register(esr)))
 }
-
-/// ESR_EL2.ISS.WNR of a data abort: a store.
-const WNR: u64 = 1 << 6;
 
 /// The offset of `addr` in the window of `size` bytes at `base`, if it falls in it.
 #[inline]
