@@ -4,6 +4,7 @@
 #![cfg_attr(not(test), no_std)]
 
 pub mod abort;
+pub mod boot_once;
 pub mod descriptors;
 pub mod esr;
 pub mod list_registers;

@@ -3,17 +3,18 @@
 
 use alloc::alloc::{alloc_zeroed, Layout};
 
+use tantalum_aarch64::boot_once::BootOnce;
 use tantalum_core::addr::{HostPhys, HostRange, PAGE_SIZE};
 use tantalum_core::stage2::{TableMemory, ENTRIES, MAX_ROOT_TABLES};
 use tantalum_core::virtio::GuestMemory;
 
 /// Host-physical memory the EL2 identity map covers as normal memory: BootInfo's RAM window,
 /// recorded by [`set_mapped_ram`] at boot (nothing until then).
-static MAPPED_RAM: spin::Once<HostRange> = spin::Once::new();
+static MAPPED_RAM: BootOnce<HostRange> = BootOnce::new();
 
 /// Records the RAM window the boot code mapped (boot CPU, once, before anything reads it).
 pub fn set_mapped_ram(ram: HostRange) {
-    MAPPED_RAM.call_once(|| ram);
+    let _ = MAPPED_RAM.set(ram);
 }
 
 /// Host-physical memory the EL2 identity map covers as normal memory (see [`set_mapped_ram`]).

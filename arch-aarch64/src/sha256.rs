@@ -7,6 +7,7 @@
 //! boot, and when a partition is reloaded on one of its own CPUs (its state is discarded).
 
 use core::arch::global_asm;
+use core::sync::atomic::{AtomicU8, Ordering};
 
 use sha2::{Digest, Sha256};
 
@@ -126,19 +127,26 @@ fn has_sha256_instructions() -> bool {
     (isar0 >> 12) & 0xf >= 1
 }
 
-static USE_CE: spin::Once<bool> = spin::Once::new();
+/// Whether [`digest`] uses the Cryptographic Extension: 0 not known yet, else [`NO`] or [`YES`]
+/// (CPUs that race to find out find the same answer).
+static USE_CE: AtomicU8 = AtomicU8::new(0);
+const NO: u8 = 1;
+const YES: u8 = 2;
 
 /// SHA-256 of `data`: with the Cryptographic Extension when the CPU has it and it agrees with
 /// the portable code on a self-test, else the portable code.
 pub fn digest(data: &[u8]) -> [u8; 32] {
-    let use_ce = *USE_CE.call_once(|| {
+    let mut use_ce = USE_CE.load(Ordering::Relaxed);
+    if use_ce == 0 {
         let sample: [u8; 200] = core::array::from_fn(|i| (i * 7 + 3) as u8);
-        has_sha256_instructions()
+        let agrees = has_sha256_instructions()
             && [&sample[..0], &sample[..3], &sample[..55], &sample[..64], &sample[..119], &sample[..]]
                 .iter()
-                .all(|s| digest_ce(s)[..] == Sha256::digest(s)[..])
-    });
-    if use_ce {
+                .all(|s| digest_ce(s)[..] == Sha256::digest(s)[..]);
+        use_ce = if agrees { YES } else { NO };
+        USE_CE.store(use_ce, Ordering::Relaxed);
+    }
+    if use_ce == YES {
         digest_ce(data)
     } else {
         Sha256::digest(data).into()

@@ -7,7 +7,8 @@
 use alloc::alloc::{alloc_zeroed, Layout};
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use spin::{Mutex, Once};
+use spin::Mutex;
+use tantalum_aarch64::boot_once::BootOnce;
 use tantalum_aarch64::descriptors::Stage2Format;
 use tantalum_aarch64::smmu_format::{
     self as fmt, Confinement, SmmuRegisters, SmmuStage1Format, CD_SIZE, CMD_SIZE, CR0, EVENT_SIZE, GBPA,
@@ -44,7 +45,7 @@ struct Smmu {
 // rest of the program and are only touched under the `SMMU` lock.
 unsafe impl Send for Smmu {}
 
-static SMMU: Once<Mutex<Smmu>> = Once::new();
+static SMMU: BootOnce<Mutex<Smmu>> = BootOnce::new();
 
 /// Per partition: a DMA fault waiting for one of its vCPUs to apply the policy.
 static PENDING: [Mutex<Option<DmaFault>>; MAX_PARTITIONS] = [const { Mutex::new(None) }; MAX_PARTITIONS];
@@ -182,7 +183,7 @@ pub fn init(cfg: &SystemConfig, vmids: impl Fn(usize) -> u16) -> Result<(), Smmu
     for intid in interrupts.into_iter().flatten() {
         gic::route_spi(intid, cpu, true);
     }
-    SMMU.call_once(|| Mutex::new(smmu));
+    let _ = SMMU.set(Mutex::new(smmu));
     Ok(())
 }
 

@@ -5,7 +5,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 
-use spin::{Mutex, Once};
+use spin::Mutex;
+use tantalum_aarch64::boot_once::BootOnce;
 use tantalum_aarch64::descriptors::Stage2Format;
 use tantalum_core::addr::{GuestPhys, HostPhys};
 use tantalum_core::bootimage::ImageProblem;
@@ -96,7 +97,7 @@ pub struct System {
     pub interactive: AtomicBool,
 }
 
-static SYSTEM: Once<System> = Once::new();
+static SYSTEM: BootOnce<System> = BootOnce::new();
 
 /// The system, once the primary CPU has built it.
 pub fn get() -> &'static System {
@@ -173,7 +174,10 @@ impl Partition {
 impl System {
     /// Installs the system for all CPUs.
     pub fn install(self) -> &'static System {
-        SYSTEM.call_once(|| self)
+        match SYSTEM.set(self) {
+            Ok(system) => system,
+            Err(_) => panic!("system installed twice"),
+        }
     }
 
     /// Builds the run-time state of every partition, stage-2 tables included (the partitions'

@@ -5,7 +5,8 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use spin::{Mutex, Once};
+use spin::Mutex;
+use tantalum_aarch64::boot_once::BootOnce;
 use tantalum_core::config::MAX_CPUS;
 use tantalum_core::gic_regs::{
     CpuInterface, Distributor, VirtualControl, GICC_IAR, GICH_HCR, GICH_LR, GICH_VMCR, GICH_VTR, SGIR,
@@ -43,7 +44,7 @@ impl Frames {
     }
 }
 
-static FRAMES: Once<Frames> = Once::new();
+static FRAMES: BootOnce<Frames> = BootOnce::new();
 
 /// Each started CPU's `mpidr << 8 | CPU interface mask` (a GICv2 names CPUs by interface
 /// number, not affinity); 0: free.
@@ -74,7 +75,8 @@ const GICC_CTLR_VALUE: u32 = 0b11 | (1 << 9);
 /// CPU interface, virtual interface control and virtual CPU interface, mapped as device memory
 /// for the rest of the program, and programmed by nothing else (the GICV: but the guests).
 pub unsafe fn init_distributor(gicd: usize, gicc: usize, gich: usize, gicv: usize) {
-    FRAMES.call_once(|| Frames { gicd, gicc, gich, gicv }).gicd().ctlr.set(0b11);
+    let _ = FRAMES.set(Frames { gicd, gicc, gich, gicv });
+    frames().gicd().ctlr.set(0b11);
 }
 
 fn frames() -> &'static Frames {

@@ -6,7 +6,7 @@
 use core::arch::asm;
 
 use aarch64_cpu::registers::{ICH_HCR_EL2, ICH_LR0_EL2 as ICH_LR};
-use spin::Once;
+use tantalum_aarch64::boot_once::BootOnce;
 use tantalum_core::gic_regs::{
     Distributor, Redistributor, GICD_CTLR, GICR_SGI_OFFSET, GICR_TYPER, GICR_WAKER,
 };
@@ -33,7 +33,7 @@ struct Layout {
     gicr: usize,
 }
 
-static LAYOUT: Once<Layout> = Once::new();
+static LAYOUT: BootOnce<Layout> = BootOnce::new();
 
 /// The distributor at `base`, or a redistributor's SGI frame (the same per-INTID banks).
 fn distributor(base: usize) -> &'static Distributor {
@@ -56,7 +56,7 @@ fn sgi_frame(base: usize) -> &'static Distributor {
 
 /// Enables the distributor (boot CPU, once). `gicd`/`gicr` are the board GIC's frames.
 pub fn init_distributor(gicd: usize, gicr: usize) {
-    LAYOUT.call_once(|| Layout { gicd, gicr });
+    let _ = LAYOUT.set(Layout { gicd, gicr });
     // One security state (DS = 1): affinity routing, both groups.
     let d = distributor(gicd);
     d.ctlr.write(GICD_CTLR::ARE::SET + GICD_CTLR::ENABLE_GRP1::SET + GICD_CTLR::ENABLE_GRP0::SET);
