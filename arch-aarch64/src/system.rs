@@ -16,6 +16,7 @@ use tantalum_core::config::{PartitionConfig, SystemConfig, MAX_CPUS};
 use tantalum_core::console::budget::Budget;
 use tantalum_core::console::LineBuffer;
 use tantalum_core::partition::power::VcpuSlot;
+use tantalum_core::partition::ChannelPeers;
 use tantalum_core::stage2::{covering_pages, Geometry, MapAttrs, MapError, Stage2};
 use tantalum_core::vgic::VirtualGic;
 use tantalum_core::virtio::blk::{Disk, Region};
@@ -79,6 +80,9 @@ pub struct Partition {
 pub struct System {
     pub config: SystemConfig,
     pub partitions: Vec<Partition>,
+    /// The doorbells each partition's `HYP_CHANNEL_NOTIFY` rings, by its channel number (from
+    /// `config`, for the notify fast path).
+    pub channel_peers: ChannelPeers,
     /// Each virtio link's two devices, behind the lock both endpoints' CPUs take.
     pub links: Vec<Mutex<Link>>,
     /// Each virtio disk's frontends and backend state, behind the lock all their CPUs take.
@@ -234,6 +238,7 @@ impl System {
             })
             .collect();
         Ok(System {
+            channel_peers: ChannelPeers::new(&config),
             config,
             partitions,
             links,

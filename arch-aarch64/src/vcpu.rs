@@ -919,8 +919,8 @@ extern "C" fn guest_fast_call(function: u64) -> FastAnswer {
 /// Called by the vectors for an `hvc #0` with HYP_CHANNEL_NOTIFY in x0, with only x0..x18 and
 /// x30 saved in `frame` (x19..x29 are still the guest's): rings the doorbells as [`guest_exit`]
 /// would, without the `Exit` and `Outcome` round trip and the whole frame. Core decides the
-/// notify (`partition::channel_notify_at_once`, the code `handle_exit` runs: the caller's
-/// channels, its peers' doorbells) and [`CpuServices::notify`] raises it (the target's virtual
+/// notify (`partition::channel_notify_at_once`: the doorbells `handle_exit` rings, looked up in
+/// the table built from the configuration at boot, `System::channel_peers`) and [`CpuServices::notify`] raises it (the target's virtual
 /// GIC, the doorbell-flood watch of issue 11, the kick). Before that, the checks `guest_exit`
 /// makes first: a partition stopped or restarting since this vCPU entered (its generation), or
 /// a DMA fault waiting, takes the full path having changed nothing (returns 0); after it, the
@@ -935,7 +935,8 @@ extern "C" fn guest_fast_notify(frame: &mut GuestFrame) -> u64 {
     let args = [x[1], x[2], x[3], x[4], x[5], x[6]];
     let mut services = CpuServices { system, here };
     let id = here.id as PartitionId;
-    let Some(value) = partition::channel_notify_at_once(&system.config, id, x[0], &args, &mut services)
+    let Some(value) =
+        partition::channel_notify_at_once(&system.channel_peers, id, x[0], &args, &mut services)
     else {
         return 0;
     };

@@ -13,6 +13,8 @@ use crate::hypercall::{self, Call, Status};
 use crate::vgic::{self, Frame};
 use crate::vplatform::{self, Emulated};
 
+pub use channel_peers::ChannelPeers;
+
 /// What the hypervisor needs from the machine to carry out a hypercall.
 pub trait Services {
     /// Copies `buf.len()` bytes of partition memory at `pa`; the range was checked to be the
@@ -371,17 +373,19 @@ fn channel_notify<S: Services + ?Sized>(
     0
 }
 
-/// A hypercall of partition `id` that is `HYP_CHANNEL_NOTIFY`: rings the doorbells as
-/// [`handle_exit`] does (the same code: channel ownership, the peers' local doorbells, through
-/// `services`) and returns the value it answers in the caller's x0, the only register it
-/// changes. `None`, having done nothing, for any other call or an unknown partition: those go
-/// through [`handle_exit`]. An arch calls this on a fast path that skips the `Exit` and
-/// [`Outcome`] round trip; it must still make the checks it makes before `handle_exit` (the
-/// partition stopped or restarting, a DMA fault waiting) and the tail it makes after an
-/// [`Outcome::Return`] (virtual interrupts to load). Generic, so that the arch's services are
-/// called directly there.
+/// A hypercall of partition `id` that is `HYP_CHANNEL_NOTIFY`: rings the doorbells
+/// [`handle_exit`] rings (channel ownership, the peers' local doorbells, through `services`), as
+/// `peers` has them from the configuration at boot ([`ChannelPeers::new`]: a lookup where
+/// `handle_exit` walks the configuration's channels), and returns the value it answers in the
+/// caller's x0, the only register it changes. `None`, having done nothing, for any other call or
+/// an unknown partition: those go through [`handle_exit`]. An arch calls this on a fast path
+/// that skips the `Exit` and [`Outcome`] round trip; it must still make the checks it makes
+/// before `handle_exit` (the partition stopped or restarting, a DMA fault waiting) and the tail
+/// it makes after an [`Outcome::Return`] (virtual interrupts to load). Generic, so that the
+/// arch's services are called directly there.
+#[inline(always)]
 pub fn channel_notify_at_once<S: Services + ?Sized>(
-    system: &SystemConfig,
+    peers: &ChannelPeers,
     id: PartitionId,
     function: u64,
     args: &[u64; 6],
@@ -392,8 +396,13 @@ pub fn channel_notify_at_once<S: Services + ?Sized>(
         return None;
     }
     let Some(Call::ChannelNotify { channel }) = Call::decode(function, args) else { return None };
-    system.partitions.get(usize::from(id))?;
-    Some(channel_notify(system, id, channel, services))
+    let Some(doorbells) = peers.of(id)?.doorbells(channel) else {
+        return Some(Status::InvalidParameters.to_reg());
+    };
+    for d in doorbells {
+        services.notify(d.peer, d.intid);
+    }
+    Some(0)
 }
 
 fn handle_call(
@@ -489,6 +498,7 @@ impl fmt::Display for Report<'_> {
     }
 }
 
+pub mod channel_peers;
 pub mod doorbell_targets;
 pub mod power;
 #[cfg(test)]

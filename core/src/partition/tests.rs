@@ -369,13 +369,14 @@ fn channel_notify_at_once_decides_as_handle_exit() {
     functions.extend((0..16).map(|n| VENDOR_HYP_BASE + n));
     let channels = [0, 1, 2, 3, 4, 5, 0xff, 1 << 32, u64::MAX, u64::MAX - 1];
     let state = PartitionState { restarts: 1 };
+    let peers = ChannelPeers::new(&sys);
     let mut rung = 0;
     for id in 0..4 as PartitionId {
         for &function in &functions {
             for &c in &channels {
                 let args = [c, 7, 8, 9, 10, 11];
                 let mut fast = Fake::default();
-                let answer = channel_notify_at_once(&sys, id, function, &args, &mut fast);
+                let answer = channel_notify_at_once(&peers, id, function, &args, &mut fast);
                 let Some(value) = answer else {
                     let known = usize::from(id) < sys.partitions.len();
                     assert!(function != HYP_CHANNEL_NOTIFY || !known, "{id} {function:#x} {c:#x}");
@@ -394,6 +395,78 @@ fn channel_notify_at_once_decides_as_handle_exit() {
     }
     // Partition 0's channels 0..3, 1's 0..3, 2's 0..3: a doorbell per peer each.
     assert_eq!(rung, (1 + 2 + 1) + (1 + 1 + 2) + (2 + 1 + 1));
+}
+
+/// The boot-time table of the notify fast path ([`ChannelPeers`]) rings what `handle_exit` rings,
+/// on random configurations (up to 16 partitions, channels of two or more endpoints in any
+/// order, endpoints listed twice and partitions without channels included) and random channel
+/// numbers (hostile ones too), with the table built once and used across the callers' restarts
+/// (a restart keeps the configuration; whether a peer runs is the arch's `notify`'s concern,
+/// the same call on both paths).
+#[test]
+fn channel_peers_ring_what_handle_exit_rings() {
+    use crate::test_random::Random;
+    let mut r = Random(0x51ce_0bad_cafe_f00d);
+    let base = partition(FaultPolicy::Stop);
+    let (mut rung, mut refused) = (0usize, 0usize);
+    for _ in 0..300 {
+        let n = 1 + (r.next() % crate::config::MAX_PARTITIONS as u64) as usize;
+        let mut sys = system(&base);
+        sys.partitions = (0..n)
+            .map(|i| PartitionConfig {
+                id: i as PartitionId,
+                name: alloc::format!("p{i}"),
+                cpus: vec![i],
+                ..base.clone()
+            })
+            .collect();
+        sys.channels = (0..(r.next() % 20) as usize)
+            .map(|id| {
+                let count = 2 + (r.next() % 4) as usize;
+                let endpoints: Vec<PartitionId> =
+                    (0..count).map(|_| (r.next() % n as u64) as PartitionId).collect();
+                ChannelConfig {
+                    id,
+                    name: alloc::format!("c{id}"),
+                    path: alloc::format!("/hypervisor/channels/c{id}"),
+                    guest: vec![GuestPhys(0x4800_0000); endpoints.len()],
+                    endpoints,
+                    memory: HostRange::new(HostPhys(0x4800_0000 + 0x1_0000 * id as u64), 0x1_0000),
+                    writer: None,
+                }
+            })
+            .collect();
+        let peers = ChannelPeers::new(&sys);
+        for _ in 0..40 {
+            let id = (r.next() % (n as u64 + 2)) as PartitionId;
+            let x = r.next();
+            let channel = match x % 4 {
+                0 | 1 => x >> 60,
+                2 => x,
+                _ => u64::MAX - (x >> 62),
+            };
+            let args = [channel, x, 0, 0, 0, 0];
+            let state = PartitionState { restarts: (x >> 32) as u32 % 3 };
+            let mut fast = Fake::default();
+            let answer = channel_notify_at_once(&peers, id, HYP_CHANNEL_NOTIFY, &args, &mut fast);
+            let Some(value) = answer else {
+                assert!(usize::from(id) >= n, "partition {id} of {n} declined");
+                assert!(fast.notified.is_empty());
+                continue;
+            };
+            let mut slow = Fake::default();
+            let outcome = handle_exit(&sys, id, &state, hvc(HYP_CHANNEL_NOTIFY, args), &mut slow);
+            assert_eq!(outcome, Outcome::ret(value), "partition {id}, channel {channel:#x}");
+            assert_eq!(fast.notified, slow.notified, "partition {id}, channel {channel:#x}");
+            let expected = sys.endpoint_channels(id).count();
+            assert_eq!(peers.of(id).map(|c| c.len()), Some(expected));
+            match value {
+                0 => rung += fast.notified.len(),
+                _ => refused += 1,
+            }
+        }
+    }
+    assert!(rung > 1000 && refused > 1000, "{rung} rung, {refused} refused");
 }
 
 #[test]
