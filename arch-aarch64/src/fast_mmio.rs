@@ -10,29 +10,23 @@
 //! addresses (doorbells, virtio, faults), an access that reaches other vCPUs' list registers, a
 //! partition stopped or restarting since this vCPU entered, a DMA fault waiting.
 
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use aarch64_cpu::registers::{ELR_EL2, FAR_EL2, HPFAR_EL2, SPSR_EL2};
 use tantalum_aarch64::esr::{self, Syndrome};
-use tantalum_core::config::MAX_CPUS;
 use tantalum_core::vgic::{self, Frame};
 use tantalum_core::vplatform::{Emulated, GicWindows, GICC_TRAPPED_SIZE};
 use tock_registers::interfaces::{Readable, Writeable};
 
 use crate::boot::GuestFrame;
 use crate::system::{self, Partition, System};
-use crate::vcpu::{self, Here};
+use crate::vcpu::{self, Here, Running};
 use crate::{console, gic};
 
-/// What the fast path needs of the vCPU running on a CPU, set by [`set`] before it enters the
-/// guest (each CPU writes and reads only its own entry; every pointer is into the 'static
-/// system): its partition, the partition generation it entered with and the flags the full
-/// path looks at first, and where its emulated pages are.
-struct Context {
-    partition: AtomicPtr<Partition>,
-    entered: AtomicU32,
-    dma_fault: AtomicPtr<AtomicBool>,
-    hint: AtomicPtr<AtomicBool>,
+/// Where the fast path emulates for the vCPU running on a CPU, in that CPU's [`Running`] record
+/// (which also gives its partition, the generation it entered with, its hint and DMA-fault
+/// flag), set by [`Windows::set`] before the vCPU enters the guest.
+pub(crate) struct Windows {
     /// The vCPU (bits 0..16), its partition's vCPUs (16..32), the GICv2 front end (bit 32).
     shape: AtomicU64,
     /// `GicWindows` of the partition (all 0: none).
@@ -45,50 +39,43 @@ struct Context {
     uart_size: AtomicU64,
 }
 
-static CONTEXTS: [Context; MAX_CPUS] = [const {
-    Context {
-        partition: AtomicPtr::new(core::ptr::null_mut()),
-        entered: AtomicU32::new(0),
-        dma_fault: AtomicPtr::new(core::ptr::null_mut()),
-        hint: AtomicPtr::new(core::ptr::null_mut()),
-        shape: AtomicU64::new(0),
-        gicd: AtomicU64::new(0),
-        gicd_size: AtomicU64::new(0),
-        gicr: AtomicU64::new(0),
-        gicr_size: AtomicU64::new(0),
-        uart: AtomicU64::new(0),
-        uart_size: AtomicU64::new(0),
+impl Windows {
+    /// No window: every access takes the full path.
+    pub(crate) const fn none() -> Windows {
+        Windows {
+            shape: AtomicU64::new(0),
+            gicd: AtomicU64::new(0),
+            gicd_size: AtomicU64::new(0),
+            gicr: AtomicU64::new(0),
+            gicr_size: AtomicU64::new(0),
+            uart: AtomicU64::new(0),
+            uart_size: AtomicU64::new(0),
+        }
     }
-}; MAX_CPUS];
 
-/// Before the vCPU `here` of `p` enters the guest on this CPU, with the partition at generation
-/// `entered`.
-pub(crate) fn set(system: &System, p: &'static Partition, here: Here, entered: u32) {
-    let Some(c) = CONTEXTS.get(here.cpu) else { return };
-    let gic = GicWindows::new(&system.config.board, p.vcpus.len()).unwrap_or_default();
-    let pages = &system.config.board.emulated;
-    let (uart, mut uart_size) =
-        pages.span(Emulated::VirtualUart, u64::from(p.config.virtual_uart)).unwrap_or((0, 0));
-    // The full path looks at a GICv2's trapped CPU interface page before the UART's: should they
-    // overlap, the UART's accesses take it.
-    let gicc = system.config.board.gic.as_ref().and_then(|g| g.v2).map(|v2| v2.cpu.start.as_u64());
-    if gicc.is_some_and(|c| c < uart.saturating_add(uart_size) && uart < c.saturating_add(GICC_TRAPPED_SIZE))
-    {
-        uart_size = 0;
+    /// Before the vCPU `here` of `p` enters the guest on this CPU.
+    pub(crate) fn set(&self, system: &System, p: &Partition, here: Here) {
+        let gic = GicWindows::new(&system.config.board, p.vcpus.len()).unwrap_or_default();
+        let pages = &system.config.board.emulated;
+        let (uart, mut uart_size) =
+            pages.span(Emulated::VirtualUart, u64::from(p.config.virtual_uart)).unwrap_or((0, 0));
+        // The full path looks at a GICv2's trapped CPU interface page before the UART's: should
+        // they overlap, the UART's accesses take it.
+        let gicc = system.config.board.gic.as_ref().and_then(|g| g.v2).map(|v2| v2.cpu.start.as_u64());
+        if gicc
+            .is_some_and(|c| c < uart.saturating_add(uart_size) && uart < c.saturating_add(GICC_TRAPPED_SIZE))
+        {
+            uart_size = 0;
+        }
+        let shape = here.vcpu as u64 | (p.vcpus.len() as u64) << 16 | u64::from(gic_v2(system)) << 32;
+        self.shape.store(shape, Ordering::Relaxed);
+        self.gicd.store(gic.distributor, Ordering::Relaxed);
+        self.gicd_size.store(gic.distributor_size, Ordering::Relaxed);
+        self.gicr.store(gic.redistributors, Ordering::Relaxed);
+        self.gicr_size.store(gic.redistributors_size, Ordering::Relaxed);
+        self.uart.store(uart, Ordering::Relaxed);
+        self.uart_size.store(uart_size, Ordering::Relaxed);
     }
-    let ptr = |a: &'static AtomicBool| a as *const AtomicBool as *mut AtomicBool;
-    let shape = here.vcpu as u64 | (p.vcpus.len() as u64) << 16 | u64::from(gic_v2(system)) << 32;
-    c.entered.store(entered, Ordering::Relaxed);
-    c.dma_fault.store(ptr(crate::smmu::fault_flag(here.id)), Ordering::Relaxed);
-    c.hint.store(ptr(&p.irq_hints[here.vcpu]), Ordering::Relaxed);
-    c.shape.store(shape, Ordering::Relaxed);
-    c.gicd.store(gic.distributor, Ordering::Relaxed);
-    c.gicd_size.store(gic.distributor_size, Ordering::Relaxed);
-    c.gicr.store(gic.redistributors, Ordering::Relaxed);
-    c.gicr_size.store(gic.redistributors_size, Ordering::Relaxed);
-    c.uart.store(uart, Ordering::Relaxed);
-    c.uart_size.store(uart_size, Ordering::Relaxed);
-    c.partition.store(p as *const Partition as *mut Partition, Ordering::Release);
 }
 
 /// What [`guest_fast_mmio`] tells the vectors.
@@ -117,26 +104,19 @@ mod answer {
 /// ([`gic_state_mmio`], [`uart_mmio`]), so that a constant read saves no callee-saved register.
 #[unsafe(no_mangle)]
 extern "C" fn guest_fast_mmio(frame: &mut GuestFrame, esr: u64) -> u64 {
-    let Some(c) = CONTEXTS.get(Here::load().cpu) else { return answer::FULL_PATH };
-    // SAFETY: null, or set by `set` on this CPU to a partition of the 'static system.
-    let Some(p) = (unsafe { c.partition.load(Ordering::Acquire).as_ref() }) else { return answer::FULL_PATH };
+    let c = Running::here();
     // As the full path first: the partition stopped or restarting since this vCPU entered, or a
     // DMA fault of its devices waiting.
-    // SAFETY: set by `set` with the partition, to an atomic of the 'static system.
-    let dma = unsafe { &*c.dma_fault.load(Ordering::Relaxed) };
-    if p.generation.load(Ordering::Acquire) != c.entered.load(Ordering::Relaxed)
-        || dma.load(Ordering::Acquire)
-    {
-        return answer::FULL_PATH;
-    }
-    let shape = c.shape.load(Ordering::Relaxed);
+    let Some(p) = c.partition() else { return answer::FULL_PATH };
+    let m = &c.mmio;
+    let shape = m.shape.load(Ordering::Relaxed);
     let (vcpu, vcpus, v2) = ((shape & 0xffff) as usize, ((shape >> 16) & 0xffff) as usize, shape >> 32 != 0);
     let addr = Syndrome { esr, far: FAR_EL2.get(), hpfar: HPFAR_EL2.get() }.fault_ipa();
     let gic = GicWindows {
-        distributor: c.gicd.load(Ordering::Relaxed),
-        distributor_size: c.gicd_size.load(Ordering::Relaxed),
-        redistributors: c.gicr.load(Ordering::Relaxed),
-        redistributors_size: c.gicr_size.load(Ordering::Relaxed),
+        distributor: m.gicd.load(Ordering::Relaxed),
+        distributor_size: m.gicd_size.load(Ordering::Relaxed),
+        redistributors: m.gicr.load(Ordering::Relaxed),
+        redistributors_size: m.gicr_size.load(Ordering::Relaxed),
     };
     if let Some((gic_frame, offset)) = gic.locate(addr) {
         if !esr::is_load(esr) {
@@ -148,19 +128,19 @@ extern "C" fn guest_fast_mmio(frame: &mut GuestFrame, esr: u64) -> u64 {
         }
         return gic_state_mmio(frame, c, p, shape, esr, gic_frame, offset);
     }
-    match within(addr.as_u64(), c.uart.load(Ordering::Relaxed), c.uart_size.load(Ordering::Relaxed)) {
+    match within(addr.as_u64(), m.uart.load(Ordering::Relaxed), m.uart_size.load(Ordering::Relaxed)) {
         Some(offset) => uart_mmio(frame, c, p, esr, offset, esr::decoded_store(esr, &frame.x)),
         None => answer::FULL_PATH,
     }
 }
 
 /// [`guest_fast_mmio`] for a read of a register of the virtual GIC with state (the full path
-/// for one that reaches other vCPUs' list registers). `shape` as in [`Context`]; the access's
+/// for one that reaches other vCPUs' list registers). `shape` as in [`Windows`]; the access's
 /// size and register come from `esr` (eight arguments at most: a tail call).
 #[inline(never)]
 fn gic_state_mmio(
     frame: &mut GuestFrame,
-    c: &'static Context,
+    c: &'static Running,
     p: &'static Partition,
     shape: u64,
     esr: u64,
@@ -182,7 +162,7 @@ fn gic_state_mmio(
 #[inline(never)]
 fn uart_mmio(
     frame: &mut GuestFrame,
-    c: &'static Context,
+    c: &'static Running,
     p: &'static Partition,
     esr: u64,
     offset: u64,
@@ -199,7 +179,7 @@ fn uart_mmio(
 #[inline(never)]
 fn uart_mmio_sent(
     frame: &mut GuestFrame,
-    c: &'static Context,
+    c: &'static Running,
     p: &'static Partition,
     esr: u64,
     byte: u8,
@@ -213,7 +193,7 @@ fn uart_mmio_sent(
 #[inline(never)]
 fn uart_mmio_locked(
     frame: &mut GuestFrame,
-    c: &'static Context,
+    c: &'static Running,
     p: &'static Partition,
     esr: u64,
     offset: u64,
@@ -230,7 +210,7 @@ fn uart_mmio_locked(
 #[inline(always)]
 fn complete(
     frame: &mut GuestFrame,
-    c: &Context,
+    c: &Running,
     p: &'static Partition,
     vcpu: usize,
     esr: u64,
@@ -243,10 +223,8 @@ fn complete(
     }
     let elr = ELR_EL2.get() + esr::instruction_length(&Syndrome { esr, far: 0, hpfar: 0 });
     ELR_EL2.set(elr);
-    // SAFETY: set by `set` with the partition, to an atomic of the 'static system.
-    let hint = unsafe { &*c.hint.load(Ordering::Relaxed) };
     // `load_interrupts` does nothing without the hint.
-    match hint.load(Ordering::Acquire) {
+    match c.hint().load(Ordering::Acquire) {
         true => load_hinted(frame, p, vcpu, esr, elr),
         false => answer::emulated(register),
     }

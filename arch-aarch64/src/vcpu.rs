@@ -30,7 +30,8 @@ use crate::{el2, firmware, gic, inject, listed_sync, memory};
 /// The partition generation each CPU's vCPU entered with.
 static ENTERED_GENERATION: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
 
-/// Where this CPU is: board CPU, partition, vCPU (kept in TPIDR_EL2 while a guest runs).
+/// Where this CPU is: board CPU, partition, vCPU (kept in this CPU's [`Running`] record while a
+/// guest runs).
 #[derive(Clone, Copy)]
 pub(crate) struct Here {
     pub cpu: usize,
@@ -39,11 +40,14 @@ pub(crate) struct Here {
 }
 
 impl Here {
-    fn save(self) {
-        TPIDR_EL2.set(((self.id as u64) << 32) | ((self.vcpu as u64) << 16) | self.cpu as u64);
+    /// As packed in the `here` field of [`Running`].
+    fn packed(self) -> u64 {
+        ((self.id as u64) << 32) | ((self.vcpu as u64) << 16) | self.cpu as u64
     }
+    /// Where the vCPU that trapped on this CPU is (only on its exits: [`enter`] set the record).
+    #[inline(always)]
     pub fn load() -> Self {
-        let t = TPIDR_EL2.get();
+        let t = Running::here().here.load(Ordering::Relaxed);
         Here { cpu: (t & 0xffff) as usize, vcpu: ((t >> 16) & 0xffff) as usize, id: (t >> 32) as usize }
     }
 }
@@ -143,13 +147,9 @@ fn wait_for_start(here: Here) -> ! {
 fn enter(here: Here, entry: u64, context: u64) -> ! {
     let system = system::get();
     let p = &system.partitions[here.id];
-    here.save();
     let generation = p.generation.load(Ordering::Acquire);
     ENTERED_GENERATION[here.cpu].store(generation, Ordering::Release);
-    if let Some(running) = FAST_PATH.get(here.cpu) {
-        running.set(system, p, here, generation);
-    }
-    crate::fast_mmio::set(system, p, here, generation);
+    FAST_PATH[here.cpu].set(system, p, here, generation);
     if p.status() != Status::Running {
         // A restart or a stop began after this vCPU took its start: it belongs to the old run.
         leave(here);
@@ -811,20 +811,26 @@ struct FastAnswer {
     answered: u64,
 }
 
-/// What the vectors' fast paths look at on one CPU, set by [`enter`] before its guest runs: the
-/// partition and vCPU running there, the partition generation it entered with, its vCPU's
-/// interrupt hint and its devices' pending-DMA-fault flag (all in the `'static` system). One
-/// record per CPU, in one cache line, which only that CPU writes and reads.
+/// What the vectors' fast paths and [`Here::load`] look at on one CPU, set by [`enter`] before
+/// its guest runs, which also puts the record's address in TPIDR_EL2: the partition and vCPU
+/// running there, the partition generation it entered with, its vCPU's interrupt hint and its
+/// devices' pending-DMA-fault flag (all in the `'static` system), and the MMIO fast path's
+/// windows. One record per CPU, which only that CPU writes and reads: one pointer, no lookup.
 #[repr(C, align(64))]
-struct Running {
+pub(crate) struct Running {
+    /// First: the fast paths load it with acquire, which takes no offset.
     partition: AtomicPtr<Partition>,
     hint: AtomicPtr<AtomicBool>,
     dma_fault: AtomicPtr<AtomicBool>,
     entered: AtomicU32,
     vcpu: AtomicU32,
+    /// [`Here`], packed by [`Here::packed`].
+    here: AtomicU64,
     /// [`hypervisor_spis`], bits 0..64 and 64..128 (the same on every CPU: no lookup per
     /// interrupt).
     hypervisor_spis: [AtomicU64; 2],
+    /// Where the MMIO fast path emulates (`fast_mmio`).
+    pub(crate) mmio: crate::fast_mmio::Windows,
 }
 
 static FAST_PATH: [Running; MAX_CPUS] = [const {
@@ -834,26 +840,34 @@ static FAST_PATH: [Running; MAX_CPUS] = [const {
         dma_fault: AtomicPtr::new(core::ptr::null_mut()),
         entered: AtomicU32::new(0),
         vcpu: AtomicU32::new(0),
+        here: AtomicU64::new(0),
         hypervisor_spis: [const { AtomicU64::new(0) }; 2],
+        mmio: crate::fast_mmio::Windows::none(),
     }
 }; MAX_CPUS];
 
 /// The vCPU that a fast path serves: see [`Running::current`].
-struct Current {
-    p: &'static Partition,
-    vcpu: usize,
-    hint: &'static AtomicBool,
+pub(crate) struct Current {
+    pub p: &'static Partition,
+    pub vcpu: usize,
+    pub hint: &'static AtomicBool,
 }
 
 impl Running {
-    /// This CPU's record (`None` past the records: no fast path).
+    /// This CPU's record, from TPIDR_EL2: the vectors come to the fast paths and to
+    /// [`guest_exit`] only from a guest, which [`enter`] started after [`Running::set`] put the
+    /// record's address there.
     #[inline(always)]
-    fn here() -> Option<&'static Running> {
-        FAST_PATH.get(Here::load().cpu)
+    pub(crate) fn here() -> &'static Running {
+        // SAFETY: TPIDR_EL2 holds the address of this CPU's entry of the 'static FAST_PATH from
+        // the first `enter` on (nothing else writes it), and only exits of a guest that `enter`
+        // started read it.
+        unsafe { &*(TPIDR_EL2.get() as *const Running) }
     }
 
-    /// Before entering the guest of `p` as `here`, at partition generation `entered`.
-    fn set(&self, system: &System, p: &'static Partition, here: Here, entered: u32) {
+    /// Before entering the guest of `p` as `here`, at partition generation `entered`; the record
+    /// is then this CPU's (TPIDR_EL2).
+    fn set(&'static self, system: &System, p: &'static Partition, here: Here, entered: u32) {
         let ptr = |a: &'static AtomicBool| a as *const AtomicBool as *mut AtomicBool;
         let spis = hypervisor_spis(system);
         self.hypervisor_spis[0].store(spis as u64, Ordering::Relaxed);
@@ -862,26 +876,43 @@ impl Running {
         self.dma_fault.store(ptr(crate::smmu::fault_flag(here.id)), Ordering::Relaxed);
         self.entered.store(entered, Ordering::Relaxed);
         self.vcpu.store(here.vcpu as u32, Ordering::Relaxed);
+        self.here.store(here.packed(), Ordering::Relaxed);
+        self.mmio.set(system, p, here);
         self.partition.store(p as *const Partition as *mut Partition, Ordering::Release);
+        TPIDR_EL2.set(self as *const Running as u64);
     }
 
     /// The vCPU on this CPU, if it may go on as it is after an exit that changes nothing else:
     /// its partition has not been stopped or restarted since it entered (its generation), and
     /// no DMA fault of its devices waits to be reported. `None`: the full path.
     #[inline(always)]
-    fn current(&self) -> Option<Current> {
+    pub(crate) fn current(&self) -> Option<Current> {
+        let p = self.partition()?;
+        Some(Current { p, vcpu: self.vcpu.load(Ordering::Relaxed) as usize, hint: self.hint() })
+    }
+
+    /// The partition of [`Running::current`] (the same checks), without its vCPU and hint.
+    #[inline(always)]
+    pub(crate) fn partition(&self) -> Option<&'static Partition> {
         // SAFETY: null, or set by `set` on this CPU to a partition of the 'static system, and
         // then its other fields to atomics of that system.
         let p = unsafe { self.partition.load(Ordering::Acquire).as_ref() }?;
         // SAFETY: as above (non-null once `partition` is).
-        let (hint, dma) =
-            unsafe { (&*self.hint.load(Ordering::Relaxed), &*self.dma_fault.load(Ordering::Relaxed)) };
+        let dma = unsafe { &*self.dma_fault.load(Ordering::Relaxed) };
         if p.generation.load(Ordering::Acquire) != self.entered.load(Ordering::Relaxed)
             || dma.load(Ordering::Acquire)
         {
             return None;
         }
-        Some(Current { p, vcpu: self.vcpu.load(Ordering::Relaxed) as usize, hint })
+        Some(p)
+    }
+
+    /// The interrupt hint of the vCPU on this CPU (as in [`Running::current`]).
+    #[inline(always)]
+    pub(crate) fn hint(&self) -> &'static AtomicBool {
+        // SAFETY: set by `set` with the partition, to an atomic of the 'static system; the fast
+        // paths ask only once `current` found the partition.
+        unsafe { &*self.hint.load(Ordering::Relaxed) }
     }
 
     /// [`hypervisor_spis`], as [`Running::set`] found it.
@@ -910,7 +941,7 @@ extern "C" fn guest_fast_call(function: u64) -> FastAnswer {
     const FULL_PATH: FastAnswer = FastAnswer { value: 0, answered: 0 };
     // The vectors call this for an `hvc #0` only (they compared ESR_EL2).
     let Some(value) = esr::answered_at_once(esr::HVC64_IMM0, function) else { return FULL_PATH };
-    if !Running::here().is_some_and(Running::clear) {
+    if !Running::here().clear() {
         return FULL_PATH;
     }
     FastAnswer { value, answered: 1 }
@@ -929,7 +960,7 @@ extern "C" fn guest_fast_call(function: u64) -> FastAnswer {
 #[unsafe(no_mangle)]
 extern "C" fn guest_fast_notify(frame: &mut GuestFrame) -> u64 {
     let here = Here::load();
-    let Some(c) = Running::here().and_then(Running::current) else { return 0 };
+    let Some(c) = Running::here().current() else { return 0 };
     let system = system::get();
     let x = &frame.x;
     let args = [x[1], x[2], x[3], x[4], x[5], x[6]];
@@ -963,7 +994,7 @@ extern "C" fn guest_fast_notify(frame: &mut GuestFrame) -> u64 {
 #[unsafe(no_mangle)]
 extern "C" fn guest_fast_interrupt() -> FastAnswer {
     const FULL_PATH: FastAnswer = FastAnswer { value: 0, answered: 0 };
-    let Some(running) = Running::here() else { return FULL_PATH };
+    let running = Running::here();
     let Some(c) = running.current() else { return FULL_PATH };
     let Some(intid) = gic::acknowledge_one() else { return FULL_PATH };
     let Some(loaded_hw) = forward_at_once(running, &c, intid) else {
