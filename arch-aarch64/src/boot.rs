@@ -260,7 +260,8 @@ park_forever:
 // S1PTW) goes on here to the MMIO fast path (esr::emulable makes the same three tests): the
 // registers a call clobbers are saved (x0 and x1 already are) and, when the transfer register
 // (ISS.SRT) is one of x19..x29 (a store reads it, a load writes it), x19..x29 too
-// (guest_dabt_high); fast_mmio::guest_fast_mmio gets the frame in x0 and ESR_EL2 in x1, and
+// (guest_dabt_high, which x30 and xzr also take: one test instead of two, saving x19..x29
+// for nothing there); fast_mmio::guest_fast_mmio gets the frame in x0 and ESR_EL2 in x1, and
 // guest_dabt_done (or guest_dabt_high) takes its answer. Anything else takes the full path (guest_sync_other).
 .macro VECTOR_GUEST_SYNC
     .balign 0x80
@@ -278,9 +279,8 @@ park_forever:
     b.ne    guest_sync_other
     SAVE_CALL_CLOBBERED
     ubfx    x0, x1, #16, #5         // ISS.SRT: the transfer register
-    sub     x0, x0, #19
-    cmp     x0, #(29 - 19)
-    b.ls    guest_dabt_high
+    add     x0, x0, #(32 - 19)      // x19..x29 -> 32..42 (and x30, xzr -> 43, 44)
+    tbnz    x0, #5, guest_dabt_high
     mov     x0, sp
     bl      guest_fast_mmio         // x0 = 0: the full path; else emulated
     b       guest_dabt_done

@@ -120,14 +120,14 @@ pub fn extend_load(s: &Syndrome, value: u64) -> u64 {
 /// (SF set) or to 32 (SF clear; a 64-bit access is never extended).
 #[inline(always)]
 pub fn extend_data_load(esr: u64, value: u64) -> u64 {
-    // The bits above the access: 56, 48, 32 or 0 (a shift by 64 - 64 is one by 0).
-    let above = (8u32 << ((esr >> 22) & 3)).wrapping_neg() & 63;
+    // The bits above the access: 56, 48, 32 or 0.
+    let above = 64 - (8u64 << ((esr >> 22) & 3));
     let shifted = value << above;
     if esr & SSE == 0 {
         return shifted >> above;
     }
     let extended = ((shifted as i64) >> above) as u64;
-    match esr & SF == 0 && above != 0 {
+    match esr & SF == 0 && esr & (3 << 22) != 3 << 22 {
         true => extended & 0xffff_ffff,
         false => extended,
     }

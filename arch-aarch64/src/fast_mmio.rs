@@ -110,7 +110,6 @@ extern "C" fn guest_fast_mmio(frame: &mut GuestFrame, esr: u64) -> u64 {
     let Some(p) = c.partition() else { return answer::FULL_PATH };
     let m = &c.mmio;
     let shape = m.shape.load(Ordering::Relaxed);
-    let (vcpu, vcpus, v2) = ((shape & 0xffff) as usize, ((shape >> 16) & 0xffff) as usize, shape >> 32 != 0);
     let addr = Syndrome { esr, far: FAR_EL2.get(), hpfar: HPFAR_EL2.get() }.fault_ipa();
     let gic = GicWindows {
         distributor: m.gicd.load(Ordering::Relaxed),
@@ -118,19 +117,38 @@ extern "C" fn guest_fast_mmio(frame: &mut GuestFrame, esr: u64) -> u64 {
         redistributors: m.gicr.load(Ordering::Relaxed),
         redistributors_size: m.gicr_size.load(Ordering::Relaxed),
     };
-    if let Some((gic_frame, offset)) = gic.locate(addr) {
-        if !esr::is_load(esr) {
-            return answer::FULL_PATH;
+    // The GIC's stores take the full path. (The distributor's arm is the general one with its
+    // frame known, so that `vgic::constant` is decided for it alone.)
+    match gic.locate(addr) {
+        Some(_) if !esr::is_load(esr) => answer::FULL_PATH,
+        Some((Frame::Distributor, offset)) => gic_load(frame, c, p, shape, esr, Frame::Distributor, offset),
+        Some((gic_frame, offset)) => gic_load(frame, c, p, shape, esr, gic_frame, offset),
+        None => {
+            match within(addr.as_u64(), m.uart.load(Ordering::Relaxed), m.uart_size.load(Ordering::Relaxed)) {
+                Some(offset) => uart_mmio(frame, c, p, esr, offset, esr::decoded_store(esr, &frame.x)),
+                None => answer::FULL_PATH,
+            }
         }
-        let a = vgic::Access { offset, size: esr::access_size(esr), write: None };
-        if let Some(value) = vgic::constant(v2, vcpus, gic_frame, a) {
-            return complete(frame, c, p, vcpu, esr, value);
-        }
-        return gic_state_mmio(frame, c, p, shape, esr, gic_frame, offset);
     }
-    match within(addr.as_u64(), m.uart.load(Ordering::Relaxed), m.uart_size.load(Ordering::Relaxed)) {
-        Some(offset) => uart_mmio(frame, c, p, esr, offset, esr::decoded_store(esr, &frame.x)),
-        None => answer::FULL_PATH,
+}
+
+/// [`guest_fast_mmio`] for a load from the virtual GIC: a constant register answered at once,
+/// any other read by [`gic_state_mmio`]. `shape` as in [`Windows`].
+#[inline(always)]
+fn gic_load(
+    frame: &mut GuestFrame,
+    c: &'static Running,
+    p: &'static Partition,
+    shape: u64,
+    esr: u64,
+    gic_frame: Frame,
+    offset: u64,
+) -> u64 {
+    let (vcpu, vcpus, v2) = ((shape & 0xffff) as usize, ((shape >> 16) & 0xffff) as usize, shape >> 32 != 0);
+    let a = vgic::Access { offset, size: esr::access_size(esr), write: None };
+    match vgic::constant(v2, vcpus, gic_frame, a) {
+        Some(value) => complete(frame, c, p, vcpu, esr, value),
+        None => gic_state_mmio(frame, c, p, shape, esr, gic_frame, offset),
     }
 }
 

@@ -10,13 +10,15 @@
 //! too: the GICv2 comparison runs two CPUs); the virtual timer (a level PPI) and the PL031 alarm
 //! (a level SPI, passed through) ended after and before their source is silenced, asserted while
 //! disabled at the GIC, asserted and silenced while disabled; the alarm configured edge; the
-//! timer with IRQs unmasked through the SDK's handler.
+//! timer with IRQs unmasked through the SDK's handler; a constant register loaded into other
+//! general registers than x0 (`registers.rs`).
 #![no_std]
 #![no_main]
 
 extern crate alloc;
 
 mod cpu;
+mod registers;
 mod rtc;
 mod senders;
 
@@ -341,6 +343,7 @@ fn main() {
         ),
     );
     let alarm = rtc::Rtc::from_dt();
+    registers::loads_into_every_register();
     sgi_in_handler();
     sgi_active_and_pending();
     sgi_icpendr_loaded();
@@ -352,7 +355,7 @@ fn main() {
     while_disabled("timer (level PPI)", &Timer, true);
     timer_unmasked();
     priority_masked("timer (level PPI)", &Timer);
-    let mut ran = 12;
+    let mut ran = 13;
     match &alarm {
         Some(alarm) => {
             eoi_order("PL031 alarm (level SPI)", alarm, false);

@@ -307,6 +307,12 @@ pub fn frames() -> (usize, usize, bool) {
     (GICD.load(Ordering::Relaxed), SECOND.load(Ordering::Relaxed), V2.load(Ordering::Relaxed))
 }
 
+/// The address of the virtual GIC's `GICD_TYPER` (after [`init`]), for code that loads it with
+/// instructions of its own choosing (a conformance case).
+pub fn typer_address() -> usize {
+    &gicd().typer as *const _ as usize
+}
+
 /// Unmasks IRQs at the CPU.
 pub fn enable() {
     // SAFETY: unmasking IRQs lets registered handlers run; the vector saves what they clobber.
