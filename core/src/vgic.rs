@@ -502,6 +502,45 @@ impl VirtualGic {
         Some(Deliverable { intid, priority: irq.priority, group1: irq.group1, hw: true, source: 0 })
     }
 
+    /// The interrupt ready for `vcpu`, taken, when it is the only one pending in this virtual GIC
+    /// (one pending bit among `vcpu`'s SGIs and PPIs and every SPI) and ready for `vcpu` (owned,
+    /// enabled, its group enabled, an SPI routed to `vcpu`; a GICv2 SGI from one sender at
+    /// most): then [`VirtualGic::take_next`] gives it and nothing more, `(Some(d), false)`, and
+    /// leaves the same state. `None`, having changed nothing, otherwise (the caller takes the
+    /// general path). The list registers' loaders' fast case (a doorbell, a kick's SGI): no
+    /// scan.
+    #[inline]
+    pub fn take_alone(&mut self, vcpu: usize) -> Option<Deliverable> {
+        let local = self.redists.get(vcpu)?.pending;
+        let intid = match (local, self.pending_spis) {
+            (bits, 0) if bits.is_power_of_two() => bits.trailing_zeros(),
+            (0, bits) if bits.is_power_of_two() => SPI_BASE + bits.trailing_zeros(),
+            _ => return None,
+        };
+        let (v2_sgi, vcpus, ctlr) = (self.v2 && intid < 16, self.redists.len(), self.ctlr);
+        let irq = match intid.checked_sub(SPI_BASE) {
+            None => self.redists.get_mut(vcpu)?.local.get_mut(intid as usize)?,
+            Some(spi) => self.spis.get_mut(spi as usize)?,
+        };
+        let routed_here = intid < SPI_BASE || target_of(irq, vcpus) == vcpu;
+        let one_sender = !v2_sgi || irq.sources & irq.sources.wrapping_sub(1) == 0;
+        let group_enabled = ctlr & if irq.group1 { CTLR_ENABLE_GRP1 } else { CTLR_ENABLE_GRP0 } != 0;
+        if !(irq.owned && irq.pending && irq.enabled && group_enabled && routed_here && one_sender) {
+            return None;
+        }
+        // What `take` does, with its pending bit the only one set: that bitmap is now empty.
+        let source = if v2_sgi { irq.sources.trailing_zeros().min(7) as u8 } else { 0 };
+        irq.sources &= !(1u8 << source);
+        let d = Deliverable { intid, priority: irq.priority, group1: irq.group1, hw: irq.hw, source };
+        (irq.pending, irq.hw) = (false, false);
+        if intid >= SPI_BASE {
+            self.pending_spis = 0;
+        } else if let Some(r) = self.redists.get_mut(vcpu) {
+            r.pending = 0;
+        }
+        Some(d)
+    }
+
     /// Clears the pending state of `intid` for `vcpu`, found ready with `priority`, and returns
     /// it as a list register takes it.
     fn take(&mut self, vcpu: usize, intid: u32, priority: u8) -> Option<Deliverable> {

@@ -323,7 +323,9 @@ pub fn load_at_once(d: &Deliverable) -> bool {
 }
 
 /// Moves interrupts that `gic` has ready for `vcpu` into free list registers (see
-/// [`super::load_list_registers`]).
+/// [`super::load_list_registers`]). Out of line: the GICv3's common case, inlined beside it in
+/// the callers, then needs no frame.
+#[inline(never)]
 pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) -> super::Loaded {
     let gich = frames().gich();
     let count = list_registers(gich);

@@ -385,12 +385,19 @@ pub fn load_at_once(d: &Deliverable) -> bool {
         return false;
     }
     write_lr(0, lr_value(d));
+    ask_no_maintenance();
+    true
+}
+
+/// `ICH_HCR_EL2` with no maintenance interrupt asked for (the acknowledge trap kept), written
+/// only when that changes it.
+#[inline(always)]
+fn ask_no_maintenance() {
     let hcr = ich_hcr();
     let wanted = ICH_HCR_EN | hcr & ICH_HCR_TALL1;
     if hcr != wanted {
         set_ich_hcr(wanted);
     }
-    true
 }
 
 /// Moves interrupts that `gic` has ready for `vcpu` into free list registers. When more are
@@ -399,6 +406,24 @@ pub fn load_at_once(d: &Deliverable) -> bool {
 /// ended ones to clear): with all of them free, loading one interrupt reads none.
 pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) -> super::Loaded {
     let all = (1u32 << list_registers()) - 1;
+    // The common case: every list register empty (so none is an ended entry to clear either:
+    // `ICH_ELRSR_EL2` does not count those) and one interrupt pending, ready for `vcpu` (a
+    // doorbell, an SGI). It goes into the first, as the loop below would put it there, with
+    // nothing left to ask a maintenance interrupt for; no scan.
+    if empty_list_registers() & all == all {
+        if let Some(d) = gic.take_alone(vcpu) {
+            write_lr(0, lr_value(&d));
+            ask_no_maintenance();
+            return super::Loaded { hw_priority: d.hw.then_some(d.priority), more: false };
+        }
+    }
+    load_in_use(gic, vcpu, all)
+}
+
+/// [`load_list_registers`] when list registers are in use or more than one interrupt is
+/// pending (out of line: the common case above needs no frame).
+#[inline(never)]
+fn load_in_use(gic: &mut VirtualGic, vcpu: usize, all: u32) -> super::Loaded {
     // Ended entries that asked for an EOI maintenance interrupt: clear them, or it goes on.
     for n in each(ended_eoi_list_registers() & all) {
         gic.end_watch(vcpu, read_lr(n) as u32);
