@@ -255,9 +255,10 @@ park_forever:
 .endm
 // A synchronous exit from a guest: `hvc #0` first tries the fast path for calls answered at once
 // (guest_sync_low), a data abort the MMIO fast path. ESR_EL2.EC below 0x20 (bit 31 clear) is
-// never a data abort (0x24), and `hvc #0`'s EC (0x16) is one of them. A data abort that the
-// hardware decoded (ISV) as a stage-2 translation fault (the DFSC's type; not on a stage-1 walk,
-// S1PTW) goes on here to the MMIO fast path (esr::emulable makes the same three tests): the
+// never a data abort (0x24), and `hvc #0`'s EC (0x16) is one of them. A data abort by a 32-bit
+// instruction (IL: the fast path advances the PC by 4) that the hardware decoded (ISV) as a
+// stage-2 translation fault (the DFSC's type; not on a stage-1 walk, S1PTW) goes on here to the
+// MMIO fast path (esr::takes_fast_mmio makes the same tests): the
 // registers a call clobbers are saved (x0 and x1 already are) and, when the transfer register
 // (ISS.SRT) is one of x19..x29 (a store reads it, a load writes it), x19..x29 too
 // (guest_dabt_high, which x30 and xzr also take: one test instead of two, saving x19..x29
@@ -269,10 +270,9 @@ park_forever:
     stp     x0, x1, [sp, #0]
     mrs     x1, esr_el2
     tbz     x1, #31, guest_sync_low
-    lsr     x0, x1, #26
-    cmp     x0, #{dabt_lower}
+    ubfx    x0, x1, #24, #8         // EC, IL, ISV
+    cmp     x0, #{dabt_il_isv}
     b.ne    guest_sync_other
-    tbz     x1, #{isv_bit}, guest_sync_other
     tbnz    x1, #{s1ptw_bit}, guest_sync_other
     and     x0, x1, #{dfsc_type}
     cmp     x0, #{dfsc_translation}
@@ -501,8 +501,7 @@ enter_guest:
     sctlr = const SCTLR_EL2_VALUE,
     frame = const GUEST_FRAME_SIZE,
     hvc64 = const tantalum_aarch64::esr::HVC64_IMM0,
-    dabt_lower = const tantalum_aarch64::esr::ec::DABT_LOWER,
-    isv_bit = const tantalum_aarch64::esr::dabt::ISV_BIT,
+    dabt_il_isv = const tantalum_aarch64::esr::DABT_IL_ISV,
     s1ptw_bit = const tantalum_aarch64::esr::dabt::S1PTW_BIT,
     dfsc_type = const tantalum_aarch64::esr::dabt::DFSC_TYPE,
     dfsc_translation = const tantalum_aarch64::esr::dabt::DFSC_TRANSLATION,

@@ -37,11 +37,10 @@ impl Syndrome {
     }
 }
 
-/// Data abort ISS bits (the vectors test ISV, S1PTW and the DFSC with these: `boot.rs`).
+/// Data abort ISS bits (the vectors test S1PTW and the DFSC with these: `boot.rs`).
 pub mod dabt {
     /// ISV: the syndrome describes the access (SAS, SSE, SRT, SF, WnR are valid).
-    pub const ISV_BIT: u32 = 24;
-    pub const ISV: u64 = 1 << ISV_BIT;
+    pub const ISV: u64 = 1 << 24;
     /// S1PTW: the fault came from a stage-1 page-table walk.
     pub const S1PTW_BIT: u32 = 7;
     pub const S1PTW: u64 = 1 << S1PTW_BIT;
@@ -59,6 +58,19 @@ pub mod dabt {
 #[inline(always)]
 pub const fn emulable(esr: u64) -> bool {
     esr & dabt::ISV != 0 && esr & dabt::S1PTW == 0 && esr & dabt::DFSC_TYPE == dabt::DFSC_TRANSLATION
+}
+
+/// ESR_EL2 bits 31:24 of a data abort from a lower EL ([`ec::DABT_LOWER`]) by a 32-bit
+/// instruction (IL) with a valid syndrome (ISV): the vectors compare them at once.
+pub const DABT_IL_ISV: u64 = ec::DABT_LOWER << 2 | 1 << 1 | 1;
+
+/// Whether a synchronous exception with syndrome `esr` goes to the MMIO fast path: an
+/// [`emulable`] data abort from a lower EL by a 32-bit instruction (a 16-bit T32 one, from an
+/// AArch32 EL0, takes the full path: the fast path advances the PC by 4). The vectors make
+/// these tests in assembly (`boot.rs`: bits 31:24 against [`DABT_IL_ISV`], then S1PTW and the
+/// DFSC's type).
+pub const fn takes_fast_mmio(esr: u64) -> bool {
+    (esr >> 24) & 0xff == DABT_IL_ISV && emulable(esr)
 }
 
 /// The access a data abort with syndrome `esr` describes, if [`emulable`].
@@ -527,6 +539,28 @@ mod tests {
             }
         }
         assert_eq!((yes, no), (64, 4032));
+    }
+
+    /// The vectors' tests for the MMIO fast path (bits 31:24, S1PTW, the DFSC's type) are a
+    /// data abort from a lower EL that the full path decodes as an `Exit::Mmio`, by a 32-bit
+    /// instruction: every class, IL and ISV, with every S1PTW, WnR and DFSC under random bits.
+    #[test]
+    fn the_fast_mmio_path_takes_32_bit_emulable_data_aborts() {
+        let mut seed = 0x1234_5678_9abc_def1;
+        let mut taken = 0;
+        for top in 0..0x100u64 {
+            for low in 0..0x100u64 {
+                let other = random(&mut seed) & 0x00ff_ff00;
+                let esr = top << 24 | other | low;
+                let s = Syndrome { esr, far: 0, hpfar: 0 };
+                let mmio =
+                    s.class() == ec::DABT_LOWER && matches!(decode(&s, &[0; 31], ONE), Exit::Mmio { .. });
+                let wide = instruction_length(&s) == 4;
+                assert_eq!(takes_fast_mmio(esr), mmio && wide, "{esr:#x}");
+                taken += u32::from(takes_fast_mmio(esr));
+            }
+        }
+        assert_eq!(taken, 8, "one EC, IL and ISV; 8 S1PTW, WnR and DFSC combinations");
     }
 
     /// `extend_data_load` (shifts, no size branch) is the extension it replaced, for every

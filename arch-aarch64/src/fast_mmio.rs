@@ -1,5 +1,5 @@
 //! The trapped-MMIO fast path (issue 14): a load or store that the hardware decoded (ESR_EL2.ISV)
-//! to the partition's virtual GIC or virtual UART is emulated straight from the vectors, with only
+//! by a 32-bit instruction to the partition's virtual GIC or virtual UART is emulated straight from the vectors, with only
 //! the registers a call clobbers saved (`boot.rs`, `VECTOR_GUEST_SYNC`), without the `Exit` and
 //! `Outcome` round trip through core's `handle_exit`. It makes the same checks and the same
 //! decisions as that full path: the same decoding (`esr::decoded_access`), the same address map
@@ -94,8 +94,8 @@ mod answer {
     }
 }
 
-/// Called by the vectors for a data abort from the guest that [`esr::emulable`] (the vectors
-/// tested it) with syndrome `esr`, with x0..x18 and x30 saved in `frame` (and x19..x29 too when
+/// Called by the vectors for a data abort from the guest that [`esr::takes_fast_mmio`] (the
+/// vectors tested it: an emulable access by a 32-bit instruction) with syndrome `esr`, with x0..x18 and x30 saved in `frame` (and x19..x29 too when
 /// the transfer register is one of them). Emulates the access (the frame and ELR_EL2 updated:
 /// the vectors return to the guest) or answers [`answer::FULL_PATH`] having changed nothing
 /// (the vectors save the rest of the frame and call `guest_exit`).
@@ -239,7 +239,8 @@ fn complete(
         // A data abort's: the vectors come here for that exception class only.
         frame.x[register] = esr::extend_data_load(esr, value);
     }
-    let elr = ELR_EL2.get() + esr::instruction_length(&Syndrome { esr, far: 0, hpfar: 0 });
+    // A 32-bit instruction's (IL): the vectors come here for no other (`esr::takes_fast_mmio`).
+    let elr = ELR_EL2.get() + 4;
     ELR_EL2.set(elr);
     // `load_interrupts` does nothing without the hint.
     match c.hint().load(Ordering::Acquire) {
