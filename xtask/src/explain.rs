@@ -12,7 +12,8 @@ use std::path::Path;
 
 use tantalum_core::addr::{HostPhys, HostRange};
 use tantalum_core::bootimage::{runtime_reserve, BootInfo, IMAGE_SIZE_OFFSET};
-use tantalum_core::config::{self, parse_code, rule_name, BuildFacts, ConfigError, MAX_CPUS};
+use tantalum_core::config::x86::X86Problem;
+use tantalum_core::config::{self, parse_code, rule_name, BuildFacts, ConfigError, ErrorKind, MAX_CPUS};
 
 use crate::{bail, Result};
 
@@ -77,10 +78,21 @@ pub fn boot_errors(image: &[u8], load_address: u64) -> std::result::Result<Vec<C
         payload_size: Some(info.payload_size),
         map: Some(info.map),
     };
-    Ok(match config::parse(dtb).and_then(|c| config::validate(&c, &facts)) {
-        Ok(()) => Vec::new(),
+    Ok(boot_check(dtb, &facts))
+}
+
+/// The problems the aarch64 hypervisor's `parse` and `validate` find in `dtb` with `facts`.
+fn boot_check(dtb: &[u8], facts: &BuildFacts) -> Vec<ConfigError> {
+    match config::parse(dtb) {
+        // Built without the x86 rules, the aarch64 hypervisor's `parse` refuses an x86 board as
+        // a whole, at its local APIC (and then checks nothing further).
+        Ok(c) if c.board.x86.is_some() => {
+            let lapic = c.board.x86.map(|x| x.lapic.path).unwrap_or_default();
+            vec![ConfigError::new(lapic, ErrorKind::X86(X86Problem::NoX86Rules))]
+        }
+        Ok(c) => config::validate(&c, facts).err().unwrap_or_default(),
         Err(errors) => errors,
-    })
+    }
 }
 
 /// The problems the build tool's rules find in a system DTB (without its image files: the
@@ -246,5 +258,30 @@ mod bad_configs {
         let _ = std::fs::remove_dir_all(&out);
         // Most are rejected by these rules; a few only by image checks of the build.
         assert!(checked * 10 >= files.len() * 9, "only {checked} of {} rejected", files.len());
+    }
+
+    /// An x86 system in an aarch64 image (a DTB changed after the build): what the aarch64
+    /// hypervisor, built without the x86 rules, prints for it is `NoX86Rules` at the local APIC,
+    /// while the build tool finds nothing wrong with it. An Arm board's problems are the build
+    /// tool's.
+    #[test]
+    fn an_x86_board_is_what_the_aarch64_hypervisor_refuses_as_a_whole() {
+        let out = std::env::temp_dir().join(format!("tantalum-explain-x86-{}", std::process::id()));
+        std::fs::create_dir_all(&out).expect("temp dir");
+        let x86 = crate::root().join("configs/x86/x86-two-partitions.dts");
+        let dtb = crate::check::dtc(&x86, &out.join("x86.dtb")).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(build_errors(&dtb), []);
+        let errors = boot_check(&dtb, &BuildFacts::default());
+        let lines: Vec<String> = errors.iter().map(|e| e.coded().to_string()).collect();
+        assert_eq!(lines, ["/interrupt-controller@fee00000: E112 X86::NoX86Rules"]);
+        let arm = crate::root().join("configs/tests/bad/overlap-partitions.dts");
+        let dtb = crate::check::dtc(&arm, &out.join("arm.dtb")).unwrap_or_else(|e| panic!("{e:?}"));
+        let _ = std::fs::remove_dir_all(&out);
+        let facts = BuildFacts {
+            map: Some(config::HypervisorMap::for_system(&config::parse(&dtb).expect("parses"))),
+            ..BuildFacts::default()
+        };
+        assert_eq!(boot_check(&dtb, &facts), build_errors(&dtb));
+        assert!(!build_errors(&dtb).is_empty());
     }
 }

@@ -13,6 +13,7 @@ mod devices;
 mod disks;
 mod dma;
 mod guest;
+#[cfg(feature = "x86")]
 mod x86;
 
 use alloc::string::ToString;
@@ -110,6 +111,7 @@ pub fn validate(cfg: &SystemConfig, facts: &BuildFacts) -> Result<(), Vec<Config
     v.channel_memory();
     v.overcommit();
     v.cpus();
+    #[cfg(feature = "x86")]
     v.x86();
     for p in &cfg.partitions {
         v.image_fit(p);
@@ -453,6 +455,8 @@ impl Checker<'_> {
         let Some(console) = &self.cfg.hypervisor.console else {
             return self.report(HYPERVISOR, ErrorKind::NoConsole);
         };
+        // Without the x86 rules, `parse` never gives a board an x86 platform.
+        #[cfg(feature = "x86")]
         if let Some(x86) = &self.cfg.board.x86 {
             return self.x86_console(x86, console);
         }

@@ -133,6 +133,9 @@ pub enum X86Problem {
     PicOffBootCpu { device: String, boot_cpu: String },
     /// A partition takes a device the board marks [`PLATFORM_WIDE`] without `owns-platform;`.
     PlatformWideDevice { device: String },
+    /// An x86 board (it has a local APIC) checked by a build without the x86 rules: the aarch64
+    /// hypervisor, booted with a system DTB built for x86 (reported at the local APIC).
+    NoX86Rules,
 }
 
 impl fmt::Display for X86Problem {
@@ -186,6 +189,11 @@ impl fmt::Display for X86Problem {
                  the board: every PCI device, other partitions' and the platform's), so whoever \
                  has it can undo isolation; give it only to a trusted partition that declares \
                  'owns-platform;'"
+            ),
+            Self::NoX86Rules => write!(
+                f,
+                "an x86 board (it has a local APIC) in a system the aarch64 hypervisor boots, which \
+                 has no x86 rules: build the system for the x86 hypervisor"
             ),
             Self::ConsoleNotPortUart { console } => write!(
                 f,

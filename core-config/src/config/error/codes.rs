@@ -155,6 +155,7 @@ rule_codes! {
         109 VirtualUartPorts,
         110 PicOffBootCpu,
         111 PlatformWideDevice,
+        112 NoX86Rules,
     }
 }
 

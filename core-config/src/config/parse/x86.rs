@@ -5,16 +5,21 @@
 //! memory. I/O ports are no CPU address, so an ISA bus has no `ranges` for them; its devices'
 //! memory-space entries are taken as CPU addresses.
 
+#[cfg(feature = "x86")]
 use alloc::string::ToString;
 use alloc::vec::Vec;
 
 use super::tree::read_cells;
 use super::Parser;
+#[cfg(feature = "x86")]
 use crate::addr::{HostPhys, HostRange};
 use crate::config::error::{ErrorKind, Expected};
-use crate::config::x86::{Apic, IoDevice, IoPorts, X86Platform, IOAPIC, ISA_BUS, LAPIC, PLATFORM_WIDE};
+#[cfg(feature = "x86")]
+use crate::config::x86::{Apic, IoDevice, PLATFORM_WIDE};
+use crate::config::x86::{IoPorts, X86Platform, IOAPIC, ISA_BUS, LAPIC};
 
 /// One ISA `reg` entry.
+#[cfg_attr(not(feature = "x86"), allow(dead_code))] // Without the x86 rules, I/O ports go unread.
 enum IsaReg {
     Io(IoPorts),
     Memory(u64, u64),
@@ -63,16 +68,37 @@ impl Parser<'_, '_> {
         )
     }
 
+    /// Whether node `index` is the board's (outside `/hypervisor`).
+    fn on_board(&self, index: usize) -> bool {
+        let tree = self.tree;
+        tree.child(0, "hypervisor").is_none_or(|h| !tree.is_within(index, h))
+    }
+
+    /// The board's local APIC (`LAPIC`), which makes it an x86 board.
+    fn local_apic(&self) -> Option<usize> {
+        (1..self.tree.nodes.len()).find(|&i| self.on_board(i) && self.is_compatible(i, LAPIC))
+    }
+
+    /// Built without the x86 rules (the aarch64 hypervisor): an x86 board is refused as a whole,
+    /// at its local APIC; no board gets an x86 platform.
+    #[cfg(not(feature = "x86"))]
+    pub(super) fn x86_platform(&mut self) -> Option<X86Platform> {
+        if let Some(lapic) = self.local_apic() {
+            self.report(self.path(lapic), ErrorKind::X86(crate::config::x86::X86Problem::NoX86Rules));
+        }
+        None
+    }
+
     /// The x86 platform, if the board has a local APIC (`LAPIC`): its APICs and port devices.
+    #[cfg(feature = "x86")]
     pub(super) fn x86_platform(&mut self) -> Option<X86Platform> {
         let tree = self.tree;
-        let hypervisor = tree.child(0, "hypervisor");
-        let outside = |i: usize| hypervisor.is_none_or(|h| !tree.is_within(i, h));
+        let outside = |p: &Self, i: usize| p.on_board(i);
         let apic = |p: &mut Self, i: usize| {
             let (address, size) = p.device_reg(i).first().copied()?;
             Some(Apic { path: p.owned_path(i), mmio: HostRange::new(HostPhys(address), size) })
         };
-        let lapic = (1..tree.nodes.len()).find(|&i| outside(i) && self.is_compatible(i, LAPIC))?;
+        let lapic = self.local_apic()?;
         let Some(lapic) = apic(self, lapic) else {
             self.report(self.path(lapic), ErrorKind::MissingProperty { property: "reg" });
             return None;
@@ -80,7 +106,7 @@ impl Parser<'_, '_> {
         let mut platform =
             X86Platform { lapic, ioapics: Vec::new(), io_devices: Vec::new(), platform_wide: Vec::new() };
         for i in 1..tree.nodes.len() {
-            if !outside(i) {
+            if !outside(self, i) {
                 continue;
             }
             if self.value(i, PLATFORM_WIDE).is_some() {

@@ -1,7 +1,10 @@
 //! An x86 board (`config/x86.rs`): the APICs, ISA I/O ports, the 16550 console, and rule 16.
 
 use super::*;
-use crate::config::x86::{IoPorts, X86Problem};
+#[cfg(feature = "x86")]
+use crate::config::x86::IoPorts;
+use crate::config::x86::X86Problem;
+#[cfg(feature = "x86")]
 use crate::config::{validate, BuildFacts, WarningKind};
 
 const LAPIC: u32 = 0x40;
@@ -88,12 +91,14 @@ fn x86_system(com2: &[(u32, u32)], partitions: Vec<(&str, Vec<Item>)>) -> Vec<u8
     build(root)
 }
 
+#[cfg(feature = "x86")]
 fn rule_errors(dtb: &[u8]) -> Vec<ErrorKind> {
     let cfg = parse(dtb).unwrap_or_else(|e| panic!("{e:#?}"));
     let facts = BuildFacts { payload_size: Some(0x10_0000), ..Default::default() };
     validate(&cfg, &facts).err().unwrap_or_default().into_iter().map(|e| e.kind).collect()
 }
 
+#[cfg(feature = "x86")]
 #[test]
 fn parses_an_x86_board() {
     let dtb = x86_system(&[(0x2f8, 8)], vec![("ping", x86_partition(0x100_0000, 1))]);
@@ -111,6 +116,7 @@ fn parses_an_x86_board() {
     assert_eq!(parse(&one(ping())).map(|c| c.board.x86.is_none()), Ok(true));
 }
 
+#[cfg(feature = "x86")]
 #[test]
 fn rule_16_memory_clear_of_the_legacy_hole_and_the_apics() {
     let dtb = x86_system(&[(0x2f8, 8)], vec![("ping", x86_partition(0x0, 1))]);
@@ -124,6 +130,7 @@ fn rule_16_memory_clear_of_the_legacy_hole_and_the_apics() {
     );
 }
 
+#[cfg(feature = "x86")]
 #[test]
 fn rule_16_ports_and_apics_belong_to_one_owner() {
     // COM2's ports overlap COM1's.
@@ -155,6 +162,7 @@ fn rule_16_ports_and_apics_belong_to_one_owner() {
     assert!(errors.iter().any(|e| matches!(e, ErrorKind::ConsolePassthrough { .. })), "{errors:?}");
 }
 
+#[cfg(feature = "x86")]
 #[test]
 fn rule_16_the_console_is_a_16550_on_ports() {
     let mut h = pc(&[(0x2f8, 8)]);
@@ -183,6 +191,7 @@ fn rule_16_the_console_is_a_16550_on_ports() {
     );
 }
 
+#[cfg(feature = "x86")]
 #[test]
 fn rule_16_the_virtual_uart_is_on_ports_of_its_own() {
     // `virtual-uart;` on an x86 board needs no emulated page: it is COM1 in the partition's ports.
@@ -204,6 +213,7 @@ fn rule_16_the_virtual_uart_is_on_ports_of_its_own() {
     );
 }
 
+#[cfg(feature = "x86")]
 #[test]
 fn rule_16_a_platform_wide_device_only_with_owns_platform() {
     // COM2 marked as the board marks PCI configuration mechanism #1 (any value marks it).
@@ -262,4 +272,18 @@ fn rule_16_a_platform_wide_device_only_with_owns_platform() {
     let mut plain = x86_partition(0x100_0000, 1);
     plain.push(Prop("devices", cells(&[COM2])));
     assert_eq!(rule_errors(&x86_system(&[(0x2f8, 8)], vec![("guest", plain)])), []);
+}
+
+/// Without the x86 rules (the aarch64 hypervisor's build: `cargo test -p tantalum-config
+/// --no-default-features --features messages`), an x86 board is refused as a whole, at its local
+/// APIC, and no board is given an x86 platform; an Arm board parses as before.
+#[cfg(not(feature = "x86"))]
+#[test]
+fn without_the_x86_rules_an_x86_board_is_refused() {
+    let dtb = x86_system(&[(0x2f8, 8)], vec![("ping", x86_partition(0x100_0000, 1))]);
+    let errors = parse(&dtb).expect_err("an x86 board without the x86 rules");
+    let at_lapic = errors.iter().filter(|e| e.node == "/interrupt-controller@fee00000");
+    assert_eq!(at_lapic.map(|e| &e.kind).collect::<Vec<_>>(), [&ErrorKind::X86(X86Problem::NoX86Rules)]);
+    assert_eq!(ErrorKind::X86(X86Problem::NoX86Rules).code(), 112);
+    assert_eq!(parse(&one(ping())).map(|c| c.board.x86.is_none()), Ok(true));
 }
