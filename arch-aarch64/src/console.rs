@@ -3,7 +3,6 @@
 //! bottom (`tantalum_core::console::terminal`).
 
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicUsize, Ordering};
 
 use spin::mutex::TicketMutex;
 use spin::Mutex;
@@ -41,13 +40,6 @@ impl Console {
 /// after line cannot keep another's line waiting (a plain spin lock let one flooding partition
 /// delay another's two bytes by half a second).
 static CONSOLE: TicketMutex<Option<Console>> = TicketMutex::new(None);
-
-/// The terminal's owner (`Terminal::owner`; [`NOBODY`]: none), written with it under
-/// [`CONSOLE`]'s lock by [`hand_over`], which also holds the line buffers of the owner it
-/// replaces and of the new one: a partition holding its own line buffer reads here whether it
-/// is not the owner without the console's lock (being the owner is checked again under it).
-static TERMINAL_OWNER: AtomicUsize = AtomicUsize::new(NOBODY);
-const NOBODY: usize = usize::MAX;
 
 /// Starts the console on the UART of kind `kind` at `base`.
 ///
@@ -166,7 +158,7 @@ pub fn enable_input() {
 }
 
 /// Output bytes of partition `id` (named `name`), whose line buffer the caller holds: as they
-/// come if the partition has the terminal (the operator types to it: a shell's prompt shows at
+/// come if the partition has the terminal (its buffer says so: [`hand_over`] marks it) (the operator types to it: a shell's prompt shows at
 /// once, its line editing drives the terminal), else line by line.
 pub fn partition_output(
     id: usize,
@@ -177,7 +169,7 @@ pub fn partition_output(
 ) {
     // The partition the operator types to writes as much as it likes (`dmesg` in a shell):
     // the operator is watching it and can take the input away; the others keep their turns.
-    if TERMINAL_OWNER.load(Ordering::Acquire) == id {
+    if buffer.is_direct() {
         if let Some(c) = CONSOLE.lock().as_mut() {
             if c.term.owner() == Some(id) {
                 c.term.write(bytes, &mut c.uart);
@@ -204,13 +196,19 @@ pub fn hand_over(
 ) {
     let mut taken = [0u8; OPEN_LINE_MAX];
     let mut n = 0;
+    let mut old = old;
     if let Some(c) = CONSOLE.lock().as_mut() {
         n = c.term.set_owner(new.as_ref().map(|(id, name, _)| (*id, *name)), &mut c.uart, &mut taken);
-        TERMINAL_OWNER.store(c.term.owner().unwrap_or(NOBODY), Ordering::Release);
+        // The buffers say who writes as it goes, as the terminal does from now on: a vCPU
+        // holding its partition's buffer reads it there, without the console's lock.
+        if let Some((_, _, buffer)) = old.as_mut() {
+            buffer.set_direct(false);
+        }
         if let Some(announce) = announce {
             let _ = c.uart.write_fmt(format_args!("tantalum: {announce}\n"));
         }
-        if let Some((_, _, buffer)) = new {
+        if let Some((id, _, buffer)) = new {
+            buffer.set_direct(c.term.owner() == Some(id));
             let (partial, len) = buffer.take_partial();
             c.term.write(&partial[..len], &mut c.uart);
         }

@@ -175,8 +175,9 @@ fn gic_state_mmio(
 }
 
 /// [`guest_fast_mmio`] for an access to the virtual UART, as [`uart_access`]: a read the
-/// UART's mirror answers (UARTFR while its line is quiet) without a call, a write of UARTDR it
-/// answers with the byte's call to the console, anything else under the UART's lock.
+/// UART's mirror answers (UARTFR while its line is quiet) and a write of UARTDR whose byte
+/// only lengthens the partition's open line ([`append_plain`]) without a call, any other byte
+/// the mirror passes with the console's call, anything else under the UART's lock.
 #[inline(never)]
 fn uart_mmio(
     frame: &mut GuestFrame,
@@ -188,12 +189,24 @@ fn uart_mmio(
 ) -> u64 {
     match p.vuart_mirror.access(offset, write) {
         Some((value, None)) => complete(frame, c, p, Here::load().vcpu, esr, value),
+        Some((_, Some(byte))) if append_plain(p, byte) => complete(frame, c, p, Here::load().vcpu, esr, 0),
         Some((_, Some(byte))) => uart_mmio_sent(frame, c, p, esr, byte),
         None => uart_mmio_locked(frame, c, p, esr, offset, write),
     }
 }
 
-/// [`uart_mmio`] for a write of UARTDR the mirror answered: the byte to the console.
+/// A byte partition `p` wrote to its UART, appended to its open line as [`uart_output`] would
+/// (`LineBuffer::append_plain`: a printable byte that completes no line), without a call.
+/// `false`, having done nothing, for anything else: the line buffer's lock held by another of
+/// its vCPUs (no waiting here), the partition writing to the terminal as it goes (its buffer
+/// says so), a byte that is not plain or would fill the line.
+#[inline(always)]
+fn append_plain(p: &Partition, byte: u8) -> bool {
+    p.console.try_lock().is_some_and(|mut buffer| buffer.append_plain(byte))
+}
+
+/// [`uart_mmio`] for a write of UARTDR the mirror answered with a byte [`append_plain`] did not
+/// take: the byte to the console.
 #[inline(never)]
 fn uart_mmio_sent(
     frame: &mut GuestFrame,

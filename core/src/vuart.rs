@@ -164,10 +164,10 @@ impl Mirror {
         if word & LOCKED != 0 {
             return None;
         }
-        match (offset, write) {
-            (0x000, Some(byte)) => Some((0, Some(byte as u8))),
-            (FR, None) => Some((u64::from(word), None)),
-            _ => None,
+        // The write first: a console's byte is the hotter access.
+        match write {
+            Some(byte) => (offset == 0x000).then_some((0, Some(byte as u8))),
+            None => (offset == FR).then_some((u64::from(word), None)),
         }
     }
 }
