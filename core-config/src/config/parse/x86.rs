@@ -68,15 +68,15 @@ impl Parser<'_, '_> {
         )
     }
 
-    /// Whether node `index` is the board's (outside `/hypervisor`).
-    fn on_board(&self, index: usize) -> bool {
-        let tree = self.tree;
-        tree.child(0, "hypervisor").is_none_or(|h| !tree.is_within(index, h))
+    /// Whether node `index` is the board's: not within `hypervisor` (`/hypervisor`'s index).
+    fn on_board(&self, hypervisor: Option<usize>, index: usize) -> bool {
+        hypervisor.is_none_or(|h| !self.tree.is_within(index, h))
     }
 
     /// The board's local APIC (`LAPIC`), which makes it an x86 board.
     fn local_apic(&self) -> Option<usize> {
-        (1..self.tree.nodes.len()).find(|&i| self.on_board(i) && self.is_compatible(i, LAPIC))
+        let hypervisor = self.tree.child(0, "hypervisor");
+        (1..self.tree.nodes.len()).find(|&i| self.on_board(hypervisor, i) && self.is_compatible(i, LAPIC))
     }
 
     /// Built without the x86 rules (the aarch64 hypervisor): an x86 board is refused as a whole,
@@ -93,7 +93,8 @@ impl Parser<'_, '_> {
     #[cfg(feature = "x86")]
     pub(super) fn x86_platform(&mut self) -> Option<X86Platform> {
         let tree = self.tree;
-        let outside = |p: &Self, i: usize| p.on_board(i);
+        let hypervisor = tree.child(0, "hypervisor");
+        let outside = |p: &Self, i: usize| p.on_board(hypervisor, i);
         let apic = |p: &mut Self, i: usize| {
             let (address, size) = p.device_reg(i).first().copied()?;
             Some(Apic { path: p.owned_path(i), mmio: HostRange::new(HostPhys(address), size) })
