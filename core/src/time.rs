@@ -8,8 +8,25 @@ use core::time::Duration;
 const NANOS_PER_SEC: u128 = 1_000_000_000;
 
 /// Counter ticks in `d` at `freq` Hz, rounded down (saturating).
+///
+/// Whole seconds and the rest apart, in 64-bit arithmetic: a 128-bit division would link
+/// compiler-builtins' (800 bytes of the hypervisor, docs/performance.md `.text`).
 pub fn ticks(d: Duration, freq: u64) -> u64 {
-    u64::try_from(d.as_nanos() * u128::from(freq) / NANOS_PER_SEC).unwrap_or(u64::MAX)
+    let Some(whole) = d.as_secs().checked_mul(freq) else {
+        return u64::MAX;
+    };
+    whole.saturating_add(subsec_ticks(d.subsec_nanos(), freq))
+}
+
+/// `floor(nanos * freq / 10^9)` for `nanos` < 10^9 (so the result is below `freq`), with `freq`
+/// in 32-bit halves: `nanos * (high half)` and `nanos * (low half)` are below 2^62.
+fn subsec_ticks(nanos: u32, freq: u64) -> u64 {
+    const G: u64 = 1_000_000_000;
+    let nanos = u64::from(nanos);
+    let high = nanos * (freq >> 32);
+    let low = nanos * (freq & 0xffff_ffff);
+    // floor((high * 2^32 + low) / G) = floor(high / G) * 2^32 + floor(((high % G) * 2^32 + low) / G)
+    ((high / G) << 32) + (((high % G) << 32) + low) / G
 }
 
 /// The time `ticks` counter ticks take at `freq` Hz, rounded up to a nanosecond: waiting that
@@ -89,6 +106,34 @@ mod tests {
             for t in [0, 1, 2, 7, 1_000, 123_456_789] {
                 assert!(ticks(duration(t, freq), freq) >= t, "{t} ticks at {freq} Hz");
             }
+        }
+    }
+
+    /// `ticks` against the exact 128-bit formula, on random durations and frequencies (small,
+    /// counter-like and up to 2^64 - 1) and the edges.
+    #[test]
+    fn ticks_are_the_exact_quotient() {
+        // A product past 2^128 is a quotient past u64::MAX.
+        let exact = |d: Duration, freq: u64| {
+            let product = d.as_nanos().checked_mul(u128::from(freq));
+            product.map_or(u64::MAX, |p| u64::try_from(p / NANOS_PER_SEC).unwrap_or(u64::MAX))
+        };
+        let mut random = crate::test_random::Random(0x9e37_79b9_7f4a_7c15);
+        let edges = [0, 1, 999_999_999, 1_000_000_000, u64::MAX / 1_000_000_000, u64::MAX];
+        for i in 0..200_000u32 {
+            let (a, b) = (random.next(), random.next());
+            let d = match i % 4 {
+                0 => Duration::from_nanos(a),
+                1 => Duration::new(a % 1_000_000, (b % 1_000_000_000) as u32),
+                2 => Duration::new(a, (b % 1_000_000_000) as u32),
+                _ => Duration::new(edges[(a % 6) as usize], (b % 1_000_000_000) as u32),
+            };
+            let freq = match i % 3 {
+                0 => b >> (a % 64),
+                1 => b % 2_000_000_000,
+                _ => edges[(b % 6) as usize],
+            };
+            assert_eq!(ticks(d, freq), exact(d, freq), "{d:?} at {freq} Hz");
         }
     }
 
