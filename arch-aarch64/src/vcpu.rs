@@ -894,10 +894,11 @@ impl Running {
     /// The partition of [`Running::current`] (the same checks), without its vCPU and hint.
     #[inline(always)]
     pub(crate) fn partition(&self) -> Option<&'static Partition> {
-        // SAFETY: null, or set by `set` on this CPU to a partition of the 'static system, and
-        // then its other fields to atomics of that system.
-        let p = unsafe { self.partition.load(Ordering::Acquire).as_ref() }?;
-        // SAFETY: as above (non-null once `partition` is).
+        // SAFETY: a record is only reached through `Running::here` once `set` made it this
+        // CPU's, having set this field to a partition of the 'static system and the others to
+        // atomics of that system first; nothing writes null.
+        let p = unsafe { &*self.partition.load(Ordering::Acquire) };
+        // SAFETY: as above.
         let dma = unsafe { &*self.dma_fault.load(Ordering::Relaxed) };
         if p.generation.load(Ordering::Acquire) != self.entered.load(Ordering::Relaxed)
             || dma.load(Ordering::Acquire)
