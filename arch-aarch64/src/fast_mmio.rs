@@ -27,7 +27,9 @@ use crate::{console, gic};
 /// (which also gives its partition, the generation it entered with, its hint and DMA-fault
 /// flag), set by [`Windows::set`] before the vCPU enters the guest.
 pub(crate) struct Windows {
-    /// The vCPU (bits 0..16), its partition's vCPUs (16..32), the GICv2 front end (bit 32).
+    /// The vCPU (bits 0..16), its partition's vCPUs less one (16..32: decoded as at least one,
+    /// which `vgic::constant` then needs not make sure of), the GICv2 front end (bit 32); see
+    /// [`unpack`].
     shape: AtomicU64,
     /// `GicWindows` of the partition (all 0: none).
     gicd: AtomicU64,
@@ -67,7 +69,8 @@ impl Windows {
         {
             uart_size = 0;
         }
-        let shape = here.vcpu as u64 | (p.vcpus.len() as u64) << 16 | u64::from(gic_v2(system)) << 32;
+        let vcpus_less_one = p.vcpus.len().saturating_sub(1) as u64;
+        let shape = here.vcpu as u64 | vcpus_less_one << 16 | u64::from(gic_v2(system)) << 32;
         self.shape.store(shape, Ordering::Relaxed);
         self.gicd.store(gic.distributor, Ordering::Relaxed);
         self.gicd_size.store(gic.distributor_size, Ordering::Relaxed);
@@ -144,7 +147,7 @@ fn gic_load(
     gic_frame: Frame,
     offset: u64,
 ) -> u64 {
-    let (vcpu, vcpus, v2) = ((shape & 0xffff) as usize, ((shape >> 16) & 0xffff) as usize, shape >> 32 != 0);
+    let (vcpu, vcpus, v2) = unpack(shape);
     let a = vgic::Access { offset, size: esr::access_size(esr), write: None };
     match vgic::constant(v2, vcpus, gic_frame, a) {
         Some(value) => complete(frame, c, p, vcpu, esr, value),
@@ -166,7 +169,7 @@ fn gic_state_mmio(
     offset: u64,
 ) -> u64 {
     let size = esr::access_size(esr);
-    let (vcpu, vcpus) = ((shape & 0xffff) as usize, ((shape >> 16) & 0xffff) as usize);
+    let (vcpu, vcpus, _) = unpack(shape);
     if vgic::reaches_other_vcpus(vcpus, vcpu, gic_frame, offset) {
         return answer::FULL_PATH;
     }
@@ -271,6 +274,13 @@ fn load_hinted(frame: &mut GuestFrame, p: &Partition, vcpu: usize, esr: u64, elr
     let loaded_hw = vcpu::load_interrupts(p, vcpu, false);
     vcpu::resample_before_taken(p, vcpu, (frame.spsr, frame.elr), loaded_hw);
     answer::emulated(usize::from(esr::transfer_register(esr)))
+}
+
+/// The vCPU, its partition's vCPUs and whether its virtual GIC has the GICv2 front end, from a
+/// [`Windows`] shape.
+#[inline(always)]
+fn unpack(shape: u64) -> (usize, usize, bool) {
+    ((shape & 0xffff) as usize, ((shape >> 16) & 0xffff) as usize + 1, shape >> 32 != 0)
 }
 
 /// The offset of `addr` in the window of `size` bytes at `base`, if it falls in it.
