@@ -238,31 +238,36 @@ impl Checker<'_> {
         let Some(map) = facts.map else {
             return;
         };
+        // Loops, not chains of iterators: their adapters were most of this rule's code.
         let cfg = self.cfg;
-        let hypervisor = core::iter::once((HYPERVISOR, cfg.hypervisor.memory));
-        let partitions = cfg.partition_regions();
-        let channels = cfg.channels.iter().map(|c| (c.path.as_str(), c.memory));
-        for (node, range) in hypervisor.chain(partitions).chain(channels) {
+        let mut memory = cfg.partition_regions();
+        memory.insert(0, (HYPERVISOR, cfg.hypervisor.memory));
+        for c in &cfg.channels {
+            memory.push((c.path.as_str(), c.memory));
+        }
+        for (node, range) in memory {
             if usable(&range) && !map.ram.contains_range(&range) {
                 self.report(node, ErrorKind::OutsideHypervisorMap { range, map: map.ram });
             }
         }
-        let console = cfg.hypervisor.console.iter().map(|c| (MapWindow::Console, c.path.as_str(), c.mmio));
-        let gic = cfg.board.gic.iter().flat_map(|g| {
+        if let Some(c) = &cfg.hypervisor.console {
+            self.device_in_map(map.devices, MapWindow::Console, &c.path, c.mmio);
+        }
+        if let Some(g) = &cfg.board.gic {
+            self.device_in_map(map.devices, MapWindow::GicDistributor, &g.path, g.distributor);
             let what = if g.v2.is_some() { MapWindow::GicV2Frame } else { MapWindow::GicRedistributors };
-            let others = g.hypervisor_frames().skip(1).map(move |f| (what, g.path.as_str(), f));
-            core::iter::once((MapWindow::GicDistributor, g.path.as_str(), g.distributor)).chain(others)
-        });
-        for (what, device, mmio) in console.chain(gic) {
-            if usable(&mmio) && !map.devices.contains_range(&mmio) {
-                let kind = ErrorKind::DeviceOutsideHypervisorMap {
-                    device: device.to_string(),
-                    what,
-                    mmio,
-                    map: map.devices,
-                };
-                self.report(device, kind);
+            for frame in g.hypervisor_frames().skip(1) {
+                self.device_in_map(map.devices, what, &g.path, frame);
             }
+        }
+    }
+
+    /// Rule 4, for one device the hypervisor drives: `mmio` lies in the map's device window.
+    fn device_in_map(&mut self, window: HostRange, what: MapWindow, device: &str, mmio: HostRange) {
+        if usable(&mmio) && !window.contains_range(&mmio) {
+            let kind =
+                ErrorKind::DeviceOutsideHypervisorMap { device: device.to_string(), what, mmio, map: window };
+            self.report(device, kind);
         }
     }
 

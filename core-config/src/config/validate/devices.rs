@@ -74,7 +74,6 @@ impl<'c> Checker<'c> {
 
     /// Each MMIO range: sane, inside the IPA space, and clear of memory.
     fn device_mmio(&mut self, p: &PartitionConfig, d: &DeviceAssignment) {
-        let cfg = self.cfg;
         for &mmio in &d.mmio {
             let Some(page_range) = pages(&mmio) else {
                 let kind = ErrorKind::DeviceMmioInvalid {
@@ -93,18 +92,36 @@ impl<'c> Checker<'c> {
                 };
                 self.report(&p.path, kind);
             }
-            let partitions = cfg.partitions.iter().flat_map(|q| {
-                q.memory.iter().map(|r| (HostUse::Partition { path: q.path.clone() }, r.host_range()))
-            });
-            let channels = cfg.channels.iter().map(|c| (HostUse::Channel { path: c.path.clone() }, c.memory));
-            let hypervisor = [(HostUse::Hypervisor, cfg.hypervisor.memory)];
-            let ram = cfg.board.ram.iter().map(|&r| (HostUse::Ram, r));
-            let mut uses = partitions.chain(channels).chain(hypervisor).chain(ram);
-            if let Some((with, range)) = uses.find(|(_, r)| usable(r) && r.overlaps(&page_range)) {
+            if let Some((with, range)) = self.memory_over(&page_range) {
                 let kind = ErrorKind::DeviceMmioOverlap { device: d.path.clone(), mmio, with, range };
                 self.report(&p.path, kind);
             }
         }
+    }
+
+    /// The first memory that overlaps `pages`: a partition's, a channel's, the hypervisor's, then
+    /// any RAM (loops, not a chain of iterators: their adapters were most of this rule's code).
+    fn memory_over(&self, pages: &HostRange) -> Option<(HostUse, HostRange)> {
+        let cfg = self.cfg;
+        let hits = |r: &HostRange| usable(r) && r.overlaps(pages);
+        for q in &cfg.partitions {
+            for r in &q.memory {
+                let range = r.host_range();
+                if hits(&range) {
+                    return Some((HostUse::Partition { path: q.path.clone() }, range));
+                }
+            }
+        }
+        for c in &cfg.channels {
+            if hits(&c.memory) {
+                return Some((HostUse::Channel { path: c.path.clone() }, c.memory));
+            }
+        }
+        let hypervisor = cfg.hypervisor.memory;
+        if hits(&hypervisor) {
+            return Some((HostUse::Hypervisor, hypervisor));
+        }
+        cfg.board.ram.iter().find(|r| hits(r)).map(|&r| (HostUse::Ram, r))
     }
 
     /// A device, or a region of it, belongs to one partition and is listed there once.
