@@ -322,21 +322,33 @@ impl Checker<'_> {
         regions.retain(|(_, r)| usable(r));
         for (j, &(node, range)) in regions.iter().enumerate() {
             for &(other, other_range) in regions.iter().take(j) {
-                if range.overlaps(&other_range) {
-                    let kind = ErrorKind::Overlap { range, other: other.to_string(), other_range };
-                    self.report(node, kind);
-                }
+                self.overlap(node, range, other, other_range);
             }
+        }
+    }
+
+    /// `Overlap` on `node` if its `range` overlaps `other`'s usable `other_range`.
+    fn overlap(&mut self, node: &str, range: HostRange, other: &str, other_range: HostRange) {
+        if usable(&other_range) && range.overlaps(&other_range) {
+            self.report(node, ErrorKind::Overlap { range, other: other.to_string(), other_range });
         }
     }
 
     /// Rule 5: partitions, channels and the hypervisor within RAM.
     fn overcommit(&mut self) {
-        let sum = |sizes: &mut dyn Iterator<Item = u64>| sizes.fold(0u64, u64::saturating_add);
         let cfg = self.cfg;
-        let partitions = sum(&mut cfg.partitions.iter().flat_map(|p| p.memory.iter().map(|r| r.size)));
-        let channels = sum(&mut cfg.channels.iter().map(|c| c.memory.size));
-        let ram = sum(&mut cfg.board.ram.iter().map(|r| r.size));
+        let (mut partitions, mut channels, mut ram) = (0u64, 0u64, 0u64);
+        for p in &cfg.partitions {
+            for r in &p.memory {
+                partitions = partitions.saturating_add(r.size);
+            }
+        }
+        for c in &cfg.channels {
+            channels = channels.saturating_add(c.memory.size);
+        }
+        for r in &cfg.board.ram {
+            ram = ram.saturating_add(r.size);
+        }
         let hypervisor = cfg.hypervisor.memory.size;
         if partitions.saturating_add(channels).saturating_add(hypervisor) > ram {
             self.report(HYPERVISOR, ErrorKind::Overcommit { partitions, channels, hypervisor, ram });

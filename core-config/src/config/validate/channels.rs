@@ -26,12 +26,11 @@ impl Checker<'_> {
             if usable(&hypervisor) && range.overlaps(&hypervisor) {
                 self.report(&c.path, ErrorKind::OverlapsHypervisor { range, hypervisor });
             }
-            let channels = cfg.channels.iter().take(k).map(|o| (o.path.as_str(), o.memory));
-            for (other, other_range) in partitions.iter().copied().chain(channels) {
-                if usable(&other_range) && range.overlaps(&other_range) {
-                    let kind = ErrorKind::Overlap { range, other: other.to_string(), other_range };
-                    self.report(&c.path, kind);
-                }
+            for &(other, other_range) in &partitions {
+                self.overlap(&c.path, range, other, other_range);
+            }
+            for o in cfg.channels.iter().take(k) {
+                self.overlap(&c.path, range, &o.path, o.memory);
             }
         }
     }

@@ -29,12 +29,13 @@ type Assigned<'c> = (&'c PartitionConfig, &'c DeviceAssignment);
 impl<'c> Checker<'c> {
     pub(super) fn devices(&mut self) {
         let cfg = self.cfg;
-        let all = cfg.partitions.iter().flat_map(|p| p.devices.iter().map(move |d| (p, d)));
         // The GIC and the console are reported once and not looked at further.
         let mut devices: Vec<Assigned<'c>> = Vec::new();
-        for (p, d) in all {
-            if !self.reserved_device(p, d) {
-                devices.push((p, d));
+        for p in &cfg.partitions {
+            for d in &p.devices {
+                if !self.reserved_device(p, d) {
+                    devices.push((p, d));
+                }
             }
         }
         for (k, &(p, d)) in devices.iter().enumerate() {

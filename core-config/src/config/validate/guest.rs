@@ -95,12 +95,16 @@ impl Checker<'_> {
                 continue;
             }
             let earlier = windows.iter().take(i).map(|&(w, span)| (emulated_use(w), span));
-            let clashes: Vec<(GuestUse, GuestSpan)> = earlier
-                .chain(gic.iter().map(|&span| (GuestUse::Gic, span)))
-                .filter(|(_, span)| span.overlaps(&window))
-                .collect();
-            for (with, range) in clashes {
-                self.report("/", ErrorKind::EmulatedWindowOverlap { what, window, with, range });
+            for (with, range) in earlier {
+                if range.overlaps(&window) {
+                    self.report("/", ErrorKind::EmulatedWindowOverlap { what, window, with, range });
+                }
+            }
+            for &range in &gic {
+                if range.overlaps(&window) {
+                    let with = GuestUse::Gic;
+                    self.report("/", ErrorKind::EmulatedWindowOverlap { what, window, with, range });
+                }
             }
         }
     }
