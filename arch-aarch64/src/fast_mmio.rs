@@ -156,8 +156,10 @@ fn gic_load(
 }
 
 /// [`guest_fast_mmio`] for a read of a register of the virtual GIC with state (the full path
-/// for one that reaches other vCPUs' list registers). `shape` as in [`Windows`]; the access's
-/// size and register come from `esr` (eight arguments at most: a tail call).
+/// for one that reaches other vCPUs' list registers): from its mirror without the lock when
+/// nothing is pending ([`vgic::Mirror::read`]; [`gic_state_listed`] ORs in the list register
+/// entries it says the register shows), else [`gic_state_locked`]. `shape` as in [`Windows`];
+/// the access's size and register come from `esr` (eight arguments at most: tail calls).
 #[inline(never)]
 fn gic_state_mmio(
     frame: &mut GuestFrame,
@@ -173,7 +175,51 @@ fn gic_state_mmio(
     if vgic::reaches_other_vcpus(vcpus, vcpu, gic_frame, offset) {
         return answer::FULL_PATH;
     }
-    let value = gic_state_read(p, vcpu, gic_frame, vgic::Access { offset, size, write: None });
+    let mirror = &*p.vgic_mirror;
+    let read = match mirror.quiet(vcpu) {
+        true => mirror.read(vcpu, gic_frame, vgic::Access { offset, size, write: None }),
+        false => None,
+    };
+    match read {
+        Some(vgic::DirectRead { value, shows: None }) => complete(frame, c, p, vcpu, esr, value),
+        Some(vgic::DirectRead { value, shows: Some(shows) }) => {
+            gic_state_listed(frame, c, p, vcpu, esr, value, shows)
+        }
+        None => gic_state_locked(frame, c, p, shape, esr, gic_frame, offset),
+    }
+}
+
+/// [`gic_state_mmio`] for a pending or active register: `value` with the entries of this CPU's
+/// list registers that `shows` (this CPU alone writes them, so no lock is needed to read them).
+#[inline(never)]
+fn gic_state_listed(
+    frame: &mut GuestFrame,
+    c: &'static Running,
+    p: &'static Partition,
+    vcpu: usize,
+    esr: u64,
+    mut value: u64,
+    shows: vgic::Shows,
+) -> u64 {
+    gic::for_each_listed(vcpu as u8, |entry| value |= shows.bit(&entry));
+    complete(frame, c, p, vcpu, esr, value)
+}
+
+/// [`gic_state_mmio`] for a read the mirror does not answer: under the virtual GIC's lock, as
+/// the full path reads ([`read_resampled`]).
+#[inline(never)]
+fn gic_state_locked(
+    frame: &mut GuestFrame,
+    c: &'static Running,
+    p: &'static Partition,
+    shape: u64,
+    esr: u64,
+    gic_frame: Frame,
+    offset: u64,
+) -> u64 {
+    let vcpu = (shape & 0xffff) as usize;
+    let access = vgic::Access { offset, size: esr::access_size(esr), write: None };
+    let value = read_resampled(p.vgic.lock(), vcpu, gic_frame, access);
     complete(frame, c, p, vcpu, esr, value)
 }
 
@@ -297,7 +343,7 @@ fn gic_v2(system: &System) -> bool {
 
 /// A read by `vcpu` of its partition's virtual GIC that reaches no other vCPU's list registers
 /// ([`vgic::reaches_other_vcpus`] is false): a constant register without the virtual GIC's lock,
-/// any other through [`gic_state_read`].
+/// any other through [`read_resampled`].
 pub(crate) fn gic_read(
     system: &System,
     p: &Partition,
@@ -311,23 +357,11 @@ pub(crate) fn gic_read(
     }
 }
 
-/// A read as [`gic_read`]'s of a register with state: under the virtual GIC's lock, taken once,
-/// after the held hardware-linked interrupts whose line fell are dropped (as before any access),
-/// with the interrupts of this CPU's list registers where the register shows them. The common
-/// registers are read at once (`VirtualGic::read_direct`, ORing in the list register entries it
-/// says the register shows); the others through `access_listed`.
-#[inline(always)]
-fn gic_state_read(p: &Partition, vcpu: usize, frame: Frame, access: vgic::Access) -> u64 {
-    let mut vgic = p.vgic.lock();
-    if vgic.any_pending(vcpu) {
-        return read_resampled(vgic, vcpu, frame, access);
-    }
-    read_state(&mut vgic, vcpu, frame, access)
-}
-
-/// [`gic_state_read`] once its lock is taken, out of line (for the full path, and for the fast
-/// path when something is pending): the held interrupts re-sampled first if anything is pending,
-/// then the read through `access_listed` (which `read_direct` answers the same).
+/// A read as [`gic_read`]'s of a register with state, under the virtual GIC's lock (for the full
+/// path, and for the fast path when the mirror does not answer): the held hardware-linked
+/// interrupts whose line fell dropped first if anything is pending (as before any access), then
+/// the read through `access_listed` with the interrupts of this CPU's list registers (what
+/// `vgic::Mirror::read` answers the same where it answers).
 #[inline(never)]
 fn read_resampled(
     mut vgic: spin::MutexGuard<'_, vgic::VirtualGic>,
@@ -344,21 +378,7 @@ fn read_resampled(
     value
 }
 
-/// The read of [`gic_state_read`] under the lock.
-#[inline(always)]
-fn read_state(vgic: &mut vgic::VirtualGic, vcpu: usize, frame: Frame, access: vgic::Access) -> u64 {
-    match vgic.read_direct(vcpu, frame, access) {
-        Some(vgic::DirectRead { value, shows: None }) => value,
-        Some(vgic::DirectRead { mut value, shows: Some(shows) }) => {
-            gic::for_each_listed(vcpu as u8, |entry| value |= shows.bit(&entry));
-            value
-        }
-        None => read_listed(vgic, vcpu, frame, access),
-    }
-}
-
-/// A read as [`gic_state_read`]'s through `access_listed` (for a register `VirtualGic::read_direct`
-/// does not read, and where something is pending).
+/// The read of [`read_resampled`] through `access_listed`.
 #[inline(never)]
 fn read_listed(vgic: &mut vgic::VirtualGic, vcpu: usize, frame: Frame, access: vgic::Access) -> u64 {
     match vgic::involves_listed(frame, access.offset, false) {

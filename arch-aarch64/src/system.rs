@@ -2,6 +2,7 @@
 //! by every CPU.
 
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 
@@ -18,7 +19,7 @@ use tantalum_core::console::LineBuffer;
 use tantalum_core::partition::power::VcpuSlot;
 use tantalum_core::partition::ChannelPeers;
 use tantalum_core::stage2::{covering_pages, Geometry, MapAttrs, MapError, Stage2};
-use tantalum_core::vgic::VirtualGic;
+use tantalum_core::vgic::{self, VirtualGic};
 use tantalum_core::virtio::blk::{Disk, Region};
 use tantalum_core::virtio::{self, net::Link};
 use tantalum_core::vplatform;
@@ -54,6 +55,8 @@ pub struct Partition {
     pub console_budget: Mutex<Budget>,
     /// Its virtual distributor and redistributors.
     pub vgic: Mutex<VirtualGic>,
+    /// Their registers with state, kept under `vgic`'s lock for reads without it.
+    pub vgic_mirror: Arc<vgic::Mirror>,
     /// Its virtual PL011 (used if the config gives it one).
     pub vuart: Mutex<VirtualUart>,
     /// Its UARTFR and whether an access must take `vuart`'s lock, kept under that lock.
@@ -217,6 +220,7 @@ impl System {
                 restarts: AtomicU32::new(0),
                 console: Mutex::new(LineBuffer::new()),
                 console_budget: Mutex::new(Budget::new()),
+                vgic_mirror: vgic.mirror(),
                 vgic: Mutex::new(vgic),
                 vuart: Mutex::new(VirtualUart::new()),
                 vuart_mirror: Mirror::new(),

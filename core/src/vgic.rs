@@ -124,6 +124,8 @@ pub struct VirtualGic {
     /// Byte `n`: SPI INTID `32 + n`'s priority, 0 when the partition does not own it (mirrors
     /// `spis[n]`, see `direct`).
     spi_priorities: Vec<u8>,
+    /// The registers with state as atomics, for reads without the lock (see `mirror`).
+    mirror: mirror::Shared,
 }
 
 /// Where per-INTID registers live: SPIs in the distributor, SGIs and PPIs banked per vCPU in
@@ -160,6 +162,12 @@ impl VirtualGic {
     /// A distributor for `vcpus` vCPUs that owns the SPIs `owned_spis` (INTIDs ≥ 32; others
     /// are ignored).
     pub fn new(vcpus: usize, owned_spis: &[u32]) -> Self {
+        Self::for_version(3, vcpus, owned_spis)
+    }
+
+    /// As [`VirtualGic::new`], for the board's GIC `version` (2 or 3).
+    pub fn for_version(version: u8, vcpus: usize, owned_spis: &[u32]) -> Self {
+        let v2 = version == 2;
         let mut spis = vec![IrqState::new(); (MAX_INTID - SPI_BASE) as usize];
         for &intid in owned_spis {
             if let Some(s) = intid.checked_sub(SPI_BASE).and_then(|i| spis.get_mut(i as usize)) {
@@ -177,26 +185,19 @@ impl VirtualGic {
         let priorities = [DEFAULT_PRIORITY; SPI_BASE as usize];
         let redists = vec![Redistributor { asleep: true, local, pending: 0, bits, priorities }; vcpus.max(1)];
         let spi_priorities = spis.iter().map(|s| if s.owned { s.priority } else { 0 }).collect();
-        Self {
-            v2: false,
-            ctlr: CTLR_ARE | CTLR_DS,
+        let gic = Self {
+            v2,
+            ctlr: if v2 { 0 } else { CTLR_ARE | CTLR_DS },
             spis,
             pending_spis: 0,
             owned_spis,
             spi_bits: StateBits::default(),
+            mirror: mirror::Shared::new(v2, redists.len()),
             redists,
             level_spis: 0,
             spi_priorities,
-        }
-    }
-
-    /// As [`VirtualGic::new`], for the board's GIC `version` (2 or 3).
-    pub fn for_version(version: u8, vcpus: usize, owned_spis: &[u32]) -> Self {
-        let mut gic = Self::new(vcpus, owned_spis);
-        if version == 2 {
-            gic.v2 = true;
-            gic.ctlr = 0;
-        }
+        };
+        gic.publish_all();
         gic
     }
 
@@ -387,16 +388,19 @@ impl VirtualGic {
         high
     }
 
-    /// Keeps the pending bitmaps in step with `IrqState::pending`.
+    /// Keeps the pending bitmaps and their mirror in step with `IrqState::pending`.
     fn mark(&mut self, vcpu: usize, intid: u32, pending: bool) {
         if intid < SPI_BASE {
             if let Some(r) = self.redists.get_mut(vcpu) {
                 let bit = 1u32 << intid;
                 r.pending = if pending { r.pending | bit } else { r.pending & !bit };
+                let word = u64::from(r.pending);
+                self.mirror.0.store(mirror::Slot::Private(vcpu, mirror::state::PENDING), word);
             }
         } else if intid - SPI_BASE < 128 {
             let bit = 1u128 << (intid - SPI_BASE);
             self.pending_spis = if pending { self.pending_spis | bit } else { self.pending_spis & !bit };
+            self.publish_pending_spi(intid - SPI_BASE, pending);
         }
     }
 
@@ -413,6 +417,7 @@ impl VirtualGic {
                 .filter(|(_, s)| s.pending)
                 .fold(0u32, |acc, (i, _)| acc | (1 << i));
         }
+        self.publish_pending();
     }
 
     /// vCPU an SPI is routed to (IROUTER Aff0; vCPU 0 when out of range).
@@ -535,8 +540,10 @@ impl VirtualGic {
         (irq.pending, irq.hw) = (false, false);
         if intid >= SPI_BASE {
             self.pending_spis = 0;
+            self.publish_pending_spi(intid - SPI_BASE, false);
         } else if let Some(r) = self.redists.get_mut(vcpu) {
             r.pending = 0;
+            self.mirror.0.store(mirror::Slot::Private(vcpu, mirror::state::PENDING), 0);
         }
         Some(d)
     }
@@ -611,6 +618,7 @@ impl VirtualGic {
             (GICD_CTLR, None) => u64::from(self.ctlr),
             (GICD_CTLR, Some(v)) => {
                 self.ctlr = (v as u32 & (CTLR_ENABLE_GRP0 | CTLR_ENABLE_GRP1)) | CTLR_ARE | CTLR_DS;
+                self.publish_ctlr();
                 0
             }
             // ITLinesNumber = 3 (128 INTIDs), IDbits = 9 (10-bit INTIDs), no LPIs or MBIs.
@@ -630,6 +638,7 @@ impl VirtualGic {
             (GICD_CTLR, None) => u64::from(self.ctlr),
             (GICD_CTLR, Some(v)) => {
                 self.ctlr = v as u32 & (CTLR_ENABLE_GRP0 | CTLR_ENABLE_GRP1);
+                self.publish_ctlr();
                 0
             }
             // ITLinesNumber (128 INTIDs), CPUNumber = vCPUs - 1, no security extensions.
@@ -760,6 +769,7 @@ impl VirtualGic {
             }
             (GICR_WAKER, Some(v)) => {
                 self.redists[vcpu].asleep = v & (1 << 1) != 0;
+                self.publish_waker(vcpu);
                 0
             }
             (GICR_PIDR2, None) => PIDR2_GICV3,
@@ -919,6 +929,9 @@ impl VirtualGic {
                 }
             }
         }
+        if a.write.is_some() {
+            self.publish_priorities(bank, first, count);
+        }
         value
     }
 
@@ -953,10 +966,14 @@ impl VirtualGic {
         let owned: Vec<u32> =
             self.spis.iter().enumerate().filter(|(_, s)| s.owned).map(|(i, _)| SPI_BASE + i as u32).collect();
         let (v2, level) = (self.v2, self.level_spis);
+        let mirror = self.mirror.0.clone();
         *self = Self::for_version(if v2 { 2 } else { 3 }, self.redists.len(), &owned);
         for n in (0..128u32).filter(|n| level & (1 << n) != 0) {
             self.set_level_at_reset(SPI_BASE + n);
         }
+        // The arch's reference stays good: the reset state into the same mirror.
+        self.mirror.0 = mirror;
+        self.publish_all();
     }
 }
 
@@ -984,6 +1001,7 @@ mod bitmaps;
 mod constants;
 mod direct;
 mod listed;
+mod mirror;
 mod offsets;
 mod resample;
 #[cfg(test)]
@@ -991,6 +1009,7 @@ mod transitions;
 pub use constants::constant;
 pub use direct::{DirectRead, Shows};
 pub use listed::{involves_listed, reaches_other_vcpus, Listed};
+pub use mirror::Mirror;
 
 #[cfg(test)]
 mod tests;

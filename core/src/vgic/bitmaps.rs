@@ -5,6 +5,7 @@
 //! place these three states change), and a host test holds them equal.
 #![forbid(unsafe_code)]
 
+use super::mirror::state;
 use super::{Bank, Op, VirtualGic, SPI_BASE};
 
 /// The states with a bit per INTID that are mirrored as bitmaps.
@@ -105,6 +106,12 @@ impl VirtualGic {
         }
         let spis = self.spi_bits.get_mut(kept);
         *spis = apply(*spis, ws, ms);
+        let s = match kept {
+            Kept::Group1 => state::GROUP1,
+            Kept::Enabled => state::ENABLED,
+            Kept::Active => state::ACTIVE,
+        };
+        self.publish_bits(bank, s);
     }
 
     /// A read of the pending register with a bit per INTID from `first`, from the pending
