@@ -227,13 +227,33 @@ impl Gic {
 
     /// Every frame the hypervisor itself drives (the GICV is the partitions').
     pub fn hypervisor_frames(&self) -> impl Iterator<Item = HostRange> + '_ {
-        let v2 = self.v2.iter().flat_map(|v| [v.cpu, v.hyp]);
-        [self.distributor, self.redistributors].into_iter().filter(|r| r.size > 0).chain(v2)
+        self.frame_list(false)
     }
 
     /// Every frame of the GIC (no partition may take a page of one).
     pub fn frames(&self) -> impl Iterator<Item = HostRange> + '_ {
-        self.hypervisor_frames().chain(self.v2.map(|v| v.vcpu))
+        self.frame_list(true)
+    }
+
+    /// The distributor and the redistributors (those with a size), a GICv2's CPU interface and
+    /// hypervisor frames and, with `vcpu`, its virtual CPU interface: gathered in an array (a
+    /// chain of adapters was ten times the code).
+    fn frame_list(&self, vcpu: bool) -> impl Iterator<Item = HostRange> {
+        let mut frames = [HostRange::new(HostPhys(0), 0); 5];
+        let mut n = 0;
+        for r in [self.distributor, self.redistributors] {
+            if r.size > 0 {
+                frames[n] = r;
+                n += 1;
+            }
+        }
+        if let Some(v2) = self.v2 {
+            frames[n] = v2.cpu;
+            frames[n + 1] = v2.hyp;
+            frames[n + 2] = v2.vcpu;
+            n += if vcpu { 3 } else { 2 };
+        }
+        frames.into_iter().take(n)
     }
 }
 
@@ -696,5 +716,31 @@ impl SystemConfig {
     /// doorbell hypercall's path).
     pub fn endpoint_channels(&self, id: PartitionId) -> impl Iterator<Item = &ChannelConfig> {
         self.channels.iter().filter(move |c| c.endpoints.contains(&id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(start: u64, size: u64) -> HostRange {
+        HostRange::new(HostPhys(start), size)
+    }
+
+    /// The frames in order: the distributor and redistributors with a size, then a GICv2's GICC
+    /// and GICH, and its GICV only among all the frames.
+    #[test]
+    fn gic_frames_in_order() {
+        let (d, r) = (range(0x800_0000, 0x1_0000), range(0x80a_0000, 0xf6_0000));
+        let v3 = Gic { path: "/gic".into(), phandle: None, distributor: d, redistributors: r, v2: None };
+        assert_eq!(v3.hypervisor_frames().collect::<Vec<_>>(), [d, r]);
+        assert_eq!(v3.frames().collect::<Vec<_>>(), [d, r]);
+        let (c, h, v) = (range(0x801_0000, 0x2000), range(0x803_0000, 0x2000), range(0x804_0000, 0x2000));
+        let v2 =
+            Gic { redistributors: range(0, 0), v2: Some(GicV2 { cpu: c, hyp: h, vcpu: v }), ..v3.clone() };
+        assert_eq!(v2.hypervisor_frames().collect::<Vec<_>>(), [d, c, h]);
+        assert_eq!(v2.frames().collect::<Vec<_>>(), [d, c, h, v]);
+        let no_distributor = Gic { distributor: range(0x800_0000, 0), ..v2 };
+        assert_eq!(no_distributor.frames().collect::<Vec<_>>(), [c, h, v]);
     }
 }
