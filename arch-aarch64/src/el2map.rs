@@ -85,7 +85,7 @@ fn regions(config: &SystemConfig, layout: &Layout) -> Vec<(HostRange, MapAttrs)>
     for i in &config.board.iommus {
         devices.push(i.mmio);
     }
-    for r in covering_pages(devices) {
+    for r in covering_pages(&devices) {
         regions.push((r, DEVICE));
     }
     regions

@@ -360,7 +360,11 @@ fn build_stage2(config: &SystemConfig, p: &PartitionConfig) -> Result<Stage2, Lo
     for r in &p.memory {
         mappings.push((r.guest.as_u64(), r.host.as_u64(), r.size, MapAttrs::RAM));
     }
-    for page in covering_pages(p.devices.iter().flat_map(|d| d.mmio.iter().copied())) {
+    let mut mmio = Vec::new();
+    for d in &p.devices {
+        mmio.extend_from_slice(&d.mmio);
+    }
+    for page in covering_pages(&mmio) {
         mappings.push((page.start.as_u64(), page.start.as_u64(), page.size, DEVICE));
     }
     // A GICv2's virtual CPU interface, where the guest expects the CPU interface.

@@ -268,12 +268,11 @@ fn leaf_output(desc: u64) -> u64 {
 
 /// The whole pages that hold `ranges` (devices' MMIO windows, which stage 2 can only map by
 /// the page), sorted and merged: two devices of one partition that share a page map it once.
-pub fn covering_pages(ranges: impl IntoIterator<Item = HostRange>) -> Vec<HostRange> {
-    let mut pages: Vec<(u64, u64)> = ranges
-        .into_iter()
-        .filter(|r| r.size > 0)
-        .map(|r| (r.start.0 & !(PAGE_SIZE - 1), align_up(r.end(), PAGE_SIZE).unwrap_or(!(PAGE_SIZE - 1))))
-        .collect();
+pub fn covering_pages(ranges: &[HostRange]) -> Vec<HostRange> {
+    let mut pages: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
+    for r in ranges.iter().filter(|r| r.size > 0) {
+        pages.push((r.start.0 & !(PAGE_SIZE - 1), align_up(r.end(), PAGE_SIZE).unwrap_or(!(PAGE_SIZE - 1))));
+    }
     crate::sort::sort(&mut pages);
     let mut merged: Vec<(u64, u64)> = Vec::with_capacity(pages.len());
     for (start, end) in pages {
@@ -481,11 +480,11 @@ pub(crate) mod tests {
     fn devices_sharing_a_page_map_it_once() {
         let r = |start: u64, size: u64| HostRange::new(HostPhys(start), size);
         // QEMU virt's virtio-mmio slots are 0x200 apart: eight share a page.
-        let pages = covering_pages([r(0xa000200, 0x200), r(0xa000000, 0x200), r(0xa003e00, 0x200)]);
+        let pages = covering_pages(&[r(0xa000200, 0x200), r(0xa000000, 0x200), r(0xa003e00, 0x200)]);
         assert_eq!(pages, [r(0xa000000, 0x1000), r(0xa003000, 0x1000)]);
         // Adjacent pages merge into one run; a window crossing a page boundary takes both.
-        assert_eq!(covering_pages([r(0x9000000, 0x1000), r(0x9001000, 0x1000)]), [r(0x9000000, 0x2000)]);
-        assert_eq!(covering_pages([r(0x9000ff0, 0x20)]), [r(0x9000000, 0x2000)]);
-        assert_eq!(covering_pages([r(0x9000000, 0)]), []);
+        assert_eq!(covering_pages(&[r(0x9000000, 0x1000), r(0x9001000, 0x1000)]), [r(0x9000000, 0x2000)]);
+        assert_eq!(covering_pages(&[r(0x9000ff0, 0x20)]), [r(0x9000000, 0x2000)]);
+        assert_eq!(covering_pages(&[r(0x9000000, 0)]), []);
     }
 }
