@@ -409,8 +409,9 @@ guest_vendor_call:
 // above it, the INTID the fast path acknowledged plus one (0: none).
 guest_irq_entry:
     SAVE_CALL_CLOBBERED
-    bl      guest_fast_interrupt    // returns x0 = the INTID acknowledged + 1 (or 0), x1 = done
-    cbz     x1, 1f
+    bl      guest_fast_interrupt    // returns x0 = all ones: taken; else the INTID acknowledged + 1 (or 0)
+    cmn     x0, #1
+    b.ne    1f
     RESTORE_CALL_CLOBBERED
     ldp     x0, x1, [sp, #0]
     add     sp, sp, #{frame}

@@ -24,6 +24,7 @@ use tock_registers::interfaces::{Readable, Writeable};
 
 use crate::boot::{self, GuestFrame};
 use crate::console::{self, info, PartitionSink};
+use crate::gic::CpuInterface;
 use crate::system::{self, Partition, Status, System};
 use crate::{el2, firmware, gic, inject, listed_sync, memory};
 
@@ -916,11 +917,11 @@ impl Running {
         unsafe { &*self.hint.load(Ordering::Relaxed) }
     }
 
-    /// [`hypervisor_spis`], as [`Running::set`] found it.
+    /// Whether `intid` is one of [`hypervisor_spis`], as [`Running::set`] found them.
     #[inline(always)]
-    fn hypervisor_spis(&self) -> u128 {
-        let [low, high] = &self.hypervisor_spis;
-        u128::from(low.load(Ordering::Relaxed)) | u128::from(high.load(Ordering::Relaxed)) << 64
+    fn is_hypervisor_spi(&self, intid: u32) -> bool {
+        let word = self.hypervisor_spis.get(intid as usize / 64);
+        word.is_some_and(|w| w.load(Ordering::Relaxed) & 1 << (intid % 64) != 0)
     }
 
     /// Whether nothing but the answer is due at an exit of the vCPU on this CPU: as
@@ -993,57 +994,128 @@ extern "C" fn guest_fast_notify(frame: &mut GuestFrame) -> u64 {
 /// the hypervisor's own interrupts, an SPI for another vCPU, a kick that another vCPU's GIC
 /// access waits on.
 #[unsafe(no_mangle)]
-extern "C" fn guest_fast_interrupt() -> FastAnswer {
-    const FULL_PATH: FastAnswer = FastAnswer { value: 0, answered: 0 };
-    let running = Running::here();
-    let Some(c) = running.current() else { return FULL_PATH };
-    let Some(intid) = gic::acknowledge_one() else { return FULL_PATH };
-    let Some(loaded_hw) = forward_at_once(running, &c, intid) else {
-        return FastAnswer { value: u64::from(intid) + 1, answered: 0 };
-    };
-    if let Some(priority) = loaded_hw {
-        resample_loaded(c.p, c.vcpu, (SPSR_EL2.get(), ELR_EL2.get()), priority);
+extern "C" fn guest_fast_interrupt() -> u64 {
+    if gic::is_v2() {
+        return fast_interrupt_v2();
     }
-    FastAnswer { value: 0, answered: 1 }
+    fast_interrupt::<gic::GicV3>()
 }
 
-/// [`guest_fast_interrupt`]'s work for `intid`, acknowledged on the CPU of the vCPU `c`: what
-/// [`forward_physical`] and [`load_interrupts`] would do with it. `None` when it is not one of
-/// the common cases (nothing done: the full path takes it); else the least urgent priority of the
-/// hardware-linked interrupts loaded, if any.
-fn forward_at_once(running: &Running, c: &Current, intid: u32) -> Option<Option<u8>> {
+/// [`fast_interrupt`] on a GICv2, out of line (the GICv3's is inlined in its caller).
+#[inline(never)]
+extern "C" fn fast_interrupt_v2() -> u64 {
+    fast_interrupt::<gic::GicV2>()
+}
+
+/// [`guest_fast_interrupt`] on the GIC `G`. Every call it makes is its answer (a tail call to a
+/// function of the same ABI), so that nothing is kept across one and the common cases need no
+/// frame.
+#[inline(always)]
+fn fast_interrupt<G: CpuInterface>() -> u64 {
+    let running = Running::here();
+    let Some(c) = running.current() else { return NOTHING_ACKNOWLEDGED };
+    let Some(intid) = G::acknowledge_one() else { return NOTHING_ACKNOWLEDGED };
     let (p, vcpu, hint) = (c.p, c.vcpu, c.hint);
-    if intid == gic::KICK_SGI || intid == gic::MAINTENANCE_INTID {
-        if intid == gic::KICK_SGI && p.listed[vcpu].asked() {
-            return None;
-        }
-        gic::deactivate(intid);
-        take_hint(hint);
-        return Some(load_taken_hint(&mut p.vgic.lock(), hint, vcpu));
-    }
     let spi = intid >= tantalum_core::vgic::SPI_BASE;
-    let forwarded_ppi =
-        gic::FORWARDED_PPIS.iter().fold(0u32, |bits, &i| bits | 1 << i) & 1 << (intid & 31) != 0;
-    if !spi && !forwarded_ppi || spi && running.hypervisor_spis() & spi_bit(intid) != 0 {
-        return None;
+    let forwarded_ppi = !spi && (FORWARDED_PPIS >> intid) & 1 != 0;
+    if !forwarded_ppi && !spi {
+        return kick_at_once::<G>(p, vcpu, hint, intid);
+    }
+    if spi && running.is_hypervisor_spi(intid) {
+        return acknowledged(intid);
     }
     let hinted = take_hint(hint);
+    let vgic = p.vgic.lock();
+    // Ready and alone: into a list register now (`deliver_hw_at_once` checked that the partition
+    // owns it and, for an SPI, that it is routed to this vCPU).
+    if let Some(d) = vgic.deliver_hw_at_once(vcpu, intid) {
+        if G::load_at_once(&d) {
+            drop(vgic);
+            resample_loaded::<G>(p, vcpu, (SPSR_EL2.get(), ELR_EL2.get()), d.priority);
+            return TAKEN;
+        }
+    }
+    drop(vgic);
+    latch_at_once::<G>(p, vcpu, hint, intid, hinted)
+}
+
+/// What [`guest_fast_interrupt`] returns to the IRQ vector (in x0) when it took the interrupt;
+/// anything else sends the exit to the full path with the INTID it acknowledged plus one, or
+/// [`NOTHING_ACKNOWLEDGED`]. (One register: every call of the fast path can then be its answer,
+/// a branch.)
+const TAKEN: u64 = u64::MAX;
+/// See [`TAKEN`].
+const NOTHING_ACKNOWLEDGED: u64 = 0;
+
+/// The full path with `intid`, which the fast path acknowledged (see [`TAKEN`]).
+fn acknowledged(intid: u32) -> u64 {
+    u64::from(intid) + 1
+}
+
+/// [`FORWARDED_PPIS`](gic::FORWARDED_PPIS) as a bit per INTID.
+const FORWARDED_PPIS: u32 = {
+    let (mut bits, mut i) = (0, 0);
+    while i < gic::FORWARDED_PPIS.len() {
+        bits |= 1 << gic::FORWARDED_PPIS[i];
+        i += 1;
+    }
+    bits
+};
+
+/// [`fast_interrupt`] for an SGI or a PPI that is not forwarded, acknowledged on the CPU of
+/// `vcpu` of `p` (its interrupt hint `hint`): a kick or a maintenance interrupt is ended and the
+/// vCPU's list registers loaded, as [`forward_physical`] and [`load_interrupts`] would; anything
+/// else (and a kick that another vCPU's GIC access waits on) takes the full path. (The parts of
+/// [`Current`] one by one: the call is then a branch.)
+#[inline(never)]
+extern "C" fn kick_at_once<G: CpuInterface>(
+    p: &'static Partition,
+    vcpu: usize,
+    hint: &AtomicBool,
+    intid: u32,
+) -> u64 {
+    if intid != gic::KICK_SGI && intid != gic::MAINTENANCE_INTID
+        || intid == gic::KICK_SGI && p.listed[vcpu].asked()
+    {
+        return acknowledged(intid);
+    }
+    G::deactivate(intid);
+    take_hint(hint);
+    let loaded_hw = load_taken_hint(&mut p.vgic.lock(), hint, vcpu);
+    if let Some(priority) = loaded_hw {
+        resample_loaded::<G>(p, vcpu, (SPSR_EL2.get(), ELR_EL2.get()), priority);
+    }
+    TAKEN
+}
+
+/// [`fast_interrupt`] for a forwarded PPI or a passed-through SPI that could not go into a list
+/// register at once (the virtual GIC's lock taken again: nothing was changed under the first) (`hinted`: whether [`take_hint`] found the vCPU's hint set): latched as
+/// [`forward_physical`] does and loaded; an SPI the partition does not own or that is routed to
+/// another vCPU takes the full path, with the hint as it was.
+#[inline(never)]
+extern "C" fn latch_at_once<G: CpuInterface>(
+    p: &'static Partition,
+    vcpu: usize,
+    hint: &AtomicBool,
+    intid: u32,
+    hinted: bool,
+) -> u64 {
     let mut vgic = p.vgic.lock();
-    if spi && (!vgic.owns(intid) || vgic.spi_target(intid) != vcpu) {
+    if intid >= tantalum_core::vgic::SPI_BASE && (!vgic.owns(intid) || vgic.spi_target(intid) != vcpu) {
         drop(vgic);
         if hinted {
             hint.store(true, Ordering::Release); // as it was: the full path takes it
         }
-        return None;
-    }
-    if let Some(d) = vgic.deliver_hw_at_once(vcpu, intid) {
-        if gic::load_at_once(&d) {
-            return Some(Some(d.priority));
-        }
+        return acknowledged(intid);
     }
     // Ready or held (disabled by the guest): latched as the full path does, then loaded.
     vgic.set_pending_hw(vcpu, intid);
-    Some(load_taken_hint(&mut vgic, hint, vcpu))
+    let loaded_hw = load_taken_hint(&mut vgic, hint, vcpu);
+    drop(vgic);
+    if let Some(priority) = loaded_hw {
+        resample_loaded::<G>(p, vcpu, (SPSR_EL2.get(), ELR_EL2.get()), priority);
+    }
+    TAKEN
 }
 
 /// Bit of `intid` in [`hypervisor_spis`] (0 past its 128 INTIDs: no partition owns those).
@@ -1156,17 +1228,21 @@ pub(crate) fn resample_before_taken(
     loaded_hw: Option<u8>,
 ) {
     if let Some(priority) = loaded_hw {
-        resample_loaded(p, vcpu, (spsr, elr), priority);
+        if gic::is_v2() {
+            resample_loaded::<gic::GicV2>(p, vcpu, (spsr, elr), priority);
+        } else {
+            resample_loaded::<gic::GicV3>(p, vcpu, (spsr, elr), priority);
+        }
     }
 }
 
 /// [`resample_before_taken`] once a hardware-linked interrupt of least urgent priority
 /// `priority` was loaded (inlined in the interrupt fast path).
 #[inline(always)]
-fn resample_loaded(p: &Partition, vcpu: usize, (spsr, elr): (u64, u64), priority: u8) {
+fn resample_loaded<G: CpuInterface>(p: &Partition, vcpu: usize, (spsr, elr): (u64, u64), priority: u8) {
     const PSTATE_I: u64 = 1 << 7;
     let masked = spsr & PSTATE_I != 0 && !crate::wfi::follows_wfi(&p.config, elr);
-    if (masked || gic::masked_by_priority(priority)) && !gic::trap_before_acknowledge() {
+    if (masked || G::masked_by_priority(priority)) && !G::trap_before_acknowledge() {
         if let Some(trap) = &p.gicv_trap {
             trap.arm(vcpu);
         }

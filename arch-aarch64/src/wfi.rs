@@ -37,7 +37,9 @@ pub fn follows_wfi(partition: &PartitionConfig, elr: u64) -> bool {
         return false;
     }
     let ipa = (par & 0x0000_ffff_ffff_f000) | (va & 0xfff);
-    let Some(host) = partition.translate(GuestPhys(ipa), 4) else { return false };
+    // The first region first: the common case, without the loop's set-up.
+    let first = partition.memory.first().and_then(|r| r.translate(GuestPhys(ipa), 4));
+    let Some(host) = first.or_else(|| partition.translate(GuestPhys(ipa), 4)) else { return false };
     // SAFETY: `host` lies inside the partition's memory (translate checked the whole word),
     // which the hypervisor's map covers as normal memory; reading it has no side effect.
     let insn = unsafe { core::ptr::read_volatile(host.as_u64() as *const u32) };

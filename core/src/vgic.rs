@@ -425,8 +425,11 @@ impl VirtualGic {
         target_of(irq, self.redists.len())
     }
 
+    #[inline(always)]
     fn group_enabled(&self, group1: bool) -> bool {
-        self.ctlr & if group1 { CTLR_ENABLE_GRP1 } else { CTLR_ENABLE_GRP0 } != 0
+        // EnableGrp0 is bit 0 and EnableGrp1 bit 1 (GICv3 with DS set, and GICv2): a shift.
+        const _: () = assert!(CTLR_ENABLE_GRP0 == 1 && CTLR_ENABLE_GRP1 == 2);
+        (self.ctlr >> u32::from(group1)) & 1 != 0
     }
 
     /// The highest-priority interrupt ready for `vcpu`: (INTID, priority). Only pending
@@ -529,7 +532,7 @@ impl VirtualGic {
         };
         let routed_here = intid < SPI_BASE || target_of(irq, vcpus) == vcpu;
         let one_sender = !v2_sgi || irq.sources & irq.sources.wrapping_sub(1) == 0;
-        let group_enabled = ctlr & if irq.group1 { CTLR_ENABLE_GRP1 } else { CTLR_ENABLE_GRP0 } != 0;
+        let group_enabled = (ctlr >> u32::from(irq.group1)) & 1 != 0; // as `group_enabled`
         if !(irq.owned && irq.pending && irq.enabled && group_enabled && routed_here && one_sender) {
             return None;
         }

@@ -75,6 +75,90 @@ pub fn kick(mpidr: u64) {
     }
 }
 
+/// Whether the board's GIC is a GICv2: which [`CpuInterface`] to use.
+#[inline(always)]
+pub fn is_v2() -> bool {
+    v2()
+}
+
+/// The CPU interface operations of the interrupt fast path, for code compiled once per GIC
+/// version ([`GicV2`], [`GicV3`]): it asks [`is_v2`] once per exit instead of at every
+/// operation.
+pub trait CpuInterface {
+    /// Acknowledges the highest-priority interrupt pending at this CPU, if any (one IAR read; see
+    /// [`acknowledge`]).
+    fn acknowledge_one() -> Option<u32>;
+    /// See [`deactivate`].
+    fn deactivate(intid: u32);
+    /// Loads `d`, the only interrupt ready for the vCPU of this CPU
+    /// ([`VirtualGic::deliver_hw_at_once`]), into a list register if all of them are empty: what
+    /// [`load_list_registers`] would do then, without looking at any. Returns false, having changed
+    /// nothing, when one is in use (the caller latches `d` and loads as usual).
+    fn load_at_once(d: &tantalum_core::vgic::Deliverable) -> bool;
+    /// Whether the guest's priority mask hides an interrupt of `priority` (see
+    /// [`load_list_registers`]).
+    fn masked_by_priority(priority: u8) -> bool;
+    /// Before a guest that cannot take interrupts now (IRQs masked) goes on, with a hardware-linked
+    /// interrupt just loaded ([`load_list_registers`]): traps its next acknowledge so that the line
+    /// is re-sampled first (a source silenced meanwhile must not be replayed). Returns false on a
+    /// GICv2, which has no such trap: its virtual CPU interface is a page the guest accesses
+    /// directly, and the caller unmaps that page instead (`gicv_trap`), whose trapped accesses
+    /// [`cpu_interface_access`] carries out.
+    fn trap_before_acknowledge() -> bool;
+}
+
+/// A GICv2's [`CpuInterface`].
+pub struct GicV2;
+/// A GICv3's [`CpuInterface`].
+pub struct GicV3;
+
+impl CpuInterface for GicV2 {
+    #[inline(always)]
+    fn acknowledge_one() -> Option<u32> {
+        v2::acknowledge_one()
+    }
+    #[inline(always)]
+    fn deactivate(intid: u32) {
+        v2::deactivate(intid)
+    }
+    #[inline(always)]
+    fn load_at_once(d: &tantalum_core::vgic::Deliverable) -> bool {
+        v2::load_at_once(d)
+    }
+    #[inline(always)]
+    fn masked_by_priority(priority: u8) -> bool {
+        v2::masked_by_priority(priority)
+    }
+    #[inline(always)]
+    fn trap_before_acknowledge() -> bool {
+        false
+    }
+}
+
+impl CpuInterface for GicV3 {
+    #[inline(always)]
+    fn acknowledge_one() -> Option<u32> {
+        v3::acknowledge_one()
+    }
+    #[inline(always)]
+    fn deactivate(intid: u32) {
+        v3::deactivate(intid)
+    }
+    #[inline(always)]
+    fn load_at_once(d: &tantalum_core::vgic::Deliverable) -> bool {
+        v3::load_at_once(d)
+    }
+    #[inline(always)]
+    fn masked_by_priority(priority: u8) -> bool {
+        v3::masked_by_priority(priority)
+    }
+    #[inline(always)]
+    fn trap_before_acknowledge() -> bool {
+        v3::trap_before_acknowledge();
+        true
+    }
+}
+
 /// Acknowledges the physical interrupts pending at this CPU (at most `out.len()`), dropping
 /// their priority; returns how many. Each must then be deactivated ([`deactivate`]) or handed
 /// to a guest through a hardware-linked list register.
@@ -83,16 +167,6 @@ pub fn acknowledge(out: &mut [u32]) -> usize {
         v2::acknowledge(out)
     } else {
         v3::acknowledge(out)
-    }
-}
-
-/// Acknowledges the highest-priority interrupt pending at this CPU, if any (one IAR read; see
-/// [`acknowledge`]).
-pub fn acknowledge_one() -> Option<u32> {
-    if v2() {
-        v2::acknowledge_one()
-    } else {
-        v3::acknowledge_one()
     }
 }
 
@@ -159,23 +233,11 @@ pub fn reset_virtual_interface() {
 #[derive(Clone, Copy, Debug)]
 pub struct Loaded {
     /// The least urgent priority of the hardware-linked interrupts it loaded that
-    /// [`trap_before_acknowledge`] re-samples, if any.
+    /// [`CpuInterface::trap_before_acknowledge`] re-samples, if any.
     pub hw_priority: Option<u8>,
     /// Something is still ready for the vCPU (did not fit, or waits for the guest to end the
     /// same INTID): [`VirtualGic::has_deliverable`] after the load, without evaluating it again.
     pub more: bool,
-}
-
-/// Loads `d`, the only interrupt ready for the vCPU of this CPU
-/// ([`VirtualGic::deliver_hw_at_once`]), into a list register if all of them are empty: what
-/// [`load_list_registers`] would do then, without looking at any. Returns false, having changed
-/// nothing, when one is in use (the caller latches `d` and loads as usual).
-pub fn load_at_once(d: &tantalum_core::vgic::Deliverable) -> bool {
-    if v2() {
-        v2::load_at_once(d)
-    } else {
-        v3::load_at_once(d)
-    }
 }
 
 /// Moves interrupts that `gic` has ready for `vcpu` into free list registers. When more are
@@ -232,32 +294,8 @@ pub fn still_pending(intid: u32) -> bool {
     }
 }
 
-/// Before a guest that cannot take interrupts now (IRQs masked) goes on, with a hardware-linked
-/// interrupt just loaded ([`load_list_registers`]): traps its next acknowledge so that the line
-/// is re-sampled first (a source silenced meanwhile must not be replayed). Returns false on a
-/// GICv2, which has no such trap: its virtual CPU interface is a page the guest accesses
-/// directly, and the caller unmaps that page instead (`gicv_trap`), whose trapped accesses
-/// [`cpu_interface_access`] carries out.
-pub fn trap_before_acknowledge() -> bool {
-    if v2() {
-        return false;
-    }
-    v3::trap_before_acknowledge();
-    true
-}
-
-/// Whether the guest's priority mask hides an interrupt of `priority` (see
-/// [`load_list_registers`]).
-pub fn masked_by_priority(priority: u8) -> bool {
-    if v2() {
-        v2::masked_by_priority(priority)
-    } else {
-        v3::masked_by_priority(priority)
-    }
-}
-
 /// A guest's access to its GICv2 CPU interface that trapped (the page unmapped: see
-/// [`trap_before_acknowledge`]): first ends the hardware-linked list registers whose line fell,
+/// [`CpuInterface::trap_before_acknowledge`]): first ends the hardware-linked list registers whose line fell,
 /// then carries the access out on this CPU's virtual CPU interface. Returns the value read, and
 /// whether a hardware-linked interrupt the priority mask hides is still loaded (the page must
 /// stay unmapped, so that lowering the mask is seen).
@@ -270,7 +308,7 @@ pub fn cpu_interface_access(access: tantalum_core::vgic::Access) -> (u64, bool) 
     (value, v2::holds_masked_hw())
 }
 
-/// A trapped group 1 CPU interface access while [`trap_before_acknowledge`] had set the trap:
+/// A trapped group 1 CPU interface access while [`CpuInterface::trap_before_acknowledge`] had set the trap:
 /// ends the hardware-linked entries whose line fell and clears the trap (the guest then retries
 /// the access). Returns false when the trap was not set (the access is the guest's fault).
 pub fn on_acknowledge_trap() -> bool {

@@ -305,7 +305,7 @@ pub fn write_listed(listed: &[Listed]) {
 }
 
 /// Loads `d` alone into a list register when all of them are empty (`GICH_ELRSR`), with no
-/// maintenance interrupt asked for (see [`super::load_at_once`]); false otherwise.
+/// maintenance interrupt asked for (see [`super::CpuInterface::load_at_once`]); false otherwise.
 pub fn load_at_once(d: &Deliverable) -> bool {
     let gich = frames().gich();
     let count = list_registers(gich);

@@ -243,10 +243,23 @@ macro_rules! lr_access {
 lr_access!(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
 
 fn list_registers() -> usize {
+    ((ich_vtr() & 0x1f) + 1) as usize
+}
+
+fn ich_vtr() -> u64 {
     let vtr: u64;
     // SAFETY: reading ICH_VTR_EL2 has no side effects.
     unsafe { asm!("mrs {}, ich_vtr_el2", out(reg) vtr, options(nomem, nostack)) };
-    ((vtr & 0x1f) + 1) as usize
+    vtr
+}
+
+/// Whether every list register is empty (`ICH_ELRSR_EL2`), without the mask of the implemented
+/// ones: `ICH_ELRSR_EL2` has a bit per list register (`ICH_VTR_EL2.ListRegs` + 1 of them, the
+/// bits above RES0), so all are set when it plus one is 2^(ListRegs + 1), which shifted right
+/// by ListRegs is 2 (a 32-bit shift takes VTR's low five bits, ListRegs, itself).
+#[inline(always)]
+fn all_list_registers_empty() -> bool {
+    (empty_list_registers() + 1).wrapping_shr(ich_vtr() as u32) == 2
 }
 
 fn set_ich_hcr(value: u64) {
@@ -265,8 +278,8 @@ const LR_HW: u64 = ICH_LR::HW::SET.value;
 const LR_EOI: u64 = ICH_LR::EOI::SET.value;
 
 fn lr_value(d: &Deliverable) -> u64 {
-    let group = if d.group1 { LR_GROUP1 } else { 0 };
-    // A hardware-linked entry names the physical INTID (the same number).
+    let group = u64::from(d.group1) * LR_GROUP1; // a shift, not a select
+                                                 // A hardware-linked entry names the physical INTID (the same number).
     let hw = if d.hw { LR_HW | ICH_LR::pINTID.val(u64::from(d.intid)).value } else { 0 };
     LR_PENDING | group | hw | ICH_LR::Priority.val(u64::from(d.priority)).value | u64::from(d.intid)
 }
@@ -378,10 +391,9 @@ fn each(mut mask: u32) -> impl Iterator<Item = usize> {
 
 /// Loads `d` alone into a list register when all of them are empty (`ICH_ELRSR_EL2`: then none
 /// is an ended entry waiting to be cleared either), with no maintenance interrupt asked for
-/// (the acknowledge trap kept); false otherwise (see [`super::load_at_once`]).
+/// (the acknowledge trap kept); false otherwise (see [`super::CpuInterface::load_at_once`]).
 pub fn load_at_once(d: &Deliverable) -> bool {
-    let all = (1u32 << list_registers()) - 1;
-    if empty_list_registers() & all != all {
+    if !all_list_registers_empty() {
         return false;
     }
     write_lr(0, lr_value(d));
