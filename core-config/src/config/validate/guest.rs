@@ -79,15 +79,19 @@ impl Checker<'_> {
     /// below the IPA limit, and clear of the other windows and of the virtual GIC.
     pub(super) fn emulated_windows(&mut self) {
         let board = &self.cfg.board;
-        let windows: Vec<(Emulated, GuestSpan)> = Emulated::ALL
-            .into_iter()
-            .filter_map(|what| {
-                let base = board.emulated.base(what)?.as_u64();
-                Some((what, GuestSpan::new(base, what.pages() * vplatform::EMULATED_PAGE)))
-            })
-            .collect();
-        let gic = board.gic.iter().flat_map(|g| vplatform::gic_guest_frames(g, MAX_CPUS));
-        let gic: Vec<GuestSpan> = gic.map(|(start, size)| GuestSpan::new(start, size)).collect();
+        // Gathered by loops: collecting adapters was half of this rule's code.
+        let mut windows: Vec<(Emulated, GuestSpan)> = Vec::new();
+        for what in Emulated::ALL {
+            if let Some(base) = board.emulated.base(what) {
+                windows.push((what, GuestSpan::new(base.as_u64(), what.pages() * vplatform::EMULATED_PAGE)));
+            }
+        }
+        let mut gic: Vec<GuestSpan> = Vec::new();
+        if let Some(g) = &board.gic {
+            for (start, size) in vplatform::gic_guest_frames(g, MAX_CPUS) {
+                gic.push(GuestSpan::new(start, size));
+            }
+        }
         for (i, &(what, window)) in windows.iter().enumerate() {
             let aligned = window.start.0.is_multiple_of(crate::addr::PAGE_SIZE);
             if !aligned || window.start.0.checked_add(window.size).is_none_or(|end| end > IPA_LIMIT) {
