@@ -31,9 +31,39 @@ pub fn merge(existing_hw: bool, existing_active: bool, new_hw: bool) -> Merge {
     }
 }
 
+/// Whether every list register is empty, from `ICH_ELRSR_EL2` (`elrsr`: a bit per list
+/// register, set when it is empty; the bits above the implemented ones RES0) and `ICH_VTR_EL2`
+/// (`vtr`: ListRegs, the number of list registers less one, in bits [4:0]), without building
+/// the mask of the implemented ones: all `n` are empty when `elrsr` plus one is 2^n, which
+/// shifted right by ListRegs = n - 1 is 2 (a 32-bit shift takes the low five bits of `vtr`,
+/// ListRegs, itself). The interrupt fast path asks at every delivery.
+#[inline(always)]
+pub fn all_empty(elrsr: u32, vtr: u64) -> bool {
+    elrsr.wrapping_add(1).wrapping_shr(vtr as u32) == 2
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// For every number of list registers (1 to 16, ListRegs 0 to 15) and every `ICH_ELRSR_EL2`
+    /// they can read as, with VTR's other fields set at random: empty exactly when every
+    /// implemented list register's bit is set.
+    #[test]
+    fn all_empty_is_every_implemented_bit_set() {
+        let mut random = 0x9e37_79b9_7f4a_7c15u64;
+        for list_regs in 0..16u64 {
+            let n = list_regs + 1;
+            let all = (1u32 << n) - 1;
+            for elrsr in 0..=all {
+                random ^= random << 13;
+                random ^= random >> 7;
+                random ^= random << 17;
+                let vtr = (random & !0x1f) | list_regs;
+                assert_eq!(all_empty(elrsr, vtr), elrsr == all, "{n} list registers, ELRSR {elrsr:#x}");
+            }
+        }
+    }
 
     #[test]
     fn a_hardware_link_is_never_merged_away() {

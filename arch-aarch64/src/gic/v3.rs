@@ -253,13 +253,11 @@ fn ich_vtr() -> u64 {
     vtr
 }
 
-/// Whether every list register is empty (`ICH_ELRSR_EL2`), without the mask of the implemented
-/// ones: `ICH_ELRSR_EL2` has a bit per list register (`ICH_VTR_EL2.ListRegs` + 1 of them, the
-/// bits above RES0), so all are set when it plus one is 2^(ListRegs + 1), which shifted right
-/// by ListRegs is 2 (a 32-bit shift takes VTR's low five bits, ListRegs, itself).
+/// Whether every list register is empty, without the mask of the implemented ones
+/// ([`tantalum_aarch64::list_registers::all_empty`]).
 #[inline(always)]
 fn all_list_registers_empty() -> bool {
-    (empty_list_registers() + 1).wrapping_shr(ich_vtr() as u32) == 2
+    tantalum_aarch64::list_registers::all_empty(empty_list_registers(), ich_vtr())
 }
 
 fn set_ich_hcr(value: u64) {
