@@ -19,30 +19,11 @@ pub struct Doorbell {
     pub intid: u32,
 }
 
-/// A run of a table: `len` entries from `start`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Span {
-    start: u32,
-    len: u32,
-}
-
-impl Span {
-    /// The run in `table`, empty if it is not there (never: [`ChannelPeers::new`] makes both).
-    #[inline(always)]
-    fn of<T>(self, table: &[T]) -> &[T] {
-        let start = self.start as usize;
-        table.get(start..start + self.len as usize).unwrap_or(&[])
-    }
-}
-
 /// Every partition's channels, by its local channel numbers, and the doorbells each rings.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ChannelPeers {
-    /// Per partition (by id): its channels' spans in `channels`.
-    partitions: Vec<Span>,
-    /// Per channel of a partition, in its local order: its doorbells' span in `doorbells`.
-    channels: Vec<Span>,
-    doorbells: Vec<Doorbell>,
+    /// Per partition (by id), per channel in its local order: the doorbells it rings.
+    partitions: Vec<Vec<Vec<Doorbell>>>,
 }
 
 impl ChannelPeers {
@@ -50,60 +31,50 @@ impl ChannelPeers {
     /// [`SystemConfig::endpoint_channels`]'s order, its local numbers), each other endpoint in
     /// the channel's order and the channel's local number there.
     pub fn new(system: &SystemConfig) -> Self {
-        let mut table = Self::default();
+        let mut partitions = Vec::with_capacity(system.partitions.len());
         for index in 0..system.partitions.len() {
             let Ok(id) = PartitionId::try_from(index) else { break };
-            let first = table.channels.len();
+            let mut channels = Vec::new();
             for c in system.endpoint_channels(id) {
-                let start = table.doorbells.len();
+                let mut doorbells = Vec::new();
                 for &peer in c.endpoints.iter().filter(|&&e| e != id) {
                     if let Some(local) = system.endpoint_channels(peer).position(|pc| pc.id == c.id) {
-                        table.doorbells.push(Doorbell { peer, intid: vplatform::doorbell_intid(local) });
+                        doorbells.push(Doorbell { peer, intid: vplatform::doorbell_intid(local) });
                     }
                 }
-                table.channels.push(span(start, table.doorbells.len()));
+                channels.push(doorbells);
             }
-            table.partitions.push(span(first, table.channels.len()));
+            partitions.push(channels);
         }
-        table
+        Self { partitions }
     }
 
     /// The channels of partition `id`; `None` if there is no such partition.
     #[inline(always)]
     pub fn of(&self, id: PartitionId) -> Option<Channels<'_>> {
-        let channels = self.partitions.get(usize::from(id))?.of(&self.channels);
-        Some(Channels { channels, doorbells: &self.doorbells })
+        Some(Channels(self.partitions.get(usize::from(id))?))
     }
-}
-
-/// The span from `start` to `end` (the tables are far smaller than 4 G entries).
-fn span(start: usize, end: usize) -> Span {
-    Span { start: start as u32, len: (end - start) as u32 }
 }
 
 /// One partition's channels ([`ChannelPeers::of`]).
 #[derive(Clone, Copy, Debug)]
-pub struct Channels<'a> {
-    channels: &'a [Span],
-    doorbells: &'a [Doorbell],
-}
+pub struct Channels<'a>(&'a [Vec<Doorbell>]);
 
 impl<'a> Channels<'a> {
     /// The doorbells the partition's channel number `channel` rings; `None` if it has no such
     /// channel (any number a guest may pass).
     #[inline(always)]
     pub fn doorbells(self, channel: u64) -> Option<&'a [Doorbell]> {
-        let span = self.channels.get(usize::try_from(channel).ok()?)?;
-        Some(span.of(self.doorbells))
+        Some(self.0.get(usize::try_from(channel).ok()?)?)
     }
 
     /// How many channels the partition has.
     pub fn len(self) -> usize {
-        self.channels.len()
+        self.0.len()
     }
 
     /// Whether the partition has no channel.
     pub fn is_empty(self) -> bool {
-        self.channels.is_empty()
+        self.0.is_empty()
     }
 }
