@@ -158,7 +158,8 @@ fn gic_load(
 /// [`guest_fast_mmio`] for a read of a register of the virtual GIC with state (the full path
 /// for one that reaches other vCPUs' list registers): from its mirror without the lock when
 /// nothing is pending ([`vgic::Mirror::read`]; [`gic_state_listed`] ORs in the list register
-/// entries it says the register shows), else [`gic_state_locked`]. `shape` as in [`Windows`];
+/// entries it says the register shows, when the list registers hold any), else
+/// [`gic_state_locked`]. `shape` as in [`Windows`];
 /// the access's size and register come from `esr` (eight arguments at most: tail calls).
 #[inline(never)]
 fn gic_state_mmio(
@@ -171,7 +172,7 @@ fn gic_state_mmio(
     offset: u64,
 ) -> u64 {
     let size = esr::access_size(esr);
-    let (vcpu, vcpus, _) = unpack(shape);
+    let (vcpu, vcpus, v2) = unpack(shape);
     if vgic::reaches_other_vcpus(vcpus, vcpu, gic_frame, offset) {
         return answer::FULL_PATH;
     }
@@ -182,6 +183,11 @@ fn gic_state_mmio(
     };
     match read {
         Some(vgic::DirectRead { value, shows: None }) => complete(frame, c, p, vcpu, esr, value),
+        // A pending or active register with nothing in the list registers: the value as it is.
+        // (The front end's version is the board GIC's.)
+        Some(vgic::DirectRead { value, shows: Some(_) }) if gic::lists_nothing(v2) => {
+            complete(frame, c, p, vcpu, esr, value)
+        }
         Some(vgic::DirectRead { value, shows: Some(shows) }) => {
             gic_state_listed(frame, c, p, vcpu, esr, value, shows)
         }

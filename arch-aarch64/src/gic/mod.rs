@@ -274,6 +274,15 @@ pub fn for_each_listed(vcpu: u8, f: impl FnMut(Listed)) {
     }
 }
 
+/// Whether this CPU's list registers certainly hold nothing, so that [`for_each_listed`] would
+/// give nothing (a GICv3 tells from one register; on a GICv2 false: walk them). `board_v2`:
+/// the board's GIC is a GICv2, as the caller knows already (what this module's `v2` says).
+#[inline]
+pub fn lists_nothing(board_v2: bool) -> bool {
+    debug_assert_eq!(board_v2, v2());
+    !board_v2 && v3::lists_nothing()
+}
+
 /// Writes back what [`VirtualGic::access_listed`] changed in entries of [`read_listed`].
 pub fn write_listed(listed: &[Listed]) {
     if v2() {

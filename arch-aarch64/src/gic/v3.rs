@@ -338,6 +338,13 @@ pub fn for_each_listed(vcpu: u8, mut f: impl FnMut(Listed)) {
     }
 }
 
+/// Whether no list register holds an interrupt ([`for_each_listed`] would give nothing):
+/// `ICH_ELRSR_EL2` names every one empty.
+#[inline]
+pub fn lists_nothing() -> bool {
+    all_list_registers_empty()
+}
+
 /// Writes back the state and priority of entries [`for_each_listed`] gave and a guest's
 /// register write changed. A hardware-linked entry left with no state ends its physical interrupt (nothing
 /// else would: the guest will not EOI it); a level one still asserted fires again.
