@@ -400,7 +400,7 @@ impl VirtualGic {
         } else if intid - SPI_BASE < 128 {
             let bit = 1u128 << (intid - SPI_BASE);
             self.pending_spis = if pending { self.pending_spis | bit } else { self.pending_spis & !bit };
-            self.publish_pending_spi(intid - SPI_BASE, pending);
+            self.publish_pending_spi(intid - SPI_BASE);
         }
     }
 
@@ -543,7 +543,7 @@ impl VirtualGic {
         (irq.pending, irq.hw) = (false, false);
         if intid >= SPI_BASE {
             self.pending_spis = 0;
-            self.publish_pending_spi(intid - SPI_BASE, false);
+            self.publish_pending_spi(intid - SPI_BASE);
         } else if let Some(r) = self.redists.get_mut(vcpu) {
             r.pending = 0;
             self.mirror.0.store(mirror::Slot::Private(vcpu, mirror::state::PENDING), 0);

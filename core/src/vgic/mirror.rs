@@ -122,8 +122,8 @@ impl Mirror {
         }
     }
 
-    /// The value of `slot`.
-    #[inline(always)]
+    /// The value of `slot` (host tests).
+    #[cfg(test)]
     pub(super) fn load(&self, slot: Slot) -> u64 {
         match slot {
             Slot::Spi(s, pair) => self.spis.get(s).and_then(|p| p.get(pair)).map_or(0, |a| a.load(Relaxed)),
@@ -269,14 +269,14 @@ impl VirtualGic {
         self.publish_spi_bits(state::PENDING);
     }
 
-    /// After the pending bit of SPI `n` (INTID 32 + `n`, below 160) became `pending`
-    /// ([`VirtualGic::mark`]): its pair of registers as the mirror holds it (what the state
-    /// says, under the lock) with the bit changed.
+    /// After the pending bit of SPI `n` (INTID 32 + `n`) changed ([`VirtualGic::mark`],
+    /// [`VirtualGic::take_alone`]): its pair of registers, the half of the pending bitmap it
+    /// lies in.
     #[inline(always)]
-    pub(super) fn publish_pending_spi(&self, n: u32, pending: bool) {
-        let slot = Slot::Spi(state::PENDING, (n / 64) as usize % SPI_PAIRS);
-        let (old, bit) = (self.mirror.0.load(slot), 1u64 << (n % 64));
-        self.mirror.0.store(slot, if pending { old | bit } else { old & !bit });
+    pub(super) fn publish_pending_spi(&self, n: u32) {
+        let pair = (n / 64) as usize % SPI_PAIRS;
+        let half = if pair == 0 { self.pending_spis as u64 } else { (self.pending_spis >> 64) as u64 };
+        self.mirror.0.store(Slot::Spi(state::PENDING, pair), half);
     }
 
     /// The SPIs' priority words `words`.
