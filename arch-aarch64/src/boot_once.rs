@@ -105,7 +105,14 @@ mod tests {
                     let once = Arc::clone(&once);
                     std::thread::spawn(move || {
                         let won = once.set([t; 8]).is_ok();
-                        let seen = *once.get().expect("set by now");
+                        // A loser may look before the winner has published: it waits,
+                        // as a reader after boot never has to.
+                        let seen = loop {
+                            match once.get() {
+                                Some(v) => break *v,
+                                None => std::hint::spin_loop(),
+                            }
+                        };
                         assert!(seen.iter().all(|&w| w == seen[0]), "torn value {seen:?}");
                         (won, seen[0])
                     })
