@@ -353,15 +353,6 @@ fn channel_notify_at_once_decides_as_handle_exit() {
     let mut sys = system(&p);
     let third = PartitionConfig { id: 2, name: String::from("third"), cpus: vec![3], ..p.clone() };
     sys.partitions.push(third);
-    let channel = |id: usize, endpoints: Vec<PartitionId>| ChannelConfig {
-        id,
-        name: alloc::format!("c{id}"),
-        path: alloc::format!("/hypervisor/channels/c{id}"),
-        guest: vec![GuestPhys(0x4800_0000); endpoints.len()],
-        endpoints,
-        memory: HostRange::new(HostPhys(0x4800_0000 + 0x1_0000 * id as u64), 0x1_0000),
-        writer: None,
-    };
     sys.channels.push(channel(1, vec![1, 2]));
     sys.channels.push(channel(2, vec![2, 0, 1]));
     sys.channels.push(channel(3, vec![0, 2]));
@@ -425,15 +416,7 @@ fn channel_peers_ring_what_handle_exit_rings() {
                 let count = 2 + (r.next() % 4) as usize;
                 let endpoints: Vec<PartitionId> =
                     (0..count).map(|_| (r.next() % n as u64) as PartitionId).collect();
-                ChannelConfig {
-                    id,
-                    name: alloc::format!("c{id}"),
-                    path: alloc::format!("/hypervisor/channels/c{id}"),
-                    guest: vec![GuestPhys(0x4800_0000); endpoints.len()],
-                    endpoints,
-                    memory: HostRange::new(HostPhys(0x4800_0000 + 0x1_0000 * id as u64), 0x1_0000),
-                    writer: None,
-                }
+                channel(id, endpoints)
             })
             .collect();
         let peers = ChannelPeers::new(&sys);
@@ -686,4 +669,17 @@ fn port_io_with_external_abort_is_a_bus_nobody_answers() {
     let (o, fake) = run(&p, Exit::PortIo { port: 0xffff, size: 4, write: Some(u32::MAX) });
     assert_eq!(o, Outcome::Emulated { load: None });
     assert!(fake.uart.is_empty());
+}
+
+/// Channel `id` between `endpoints` (a 64 KiB window each; the same guest address).
+fn channel(id: usize, endpoints: Vec<PartitionId>) -> ChannelConfig {
+    ChannelConfig {
+        id,
+        name: alloc::format!("c{id}"),
+        path: alloc::format!("/hypervisor/channels/c{id}"),
+        guest: vec![GuestPhys(0x4800_0000); endpoints.len()],
+        endpoints,
+        memory: HostRange::new(HostPhys(0x4800_0000 + 0x1_0000 * id as u64), 0x1_0000),
+        writer: None,
+    }
 }
