@@ -17,6 +17,21 @@ static mut EL2_L1: El2Table = El2Table([0; tantalum_core::stage2::ENTRIES]);
 /// Size of the frame the vectors push for a guest exit: x0..x30, ELR_EL2, SPSR_EL2, padding.
 pub const GUEST_FRAME_SIZE: usize = 34 * 8;
 
+unsafe extern "C" {
+    /// The vector table for a GICv2 board (see the `VECTORS` macro below).
+    static el2_vectors_gicv2: u8;
+}
+
+/// Installs this CPU's vector table for a GICv2: the one whose guest IRQ vector runs the
+/// interrupt fast path compiled for it (the boot table's is the GICv3's).
+pub fn install_gicv2_vectors() {
+    // SAFETY: only the linker symbol's address is taken.
+    let table = unsafe { &el2_vectors_gicv2 as *const u8 as u64 };
+    // SAFETY: the table is 2 KiB-aligned code in the image, the same as the boot table but its
+    // guest IRQ vector; EL2 runs with every exception masked while it changes.
+    unsafe { core::arch::asm!("msr vbar_el2, {}", "isb", in(reg) table, options(nostack)) };
+}
+
 /// Bytes of the primary CPU's boot stack (in bss: the primary never gets a runtime slot).
 const BOOT_STACK_SIZE: usize = 64 * 1024;
 
@@ -287,15 +302,19 @@ park_forever:
 .endm
 
 // An interrupt from a guest: the fast path first for the common ones.
-.macro VECTOR_GUEST_IRQ
+.macro VECTOR_GUEST_IRQ entry
     .balign 0x80
     sub     sp, sp, #{frame}
     stp     x0, x1, [sp, #0]
-    b       guest_irq_entry
+    b       \entry
 .endm
 
+// The vector table, whose guest IRQ vector branches to `irq_entry`: one table per GIC version,
+// so that the interrupt fast path is the one compiled for the board's GIC without asking which
+// (el2_vectors, GICv3, from boot; el2_vectors_gicv2 installed by vectors::install_for_gic).
+.macro VECTORS name, irq_entry
 .balign 0x800
-el2_vectors:
+\name:
     VECTOR_HYP 0      // current EL, SP0: sync
     VECTOR_HYP 1
     VECTOR_HYP 2
@@ -305,14 +324,19 @@ el2_vectors:
     VECTOR_HYP 2      // fiq
     VECTOR_HYP 3      // serror
     VECTOR_GUEST_SYNC // lower EL, AArch64: sync
-    .org    el2_vectors + 0x480     // (an error if the sync vector outgrew its 32 instructions)
-    VECTOR_GUEST_IRQ  // irq
+    .org    \name + 0x480     // (an error if the sync vector outgrew its 32 instructions)
+    VECTOR_GUEST_IRQ \irq_entry
     VECTOR_GUEST 2    // fiq
     VECTOR_GUEST 3    // serror
     VECTOR_GUEST 4    // lower EL, AArch32 (never enabled: HCR_EL2.RW = 1)
     VECTOR_GUEST 4
     VECTOR_GUEST 4
     VECTOR_GUEST 4
+.endm
+
+    VECTORS el2_vectors, guest_irq_entry
+.global el2_vectors_gicv2
+    VECTORS el2_vectors_gicv2, guest_irq_entry_gicv2
 
 hyp_exception_entry:
     mrs     x1, esr_el2
@@ -402,14 +426,15 @@ guest_vendor_call:
     add     sp, sp, #{frame}
     eret
 
-// The interrupt fast path (x0, x1 already saved at [sp]): vcpu::guest_fast_interrupt takes one
+// The interrupt fast path (x0, x1 already saved at [sp]): vcpu::guest_fast_interrupt (on a
+// GICv3; guest_fast_interrupt_gicv2 on a GICv2, from that GIC's vector table) takes one
 // physical interrupt and, for the common ones (the vCPU's timer or PMU, its passed-through SPI,
 // a kick), loads the list registers as the full path would, with only the registers a call may
 // clobber saved. Otherwise the rest of the frame is saved and guest_exit runs with kind IRQ and,
 // above it, the INTID the fast path acknowledged plus one (0: none).
-guest_irq_entry:
+.macro GUEST_IRQ_ENTRY fast
     SAVE_CALL_CLOBBERED
-    bl      guest_fast_interrupt    // returns x0 = all ones: taken; else the INTID acknowledged + 1 (or 0)
+    bl      \fast               // returns x0 = all ones: taken; else the INTID acknowledged + 1 (or 0)
     cmn     x0, #1
     b.ne    1f
     RESTORE_CALL_CLOBBERED
@@ -423,6 +448,11 @@ guest_irq_entry:
     mov     x0, sp
     bl      guest_exit
     b       guest_resume
+.endm
+guest_irq_entry:
+    GUEST_IRQ_ENTRY guest_fast_interrupt
+guest_irq_entry_gicv2:
+    GUEST_IRQ_ENTRY guest_fast_interrupt_gicv2
 
 // x0, x1 already saved at [sp]; x1 = kind.
 guest_exit_entry:

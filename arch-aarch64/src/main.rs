@@ -264,6 +264,9 @@ fn init_gic_cpu(mpidr: u64) {
         if let Err(e) = gic::init_cpu(mpidr) {
             info!("CPU {mpidr:#x}: GIC: {e}");
         }
+        if gic::is_v2() {
+            boot::install_gicv2_vectors();
+        }
     }
 }
 

@@ -827,9 +827,8 @@ pub(crate) struct Running {
     vcpu: AtomicU32,
     /// [`Here`], packed by [`Here::packed`].
     here: AtomicU64,
-    /// [`hypervisor_spis`], bits 0..64 and 64..128 (the same on every CPU: no lookup per
-    /// interrupt).
-    hypervisor_spis: [AtomicU64; 2],
+    /// [`hypervisor_spis`], a bit per INTID (the same on every CPU: no lookup per interrupt).
+    hypervisor_spis: [AtomicU64; INTID_WORDS],
     /// Where the MMIO fast path emulates (`fast_mmio`).
     pub(crate) mmio: crate::fast_mmio::Windows,
 }
@@ -842,7 +841,7 @@ static FAST_PATH: [Running; MAX_CPUS] = [const {
         entered: AtomicU32::new(0),
         vcpu: AtomicU32::new(0),
         here: AtomicU64::new(0),
-        hypervisor_spis: [const { AtomicU64::new(0) }; 2],
+        hypervisor_spis: [const { AtomicU64::new(0) }; INTID_WORDS],
         mmio: crate::fast_mmio::Windows::none(),
     }
 }; MAX_CPUS];
@@ -870,9 +869,9 @@ impl Running {
     /// is then this CPU's (TPIDR_EL2).
     fn set(&'static self, system: &System, p: &'static Partition, here: Here, entered: u32) {
         let ptr = |a: &'static AtomicBool| a as *const AtomicBool as *mut AtomicBool;
-        let spis = hypervisor_spis(system);
-        self.hypervisor_spis[0].store(spis as u64, Ordering::Relaxed);
-        self.hypervisor_spis[1].store((spis >> 64) as u64, Ordering::Relaxed);
+        for (word, bits) in self.hypervisor_spis.iter().zip(hypervisor_spis(system)) {
+            word.store(bits, Ordering::Relaxed);
+        }
         self.hint.store(ptr(&p.irq_hints[here.vcpu]), Ordering::Relaxed);
         self.dma_fault.store(ptr(crate::smmu::fault_flag(here.id)), Ordering::Relaxed);
         self.entered.store(entered, Ordering::Relaxed);
@@ -920,8 +919,9 @@ impl Running {
     /// Whether `intid` is one of [`hypervisor_spis`], as [`Running::set`] found them.
     #[inline(always)]
     fn is_hypervisor_spi(&self, intid: u32) -> bool {
-        let word = self.hypervisor_spis.get(intid as usize / 64);
-        word.is_some_and(|w| w.load(Ordering::Relaxed) & 1 << (intid % 64) != 0)
+        // The word of an INTID below 1024 (what an acknowledge gives): no bounds to check.
+        let word = &self.hypervisor_spis[intid as usize / 64 % INTID_WORDS];
+        word.load(Ordering::Relaxed) & 1 << (intid % 64) != 0
     }
 
     /// Whether nothing but the answer is due at an exit of the vCPU on this CPU: as
@@ -993,17 +993,18 @@ extern "C" fn guest_fast_notify(frame: &mut GuestFrame) -> u64 {
 /// partition stopped or restarting or a DMA fault to report (before acknowledging anything),
 /// the hypervisor's own interrupts, an SPI for another vCPU, a kick that another vCPU's GIC
 /// access waits on.
+///
+/// This is the GICv3's, which the GICv3 vector table (`el2_vectors`, the boot one) calls; a
+/// GICv2 board's CPUs install the table that calls [`guest_fast_interrupt_gicv2`]
+/// ([`crate::boot::install_gicv2_vectors`]), so neither asks which GIC it drives.
 #[unsafe(no_mangle)]
 extern "C" fn guest_fast_interrupt() -> u64 {
-    if gic::is_v2() {
-        return fast_interrupt_v2();
-    }
     fast_interrupt::<gic::GicV3>()
 }
 
-/// [`fast_interrupt`] on a GICv2, out of line (the GICv3's is inlined in its caller).
-#[inline(never)]
-extern "C" fn fast_interrupt_v2() -> u64 {
+/// [`guest_fast_interrupt`] on a GICv2 (its vector table's).
+#[unsafe(no_mangle)]
+extern "C" fn guest_fast_interrupt_gicv2() -> u64 {
     fast_interrupt::<gic::GicV2>()
 }
 
@@ -1118,21 +1119,26 @@ extern "C" fn latch_at_once<G: CpuInterface>(
     TAKEN
 }
 
-/// Bit of `intid` in [`hypervisor_spis`] (0 past its 128 INTIDs: no partition owns those).
-fn spi_bit(intid: u32) -> u128 {
-    1u128.checked_shl(intid).unwrap_or(0)
-}
+/// 64-bit words of a bit per INTID a GIC can signal (0..1020).
+const INTID_WORDS: usize = 16;
 
-/// The hypervisor's own interrupts among the INTIDs a virtual GIC implements (bit `n`: INTID
-/// `n`): the console's receive interrupt and the SMMUs', which [`hypervisor_interrupt`] serves.
-/// Worked out once from the configuration.
-fn hypervisor_spis(system: &System) -> u128 {
-    static SPIS: spin::Once<u128> = spin::Once::new();
-    *SPIS.call_once(|| {
-        let smmus = system.config.board.iommus.iter().flat_map(|s| [s.event_irq, s.gerror_irq]);
-        let smmus = smmus.flatten().map(|i| i.intid());
-        console_intid(system).into_iter().chain(smmus).fold(0, |bits, intid| bits | spi_bit(intid))
-    })
+/// The hypervisor's own interrupts (bit `n % 64` of word `n / 64`: INTID `n`): the console's
+/// receive interrupt and the SMMUs', which [`hypervisor_interrupt`] serves. Worked out from the
+/// configuration at each vCPU entry.
+fn hypervisor_spis(system: &System) -> [u64; INTID_WORDS] {
+    let mut bits = [0; INTID_WORDS];
+    let mut add = |intid: u32| {
+        if let Some(word) = bits.get_mut(intid as usize / 64) {
+            *word |= 1 << (intid % 64);
+        }
+    };
+    console_intid(system).into_iter().for_each(&mut add);
+    for smmu in &system.config.board.iommus {
+        for irq in [smmu.event_irq, smmu.gerror_irq].into_iter().flatten() {
+            add(irq.intid());
+        }
+    }
+    bits
 }
 
 /// Called by the vectors for every exit from a guest, with its saved registers.
@@ -1241,7 +1247,7 @@ pub(crate) fn resample_before_taken(
 #[inline(always)]
 fn resample_loaded<G: CpuInterface>(p: &Partition, vcpu: usize, (spsr, elr): (u64, u64), priority: u8) {
     const PSTATE_I: u64 = 1 << 7;
-    let masked = spsr & PSTATE_I != 0 && !crate::wfi::follows_wfi(&p.config, elr);
+    let masked = spsr & PSTATE_I != 0 && !crate::wfi::follows_wfi(elr);
     if (masked || G::masked_by_priority(priority)) && !G::trap_before_acknowledge() {
         if let Some(trap) = &p.gicv_trap {
             trap.arm(vcpu);

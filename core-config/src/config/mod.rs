@@ -559,8 +559,7 @@ impl MemoryRegion {
         HostRange::new(self.host, self.size)
     }
     /// Translates a guest-physical range inside this region to host-physical. Inlined (this
-    /// crate is built for size): the hypervisor's hot paths call it (the re-sampling check's
-    /// `follows_wfi` at every interrupt delivered to a sleeping guest).
+    /// crate is built for size): the hypervisor's paths that copy guest buffers call it.
     #[inline]
     pub fn translate(&self, ipa: GuestPhys, len: u64) -> Option<HostPhys> {
         let offset = ipa.0.checked_sub(self.guest.0)?;
