@@ -302,17 +302,30 @@ park_forever:
 .endm
 
 // An interrupt from a guest: the fast path first for the common ones.
-.macro VECTOR_GUEST_IRQ entry
+// The interrupt fast path, in the vector itself: `fast` (vcpu::guest_fast_interrupt on a GICv3,
+// guest_fast_interrupt_gicv2 on a GICv2) takes one physical interrupt and, for the common ones
+// (the vCPU's timer or PMU, its passed-through SPI, a kick), loads the list registers as the
+// full path would, with only the registers a call may clobber saved. It returns x0 = all ones
+// when it took the interrupt; else the INTID it acknowledged plus one (or 0), with which
+// guest_irq_full saves the rest of the frame and runs guest_exit.
+.macro VECTOR_GUEST_IRQ fast
     .balign 0x80
     sub     sp, sp, #{frame}
     stp     x0, x1, [sp, #0]
-    b       \entry
+    SAVE_CALL_CLOBBERED
+    bl      \fast
+    cmn     x0, #1
+    b.ne    guest_irq_full
+    RESTORE_CALL_CLOBBERED
+    ldp     x0, x1, [sp, #0]
+    add     sp, sp, #{frame}
+    eret
 .endm
 
-// The vector table, whose guest IRQ vector branches to `irq_entry`: one table per GIC version,
-// so that the interrupt fast path is the one compiled for the board's GIC without asking which
-// (el2_vectors, GICv3, from boot; el2_vectors_gicv2 installed by vectors::install_for_gic).
-.macro VECTORS name, irq_entry
+// The vector table, whose guest IRQ vector calls `irq_fast`: one table per GIC version, so that
+// the interrupt fast path is the one compiled for the board's GIC without asking which
+// (el2_vectors, GICv3, from boot; el2_vectors_gicv2, which install_gicv2_vectors installs).
+.macro VECTORS name, irq_fast
 .balign 0x800
 \name:
     VECTOR_HYP 0      // current EL, SP0: sync
@@ -325,7 +338,8 @@ park_forever:
     VECTOR_HYP 3      // serror
     VECTOR_GUEST_SYNC // lower EL, AArch64: sync
     .org    \name + 0x480     // (an error if the sync vector outgrew its 32 instructions)
-    VECTOR_GUEST_IRQ \irq_entry
+    VECTOR_GUEST_IRQ \irq_fast
+    .org    \name + 0x500     // (an error if the IRQ vector outgrew its 32 instructions)
     VECTOR_GUEST 2    // fiq
     VECTOR_GUEST 3    // serror
     VECTOR_GUEST 4    // lower EL, AArch32 (never enabled: HCR_EL2.RW = 1)
@@ -334,9 +348,9 @@ park_forever:
     VECTOR_GUEST 4
 .endm
 
-    VECTORS el2_vectors, guest_irq_entry
+    VECTORS el2_vectors, guest_fast_interrupt
 .global el2_vectors_gicv2
-    VECTORS el2_vectors_gicv2, guest_irq_entry_gicv2
+    VECTORS el2_vectors_gicv2, guest_fast_interrupt_gicv2
 
 hyp_exception_entry:
     mrs     x1, esr_el2
@@ -426,33 +440,17 @@ guest_vendor_call:
     add     sp, sp, #{frame}
     eret
 
-// The interrupt fast path (x0, x1 already saved at [sp]): vcpu::guest_fast_interrupt (on a
-// GICv3; guest_fast_interrupt_gicv2 on a GICv2, from that GIC's vector table) takes one
-// physical interrupt and, for the common ones (the vCPU's timer or PMU, its passed-through SPI,
-// a kick), loads the list registers as the full path would, with only the registers a call may
-// clobber saved. Otherwise the rest of the frame is saved and guest_exit runs with kind IRQ and,
-// above it, the INTID the fast path acknowledged plus one (0: none).
-.macro GUEST_IRQ_ENTRY fast
-    SAVE_CALL_CLOBBERED
-    bl      \fast               // returns x0 = all ones: taken; else the INTID acknowledged + 1 (or 0)
-    cmn     x0, #1
-    b.ne    1f
-    RESTORE_CALL_CLOBBERED
-    ldp     x0, x1, [sp, #0]
-    add     sp, sp, #{frame}
-    eret
-1:  SAVE_CALLEE_SAVED
+// An interrupt the fast path did not take (VECTOR_GUEST_IRQ; x0..x18 and x30 saved, x0 = the
+// INTID it acknowledged plus one, or 0): the rest of the frame, then guest_exit with kind IRQ
+// and that value above it.
+guest_irq_full:
+    SAVE_CALLEE_SAVED
     SAVE_RETURN_STATE
     lsl     x1, x0, #{acknowledged_shift}
     orr     x1, x1, #1              // kind: IRQ
     mov     x0, sp
     bl      guest_exit
     b       guest_resume
-.endm
-guest_irq_entry:
-    GUEST_IRQ_ENTRY guest_fast_interrupt
-guest_irq_entry_gicv2:
-    GUEST_IRQ_ENTRY guest_fast_interrupt_gicv2
 
 // x0, x1 already saved at [sp]; x1 = kind.
 guest_exit_entry:
