@@ -118,7 +118,9 @@ pub fn check(rows: &[Row], budgets: &BTreeMap<String, Budget>) -> Verdict {
             check_row(row, budget, &mut verdict);
         }
         if let (Some(ceiling), Some(target), true) = (budget.ceiling, budget.target, all_met) {
-            verdict.tighten.push(format!("{budgeted}: meets its target {target}: drop its ceiling {ceiling}"));
+            verdict
+                .tighten
+                .push(format!("{budgeted}: meets its target {target}: drop its ceiling {ceiling}"));
         }
     }
     verdict
