@@ -32,7 +32,8 @@ def main():
         if len(parts) == 3 and parts[1] in "tTwW":
             syms.append((int(parts[0], 16), re.sub(r"::h[0-9a-f]{16}$", "", parts[2])))
     addrs = [a for a, _ in syms]
-    vectors = next(a for a, n in syms if n == "el2_vectors")
+    # Every vector table (one per GIC version: el2_vectors, el2_vectors_gicv2).
+    tables = {a for a, n in syms if n.startswith("el2_vectors")}
 
     def function(pc):
         i = bisect.bisect_right(addrs, pc) - 1
@@ -61,7 +62,7 @@ def main():
         pc = int(m.group(1), 16)
         if episode is None:
             # A lower-EL vector: el2_vectors + 0x400.., one every 0x80.
-            if pc & ~0x7FF == vectors and pc & 0x7FF >= 0x400 and pc & 0x7F == 0:
+            if pc & ~0x7FF in tables and pc & 0x7FF >= 0x400 and pc & 0x7F == 0:
                 episode = [pc]
             continue
         episode.append(pc)
@@ -78,7 +79,7 @@ def main():
             for ipc, _ in blocks.get(pc, []):
                 per_function[function(ipc)] += 1
         total = sum(per_function.values())
-        print(f"== {count} exits of {total} instructions (vector +{sequence[0] - vectors:#x})")
+        print(f"== {count} exits of {total} instructions (vector +{sequence[0] & 0x7FF:#x})")
         for name, n in per_function.most_common():
             print(f"   {n:6} {name[:110]}")
 

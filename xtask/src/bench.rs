@@ -17,14 +17,20 @@ pub const BUDGETS: &str = "bench/budgets.toml";
 
 /// The benchmark systems, and the suffix their figures get: the `bench` partition alone on the
 /// boot CPU (boot, hypercalls, trapped accesses, interrupts), the same beside busy partitions,
-/// an SGI between two vCPUs, a doorbell between two partitions, and a ping-pong over a channel.
+/// an SGI between two vCPUs, a doorbell between two partitions, and a ping-pong over a channel;
+/// then the partition alone and the doorbell on the GICv2 board.
 const BENCH_CONFIGS: &[(&str, &str)] = &[
     ("configs/bench.dts", ""),
     ("configs/bench-busy.dts", budget::BUSY),
     ("configs/bench-sgi.dts", ""),
     ("configs/bench-doorbell.dts", ""),
     ("configs/bench-pingpong.dts", ""),
+    ("configs/boards/gicv2-bench.dts", GICV2),
+    ("configs/boards/gicv2-bench-doorbell.dts", GICV2),
 ];
+
+/// Suffix of the figures measured on the GICv2 board (`configs/boards/gicv2-bench*.dts`).
+const GICV2: &str = "_gicv2";
 
 /// What each figure is (the table's last column). `_el2` rows are the hypervisor's part of the
 /// row they extend; `_busy` rows the same figure on `configs/bench-busy.dts`.
@@ -71,6 +77,9 @@ fn what(name: &str) -> String {
     }
     if let Some(base) = name.strip_suffix("_busy") {
         return format!("{}, on a busy system", what(base));
+    }
+    if let Some(base) = name.strip_suffix(GICV2) {
+        return format!("{}, on a GICv2", what(base));
     }
     if name.ends_with("_el2") {
         return "  of which the hypervisor (EL2)".into();

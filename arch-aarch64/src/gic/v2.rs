@@ -3,7 +3,7 @@
 //! (GICH) whose list registers hold a partition's interrupts; the partition reaches its
 //! interrupts through the virtual CPU interface (GICV), mapped in its stage 2.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use spin::Mutex;
 use tantalum_aarch64::boot_once::BootOnce;
@@ -46,6 +46,21 @@ impl Frames {
 
 static FRAMES: BootOnce<Frames> = BootOnce::new();
 
+/// The CPU interface's and the virtual interface control's bases again, for the interrupt fast
+/// path: a plain load each instead of [`FRAMES`]' readiness check. Stored before `FRAMES` is
+/// published (Release) and read by a CPU only once its `init_cpu` saw `FRAMES` (Acquire), so
+/// a relaxed load sees them; 0 before that.
+static GICC_BASE: AtomicUsize = AtomicUsize::new(0);
+static GICH_BASE: AtomicUsize = AtomicUsize::new(0);
+
+/// `GICH_ELRSR0`'s bits of the list registers (a bit each), as every started CPU's `GICH_VTR`
+/// gives them; 0 while unknown, when CPUs disagree, or with more than 32 list registers: then
+/// the fast cases that look for all empty list registers are not taken.
+static ALL_EMPTY_ELRSR: AtomicU32 = AtomicU32::new(0);
+
+/// What the started CPUs agreed on for [`ALL_EMPTY_ELRSR`] (`None`: no CPU yet).
+static LEARNED_ELRSR: Mutex<Option<u32>> = Mutex::new(None);
+
 /// Each started CPU's `mpidr << 8 | CPU interface mask` (a GICv2 names CPUs by interface
 /// number, not affinity); 0: free.
 static CPU_MASKS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
@@ -75,6 +90,8 @@ const GICC_CTLR_VALUE: u32 = 0b11 | (1 << 9);
 /// CPU interface, virtual interface control and virtual CPU interface, mapped as device memory
 /// for the rest of the program, and programmed by nothing else (the GICV: but the guests).
 pub unsafe fn init_distributor(gicd: usize, gicc: usize, gich: usize, gicv: usize) {
+    GICC_BASE.store(gicc, Ordering::Relaxed);
+    GICH_BASE.store(gich, Ordering::Relaxed);
     let _ = FRAMES.set(Frames { gicd, gicc, gich, gicv });
     frames().gicd().ctlr.set(0b11);
 }
@@ -82,6 +99,46 @@ pub unsafe fn init_distributor(gicd: usize, gicc: usize, gich: usize, gicv: usiz
 fn frames() -> &'static Frames {
     // init_cpu refuses to run before init_distributor; nothing else runs before init_cpu.
     FRAMES.get().unwrap_or_else(|| panic!("GICv2 used before init_distributor"))
+}
+
+/// This CPU's interface, for the interrupt fast path ([`GICC_BASE`]); `None` before
+/// `init_distributor`.
+#[inline(always)]
+fn gicc_fast() -> Option<&'static CpuInterface> {
+    let base = GICC_BASE.load(Ordering::Relaxed);
+    // SAFETY: non-zero, it is the frame `init_distributor`'s caller vouched for (see `Frames`).
+    (base != 0).then(|| unsafe { &*(base as *const CpuInterface) })
+}
+
+/// This CPU's virtual interface control, for the fast paths ([`GICH_BASE`]).
+#[inline(always)]
+fn gich_fast() -> Option<&'static VirtualControl> {
+    let base = GICH_BASE.load(Ordering::Relaxed);
+    // SAFETY: as in `gicc_fast`.
+    (base != 0).then(|| unsafe { &*(base as *const VirtualControl) })
+}
+
+/// Records this CPU's list registers in [`ALL_EMPTY_ELRSR`], before it runs any guest. Once
+/// a CPU disagrees it stays 0; a CPU sees only its own agreed value or 0 after this.
+fn learn_all_empty(gich: &VirtualControl) {
+    let count = list_registers(gich); // 1..=64
+    let all = if count <= 32 { (u64::MAX >> (64 - count)) as u32 } else { 0 };
+    let mut learned = LEARNED_ELRSR.lock();
+    let agreed = match *learned {
+        None => all,
+        Some(seen) if seen == all => all,
+        Some(_) => 0,
+    };
+    *learned = Some(agreed);
+    ALL_EMPTY_ELRSR.store(agreed, Ordering::Relaxed);
+}
+
+/// Whether every list register of this CPU is empty (`GICH_ELRSR0`); false while that is not
+/// known ([`ALL_EMPTY_ELRSR`]).
+#[inline(always)]
+fn all_list_registers_empty(gich: &VirtualControl) -> bool {
+    let all = ALL_EMPTY_ELRSR.load(Ordering::Relaxed);
+    all != 0 && gich.elrsr[0].get() & all == all
 }
 
 /// This CPU's interface mask, its private interrupts and its CPU interface.
@@ -114,6 +171,7 @@ pub fn init_cpu(mpidr: u64) -> Result<(), &'static str> {
     f.gicc().pmr.set(0xff);
     f.gicc().bpr.set(0);
     f.gicc().ctlr.set(GICC_CTLR_VALUE);
+    learn_all_empty(f.gich());
     Ok(())
 }
 
@@ -149,9 +207,10 @@ pub fn acknowledge(out: &mut [u32]) -> usize {
 }
 
 /// Acknowledges the highest-priority interrupt pending at this CPU, if any (see
-/// [`acknowledge`]).
+/// [`acknowledge`]). Inlined: the interrupt fast path's first step.
+#[inline(always)]
 pub fn acknowledge_one() -> Option<u32> {
-    let gicc = frames().gicc();
+    let gicc = gicc_fast()?;
     let iar = gicc.iar.extract();
     let intid = iar.read(GICC_IAR::INTERRUPT_ID);
     let iar = iar.get();
@@ -306,27 +365,37 @@ pub fn write_listed(listed: &[Listed]) {
 
 /// Loads `d` alone into a list register when all of them are empty (`GICH_ELRSR`), with no
 /// maintenance interrupt asked for (see [`super::CpuInterface::load_at_once`]); false otherwise.
+#[inline(always)]
 pub fn load_at_once(d: &Deliverable) -> bool {
-    let gich = frames().gich();
-    let count = list_registers(gich);
-    let empty = |n: usize, reg: &tock_registers::registers::ReadOnly<u32>| {
-        let bits = count.saturating_sub(32 * n).min(32);
-        let all = if bits == 32 { u32::MAX } else { (1u32 << bits) - 1 };
-        reg.get() & all == all
-    };
-    if !empty(0, &gich.elrsr[0]) || (count > 32 && !empty(1, &gich.elrsr[1])) {
-        return false;
-    }
+    let Some(gich) = gich_fast().filter(|g| all_list_registers_empty(g)) else { return false };
     gich.lr[0].set(lr_value(d));
     gich.hcr.set(GICH_HCR::EN::SET.value);
     true
 }
 
 /// Moves interrupts that `gic` has ready for `vcpu` into free list registers (see
-/// [`super::load_list_registers`]). Out of line: the GICv3's common case, inlined beside it in
-/// the callers, then needs no frame.
+/// [`super::load_list_registers`]). The common case first, as on a GICv3: every list register
+/// empty (so none is an ended entry to clear either: `GICH_ELRSR` does not count those) and one
+/// interrupt pending, ready for `vcpu` (a doorbell, an SGI from one sender), which goes into the
+/// first, as the general case would put it there, with nothing left to ask a maintenance
+/// interrupt for; no scan. Out of line: the GICv3's common case, inlined beside it in the
+/// callers, then needs no frame.
 #[inline(never)]
 pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) -> super::Loaded {
+    if let Some(gich) = gich_fast().filter(|g| all_list_registers_empty(g)) {
+        if let Some(d) = gic.take_alone(vcpu) {
+            gich.lr[0].set(lr_value(&d));
+            gich.hcr.set(GICH_HCR::EN::SET.value);
+            return super::Loaded { hw_priority: d.hw.then_some(d.priority), more: false };
+        }
+    }
+    load_in_use(gic, vcpu)
+}
+
+/// [`load_list_registers`] when list registers are in use or more than one interrupt is
+/// pending (out of line: the common case above needs no frame).
+#[inline(never)]
+fn load_in_use(gic: &mut VirtualGic, vcpu: usize) -> super::Loaded {
     let gich = frames().gich();
     let count = list_registers(gich);
     let lrs = &gich.lr[..count];
@@ -411,8 +480,11 @@ pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) -> super::Loaded {
 
 /// Whether the guest's priority mask (`GICH_VMCR`, its `GICV_PMR`) hides an interrupt of
 /// `priority` (as a list register holds it: bits [7:3]).
+#[inline(always)]
 pub fn masked_by_priority(priority: u8) -> bool {
-    u32::from(priority >> 3) >= frames().gich().vmcr.read(GICH_VMCR::PRIORITY_MASK)
+    // Before `init_distributor` (never on a path that loaded an interrupt): masked, the
+    // cautious answer.
+    gich_fast().is_none_or(|g| u32::from(priority >> 3) >= g.vmcr.read(GICH_VMCR::PRIORITY_MASK))
 }
 
 /// Ends the hardware-linked list registers that are only pending (not taken yet) and whose
