@@ -1032,8 +1032,7 @@ fn fast_interrupt<G: CpuInterface>() -> u64 {
     if let Some(d) = vgic.deliver_hw_at_once(vcpu, intid) {
         if G::load_at_once(&d) {
             drop(vgic);
-            resample_loaded::<G>(p, vcpu, (SPSR_EL2.get(), ELR_EL2.get()), d.priority);
-            return TAKEN;
+            return resample_loaded::<G>(p, vcpu, (SPSR_EL2.get(), ELR_EL2.get()), d.priority);
         }
     }
     drop(vgic);
@@ -1083,10 +1082,10 @@ extern "C" fn kick_at_once<G: CpuInterface>(
     G::deactivate(intid);
     take_hint(hint);
     let loaded_hw = load_taken_hint(&mut p.vgic.lock(), hint, vcpu);
-    if let Some(priority) = loaded_hw {
-        resample_loaded::<G>(p, vcpu, (SPSR_EL2.get(), ELR_EL2.get()), priority);
+    match loaded_hw {
+        Some(priority) => resample_loaded::<G>(p, vcpu, (SPSR_EL2.get(), ELR_EL2.get()), priority),
+        None => TAKEN,
     }
-    TAKEN
 }
 
 /// [`fast_interrupt`] for a forwarded PPI or a passed-through SPI that could not go into a list
@@ -1113,10 +1112,10 @@ extern "C" fn latch_at_once<G: CpuInterface>(
     vgic.set_pending_hw(vcpu, intid);
     let loaded_hw = load_taken_hint(&mut vgic, hint, vcpu);
     drop(vgic);
-    if let Some(priority) = loaded_hw {
-        resample_loaded::<G>(p, vcpu, (SPSR_EL2.get(), ELR_EL2.get()), priority);
+    match loaded_hw {
+        Some(priority) => resample_loaded::<G>(p, vcpu, (SPSR_EL2.get(), ELR_EL2.get()), priority),
+        None => TAKEN,
     }
-    TAKEN
 }
 
 /// 64-bit words of a bit per INTID a GIC can signal (0..1020).
@@ -1235,24 +1234,45 @@ pub(crate) fn resample_before_taken(
 ) {
     if let Some(priority) = loaded_hw {
         if gic::is_v2() {
-            resample_loaded::<gic::GicV2>(p, vcpu, (spsr, elr), priority);
+            let _ = resample_loaded::<gic::GicV2>(p, vcpu, (spsr, elr), priority);
         } else {
-            resample_loaded::<gic::GicV3>(p, vcpu, (spsr, elr), priority);
+            let _ = resample_loaded::<gic::GicV3>(p, vcpu, (spsr, elr), priority);
         }
     }
 }
 
 /// [`resample_before_taken`] once a hardware-linked interrupt of least urgent priority
-/// `priority` was loaded (inlined in the interrupt fast path).
+/// `priority` was loaded (inlined in the interrupt fast path). Returns [`TAKEN`], so that the
+/// fast path's answer is this, and the GICv2's trap is armed by a tail call ([`arm_gicv_trap`]):
+/// no frame.
 #[inline(always)]
-fn resample_loaded<G: CpuInterface>(p: &Partition, vcpu: usize, (spsr, elr): (u64, u64), priority: u8) {
+fn resample_loaded<G: CpuInterface>(
+    p: &Partition,
+    vcpu: usize,
+    (spsr, elr): (u64, u64),
+    priority: u8,
+) -> u64 {
     const PSTATE_I: u64 = 1 << 7;
     let masked = spsr & PSTATE_I != 0 && !crate::wfi::follows_wfi(elr);
     if (masked || G::masked_by_priority(priority)) && !G::trap_before_acknowledge() {
-        if let Some(trap) = &p.gicv_trap {
-            trap.arm(vcpu);
-        }
+        return arm_gicv_trap(p, vcpu);
     }
+    TAKEN
+}
+
+/// Arms the GICv2's re-sampling trap of `vcpu` of `p` ([`resample_loaded`]); returns [`TAKEN`].
+#[inline(never)]
+extern "C" fn arm_gicv_trap(p: &Partition, vcpu: usize) -> u64 {
+    if let Some(trap) = &p.gicv_trap {
+        trap.arm(vcpu);
+    }
+    // The answer passed through an empty `asm!`, which the compiler cannot see through: knowing
+    // this function always returns TAKEN, it would put the constant after the call instead of
+    // making the call the caller's answer (a branch), and the caller would need a frame.
+    let mut answer = TAKEN;
+    // SAFETY: an empty template: no instruction, nothing read or written but the register.
+    unsafe { core::arch::asm!("/* {0} */", inout(reg) answer, options(nomem, nostack, preserves_flags)) };
+    answer
 }
 
 /// A group 1 CPU interface access trapped by [`resample_before_taken`]'s trap: the lines are

@@ -275,12 +275,16 @@ pub fn for_each_listed(vcpu: u8, f: impl FnMut(Listed)) {
 }
 
 /// Whether this CPU's list registers certainly hold nothing, so that [`for_each_listed`] would
-/// give nothing (a GICv3 tells from one register; on a GICv2 false: walk them). `board_v2`:
+/// give nothing (each GIC tells from its empty list register status register). `board_v2`:
 /// the board's GIC is a GICv2, as the caller knows already (what this module's `v2` says).
 #[inline]
 pub fn lists_nothing(board_v2: bool) -> bool {
     debug_assert_eq!(board_v2, v2());
-    !board_v2 && v3::lists_nothing()
+    if board_v2 {
+        v2::lists_nothing()
+    } else {
+        v3::lists_nothing()
+    }
 }
 
 /// Writes back what [`VirtualGic::access_listed`] changed in entries of [`read_listed`].

@@ -317,6 +317,14 @@ pub fn reset_virtual_interface() {
     gich.hcr.write(GICH_HCR::EN::SET);
 }
 
+/// Whether no list register holds an interrupt ([`for_each_listed`] would give nothing):
+/// `GICH_ELRSR0` names every one empty (an entry it does not name may be an ended one, which
+/// holds nothing either: then the walk finds that). False while that cannot be told.
+#[inline]
+pub fn lists_nothing() -> bool {
+    gich_fast().is_some_and(all_list_registers_empty)
+}
+
 /// Calls `f` with each interrupt this CPU's list registers hold (see
 /// [`super::for_each_listed`]).
 pub fn for_each_listed(vcpu: u8, mut f: impl FnMut(Listed)) {
