@@ -42,9 +42,52 @@ pub fn all_empty(elrsr: u32, vtr: u64) -> bool {
     elrsr.wrapping_add(1).wrapping_shr(vtr as u32) == 2
 }
 
+/// The GICv2's `GICH_ELRSR0` with every list register empty, as the CPUs started so far agree
+/// on it: `agreed` is their answer (`None`: this is the first), `count` this CPU's number of list
+/// registers (1 to 64, from `GICH_VTR`). 0, the fast cases off for good, once a CPU disagrees,
+/// or with more than 32 list registers (their second word would count too). Each CPU then sees
+/// only a mask of its own list registers, or 0.
+pub fn agreed_all_empty(agreed: Option<u32>, count: usize) -> u32 {
+    let mine = match count {
+        1..=32 => (u64::MAX >> (64 - count)) as u32,
+        _ => 0,
+    };
+    match agreed {
+        None => mine,
+        Some(seen) if seen == mine => mine,
+        Some(_) => 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn all_empty_masks_are_agreed_or_none() {
+        assert_eq!(agreed_all_empty(None, 4), 0xf);
+        assert_eq!(agreed_all_empty(Some(0xf), 4), 0xf);
+        assert_eq!(agreed_all_empty(None, 32), u32::MAX);
+        assert_eq!(agreed_all_empty(None, 1), 1);
+        // More than 32, or none (a VTR that cannot be): never a mask.
+        assert_eq!(agreed_all_empty(None, 33), 0);
+        assert_eq!(agreed_all_empty(None, 64), 0);
+        assert_eq!(agreed_all_empty(None, 0), 0);
+        // One CPU that differs turns it off, and it stays off whatever comes after.
+        assert_eq!(agreed_all_empty(Some(0xf), 2), 0);
+        assert_eq!(agreed_all_empty(Some(0), 4), 0);
+        // Every order of CPUs with 1..=64 list registers: each sees its own mask or 0.
+        for first in 1..=64 {
+            for second in 1..=64 {
+                let after_first = agreed_all_empty(None, first);
+                let after_second = agreed_all_empty(Some(after_first), second);
+                for (mask, count) in [(after_first, first), (after_second, second)] {
+                    assert!(mask == 0 || mask == agreed_all_empty(None, count), "{first}, {second}");
+                }
+                assert_eq!(after_second != 0, first == second && first <= 32, "{first}, {second}");
+            }
+        }
+    }
 
     /// For every number of list registers (1 to 16, ListRegs 0 to 15) and every `ICH_ELRSR_EL2`
     /// they can read as, with VTR's other fields set at random: empty exactly when every

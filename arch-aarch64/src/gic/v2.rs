@@ -121,14 +121,8 @@ fn gich_fast() -> Option<&'static VirtualControl> {
 /// Records this CPU's list registers in [`ALL_EMPTY_ELRSR`], before it runs any guest. Once
 /// a CPU disagrees it stays 0; a CPU sees only its own agreed value or 0 after this.
 fn learn_all_empty(gich: &VirtualControl) {
-    let count = list_registers(gich); // 1..=64
-    let all = if count <= 32 { (u64::MAX >> (64 - count)) as u32 } else { 0 };
     let mut learned = LEARNED_ELRSR.lock();
-    let agreed = match *learned {
-        None => all,
-        Some(seen) if seen == all => all,
-        Some(_) => 0,
-    };
+    let agreed = tantalum_aarch64::list_registers::agreed_all_empty(*learned, list_registers(gich));
     *learned = Some(agreed);
     ALL_EMPTY_ELRSR.store(agreed, Ordering::Relaxed);
 }
