@@ -127,12 +127,20 @@ fn learn_all_empty(gich: &VirtualControl) {
     ALL_EMPTY_ELRSR.store(agreed, Ordering::Relaxed);
 }
 
-/// Whether every list register of this CPU is empty (`GICH_ELRSR0`); false while that is not
-/// known ([`ALL_EMPTY_ELRSR`]).
+/// This CPU's virtual interface control when every one of its list registers is empty
+/// (`GICH_ELRSR0`); `None` otherwise or while that is not known ([`ALL_EMPTY_ELRSR`]).
 #[inline(always)]
-fn all_list_registers_empty(gich: &VirtualControl) -> bool {
+fn gich_all_empty() -> Option<&'static VirtualControl> {
     let all = ALL_EMPTY_ELRSR.load(Ordering::Relaxed);
-    all != 0 && gich.elrsr[0].get() & all == all
+    gich_fast().filter(|gich| all != 0 && gich.elrsr[0].get() & all == all)
+}
+
+/// Loads `d` into the first list register of `gich`, whose list registers are all empty, with
+/// no maintenance interrupt asked for.
+#[inline(always)]
+fn load_first(gich: &VirtualControl, d: &Deliverable) {
+    gich.lr[0].set(lr_value(d));
+    gich.hcr.set(GICH_HCR::EN::SET.value);
 }
 
 /// This CPU's interface mask, its private interrupts and its CPU interface.
@@ -316,7 +324,7 @@ pub fn reset_virtual_interface() {
 /// holds nothing either: then the walk finds that). False while that cannot be told.
 #[inline]
 pub fn lists_nothing() -> bool {
-    gich_fast().is_some_and(all_list_registers_empty)
+    gich_all_empty().is_some()
 }
 
 /// Calls `f` with each interrupt this CPU's list registers hold (see
@@ -369,9 +377,8 @@ pub fn write_listed(listed: &[Listed]) {
 /// maintenance interrupt asked for (see [`super::CpuInterface::load_at_once`]); false otherwise.
 #[inline(always)]
 pub fn load_at_once(d: &Deliverable) -> bool {
-    let Some(gich) = gich_fast().filter(|g| all_list_registers_empty(g)) else { return false };
-    gich.lr[0].set(lr_value(d));
-    gich.hcr.set(GICH_HCR::EN::SET.value);
+    let Some(gich) = gich_all_empty() else { return false };
+    load_first(gich, d);
     true
 }
 
@@ -384,10 +391,9 @@ pub fn load_at_once(d: &Deliverable) -> bool {
 /// callers, then needs no frame.
 #[inline(never)]
 pub fn load_list_registers(gic: &mut VirtualGic, vcpu: usize) -> super::Loaded {
-    if let Some(gich) = gich_fast().filter(|g| all_list_registers_empty(g)) {
+    if let Some(gich) = gich_all_empty() {
         if let Some(d) = gic.take_alone(vcpu) {
-            gich.lr[0].set(lr_value(&d));
-            gich.hcr.set(GICH_HCR::EN::SET.value);
+            load_first(gich, &d);
             return super::Loaded { hw_priority: d.hw.then_some(d.priority), more: false };
         }
     }
