@@ -138,9 +138,11 @@ const YES: u8 = 2;
 pub fn digest(data: &[u8]) -> [u8; 32] {
     let mut use_ce = USE_CE.load(Ordering::Relaxed);
     if use_ce == 0 {
-        let sample: [u8; 200] = core::array::from_fn(|i| (i * 7 + 3) as u8);
+        // Every padding shape (empty, the longest one-block message, a whole block, the longest
+        // two-block one) and the chaining of blocks: 6 blocks of the portable code.
+        let sample: [u8; 119] = core::array::from_fn(|i| (i * 7 + 3) as u8);
         let agrees = has_sha256_instructions()
-            && [&sample[..0], &sample[..3], &sample[..55], &sample[..64], &sample[..119], &sample[..]]
+            && [&sample[..0], &sample[..55], &sample[..64], &sample[..]]
                 .iter()
                 .all(|s| digest_ce(s)[..] == Sha256::digest(s)[..]);
         use_ce = if agrees { YES } else { NO };
