@@ -325,7 +325,10 @@ park_forever:
 // The vector table, whose guest IRQ vector calls `irq_fast`: one table per GIC version, so that
 // the interrupt fast path is the one compiled for the board's GIC without asking which
 // (el2_vectors, GICv3, from boot; el2_vectors_gicv2, which install_gicv2_vectors installs).
+// The tables have a section of their own, which link.ld puts after the image header and this
+// assembly's code, so that their 2 KiB alignment is not paid in padding.
 .macro VECTORS name, irq_fast
+.pushsection .text.vectors, "ax"
 .balign 0x800
 \name:
     VECTOR_HYP 0      // current EL, SP0: sync
@@ -346,6 +349,7 @@ park_forever:
     VECTOR_GUEST 4
     VECTOR_GUEST 4
     VECTOR_GUEST 4
+.popsection
 .endm
 
     VECTORS el2_vectors, guest_fast_interrupt
