@@ -19,7 +19,7 @@ fn owners<'a>(system: &'a System, disk: &VirtioDiskConfig) -> heapless::Vec<Owne
     for f in &disk.frontends {
         let p = f.partition.and_then(|id| system.partitions.get(usize::from(id)));
         if let Some(p) = p {
-            let _ = v.push(Owner(&p.config));
+            let _ = v.push(Owner(p.config));
         }
     }
     v
@@ -134,6 +134,6 @@ fn raise(system: &System, target: usize, intid: u32, cpu: usize) {
     }
     t.irq_hints[vcpu].store(true, Ordering::Release);
     if t.status() == Status::Running {
-        kick_vcpu(system, t, vcpu, cpu);
+        kick_vcpu(t, vcpu, cpu);
     }
 }

@@ -19,7 +19,7 @@ use tantalum_core::vplatform::{Emulated, GicWindows, GICC_TRAPPED_SIZE};
 use tock_registers::interfaces::{Readable, Writeable};
 
 use crate::boot::GuestFrame;
-use crate::system::{self, Partition, System};
+use crate::system::{Partition, System};
 use crate::vcpu::{self, Here, Running};
 use crate::{console, gic};
 
@@ -286,7 +286,7 @@ fn uart_mmio_locked(
     write: Option<u64>,
 ) -> u64 {
     let here = Here::load();
-    let value = uart_access_locked(system::get(), p, here, offset, write);
+    let value = uart_access_locked(p, here, offset, write);
     complete(frame, c, p, here.vcpu, esr, value)
 }
 
@@ -402,16 +402,10 @@ fn read_listed(vgic: &mut vgic::VirtualGic, vcpu: usize, frame: Frame, access: v
 /// (`VirtualUart::follow`). A write of UARTDR or a read of UARTFR while the line is quiet is
 /// answered from the mirror, without the UART's lock (`Mirror::access`). Returns the value read.
 #[inline(always)]
-pub(crate) fn uart_access(
-    system: &System,
-    p: &Partition,
-    here: Here,
-    offset: u64,
-    write: Option<u64>,
-) -> u64 {
+pub(crate) fn uart_access(p: &Partition, here: Here, offset: u64, write: Option<u64>) -> u64 {
     let (value, sent) = match p.vuart_mirror.access(offset, write) {
         Some(answer) => answer,
-        None => return uart_access_locked(system, p, here, offset, write),
+        None => return uart_access_locked(p, here, offset, write),
     };
     if let Some(byte) = sent {
         uart_output(p, here, byte);
@@ -421,7 +415,7 @@ pub(crate) fn uart_access(
 
 /// [`uart_access`] under the UART's lock.
 #[inline(never)]
-fn uart_access_locked(system: &System, p: &Partition, here: Here, offset: u64, write: Option<u64>) -> u64 {
+fn uart_access_locked(p: &Partition, here: Here, offset: u64, write: Option<u64>) -> u64 {
     let (value, sent, follow) = {
         let mut uart = p.vuart.lock();
         let (value, sent) = uart.access(offset, write);
@@ -433,7 +427,7 @@ fn uart_access_locked(system: &System, p: &Partition, here: Here, offset: u64, w
         uart_output(p, here, byte);
     }
     if let Some(high) = follow {
-        vcpu::uart_line(system, p, high, here.cpu);
+        vcpu::uart_line(p, high, here.cpu);
     }
     value
 }

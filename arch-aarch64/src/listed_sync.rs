@@ -12,7 +12,7 @@ use spin::Mutex;
 use tantalum_core::partition::power::Power;
 use tantalum_core::vgic::Listed;
 
-use crate::system::{Partition, System};
+use crate::system::Partition;
 use crate::{el2, gic};
 
 /// List registers a CPU can have.
@@ -74,10 +74,10 @@ impl ListedMailbox {
 
 /// Asks vCPU `vcpu` of `p` to answer, from the CPU of vCPU `own`; returns whether it did.
 /// A vCPU that is not on holds nothing in list registers (it left, and emptied them).
-fn ask(system: &System, p: &Partition, vcpu: usize, own: usize, own_cpu: usize) -> bool {
+fn ask(p: &Partition, vcpu: usize, own: usize, own_cpu: usize) -> bool {
     let mailbox = &p.listed[vcpu];
     let question = mailbox.asked.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
-    crate::vcpu::kick_vcpu(system, p, vcpu, own_cpu);
+    crate::vcpu::kick_vcpu(p, vcpu, own_cpu);
     let (start, freq) = el2::counter();
     loop {
         if mailbox.answered.load(Ordering::Acquire).wrapping_sub(question) as i32 >= 0 {
@@ -99,9 +99,9 @@ fn ask(system: &System, p: &Partition, vcpu: usize, own: usize, own_cpu: usize) 
 
 /// The list-register entries of `p`'s vCPUs other than `own` (on CPU `own_cpu`), appended to
 /// `out`.
-pub fn gather(system: &System, p: &Partition, own: usize, own_cpu: usize, out: &mut Vec<Listed>) {
+pub fn gather(p: &Partition, own: usize, own_cpu: usize, out: &mut Vec<Listed>) {
     for vcpu in (0..p.vcpus.len()).filter(|&v| v != own) {
-        if ask(system, p, vcpu, own, own_cpu) {
+        if ask(p, vcpu, own, own_cpu) {
             out.extend(p.listed[vcpu].board.lock().entries.iter().copied());
         }
     }
@@ -109,7 +109,7 @@ pub fn gather(system: &System, p: &Partition, own: usize, own_cpu: usize, out: &
 
 /// Hands entries of other vCPUs that a register write changed (`was` as gathered, `now` after
 /// the write) back to their vCPUs, and waits until each has written them.
-pub fn hand_back(system: &System, p: &Partition, own: usize, own_cpu: usize, was: &[Listed], now: &[Listed]) {
+pub fn hand_back(p: &Partition, own: usize, own_cpu: usize, was: &[Listed], now: &[Listed]) {
     for vcpu in (0..p.vcpus.len()).filter(|&v| v != own) {
         let mut changed = false;
         {
@@ -119,7 +119,7 @@ pub fn hand_back(system: &System, p: &Partition, own: usize, own_cpu: usize, was
             }
         }
         if changed {
-            ask(system, p, vcpu, own, own_cpu);
+            ask(p, vcpu, own, own_cpu);
         }
     }
 }

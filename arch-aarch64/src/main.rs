@@ -136,7 +136,7 @@ extern "C" fn primary_main(fw_dtb: u64) -> ! {
     }
     init_gic_cpu(me);
     // Before any partition runs: its devices' DMA reaches only its memory (docs/security.md).
-    if let Err(e) = smmu::init(&system.config, |id| u16::from(system.partitions[id].vmid)) {
+    if let Err(e) = smmu::init(system.config, |id| u16::from(system.partitions[id].vmid)) {
         info!("SMMU: {e}: DMA behind it stays refused");
     }
     if let Err(e) = system.clear_channels() {
@@ -147,11 +147,11 @@ extern "C" fn primary_main(fw_dtb: u64) -> ! {
     let runtime = HostRange::new(HostPhys(layout.runtime_base), runtime_reserve(MAX_CPUS as u64));
     let payload = HostRange::new(HostPhys(payload_start), layout.info.payload_size);
     let el2_layout = el2map::Layout { payload, runtime };
-    if let Err(e) = el2map::build_and_install(&system.config, &el2_layout) {
+    if let Err(e) = el2map::build_and_install(system.config, &el2_layout) {
         info!("building the hypervisor's own map failed: {e}: halting");
         firmware::system_off();
     }
-    match el2map::verify(&system.config, &el2_layout) {
+    match el2map::verify(system.config, &el2_layout) {
         Ok(()) => {
             info!("own map: W^X (text read-only, writable memory never executes), unused memory unmapped")
         }

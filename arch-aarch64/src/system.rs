@@ -1,6 +1,7 @@
 //! The partitioned system at run time: built once by the primary CPU, then shared read-mostly
 //! by every CPU.
 
+use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -43,9 +44,16 @@ pub enum Status {
     Loading = 2,
 }
 
+/// Where a vCPU runs: its board CPU (index in the board's CPUs) and that CPU's hardware ID.
+#[derive(Clone, Copy)]
+pub struct Placement {
+    pub cpu: usize,
+    pub hwid: u64,
+}
+
 /// A partition's run-time state.
 pub struct Partition {
-    pub config: PartitionConfig,
+    pub config: &'static PartitionConfig,
     pub vmid: u8,
     pub stage2: Stage2,
     /// How many times it has been restarted (read on every exit: an atomic, not a lock).
@@ -66,6 +74,8 @@ pub struct Partition {
     pub irq_hints: Vec<AtomicBool>,
     /// Per vCPU: its power state and, while it starts, where.
     pub vcpus: Vec<VcpuSlot>,
+    /// Per vCPU: its board CPU and that CPU's MPIDR affinity, for kicks (one lookup).
+    pub placement: Vec<Placement>,
     /// Per vCPU: what its list registers hold, when another vCPU's GIC access asks.
     pub listed: Vec<ListedMailbox>,
     /// On a GICv2 board: its CPU interface page, withdrawn while a vCPU must re-sample
@@ -81,7 +91,7 @@ pub struct Partition {
 
 /// Everything the CPUs share.
 pub struct System {
-    pub config: SystemConfig,
+    pub config: &'static SystemConfig,
     pub partitions: Vec<Partition>,
     /// The doorbells each partition's `HYP_CHANNEL_NOTIFY` rings, by its channel number (from
     /// `config`, for the notify fast path).
@@ -166,7 +176,7 @@ impl Partition {
 
     /// Board CPU of vCPU `vcpu`.
     pub fn cpu_of(&self, vcpu: usize) -> Option<usize> {
-        self.config.cpus.get(vcpu).copied()
+        self.placement.get(vcpu).map(|p| p.cpu)
     }
 
     pub fn status(&self) -> Status {
@@ -191,10 +201,13 @@ impl System {
     /// own CPUs load their memory later: `loader`). Fails with the first partition whose tables
     /// cannot be built.
     pub fn new(config: SystemConfig, payload: &'static [u8]) -> Result<System, (String, LoadError)> {
+        // The system lives as long as the hypervisor (`install`): its configuration too, which
+        // each partition then shares instead of holding a copy.
+        let config: &'static SystemConfig = Box::leak(Box::new(config));
         let mut partitions = Vec::with_capacity(config.partitions.len());
         let gic_version = config.board.gic.as_ref().map_or(3, |g| g.version());
         for (i, p) in config.partitions.iter().enumerate() {
-            let stage2 = build_stage2(&config, p).map_err(|e| (p.name.clone(), e))?;
+            let stage2 = build_stage2(config, p).map_err(|e| (p.name.clone(), e))?;
             let channels = config.channels_of(p.id).len();
             let mut owned: Vec<u32> = (0..channels).map(vplatform::doorbell_intid).collect();
             owned.extend(p.device_spis().map(|i| i.intid()));
@@ -211,10 +224,10 @@ impl System {
             if p.virtual_uart {
                 vgic.set_level_at_reset(VIRTUAL_UART_SPI + 32);
             }
-            let gicv_trap = GicvTrap::new(&config, &stage2);
+            let gicv_trap = GicvTrap::new(config, &stage2);
             partitions.push(Partition {
                 gicv_trap,
-                config: p.clone(),
+                config: p,
                 vmid: (i + 1) as u8,
                 stage2,
                 restarts: AtomicU32::new(0),
@@ -226,6 +239,11 @@ impl System {
                 vuart_mirror: Mirror::new(),
                 irq_hints: p.cpus.iter().map(|_| AtomicBool::new(false)).collect(),
                 vcpus: p.cpus.iter().map(|_| VcpuSlot::new()).collect(),
+                placement: p
+                    .cpus
+                    .iter()
+                    .map(|&cpu| Placement { cpu, hwid: config.board.cpus[cpu].hwid })
+                    .collect(),
                 listed: p.cpus.iter().map(|_| ListedMailbox::default()).collect(),
                 generation: AtomicU32::new(0),
                 load: LoadProgress::new(),
@@ -242,7 +260,7 @@ impl System {
             })
             .collect();
         Ok(System {
-            channel_peers: ChannelPeers::new(&config),
+            channel_peers: ChannelPeers::new(config),
             config,
             partitions,
             links,

@@ -207,9 +207,9 @@ fn leave(here: Here) -> ! {
 
 /// Wakes the CPU of `vcpu` of partition `p` (unless it is this one) so that it looks at its
 /// interrupts or its generation.
-pub(crate) fn kick_vcpu(system: &System, p: &Partition, vcpu: usize, from_cpu: usize) {
-    if let Some(cpu) = p.cpu_of(vcpu).filter(|&c| c != from_cpu) {
-        gic::kick(system.config.board.cpus[cpu].hwid);
+pub(crate) fn kick_vcpu(p: &Partition, vcpu: usize, from_cpu: usize) {
+    if let Some(place) = p.placement.get(vcpu).filter(|place| place.cpu != from_cpu) {
+        gic::kick(place.hwid);
     }
     aarch64_cpu::asm::sev();
 }
@@ -218,13 +218,13 @@ pub(crate) fn kick_vcpu(system: &System, p: &Partition, vcpu: usize, from_cpu: u
 /// off if it was the last partition running.
 pub fn stop(system: &System, id: usize, from_cpu: usize) {
     let p = &system.partitions[id];
-    crate::smmu::disable_partition(&system.config, id);
+    crate::smmu::disable_partition(system.config, id);
     p.generation.fetch_add(1, Ordering::AcqRel);
     system.reset_virtio(id);
     crate::disks::reset(system, id, from_cpu, false);
     let remaining = system.mark_stopped(id);
     for vcpu in 0..p.vcpus.len() {
-        kick_vcpu(system, p, vcpu, from_cpu);
+        kick_vcpu(p, vcpu, from_cpu);
     }
     // Console input follows: a stopped partition takes none.
     let focus = Focus::from_word(system.input_focus.load(Ordering::Acquire));
@@ -254,11 +254,11 @@ fn restart(here: Here) -> ! {
     }
     p.generation.fetch_add(1, Ordering::AcqRel);
     // Its devices' DMA is refused while it reloads (it may still be running a request).
-    crate::smmu::quiesce(&system.config, here.id);
+    crate::smmu::quiesce(system.config, here.id);
     p.vcpus[here.vcpu].set_off();
     for vcpu in (0..p.vcpus.len()).filter(|&v| v != here.vcpu) {
         p.vcpus[vcpu].cancel_start();
-        kick_vcpu(system, p, vcpu, here.cpu);
+        kick_vcpu(p, vcpu, here.cpu);
     }
     // The others leave at their next exit, which the kick forces; give them up to a second.
     let (start, freq) = el2::counter();
@@ -301,18 +301,18 @@ fn restart(here: Here) -> ! {
     p.load.reset();
     p.load.open();
     for vcpu in (0..p.vcpus.len()).filter(|&v| v != here.vcpu) {
-        kick_vcpu(system, p, vcpu, here.cpu);
+        kick_vcpu(p, vcpu, here.cpu);
     }
     let (began, freq) = el2::counter();
     match system.lead_load(here.id) {
         Ok(()) => {
             let ms = (el2::counter().0 - began) * 1000 / freq.max(1);
             info!("partition '{}': reloaded in {ms} ms", p.config.name);
-            crate::smmu::resume(&system.config, here.id);
+            crate::smmu::resume(system.config, here.id);
             // Unless it was stopped meanwhile, which it then stays.
             if system.mark_running(here.id) && p.vcpus[0].request_start(p.config.entry.as_u64(), dtb).is_ok()
             {
-                kick_vcpu(system, p, 0, here.cpu);
+                kick_vcpu(p, 0, here.cpu);
             }
         }
         Err(e) => {
@@ -342,7 +342,7 @@ impl CpuServices<'_> {
         let mut listed = alloc::vec![vgic::Listed::default(); 16];
         let n = gic::read_listed(vcpu as u8, &mut listed);
         listed.truncate(n);
-        listed_sync::gather(self.system, p, vcpu, cpu, &mut listed);
+        listed_sync::gather(p, vcpu, cpu, &mut listed);
         let mut vgic = p.vgic.lock();
         let was = listed.clone();
         let value = vgic.access_listed(vcpu, frame, access, &mut listed);
@@ -352,7 +352,7 @@ impl CpuServices<'_> {
         gic::write_listed(&listed[..n]);
         self.wake_after_write(vgic);
         // Not under the virtual GIC's lock: the other CPUs may need it before they answer.
-        listed_sync::hand_back(self.system, p, vcpu, cpu, &was[n..], &listed[n..]);
+        listed_sync::hand_back(p, vcpu, cpu, &was[n..], &listed[n..]);
         value
     }
 
@@ -391,7 +391,7 @@ impl CpuServices<'_> {
         drop(vgic);
         p.hint_all();
         for vcpu in others {
-            kick_vcpu(self.system, p, vcpu, self.here.cpu);
+            kick_vcpu(p, vcpu, self.here.cpu);
         }
     }
 
@@ -407,7 +407,7 @@ impl CpuServices<'_> {
     fn wake(&self, p: &Partition, vcpu: usize) {
         p.irq_hints[vcpu].store(true, Ordering::Release);
         if p.status() == Status::Running {
-            kick_vcpu(self.system, p, vcpu, self.here.cpu);
+            kick_vcpu(p, vcpu, self.here.cpu);
         }
     }
 }
@@ -518,7 +518,7 @@ impl Services for CpuServices<'_> {
         let Some(slot) = p.vcpus.get(vcpu) else { return PsciStatus::InvalidParameters };
         match slot.request_start(entry.0, context) {
             Ok(()) => {
-                kick_vcpu(self.system, p, vcpu, self.here.cpu);
+                kick_vcpu(p, vcpu, self.here.cpu);
                 PsciStatus::Success
             }
             Err(Power::On) => PsciStatus::AlreadyOn,
@@ -527,7 +527,7 @@ impl Services for CpuServices<'_> {
     }
 
     fn uart_access(&mut self, offset: u64, write: Option<u64>) -> u64 {
-        crate::fast_mmio::uart_access(self.system, self.partition(), self.here, offset, write)
+        crate::fast_mmio::uart_access(self.partition(), self.here, offset, write)
     }
 
     fn partition_running(&mut self, id: PartitionId) -> bool {
@@ -556,7 +556,7 @@ impl Services for CpuServices<'_> {
         let index = link.id;
         let side = link.endpoints.iter().position(|&e| e == id).unwrap_or(0);
         let owners: heapless::Vec<Owner<'_>, { virtio::net::MAX_PORTS }> =
-            link.endpoints.iter().map(|&e| Owner(&system.partitions[usize::from(e)].config)).collect();
+            link.endpoints.iter().map(|&e| Owner(system.partitions[usize::from(e)].config)).collect();
         let answer = system.links[index].lock().access(
             side,
             &owners,
@@ -590,7 +590,7 @@ fn only_wakeup_pending() -> bool {
 }
 
 /// Follows partition `p`'s virtual UART interrupt line in its virtual GIC.
-pub(crate) fn uart_line(system: &System, p: &Partition, high: bool, from_cpu: usize) {
+pub(crate) fn uart_line(p: &Partition, high: bool, from_cpu: usize) {
     let intid = VIRTUAL_UART_SPI + 32;
     let mut vgic = p.vgic.lock();
     let vcpu = vgic.spi_target(intid);
@@ -598,7 +598,7 @@ pub(crate) fn uart_line(system: &System, p: &Partition, high: bool, from_cpu: us
     drop(vgic);
     if pending {
         p.irq_hints[vcpu].store(true, Ordering::Release);
-        kick_vcpu(system, p, vcpu, from_cpu);
+        kick_vcpu(p, vcpu, from_cpu);
     }
 }
 
@@ -637,7 +637,7 @@ fn console_input(system: &System, from_cpu: usize) {
                     follow
                 };
                 if let Some(high) = follow {
-                    uart_line(system, p, high, from_cpu);
+                    uart_line(p, high, from_cpu);
                 }
             }
             Key::Help => {
@@ -723,9 +723,9 @@ fn hypervisor_interrupt(system: &System, intid: u32, cpu: usize) -> bool {
     if Some(intid) == console_intid(system) {
         console_input(system, cpu);
     } else if crate::smmu::is_smmu_interrupt(intid) {
-        crate::smmu::on_interrupt(&system.config, |id| {
+        crate::smmu::on_interrupt(system.config, |id| {
             let owner = &system.partitions[id];
-            (0..owner.vcpus.len()).for_each(|v| kick_vcpu(system, owner, v, cpu));
+            (0..owner.vcpus.len()).for_each(|v| kick_vcpu(owner, v, cpu));
         });
     } else {
         return false;
@@ -788,7 +788,7 @@ fn forward_physical(system: &System, p: &Partition, here: Here, acknowledged: Op
             Latched::Ready => {
                 p.irq_hints[target].store(true, Ordering::Release);
                 if target != vcpu {
-                    kick_vcpu(system, p, target, here.cpu);
+                    kick_vcpu(p, target, here.cpu);
                 }
             }
             Latched::Held => {}
@@ -1170,14 +1170,14 @@ extern "C" fn guest_exit(frame: &mut GuestFrame, kind: u64) {
     let exit = crate::smmu::take_fault(here.id).map_or(exit, Exit::DmaFault);
     let state = PartitionState { restarts: p.restarts.load(Ordering::Acquire) };
     let mut services = CpuServices { system, here };
-    let mut outcome = handle_exit(&system.config, here.id as PartitionId, &state, exit, &mut services);
+    let mut outcome = handle_exit(system.config, here.id as PartitionId, &state, exit, &mut services);
     if let Outcome::ExternalAbort { addr, access } = outcome {
         if kind == kind::SYNC && inject::external_abort(&syndrome, frame) {
             let _ = load_interrupts(p, here.vcpu, false);
             return;
         }
         // The guest cannot take it (its vector is the fetch that faulted): its fault policy.
-        outcome = partition::fault(&p.config, Fault::Memory { addr, access });
+        outcome = partition::fault(p.config, Fault::Memory { addr, access });
     }
     match outcome {
         Outcome::Return { ref values, count } => {
