@@ -55,6 +55,17 @@ fn read_layout() -> Option<Layout> {
     Some(Layout { image: HostRange::new(HostPhys(start as u64), image_size), info, runtime_base })
 }
 
+/// Reports why the system DTB is refused, then halts. Rule codes, not messages (the hypervisor
+/// is built without them): `cargo xtask config explain` turns each line back into the build
+/// tool's message.
+fn refuse_config(errors: &[config::ConfigError]) -> ! {
+    for e in errors {
+        info!("config error: {}", e.coded());
+    }
+    info!("the system DTB is invalid ({} error(s)): halting", errors.len());
+    firmware::system_off();
+}
+
 /// Rust entry of the boot CPU, MMU on, on the boot stack. `fw_dtb` is the firmware's DTB.
 #[unsafe(no_mangle)]
 extern "C" fn primary_main(fw_dtb: u64) -> ! {
@@ -94,18 +105,14 @@ extern "C" fn primary_main(fw_dtb: u64) -> ! {
         // What the boot code mapped (BootInfo): the config must fit in it.
         map: Some(layout.info.map),
     };
-    let config = match config::parse(dtb).and_then(|c| config::validate(&c, &facts).map(|()| c)) {
+    // A refused configuration is never dropped: the hypervisor halts with it.
+    let config = match config::parse(dtb) {
         Ok(c) => c,
-        Err(errors) => {
-            // Rule codes, not messages (the hypervisor is built without them): `cargo xtask
-            // config explain` turns each line back into the build tool's message.
-            for e in &errors {
-                info!("config error: {}", e.coded());
-            }
-            info!("the system DTB is invalid ({} error(s)): halting", errors.len());
-            firmware::system_off();
-        }
+        Err(errors) => refuse_config(&errors),
     };
+    if let Err(errors) = config::validate(&config, &facts) {
+        refuse_config(&errors);
+    }
 
     if config.hypervisor.benchmark_pmu {
         info!("warning: /hypervisor: {}", config::WarningKind::BenchmarkPmu);
