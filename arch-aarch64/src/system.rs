@@ -53,6 +53,7 @@ pub struct Placement {
 
 /// A partition's run-time state.
 pub struct Partition {
+    /// Its entry of [`System::config`] (shared, not copied).
     pub config: &'static PartitionConfig,
     pub vmid: u8,
     pub stage2: Stage2,
@@ -91,6 +92,7 @@ pub struct Partition {
 
 /// Everything the CPUs share.
 pub struct System {
+    /// The checked configuration, for as long as the hypervisor runs ([`System::new`] leaks it).
     pub config: &'static SystemConfig,
     pub partitions: Vec<Partition>,
     /// The doorbells each partition's `HYP_CHANNEL_NOTIFY` rings, by its channel number (from
