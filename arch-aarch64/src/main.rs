@@ -183,9 +183,9 @@ extern "C" fn primary_main(fw_dtb: u64) -> ! {
     }
     // Passed-through devices' interrupts go to the CPU of the owner's vCPU 0.
     for &id in &to_start {
-        let p = &system.partitions[id].config;
-        let hwid = system.config.board.cpus[p.cpus[0]].hwid;
-        for irq in p.device_spis() {
+        let p = &system.partitions[id];
+        let Some(hwid) = p.hwid_of(0) else { continue };
+        for irq in p.config.device_spis() {
             gic::route_spi(irq.intid(), hwid, irq.is_edge());
         }
     }
@@ -193,9 +193,8 @@ extern "C" fn primary_main(fw_dtb: u64) -> ! {
     // Console input goes to the first partition with a virtual UART; its CPU takes the UART's
     // receive interrupt.
     if let Some(&id) = to_start.iter().find(|&&id| system.partitions[id].config.virtual_uart) {
-        if let Some(intid) = vcpu::console_intid(system) {
+        if let (Some(intid), Some(hwid)) = (vcpu::console_intid(system), system.partitions[id].hwid_of(0)) {
             system.input_focus.store(id, core::sync::atomic::Ordering::Release);
-            let hwid = system.config.board.cpus[system.partitions[id].config.cpus[0]].hwid;
             gic::route_spi(intid, hwid, false);
             console::enable_input();
             info!(

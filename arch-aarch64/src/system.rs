@@ -176,9 +176,9 @@ impl Partition {
         }
     }
 
-    /// Board CPU of vCPU `vcpu`.
-    pub fn cpu_of(&self, vcpu: usize) -> Option<usize> {
-        self.placement.get(vcpu).map(|p| p.cpu)
+    /// MPIDR affinity of the CPU of vCPU `vcpu` (where its interrupts are routed).
+    pub fn hwid_of(&self, vcpu: usize) -> Option<u64> {
+        self.placement.get(vcpu).map(|p| p.hwid)
     }
 
     pub fn status(&self) -> Status {

@@ -284,9 +284,9 @@ fn restart(here: Here) -> ! {
     p.restarts.fetch_add(1, Ordering::AcqRel);
     p.vgic.lock().reset();
     // Its devices' interrupts go back to vCPU 0's CPU, as its fresh virtual GIC routes them.
-    if let Some(cpu) = p.cpu_of(0) {
+    if let Some(hwid) = p.hwid_of(0) {
         for irq in p.config.device_spis() {
-            gic::retarget_spi(irq.intid(), system.config.board.cpus[cpu].hwid);
+            gic::retarget_spi(irq.intid(), hwid);
         }
     }
     {
@@ -375,8 +375,8 @@ impl CpuServices<'_> {
         }
         let p = self.partition();
         for intid in p.config.device_spis().map(|i| i.intid()).filter(|i| written.contains(i)) {
-            if let Some(cpu) = p.cpu_of(vgic.spi_target(intid)) {
-                gic::retarget_spi(intid, self.system.config.board.cpus[cpu].hwid);
+            if let Some(hwid) = p.hwid_of(vgic.spi_target(intid)) {
+                gic::retarget_spi(intid, hwid);
             }
         }
     }
