@@ -236,9 +236,9 @@ pub const SCENARIOS: &[Scenario] = &[
         expect: &[
             "streams 0x0..0x100 of partition 'dma-attacker' translate only into its memory",
             "[dma-attacker] found virtio-blk 1af4:1042 at 00:01.0",
-            "[dma-attacker] attack: the disk DMAs sector 0 into the victim's memory at 0x42000000",
+            "[dma-attacker] attack: the disk DMAs its ID into the victim's memory at 0x42000000",
             "partition 'dma-attacker' fault: DMA write by stream 0x8 at 0x42000000 outside the partition's memory, stopped by the IOMMU: restarting",
-            "[dma-attacker] attack: the disk DMAs sector 0 into the hypervisor's memory at 0x40080000",
+            "[dma-attacker] attack: the disk DMAs its ID into the hypervisor's memory at 0x40080000",
             "partition 'dma-attacker' fault: DMA write by stream 0x8 at 0x40080000 outside the partition's memory, stopped by the IOMMU: restarting",
             "[dma-attacker] both DMA attacks were stopped; done",
             "[victim] victim done: memory intact",

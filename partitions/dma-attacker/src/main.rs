@@ -69,14 +69,20 @@ static mut RING: Ring = Ring([0; 3 * 4096]);
 /// Entries of the queue this driver sets up.
 const QUEUE_SIZE: u64 = 8;
 
-/// A virtio-blk request header: read (type 0) sector 0.
+/// A virtio-blk request header: GET_ID (type 8), the disk's serial into the buffer. The device
+/// answers it at once, with no disk I/O: every refused write of it is recorded before the
+/// hypervisor restarts the partition. (A read of sector 0 writes the buffer only once the disk
+/// has read it, and a slow host read could put those refused writes after the restart, where
+/// they fault the next run: docs/security.md.)
 #[repr(C)]
 struct Header {
     kind: u32,
     reserved: u32,
     sector: u64,
 }
-static HEADER: Header = Header { kind: 0, reserved: 0, sector: 0 };
+static HEADER: Header = Header { kind: 8, reserved: 0, sector: 0 };
+/// `VIRTIO_BLK_ID_BYTES`: the ID's buffer.
+const ID_BYTES: u32 = 20;
 static mut STATUS: u8 = 0xff;
 
 fn config_read(offset: u64) -> u32 {
@@ -144,7 +150,7 @@ fn main() {
     let reg = |offset: u64| common + offset;
 
     // QEMU may start on the queue as soon as it is enabled: say it first.
-    println!("attack: the disk DMAs sector 0 into {what} at {target:#x}");
+    println!("attack: the disk DMAs its ID into {what} at {target:#x}");
     // The line reaches the console before the restart.
     wait_ns(50_000_000);
 
@@ -176,7 +182,7 @@ fn main() {
             write_volatile((d + 14) as *mut u16, next);
         };
         desc(0, addr_of!(HEADER) as u64, 16, NEXT, 1);
-        desc(1, target, 512, NEXT | WRITE, 2);
+        desc(1, target, ID_BYTES, NEXT | WRITE, 2);
         desc(2, addr_of_mut!(STATUS) as u64, 1, WRITE, 0);
         write_volatile(avail as *mut u16, 1); // VIRTQ_AVAIL_F_NO_INTERRUPT
         write_volatile((avail + 4) as *mut u16, 0); // ring[0] = descriptor 0
@@ -194,7 +200,7 @@ fn main() {
         for _ in 0..100 {
             if read_volatile((used + 2) as *const u16) != 0 {
                 println!(
-                    "BREACH: the disk wrote 512 bytes into {what} (status {})",
+                    "BREACH: the disk wrote its ID into {what} (status {})",
                     read_volatile(addr_of!(STATUS))
                 );
                 exit(1);
