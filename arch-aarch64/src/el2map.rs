@@ -7,6 +7,11 @@
 //! and copies hypercall buffers from, and the devices it drives), identity-mapped, W^X: text
 //! read-only and executable, everything else execute-never, read-only data and the payload
 //! read-only. Memory no one owns is not mapped at all.
+//!
+//! The boot-only code (`link.ld`: the configuration's parser and rules, building the system)
+//! is mapped like the rest of the text until the boot CPU has started the partitions; then
+//! [`retire_boot_code`] unmaps its pages on every CPU, so that nothing can run it again (the
+//! build checks that nothing that runs after boot refers to it: `xtask/src/boot_code.rs`).
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -16,7 +21,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use tantalum_aarch64::descriptors::El2Format;
 use tantalum_core::addr::{GuestPhys, HostPhys, HostRange};
 use tantalum_core::config::SystemConfig;
-use tantalum_core::stage2::{covering_pages, Geometry, MapAttrs, MapError, Mappings, Stage2};
+use tantalum_core::stage2::{covering_pages, Geometry, MapAttrs, MapError, Mappings, Stage2, TableMemory};
 
 use crate::memory::HeapTables;
 
@@ -28,7 +33,12 @@ unsafe extern "C" {
     static __text_end: u8;
     static __rodata_end: u8;
     static __image_end: u8;
+    static __boot_text_start: u8;
+    static __boot_text_end: u8;
 }
+
+/// 39-bit VA from level 1, as TCR_EL2 says (stage 1 has no concatenated roots).
+const GEOMETRY: Geometry = Geometry { start_level: 1, root_tables: 1, ipa_bits: 39 };
 
 fn symbol(s: &u8) -> u64 {
     s as *const u8 as u64
@@ -49,13 +59,18 @@ pub struct Layout {
 }
 
 /// Every range EL2 maps, with its attributes.
+#[unsafe(link_section = ".text.boot_only")]
 fn regions(config: &SystemConfig, layout: &Layout) -> Vec<(HostRange, MapAttrs)> {
     // SAFETY: linker symbols: only their addresses are taken, never their contents.
     let (start, text_end, rodata_end, end) =
         unsafe { (symbol(&__image_start), symbol(&__text_end), symbol(&__rodata_end), symbol(&__image_end)) };
     let span = |from: u64, to: u64| HostRange::new(HostPhys(from), to - from);
+    let boot = boot_text();
+    // The boot-only pages apart, so that they are mapped by page descriptors of their own.
     let mut regions = vec![
-        (span(start, text_end), TEXT),
+        (span(start, boot.start.as_u64()), TEXT),
+        (boot, TEXT),
+        (span(boot.end(), text_end), TEXT),
         (span(text_end, rodata_end), READ_ONLY),
         (span(rodata_end, end), READ_WRITE),
         (layout.payload, READ_ONLY),
@@ -93,11 +108,10 @@ fn regions(config: &SystemConfig, layout: &Layout) -> Vec<(HostRange, MapAttrs)>
 
 /// Builds the map (tables on the heap) and installs it on this CPU; the secondary CPUs install
 /// it with [`install_here`] as they start.
+#[unsafe(link_section = ".text.boot_only")]
 pub fn build_and_install(config: &SystemConfig, layout: &Layout) -> Result<(), MapError> {
-    // 39-bit VA from level 1, as TCR_EL2 says (stage 1 has no concatenated roots).
-    let geometry = Geometry { start_level: 1, root_tables: 1, ipa_bits: 39 };
     let mut tables = HeapTables;
-    let map = Stage2::new(&mut tables, geometry, Mappings::Blocks)?;
+    let map = Stage2::new(&mut tables, GEOMETRY, Mappings::Blocks)?;
     for (range, attrs) in regions(config, layout) {
         let page = tantalum_core::addr::PAGE_SIZE;
         let from = range.start.as_u64() & !(page - 1);
@@ -129,6 +143,7 @@ fn allowed(va: u64, write: bool) -> bool {
 /// Checks the installed map with the MMU: the text is not writable, the data is, and a page
 /// of the hypervisor's memory that holds nothing (if there is one) is not mapped at all.
 /// Returns what failed.
+#[unsafe(link_section = ".text.boot_only")]
 pub fn verify(config: &SystemConfig, layout: &Layout) -> Result<(), &'static str> {
     // SAFETY: linker symbols: only their addresses are taken.
     let (text, data) = unsafe { (symbol(&__image_start), symbol(&__rodata_end)) };
@@ -153,6 +168,46 @@ pub fn verify(config: &SystemConfig, layout: &Layout) -> Result<(), &'static str
         return Err("memory that holds nothing is mapped");
     }
     Ok(())
+}
+
+/// The boot-only code's pages (`link.ld`: page-aligned at both ends).
+fn boot_text() -> HostRange {
+    // SAFETY: linker symbols: only their addresses are taken.
+    let (start, end) = unsafe { (symbol(&__boot_text_start), symbol(&__boot_text_end)) };
+    HostRange::new(HostPhys(start), end - start)
+}
+
+/// Unmaps the boot-only code from the run-time map, on every CPU, and checks with the MMU that
+/// it is gone. Returns the bytes unmapped. Called once, by the boot CPU after it has started
+/// the partitions, from outside the boot-only code; no CPU runs boot-only code then (the
+/// others run only the run-time code from their first instruction at EL2 on).
+pub fn retire_boot_code() -> Result<u64, &'static str> {
+    let root = ROOT.load(Ordering::Acquire);
+    if root == 0 {
+        return Err("the run-time map is not built");
+    }
+    let map = Stage2 { root: HostPhys(root), geometry: GEOMETRY, mappings: Mappings::Blocks };
+    let boot = boot_text();
+    let pages = (boot.start.as_u64()..boot.end()).step_by(tantalum_core::addr::PAGE_SIZE as usize);
+    // Every page by a page descriptor of its own (`regions` maps them apart and they cover
+    // less than a block), found before any is changed.
+    let mut entries = Vec::new();
+    for page in pages {
+        match map.page_entry::<El2Format>(&HeapTables, GuestPhys(page)) {
+            Some(entry) => entries.push(entry),
+            None => return Err("a boot-only page is not mapped by a page descriptor"),
+        }
+    }
+    for (table, index) in entries {
+        HeapTables.write(table, index, 0);
+    }
+    // SAFETY: the descriptors written are the boot-only pages', which no CPU runs any more;
+    // the broadcast invalidation drops their cached translations on every CPU.
+    unsafe { asm!("dsb ishst", "tlbi alle2is", "dsb ish", "isb", options(nostack)) };
+    if allowed(boot.start.as_u64(), false) || allowed(boot.end() - 4, false) {
+        return Err("the boot-only code is still mapped");
+    }
+    Ok(boot.size)
 }
 
 /// Switches this CPU to the run-time map, if it has been built, and turns on `SCTLR_EL2.WXN`

@@ -45,6 +45,7 @@ struct Layout {
     runtime_base: u64,
 }
 
+#[unsafe(link_section = ".text.boot_only")]
 fn read_layout() -> Option<Layout> {
     let start = boot::image_start();
     // SAFETY: the Image header and BootInfo are the first bytes of our own loaded image.
@@ -58,6 +59,7 @@ fn read_layout() -> Option<Layout> {
 /// Reports why the system DTB is refused, then halts. Rule codes, not messages (the hypervisor
 /// is built without them): `cargo xtask config explain` turns each line back into the build
 /// tool's message.
+#[unsafe(link_section = ".text.boot_only")]
 fn refuse_config(errors: &[config::ConfigError]) -> ! {
     for e in errors {
         info!("config error: {}", e.coded());
@@ -68,6 +70,7 @@ fn refuse_config(errors: &[config::ConfigError]) -> ! {
 
 /// Rust entry of the boot CPU, MMU on, on the boot stack. `fw_dtb` is the firmware's DTB.
 #[unsafe(no_mangle)]
+#[unsafe(link_section = ".text.boot_only")]
 extern "C" fn primary_main(fw_dtb: u64) -> ! {
     let Some(layout) = read_layout() else {
         // No console without BootInfo: nothing sensible to say. Power off so a test ends.
@@ -223,11 +226,30 @@ extern "C" fn primary_main(fw_dtb: u64) -> ! {
             }
         }
     }
-    vcpu::cpu_main(my_index)
+    boot_done(my_index)
+}
+
+/// The boot CPU's last step, outside the boot-only code (which it unmaps: el2map): from here on
+/// it runs its vCPUs like every other CPU. Named in the build's check (xtask/src/boot_code.rs).
+#[unsafe(no_mangle)]
+#[inline(never)]
+extern "C" fn boot_done(cpu: usize) -> ! {
+    match el2map::retire_boot_code() {
+        Ok(bytes) => info!(
+            "boot-only code unmapped ({} KiB: the configuration's parser and rules, building the system)",
+            bytes / 1024
+        ),
+        Err(why) => {
+            info!("retiring the boot-only code: {why}: halting");
+            firmware::system_off();
+        }
+    }
+    vcpu::cpu_main(cpu)
 }
 
 /// Checks the memory the system DTB hands out against the RAM the firmware reports. Returns the
 /// partitions to refuse; powers off if the hypervisor's own memory is not RAM.
+#[unsafe(link_section = ".text.boot_only")]
 fn cross_check_ram(
     config: &config::SystemConfig,
     fw_dtb: u64,

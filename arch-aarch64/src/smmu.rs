@@ -99,6 +99,7 @@ fn wait(done: impl Fn() -> bool, what: &'static str) -> Result<(), SmmuError> {
 /// Sets up the board's SMMU, if it has one: every stream refused, then each partition's
 /// streams confined to its memory, then translation on. Runs once, on the boot CPU, before any
 /// partition starts; on an error, DMA behind the SMMU stays refused (`GBPA.ABORT`).
+#[unsafe(link_section = ".text.boot_only")]
 pub fn init(cfg: &SystemConfig, vmids: impl Fn(usize) -> u16) -> Result<(), SmmuError> {
     let Some(iommu) = cfg.board.iommus.get(IOMMU) else { return Ok(()) };
     // SAFETY: the config names this SMMU's register frame (rule 12 keeps it from every
@@ -189,6 +190,7 @@ pub fn init(cfg: &SystemConfig, vmids: impl Fn(usize) -> u16) -> Result<(), Smmu
 
 /// The translation for partition `p`'s streams: its memory at its guest addresses, read-write,
 /// nothing else.
+#[unsafe(link_section = ".text.boot_only")]
 fn confine(p: &PartitionConfig, stage2: bool, vmid: u16) -> Result<Confinement, SmmuError> {
     let dma = MapAttrs { read: true, write: true, execute: false, device: false };
     let mut tables = HeapTables;

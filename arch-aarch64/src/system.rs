@@ -192,6 +192,7 @@ impl Partition {
 
 impl System {
     /// Installs the system for all CPUs.
+    #[unsafe(link_section = ".text.boot_only")]
     pub fn install(self) -> &'static System {
         match SYSTEM.set(self) {
             Ok(system) => system,
@@ -202,6 +203,7 @@ impl System {
     /// Builds the run-time state of every partition, stage-2 tables included (the partitions'
     /// own CPUs load their memory later: `loader`). Fails with the first partition whose tables
     /// cannot be built.
+    #[unsafe(link_section = ".text.boot_only")]
     pub fn new(config: SystemConfig, payload: &'static [u8]) -> Result<System, (String, LoadError)> {
         // The system lives as long as the hypervisor (`install`): its configuration too, which
         // each partition then shares instead of holding a copy.
@@ -375,6 +377,7 @@ const DEVICE: MapAttrs = MapAttrs { read: true, write: true, execute: false, dev
 /// its devices share one; the config rules keep other partitions' devices out of those pages)
 /// and its channels, each page with
 /// the access the channel layout gives this endpoint.
+#[unsafe(link_section = ".text.boot_only")]
 fn build_stage2(config: &SystemConfig, p: &PartitionConfig) -> Result<Stage2, LoadError> {
     let mut mappings: Vec<(u64, u64, u64, MapAttrs)> = Vec::new();
     for r in &p.memory {

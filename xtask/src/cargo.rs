@@ -81,6 +81,8 @@ pub fn build_hypervisor_at(load_address: u64) -> Result<(PathBuf, PathBuf)> {
         let env = [("TANTALUM_LINK_ADDRESS", format!("{load_address:#x}"))];
         let env = if load_address == DEFAULT_LOAD_ADDRESS { &env[..0] } else { &env[..] };
         cargo_build_in("tantalum-aarch64", HYPERVISOR_TARGET, Some(&target_dir), env)?;
+        let elf = target_dir.join(HYPERVISOR_TARGET).join("release/tantalum-aarch64");
+        crate::boot_code::check(&elf)?;
         built.push(load_address);
     }
     let elf = target_dir.join(HYPERVISOR_TARGET).join("release/tantalum-aarch64");

@@ -6,6 +6,7 @@
 mod bench;
 mod board;
 mod bochs;
+mod boot_code;
 mod cargo;
 mod check;
 mod devices;

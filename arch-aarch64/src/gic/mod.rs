@@ -36,6 +36,7 @@ fn v2() -> bool {
 }
 
 /// Enables the distributor (boot CPU, once) of the board's GIC.
+#[unsafe(link_section = ".text.boot_only")]
 pub fn init_distributor(gic: &Gic) {
     let base = |r: tantalum_core::addr::HostRange| r.start.as_u64() as usize;
     match gic.v2 {

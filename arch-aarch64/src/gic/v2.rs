@@ -89,6 +89,7 @@ const GICC_CTLR_VALUE: u32 = 0b11 | (1 << 9);
 /// `gicd`, `gicc`, `gich` and `gicv` must be the MMIO bases of the board GIC's distributor,
 /// CPU interface, virtual interface control and virtual CPU interface, mapped as device memory
 /// for the rest of the program, and programmed by nothing else (the GICV: but the guests).
+#[unsafe(link_section = ".text.boot_only")]
 pub unsafe fn init_distributor(gicd: usize, gicc: usize, gich: usize, gicv: usize) {
     GICC_BASE.store(gicc, Ordering::Relaxed);
     GICH_BASE.store(gich, Ordering::Relaxed);

@@ -55,6 +55,7 @@ fn sgi_frame(base: usize) -> &'static Distributor {
 }
 
 /// Enables the distributor (boot CPU, once). `gicd`/`gicr` are the board GIC's frames.
+#[unsafe(link_section = ".text.boot_only")]
 pub fn init_distributor(gicd: usize, gicr: usize) {
     let _ = LAYOUT.set(Layout { gicd, gicr });
     // One security state (DS = 1): affinity routing, both groups.

@@ -1,0 +1,464 @@
+//! The aarch64 hypervisor's boot-only code: the pages `link.ld` sets apart (the configuration's
+//! parser and rules, building the system) and EL2 unmaps once the partitions are started. After
+//! every build this checks, on the linked ELF, that nothing else refers to them: no branch or
+//! address computed by other code lands there, and no table in the image data that other code
+//! uses holds a pointer there. A reference the check misses would fault at run time (the pages
+//! are unmapped), never run stale code.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::Path;
+use std::process::Command;
+
+use crate::{bail, tools, Error, Result};
+
+/// Code outside the boot-only pages that may refer to them: the boot CPU's entry assembly,
+/// which calls `primary_main` once and never comes back to that call.
+const MAY_ENTER: &[&str] = &["primary_entry"];
+
+/// Functions outside the boot-only code that boot-only code calls and that go on running after
+/// boot: the boot CPU's last step, which retires the boot-only code and runs the CPU's vCPUs.
+const RUNS_AFTER_BOOT: &[&str] = &["boot_done"];
+
+/// How far past the start of a table (a vtable, an array of function pointers) that code
+/// addresses a pointer in it may lie.
+const TABLE_REACH: u64 = 256;
+
+/// The sizes the check found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Split {
+    /// The whole `.text`, boot-only pages included.
+    pub text: u64,
+    /// The boot-only pages (their alignment padding included).
+    pub boot_only: u64,
+}
+
+impl Split {
+    /// The code that stays mapped while partitions run.
+    pub fn resident(&self) -> u64 {
+        self.text - self.boot_only
+    }
+}
+
+/// Checks the hypervisor ELF at `elf`; returns its code's split or every reference found.
+pub fn check(elf: &Path) -> Result<Split> {
+    let fail = |what: String| Error(format!("{}: {what}", elf.display()));
+    let bytes = std::fs::read(elf).map_err(|e| fail(e.to_string()))?;
+    let image = Elf::parse(&bytes).ok_or_else(|| fail("not a 64-bit little-endian ELF".into()))?;
+    let symbol = |name: &str| {
+        image.symbols.get(name).copied().ok_or_else(|| fail(format!("no symbol {name} (link.ld)")))
+    };
+    let boot = symbol("__boot_text_start")?..symbol("__boot_text_end")?;
+    let text = image.sections.iter().find(|s| s.name == ".text").ok_or_else(|| fail("no .text".into()))?;
+    let out = Command::new(tools::llvm_tool("llvm-objdump")?)
+        .args(["-d", "-C", "--no-show-raw-insn", "-j", ".text"])
+        .arg(elf)
+        .output()?;
+    if !out.status.success() {
+        bail!("llvm-objdump {} failed: {}", elf.display(), String::from_utf8_lossy(&out.stderr));
+    }
+    let listing = references(&String::from_utf8_lossy(&out.stdout));
+    let data: Vec<(u64, &[u8])> = image
+        .sections
+        .iter()
+        .filter(|s| s.alloc && !s.exec && s.name != ".bss")
+        .map(|s| (s.addr, &s.data[..]))
+        .collect();
+    let text_range = text.addr..text.addr + text.data.len() as u64;
+    let found = violations(&listing, &text_range, &boot, &data);
+    if !found.is_empty() {
+        bail!(
+            "{}: code that runs after boot refers to boot-only code, whose pages are unmapped then \
+             (arch-aarch64/link.ld; move the callee out of the boot-only code, or keep the caller to boot):\n  {}",
+            elf.display(),
+            found.join("\n  ")
+        );
+    }
+    Ok(Split { text: text.data.len() as u64, boot_only: boot.end - boot.start })
+}
+
+/// One reference in the disassembly: the instruction at `at`, in `function`, to `to`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Reference {
+    at: u64,
+    function: String,
+    to: u64,
+}
+
+/// Every address the code refers to: branch targets, `adr` and `adrp`+`add`/`ldr`/`str`
+/// addresses (the page from `adrp`, tracked per register within a function).
+fn references(disassembly: &str) -> Listing {
+    let mut refs = Vec::new();
+    let mut functions = BTreeMap::new();
+    let mut function = String::new();
+    let mut pages: BTreeMap<String, u64> = BTreeMap::new();
+    for line in disassembly.lines() {
+        // A label: `0000000040080000 <_start>:`.
+        if let Some((at, name)) = line.strip_suffix(">:").and_then(|l| l.split_once(" <")) {
+            function = name.to_string();
+            if let Ok(at) = u64::from_str_radix(at, 16) {
+                functions.insert(at, function.clone());
+            }
+            pages.clear();
+            continue;
+        }
+        let Some((at, rest)) = line.split_once(':') else { continue };
+        let Ok(at) = u64::from_str_radix(at.trim(), 16) else { continue };
+        let mut words = rest.split_whitespace();
+        let Some(mnemonic) = words.next() else { continue };
+        let operands: Vec<&str> = rest
+            .split_once(mnemonic)
+            .map_or("", |(_, o)| o)
+            .split("//")
+            .next()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .collect();
+        let hex = |s: &str| {
+            s.split_whitespace()
+                .next()
+                .and_then(|w| w.strip_prefix("0x"))
+                .and_then(|h| u64::from_str_radix(h, 16).ok())
+        };
+        let imm = |s: &str| {
+            s.trim_start_matches('#')
+                .trim_end_matches(']')
+                .strip_prefix("0x")
+                .and_then(|h| u64::from_str_radix(h, 16).ok())
+        };
+        let mut push = |to: u64| refs.push(Reference { at, function: function.clone(), to });
+        match mnemonic {
+            "adrp" => {
+                if let (Some(reg), Some(page)) = (operands.first(), operands.get(1).and_then(|o| hex(o))) {
+                    pages.insert(reg.to_string(), page);
+                    push(page);
+                }
+            }
+            "adr" => {
+                if let Some(to) = operands.get(1).and_then(|o| hex(o)) {
+                    push(to);
+                }
+            }
+            "add" => {
+                if let (Some(&page), Some(offset)) =
+                    (operands.get(1).and_then(|r| pages.get(*r)), operands.get(2).and_then(|o| imm(o)))
+                {
+                    push(page + offset);
+                }
+            }
+            m if m.starts_with("ldr")
+                || m.starts_with("str")
+                || m.starts_with("ldp")
+                || m.starts_with("stp") =>
+            {
+                // `[xN, #imm]` (or `[xN]`): its base register and offset.
+                if let Some(i) = operands.iter().position(|o| o.starts_with('[')) {
+                    let base = operands[i].trim_start_matches('[').trim_end_matches(']');
+                    let offset =
+                        operands.get(i + 1).filter(|o| o.ends_with(']')).and_then(|o| imm(o)).unwrap_or(0);
+                    if let Some(&page) = pages.get(base) {
+                        push(page + offset);
+                    }
+                } else if let Some(to) = operands.last().and_then(|o| hex(o)) {
+                    push(to); // a literal load
+                }
+            }
+            m if m == "b"
+                || m == "bl"
+                || m.starts_with("b.")
+                || m.starts_with("cb")
+                || m.starts_with("tb") =>
+            {
+                if let Some(to) = operands.last().and_then(|o| hex(o)) {
+                    push(to);
+                }
+            }
+            _ => {}
+        }
+        // Whatever an instruction writes to, but `adrp` itself, no longer holds a page.
+        if mnemonic != "adrp" {
+            if let Some(dest) = operands.first() {
+                pages.remove(*dest);
+            }
+        }
+    }
+    Listing { functions, refs }
+}
+
+/// A disassembly's functions (by start address) and references.
+struct Listing {
+    functions: BTreeMap<u64, String>,
+    refs: Vec<Reference>,
+}
+
+/// The references that can run after boot into `boot`, directly or through a pointer in
+/// `data` (sections as (address, bytes)). Code that runs after boot ("live") is found from the
+/// roots: every function outside `boot` that no other code refers to (entry points, the
+/// vectors, functions called through tables: a conservative choice) and [`RUNS_AFTER_BOOT`];
+/// then every function outside `boot` they refer to, and so on. A function outside `boot` that
+/// only boot-only code refers to (an iterator adapter the parser instantiated) is not live,
+/// and may refer to boot-only code. [`MAY_ENTER`] may too.
+fn violations(listing: &Listing, text: &Range<u64>, boot: &Range<u64>, data: &[(u64, &[u8])]) -> Vec<String> {
+    let refs = &listing.refs;
+    // Each function's references, and the function an address lies in.
+    let mut from: BTreeMap<&str, Vec<&Reference>> = BTreeMap::new();
+    for r in refs {
+        from.entry(r.function.as_str()).or_default().push(r);
+    }
+    let owner = |address: u64| {
+        text.contains(&address)
+            .then(|| listing.functions.range(..=address).next_back().map(|(_, n)| n.as_str()))
+            .flatten()
+    };
+    let outside = |r: &Reference| !boot.contains(&r.at);
+    let mut referred: BTreeMap<&str, bool> = BTreeMap::new();
+    for r in refs.iter().filter(|r| outside(r)) {
+        if let Some(callee) = owner(r.to).filter(|&c| c != r.function) {
+            referred.insert(callee, true);
+        }
+    }
+    for r in refs.iter().filter(|r| !outside(r)) {
+        if let Some(callee) = owner(r.to) {
+            referred.entry(callee).or_insert(false);
+        }
+    }
+    let mut live: Vec<&str> = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for r in refs.iter().filter(|r| outside(r)) {
+        let name = r.function.as_str();
+        let root = !referred.contains_key(name) || RUNS_AFTER_BOOT.contains(&name);
+        if root && seen.insert(name) {
+            live.push(name);
+        }
+    }
+    let mut found = Vec::new();
+    while let Some(name) = live.pop() {
+        for r in from.get(name).into_iter().flatten() {
+            if boot.contains(&r.to) {
+                // `__boot_text_start` itself (an `udf` in link.ld) is an address, not code.
+                if !MAY_ENTER.contains(&name) && r.to != boot.start {
+                    found.push(format!("{:#x} in {} -> {:#x}", r.at, r.function, r.to));
+                }
+            } else if let Some(callee) = owner(r.to).filter(|c| seen.insert(c)) {
+                live.push(callee);
+            }
+        }
+    }
+    // Pointers into the boot-only code held in data, and the live code that addresses their
+    // tables.
+    let mut targets: BTreeMap<u64, Vec<&Reference>> = BTreeMap::new();
+    for r in refs {
+        targets.entry(r.to).or_default().push(r);
+    }
+    for &(start, bytes) in data {
+        for (i, word) in bytes.chunks_exact(8).enumerate() {
+            let pointer = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+            if !boot.contains(&pointer) {
+                continue;
+            }
+            let at = start + 8 * i as u64;
+            match targets.range(at.saturating_sub(TABLE_REACH)..=at).next_back() {
+                Some((&table, users)) => {
+                    for user in users.iter().filter(|u| seen.contains(u.function.as_str())) {
+                        found.push(format!(
+                            "{:#x} in {} -> table at {table:#x}, whose word at {at:#x} points to {pointer:#x}",
+                            user.at, user.function
+                        ));
+                    }
+                }
+                None => {
+                    found.push(format!("a pointer to {pointer:#x} at {at:#x}, in a table no code addresses"))
+                }
+            }
+        }
+    }
+    found
+}
+
+/// The parts of an ELF file the check reads.
+struct Elf {
+    sections: Vec<Section>,
+    symbols: BTreeMap<String, u64>,
+}
+
+struct Section {
+    name: String,
+    addr: u64,
+    alloc: bool,
+    exec: bool,
+    data: Vec<u8>,
+}
+
+impl Elf {
+    fn parse(b: &[u8]) -> Option<Elf> {
+        let u16_at = |o: usize| Some(u16::from_le_bytes(b.get(o..o + 2)?.try_into().ok()?));
+        let u32_at = |o: usize| Some(u32::from_le_bytes(b.get(o..o + 4)?.try_into().ok()?));
+        let u64_at = |o: usize| Some(u64::from_le_bytes(b.get(o..o + 8)?.try_into().ok()?));
+        if b.get(..6)? != b"\x7fELF\x02\x01" {
+            return None;
+        }
+        let (shoff, shentsize, shnum, shstrndx) =
+            (u64_at(0x28)? as usize, u16_at(0x3a)? as usize, u16_at(0x3c)? as usize, u16_at(0x3e)? as usize);
+        struct Header {
+            name: u32,
+            kind: u32,
+            flags: u64,
+            addr: u64,
+            offset: usize,
+            size: usize,
+            link: u32,
+        }
+        let header = |i: usize| -> Option<Header> {
+            let h = shoff + i * shentsize;
+            Some(Header {
+                name: u32_at(h)?,
+                kind: u32_at(h + 4)?,
+                flags: u64_at(h + 8)?,
+                addr: u64_at(h + 16)?,
+                offset: u64_at(h + 24)? as usize,
+                size: u64_at(h + 32)? as usize,
+                link: u32_at(h + 40)?,
+            })
+        };
+        let headers = (0..shnum).map(header).collect::<Option<Vec<_>>>()?;
+        let contents = |h: &Header| b.get(h.offset..h.offset.checked_add(h.size)?);
+        let string = |table: &[u8], at: u32| -> Option<String> {
+            let s = table.get(at as usize..)?;
+            Some(String::from_utf8_lossy(&s[..s.iter().position(|&c| c == 0)?]).into_owned())
+        };
+        let names = contents(headers.get(shstrndx)?)?;
+        const NOBITS: u32 = 8;
+        const SYMTAB: u32 = 2;
+        let mut sections = Vec::new();
+        let mut symbols = BTreeMap::new();
+        for h in &headers {
+            let data = if h.kind == NOBITS { Vec::new() } else { contents(h)?.to_vec() };
+            sections.push(Section {
+                name: string(names, h.name)?,
+                addr: h.addr,
+                alloc: h.flags & 2 != 0,
+                exec: h.flags & 4 != 0,
+                data,
+            });
+            if h.kind == SYMTAB {
+                let strings = contents(headers.get(h.link as usize)?)?;
+                for entry in contents(h)?.chunks_exact(24) {
+                    let name = string(strings, u32::from_le_bytes(entry[..4].try_into().ok()?))?;
+                    symbols.insert(name, u64::from_le_bytes(entry[8..16].try_into().ok()?));
+                }
+            }
+        }
+        Some(Elf { sections, symbols })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: Range<u64> = 0x4008_0000..0x4009_0000;
+    const BOOT: Range<u64> = 0x4008_2000..0x4008_4000;
+
+    const LISTING: &str = "
+0000000040080000 <primary_entry>:
+40080000:      \tbl\t0x40082000 <primary_main>
+0000000040080800 <secondary_entry>:
+40080800:      \tbl\t0x40081000 <cpu_main>
+0000000040081000 <cpu_main>:
+40081000:      \tbl\t0x40085000 <resident>
+40081004:      \tadrp\tx1, 0x400b1000 <table>
+40081008:      \tadd\tx1, x1, #0x10
+4008100c:      \tldr\tx2, [x1, #0x8]
+40081010:      \tb.ne\t0x40081000 <cpu_main>
+0000000040082000 <primary_main>:
+40082000:      \tbl\t0x40081000 <cpu_main>
+40082004:      \tadrp\tx3, 0x400b2000 <boot_table>
+40082008:      \tadd\tx3, x3, #0x0
+0000000040085000 <resident>:
+40085000:      \tret
+";
+
+    #[test]
+    fn references_from_branches_and_adrp_pairs() {
+        let listing = references(LISTING);
+        let refs: Vec<(u64, u64)> = listing.refs.iter().map(|r| (r.at, r.to)).collect();
+        assert_eq!(
+            listing.functions.keys().copied().collect::<Vec<_>>(),
+            [0x4008_0000, 0x4008_0800, 0x4008_1000, 0x4008_2000, 0x4008_5000]
+        );
+        assert_eq!(
+            refs,
+            [
+                (0x4008_0000, 0x4008_2000),
+                (0x4008_0800, 0x4008_1000),
+                (0x4008_1000, 0x4008_5000),
+                (0x4008_1004, 0x400b_1000),
+                (0x4008_1008, 0x400b_1010),
+                (0x4008_1010, 0x4008_1000),
+                (0x4008_2000, 0x4008_1000),
+                (0x4008_2004, 0x400b_2000),
+                (0x4008_2008, 0x400b_2000),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_entry_may_call_boot_code_and_boot_code_anything() {
+        assert_eq!(violations(&references(LISTING), &TEXT, &BOOT, &[]), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_resident_branch_into_boot_code_is_found() {
+        let listing = LISTING.replace("bl\t0x40085000 <resident>", "bl\t0x40083000 <boot_helper>");
+        let found = violations(&references(&listing), &TEXT, &BOOT, &[]);
+        assert_eq!(found, ["0x40081000 in cpu_main -> 0x40083000"]);
+    }
+
+    #[test]
+    fn a_resident_pointer_to_boot_code_is_found() {
+        let listing =
+            LISTING.replace("#0x10\n", "#0x10\n40081800:      \tadrp\tx4, 0x40083000 <boot_helper>\n");
+        let found = violations(&references(&listing), &TEXT, &BOOT, &[]);
+        assert_eq!(found, ["0x40081800 in cpu_main -> 0x40083000"]);
+    }
+
+    #[test]
+    fn tables_are_blamed_on_the_code_that_uses_them() {
+        let mut rodata = vec![0u8; 0x2000];
+        // A boot-only table at 0x400b2000 (addressed by primary_main) pointing to boot code:
+        // fine. A table at 0x400b1010 (addressed by cpu_main) pointing there: found.
+        rodata[0x1000 + 8..0x1000 + 16].copy_from_slice(&0x4008_2100u64.to_le_bytes());
+        assert_eq!(
+            violations(&references(LISTING), &TEXT, &BOOT, &[(0x400b_1000, &rodata)]),
+            Vec::<String>::new()
+        );
+        rodata[0x18..0x20].copy_from_slice(&0x4008_2100u64.to_le_bytes());
+        let found = violations(&references(LISTING), &TEXT, &BOOT, &[(0x400b_1000, &rodata)]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with("0x40081008 in cpu_main -> table at 0x400b1010"), "{found:?}");
+    }
+
+    #[test]
+    fn resident_code_only_boot_code_calls_may_call_boot_code() {
+        // An adapter outside the boot-only pages, called by primary_main only, that calls back.
+        let listing =
+            format!("{LISTING}0000000040086000 <adapter>:\n40086000:      \tbl\t0x40082000 <primary_main>\n")
+                .replace("#0x0\n", "#0x0\n4008200c:      \tbl\t0x40086000 <adapter>\n");
+        assert_eq!(violations(&references(&listing), &TEXT, &BOOT, &[]), Vec::<String>::new());
+        // Once live code calls it too, its call is found.
+        let listing = listing.replace("b.ne\t0x40081000 <cpu_main>", "b.ne\t0x40086000 <adapter>");
+        assert_eq!(
+            violations(&references(&listing), &TEXT, &BOOT, &[]),
+            ["0x40086000 in adapter -> 0x40082000"]
+        );
+    }
+
+    #[test]
+    fn a_pointer_no_code_addresses_is_found() {
+        let mut data = vec![0u8; 0x400];
+        data[0x300..0x308].copy_from_slice(&0x4008_2100u64.to_le_bytes());
+        let found = violations(&references(LISTING), &TEXT, &BOOT, &[(0x400c_0000, &data)]);
+        assert_eq!(found, ["a pointer to 0x40082100 at 0x400c0300, in a table no code addresses"]);
+    }
+}
