@@ -151,6 +151,7 @@ pub fn read_input(mut deliver: impl FnMut(u8)) {
 }
 
 /// Starts interrupts for console input.
+#[unsafe(link_section = ".text.boot_only")]
 pub fn enable_input() {
     if let Some(c) = CONSOLE.lock().as_mut() {
         c.uart.enable_rx_interrupt();

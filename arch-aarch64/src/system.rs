@@ -278,6 +278,7 @@ impl System {
     }
 
     /// Zeroes every channel's memory (at boot, before any endpoint runs).
+    #[unsafe(link_section = ".text.boot_only")]
     pub fn clear_channels(&self) -> Result<(), LoadError> {
         for c in &self.config.channels {
             if !mapped_ram().contains_range(&c.memory) {

@@ -443,14 +443,14 @@ mod tests {
     fn resident_code_only_boot_code_calls_may_call_boot_code() {
         // An adapter outside the boot-only pages, called by primary_main only, that calls back.
         let listing =
-            format!("{LISTING}0000000040086000 <adapter>:\n40086000:      \tbl\t0x40082000 <primary_main>\n")
+            format!("{LISTING}0000000040086000 <adapter>:\n40086000:      \tbl\t0x40083000 <boot_helper>\n")
                 .replace("#0x0\n", "#0x0\n4008200c:      \tbl\t0x40086000 <adapter>\n");
         assert_eq!(violations(&references(&listing), &TEXT, &BOOT, &[]), Vec::<String>::new());
         // Once live code calls it too, its call is found.
         let listing = listing.replace("b.ne\t0x40081000 <cpu_main>", "b.ne\t0x40086000 <adapter>");
         assert_eq!(
             violations(&references(&listing), &TEXT, &BOOT, &[]),
-            ["0x40086000 in adapter -> 0x40082000"]
+            ["0x40086000 in adapter -> 0x40083000"]
         );
     }
 

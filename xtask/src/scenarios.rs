@@ -130,6 +130,7 @@ pub const UBOOT_SCENARIOS: &[Scenario] = &[
             "Moving Image from 0x48000000 to 0x40080000",
             "Starting kernel",
             "own map: W^X (text read-only, writable memory never executes), unused memory unmapped",
+            "boot-only code unmapped (",
             "[actuator] actuator done",
             "[controller] controller done",
             "[sensor] sensor done",
@@ -1250,6 +1251,8 @@ const LINUX_BESIDE_HEARTBEAT: &[(&str, &str)] = &[
 
 const DEMO_EXPECT: &[&str] = &[
     "own map: W^X (text read-only, writable memory never executes), unused memory unmapped",
+    // el2map::retire_boot_code checked with the MMU that the pages are gone.
+    "boot-only code unmapped (",
     "[sensor] reading 11:",
     "[controller] reading 11: error",
     "[actuator] command 11: heater at",

@@ -665,6 +665,7 @@ impl PartitionConfig {
 impl SystemConfig {
     /// Partition ids by `boot-order`, ties in tree order: the order in which the hypervisor
     /// powers their CPUs on (they then load in parallel; see [`SystemConfig::waits_for`]).
+    #[cfg_attr(target_os = "none", unsafe(link_section = ".text.boot_only"))]
     pub fn boot_sequence(&self) -> Vec<PartitionId> {
         let mut ids: Vec<PartitionId> = self.partitions.iter().map(|p| p.id).collect();
         crate::sort::sort_by_key(&mut ids, |&id| (self.partitions[id as usize].boot_order, id));
@@ -693,6 +694,7 @@ impl SystemConfig {
     }
     /// How many [`virtio_devices`](Self::virtio_devices) partition `id` has (one compiled copy
     /// of the count for the boot code, which asks it per partition).
+    #[cfg_attr(target_os = "none", unsafe(link_section = ".text.boot_only"))]
     pub fn virtio_device_count(&self, id: PartitionId) -> usize {
         self.virtio_devices(id).count()
     }
@@ -708,6 +710,7 @@ impl SystemConfig {
         all
     }
     /// The channels partition `id` is an endpoint of, in tree order: its local channel numbers.
+    #[cfg_attr(target_os = "none", unsafe(link_section = ".text.boot_only"))]
     pub fn channels_of(&self, id: PartitionId) -> Vec<&ChannelConfig> {
         self.endpoint_channels(id).collect()
     }

@@ -30,6 +30,7 @@ impl ChannelPeers {
     /// The table of `system`'s channels: for each partition and each of its channels (in
     /// [`SystemConfig::endpoint_channels`]'s order, its local numbers), each other endpoint in
     /// the channel's order and the channel's local number there.
+    #[cfg_attr(target_os = "none", unsafe(link_section = ".text.boot_only"))]
     pub fn new(system: &SystemConfig) -> Self {
         let mut partitions = Vec::with_capacity(system.partitions.len());
         for index in 0..system.partitions.len() {
