@@ -16,7 +16,7 @@
 use alloc::vec;
 use alloc::vec::Vec;
 use core::arch::asm;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tantalum_aarch64::descriptors::El2Format;
 use tantalum_core::addr::{GuestPhys, HostPhys, HostRange};
@@ -177,6 +177,15 @@ fn boot_text() -> HostRange {
     HostRange::new(HostPhys(start), end - start)
 }
 
+/// Set once the boot-only code is unmapped.
+static RETIRED: AtomicBool = AtomicBool::new(false);
+
+/// Whether `address` lies in the boot-only code and that code is unmapped.
+pub fn is_retired_code(address: u64) -> bool {
+    let boot = boot_text();
+    RETIRED.load(Ordering::Relaxed) && (boot.start.as_u64()..boot.end()).contains(&address)
+}
+
 /// Unmaps the boot-only code from the run-time map, on every CPU, and checks with the MMU that
 /// it is gone. Returns the bytes unmapped. Called once, by the boot CPU after it has started
 /// the partitions, from outside the boot-only code; no CPU runs boot-only code then (the
@@ -207,6 +216,7 @@ pub fn retire_boot_code() -> Result<u64, &'static str> {
     if allowed(boot.start.as_u64(), false) || allowed(boot.end() - 4, false) {
         return Err("the boot-only code is still mapped");
     }
+    RETIRED.store(true, Ordering::Relaxed);
     Ok(boot.size)
 }
 

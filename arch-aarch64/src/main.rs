@@ -309,8 +309,11 @@ extern "C" fn secondary_main(cpu: u64) -> ! {
 /// An exception taken at EL2 itself: a hypervisor bug. Report and power off.
 #[unsafe(no_mangle)]
 extern "C" fn hyp_exception(kind: u64, esr: u64, elr: u64, far: u64) -> ! {
+    // Code that ran boot-only code after boot, through a reference the build's check cannot see.
+    let retired =
+        if el2map::is_retired_code(elr) { " in the boot-only code, unmapped after boot" } else { "" };
     console::print_line_forced(format_args!(
-        "FATAL: exception in the hypervisor (kind {kind}, ESR {esr:#x}, ELR {elr:#x}, FAR {far:#x}): halting"
+        "FATAL: exception in the hypervisor (kind {kind}, ESR {esr:#x}, ELR {elr:#x}{retired}, FAR {far:#x}): halting"
     ));
     firmware::system_off();
 }
