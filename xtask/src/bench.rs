@@ -360,7 +360,7 @@ fn measure() -> Result<Vec<Row>> {
     let (elf, _) = cargo::build_hypervisor()?;
     let sections = section_sizes(&elf)?;
     let size = |name: &str| sections.iter().find(|(n, _)| n == name).map_or(0, |(_, s)| *s);
-    let text = crate::boot_code::check(&elf)?;
+    let text = crate::boot_code::check(&elf)?.split;
     for (name, value) in [
         ("hypervisor_text", text.resident()),
         ("hypervisor_boot_text", text.boot_only),

@@ -40,8 +40,25 @@ impl Split {
     }
 }
 
-/// Checks the hypervisor ELF at `elf`; returns its code's split or every reference found.
-pub fn check(elf: &Path) -> Result<Split> {
+/// What [`check`] found in a hypervisor that passed.
+pub struct Checked {
+    pub split: Split,
+    /// The input sections (`.text.<mangled name>`) of the functions outside the boot-only
+    /// pages that only boot-only code runs: the linker may put them there too
+    /// ([`BOOT_SECTIONS_ENV`]).
+    pub boot_only_elsewhere: Vec<String>,
+    /// Every function's input section name, as above.
+    pub sections: std::collections::BTreeSet<String>,
+}
+
+/// Names a file of input sections that `arch-aarch64/build.rs` adds to the boot-only pages,
+/// one per line: what [`check`] found that only boot-only code runs (the compiler's
+/// instances of generic code for the parser, helpers only the system's construction calls).
+pub const BOOT_SECTIONS_ENV: &str = "TANTALUM_BOOT_SECTIONS";
+
+/// Checks the hypervisor ELF at `elf`; returns its code's split and what else could move to
+/// the boot-only pages, or every reference found.
+pub fn check(elf: &Path) -> Result<Checked> {
     let fail = |what: String| Error(format!("{}: {what}", elf.display()));
     let bytes = std::fs::read(elf).map_err(|e| fail(e.to_string()))?;
     let image = Elf::parse(&bytes).ok_or_else(|| fail("not a 64-bit little-endian ELF".into()))?;
@@ -65,7 +82,27 @@ pub fn check(elf: &Path) -> Result<Split> {
         .map(|s| (s.addr, &s.data[..]))
         .collect();
     let text_range = text.addr..text.addr + text.data.len() as u64;
-    let found = violations(&listing, &text_range, &boot, &data);
+    let (found, idle) = violations(&listing, &text_range, &text.data, &boot, &data);
+    if std::env::var_os("TANTALUM_BOOT_CODE_REPORT").is_some() {
+        // Code outside the boot-only pages that only boot-only code runs: what could move
+        // there next (sizes to the next function).
+        let mut sizes: Vec<(u64, &str)> = idle
+            .iter()
+            .map(|&(at, name)| {
+                let end = listing.functions.range(at + 1..).next().map_or(text_range.end, |(&next, _)| next);
+                (end - at, name)
+            })
+            .collect();
+        sizes.sort();
+        for (size, name) in &sizes {
+            println!("{size:>8}  {name}");
+        }
+        println!(
+            "{:>8}  in {} functions outside the boot-only pages that only boot code runs",
+            sizes.iter().map(|s| s.0).sum::<u64>(),
+            sizes.len()
+        );
+    }
     if !found.is_empty() {
         bail!(
             "{}: code that runs after boot refers to boot-only code, whose pages are unmapped then \
@@ -74,7 +111,14 @@ pub fn check(elf: &Path) -> Result<Split> {
             found.join("\n  ")
         );
     }
-    Ok(Split { text: text.data.len() as u64, boot_only: boot.end - boot.start })
+    let split = Split { text: text.data.len() as u64, boot_only: boot.end - boot.start };
+    let boot_only_elsewhere = idle
+        .iter()
+        .filter_map(|(at, _)| image.functions.get(at))
+        .map(|name| format!(".text.{name}"))
+        .collect();
+    let sections = image.functions.values().map(|name| format!(".text.{name}")).collect();
+    Ok(Checked { split, boot_only_elsewhere, sections })
 }
 
 /// One reference in the disassembly: the instruction at `at`, in `function`, to `to`.
@@ -83,6 +127,8 @@ struct Reference {
     at: u64,
     function: String,
     to: u64,
+    /// A branch (a call or a jump), not an address computed or loaded.
+    branch: bool,
 }
 
 /// Every address the code refers to: branch targets, `adr` and `adrp`+`add`/`ldr`/`str`
@@ -127,7 +173,7 @@ fn references(disassembly: &str) -> Listing {
                 .strip_prefix("0x")
                 .and_then(|h| u64::from_str_radix(h, 16).ok())
         };
-        let mut push = |to: u64| refs.push(Reference { at, function: function.clone(), to });
+        let mut push = |to: u64| refs.push(Reference { at, function: function.clone(), to, branch: false });
         match mnemonic {
             "adrp" => {
                 if let (Some(reg), Some(page)) = (operands.first(), operands.get(1).and_then(|o| hex(o))) {
@@ -171,7 +217,7 @@ fn references(disassembly: &str) -> Listing {
                 || m.starts_with("tb") =>
             {
                 if let Some(to) = operands.last().and_then(|o| hex(o)) {
-                    push(to);
+                    refs.push(Reference { at, function: function.clone(), to, branch: true });
                 }
             }
             _ => {}
@@ -193,13 +239,21 @@ struct Listing {
 }
 
 /// The references that can run after boot into `boot`, directly or through a pointer in
-/// `data` (sections as (address, bytes)). Code that runs after boot ("live") is found from the
-/// roots: every function outside `boot` that no other code refers to (entry points, the
-/// vectors, functions called through tables: a conservative choice) and [`RUNS_AFTER_BOOT`];
-/// then every function outside `boot` they refer to, and so on. A function outside `boot` that
-/// only boot-only code refers to (an iterator adapter the parser instantiated) is not live,
+/// `data` (sections as (address, bytes)), and the functions outside `boot` that cannot run
+/// after boot. Code that runs after boot ("live") is found from the roots, every function
+/// outside `boot` that may be called from anywhere: those no code branches to (entry points,
+/// the vectors), those whose address code takes or data holds (called through a pointer,
+/// maybe later: `secondary_entry`, a vtable's methods), and [`RUNS_AFTER_BOOT`]; then every
+/// function outside `boot` that live code refers to, and so on. A function outside `boot`
+/// that only boot-only code calls (an iterator adapter the parser instantiated) is not live,
 /// and may refer to boot-only code. [`MAY_ENTER`] may too.
-fn violations(listing: &Listing, text: &Range<u64>, boot: &Range<u64>, data: &[(u64, &[u8])]) -> Vec<String> {
+fn violations<'a>(
+    listing: &'a Listing,
+    text: &Range<u64>,
+    text_bytes: &[u8],
+    boot: &Range<u64>,
+    data: &[(u64, &[u8])],
+) -> (Vec<String>, Vec<(u64, &'a str)>) {
     let refs = &listing.refs;
     // Each function's references, and the function an address lies in.
     let mut from: BTreeMap<&str, Vec<&Reference>> = BTreeMap::new();
@@ -211,24 +265,36 @@ fn violations(listing: &Listing, text: &Range<u64>, boot: &Range<u64>, data: &[(
             .then(|| listing.functions.range(..=address).next_back().map(|(_, n)| n.as_str()))
             .flatten()
     };
-    let outside = |r: &Reference| !boot.contains(&r.at);
-    let mut referred: BTreeMap<&str, bool> = BTreeMap::new();
-    for r in refs.iter().filter(|r| outside(r)) {
-        if let Some(callee) = owner(r.to).filter(|&c| c != r.function) {
-            referred.insert(callee, true);
+    // Functions some code branches to from outside itself, and functions whose address is
+    // taken by code or held by data.
+    let mut called = std::collections::BTreeSet::new();
+    let mut pointed = std::collections::BTreeSet::new();
+    for r in refs {
+        match owner(r.to) {
+            Some(callee) if r.branch && callee != r.function => {
+                called.insert(callee);
+            }
+            Some(callee) if !r.branch && listing.functions.contains_key(&r.to) => {
+                pointed.insert(callee);
+            }
+            _ => {}
         }
     }
-    for r in refs.iter().filter(|r| !outside(r)) {
-        if let Some(callee) = owner(r.to) {
-            referred.entry(callee).or_insert(false);
+    // Data, and words in the code (the assembly's literals), that hold a function's address.
+    for bytes in data.iter().map(|&(_, b)| b).chain([text_bytes]) {
+        for word in bytes.chunks_exact(8) {
+            let value = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+            if let Some(name) = listing.functions.get(&value) {
+                pointed.insert(name.as_str());
+            }
         }
     }
     let mut live: Vec<&str> = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
-    for r in refs.iter().filter(|r| outside(r)) {
-        let name = r.function.as_str();
-        let root = !referred.contains_key(name) || RUNS_AFTER_BOOT.contains(&name);
-        if root && seen.insert(name) {
+    for (at, name) in &listing.functions {
+        let name = name.as_str();
+        let root = !called.contains(name) || pointed.contains(name) || RUNS_AFTER_BOOT.contains(&name);
+        if !boot.contains(at) && root && seen.insert(name) {
             live.push(name);
         }
     }
@@ -273,13 +339,21 @@ fn violations(listing: &Listing, text: &Range<u64>, boot: &Range<u64>, data: &[(
             }
         }
     }
-    found
+    let idle = listing
+        .functions
+        .iter()
+        .filter(|(at, n)| !boot.contains(at) && !seen.contains(n.as_str()))
+        .map(|(&at, n)| (at, n.as_str()))
+        .collect();
+    (found, idle)
 }
 
 /// The parts of an ELF file the check reads.
 struct Elf {
     sections: Vec<Section>,
     symbols: BTreeMap<String, u64>,
+    /// Function symbols (their mangled names) by address.
+    functions: BTreeMap<u64, String>,
 }
 
 struct Section {
@@ -332,6 +406,8 @@ impl Elf {
         const SYMTAB: u32 = 2;
         let mut sections = Vec::new();
         let mut symbols = BTreeMap::new();
+        let mut functions = BTreeMap::new();
+        const FUNC: u8 = 2;
         for h in &headers {
             let data = if h.kind == NOBITS { Vec::new() } else { contents(h)?.to_vec() };
             sections.push(Section {
@@ -345,11 +421,15 @@ impl Elf {
                 let strings = contents(headers.get(h.link as usize)?)?;
                 for entry in contents(h)?.chunks_exact(24) {
                     let name = string(strings, u32::from_le_bytes(entry[..4].try_into().ok()?))?;
-                    symbols.insert(name, u64::from_le_bytes(entry[8..16].try_into().ok()?));
+                    let value = u64::from_le_bytes(entry[8..16].try_into().ok()?);
+                    if entry[4] & 0xf == FUNC {
+                        functions.insert(value, name.clone());
+                    }
+                    symbols.insert(name, value);
                 }
             }
         }
-        Some(Elf { sections, symbols })
+        Some(Elf { sections, symbols, functions })
     }
 }
 
@@ -358,6 +438,15 @@ mod tests {
     use super::*;
 
     const TEXT: Range<u64> = 0x4008_0000..0x4009_0000;
+
+    fn violations(
+        listing: &Listing,
+        text: &Range<u64>,
+        boot: &Range<u64>,
+        data: &[(u64, &[u8])],
+    ) -> Vec<String> {
+        super::violations(listing, text, &[], boot, data).0
+    }
     const BOOT: Range<u64> = 0x4008_2000..0x4008_4000;
 
     const LISTING: &str = "
@@ -452,6 +541,38 @@ mod tests {
             violations(&references(&listing), &TEXT, &BOOT, &[]),
             ["0x40086000 in adapter -> 0x40083000"]
         );
+    }
+
+    #[test]
+    fn a_function_whose_address_is_taken_is_live() {
+        // primary_main hands `later` to the firmware (as secondary_entry is): it runs after
+        // boot whoever calls it, so its call into the boot-only code is found.
+        let listing =
+            format!("{LISTING}0000000040086000 <later>:\n40086000:      \tbl\t0x40083000 <boot_helper>\n")
+                .replace("#0x0\n", "#0x0\n4008200c:      \tadr\tx0, 0x40086000 <later>\n");
+        assert_eq!(
+            violations(&references(&listing), &TEXT, &BOOT, &[]),
+            ["0x40086000 in later -> 0x40083000"]
+        );
+        // Called by boot code only, it is not live; once data holds its address, it is.
+        let listing = listing.replace("adr\tx0, 0x40086000 <later>", "bl\t0x40086000 <later>");
+        assert_eq!(violations(&references(&listing), &TEXT, &BOOT, &[]), Vec::<String>::new());
+        let table = 0x4008_6000u64.to_le_bytes();
+        assert_eq!(
+            violations(&references(&listing), &TEXT, &BOOT, &[(0x400c_0000, &table)]),
+            ["0x40086000 in later -> 0x40083000"]
+        );
+    }
+
+    #[test]
+    fn functions_only_boot_code_runs_are_listed() {
+        let listing =
+            format!("{LISTING}0000000040086000 <adapter>:\n40086000:      \tbl\t0x40083000 <boot_helper>\n")
+                .replace("#0x0\n", "#0x0\n4008200c:      \tbl\t0x40086000 <adapter>\n");
+        let listing = references(&listing);
+        let (found, idle) = super::violations(&listing, &TEXT, &[], &BOOT, &[]);
+        assert!(found.is_empty(), "{found:?}");
+        assert_eq!(idle, [(0x4008_6000, "adapter")]);
     }
 
     #[test]

@@ -78,11 +78,34 @@ pub fn build_hypervisor_at(load_address: u64) -> Result<(PathBuf, PathBuf)> {
         step(format!("building the hypervisor ({HYPERVISOR_TARGET}, linked at {load_address:#x})"));
         // QEMU virt's address is build.rs's default: the plain build (clippy, a bare `cargo
         // build`) and this one share their artefacts.
-        let env = [("TANTALUM_LINK_ADDRESS", format!("{load_address:#x}"))];
-        let env = if load_address == DEFAULT_LOAD_ADDRESS { &env[..0] } else { &env[..] };
-        cargo_build_in("tantalum-aarch64", HYPERVISOR_TARGET, Some(&target_dir), env)?;
+        // The functions the last build found that only boot-only code runs go to the boot-only
+        // pages too (the file is the build script's input: it exists before the first build).
+        let sections = target_dir.join(format!("boot-only-sections-{load_address:#x}.txt"));
+        if !sections.exists() {
+            std::fs::create_dir_all(&target_dir)?;
+            std::fs::write(&sections, "")?;
+        }
+        let mut env = vec![(crate::boot_code::BOOT_SECTIONS_ENV, sections.display().to_string())];
+        if load_address != DEFAULT_LOAD_ADDRESS {
+            env.push(("TANTALUM_LINK_ADDRESS", format!("{load_address:#x}")));
+        }
         let elf = target_dir.join(HYPERVISOR_TARGET).join("release/tantalum-aarch64");
-        crate::boot_code::check(&elf)?;
+        cargo_build_in("tantalum-aarch64", HYPERVISOR_TARGET, Some(&target_dir), &env)?;
+        let checked = crate::boot_code::check(&elf)?;
+        let old = std::fs::read_to_string(&sections)?;
+        if checked.boot_only_elsewhere.iter().any(|name| !old.lines().any(|l| l == name)) {
+            // Relink once with them (the same code, so the same names). One the file names
+            // already is one the linker cannot move: no relink for it.
+            // Names of an older build's functions (other hashes) are dropped.
+            let current = old.lines().filter(|l| checked.sections.contains(*l));
+            let mut names: Vec<&str> =
+                current.chain(checked.boot_only_elsewhere.iter().map(String::as_str)).collect();
+            names.sort_unstable();
+            names.dedup();
+            std::fs::write(&sections, names.join("\n") + "\n")?;
+            cargo_build_in("tantalum-aarch64", HYPERVISOR_TARGET, Some(&target_dir), &env)?;
+            crate::boot_code::check(&elf)?;
+        }
         built.push(load_address);
     }
     let elf = target_dir.join(HYPERVISOR_TARGET).join("release/tantalum-aarch64");
