@@ -304,7 +304,8 @@ fn violations<'a>(
             if boot.contains(&r.to) {
                 // `__boot_text_start` itself (an `udf` in link.ld) is an address, not code.
                 if !MAY_ENTER.contains(&name) && r.to != boot.start {
-                    found.push(format!("{:#x} in {} -> {:#x}", r.at, r.function, r.to));
+                    let callee = owner(r.to).unwrap_or("?");
+                    found.push(format!("{:#x} in {} -> {:#x} in {callee}", r.at, r.function, r.to));
                 }
             } else if let Some(callee) = owner(r.to).filter(|c| seen.insert(c)) {
                 live.push(callee);
@@ -501,7 +502,7 @@ mod tests {
     fn a_resident_branch_into_boot_code_is_found() {
         let listing = LISTING.replace("bl\t0x40085000 <resident>", "bl\t0x40083000 <boot_helper>");
         let found = violations(&references(&listing), &TEXT, &BOOT, &[]);
-        assert_eq!(found, ["0x40081000 in cpu_main -> 0x40083000"]);
+        assert_eq!(found, ["0x40081000 in cpu_main -> 0x40083000 in primary_main"]);
     }
 
     #[test]
@@ -509,7 +510,7 @@ mod tests {
         let listing =
             LISTING.replace("#0x10\n", "#0x10\n40081800:      \tadrp\tx4, 0x40083000 <boot_helper>\n");
         let found = violations(&references(&listing), &TEXT, &BOOT, &[]);
-        assert_eq!(found, ["0x40081800 in cpu_main -> 0x40083000"]);
+        assert_eq!(found, ["0x40081800 in cpu_main -> 0x40083000 in primary_main"]);
     }
 
     #[test]
@@ -539,7 +540,7 @@ mod tests {
         let listing = listing.replace("b.ne\t0x40081000 <cpu_main>", "b.ne\t0x40086000 <adapter>");
         assert_eq!(
             violations(&references(&listing), &TEXT, &BOOT, &[]),
-            ["0x40086000 in adapter -> 0x40083000"]
+            ["0x40086000 in adapter -> 0x40083000 in primary_main"]
         );
     }
 
@@ -552,7 +553,7 @@ mod tests {
                 .replace("#0x0\n", "#0x0\n4008200c:      \tadr\tx0, 0x40086000 <later>\n");
         assert_eq!(
             violations(&references(&listing), &TEXT, &BOOT, &[]),
-            ["0x40086000 in later -> 0x40083000"]
+            ["0x40086000 in later -> 0x40083000 in primary_main"]
         );
         // Called by boot code only, it is not live; once data holds its address, it is.
         let listing = listing.replace("adr\tx0, 0x40086000 <later>", "bl\t0x40086000 <later>");
@@ -560,7 +561,7 @@ mod tests {
         let table = 0x4008_6000u64.to_le_bytes();
         assert_eq!(
             violations(&references(&listing), &TEXT, &BOOT, &[(0x400c_0000, &table)]),
-            ["0x40086000 in later -> 0x40083000"]
+            ["0x40086000 in later -> 0x40083000 in primary_main"]
         );
     }
 
