@@ -91,11 +91,23 @@ pub fn build_hypervisor_at(load_address: u64) -> Result<(PathBuf, PathBuf)> {
         }
         let elf = target_dir.join(HYPERVISOR_TARGET).join("release/tantalum-aarch64");
         cargo_build_in("tantalum-aarch64", HYPERVISOR_TARGET, Some(&target_dir), &env)?;
-        let checked = crate::boot_code::check(&elf)?;
-        let old = std::fs::read_to_string(&sections)?;
-        if checked.boot_only_elsewhere.iter().any(|name| !old.lines().any(|l| l == name)) {
-            // Relink once with them (the same code, so the same names). One the file names
-            // already is one the linker cannot move: no relink for it.
+        let mut checked = crate::boot_code::check(&elf);
+        if checked.is_err() && !std::fs::read_to_string(&sections)?.trim().is_empty() {
+            // A function an older build found only boot code running may be live now (its
+            // name stays when its body changes): the list starts again.
+            std::fs::write(&sections, "")?;
+            cargo_build_in("tantalum-aarch64", HYPERVISOR_TARGET, Some(&target_dir), &env)?;
+            checked = crate::boot_code::check(&elf);
+        }
+        let mut checked = checked?;
+        // Relink with them (the same code, so the same names) until no new one turns up: a
+        // few rounds at most (a second finds the odd function the first one's addresses hid).
+        // One the file names already is one the linker cannot move: no relink for it.
+        for _ in 0..3 {
+            let old = std::fs::read_to_string(&sections)?;
+            if checked.boot_only_elsewhere.iter().all(|name| old.lines().any(|l| l == name)) {
+                break;
+            }
             // Names of an older build's functions (other hashes) are dropped.
             let current = old.lines().filter(|l| checked.sections.contains(*l));
             let mut names: Vec<&str> =
@@ -104,7 +116,7 @@ pub fn build_hypervisor_at(load_address: u64) -> Result<(PathBuf, PathBuf)> {
             names.dedup();
             std::fs::write(&sections, names.join("\n") + "\n")?;
             cargo_build_in("tantalum-aarch64", HYPERVISOR_TARGET, Some(&target_dir), &env)?;
-            crate::boot_code::check(&elf)?;
+            checked = crate::boot_code::check(&elf)?;
         }
         built.push(load_address);
     }
