@@ -129,6 +129,10 @@ struct Reference {
     to: u64,
     /// A branch (a call or a jump), not an address computed or loaded.
     branch: bool,
+    /// The page an `adrp` computes, before the `add` or load that says where in it: counted
+    /// against code that runs after boot when it lies in the boot-only pages, but not as a
+    /// reference to whatever function it happens to fall in.
+    page: bool,
 }
 
 /// Every address the code refers to: branch targets, `adr` and `adrp`+`add`/`ldr`/`str`
@@ -173,12 +177,19 @@ fn references(disassembly: &str) -> Listing {
                 .strip_prefix("0x")
                 .and_then(|h| u64::from_str_radix(h, 16).ok())
         };
-        let mut push = |to: u64| refs.push(Reference { at, function: function.clone(), to, branch: false });
+        let mut push =
+            |to: u64| refs.push(Reference { at, function: function.clone(), to, branch: false, page: false });
         match mnemonic {
             "adrp" => {
                 if let (Some(reg), Some(page)) = (operands.first(), operands.get(1).and_then(|o| hex(o))) {
                     pages.insert(reg.to_string(), page);
-                    push(page);
+                    refs.push(Reference {
+                        at,
+                        function: function.clone(),
+                        to: page,
+                        branch: false,
+                        page: true,
+                    });
                 }
             }
             "adr" => {
@@ -217,7 +228,7 @@ fn references(disassembly: &str) -> Listing {
                 || m.starts_with("tb") =>
             {
                 if let Some(to) = operands.last().and_then(|o| hex(o)) {
-                    refs.push(Reference { at, function: function.clone(), to, branch: true });
+                    refs.push(Reference { at, function: function.clone(), to, branch: true, page: false });
                 }
             }
             _ => {}
@@ -274,7 +285,7 @@ fn violations<'a>(
             Some(callee) if r.branch && callee != r.function => {
                 called.insert(callee);
             }
-            Some(callee) if !r.branch && listing.functions.contains_key(&r.to) => {
+            Some(callee) if !r.branch && !r.page && listing.functions.contains_key(&r.to) => {
                 pointed.insert(callee);
             }
             _ => {}
@@ -307,7 +318,7 @@ fn violations<'a>(
                     let callee = owner(r.to).unwrap_or("?");
                     found.push(format!("{:#x} in {} -> {:#x} in {callee}", r.at, r.function, r.to));
                 }
-            } else if let Some(callee) = owner(r.to).filter(|c| seen.insert(c)) {
+            } else if let Some(callee) = owner(r.to).filter(|c| !r.page && seen.insert(c)) {
                 live.push(callee);
             }
         }
@@ -315,7 +326,7 @@ fn violations<'a>(
     // Pointers into the boot-only code held in data, and the live code that addresses their
     // tables.
     let mut targets: BTreeMap<u64, Vec<&Reference>> = BTreeMap::new();
-    for r in refs {
+    for r in refs.iter().filter(|r| !r.page) {
         targets.entry(r.to).or_default().push(r);
     }
     for &(start, bytes) in data {
@@ -570,6 +581,20 @@ mod tests {
         let listing =
             format!("{LISTING}0000000040086000 <adapter>:\n40086000:      \tbl\t0x40083000 <boot_helper>\n")
                 .replace("#0x0\n", "#0x0\n4008200c:      \tbl\t0x40086000 <adapter>\n");
+        let listing = references(&listing);
+        let (found, idle) = super::violations(&listing, &TEXT, &[], &BOOT, &[]);
+        assert!(found.is_empty(), "{found:?}");
+        assert_eq!(idle, [(0x4008_6000, "adapter")]);
+    }
+
+    #[test]
+    fn an_adrp_page_alone_makes_nothing_live() {
+        // Live code's `adrp` lands on the page `adapter` starts, for an address further on.
+        let listing = format!(
+            "{LISTING}0000000040086000 <adapter>:\n40086000:      \tbl\t0x40083000 <boot_helper>\n0000000040086800 <other>:\n40086800:      \tret\n"
+        )
+        .replace("#0x0\n", "#0x0\n4008200c:      \tbl\t0x40086000 <adapter>\n")
+        .replace("#0x10\n", "#0x10\n40081014:      \tadrp\tx9, 0x40086000 <adapter>\n40081018:      \tadd\tx9, x9, #0x800\n");
         let listing = references(&listing);
         let (found, idle) = super::violations(&listing, &TEXT, &[], &BOOT, &[]);
         assert!(found.is_empty(), "{found:?}");

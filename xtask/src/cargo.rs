@@ -100,9 +100,9 @@ pub fn build_hypervisor_at(load_address: u64) -> Result<(PathBuf, PathBuf)> {
             checked = crate::boot_code::check(&elf);
         }
         let mut checked = checked?;
-        // Relink with them (the same code, so the same names) until no new one turns up: a
-        // few rounds at most (a second finds the odd function the first one's addresses hid).
-        // One the file names already is one the linker cannot move: no relink for it.
+        // Relink with them (the same code, so the same names; one round so far) until no new
+        // one turns up, three rounds at most. One the file names already is one the linker
+        // cannot move: no relink for it.
         for _ in 0..3 {
             let old = std::fs::read_to_string(&sections)?;
             if checked.boot_only_elsewhere.iter().all(|name| old.lines().any(|l| l == name)) {
