@@ -100,6 +100,15 @@ fn regions(config: &SystemConfig, layout: &Layout) -> Vec<(HostRange, MapAttrs)>
     for i in &config.board.iommus {
         devices.push(i.mmio);
     }
+    // The first bus of each PCI host bridge a partition owns: the hypervisor stops its
+    // devices' bus mastering while the partition restarts (`pci::stop_bus_masters`).
+    for p in &config.partitions {
+        for d in &p.devices {
+            if let Some(bus) = tantalum_core::pci::first_bus_window(d) {
+                devices.push(bus);
+            }
+        }
+    }
     for r in covering_pages(&devices) {
         regions.push((r, DEVICE));
     }

@@ -19,6 +19,7 @@ mod inject;
 mod listed_sync;
 mod loader;
 mod memory;
+mod pci;
 mod pl011;
 mod pmu;
 mod sha256;

@@ -276,6 +276,12 @@ fn restart(here: Here) -> ! {
         stop(system, here.id, here.cpu);
         wait_for_start(here);
     }
+    // No vCPU of it runs: its PCI devices stop mastering DMA, so that a request of the run
+    // that ended is dropped, not carried out into the next (docs/security.md).
+    let stopped = crate::pci::stop_bus_masters(p.config);
+    if stopped > 0 {
+        info!("partition '{}': bus mastering of {stopped} PCI function(s) stopped", p.config.name);
+    }
     // Every vCPU is off: a start asked for meanwhile (a CPU_ON handled just before its vCPU
     // left) belongs to the old run.
     for slot in &p.vcpus {

@@ -20,6 +20,7 @@ pub mod gic_regs;
 pub mod hypercall;
 pub mod iommu;
 pub mod partition;
+pub mod pci;
 pub mod stage2;
 pub mod time;
 pub mod vgic;

@@ -178,10 +178,10 @@ fn run_scenario_booted(s: &Scenario, uboot: bool) -> std::result::Result<(), Str
     if let Some(how) = s.tamper {
         tamper(&built.image, &built, how)?;
     }
-    let mut args: Vec<String> = s.qemu_args.iter().map(|a| a.to_string()).collect();
-    args.extend(
-        crate::devices::qemu_args(&built.config, built.image.with_file_name("disk.img")).map_err(|e| e.0)?,
-    );
+    // The devices first: a scenario's `-set drive.disk0...` needs its drive defined.
+    let mut args =
+        crate::devices::qemu_args(&built.config, built.image.with_file_name("disk.img")).map_err(|e| e.0)?;
+    args.extend(s.qemu_args.iter().map(|a| a.to_string()));
     let run = if uboot {
         let card = crate::flash::write(&built, &board).map_err(|e| e.0)?;
         let firmware = (Path::new(crate::flash::QEMU_UBOOT), card.disk.as_path());

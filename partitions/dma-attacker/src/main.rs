@@ -2,9 +2,12 @@
 //! directly (the virtio 1.x PCI interface: capabilities in config space, registers in a memory
 //! BAR, one queue) to make the disk DMA where the partition itself cannot write: into the
 //! victim's memory (boot 0) and into the hypervisor's image (boot 1). The SMMU refuses both;
-//! the hypervisor restarts the partition (`on-fault = "restart"`), and boot 2 reports and
-//! exits. Addresses are host-physical: the scenario maps this partition with guest address =
-//! host address.
+//! the hypervisor restarts the partition (`on-fault = "restart"`). Boot 2 races the restart:
+//! a read the disk carries out slowly (the scenario throttles the disk), into the victim's
+//! memory; the refusal at submission restarts the partition, and the hypervisor stops the
+//! disk's bus mastering while it reloads, so the read's late writes never reach boot 3, which
+//! waits for them, then reports and exits. Addresses are host-physical: the scenario maps this
+//! partition with guest address = host address.
 #![no_std]
 #![no_main]
 
@@ -81,9 +84,19 @@ struct Header {
     sector: u64,
 }
 static HEADER: Header = Header { kind: 8, reserved: 0, sector: 0 };
+/// Boot 2's two reads (`VIRTIO_BLK_T_IN`) of sector 0: 64 KiB into its own memory, which the
+/// throttled disk carries out at once and which makes it hold the next one back (about a
+/// second at 64 KiB/s), then one sector into the victim's memory.
+static READ: Header = Header { kind: 0, reserved: 0, sector: 0 };
+/// Where the first read goes: 4 MiB into this partition's 8 MiB.
+const OWN_BUFFER: u64 = 0x4440_0000;
+const OWN_BYTES: u32 = 64 * 1024;
+/// How long boot 3 waits for a late write of boot 2's read.
+const STALE_WAIT_NS: u64 = 3_000_000_000;
 /// `VIRTIO_BLK_ID_BYTES`: the ID's buffer.
 const ID_BYTES: u32 = 20;
 static mut STATUS: u8 = 0xff;
+static mut STATUS2: u8 = 0xff;
 
 fn config_read(offset: u64) -> u32 {
     // SAFETY: ECAM of the host bridge this partition owns, mapped as device memory.
@@ -125,9 +138,16 @@ fn main() {
     let (target, what) = match boot {
         0 => (VICTIM, "the victim's memory"),
         1 => (HYPERVISOR, "the hypervisor's memory"),
-        _ => {
-            println!("both DMA attacks were stopped; done");
+        2 => (VICTIM, "the victim's memory"),
+        3 => {
+            println!("both DMA attacks were stopped; waiting for a late write of the slow read");
+            wait_ns(STALE_WAIT_NS);
+            println!("no late DMA of the run before reached this one; done");
             exit(0);
+        }
+        _ => {
+            println!("a late DMA write of an earlier run faulted run 3");
+            exit(1);
         }
     };
     let id = config_read(pci::ID);
@@ -150,7 +170,11 @@ fn main() {
     let reg = |offset: u64| common + offset;
 
     // QEMU may start on the queue as soon as it is enabled: say it first.
-    println!("attack: the disk DMAs its ID into {what} at {target:#x}");
+    if boot == 2 {
+        println!("race: a slow disk read into {what} at {target:#x}, refused, restarts this partition");
+    } else {
+        println!("attack: the disk DMAs its ID into {what} at {target:#x}");
+    }
     // The line reaches the console before the restart.
     wait_ns(50_000_000);
 
@@ -181,11 +205,23 @@ fn main() {
             write_volatile((d + 12) as *mut u16, flags);
             write_volatile((d + 14) as *mut u16, next);
         };
-        desc(0, addr_of!(HEADER) as u64, 16, NEXT, 1);
-        desc(1, target, ID_BYTES, NEXT | WRITE, 2);
-        desc(2, addr_of_mut!(STATUS) as u64, 1, WRITE, 0);
+        let requests: u16 = if boot == 2 {
+            desc(0, addr_of!(READ) as u64, 16, NEXT, 1);
+            desc(1, OWN_BUFFER, OWN_BYTES, NEXT | WRITE, 2);
+            desc(2, addr_of_mut!(STATUS) as u64, 1, WRITE, 0);
+            desc(3, addr_of!(READ) as u64, 16, NEXT, 4);
+            desc(4, target, 512, NEXT | WRITE, 5);
+            desc(5, addr_of_mut!(STATUS2) as u64, 1, WRITE, 0);
+            2
+        } else {
+            desc(0, addr_of!(HEADER) as u64, 16, NEXT, 1);
+            desc(1, target, ID_BYTES, NEXT | WRITE, 2);
+            desc(2, addr_of_mut!(STATUS) as u64, 1, WRITE, 0);
+            1
+        };
         write_volatile(avail as *mut u16, 1); // VIRTQ_AVAIL_F_NO_INTERRUPT
         write_volatile((avail + 4) as *mut u16, 0); // ring[0] = descriptor 0
+        write_volatile((avail + 6) as *mut u16, 3); // ring[1] = descriptor 3 (boot 2)
         write_volatile(reg(virtio::QUEUE_DESC) as *mut u64, ring);
         write_volatile(reg(virtio::QUEUE_DRIVER) as *mut u64, avail);
         write_volatile(reg(virtio::QUEUE_DEVICE) as *mut u64, used);
@@ -193,12 +229,13 @@ fn main() {
         write_volatile(reg(virtio::QUEUE_ENABLE) as *mut u16, 1);
         write_volatile(reg(virtio::STATUS) as *mut u8, ok | virtio::DRIVER_OK);
         core::arch::asm!("dsb sy");
-        write_volatile((avail + 2) as *mut u16, 1); // idx
+        write_volatile((avail + 2) as *mut u16, requests); // idx
         core::arch::asm!("dsb sy");
         let doorbell = MEM_WINDOW + notify + notify_off * multiplier;
         write_volatile(doorbell as *mut u16, 0);
         for _ in 0..100 {
-            if read_volatile((used + 2) as *const u16) != 0 {
+            // Boot 2: the first read (into its own memory) completes; only the second is a breach.
+            if read_volatile((used + 2) as *const u16) >= requests {
                 println!(
                     "BREACH: the disk wrote its ID into {what} (status {})",
                     read_volatile(addr_of!(STATUS))
