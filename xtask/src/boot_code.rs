@@ -56,6 +56,46 @@ pub struct Checked {
 /// instances of generic code for the parser, helpers only the system's construction calls).
 pub const BOOT_SECTIONS_ENV: &str = "TANTALUM_BOOT_SECTIONS";
 
+/// Builds the hypervisor with `build` and checks the ELF it writes at `elf`; then, while the
+/// check finds functions that only boot-only code runs and that `sections` (the list
+/// [`BOOT_SECTIONS_ENV`] names) lacks, adds them and builds again (the same code, so the same
+/// names; one round so far, three at most). A name the list has already is one the linker
+/// cannot move: no rebuild for it. Names of an older build's functions (other hashes) are
+/// dropped, and if the check fails with a list, the list starts again: a function an older
+/// build found only boot code running may be live now (its name stays when its body changes).
+pub fn build_checked(elf: &Path, sections: &Path, build: impl Fn() -> Result<()>) -> Result<Checked> {
+    // The build script reads the list: it exists before the first build.
+    if !sections.exists() {
+        if let Some(dir) = sections.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(sections, "")?;
+    }
+    build()?;
+    let mut checked = check(elf);
+    if checked.is_err() && !std::fs::read_to_string(sections)?.trim().is_empty() {
+        std::fs::write(sections, "")?;
+        build()?;
+        checked = check(elf);
+    }
+    let mut checked = checked?;
+    for _ in 0..3 {
+        let old = std::fs::read_to_string(sections)?;
+        if checked.boot_only_elsewhere.iter().all(|name| old.lines().any(|l| l == name)) {
+            break;
+        }
+        let current = old.lines().filter(|l| checked.sections.contains(*l));
+        let mut names: Vec<&str> =
+            current.chain(checked.boot_only_elsewhere.iter().map(String::as_str)).collect();
+        names.sort_unstable();
+        names.dedup();
+        std::fs::write(sections, names.join("\n") + "\n")?;
+        build()?;
+        checked = check(elf)?;
+    }
+    Ok(checked)
+}
+
 /// Checks the hypervisor ELF at `elf`; returns its code's split and what else could move to
 /// the boot-only pages, or every reference found.
 pub fn check(elf: &Path) -> Result<Checked> {

@@ -73,54 +73,23 @@ pub fn build_hypervisor_at(load_address: u64) -> Result<(PathBuf, PathBuf)> {
         let name = format!("link-{load_address:#x}");
         (root().join("target").join(&name), out_dir().join(format!("tantalum-aarch64-{name}.bin")))
     };
+    let elf = target_dir.join(HYPERVISOR_TARGET).join("release/tantalum-aarch64");
     let mut built = HYPERVISOR_BUILT.lock().unwrap_or_else(|e| e.into_inner());
     if !built.contains(&load_address) {
         step(format!("building the hypervisor ({HYPERVISOR_TARGET}, linked at {load_address:#x})"));
-        // QEMU virt's address is build.rs's default: the plain build (clippy, a bare `cargo
-        // build`) and this one share their artefacts.
         // The functions the last build found that only boot-only code runs go to the boot-only
-        // pages too (the file is the build script's input: it exists before the first build).
+        // pages too: the list is the build script's input (`boot_code::build_checked`). QEMU
+        // virt's address is build.rs's default, so it is not passed.
         let sections = target_dir.join(format!("boot-only-sections-{load_address:#x}.txt"));
-        if !sections.exists() {
-            std::fs::create_dir_all(&target_dir)?;
-            std::fs::write(&sections, "")?;
-        }
         let mut env = vec![(crate::boot_code::BOOT_SECTIONS_ENV, sections.display().to_string())];
         if load_address != DEFAULT_LOAD_ADDRESS {
             env.push(("TANTALUM_LINK_ADDRESS", format!("{load_address:#x}")));
         }
-        let elf = target_dir.join(HYPERVISOR_TARGET).join("release/tantalum-aarch64");
-        cargo_build_in("tantalum-aarch64", HYPERVISOR_TARGET, Some(&target_dir), &env)?;
-        let mut checked = crate::boot_code::check(&elf);
-        if checked.is_err() && !std::fs::read_to_string(&sections)?.trim().is_empty() {
-            // A function an older build found only boot code running may be live now (its
-            // name stays when its body changes): the list starts again.
-            std::fs::write(&sections, "")?;
-            cargo_build_in("tantalum-aarch64", HYPERVISOR_TARGET, Some(&target_dir), &env)?;
-            checked = crate::boot_code::check(&elf);
-        }
-        let mut checked = checked?;
-        // Relink with them (the same code, so the same names; one round so far) until no new
-        // one turns up, three rounds at most. One the file names already is one the linker
-        // cannot move: no relink for it.
-        for _ in 0..3 {
-            let old = std::fs::read_to_string(&sections)?;
-            if checked.boot_only_elsewhere.iter().all(|name| old.lines().any(|l| l == name)) {
-                break;
-            }
-            // Names of an older build's functions (other hashes) are dropped.
-            let current = old.lines().filter(|l| checked.sections.contains(*l));
-            let mut names: Vec<&str> =
-                current.chain(checked.boot_only_elsewhere.iter().map(String::as_str)).collect();
-            names.sort_unstable();
-            names.dedup();
-            std::fs::write(&sections, names.join("\n") + "\n")?;
-            cargo_build_in("tantalum-aarch64", HYPERVISOR_TARGET, Some(&target_dir), &env)?;
-            checked = crate::boot_code::check(&elf)?;
-        }
+        crate::boot_code::build_checked(&elf, &sections, || {
+            cargo_build_in("tantalum-aarch64", HYPERVISOR_TARGET, Some(&target_dir), &env)
+        })?;
         built.push(load_address);
     }
-    let elf = target_dir.join(HYPERVISOR_TARGET).join("release/tantalum-aarch64");
     std::fs::create_dir_all(out_dir())?;
     objcopy(&elf, &bin)?;
     Ok((elf, bin))
