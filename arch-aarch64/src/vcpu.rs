@@ -1036,9 +1036,10 @@ fn fast_interrupt<G: CpuInterface>() -> u64 {
     // Ready and alone: into a list register now (`deliver_hw_at_once` checked that the partition
     // owns it and, for an SPI, that it is routed to this vCPU).
     if let Some(d) = vgic.deliver_hw_at_once(vcpu, intid) {
-        if G::load_at_once(&d) {
+        if let Some(loaded) = G::load_at_once(&d) {
             drop(vgic);
-            return resample_loaded::<G>(p, vcpu, (SPSR_EL2.get(), ELR_EL2.get()), d.priority);
+            let masked_by_priority = || G::masked_after_load(loaded, d.priority);
+            return resample_loaded::<G>(p, vcpu, (SPSR_EL2.get(), ELR_EL2.get()), masked_by_priority);
         }
     }
     drop(vgic);
@@ -1089,7 +1090,9 @@ extern "C" fn kick_at_once<G: CpuInterface>(
     take_hint(hint);
     let loaded_hw = load_taken_hint(&mut p.vgic.lock(), hint, vcpu);
     match loaded_hw {
-        Some(priority) => resample_loaded::<G>(p, vcpu, (SPSR_EL2.get(), ELR_EL2.get()), priority),
+        Some(priority) => {
+            resample_loaded::<G>(p, vcpu, (SPSR_EL2.get(), ELR_EL2.get()), || G::masked_by_priority(priority))
+        }
         None => TAKEN,
     }
 }
@@ -1119,7 +1122,9 @@ extern "C" fn latch_at_once<G: CpuInterface>(
     let loaded_hw = load_taken_hint(&mut vgic, hint, vcpu);
     drop(vgic);
     match loaded_hw {
-        Some(priority) => resample_loaded::<G>(p, vcpu, (SPSR_EL2.get(), ELR_EL2.get()), priority),
+        Some(priority) => {
+            resample_loaded::<G>(p, vcpu, (SPSR_EL2.get(), ELR_EL2.get()), || G::masked_by_priority(priority))
+        }
         None => TAKEN,
     }
 }
@@ -1240,15 +1245,20 @@ pub(crate) fn resample_before_taken(
 ) {
     if let Some(priority) = loaded_hw {
         if gic::is_v2() {
-            let _ = resample_loaded::<gic::GicV2>(p, vcpu, (spsr, elr), priority);
+            let _ = resample_loaded::<gic::GicV2>(p, vcpu, (spsr, elr), || {
+                gic::GicV2::masked_by_priority(priority)
+            });
         } else {
-            let _ = resample_loaded::<gic::GicV3>(p, vcpu, (spsr, elr), priority);
+            let _ = resample_loaded::<gic::GicV3>(p, vcpu, (spsr, elr), || {
+                gic::GicV3::masked_by_priority(priority)
+            });
         }
     }
 }
 
-/// [`resample_before_taken`] once a hardware-linked interrupt of least urgent priority
-/// `priority` was loaded (inlined in the interrupt fast path). Returns [`TAKEN`], so that the
+/// [`resample_before_taken`] once hardware-linked interrupts were loaded (inlined in the
+/// interrupt fast path); `masked_by_priority` says whether the guest's priority mask hides the
+/// least urgent of them ([`CpuInterface::masked_by_priority`]). Returns [`TAKEN`], so that the
 /// fast path's answer is this, and the GICv2's trap is armed by a tail call ([`arm_gicv_trap`]):
 /// no frame.
 #[inline(always)]
@@ -1256,11 +1266,11 @@ fn resample_loaded<G: CpuInterface>(
     p: &Partition,
     vcpu: usize,
     (spsr, elr): (u64, u64),
-    priority: u8,
+    masked_by_priority: impl FnOnce() -> bool,
 ) -> u64 {
     const PSTATE_I: u64 = 1 << 7;
     let masked = spsr & PSTATE_I != 0 && !crate::wfi::follows_wfi(elr);
-    if (masked || G::masked_by_priority(priority)) && !G::trap_before_acknowledge() {
+    if (masked || masked_by_priority()) && !G::trap_before_acknowledge() {
         return arm_gicv_trap(p, vcpu);
     }
     TAKEN

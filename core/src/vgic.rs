@@ -57,6 +57,9 @@ struct IrqState {
     priority: u8,
     /// IROUTER (SPIs only): the target vCPU's affinity.
     route: u64,
+    /// The vCPU `route` names, worked out when it is written ([`IrqState::set_route`]): the
+    /// interrupt paths compare it without asking how many vCPUs there are.
+    target: u8,
     /// The pending state mirrors a physical interrupt of the same INTID that the hypervisor
     /// acknowledged and left active: the list register links them (the guest's EOI deactivates
     /// the physical interrupt).
@@ -73,6 +76,14 @@ struct IrqState {
 impl IrqState {
     fn new() -> Self {
         Self { priority: DEFAULT_PRIORITY, ..Self::default() }
+    }
+
+    /// Routes this SPI to `route` (IROUTER, or a GICv2 target's vCPU number) in a partition of
+    /// `vcpus` vCPUs: to its affinity 0, vCPU 0 when out of range.
+    fn set_route(&mut self, route: u64, vcpus: usize) {
+        let aff0 = (route & 0xff) as usize;
+        self.route = route;
+        self.target = if aff0 < vcpus { aff0 as u8 } else { 0 };
     }
 }
 
@@ -232,7 +243,7 @@ impl VirtualGic {
 
     /// The vCPU an SPI is delivered to (vCPU 0 for anything else).
     pub fn spi_target(&self, intid: u32) -> usize {
-        intid.checked_sub(SPI_BASE).and_then(|i| self.spis.get(i as usize)).map_or(0, |irq| self.target(irq))
+        intid.checked_sub(SPI_BASE).and_then(|i| self.spis.get(i as usize)).map_or(0, target_of)
     }
 
     /// Whether `intid` (an SPI) belongs to this partition.
@@ -306,9 +317,8 @@ impl VirtualGic {
         if let Some(r) = self.redists.get_mut(vcpu) {
             r.local.iter_mut().zip(0..).for_each(|(irq, intid)| take(irq, intid));
         }
-        let vcpus = self.redists.len();
         for (irq, intid) in self.spis.iter_mut().zip(SPI_BASE..) {
-            if target_of(irq, vcpus) == vcpu {
+            if target_of(irq) == vcpu {
                 take(irq, intid);
             }
         }
@@ -420,11 +430,6 @@ impl VirtualGic {
         self.publish_pending();
     }
 
-    /// vCPU an SPI is routed to (IROUTER Aff0; vCPU 0 when out of range).
-    fn target(&self, irq: &IrqState) -> usize {
-        target_of(irq, self.redists.len())
-    }
-
     #[inline(always)]
     fn group_enabled(&self, group1: bool) -> bool {
         // EnableGrp0 is bit 0 and EnableGrp1 bit 1 (GICv3 with DS set, and GICv2): a shift.
@@ -464,7 +469,7 @@ impl VirtualGic {
         while bits != 0 {
             let i = bits.trailing_zeros() as usize;
             bits &= bits - 1;
-            if let Some(irq) = self.spis.get(i).filter(|irq| self.target(irq) == vcpu) {
+            if let Some(irq) = self.spis.get(i).filter(|irq| target_of(irq) == vcpu) {
                 consider(SPI_BASE + i as u32, irq);
             }
         }
@@ -503,7 +508,7 @@ impl VirtualGic {
     pub fn deliver_hw_at_once(&self, vcpu: usize, intid: u32) -> Option<Deliverable> {
         let alone = self.pending_spis == 0 && self.redists.get(vcpu).is_some_and(|r| r.pending == 0);
         let irq = self.irq_ref(vcpu, intid).filter(|_| alone)?;
-        let routed_here = intid < SPI_BASE || self.target(irq) == vcpu;
+        let routed_here = intid < SPI_BASE || target_of(irq) == vcpu;
         if !irq.enabled || !self.group_enabled(irq.group1) || !routed_here {
             return None;
         }
@@ -526,12 +531,12 @@ impl VirtualGic {
             (0, bits) if bits.is_power_of_two() => SPI_BASE + bits.trailing_zeros(),
             _ => return None,
         };
-        let (v2_sgi, vcpus, ctlr) = (self.v2 && intid < 16, self.redists.len(), self.ctlr);
+        let (v2_sgi, ctlr) = (self.v2 && intid < 16, self.ctlr);
         let irq = match intid.checked_sub(SPI_BASE) {
             None => self.redists.get_mut(vcpu)?.local.get_mut(intid as usize)?,
             Some(spi) => self.spis.get_mut(spi as usize)?,
         };
-        let routed_here = intid < SPI_BASE || target_of(irq, vcpus) == vcpu;
+        let routed_here = intid < SPI_BASE || target_of(irq) == vcpu;
         let one_sender = !v2_sgi || irq.sources & irq.sources.wrapping_sub(1) == 0;
         let group_enabled = (ctlr >> u32::from(irq.group1)) & 1 != 0; // as `group_enabled`
         if !(irq.owned && irq.pending && irq.enabled && group_enabled && routed_here && one_sender) {
@@ -687,7 +692,7 @@ impl VirtualGic {
                 Some(v) if intid >= SPI_BASE => {
                     let mask = (v >> (8 * byte)) as u8 & ((1u16 << vcpus.min(8)) - 1) as u8;
                     if mask != 0 {
-                        irq.route = u64::from(mask.trailing_zeros());
+                        irq.set_route(u64::from(mask.trailing_zeros()), vcpus);
                     }
                 }
                 Some(_) => {}
@@ -738,16 +743,18 @@ impl VirtualGic {
     fn irouter(&mut self, a: Access) -> u64 {
         let intid = ((a.offset - IROUTER) / 8) as u32;
         let high = a.offset % 8 == 4;
+        let vcpus = self.redists.len();
         let Some(irq) = self.irq(0, intid).filter(|_| intid >= SPI_BASE) else { return 0 };
         match a.write {
             None if high => irq.route >> 32,
             None => irq.route,
             Some(v) if high => {
-                irq.route = (irq.route & 0xffff_ffff) | (v << 32);
+                irq.set_route((irq.route & 0xffff_ffff) | (v << 32), vcpus);
                 0
             }
             Some(v) => {
-                irq.route = if a.size == 8 { v } else { (irq.route & !0xffff_ffff) | (v & 0xffff_ffff) };
+                let route = if a.size == 8 { v } else { (irq.route & !0xffff_ffff) | (v & 0xffff_ffff) };
+                irq.set_route(route, vcpus);
                 0
             }
         }
@@ -981,14 +988,10 @@ impl VirtualGic {
     }
 }
 
-/// The vCPU (of `vcpus`) an SPI is routed to: its route's affinity 0, vCPU 0 when out of range.
-fn target_of(irq: &IrqState, vcpus: usize) -> usize {
-    let aff0 = (irq.route & 0xff) as usize;
-    if aff0 < vcpus {
-        aff0
-    } else {
-        0
-    }
+/// The vCPU an SPI is routed to: its route's affinity 0, vCPU 0 when out of range
+/// ([`IrqState::set_route`]).
+fn target_of(irq: &IrqState) -> usize {
+    usize::from(irq.target)
 }
 
 #[derive(Clone, Copy)]

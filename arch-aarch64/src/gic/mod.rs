@@ -95,7 +95,13 @@ pub trait CpuInterface {
     /// ([`VirtualGic::deliver_hw_at_once`]), into a list register if all of them are empty: what
     /// [`load_list_registers`] would do then, without looking at any. Returns false, having changed
     /// nothing, when one is in use (the caller latches `d` and loads as usual).
-    fn load_at_once(d: &tantalum_core::vgic::Deliverable) -> bool;
+    fn load_at_once(d: &tantalum_core::vgic::Deliverable) -> Option<Self::Loaded>;
+    /// What [`CpuInterface::load_at_once`] loaded through, for
+    /// [`CpuInterface::masked_after_load`]: the GICv2's virtual interface control (looked up
+    /// again, a load and a check), nothing on a GICv3.
+    type Loaded: Copy;
+    /// [`CpuInterface::masked_by_priority`] right after [`CpuInterface::load_at_once`].
+    fn masked_after_load(loaded: Self::Loaded, priority: u8) -> bool;
     /// Whether the guest's priority mask hides an interrupt of `priority` (see
     /// [`load_list_registers`]).
     fn masked_by_priority(priority: u8) -> bool;
@@ -122,9 +128,14 @@ impl CpuInterface for GicV2 {
     fn deactivate(intid: u32) {
         v2::deactivate(intid)
     }
+    type Loaded = &'static tantalum_core::gic_regs::VirtualControl;
     #[inline(always)]
-    fn load_at_once(d: &tantalum_core::vgic::Deliverable) -> bool {
+    fn load_at_once(d: &tantalum_core::vgic::Deliverable) -> Option<Self::Loaded> {
         v2::load_at_once(d)
+    }
+    #[inline(always)]
+    fn masked_after_load(gich: Self::Loaded, priority: u8) -> bool {
+        v2::masked_in(gich, priority)
     }
     #[inline(always)]
     fn masked_by_priority(priority: u8) -> bool {
@@ -145,9 +156,14 @@ impl CpuInterface for GicV3 {
     fn deactivate(intid: u32) {
         v3::deactivate(intid)
     }
+    type Loaded = ();
     #[inline(always)]
-    fn load_at_once(d: &tantalum_core::vgic::Deliverable) -> bool {
-        v3::load_at_once(d)
+    fn load_at_once(d: &tantalum_core::vgic::Deliverable) -> Option<()> {
+        v3::load_at_once(d).then_some(())
+    }
+    #[inline(always)]
+    fn masked_after_load((): (), priority: u8) -> bool {
+        v3::masked_by_priority(priority)
     }
     #[inline(always)]
     fn masked_by_priority(priority: u8) -> bool {

@@ -3,7 +3,7 @@
 //! (GICH) whose list registers hold a partition's interrupts; the partition reaches its
 //! interrupts through the virtual CPU interface (GICV), mapped in its stage 2.
 
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use spin::Mutex;
 use tantalum_aarch64::boot_once::BootOnce;
@@ -46,19 +46,32 @@ impl Frames {
 
 static FRAMES: BootOnce<Frames> = BootOnce::new();
 
-/// The CPU interface's and the virtual interface control's bases again, for the interrupt fast
-/// path: a plain load each instead of [`FRAMES`]' readiness check. Stored before `FRAMES` is
-/// published (Release) and read by a CPU only once its `init_cpu` saw `FRAMES` (Acquire), so
-/// a relaxed load sees them; 0 before that.
-static GICC_BASE: AtomicUsize = AtomicUsize::new(0);
-static GICH_BASE: AtomicUsize = AtomicUsize::new(0);
+/// What the fast paths read of the GIC, side by side: one address computed for all of them.
+struct Fast {
+    /// The CPU interface's and the virtual interface control's bases again: a plain load each
+    /// instead of [`FRAMES`]' readiness check. Stored before `FRAMES` is published (Release) and
+    /// read by a CPU only once its `init_cpu` saw `FRAMES` (Acquire), so a relaxed load sees
+    /// them; 0 before that.
+    gicc: AtomicUsize,
+    gich: AtomicUsize,
+    /// `GICH_ELRSR0`'s bits of the list registers (a bit each), as every started CPU's
+    /// `GICH_VTR` gives them; [`UNKNOWN_ELRSR`] while unknown, when CPUs disagree, or with more
+    /// than 32 list registers: then the fast cases that look for all empty list registers are
+    /// not taken.
+    all_empty_elrsr: AtomicU64,
+}
 
-/// `GICH_ELRSR0`'s bits of the list registers (a bit each), as every started CPU's `GICH_VTR`
-/// gives them; 0 while unknown, when CPUs disagree, or with more than 32 list registers: then
-/// the fast cases that look for all empty list registers are not taken.
-static ALL_EMPTY_ELRSR: AtomicU32 = AtomicU32::new(0);
+/// [`Fast::all_empty_elrsr`] when no mask is agreed: a bit no 32-bit `GICH_ELRSR0` has, so
+/// the test that every list register is empty fails without a test of its own.
+const UNKNOWN_ELRSR: u64 = 1 << 32;
 
-/// What the started CPUs agreed on for [`ALL_EMPTY_ELRSR`] (`None`: no CPU yet).
+static FAST: Fast = Fast {
+    gicc: AtomicUsize::new(0),
+    gich: AtomicUsize::new(0),
+    all_empty_elrsr: AtomicU64::new(UNKNOWN_ELRSR),
+};
+
+/// What the started CPUs agreed on for [`Fast::all_empty_elrsr`] (`None`: no CPU yet).
 static LEARNED_ELRSR: Mutex<Option<u32>> = Mutex::new(None);
 
 /// Each started CPU's `mpidr << 8 | CPU interface mask` (a GICv2 names CPUs by interface
@@ -91,8 +104,8 @@ const GICC_CTLR_VALUE: u32 = 0b11 | (1 << 9);
 /// for the rest of the program, and programmed by nothing else (the GICV: but the guests).
 #[unsafe(link_section = ".text.boot_only")]
 pub unsafe fn init_distributor(gicd: usize, gicc: usize, gich: usize, gicv: usize) {
-    GICC_BASE.store(gicc, Ordering::Relaxed);
-    GICH_BASE.store(gich, Ordering::Relaxed);
+    FAST.gicc.store(gicc, Ordering::Relaxed);
+    FAST.gich.store(gich, Ordering::Relaxed);
     let _ = FRAMES.set(Frames { gicd, gicc, gich, gicv });
     frames().gicd().ctlr.set(0b11);
 }
@@ -102,38 +115,40 @@ fn frames() -> &'static Frames {
     FRAMES.get().unwrap_or_else(|| panic!("GICv2 used before init_distributor"))
 }
 
-/// This CPU's interface, for the interrupt fast path ([`GICC_BASE`]); `None` before
+/// This CPU's interface, for the interrupt fast path ([`Fast::gicc`]); `None` before
 /// `init_distributor`.
 #[inline(always)]
 fn gicc_fast() -> Option<&'static CpuInterface> {
-    let base = GICC_BASE.load(Ordering::Relaxed);
+    let base = FAST.gicc.load(Ordering::Relaxed);
     // SAFETY: non-zero, it is the frame `init_distributor`'s caller vouched for (see `Frames`).
     (base != 0).then(|| unsafe { &*(base as *const CpuInterface) })
 }
 
-/// This CPU's virtual interface control, for the fast paths ([`GICH_BASE`]).
+/// This CPU's virtual interface control, for the fast paths ([`Fast::gich`]).
 #[inline(always)]
 fn gich_fast() -> Option<&'static VirtualControl> {
-    let base = GICH_BASE.load(Ordering::Relaxed);
+    let base = FAST.gich.load(Ordering::Relaxed);
     // SAFETY: as in `gicc_fast`.
     (base != 0).then(|| unsafe { &*(base as *const VirtualControl) })
 }
 
-/// Records this CPU's list registers in [`ALL_EMPTY_ELRSR`], before it runs any guest. Once
-/// a CPU disagrees it stays 0; a CPU sees only its own agreed value or 0 after this.
+/// Records this CPU's list registers in [`Fast::all_empty_elrsr`], before it runs any guest. Once
+/// a CPU disagrees it stays unknown; a CPU sees only its own agreed value or
+/// [`UNKNOWN_ELRSR`] after this.
 fn learn_all_empty(gich: &VirtualControl) {
     let mut learned = LEARNED_ELRSR.lock();
     let agreed = tantalum_aarch64::list_registers::agreed_all_empty(*learned, list_registers(gich));
     *learned = Some(agreed);
-    ALL_EMPTY_ELRSR.store(agreed, Ordering::Relaxed);
+    let all = if agreed == 0 { UNKNOWN_ELRSR } else { u64::from(agreed) };
+    FAST.all_empty_elrsr.store(all, Ordering::Relaxed);
 }
 
 /// This CPU's virtual interface control when every one of its list registers is empty
-/// (`GICH_ELRSR0`); `None` otherwise or while that is not known ([`ALL_EMPTY_ELRSR`]).
+/// (`GICH_ELRSR0`); `None` otherwise or while that is not known ([`Fast::all_empty_elrsr`]).
 #[inline(always)]
 fn gich_all_empty() -> Option<&'static VirtualControl> {
-    let all = ALL_EMPTY_ELRSR.load(Ordering::Relaxed);
-    gich_fast().filter(|gich| all != 0 && gich.elrsr[0].get() & all == all)
+    let all = FAST.all_empty_elrsr.load(Ordering::Relaxed);
+    gich_fast().filter(|gich| u64::from(gich.elrsr[0].get()) & all == all)
 }
 
 /// Loads `d` into the first list register of `gich`, whose list registers are all empty, with
@@ -375,12 +390,13 @@ pub fn write_listed(listed: &[Listed]) {
 }
 
 /// Loads `d` alone into a list register when all of them are empty (`GICH_ELRSR`), with no
-/// maintenance interrupt asked for (see [`super::CpuInterface::load_at_once`]); false otherwise.
+/// maintenance interrupt asked for (see [`super::CpuInterface::load_at_once`]), returning the
+/// virtual interface control it loaded; `None` otherwise.
 #[inline(always)]
-pub fn load_at_once(d: &Deliverable) -> bool {
-    let Some(gich) = gich_all_empty() else { return false };
+pub fn load_at_once(d: &Deliverable) -> Option<&'static VirtualControl> {
+    let gich = gich_all_empty()?;
     load_first(gich, d);
-    true
+    Some(gich)
 }
 
 /// Moves interrupts that `gic` has ready for `vcpu` into free list registers (see
@@ -493,7 +509,13 @@ fn load_in_use(gic: &mut VirtualGic, vcpu: usize) -> super::Loaded {
 pub fn masked_by_priority(priority: u8) -> bool {
     // Before `init_distributor` (never on a path that loaded an interrupt): masked, the
     // cautious answer.
-    gich_fast().is_none_or(|g| u32::from(priority >> 3) >= g.vmcr.read(GICH_VMCR::PRIORITY_MASK))
+    gich_fast().is_none_or(|g| masked_in(g, priority))
+}
+
+/// [`masked_by_priority`] with this CPU's virtual interface control `gich` at hand.
+#[inline(always)]
+pub fn masked_in(gich: &VirtualControl, priority: u8) -> bool {
+    u32::from(priority >> 3) >= gich.vmcr.read(GICH_VMCR::PRIORITY_MASK)
 }
 
 /// Ends the hardware-linked list registers that are only pending (not taken yet) and whose

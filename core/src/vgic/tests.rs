@@ -114,6 +114,28 @@ fn a_watch_ends_with_the_vcpus_list_registers_and_follows_the_route() {
 }
 
 #[test]
+fn a_route_out_of_range_goes_to_vcpu_0_and_reads_back_as_written() {
+    let mut gic = VirtualGic::new(2, &[BELL]);
+    enable_spi(&mut gic, BELL);
+    let irouter = 0x6000 + 8 * u64::from(BELL);
+    // Affinity 0 names vCPU 1; written as two 32-bit halves (the high one an Aff3).
+    gic.access(0, D, Access { offset: irouter, size: 4, write: Some(1) });
+    gic.access(0, D, Access { offset: irouter + 4, size: 4, write: Some(0x7) });
+    assert_eq!(gic.access(0, D, Access { offset: irouter, size: 8, write: None }), 0x7_0000_0001);
+    assert!(gic.set_pending(1, BELL));
+    assert_eq!(gic.take_deliverable(0), None, "routed to vCPU 1");
+    assert_eq!(gic.take_deliverable(1).map(|d| d.intid), Some(BELL));
+    // Affinity 0 of 5 in a partition of two vCPUs: vCPU 0 takes it; the register keeps 5.
+    gic.access(0, D, Access { offset: irouter, size: 8, write: Some(5) });
+    assert_eq!(gic.access(0, D, Access { offset: irouter, size: 8, write: None }), 5);
+    assert_eq!(gic.deliver_hw_at_once(1, BELL), None, "not routed to vCPU 1");
+    assert_eq!(gic.deliver_hw_at_once(0, BELL).map(|d| d.intid), Some(BELL));
+    gic.set_pending(0, BELL);
+    assert_eq!(gic.take_deliverable(1), None);
+    assert_eq!(gic.take_deliverable(0).map(|d| d.intid), Some(BELL));
+}
+
+#[test]
 fn unowned_interrupts_read_as_zero_and_ignore_writes() {
     let mut gic = VirtualGic::new(1, &[BELL]);
     enable_spi(&mut gic, 40);
