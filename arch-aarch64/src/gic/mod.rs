@@ -86,6 +86,10 @@ pub fn is_v2() -> bool {
 /// version ([`GicV2`], [`GicV3`]): it asks [`is_v2`] once per exit instead of at every
 /// operation.
 pub trait CpuInterface {
+    /// What [`CpuInterface::load_at_once`] loaded through, for
+    /// [`CpuInterface::masked_after_load`]: the GICv2's virtual interface control (looked up
+    /// again, a load and a check), nothing on a GICv3.
+    type Loaded: Copy;
     /// Acknowledges the highest-priority interrupt pending at this CPU, if any (one IAR read; see
     /// [`acknowledge`]).
     fn acknowledge_one() -> Option<u32>;
@@ -93,13 +97,10 @@ pub trait CpuInterface {
     fn deactivate(intid: u32);
     /// Loads `d`, the only interrupt ready for the vCPU of this CPU
     /// ([`VirtualGic::deliver_hw_at_once`]), into a list register if all of them are empty: what
-    /// [`load_list_registers`] would do then, without looking at any. Returns false, having changed
-    /// nothing, when one is in use (the caller latches `d` and loads as usual).
+    /// [`load_list_registers`] would do then, without looking at any, and returns what it loaded
+    /// through. `None`, having changed nothing, when one is in use (the caller latches `d` and
+    /// loads as usual).
     fn load_at_once(d: &tantalum_core::vgic::Deliverable) -> Option<Self::Loaded>;
-    /// What [`CpuInterface::load_at_once`] loaded through, for
-    /// [`CpuInterface::masked_after_load`]: the GICv2's virtual interface control (looked up
-    /// again, a load and a check), nothing on a GICv3.
-    type Loaded: Copy;
     /// [`CpuInterface::masked_by_priority`] right after [`CpuInterface::load_at_once`].
     fn masked_after_load(loaded: Self::Loaded, priority: u8) -> bool;
     /// Whether the guest's priority mask hides an interrupt of `priority` (see
@@ -120,6 +121,7 @@ pub struct GicV2;
 pub struct GicV3;
 
 impl CpuInterface for GicV2 {
+    type Loaded = &'static tantalum_core::gic_regs::VirtualControl;
     #[inline(always)]
     fn acknowledge_one() -> Option<u32> {
         v2::acknowledge_one()
@@ -128,7 +130,6 @@ impl CpuInterface for GicV2 {
     fn deactivate(intid: u32) {
         v2::deactivate(intid)
     }
-    type Loaded = &'static tantalum_core::gic_regs::VirtualControl;
     #[inline(always)]
     fn load_at_once(d: &tantalum_core::vgic::Deliverable) -> Option<Self::Loaded> {
         v2::load_at_once(d)
@@ -148,6 +149,7 @@ impl CpuInterface for GicV2 {
 }
 
 impl CpuInterface for GicV3 {
+    type Loaded = ();
     #[inline(always)]
     fn acknowledge_one() -> Option<u32> {
         v3::acknowledge_one()
@@ -156,7 +158,6 @@ impl CpuInterface for GicV3 {
     fn deactivate(intid: u32) {
         v3::deactivate(intid)
     }
-    type Loaded = ();
     #[inline(always)]
     fn load_at_once(d: &tantalum_core::vgic::Deliverable) -> Option<()> {
         v3::load_at_once(d).then_some(())
