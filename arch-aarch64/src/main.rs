@@ -29,6 +29,8 @@ mod uart;
 mod vcpu;
 mod wfi;
 
+use core::sync::atomic::{AtomicUsize, Ordering};
+
 use tantalum_core::addr::{align_up, HostPhys, HostRange, PAGE_SIZE};
 use tantalum_core::bootimage::{
     field, runtime_reserve, BootInfo, ConsoleKind, BOOT_INFO_OFFSET, HEAP_SIZE, IMAGE_SIZE_OFFSET, STACK_SIZE,
@@ -141,7 +143,7 @@ extern "C" fn primary_main(fw_dtb: u64) -> ! {
             firmware::system_off();
         }
     };
-    system.stack_tops[my_index].store(boot::boot_stack_top() as usize, core::sync::atomic::Ordering::Release);
+    system.stack_tops[my_index].store(boot::boot_stack_top() as usize, Ordering::Release);
     if let Some(g) = &system.config.board.gic {
         gic::init_distributor(g);
     }
@@ -198,7 +200,7 @@ extern "C" fn primary_main(fw_dtb: u64) -> ! {
     // receive interrupt.
     if let Some(&id) = to_start.iter().find(|&&id| system.partitions[id].config.virtual_uart) {
         if let (Some(intid), Some(hwid)) = (vcpu::console_intid(system), system.partitions[id].hwid_of(0)) {
-            system.input_focus.store(id, core::sync::atomic::Ordering::Release);
+            system.input_focus.store(id, Ordering::Release);
             gic::route_spi(intid, hwid, false);
             console::enable_input();
             info!(
@@ -216,9 +218,11 @@ extern "C" fn primary_main(fw_dtb: u64) -> ! {
         let p = &system.partitions[id];
         for &cpu in p.config.cpus.iter().filter(|&&c| c != my_index) {
             let top = layout.runtime_base + (cpu as u64 + 1) * STACK_SIZE;
-            system.stack_tops[cpu].store(top as usize, core::sync::atomic::Ordering::Release);
+            system.stack_tops[cpu].store(top as usize, Ordering::Release);
             let hwid = system.config.board.cpus[cpu].hwid;
+            CPUS_STARTING.fetch_add(1, Ordering::Release);
             if let Err(e) = firmware::cpu_on(hwid, entry, cpu as u64) {
+                CPUS_STARTING.fetch_sub(1, Ordering::Release);
                 info!(
                     "PSCI CPU_ON of CPU {cpu} (MPIDR {hwid:#x}) failed with {e}: partition '{}' cannot start",
                     p.config.name
@@ -235,6 +239,11 @@ extern "C" fn primary_main(fw_dtb: u64) -> ! {
 #[unsafe(no_mangle)]
 #[inline(never)]
 extern "C" fn boot_done(cpu: usize) -> ! {
+    if !secondaries_started() {
+        // A CPU that came later would run unmapped code: keeping the pages costs nothing else.
+        info!("a CPU is still starting after {STARTUP_WAIT_MS} ms: the boot-only code stays mapped");
+        vcpu::cpu_main(cpu)
+    }
     match el2map::retire_boot_code() {
         Ok(bytes) => info!(
             "boot-only code unmapped ({} KiB: the configuration's parser and rules, building the system)",
@@ -246,6 +255,31 @@ extern "C" fn boot_done(cpu: usize) -> ! {
         }
     }
     vcpu::cpu_main(cpu)
+}
+
+/// Secondary CPUs powered on that have not yet left their start-up code (boot-only:
+/// [`secondary_main`]), which must not be unmapped under them.
+static CPUS_STARTING: AtomicUsize = AtomicUsize::new(0);
+
+/// How long the boot CPU waits for the secondary CPUs to finish starting (they take
+/// microseconds; a firmware that reports a CPU on and never starts it is what this bounds).
+const STARTUP_WAIT_MS: u64 = 1000;
+
+/// Waits until every secondary CPU powered on has left its start-up code, for at most
+/// [`STARTUP_WAIT_MS`]. Returns whether they all did.
+fn secondaries_started() -> bool {
+    let (start, freq) = el2::counter();
+    let deadline = start.saturating_add(freq / 1000 * STARTUP_WAIT_MS);
+    while CPUS_STARTING.load(Ordering::Acquire) != 0 {
+        if el2::counter().0 >= deadline {
+            return false;
+        }
+        // A hint to run another CPU (QEMU's round-robin CPUs, an SMT core): `spin_loop` is
+        // an `isb` on aarch64, which would spin a whole time slice under `-icount`.
+        // SAFETY: `yield` is a hint; it changes no state.
+        unsafe { core::arch::asm!("yield", options(nomem, nostack, preserves_flags)) };
+    }
+    true
 }
 
 /// Checks the memory the system DTB hands out against the RAM the firmware reports. Returns the
@@ -288,6 +322,7 @@ fn cross_check_ram(
 }
 
 /// Sets up this CPU's side of the GIC; without it, doorbells cannot reach the CPU.
+#[unsafe(link_section = ".text.boot_only")]
 fn init_gic_cpu(mpidr: u64) {
     if system::get().config.board.gic.is_some() {
         if let Err(e) = gic::init_cpu(mpidr) {
@@ -299,12 +334,23 @@ fn init_gic_cpu(mpidr: u64) {
     }
 }
 
-/// Rust entry of a secondary CPU, MMU on, on its own stack.
+/// Rust entry of a secondary CPU, MMU on, on its own stack: boot-only code, which the boot CPU
+/// unmaps only once every CPU it powered on has left it ([`secondaries_started`]).
 #[unsafe(no_mangle)]
+#[unsafe(link_section = ".text.boot_only")]
 extern "C" fn secondary_main(cpu: u64) -> ! {
     el2map::install_here();
     init_gic_cpu(el2::current_mpidr());
-    vcpu::cpu_main(cpu as usize)
+    secondary_ready(cpu as usize)
+}
+
+/// A secondary CPU's first step outside the boot-only code: says it has left it, then runs
+/// its vCPUs. Named in the build's check (xtask/src/boot_code.rs).
+#[unsafe(no_mangle)]
+#[inline(never)]
+extern "C" fn secondary_ready(cpu: usize) -> ! {
+    CPUS_STARTING.fetch_sub(1, Ordering::Release);
+    vcpu::cpu_main(cpu)
 }
 
 /// An exception taken at EL2 itself: a hypervisor bug. Report and power off.

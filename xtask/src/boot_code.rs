@@ -12,13 +12,17 @@ use std::process::Command;
 
 use crate::{bail, tools, Error, Result};
 
-/// Code outside the boot-only pages that may refer to them: the boot CPU's entry assembly,
-/// which calls `primary_main` once and never comes back to that call.
-const MAY_ENTER: &[&str] = &["primary_entry"];
+/// Code outside the boot-only pages that may refer to them: the CPUs' entry assembly, which
+/// calls `primary_main` or `secondary_main` once and never comes back to that call. Only the
+/// boot CPU powers CPUs on, before it retires the boot-only code, and it retires it only once
+/// every CPU it powered on has left `secondary_main` (arch-aarch64/src/main.rs,
+/// `secondaries_started`).
+const MAY_ENTER: &[&str] = &["primary_entry", "secondary_entry"];
 
 /// Functions outside the boot-only code that boot-only code calls and that go on running after
-/// boot: the boot CPU's last step, which retires the boot-only code and runs the CPU's vCPUs.
-const RUNS_AFTER_BOOT: &[&str] = &["boot_done"];
+/// boot: each CPU's last step out of it (`boot_done` on the boot CPU, which retires the
+/// boot-only code, `secondary_ready` on the others), which then runs the CPU's vCPUs.
+const RUNS_AFTER_BOOT: &[&str] = &["boot_done", "secondary_ready"];
 
 /// How far past the start of a table (a vtable, an array of function pointers) that code
 /// addresses a pointer in it may lie.
