@@ -208,15 +208,12 @@ pub fn retire_boot_code() -> Result<u64, &'static str> {
     let boot = boot_text();
     let pages = (boot.start.as_u64()..boot.end()).step_by(tantalum_core::addr::PAGE_SIZE as usize);
     // Every page by a page descriptor of its own (`regions` maps them apart and they cover
-    // less than a block), found before any is changed.
-    let mut entries = Vec::new();
-    for page in pages {
-        match map.page_entry::<El2Format>(&HeapTables, GuestPhys(page)) {
-            Some(entry) => entries.push(entry),
-            None => return Err("a boot-only page is not mapped by a page descriptor"),
-        }
+    // less than a block), all found before any is changed.
+    let entry = |page| map.page_entry::<El2Format>(&HeapTables, GuestPhys(page));
+    if pages.clone().any(|page| entry(page).is_none()) {
+        return Err("a boot-only page is not mapped by a page descriptor");
     }
-    for (table, index) in entries {
+    for (table, index) in pages.filter_map(entry) {
         HeapTables.write(table, index, 0);
     }
     // SAFETY: the descriptors written are the boot-only pages', which no CPU runs any more;

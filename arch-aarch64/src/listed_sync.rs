@@ -5,10 +5,10 @@
 //! publishes what they hold before its guest resumes; the asker waits for the answer (and
 //! answers questions asked of its own vCPU meanwhile, so two askers never wait for each other).
 
-use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use spin::Mutex;
+use tantalum_core::config::MAX_CPUS;
 use tantalum_core::partition::power::Power;
 use tantalum_core::vgic::Listed;
 
@@ -97,12 +97,17 @@ fn ask(p: &Partition, vcpu: usize, own: usize, own_cpu: usize) -> bool {
     }
 }
 
+/// Every list-register entry of a partition's vCPUs: [`MAX_LISTED`] on each of its CPUs at
+/// most (on the stack: nothing is allocated after boot).
+pub type AllListed = heapless::Vec<Listed, { MAX_LISTED * MAX_CPUS }>;
+
 /// The list-register entries of `p`'s vCPUs other than `own` (on CPU `own_cpu`), appended to
 /// `out`.
-pub fn gather(p: &Partition, own: usize, own_cpu: usize, out: &mut Vec<Listed>) {
+pub fn gather(p: &Partition, own: usize, own_cpu: usize, out: &mut AllListed) {
     for vcpu in (0..p.vcpus.len()).filter(|&v| v != own) {
         if ask(p, vcpu, own, own_cpu) {
-            out.extend(p.listed[vcpu].board.lock().entries.iter().copied());
+            // Fits: each vCPU has its own CPU, with at most `MAX_LISTED` entries.
+            let _ = out.extend_from_slice(&p.listed[vcpu].board.lock().entries);
         }
     }
 }

@@ -39,6 +39,9 @@ struct Smmu {
     interrupts: [Option<u32>; 2],
     /// Each partition's STE while it runs (`None`: it owns no stream).
     confined: [Option<[u64; 8]>; MAX_PARTITIONS],
+    /// Each partition's streams (`config::streams_of`, worked out at boot: nothing is
+    /// allocated after it).
+    streams: [&'static [StreamRange]; MAX_PARTITIONS],
 }
 
 // SAFETY: the raw pointers are the SMMU's tables and queues on the heap, which live for the
@@ -148,24 +151,29 @@ pub fn init(cfg: &SystemConfig, vmids: impl Fn(usize) -> u16) -> Result<(), Smmu
 
     let interrupts = [iommu.event_irq.map(|i| i.intid()), iommu.gerror_irq.map(|i| i.intid())];
     let confined = [None; MAX_PARTITIONS];
-    let mut smmu = Smmu { regs, strtab, cmdq, cmd_prod: 0, eventq, interrupts, confined };
+    let mut streams: [&'static [StreamRange]; MAX_PARTITIONS] = [&[]; MAX_PARTITIONS];
+    for (p, slot) in cfg.partitions.iter().zip(streams.iter_mut()) {
+        // The SMMU lives as long as the hypervisor: its lists too.
+        *slot = config::streams_of(cfg, p.id, IOMMU).leak();
+    }
+    let mut smmu = Smmu { regs, strtab, cmdq, cmd_prod: 0, eventq, interrupts, confined, streams };
     smmu.command(fmt::cmd_cfgi_all());
     smmu.command(fmt::cmd_tlbi_all());
     smmu.sync()?;
 
     for p in &cfg.partitions {
-        let owned = config::streams_of(cfg, p.id, IOMMU);
+        let owned = smmu.streams.get(usize::from(p.id)).copied().unwrap_or_default();
         if owned.is_empty() {
             continue;
         }
         let confinement = confine(p, stage2, vmids(usize::from(p.id)))?;
         let ste = fmt::ste(confinement);
-        smmu.set_streams(&owned, &ste)?;
+        smmu.set_streams(owned, &ste)?;
         if let Some(slot) = smmu.confined.get_mut(usize::from(p.id)) {
             *slot = Some(ste);
         }
         let how = if stage2 { "a stage-2 table" } else { "a stage-1 table: this SMMU has no stage 2" };
-        let list = Ranges(&owned);
+        let list = Ranges(owned);
         info!(
             "{}: streams {list} of partition '{}' translate only into its memory, with {how}",
             iommu.path, p.name
@@ -179,7 +187,8 @@ pub fn init(cfg: &SystemConfig, vmids: impl Fn(usize) -> u16) -> Result<(), Smmu
 
     // Its interrupts go to the CPU of the first partition with streams (whose exits drain the
     // event queue), else to the boot CPU.
-    let owner = cfg.partitions.iter().find(|p| !config::streams_of(cfg, p.id, IOMMU).is_empty());
+    let owner =
+        cfg.partitions.iter().find(|p| smmu.streams.get(usize::from(p.id)).is_some_and(|s| !s.is_empty()));
     let cpu = owner.map_or(el2::current_mpidr(), |p| cfg.board.cpus[p.cpus[0]].hwid);
     for intid in interrupts.into_iter().flatten() {
         gic::route_spi(intid, cpu, true);
@@ -342,21 +351,24 @@ static QUIESCED: [AtomicBool; MAX_PARTITIONS] = [const { AtomicBool::new(false) 
 
 /// Partition `id` restarts: its devices' DMA is refused (silently) until [`resume`], and any
 /// fault recorded so far is dropped: it belongs to the run that ended.
-pub fn quiesce(cfg: &SystemConfig, id: usize) {
-    let Some(q) = QUIESCED.get(id) else { return };
-    if config::streams_of(cfg, id as u16, IOMMU).is_empty() {
+pub fn quiesce(id: usize) {
+    let (Some(smmu), Some(q)) = (SMMU.get(), QUIESCED.get(id)) else { return };
+    let mut smmu = smmu.lock();
+    let owned = smmu.streams.get(id).copied().unwrap_or_default();
+    if owned.is_empty() {
         return; // No device of it masters DMA through the SMMU: nothing to do.
     }
     q.store(true, Ordering::Release);
-    disable_partition(cfg, id);
-    if let Some(smmu) = SMMU.get() {
-        smmu.lock().drain(|_| {});
+    if let Err(e) = smmu.set_streams(owned, &fmt::ste_abort()) {
+        info!("SMMU: refusing the streams of partition {id}: {e}");
     }
+    smmu.drain(|_| {});
+    drop(smmu);
     let _ = take_fault(id);
 }
 
 /// Partition `id`, reloaded, starts again: its streams translate into its memory again.
-pub fn resume(cfg: &SystemConfig, id: usize) {
+pub fn resume(id: usize) {
     let Some(smmu) = SMMU.get() else { return };
     if !QUIESCED.get(id).is_some_and(|q| q.load(Ordering::Acquire)) {
         return;
@@ -369,20 +381,21 @@ pub fn resume(cfg: &SystemConfig, id: usize) {
         q.store(false, Ordering::Release);
     }
     let Some(Some(ste)) = smmu.confined.get(id).copied() else { return };
-    let owned = config::streams_of(cfg, id as u16, IOMMU);
-    if let Err(e) = smmu.set_streams(&owned, &ste) {
+    let owned = smmu.streams.get(id).copied().unwrap_or_default();
+    if let Err(e) = smmu.set_streams(owned, &ste) {
         info!("SMMU: confining the streams of partition {id} again: {e}");
     }
 }
 
 /// Refuses all DMA of partition `id`'s streams from now on (it stopped).
-pub fn disable_partition(cfg: &SystemConfig, id: usize) {
+pub fn disable_partition(id: usize) {
     let Some(smmu) = SMMU.get() else { return };
-    let owned = config::streams_of(cfg, id as u16, IOMMU);
+    let mut smmu = smmu.lock();
+    let owned = smmu.streams.get(id).copied().unwrap_or_default();
     if owned.is_empty() {
         return;
     }
-    if let Err(e) = smmu.lock().set_streams(&owned, &fmt::ste_abort()) {
+    if let Err(e) = smmu.set_streams(owned, &fmt::ste_abort()) {
         info!("SMMU: refusing the streams of partition {id}: {e}");
     }
 }

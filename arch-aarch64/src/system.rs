@@ -5,6 +5,7 @@ use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::fmt::Write;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 
 use spin::Mutex;
@@ -352,9 +353,11 @@ impl System {
                         l.dropped[1],
                     );
                 } else {
-                    let mut line = alloc::format!("virtio switch '{}':", link.name);
+                    // On the stack: nothing is allocated after boot (a longer line is cut).
+                    let mut line = heapless::String::<512>::new();
+                    let _ = write!(line, "virtio switch '{}':", link.name);
                     for (s, (sent, dropped)) in l.packets.iter().zip(&l.dropped).enumerate() {
-                        line.push_str(&alloc::format!(" {} sent {sent}, dropped {dropped};", name(s)));
+                        let _ = write!(line, " {} sent {sent}, dropped {dropped};", name(s));
                     }
                     info!("{}", line.trim_end_matches(';'));
                 }

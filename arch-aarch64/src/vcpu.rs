@@ -218,7 +218,7 @@ pub(crate) fn kick_vcpu(p: &Partition, vcpu: usize, from_cpu: usize) {
 /// off if it was the last partition running.
 pub fn stop(system: &System, id: usize, from_cpu: usize) {
     let p = &system.partitions[id];
-    crate::smmu::disable_partition(system.config, id);
+    crate::smmu::disable_partition(id);
     p.generation.fetch_add(1, Ordering::AcqRel);
     system.reset_virtio(id);
     crate::disks::reset(system, id, from_cpu, false);
@@ -254,7 +254,7 @@ fn restart(here: Here) -> ! {
     }
     p.generation.fetch_add(1, Ordering::AcqRel);
     // Its devices' DMA is refused while it reloads (it may still be running a request).
-    crate::smmu::quiesce(system.config, here.id);
+    crate::smmu::quiesce(here.id);
     p.vcpus[here.vcpu].set_off();
     for vcpu in (0..p.vcpus.len()).filter(|&v| v != here.vcpu) {
         p.vcpus[vcpu].cancel_start();
@@ -314,7 +314,7 @@ fn restart(here: Here) -> ! {
         Ok(()) => {
             let ms = (el2::counter().0 - began) * 1000 / freq.max(1);
             info!("partition '{}': reloaded in {ms} ms", p.config.name);
-            crate::smmu::resume(system.config, here.id);
+            crate::smmu::resume(here.id);
             // Unless it was stopped meanwhile, which it then stays.
             if system.mark_running(here.id) && p.vcpus[0].request_start(p.config.entry.as_u64(), dtb).is_ok()
             {
@@ -345,9 +345,9 @@ impl CpuServices<'_> {
     /// CPUs publish them first and write back what the access changed (`listed_sync`).
     fn gic_access_across(&mut self, frame: Frame, access: vgic::Access) -> u64 {
         let (p, vcpu, cpu) = (self.partition(), self.here.vcpu, self.here.cpu);
-        let mut listed = alloc::vec![vgic::Listed::default(); 16];
-        let n = gic::read_listed(vcpu as u8, &mut listed);
-        listed.truncate(n);
+        let mut own = [vgic::Listed::default(); 16];
+        let n = gic::read_listed(vcpu as u8, &mut own);
+        let mut listed = listed_sync::AllListed::from_slice(&own[..n]).unwrap_or_default();
         listed_sync::gather(p, vcpu, cpu, &mut listed);
         let mut vgic = p.vgic.lock();
         let was = listed.clone();

@@ -19,6 +19,7 @@ use offsets::*;
 use tock_registers::LocalRegisterCopy;
 
 pub use crate::gic_regs::GICR_SGI_OFFSET;
+pub use intids::Intids;
 pub use tantalum_config::vgic::{GICD_SIZE, MAX_INTID, SPI_BASE};
 // The configuration's frame sizes are the register blocks' (declared in `gic_regs`).
 const _: () = assert!(GICD_SIZE == core::mem::size_of::<crate::gic_regs::Distributor>() as u64);
@@ -100,6 +101,19 @@ struct Redistributor {
     priorities: [u8; SPI_BASE as usize],
 }
 
+impl Redistributor {
+    /// A vCPU's at power-on: asleep, its SGIs edge-triggered, its PPIs level-sensitive.
+    fn at_reset() -> Self {
+        let mut local = [IrqState::new(); SPI_BASE as usize];
+        for (intid, irq) in local.iter_mut().enumerate() {
+            irq.owned = true;
+            irq.edge = intid < 16;
+        }
+        let priorities = [DEFAULT_PRIORITY; SPI_BASE as usize];
+        Redistributor { asleep: true, local, pending: 0, bits: StateBits::default(), priorities }
+    }
+}
+
 /// A virtual interrupt ready for a list register.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Deliverable {
@@ -179,37 +193,42 @@ impl VirtualGic {
     /// As [`VirtualGic::new`], for the board's GIC `version` (2 or 3).
     pub fn for_version(version: u8, vcpus: usize, owned_spis: &[u32]) -> Self {
         let v2 = version == 2;
-        let mut spis = vec![IrqState::new(); (MAX_INTID - SPI_BASE) as usize];
-        for &intid in owned_spis {
-            if let Some(s) = intid.checked_sub(SPI_BASE).and_then(|i| spis.get_mut(i as usize)) {
-                s.owned = true;
-                s.edge = true;
-            }
-        }
-        let mut local = [IrqState::new(); SPI_BASE as usize];
-        for (intid, irq) in local.iter_mut().enumerate() {
-            irq.owned = true;
-            irq.edge = intid < 16; // SGIs are edge; PPIs default to level
-        }
-        let owned_spis = spis.iter().zip(0..).fold(0u128, |acc, (s, n)| acc | u128::from(s.owned) << n);
-        let bits = StateBits::default();
-        let priorities = [DEFAULT_PRIORITY; SPI_BASE as usize];
-        let redists = vec![Redistributor { asleep: true, local, pending: 0, bits, priorities }; vcpus.max(1)];
-        let spi_priorities = spis.iter().map(|s| if s.owned { s.priority } else { 0 }).collect();
-        let gic = Self {
+        let vcpus = vcpus.max(1);
+        let spis = (MAX_INTID - SPI_BASE) as usize;
+        let mut gic = Self {
             v2,
-            ctlr: if v2 { 0 } else { CTLR_ARE | CTLR_DS },
-            spis,
+            ctlr: 0,
+            spis: vec![IrqState::new(); spis],
             pending_spis: 0,
-            owned_spis,
+            owned_spis: 0,
             spi_bits: StateBits::default(),
-            mirror: mirror::Shared::new(v2, redists.len()),
-            redists,
+            mirror: mirror::Shared::new(v2, vcpus),
+            redists: vec![Redistributor::at_reset(); vcpus],
             level_spis: 0,
-            spi_priorities,
+            spi_priorities: vec![0; spis],
         };
-        gic.publish_all();
+        for n in owned_spis.iter().filter_map(|i| i.checked_sub(SPI_BASE)).filter(|&n| (n as usize) < spis) {
+            gic.owned_spis |= 1 << n;
+        }
+        gic.power_on();
         gic
+    }
+
+    /// The power-on state, in place (nothing allocated): what the partition owns and which
+    /// SPIs are level-sensitive at reset stay.
+    fn power_on(&mut self) {
+        self.ctlr = if self.v2 { 0 } else { CTLR_ARE | CTLR_DS };
+        let (owned, level) = (self.owned_spis, self.level_spis);
+        for (n, (s, priority)) in self.spis.iter_mut().zip(self.spi_priorities.iter_mut()).enumerate() {
+            let owned = owned >> n & 1 != 0;
+            // Doorbells are edge-triggered; a device's line as the board describes it.
+            *s = IrqState { owned, edge: owned && level >> n & 1 == 0, ..IrqState::new() };
+            *priority = if owned { s.priority } else { 0 };
+        }
+        self.pending_spis = 0;
+        self.spi_bits = StateBits::default();
+        self.redists.fill(Redistributor::at_reset());
+        self.publish_all();
     }
 
     /// The state of `intid` as seen through `bank`; `None` for INTIDs that bank does not hold
@@ -306,12 +325,12 @@ impl VirtualGic {
     /// interrupts follow the routing, so its CPU acknowledged them). Their physical interrupts are
     /// active, and nothing else would end them: the caller deactivates them. For a vCPU leaving
     /// the guest (stop, restart).
-    pub fn take_hw_pending(&mut self, vcpu: usize) -> Vec<u32> {
-        let mut taken = Vec::new();
+    pub fn take_hw_pending(&mut self, vcpu: usize) -> Intids {
+        let mut taken = Intids::default();
         let mut take = |irq: &mut IrqState, intid: u32| {
             if irq.hw && irq.pending {
                 (irq.hw, irq.pending) = (false, false);
-                taken.push(intid);
+                taken.insert(intid);
             }
         };
         if let Some(r) = self.redists.get_mut(vcpu) {
@@ -974,17 +993,7 @@ impl VirtualGic {
     /// Resets to the power-on state (partition restart), keeping ownership and the reset
     /// triggers.
     pub fn reset(&mut self) {
-        let owned: Vec<u32> =
-            self.spis.iter().enumerate().filter(|(_, s)| s.owned).map(|(i, _)| SPI_BASE + i as u32).collect();
-        let (v2, level) = (self.v2, self.level_spis);
-        let mirror = self.mirror.0.clone();
-        *self = Self::for_version(if v2 { 2 } else { 3 }, self.redists.len(), &owned);
-        for n in (0..128u32).filter(|n| level & (1 << n) != 0) {
-            self.set_level_at_reset(SPI_BASE + n);
-        }
-        // The arch's reference stays good: the reset state into the same mirror.
-        self.mirror.0 = mirror;
-        self.publish_all();
+        self.power_on();
     }
 }
 
@@ -1007,6 +1016,7 @@ enum Op {
 mod bitmaps;
 mod constants;
 mod direct;
+mod intids;
 mod listed;
 mod mirror;
 mod offsets;

@@ -10,7 +10,6 @@
 //! its line is low.
 #![forbid(unsafe_code)]
 
-use alloc::collections::VecDeque;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 /// Bytes of input kept at most; more are dropped (as a real FIFO overruns).
@@ -35,7 +34,7 @@ pub struct VirtualUart {
     fbrd: u32,
     ifls: u32,
     dmacr: u32,
-    rx: VecDeque<u8>,
+    rx: heapless::Deque<u8, RX_CAPACITY>,
     /// The level the virtual GIC was last told ([`Self::follow`]).
     followed: bool,
 }
@@ -71,7 +70,9 @@ impl VirtualUart {
     /// Queues input bytes from the console; returns how many fit.
     pub fn receive(&mut self, bytes: &[u8]) -> usize {
         let room = RX_CAPACITY.saturating_sub(self.rx.len()).min(bytes.len());
-        self.rx.extend(&bytes[..room]);
+        for &b in &bytes[..room] {
+            let _ = self.rx.push_back(b); // there is room: counted above
+        }
         room
     }
 

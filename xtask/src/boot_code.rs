@@ -335,35 +335,110 @@ fn violations<'a>(
             _ => {}
         }
     }
-    // Data, and words in the code (the assembly's literals), that hold a function's address.
-    for bytes in data.iter().map(|&(_, b)| b).chain([text_bytes]) {
-        for word in bytes.chunks_exact(8) {
-            let value = u64::from_le_bytes(word.try_into().expect("8 bytes"));
-            if let Some(name) = listing.functions.get(&value) {
-                pointed.insert(name.as_str());
-            }
+    // Words in the code (the assembly's literals) that hold a function's address.
+    for word in text_bytes.chunks_exact(8) {
+        if let Some(name) = listing.functions.get(&u64::from_le_bytes(word.try_into().expect("8 bytes"))) {
+            pointed.insert(name.as_str());
+        }
+    }
+    // Words in the data that hold a function's address (a vtable's methods) or a table's (a
+    // `&'static dyn` in a static points to its vtable). Such a word belongs to the table that
+    // starts closest before it, at most `TABLE_REACH` (an address code computes or data
+    // holds): as for the pointers into the boot-only code below. A table is reached when code
+    // that runs after boot addresses it, or a word in a reached table points to it; the
+    // functions its words hold then run after boot. A word with no table that close is
+    // reached from the start (its function is a root).
+    let in_data =
+        |a: u64| data.iter().any(|&(start, bytes)| (start..start + bytes.len() as u64).contains(&a));
+    let code_targets: std::collections::BTreeSet<u64> =
+        refs.iter().filter(|r| !r.branch && !r.page).map(|r| r.to).collect();
+    fn words<'d>(&(start, bytes): &(u64, &'d [u8])) -> impl Iterator<Item = (u64, u64)> + 'd {
+        bytes
+            .chunks_exact(8)
+            .enumerate()
+            .map(move |(i, w)| (start + 8 * i as u64, u64::from_le_bytes(w.try_into().expect("8 bytes"))))
+    }
+    let pointers: Vec<(u64, u64)> = data
+        .iter()
+        .flat_map(words)
+        .filter(|&(_, value)| listing.functions.contains_key(&value) || in_data(value))
+        .collect();
+    let mut tables: std::collections::BTreeSet<u64> = code_targets.clone();
+    tables.extend(pointers.iter().filter(|&&(_, v)| in_data(v)).map(|&(_, v)| v));
+    let mut held = std::collections::BTreeSet::new();
+    let mut held_by: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    let mut to_visit: Vec<(u64, &str)> = Vec::new();
+    for &(at, value) in &pointers {
+        let function = listing.functions.get(&value).map(String::as_str);
+        if let Some(name) = function {
+            held.insert(name);
+        }
+        match tables.range(at.saturating_sub(TABLE_REACH)..=at).next_back() {
+            Some(&table) => held_by.entry(table).or_default().push(value),
+            None => match function {
+                Some(name) => {
+                    pointed.insert(name);
+                }
+                None => to_visit.push((value, "data")),
+            },
         }
     }
     let mut live: Vec<&str> = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for (at, name) in &listing.functions {
         let name = name.as_str();
-        let root = !called.contains(name) || pointed.contains(name) || RUNS_AFTER_BOOT.contains(&name);
+        let root = (!called.contains(name) && !held.contains(name))
+            || pointed.contains(name)
+            || RUNS_AFTER_BOOT.contains(&name);
         if !boot.contains(at) && root && seen.insert(name) {
             live.push(name);
         }
     }
     let mut found = Vec::new();
-    while let Some(name) = live.pop() {
+    // Which live function made each one live: a violation names the way from a root to it.
+    let mut made_live_by: BTreeMap<&str, &str> = BTreeMap::new();
+    fn way_to<'a>(mut name: &'a str, made_live_by: &BTreeMap<&'a str, &'a str>) -> String {
+        let mut way = String::new();
+        while let Some(&by) = made_live_by.get(name).filter(|_| way.len() < 1000) {
+            way.push_str(if way.is_empty() { " (live through " } else { " <- " });
+            way.push_str(by);
+            name = by;
+        }
+        if !way.is_empty() {
+            way.push(')');
+        }
+        way
+    }
+    let mut visited = std::collections::BTreeSet::new();
+    loop {
+        while let Some((table, by)) = to_visit.pop() {
+            for &value in held_by.get(&table).filter(|_| visited.insert(table)).into_iter().flatten() {
+                match listing.functions.get(&value).map(String::as_str) {
+                    // One in the boot-only pages is the tables' check's, below.
+                    Some(held) if !boot.contains(&value) && seen.insert(held) => {
+                        made_live_by.insert(held, by);
+                        live.push(held);
+                    }
+                    Some(_) => {}
+                    None => to_visit.push((value, by)),
+                }
+            }
+        }
+        let Some(name) = live.pop() else { break };
         for r in from.get(name).into_iter().flatten() {
             if boot.contains(&r.to) {
                 // `__boot_text_start` itself (an `udf` in link.ld) is an address, not code.
                 if !MAY_ENTER.contains(&name) && r.to != boot.start {
                     let callee = owner(r.to).unwrap_or("?");
-                    found.push(format!("{:#x} in {} -> {:#x} in {callee}", r.at, r.function, r.to));
+                    let way = way_to(name, &made_live_by);
+                    found.push(format!("{:#x} in {} -> {:#x} in {callee}{way}", r.at, r.function, r.to));
                 }
             } else if let Some(callee) = owner(r.to).filter(|c| !r.page && seen.insert(c)) {
+                made_live_by.insert(callee, name);
                 live.push(callee);
+            }
+            if !r.branch && !r.page && held_by.contains_key(&r.to) {
+                to_visit.push((r.to, name));
             }
         }
     }
@@ -557,7 +632,10 @@ mod tests {
     fn a_resident_branch_into_boot_code_is_found() {
         let listing = LISTING.replace("bl\t0x40085000 <resident>", "bl\t0x40083000 <boot_helper>");
         let found = violations(&references(&listing), &TEXT, &BOOT, &[]);
-        assert_eq!(found, ["0x40081000 in cpu_main -> 0x40083000 in primary_main"]);
+        assert_eq!(
+            found,
+            ["0x40081000 in cpu_main -> 0x40083000 in primary_main (live through secondary_entry)"]
+        );
     }
 
     #[test]
@@ -565,7 +643,10 @@ mod tests {
         let listing =
             LISTING.replace("#0x10\n", "#0x10\n40081800:      \tadrp\tx4, 0x40083000 <boot_helper>\n");
         let found = violations(&references(&listing), &TEXT, &BOOT, &[]);
-        assert_eq!(found, ["0x40081800 in cpu_main -> 0x40083000 in primary_main"]);
+        assert_eq!(
+            found,
+            ["0x40081800 in cpu_main -> 0x40083000 in primary_main (live through secondary_entry)"]
+        );
     }
 
     #[test]
@@ -595,7 +676,7 @@ mod tests {
         let listing = listing.replace("b.ne\t0x40081000 <cpu_main>", "b.ne\t0x40086000 <adapter>");
         assert_eq!(
             violations(&references(&listing), &TEXT, &BOOT, &[]),
-            ["0x40086000 in adapter -> 0x40083000 in primary_main"]
+            ["0x40086000 in adapter -> 0x40083000 in primary_main (live through cpu_main <- secondary_entry)"]
         );
     }
 

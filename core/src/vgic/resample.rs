@@ -5,9 +5,7 @@
 //! [`VirtualGic::resample_held`] asks the arch whether each line is still asserted and drops
 //! those that are not, before a guest reads or changes their state.
 
-use alloc::vec::Vec;
-
-use super::{VirtualGic, SPI_BASE};
+use super::{Intids, VirtualGic, SPI_BASE};
 
 impl VirtualGic {
     /// Whether the guest configured `intid` edge-triggered (its `ICFGR` bit): the arch makes a
@@ -36,8 +34,8 @@ impl VirtualGic {
     /// a level-sensitive line that is low now (the arch answers true for an edge-triggered one,
     /// whose event stays latched). Returns them: their physical interrupts are still active, and
     /// the caller deactivates them (on this CPU, which acknowledged them).
-    pub fn resample_held(&mut self, vcpu: usize, asserted: impl Fn(u32) -> bool) -> Vec<u32> {
-        let mut dropped = Vec::new();
+    pub fn resample_held(&mut self, vcpu: usize, asserted: impl Fn(u32) -> bool) -> Intids {
+        let mut dropped = Intids::default();
         // Only pending interrupts can be held: walk the pending bitmaps' set bits (every GIC
         // access comes here, and usually nothing is pending).
         let local = self.redists.get(vcpu).map_or(0, |r| r.pending);
@@ -59,7 +57,7 @@ impl VirtualGic {
             if irq.hw && irq.pending && !asserted(intid) {
                 (irq.hw, irq.pending) = (false, false);
                 self.mark(vcpu, intid, false);
-                dropped.push(intid);
+                dropped.insert(intid);
             }
         }
         dropped

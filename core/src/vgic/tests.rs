@@ -525,3 +525,26 @@ fn taking_the_one_pending_interrupt_alone_is_what_take_next_gives() {
     }
     assert!(alone > 500 && general > 500, "both cases reached: {alone} / {general}");
 }
+
+#[test]
+fn a_reset_in_place_is_the_power_on_state_with_ownership_and_triggers_kept() {
+    const RTC: u32 = 34;
+    for version in [2, 3] {
+        let mut gic = VirtualGic::for_version(version, 2, &[RTC, BELL]);
+        gic.set_level_at_reset(RTC);
+        let power_on = format!("{gic:?}");
+        // Every register a guest can write, with every bit set, on both vCPUs' views.
+        for vcpu in 0..2 {
+            for frame in [D, Frame::Redistributor(vcpu)] {
+                for offset in (0..0x1_0000u64).step_by(4).chain((0..0x1000).step_by(4).map(|o| o + 0x1_0000))
+                {
+                    gic.access(vcpu, frame, Access { offset, size: 4, write: Some(u64::from(u32::MAX)) });
+                }
+            }
+        }
+        gic.set_pending_hw(0, 27);
+        assert_ne!(format!("{gic:?}"), power_on, "GICv{version}: the writes changed the state");
+        gic.reset();
+        assert_eq!(format!("{gic:?}"), power_on, "GICv{version}: reset");
+    }
+}

@@ -32,6 +32,7 @@ pub const fn mac(link: usize, endpoint: usize) -> [u8; 6] {
 pub use tantalum_config::virtio::net::MAX_PORTS;
 /// MAC addresses a switch remembers (each port's own, then those learned from frames).
 const LEARNED_MAX: usize = 32;
+const _: () = assert!(MAX_PORTS <= LEARNED_MAX, "every port's own address is learned");
 
 /// What the caller must do after an access: the value read, and which endpoints' device
 /// interrupts to raise (by port, the endpoint's position in the link).
@@ -56,7 +57,7 @@ pub struct Link {
     /// on a switch, a port with no free buffer for a frame to several ports.
     pub dropped: Vec<u64>,
     /// A switch's forwarding table: MAC address and port, most recent first.
-    learned: Vec<([u8; 6], usize)>,
+    learned: heapless::Vec<([u8; 6], usize), LEARNED_MAX>,
 }
 
 /// Ports, as a bit set.
@@ -158,11 +159,11 @@ impl Link {
             Some(0) if self.learned[0].1 == from => {}
             Some(i) => {
                 self.learned.remove(i);
-                self.learned.insert(0, (src, from));
+                let _ = self.learned.insert(0, (src, from)); // one removed: there is room
             }
             None => {
                 self.learned.truncate(LEARNED_MAX - 1);
-                self.learned.insert(0, (src, from));
+                let _ = self.learned.insert(0, (src, from)); // truncated: there is room
             }
         }
     }
