@@ -702,6 +702,30 @@ mod tests {
     }
 
     #[test]
+    fn a_function_a_table_holds_runs_after_boot_once_live_code_reaches_the_table() {
+        // `later` is called by boot code only, and its address lies in a table.
+        let listing =
+            format!("{LISTING}0000000040086000 <later>:\n40086000:      \tbl\t0x40083000 <boot_helper>\n")
+                .replace("#0x0\n", "#0x0\n4008200c:      \tbl\t0x40086000 <later>\n");
+        let listing = references(&listing);
+        let found_live =
+            ["0x40086000 in later -> 0x40083000 in primary_main (live through cpu_main <- secondary_entry)"];
+        // In the table only primary_main addresses (0x400b2000): boot-only, as if no table held it.
+        let mut rodata = vec![0u8; 0x2000];
+        rodata[0x1008..0x1010].copy_from_slice(&0x4008_6000u64.to_le_bytes());
+        let (found, idle) = super::violations(&listing, &TEXT, &[], &BOOT, &[(0x400b_1000, &rodata)]);
+        assert!(found.is_empty(), "{found:?}");
+        assert_eq!(idle, [(0x4008_6000, "later")]);
+        // A table cpu_main addresses (0x400b1010) points to that table: live code reaches it.
+        rodata[0x18..0x20].copy_from_slice(&0x400b_2000u64.to_le_bytes());
+        assert_eq!(violations(&listing, &TEXT, &BOOT, &[(0x400b_1000, &rodata)]), found_live);
+        // In cpu_main's table itself: live.
+        rodata[0x18..0x20].copy_from_slice(&0x4008_6000u64.to_le_bytes());
+        rodata[0x1008..0x1010].fill(0);
+        assert_eq!(violations(&listing, &TEXT, &BOOT, &[(0x400b_1000, &rodata)]), found_live);
+    }
+
+    #[test]
     fn functions_only_boot_code_runs_are_listed() {
         let listing =
             format!("{LISTING}0000000040086000 <adapter>:\n40086000:      \tbl\t0x40083000 <boot_helper>\n")
