@@ -52,25 +52,20 @@ pub struct Placement {
     pub hwid: u64,
 }
 
-/// A partition's run-time state.
+/// A partition's run-time state. In declaration order (`repr(C)`): what the exits read first,
+/// within a load pair's reach of the start (504 bytes); the console's line buffer and the
+/// virtual UART's 256-byte input queue last.
+#[repr(C)]
 pub struct Partition {
     /// Its entry of [`System::config`] (shared, not copied).
     pub config: &'static PartitionConfig,
     pub vmid: u8,
-    pub stage2: Stage2,
+    status: AtomicU8,
     /// How many times it has been restarted (read on every exit: an atomic, not a lock).
     pub restarts: AtomicU32,
-    pub console: Mutex<LineBuffer>,
-    /// How much more console output it may send (`core::console::budget`).
-    pub console_budget: Mutex<Budget>,
-    /// Its virtual distributor and redistributors.
-    pub vgic: Mutex<VirtualGic>,
-    /// Their registers with state, kept under `vgic`'s lock for reads without it.
-    pub vgic_mirror: Arc<vgic::Mirror>,
-    /// Its virtual PL011 (used if the config gives it one).
-    pub vuart: Mutex<VirtualUart>,
-    /// Its UARTFR and whether an access must take `vuart`'s lock, kept under that lock.
-    pub vuart_mirror: Mirror,
+    /// Bumped when the partition stops or restarts: a vCPU that finds it changed since it
+    /// entered leaves the guest for good.
+    pub generation: AtomicU32,
     /// Per vCPU: set when a virtual interrupt may have become ready for it (a doorbell rang, an
     /// SGI, the guest programmed its GIC): its CPU then loads its list registers before resuming.
     pub irq_hints: Vec<AtomicBool>,
@@ -80,15 +75,23 @@ pub struct Partition {
     pub placement: Vec<Placement>,
     /// Per vCPU: what its list registers hold, when another vCPU's GIC access asks.
     pub listed: Vec<ListedMailbox>,
+    /// Its virtual distributor and redistributors.
+    pub vgic: Mutex<VirtualGic>,
+    /// Their registers with state, kept under `vgic`'s lock for reads without it.
+    pub vgic_mirror: Arc<vgic::Mirror>,
+    /// Its UARTFR and whether an access must take `vuart`'s lock, kept under that lock.
+    pub vuart_mirror: Mirror,
     /// On a GICv2 board: its CPU interface page, withdrawn while a vCPU must re-sample
     /// hardware-linked interrupts before its guest acknowledges them.
     pub gicv_trap: Option<GicvTrap>,
-    /// Bumped when the partition stops or restarts: a vCPU that finds it changed since it
-    /// entered leaves the guest for good.
-    pub generation: AtomicU32,
+    pub stage2: Stage2,
     /// Progress of loading its memory, shared by its CPUs.
     pub load: LoadProgress,
-    status: AtomicU8,
+    pub console: Mutex<LineBuffer>,
+    /// How much more console output it may send (`core::console::budget`).
+    pub console_budget: Mutex<Budget>,
+    /// Its virtual PL011 (used if the config gives it one).
+    pub vuart: Mutex<VirtualUart>,
 }
 
 /// Everything the CPUs share.
