@@ -8,10 +8,11 @@
 //! read-only and executable, everything else execute-never, read-only data and the payload
 //! read-only. Memory no one owns is not mapped at all.
 //!
-//! The boot-only code (`link.ld`: the configuration's parser and rules, building the system)
-//! is mapped like the rest of the text until the boot CPU has started the partitions; then
-//! [`retire_boot_code`] unmaps its pages on every CPU, so that nothing can run it again (the
-//! build checks that nothing that runs after boot refers to it: `xtask/src/boot_code.rs`).
+//! The boot-only code (`link.ld`: the configuration's parser and rules, building the system,
+//! the heap allocator) is mapped like the rest of the text until the boot CPU has started the
+//! partitions; then [`retire_boot_code`] unmaps its pages on every CPU, so that nothing can run
+//! it again (the build checks that nothing that runs after boot refers to it:
+//! `xtask/src/boot_code.rs`).
 
 use alloc::vec;
 use alloc::vec::Vec;

@@ -246,7 +246,7 @@ extern "C" fn boot_done(cpu: usize) -> ! {
     }
     match el2map::retire_boot_code() {
         Ok(bytes) => info!(
-            "boot-only code unmapped ({} KiB: the configuration's parser and rules, building the system)",
+            "boot-only code unmapped ({} KiB: the configuration's parser and rules, building the system, the heap allocator)",
             bytes / 1024
         ),
         Err(why) => {
