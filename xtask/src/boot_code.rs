@@ -100,9 +100,57 @@ pub fn build_checked(elf: &Path, sections: &Path, build: impl Fn() -> Result<()>
     Ok(checked)
 }
 
+/// The aarch64 hypervisor's sources: [`lasting_trait_objects`] reads them.
+const HYPERVISOR_SOURCES: &[&str] = &["arch-aarch64/src", "core/src", "core-config/src"];
+
+/// Trait objects that can outlive the code that made them (`Box<dyn`, `Arc<dyn`, `Rc<dyn`,
+/// `&'static dyn`, `&'static mut dyn`) in the hypervisor's sources under `root`, as
+/// `file:line: text`; tests (`tests.rs`, and a file from its `#[cfg(test)]` on) are skipped.
+/// The check follows a vtable's methods from the code that addresses the vtable; a trait object
+/// made at boot and kept on the heap for later would be called through a vtable no code
+/// running then addresses. With only borrowed trait objects, which live no longer than the
+/// frame of the code that made them, that cannot happen (a `&'static dyn` in a static is
+/// followed: the static points to its vtable).
+pub fn lasting_trait_objects(root: &Path) -> Result<Vec<String>> {
+    const LASTING: &[&str] = &["Box<dyn", "Arc<dyn", "Rc<dyn", "'static dyn", "'static mut dyn"];
+    let mut found = Vec::new();
+    let mut dirs: Vec<std::path::PathBuf> = HYPERVISOR_SOURCES.iter().map(|d| root.join(d)).collect();
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "rs") || path.file_name().is_some_and(|n| n == "tests.rs")
+            {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path)?;
+            for (n, line) in text.lines().enumerate().take_while(|(_, l)| l.trim() != "#[cfg(test)]") {
+                let code = line.split("//").next().unwrap_or("");
+                if LASTING.iter().any(|p| code.contains(p)) {
+                    let file = path.strip_prefix(root).unwrap_or(&path).display();
+                    found.push(format!("{file}:{}: {}", n + 1, line.trim()));
+                }
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
 /// Checks the hypervisor ELF at `elf`; returns its code's split and what else could move to
 /// the boot-only pages, or every reference found.
 pub fn check(elf: &Path) -> Result<Checked> {
+    let lasting = lasting_trait_objects(&crate::root())?;
+    if !lasting.is_empty() {
+        bail!(
+            "a trait object that outlives the code that made it, which the build's check of the boot-only \
+             code cannot follow (xtask/src/boot_code.rs, `lasting_trait_objects`; use a generic or an enum):\n  {}",
+            lasting.join("\n  ")
+        );
+    }
     let fail = |what: String| Error(format!("{}: {what}", elf.display()));
     let bytes = std::fs::read(elf).map_err(|e| fail(e.to_string()))?;
     let image = Elf::parse(&bytes).ok_or_else(|| fail("not a 64-bit little-endian ELF".into()))?;
@@ -723,6 +771,21 @@ mod tests {
         rodata[0x18..0x20].copy_from_slice(&0x4008_6000u64.to_le_bytes());
         rodata[0x1008..0x1010].fill(0);
         assert_eq!(violations(&listing, &TEXT, &BOOT, &[(0x400b_1000, &rodata)]), found_live);
+    }
+
+    #[test]
+    fn the_hypervisor_keeps_no_trait_object_beyond_the_code_that_made_it() {
+        assert_eq!(lasting_trait_objects(&crate::root()).unwrap(), Vec::<String>::new());
+        let dir = std::env::temp_dir().join(format!("tantalum-lasting-{}", std::process::id()));
+        for sources in HYPERVISOR_SOURCES {
+            std::fs::create_dir_all(dir.join(sources)).unwrap();
+        }
+        let src = dir.join("core/src");
+        std::fs::write(src.join("a.rs"), "fn f(_: &mut dyn Write) {}\nstruct S { w: Box<dyn Write> } // here\n// Box<dyn T> in a comment\n#[cfg(test)]\nmod tests { fn g(_: Box<dyn T>) {} }\n").unwrap();
+        std::fs::write(src.join("tests.rs"), "static T: &'static dyn Tr = &X;\n").unwrap();
+        let found = lasting_trait_objects(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(found, ["core/src/a.rs:2: struct S { w: Box<dyn Write> } // here"]);
     }
 
     #[test]
