@@ -394,8 +394,9 @@ fn violations<'a>(
     // starts closest before it, at most `TABLE_REACH` (an address code computes or data
     // holds): as for the pointers into the boot-only code below. A table is reached when code
     // that runs after boot addresses it, or a word in a reached table points to it; the
-    // functions its words hold then run after boot. A word with no table that close is
-    // reached from the start (its function is a root).
+    // methods a reached vtable holds then run after boot. A word with no table that close is
+    // reached from the start (its function is a root). Sound while no trait object outlives
+    // the code that made it ([`lasting_trait_objects`]).
     let in_data =
         |a: u64| data.iter().any(|&(start, bytes)| (start..start + bytes.len() as u64).contains(&a));
     let code_targets: std::collections::BTreeSet<u64> =
@@ -413,6 +414,24 @@ fn violations<'a>(
         .collect();
     let mut tables: std::collections::BTreeSet<u64> = code_targets.clone();
     tables.extend(pointers.iter().filter(|&&(_, v)| in_data(v)).map(|&(_, v)| v));
+    // A vtable starts with its type's drop glue (or 0), size and alignment: only a vtable's
+    // methods are followed; a function in any other table (a handler a static's table holds,
+    // whose address boot code may have kept) counts as a root.
+    let word_at: BTreeMap<u64, u64> = data.iter().flat_map(words).collect();
+    let is_vtable = |table: u64| {
+        let word = |i: u64| word_at.get(&(table + 8 * i)).copied();
+        let drop_glue = word(0).is_some_and(|w| w == 0 || listing.functions.contains_key(&w));
+        match (word(1), word(2)) {
+            (Some(size), Some(align)) => {
+                drop_glue
+                    && align.is_power_of_two()
+                    && align <= 1 << 16
+                    && size % align == 0
+                    && size < 1 << 32
+            }
+            _ => false,
+        }
+    };
     let mut held = std::collections::BTreeSet::new();
     let mut held_by: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
     let mut to_visit: Vec<(u64, &str)> = Vec::new();
@@ -421,14 +440,13 @@ fn violations<'a>(
         if let Some(name) = function {
             held.insert(name);
         }
-        match tables.range(at.saturating_sub(TABLE_REACH)..=at).next_back() {
-            Some(&table) => held_by.entry(table).or_default().push(value),
-            None => match function {
-                Some(name) => {
-                    pointed.insert(name);
-                }
-                None => to_visit.push((value, "data")),
-            },
+        match (tables.range(at.saturating_sub(TABLE_REACH)..=at).next_back(), function) {
+            (Some(&table), Some(_)) if is_vtable(table) => held_by.entry(table).or_default().push(value),
+            (Some(&table), None) => held_by.entry(table).or_default().push(value),
+            (_, Some(name)) => {
+                pointed.insert(name);
+            }
+            (None, None) => to_visit.push((value, "data")),
         }
     }
     let mut live: Vec<&str> = Vec::new();
@@ -758,19 +776,31 @@ mod tests {
         let listing = references(&listing);
         let found_live =
             ["0x40086000 in later -> 0x40083000 in primary_main (live through cpu_main <- secondary_entry)"];
+        let found_live_as_root = ["0x40086000 in later -> 0x40083000 in primary_main"];
         // In the table only primary_main addresses (0x400b2000): boot-only, as if no table held it.
         let mut rodata = vec![0u8; 0x2000];
-        rodata[0x1008..0x1010].copy_from_slice(&0x4008_6000u64.to_le_bytes());
+        // Both tables are vtables: no drop glue, size 8, alignment 8, then the method.
+        for table in [0x10, 0x1000] {
+            rodata[table + 8..table + 16].copy_from_slice(&8u64.to_le_bytes());
+            rodata[table + 16..table + 24].copy_from_slice(&8u64.to_le_bytes());
+        }
+        rodata[0x1018..0x1020].copy_from_slice(&0x4008_6000u64.to_le_bytes());
         let (found, idle) = super::violations(&listing, &TEXT, &[], &BOOT, &[(0x400b_1000, &rodata)]);
         assert!(found.is_empty(), "{found:?}");
         assert_eq!(idle, [(0x4008_6000, "later")]);
-        // A table cpu_main addresses (0x400b1010) points to that table: live code reaches it.
-        rodata[0x18..0x20].copy_from_slice(&0x400b_2000u64.to_le_bytes());
+        // A table cpu_main addresses (0x400b1010) points to that vtable: live code reaches it.
+        rodata[0x28..0x30].copy_from_slice(&0x400b_2000u64.to_le_bytes());
         assert_eq!(violations(&listing, &TEXT, &BOOT, &[(0x400b_1000, &rodata)]), found_live);
-        // In cpu_main's table itself: live.
-        rodata[0x18..0x20].copy_from_slice(&0x4008_6000u64.to_le_bytes());
-        rodata[0x1008..0x1010].fill(0);
+        // In cpu_main's vtable itself: live.
+        rodata[0x28..0x30].copy_from_slice(&0x4008_6000u64.to_le_bytes());
+        rodata[0x1018..0x1020].fill(0);
         assert_eq!(violations(&listing, &TEXT, &BOOT, &[(0x400b_1000, &rodata)]), found_live);
+        // In a table that is no vtable (no size and alignment), only boot code addresses: a
+        // root all the same (boot code may have kept the table's address).
+        rodata[0x28..0x30].fill(0);
+        rodata[0x1010..0x1018].fill(0);
+        rodata[0x1018..0x1020].copy_from_slice(&0x4008_6000u64.to_le_bytes());
+        assert_eq!(violations(&listing, &TEXT, &BOOT, &[(0x400b_1000, &rodata)]), found_live_as_root);
     }
 
     #[test]
