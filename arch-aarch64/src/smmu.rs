@@ -162,7 +162,7 @@ pub fn init(cfg: &SystemConfig, vmids: impl Fn(usize) -> u16) -> Result<(), Smmu
     smmu.sync()?;
 
     for p in &cfg.partitions {
-        let owned = smmu.streams.get(usize::from(p.id)).copied().unwrap_or_default();
+        let owned = smmu.streams_of(usize::from(p.id));
         if owned.is_empty() {
             continue;
         }
@@ -187,8 +187,7 @@ pub fn init(cfg: &SystemConfig, vmids: impl Fn(usize) -> u16) -> Result<(), Smmu
 
     // Its interrupts go to the CPU of the first partition with streams (whose exits drain the
     // event queue), else to the boot CPU.
-    let owner =
-        cfg.partitions.iter().find(|p| smmu.streams.get(usize::from(p.id)).is_some_and(|s| !s.is_empty()));
+    let owner = cfg.partitions.iter().find(|p| !smmu.streams_of(usize::from(p.id)).is_empty());
     let cpu = owner.map_or(el2::current_mpidr(), |p| cfg.board.cpus[p.cpus[0]].hwid);
     for intid in interrupts.into_iter().flatten() {
         gic::route_spi(intid, cpu, true);
@@ -243,6 +242,22 @@ impl Smmu {
         let prod = self.cmd_prod;
         let regs = self.regs;
         wait(|| regs.cmdq_cons.get() & 0x00ff_ffff == prod, "finish its commands")
+    }
+
+    /// Partition `id`'s streams.
+    fn streams_of(&self, id: usize) -> &'static [StreamRange] {
+        self.streams.get(id).copied().unwrap_or_default()
+    }
+
+    /// Refuses all DMA of partition `id`'s streams.
+    fn refuse(&mut self, id: usize) {
+        let owned = self.streams_of(id);
+        if owned.is_empty() {
+            return;
+        }
+        if let Err(e) = self.set_streams(owned, &fmt::ste_abort()) {
+            info!("SMMU: refusing the streams of partition {id}: {e}");
+        }
     }
 
     /// Writes `ste` for every stream of `ranges` that the table covers, and makes the SMMU
@@ -354,14 +369,11 @@ static QUIESCED: [AtomicBool; MAX_PARTITIONS] = [const { AtomicBool::new(false) 
 pub fn quiesce(id: usize) {
     let (Some(smmu), Some(q)) = (SMMU.get(), QUIESCED.get(id)) else { return };
     let mut smmu = smmu.lock();
-    let owned = smmu.streams.get(id).copied().unwrap_or_default();
-    if owned.is_empty() {
+    if smmu.streams_of(id).is_empty() {
         return; // No device of it masters DMA through the SMMU: nothing to do.
     }
     q.store(true, Ordering::Release);
-    if let Err(e) = smmu.set_streams(owned, &fmt::ste_abort()) {
-        info!("SMMU: refusing the streams of partition {id}: {e}");
-    }
+    smmu.refuse(id);
     smmu.drain(|_| {});
     drop(smmu);
     let _ = take_fault(id);
@@ -381,7 +393,7 @@ pub fn resume(id: usize) {
         q.store(false, Ordering::Release);
     }
     let Some(Some(ste)) = smmu.confined.get(id).copied() else { return };
-    let owned = smmu.streams.get(id).copied().unwrap_or_default();
+    let owned = smmu.streams_of(id);
     if let Err(e) = smmu.set_streams(owned, &ste) {
         info!("SMMU: confining the streams of partition {id} again: {e}");
     }
@@ -390,14 +402,7 @@ pub fn resume(id: usize) {
 /// Refuses all DMA of partition `id`'s streams from now on (it stopped).
 pub fn disable_partition(id: usize) {
     let Some(smmu) = SMMU.get() else { return };
-    let mut smmu = smmu.lock();
-    let owned = smmu.streams.get(id).copied().unwrap_or_default();
-    if owned.is_empty() {
-        return;
-    }
-    if let Err(e) = smmu.set_streams(owned, &fmt::ste_abort()) {
-        info!("SMMU: refusing the streams of partition {id}: {e}");
-    }
+    smmu.lock().refuse(id);
 }
 
 /// Stream ranges as `0x0..0x100, 0x200..0x201`.

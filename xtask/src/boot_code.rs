@@ -480,8 +480,11 @@ fn violations<'a>(
         while let Some((table, by)) = to_visit.pop() {
             for &value in held_by.get(&table).filter(|_| visited.insert(table)).into_iter().flatten() {
                 match listing.functions.get(&value).map(String::as_str) {
-                    // One in the boot-only pages is the tables' check's, below.
-                    Some(held) if !boot.contains(&value) && seen.insert(held) => {
+                    Some(held) if boot.contains(&value) => found.push(format!(
+                        "table at {table:#x}, reached from {by}{}, holds {value:#x} in {held}",
+                        way_to(by, &made_live_by)
+                    )),
+                    Some(held) if seen.insert(held) => {
                         made_live_by.insert(held, by);
                         live.push(held);
                     }
@@ -514,13 +517,8 @@ fn violations<'a>(
     for r in refs.iter().filter(|r| !r.page) {
         targets.entry(r.to).or_default().push(r);
     }
-    for &(start, bytes) in data {
-        for (i, word) in bytes.chunks_exact(8).enumerate() {
-            let pointer = u64::from_le_bytes(word.try_into().expect("8 bytes"));
-            if !boot.contains(&pointer) {
-                continue;
-            }
-            let at = start + 8 * i as u64;
+    for (at, pointer) in data.iter().flat_map(words) {
+        if boot.contains(&pointer) {
             match targets.range(at.saturating_sub(TABLE_REACH)..=at).next_back() {
                 Some((&table, users)) => {
                     for user in users.iter().filter(|u| seen.contains(u.function.as_str())) {
@@ -801,6 +799,25 @@ mod tests {
         rodata[0x1010..0x1018].fill(0);
         rodata[0x1018..0x1020].copy_from_slice(&0x4008_6000u64.to_le_bytes());
         assert_eq!(violations(&listing, &TEXT, &BOOT, &[(0x400b_1000, &rodata)]), found_live_as_root);
+    }
+
+    #[test]
+    fn a_vtable_of_boot_code_reached_through_a_live_table_is_found() {
+        // A boot-only vtable (0x400b2000: no drop glue, size 8, alignment 8, primary_main)
+        // that the table cpu_main addresses (0x400b1010) points to.
+        let mut rodata = vec![0u8; 0x2000];
+        rodata[0x1008..0x1010].copy_from_slice(&8u64.to_le_bytes());
+        rodata[0x1010..0x1018].copy_from_slice(&8u64.to_le_bytes());
+        rodata[0x1018..0x1020].copy_from_slice(&0x4008_2000u64.to_le_bytes());
+        assert_eq!(
+            violations(&references(LISTING), &TEXT, &BOOT, &[(0x400b_1000, &rodata)]),
+            Vec::<String>::new()
+        );
+        rodata[0x10..0x18].copy_from_slice(&0x400b_2000u64.to_le_bytes());
+        assert_eq!(
+            violations(&references(LISTING), &TEXT, &BOOT, &[(0x400b_1000, &rodata)]),
+            ["table at 0x400b2000, reached from cpu_main (live through secondary_entry), holds 0x40082000 in primary_main"]
+        );
     }
 
     #[test]

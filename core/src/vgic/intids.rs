@@ -14,6 +14,12 @@ pub struct Intids {
 }
 
 impl Intids {
+    /// The INTIDs whose bits are set: `local`'s bit `n` is INTID `n`, `spis`' INTID `32 + n`
+    /// (bits of INTIDs at or above [`MAX_INTID`] are dropped).
+    pub fn from_bitmaps(local: u32, spis: u128) -> Self {
+        Self { local, spis: spis & ((1 << (MAX_INTID - SPI_BASE)) - 1) }
+    }
+
     /// Adds `intid` (one at or above [`MAX_INTID`] is ignored).
     pub fn insert(&mut self, intid: u32) {
         match intid.checked_sub(SPI_BASE) {
@@ -68,5 +74,6 @@ mod tests {
         assert_eq!(set, [0, 27, 31, 32, 40, 127]);
         set.insert(27);
         assert_eq!(set.count(), 6);
+        assert_eq!(Intids::from_bitmaps(1 << 27 | 1, 1 << 8 | u128::MAX << 96), [0, 27, 40]);
     }
 }

@@ -39,17 +39,7 @@ impl VirtualGic {
         // Only pending interrupts can be held: walk the pending bitmaps' set bits (every GIC
         // access comes here, and usually nothing is pending).
         let local = self.redists.get(vcpu).map_or(0, |r| r.pending);
-        let mut candidates = (u128::from(local), self.pending_spis);
-        while candidates != (0, 0) {
-            let intid = if candidates.0 != 0 {
-                let i = candidates.0.trailing_zeros();
-                candidates.0 &= candidates.0 - 1;
-                i
-            } else {
-                let i = candidates.1.trailing_zeros();
-                candidates.1 &= candidates.1 - 1;
-                SPI_BASE + i
-            };
+        for intid in Intids::from_bitmaps(local, self.pending_spis) {
             if intid >= SPI_BASE && self.spi_target(intid) != vcpu {
                 continue;
             }
