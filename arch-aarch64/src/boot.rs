@@ -352,9 +352,19 @@ park_forever:
 .popsection
 .endm
 
+// A hypervisor built for one GIC version (src/built.rs) has one table, the boot table, whose
+// fast path is that version's; el2_vectors_gicv2 is then the boot table itself.
+.if {gic_v3}
     VECTORS el2_vectors, guest_fast_interrupt
+.else
+    VECTORS el2_vectors, guest_fast_interrupt_gicv2
+.endif
 .global el2_vectors_gicv2
+.if {gic_v2} && {gic_v3}
     VECTORS el2_vectors_gicv2, guest_fast_interrupt_gicv2
+.else
+.set el2_vectors_gicv2, el2_vectors
+.endif
 
 hyp_exception_entry:
     mrs     x1, esr_el2
@@ -533,6 +543,8 @@ enter_guest:
     tcr = const TCR_EL2_VALUE,
     sctlr = const SCTLR_EL2_VALUE,
     frame = const GUEST_FRAME_SIZE,
+    gic_v2 = const tantalum_aarch64::built::BUILT.gic_v2 as u8,
+    gic_v3 = const tantalum_aarch64::built::BUILT.gic_v3 as u8,
     hvc64 = const tantalum_aarch64::esr::HVC64_IMM0,
     dabt_il_isv = const tantalum_aarch64::esr::DABT_IL_ISV,
     s1ptw_bit = const tantalum_aarch64::esr::dabt::S1PTW_BIT,

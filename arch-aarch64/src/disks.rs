@@ -70,6 +70,9 @@ pub fn access(
 /// frontend devices are reset; as a driver, its held request fails (the frontend hears of it),
 /// and if it stopped for good every request from now on fails at once.
 pub fn reset(system: &System, id: usize, cpu: usize, restarting: bool) {
+    if !tantalum_aarch64::built::BUILT.virtio {
+        return;
+    }
     for (disk, lock) in system.config.disks.iter().zip(&system.disks) {
         for (f, fe) in disk.frontends.iter().enumerate() {
             if fe.partition.map(usize::from) == Some(id) {

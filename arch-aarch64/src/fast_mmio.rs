@@ -344,7 +344,7 @@ fn within(addr: u64, base: u64, size: u64) -> Option<u64> {
 
 /// Whether the partition's virtual GIC has the GICv2 front end.
 fn gic_v2(system: &System) -> bool {
-    system.config.board.gic.as_ref().is_some_and(|g| g.v2.is_some())
+    tantalum_aarch64::built::BUILT.gic_v2 && system.config.board.gic.as_ref().is_some_and(|g| g.v2.is_some())
 }
 
 /// A read by `vcpu` of its partition's virtual GIC that reaches no other vCPU's list registers

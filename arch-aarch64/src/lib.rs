@@ -5,6 +5,7 @@
 
 pub mod abort;
 pub mod boot_once;
+pub mod built;
 pub mod descriptors;
 pub mod esr;
 pub mod list_registers;

@@ -31,6 +31,7 @@ mod wfi;
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
+use tantalum_aarch64::built;
 use tantalum_core::addr::{align_up, HostPhys, HostRange, PAGE_SIZE};
 use tantalum_core::bootimage::{
     field, runtime_reserve, BootInfo, ConsoleKind, BOOT_INFO_OFFSET, HEAP_SIZE, IMAGE_SIZE_OFFSET, STACK_SIZE,
@@ -118,6 +119,11 @@ extern "C" fn primary_main(fw_dtb: u64) -> ! {
     };
     if let Err(errors) = config::validate(&config, &facts) {
         refuse_config(&errors);
+    }
+    // What this hypervisor was built without, the configuration must not need.
+    if let Some(lacking) = built::BUILT.lacking(&built::Needs::of(&config)) {
+        info!("{lacking}: halting");
+        firmware::system_off();
     }
 
     if config.hypervisor.benchmark_pmu {

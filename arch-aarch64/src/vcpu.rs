@@ -8,6 +8,7 @@
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 use aarch64_cpu::registers::{ELR_EL2, ESR_EL2, FAR_EL2, HPFAR_EL2, SPSR_EL2, TPIDR_EL2};
+use tantalum_aarch64::built::BUILT;
 use tantalum_aarch64::esr::{self, Caller, Syndrome};
 use tantalum_aarch64::regs::SPSR_EL1H_MASKED;
 use tantalum_core::addr::{GuestPhys, HostPhys};
@@ -550,6 +551,9 @@ impl Services for CpuServices<'_> {
     }
 
     fn virtio_access(&mut self, device: usize, offset: u64, access: MmioAccess) -> u64 {
+        if !BUILT.virtio {
+            return 0; // (never: a configuration with virtio devices is refused at boot)
+        }
         let system = self.system;
         let id = self.here.id as PartitionId;
         let link = match system.config.virtio_devices(id).nth(device) {

@@ -4,6 +4,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
+use tantalum_aarch64::built::{self, Parts};
+use tantalum_core::config::SystemConfig;
+
 use crate::{bail, root, step, tools, Result};
 
 /// Target of the aarch64 hypervisor: soft-float, so it never touches a guest's FP/SIMD registers.
@@ -16,18 +19,19 @@ pub fn out_dir() -> PathBuf {
 }
 
 fn cargo_build(package: &str, target: &str) -> Result<()> {
-    cargo_build_in(package, target, None, &[])
+    cargo_build_in(package, target, None, &[], &[])
 }
 
-/// `cargo build --release` of `package`, in `target_dir` if given, with `env` set.
+/// `cargo build --release` of `package` with `args`, in `target_dir` if given, with `env` set.
 fn cargo_build_in(
     package: &str,
     target: &str,
     target_dir: Option<&Path>,
     env: &[(&str, String)],
+    args: &[String],
 ) -> Result<()> {
     let mut cmd = Command::new(env!("CARGO"));
-    cmd.args(["build", "--release", "--quiet", "-p", package, "--target", target]).current_dir(root());
+    cmd.args(["build", "--release", "--quiet", "-p", package, "--target", target]).args(args).current_dir(root());
     if let Some(dir) = target_dir {
         cmd.env("CARGO_TARGET_DIR", dir);
     }
@@ -50,33 +54,62 @@ fn objcopy(elf: &PathBuf, bin: &PathBuf) -> Result<()> {
 }
 
 /// What this process has already built (a test run builds many systems from the same crates):
-/// the hypervisor at each link address, the partitions.
-static HYPERVISOR_BUILT: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+/// the hypervisor at each link address with each set of parts, the partitions.
+static HYPERVISOR_BUILT: Mutex<Vec<(u64, Parts)>> = Mutex::new(Vec::new());
 static PARTITIONS_BUILT: OnceLock<PathBuf> = OnceLock::new();
 
 /// Where QEMU virt (RAM at 1 GiB) loads an arm64 Image: the hypervisor's default link address.
 pub const DEFAULT_LOAD_ADDRESS: u64 = 0x4008_0000;
 
-/// Builds the hypervisor for QEMU virt's load address (once per process); returns (ELF, flat
-/// binary).
+/// Builds the hypervisor with every part for QEMU virt's load address (once per process);
+/// returns (ELF, flat binary).
 pub fn build_hypervisor() -> Result<(PathBuf, PathBuf)> {
-    build_hypervisor_at(DEFAULT_LOAD_ADDRESS)
+    build_hypervisor_at(DEFAULT_LOAD_ADDRESS, built::ALL)
+}
+
+/// Builds the hypervisor of the system `config` describes: linked at its board's `load_address`,
+/// with the parts the configuration needs (arch-aarch64/src/built.rs).
+pub fn build_hypervisor_for(config: &SystemConfig, load_address: u64) -> Result<(PathBuf, PathBuf)> {
+    build_hypervisor_at(load_address, built::Needs::of(config).parts())
+}
+
+/// Where a hypervisor build goes: `target/` for every part at QEMU virt's address, else a
+/// directory of its own (`link-0x80000`, `only-gic-v3`, `link-0x80000-only-virtio-gic-v2`), so
+/// that switching boards or systems does not rebuild each time.
+fn hypervisor_build_name(load_address: u64, parts: Parts) -> Option<String> {
+    let mut name = Vec::new();
+    if load_address != DEFAULT_LOAD_ADDRESS {
+        name.push(format!("link-{load_address:#x}"));
+    }
+    if parts != built::ALL {
+        name.push(format!("only-{}", parts.features().collect::<Vec<_>>().join("-")));
+    }
+    (!name.is_empty()).then(|| name.join("-"))
 }
 
 /// Builds the hypervisor linked to run at `load_address` (a board's `load-address`: `booti` and
-/// QEMU `-kernel` put it there); returns (ELF, flat binary). Another address than QEMU virt's
-/// builds in its own target directory, so that switching boards does not rebuild each time.
-pub fn build_hypervisor_at(load_address: u64) -> Result<(PathBuf, PathBuf)> {
-    let (target_dir, bin) = if load_address == DEFAULT_LOAD_ADDRESS {
-        (root().join("target"), out_dir().join("tantalum-aarch64.bin"))
-    } else {
-        let name = format!("link-{load_address:#x}");
-        (root().join("target").join(&name), out_dir().join(format!("tantalum-aarch64-{name}.bin")))
+/// QEMU `-kernel` put it there) with `parts` (what a system's configuration needs,
+/// arch-aarch64/src/built.rs); returns (ELF, flat binary).
+pub fn build_hypervisor_at(load_address: u64, parts: Parts) -> Result<(PathBuf, PathBuf)> {
+    let (target_dir, bin) = match hypervisor_build_name(load_address, parts) {
+        None => (root().join("target"), out_dir().join("tantalum-aarch64.bin")),
+        Some(name) => {
+            (root().join("target").join(&name), out_dir().join(format!("tantalum-aarch64-{name}.bin")))
+        }
     };
     let elf = target_dir.join(HYPERVISOR_TARGET).join("release/tantalum-aarch64");
-    let mut built = HYPERVISOR_BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    if !built.contains(&load_address) {
-        step(format!("building the hypervisor ({HYPERVISOR_TARGET}, linked at {load_address:#x})"));
+    let mut done = HYPERVISOR_BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !done.contains(&(load_address, parts)) {
+        let features: Vec<_> = parts.features().collect();
+        step(format!(
+            "building the hypervisor ({HYPERVISOR_TARGET}, linked at {load_address:#x}, with {})",
+            if parts == built::ALL { "every part".to_string() } else { features.join(", ") }
+        ));
+        let args = if parts == built::ALL {
+            Vec::new()
+        } else {
+            vec!["--no-default-features".to_string(), "--features".to_string(), features.join(",")]
+        };
         // The functions the last build found that only boot-only code runs go to the boot-only
         // pages too: the list is the build script's input (`boot_code::build_checked`). QEMU
         // virt's address is build.rs's default, so it is not passed.
@@ -86,9 +119,9 @@ pub fn build_hypervisor_at(load_address: u64) -> Result<(PathBuf, PathBuf)> {
             env.push(("TANTALUM_LINK_ADDRESS", format!("{load_address:#x}")));
         }
         crate::boot_code::build_checked(&elf, &sections, || {
-            cargo_build_in("tantalum-aarch64", HYPERVISOR_TARGET, Some(&target_dir), &env)
+            cargo_build_in("tantalum-aarch64", HYPERVISOR_TARGET, Some(&target_dir), &env, &args)
         })?;
-        built.push(load_address);
+        done.push((load_address, parts));
     }
     std::fs::create_dir_all(out_dir())?;
     objcopy(&elf, &bin)?;

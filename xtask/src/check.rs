@@ -195,7 +195,7 @@ pub fn check_file_reporting(dts: &Path) -> (std::result::Result<Checked, Problem
         let hyp_bin = if checked.config.board.x86.is_some() {
             crate::bochs::build_hypervisor().map_err(|e| vec![e.0])?
         } else {
-            cargo::build_hypervisor_at(board.load_address).map_err(|e| vec![e.0])?.1
+            cargo::build_hypervisor_for(&checked.config, board.load_address).map_err(|e| vec![e.0])?.1
         };
         let assembled = image::assemble(dts, &out, &dtb, &checked, &hyp_bin, board.load_address)?;
         Ok(Checked { config: assembled.config, ..checked })
@@ -222,8 +222,9 @@ pub fn command(files: &[String]) -> Result<()> {
         bail!("usage: cargo xtask config check FILE.dts...");
     }
     crate::tools::ensure()?;
-    // Sample images are built on demand so that `image = "hello.bin"` resolves, and the
-    // hypervisor so that the boot image is checked as the build lays it out.
+    // Sample images are built on demand so that `image = "hello.bin"` resolves (each file's
+    // hypervisor is built with what it needs, so that its boot image is checked as the build
+    // lays it out).
     if !cargo::out_dir().join("partitions").is_dir() {
         cargo::build_partitions()?;
     }
@@ -233,7 +234,6 @@ pub fn command(files: &[String]) -> Result<()> {
             println!("warning: the x86_64 sample partitions did not build: {}", e.0);
         }
     }
-    cargo::build_hypervisor()?;
     let mut failed = 0;
     for file in files {
         let path = PathBuf::from(file);

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 use tantalum_core::addr::{align_up, HostPhys, HostRange};
+use tantalum_aarch64::built::{Needs, Parts};
 use tantalum_core::bootimage::{runtime_reserve, BootInfo, ConsoleKind, BLOB_ALIGN, IMAGE_SIZE_OFFSET};
 use tantalum_core::config::{self, BuildFacts, SystemConfig, MAX_CPUS};
 
@@ -31,6 +32,8 @@ pub struct BuiltSystem {
     pub config: SystemConfig,
     /// Each partition's image, where it sits in the file.
     pub images: Vec<Placed>,
+    /// The aarch64 hypervisor's ELF, built with what the configuration needs (`None` on x86).
+    pub hypervisor_elf: Option<PathBuf>,
 }
 
 struct BlobSpec {
@@ -217,6 +220,12 @@ pub fn assemble(
 
 /// Builds everything a system DTS needs and writes its boot image.
 pub fn build_system(dts: &Path) -> Result<BuiltSystem> {
+    build_system_with(dts, None)
+}
+
+/// [`build_system`]; `parts`: the aarch64 hypervisor's parts instead of those the configuration
+/// needs (a test of the hypervisor's refusal).
+pub fn build_system_with(dts: &Path, parts: Option<Parts>) -> Result<BuiltSystem> {
     if !dts.is_file() {
         bail!("{}: no such system description", dts.display());
     }
@@ -226,13 +235,12 @@ pub fn build_system(dts: &Path) -> Result<BuiltSystem> {
     let out = cargo::out_dir().join(&stem);
     std::fs::create_dir_all(&out)?;
 
-    let hyp_bin = if crate::check::is_x86(dts) {
+    let x86 = crate::check::is_x86(dts);
+    if x86 {
         crate::bochs::build_partitions()?;
-        crate::bochs::build_hypervisor()?
     } else {
         cargo::build_partitions()?;
-        cargo::build_hypervisor_at(board.load_address)?.1
-    };
+    }
 
     step(format!("checking {}", dts.display()));
     let source_dtb = dtc(dts, &out.join("system.src.dtb")).map_err(fail)?;
@@ -241,6 +249,13 @@ pub fn build_system(dts: &Path) -> Result<BuiltSystem> {
         eprintln!("warning: {w}");
     }
     let checked = checked.map_err(fail)?;
+    let (hyp_bin, hypervisor_elf) = if x86 {
+        (crate::bochs::build_hypervisor()?, None)
+    } else {
+        let parts = parts.unwrap_or_else(|| Needs::of(&checked.config).parts());
+        let (elf, bin) = cargo::build_hypervisor_at(board.load_address, parts)?;
+        (bin, Some(elf))
+    };
 
     step("generating guest device trees, the system device tree and the boot image");
     let assembled = assemble(dts, &out, &source_dtb, &checked, &hyp_bin, board.load_address).map_err(fail)?;
@@ -254,5 +269,11 @@ pub fn build_system(dts: &Path) -> Result<BuiltSystem> {
         assembled.payload_offset / 1024,
         assembled.config.partitions.len()
     ));
-    Ok(BuiltSystem { image: path, board: board_dir, config: assembled.config, images: assembled.placed })
+    Ok(BuiltSystem {
+        image: path,
+        board: board_dir,
+        config: assembled.config,
+        images: assembled.placed,
+        hypervisor_elf,
+    })
 }

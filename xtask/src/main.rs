@@ -299,7 +299,7 @@ fn run(args: RunArgs) -> Result<()> {
     let mut extra = devices::qemu_args(&built.config, built.image.with_file_name("disk.img"))?;
     if args.gdb {
         extra.extend(["-s".into(), "-S".into()]);
-        let (elf, _) = cargo::build_hypervisor()?;
+        let elf = built.hypervisor_elf.clone().unwrap_or_default();
         step("QEMU waits for GDB on localhost:1234; in another terminal run:");
         println!("    gdb-multiarch -q {} -ex 'target remote localhost:1234'", elf.display());
     }

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use tantalum_aarch64::built::Parts;
 use Said::{AnyPartition, Hypervisor, Partition};
 
 /// Something done to the built boot image before it boots.
@@ -15,6 +16,9 @@ pub enum Tamper {
     /// Replace the first occurrence of `from` (in the system DTB) with `to`, after the build's
     /// own checks: only the hypervisor's boot-time check stands in the way.
     PatchDtb { from: &'static [u8], to: &'static [u8] },
+    /// The image's hypervisor is built with these parts instead of those the configuration
+    /// needs (arch-aarch64/src/built.rs): only the hypervisor's boot-time check stands in the way.
+    Without(Parts),
 }
 
 /// One scenario.
@@ -725,6 +729,31 @@ pub const SCENARIOS: &[Scenario] = &[
             from: &[0, 0, 0, 0, 0x43, 0, 0, 0, 0, 0, 0, 0, 0x01, 0, 0, 0],
             to: &[0, 0, 0, 0, 0x42, 0x80, 0, 0],
         }),
+        input: &[],
+        qemu_args: &[],
+        timeout: T,
+    },
+    Scenario {
+        name: "a hypervisor built without virtio refuses a configuration with a virtio device",
+        config: "configs/tests/virtio-attack.dts",
+        expect: &[
+            "/hypervisor/channels/net0: a virtio device needs code this hypervisor was built without (cargo feature `virtio` of tantalum-aarch64",
+            "configuration uses): halting",
+        ],
+        order: &[],
+        forbid: &[AnyPartition("")],
+        tamper: Some(Tamper::Without(Parts { virtio: false, gic_v2: true, gic_v3: true })),
+        input: &[],
+        qemu_args: &[],
+        timeout: T,
+    },
+    Scenario {
+        name: "a hypervisor built for a GICv2 refuses a GICv3 board",
+        config: "configs/tests/two-partitions.dts",
+        expect: &["a GICv3 needs code this hypervisor was built without (cargo feature `gic-v3` of tantalum-aarch64"],
+        order: &[],
+        forbid: &[AnyPartition("")],
+        tamper: Some(Tamper::Without(Parts { virtio: false, gic_v2: true, gic_v3: false })),
         input: &[],
         qemu_args: &[],
         timeout: T,

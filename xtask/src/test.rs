@@ -135,6 +135,8 @@ fn tamper(image: &Path, built: &image::BuiltSystem, how: Tamper) -> std::result:
             let at = bytes.windows(from.len()).position(|w| w == from).ok_or("pattern not in the image")?;
             bytes[at..at + to.len()].copy_from_slice(to);
         }
+        // Done by the build (`run_scenario_booted`).
+        Tamper::Without(_) => {}
     }
     std::fs::write(image, bytes).map_err(|e| e.to_string())
 }
@@ -173,7 +175,11 @@ pub fn run_scenario(s: &Scenario) -> std::result::Result<(), String> {
 
 /// As [`run_scenario`]; `uboot`: booted as from an SD card, by U-Boot (`UBOOT_SCENARIOS`).
 fn run_scenario_booted(s: &Scenario, uboot: bool) -> std::result::Result<(), String> {
-    let built = image::build_system(&root().join(s.config)).map_err(|e| e.0)?;
+    let parts = match s.tamper {
+        Some(Tamper::Without(parts)) => Some(parts),
+        _ => None,
+    };
+    let built = image::build_system_with(&root().join(s.config), parts).map_err(|e| e.0)?;
     let board = Board::load(&built.board).map_err(|e| e.0)?;
     if let Some(how) = s.tamper {
         tamper(&built.image, &built, how)?;

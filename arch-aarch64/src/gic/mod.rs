@@ -7,6 +7,7 @@
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use tantalum_aarch64::built::BUILT;
 use tantalum_core::config::Gic;
 use tantalum_core::vgic::{Listed, VirtualGic};
 
@@ -32,7 +33,11 @@ const SPURIOUS: u32 = 1020;
 static V2: AtomicBool = AtomicBool::new(false);
 
 fn v2() -> bool {
-    V2.load(Ordering::Relaxed)
+    // A hypervisor built for one GIC version knows it (src/built.rs): the other's code goes.
+    match (BUILT.gic_v2, BUILT.gic_v3) {
+        (true, true) => V2.load(Ordering::Relaxed),
+        (v2, _) => v2,
+    }
 }
 
 /// Enables the distributor (boot CPU, once) of the board's GIC.
