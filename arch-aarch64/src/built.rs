@@ -19,8 +19,11 @@ pub struct Parts {
 }
 
 /// What this hypervisor was built with.
-pub const BUILT: Parts =
-    Parts { virtio: cfg!(feature = "virtio"), gic_v2: cfg!(feature = "gic-v2"), gic_v3: cfg!(feature = "gic-v3") };
+pub const BUILT: Parts = Parts {
+    virtio: cfg!(feature = "virtio"),
+    gic_v2: cfg!(feature = "gic-v2"),
+    gic_v3: cfg!(feature = "gic-v3"),
+};
 
 /// Every part: a plain `cargo build`, the crate's default features.
 pub const ALL: Parts = Parts { virtio: true, gic_v2: true, gic_v3: true };
@@ -110,7 +113,10 @@ mod tests {
     fn a_configuration_needs_its_boards_gic_and_virtio_only_if_it_has_a_device() {
         assert_eq!(needs(false, false).parts(), Parts { virtio: false, gic_v2: false, gic_v3: true });
         assert_eq!(needs(true, true).parts(), Parts { virtio: true, gic_v2: true, gic_v3: false });
-        assert_eq!(Needs { virtio: None, gic: None }.parts(), Parts { virtio: false, gic_v2: false, gic_v3: false });
+        assert_eq!(
+            Needs { virtio: None, gic: None }.parts(),
+            Parts { virtio: false, gic_v2: false, gic_v3: false }
+        );
     }
 
     #[test]
@@ -119,7 +125,9 @@ mod tests {
         assert_eq!(gicv3_only.lacking(&needs(false, false)), None);
         let lacking = gicv3_only.lacking(&needs(false, true)).expect("virtio lacking");
         assert_eq!((lacking.path, lacking.feature), ("/hypervisor/net0", "virtio"));
-        assert!(lacking.to_string().starts_with("/hypervisor/net0: a virtio device needs code this hypervisor was built without"));
+        assert!(lacking
+            .to_string()
+            .starts_with("/hypervisor/net0: a virtio device needs code this hypervisor was built without"));
         let lacking = gicv3_only.lacking(&needs(true, false)).expect("GICv2 lacking");
         assert_eq!((lacking.path, lacking.feature), ("/intc@8000000", "gic-v2"));
         let gicv2_only = Parts { virtio: true, gic_v2: true, gic_v3: false };

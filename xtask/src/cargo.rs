@@ -31,7 +31,9 @@ fn cargo_build_in(
     args: &[String],
 ) -> Result<()> {
     let mut cmd = Command::new(env!("CARGO"));
-    cmd.args(["build", "--release", "--quiet", "-p", package, "--target", target]).args(args).current_dir(root());
+    cmd.args(["build", "--release", "--quiet", "-p", package, "--target", target])
+        .args(args)
+        .current_dir(root());
     if let Some(dir) = target_dir {
         cmd.env("CARGO_TARGET_DIR", dir);
     }

@@ -4,8 +4,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
-use tantalum_core::addr::{align_up, HostPhys, HostRange};
 use tantalum_aarch64::built::{Needs, Parts};
+use tantalum_core::addr::{align_up, HostPhys, HostRange};
 use tantalum_core::bootimage::{runtime_reserve, BootInfo, ConsoleKind, BLOB_ALIGN, IMAGE_SIZE_OFFSET};
 use tantalum_core::config::{self, BuildFacts, SystemConfig, MAX_CPUS};
 
