@@ -12,9 +12,9 @@ use tantalum_core::config::SystemConfig;
 pub struct Parts {
     /// The virtio-mmio transport, the net/vsock relays and the disks (`virtio` feature).
     pub virtio: bool,
-    /// The GICv2 driver and virtual GICv2 front end (`gic-v2` feature).
+    /// The GICv2 driver, its interrupt fast path and vector table (`gic-v2` feature).
     pub gic_v2: bool,
-    /// The GICv3 driver (`gic-v3` feature).
+    /// The GICv3 driver and its interrupt fast path (`gic-v3` feature).
     pub gic_v3: bool,
 }
 

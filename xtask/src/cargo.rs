@@ -84,7 +84,8 @@ fn hypervisor_build_name(load_address: u64, parts: Parts) -> Option<String> {
         name.push(format!("link-{load_address:#x}"));
     }
     if parts != built::ALL {
-        name.push(format!("only-{}", parts.features().collect::<Vec<_>>().join("-")));
+        let features: Vec<_> = parts.features().collect();
+        name.push(format!("only-{}", if features.is_empty() { "none".into() } else { features.join("-") }));
     }
     (!name.is_empty()).then(|| name.join("-"))
 }
@@ -107,11 +108,13 @@ pub fn build_hypervisor_at(load_address: u64, parts: Parts) -> Result<(PathBuf, 
             "building the hypervisor ({HYPERVISOR_TARGET}, linked at {load_address:#x}, with {})",
             if parts == built::ALL { "every part".to_string() } else { features.join(", ") }
         ));
-        let args = if parts == built::ALL {
-            Vec::new()
-        } else {
-            vec!["--no-default-features".to_string(), "--features".to_string(), features.join(",")]
-        };
+        let mut args = Vec::new();
+        if parts != built::ALL {
+            args.push("--no-default-features".to_string());
+        }
+        if parts != built::ALL && !features.is_empty() {
+            args.extend(["--features".to_string(), features.join(",")]);
+        }
         // The functions the last build found that only boot-only code runs go to the boot-only
         // pages too: the list is the build script's input (`boot_code::build_checked`). QEMU
         // virt's address is build.rs's default, so it is not passed.
@@ -366,5 +369,20 @@ mod tests {
         let names = partition_names().unwrap();
         assert!(names.contains(&"heartbeat".to_string()));
         check_partition_crates(&root(), &names).unwrap();
+    }
+
+    #[test]
+    fn each_address_and_set_of_parts_builds_in_a_directory_of_its_own() {
+        let v3 = Parts { virtio: false, gic_v2: false, gic_v3: true };
+        let virtio_v2 = Parts { virtio: true, gic_v2: true, gic_v3: false };
+        let none = Parts { virtio: false, gic_v2: false, gic_v3: false };
+        assert_eq!(hypervisor_build_name(DEFAULT_LOAD_ADDRESS, built::ALL), None);
+        assert_eq!(hypervisor_build_name(DEFAULT_LOAD_ADDRESS, v3).as_deref(), Some("only-gic-v3"));
+        assert_eq!(hypervisor_build_name(0x80000, built::ALL).as_deref(), Some("link-0x80000"));
+        assert_eq!(
+            hypervisor_build_name(0x80000, virtio_v2).as_deref(),
+            Some("link-0x80000-only-virtio-gic-v2")
+        );
+        assert_eq!(hypervisor_build_name(DEFAULT_LOAD_ADDRESS, none).as_deref(), Some("only-none"));
     }
 }
