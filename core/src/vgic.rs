@@ -190,6 +190,13 @@ impl VirtualGic {
         Self::for_version(3, vcpus, owned_spis)
     }
 
+    /// Whether this is the GICv2 front end. Never without the `gic-v2` feature: a hypervisor
+    /// built without it refuses a GICv2 board at boot, and the optimiser drops the GICv2 paths.
+    #[inline(always)]
+    fn v2(&self) -> bool {
+        cfg!(feature = "gic-v2") && self.v2
+    }
+
     /// As [`VirtualGic::new`], for the board's GIC `version` (2 or 3).
     pub fn for_version(version: u8, vcpus: usize, owned_spis: &[u32]) -> Self {
         let v2 = version == 2;
@@ -217,7 +224,7 @@ impl VirtualGic {
     /// The power-on state, in place (nothing allocated): what the partition owns and which
     /// SPIs are level-sensitive at reset stay.
     fn power_on(&mut self) {
-        self.ctlr = if self.v2 { 0 } else { CTLR_ARE | CTLR_DS };
+        self.ctlr = if self.v2() { 0 } else { CTLR_ARE | CTLR_DS };
         let (owned, level) = (self.owned_spis, self.level_spis);
         for (n, (s, priority)) in self.spis.iter_mut().zip(self.spi_priorities.iter_mut()).enumerate() {
             let owned = owned >> n & 1 != 0;
@@ -279,7 +286,7 @@ impl VirtualGic {
     /// Nor while a list register of the target vCPU holds it and will call the hypervisor when
     /// the guest ends it ([`VirtualGic::watch`]): it is delivered again then.
     pub fn set_pending(&mut self, vcpu: usize, intid: u32) -> bool {
-        let v2_sgi = self.v2 && intid < 16;
+        let v2_sgi = self.v2() && intid < 16;
         match self.irq(vcpu, intid) {
             Some(irq) => {
                 let news = !irq.pending && irq.enabled && irq.watched_by != u8::try_from(vcpu).ok();
@@ -366,10 +373,10 @@ impl VirtualGic {
         let (Frame::Distributor, Some(_)) = (frame, access.write) else { return 0..0 };
         let size = u64::from(access.size);
         let (first, count) = match access.offset {
-            o @ offsets::IROUTER..=offsets::IROUTER_LAST if !self.v2 => {
+            o @ offsets::IROUTER..=offsets::IROUTER_LAST if !self.v2() => {
                 ((o - offsets::IROUTER) / 8, size.div_ceil(8))
             }
-            o @ offsets::ITARGETSR..=offsets::ITARGETSR_LAST if self.v2 => (o - offsets::ITARGETSR, size),
+            o @ offsets::ITARGETSR..=offsets::ITARGETSR_LAST if self.v2() => (o - offsets::ITARGETSR, size),
             _ => return 0..0,
         };
         let (first, end) = (first as u32, (first + count) as u32);
@@ -513,7 +520,7 @@ impl VirtualGic {
             self.irq_ref(vcpu, intid)
                 .is_some_and(|irq| irq.pending && irq.enabled && self.group_enabled(irq.group1))
         };
-        let more = others || (taken.is_some() && self.v2 && intid < 16 && again());
+        let more = others || (taken.is_some() && self.v2() && intid < 16 && again());
         (taken, more)
     }
 
@@ -550,7 +557,7 @@ impl VirtualGic {
             (0, bits) if bits.is_power_of_two() => SPI_BASE + bits.trailing_zeros(),
             _ => return None,
         };
-        let (v2_sgi, ctlr) = (self.v2 && intid < 16, self.ctlr);
+        let (v2_sgi, ctlr) = (self.v2() && intid < 16, self.ctlr);
         let irq = match intid.checked_sub(SPI_BASE) {
             None => self.redists.get_mut(vcpu)?.local.get_mut(intid as usize)?,
             Some(spi) => self.spis.get_mut(spi as usize)?,
@@ -579,7 +586,7 @@ impl VirtualGic {
     /// Clears the pending state of `intid` for `vcpu`, found ready with `priority`, and returns
     /// it as a list register takes it.
     fn take(&mut self, vcpu: usize, intid: u32, priority: u8) -> Option<Deliverable> {
-        let v2_sgi = self.v2 && intid < 16;
+        let v2_sgi = self.v2() && intid < 16;
         let irq = self.irq(vcpu, intid)?;
         // A GICv2 SGI from several senders: the lowest sender's now, the others stay pending.
         let source = if v2_sgi { irq.sources.trailing_zeros().min(7) as u8 } else { 0 };
@@ -598,7 +605,7 @@ impl VirtualGic {
             self.set_pending_hw(vcpu, d.intid);
             return;
         }
-        let v2_sgi = self.v2 && d.intid < 16;
+        let v2_sgi = self.v2() && d.intid < 16;
         if let Some(irq) = self.irq(vcpu, d.intid) {
             irq.pending = true;
             if v2_sgi {
@@ -617,7 +624,7 @@ impl VirtualGic {
     /// unimplemented register: reads as zero, writes ignored).
     pub fn access(&mut self, vcpu: usize, frame: Frame, access: Access) -> u64 {
         let value = match frame {
-            Frame::Distributor if self.v2 => self.distributor_v2(vcpu, access),
+            Frame::Distributor if self.v2() => self.distributor_v2(vcpu, access),
             _ => self.emulate(frame, access),
         };
         if access.write.is_some() {

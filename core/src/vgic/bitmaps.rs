@@ -227,7 +227,7 @@ mod tests {
     fn reference_read(gic: &mut VirtualGic, vcpu: usize, frame: Frame, offset: u64) -> Option<u64> {
         type Field = fn(&mut IrqState) -> &mut bool;
         let (bank, offset) = match frame {
-            Frame::Distributor if gic.v2 => (Bank::V2(vcpu), offset),
+            Frame::Distributor if gic.v2() => (Bank::V2(vcpu), offset),
             Frame::Distributor => (Bank::Distributor, offset),
             Frame::Redistributor(n) if n < gic.redists.len() && offset >= GICR_SGI_OFFSET => {
                 (Bank::Redistributor(n), offset - GICR_SGI_OFFSET)

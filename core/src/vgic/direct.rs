@@ -110,7 +110,7 @@ impl Mirror {
         // The vCPU whose SGIs and PPIs the frame shows, and whether it shows the SPIs.
         let (private_of, spis, offset) = match frame {
             Frame::Distributor if access.offset == GICD_CTLR => return plain(self.ctlr.load(Relaxed)),
-            Frame::Distributor if self.v2 => (Some(vcpu), true, access.offset),
+            Frame::Distributor if self.v2() => (Some(vcpu), true, access.offset),
             Frame::Distributor => (None, true, access.offset),
             Frame::Redistributor(n) => {
                 let private = self.vcpus.get(n)?;
@@ -196,7 +196,7 @@ mod tests {
     fn random_write(gic: &mut VirtualGic, vcpus: usize, x: u64, value: u64, entries: &mut [Listed]) -> usize {
         let vcpu = (x >> 8) as usize % vcpus;
         let frame = match x % 3 {
-            0 if !gic.v2 => Frame::Redistributor(vcpu),
+            0 if !gic.v2() => Frame::Redistributor(vcpu),
             _ => Frame::Distributor,
         };
         let offset = match frame {
@@ -285,7 +285,7 @@ mod tests {
     }
 
     fn frames(gic: &VirtualGic, vcpus: usize) -> Vec<Frame> {
-        let v3 = !gic.v2;
+        let v3 = !gic.v2();
         core::iter::once(Frame::Distributor)
             .chain((0..vcpus + 1).filter(|_| v3).map(Frame::Redistributor))
             .collect()
@@ -423,8 +423,8 @@ mod tests {
                     gic.access(0, Frame::Distributor, Access { offset: 0x288, size: 4, write: Some(!0) });
                     gic.access(0, Frame::Distributor, Access { offset: 0x28c, size: 4, write: Some(!0) });
                     for v in 0..vcpus {
-                        let frame = if gic.v2 { Frame::Distributor } else { Frame::Redistributor(v) };
-                        let offset = if gic.v2 { 0x280 } else { GICR_SGI_OFFSET + 0x280 };
+                        let frame = if gic.v2() { Frame::Distributor } else { Frame::Redistributor(v) };
+                        let offset = if gic.v2() { 0x280 } else { GICR_SGI_OFFSET + 0x280 };
                         gic.access(v, frame, Access { offset, size: 4, write: Some(!0) });
                         gic.access(v, Frame::Distributor, Access { offset: 0xf10, size: 4, write: Some(!0) });
                     }

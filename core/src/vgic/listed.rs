@@ -106,7 +106,7 @@ impl VirtualGic {
         // PPIs in its redistributor's SGI frame (GICv3), or the accessing vCPU's own in the
         // distributor (GICv2).
         let (offset, private_of) = match frame {
-            Frame::Distributor => (access.offset, self.v2.then_some(vcpu)),
+            Frame::Distributor => (access.offset, self.v2().then_some(vcpu)),
             Frame::Redistributor(n) if access.offset >= GICR_SGI_OFFSET => {
                 (access.offset - GICR_SGI_OFFSET, Some(n))
             }
@@ -130,7 +130,7 @@ impl VirtualGic {
         // IROUTER (GICv3) or ITARGETSR (GICv2): an SPI routed away from the vCPU whose list
         // register holds it pending goes, pending, to its new target (the caller wakes it). A
         // hardware-linked one stays: its physical interrupt is active on this CPU.
-        let routed = match (frame, access.write, self.v2) {
+        let routed = match (frame, access.write, self.v2()) {
             (Frame::Distributor, Some(_), false) if (IROUTER..=IROUTER_LAST).contains(&offset) => {
                 let intid = ((offset - IROUTER) / 8) as u32;
                 Some(intid..intid + 1)
@@ -156,8 +156,8 @@ impl VirtualGic {
         }
         // GICv2 GICD_CPENDSGIR/SPENDSGIR: a byte per SGI, a bit per sender.
         let sgi_pending = match offset {
-            CPENDSGIR..=CPENDSGIR_LAST if self.v2 => Some((false, (offset - CPENDSGIR) as u32)),
-            SPENDSGIR..=SPENDSGIR_LAST if self.v2 => Some((true, (offset - SPENDSGIR) as u32)),
+            CPENDSGIR..=CPENDSGIR_LAST if self.v2() => Some((false, (offset - CPENDSGIR) as u32)),
+            SPENDSGIR..=SPENDSGIR_LAST if self.v2() => Some((true, (offset - SPENDSGIR) as u32)),
             _ => None,
         };
         if let Some((set, first)) = sgi_pending {
@@ -199,7 +199,7 @@ impl VirtualGic {
         };
         let mut value = value;
         // A GICv2's ISPENDR0/ICPENDR0 ignore writes to SGI bits.
-        let v2 = self.v2;
+        let v2 = self.v2();
         let v2_sgi = move |e: &Listed| v2 && e.intid < 16;
         for entry in listed.iter_mut().filter(|e| shows(e)) {
             let bit = 1u64 << (entry.intid - first);

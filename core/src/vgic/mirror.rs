@@ -76,6 +76,12 @@ pub(super) enum Slot {
 }
 
 impl Mirror {
+    /// Whether this mirrors a GICv2 front end (see `VirtualGic::v2`).
+    #[inline(always)]
+    pub(super) fn v2(&self) -> bool {
+        cfg!(feature = "gic-v2") && self.v2
+    }
+
     fn new(v2: bool, vcpus: usize) -> Self {
         Self {
             v2,
