@@ -12,7 +12,8 @@ use tantalum_core::config::SystemConfig;
 pub struct Parts {
     /// The virtio-mmio transport, the net/vsock relays and the disks (`virtio` feature).
     pub virtio: bool,
-    /// The GICv2 driver, its interrupt fast path and vector table (`gic-v2` feature).
+    /// The GICv2 driver, its interrupt fast path and vector table, and the virtual GIC's GICv2
+    /// front end (`gic-v2` feature, which enables tantalum-core's).
     pub gic_v2: bool,
     /// The GICv3 driver and its interrupt fast path (`gic-v3` feature).
     pub gic_v3: bool,
