@@ -70,7 +70,7 @@ impl Windows {
             uart_size = 0;
         }
         let vcpus_less_one = p.vcpus.len().saturating_sub(1) as u64;
-        let shape = here.vcpu as u64 | vcpus_less_one << 16 | u64::from(gic_v2(system)) << 32;
+        let shape = here.vcpu as u64 | vcpus_less_one << 16 | u64::from(crate::gic::is_v2()) << 32;
         self.shape.store(shape, Ordering::Relaxed);
         self.gicd.store(gic.distributor, Ordering::Relaxed);
         self.gicd_size.store(gic.distributor_size, Ordering::Relaxed);
@@ -342,22 +342,11 @@ fn within(addr: u64, base: u64, size: u64) -> Option<u64> {
     (offset < size).then_some(offset)
 }
 
-/// Whether the partition's virtual GIC has the GICv2 front end.
-fn gic_v2(system: &System) -> bool {
-    tantalum_aarch64::built::BUILT.gic_v2 && system.config.board.gic.as_ref().is_some_and(|g| g.v2.is_some())
-}
-
 /// A read by `vcpu` of its partition's virtual GIC that reaches no other vCPU's list registers
 /// ([`vgic::reaches_other_vcpus`] is false): a constant register without the virtual GIC's lock,
 /// any other through [`read_resampled`].
-pub(crate) fn gic_read(
-    system: &System,
-    p: &Partition,
-    vcpu: usize,
-    frame: Frame,
-    access: vgic::Access,
-) -> u64 {
-    match vgic::constant(gic_v2(system), p.vcpus.len(), frame, access) {
+pub(crate) fn gic_read(p: &Partition, vcpu: usize, frame: Frame, access: vgic::Access) -> u64 {
+    match vgic::constant(crate::gic::is_v2(), p.vcpus.len(), frame, access) {
         Some(value) => value,
         None => read_resampled(p.vgic.lock(), vcpu, frame, access),
     }

@@ -457,7 +457,7 @@ impl Services for CpuServices<'_> {
         let vcpu = self.here.vcpu;
         let across = vgic::reaches_other_vcpus(p.vcpus.len(), vcpu, frame, access.offset);
         if access.write.is_none() && !across {
-            return crate::fast_mmio::gic_read(self.system, p, vcpu, frame, access);
+            return crate::fast_mmio::gic_read(p, vcpu, frame, access);
         }
         // Held hardware-linked interrupts whose level line fell are no longer pending.
         for intid in p.vgic.lock().resample_held(vcpu, gic::still_pending) {
