@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
-use tantalum_aarch64::built::{Needs, Parts};
+use tantalum_aarch64::built::Parts;
 use tantalum_core::addr::{align_up, HostPhys, HostRange};
 use tantalum_core::bootimage::{runtime_reserve, BootInfo, ConsoleKind, BLOB_ALIGN, IMAGE_SIZE_OFFSET};
 use tantalum_core::config::{self, BuildFacts, SystemConfig, MAX_CPUS};
@@ -252,8 +252,10 @@ pub fn build_system_with(dts: &Path, parts: Option<Parts>) -> Result<BuiltSystem
     let (hyp_bin, hypervisor_elf) = if x86 {
         (crate::bochs::build_hypervisor()?, None)
     } else {
-        let parts = parts.unwrap_or_else(|| Needs::of(&checked.config).parts());
-        let (elf, bin) = cargo::build_hypervisor_at(board.load_address, parts)?;
+        let (elf, bin) = match parts {
+            Some(parts) => cargo::build_hypervisor_at(board.load_address, parts)?,
+            None => cargo::build_hypervisor_for(&checked.config, board.load_address)?,
+        };
         (bin, Some(elf))
     };
 
