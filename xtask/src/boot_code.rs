@@ -377,6 +377,11 @@ fn violations<'a>(
             Some(callee) if r.branch && callee != r.function => {
                 called.insert(callee);
             }
+            // A formatting method whose address code takes runs only while that code does:
+            // as if called from there.
+            Some(callee) if !r.branch && !r.page && is_formatting_method(callee) && callee != r.function => {
+                called.insert(callee);
+            }
             Some(callee) if !r.branch && !r.page && listing.functions.contains_key(&r.to) => {
                 pointed.insert(callee);
             }
@@ -534,6 +539,11 @@ fn violations<'a>(
             }
         }
     }
+    if let Ok(why) = std::env::var("TANTALUM_BOOT_CODE_WHY") {
+        for n in seen.iter().filter(|n| n.contains(why.as_str())) {
+            println!("WHY {n}: root={} {}", !made_live_by.contains_key(n), way_to(n, &made_live_by));
+        }
+    }
     let idle = listing
         .functions
         .iter()
@@ -541,6 +551,21 @@ fn violations<'a>(
         .map(|(&at, n)| (at, n.as_str()))
         .collect();
     (found, idle)
+}
+
+/// A formatting trait's method (`<T as core::fmt::Display>::fmt`, `LowerHex`, `Debug`, ...), by
+/// its name as `llvm-objdump -C` prints it. Code takes such a method's address only to put it in
+/// a `core::fmt::Arguments`, which borrows the values it formats and so cannot outlive the
+/// statement that made it: the method runs only while the function that took its address does.
+/// It is therefore not a root of the code that runs after boot, only live when live code takes
+/// its address (a function pointer that outlives its maker would be a root).
+fn is_formatting_method(name: &str) -> bool {
+    let name = name.split(" (.").next().unwrap_or(name);
+    let name = match name.rsplit_once("::h") {
+        Some((path, hash)) if hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => path,
+        _ => name,
+    };
+    (name.contains("core::fmt::") || name.contains("core..fmt..")) && name.ends_with("::fmt")
 }
 
 /// The parts of an ELF file the check reads.
@@ -833,6 +858,42 @@ mod tests {
         let found = lasting_trait_objects(&dir).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(found, ["core/src/a.rs:2: struct S { w: Box<dyn Write> } // here"]);
+    }
+
+    #[test]
+    fn formatting_methods_are_named() {
+        assert!(is_formatting_method("<i64 as core::fmt::Display>::fmt"));
+        assert!(is_formatting_method("<u64 as core::fmt::LowerHex>::fmt (.12)"));
+        assert!(is_formatting_method(
+            "_$LT$tantalum_aarch64..system..LoadError$u20$as$u20$core..fmt..Display$GT$::fmt::h3ec29853eadaba7b"
+        ));
+        assert!(!is_formatting_method("core::fmt::write"));
+        assert!(!is_formatting_method("<core::fmt::Formatter>::pad"));
+        assert!(!is_formatting_method("tantalum_aarch64::sysreg::format::h0123456789abcdef"));
+    }
+
+    #[test]
+    fn a_formatting_method_runs_after_boot_only_if_live_code_takes_its_address() {
+        // Boot code takes the address of a formatting method and of a plain function (which
+        // it might keep for later: a root); live code the address of a second formatting method.
+        let listing = format!(
+            "{LISTING}0000000040086000 <<i64 as core::fmt::Display>::fmt>:\n40086000:      \tret\n\
+             0000000040086100 <<u32 as core::fmt::Display>::fmt>:\n40086100:      \tret\n\
+             0000000040086200 <handler>:\n40086200:      \tret\n"
+        )
+        .replace(
+            "#0x0\n",
+            "#0x0\n4008200c:      \tadr\tx1, 0x40086000 <<i64 as core::fmt::Display>::fmt>\n\
+             40082010:      \tadr\tx2, 0x40086200 <handler>\n",
+        )
+        .replace(
+            "40081010:",
+            "40081014:      \tadr\tx8, 0x40086100 <<u32 as core::fmt::Display>::fmt>\n40081010:",
+        );
+        let listing = references(&listing);
+        let (found, idle) = super::violations(&listing, &TEXT, &[], &BOOT, &[]);
+        assert!(found.is_empty(), "{found:?}");
+        assert_eq!(idle, [(0x4008_6000, "<i64 as core::fmt::Display>::fmt")]);
     }
 
     #[test]
