@@ -216,6 +216,8 @@ extern "C" fn primary_main(fw_dtb: u64) -> ! {
         }
     }
 
+    // The images are verified from here on, on every CPU that loads a partition.
+    sha256::choose();
     // Every CPU of a partition being loaded is powered on: vCPU 0's CPU loads it and starts
     // vCPU 0 at its entry with x0 = its guest DTB; the others help load, then wait for the
     // guest's PSCI CPU_ON.
@@ -377,7 +379,7 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     // arguments (kilobytes of `core::fmt`); the source line says which check failed.
     match info.location() {
         Some(at) => {
-            console::print_line_forced(format_args!("FATAL: hypervisor panic at {}:{}", at.file(), at.line()))
+            console::print_line_forced(format_args!("FATAL: hypervisor panic at {}:{}", at.file(), u64::from(at.line())))
         }
         None => console::print_line_forced(format_args!("FATAL: hypervisor panic")),
     }

@@ -127,28 +127,31 @@ fn has_sha256_instructions() -> bool {
     (isar0 >> 12) & 0xf >= 1
 }
 
-/// Whether [`digest`] uses the Cryptographic Extension: 0 not known yet, else [`NO`] or [`YES`]
-/// (CPUs that race to find out find the same answer).
-static USE_CE: AtomicU8 = AtomicU8::new(0);
+/// Whether [`digest`] uses the Cryptographic Extension: [`YES`] once [`choose`] found that it
+/// may, else the portable code.
+static USE_CE: AtomicU8 = AtomicU8::new(NO);
 const NO: u8 = 1;
 const YES: u8 = 2;
 
-/// SHA-256 of `data`: with the Cryptographic Extension when the CPU has it and it agrees with
-/// the portable code on a self-test, else the portable code.
+/// Chooses the code [`digest`] runs, once at boot before any image is verified: the
+/// Cryptographic Extension when the CPU has it and it agrees with the portable code on a
+/// self-test, else the portable code. Boot-only: the self-test leaves the resident code.
+#[unsafe(link_section = ".text.boot_only")]
+pub fn choose() {
+    // Every padding shape (empty, the longest one-block message, a whole block, the longest
+    // two-block one) and the chaining of blocks: 6 blocks of the portable code.
+    let sample: [u8; 119] = core::array::from_fn(|i| (i * 7 + 3) as u8);
+    let agrees = has_sha256_instructions()
+        && [&sample[..0], &sample[..55], &sample[..64], &sample[..]]
+            .iter()
+            .all(|s| digest_ce(s)[..] == Sha256::digest(s)[..]);
+    // Before the secondary CPUs are powered on, which reads it.
+    USE_CE.store(if agrees { YES } else { NO }, Ordering::Release);
+}
+
+/// SHA-256 of `data`, with the code [`choose`] chose.
 pub fn digest(data: &[u8]) -> [u8; 32] {
-    let mut use_ce = USE_CE.load(Ordering::Relaxed);
-    if use_ce == 0 {
-        // Every padding shape (empty, the longest one-block message, a whole block, the longest
-        // two-block one) and the chaining of blocks: 6 blocks of the portable code.
-        let sample: [u8; 119] = core::array::from_fn(|i| (i * 7 + 3) as u8);
-        let agrees = has_sha256_instructions()
-            && [&sample[..0], &sample[..55], &sample[..64], &sample[..]]
-                .iter()
-                .all(|s| digest_ce(s)[..] == Sha256::digest(s)[..]);
-        use_ce = if agrees { YES } else { NO };
-        USE_CE.store(use_ce, Ordering::Relaxed);
-    }
-    if use_ce == YES {
+    if USE_CE.load(Ordering::Acquire) == YES {
         digest_ce(data)
     } else {
         Sha256::digest(data).into()

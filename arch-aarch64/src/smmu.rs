@@ -315,7 +315,7 @@ pub fn on_interrupt(cfg: &SystemConfig, kick: impl Fn(usize)) {
         info!("SMMU: event queue full: further DMA faults were refused without a record");
     }
     if errors & !EVENTQ_ABT_ERR != 0 {
-        info!("SMMU global error {:#x}", errors & !EVENTQ_ABT_ERR);
+        info!("SMMU global error {:#x}", u64::from(errors & !EVENTQ_ABT_ERR));
     }
     if errors != 0 {
         let gerror = smmu.regs.gerror.get();
@@ -413,7 +413,7 @@ impl core::fmt::Display for Ranges<'_> {
         for (i, r) in self.0.iter().enumerate() {
             let sep = if i == 0 { "" } else { ", " };
             let end = r.end().min(1 << STREAM_BITS);
-            write!(f, "{sep}{:#x}..{end:#x}", r.first)?;
+            write!(f, "{sep}{:#x}..{end:#x}", u64::from(r.first))?;
         }
         Ok(())
     }

@@ -68,7 +68,7 @@ pub const fn classify(encoding: u32) -> RegisterClass {
 
 /// `S<op0>_<op1>_C<crn>_C<crm>_<op2>`, the assembler's generic name of an encoding.
 fn format(e: u32, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-    let field = |shift: u32, bits: u32| (e >> shift) & ((1 << bits) - 1);
+    let field = |shift: u32, bits: u32| u64::from((e >> shift) & ((1 << bits) - 1));
     write!(f, "S{}_{}_C{}_C{}_{}", field(20, 2), field(14, 3), field(10, 4), field(1, 4), field(17, 3))
 }
 

@@ -52,10 +52,11 @@ impl fmt::Display for DmaFault {
         write!(
             f,
             "DMA {access} by stream {:#x} at {:#x} {why}, stopped by the IOMMU",
-            self.stream, self.address
+            u64::from(self.stream),
+            self.address
         )?;
         if let DmaFaultKind::Other(code) = self.kind {
-            write!(f, " (event {code:#x})")?;
+            write!(f, " (event {:#x})", u64::from(code))?;
         }
         Ok(())
     }

@@ -108,7 +108,7 @@ impl fmt::Display for Fault {
             }
             Fault::Port { port, write } => {
                 let dir = if write { "write" } else { "read" };
-                write!(f, "I/O port {dir} at {port:#x} (no device of its own there)")
+                write!(f, "I/O port {dir} at {:#x} (no device of its own there)", u64::from(port))
             }
             Fault::Unhandled { syndrome } => {
                 write!(f, "unhandled exception (syndrome {syndrome:#x})")
