@@ -9,13 +9,17 @@
 //! restarting one at a restart): it opens the load to the partition's other CPUs, which join
 //! it from their wait for a start, does its share, and waits until everything is done; the
 //! partition may start only if every blob matched. A partition with one CPU does it all in
-//! turn.
+//! turn. What a load writes where ([`LoadPlan`]) is worked out and checked once, at boot
+//! ([`LoadPlan::new`], boot-only): the payload and the configuration never change, so a
+//! restart reloads by the same plan (and verifies every blob again).
 
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use tantalum_core::addr::{align_up, HostPhys, HostRange, PAGE_SIZE};
 use tantalum_core::bootimage::{check_partition_image, effective_image_size};
 use tantalum_core::config::{Blob, GUEST_DTB_RESERVE};
+
+use tantalum_core::config::PartitionConfig;
 
 use crate::memory::{self, mapped_ram};
 use crate::system::{LoadError, System};
@@ -90,36 +94,33 @@ struct Placed {
     to: HostPhys,
 }
 
-/// What loading partition `id` writes: its blobs, in address order, and zeroes elsewhere.
+/// What loading a partition writes: its blobs, in address order, and zeroes elsewhere.
 pub struct LoadPlan {
-    id: usize,
     blobs: heapless::Vec<Placed, 3>,
     /// Indices into `blobs`, largest first: the order in which they are claimed for verifying.
     by_size: heapless::Vec<usize, 3>,
 }
 
-impl System {
-    /// The slice of the payload `blob` names (not yet verified).
-    fn blob_bytes(&self, blob: &Blob, what: &'static str) -> Result<&'static [u8], LoadError> {
-        let start = usize::try_from(blob.offset).map_err(|_| LoadError::OutOfBounds { what })?;
-        let size = usize::try_from(blob.size).map_err(|_| LoadError::OutOfBounds { what })?;
-        start
-            .checked_add(size)
-            .and_then(|end| self.payload.get(start..end))
-            .ok_or(LoadError::OutOfBounds { what })
-    }
+/// The slice of `payload` that `blob` names (not yet verified).
+#[unsafe(link_section = ".text.boot_only")]
+fn blob_bytes(payload: &'static [u8], blob: &Blob, what: &'static str) -> Result<&'static [u8], LoadError> {
+    let start = usize::try_from(blob.offset).map_err(|_| LoadError::OutOfBounds { what })?;
+    let size = usize::try_from(blob.size).map_err(|_| LoadError::OutOfBounds { what })?;
+    start.checked_add(size).and_then(|end| payload.get(start..end)).ok_or(LoadError::OutOfBounds { what })
+}
 
-    /// Checks that partition `id`'s blobs lie in the payload and fit its memory, and where they
-    /// go. Cheap: every CPU of the partition computes it.
-    pub fn load_plan(&self, id: usize) -> Result<LoadPlan, LoadError> {
-        let p = &self.partitions[id].config;
+impl LoadPlan {
+    /// Checks that partition `p`'s blobs lie in `payload` and fit its memory, and where they
+    /// go. At boot, for every partition (`System::new`).
+    #[unsafe(link_section = ".text.boot_only")]
+    pub fn new(p: &PartitionConfig, payload: &'static [u8]) -> Result<LoadPlan, LoadError> {
         for region in &p.memory {
             if !mapped_ram().contains_range(&region.host_range()) {
                 return Err(LoadError::Unmapped);
             }
         }
         let image_blob = p.image.as_ref().ok_or(LoadError::OutOfBounds { what: "image" })?;
-        let image = self.blob_bytes(image_blob, "image")?;
+        let image = blob_bytes(payload, image_blob, "image")?;
         check_partition_image(image).map_err(LoadError::Image)?;
         let initrd = p.initrd.map_or(0, |b| align_up(b.size, PAGE_SIZE).unwrap_or(u64::MAX));
         let needed = effective_image_size(image).saturating_add(initrd).saturating_add(GUEST_DTB_RESERVE);
@@ -137,7 +138,7 @@ impl System {
             [("initrd", &p.initrd, p.initrd_address()), ("guest DTB", &p.guest_dtb, p.guest_dtb_address())];
         for (what, blob, ipa) in placements {
             if let (Some(blob), Some(ipa)) = (blob, ipa) {
-                let bytes = self.blob_bytes(blob, what)?;
+                let bytes = blob_bytes(payload, blob, what)?;
                 // In region 0 (translated), above the image and below the top (config rules).
                 let to = p.translate(ipa, bytes.len() as u64).ok_or(LoadError::OutOfBounds { what })?;
                 let _ = blobs.push(Placed { what, bytes, sha256: blob.sha256, to });
@@ -146,9 +147,11 @@ impl System {
         sort_few(&mut blobs, |a, b| a.to < b.to);
         let mut by_size: heapless::Vec<usize, 3> = (0..blobs.len()).collect();
         sort_few(&mut by_size, |&a, &b| blobs[a].bytes.len() > blobs[b].bytes.len());
-        Ok(LoadPlan { id, blobs, by_size })
+        Ok(LoadPlan { blobs, by_size })
     }
+}
 
+impl System {
     /// Leads the load of partition `id` (opened with [`LoadProgress::open`]): its share of the
     /// work, then waiting for the others'; closes the load. Fails, naming the first blob in
     /// address order, if any blob does not match.
@@ -159,9 +162,9 @@ impl System {
     }
 
     fn load_and_wait(&self, id: usize) -> Result<(), LoadError> {
-        let plan = self.load_plan(id)?;
-        self.verify_blobs(&plan);
-        self.fill_chunks(&plan);
+        let plan = self.partitions[id].plan.as_ref().map_err(|e| *e)?;
+        self.verify_blobs(id, plan);
+        self.fill_chunks(id, plan);
         let progress = &self.partitions[id].load;
         while !progress.done.load(Ordering::Acquire)
             || progress.verified.load(Ordering::Acquire) < plan.blobs.len()
@@ -178,15 +181,16 @@ impl System {
     /// The part of a CPU that does not lead the load of partition `id`: verifying blobs and
     /// filling chunks while any is left.
     pub fn help_load(&self, id: usize) {
-        if let Ok(plan) = self.load_plan(id) {
-            self.verify_blobs(&plan);
-            self.fill_chunks(&plan);
+        if let Ok(plan) = &self.partitions[id].plan {
+            self.verify_blobs(id, plan);
+            self.fill_chunks(id, plan);
         }
     }
 
-    /// Verifies blobs of the plan against their SHA-256 until none is left to claim.
-    fn verify_blobs(&self, plan: &LoadPlan) {
-        let progress = &self.partitions[plan.id].load;
+    /// Verifies blobs of partition `id`'s plan against their SHA-256 until none is left to
+    /// claim.
+    fn verify_blobs(&self, id: usize, plan: &LoadPlan) {
+        let progress = &self.partitions[id].load;
         while let Some(k) = LoadProgress::claim(&progress.next_blob, plan.by_size.len()) {
             let i = plan.by_size[k];
             if sha256::digest(plan.blobs[i].bytes) != plan.blobs[i].sha256 {
@@ -196,9 +200,9 @@ impl System {
         }
     }
 
-    /// Fills chunks of the partition's memory until none is left to claim.
-    fn fill_chunks(&self, plan: &LoadPlan) {
-        let p = &self.partitions[plan.id];
+    /// Fills chunks of partition `id`'s memory until none is left to claim.
+    fn fill_chunks(&self, id: usize, plan: &LoadPlan) {
+        let p = &self.partitions[id];
         let regions = &p.config.memory;
         let chunks: usize = regions.iter().map(|r| r.size.div_ceil(CHUNK) as usize).sum();
         if chunks == 0 {
@@ -245,6 +249,7 @@ fn fill(chunk: HostRange, blobs: &[Placed]) {
 
 /// Sorts a few items (three blobs at most) so that `before(a, b)` holds for neighbours: an
 /// insertion sort, where the library's sort would add kilobytes of code.
+#[unsafe(link_section = ".text.boot_only")]
 fn sort_few<T>(items: &mut [T], before: impl Fn(&T, &T) -> bool) {
     for i in 1..items.len() {
         let mut j = i;

@@ -378,9 +378,11 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     // The location only: printing the message would link the formatting of every panic's
     // arguments (kilobytes of `core::fmt`); the source line says which check failed.
     match info.location() {
-        Some(at) => {
-            console::print_line_forced(format_args!("FATAL: hypervisor panic at {}:{}", at.file(), u64::from(at.line())))
-        }
+        Some(at) => console::print_line_forced(format_args!(
+            "FATAL: hypervisor panic at {}:{}",
+            at.file(),
+            u64::from(at.line())
+        )),
         None => console::print_line_forced(format_args!("FATAL: hypervisor panic")),
     }
     firmware::system_off();

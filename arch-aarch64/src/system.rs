@@ -30,7 +30,7 @@ use tantalum_core::vuart::{Mirror, VirtualUart};
 use crate::console::info;
 use crate::gicv_trap::GicvTrap;
 use crate::listed_sync::ListedMailbox;
-use crate::loader::LoadProgress;
+use crate::loader::{LoadPlan, LoadProgress};
 use crate::memory::{self, mapped_ram, HeapTables};
 
 /// Lifecycle of a partition.
@@ -85,6 +85,8 @@ pub struct Partition {
     /// hardware-linked interrupts before its guest acknowledges them.
     pub gicv_trap: Option<GicvTrap>,
     pub stage2: Stage2,
+    /// What loading its memory writes where, checked at boot (or why it cannot be loaded).
+    pub plan: Result<LoadPlan, LoadError>,
     /// Progress of loading its memory, shared by its CPUs.
     pub load: LoadProgress,
     pub console: Mutex<LineBuffer>,
@@ -106,8 +108,6 @@ pub struct System {
     pub links: Vec<Mutex<Link>>,
     /// Each virtio disk's frontends and backend state, behind the lock all their CPUs take.
     pub disks: Vec<Mutex<Disk>>,
-    /// The boot image payload (system DTB, partition images, guest DTBs).
-    pub payload: &'static [u8],
     /// Partitions still running; the last one to stop powers the machine off.
     running: AtomicUsize,
     /// Top of each board CPU's hypervisor stack (0 until that CPU starts).
@@ -204,9 +204,9 @@ impl System {
         }
     }
 
-    /// Builds the run-time state of every partition, stage-2 tables included (the partitions'
-    /// own CPUs load their memory later: `loader`). Fails with the first partition whose tables
-    /// cannot be built.
+    /// Builds the run-time state of every partition, stage-2 tables and load plan included (the
+    /// partitions' own CPUs load their memory later, by that plan: `loader`). Fails with the
+    /// first partition whose tables cannot be built.
     #[unsafe(link_section = ".text.boot_only")]
     pub fn new(config: SystemConfig, payload: &'static [u8]) -> Result<System, (String, LoadError)> {
         // The system lives as long as the hypervisor (`install`): its configuration too, which
@@ -254,6 +254,7 @@ impl System {
                     .collect(),
                 listed: p.cpus.iter().map(|_| ListedMailbox::default()).collect(),
                 generation: AtomicU32::new(0),
+                plan: LoadPlan::new(p, payload),
                 load: LoadProgress::new(),
                 status: AtomicU8::new(Status::Stopped as u8),
             });
@@ -273,7 +274,6 @@ impl System {
             partitions,
             links,
             disks,
-            payload,
             running: AtomicUsize::new(0),
             stack_tops: [const { AtomicUsize::new(0) }; MAX_CPUS],
             input_focus: AtomicUsize::new(usize::MAX),

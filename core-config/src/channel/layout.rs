@@ -88,7 +88,12 @@ impl fmt::Display for LayoutError {
             }
             Self::BadWriter { writer } => write!(f, "channel writer {writer} is not endpoint 0 or 1"),
             Self::MaxMessageTooLarge { max_message, limit } => {
-                write!(f, "maximum message {} is above half the ring ({})", u64::from(max_message), u64::from(limit))
+                write!(
+                    f,
+                    "maximum message {} is above half the ring ({})",
+                    u64::from(max_message),
+                    u64::from(limit)
+                )
             }
         }
     }
