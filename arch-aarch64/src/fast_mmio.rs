@@ -19,7 +19,9 @@ use tantalum_core::vplatform::{Emulated, GicWindows, GICC_TRAPPED_SIZE};
 use tock_registers::interfaces::{Readable, Writeable};
 
 use crate::boot::GuestFrame;
-use crate::system::{Partition, System};
+use tantalum_core::config::{PartitionConfig, SystemConfig};
+
+use crate::system::Partition;
 use crate::vcpu::{self, Here, Running};
 use crate::{console, gic};
 
@@ -56,28 +58,50 @@ impl Windows {
     }
 
     /// Before the vCPU `here` of `p` enters the guest on this CPU.
-    pub(crate) fn set(&self, system: &System, p: &Partition, here: Here) {
-        let gic = GicWindows::new(&system.config.board, p.vcpus.len()).unwrap_or_default();
-        let pages = &system.config.board.emulated;
+    pub(crate) fn set(&self, p: &Partition, here: Here) {
+        let w = &p.windows;
+        self.shape.store(here.vcpu as u64 | w.shape, Ordering::Relaxed);
+        self.gicd.store(w.gic.distributor, Ordering::Relaxed);
+        self.gicd_size.store(w.gic.distributor_size, Ordering::Relaxed);
+        self.gicr.store(w.gic.redistributors, Ordering::Relaxed);
+        self.gicr_size.store(w.gic.redistributors_size, Ordering::Relaxed);
+        self.uart.store(w.uart, Ordering::Relaxed);
+        self.uart_size.store(w.uart_size, Ordering::Relaxed);
+    }
+}
+
+/// A partition's [`Windows`] but the vCPU, worked out at boot from the configuration (which
+/// does not change).
+#[derive(Clone, Copy, Debug)]
+pub struct WindowPlan {
+    /// [`Windows::shape`] without the vCPU.
+    shape: u64,
+    gic: GicWindows,
+    uart: u64,
+    uart_size: u64,
+}
+
+impl WindowPlan {
+    /// The windows of partition `p` of `config`.
+    #[unsafe(link_section = ".text.boot_only")]
+    pub fn new(config: &SystemConfig, p: &PartitionConfig) -> WindowPlan {
+        let gic = GicWindows::new(&config.board, p.cpus.len()).unwrap_or_default();
+        let pages = &config.board.emulated;
         let (uart, mut uart_size) =
-            pages.span(Emulated::VirtualUart, u64::from(p.config.virtual_uart)).unwrap_or((0, 0));
+            pages.span(Emulated::VirtualUart, u64::from(p.virtual_uart)).unwrap_or((0, 0));
         // The full path looks at a GICv2's trapped CPU interface page before the UART's: should
         // they overlap, the UART's accesses take it.
-        let gicc = system.config.board.gic.as_ref().and_then(|g| g.v2).map(|v2| v2.cpu.start.as_u64());
+        let v2 = config.board.gic.as_ref().and_then(|g| g.v2);
+        let gicc = v2.map(|v2| v2.cpu.start.as_u64());
         if gicc
             .is_some_and(|c| c < uart.saturating_add(uart_size) && uart < c.saturating_add(GICC_TRAPPED_SIZE))
         {
             uart_size = 0;
         }
-        let vcpus_less_one = p.vcpus.len().saturating_sub(1) as u64;
-        let shape = here.vcpu as u64 | vcpus_less_one << 16 | u64::from(crate::gic::is_v2()) << 32;
-        self.shape.store(shape, Ordering::Relaxed);
-        self.gicd.store(gic.distributor, Ordering::Relaxed);
-        self.gicd_size.store(gic.distributor_size, Ordering::Relaxed);
-        self.gicr.store(gic.redistributors, Ordering::Relaxed);
-        self.gicr_size.store(gic.redistributors_size, Ordering::Relaxed);
-        self.uart.store(uart, Ordering::Relaxed);
-        self.uart_size.store(uart_size, Ordering::Relaxed);
+        let vcpus_less_one = p.cpus.len().saturating_sub(1) as u64;
+        // The board's GIC version, as `gic::is_v2` answers once the GIC is set up (later).
+        let shape = vcpus_less_one << 16 | u64::from(v2.is_some()) << 32;
+        WindowPlan { shape, gic, uart, uart_size }
     }
 }
 

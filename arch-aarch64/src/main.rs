@@ -205,7 +205,7 @@ extern "C" fn primary_main(fw_dtb: u64) -> ! {
     // Console input goes to the first partition with a virtual UART; its CPU takes the UART's
     // receive interrupt.
     if let Some(&id) = to_start.iter().find(|&&id| system.partitions[id].config.virtual_uart) {
-        if let (Some(intid), Some(hwid)) = (vcpu::console_intid(system), system.partitions[id].hwid_of(0)) {
+        if let (Some(intid), Some(hwid)) = (system.console_intid, system.partitions[id].hwid_of(0)) {
             system.input_focus.store(id, Ordering::Release);
             gic::route_spi(intid, hwid, false);
             console::enable_input();

@@ -28,6 +28,7 @@ use tantalum_core::vplatform;
 use tantalum_core::vuart::{Mirror, VirtualUart};
 
 use crate::console::info;
+use crate::fast_mmio::WindowPlan;
 use crate::gicv_trap::GicvTrap;
 use crate::listed_sync::ListedMailbox;
 use crate::loader::{LoadPlan, LoadProgress};
@@ -85,6 +86,8 @@ pub struct Partition {
     /// hardware-linked interrupts before its guest acknowledges them.
     pub gicv_trap: Option<GicvTrap>,
     pub stage2: Stage2,
+    /// Where the MMIO fast path emulates for its vCPUs (`fast_mmio`).
+    pub windows: WindowPlan,
     /// What loading its memory writes where, checked at boot (or why it cannot be loaded).
     pub plan: Result<LoadPlan, LoadError>,
     /// Progress of loading its memory, shared by its CPUs.
@@ -108,6 +111,10 @@ pub struct System {
     pub links: Vec<Mutex<Link>>,
     /// Each virtio disk's frontends and backend state, behind the lock all their CPUs take.
     pub disks: Vec<Mutex<Disk>>,
+    /// The hypervisor console's receive interrupt, if the board describes one.
+    pub console_intid: Option<u32>,
+    /// The hypervisor's own interrupts, a bit per INTID (`vcpu::hypervisor_spis`).
+    pub hypervisor_spis: [u64; crate::vcpu::INTID_WORDS],
     /// Partitions still running; the last one to stop powers the machine off.
     running: AtomicUsize,
     /// Top of each board CPU's hypervisor stack (0 until that CPU starts).
@@ -255,6 +262,7 @@ impl System {
                 listed: p.cpus.iter().map(|_| ListedMailbox::default()).collect(),
                 generation: AtomicU32::new(0),
                 plan: LoadPlan::new(p, payload),
+                windows: WindowPlan::new(config, p),
                 load: LoadProgress::new(),
                 status: AtomicU8::new(Status::Stopped as u8),
             });
@@ -274,6 +282,8 @@ impl System {
             partitions,
             links,
             disks,
+            console_intid: crate::vcpu::console_intid(config),
+            hypervisor_spis: crate::vcpu::hypervisor_spis(config),
             running: AtomicUsize::new(0),
             stack_tops: [const { AtomicUsize::new(0) }; MAX_CPUS],
             input_focus: AtomicUsize::new(usize::MAX),

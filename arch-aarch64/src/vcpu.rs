@@ -12,7 +12,7 @@ use tantalum_aarch64::built::BUILT;
 use tantalum_aarch64::esr::{self, Caller, Syndrome};
 use tantalum_aarch64::regs::SPSR_EL1H_MASKED;
 use tantalum_core::addr::{GuestPhys, HostPhys};
-use tantalum_core::config::{PartitionId, VirtioDevice, MAX_CPUS, VIRTUAL_UART_SPI};
+use tantalum_core::config::{PartitionId, SystemConfig, VirtioDevice, MAX_CPUS, VIRTUAL_UART_SPI};
 use tantalum_core::console::input::{self, Announce, Focus, Help, Key};
 use tantalum_core::exit::{Exit, MmioAccess, VcpuSet};
 use tantalum_core::hypercall::Status as PsciStatus;
@@ -716,9 +716,11 @@ mod kind {
 /// Where an IRQ exit's kind carries the INTID the vectors' fast path acknowledged (plus one).
 pub(crate) const ACKNOWLEDGED_SHIFT: u32 = 8;
 
-/// The hypervisor console's receive interrupt, if the board describes one.
-pub fn console_intid(system: &System) -> Option<u32> {
-    let console = system.config.hypervisor.console.as_ref()?;
+/// The hypervisor console's receive interrupt, if the board describes one (at boot:
+/// `System::console_intid` keeps it).
+#[unsafe(link_section = ".text.boot_only")]
+pub fn console_intid(config: &SystemConfig) -> Option<u32> {
+    let console = config.hypervisor.console.as_ref()?;
     console.interrupts.iter().find(|i| i.kind == tantalum_core::config::Interrupt::SPI).map(|i| i.intid())
 }
 
@@ -730,7 +732,7 @@ fn hypervisor_interrupt(system: &System, intid: u32, cpu: usize) -> bool {
     if intid < tantalum_core::vgic::SPI_BASE {
         return false;
     }
-    if Some(intid) == console_intid(system) {
+    if Some(intid) == system.console_intid {
         console_input(system, cpu);
     } else if crate::smmu::is_smmu_interrupt(intid) {
         crate::smmu::on_interrupt(system.config, |id| {
@@ -879,7 +881,7 @@ impl Running {
     /// is then this CPU's (TPIDR_EL2).
     fn set(&'static self, system: &System, p: &'static Partition, here: Here, entered: u32) {
         let ptr = |a: &'static AtomicBool| a as *const AtomicBool as *mut AtomicBool;
-        for (word, bits) in self.hypervisor_spis.iter().zip(hypervisor_spis(system)) {
+        for (word, &bits) in self.hypervisor_spis.iter().zip(&system.hypervisor_spis) {
             word.store(bits, Ordering::Relaxed);
         }
         self.hint.store(ptr(&p.irq_hints[here.vcpu]), Ordering::Relaxed);
@@ -887,7 +889,7 @@ impl Running {
         self.entered.store(entered, Ordering::Relaxed);
         self.vcpu.store(here.vcpu as u32, Ordering::Relaxed);
         self.here.store(here.packed(), Ordering::Relaxed);
-        self.mmio.set(system, p, here);
+        self.mmio.set(p, here);
         self.partition.store(p as *const Partition as *mut Partition, Ordering::Release);
         TPIDR_EL2.set(self as *const Running as u64);
     }
@@ -1134,20 +1136,21 @@ extern "C" fn latch_at_once<G: CpuInterface>(
 }
 
 /// 64-bit words of a bit per INTID a GIC can signal (0..1020).
-const INTID_WORDS: usize = 16;
+pub const INTID_WORDS: usize = 16;
 
 /// The hypervisor's own interrupts (bit `n % 64` of word `n / 64`: INTID `n`): the console's
 /// receive interrupt and the SMMUs', which [`hypervisor_interrupt`] serves. Worked out from the
-/// configuration at each vCPU entry.
-fn hypervisor_spis(system: &System) -> [u64; INTID_WORDS] {
+/// configuration at boot (`System::hypervisor_spis`).
+#[unsafe(link_section = ".text.boot_only")]
+pub fn hypervisor_spis(config: &SystemConfig) -> [u64; INTID_WORDS] {
     let mut bits = [0; INTID_WORDS];
     let mut add = |intid: u32| {
         if let Some(word) = bits.get_mut(intid as usize / 64) {
             *word |= 1 << (intid % 64);
         }
     };
-    console_intid(system).into_iter().for_each(&mut add);
-    for smmu in &system.config.board.iommus {
+    console_intid(config).into_iter().for_each(&mut add);
+    for smmu in &config.board.iommus {
         for irq in [smmu.event_irq, smmu.gerror_irq].into_iter().flatten() {
             add(irq.intid());
         }
