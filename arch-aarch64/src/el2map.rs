@@ -19,6 +19,7 @@ use alloc::vec::Vec;
 use core::arch::asm;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use tantalum_aarch64::boot_once::BootOnce;
 use tantalum_aarch64::descriptors::El2Format;
 use tantalum_core::addr::{GuestPhys, HostPhys, HostRange};
 use tantalum_core::config::SystemConfig;
@@ -196,25 +197,43 @@ pub fn is_retired_code(address: u64) -> bool {
     RETIRED.load(Ordering::Relaxed) && (boot.start.as_u64()..boot.end()).contains(&address)
 }
 
-/// Unmaps the boot-only code from the run-time map, on every CPU, and checks with the MMU that
-/// it is gone. Returns the bytes unmapped. Called once, by the boot CPU after it has started
-/// the partitions, from outside the boot-only code; no CPU runs boot-only code then (the
-/// others run only the run-time code from their first instruction at EL2 on).
-pub fn retire_boot_code() -> Result<u64, &'static str> {
+/// The most boot-only pages [`find_boot_pages`] expects (about 25 today).
+const MAX_BOOT_PAGES: usize = 64;
+
+/// The run-time map's descriptors of the boot-only pages (table, index), found at boot by
+/// [`find_boot_pages`] for [`retire_boot_code`].
+static BOOT_PAGES: BootOnce<heapless::Vec<(HostPhys, usize), MAX_BOOT_PAGES>> = BootOnce::new();
+
+/// Finds the run-time map's descriptor of every boot-only page, for [`retire_boot_code`]:
+/// each page has a page descriptor of its own (`regions` maps them apart and they cover less
+/// than a block). Boot-only: the walk leaves the resident code.
+#[unsafe(link_section = ".text.boot_only")]
+pub fn find_boot_pages() -> Result<(), &'static str> {
     let root = ROOT.load(Ordering::Acquire);
     if root == 0 {
         return Err("the run-time map is not built");
     }
     let map = Stage2 { root: HostPhys(root), geometry: GEOMETRY, mappings: Mappings::Blocks };
     let boot = boot_text();
-    let pages = (boot.start.as_u64()..boot.end()).step_by(tantalum_core::addr::PAGE_SIZE as usize);
-    // Every page by a page descriptor of its own (`regions` maps them apart and they cover
-    // less than a block), all found before any is changed.
-    let entry = |page| map.page_entry::<El2Format>(&HeapTables, GuestPhys(page));
-    if pages.clone().any(|page| entry(page).is_none()) {
-        return Err("a boot-only page is not mapped by a page descriptor");
+    let mut found = heapless::Vec::new();
+    for page in (boot.start.as_u64()..boot.end()).step_by(tantalum_core::addr::PAGE_SIZE as usize) {
+        let entry = map
+            .page_entry::<El2Format>(&HeapTables, GuestPhys(page))
+            .ok_or("a boot-only page is not mapped by a page descriptor")?;
+        found.push(entry).map_err(|_| "more boot-only pages than expected (el2map::MAX_BOOT_PAGES)")?;
     }
-    for (table, index) in pages.filter_map(entry) {
+    BOOT_PAGES.set(found).map_err(|_| "the boot-only pages were looked up twice")?;
+    Ok(())
+}
+
+/// Unmaps the boot-only code from the run-time map, on every CPU, and checks with the MMU that
+/// it is gone. Returns the bytes unmapped. Called once, by the boot CPU after it has started
+/// the partitions, from outside the boot-only code; no CPU runs boot-only code then (the
+/// others run only the run-time code from their first instruction at EL2 on).
+pub fn retire_boot_code() -> Result<u64, &'static str> {
+    let pages = BOOT_PAGES.get().ok_or("the boot-only pages were not found in the run-time map")?;
+    let boot = boot_text();
+    for &(table, index) in pages {
         HeapTables.write(table, index, 0);
     }
     // SAFETY: the descriptors written are the boot-only pages', which no CPU runs any more;

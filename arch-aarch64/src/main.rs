@@ -239,15 +239,22 @@ extern "C" fn primary_main(fw_dtb: u64) -> ! {
             }
         }
     }
-    boot_done(my_index)
+    // In the boot-only code: they leave theirs.
+    let started = secondaries_started();
+    if let Err(why) = el2map::find_boot_pages() {
+        info!("retiring the boot-only code: {why}: halting");
+        firmware::system_off();
+    }
+    boot_done(my_index, started)
 }
 
 /// The boot CPU's last step, outside the boot-only code (which it unmaps: el2map): from here on
-/// it runs its vCPUs like every other CPU. Named in the build's check (xtask/src/boot_code.rs).
+/// it runs its vCPUs like every other CPU. `secondaries_started`: every secondary CPU it powered
+/// on has left the boot-only code. Named in the build's check (xtask/src/boot_code.rs).
 #[unsafe(no_mangle)]
 #[inline(never)]
-extern "C" fn boot_done(cpu: usize) -> ! {
-    if !secondaries_started() {
+extern "C" fn boot_done(cpu: usize, secondaries_started: bool) -> ! {
+    if !secondaries_started {
         // A CPU that came later would run unmapped code: keeping the pages costs nothing else.
         info!("a CPU is still starting after {STARTUP_WAIT_MS} ms: the boot-only code stays mapped");
         vcpu::cpu_main(cpu)
@@ -275,6 +282,7 @@ const STARTUP_WAIT_MS: u64 = 1000;
 
 /// Waits until every secondary CPU powered on has left its start-up code, for at most
 /// [`STARTUP_WAIT_MS`]. Returns whether they all did.
+#[unsafe(link_section = ".text.boot_only")]
 fn secondaries_started() -> bool {
     let (start, freq) = el2::counter();
     let deadline = start.saturating_add(freq / 1000 * STARTUP_WAIT_MS);

@@ -305,7 +305,7 @@ pub fn is_smmu_interrupt(intid: u32) -> bool {
 /// The SMMU interrupted: each fault goes to the partition that owns its stream (its vCPUs
 /// apply its policy at their next exit, which the kick forces); a fault no partition owns, or a
 /// global error, is reported here.
-pub fn on_interrupt(cfg: &SystemConfig, kick: impl Fn(usize)) {
+pub fn on_interrupt(kick: impl Fn(usize)) {
     let Some(smmu) = SMMU.get() else { return };
     let mut smmu = smmu.lock();
     let errors = smmu.regs.gerror.get() ^ smmu.regs.gerrorn.get();
@@ -322,11 +322,13 @@ pub fn on_interrupt(cfg: &SystemConfig, kick: impl Fn(usize)) {
         smmu.regs.gerrorn.set(gerror);
     }
     let mut owners = [false; MAX_PARTITIONS];
-    smmu.drain(|fault| match config::stream_owner(cfg, IOMMU, fault.stream) {
+    // The partition whose devices own a stream (`config::stream_owner`, worked out at boot).
+    let streams = smmu.streams;
+    let owner = |stream| streams.iter().position(|ranges| ranges.iter().any(|r| r.contains(stream)));
+    smmu.drain(|fault| match owner(fault.stream) {
         // A partition being restarted has its streams refused: records from before are stale.
-        Some(id) if QUIESCED.get(usize::from(id)).is_some_and(|q| q.load(Ordering::Acquire)) => {}
-        Some(id) if usize::from(id) < MAX_PARTITIONS => {
-            let id = usize::from(id);
+        Some(id) if QUIESCED[id].load(Ordering::Acquire) => {}
+        Some(id) => {
             let mut pending = PENDING[id].lock();
             if pending.is_none() {
                 *pending = Some(fault);

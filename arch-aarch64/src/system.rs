@@ -11,7 +11,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering}
 use spin::Mutex;
 use tantalum_aarch64::boot_once::BootOnce;
 use tantalum_aarch64::descriptors::Stage2Format;
-use tantalum_core::addr::{GuestPhys, HostPhys};
+use tantalum_core::addr::{GuestPhys, HostPhys, HostRange};
 use tantalum_core::bootimage::ImageProblem;
 use tantalum_core::channel::layout::{channel_layout, LayoutError};
 use tantalum_core::config::VIRTUAL_UART_SPI;
@@ -86,6 +86,12 @@ pub struct Partition {
     /// hardware-linked interrupts before its guest acknowledges them.
     pub gicv_trap: Option<GicvTrap>,
     pub stage2: Stage2,
+    /// Where its guest DTB lies (its address space), vCPU 0's x0 at every start; 0: none.
+    pub guest_dtb: u64,
+    /// Its devices' SPIs (INTIDs), passed through.
+    pub device_spis: Vec<u32>,
+    /// The first bus of each generic ECAM host bridge among its devices (`pci`).
+    pub pci_buses: Vec<HostRange>,
     /// Where the MMIO fast path emulates for its vCPUs (`fast_mmio`).
     pub windows: WindowPlan,
     /// What loading its memory writes where, checked at boot (or why it cannot be loaded).
@@ -263,6 +269,9 @@ impl System {
                 generation: AtomicU32::new(0),
                 plan: LoadPlan::new(p, payload),
                 windows: WindowPlan::new(config, p),
+                guest_dtb: p.guest_dtb_address().map_or(0, |a| a.as_u64()),
+                device_spis: p.device_spis().map(|i| i.intid()).collect(),
+                pci_buses: p.devices.iter().filter_map(tantalum_core::pci::first_bus_window).collect(),
                 load: LoadProgress::new(),
                 status: AtomicU8::new(Status::Stopped as u8),
             });

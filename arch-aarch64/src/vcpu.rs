@@ -95,7 +95,7 @@ fn boot_partition(here: Here) {
     if !system.mark_running(here.id) {
         return; // Stopped meanwhile (a CPU of it failed to power on), reported then.
     }
-    let dtb = c.guest_dtb_address().map_or(0, |a| a.as_u64());
+    let dtb = p.guest_dtb;
     let _ = p.vcpus[0].request_start(c.entry.as_u64(), dtb);
 }
 
@@ -279,7 +279,7 @@ fn restart(here: Here) -> ! {
     }
     // No vCPU of it runs: its PCI devices stop mastering DMA, so that a request of the run
     // that ended is dropped, not carried out into the next (docs/security.md).
-    let stopped = crate::pci::stop_bus_masters(p.config);
+    let stopped = crate::pci::stop_bus_masters(&p.pci_buses);
     if stopped > 0 {
         info!("partition '{}': bus mastering of {stopped} PCI function(s) stopped", p.config.name);
     }
@@ -292,8 +292,8 @@ fn restart(here: Here) -> ! {
     p.vgic.lock().reset();
     // Its devices' interrupts go back to vCPU 0's CPU, as its fresh virtual GIC routes them.
     if let Some(hwid) = p.hwid_of(0) {
-        for irq in p.config.device_spis() {
-            gic::retarget_spi(irq.intid(), hwid);
+        for &intid in &p.device_spis {
+            gic::retarget_spi(intid, hwid);
         }
     }
     {
@@ -303,7 +303,7 @@ fn restart(here: Here) -> ! {
     }
     system.reset_virtio(here.id);
     crate::disks::reset(system, here.id, here.cpu, true);
-    let dtb = p.config.guest_dtb_address().map_or(0, |a| a.as_u64());
+    let dtb = p.guest_dtb;
     // The partition's other CPUs, off now, join the reload from their wait.
     p.load.reset();
     p.load.open();
@@ -367,8 +367,7 @@ impl CpuServices<'_> {
     /// the guest's configuration (a level line left high after an edge is not taken again).
     fn propagate_trigger(&self, vgic: &VirtualGic, frame: Frame, access: vgic::Access) {
         let written = vgic.trigger_written(frame, access);
-        for intid in self.partition().config.device_spis().map(|i| i.intid()).filter(|i| written.contains(i))
-        {
+        for &intid in self.partition().device_spis.iter().filter(|i| written.contains(i)) {
             gic::set_trigger(intid, vgic.is_edge(self.here.vcpu, intid));
         }
     }
@@ -381,7 +380,7 @@ impl CpuServices<'_> {
             return;
         }
         let p = self.partition();
-        for intid in p.config.device_spis().map(|i| i.intid()).filter(|i| written.contains(i)) {
+        for &intid in p.device_spis.iter().filter(|i| written.contains(i)) {
             if let Some(hwid) = p.hwid_of(vgic.spi_target(intid)) {
                 gic::retarget_spi(intid, hwid);
             }
@@ -735,7 +734,7 @@ fn hypervisor_interrupt(system: &System, intid: u32, cpu: usize) -> bool {
     if Some(intid) == system.console_intid {
         console_input(system, cpu);
     } else if crate::smmu::is_smmu_interrupt(intid) {
-        crate::smmu::on_interrupt(system.config, |id| {
+        crate::smmu::on_interrupt(|id| {
             let owner = &system.partitions[id];
             (0..owner.vcpus.len()).for_each(|v| kick_vcpu(owner, v, cpu));
         });

@@ -45,7 +45,11 @@ const BUS_SPAN: u64 = 1 << 20;
 /// starts at the first bus of its `bus-range`), as far as that window reaches; none for any
 /// other device. A bridge on that bus gates what lies below it.
 pub fn first_bus_functions(device: &DeviceAssignment) -> impl Iterator<Item = HostPhys> {
-    let bus = first_bus_window(device).unwrap_or(HostRange::new(HostPhys(0), 0));
+    functions_in(first_bus_window(device).unwrap_or(HostRange::new(HostPhys(0), 0)))
+}
+
+/// The configuration headers of every function in `bus`, a [`first_bus_window`].
+pub fn functions_in(bus: HostRange) -> impl Iterator<Item = HostPhys> {
     (0..bus.size / FUNCTION_SPAN).map(move |function| HostPhys(bus.start.as_u64() + function * FUNCTION_SPAN))
 }
 
