@@ -17,9 +17,7 @@ use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use tantalum_core::addr::{align_up, HostPhys, HostRange, PAGE_SIZE};
 use tantalum_core::bootimage::{check_partition_image, effective_image_size};
-use tantalum_core::config::{Blob, GUEST_DTB_RESERVE};
-
-use tantalum_core::config::PartitionConfig;
+use tantalum_core::config::{Blob, PartitionConfig, GUEST_DTB_RESERVE};
 
 use crate::memory::{self, mapped_ram};
 use crate::system::{LoadError, System};
