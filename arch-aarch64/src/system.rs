@@ -231,7 +231,8 @@ impl System {
             let stage2 = build_stage2(config, p).map_err(|e| (p.name.clone(), e))?;
             let channels = config.channels_of(p.id).len();
             let mut owned: Vec<u32> = (0..channels).map(vplatform::doorbell_intid).collect();
-            owned.extend(p.device_spis().map(|i| i.intid()));
+            let device_spis: Vec<u32> = p.device_spis().map(|i| i.intid()).collect();
+            owned.extend(&device_spis);
             if p.virtual_uart {
                 owned.push(VIRTUAL_UART_SPI + 32);
             }
@@ -270,7 +271,7 @@ impl System {
                 plan: LoadPlan::new(p, payload),
                 windows: WindowPlan::new(config, p),
                 guest_dtb: p.guest_dtb_address().map_or(0, |a| a.as_u64()),
-                device_spis: p.device_spis().map(|i| i.intid()).collect(),
+                device_spis,
                 pci_buses: p.devices.iter().filter_map(tantalum_core::pci::first_bus_window).collect(),
                 load: LoadProgress::new(),
                 status: AtomicU8::new(Status::Stopped as u8),

@@ -40,21 +40,16 @@ pub const NO_VENDOR: u16 = 0xffff;
 const FUNCTION_SPAN: u64 = 1 << 12;
 const BUS_SPAN: u64 = 1 << 20;
 
-/// The configuration headers of every function on the first bus of the host bridge `device`
-/// (a generic ECAM host, `pci-host-ecam-generic`: its first `reg` is the ECAM window, which
-/// starts at the first bus of its `bus-range`), as far as that window reaches; none for any
-/// other device. A bridge on that bus gates what lies below it.
-pub fn first_bus_functions(device: &DeviceAssignment) -> impl Iterator<Item = HostPhys> {
-    functions_in(first_bus_window(device).unwrap_or(HostRange::new(HostPhys(0), 0)))
-}
-
-/// The configuration headers of every function in `bus`, a [`first_bus_window`].
+/// The configuration headers of every function in `bus`, a [`first_bus_window`]. A bridge on
+/// that bus gates what lies below it.
 pub fn functions_in(bus: HostRange) -> impl Iterator<Item = HostPhys> {
     (0..bus.size / FUNCTION_SPAN).map(move |function| HostPhys(bus.start.as_u64() + function * FUNCTION_SPAN))
 }
 
-/// The part of a generic ECAM host bridge's window that holds its first bus (what
-/// [`first_bus_functions`] walks, and what the hypervisor maps to walk it).
+/// The part of a generic ECAM host bridge's window that holds its first bus (a generic ECAM
+/// host, `pci-host-ecam-generic`: its first `reg` is the ECAM window, which starts at the first
+/// bus of its `bus-range`), as far as that window reaches: what [`functions_in`] walks and what
+/// the hypervisor maps to walk it. `None` for any other device.
 pub fn first_bus_window(device: &DeviceAssignment) -> Option<HostRange> {
     device.pci.as_ref()?;
     if !device.compatible.iter().any(|c| c == "pci-host-ecam-generic") {
@@ -81,6 +76,11 @@ mod tests {
             pci: Some(PciHost::default()),
             ..Default::default()
         }
+    }
+
+    /// Every function on the first bus of `device`, as the hypervisor walks it.
+    fn first_bus_functions(device: &DeviceAssignment) -> impl Iterator<Item = HostPhys> {
+        first_bus_window(device).into_iter().flat_map(functions_in)
     }
 
     #[test]
